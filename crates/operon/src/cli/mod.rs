@@ -1,0 +1,4 @@
+//! Client commands, one module per noun.
+
+pub mod events;
+pub mod workflows;
