@@ -1,1 +1,295 @@
-//! operon-proto
+//! The agent <-> server wire protocol.
+//!
+//! Agents connect *outbound* to the server's WebSocket endpoint
+//! ([`AGENT_CONNECT_PATH`]) with their node credential as a bearer token, and the
+//! two sides exchange JSON text frames, one [`AgentMessage`] or [`ServerMessage`]
+//! per frame. WebSocket alone guarantees no delivery, so the protocol carries its
+//! own guarantees:
+//!
+//! - **Commands are idempotent by invocation id.** The server (re)sends
+//!   [`ServerMessage::Run`] for every invocation it believes is in progress on a
+//!   node each time that node connects. The agent keeps a journal on disk and
+//!   never runs the same invocation id twice: a repeat of a finished invocation
+//!   makes it resend the result; a repeat of one interrupted by an agent restart
+//!   is answered with a failure, never a second run.
+//! - **Results are kept until acknowledged.** The agent writes a
+//!   [`CommandResult`] to disk before sending it and deletes it only on
+//!   [`ServerMessage::ResultAck`], which the server sends after the result is
+//!   persisted. On reconnect the agent resends every unacknowledged result.
+//! - **Output chunks are best effort.** [`AgentMessage::Output`] feeds live views;
+//!   the authoritative (size-capped) output is in the final result.
+//!
+//! The first frame from the agent is [`AgentMessage::Hello`] carrying
+//! [`PROTOCOL_VERSION`]; the server answers [`ServerMessage::Welcome`] or closes
+//! the connection with a reason.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol. Bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The WebSocket endpoint agents connect to.
+pub const AGENT_CONNECT_PATH: &str = "/v1/agent/connect";
+
+/// The HTTP endpoint where an enrollment token is exchanged for a node credential.
+pub const AGENT_ENROLL_PATH: &str = "/v1/agent/enroll";
+
+/// Default seconds between agent heartbeats.
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 5;
+
+/// A side considers the link dead after this many heartbeat intervals of silence.
+pub const MISSED_HEARTBEATS_BEFORE_DEAD: u64 = 3;
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type UnixMillis = i64;
+
+/// Request body of `POST /v1/agent/enroll`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnrollRequest {
+    /// The one-time enrollment token printed by `operon enroll-tokens create`.
+    pub enroll_token: String,
+    /// Desired node name; the server falls back to the hostname.
+    pub name: Option<String>,
+    /// Tags the node asks for, merged with (and overridden by) the token's tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    pub inventory: Inventory,
+}
+
+/// Response body of a successful enrollment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnrollResponse {
+    pub node_id: String,
+    pub name: String,
+    /// The node's own secret credential. The server keeps only its hash.
+    pub credential: String,
+}
+
+/// What a node is: reported at enrollment and on every connection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Inventory {
+    pub hostname: String,
+    pub os_name: String,
+    pub os_version: String,
+    pub kernel: String,
+    pub arch: String,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    #[serde(default)]
+    pub ip_addresses: Vec<String>,
+    pub agent_version: String,
+}
+
+/// Frames sent by the agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    /// First frame on every connection.
+    Hello {
+        protocol_version: u32,
+        inventory: Inventory,
+    },
+    /// Sent every heartbeat interval; the server answers [`ServerMessage::HeartbeatAck`].
+    Heartbeat { seq: u64 },
+    /// The agent accepted a [`RunCommand`] and started its first step.
+    Started {
+        invocation_id: String,
+        started_at: UnixMillis,
+    },
+    /// Live output. Best effort: the final result carries the stored output.
+    Output {
+        invocation_id: String,
+        stream: OutputStream,
+        data: String,
+    },
+    /// The final result of an invocation. Resent until acknowledged.
+    Finished(CommandResult),
+}
+
+/// Frames sent by the server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Answer to [`AgentMessage::Hello`].
+    Welcome {
+        node_id: String,
+        name: String,
+        protocol_version: u32,
+        heartbeat_secs: u64,
+    },
+    HeartbeatAck { seq: u64 },
+    /// Run (or, if already known to the agent, report on) an invocation.
+    Run(RunCommand),
+    /// Stop a running invocation; the agent reports it as `Cancelled`.
+    Cancel { invocation_id: String },
+    /// The server has persisted this result; the agent may forget it.
+    ResultAck { invocation_id: String },
+}
+
+/// One command to run on one node: the document's steps, already resolved.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunCommand {
+    /// Unique per (command, node). The agent's idempotency key.
+    pub invocation_id: String,
+    pub command_id: String,
+    /// Steps run in order; the first failing step stops the run.
+    pub steps: Vec<Step>,
+    /// Execution timeout for the whole invocation, in seconds.
+    pub timeout_secs: u64,
+    /// Default working directory for steps that name none.
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Run as this local user (the agent must be root to switch).
+    pub user: Option<String>,
+    /// Maximum bytes of stdout and of stderr kept in the result.
+    pub output_cap_bytes: usize,
+}
+
+/// One `aws:runShellScript`-style step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Step {
+    pub name: String,
+    /// Shell script run with `/bin/sh`.
+    pub script: String,
+    pub working_directory: Option<String>,
+    /// Per-step timeout in seconds (bounded by the invocation's timeout).
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// Status of a command on one node, named as SSM names them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum InvocationStatus {
+    Pending,
+    InProgress,
+    Success,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Undeliverable,
+}
+
+impl InvocationStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [InvocationStatus; 7] = [
+        Self::Pending,
+        Self::InProgress,
+        Self::Success,
+        Self::Failed,
+        Self::TimedOut,
+        Self::Cancelled,
+        Self::Undeliverable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::InProgress => "InProgress",
+            Self::Success => "Success",
+            Self::Failed => "Failed",
+            Self::TimedOut => "TimedOut",
+            Self::Cancelled => "Cancelled",
+            Self::Undeliverable => "Undeliverable",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether no further change can happen.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Pending | Self::InProgress)
+    }
+
+    /// Whether this final status counts against `max-errors`.
+    pub fn is_error(self) -> bool {
+        matches!(self, Self::Failed | Self::TimedOut | Self::Undeliverable)
+    }
+}
+
+impl std::fmt::Display for InvocationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of one invocation on one node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CommandResult {
+    pub invocation_id: String,
+    /// One of `Success`, `Failed`, `TimedOut`, `Cancelled`.
+    pub status: InvocationStatus,
+    /// Exit code of the last step run; `None` if it was killed or never started.
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub started_at: Option<UnixMillis>,
+    pub finished_at: UnixMillis,
+    /// Human-readable reason for a non-success status.
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<StepResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepResult {
+    pub name: String,
+    pub status: InvocationStatus,
+    pub exit_code: Option<i32>,
+}
+
+/// Encode a frame as JSON text.
+pub fn encode<T: Serialize>(message: &T) -> String {
+    // Serialising these plain data types cannot fail: no maps with non-string
+    // keys, no custom serialisers.
+    serde_json::to_string(message).expect("protocol messages always serialise")
+}
+
+/// Decode a frame, with the serde error (what and where) on bad input.
+pub fn decode<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_with_a_type_tag() {
+        let msg = ServerMessage::Cancel {
+            invocation_id: "inv-1".into(),
+        };
+        let text = encode(&msg);
+        assert_eq!(text, r#"{"type":"cancel","invocation_id":"inv-1"}"#);
+        assert_eq!(decode::<ServerMessage>(&text).unwrap(), msg);
+    }
+
+    #[test]
+    fn unknown_frame_type_is_an_error_not_a_panic() {
+        let err = decode::<AgentMessage>(r#"{"type":"launch_missiles"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
+    }
+
+    #[test]
+    fn statuses_use_ssm_names_and_classify() {
+        for status in InvocationStatus::ALL {
+            assert_eq!(InvocationStatus::parse(status.as_str()), Some(status));
+            assert_eq!(encode(&status), format!("\"{status}\""));
+        }
+        assert!(!InvocationStatus::InProgress.is_final());
+        assert!(InvocationStatus::Undeliverable.is_error());
+        assert!(!InvocationStatus::Cancelled.is_error());
+    }
+}
