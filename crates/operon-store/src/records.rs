@@ -1,0 +1,149 @@
+//! Plain records stored and returned by [`crate::Store`].
+
+use std::collections::BTreeMap;
+
+use operon_proto::{Inventory, InvocationStatus, Step, StepResult};
+use serde::{Deserialize, Serialize};
+
+/// An API bearer token. Only the SHA-256 of the token is stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing)]
+    pub token_hash: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A token that enrolls up to `uses_allowed` nodes until `expires_at`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnrollToken {
+    pub id: String,
+    #[serde(skip_serializing)]
+    pub token_hash: String,
+    pub tags: BTreeMap<String, String>,
+    pub uses_allowed: i64,
+    pub uses: i64,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// Why an enrollment was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollRefusal {
+    Unknown,
+    Expired,
+    UsedUp,
+}
+
+impl EnrollRefusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Unknown => "enrollment token is not known to this server",
+            Self::Expired => "enrollment token has expired",
+            Self::UsedUp => "enrollment token has no uses left",
+        }
+    }
+}
+
+/// A node about to be enrolled.
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    pub id: String,
+    pub name: String,
+    pub credential_hash: String,
+    pub requested_tags: BTreeMap<String, String>,
+    pub inventory: Inventory,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Node {
+    pub id: String,
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+    pub inventory: Inventory,
+    pub enrolled_at: i64,
+    pub last_seen: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// One version of a command document (SSM schemaVersion 2.2 shape).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Document {
+    pub name: String,
+    pub version: i64,
+    pub content: serde_json::Value,
+    pub created_at: i64,
+}
+
+/// What every node of a command is sent, apart from ids.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunTemplate {
+    pub steps: Vec<Step>,
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub output_cap_bytes: usize,
+}
+
+/// A command sent to a set of nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Command {
+    pub id: String,
+    pub document_name: String,
+    pub document_version: i64,
+    pub parameters: serde_json::Value,
+    /// The request as the client sent it (targets, options), for display.
+    pub request: serde_json::Value,
+    pub run_template: RunTemplate,
+    /// As given: a count ("10") or a percentage ("25%").
+    pub max_concurrency: String,
+    pub max_errors: String,
+    pub timeout_secs: i64,
+    pub delivery_timeout_secs: i64,
+    /// Pending or InProgress while running, then the aggregate final status.
+    pub status: InvocationStatus,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub cancel_requested: bool,
+    pub requested_by: String,
+}
+
+/// A command on one node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Invocation {
+    pub command_id: String,
+    pub node_id: String,
+    pub node_name: String,
+    pub status: InvocationStatus,
+    pub status_detail: Option<String>,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub dispatched_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub steps: Vec<StepResult>,
+}
+
+impl Invocation {
+    /// The id the agent knows this invocation by.
+    pub fn invocation_id(&self) -> String {
+        invocation_id(&self.command_id, &self.node_id)
+    }
+}
+
+/// `<command id>.<node id>`: unique, and safe as a file name on the agent.
+pub fn invocation_id(command_id: &str, node_id: &str) -> String {
+    format!("{command_id}.{node_id}")
+}
+
+/// Split an invocation id back into (command id, node id).
+pub fn split_invocation_id(id: &str) -> Option<(&str, &str)> {
+    id.split_once('.')
+}

@@ -1,0 +1,190 @@
+use std::collections::BTreeMap;
+
+use operon_proto::{CommandResult, Inventory, InvocationStatus};
+
+use super::*;
+
+async fn open_temp() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+    (dir, store)
+}
+
+fn token(uses_allowed: i64, expires_at: i64) -> EnrollToken {
+    EnrollToken {
+        id: "et-1".into(),
+        token_hash: "hash-1".into(),
+        tags: BTreeMap::from([("env".into(), "staging".into())]),
+        uses_allowed,
+        uses: 0,
+        expires_at,
+        created_at: 0,
+    }
+}
+
+fn new_node(id: &str, name: &str) -> NewNode {
+    NewNode {
+        id: id.into(),
+        name: name.into(),
+        credential_hash: format!("cred-{id}"),
+        requested_tags: BTreeMap::from([
+            ("env".into(), "prod".into()),
+            ("role".into(), "web".into()),
+        ]),
+        inventory: Inventory::default(),
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_reopen_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("operon.db");
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        migrations::latest_version()
+    );
+    drop(store);
+    let again = Store::open(&path).await.unwrap();
+    assert_eq!(
+        again.schema_version().await.unwrap(),
+        migrations::latest_version()
+    );
+}
+
+#[tokio::test]
+async fn enrollment_counts_uses_refuses_expired_and_token_tags_win() {
+    let (_dir, store) = open_temp().await;
+    store.insert_enroll_token(&token(2, 1_000)).await.unwrap();
+    let first = store
+        .enroll_node("hash-1", 10, new_node("n-1", "web"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.tags["env"], "staging",
+        "the token's tags override the node's"
+    );
+    assert_eq!(first.tags["role"], "web");
+    let second = store
+        .enroll_node("hash-1", 10, new_node("n-2", "web"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.name, "web-2", "names are made unique");
+    let third = store
+        .enroll_node("hash-1", 10, new_node("n-3", "x"))
+        .await
+        .unwrap();
+    assert_eq!(third.unwrap_err(), EnrollRefusal::UsedUp);
+    let unknown = store
+        .enroll_node("nope", 10, new_node("n-4", "x"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.unwrap_err(), EnrollRefusal::Unknown);
+    let mut later = token(5, 1_000);
+    later.id = "et-2".into();
+    later.token_hash = "hash-2".into();
+    store.insert_enroll_token(&later).await.unwrap();
+    let expired = store
+        .enroll_node("hash-2", 1_000, new_node("n-5", "x"))
+        .await
+        .unwrap();
+    assert_eq!(expired.unwrap_err(), EnrollRefusal::Expired);
+    assert!(
+        store.node("n-5").await.unwrap().is_none(),
+        "a refused enrollment writes no node"
+    );
+}
+
+fn command(id: &str) -> Command {
+    Command {
+        id: id.into(),
+        document_name: "AWS-RunShellScript".into(),
+        document_version: 1,
+        parameters: serde_json::json!({"commands": ["true"]}),
+        request: serde_json::json!({}),
+        run_template: RunTemplate {
+            steps: vec![],
+            cwd: None,
+            env: BTreeMap::new(),
+            user: None,
+            output_cap_bytes: 1024,
+        },
+        max_concurrency: "50".into(),
+        max_errors: "0".into(),
+        timeout_secs: 60,
+        delivery_timeout_secs: 60,
+        status: InvocationStatus::Pending,
+        created_at: 1,
+        finished_at: None,
+        cancel_requested: false,
+        requested_by: "admin".into(),
+    }
+}
+
+#[tokio::test]
+async fn results_are_idempotent_the_first_final_result_wins() {
+    let (_dir, store) = open_temp().await;
+    let targets = vec![("n-1".to_string(), "web".to_string())];
+    store
+        .insert_command(&command("c-1"), &targets)
+        .await
+        .unwrap();
+    assert!(store.mark_dispatched("c-1", "n-1", 5).await.unwrap());
+    assert!(
+        !store.mark_dispatched("c-1", "n-1", 6).await.unwrap(),
+        "dispatch happens once"
+    );
+    assert_eq!(
+        store.command("c-1").await.unwrap().unwrap().status,
+        InvocationStatus::InProgress
+    );
+    let mut result = CommandResult {
+        invocation_id: invocation_id("c-1", "n-1"),
+        status: InvocationStatus::Success,
+        exit_code: Some(0),
+        stdout: "hello\n".into(),
+        stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        started_at: Some(6),
+        finished_at: 7,
+        detail: None,
+        steps: vec![],
+    };
+    assert!(store.record_result("c-1", "n-1", &result).await.unwrap());
+    result.status = InvocationStatus::Failed;
+    assert!(!store.record_result("c-1", "n-1", &result).await.unwrap());
+    let inv = &store.invocations("c-1").await.unwrap()[0];
+    assert_eq!(inv.status, InvocationStatus::Success);
+    assert_eq!(inv.stdout, "hello\n");
+    assert_eq!(inv.invocation_id(), "c-1.n-1");
+    assert_eq!(
+        split_invocation_id(&inv.invocation_id()),
+        Some(("c-1", "n-1"))
+    );
+}
+
+#[tokio::test]
+async fn documents_are_versioned() {
+    let (_dir, store) = open_temp().await;
+    let v1 = store
+        .put_document("d", &serde_json::json!({"v": 1}), 1)
+        .await
+        .unwrap();
+    let v2 = store
+        .put_document("d", &serde_json::json!({"v": 2}), 2)
+        .await
+        .unwrap();
+    assert_eq!((v1, v2), (1, 2));
+    assert_eq!(
+        store.document("d", None).await.unwrap().unwrap().content["v"],
+        2
+    );
+    assert_eq!(
+        store.document("d", Some(1)).await.unwrap().unwrap().content["v"],
+        1
+    );
+    assert_eq!(store.list_documents().await.unwrap().len(), 1);
+}
