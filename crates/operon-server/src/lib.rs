@@ -1,1 +1,239 @@
-//! operon-server
+//! The Operon control plane.
+//!
+//! `operon server` runs [`start`]: it opens the store in the data directory,
+//! creates the admin API token on first start, and serves
+//!
+//! - the HTTP API under `/v1/` ([`api`]), bearer-token authenticated;
+//! - the agent endpoints: enrollment and the WebSocket session ([`agent_ws`]);
+//! - the dispatcher ([`dispatcher`]), which drives every command to completion
+//!   under its rate limits ([`rate`]).
+//!
+//! Connected agents are tracked in the [`hub::Hub`]; live output fans out
+//! through [`live::Live`]. Everything that matters is in the store first:
+//! the in-memory parts are rebuilt from it (and from reconnecting agents)
+//! after a restart.
+
+pub mod agent_ws;
+pub mod api;
+pub mod auth;
+pub mod dispatcher;
+pub mod documents;
+pub mod error;
+pub mod hub;
+pub mod live;
+pub mod rate;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use operon_store::{ApiToken, Store};
+use tokio::sync::Notify;
+
+pub use api::DEFAULT_OUTPUT_CAP;
+
+/// File in the data directory holding the admin API token (mode 0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// The database file in the data directory.
+pub const DATABASE_FILE: &str = "operon.db";
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Seconds between agent heartbeats, told to agents in the welcome.
+    pub heartbeat_secs: u64,
+    /// Maximum bytes of stdout and of stderr stored per node and command.
+    pub output_cap_bytes: usize,
+}
+
+impl ServerConfig {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        ServerConfig {
+            listen,
+            data_dir,
+            heartbeat_secs: operon_proto::DEFAULT_HEARTBEAT_SECS,
+            output_cap_bytes: DEFAULT_OUTPUT_CAP,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot prepare the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] operon_store::StoreError),
+    #[error("{0}")]
+    Api(String),
+}
+
+/// Shared state of a running server.
+pub struct AppState {
+    pub(crate) store: Store,
+    pub(crate) hub: hub::Hub,
+    pub(crate) live: live::Live,
+    /// Wakes the dispatcher.
+    pub(crate) wake: Notify,
+    pub(crate) config: ServerConfig,
+}
+
+/// A started server.
+pub struct Server {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    /// The admin token, only on the very first start (it is also in the file).
+    pub new_admin_token: Option<String>,
+    pub admin_token_path: PathBuf,
+    state: Arc<AppState>,
+    serve: tokio::task::JoinHandle<std::io::Result<()>>,
+    dispatcher: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Create an enrollment token (used by `operon up` for its local agent).
+    pub async fn create_enroll_token(
+        &self,
+        tags: BTreeMap<String, String>,
+        uses: i64,
+        ttl: Duration,
+    ) -> Result<String, ServerError> {
+        let (token, _) = self
+            .state
+            .new_enroll_token(tags, uses, ttl.as_secs() as i64)
+            .await
+            .map_err(|e| ServerError::Api(e.message))?;
+        Ok(token)
+    }
+
+    /// Serve until `shutdown` completes.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let Server {
+            serve, dispatcher, ..
+        } = self;
+        let result = tokio::select! {
+            result = serve => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            _ = shutdown => Ok(()),
+        };
+        dispatcher.abort();
+        result
+    }
+}
+
+/// Open the data directory and the store, then start serving.
+pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    prepare_data_dir(&config.data_dir)?;
+    let store = Store::open(&config.data_dir.join(DATABASE_FILE)).await?;
+    let admin_token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
+    let new_admin_token = ensure_admin_token(&store, &admin_token_path).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let online_window = Duration::from_secs(
+        config.heartbeat_secs * operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD + 1,
+    );
+    let state = Arc::new(AppState {
+        store,
+        hub: hub::Hub::new(online_window),
+        live: live::Live::default(),
+        wake: Notify::new(),
+        config,
+    });
+    let app = api::router(state.clone());
+    let serve = tokio::spawn(async move { axum::serve(listener, app).await });
+    let dispatcher = tokio::spawn(dispatcher::run(state.clone()));
+    tracing::info!(%addr, "server listening");
+    Ok(Server {
+        addr,
+        new_admin_token,
+        admin_token_path,
+        state,
+        serve,
+        dispatcher,
+    })
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let err = |source| ServerError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)
+}
+
+/// On first start, create the admin token and write it (0600) to the data dir.
+async fn ensure_admin_token(store: &Store, path: &Path) -> Result<Option<String>, ServerError> {
+    if store.count_api_tokens().await? > 0 {
+        return Ok(None);
+    }
+    let token = auth::new_secret(auth::API_TOKEN_PREFIX);
+    write_secret_file(path, &token).map_err(|source| ServerError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    store
+        .insert_api_token(&ApiToken {
+            id: auth::new_id("tok-"),
+            name: "admin".into(),
+            token_hash: auth::hash_secret(&token),
+            created_at: now_millis(),
+            expires_at: None,
+            revoked_at: None,
+        })
+        .await?;
+    Ok(Some(token))
+}
+
+/// Write a secret to a file created with mode 0600 (never readable by others,
+/// not even briefly).
+pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,344 @@
+//! The agent side of the server: enrollment and the WebSocket session.
+//!
+//! A session authenticates with the node credential *before* the upgrade, so
+//! a refused agent gets an HTTP status and a JSON reason it can print. After
+//! the `Hello`, the server resends every invocation it believes is in progress
+//! on that node (the agent deduplicates by invocation id), then relays frames:
+//! heartbeats, live output, and results, which are persisted before they are
+//! acknowledged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use operon_proto::{
+    AgentMessage, CommandResult, EnrollRequest, EnrollResponse, PROTOCOL_VERSION, ServerMessage,
+};
+use operon_store::{NewNode, Node, split_invocation_id};
+use tokio::sync::mpsc;
+
+use crate::auth::{self, NODE_CREDENTIAL_PREFIX};
+use crate::error::{ApiError, ApiResult};
+use crate::hub::Outbound;
+use crate::live::LiveEvent;
+use crate::{AppState, now_millis};
+
+/// `POST /v1/agent/enroll`: exchange an enrollment token for a node credential.
+pub async fn enroll(
+    State(state): State<Arc<AppState>>,
+    Json(request): Json<EnrollRequest>,
+) -> ApiResult<Json<EnrollResponse>> {
+    let credential = auth::new_secret(NODE_CREDENTIAL_PREFIX);
+    let name = request
+        .name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| request.inventory.hostname.clone());
+    let name = if name.trim().is_empty() {
+        "node".to_string()
+    } else {
+        name
+    };
+    let node = NewNode {
+        id: auth::new_id("n-"),
+        name,
+        credential_hash: auth::hash_secret(&credential),
+        requested_tags: request.tags,
+        inventory: request.inventory,
+    };
+    let token_hash = auth::hash_secret(request.enroll_token.trim());
+    match state
+        .store
+        .enroll_node(&token_hash, now_millis(), node)
+        .await?
+    {
+        Ok(node) => {
+            tracing::info!(node_id = %node.id, name = %node.name, "node enrolled");
+            Ok(Json(EnrollResponse {
+                node_id: node.id,
+                name: node.name,
+                credential,
+            }))
+        }
+        Err(refusal) => Err(ApiError::unauthorized(format!(
+            "enrollment refused: {}",
+            refusal.message()
+        ))),
+    }
+}
+
+/// `GET /v1/agent/connect`: authenticate the node, then upgrade.
+pub async fn connect(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let node = match authenticate_node(&state, &headers).await {
+        Ok(node) => node,
+        Err(err) => return err.into_response(),
+    };
+    upgrade
+        .max_message_size(16 << 20)
+        .on_upgrade(move |socket| async move {
+            let node_id = node.id.clone();
+            if let Err(reason) = session(state, node, socket).await {
+                tracing::info!(node_id, reason, "agent session ended");
+            }
+        })
+}
+
+async fn authenticate_node(state: &AppState, headers: &HeaderMap) -> ApiResult<Node> {
+    let credential = auth::bearer(headers).ok_or_else(|| {
+        ApiError::unauthorized("missing node credential (Authorization: Bearer ...)")
+    })?;
+    let node = state
+        .store
+        .node_by_credential(&auth::hash_secret(credential))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown node credential"))?;
+    if node.revoked_at.is_some() {
+        return Err(ApiError::forbidden(format!(
+            "node {} has been revoked",
+            node.id
+        )));
+    }
+    Ok(node)
+}
+
+async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<(), String> {
+    let (mut sink, mut stream) = socket.split();
+    let hello_timeout = Duration::from_secs(10);
+    let inventory = match tokio::time::timeout(hello_timeout, stream.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match operon_proto::decode::<AgentMessage>(&text) {
+            Ok(AgentMessage::Hello {
+                protocol_version,
+                inventory,
+            }) if protocol_version == PROTOCOL_VERSION => inventory,
+            Ok(AgentMessage::Hello {
+                protocol_version, ..
+            }) => {
+                let reason = format!(
+                    "unsupported protocol version {protocol_version}; this server speaks {PROTOCOL_VERSION}"
+                );
+                let _ = sink.send(close_message(&reason)).await;
+                return Err(reason);
+            }
+            _ => return Err("the first frame was not a hello".into()),
+        },
+        _ => return Err("no hello within 10 s".into()),
+    };
+    state
+        .store
+        .update_node_seen(&node.id, Some(&inventory), now_millis())
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let (tx, mut rx) = mpsc::channel::<Outbound>(1024);
+    let session_id = state.hub.register(&node.id, tx.clone());
+    tracing::info!(node_id = %node.id, name = %node.name, "agent connected");
+    let writer = tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            let frame = match out {
+                Outbound::Message(msg) => Message::Text(operon_proto::encode(&msg).into()),
+                Outbound::Close(reason) => {
+                    let _ = sink.send(close_message(&reason)).await;
+                    break;
+                }
+            };
+            if sink.send(frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let welcome = ServerMessage::Welcome {
+        node_id: node.id.clone(),
+        name: node.name.clone(),
+        protocol_version: PROTOCOL_VERSION,
+        heartbeat_secs: state.config.heartbeat_secs,
+    };
+    let _ = tx.send(Outbound::Message(welcome)).await;
+    let result = async {
+        resend_in_progress(&state, &node.id, &tx).await?;
+        state.wake.notify_one();
+        read_frames(&state, &node, &mut stream, &tx).await
+    }
+    .await;
+
+    state.hub.unregister(&node.id, session_id);
+    drop(tx);
+    writer.abort();
+    let _ = state
+        .store
+        .update_node_seen(&node.id, None, now_millis())
+        .await;
+    state.wake.notify_one();
+    tracing::info!(node_id = %node.id, "agent disconnected");
+    result
+}
+
+fn close_message(reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: axum::extract::ws::close_code::POLICY,
+        reason: reason.chars().take(120).collect::<String>().into(),
+    }))
+}
+
+/// Resend every invocation this node should be running (or report on).
+async fn resend_in_progress(
+    state: &AppState,
+    node_id: &str,
+    tx: &mpsc::Sender<Outbound>,
+) -> Result<(), String> {
+    let invocations = state
+        .store
+        .in_progress_on_node(node_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    for invocation in invocations {
+        let Some(command) = state
+            .store
+            .command(&invocation.command_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            continue;
+        };
+        let message = if command.cancel_requested {
+            ServerMessage::Cancel {
+                invocation_id: invocation.invocation_id(),
+            }
+        } else {
+            ServerMessage::Run(crate::dispatcher::run_message(&command, node_id))
+        };
+        tx.send(Outbound::Message(message))
+            .await
+            .map_err(|_| "connection closed".to_string())?;
+    }
+    Ok(())
+}
+
+async fn read_frames(
+    state: &AppState,
+    node: &Node,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    tx: &mpsc::Sender<Outbound>,
+) -> Result<(), String> {
+    let silence = Duration::from_secs(
+        state.config.heartbeat_secs * operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD + 1,
+    );
+    loop {
+        let frame = match tokio::time::timeout(silence, stream.next()).await {
+            Err(_) => return Err("missed heartbeats".into()),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(format!("read error: {e}")),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Close(_) => return Ok(()),
+            _ => continue,
+        };
+        match operon_proto::decode::<AgentMessage>(&text) {
+            Ok(message) => handle_frame(state, node, message, tx).await?,
+            Err(e) => tracing::warn!(node_id = %node.id, error = %e, "ignoring a malformed frame"),
+        }
+    }
+}
+
+async fn handle_frame(
+    state: &AppState,
+    node: &Node,
+    message: AgentMessage,
+    tx: &mpsc::Sender<Outbound>,
+) -> Result<(), String> {
+    match message {
+        AgentMessage::Hello { .. } => {}
+        AgentMessage::Heartbeat { seq } => {
+            state.hub.heartbeat(&node.id);
+            let _ = tx.try_send(Outbound::Message(ServerMessage::HeartbeatAck { seq }));
+        }
+        AgentMessage::Started {
+            invocation_id,
+            started_at,
+        } => {
+            if let Some((command_id, node_id)) = split_invocation_id(&invocation_id)
+                && node_id == node.id
+            {
+                state
+                    .store
+                    .mark_started(command_id, node_id, started_at)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        AgentMessage::Output {
+            invocation_id,
+            stream,
+            data,
+        } => {
+            if let Some((command_id, node_id)) = split_invocation_id(&invocation_id)
+                && node_id == node.id
+            {
+                state.live.publish(
+                    command_id,
+                    LiveEvent::Output {
+                        node_id: node.id.clone(),
+                        node_name: node.name.clone(),
+                        stream,
+                        data,
+                    },
+                );
+            }
+        }
+        AgentMessage::Finished(result) => record_result(state, node, result, tx).await?,
+    }
+    Ok(())
+}
+
+/// Persist a result, then acknowledge it. Duplicates are acknowledged too.
+async fn record_result(
+    state: &AppState,
+    node: &Node,
+    result: CommandResult,
+    tx: &mpsc::Sender<Outbound>,
+) -> Result<(), String> {
+    let Some((command_id, node_id)) = split_invocation_id(&result.invocation_id) else {
+        tracing::warn!(node_id = %node.id, id = %result.invocation_id, "result with a malformed invocation id");
+        return Ok(());
+    };
+    if node_id != node.id {
+        tracing::warn!(node_id = %node.id, id = %result.invocation_id, "result for another node ignored");
+        return Ok(());
+    }
+    let changed = state
+        .store
+        .record_result(command_id, node_id, &result)
+        .await
+        .map_err(|e| e.to_string())?;
+    if changed {
+        state.live.publish(
+            command_id,
+            LiveEvent::Status {
+                node_id: node.id.clone(),
+                node_name: node.name.clone(),
+                status: result.status,
+                exit_code: result.exit_code,
+                detail: result.detail.clone(),
+            },
+        );
+        state.wake.notify_one();
+    }
+    let ack = ServerMessage::ResultAck {
+        invocation_id: result.invocation_id,
+    };
+    tx.send(Outbound::Message(ack))
+        .await
+        .map_err(|_| "connection closed".to_string())
+}

@@ -1,0 +1,632 @@
+//! The HTTP API under `/v1/`: JSON in and out, bearer tokens on every route
+//! except the health check and the agent endpoints (which carry their own
+//! credentials).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use futures_util::Stream;
+use operon_proto::{InvocationStatus, ServerMessage};
+use operon_store::{Command, EnrollToken, Invocation, Node, RunTemplate};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::auth::{self, ENROLL_TOKEN_PREFIX};
+use crate::documents::{self, RUN_SHELL_SCRIPT};
+use crate::error::{ApiError, ApiResult};
+use crate::live::LiveEvent;
+use crate::rate::Limit;
+use crate::{AppState, agent_ws, now_millis};
+
+/// Who made an authenticated request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub name: String,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .route(
+            "/v1/enroll-tokens",
+            post(create_enroll_token).get(list_enroll_tokens),
+        )
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{key}", get(show_node))
+        .route("/v1/nodes/{key}/tags", post(tag_node))
+        .route("/v1/nodes/{key}/revoke", post(revoke_node))
+        .route("/v1/documents", post(create_document).get(list_documents))
+        .route("/v1/documents/{name}", get(show_document))
+        .route("/v1/commands", post(create_command).get(list_commands))
+        .route("/v1/commands/{id}", get(show_command))
+        .route("/v1/commands/{id}/cancel", post(cancel_command))
+        .route("/v1/commands/{id}/stream", get(stream_command))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/v1/health", get(health))
+        .route(operon_proto::AGENT_ENROLL_PATH, post(agent_ws::enroll))
+        .route(operon_proto::AGENT_CONNECT_PATH, get(agent_ws::connect))
+        .merge(protected)
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = auth::bearer(request.headers()) else {
+        return ApiError::unauthorized("missing bearer token (Authorization: Bearer ...)")
+            .into_response();
+    };
+    let record = match state
+        .store
+        .api_token_by_hash(&auth::hash_secret(token))
+        .await
+    {
+        Ok(Some(record)) => record,
+        Ok(None) => return ApiError::unauthorized("invalid API token").into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if record.revoked_at.is_some() {
+        return ApiError::unauthorized("API token has been revoked").into_response();
+    }
+    if record.expires_at.is_some_and(|at| at <= now_millis()) {
+        return ApiError::unauthorized("API token has expired").into_response();
+    }
+    request
+        .extensions_mut()
+        .insert(Principal { name: record.name });
+    next.run(request).await
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "agents_connected": state.hub.connected_count(),
+    }))
+}
+
+// ----- Enrollment tokens -----------------------------------------------------
+
+#[derive(Deserialize)]
+struct CreateEnrollToken {
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    uses: Option<i64>,
+    expires_in_secs: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct CreatedEnrollToken {
+    token: String,
+    #[serde(flatten)]
+    record: EnrollToken,
+}
+
+async fn create_enroll_token(
+    State(state): State<Arc<AppState>>,
+    Json(body): Json<CreateEnrollToken>,
+) -> ApiResult<Json<CreatedEnrollToken>> {
+    let uses = body.uses.unwrap_or(1);
+    let ttl = body.expires_in_secs.unwrap_or(24 * 3600);
+    if uses < 1 {
+        return Err(ApiError::invalid("uses must be at least 1"));
+    }
+    if ttl < 1 {
+        return Err(ApiError::invalid("expires_in_secs must be at least 1"));
+    }
+    validate_tags(&body.tags)?;
+    let (token, record) = state.new_enroll_token(body.tags, uses, ttl).await?;
+    Ok(Json(CreatedEnrollToken { token, record }))
+}
+
+async fn list_enroll_tokens(
+    State(state): State<Arc<AppState>>,
+) -> ApiResult<Json<Vec<EnrollToken>>> {
+    Ok(Json(state.store.list_enroll_tokens().await?))
+}
+
+fn validate_tags(tags: &BTreeMap<String, String>) -> ApiResult<()> {
+    for key in tags.keys() {
+        if key.is_empty() || key.len() > 128 || key.contains('=') {
+            return Err(ApiError::invalid(format!(
+                "invalid tag key {key:?}: 1 to 128 characters, no '='"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl AppState {
+    pub(crate) async fn new_enroll_token(
+        &self,
+        tags: BTreeMap<String, String>,
+        uses: i64,
+        ttl_secs: i64,
+    ) -> ApiResult<(String, EnrollToken)> {
+        let token = auth::new_secret(ENROLL_TOKEN_PREFIX);
+        let now = now_millis();
+        let record = EnrollToken {
+            id: auth::new_id("et-"),
+            token_hash: auth::hash_secret(&token),
+            tags,
+            uses_allowed: uses,
+            uses: 0,
+            expires_at: now + ttl_secs * 1000,
+            created_at: now,
+        };
+        self.store.insert_enroll_token(&record).await?;
+        Ok((token, record))
+    }
+}
+
+// ----- Nodes -------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct NodeView {
+    #[serde(flatten)]
+    node: Node,
+    status: &'static str,
+    online: bool,
+}
+
+fn node_view(state: &AppState, node: Node) -> NodeView {
+    let online = node.revoked_at.is_none() && state.hub.is_online(&node.id);
+    let status = match (node.revoked_at, online) {
+        (Some(_), _) => "revoked",
+        (None, true) => "online",
+        (None, false) => "offline",
+    };
+    NodeView {
+        node,
+        status,
+        online,
+    }
+}
+
+async fn find_node(state: &AppState, key: &str) -> ApiResult<Node> {
+    state
+        .store
+        .node_by_id_or_name(key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no node with id or name {key:?}")))
+}
+
+async fn list_nodes(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<NodeView>>> {
+    let nodes = state.store.list_nodes().await?;
+    Ok(Json(
+        nodes.into_iter().map(|n| node_view(&state, n)).collect(),
+    ))
+}
+
+async fn show_node(
+    State(state): State<Arc<AppState>>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<NodeView>> {
+    let node = find_node(&state, &key).await?;
+    Ok(Json(node_view(&state, node)))
+}
+
+#[derive(Deserialize)]
+struct TagChange {
+    #[serde(default)]
+    set: BTreeMap<String, String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+async fn tag_node(
+    State(state): State<Arc<AppState>>,
+    Path(key): Path<String>,
+    Json(change): Json<TagChange>,
+) -> ApiResult<Json<NodeView>> {
+    validate_tags(&change.set)?;
+    let mut node = find_node(&state, &key).await?;
+    for key in &change.remove {
+        node.tags.remove(key);
+    }
+    node.tags.extend(change.set);
+    state.store.set_node_tags(&node.id, &node.tags).await?;
+    Ok(Json(node_view(&state, node)))
+}
+
+async fn revoke_node(
+    State(state): State<Arc<AppState>>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<NodeView>> {
+    let node = find_node(&state, &key).await?;
+    state.store.revoke_node(&node.id, now_millis()).await?;
+    state.hub.disconnect(&node.id, "node revoked");
+    tracing::info!(node_id = %node.id, "node revoked");
+    let node = find_node(&state, &node.id).await?;
+    state.wake.notify_one();
+    Ok(Json(node_view(&state, node)))
+}
+
+// ----- Documents -----------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct CreateDocument {
+    name: String,
+    content: Value,
+}
+
+async fn create_document(
+    State(state): State<Arc<AppState>>,
+    Json(body): Json<CreateDocument>,
+) -> ApiResult<Json<Value>> {
+    let valid_name = !body.name.is_empty()
+        && body.name.len() <= 128
+        && body
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if !valid_name {
+        return Err(ApiError::invalid(format!(
+            "invalid document name {:?}: 1 to 128 of letters, digits, '_', '-', '.'",
+            body.name
+        )));
+    }
+    if body.name == RUN_SHELL_SCRIPT {
+        return Err(ApiError::conflict(format!(
+            "{RUN_SHELL_SCRIPT} is built in and cannot be replaced"
+        )));
+    }
+    documents::parse_document(&body.content)
+        .map_err(|e| ApiError::invalid(format!("invalid document: {e}")))?;
+    let version = state
+        .store
+        .put_document(&body.name, &body.content, now_millis())
+        .await?;
+    Ok(Json(
+        serde_json::json!({"name": body.name, "version": version}),
+    ))
+}
+
+async fn list_documents(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Value>>> {
+    let mut out =
+        vec![serde_json::json!({"name": RUN_SHELL_SCRIPT, "version": 1, "builtin": true})];
+    for doc in state.store.list_documents().await? {
+        out.push(serde_json::json!({"name": doc.name, "version": doc.version, "created_at": doc.created_at}));
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+struct VersionQuery {
+    version: Option<i64>,
+}
+
+async fn show_document(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Json<Value>> {
+    let (version, content) = load_document(&state, &name, q.version).await?;
+    Ok(Json(
+        serde_json::json!({"name": name, "version": version, "content": content}),
+    ))
+}
+
+async fn load_document(
+    state: &AppState,
+    name: &str,
+    version: Option<i64>,
+) -> ApiResult<(i64, Value)> {
+    if name == RUN_SHELL_SCRIPT {
+        return Ok((1, documents::run_shell_script_document()));
+    }
+    let doc = state
+        .store
+        .document(name, version)
+        .await?
+        .ok_or_else(|| match version {
+            Some(v) => ApiError::not_found(format!("document {name:?} has no version {v}")),
+            None => ApiError::not_found(format!("no document named {name:?}")),
+        })?;
+    Ok((doc.version, doc.content))
+}
+
+// ----- Commands -------------------------------------------------------------------
+
+/// Maximum bytes of stdout and of stderr stored per node.
+pub const DEFAULT_OUTPUT_CAP: usize = 256 * 1024;
+
+#[derive(Deserialize, Serialize)]
+pub struct CreateCommand {
+    #[serde(default)]
+    document: Option<String>,
+    #[serde(default)]
+    document_version: Option<i64>,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    #[serde(default)]
+    node_ids: Vec<String>,
+    /// `tag:KEY=VALUE` filters (all must hold) or `all`.
+    #[serde(default)]
+    targets: Vec<String>,
+    max_concurrency: Option<String>,
+    max_errors: Option<String>,
+    timeout_secs: Option<i64>,
+    delivery_timeout_secs: Option<i64>,
+    cwd: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    user: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CommandView {
+    #[serde(flatten)]
+    command: Command,
+    target_count: usize,
+    completed_count: usize,
+    error_count: usize,
+    invocations: Vec<Invocation>,
+}
+
+async fn command_view(state: &AppState, command: Command) -> ApiResult<CommandView> {
+    let invocations = state.store.invocations(&command.id).await?;
+    Ok(CommandView {
+        target_count: invocations.len(),
+        completed_count: invocations.iter().filter(|i| i.status.is_final()).count(),
+        error_count: invocations
+            .iter()
+            .filter(|i| i.status.is_final() && i.status.is_error())
+            .count(),
+        command,
+        invocations,
+    })
+}
+
+async fn create_command(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<CreateCommand>,
+) -> ApiResult<Json<Value>> {
+    let max_concurrency = body.max_concurrency.clone().unwrap_or_else(|| "50".into());
+    let max_errors = body.max_errors.clone().unwrap_or_else(|| "0".into());
+    Limit::parse(&max_concurrency)
+        .map_err(|e| ApiError::invalid(format!("max_concurrency: {e}")))?;
+    Limit::parse(&max_errors).map_err(|e| ApiError::invalid(format!("max_errors: {e}")))?;
+    let timeout_secs = positive("timeout_secs", body.timeout_secs, 3600)?;
+    let delivery_timeout_secs =
+        positive("delivery_timeout_secs", body.delivery_timeout_secs, 3600)?;
+    let document_name = body
+        .document
+        .clone()
+        .unwrap_or_else(|| RUN_SHELL_SCRIPT.into());
+    let (version, content) = load_document(&state, &document_name, body.document_version).await?;
+    let document = documents::parse_document(&content)
+        .map_err(|e| ApiError::invalid(format!("document {document_name}: {e}")))?;
+    let (parameters, steps) = document
+        .render(&body.parameters)
+        .map_err(|e| ApiError::invalid(format!("parameters for {document_name}: {e}")))?;
+    let targets = resolve_targets(&state, &body.node_ids, &body.targets).await?;
+    let command = Command {
+        id: auth::new_id("c-"),
+        document_name,
+        document_version: version,
+        parameters: Value::Object(parameters),
+        request: serde_json::to_value(&body).unwrap_or(Value::Null),
+        run_template: RunTemplate {
+            steps,
+            cwd: body.cwd.clone(),
+            env: body.env.clone(),
+            user: body.user.clone(),
+            output_cap_bytes: state.config.output_cap_bytes,
+        },
+        max_concurrency,
+        max_errors,
+        timeout_secs,
+        delivery_timeout_secs,
+        status: InvocationStatus::Pending,
+        created_at: now_millis(),
+        finished_at: None,
+        cancel_requested: false,
+        requested_by: principal.name,
+    };
+    let pairs: Vec<(String, String)> = targets
+        .iter()
+        .map(|n| (n.id.clone(), n.name.clone()))
+        .collect();
+    state.store.insert_command(&command, &pairs).await?;
+    state.wake.notify_one();
+    tracing::info!(command_id = %command.id, targets = pairs.len(), by = %command.requested_by, "command created");
+    let view = command_view(&state, command).await?;
+    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+}
+
+fn positive(field: &str, value: Option<i64>, default: i64) -> ApiResult<i64> {
+    match value {
+        None => Ok(default),
+        Some(v) if v >= 1 => Ok(v),
+        Some(v) => Err(ApiError::invalid(format!(
+            "{field} must be at least 1, got {v}"
+        ))),
+    }
+}
+
+/// Nodes named by id/name, plus nodes matching every tag filter.
+async fn resolve_targets(
+    state: &AppState,
+    node_keys: &[String],
+    filters: &[String],
+) -> ApiResult<Vec<Node>> {
+    if node_keys.is_empty() && filters.is_empty() {
+        return Err(ApiError::invalid(
+            "no targets: give node ids (--node) or --targets tag:KEY=VALUE|all",
+        ));
+    }
+    let mut chosen: Vec<Node> = Vec::new();
+    for key in node_keys {
+        let node = find_node(state, key).await?;
+        if node.revoked_at.is_some() {
+            return Err(ApiError::invalid(format!("node {key:?} is revoked")));
+        }
+        if !chosen.iter().any(|n| n.id == node.id) {
+            chosen.push(node);
+        }
+    }
+    if !filters.is_empty() {
+        let wanted = parse_filters(filters)?;
+        for node in state.store.list_nodes().await? {
+            let matches = wanted
+                .as_ref()
+                .is_none_or(|w| w.iter().all(|(k, v)| node.tags.get(k) == Some(v)));
+            if node.revoked_at.is_none() && matches && !chosen.iter().any(|n| n.id == node.id) {
+                chosen.push(node);
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "no nodes match the targets {}",
+            filters.join(" ")
+        )));
+    }
+    chosen.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(chosen)
+}
+
+/// `None` means all nodes.
+fn parse_filters(filters: &[String]) -> ApiResult<Option<Vec<(String, String)>>> {
+    if filters.iter().any(|f| f == "all") {
+        if filters.len() > 1 {
+            return Err(ApiError::invalid(
+                "--targets all cannot be combined with tag filters",
+            ));
+        }
+        return Ok(None);
+    }
+    filters
+        .iter()
+        .map(|f| {
+            f.strip_prefix("tag:")
+                .and_then(|kv| kv.split_once('='))
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "invalid target {f:?}: expected tag:KEY=VALUE or all"
+                    ))
+                })
+        })
+        .collect::<ApiResult<Vec<_>>>()
+        .map(Some)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+}
+
+async fn list_commands(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let mut out = Vec::new();
+    for command in state.store.list_commands(limit).await? {
+        let mut view =
+            serde_json::to_value(command_view(&state, command).await?).unwrap_or(Value::Null);
+        if let Some(map) = view.as_object_mut() {
+            map.remove("invocations");
+        }
+        out.push(view);
+    }
+    Ok(Json(out))
+}
+
+async fn find_command(state: &AppState, id: &str) -> ApiResult<Command> {
+    state
+        .store
+        .command(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no command with id {id:?}")))
+}
+
+async fn show_command(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let command = find_command(&state, &id).await?;
+    Ok(Json(
+        serde_json::to_value(command_view(&state, command).await?).unwrap_or(Value::Null),
+    ))
+}
+
+async fn cancel_command(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let command = find_command(&state, &id).await?;
+    if !state.store.request_cancel(&id).await? {
+        return Err(ApiError::conflict(format!(
+            "command {id} already finished with status {}",
+            command.status
+        )));
+    }
+    for invocation in state.store.invocations(&id).await? {
+        if invocation.status == InvocationStatus::InProgress {
+            let message = ServerMessage::Cancel {
+                invocation_id: invocation.invocation_id(),
+            };
+            state.hub.send(&invocation.node_id, message);
+        }
+    }
+    state.wake.notify_one();
+    Ok(Json(
+        serde_json::json!({"id": id, "cancel_requested": true}),
+    ))
+}
+
+/// Server-sent events: the backlog, then live events, until the command is done.
+async fn stream_command(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let command = find_command(&state, &id).await?;
+    let (backlog, receiver) = state.live.subscribe(&id);
+    let already_done = command.status.is_final().then_some(command.status);
+    let events = futures_util::stream::unfold(
+        (backlog.into_iter(), receiver, already_done, false),
+        |(mut backlog, mut receiver, already_done, finished)| async move {
+            if finished {
+                return None;
+            }
+            let event = if let Some(status) = already_done {
+                LiveEvent::Done { status }
+            } else if let Some(event) = backlog.next() {
+                event
+            } else {
+                loop {
+                    match receiver.recv().await {
+                        Ok(event) => break event,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            };
+            let done = matches!(event, LiveEvent::Done { .. });
+            let sse = Event::default()
+                .json_data(&event)
+                .unwrap_or_else(|_| Event::default());
+            Some((Ok(sse), (backlog, receiver, None, done)))
+        },
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))))
+}

@@ -1,0 +1,142 @@
+//! The dispatcher: drives every active command to completion.
+//!
+//! One task loops over the commands not yet final, asks the pure planner
+//! ([`crate::rate::plan`]) what to do, persists each decision, then performs
+//! it. A target is marked InProgress in the database *before* its `Run` is
+//! sent, so a crash between the two is repaired by the resend on reconnect,
+//! never by a second dispatch. The loop wakes on every relevant change
+//! (new command, agent connect/disconnect, result) and at least once a second
+//! for timeouts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use operon_proto::{RunCommand, ServerMessage};
+use operon_store::{Command, invocation_id};
+
+use crate::live::LiveEvent;
+use crate::rate::{self, Limit, PlanInput, Target};
+use crate::{AppState, now_millis};
+
+/// Build the `Run` message for one node of a command.
+pub fn run_message(command: &Command, node_id: &str) -> RunCommand {
+    let template = &command.run_template;
+    RunCommand {
+        invocation_id: invocation_id(&command.id, node_id),
+        command_id: command.id.clone(),
+        steps: template.steps.clone(),
+        timeout_secs: command.timeout_secs.max(1) as u64,
+        cwd: template.cwd.clone(),
+        env: template.env.clone(),
+        user: template.user.clone(),
+        output_cap_bytes: template.output_cap_bytes,
+    }
+}
+
+pub async fn run(state: Arc<AppState>) {
+    loop {
+        tokio::select! {
+            _ = state.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if let Err(e) = tick(&state).await {
+            tracing::error!(error = %e, "dispatcher pass failed; retrying");
+        }
+        state.live.collect_garbage();
+    }
+}
+
+async fn tick(state: &AppState) -> Result<(), operon_store::StoreError> {
+    for command in state.store.active_commands().await? {
+        advance(state, &command).await?;
+    }
+    Ok(())
+}
+
+async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store::StoreError> {
+    let invocations = state.store.invocations(&command.id).await?;
+    let targets: Vec<Target> = invocations
+        .iter()
+        .map(|inv| Target {
+            node_id: inv.node_id.clone(),
+            status: inv.status,
+            dispatched_at: inv.dispatched_at,
+            online: state.hub.is_online(&inv.node_id),
+        })
+        .collect();
+    let now = now_millis();
+    // Both limits were validated when the command was created.
+    let max_concurrency = Limit::parse(&command.max_concurrency).unwrap_or(Limit::Count(50));
+    let max_errors = Limit::parse(&command.max_errors).unwrap_or(Limit::Count(0));
+    let plan = rate::plan(&PlanInput {
+        max_concurrency,
+        max_errors,
+        timeout_secs: command.timeout_secs,
+        delivery_timeout_secs: command.delivery_timeout_secs,
+        created_at: command.created_at,
+        cancel_requested: command.cancel_requested,
+        now,
+        targets: &targets,
+    });
+    let name_of = |node_id: &str| {
+        invocations
+            .iter()
+            .find(|i| i.node_id == node_id)
+            .map(|i| i.node_name.clone())
+            .unwrap_or_default()
+    };
+    for ending in &plan.end {
+        let changed = state
+            .store
+            .finish_invocation_without_result(
+                &command.id,
+                &ending.node_id,
+                ending.status,
+                &ending.detail,
+                now,
+            )
+            .await?;
+        if changed {
+            state.live.publish(
+                &command.id,
+                LiveEvent::Status {
+                    node_id: ending.node_id.clone(),
+                    node_name: name_of(&ending.node_id),
+                    status: ending.status,
+                    exit_code: None,
+                    detail: Some(ending.detail.clone()),
+                },
+            );
+        }
+    }
+    for node_id in &plan.start {
+        if state
+            .store
+            .mark_dispatched(&command.id, node_id, now)
+            .await?
+        {
+            state
+                .hub
+                .send(node_id, ServerMessage::Run(run_message(command, node_id)));
+            state.live.publish(
+                &command.id,
+                LiveEvent::Status {
+                    node_id: node_id.clone(),
+                    node_name: name_of(node_id),
+                    status: operon_proto::InvocationStatus::InProgress,
+                    exit_code: None,
+                    detail: None,
+                },
+            );
+        }
+    }
+    if let Some(status) = plan.command_status {
+        state
+            .store
+            .set_command_status(&command.id, status, Some(now))
+            .await?;
+        state.live.publish(&command.id, LiveEvent::Done { status });
+        tracing::info!(command_id = %command.id, %status, "command finished");
+    }
+    Ok(())
+}

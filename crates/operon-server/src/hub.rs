@@ -1,0 +1,112 @@
+//! The registry of connected agents.
+//!
+//! Each live WebSocket session registers a channel here; the dispatcher and
+//! the API send [`ServerMessage`]s to a node through it. A node has at most one
+//! session: a newer connection replaces (and closes) the older one.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use operon_proto::ServerMessage;
+use tokio::sync::mpsc;
+
+/// What a session's writer task is asked to do.
+#[derive(Debug)]
+pub enum Outbound {
+    Message(ServerMessage),
+    /// Close the connection with this reason.
+    Close(String),
+}
+
+struct Session {
+    id: u64,
+    tx: mpsc::Sender<Outbound>,
+    last_heartbeat: Instant,
+}
+
+pub struct Hub {
+    sessions: Mutex<HashMap<String, Session>>,
+    next_id: AtomicU64,
+    /// A node is online while its last heartbeat is younger than this.
+    online_window: Duration,
+}
+
+impl Hub {
+    pub fn new(online_window: Duration) -> Hub {
+        Hub {
+            sessions: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            online_window,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (every critical section is a single insert/remove/lookup).
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Register a session for a node; returns its id. An older session of the
+    /// same node is told to close.
+    pub fn register(&self, node_id: &str, tx: mpsc::Sender<Outbound>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let old = self.lock().insert(
+            node_id.to_string(),
+            Session {
+                id,
+                tx,
+                last_heartbeat: Instant::now(),
+            },
+        );
+        if let Some(old) = old {
+            let _ = old
+                .tx
+                .try_send(Outbound::Close("replaced by a newer connection".into()));
+        }
+        id
+    }
+
+    /// Remove a session, unless a newer one already replaced it.
+    pub fn unregister(&self, node_id: &str, session_id: u64) {
+        let mut sessions = self.lock();
+        if sessions.get(node_id).is_some_and(|s| s.id == session_id) {
+            sessions.remove(node_id);
+        }
+    }
+
+    pub fn heartbeat(&self, node_id: &str) {
+        if let Some(session) = self.lock().get_mut(node_id) {
+            session.last_heartbeat = Instant::now();
+        }
+    }
+
+    pub fn is_online(&self, node_id: &str) -> bool {
+        self.lock()
+            .get(node_id)
+            .is_some_and(|s| s.last_heartbeat.elapsed() < self.online_window && !s.tx.is_closed())
+    }
+
+    /// Queue a message for a node. False if the node has no session.
+    pub fn send(&self, node_id: &str, message: ServerMessage) -> bool {
+        let tx = match self.lock().get(node_id) {
+            Some(session) => session.tx.clone(),
+            None => return false,
+        };
+        // The writer drains quickly; a full queue means a stuck link, which the
+        // heartbeat check will drop. Messages are all resent on reconnect.
+        tx.try_send(Outbound::Message(message)).is_ok()
+    }
+
+    /// Drop a node's connection (revocation).
+    pub fn disconnect(&self, node_id: &str, reason: &str) {
+        if let Some(session) = self.lock().remove(node_id) {
+            let _ = session.tx.try_send(Outbound::Close(reason.to_string()));
+        }
+    }
+
+    pub fn connected_count(&self) -> usize {
+        self.lock().len()
+    }
+}
