@@ -8,9 +8,14 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use cli::client::ClientArgs;
 
 #[derive(Parser)]
-#[command(name = "operon", version, about = "Self-hosted operations automation for Linux fleets")]
+#[command(
+    name = "operon",
+    version,
+    about = "Self-hosted operations automation for Linux fleets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,6 +23,43 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control plane.
+    Server(cli::server::ServerArgs),
+    /// Run a shell command or a document on nodes, streaming output live.
+    Run {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: cli::commands::RunArgs,
+    },
+    /// Command invocations: list, show, cancel.
+    Commands {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::commands::CommandsCmd,
+    },
+    /// Command documents (SSM schemaVersion 2.2).
+    Documents {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::commands::DocumentsCmd,
+    },
+    /// Nodes of the fleet.
+    Nodes {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::fleet::NodesCmd,
+    },
+    /// Enrollment tokens that let new nodes join.
+    EnrollTokens {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::fleet::EnrollTokensCmd,
+    },
     /// Events: offline pattern tests and rule-set matching.
     Events {
         #[command(subcommand)]
@@ -33,6 +75,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Server(args) => cli::server::run(args),
+        Command::Run { client, args } => cli::commands::run(&client, args),
+        Command::Commands { client, cmd } => cli::commands::commands(&client, cmd),
+        Command::Documents { client, cmd } => cli::commands::documents(&client, cmd),
+        Command::Nodes { client, cmd } => cli::fleet::nodes(&client, cmd),
+        Command::EnrollTokens { client, cmd } => cli::fleet::enroll_tokens(&client, cmd),
         Command::Events { cmd } => cli::events::run(cmd),
         Command::Workflows { cmd } => cli::workflows::run(cmd),
     };

@@ -1,0 +1,142 @@
+//! The HTTP client behind every client command.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+
+/// Connection options shared by every client command.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Server URL.
+    #[arg(
+        long,
+        global = true,
+        env = "OPERON_SERVER",
+        default_value = "http://127.0.0.1:7780"
+    )]
+    pub server: String,
+    /// API token. Defaults to the admin token file in --data-dir, if readable.
+    #[arg(long, global = true, env = "OPERON_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Data directory of a local server, used to find its admin token.
+    #[arg(
+        long,
+        global = true,
+        env = "OPERON_DATA_DIR",
+        default_value = "operon-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    pub fn new(args: &ClientArgs) -> Result<Client> {
+        let token = match &args.token {
+            Some(token) => token.trim().to_string(),
+            None => {
+                let path = args.data_dir.join(operon_server::ADMIN_TOKEN_FILE);
+                std::fs::read_to_string(&path)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|_| {
+                        anyhow!(
+                            "no API token: pass --token or set OPERON_TOKEN (a local server keeps its admin token in {})",
+                            path.display()
+                        )
+                    })?
+            }
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("operon-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Client {
+            http,
+            base: args.server.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let request = self.http.get(self.url(path)).bearer_auth(&self.token);
+        self.send(request).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let request = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body);
+        self.send(request).await
+    }
+
+    /// Open a server-sent-events stream.
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !response.status().is_success() {
+            return Err(api_error(response).await);
+        }
+        Ok(response)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        if !response.status().is_success() {
+            return Err(api_error(response).await);
+        }
+        response.json().await.context("reading the server's answer")
+    }
+
+    fn unreachable(&self, err: reqwest::Error) -> anyhow::Error {
+        anyhow!(
+            "cannot reach the Operon server at {} ({err}); is it running? (set --server or OPERON_SERVER)",
+            self.base
+        )
+    }
+}
+
+async fn api_error(response: reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    match body["error"]["message"].as_str() {
+        Some(message) => anyhow!("{message} (HTTP {})", status.as_u16()),
+        None => anyhow!("the server answered HTTP {status}"),
+    }
+}
+
+/// Parse `KEY=VALUE`.
+pub fn key_value(text: &str) -> Result<(String, String)> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("expected KEY=VALUE, got {text:?}"),
+    }
+}
+
+/// Build a runtime for a client command.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

@@ -1,0 +1,499 @@
+//! `operon run`, `operon commands ...` and `operon documents ...`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+
+use super::client::{Client, ClientArgs, key_value, runtime};
+use super::output::{duration, print_json, table, text, time};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Target a node by id or name (repeatable).
+    #[arg(long = "node", value_name = "ID")]
+    nodes: Vec<String>,
+    /// Target nodes by tag, `tag:KEY=VALUE` (repeatable; all must hold), or `all`.
+    #[arg(long = "targets", value_name = "tag:KEY=VALUE|all")]
+    targets: Vec<String>,
+    /// Run a stored document instead of a shell command.
+    #[arg(long)]
+    document: Option<String>,
+    /// Document parameter (repeatable; repeating a key builds a list).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Nodes running at once: a count or a percentage of the targets.
+    #[arg(long, default_value = "50")]
+    max_concurrency: String,
+    /// Errors tolerated before dispatch stops: a count or a percentage.
+    #[arg(long, default_value = "0")]
+    max_errors: String,
+    /// Execution timeout in seconds.
+    #[arg(long)]
+    timeout: Option<i64>,
+    /// Seconds an offline node may take to come online and receive the command.
+    #[arg(long)]
+    delivery_timeout: Option<i64>,
+    /// Working directory on the nodes.
+    #[arg(long)]
+    cwd: Option<String>,
+    /// Environment variable for the command (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// Run as this user on the nodes.
+    #[arg(long)]
+    user: Option<String>,
+    /// The shell command, after `--`.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+pub fn run(client_args: &ClientArgs, args: RunArgs) -> Result<ExitCode> {
+    let body = run_request(&args)?;
+    let client = Client::new(client_args)?;
+    runtime()?.block_on(async {
+        let created = client.post("/v1/commands", &body).await?;
+        let id = text(&created["id"]);
+        if !client_args.json {
+            eprintln!(
+                "command {id} on {} node(s)",
+                created["target_count"].as_u64().unwrap_or(0)
+            );
+        }
+        let streamed = follow(&client, &id, !client_args.json).await;
+        let finished = wait_until_final(&client, &id).await?;
+        if client_args.json {
+            print_json(&finished);
+        } else {
+            print_missed_output(&finished, &streamed);
+            println!("{}", summary_table(&finished));
+        }
+        Ok(exit_code_for(&finished))
+    })
+}
+
+fn run_request(args: &RunArgs) -> Result<Value> {
+    let mut parameters = Map::new();
+    for param in &args.params {
+        let (key, value) = key_value(param)?;
+        add_param(&mut parameters, key, value);
+    }
+    let document = match (&args.document, args.command.is_empty()) {
+        (Some(_), false) => bail!("give either --document or a command after --, not both"),
+        (None, true) => bail!(
+            "nothing to run: give a command after -- (e.g. operon run --targets all -- uptime) or --document"
+        ),
+        (Some(name), true) => name.clone(),
+        (None, false) => {
+            parameters.insert("commands".into(), json!([args.command.join(" ")]));
+            operon_server::documents::RUN_SHELL_SCRIPT.to_string()
+        }
+    };
+    let env: Map<String, Value> = args
+        .env
+        .iter()
+        .map(|e| key_value(e).map(|(k, v)| (k, Value::String(v))))
+        .collect::<Result<_>>()?;
+    Ok(json!({
+        "document": document,
+        "parameters": parameters,
+        "node_ids": args.nodes,
+        "targets": args.targets,
+        "max_concurrency": args.max_concurrency,
+        "max_errors": args.max_errors,
+        "timeout_secs": args.timeout,
+        "delivery_timeout_secs": args.delivery_timeout,
+        "cwd": args.cwd,
+        "env": env,
+        "user": args.user,
+    }))
+}
+
+/// `k=a --param k=b` gives a list; a JSON array or object literal is parsed.
+fn add_param(parameters: &mut Map<String, Value>, key: String, value: String) {
+    let parsed = match value.trim_start().chars().next() {
+        Some('[') | Some('{') => serde_json::from_str(&value).unwrap_or(Value::String(value)),
+        _ => Value::String(value),
+    };
+    match parameters.get_mut(&key) {
+        Some(Value::Array(items)) => items.push(parsed),
+        Some(existing) => *existing = json!([existing.clone(), parsed]),
+        None => {
+            parameters.insert(key, parsed);
+        }
+    }
+}
+
+/// Nodes whose output was printed live.
+type Streamed = HashSet<String>;
+
+/// Print live output, each line prefixed by its node name, until the command
+/// is done or the stream breaks (then the caller falls back to polling).
+async fn follow(client: &Client, id: &str, print: bool) -> Streamed {
+    let mut streamed = Streamed::new();
+    let Ok(response) = client.stream(&format!("/v1/commands/{id}/stream")).await else {
+        return streamed;
+    };
+    let mut partial: HashMap<(String, String), String> = HashMap::new();
+    let mut buffer = String::new();
+    let mut body = response.bytes_stream();
+    while let Some(Ok(chunk)) = body.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let Some(event) = sse_data(&frame) else {
+                continue;
+            };
+            if print {
+                show_event(&event, &mut partial, &mut streamed);
+            }
+            if event["event"] == "done" {
+                return streamed;
+            }
+        }
+    }
+    streamed
+}
+
+fn sse_data(frame: &str) -> Option<Value> {
+    let data: Vec<&str> = frame
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect();
+    if data.is_empty() {
+        return None;
+    }
+    serde_json::from_str(&data.join("\n")).ok()
+}
+
+fn show_event(
+    event: &Value,
+    partial: &mut HashMap<(String, String), String>,
+    streamed: &mut Streamed,
+) {
+    let node = text(&event["node_name"]);
+    match event["event"].as_str() {
+        Some("output") => {
+            let stream = text(&event["stream"]);
+            let buf = partial.entry((node.clone(), stream.clone())).or_default();
+            buf.push_str(event["data"].as_str().unwrap_or(""));
+            while let Some(nl) = buf.find('\n') {
+                let line: String = buf.drain(..=nl).collect();
+                print_line(&node, &stream, line.trim_end_matches('\n'));
+            }
+            streamed.insert(node);
+        }
+        Some("status") => {
+            let status = text(&event["status"]);
+            if status == "InProgress" {
+                return;
+            }
+            for stream in ["stdout", "stderr"] {
+                if let Some(rest) = partial.remove(&(node.clone(), stream.to_string()))
+                    && !rest.is_empty()
+                {
+                    print_line(&node, stream, &rest);
+                }
+            }
+            streamed.insert(node);
+        }
+        _ => {}
+    }
+}
+
+fn print_line(node: &str, stream: &str, line: &str) {
+    if stream == "stderr" {
+        eprintln!("{node} | {line}");
+    } else {
+        println!("{node} | {line}");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// Poll until the command is final (after the live stream ended).
+async fn wait_until_final(client: &Client, id: &str) -> Result<Value> {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let command = client.get(&format!("/v1/commands/{id}")).await?;
+        if !matches!(
+            command["status"].as_str(),
+            Some("Pending") | Some("InProgress")
+        ) {
+            return Ok(command);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Nodes whose live output we missed (a dropped stream): print stored output.
+fn print_missed_output(command: &Value, streamed: &Streamed) {
+    for inv in command["invocations"].as_array().into_iter().flatten() {
+        let node = text(&inv["node_name"]);
+        if streamed.contains(&node) {
+            continue;
+        }
+        for (field, stream) in [("stdout", "stdout"), ("stderr", "stderr")] {
+            for line in inv[field].as_str().unwrap_or("").lines() {
+                print_line(&node, stream, line);
+            }
+        }
+    }
+}
+
+fn summary_table(command: &Value) -> String {
+    let rows = command["invocations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|inv| {
+            vec![
+                text(&inv["node_name"]),
+                text(&inv["status"]),
+                text(&inv["exit_code"]),
+                duration(&inv["started_at"], &inv["finished_at"]),
+                text(&inv["status_detail"]),
+            ]
+        })
+        .collect();
+    table(&["NODE", "STATUS", "EXIT", "DURATION", "DETAIL"], rows)
+}
+
+fn exit_code_for(command: &Value) -> ExitCode {
+    if command["status"] == "Success" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum CommandsCmd {
+    /// List recent commands.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show a command with each node's status, exit code and output.
+    Show { id: String },
+    /// Cancel a command: pending nodes are skipped, running ones stopped.
+    Cancel { id: String },
+}
+
+pub fn commands(client_args: &ClientArgs, cmd: CommandsCmd) -> Result<ExitCode> {
+    let client = Client::new(client_args)?;
+    runtime()?.block_on(async {
+        match cmd {
+            CommandsCmd::List { limit } => {
+                let list = client.get(&format!("/v1/commands?limit={limit}")).await?;
+                if client_args.json {
+                    print_json(&list);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let rows = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| {
+                        vec![
+                            text(&c["id"]),
+                            text(&c["document_name"]),
+                            text(&c["status"]),
+                            format!(
+                                "{}/{}",
+                                text(&c["completed_count"]),
+                                text(&c["target_count"])
+                            ),
+                            text(&c["error_count"]),
+                            time(&c["created_at"]),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(
+                        &["ID", "DOCUMENT", "STATUS", "DONE", "ERRORS", "CREATED"],
+                        rows
+                    )
+                );
+            }
+            CommandsCmd::Show { id } => {
+                let command = client.get(&format!("/v1/commands/{id}")).await?;
+                if client_args.json {
+                    print_json(&command);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                print_command(&command);
+            }
+            CommandsCmd::Cancel { id } => {
+                let answer = client
+                    .post(&format!("/v1/commands/{id}/cancel"), &json!({}))
+                    .await?;
+                if client_args.json {
+                    print_json(&answer);
+                } else {
+                    println!("cancel requested for {id}");
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_command(c: &Value) {
+    println!("Command        {}", text(&c["id"]));
+    println!(
+        "Document       {} (version {})",
+        text(&c["document_name"]),
+        text(&c["document_version"])
+    );
+    println!("Status         {}", text(&c["status"]));
+    println!("Requested by   {}", text(&c["requested_by"]));
+    println!("Created        {}", time(&c["created_at"]));
+    println!("Finished       {}", time(&c["finished_at"]));
+    println!(
+        "Rate control   max-concurrency {}, max-errors {}",
+        text(&c["max_concurrency"]),
+        text(&c["max_errors"])
+    );
+    println!("Parameters     {}", c["parameters"]);
+    for inv in c["invocations"].as_array().into_iter().flatten() {
+        println!();
+        println!(
+            "== {} ({}): {} exit={} {}",
+            text(&inv["node_name"]),
+            text(&inv["node_id"]),
+            text(&inv["status"]),
+            text(&inv["exit_code"]),
+            inv["status_detail"].as_str().unwrap_or("")
+        );
+        for (field, flag) in [
+            ("stdout", "stdout_truncated"),
+            ("stderr", "stderr_truncated"),
+        ] {
+            let body = inv[field].as_str().unwrap_or("");
+            if body.is_empty() {
+                continue;
+            }
+            let note = if inv[flag] == true {
+                " (truncated)"
+            } else {
+                ""
+            };
+            println!("-- {field}{note}");
+            print!("{body}");
+            if !body.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum DocumentsCmd {
+    /// Store a document (a new version if the name exists), from YAML or JSON.
+    Create {
+        name: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// List documents.
+    List,
+    /// Show a document (latest version unless --version).
+    Show {
+        name: String,
+        #[arg(long)]
+        version: Option<i64>,
+    },
+}
+
+pub fn documents(client_args: &ClientArgs, cmd: DocumentsCmd) -> Result<ExitCode> {
+    let client = Client::new(client_args)?;
+    runtime()?.block_on(async {
+        match cmd {
+            DocumentsCmd::Create { name, file } => {
+                let content = read_document(&file)?;
+                let created = client
+                    .post("/v1/documents", &json!({"name": name, "content": content}))
+                    .await?;
+                if client_args.json {
+                    print_json(&created);
+                } else {
+                    println!(
+                        "document {} version {}",
+                        text(&created["name"]),
+                        text(&created["version"])
+                    );
+                }
+            }
+            DocumentsCmd::List => {
+                let list = client.get("/v1/documents").await?;
+                if client_args.json {
+                    print_json(&list);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let rows = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        vec![
+                            text(&d["name"]),
+                            text(&d["version"]),
+                            time(&d["created_at"]),
+                        ]
+                    })
+                    .collect();
+                println!("{}", table(&["NAME", "VERSION", "CREATED"], rows));
+            }
+            DocumentsCmd::Show { name, version } => {
+                let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
+                let doc = client.get(&format!("/v1/documents/{name}{query}")).await?;
+                print_json(&doc);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Read a YAML or JSON document file (JSON is YAML, so one parser reads both,
+/// but JSON files get serde_json's clearer line/column errors).
+fn read_document(path: &PathBuf) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let is_json = path.extension().is_some_and(|e| e == "json");
+    if is_json {
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+    } else {
+        serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("{} is not valid YAML", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_params_build_lists_and_json_literals_parse() {
+        let mut p = Map::new();
+        add_param(&mut p, "commands".into(), "echo a".into());
+        add_param(&mut p, "commands".into(), "echo b".into());
+        add_param(&mut p, "map".into(), r#"{"a": 1}"#.into());
+        assert_eq!(p["commands"], json!(["echo a", "echo b"]));
+        assert_eq!(p["map"], json!({"a": 1}));
+    }
+
+    #[test]
+    fn sse_frames_decode() {
+        let frame = "event: x\ndata: {\"event\":\"done\",\"status\":\"Success\"}\n\n";
+        assert_eq!(sse_data(frame).unwrap()["status"], "Success");
+        assert!(sse_data(": keep-alive\n\n").is_none());
+    }
+}
