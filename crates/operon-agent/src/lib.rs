@@ -1,1 +1,331 @@
-//! operon-agent
+//! The Operon node agent.
+//!
+//! The agent runs on every managed node. It connects *outbound* to the
+//! server (no inbound port), reports what the node is, and runs the commands
+//! it is sent, with the delivery guarantees of [`operon_proto`].
+//!
+//! # Life of an agent
+//!
+//! 1. **Enrollment** (first start only): [`enroll`] exchanges a one-time token
+//!    for a node credential at `POST /v1/agent/enroll`. The credential is
+//!    stored in `<state-dir>/credential.json`, created with mode 0600 inside a
+//!    0700 directory. A refusal (used-up, expired, unknown token) is fatal; a
+//!    network failure is retried with backoff.
+//! 2. **Connection loop** ([`run`]): a WebSocket to `/v1/agent/connect` with
+//!    `Authorization: Bearer <credential>`. First frame `Hello` (protocol
+//!    version and [`collect_inventory`]); the server answers `Welcome`, after
+//!    which the agent resends every unacknowledged result, then heartbeats
+//!    every interval. Silence from the server for
+//!    [`operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD`] intervals drops the link.
+//!    Any failure reconnects with exponential backoff and full jitter
+//!    ([`backoff`]: 0.5 s doubling to 30 s), reset after a healthy link. A
+//!    401/403 on the upgrade (revoked or unknown credential) is fatal.
+//! 3. **Commands**: every `Run` is checked against the on-disk [`journal`]
+//!    before anything happens ([`journal::decide_run`]):
+//!    unknown ids are journaled as started (fsync) and then run; ids running
+//!    here are ignored; finished ids get their stored result again;
+//!    ids started by an earlier agent process are *never* re-run: what is left
+//!    of their process group is killed and they are reported `Failed`
+//!    ("interrupted"). Results are journaled (fsync) before `Finished` is sent
+//!    and resent after every reconnect until `ResultAck`; acknowledged results
+//!    stay as tombstones for 7 days so a late duplicate is never re-run.
+//!
+//! The [`runner`] runs each step with `/bin/sh -c` in its own session, so a
+//! timeout or cancel kills the whole process tree (SIGTERM, then SIGKILL);
+//! output is captured up to the command's cap and streamed live, coalesced by
+//! line or every 100 ms, through a bounded queue so that a slow link slows the
+//! command down rather than filling memory.
+//!
+//! Only one agent may use a state directory at a time (`agent.lock`, flock).
+//! On shutdown, running commands are stopped and journaled as interrupted;
+//! their results are sent on the next start.
+
+pub mod backoff;
+pub mod credential;
+mod enroll;
+mod error;
+pub mod inventory;
+pub mod journal;
+mod link;
+pub mod output;
+pub mod procfs;
+pub mod runner;
+mod supervisor;
+mod sys;
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::pin::{Pin, pin};
+use std::time::Duration;
+
+use operon_proto::{AgentMessage, CommandResult};
+use tokio::sync::mpsc;
+
+pub use credential::Credential;
+pub use enroll::enroll;
+pub use error::AgentError;
+pub use inventory::collect_inventory;
+
+use backoff::Backoff;
+use journal::{Journal, JournalEntry};
+use link::{ConnectError, LinkContext};
+use supervisor::Supervisor;
+
+/// A link that stayed up this long after `Welcome` resets the backoff.
+const HEALTHY_LINK: Duration = Duration::from_secs(10);
+
+/// Capacity of the outbound queue for live output (frames, not bytes).
+const OUTBOX_CAPACITY: usize = 256;
+
+/// How long running commands get to stop when the agent shuts down.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How the agent is started.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The server's base URL, e.g. `http://127.0.0.1:7780`.
+    pub server_url: String,
+    /// Holds `credential.json`, the journal and the lock file.
+    pub state_dir: PathBuf,
+    /// Needed only until the node has a credential.
+    pub enroll_token: Option<String>,
+    /// Desired node name (enrollment only).
+    pub name: Option<String>,
+    /// Tags asked for at enrollment.
+    pub tags: BTreeMap<String, String>,
+    /// Overrides the heartbeat interval the server suggests.
+    pub heartbeat_secs: Option<u64>,
+}
+
+/// Run the agent: enroll if needed, then connect and reconnect until
+/// `shutdown` resolves (`Ok`) or the server refuses this node (`Err`).
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AgentError> {
+    let mut shutdown = pin!(shutdown);
+    credential::ensure_state_dir(&config.state_dir)?;
+    let _lock = lock_state_dir(&config.state_dir)?;
+    let Some(credential) = obtain_credential(&config, &mut shutdown).await? else {
+        return Ok(());
+    };
+    if credential.server_url.trim_end_matches('/') != config.server_url.trim_end_matches('/') {
+        tracing::warn!(enrolled_with = %credential.server_url, using = %config.server_url, "server URL differs from the one the node enrolled with");
+    }
+    let journal = Journal::open(&config.state_dir)?;
+    prepare_journal(&journal).await?;
+    let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let mut agent = Agent {
+        supervisor: Supervisor::new(journal, outbox_tx, done_tx),
+        outbox: outbox_rx,
+        done: done_rx,
+        heartbeat_seq: 0,
+    };
+    let result = agent
+        .connection_loop(&config, &credential, &mut shutdown)
+        .await;
+    agent.stop_running().await;
+    result
+}
+
+/// The stored credential, or a new one from enrollment. `None` if shutdown
+/// came first.
+async fn obtain_credential(
+    config: &AgentConfig,
+    shutdown: &mut Pin<&mut (impl Future<Output = ()> + Send)>,
+) -> Result<Option<Credential>, AgentError> {
+    if let Some(credential) = credential::load_credential(&config.state_dir)? {
+        tracing::info!(node_id = %credential.node_id, name = %credential.name, "using the stored node credential");
+        return Ok(Some(credential));
+    }
+    let token = config
+        .enroll_token
+        .as_deref()
+        .ok_or_else(|| AgentError::NotEnrolled {
+            path: credential::credential_path(&config.state_dir),
+        })?;
+    let mut backoff = Backoff::default();
+    loop {
+        let attempt = enroll(
+            &config.server_url,
+            token,
+            config.name.clone(),
+            config.tags.clone(),
+        );
+        let outcome = tokio::select! {
+            outcome = attempt => outcome,
+            () = shutdown.as_mut() => return Ok(None),
+        };
+        match outcome {
+            Ok(credential) => {
+                credential::store_credential(&config.state_dir, &credential)?;
+                tracing::info!(node_id = %credential.node_id, name = %credential.name, "enrolled");
+                return Ok(Some(credential));
+            }
+            Err(err) if err.is_transient() => {
+                let wait = backoff.next_delay();
+                tracing::warn!(%err, retry_in = ?wait, "enrollment failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shutdown.as_mut() => return Ok(None),
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Prune old tombstones and settle invocations an earlier agent process left
+/// running: they are never re-run, only stopped and reported as interrupted.
+async fn prepare_journal(journal: &Journal) -> Result<(), AgentError> {
+    let now = runner::now_millis();
+    let pruned = journal.prune(now)?;
+    if pruned > 0 {
+        tracing::info!(pruned, "pruned acknowledged results older than 7 days");
+    }
+    let interrupted: Vec<JournalEntry> = journal
+        .entries()?
+        .into_iter()
+        .filter(|entry| entry.result.is_none())
+        .collect();
+    for entry in interrupted {
+        tracing::warn!(invocation_id = %entry.invocation_id, "invocation was interrupted by an agent restart; it will be reported failed, not re-run");
+        supervisor::finish_interrupted(journal, entry).await;
+    }
+    Ok(())
+}
+
+/// Hold an exclusive lock on `<state_dir>/agent.lock` while the agent runs.
+fn lock_state_dir(state_dir: &Path) -> Result<File, AgentError> {
+    let path = state_dir.join("agent.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|source| AgentError::Io {
+            action: "cannot open lock file",
+            path: path.clone(),
+            source,
+        })?;
+    match sys::try_lock_exclusive(&file) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(AgentError::StateDirLocked {
+            path: state_dir.to_owned(),
+        }),
+        Err(source) => Err(AgentError::Io {
+            action: "cannot lock",
+            path,
+            source,
+        }),
+    }
+}
+
+struct Agent {
+    supervisor: Supervisor,
+    outbox: mpsc::Receiver<AgentMessage>,
+    done: mpsc::UnboundedReceiver<CommandResult>,
+    heartbeat_seq: u64,
+}
+
+impl Agent {
+    async fn connection_loop(
+        &mut self,
+        config: &AgentConfig,
+        credential: &Credential,
+        shutdown: &mut Pin<&mut (impl Future<Output = ()> + Send)>,
+    ) -> Result<(), AgentError> {
+        link::connect_url(&config.server_url).map_err(|message| AgentError::BadServerUrl {
+            url: config.server_url.clone(),
+            message,
+        })?;
+        let mut backoff = Backoff::default();
+        loop {
+            let connect = link::connect(&config.server_url, &credential.credential);
+            let connected = tokio::select! {
+                connected = self.offline(connect) => connected,
+                () = shutdown.as_mut() => return Ok(()),
+            };
+            match connected {
+                Ok(ws) => {
+                    let ctx = LinkContext {
+                        supervisor: &mut self.supervisor,
+                        outbox: &mut self.outbox,
+                        done: &mut self.done,
+                        heartbeat_override: config.heartbeat_secs,
+                        heartbeat_seq: &mut self.heartbeat_seq,
+                    };
+                    let end = link::run_link(ws, ctx, shutdown).await;
+                    if end.shutdown {
+                        return Ok(());
+                    }
+                    tracing::warn!(reason = %end.reason, "link to the server lost; reconnecting");
+                    if end.welcomed && end.lasted >= HEALTHY_LINK {
+                        backoff.reset();
+                    }
+                }
+                Err(ConnectError::Rejected { message }) => {
+                    return Err(AgentError::CredentialRejected {
+                        server: config.server_url.clone(),
+                        message,
+                        path: credential::credential_path(&config.state_dir),
+                    });
+                }
+                Err(ConnectError::Failed(reason)) => {
+                    tracing::warn!(%reason, "cannot connect to the server");
+                }
+            }
+            let wait = backoff.next_delay();
+            tracing::debug!(?wait, "waiting before reconnecting");
+            tokio::select! {
+                () = self.offline(tokio::time::sleep(wait)) => {}
+                () = shutdown.as_mut() => return Ok(()),
+            }
+        }
+    }
+
+    /// Drive `future` while there is no link: live output is dropped (it is
+    /// best effort; the result carries the captured output) so commands never
+    /// stall, and finished invocations are settled (their results, already
+    /// journaled, are sent after the next `Welcome`).
+    async fn offline<F: Future>(&mut self, future: F) -> F::Output {
+        let mut future = pin!(future);
+        loop {
+            tokio::select! {
+                output = &mut future => return output,
+                Some(_) = self.outbox.recv() => {}
+                Some(result) = self.done.recv() => self.supervisor.on_done(result, &None),
+            }
+        }
+    }
+
+    /// Stop running commands (they are journaled as interrupted) and wait a
+    /// bounded time for them to settle.
+    async fn stop_running(&mut self) {
+        if self.supervisor.running_count() == 0 {
+            return;
+        }
+        tracing::info!(
+            running = self.supervisor.running_count(),
+            "stopping running commands"
+        );
+        self.supervisor.stop_all();
+        let settle = async {
+            while self.supervisor.running_count() > 0 {
+                tokio::select! {
+                    Some(_) = self.outbox.recv() => {}
+                    Some(result) = self.done.recv() => self.supervisor.on_done(result, &None),
+                    else => break,
+                }
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, settle).await.is_err() {
+            tracing::warn!("some commands did not stop in time");
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The node credential and the state directory that holds it.
+//!
+//! `<state-dir>` is created with mode 0700; `credential.json` is created with
+//! mode 0600 from the start (through a temporary file, fsync and rename), so the
+//! secret is never readable by anyone else, not even for an instant.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AgentError;
+use crate::journal::{JournalError, write_atomically};
+
+pub const CREDENTIAL_FILE: &str = "credential.json";
+
+/// What enrollment gave this node. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    pub node_id: String,
+    pub name: String,
+    pub credential: String,
+    /// The server that issued it (informational: the configured URL is used).
+    pub server_url: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("node_id", &self.node_id)
+            .field("name", &self.name)
+            .field("credential", &"<redacted>")
+            .field("server_url", &self.server_url)
+            .finish()
+    }
+}
+
+pub fn credential_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(CREDENTIAL_FILE)
+}
+
+/// Create the state directory (mode 0700) if it does not exist.
+pub fn ensure_state_dir(state_dir: &Path) -> Result<(), AgentError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(|source| AgentError::Io {
+            action: "cannot create state directory",
+            path: state_dir.to_owned(),
+            source,
+        })
+}
+
+/// The stored credential, `None` if the node has not enrolled yet.
+pub fn load_credential(state_dir: &Path) -> Result<Option<Credential>, AgentError> {
+    let path = credential_path(state_dir);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(AgentError::Io {
+                action: "cannot read credential file",
+                path,
+                source,
+            });
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| AgentError::BadCredentialFile { path, source })
+}
+
+/// Store the credential in `<state_dir>/credential.json`, mode 0600.
+pub fn store_credential(state_dir: &Path, credential: &Credential) -> Result<(), AgentError> {
+    ensure_state_dir(state_dir)?;
+    let path = credential_path(state_dir);
+    let bytes = serde_json::to_vec_pretty(credential).expect("credentials always serialise");
+    write_atomically(&path, &bytes, 0o600).map_err(|err| match err {
+        JournalError::Io { path, source } => AgentError::Io {
+            action: "cannot write credential file",
+            path,
+            source,
+        },
+        other => AgentError::Journal(other),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sample() -> Credential {
+        Credential {
+            node_id: "n-1".into(),
+            name: "web-1".into(),
+            credential: "s3cret".into(),
+            server_url: "http://127.0.0.1:7780".into(),
+        }
+    }
+
+    #[test]
+    fn credential_file_is_0600_in_a_0700_dir_and_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        store_credential(&state, &sample()).unwrap();
+        let file_mode = fs::metadata(credential_path(&state))
+            .unwrap()
+            .permissions()
+            .mode();
+        let dir_mode = fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(file_mode & 0o777, 0o600);
+        assert_eq!(dir_mode & 0o777, 0o700);
+        assert_eq!(load_credential(&state).unwrap(), Some(sample()));
+    }
+
+    #[test]
+    fn missing_credential_is_none_and_debug_hides_the_secret() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(load_credential(tmp.path()).unwrap(), None);
+        assert!(!format!("{:?}", sample()).contains("s3cret"));
+    }
+
+    #[test]
+    fn corrupt_credential_file_names_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(credential_path(tmp.path()), "{").unwrap();
+        let err = load_credential(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("credential.json"), "{err}");
+    }
+}

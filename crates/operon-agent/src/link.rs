@@ -1,0 +1,311 @@
+//! One WebSocket link to the server: connect with the node credential, say
+//! `Hello`, wait for `Welcome`, then heartbeat, dispatch server frames to the
+//! [`Supervisor`] and write outbound frames until the link ends.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use operon_proto::{
+    AGENT_CONNECT_PATH, AgentMessage, CommandResult, MISSED_HEARTBEATS_BEFORE_DEAD,
+    PROTOCOL_VERSION, ServerMessage,
+};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, header::AUTHORIZATION};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::enroll::error_chain;
+use crate::error::server_error_message;
+use crate::inventory::collect_inventory;
+use crate::supervisor::{Control, Supervisor};
+
+pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why connecting failed.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// 401/403: the server refuses this credential. Fatal.
+    Rejected { message: String },
+    /// Anything else: retried with backoff.
+    Failed(String),
+}
+
+/// `http(s)://host/...` -> `ws(s)://host/.../v1/agent/connect`.
+pub fn connect_url(server_url: &str) -> Result<String, String> {
+    let base = server_url.trim_end_matches('/');
+    let rest = if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if base.starts_with("ws://") || base.starts_with("wss://") {
+        base.to_owned()
+    } else {
+        return Err("expected an http:// or https:// URL".to_owned());
+    };
+    Ok(format!("{rest}{AGENT_CONNECT_PATH}"))
+}
+
+/// Open the WebSocket with `Authorization: Bearer <credential>`.
+pub async fn connect(server_url: &str, credential: &str) -> Result<WsStream, ConnectError> {
+    let url = connect_url(server_url).map_err(ConnectError::Failed)?;
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|err| ConnectError::Failed(format!("invalid URL {url}: {err}")))?;
+    let mut bearer = HeaderValue::from_str(&format!("Bearer {credential}")).map_err(|_| {
+        ConnectError::Failed("the stored credential is not a valid header value".into())
+    })?;
+    bearer.set_sensitive(true);
+    request.headers_mut().insert(AUTHORIZATION, bearer);
+    let attempt = tokio_tungstenite::connect_async(request);
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Err(_) => Err(ConnectError::Failed(format!(
+            "no answer from {url} within {CONNECT_TIMEOUT:?}"
+        ))),
+        Ok(Ok((ws, _response))) => Ok(ws),
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            let status = response.status().as_u16();
+            let body = response.body().as_deref().unwrap_or_default();
+            let message = server_error_message(status, body);
+            if status == 401 || status == 403 {
+                Err(ConnectError::Rejected { message })
+            } else {
+                Err(ConnectError::Failed(format!("{url} answered {message}")))
+            }
+        }
+        Ok(Err(err)) => Err(ConnectError::Failed(format!(
+            "{url}: {}",
+            error_chain(&err)
+        ))),
+    }
+}
+
+/// How a link ended.
+#[derive(Debug)]
+pub struct LinkEnd {
+    pub welcomed: bool,
+    pub lasted: Duration,
+    pub shutdown: bool,
+    pub reason: String,
+}
+
+/// What the link loop borrows from the agent for its lifetime.
+pub struct LinkContext<'a> {
+    pub supervisor: &'a mut Supervisor,
+    pub outbox: &'a mut mpsc::Receiver<AgentMessage>,
+    pub done: &'a mut mpsc::UnboundedReceiver<CommandResult>,
+    pub heartbeat_override: Option<u64>,
+    pub heartbeat_seq: &'a mut u64,
+}
+
+/// Run one link until it drops, goes silent, or `shutdown` resolves.
+pub async fn run_link(
+    ws: WsStream,
+    ctx: LinkContext<'_>,
+    shutdown: &mut Pin<&mut (impl Future<Output = ()> + Send)>,
+) -> LinkEnd {
+    let began = Instant::now();
+    let (mut sink, stream) = ws.split();
+    let hello = AgentMessage::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        inventory: collect_inventory(),
+    };
+    if let Err(err) = sink.send(Message::text(operon_proto::encode(&hello))).await {
+        return LinkEnd {
+            welcomed: false,
+            lasted: began.elapsed(),
+            shutdown: false,
+            reason: format!("sending Hello failed: {err}"),
+        };
+    }
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let mut reader = Reader {
+        supervisor: ctx.supervisor,
+        done: ctx.done,
+        control: Some(control_tx),
+        heartbeat_override: ctx.heartbeat_override,
+        heartbeat_seq: ctx.heartbeat_seq,
+        welcomed: false,
+    };
+    let outcome = tokio::select! {
+        end = reader.read(stream, shutdown) => end,
+        reason = write_frames(&mut sink, control_rx, ctx.outbox) => ReadEnd { shutdown: false, reason },
+    };
+    if outcome.shutdown {
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    }
+    LinkEnd {
+        welcomed: reader.welcomed,
+        lasted: began.elapsed(),
+        shutdown: outcome.shutdown,
+        reason: outcome.reason,
+    }
+}
+
+/// Writes control frames and the outbox to the socket. The outbox is
+/// drained first so that a `Finished` never overtakes its own output.
+async fn write_frames(
+    sink: &mut futures_util::stream::SplitSink<WsStream, Message>,
+    mut control: mpsc::UnboundedReceiver<AgentMessage>,
+    outbox: &mut mpsc::Receiver<AgentMessage>,
+) -> String {
+    loop {
+        let message = tokio::select! {
+            biased;
+            Some(message) = outbox.recv() => message,
+            Some(message) = control.recv() => message,
+            else => return "agent is stopping".to_owned(),
+        };
+        if let Err(err) = sink
+            .send(Message::text(operon_proto::encode(&message)))
+            .await
+        {
+            return format!("sending failed: {err}");
+        }
+    }
+}
+
+struct ReadEnd {
+    shutdown: bool,
+    reason: String,
+}
+
+struct Reader<'a> {
+    supervisor: &'a mut Supervisor,
+    done: &'a mut mpsc::UnboundedReceiver<CommandResult>,
+    control: Control,
+    heartbeat_override: Option<u64>,
+    heartbeat_seq: &'a mut u64,
+    welcomed: bool,
+}
+
+impl Reader<'_> {
+    async fn read(
+        &mut self,
+        mut stream: futures_util::stream::SplitStream<WsStream>,
+        shutdown: &mut Pin<&mut (impl Future<Output = ()> + Send)>,
+    ) -> ReadEnd {
+        let end = |reason: String| ReadEnd {
+            shutdown: false,
+            reason,
+        };
+        let mut heartbeat: Option<Interval> = None;
+        let mut silence_limit = WELCOME_TIMEOUT;
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                frame = stream.next() => {
+                    last_heard = Instant::now();
+                    match frame {
+                        None => return end("the server closed the connection".into()),
+                        Some(Err(err)) => return end(format!("connection error: {err}")),
+                        Some(Ok(Message::Close(frame))) => {
+                            let why = frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default();
+                            return end(format!("the server closed the connection {why}").trim_end().to_owned());
+                        }
+                        Some(Ok(Message::Text(text))) => {
+                            if let Some(interval) = self.on_frame(text.as_str()) {
+                                silence_limit = interval * MISSED_HEARTBEATS_BEFORE_DEAD as u32;
+                                let mut ticker = tokio::time::interval(interval);
+                                ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                                heartbeat = Some(ticker);
+                            }
+                        }
+                        Some(Ok(_)) => {} // pings are answered by tungstenite; binary is not ours
+                    }
+                }
+                Some(result) = self.done.recv() => self.supervisor.on_done(result, &self.control),
+                () = tick(&mut heartbeat) => {
+                    *self.heartbeat_seq += 1;
+                    self.send(AgentMessage::Heartbeat { seq: *self.heartbeat_seq });
+                }
+                () = tokio::time::sleep_until(last_heard + silence_limit) => {
+                    let what = if self.welcomed { "nothing heard from the server" } else { "no Welcome from the server" };
+                    return end(format!("{what} for {silence_limit:?}; dropping the link"));
+                }
+                () = shutdown.as_mut() => return ReadEnd { shutdown: true, reason: "agent is stopping".into() },
+            }
+        }
+    }
+
+    fn send(&self, message: AgentMessage) {
+        if let Some(control) = &self.control {
+            let _ = control.send(message);
+        }
+    }
+
+    /// Handle one text frame. Returns the heartbeat interval on `Welcome`.
+    fn on_frame(&mut self, text: &str) -> Option<Duration> {
+        let message = match operon_proto::decode::<ServerMessage>(text) {
+            Ok(message) => message,
+            Err(err) => {
+                let start: String = text.chars().take(120).collect();
+                tracing::warn!(%err, frame = %start, "ignoring a malformed frame from the server");
+                return None;
+            }
+        };
+        match message {
+            ServerMessage::Welcome {
+                node_id,
+                name,
+                protocol_version,
+                heartbeat_secs,
+            } => {
+                if protocol_version != PROTOCOL_VERSION {
+                    tracing::warn!(
+                        server = protocol_version,
+                        agent = PROTOCOL_VERSION,
+                        "protocol versions differ"
+                    );
+                }
+                let secs = self.heartbeat_override.unwrap_or(heartbeat_secs).max(1);
+                tracing::info!(%node_id, %name, heartbeat_secs = secs, "connected");
+                self.welcomed = true;
+                self.supervisor.resend_unacknowledged(&self.control);
+                return Some(Duration::from_secs(secs));
+            }
+            ServerMessage::HeartbeatAck { .. } => {}
+            ServerMessage::Run(command) => self.supervisor.on_run(command, &self.control),
+            ServerMessage::Cancel { invocation_id } => {
+                self.supervisor.on_cancel(&invocation_id, &self.control)
+            }
+            ServerMessage::ResultAck { invocation_id } => self.supervisor.on_ack(&invocation_id),
+        }
+        None
+    }
+}
+
+async fn tick(heartbeat: &mut Option<Interval>) {
+    match heartbeat {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_url_switches_scheme_and_appends_the_path() {
+        assert_eq!(
+            connect_url("http://127.0.0.1:7780").unwrap(),
+            "ws://127.0.0.1:7780/v1/agent/connect"
+        );
+        assert_eq!(
+            connect_url("https://ops.example/").unwrap(),
+            "wss://ops.example/v1/agent/connect"
+        );
+        assert!(connect_url("ftp://x").is_err());
+    }
+}

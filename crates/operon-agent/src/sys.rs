@@ -1,0 +1,175 @@
+//! The agent's few direct system calls: sessions and process groups, signals to
+//! groups, user lookup and switching, and an exclusive lock on the state
+//! directory.
+//!
+//! This is the only module allowed to use `unsafe`; every block says why it is
+//! sound. Everything outside sees safe functions with `io::Result`s.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// A local account, as `/etc/passwd` (or NSS) describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAccount {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    /// Supplementary groups, the primary group included.
+    pub groups: Vec<u32>,
+}
+
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Look a user up by name. `Ok(None)` if no such user exists.
+pub fn lookup_user(name: &str) -> io::Result<Option<UserAccount>> {
+    let c_name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        // SAFETY: an all-zero passwd is a valid value for this plain C struct.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the duration of the call; `buf` is
+        // writable for `buf.len()` bytes and outlives every use of `pwd`'s
+        // string pointers below, which point into it.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                c_name.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1024 * 1024 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        if found.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: on success pw_dir is a NUL-terminated string inside `buf`.
+        let home = unsafe { CStr::from_ptr(pwd.pw_dir) }
+            .to_string_lossy()
+            .into_owned();
+        let groups = group_list(&c_name, pwd.pw_gid)?;
+        return Ok(Some(UserAccount {
+            name: name.to_owned(),
+            uid: pwd.pw_uid,
+            gid: pwd.pw_gid,
+            home,
+            groups,
+        }));
+    }
+}
+
+fn group_list(c_name: &CStr, gid: libc::gid_t) -> io::Result<Vec<u32>> {
+    let mut count: libc::c_int = 64;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; count as usize];
+        let asked = count;
+        // SAFETY: `groups` has room for `count` entries, and getgrouplist writes
+        // at most that many, updating `count` with the number it needs.
+        let rc =
+            unsafe { libc::getgrouplist(c_name.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
+        if rc >= 0 {
+            groups.truncate(count as usize);
+            return Ok(groups);
+        }
+        if count <= asked {
+            count = asked * 2;
+        }
+        if count > 65536 {
+            return Err(io::Error::other("user belongs to too many groups"));
+        }
+    }
+}
+
+/// What a freshly forked child does before `exec`: its own session (so the
+/// whole tree can be signalled as one group and has no controlling terminal),
+/// then, if asked, the identity of another user.
+#[derive(Debug, Clone)]
+pub struct ChildSetup {
+    pub switch_to: Option<UserAccount>,
+}
+
+impl ChildSetup {
+    /// Install this setup on a command, to run between fork and exec.
+    pub fn apply(self, command: &mut tokio::process::Command) {
+        let ids = self.switch_to.map(|user| (user.uid, user.gid, user.groups));
+        // SAFETY: the closure runs in the forked child before exec. It calls
+        // only async-signal-safe system calls (setsid, setgroups, setgid,
+        // setuid) on data prepared before the fork, and allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if let Some((uid, gid, groups)) = &ids {
+                    if libc::setgroups(groups.len() as _, groups.as_ptr()) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    if libc::setgid(*gid) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    if libc::setuid(*uid) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Send `signal` to every process of group `pgid`. A group that no longer
+/// exists is not an error.
+pub fn signal_group(pgid: i32, signal: libc::c_int) -> io::Result<()> {
+    if pgid <= 1 {
+        // killpg(0 or 1) would hit our own group or everything: never.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to signal process group {pgid}"),
+        ));
+    }
+    // SAFETY: killpg takes plain integers; pgid > 1 was checked above.
+    let rc = unsafe { libc::killpg(pgid, signal) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+pub use libc::{SIGKILL, SIGTERM};
+
+/// Take an exclusive, non-blocking `flock` on `file`. `Ok(false)` if another
+/// process holds it. The lock lives as long as the file stays open.
+pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    // SAFETY: the descriptor is valid while `file` is borrowed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}

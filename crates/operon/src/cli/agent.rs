@@ -1,0 +1,77 @@
+//! `operon agent`: run the node agent until ctrl-c or SIGTERM.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// Base URL of the Operon server.
+    #[arg(long, env = "OPERON_SERVER", default_value = "http://127.0.0.1:7780")]
+    pub server: String,
+    /// One-time enrollment token (needed only on the first start).
+    #[arg(long, env = "OPERON_ENROLL_TOKEN", hide_env_values = true)]
+    pub enroll_token: Option<String>,
+    /// Directory for the node credential and the command journal.
+    #[arg(long, default_value = "./operon-agent")]
+    pub state_dir: PathBuf,
+    /// Node name to ask for at enrollment (default: the hostname).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Tag to ask for at enrollment, `key=value`; repeatable.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Heartbeat interval in seconds (default: what the server says).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_secs: Option<u64>,
+}
+
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got '{text}'")),
+    }
+}
+
+impl AgentArgs {
+    pub fn into_config(self) -> operon_agent::AgentConfig {
+        operon_agent::AgentConfig {
+            server_url: self.server,
+            state_dir: self.state_dir,
+            enroll_token: self.enroll_token,
+            name: self.name,
+            tags: self.tags.into_iter().collect::<BTreeMap<_, _>>(),
+            heartbeat_secs: self.heartbeat_secs,
+        }
+    }
+}
+
+pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(operon_agent::run(args.into_config(), shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let sigterm = async {
+        match terminate.as_mut() {
+            Some(stream) => {
+                stream.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = sigterm => {}
+    }
+    tracing::info!("stopping");
+}
