@@ -1,0 +1,1181 @@
+//! The tree-walking evaluator.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use indexmap::IndexMap;
+
+use crate::ast::{Kind, LambdaDef, Node, ObjectPairs, SortTerm, TransformDef};
+use crate::error::{Error, Result};
+use crate::functions::{self, Func};
+use crate::value::{self, ArrFlags, ObjMap, Val, deep_equal, describe, truthy};
+use crate::{Env, Outcome};
+
+/// A lexical scope: variables bound by `:=`, function parameters, and block scopes.
+#[derive(Default)]
+pub(crate) struct Frame {
+    vars: RefCell<HashMap<String, Option<Val>>>,
+    parent: Option<Rc<Frame>>,
+}
+
+impl Frame {
+    fn child(parent: &Rc<Frame>) -> Rc<Frame> {
+        Rc::new(Frame {
+            vars: RefCell::new(HashMap::new()),
+            parent: Some(parent.clone()),
+        })
+    }
+
+    fn lookup(&self, name: &str) -> Option<Option<Val>> {
+        if let Some(v) = self.vars.borrow().get(name) {
+            return Some(v.clone());
+        }
+        self.parent.as_ref().and_then(|p| p.lookup(name))
+    }
+
+    fn bind(&self, name: &str, value: Option<Val>) {
+        self.vars.borrow_mut().insert(name.to_string(), value);
+    }
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Frame")
+    }
+}
+
+pub(crate) struct Evaluator<'e> {
+    pub env: &'e Env,
+    steps: u64,
+    depth: u32,
+    /// Frames that received function values: cleared at the end to break `Rc` cycles
+    /// (a closure stored in the scope it captures).
+    closure_frames: Vec<Weak<Frame>>,
+    root: Option<Val>,
+    rng_state: u64,
+}
+
+pub(crate) fn evaluate_root(
+    node: &Node,
+    input: Option<&serde_json::Value>,
+    env: &Env,
+) -> Result<Outcome> {
+    let mut input = input.map(value::from_json);
+    if let Some(Val::Arr(items, flags)) = &input
+        && !flags.seq
+    {
+        let wrapped = Val::Arr(items.clone(), *flags);
+        input = Some(Val::Arr(
+            Rc::new(vec![wrapped]),
+            ArrFlags {
+                seq: true,
+                outer: true,
+                ..ArrFlags::PLAIN
+            },
+        ));
+    }
+    let mut evaluator = Evaluator {
+        env,
+        steps: 0,
+        depth: 0,
+        closure_frames: Vec::new(),
+        root: input.clone(),
+        rng_state: env.random_seed ^ 0x9E37_79B9_7F4A_7C15,
+    };
+    let frame = Rc::new(Frame::default());
+    let result = evaluator.eval(node, input.as_ref(), &frame);
+    evaluator.break_cycles(&frame);
+    match result? {
+        None => Ok(Outcome::Undefined),
+        Some(Val::Func(_)) => Ok(Outcome::Function),
+        Some(v) => Ok(Outcome::Value(value::to_json(&v)?)),
+    }
+}
+
+fn contains_function(value: &Val) -> bool {
+    match value {
+        Val::Func(_) => true,
+        Val::Arr(items, _) => items.iter().any(contains_function),
+        Val::Obj(map) => map.values().any(contains_function),
+        _ => false,
+    }
+}
+
+/// Collapses a sequence as jsonata does at the end of every node evaluation.
+fn collapse(result: Option<Val>, keep_array: bool) -> Option<Val> {
+    match result {
+        Some(Val::Arr(items, mut flags)) if flags.seq => {
+            if keep_array {
+                flags.keep = true;
+            }
+            match items.len() {
+                0 => None,
+                1 if !flags.keep => Some(items[0].clone()),
+                _ => Some(Val::Arr(items, flags)),
+            }
+        }
+        other => other,
+    }
+}
+
+/// `fn.append` of jsonata-js: concatenation where non-arrays count as singletons.
+pub(crate) fn append(a: Option<Val>, b: Option<Val>) -> Option<Val> {
+    match (a, b) {
+        (None, b) => b,
+        (a, None) => a,
+        (Some(a), Some(b)) => {
+            let mut items = a.items();
+            match b {
+                Val::Arr(more, _) => items.extend(more.iter().cloned()),
+                other => items.push(other),
+            }
+            Some(Val::array(items))
+        }
+    }
+}
+
+/// `fn.lookup`: field access, mapped over arrays with flattening.
+fn lookup(input: &Val, key: &str) -> Option<Val> {
+    match input {
+        Val::Arr(items, _) => {
+            let mut out = Vec::new();
+            for item in items.iter() {
+                match lookup(item, key) {
+                    Some(Val::Arr(found, _)) => out.extend(found.iter().cloned()),
+                    Some(v) => out.push(v),
+                    None => {}
+                }
+            }
+            Some(Val::seq(out))
+        }
+        Val::Obj(map) => map.get(key).cloned(),
+        _ => None,
+    }
+}
+
+fn flatten_into(value: &Val, out: &mut Vec<Val>) {
+    match value {
+        Val::Arr(items, _) => items.iter().for_each(|v| flatten_into(v, out)),
+        other => out.push(other.clone()),
+    }
+}
+
+fn descendants(value: &Val, out: &mut Vec<Val>) {
+    match value {
+        Val::Arr(items, _) => items.iter().for_each(|v| descendants(v, out)),
+        Val::Obj(map) => {
+            out.push(value.clone());
+            map.values().for_each(|v| descendants(v, out));
+        }
+        other => out.push(other.clone()),
+    }
+}
+
+fn is_numeric_array(value: &Val) -> bool {
+    matches!(value, Val::Arr(items, _) if !items.is_empty() && items.iter().all(|v| matches!(v, Val::Num(_))))
+}
+
+impl<'e> Evaluator<'e> {
+    fn break_cycles(&mut self, root: &Rc<Frame>) {
+        root.vars.borrow_mut().clear();
+        for frame in self.closure_frames.drain(..) {
+            if let Some(frame) = frame.upgrade() {
+                let vars = std::mem::take(&mut *frame.vars.borrow_mut());
+                drop(vars);
+            }
+        }
+    }
+
+    /// Counts a step and a level of nesting, failing when a limit is exceeded.
+    fn enter(&mut self, position: usize) -> Result<()> {
+        self.charge(1).map_err(|e| e.or_position(position))?;
+        self.depth += 1;
+        if self.depth > self.env.limits.max_depth {
+            self.depth -= 1;
+            return Err(Error::at(
+                "U1001",
+                position,
+                "Stack overflow error: Check for non-terminating recursive function.  Consider rewriting as tail-recursive.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Charges `amount` steps (used for allocations proportional to their size).
+    pub fn charge(&mut self, amount: u64) -> Result<()> {
+        self.steps = self.steps.saturating_add(amount);
+        if self.steps > self.env.limits.max_steps {
+            return Err(Error::new(
+                "U1002",
+                format!(
+                    "Expression evaluation exceeded the limit of {} steps: Check for infinite loop",
+                    self.env.limits.max_steps
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn now_millis(&self) -> i64 {
+        self.env.now_millis
+    }
+
+    /// The next pseudo-random number in [0, 1) (splitmix64; deterministic per seed).
+    pub fn next_random(&mut self) -> f64 {
+        self.rng_state = self.rng_state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Evaluates a separately parsed expression (for `$eval`) in a fresh scope.
+    pub fn eval_detached(&mut self, node: &Node, input: Option<&Val>) -> Result<Option<Val>> {
+        let frame = Rc::new(Frame::default());
+        self.closure_frames.push(Rc::downgrade(&frame));
+        self.eval(node, input, &frame)
+    }
+
+    pub fn eval(
+        &mut self,
+        node: &Node,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        self.enter(node.position)?;
+        let result = self.eval_node(node, input, frame);
+        self.depth -= 1;
+        result
+    }
+
+    fn eval_node(
+        &mut self,
+        node: &Node,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        let mut result = self.eval_kind(node, input, frame)?;
+        for predicate in &node.predicates {
+            result = self.filter(predicate, result, frame)?;
+        }
+        if let Some(group) = &node.group {
+            result = Some(self.group(group, result, frame)?);
+        }
+        Ok(collapse(result, node.keep_array))
+    }
+
+    fn eval_kind(
+        &mut self,
+        node: &Node,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        let pos = node.position;
+        Ok(match &node.kind {
+            Kind::Str(s) => Some(Val::Str(s.clone())),
+            Kind::Num(n) => Some(Val::Num(*n)),
+            Kind::Bool(b) => Some(Val::Bool(*b)),
+            Kind::Null => Some(Val::Null),
+            Kind::Name(name) => input.and_then(|v| lookup(v, name)),
+            Kind::Var(name) => self.variable(name, input, frame),
+            Kind::Wildcard => Some(wildcard(input)),
+            Kind::Descendant => input.map(|v| {
+                let mut out = Vec::new();
+                descendants(v, &mut out);
+                Val::seq(out)
+            }),
+            Kind::Regex(re) => Some(Val::Func(Rc::new(Func::Regex(re.clone())))),
+            Kind::Path {
+                steps,
+                keep_singleton,
+            } => self.path(steps, *keep_singleton, input, frame)?,
+            Kind::Binary { op, lhs, rhs } => self.binary(op, lhs, rhs, input, frame, pos)?,
+            Kind::Negate(operand) => match self.eval(operand, input, frame)? {
+                None => None,
+                Some(Val::Num(n)) => Some(Val::Num(-n)),
+                Some(other) => {
+                    return Err(Error::at(
+                        "D1002",
+                        pos,
+                        format!(
+                            "Cannot negate a non-numeric value: {}",
+                            describe(Some(&other))
+                        ),
+                    ));
+                }
+            },
+            Kind::Array { items, cons } => {
+                Some(self.array_constructor(items, *cons, input, frame)?)
+            }
+            Kind::Object(pairs) => Some(self.group(pairs, input.cloned(), frame)?),
+            Kind::Condition {
+                condition,
+                then,
+                otherwise,
+            } => {
+                let test = self.eval(condition, input, frame)?;
+                if truthy(test.as_ref()).unwrap_or(false) {
+                    self.eval(then, input, frame)?
+                } else if let Some(otherwise) = otherwise {
+                    self.eval(otherwise, input, frame)?
+                } else {
+                    None
+                }
+            }
+            Kind::Block(items) => {
+                let scope = Frame::child(frame);
+                let mut result = None;
+                for item in items {
+                    result = self.eval(item, input, &scope)?;
+                }
+                result
+            }
+            Kind::Bind { name, value } => {
+                let v = self.eval(value, input, frame)?;
+                if v.as_ref().is_some_and(contains_function) {
+                    self.closure_frames.push(Rc::downgrade(frame));
+                }
+                frame.bind(name, v.clone());
+                v
+            }
+            Kind::Lambda(def) => Some(Val::Func(Rc::new(Func::Lambda {
+                def: def.clone(),
+                scope: frame.clone(),
+                input: input.cloned(),
+            }))),
+            Kind::Call { func, args } => self.call(func, args, None, input, frame, pos)?,
+            Kind::Partial { func, args } => Some(self.partial(func, args, input, frame, pos)?),
+            Kind::Placeholder => None,
+            Kind::Apply { lhs, rhs } => self.apply_operator(lhs, rhs, input, frame, pos)?,
+            Kind::Sort(terms) => {
+                let items = input.map(Val::items).unwrap_or_default();
+                Some(self.sort(terms, items, frame)?)
+            }
+            Kind::Transform(def) => Some(Val::Func(Rc::new(Func::Transform {
+                def: def.clone(),
+                scope: frame.clone(),
+            }))),
+        })
+    }
+
+    fn variable(&mut self, name: &str, input: Option<&Val>, frame: &Rc<Frame>) -> Option<Val> {
+        match name {
+            "" => match input {
+                Some(Val::Arr(items, flags)) if flags.outer => items.first().cloned(),
+                other => other.cloned(),
+            },
+            "$" => self.root.clone(),
+            _ => self.lookup_variable(name, frame),
+        }
+    }
+
+    pub fn lookup_variable(&self, name: &str, frame: &Rc<Frame>) -> Option<Val> {
+        if let Some(v) = frame.lookup(name) {
+            return v;
+        }
+        if let Some(v) = self.env.binding(name) {
+            return Some(value::from_json(v));
+        }
+        if let Some(f) = self.env.function(name) {
+            return Some(Val::Func(Rc::new(Func::Host {
+                name: name.to_string(),
+                f: f.clone(),
+            })));
+        }
+        functions::builtin(name)
+    }
+
+    fn path(
+        &mut self,
+        steps: &[Node],
+        keep_singleton: bool,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        let mut sequence: Vec<Option<Val>> = match (input, steps.first().map(|s| &s.kind)) {
+            (_, Some(Kind::Var(_))) => vec![input.cloned()],
+            (Some(Val::Arr(items, _)), _) => items.iter().cloned().map(Some).collect(),
+            _ => vec![input.cloned()],
+        };
+        let mut result: Option<Val> = None;
+        for (index, step) in steps.iter().enumerate() {
+            let last = index + 1 == steps.len();
+            let step_result = match &step.kind {
+                Kind::Array { cons: true, .. } if index == 0 => {
+                    let whole = Val::seq(sequence.iter().flatten().cloned().collect());
+                    match self.eval(step, Some(&whole), frame)? {
+                        Some(v @ Val::Arr(..)) => v,
+                        Some(v) => Val::seq(vec![v]),
+                        None => Val::seq(Vec::new()),
+                    }
+                }
+                Kind::Sort(terms) => {
+                    self.enter(step.position)?;
+                    let sorted =
+                        self.sort(terms, sequence.iter().flatten().cloned().collect(), frame);
+                    self.depth -= 1;
+                    let mut sorted = Some(sorted?);
+                    for predicate in &step.predicates {
+                        sorted = self.filter(predicate, sorted, frame)?;
+                    }
+                    sorted.unwrap_or_else(|| Val::seq(Vec::new()))
+                }
+                _ => self.step(step, &sequence, last, frame)?,
+            };
+            let empty = matches!(&step_result, Val::Arr(items, _) if items.is_empty());
+            result = Some(step_result);
+            if empty {
+                break;
+            }
+            sequence = result
+                .as_ref()
+                .map(Val::items)
+                .unwrap_or_default()
+                .into_iter()
+                .map(Some)
+                .collect();
+        }
+        if keep_singleton && let Some(v) = result {
+            let flags = v.flags();
+            let v = if flags.cons && !flags.seq {
+                Val::seq(vec![v])
+            } else {
+                v
+            };
+            let flags = ArrFlags {
+                keep: true,
+                ..v.flags()
+            };
+            result = Some(v.with_flags(flags));
+        }
+        Ok(result)
+    }
+
+    fn step(
+        &mut self,
+        step: &Node,
+        inputs: &[Option<Val>],
+        last: bool,
+        frame: &Rc<Frame>,
+    ) -> Result<Val> {
+        let mut results = Vec::with_capacity(inputs.len());
+        for item in inputs {
+            if let Some(v) = self.eval(step, item.as_ref(), frame)? {
+                results.push(v);
+            }
+        }
+        if last && results.len() == 1 && matches!(&results[0], Val::Arr(_, f) if !f.seq) {
+            return Ok(results.swap_remove(0));
+        }
+        let mut flat = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Val::Arr(items, flags) if !flags.cons => flat.extend(items.iter().cloned()),
+                other => flat.push(other),
+            }
+        }
+        Ok(Val::seq(flat))
+    }
+
+    fn filter(
+        &mut self,
+        predicate: &Node,
+        input: Option<Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        let items = match input {
+            None => return Ok(Some(Val::seq(Vec::new()))),
+            Some(v) => v.items(),
+        };
+        if let Kind::Num(n) = predicate.kind
+            && predicate.predicates.is_empty()
+        {
+            let mut index = n.floor();
+            if index < 0.0 {
+                index += items.len() as f64;
+            }
+            let mut out = Vec::new();
+            if index >= 0.0
+                && let Some(item) = items.get(index as usize)
+            {
+                match item {
+                    Val::Arr(inner, _) => out.extend(inner.iter().cloned()),
+                    other => out.push(other.clone()),
+                }
+            }
+            return Ok(Some(Val::seq(out)));
+        }
+        let mut out = Vec::new();
+        let len = items.len() as f64;
+        for (position, item) in items.iter().enumerate() {
+            let res = self.eval(predicate, Some(item), frame)?;
+            let selected = match &res {
+                Some(Val::Num(n)) => index_matches(*n, position, len),
+                Some(arr) if is_numeric_array(arr) => {
+                    arr.items()
+                        .iter()
+                        .filter(|v| index_matches(v.as_f64().unwrap_or(f64::NAN), position, len))
+                        .count()
+                        > 0
+                }
+                other => truthy(other.as_ref()).unwrap_or(false),
+            };
+            if selected {
+                out.push(item.clone());
+            }
+        }
+        Ok(Some(Val::seq(out)))
+    }
+
+    fn array_constructor(
+        &mut self,
+        items: &[Node],
+        cons: bool,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Val> {
+        let mut out = Vec::new();
+        for item in items {
+            let Some(v) = self.eval(item, input, frame)? else {
+                continue;
+            };
+            match v {
+                Val::Arr(inner, _) if !matches!(item.kind, Kind::Array { .. }) => {
+                    out.extend(inner.iter().cloned())
+                }
+                other => out.push(other),
+            }
+        }
+        self.charge(out.len() as u64 / 16)?;
+        Ok(Val::Arr(
+            Rc::new(out),
+            ArrFlags {
+                cons,
+                ..ArrFlags::PLAIN
+            },
+        ))
+    }
+
+    /// Object construction / grouping (`{k: v}` and `expr{k: v}`).
+    fn group(&mut self, pairs: &ObjectPairs, input: Option<Val>, frame: &Rc<Frame>) -> Result<Val> {
+        let items: Vec<Option<Val>> = match input {
+            Some(Val::Arr(items, _)) if !items.is_empty() => {
+                items.iter().cloned().map(Some).collect()
+            }
+            Some(Val::Arr(..)) | None => vec![None],
+            Some(v) => vec![Some(v)],
+        };
+        let mut groups: IndexMap<String, (Option<Val>, usize)> = IndexMap::new();
+        for item in &items {
+            for (pair_index, (key_expr, _)) in pairs.iter().enumerate() {
+                let key = match self.eval(key_expr, item.as_ref(), frame)? {
+                    None => continue,
+                    Some(Val::Str(s)) => s.to_string(),
+                    Some(other) => {
+                        return Err(Error::at(
+                            "T1003",
+                            key_expr.position,
+                            format!(
+                                "Key in object structure must evaluate to a string; got: {}",
+                                describe(Some(&other))
+                            ),
+                        ));
+                    }
+                };
+                match groups.get_mut(&key) {
+                    Some((data, index)) => {
+                        if *index != pair_index {
+                            return Err(Error::at(
+                                "D1009",
+                                key_expr.position,
+                                format!(
+                                    "Multiple key definitions evaluate to same key: {}",
+                                    describe(Some(&Val::string(key)))
+                                ),
+                            ));
+                        }
+                        *data = append(data.take(), item.clone());
+                    }
+                    None => {
+                        groups.insert(key, (item.clone(), pair_index));
+                    }
+                }
+            }
+        }
+        let mut result = ObjMap::new();
+        for (key, (data, pair_index)) in groups {
+            if let Some(v) = self.eval(&pairs[pair_index].1, data.as_ref(), frame)? {
+                result.insert(key, v);
+            }
+        }
+        Ok(Val::object(result))
+    }
+
+    fn binary(
+        &mut self,
+        op: &str,
+        lhs: &Node,
+        rhs: &Node,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+        pos: usize,
+    ) -> Result<Option<Val>> {
+        let left = self.eval(lhs, input, frame)?;
+        match op {
+            "and" => {
+                let l = truthy(left.as_ref()).unwrap_or(false);
+                return Ok(Some(Val::Bool(
+                    l && truthy(self.eval(rhs, input, frame)?.as_ref()).unwrap_or(false),
+                )));
+            }
+            "or" => {
+                let l = truthy(left.as_ref()).unwrap_or(false);
+                return Ok(Some(Val::Bool(
+                    l || truthy(self.eval(rhs, input, frame)?.as_ref()).unwrap_or(false),
+                )));
+            }
+            "?:" => {
+                if truthy(left.as_ref()).unwrap_or(false) {
+                    return Ok(left);
+                }
+                return self.eval(rhs, input, frame);
+            }
+            "??" => {
+                if left.is_some() {
+                    return Ok(left);
+                }
+                return self.eval(rhs, input, frame);
+            }
+            _ => {}
+        }
+        let right = self.eval(rhs, input, frame)?;
+        let result = match op {
+            "+" | "-" | "*" | "/" | "%" => arithmetic(op, left, right),
+            "=" => Ok(Some(Val::Bool(
+                matches!((&left, &right), (Some(l), Some(r)) if deep_equal(l, r)),
+            ))),
+            "!=" => Ok(Some(Val::Bool(
+                matches!((&left, &right), (Some(l), Some(r)) if !deep_equal(l, r)),
+            ))),
+            "<" | "<=" | ">" | ">=" => compare(op, left, right),
+            "&" => {
+                let mut s = functions::to_string_or_empty(left.as_ref())?;
+                s.push_str(&functions::to_string_or_empty(right.as_ref())?);
+                self.charge(s.len() as u64 / 16)?;
+                Ok(Some(Val::string(s)))
+            }
+            "in" => Ok(Some(Val::Bool(match (&left, &right) {
+                (Some(l), Some(r)) => r.items().iter().any(|item| deep_equal(item, l)),
+                _ => false,
+            }))),
+            ".." => self.range(left, right),
+            _ => Err(Error::new("S0204", format!("Unknown operator: {op}"))),
+        };
+        result.map_err(|e| e.or_position(pos))
+    }
+
+    fn range(&mut self, left: Option<Val>, right: Option<Val>) -> Result<Option<Val>> {
+        let as_int = |v: &Option<Val>, code: &str, side: &str| -> Result<Option<i64>> {
+            match v {
+                None => Ok(None),
+                Some(Val::Num(n)) if n.fract() == 0.0 && n.abs() < 1e15 => Ok(Some(*n as i64)),
+                Some(_) => Err(Error::new(
+                    code,
+                    format!(
+                        "The {side} side of the range operator (..) must evaluate to an integer"
+                    ),
+                )),
+            }
+        };
+        let l = as_int(&left, "T2003", "left")?;
+        let r = as_int(&right, "T2004", "right")?;
+        let (Some(l), Some(r)) = (l, r) else {
+            return Ok(None);
+        };
+        if l > r {
+            return Ok(None);
+        }
+        let size = r - l + 1;
+        if size > 10_000_000 {
+            return Err(Error::new(
+                "D2014",
+                format!(
+                    "The size of the sequence allocated by the range operator (..) must not exceed 1e7.  Attempted to allocate {size}."
+                ),
+            ));
+        }
+        self.charge(size as u64)?;
+        Ok(Some(Val::seq(
+            (l..=r).map(|i| Val::Num(i as f64)).collect(),
+        )))
+    }
+
+    fn call(
+        &mut self,
+        func_node: &Node,
+        arg_nodes: &[Node],
+        applied_to: Option<Option<Val>>,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+        pos: usize,
+    ) -> Result<Option<Val>> {
+        let func = self.eval(func_node, input, frame)?;
+        let name = func_node.function_name();
+        let mut args = Vec::with_capacity(arg_nodes.len() + 1);
+        if let Some(first) = applied_to {
+            args.push(first);
+        }
+        for arg in arg_nodes {
+            args.push(self.eval(arg, input, frame)?);
+        }
+        let Some(func @ Val::Func(_)) = func else {
+            if matches!(func_node.kind, Kind::Path { .. }) && functions::builtin(&name).is_some() {
+                return Err(Error::at(
+                    "T1005",
+                    pos,
+                    format!("Attempted to invoke a non-function. Did you mean ${name}?"),
+                ));
+            }
+            return Err(Error::at(
+                "T1006",
+                pos,
+                "Attempted to invoke a non-function",
+            ));
+        };
+        self.apply(&func, args, input, pos)
+            .map_err(|e| functions::name_error(e, &name).or_position(pos))
+    }
+
+    fn partial(
+        &mut self,
+        func_node: &Node,
+        arg_nodes: &[Node],
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+        pos: usize,
+    ) -> Result<Val> {
+        let func = self.eval(func_node, input, frame)?;
+        let Some(func @ Val::Func(_)) = func else {
+            let name = func_node.function_name();
+            if matches!(func_node.kind, Kind::Path { .. }) && functions::builtin(&name).is_some() {
+                return Err(Error::at(
+                    "T1007",
+                    pos,
+                    format!("Attempted to partially apply a non-function. Did you mean ${name}?"),
+                ));
+            }
+            return Err(Error::at(
+                "T1008",
+                pos,
+                "Attempted to partially apply a non-function",
+            ));
+        };
+        let mut args = Vec::with_capacity(arg_nodes.len());
+        for arg in arg_nodes {
+            if matches!(arg.kind, Kind::Placeholder) {
+                args.push(None);
+            } else {
+                args.push(Some(self.eval(arg, input, frame)?));
+            }
+        }
+        Ok(Val::Func(Rc::new(Func::Partial { func, args })))
+    }
+
+    fn apply_operator(
+        &mut self,
+        lhs: &Node,
+        rhs: &Node,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+        pos: usize,
+    ) -> Result<Option<Val>> {
+        let left = self.eval(lhs, input, frame)?;
+        if let Kind::Call { func, args } = &rhs.kind {
+            return self.call(func, args, Some(left), input, frame, rhs.position);
+        }
+        let func = self.eval(rhs, input, frame)?;
+        let Some(func @ Val::Func(_)) = func else {
+            return Err(Error::at(
+                "T2006",
+                pos,
+                "The right side of the function application operator ~> must be a function",
+            ));
+        };
+        match left {
+            Some(first @ Val::Func(_)) => Ok(Some(Val::Func(Rc::new(Func::Chain {
+                first,
+                second: func,
+            })))),
+            other => self.apply(&func, vec![other], None, pos),
+        }
+    }
+
+    /// Invokes a function value with evaluated arguments.
+    pub fn apply(
+        &mut self,
+        func: &Val,
+        args: Vec<Option<Val>>,
+        context: Option<&Val>,
+        pos: usize,
+    ) -> Result<Option<Val>> {
+        let Val::Func(f) = func else {
+            return Err(Error::at(
+                "T1006",
+                pos,
+                "Attempted to invoke a non-function",
+            ));
+        };
+        self.enter(pos)?;
+        let result = self.apply_func(f, args, context, pos);
+        self.depth -= 1;
+        result
+    }
+
+    fn apply_func(
+        &mut self,
+        f: &Rc<Func>,
+        args: Vec<Option<Val>>,
+        context: Option<&Val>,
+        pos: usize,
+    ) -> Result<Option<Val>> {
+        match f.as_ref() {
+            Func::Lambda { def, scope, input } => {
+                self.apply_lambda(def, scope, input.as_ref(), args, context)
+            }
+            Func::Builtin(builtin) => {
+                let args = builtin.signature().validate(&args, context)?;
+                (builtin.implementation)(self, &args)
+            }
+            Func::Host { f, .. } => {
+                let json_args: Vec<Option<serde_json::Value>> = args
+                    .iter()
+                    .map(|a| {
+                        a.as_ref()
+                            .filter(|v| !v.is_function())
+                            .and_then(|v| value::to_json(v).ok())
+                    })
+                    .collect();
+                Ok(f(&json_args)?.as_ref().map(value::from_json))
+            }
+            Func::Partial { func, args: bound } => {
+                let mut supplied = args.into_iter();
+                let full: Vec<Option<Val>> = bound
+                    .iter()
+                    .map(|b| match b {
+                        Some(v) => v.clone(),
+                        None => supplied.next().flatten(),
+                    })
+                    .collect();
+                self.apply(func, full, context, pos)
+            }
+            Func::Chain { first, second } => {
+                let intermediate = self.apply(first, args, context, pos)?;
+                self.apply(second, vec![intermediate], context, pos)
+            }
+            Func::Regex(re) => {
+                let text = match args.first() {
+                    Some(Some(Val::Str(s))) => s.clone(),
+                    _ => return Ok(None),
+                };
+                Ok(functions::regex_match_object(re, &text, 0))
+            }
+            Func::Transform { def, scope } => {
+                let target = args.into_iter().next().flatten();
+                self.transform(target, def, scope)
+            }
+        }
+    }
+
+    fn apply_lambda(
+        &mut self,
+        def: &LambdaDef,
+        scope: &Rc<Frame>,
+        input: Option<&Val>,
+        args: Vec<Option<Val>>,
+        context: Option<&Val>,
+    ) -> Result<Option<Val>> {
+        let args = match &def.signature {
+            Some(sig) => sig.validate(&args, context)?,
+            None => args,
+        };
+        let call_frame = Frame::child(scope);
+        let mut holds_function = false;
+        for (index, param) in def.params.iter().enumerate() {
+            let arg = args.get(index).cloned().flatten();
+            holds_function |= arg.as_ref().is_some_and(contains_function);
+            call_frame.bind(param, arg);
+        }
+        if holds_function {
+            self.closure_frames.push(Rc::downgrade(&call_frame));
+        }
+        self.eval(&def.body, input, &call_frame)
+    }
+
+    fn sort(&mut self, terms: &[SortTerm], items: Vec<Val>, frame: &Rc<Frame>) -> Result<Val> {
+        let mut keyed = Vec::with_capacity(items.len());
+        for item in items {
+            let mut keys = Vec::with_capacity(terms.len());
+            for term in terms {
+                let key = self.eval(&term.expr, Some(&item), frame)?;
+                match &key {
+                    None | Some(Val::Num(_)) | Some(Val::Str(_)) => keys.push(key),
+                    Some(_) => {
+                        return Err(Error::at(
+                            "T2008",
+                            term.expr.position,
+                            "The expressions within an order-by clause must evaluate to numeric or string values",
+                        ));
+                    }
+                }
+            }
+            keyed.push((keys, item));
+        }
+        let mut failure: Option<Error> = None;
+        keyed.sort_by(|(a, _), (b, _)| {
+            for (index, term) in terms.iter().enumerate() {
+                let ordering = match (&a[index], &b[index]) {
+                    (None, None) => std::cmp::Ordering::Equal,
+                    (None, Some(_)) => return std::cmp::Ordering::Greater,
+                    (Some(_), None) => return std::cmp::Ordering::Less,
+                    (Some(Val::Num(x)), Some(Val::Num(y))) => x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal),
+                    (Some(Val::Str(x)), Some(Val::Str(y))) => functions::compare_strings(x, y),
+                    (Some(x), Some(y)) => {
+                        failure.get_or_insert_with(|| {
+                            Error::at(
+                                "T2007",
+                                term.expr.position,
+                                format!("Type mismatch when comparing values {} and {} in order-by clause", describe(Some(x)), describe(Some(y))),
+                            )
+                        });
+                        std::cmp::Ordering::Equal
+                    }
+                };
+                let ordering = if term.descending { ordering.reverse() } else { ordering };
+                if ordering != std::cmp::Ordering::Equal {
+                    return ordering;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        Ok(Val::seq(keyed.into_iter().map(|(_, item)| item).collect()))
+    }
+
+    /// Applies `| pattern | update, delete |` to a copy of `target`. Values are immutable
+    /// and shared, so matches are identified by object identity and the copy is rebuilt
+    /// with the edits applied.
+    fn transform(
+        &mut self,
+        target: Option<Val>,
+        def: &TransformDef,
+        scope: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        let Some(target) = target else {
+            return Ok(None);
+        };
+        let matches = self
+            .eval(&def.pattern, Some(&target), scope)?
+            .map(|m| m.items())
+            .unwrap_or_default();
+        let mut edits: HashMap<usize, Edit> = HashMap::new();
+        for matched in matches {
+            let Val::Obj(map) = &matched else { continue };
+            let update = match self.eval(&def.update, Some(&matched), scope)? {
+                None => ObjMap::new(),
+                Some(Val::Obj(update)) => update.as_ref().clone(),
+                Some(other) => {
+                    return Err(Error::at(
+                        "T2011",
+                        def.update.position,
+                        format!(
+                            "The insert/update clause of the transform expression must evaluate to an object: {}",
+                            describe(Some(&other))
+                        ),
+                    ));
+                }
+            };
+            let deletions = match &def.delete {
+                None => Vec::new(),
+                Some(delete) => self.transform_deletions(delete, &matched, scope)?,
+            };
+            let edit = edits.entry(Rc::as_ptr(map) as usize).or_default();
+            edit.update.extend(update);
+            edit.delete.extend(deletions);
+        }
+        self.charge(1)?;
+        Ok(Some(apply_edits(&target, &edits)))
+    }
+
+    fn transform_deletions(
+        &mut self,
+        delete: &Node,
+        matched: &Val,
+        scope: &Rc<Frame>,
+    ) -> Result<Vec<String>> {
+        let Some(value) = self.eval(delete, Some(matched), scope)? else {
+            return Ok(Vec::new());
+        };
+        let items = value.items();
+        if !items.iter().all(|v| matches!(v, Val::Str(_))) {
+            return Err(Error::at(
+                "T2012",
+                delete.position,
+                format!(
+                    "The delete clause of the transform expression must evaluate to a string or array of strings: {}",
+                    describe(Some(&value))
+                ),
+            ));
+        }
+        Ok(items
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect())
+    }
+}
+
+#[derive(Default)]
+struct Edit {
+    update: ObjMap,
+    delete: Vec<String>,
+}
+
+/// Rebuilds `value`, applying the edits keyed by object identity.
+fn apply_edits(value: &Val, edits: &HashMap<usize, Edit>) -> Val {
+    match value {
+        Val::Arr(items, flags) => Val::Arr(
+            Rc::new(items.iter().map(|v| apply_edits(v, edits)).collect()),
+            *flags,
+        ),
+        Val::Obj(map) => {
+            let mut rebuilt: ObjMap = map
+                .iter()
+                .map(|(k, v)| (k.clone(), apply_edits(v, edits)))
+                .collect();
+            if let Some(edit) = edits.get(&(Rc::as_ptr(map) as usize)) {
+                for (k, v) in &edit.update {
+                    rebuilt.insert(k.clone(), v.clone());
+                }
+                for k in &edit.delete {
+                    rebuilt.shift_remove(k);
+                }
+            }
+            Val::object(rebuilt)
+        }
+        other => other.clone(),
+    }
+}
+
+fn index_matches(n: f64, position: usize, len: f64) -> bool {
+    let mut index = n.floor();
+    if index < 0.0 {
+        index += len;
+    }
+    index == position as f64
+}
+
+fn wildcard(input: Option<&Val>) -> Val {
+    let mut out = Vec::new();
+    let mut input = input;
+    if let Some(Val::Arr(items, flags)) = input
+        && flags.outer
+        && !items.is_empty()
+    {
+        input = items.first();
+    }
+    match input {
+        Some(Val::Obj(map)) => {
+            for v in map.values() {
+                flatten_into(v, &mut out);
+            }
+        }
+        Some(Val::Arr(items, _)) => {
+            for v in items.iter() {
+                flatten_into(v, &mut out);
+            }
+        }
+        _ => {}
+    }
+    Val::seq(out)
+}
+
+fn arithmetic(op: &str, left: Option<Val>, right: Option<Val>) -> Result<Option<Val>> {
+    let l = match &left {
+        None => None,
+        Some(Val::Num(n)) => Some(*n),
+        Some(_) => {
+            return Err(Error::new(
+                "T2001",
+                format!("The left side of the {op} operator must evaluate to a number"),
+            ));
+        }
+    };
+    let r = match &right {
+        None => None,
+        Some(Val::Num(n)) => Some(*n),
+        Some(_) => {
+            return Err(Error::new(
+                "T2002",
+                format!("The right side of the {op} operator must evaluate to a number"),
+            ));
+        }
+    };
+    let (Some(l), Some(r)) = (l, r) else {
+        return Ok(None);
+    };
+    let result = match op {
+        "+" => l + r,
+        "-" => l - r,
+        "*" => l * r,
+        "/" => l / r,
+        _ => l % r,
+    };
+    if !result.is_finite() {
+        return Err(Error::new(
+            "D1001",
+            format!("Number out of range: {}", value::format_number(result)),
+        ));
+    }
+    Ok(Some(Val::Num(result)))
+}
+
+fn compare(op: &str, left: Option<Val>, right: Option<Val>) -> Result<Option<Val>> {
+    let comparable = |v: &Option<Val>| matches!(v, None | Some(Val::Num(_)) | Some(Val::Str(_)));
+    if !comparable(&left) || !comparable(&right) {
+        return Err(Error::new(
+            "T2010",
+            format!(
+                "The expressions either side of operator {op:?} must evaluate to numeric or string values"
+            ),
+        ));
+    }
+    let ordering = match (&left, &right) {
+        (None, _) | (_, None) => return Ok(None),
+        (Some(Val::Num(a)), Some(Val::Num(b))) => a.partial_cmp(b),
+        (Some(Val::Str(a)), Some(Val::Str(b))) => Some(functions::compare_strings(a, b)),
+        (Some(a), Some(b)) => {
+            return Err(Error::new(
+                "T2009",
+                format!(
+                    "The values {} and {} either side of operator {op:?} must be of the same data type",
+                    describe(Some(a)),
+                    describe(Some(b))
+                ),
+            ));
+        }
+    };
+    let Some(ordering) = ordering else {
+        return Ok(Some(Val::Bool(false)));
+    };
+    use std::cmp::Ordering::*;
+    let result = match op {
+        "<" => ordering == Less,
+        "<=" => ordering != Greater,
+        ">" => ordering == Greater,
+        _ => ordering != Less,
+    };
+    Ok(Some(Val::Bool(result)))
+}
