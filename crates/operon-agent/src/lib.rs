@@ -50,7 +50,7 @@ mod link;
 pub mod output;
 pub mod procfs;
 pub mod runner;
-mod supervisor;
+pub mod supervisor;
 mod sys;
 
 use std::collections::BTreeMap;
@@ -70,7 +70,7 @@ pub use error::AgentError;
 pub use inventory::collect_inventory;
 
 use backoff::Backoff;
-use journal::{Journal, JournalEntry};
+use journal::Journal;
 use link::{ConnectError, LinkContext};
 use supervisor::Supervisor;
 
@@ -116,7 +116,7 @@ pub async fn run(
         tracing::warn!(enrolled_with = %credential.server_url, using = %config.server_url, "server URL differs from the one the node enrolled with");
     }
     let journal = Journal::open(&config.state_dir)?;
-    prepare_journal(&journal).await?;
+    supervisor::settle_journal_at_start(&journal).await?;
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
@@ -177,26 +177,6 @@ async fn obtain_credential(
             Err(err) => return Err(err),
         }
     }
-}
-
-/// Prune old tombstones and settle invocations an earlier agent process left
-/// running: they are never re-run, only stopped and reported as interrupted.
-async fn prepare_journal(journal: &Journal) -> Result<(), AgentError> {
-    let now = runner::now_millis();
-    let pruned = journal.prune(now)?;
-    if pruned > 0 {
-        tracing::info!(pruned, "pruned acknowledged results older than 7 days");
-    }
-    let interrupted: Vec<JournalEntry> = journal
-        .entries()?
-        .into_iter()
-        .filter(|entry| entry.result.is_none())
-        .collect();
-    for entry in interrupted {
-        tracing::warn!(invocation_id = %entry.invocation_id, "invocation was interrupted by an agent restart; it will be reported failed, not re-run");
-        supervisor::finish_interrupted(journal, entry).await;
-    }
-    Ok(())
 }
 
 /// Hold an exclusive lock on `<state_dir>/agent.lock` while the agent runs.

@@ -243,6 +243,27 @@ fn unstarted_result(id: &str, status: InvocationStatus, detail: String) -> Comma
     }
 }
 
+/// At start, before connecting: prune old tombstones and settle invocations
+/// an earlier agent process left running. They are never re-run, only
+/// stopped (if their process group is provably still ours) and journaled as
+/// interrupted, so their results go out after the first `Welcome`.
+pub async fn settle_journal_at_start(journal: &Journal) -> Result<(), JournalError> {
+    let pruned = journal.prune(now_millis())?;
+    if pruned > 0 {
+        tracing::info!(pruned, "pruned acknowledged results older than 7 days");
+    }
+    let interrupted: Vec<JournalEntry> = journal
+        .entries()?
+        .into_iter()
+        .filter(|entry| entry.result.is_none())
+        .collect();
+    for entry in interrupted {
+        tracing::warn!(invocation_id = %entry.invocation_id, "invocation was interrupted by an agent restart; reporting it failed, not re-running it");
+        finish_interrupted(journal, entry).await;
+    }
+    Ok(())
+}
+
 /// Kill the recorded process group if it provably is still ours, then journal
 /// the interrupted result.
 pub async fn finish_interrupted(journal: &Journal, entry: JournalEntry) -> CommandResult {
