@@ -82,6 +82,19 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// A transaction that takes the write lock at once. A deferred transaction
+    /// that reads before it writes can fail with "database is locked" when
+    /// another writer commits in between; an immediate one waits its turn.
+    async fn begin_write(
+        &self,
+        context: &'static str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db(context))
+    }
+
     /// The schema version after migrations.
     pub async fn schema_version(&self) -> Result<i64> {
         migrations::current_version(&self.pool).await
@@ -172,7 +185,7 @@ impl Store {
         now: i64,
         node: NewNode,
     ) -> Result<Result<Node, EnrollRefusal>> {
-        let mut tx = self.pool.begin().await.map_err(db("starting enrollment"))?;
+        let mut tx = self.begin_write("starting enrollment").await?;
         let row = sqlx::query(
             "SELECT id, token_hash, tags, uses_allowed, uses, expires_at, created_at
              FROM enroll_tokens WHERE token_hash = ?",

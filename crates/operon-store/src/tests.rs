@@ -188,3 +188,32 @@ async fn documents_are_versioned() {
     );
     assert_eq!(store.list_documents().await.unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_enrollments_never_exceed_uses_or_fail_with_locks() {
+    let (_dir, store) = open_temp().await;
+    store
+        .insert_enroll_token(&token(10, i64::MAX))
+        .await
+        .unwrap();
+    let attempts = (0..25).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .enroll_node("hash-1", 1, new_node(&format!("n-{i}"), "n"))
+                .await
+        })
+    });
+    let mut enrolled = 0;
+    for attempt in attempts {
+        match attempt
+            .await
+            .unwrap()
+            .expect("no database error under contention")
+        {
+            Ok(_) => enrolled += 1,
+            Err(refusal) => assert_eq!(refusal, EnrollRefusal::UsedUp),
+        }
+    }
+    assert_eq!(enrolled, 10);
+}

@@ -23,8 +23,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a server and a local agent enrolled to it: the quickest start.
+    Up(cli::server::ServerArgs),
     /// Run the control plane.
     Server(cli::server::ServerArgs),
+    /// Run the node agent (connects outbound to the server).
+    Agent(cli::agent::AgentArgs),
     /// Run a shell command or a document on nodes, streaming output live.
     Run {
         #[command(flatten)]
@@ -75,7 +79,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Up(args) => cli::up::run(args),
         Command::Server(args) => cli::server::run(args),
+        Command::Agent(args) => cli::agent::run(args),
         Command::Run { client, args } => cli::commands::run(&client, args),
         Command::Commands { client, cmd } => cli::commands::commands(&client, cmd),
         Command::Documents { client, cmd } => cli::commands::documents(&client, cmd),

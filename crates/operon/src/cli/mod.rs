@@ -1,11 +1,13 @@
 //! Client commands, one module per noun, and the long-running commands.
 
+pub mod agent;
 pub mod client;
 pub mod commands;
 pub mod events;
 pub mod fleet;
 pub mod output;
 pub mod server;
+pub mod up;
 pub mod workflows;
 
 /// Logs go to stderr; `RUST_LOG` filters (default `info`).

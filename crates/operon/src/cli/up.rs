@@ -1,0 +1,72 @@
+//! `operon up`: a server and a local agent enrolled to it, in one process.
+//! The first thing a newcomer runs.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::server::ServerArgs;
+
+/// Subdirectory of the data directory holding the local agent's state.
+const LOCAL_AGENT_DIR: &str = "local-agent";
+
+pub fn run(args: ServerArgs) -> Result<ExitCode> {
+    super::init_logging(args.log_json);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let server = operon_server::start(args.config()).await?;
+        let state_dir = args.data_dir.join(LOCAL_AGENT_DIR);
+        let enrolled = state_dir.join("credential.json").exists();
+        let enroll_token = if enrolled {
+            None
+        } else {
+            let tags = BTreeMap::from([("operon:local".to_string(), "true".to_string())]);
+            Some(
+                server
+                    .create_enroll_token(tags, 1, Duration::from_secs(600))
+                    .await?,
+            )
+        };
+        print_banner(&server, &args);
+        let config = operon_agent::AgentConfig {
+            server_url: server.url(),
+            state_dir,
+            enroll_token,
+            name: None,
+            tags: BTreeMap::new(),
+            heartbeat_secs: None,
+        };
+        let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(operon_agent::run(config, async move {
+            let _ = agent_stopped.await;
+        }));
+        let served = server.run_until(super::shutdown_signal()).await;
+        let _ = stop_agent.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), agent).await;
+        served.context("serving")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_banner(server: &operon_server::Server, args: &ServerArgs) {
+    let data_dir_flag = if args.data_dir == std::path::Path::new("operon-data") {
+        String::new()
+    } else {
+        format!(" --data-dir {}", args.data_dir.display())
+    };
+    println!("Operon is up.");
+    println!("  server      {}", server.url());
+    println!("  data        {}", args.data_dir.display());
+    println!(
+        "  API token   {} (the CLI reads it from there)",
+        server.admin_token_path.display()
+    );
+    println!("  local agent enrolling as this host; `operon nodes list{data_dir_flag}` shows it");
+    println!();
+    println!("Try:");
+    println!("  operon run{data_dir_flag} --targets all -- uname -a");
+    println!();
+    println!("Stop with ctrl-c.");
+}

@@ -1,0 +1,301 @@
+//! Test harness: real `operon` processes (server, agents, CLI) on loopback.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn operon() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_operon"))
+}
+
+/// A free loopback port (so a restarted server can take the same one).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Poll `check` until it returns Some, or panic with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub struct ServerProcess {
+    pub child: Child,
+    pub url: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub token: String,
+}
+
+impl ServerProcess {
+    pub fn start(data_dir: &Path, port: u16) -> ServerProcess {
+        let mut child = operon()
+            .args([
+                "server",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--heartbeat-secs",
+                "1",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn operon server");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .expect("read server stdout");
+            if let Some(url) = line.strip_prefix("operon server listening on ") {
+                break url.to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let token = std::fs::read_to_string(data_dir.join("admin-token"))
+            .expect("admin token file")
+            .trim()
+            .to_string();
+        ServerProcess {
+            child,
+            url,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            token,
+        }
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Run a CLI command against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        operon()
+            .args(args)
+            .env("OPERON_SERVER", &self.url)
+            .env("OPERON_TOKEN", &self.token)
+            .output()
+            .expect("run operon CLI")
+    }
+
+    /// Run a CLI command with `--json` that must succeed; parse its output.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        // Before a `--`, or it would become part of the remote command.
+        let at = all.iter().position(|a| *a == "--").unwrap_or(all.len());
+        all.insert(at, "--json");
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "operon {all:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "operon {all:?} printed invalid JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    pub fn enroll_token(&self, tags: &[&str], uses: u32, expires: &str) -> String {
+        let mut args = vec!["enroll-tokens", "create"];
+        for tag in tags {
+            args.extend(["--tag", tag]);
+        }
+        let uses = uses.to_string();
+        args.extend(["--uses", &uses, "--expires", expires]);
+        self.cli_json(&args)["token"].as_str().unwrap().to_string()
+    }
+
+    pub fn node_status(&self, name: &str) -> Option<String> {
+        let nodes = self.cli_json(&["nodes", "list"]);
+        nodes
+            .as_array()?
+            .iter()
+            .find(|n| n["name"] == name)
+            .map(|n| n["status"].as_str().unwrap_or("").to_string())
+    }
+
+    pub fn wait_online(&self, names: &[&str]) {
+        for name in names {
+            wait_for(
+                &format!("node {name} online"),
+                Duration::from_secs(30),
+                || (self.node_status(name).as_deref() == Some("online")).then_some(()),
+            );
+        }
+    }
+
+    pub fn command(&self, id: &str) -> Value {
+        self.cli_json(&["commands", "show", id])
+    }
+
+    pub fn wait_command_final(&self, id: &str, timeout: Duration) -> Value {
+        wait_for(&format!("command {id} to finish"), timeout, || {
+            let c = self.command(id);
+            (!matches!(c["status"].as_str(), Some("Pending") | Some("InProgress"))).then_some(c)
+        })
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct AgentProcess {
+    pub child: Child,
+    pub name: String,
+    pub state_dir: PathBuf,
+}
+
+impl AgentProcess {
+    pub fn start(
+        server: &ServerProcess,
+        enroll_token: &str,
+        state_dir: &Path,
+        name: &str,
+        tags: &[&str],
+    ) -> AgentProcess {
+        let mut cmd = operon();
+        cmd.args([
+            "agent",
+            "--server",
+            &server.url,
+            "--enroll-token",
+            enroll_token,
+            "--name",
+            name,
+        ])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        for tag in tags {
+            cmd.args(["--tag", tag]);
+        }
+        let child = cmd.spawn().expect("spawn operon agent");
+        AgentProcess {
+            child,
+            name: name.to_string(),
+            state_dir: state_dir.to_path_buf(),
+        }
+    }
+
+    /// Restart with the stored credential (no enrollment token).
+    pub fn restart(&mut self, server: &ServerProcess) {
+        self.kill();
+        let child = operon()
+            .args(["agent", "--server", &server.url, "--name", &self.name])
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("respawn operon agent");
+        self.child = child;
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait for the process to exit by itself; returns (success, stderr).
+    pub fn wait_exit(&mut self, timeout: Duration) -> (bool, String) {
+        let status = wait_for(&format!("agent {} to exit", self.name), timeout, || {
+            self.child.try_wait().ok().flatten()
+        });
+        let mut stderr = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = err.read_to_string(&mut stderr);
+        }
+        (status.success(), stderr)
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A server with three agents: web-1 and web-2 (role=web) and db-1 (role=db),
+/// web-1 and db-1 in env=staging, web-2 in env=prod.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub server: ServerProcess,
+    pub agents: Vec<AgentProcess>,
+}
+
+impl Fleet {
+    pub fn start() -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ServerProcess::start(&dir.path().join("server"), free_port());
+        let token = server.enroll_token(&[], 3, "1h");
+        let specs = [
+            ("web-1", ["role=web", "env=staging"]),
+            ("web-2", ["role=web", "env=prod"]),
+            ("db-1", ["role=db", "env=staging"]),
+        ];
+        let agents = specs
+            .iter()
+            .map(|(name, tags)| {
+                AgentProcess::start(&server, &token, &dir.path().join(name), name, tags)
+            })
+            .collect();
+        server.wait_online(&["web-1", "web-2", "db-1"]);
+        Fleet {
+            dir,
+            server,
+            agents,
+        }
+    }
+
+    pub fn agent(&mut self, name: &str) -> &mut AgentProcess {
+        self.agents.iter_mut().find(|a| a.name == name).unwrap()
+    }
+}
+
+/// Invocation of `node` in a command record.
+pub fn invocation<'a>(command: &'a Value, node: &str) -> &'a Value {
+    command["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["node_name"] == node)
+        .unwrap_or_else(|| panic!("no invocation for {node} in {command}"))
+}
