@@ -487,3 +487,121 @@ mainSteps:
         "the third step never ran: {inv}"
     );
 }
+
+#[test]
+fn an_offline_node_gets_the_command_on_reconnect_or_becomes_undeliverable() {
+    let mut fleet = Fleet::start();
+    fleet.agent("db-1").kill();
+    wait_for("db-1 offline", Duration::from_secs(20), || {
+        (fleet.server.node_status("db-1").as_deref() == Some("offline")).then_some(())
+    });
+
+    // Delivered late, within the delivery timeout.
+    let run = operon()
+        .args([
+            "run",
+            "--node",
+            "db-1",
+            "--delivery-timeout",
+            "120",
+            "--json",
+            "--",
+            "echo late",
+        ])
+        .env("OPERON_SERVER", &fleet.server.url)
+        .env("OPERON_TOKEN", &fleet.server.token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let server = &fleet.server;
+    let agent = fleet.agents.iter_mut().find(|a| a.name == "db-1").unwrap();
+    agent.restart(server);
+    let out = run.wait_with_output().unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(invocation(&record, "db-1")["stdout"], "late\n", "{record}");
+
+    // Not delivered: the node stays away past the delivery timeout.
+    fleet.agent("db-1").kill();
+    wait_for("db-1 offline", Duration::from_secs(20), || {
+        (fleet.server.node_status("db-1").as_deref() == Some("offline")).then_some(())
+    });
+    let out = fleet.server.cli(&[
+        "run",
+        "--node",
+        "db-1",
+        "--node",
+        "web-1",
+        "--delivery-timeout",
+        "2",
+        "--max-errors",
+        "1",
+        "--json",
+        "--",
+        "echo x",
+    ]);
+    assert!(!out.status.success());
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        invocation(&record, "db-1")["status"],
+        "Undeliverable",
+        "{record}"
+    );
+    assert_eq!(
+        invocation(&record, "web-1")["status"],
+        "Success",
+        "{record}"
+    );
+}
+
+#[test]
+fn cancel_stops_running_nodes_and_skips_pending_ones() {
+    let fleet = Fleet::start();
+    let run = operon()
+        .args([
+            "run",
+            "--targets",
+            "all",
+            "--max-concurrency",
+            "1",
+            "--json",
+            "--",
+            "sleep 30",
+        ])
+        .env("OPERON_SERVER", &fleet.server.url)
+        .env("OPERON_TOKEN", &fleet.server.token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = wait_for("one node running", Duration::from_secs(20), || {
+        let list = fleet.server.cli_json(&["commands", "list"]);
+        let id = list.as_array()?.first()?["id"].as_str()?.to_string();
+        let record = fleet.server.command(&id);
+        let started = record["invocations"]
+            .as_array()?
+            .iter()
+            .any(|i| i["started_at"].is_number());
+        started.then_some(id)
+    });
+    let started = Instant::now();
+    let answer = fleet.server.cli_json(&["commands", "cancel", &id]);
+    assert_eq!(answer["cancel_requested"], true);
+    let out = run.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "cancel took {:?}",
+        started.elapsed()
+    );
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["status"], "Cancelled");
+    for inv in record["invocations"].as_array().unwrap() {
+        assert_eq!(inv["status"], "Cancelled", "{inv}");
+    }
+    let again = fleet.server.cli(&["commands", "cancel", &id]);
+    assert!(
+        !again.status.success(),
+        "a finished command cannot be cancelled"
+    );
+}
