@@ -83,8 +83,8 @@ const OUTBOX_CAPACITY: usize = 256;
 /// How long running commands get to stop when the agent shuts down.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// How the agent is started.
-#[derive(Debug, Clone)]
+/// How the agent is started. `Debug` hides the enrollment token.
+#[derive(Clone)]
 pub struct AgentConfig {
     /// The server's base URL, e.g. `http://127.0.0.1:7780`.
     pub server_url: String,
@@ -98,6 +98,22 @@ pub struct AgentConfig {
     pub tags: BTreeMap<String, String>,
     /// Overrides the heartbeat interval the server suggests.
     pub heartbeat_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("server_url", &self.server_url)
+            .field("state_dir", &self.state_dir)
+            .field(
+                "enroll_token",
+                &self.enroll_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("name", &self.name)
+            .field("tags", &self.tags)
+            .field("heartbeat_secs", &self.heartbeat_secs)
+            .finish()
+    }
 }
 
 /// Run the agent: enroll if needed, then connect and reconnect until

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct AgentArgs {
     /// Base URL of the Operon server.
     #[arg(long, env = "OPERON_SERVER", default_value = "http://127.0.0.1:7780")]

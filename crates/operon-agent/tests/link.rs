@@ -1,0 +1,397 @@
+//! The agent's connection loop against a minimal in-test server speaking the
+//! real protocol over real sockets: enrollment over HTTP, then the WebSocket
+//! link (Hello/Welcome, heartbeats, Run/Started/Output/Finished/ResultAck,
+//! reconnects, and refusals). The real server is covered by end-to-end tests.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use operon_agent::{AgentConfig, AgentError};
+use operon_proto::{
+    AgentMessage, CommandResult, EnrollRequest, EnrollResponse, InvocationStatus, RunCommand,
+    ServerMessage, Step,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn config(url: &str, state: &Path) -> AgentConfig {
+    AgentConfig {
+        server_url: url.into(),
+        state_dir: state.into(),
+        enroll_token: Some("tok-1".into()),
+        name: Some("node-a".into()),
+        tags: BTreeMap::from([("env".into(), "test".into())]),
+        heartbeat_secs: None,
+    }
+}
+
+/// Read one HTTP request (headers and Content-Length body).
+async fn read_http_request(stream: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed mid-request");
+        data.extend_from_slice(&buf[..n]);
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            while data.len() < end + 4 + length {
+                let n = stream.read(&mut buf).await.unwrap();
+                data.extend_from_slice(&buf[..n]);
+            }
+            return (head, data[end + 4..end + 4 + length].to_vec());
+        }
+    }
+}
+
+async fn write_http_response(stream: &mut TcpStream, status: &str, body: &str) {
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await.unwrap();
+    stream.shutdown().await.unwrap();
+}
+
+/// Serve one enrollment request, answering with node `n-1` / credential `cred-1`.
+async fn serve_enrollment(listener: &TcpListener) -> EnrollRequest {
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let (head, body) = read_http_request(&mut stream).await;
+    assert!(head.starts_with("POST /v1/agent/enroll "), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("authorization"),
+        "{head}"
+    );
+    let request: EnrollRequest = serde_json::from_slice(&body).unwrap();
+    let answer = EnrollResponse {
+        node_id: "n-1".into(),
+        name: "node-a".into(),
+        credential: "cred-1".into(),
+    };
+    write_http_response(
+        &mut stream,
+        "200 OK",
+        &serde_json::to_string(&answer).unwrap(),
+    )
+    .await;
+    request
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Accept one WebSocket upgrade, checking the bearer credential.
+async fn accept_link(listener: &TcpListener) -> Ws {
+    let (stream, _) = listener.accept().await.unwrap();
+    tokio_tungstenite::accept_hdr_async(stream, |request: &Request, response: Response| {
+        assert_eq!(request.uri().path(), "/v1/agent/connect");
+        let auth = request
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(auth.as_deref(), Some("Bearer cred-1"));
+        Ok(response)
+    })
+    .await
+    .unwrap()
+}
+
+async fn recv(ws: &mut Ws) -> AgentMessage {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            return operon_proto::decode(text.as_str()).unwrap();
+        }
+    }
+}
+
+/// The next frame that is not a heartbeat.
+async fn recv_skipping_heartbeats(ws: &mut Ws) -> AgentMessage {
+    loop {
+        match recv(ws).await {
+            AgentMessage::Heartbeat { .. } => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, message: &ServerMessage) {
+    ws.send(Message::text(operon_proto::encode(message)))
+        .await
+        .unwrap();
+}
+
+async fn welcome(ws: &mut Ws) {
+    let hello = recv(ws).await;
+    assert!(
+        matches!(&hello, AgentMessage::Hello { protocol_version: 1, inventory } if !inventory.hostname.is_empty()),
+        "{hello:?}"
+    );
+    send(
+        ws,
+        &ServerMessage::Welcome {
+            node_id: "n-1".into(),
+            name: "node-a".into(),
+            protocol_version: 1,
+            heartbeat_secs: 1,
+        },
+    )
+    .await;
+}
+
+fn run_command(id: &str, script: &str) -> ServerMessage {
+    ServerMessage::Run(RunCommand {
+        invocation_id: id.into(),
+        command_id: "c-1".into(),
+        steps: vec![Step {
+            name: "s".into(),
+            script: script.into(),
+            working_directory: None,
+            timeout_secs: None,
+        }],
+        timeout_secs: 30,
+        cwd: None,
+        env: BTreeMap::new(),
+        user: None,
+        output_cap_bytes: 1024,
+    })
+}
+
+/// Collect frames until `Finished`, returning the `Started`/`Output` seen.
+async fn until_finished(ws: &mut Ws) -> (Vec<AgentMessage>, CommandResult) {
+    let mut seen = Vec::new();
+    loop {
+        match recv_skipping_heartbeats(ws).await {
+            AgentMessage::Finished(result) => return (seen, result),
+            other => seen.push(other),
+        }
+    }
+}
+
+fn spawn_agent(
+    config: AgentConfig,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), AgentError>>,
+) {
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(operon_agent::run(config, async move {
+        let _ = stop_rx.await;
+    }));
+    (stop_tx, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolls_connects_runs_and_resends_unacknowledged_results_after_a_reconnect() {
+    let state = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, agent) = spawn_agent(config(&url, state.path()));
+
+    let enrollment = serve_enrollment(&listener).await;
+    assert_eq!(enrollment.enroll_token, "tok-1");
+    assert_eq!(enrollment.name.as_deref(), Some("node-a"));
+    assert_eq!(enrollment.tags.get("env").map(String::as_str), Some("test"));
+
+    let mut ws = accept_link(&listener).await;
+    let mode = std::fs::metadata(state.path().join("credential.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    welcome(&mut ws).await;
+    // Malformed frames are logged and ignored, never fatal.
+    ws.send(Message::text("not json")).await.unwrap();
+    ws.send(Message::text(r#"{"type":"launch_missiles"}"#))
+        .await
+        .unwrap();
+
+    send(&mut ws, &run_command("inv-1", "echo hello; echo world")).await;
+    let (seen, result) = until_finished(&mut ws).await;
+    assert!(
+        matches!(seen.first(), Some(AgentMessage::Started { invocation_id, .. }) if invocation_id == "inv-1")
+    );
+    let live: String = seen
+        .iter()
+        .filter_map(|m| match m {
+            AgentMessage::Output { data, .. } => Some(data.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(live, "hello\nworld\n");
+    assert_eq!(result.status, InvocationStatus::Success);
+    assert_eq!(result.stdout, "hello\nworld\n");
+
+    // Heartbeats keep coming every second.
+    assert!(matches!(
+        recv(&mut ws).await,
+        AgentMessage::Heartbeat { .. }
+    ));
+
+    // Drop the link without acknowledging: the agent reconnects and resends.
+    drop(ws);
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+    let resent = recv_skipping_heartbeats(&mut ws).await;
+    assert_eq!(resent, AgentMessage::Finished(result.clone()));
+    send(
+        &mut ws,
+        &ServerMessage::ResultAck {
+            invocation_id: "inv-1".into(),
+        },
+    )
+    .await;
+    // A duplicate Run after the ack gets the stored result, not a second run.
+    send(&mut ws, &run_command("inv-1", "echo hello; echo world")).await;
+    assert_eq!(
+        recv_skipping_heartbeats(&mut ws).await,
+        AgentMessage::Finished(result)
+    );
+
+    // After the ack, a new link gets no resend: the next frame is a heartbeat.
+    drop(ws);
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+    assert!(matches!(
+        recv(&mut ws).await,
+        AgentMessage::Heartbeat { .. }
+    ));
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_is_dropped_and_reconnected() {
+    let state = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, agent) = spawn_agent(config(&url, state.path()));
+    serve_enrollment(&listener).await;
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+    // Say nothing more; keep the socket open. After 3 silent intervals (1 s
+    // each) the agent gives up on this link and connects again.
+    let began = std::time::Instant::now();
+    let _silent = ws;
+    let mut again = tokio::time::timeout(WAIT, accept_link(&listener))
+        .await
+        .unwrap();
+    assert!(
+        began.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    welcome(&mut again).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_enrollment_is_fatal_with_the_servers_message() {
+    let state = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop, agent) = spawn_agent(config(&url, state.path()));
+    let (mut stream, _) = listener.accept().await.unwrap();
+    read_http_request(&mut stream).await;
+    let body = r#"{"error":{"code":"token_expired","message":"enrollment token expired"}}"#;
+    write_http_response(&mut stream, "403 Forbidden", body).await;
+    let err = tokio::time::timeout(WAIT, agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, AgentError::EnrollmentRefused { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("enrollment token expired"),
+        "{err}"
+    );
+    assert!(!state.path().join("credential.json").exists());
+}
+
+#[tokio::test]
+async fn a_rejected_credential_is_fatal_with_the_servers_message() {
+    let state = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop, agent) = spawn_agent(config(&url, state.path()));
+    serve_enrollment(&listener).await;
+    let (stream, _) = listener.accept().await.unwrap();
+    let _ = tokio_tungstenite::accept_hdr_async(stream, |_: &Request, _: Response| {
+        let mut refusal = ErrorResponse::new(Some(
+            r#"{"error":{"code":"node_revoked","message":"node credential revoked"}}"#.to_owned(),
+        ));
+        *refusal.status_mut() = StatusCode::UNAUTHORIZED;
+        Err(refusal)
+    })
+    .await;
+    let err = tokio::time::timeout(WAIT, agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, AgentError::CredentialRejected { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("node credential revoked"), "{err}");
+}
+
+#[tokio::test]
+async fn without_credential_or_token_the_agent_says_what_is_missing() {
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config("http://127.0.0.1:9", state.path());
+    cfg.enroll_token = None;
+    let err = operon_agent::run(cfg, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("credential.json"), "{err}");
+    assert!(err.to_string().contains("--enroll-token"), "{err}");
+}
+
+#[tokio::test]
+async fn two_agents_cannot_share_a_state_directory() {
+    let state = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop, _first) = spawn_agent(config(&url, state.path()));
+    let _ = listener.accept().await.unwrap(); // the first agent is enrolling
+    let err = operon_agent::run(config(&url, state.path()), std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AgentError::StateDirLocked { .. }), "{err:?}");
+}
