@@ -3,6 +3,9 @@
 //! link (Hello/Welcome, heartbeats, Run/Started/Output/Finished/ResultAck,
 //! reconnects, and refusals). The real server is covered by end-to-end tests.
 
+// The handshake callback signature is tungstenite's, large error type included.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
