@@ -91,6 +91,22 @@ fn targets_by_tag_and_by_id_with_prefixed_output_and_summary() {
     assert_eq!(inv["exit_code"], 0);
     assert_eq!(inv["stdout"], "abc");
     assert_eq!(inv["stdout_truncated"], false);
+
+    // User, working directory and environment reach the process.
+    let record = server.cli_json(&["run", "--node", "web-1", "--user", "nobody", "--cwd", "/tmp", "--env", "GREETING=hi", "--", "echo $(id -un) $(pwd) $GREETING"]);
+    assert_eq!(invocation(&record, "web-1")["stdout"], "nobody /tmp hi\n", "{record}");
+
+    // Output beyond the cap is cut and flagged.
+    let record = server.cli_json(&["run", "--node", "web-1", "--", "head -c 300000 /dev/zero | tr '\\0' a"]);
+    let inv = invocation(&record, "web-1");
+    assert_eq!(inv["stdout_truncated"], true);
+    assert_eq!(inv["stdout"].as_str().unwrap().len(), 256 * 1024);
+
+    // The execution timeout kills the command.
+    let out = server.cli(&["run", "--node", "web-1", "--timeout", "1", "--json", "--", "sleep 20"]);
+    assert!(!out.status.success());
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(invocation(&record, "web-1")["status"], "TimedOut", "{record}");
 }
 
 #[test]
