@@ -63,6 +63,9 @@ fn print_banner(server: &operon_server::Server, args: &ServerArgs) {
         "  API token   {} (the CLI reads it from there)",
         server.admin_token_path.display()
     );
+    if let Some(token) = &server.new_admin_token {
+        println!("  new admin token (shown once): {token}");
+    }
     println!("  local agent enrolling as this host; `operon nodes list{data_dir_flag}` shows it");
     println!();
     println!("Try:");
