@@ -60,10 +60,10 @@ pub async fn enroll(
         });
     }
     if !status.is_success() {
-        return Err(AgentError::EnrollmentRefused {
-            server: base.to_owned(),
-            message: server_error_message(status.as_u16(), &body),
-        });
+        return Err(AgentError::enrollment_refused(
+            base,
+            server_error_message(status.as_u16(), &body),
+        ));
     }
     let answer: EnrollResponse =
         serde_json::from_slice(&body).map_err(|err| AgentError::Protocol {

@@ -48,6 +48,19 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// A refusal of enrollment, without repeating "enrollment refused" when
+    /// the server's message already says it.
+    pub fn enrollment_refused(server: &str, message: String) -> Self {
+        let message = match message.strip_prefix("enrollment refused: ") {
+            Some(rest) => rest.to_owned(),
+            None => message,
+        };
+        AgentError::EnrollmentRefused {
+            server: server.to_owned(),
+            message,
+        }
+    }
+
     /// Whether retrying later may help (the server may be down or restarting),
     /// as opposed to a refusal that will not change by itself.
     pub fn is_transient(&self) -> bool {

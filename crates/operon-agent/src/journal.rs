@@ -128,12 +128,17 @@ pub fn tombstone_expired(acked_at: UnixMillis, now: UnixMillis) -> bool {
 }
 
 /// The file name for an invocation id. Ids are server input: anything but
-/// ASCII letters, digits, `-` and `_` is escaped as `%XX`, so no id can name
-/// a path outside the journal directory.
+/// ASCII letters, digits, `-`, `_` and a non-leading `.` is escaped as `%XX`,
+/// so no id can name a path outside the journal directory (nor `.`, `..`, or
+/// a hidden temporary file).
 pub fn file_name_for(invocation_id: &str) -> String {
     let mut name = String::with_capacity(invocation_id.len() + 5);
-    for byte in invocation_id.bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+    for (index, byte) in invocation_id.bytes().enumerate() {
+        let plain = byte.is_ascii_alphanumeric()
+            || byte == b'-'
+            || byte == b'_'
+            || (byte == b'.' && index > 0);
+        if plain {
             name.push(byte as char);
         } else {
             name.push_str(&format!("%{byte:02X}"));
@@ -395,7 +400,10 @@ mod tests {
     #[test]
     fn ids_cannot_escape_the_journal_directory() {
         assert_eq!(file_name_for("inv-1_a"), "inv-1_a.json");
-        assert_eq!(file_name_for("../x"), "%2E%2E%2Fx.json");
+        assert_eq!(file_name_for("c-1.n-2"), "c-1.n-2.json");
+        assert_eq!(file_name_for("../x"), "%2E.%2Fx.json");
+        assert_eq!(file_name_for(".."), "%2E..json");
+        assert_eq!(file_name_for(""), ".json");
         assert!(!file_name_for("a/b").contains('/'));
     }
 }

@@ -26,6 +26,9 @@ pub struct AgentArgs {
     /// Heartbeat interval in seconds (default: what the server says).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_secs: Option<u64>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -49,29 +52,14 @@ impl AgentArgs {
 }
 
 pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    super::init_logging(args.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(operon_agent::run(args.into_config(), shutdown_signal()))?;
+    runtime.block_on(operon_agent::run(
+        args.into_config(),
+        super::shutdown_signal(),
+    ))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).ok();
-    let sigterm = async {
-        match terminate.as_mut() {
-            Some(stream) => {
-                stream.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = sigterm => {}
-    }
-    tracing::info!("stopping");
 }
