@@ -132,7 +132,7 @@ enum Block {
     Wait { timer: u64, result: Value },
     Retry { timer: u64 },
     Children(Box<Children>),
-    ReadItems { token: String },
+    ReadItems { token: String, max: Option<usize> },
     WriteResults { token: String, output: Value },
 }
 
@@ -349,8 +349,11 @@ impl Execution {
         let st = &machine.processors[f.processor].states[f.state];
         let Kind::Map(spec) = &st.kind else { return };
         let Some(reader) = &spec.item_reader else { return };
-        let max = f_max_items(f, reader);
-        f.phase = match max.and_then(|m| items::parse_items(&body, reader, m)) {
+        let max = match &f.phase {
+            Phase::Blocked(Block::ReadItems { max, .. }) => *max,
+            _ => None,
+        };
+        f.phase = match items::parse_items(&body, reader, max) {
             Ok(list) => Phase::MapItems(list),
             Err(fail) => Phase::Finish(Err(fail)),
         };
@@ -1094,9 +1097,9 @@ impl Execution {
 
     fn map_int_signed(&mut self, f: &Frame, st: &State, n: &NumberField, name: &str, input: &Value) -> Result<i64, Failure> {
         let v = self.number(f, st, n, name, input)?;
-        match (&v, n) {
-            (Value::Number(num), _) if num.as_i64().is_some() => Ok(num.as_i64().unwrap_or(0)),
-            (_, NumberField::Path(p)) => Err(Failure::new(
+        match (int_like(&v), n) {
+            (Some(i), _) => Ok(i),
+            (None, NumberField::Path(p)) => Err(Failure::new(
                 names::RUNTIME,
                 format!("The {name}Path field refers to value \"{}\" which is not a valid integer: {}", value_text(&v), p.source()),
             )),
@@ -1106,9 +1109,9 @@ impl Execution {
 
     fn map_float(&mut self, f: &Frame, st: &State, n: &NumberField, name: &str, input: &Value) -> Result<f64, Failure> {
         let v = self.number(f, st, n, name, input)?;
-        match (&v, n) {
-            (Value::Number(num), _) => Ok(num.as_f64().unwrap_or(0.0)),
-            (_, NumberField::Path(p)) => Err(Failure::new(
+        match (float_like(&v), n) {
+            (Some(x), _) => Ok(x),
+            (None, NumberField::Path(p)) => Err(Failure::new(
                 names::RUNTIME,
                 format!("The {name}Path field refers to value \"{}\" which is not a valid float: {}", value_text(&v), p.source()),
             )),
@@ -1125,16 +1128,21 @@ impl Execution {
             None => Value::Object(Map::new()),
         };
         // Evaluate MaxItems now so that a bad value fails before any I/O.
-        if let Some(n) = &reader.max_items {
-            let v = self.number(f, st, n, "MaxItems", effective)?;
-            if v.as_i64().is_none_or(|x| x < 0) {
-                return Err(Failure::new(names::ITEM_READER_FAILED, "field MaxItems must be positive"));
+        let max = match &reader.max_items {
+            Some(n) => {
+                let v = self.number(f, st, n, "MaxItems", effective)?;
+                match int_like(&v) {
+                    Some(0) => None,
+                    Some(x) if x > 0 => Some((x as usize).min(100_000_000)),
+                    _ => return Err(Failure::new(names::ITEM_READER_FAILED, "field MaxItems must be positive")),
+                }
             }
-        }
+            None => None,
+        };
         let token = self.new_token();
         self.tokens.insert(token.clone(), fid);
         self.effects.push(Effect::ReadObject { token: token.clone(), resource: reader.resource.clone(), parameters });
-        Ok(Flow::Block(Block::ReadItems { token }))
+        Ok(Flow::Block(Block::ReadItems { token, max }))
     }
 
     /// ResultSelector, ResultPath, OutputPath and Assign (JSONPath), or Output and Assign (JSONata).
@@ -1393,17 +1401,21 @@ impl Execution {
     }
 }
 
-fn f_max_items(f: &Frame, reader: &crate::definition::ItemReader) -> Result<Option<usize>, Failure> {
-    let Some(n) = &reader.max_items else { return Ok(None) };
-    let v = match n {
-        NumberField::Literal(v) => v.clone(),
-        NumberField::Path(p) => p.eval(&f.input).map(|c| c.into_owned()).unwrap_or(Value::Null),
-        NumberField::Jsonata(_) => return Ok(None),
-    };
-    match v.as_i64() {
-        Some(0) => Ok(None),
-        Some(x) if x > 0 => Ok(Some((x as usize).min(100_000_000))),
-        _ => Err(Failure::new(names::ITEM_READER_FAILED, "field MaxItems must be positive")),
+/// An integer given as a JSON integer or as a string of digits.
+fn int_like(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A number given as a JSON number or as a numeric string.
+fn float_like(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 

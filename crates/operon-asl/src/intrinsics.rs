@@ -335,8 +335,8 @@ fn apply(func: Func, mut args: Vec<Value>, rng: &mut Rng) -> Result<Value, Failu
         MathRandom => math_random(func, &args, rng),
         MathAdd => {
             arity(func, &args, 2, 2)?;
-            let a = as_int(func, &args[0])?;
-            let b = as_int(func, &args[1])?;
+            let a = java_round(func, &args[0])?;
+            let b = java_round(func, &args[1])?;
             a.checked_add(b).map(Value::from).ok_or_else(|| fail(func, "integer overflow"))
         }
         StringSplit => {
@@ -354,6 +354,21 @@ fn apply(func: Func, mut args: Vec<Value>, rng: &mut Rng) -> Result<Value, Failu
             arity(func, &args, 0, 0)?;
             Ok(Value::String(rng.uuid_v4()))
         }
+    }
+}
+
+/// Java's `Math.round`: half up.
+fn java_round(func: Func, v: &Value) -> Result<i64, Failure> {
+    match v {
+        Value::Number(n) if n.as_i64().is_some() => Ok(n.as_i64().unwrap_or(0)),
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(0.0);
+            if !f.is_finite() || f.abs() > 9.0e18 {
+                return Err(fail(func, format!("number out of range: {v}")));
+            }
+            Ok((f + 0.5).floor() as i64)
+        }
+        _ => Err(fail(func, format!("expected a number, got {v}"))),
     }
 }
 

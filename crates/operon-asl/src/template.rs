@@ -270,7 +270,13 @@ fn register_aws_functions(env: &mut operon_jsonata::Env, seed: u64) {
     env.register_function("partition", Arc::new(|a: &[Option<Value>]| -> NativeResult {
         call_intrinsic("ArrayPartition", a)
     }));
-    env.register_function("range", Arc::new(|a: &[Option<Value>]| -> NativeResult { call_intrinsic("ArrayRange", a) }));
+    env.register_function("range", Arc::new(|a: &[Option<Value>]| -> NativeResult {
+        // A JSONata sequence of one item is that item.
+        Ok(match call_intrinsic("ArrayRange", a)? {
+            Some(Value::Array(mut v)) if v.len() == 1 => v.pop(),
+            other => other,
+        })
+    }));
     env.register_function("hash", Arc::new(|a: &[Option<Value>]| -> NativeResult { call_intrinsic("Hash", a) }));
     env.register_function("parse", Arc::new(|a: &[Option<Value>]| -> NativeResult {
         match a.first() {
@@ -295,14 +301,6 @@ fn register_aws_functions(env: &mut operon_jsonata::Env, seed: u64) {
 }
 
 fn call_intrinsic(name: &str, args: &[Option<Value>]) -> NativeResult {
-    let list: Vec<String> = args
-        .iter()
-        .map(|a| match a {
-            Some(v) => format!("$.a{}", 0).replace("$.a0", &serde_json::to_string(v).unwrap_or_default()),
-            None => "null".into(),
-        })
-        .collect();
-    let _ = list;
     let vals: Vec<Value> = args.iter().map(|a| a.clone().unwrap_or(Value::Null)).collect();
     let src = format!("States.{name}({})", (0..vals.len()).map(|i| format!("$[{i}]")).collect::<Vec<_>>().join(", "));
     let call = intrinsics::parse(&src).map_err(|e| jerr("D3137", &e))?;
