@@ -577,13 +577,35 @@ impl Execution {
         });
     }
 
-    fn prefix(&self, f: &Frame, st: &State, mut fail: Failure) -> Failure {
+    /// Adds the "An error occurred while executing the state ..." prefix to
+    /// errors raised by the state's own evaluation (and records `EvaluationFailed`).
+    fn prefix(&mut self, f: &Frame, st: &State, mut fail: Failure) -> Failure {
         if EVAL_ERRORS.contains(&fail.name()) {
             let cause = fail.cause.take().unwrap_or_default();
             fail.cause = Some(format!(
                 "An error occurred while executing the state '{}' (entered at the event id #{}). {cause}",
                 st.name, f.entered_id
             ));
+        }
+        if fail.name() == names::QUERY_EVALUATION_ERROR {
+            let location = fail
+                .cause
+                .as_deref()
+                .and_then(|c| c.split_once("for the field '"))
+                .and_then(|(_, rest)| rest.split_once('\''))
+                .map(|(field, _)| field.to_string())
+                .or_else(|| {
+                    let c = fail.cause.as_deref()?;
+                    let (_, rest) = c.split_once(") The ")?;
+                    let (word, _) = rest.split_once(" field")?;
+                    (!word.contains(' ')).then(|| word.to_string())
+                });
+            self.history("EvaluationFailed", |e| {
+                e.state = Some(st.name.clone());
+                e.location = location;
+                e.error = fail.error.clone();
+                e.cause = fail.cause.clone();
+            });
         }
         fail
     }
@@ -952,6 +974,7 @@ impl Execution {
             Some(n) => self.map_int(f, st, n, "MaxConcurrency", &effective)?,
             None => 0,
         };
+        self.history("MapStateStarted", |e| e.length = Some(items.len() as u64));
         let tolerated_count = match &spec.tolerated_failure_count {
             Some(n) => {
                 let c = self.map_int_signed(f, st, n, "ToleratedFailureCount", &effective)?;
@@ -978,7 +1001,6 @@ impl Execution {
             inputs.push(self.select_item(f, st, spec, &effective, i, item)?);
         }
         let n = inputs.len();
-        self.history("MapStateStarted", |e| e.length = Some(n as u64));
         let distributed = spec.mode == MapMode::Distributed;
         if distributed {
             self.history("MapRunStarted", |_| {});
@@ -1251,6 +1273,9 @@ impl Execution {
     }
 
     fn failed_events(&mut self, st: &State, fail: &Failure) {
+        if fail.is_terminal() {
+            return;
+        }
         let kind = match st.kind {
             Kind::Map(_) => "MapStateFailed",
             Kind::Parallel { .. } => "ParallelStateFailed",

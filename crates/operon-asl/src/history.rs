@@ -27,6 +27,12 @@ pub struct HistoryEvent {
     pub resource: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<u64>,
+    /// EvaluationFailed: the state whose evaluation failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// EvaluationFailed: the field (e.g. `Output/result`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub length: Option<u64>,
 }
@@ -45,6 +51,8 @@ impl HistoryEvent {
             cause: None,
             resource: None,
             index: None,
+            state: None,
+            location: None,
             length: None,
         }
     }

@@ -79,3 +79,60 @@ fn asl_conformance_corpus() {
         panic!("{} cases failed that are not listed as exceptions:\n{}", unexpected.len(), unexpected.join("\n"));
     }
 }
+
+/// Diagnostic: how many recorded histories (event types and details) we reproduce.
+/// Not a gate: AWS's interleaving of concurrent branches is not reproducible.
+#[test]
+#[ignore]
+fn asl_conformance_history_report() {
+    let path = corpus_dir().join("asl/cases.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else { return };
+    let (mut same, mut total, mut detail_same, mut detail_total) = (0, 0, 0, 0);
+    for line in text.lines() {
+        let case: Value = serde_json::from_str(line).expect("json");
+        let Some(want) = case["history_types"].as_array() else { continue };
+        if case["history_order"] != "strict" {
+            continue;
+        }
+        total += 1;
+        let machine = match StateMachine::from_value(&case["definition"]) {
+            Ok(m) => m,
+            Err(_) => continue,
+        };
+        let mut host = MemoryHost::default();
+        if let Some(objs) = case.pointer("/fixtures/s3_objects").and_then(Value::as_array) {
+            for o in objs {
+                let key = format!("{}/{}", o["bucket"].as_str().unwrap_or(""), o["key"].as_str().unwrap_or(""));
+                host.objects.insert(key, o["body"].as_str().unwrap_or("").to_string());
+            }
+        }
+        let report = run_to_end(Arc::new(machine), case["input"].clone(), ExecutionParams::default(), &mut host, 1_000_000);
+        let got: Vec<Value> = report.history.iter().map(|h| Value::String(h.kind.clone())).collect();
+        if &got == want {
+            same += 1;
+        } else {
+            eprintln!("{}\n  want {:?}\n  got  {:?}", case["id"], want, got);
+            continue;
+        }
+        let Some(events) = case["history"].as_array() else { continue };
+        detail_total += 1;
+        let ours: Vec<Value> = report.history.iter().map(|h| serde_json::to_value(h).unwrap_or(Value::Null)).collect();
+        let mut ok = true;
+        for (w, g) in events.iter().zip(&ours) {
+            for (k, v) in w.as_object().into_iter().flatten() {
+                let field = if k == "assignedVariables" { "assignedVariables" } else { k.as_str() };
+                if k == "type" {
+                    continue;
+                }
+                if !operon_asl::runner::value_matches(v, g.get(field).unwrap_or(&Value::Null)) {
+                    eprintln!("{} detail {}.{k}: want {v} got {}", case["id"], w["type"], g.get(field).unwrap_or(&Value::Null));
+                    ok = false;
+                }
+            }
+        }
+        if ok {
+            detail_same += 1;
+        }
+    }
+    eprintln!("history types identical: {same}/{total}; details identical: {detail_same}/{detail_total}");
+}
