@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,9 @@ pub fn credential_path(state_dir: &Path) -> PathBuf {
     state_dir.join(CREDENTIAL_FILE)
 }
 
-/// Create the state directory (mode 0700) if it does not exist.
+/// Create the state directory (mode 0700) if it does not exist. An existing
+/// directory is left as it is, with a warning if others can read it (it may
+/// be shared, like `/tmp`: tightening it is the operator's call).
 pub fn ensure_state_dir(state_dir: &Path) -> Result<(), AgentError> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -51,7 +53,13 @@ pub fn ensure_state_dir(state_dir: &Path) -> Result<(), AgentError> {
             action: "cannot create state directory",
             path: state_dir.to_owned(),
             source,
-        })
+        })?;
+    if let Ok(meta) = fs::metadata(state_dir)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %state_dir.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "the state directory is accessible to other users; 0700 is recommended");
+    }
+    Ok(())
 }
 
 /// The stored credential, `None` if the node has not enrolled yet.
@@ -91,7 +99,6 @@ pub fn store_credential(state_dir: &Path, credential: &Credential) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     fn sample() -> Credential {
         Credential {

@@ -127,17 +127,19 @@ pub async fn run_link(
         };
     }
     let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
     let mut reader = Reader {
         supervisor: ctx.supervisor,
         done: ctx.done,
         control: Some(control_tx),
+        heartbeats: heartbeat_tx,
         heartbeat_override: ctx.heartbeat_override,
         heartbeat_seq: ctx.heartbeat_seq,
         welcomed: false,
     };
     let outcome = tokio::select! {
         end = reader.read(stream, shutdown) => end,
-        reason = write_frames(&mut sink, control_rx, ctx.outbox) => ReadEnd { shutdown: false, reason },
+        reason = write_frames(&mut sink, Outbound { heartbeats: heartbeat_rx, control: control_rx, outbox: ctx.outbox }) => ReadEnd { shutdown: false, reason },
     };
     if outcome.shutdown {
         let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
@@ -150,18 +152,28 @@ pub async fn run_link(
     }
 }
 
-/// Writes control frames and the outbox to the socket. The outbox is
-/// drained first so that a `Finished` never overtakes its own output.
+/// The queues the writer serves, in priority order.
+struct Outbound<'a> {
+    /// At most one pending heartbeat: never delayed behind bulk output.
+    heartbeats: mpsc::Receiver<AgentMessage>,
+    /// `Started` and `Output` from runners (bounded: back-pressure).
+    outbox: &'a mut mpsc::Receiver<AgentMessage>,
+    /// `Finished` and other replies: after the outbox, so that a `Finished`
+    /// never overtakes its own output.
+    control: mpsc::UnboundedReceiver<AgentMessage>,
+}
+
+/// Write frames to the socket until it fails.
 async fn write_frames(
     sink: &mut futures_util::stream::SplitSink<WsStream, Message>,
-    mut control: mpsc::UnboundedReceiver<AgentMessage>,
-    outbox: &mut mpsc::Receiver<AgentMessage>,
+    mut queues: Outbound<'_>,
 ) -> String {
     loop {
         let message = tokio::select! {
             biased;
-            Some(message) = outbox.recv() => message,
-            Some(message) = control.recv() => message,
+            Some(message) = queues.heartbeats.recv() => message,
+            Some(message) = queues.outbox.recv() => message,
+            Some(message) = queues.control.recv() => message,
             else => return "agent is stopping".to_owned(),
         };
         if let Err(err) = sink
@@ -182,6 +194,7 @@ struct Reader<'a> {
     supervisor: &'a mut Supervisor,
     done: &'a mut mpsc::UnboundedReceiver<CommandResult>,
     control: Control,
+    heartbeats: mpsc::Sender<AgentMessage>,
     heartbeat_override: Option<u64>,
     heartbeat_seq: &'a mut u64,
     welcomed: bool,
@@ -225,7 +238,9 @@ impl Reader<'_> {
                 Some(result) = self.done.recv() => self.supervisor.on_done(result, &self.control),
                 () = tick(&mut heartbeat) => {
                     *self.heartbeat_seq += 1;
-                    self.send(AgentMessage::Heartbeat { seq: *self.heartbeat_seq });
+                    // A heartbeat still queued means the link is slow; one is enough.
+                    let _ = self.heartbeats.try_send(AgentMessage::Heartbeat { seq: *self.heartbeat_seq });
+                    self.supervisor.prune_if_due();
                 }
                 () = tokio::time::sleep_until(last_heard + silence_limit) => {
                     let what = if self.welcomed { "nothing heard from the server" } else { "no Welcome from the server" };
@@ -233,12 +248,6 @@ impl Reader<'_> {
                 }
                 () = shutdown.as_mut() => return ReadEnd { shutdown: true, reason: "agent is stopping".into() },
             }
-        }
-    }
-
-    fn send(&self, message: AgentMessage) {
-        if let Some(control) = &self.control {
-            let _ = control.send(message);
         }
     }
 

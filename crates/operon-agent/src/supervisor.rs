@@ -25,8 +25,12 @@ struct Running {
     stop: Option<watch::Sender<Option<StopReason>>>,
 }
 
+/// How often a long-running agent prunes expired tombstones.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 pub struct Supervisor {
     journal: Journal,
+    last_pruned: std::time::Instant,
     running: HashMap<String, Running>,
     outbox: mpsc::Sender<AgentMessage>,
     done: mpsc::UnboundedSender<CommandResult>,
@@ -43,6 +47,7 @@ impl Supervisor {
     ) -> Self {
         Supervisor {
             journal,
+            last_pruned: std::time::Instant::now(),
             running: HashMap::new(),
             outbox,
             done,
@@ -207,6 +212,20 @@ impl Supervisor {
                 }
             }
             Err(err) => tracing::error!(%err, "cannot list unacknowledged results"),
+        }
+    }
+
+    /// Prune expired tombstones if the last pruning is an hour old (called
+    /// on every heartbeat; agents may run for months without a restart).
+    pub fn prune_if_due(&mut self) {
+        if self.last_pruned.elapsed() < PRUNE_EVERY {
+            return;
+        }
+        self.last_pruned = std::time::Instant::now();
+        match self.journal.prune(now_millis()) {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned acknowledged results older than 7 days"),
+            Err(err) => tracing::warn!(%err, "pruning the journal failed"),
         }
     }
 

@@ -339,3 +339,38 @@ async fn live_output_streams_before_the_command_ends() {
     let result = task.await.unwrap();
     assert_eq!(result.stdout, "first\npartial end\n");
 }
+
+#[tokio::test]
+async fn a_slow_consumer_of_live_output_slows_the_command_instead_of_buffering() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("done");
+    let (tx, mut rx) = mpsc::channel(1);
+    let sink = OutputSink {
+        invocation_id: "inv-slow".into(),
+        tx: Some(tx),
+    };
+    // 2 MB without newlines: far more than a pipe and the queue can hold.
+    let script = format!(
+        "head -c 2000000 /dev/zero | tr '\\0' a; touch {}",
+        marker.display()
+    );
+    let mut cmd = command(vec![step("flood", &script)]);
+    cmd.output_cap_bytes = 100;
+    let (_stop_tx, stop_rx) = runner::stop_channel();
+    let task =
+        tokio::spawn(async move { runner::run_invocation(&cmd, 1, sink, |_| {}, stop_rx).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !marker.exists(),
+        "the command ran ahead of an unread output queue"
+    );
+    let mut streamed = 0;
+    while let Some(AgentMessage::Output { data, .. }) = rx.recv().await {
+        streamed += data.len();
+    }
+    let result = task.await.unwrap();
+    assert!(marker.exists());
+    assert_eq!(streamed, 2_000_000);
+    assert_eq!(result.stdout.len(), 100);
+    assert!(result.stdout_truncated);
+}
