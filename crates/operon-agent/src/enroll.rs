@@ -53,7 +53,8 @@ pub async fn enroll(
             server: base.to_owned(),
             message: error_chain(&err),
         })?;
-    if status.is_server_error() {
+    // 5xx, 408 and 429 may pass by themselves: retried. Other answers are refusals.
+    if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
         return Err(AgentError::Unreachable {
             server: base.to_owned(),
             message: server_error_message(status.as_u16(), &body),

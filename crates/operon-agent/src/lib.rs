@@ -123,6 +123,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AgentError> {
     let mut shutdown = pin!(shutdown);
+    check_server_url(&config.server_url)?;
     credential::ensure_state_dir(&config.state_dir)?;
     let _lock = lock_state_dir(&config.state_dir)?;
     let Some(credential) = obtain_credential(&config, &mut shutdown).await? else {
@@ -195,6 +196,22 @@ async fn obtain_credential(
     }
 }
 
+/// Refuse, before anything else, a URL the agent could never reach (rather
+/// than retrying it forever).
+fn check_server_url(url: &str) -> Result<(), AgentError> {
+    let bad = |message: &str| AgentError::BadServerUrl {
+        url: url.to_owned(),
+        message: message.to_owned(),
+    };
+    if url.starts_with("https://") || url.starts_with("wss://") {
+        return Err(bad(
+            "TLS is not supported by this agent build yet; use http://",
+        ));
+    }
+    link::connect_url(url).map_err(|message| bad(&message))?;
+    Ok(())
+}
+
 /// Hold an exclusive lock on `<state_dir>/agent.lock` while the agent runs.
 fn lock_state_dir(state_dir: &Path) -> Result<File, AgentError> {
     let path = state_dir.join("agent.lock");
@@ -236,10 +253,6 @@ impl Agent {
         credential: &Credential,
         shutdown: &mut Pin<&mut (impl Future<Output = ()> + Send)>,
     ) -> Result<(), AgentError> {
-        link::connect_url(&config.server_url).map_err(|message| AgentError::BadServerUrl {
-            url: config.server_url.clone(),
-            message,
-        })?;
         let mut backoff = Backoff::default();
         loop {
             let connect = link::connect(&config.server_url, &credential.credential);

@@ -4,6 +4,11 @@
 //! and stoppable by a cancel. Output is captured (capped) for the result and
 //! streamed live through an [`OutputSink`].
 //!
+//! A `timeout_secs` of 0 means no invocation timeout (a step's own timeout
+//! still applies). A step's shell that exits normally may leave background
+//! processes behind (as `nohup` users intend); they are not killed, and their
+//! output is awaited for at most a second.
+//!
 //! The runner knows nothing of the journal or the connection: it reports each
 //! spawned process group through a callback and returns the final
 //! [`CommandResult`].

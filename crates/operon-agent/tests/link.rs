@@ -398,3 +398,51 @@ async fn two_agents_cannot_share_a_state_directory() {
         .unwrap_err();
     assert!(matches!(err, AgentError::StateDirLocked { .. }), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_agent_stops_running_commands_and_journals_them() {
+    let state = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, agent) = spawn_agent(config(&url, state.path()));
+    serve_enrollment(&listener).await;
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+    send(&mut ws, &run_command("inv-long", "echo $$; sleep 300")).await;
+    let pid: i32 = loop {
+        if let AgentMessage::Output { data, .. } = recv_skipping_heartbeats(&mut ws).await {
+            break data.trim().parse().unwrap();
+        }
+    };
+    let began = std::time::Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(operon_agent::procfs::live_group_members(pid).is_empty());
+    let journal = operon_agent::journal::Journal::open(state.path()).unwrap();
+    let entry = journal.load("inv-long").unwrap().unwrap();
+    let result = entry.result.expect("the interrupted run is journaled");
+    assert_eq!(result.status, InvocationStatus::Failed);
+    assert!(result.detail.unwrap().contains("agent was stopped"));
+    assert!(entry.acked_at.is_none(), "it is resent on the next start");
+}
+
+#[tokio::test]
+async fn an_https_server_url_is_refused_up_front() {
+    let state = tempfile::tempdir().unwrap();
+    let err = operon_agent::run(
+        config("https://127.0.0.1:9", state.path()),
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, AgentError::BadServerUrl { .. }), "{err:?}");
+}
