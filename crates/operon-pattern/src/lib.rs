@@ -43,3 +43,21 @@ pub use json::JsonSyntaxError;
 pub use matcher::{Matcher, Scratch};
 pub use pattern::{MAX_BRANCHES, Pattern, PatternError};
 pub use transform::{DeliveryContext, InputTransformer, JsonPath, TargetInput, TargetInputError};
+
+/// Parses a rule set: a JSON object mapping rule names to patterns (numbers
+/// kept as written). Errors point into the whole document (`/NAME/...`).
+pub fn parse_rule_set(text: &str) -> Result<Vec<(String, Pattern)>, PatternError> {
+    let json = json::parse(text).map_err(|e| PatternError { pointer: String::new(), message: e.to_string() })?;
+    let json::Json::Object(members) = json else {
+        return Err(PatternError { pointer: String::new(), message: "a rule set must be an object of rule name -> pattern".into() });
+    };
+    members
+        .iter()
+        .map(|(name, pattern)| {
+            Pattern::from_json(pattern).map(|p| (name.clone(), p)).map_err(|e| PatternError {
+                pointer: format!("/{}{}", name.replace('~', "~0").replace('/', "~1"), e.pointer),
+                message: e.message,
+            })
+        })
+        .collect()
+}
