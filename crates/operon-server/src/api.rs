@@ -54,6 +54,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         ));
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
         .route(operon_proto::AGENT_ENROLL_PATH, post(agent_ws::enroll))
         .route(operon_proto::AGENT_CONNECT_PATH, get(agent_ws::connect))
         .merge(protected)
@@ -97,6 +98,18 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "agents_connected": state.hub.connected_count(),
     }))
+}
+
+/// The OpenAPI document, kept by hand beside this file; a test checks that
+/// every path it lists is served.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 // ----- Enrollment tokens -----------------------------------------------------

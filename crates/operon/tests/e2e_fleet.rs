@@ -93,20 +93,55 @@ fn targets_by_tag_and_by_id_with_prefixed_output_and_summary() {
     assert_eq!(inv["stdout_truncated"], false);
 
     // User, working directory and environment reach the process.
-    let record = server.cli_json(&["run", "--node", "web-1", "--user", "nobody", "--cwd", "/tmp", "--env", "GREETING=hi", "--", "echo $(id -un) $(pwd) $GREETING"]);
-    assert_eq!(invocation(&record, "web-1")["stdout"], "nobody /tmp hi\n", "{record}");
+    let record = server.cli_json(&[
+        "run",
+        "--node",
+        "web-1",
+        "--user",
+        "nobody",
+        "--cwd",
+        "/tmp",
+        "--env",
+        "GREETING=hi",
+        "--",
+        "echo $(id -un) $(pwd) $GREETING",
+    ]);
+    assert_eq!(
+        invocation(&record, "web-1")["stdout"],
+        "nobody /tmp hi\n",
+        "{record}"
+    );
 
     // Output beyond the cap is cut and flagged.
-    let record = server.cli_json(&["run", "--node", "web-1", "--", "head -c 300000 /dev/zero | tr '\\0' a"]);
+    let record = server.cli_json(&[
+        "run",
+        "--node",
+        "web-1",
+        "--",
+        "head -c 300000 /dev/zero | tr '\\0' a",
+    ]);
     let inv = invocation(&record, "web-1");
     assert_eq!(inv["stdout_truncated"], true);
     assert_eq!(inv["stdout"].as_str().unwrap().len(), 256 * 1024);
 
     // The execution timeout kills the command.
-    let out = server.cli(&["run", "--node", "web-1", "--timeout", "1", "--json", "--", "sleep 20"]);
+    let out = server.cli(&[
+        "run",
+        "--node",
+        "web-1",
+        "--timeout",
+        "1",
+        "--json",
+        "--",
+        "sleep 20",
+    ]);
     assert!(!out.status.success());
     let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(invocation(&record, "web-1")["status"], "TimedOut", "{record}");
+    assert_eq!(
+        invocation(&record, "web-1")["status"],
+        "TimedOut",
+        "{record}"
+    );
 }
 
 #[test]
@@ -620,4 +655,49 @@ fn cancel_stops_running_nodes_and_skips_pending_ones() {
         !again.status.success(),
         "a finished command cannot be cancelled"
     );
+}
+
+fn raw_request(port: u16, method: &str, path: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn every_path_in_the_openapi_document_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("server"), free_port());
+    let doc = raw_get(server.port, "/v1/openapi.json");
+    let body = doc.split("\r\n\r\n").nth(1).expect("a body");
+    let doc: serde_json::Value = serde_json::from_str(body).expect("the OpenAPI document is JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 15, "{}", paths.len());
+    for (path, methods) in paths {
+        let concrete = path
+            .replace("{key}", "x")
+            .replace("{name}", "x")
+            .replace("{id}", "x");
+        for method in methods.as_object().unwrap().keys() {
+            let response = raw_request(
+                server.port,
+                &method.to_uppercase(),
+                &concrete,
+                &server.token,
+            );
+            let status = response.lines().next().unwrap_or("");
+            assert!(
+                !response.contains("no such endpoint"),
+                "{method} {path} is documented but not served"
+            );
+            assert!(!status.contains("405"), "{method} {path}: {status}");
+        }
+    }
 }
