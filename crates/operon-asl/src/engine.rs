@@ -150,7 +150,8 @@ struct Children {
     max_concurrency: usize,
     tolerated_count: Option<u64>,
     tolerated_pct: Option<f64>,
-    writer: bool,
+    /// ResultWriter resource and evaluated parameters.
+    writer: Option<(String, Value)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -925,7 +926,7 @@ impl Execution {
             max_concurrency: 0,
             tolerated_count: None,
             tolerated_pct: None,
-            writer: false,
+            writer: None,
         };
         self.start_children(fid, f, ch)
     }
@@ -1001,6 +1002,19 @@ impl Execution {
             inputs.push(self.select_item(f, st, spec, &effective, i, item)?);
         }
         let n = inputs.len();
+        let writer = match &spec.result_writer {
+            Some(w) => {
+                let params = match &w.parameters {
+                    Some(t) => {
+                        let states = (st.ql == QueryLanguage::Jsonata).then(|| self.states_value(f, st, &[]));
+                        self.eval_template(t, f, st, &effective, states.as_ref(), None)?
+                    }
+                    None => Value::Object(Map::new()),
+                };
+                Some((w.resource.clone(), params))
+            }
+            None => None,
+        };
         let distributed = spec.mode == MapMode::Distributed;
         if distributed {
             self.history("MapRunStarted", |_| {});
@@ -1018,7 +1032,7 @@ impl Execution {
             max_concurrency,
             tolerated_count,
             tolerated_pct,
-            writer: spec.result_writer.is_some(),
+            writer,
         };
         self.start_children(fid, f, ch)
     }
@@ -1386,6 +1400,11 @@ impl Execution {
                 self.history("MapRunSucceeded", |_| {});
             }
             let results = std::mem::take(&mut ch.results);
+            if let Some((resource, params)) = ch.writer.take() {
+                parent.phase = self.write_results(pid, &parent, resource, params, results);
+                self.frames.insert(pid, parent);
+                return;
+            }
             parent.phase = Phase::Finish(Ok(Value::Array(results)));
             self.frames.insert(pid, parent);
             self.ready.push_back(pid);
@@ -1394,6 +1413,37 @@ impl Execution {
         self.launch(pid, &parent, &mut ch);
         parent.phase = Phase::Blocked(Block::Children(ch));
         self.frames.insert(pid, parent);
+    }
+
+    /// ResultWriter: asks the host to store the results and makes the Map's
+    /// result the `ResultWriterDetails` object, as Step Functions does.
+    fn write_results(&mut self, pid: u32, parent: &Frame, resource: String, params: Value, results: Vec<Value>) -> Phase {
+        let run_id = self.rng.uuid_v4();
+        let machine = self.machine();
+        let state_name = machine.processors[parent.processor].states[parent.state].name.clone();
+        let prefix = params.get("Prefix").and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_string();
+        let dir = if prefix.is_empty() { run_id.clone() } else { format!("{prefix}/{run_id}") };
+        let bucket = params.get("Bucket").cloned().unwrap_or(Value::Null);
+        let map_run_arn = format!(
+            "arn:aws:states:{}:{}:mapRun:{}/{}:{}",
+            self.params.region, self.params.account, self.params.state_machine_name, state_name, run_id
+        );
+        let succeeded: Vec<Value> = results
+            .into_iter()
+            .map(|r| json!({ "Output": serde_json::to_string(&r).unwrap_or_default(), "Status": "SUCCEEDED" }))
+            .collect();
+        let manifest_key = format!("{dir}/manifest.json");
+        let manifest = json!({
+            "DestinationBucket": bucket,
+            "MapRunArn": map_run_arn,
+            "ResultFiles": { "SUCCEEDED": [ { "Key": format!("{dir}/SUCCEEDED_0.json"), "Size": 0 } ], "FAILED": [], "PENDING": [] },
+        });
+        let objects = vec![(format!("{dir}/SUCCEEDED_0.json"), Value::Array(succeeded)), (manifest_key.clone(), manifest)];
+        let output = json!({ "MapRunArn": map_run_arn, "ResultWriterDetails": { "Bucket": bucket, "Key": manifest_key } });
+        let token = self.new_token();
+        self.tokens.insert(token.clone(), pid);
+        self.effects.push(Effect::WriteObjects { token: token.clone(), resource, parameters: params, objects });
+        Phase::Blocked(Block::WriteResults { token, output })
     }
 
     /// Whether a failed child fails its Parallel/Map state, and with what.

@@ -19,6 +19,9 @@ pub trait Host {
     fn read_object(&mut self, resource: &str, parameters: &Value) -> Result<String, Failure>;
     /// Writes ResultWriter objects.
     fn write_objects(&mut self, resource: &str, parameters: &Value, objects: &[(String, Value)]) -> Result<(), Failure>;
+    /// Called before the virtual clock jumps forward to the next timer; a
+    /// real-time host sleeps here. The default fast-forwards.
+    fn advance_clock(&mut self, _from_millis: i64, _to_millis: i64) {}
 }
 
 /// The result of a local run.
@@ -77,6 +80,9 @@ pub fn run_to_end(machine: Arc<StateMachine>, input: Value, params: ExecutionPar
         let event = if let Some(ev) = pending.pop_front() {
             ev
         } else if let Some(Reverse((at, id))) = timers.pop() {
+            if at > now {
+                host.advance_clock(now, at);
+            }
             now = now.max(at);
             Event::TimerFired { id }
         } else {
