@@ -6,7 +6,6 @@
 //! trie of the dotted field paths the rules use, and a value under a key no
 //! rule looks at is skipped without being copied.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use crate::json::{
@@ -82,30 +81,46 @@ pub(crate) enum Scalar<'a> {
 
 /// A leaf value found at a field path some rule uses.
 #[derive(Debug)]
-pub(crate) struct Leaf<'a> {
+pub(crate) struct Leaf {
     pub(crate) path: u32,
-    pub(crate) value: LeafValue<'a>,
+    pub(crate) value: LeafValue,
     /// Range in the array-context arena: the (array id, element index) pairs
     /// of every array enclosing this value, outermost first.
     pub(crate) context: (u32, u32),
 }
 
+/// A leaf value: ranges into the event text, so buffers outlive one event.
 #[derive(Debug)]
-pub(crate) enum LeafValue<'a> {
-    Str(Cow<'a, str>),
-    Number { text: &'a str, value: Option<f64> },
+pub(crate) enum LeafValue {
+    /// A string without escapes: its content's byte range.
+    Str(u32, u32),
+    /// A string with escapes, decoded.
+    Decoded(Box<str>),
+    /// A number's byte range.
+    Number(u32, u32),
     Bool(bool),
     Null,
 }
 
-impl LeafValue<'_> {
-    pub(crate) fn scalar(&self) -> Scalar<'_> {
+impl LeafValue {
+    /// The value as matchers see it; a number's double value is computed only
+    /// when `with_number_value` (it costs more than the rest of the lookup).
+    pub(crate) fn scalar<'t>(&'t self, text: &'t str, with_number_value: bool) -> Scalar<'t> {
         match self {
-            LeafValue::Str(s) => Scalar::Str(s),
-            LeafValue::Number { text, value } => Scalar::Number {
-                text,
-                value: *value,
-            },
+            LeafValue::Str(start, end) => Scalar::Str(&text[*start as usize..*end as usize]),
+            LeafValue::Decoded(s) => Scalar::Str(s),
+            LeafValue::Number(start, end) => {
+                let number = &text[*start as usize..*end as usize];
+                let value = if with_number_value {
+                    comparable(number)
+                } else {
+                    None
+                };
+                Scalar::Number {
+                    text: number,
+                    value,
+                }
+            }
             LeafValue::Bool(b) => Scalar::Bool(*b),
             LeafValue::Null => Scalar::Null,
         }
@@ -175,14 +190,14 @@ impl PathTrie {
 
 /// Per-event buffers, reused between events.
 #[derive(Debug, Default)]
-pub(crate) struct Flattened<'a> {
-    pub(crate) leaves: Vec<Leaf<'a>>,
+pub(crate) struct Flattened {
+    pub(crate) leaves: Vec<Leaf>,
     pub(crate) contexts: Vec<(u32, u32)>,
     stack: Vec<(u32, u32)>,
     arrays: u32,
 }
 
-impl<'a> Flattened<'a> {
+impl Flattened {
     pub(crate) fn clear(&mut self) {
         self.leaves.clear();
         self.contexts.clear();
@@ -190,7 +205,7 @@ impl<'a> Flattened<'a> {
         self.arrays = 0;
     }
 
-    pub(crate) fn context(&self, leaf: &Leaf<'_>) -> &[(u32, u32)] {
+    pub(crate) fn context(&self, leaf: &Leaf) -> &[(u32, u32)] {
         &self.contexts[leaf.context.0 as usize..leaf.context.1 as usize]
     }
 }
@@ -212,7 +227,7 @@ pub(crate) fn compatible(a: &[(u32, u32)], b: &[(u32, u32)]) -> bool {
 pub(crate) fn flatten<'a>(
     text: &'a str,
     trie: &PathTrie,
-    out: &mut Flattened<'a>,
+    out: &mut Flattened,
 ) -> Result<(), EventError> {
     out.clear();
     let mut walker = Walker {
@@ -260,7 +275,7 @@ impl<'a> Walker<'a, '_> {
         &mut self,
         node: Option<u32>,
         depth: usize,
-        out: &mut Flattened<'a>,
+        out: &mut Flattened,
     ) -> Result<(), EventError> {
         if depth > MAX_DEPTH {
             return Err(self.error("nesting too deep"));
@@ -282,7 +297,7 @@ impl<'a> Walker<'a, '_> {
         node.and_then(|n| self.trie.nodes[n as usize].path)
     }
 
-    fn push_leaf(&self, path: u32, value: LeafValue<'a>, out: &mut Flattened<'a>) {
+    fn push_leaf(&self, path: u32, value: LeafValue, out: &mut Flattened) {
         let start = out.contexts.len() as u32;
         out.contexts.extend_from_slice(&out.stack);
         let end = out.contexts.len() as u32;
@@ -293,13 +308,24 @@ impl<'a> Walker<'a, '_> {
         });
     }
 
-    fn string(&mut self, node: Option<u32>, out: &mut Flattened<'a>) -> Result<(), EventError> {
+    fn string(&mut self, node: Option<u32>, out: &mut Flattened) -> Result<(), EventError> {
         match self.leaf_path(node) {
             Some(path) => {
-                let (s, end) = read_string(self.bytes, self.pos)
+                let start = self.pos;
+                let (end, escaped) = scan_string(self.bytes, start)
                     .map_err(|at| self.error_at(at, "invalid string"))?;
+                let value = if escaped {
+                    let (s, _) = read_string(self.bytes, start)
+                        .map_err(|at| self.error_at(at, "invalid string"))?;
+                    LeafValue::Decoded(s.into())
+                } else {
+                    if std::str::from_utf8(&self.bytes[start + 1..end - 1]).is_err() {
+                        return Err(self.error("invalid UTF-8 in string"));
+                    }
+                    LeafValue::Str(start as u32 + 1, end as u32 - 1)
+                };
                 self.pos = end;
-                self.push_leaf(path, LeafValue::Str(s), out);
+                self.push_leaf(path, value, out);
             }
             None => {
                 let (end, _) = scan_string(self.bytes, self.pos)
@@ -310,19 +336,11 @@ impl<'a> Walker<'a, '_> {
         Ok(())
     }
 
-    fn number(&mut self, node: Option<u32>, out: &mut Flattened<'a>) -> Result<(), EventError> {
+    fn number(&mut self, node: Option<u32>, out: &mut Flattened) -> Result<(), EventError> {
         let end =
             scan_number(self.bytes, self.pos).map_err(|at| self.error_at(at, "invalid number"))?;
         if let Some(path) = self.leaf_path(node) {
-            let text = &self.text[self.pos..end];
-            self.push_leaf(
-                path,
-                LeafValue::Number {
-                    text,
-                    value: comparable(text),
-                },
-                out,
-            );
+            self.push_leaf(path, LeafValue::Number(self.pos as u32, end as u32), out);
         }
         self.pos = end;
         Ok(())
@@ -332,8 +350,8 @@ impl<'a> Walker<'a, '_> {
         &mut self,
         word: &[u8],
         node: Option<u32>,
-        value: LeafValue<'a>,
-        out: &mut Flattened<'a>,
+        value: LeafValue,
+        out: &mut Flattened,
     ) -> Result<(), EventError> {
         if !self.bytes[self.pos..].starts_with(word) {
             return Err(self.error("unrecognized token"));
@@ -349,7 +367,7 @@ impl<'a> Walker<'a, '_> {
         &mut self,
         node: Option<u32>,
         depth: usize,
-        out: &mut Flattened<'a>,
+        out: &mut Flattened,
     ) -> Result<(), EventError> {
         self.pos = skip_whitespace(self.bytes, self.pos + 1);
         if self.bytes.get(self.pos) == Some(&b']') {
@@ -386,7 +404,7 @@ impl<'a> Walker<'a, '_> {
         &mut self,
         node: Option<u32>,
         depth: usize,
-        out: &mut Flattened<'a>,
+        out: &mut Flattened,
     ) -> Result<(), EventError> {
         self.pos = skip_whitespace(self.bytes, self.pos + 1);
         if self.bytes.get(self.pos) == Some(&b'}') {
@@ -448,7 +466,7 @@ mod tests {
             .map(|l| {
                 (
                     l.path,
-                    format!("{:?}", l.value.scalar()),
+                    format!("{:?}", l.value.scalar(text, true)),
                     out.context(l).to_vec(),
                 )
             })

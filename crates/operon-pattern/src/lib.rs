@@ -47,17 +47,29 @@ pub use transform::{DeliveryContext, InputTransformer, JsonPath, TargetInput, Ta
 /// Parses a rule set: a JSON object mapping rule names to patterns (numbers
 /// kept as written). Errors point into the whole document (`/NAME/...`).
 pub fn parse_rule_set(text: &str) -> Result<Vec<(String, Pattern)>, PatternError> {
-    let json = json::parse(text).map_err(|e| PatternError { pointer: String::new(), message: e.to_string() })?;
+    let json = json::parse(text).map_err(|e| PatternError {
+        pointer: String::new(),
+        message: e.to_string(),
+    })?;
     let json::Json::Object(members) = json else {
-        return Err(PatternError { pointer: String::new(), message: "a rule set must be an object of rule name -> pattern".into() });
+        return Err(PatternError {
+            pointer: String::new(),
+            message: "a rule set must be an object of rule name -> pattern".into(),
+        });
     };
     members
         .iter()
         .map(|(name, pattern)| {
-            Pattern::from_json(pattern).map(|p| (name.clone(), p)).map_err(|e| PatternError {
-                pointer: format!("/{}{}", name.replace('~', "~0").replace('/', "~1"), e.pointer),
-                message: e.message,
-            })
+            Pattern::from_json(pattern)
+                .map(|p| (name.clone(), p))
+                .map_err(|e| PatternError {
+                    pointer: format!(
+                        "/{}{}",
+                        name.replace('~', "~0").replace('/', "~1"),
+                        e.pointer
+                    ),
+                    message: e.message,
+                })
         })
         .collect()
 }

@@ -74,7 +74,9 @@ struct ConditionInfo {
 /// Reusable buffers for [`Matcher::matches_with`].
 #[derive(Debug, Default)]
 pub struct Scratch {
+    flat: Flattened,
     hits: Vec<(CondId, u32)>,
+    chosen: Vec<u32>,
     slots: Vec<Slot>,
     by_path: Vec<(PathId, u32)>,
 }
@@ -208,11 +210,7 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
 
     /// The ids of the rules `event_json` matches (in no particular order).
     pub fn matches(&self, event_json: &str) -> Result<Vec<&R>, EventError> {
-        let mut scratch = Scratch::default();
-        let mut flat = Flattened::default();
-        let mut out = Vec::new();
-        self.matches_into(event_json, &mut scratch, &mut flat, &mut out)?;
-        Ok(out)
+        self.matches_with(event_json, &mut Scratch::default())
     }
 
     /// Like [`Matcher::matches`], reusing `scratch` between calls.
@@ -221,10 +219,33 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
         event_json: &str,
         scratch: &mut Scratch,
     ) -> Result<Vec<&'s R>, EventError> {
-        let mut flat = Flattened::default();
-        let mut out = Vec::new();
-        self.matches_into(event_json, scratch, &mut flat, &mut out)?;
-        Ok(out)
+        self.match_slots(event_json, scratch)?;
+        Ok(scratch
+            .slots
+            .iter()
+            .filter_map(|&s| self.rule_id(s))
+            .collect())
+    }
+
+    /// Calls `on_match` with the id of every rule `event_json` matches,
+    /// allocating nothing once `scratch` has grown.
+    pub fn for_each_match<'s>(
+        &'s self,
+        event_json: &str,
+        scratch: &mut Scratch,
+        mut on_match: impl FnMut(&'s R),
+    ) -> Result<(), EventError> {
+        self.match_slots(event_json, scratch)?;
+        scratch
+            .slots
+            .iter()
+            .filter_map(|&s| self.rule_id(s))
+            .for_each(&mut on_match);
+        Ok(())
+    }
+
+    fn rule_id(&self, slot: Slot) -> Option<&R> {
+        self.slots[slot as usize].as_ref().map(|e| &e.id)
     }
 
     /// Matches a serde_json value (serialised, then matched as text).
@@ -232,34 +253,35 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
         self.matches(&event.to_string())
     }
 
-    fn matches_into<'e, 's>(
-        &'s self,
-        event_json: &'e str,
-        scratch: &mut Scratch,
-        flat: &mut Flattened<'e>,
-        out: &mut Vec<&'s R>,
-    ) -> Result<(), EventError> {
-        flatten(event_json, &self.trie, flat)?;
+    /// Leaves the matched rule slots, sorted and unique, in `scratch.slots`.
+    fn match_slots(&self, event_json: &str, scratch: &mut Scratch) -> Result<(), EventError> {
+        flatten(event_json, &self.trie, &mut scratch.flat)?;
         scratch.hits.clear();
         scratch.slots.clear();
-        for (i, leaf) in flat.leaves.iter().enumerate() {
-            self.fields[leaf.path as usize].lookup(
-                &leaf.value.scalar(),
+        for (i, leaf) in scratch.flat.leaves.iter().enumerate() {
+            let field = &self.fields[leaf.path as usize];
+            field.lookup(
+                &leaf.value.scalar(event_json, field.needs_number_value),
                 i as u32,
                 &mut scratch.hits,
             );
+        }
+        if scratch.hits.is_empty() && self.absence_only.is_empty() {
+            return Ok(());
         }
         scratch.hits.sort_unstable();
         scratch.hits.dedup();
         scratch.by_path.clear();
         scratch.by_path.extend(
-            flat.leaves
+            scratch
+                .flat
+                .leaves
                 .iter()
                 .enumerate()
                 .map(|(i, l)| (l.path, i as u32)),
         );
         scratch.by_path.sort_unstable();
-        self.collect_branch_matches(flat, scratch);
+        self.collect_branch_matches(scratch);
         for &branch in &self.absence_only {
             let info = &self.branches[branch as usize];
             if info
@@ -272,18 +294,17 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
         }
         scratch.slots.sort_unstable();
         scratch.slots.dedup();
-        out.clear();
-        out.extend(
-            scratch
-                .slots
-                .iter()
-                .filter_map(|&s| self.slots[s as usize].as_ref().map(|e| &e.id)),
-        );
         Ok(())
     }
 
-    fn collect_branch_matches(&self, flat: &Flattened<'_>, scratch: &mut Scratch) {
-        let hits = &scratch.hits;
+    fn collect_branch_matches(&self, scratch: &mut Scratch) {
+        let Scratch {
+            flat,
+            hits,
+            chosen,
+            slots,
+            by_path,
+        } = scratch;
         let mut start = 0;
         while start < hits.len() {
             let branch = self.conditions[hits[start].0 as usize].branch;
@@ -300,9 +321,9 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
             let info = &self.branches[branch as usize];
             if info.alive
                 && distinct == info.positive_count
-                && branch_holds(info, &hits[start..end], flat, &scratch.by_path)
+                && branch_holds(info, &hits[start..end], flat, by_path, chosen)
             {
-                scratch.slots.push(info.slot);
+                slots.push(info.slot);
             }
             start = end;
         }
@@ -320,23 +341,26 @@ fn leaves_at(by_path: &[(PathId, u32)], path: PathId) -> &[(PathId, u32)] {
 fn branch_holds(
     info: &BranchInfo,
     hits: &[(CondId, u32)],
-    flat: &Flattened<'_>,
+    flat: &Flattened,
     by_path: &[(PathId, u32)],
+    chosen: &mut Vec<u32>,
 ) -> bool {
-    let leaf = |i: u32| -> &Leaf<'_> { &flat.leaves[i as usize] };
-    let outside_arrays = hits
-        .iter()
-        .all(|&(_, l)| leaf(l).context.0 == leaf(l).context.1);
-    if outside_arrays {
+    let leaf = |i: u32| -> &Leaf { &flat.leaves[i as usize] };
+    let single_condition = info.positive_count == 1 && info.absent_paths.is_empty();
+    if single_condition
+        || hits
+            .iter()
+            .all(|&(_, l)| leaf(l).context.0 == leaf(l).context.1)
+    {
         return info
             .absent_paths
             .iter()
             .all(|&p| leaves_at(by_path, p).is_empty());
     }
     let groups: Vec<&[(CondId, u32)]> = hits.chunk_by(|a, b| a.0 == b.0).collect();
-    let mut chosen: Vec<u32> = Vec::with_capacity(groups.len());
+    chosen.clear();
     let mut budget = 100_000u32;
-    consistent_choice(&groups, &mut chosen, flat, info, by_path, &mut budget)
+    consistent_choice(&groups, chosen, flat, info, by_path, &mut budget)
 }
 
 /// Depth-first search for one value per condition, all from the same array
@@ -344,7 +368,7 @@ fn branch_holds(
 fn consistent_choice(
     groups: &[&[(CondId, u32)]],
     chosen: &mut Vec<u32>,
-    flat: &Flattened<'_>,
+    flat: &Flattened,
     info: &BranchInfo,
     by_path: &[(PathId, u32)],
     budget: &mut u32,
@@ -435,6 +459,8 @@ struct FieldIndex {
     wildcards: Vec<(Wildcard, CondId)>,
     exists: Vec<CondId>,
     anything_but: Vec<(AnythingBut, CondId)>,
+    /// Whether any matcher compares numbers by value.
+    needs_number_value: bool,
 }
 
 /// Prefixes (or suffixes) by their text, probed once per distinct length.
@@ -497,6 +523,12 @@ impl FieldIndex {
     }
 
     fn index_matcher(&mut self, cond: CondId, matcher: &ValueMatcher) {
+        self.needs_number_value |= matches!(
+            matcher,
+            ValueMatcher::ExactNumber { value: Some(_), .. }
+                | ValueMatcher::Numeric(_)
+                | ValueMatcher::AnythingBut(AnythingBut::Numbers(_))
+        );
         match matcher {
             ValueMatcher::ExactString(s) => self
                 .exact_strings

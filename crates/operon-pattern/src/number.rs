@@ -8,79 +8,146 @@
 
 /// The double value of a JSON number, if it can be compared without losing precision.
 pub fn comparable(text: &str) -> Option<f64> {
+    let written = Digits::parse(text.as_bytes())?;
     let value: f64 = text.parse().ok()?;
     if !value.is_finite() {
         return None;
     }
-    let written = Decimal::parse(text)?;
-    let shortest = Decimal::parse(&format!("{value:e}"))?;
-    (written == shortest).then_some(if value == 0.0 { 0.0 } else { value })
+    if written.mantissa == 0 {
+        return Some(0.0);
+    }
+    // Up to 15 significant digits always survive a round trip through a
+    // normal (not subnormal) double.
+    if written.count <= 15 && value.abs() >= f64::MIN_POSITIVE {
+        return Some(value);
+    }
+    if written.count > 17 {
+        return None;
+    }
+    let mut buffer = StackText::default();
+    std::fmt::Write::write_fmt(&mut buffer, format_args!("{value:e}")).ok()?;
+    let shortest = Digits::parse(buffer.as_bytes())?;
+    (shortest == written).then_some(value)
 }
 
-/// A decimal in normal form: value = 0.DIGITS x 10^exponent, no leading or
-/// trailing zero digits; zero has no digits (and no sign).
+/// A decimal as (significant digits without trailing zeros, count, power of ten):
+/// value = mantissa x 10^exponent. `mantissa` saturates past 19 digits; `count` does not.
 #[derive(Debug, PartialEq, Eq)]
-struct Decimal {
+struct Digits {
     negative: bool,
-    digits: Vec<u8>,
+    mantissa: u64,
+    count: u32,
     exponent: i64,
 }
 
-impl Decimal {
-    fn parse(text: &str) -> Option<Decimal> {
-        let (negative, rest) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text.strip_prefix('+').unwrap_or(text)),
+impl Digits {
+    fn parse(text: &[u8]) -> Option<Digits> {
+        let (negative, mut rest) = match text.first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
         };
-        let (mantissa, exp_text) = match rest.find(['e', 'E']) {
-            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-            None => (rest, None),
-        };
-        let exponent = match exp_text {
-            Some(e) => parse_saturating_exponent(e)?,
-            None => 0,
-        };
-        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        if int_part.is_empty()
-            || !int_part
-                .bytes()
-                .chain(frac_part.bytes())
-                .all(|b| b.is_ascii_digit())
-        {
+        let mut mantissa = 0u64;
+        let mut count = 0u32;
+        let mut pending_zeros = 0i64;
+        let mut exponent = 0i64;
+        let mut seen_point = false;
+        let mut seen_digit = false;
+        while let Some((&b, tail)) = rest.split_first() {
+            match b {
+                b'0'..=b'9' => {
+                    seen_digit = true;
+                    if seen_point {
+                        exponent -= 1;
+                    }
+                    if b == b'0' {
+                        pending_zeros += 1;
+                    } else {
+                        // Zeros before the first significant digit are not digits of the mantissa.
+                        if count > 0 {
+                            for _ in 0..pending_zeros {
+                                mantissa = mantissa.saturating_mul(10);
+                                count = count.saturating_add(1);
+                            }
+                        }
+                        pending_zeros = 0;
+                        mantissa = mantissa
+                            .saturating_mul(10)
+                            .saturating_add(u64::from(b - b'0'));
+                        count = count.saturating_add(1);
+                    }
+                }
+                b'.' if !seen_point => seen_point = true,
+                b'e' | b'E' => {
+                    exponent = exponent.saturating_add(parse_saturating_exponent(tail)?);
+                    break;
+                }
+                _ => return None,
+            }
+            rest = tail;
+        }
+        if !seen_digit {
             return None;
         }
-        let all: Vec<u8> = int_part
-            .bytes()
-            .chain(frac_part.bytes())
-            .map(|b| b - b'0')
-            .collect();
-        let Some(first_nonzero) = all.iter().position(|&d| d != 0) else {
-            return Some(Decimal {
+        if mantissa == 0 {
+            return Some(Digits {
                 negative: false,
-                digits: Vec::new(),
+                mantissa: 0,
+                count: 0,
                 exponent: 0,
             });
-        };
-        let last_nonzero = all.iter().rposition(|&d| d != 0).unwrap_or(first_nonzero);
-        let point_exponent = int_part.len() as i64 - first_nonzero as i64;
-        Some(Decimal {
+        }
+        // Trailing zeros were not added to the mantissa: they scale it instead.
+        Some(Digits {
             negative,
-            digits: all[first_nonzero..=last_nonzero].to_vec(),
-            exponent: exponent.saturating_add(point_exponent),
+            mantissa,
+            count,
+            exponent: exponent.saturating_add(pending_zeros),
         })
     }
 }
 
-fn parse_saturating_exponent(text: &str) -> Option<i64> {
-    let (negative, digits) = match text.as_bytes().first() {
+/// A fixed buffer for formatting one double without allocating.
+struct StackText {
+    bytes: [u8; 40],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText {
+            bytes: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+fn parse_saturating_exponent(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let magnitude = digits.bytes().fold(0i64, |acc, b| {
+    let magnitude = digits.iter().fold(0i64, |acc, b| {
         acc.saturating_mul(10).saturating_add(i64::from(b - b'0'))
     });
     Some(if negative { -magnitude } else { magnitude })
@@ -104,6 +171,8 @@ mod tests {
     #[test]
     fn rejects_lossy_numbers() {
         assert_eq!(comparable("1E-325"), None);
+        assert_eq!(comparable("4.9e-324"), None);
+        assert_eq!(comparable("5e-324"), Some(5e-324));
         assert_eq!(comparable("1E309"), None);
         assert_eq!(comparable("2.0e422"), None);
         assert_eq!(comparable("0.1000000000000000055511151231257827"), None);

@@ -121,9 +121,8 @@ fn match_events(rules: &Path, events: &Path, json: bool) -> anyhow::Result<ExitC
     let mut scratch = Scratch::default();
     let started = Instant::now();
     for line in &lines {
-        match matcher.matches_with(line, &mut scratch) {
-            Ok(matched) => matched.into_iter().for_each(|&i| counts[i] += 1),
-            Err(_) => invalid += 1,
+        if matcher.for_each_match(line, &mut scratch, |&i| counts[i] += 1).is_err() {
+            invalid += 1;
         }
     }
     let seconds = started.elapsed().as_secs_f64();
