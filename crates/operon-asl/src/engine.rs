@@ -207,7 +207,7 @@ struct CtxInfo<'a> {
     input: &'a Value,
     state: &'a str,
     entered_ms: i64,
-    retry_count: u32,
+    retry_count: Option<u32>,
     map_item: Option<(usize, &'a Value)>,
     token: Option<&'a str>,
 }
@@ -225,8 +225,8 @@ fn context_object(c: &CtxInfo) -> Value {
         "StateMachine": { "Id": c.params.state_machine_arn(), "Name": c.params.state_machine_name },
         "State": { "Name": c.state, "EnteredTime": time::format_millis(c.entered_ms) },
     });
-    if c.retry_count > 0 {
-        ctx["State"]["RetryCount"] = Value::from(c.retry_count);
+    if let Some(n) = c.retry_count {
+        ctx["State"]["RetryCount"] = Value::from(n);
     }
     if let Some(t) = c.token {
         ctx["Task"] = json!({ "Token": t });
@@ -617,7 +617,7 @@ impl Execution {
             input: &self.input,
             state: &st.name,
             entered_ms: f.entered_ms,
-            retry_count: f.retry_count,
+            retry_count: retry_count_of(f, st),
             map_item: item,
             token,
         }
@@ -641,7 +641,7 @@ impl Execution {
             input: &self.input,
             state: &st.name,
             entered_ms: f.entered_ms,
-            retry_count: f.retry_count,
+            retry_count: retry_count_of(f, st),
             map_item: item,
             token: None,
         };
@@ -1492,6 +1492,11 @@ fn float_like(v: &Value) -> Option<f64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+}
+
+/// `$$.State.RetryCount` exists for the states that can retry.
+fn retry_count_of(f: &Frame, st: &State) -> Option<u32> {
+    matches!(st.kind, Kind::Task(_) | Kind::Map(_) | Kind::Parallel { .. }).then_some(f.retry_count)
 }
 
 fn make_batch(items: Vec<Value>, batch_input: &Option<Value>) -> Value {
