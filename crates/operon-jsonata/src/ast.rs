@@ -4,7 +4,7 @@
 //! single [`Kind::Path`] of steps, bare names become one-step paths, predicates attach to the
 //! node (or path step) they follow, and `{...}` after an expression becomes its `group`.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::signature::Signature;
 
@@ -38,7 +38,7 @@ pub(crate) struct LambdaDef {
 
 #[derive(Debug)]
 pub(crate) enum Kind {
-    Str(Rc<str>),
+    Str(Arc<str>),
     Num(f64),
     Bool(bool),
     Null,
@@ -48,7 +48,7 @@ pub(crate) enum Kind {
     Var(String),
     Wildcard,
     Descendant,
-    Regex(Rc<regex::Regex>),
+    Regex(Arc<regex::Regex>),
     Path {
         steps: Vec<Node>,
         keep_singleton: bool,
@@ -75,7 +75,7 @@ pub(crate) enum Kind {
         name: String,
         value: Box<Node>,
     },
-    Lambda(Rc<LambdaDef>),
+    Lambda(Arc<LambdaDef>),
     Call {
         func: Box<Node>,
         args: Vec<Node>,
@@ -91,7 +91,7 @@ pub(crate) enum Kind {
     },
     /// `^(...)` as a path step: sorts the whole input sequence.
     Sort(Vec<SortTerm>),
-    Transform(Rc<TransformDef>),
+    Transform(Arc<TransformDef>),
 }
 
 /// `| pattern | update, delete |`

@@ -289,7 +289,7 @@ fn format_component(p: &Parts, marker: &str) -> Result<String> {
     } else {
         presentation
             .chars()
-            .filter(|c| c.is_ascii_digit() || *c == '#')
+            .filter(|c| c.is_ascii_digit())
             .count()
             .max(1)
     };

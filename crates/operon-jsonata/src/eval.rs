@@ -54,6 +54,8 @@ pub(crate) struct Evaluator<'e> {
     closure_frames: Vec<Weak<Frame>>,
     root: Option<Val>,
     rng_state: u64,
+    /// Host bindings converted to runtime values on first use.
+    binding_cache: HashMap<String, Val>,
 }
 
 pub(crate) fn evaluate_root(
@@ -61,19 +63,17 @@ pub(crate) fn evaluate_root(
     input: Option<&serde_json::Value>,
     env: &Env,
 ) -> Result<Outcome> {
-    let mut input = input.map(value::from_json);
+    let mut input = input.map(value::from_json).transpose()?;
     if let Some(Val::Arr(items, flags)) = &input
         && !flags.seq
     {
         let wrapped = Val::Arr(items.clone(), *flags);
-        input = Some(Val::Arr(
-            Rc::new(vec![wrapped]),
-            ArrFlags {
-                seq: true,
-                outer: true,
-                ..ArrFlags::PLAIN
-            },
-        ));
+        let outer = ArrFlags {
+            seq: true,
+            outer: true,
+            ..ArrFlags::PLAIN
+        };
+        input = Some(Val::with_array_flags(vec![wrapped], outer));
     }
     let mut evaluator = Evaluator {
         env,
@@ -82,6 +82,7 @@ pub(crate) fn evaluate_root(
         closure_frames: Vec::new(),
         root: input.clone(),
         rng_state: env.random_seed ^ 0x9E37_79B9_7F4A_7C15,
+        binding_cache: HashMap::new(),
     };
     let frame = Rc::new(Frame::default());
     let result = evaluator.eval(node, input.as_ref(), &frame);
@@ -172,6 +173,37 @@ fn descendants(value: &Val, out: &mut Vec<Val>) {
     }
 }
 
+/// The sequence a path starts from: the input's items, or the input itself for a path that
+/// starts with a variable.
+fn initial_sequence(input: Option<&Val>, steps: &[Node]) -> Vec<Option<Val>> {
+    match (input, steps.first().map(|s| &s.kind)) {
+        (_, Some(Kind::Var(_))) => vec![input.cloned()],
+        (Some(Val::Arr(items, _)), _) => items.iter().cloned().map(Some).collect(),
+        _ => vec![input.cloned()],
+    }
+}
+
+/// Marks a path result to stay an array even with one item (`a[]`).
+fn keep_singleton_array(value: Val) -> Val {
+    let flags = value.flags();
+    let value = if flags.cons && !flags.seq {
+        Val::seq(vec![value])
+    } else {
+        value
+    };
+    let flags = ArrFlags {
+        keep: true,
+        ..value.flags()
+    };
+    value.with_flags(flags)
+}
+
+fn all_descendants(value: &Val) -> Val {
+    let mut out = Vec::new();
+    descendants(value, &mut out);
+    Val::seq(out)
+}
+
 fn is_numeric_array(value: &Val) -> bool {
     matches!(value, Val::Arr(items, _) if !items.is_empty() && items.iter().all(|v| matches!(v, Val::Num(_))))
 }
@@ -247,7 +279,12 @@ impl<'e> Evaluator<'e> {
         self.enter(node.position)?;
         let result = self.eval_node(node, input, frame);
         self.depth -= 1;
-        result
+        match result {
+            Ok(Some(v)) if v.depth() > value::MAX_VALUE_DEPTH => {
+                Err(value::too_deep().or_position(node.position))
+            }
+            other => other,
+        }
     }
 
     fn eval_node(
@@ -256,7 +293,19 @@ impl<'e> Evaluator<'e> {
         input: Option<&Val>,
         frame: &Rc<Frame>,
     ) -> Result<Option<Val>> {
-        let mut result = self.eval_kind(node, input, frame)?;
+        let result = self.eval_kind(node, input, frame)?;
+        if node.predicates.is_empty() && node.group.is_none() {
+            return Ok(collapse(result, node.keep_array));
+        }
+        self.apply_predicates_and_group(node, result, frame)
+    }
+
+    fn apply_predicates_and_group(
+        &mut self,
+        node: &Node,
+        mut result: Option<Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
         for predicate in &node.predicates {
             result = self.filter(predicate, result, frame)?;
         }
@@ -266,6 +315,8 @@ impl<'e> Evaluator<'e> {
         Ok(collapse(result, node.keep_array))
     }
 
+    /// Dispatches on the node kind. Arms stay small (helpers hold the logic) to keep this
+    /// recursive frame small: its size bounds how deep evaluation can nest on a thread stack.
     fn eval_kind(
         &mut self,
         node: &Node,
@@ -273,118 +324,157 @@ impl<'e> Evaluator<'e> {
         frame: &Rc<Frame>,
     ) -> Result<Option<Val>> {
         let pos = node.position;
-        Ok(match &node.kind {
-            Kind::Str(s) => Some(Val::Str(s.clone())),
-            Kind::Num(n) => Some(Val::Num(*n)),
-            Kind::Bool(b) => Some(Val::Bool(*b)),
-            Kind::Null => Some(Val::Null),
-            Kind::Name(name) => input.and_then(|v| lookup(v, name)),
+        match &node.kind {
+            Kind::Str(s) => Ok(Some(Val::str(s))),
+            Kind::Num(n) => Ok(Some(Val::Num(*n))),
+            Kind::Bool(b) => Ok(Some(Val::Bool(*b))),
+            Kind::Null => Ok(Some(Val::Null)),
+            Kind::Name(name) => Ok(input.and_then(|v| lookup(v, name))),
             Kind::Var(name) => self.variable(name, input, frame),
-            Kind::Wildcard => Some(wildcard(input)),
-            Kind::Descendant => input.map(|v| {
-                let mut out = Vec::new();
-                descendants(v, &mut out);
-                Val::seq(out)
-            }),
-            Kind::Regex(re) => Some(Val::Func(Rc::new(Func::Regex(re.clone())))),
+            Kind::Wildcard => Ok(Some(wildcard(input))),
+            Kind::Descendant => Ok(input.map(all_descendants)),
+            Kind::Regex(re) => Ok(Some(Val::Func(Rc::new(Func::Regex(re.clone()))))),
             Kind::Path {
                 steps,
                 keep_singleton,
-            } => self.path(steps, *keep_singleton, input, frame)?,
-            Kind::Binary { op, lhs, rhs } => self.binary(op, lhs, rhs, input, frame, pos)?,
-            Kind::Negate(operand) => match self.eval(operand, input, frame)? {
-                None => None,
-                Some(Val::Num(n)) => Some(Val::Num(-n)),
-                Some(other) => {
-                    return Err(Error::at(
-                        "D1002",
-                        pos,
-                        format!(
-                            "Cannot negate a non-numeric value: {}",
-                            describe(Some(&other))
-                        ),
-                    ));
-                }
-            },
+            } => self.path(steps, *keep_singleton, input, frame),
+            Kind::Binary { op, lhs, rhs } => self.binary(op, lhs, rhs, input, frame, pos),
+            Kind::Negate(operand) => self.negate(operand, input, frame, pos),
             Kind::Array { items, cons } => {
-                Some(self.array_constructor(items, *cons, input, frame)?)
+                self.array_constructor(items, *cons, input, frame).map(Some)
             }
-            Kind::Object(pairs) => Some(self.group(pairs, input.cloned(), frame)?),
+            Kind::Object(pairs) => self.group(pairs, input.cloned(), frame).map(Some),
             Kind::Condition {
                 condition,
                 then,
                 otherwise,
-            } => {
-                let test = self.eval(condition, input, frame)?;
-                if truthy(test.as_ref()).unwrap_or(false) {
-                    self.eval(then, input, frame)?
-                } else if let Some(otherwise) = otherwise {
-                    self.eval(otherwise, input, frame)?
-                } else {
-                    None
-                }
-            }
-            Kind::Block(items) => {
-                let scope = Frame::child(frame);
-                let mut result = None;
-                for item in items {
-                    result = self.eval(item, input, &scope)?;
-                }
-                result
-            }
-            Kind::Bind { name, value } => {
-                let v = self.eval(value, input, frame)?;
-                if v.as_ref().is_some_and(contains_function) {
-                    self.closure_frames.push(Rc::downgrade(frame));
-                }
-                frame.bind(name, v.clone());
-                v
-            }
-            Kind::Lambda(def) => Some(Val::Func(Rc::new(Func::Lambda {
+            } => self.condition(condition, then, otherwise.as_deref(), input, frame),
+            Kind::Block(items) => self.block(items, input, frame),
+            Kind::Bind { name, value } => self.bind(name, value, input, frame),
+            Kind::Lambda(def) => Ok(Some(Val::Func(Rc::new(Func::Lambda {
                 def: def.clone(),
                 scope: frame.clone(),
                 input: input.cloned(),
-            }))),
-            Kind::Call { func, args } => self.call(func, args, None, input, frame, pos)?,
-            Kind::Partial { func, args } => Some(self.partial(func, args, input, frame, pos)?),
-            Kind::Placeholder => None,
-            Kind::Apply { lhs, rhs } => self.apply_operator(lhs, rhs, input, frame, pos)?,
-            Kind::Sort(terms) => {
-                let items = input.map(Val::items).unwrap_or_default();
-                Some(self.sort(terms, items, frame)?)
-            }
-            Kind::Transform(def) => Some(Val::Func(Rc::new(Func::Transform {
+            })))),
+            Kind::Call { func, args } => self.call(func, args, None, input, frame, pos),
+            Kind::Partial { func, args } => self.partial(func, args, input, frame, pos).map(Some),
+            Kind::Placeholder => Ok(None),
+            Kind::Apply { lhs, rhs } => self.apply_operator(lhs, rhs, input, frame, pos),
+            Kind::Sort(terms) => self
+                .sort(terms, input.map(Val::items).unwrap_or_default(), frame)
+                .map(Some),
+            Kind::Transform(def) => Ok(Some(Val::Func(Rc::new(Func::Transform {
                 def: def.clone(),
                 scope: frame.clone(),
-            }))),
-        })
+            })))),
+        }
     }
 
-    fn variable(&mut self, name: &str, input: Option<&Val>, frame: &Rc<Frame>) -> Option<Val> {
-        match name {
+    fn negate(
+        &mut self,
+        operand: &Node,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+        pos: usize,
+    ) -> Result<Option<Val>> {
+        match self.eval(operand, input, frame)? {
+            None => Ok(None),
+            Some(Val::Num(n)) => Ok(Some(Val::Num(-n))),
+            Some(other) => Err(Error::at(
+                "D1002",
+                pos,
+                format!(
+                    "Cannot negate a non-numeric value: {}",
+                    describe(Some(&other))
+                ),
+            )),
+        }
+    }
+
+    fn condition(
+        &mut self,
+        condition: &Node,
+        then: &Node,
+        otherwise: Option<&Node>,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        let test = self.eval(condition, input, frame)?;
+        if truthy(test.as_ref()).unwrap_or(false) {
+            self.eval(then, input, frame)
+        } else if let Some(otherwise) = otherwise {
+            self.eval(otherwise, input, frame)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn block(
+        &mut self,
+        items: &[Node],
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        let scope = Frame::child(frame);
+        let mut result = None;
+        for item in items {
+            result = self.eval(item, input, &scope)?;
+        }
+        Ok(result)
+    }
+
+    fn bind(
+        &mut self,
+        name: &str,
+        value: &Node,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        let v = self.eval(value, input, frame)?;
+        if v.as_ref().is_some_and(contains_function) {
+            self.closure_frames.push(Rc::downgrade(frame));
+        }
+        frame.bind(name, v.clone());
+        Ok(v)
+    }
+
+    fn variable(
+        &mut self,
+        name: &str,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        Ok(match name {
             "" => match input {
                 Some(Val::Arr(items, flags)) if flags.outer => items.first().cloned(),
                 other => other.cloned(),
             },
             "$" => self.root.clone(),
-            _ => self.lookup_variable(name, frame),
-        }
+            _ => return self.lookup_variable(name, frame),
+        })
     }
 
-    pub fn lookup_variable(&self, name: &str, frame: &Rc<Frame>) -> Option<Val> {
+    /// Resolves `$name`: lexical scopes, then host bindings (converted once per
+    /// evaluation), then host functions, then built-in functions.
+    fn lookup_variable(&mut self, name: &str, frame: &Rc<Frame>) -> Result<Option<Val>> {
         if let Some(v) = frame.lookup(name) {
-            return v;
+            return Ok(v);
         }
-        if let Some(v) = self.env.binding(name) {
-            return Some(value::from_json(v));
+        if let Some(v) = self.binding_cache.get(name) {
+            return Ok(Some(v.clone()));
+        }
+        if let Some(json) = self.env.binding(name) {
+            let v = value::from_json(json)?;
+            self.binding_cache.insert(name.to_string(), v.clone());
+            return Ok(Some(v));
         }
         if let Some(f) = self.env.function(name) {
-            return Some(Val::Func(Rc::new(Func::Host {
+            return Ok(Some(Val::Func(Rc::new(Func::Host {
                 name: name.to_string(),
                 f: f.clone(),
-            })));
+            }))));
         }
-        functions::builtin(name)
+        Ok(functions::builtin(name))
     }
 
     fn path(
@@ -394,63 +484,66 @@ impl<'e> Evaluator<'e> {
         input: Option<&Val>,
         frame: &Rc<Frame>,
     ) -> Result<Option<Val>> {
-        let mut sequence: Vec<Option<Val>> = match (input, steps.first().map(|s| &s.kind)) {
-            (_, Some(Kind::Var(_))) => vec![input.cloned()],
-            (Some(Val::Arr(items, _)), _) => items.iter().cloned().map(Some).collect(),
-            _ => vec![input.cloned()],
-        };
+        let mut sequence = initial_sequence(input, steps);
         let mut result: Option<Val> = None;
         for (index, step) in steps.iter().enumerate() {
-            let last = index + 1 == steps.len();
-            let step_result = match &step.kind {
-                Kind::Array { cons: true, .. } if index == 0 => {
-                    let whole = Val::seq(sequence.iter().flatten().cloned().collect());
-                    match self.eval(step, Some(&whole), frame)? {
-                        Some(v @ Val::Arr(..)) => v,
-                        Some(v) => Val::seq(vec![v]),
-                        None => Val::seq(Vec::new()),
-                    }
-                }
-                Kind::Sort(terms) => {
-                    self.enter(step.position)?;
-                    let sorted =
-                        self.sort(terms, sequence.iter().flatten().cloned().collect(), frame);
-                    self.depth -= 1;
-                    let mut sorted = Some(sorted?);
-                    for predicate in &step.predicates {
-                        sorted = self.filter(predicate, sorted, frame)?;
-                    }
-                    sorted.unwrap_or_else(|| Val::seq(Vec::new()))
-                }
-                _ => self.step(step, &sequence, last, frame)?,
-            };
+            let step_result = self.path_step(step, index, steps.len(), &sequence, frame)?;
             let empty = matches!(&step_result, Val::Arr(items, _) if items.is_empty());
+            sequence = if empty {
+                Vec::new()
+            } else {
+                step_result.items().into_iter().map(Some).collect()
+            };
             result = Some(step_result);
             if empty {
                 break;
             }
-            sequence = result
-                .as_ref()
-                .map(Val::items)
-                .unwrap_or_default()
-                .into_iter()
-                .map(Some)
-                .collect();
         }
-        if keep_singleton && let Some(v) = result {
-            let flags = v.flags();
-            let v = if flags.cons && !flags.seq {
-                Val::seq(vec![v])
-            } else {
-                v
-            };
-            let flags = ArrFlags {
-                keep: true,
-                ..v.flags()
-            };
-            result = Some(v.with_flags(flags));
+        Ok(if keep_singleton {
+            result.map(keep_singleton_array)
+        } else {
+            result
+        })
+    }
+
+    /// Evaluates one path step over the current sequence.
+    fn path_step(
+        &mut self,
+        step: &Node,
+        index: usize,
+        count: usize,
+        sequence: &[Option<Val>],
+        frame: &Rc<Frame>,
+    ) -> Result<Val> {
+        match &step.kind {
+            Kind::Array { cons: true, .. } if index == 0 => {
+                let whole = Val::seq(sequence.iter().flatten().cloned().collect());
+                Ok(match self.eval(step, Some(&whole), frame)? {
+                    Some(v @ Val::Arr(..)) => v,
+                    Some(v) => Val::seq(vec![v]),
+                    None => Val::seq(Vec::new()),
+                })
+            }
+            Kind::Sort(terms) => self.sort_step(step, terms, sequence, frame),
+            _ => self.step(step, sequence, index + 1 == count, frame),
         }
-        Ok(result)
+    }
+
+    fn sort_step(
+        &mut self,
+        step: &Node,
+        terms: &[SortTerm],
+        sequence: &[Option<Val>],
+        frame: &Rc<Frame>,
+    ) -> Result<Val> {
+        self.enter(step.position)?;
+        let sorted = self.sort(terms, sequence.iter().flatten().cloned().collect(), frame);
+        self.depth -= 1;
+        let mut sorted = Some(sorted?);
+        for predicate in &step.predicates {
+            sorted = self.filter(predicate, sorted, frame)?;
+        }
+        Ok(sorted.unwrap_or_else(|| Val::seq(Vec::new())))
     }
 
     fn step(
@@ -549,8 +642,8 @@ impl<'e> Evaluator<'e> {
             }
         }
         self.charge(out.len() as u64 / 16)?;
-        Ok(Val::Arr(
-            Rc::new(out),
+        Ok(Val::with_array_flags(
+            out,
             ArrFlags {
                 cons,
                 ..ArrFlags::PLAIN
@@ -651,7 +744,13 @@ impl<'e> Evaluator<'e> {
             _ => {}
         }
         let right = self.eval(rhs, input, frame)?;
-        let result = match op {
+        self.combine(op, left, right)
+            .map_err(|e| e.or_position(pos))
+    }
+
+    /// Applies a (non short-circuiting) binary operator to evaluated operands.
+    fn combine(&mut self, op: &str, left: Option<Val>, right: Option<Val>) -> Result<Option<Val>> {
+        match op {
             "+" | "-" | "*" | "/" | "%" => arithmetic(op, left, right),
             "=" => Ok(Some(Val::Bool(
                 matches!((&left, &right), (Some(l), Some(r)) if deep_equal(l, r)),
@@ -672,8 +771,7 @@ impl<'e> Evaluator<'e> {
             }))),
             ".." => self.range(left, right),
             _ => Err(Error::new("S0204", format!("Unknown operator: {op}"))),
-        };
-        result.map_err(|e| e.or_position(pos))
+        }
     }
 
     fn range(&mut self, left: Option<Val>, right: Option<Val>) -> Result<Option<Val>> {
@@ -722,7 +820,6 @@ impl<'e> Evaluator<'e> {
         pos: usize,
     ) -> Result<Option<Val>> {
         let func = self.eval(func_node, input, frame)?;
-        let name = func_node.function_name();
         let mut args = Vec::with_capacity(arg_nodes.len() + 1);
         if let Some(first) = applied_to {
             args.push(first);
@@ -730,22 +827,12 @@ impl<'e> Evaluator<'e> {
         for arg in arg_nodes {
             args.push(self.eval(arg, input, frame)?);
         }
-        let Some(func @ Val::Func(_)) = func else {
-            if matches!(func_node.kind, Kind::Path { .. }) && functions::builtin(&name).is_some() {
-                return Err(Error::at(
-                    "T1005",
-                    pos,
-                    format!("Attempted to invoke a non-function. Did you mean ${name}?"),
-                ));
-            }
-            return Err(Error::at(
-                "T1006",
-                pos,
-                "Attempted to invoke a non-function",
-            ));
-        };
-        self.apply(&func, args, input, pos)
-            .map_err(|e| functions::name_error(e, &name).or_position(pos))
+        match func {
+            Some(func @ Val::Func(_)) => self
+                .apply(&func, args, input, pos)
+                .map_err(|e| call_error(e, func_node, pos)),
+            _ => Err(non_function_error(func_node, pos)),
+        }
     }
 
     fn partial(
@@ -844,48 +931,33 @@ impl<'e> Evaluator<'e> {
             Func::Lambda { def, scope, input } => {
                 self.apply_lambda(def, scope, input.as_ref(), args, context)
             }
-            Func::Builtin(builtin) => {
-                let args = builtin.signature().validate(&args, context)?;
-                (builtin.implementation)(self, &args)
-            }
-            Func::Host { f, .. } => {
-                let json_args: Vec<Option<serde_json::Value>> = args
-                    .iter()
-                    .map(|a| {
-                        a.as_ref()
-                            .filter(|v| !v.is_function())
-                            .and_then(|v| value::to_json(v).ok())
-                    })
-                    .collect();
-                Ok(f(&json_args)?.as_ref().map(value::from_json))
-            }
+            Func::Builtin(builtin) => self.apply_builtin(builtin, args, context),
+            Func::Host { f, .. } => apply_host(f, &args),
             Func::Partial { func, args: bound } => {
-                let mut supplied = args.into_iter();
-                let full: Vec<Option<Val>> = bound
-                    .iter()
-                    .map(|b| match b {
-                        Some(v) => v.clone(),
-                        None => supplied.next().flatten(),
-                    })
-                    .collect();
-                self.apply(func, full, context, pos)
+                self.apply(func, fill_placeholders(bound, args), context, pos)
             }
             Func::Chain { first, second } => {
                 let intermediate = self.apply(first, args, context, pos)?;
                 self.apply(second, vec![intermediate], context, pos)
             }
-            Func::Regex(re) => {
-                let text = match args.first() {
-                    Some(Some(Val::Str(s))) => s.clone(),
-                    _ => return Ok(None),
-                };
-                Ok(functions::regex_match_object(re, &text, 0))
-            }
+            Func::Regex(re) => Ok(match args.first() {
+                Some(Some(Val::Str(s))) => functions::regex_match_object(re, s, 0),
+                _ => None,
+            }),
             Func::Transform { def, scope } => {
-                let target = args.into_iter().next().flatten();
-                self.transform(target, def, scope)
+                self.transform(args.into_iter().next().flatten(), def, scope)
             }
         }
+    }
+
+    fn apply_builtin(
+        &mut self,
+        builtin: &functions::Builtin,
+        args: Vec<Option<Val>>,
+        context: Option<&Val>,
+    ) -> Result<Option<Val>> {
+        let args = builtin.signature().validate(&args, context)?;
+        (builtin.implementation)(self, &args)
     }
 
     fn apply_lambda(
@@ -986,7 +1058,7 @@ impl<'e> Evaluator<'e> {
             let Val::Obj(map) = &matched else { continue };
             let update = match self.eval(&def.update, Some(&matched), scope)? {
                 None => ObjMap::new(),
-                Some(Val::Obj(update)) => update.as_ref().clone(),
+                Some(Val::Obj(update)) => update.map.clone(),
                 Some(other) => {
                     return Err(Error::at(
                         "T2011",
@@ -1067,6 +1139,48 @@ fn apply_edits(value: &Val, edits: &HashMap<usize, Edit>) -> Val {
         }
         other => other.clone(),
     }
+}
+
+/// Calls a host function with JSON arguments (functions cannot cross; they become undefined).
+fn apply_host(f: &crate::NativeFunction, args: &[Option<Val>]) -> Result<Option<Val>> {
+    let json_args: Vec<Option<serde_json::Value>> = args
+        .iter()
+        .map(|a| {
+            a.as_ref()
+                .filter(|v| !v.is_function())
+                .and_then(|v| value::to_json(v).ok())
+        })
+        .collect();
+    f(&json_args)?.as_ref().map(value::from_json).transpose()
+}
+
+/// Merges a partial application's bound arguments with the supplied ones.
+fn fill_placeholders(bound: &[Option<Option<Val>>], args: Vec<Option<Val>>) -> Vec<Option<Val>> {
+    let mut supplied = args.into_iter();
+    bound
+        .iter()
+        .map(|b| match b {
+            Some(v) => v.clone(),
+            None => supplied.next().flatten(),
+        })
+        .collect()
+}
+
+/// T1005 (a known function called without `$`) or T1006.
+fn non_function_error(func_node: &Node, pos: usize) -> Error {
+    let name = func_node.function_name();
+    if matches!(func_node.kind, Kind::Path { .. }) && functions::builtin(&name).is_some() {
+        return Error::at(
+            "T1005",
+            pos,
+            format!("Attempted to invoke a non-function. Did you mean ${name}?"),
+        );
+    }
+    Error::at("T1006", pos, "Attempted to invoke a non-function")
+}
+
+fn call_error(error: Error, func_node: &Node, pos: usize) -> Error {
+    functions::name_error(error, &func_node.function_name()).or_position(pos)
 }
 
 fn index_matches(n: f64, position: usize, len: f64) -> bool {

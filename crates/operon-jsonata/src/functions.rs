@@ -1,6 +1,7 @@
 //! The standard function library and function values.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 use crate::ast::{LambdaDef, TransformDef};
@@ -16,7 +17,7 @@ use crate::{NativeFunction, datetime, numfmt};
 pub(crate) enum Func {
     /// `function($x){...}`, closing over its scope and the context value at definition.
     Lambda {
-        def: Rc<LambdaDef>,
+        def: Arc<LambdaDef>,
         scope: Rc<Frame>,
         input: Option<Val>,
     },
@@ -35,9 +36,9 @@ pub(crate) enum Func {
         first: Val,
         second: Val,
     },
-    Regex(Rc<regex::Regex>),
+    Regex(Arc<regex::Regex>),
     Transform {
-        def: Rc<TransformDef>,
+        def: Arc<TransformDef>,
         scope: Rc<Frame>,
     },
 }
@@ -61,7 +62,7 @@ impl Func {
     pub fn arity(&self) -> usize {
         match self {
             Func::Lambda { def, .. } => def.params.len(),
-            Func::Builtin(b) => b.signature().param_count(),
+            Func::Builtin(b) => b.signature().required_count(),
             Func::Partial { args, .. } => args.iter().filter(|a| a.is_none()).count(),
             Func::Host { .. } => 3,
             Func::Chain { .. } | Func::Regex(_) | Func::Transform { .. } => 1,
@@ -467,7 +468,7 @@ pub(crate) fn regex_match_object(re: &regex::Regex, s: &str, _from: usize) -> Op
     Some(Val::object(obj))
 }
 
-fn regex_of(value: Option<&Val>) -> Option<Rc<regex::Regex>> {
+fn regex_of(value: Option<&Val>) -> Option<Arc<regex::Regex>> {
     match value {
         Some(Val::Func(f)) => match f.as_ref() {
             Func::Regex(re) => Some(re.clone()),
@@ -719,7 +720,11 @@ fn format_number_fn(_: &mut Evaluator, args: &[Option<Val>]) -> Result<Option<Va
         Some(Val::Obj(map)) => Some(map.clone()),
         _ => None,
     };
-    text(numfmt::format_number(n, picture, options.as_deref())?)
+    text(numfmt::format_number(
+        n,
+        picture,
+        options.as_deref().map(|o| &o.map),
+    )?)
 }
 
 fn format_base(_: &mut Evaluator, args: &[Option<Val>]) -> Result<Option<Val>> {

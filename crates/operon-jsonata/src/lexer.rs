@@ -26,6 +26,8 @@ pub(crate) struct Token {
     pub kind: TokenKind,
     /// Character offset just past the token.
     pub position: usize,
+    /// Character offset of the token's first character.
+    pub start: usize,
 }
 
 const OPERATORS: &[&str] = &[
@@ -36,6 +38,7 @@ const OPERATORS: &[&str] = &[
 pub(crate) struct Lexer {
     chars: Vec<char>,
     pos: usize,
+    token_start: usize,
 }
 
 fn is_name_char(c: char) -> bool {
@@ -47,6 +50,7 @@ impl Lexer {
         Lexer {
             chars: source.chars().collect(),
             pos: 0,
+            token_start: 0,
         }
     }
 
@@ -58,6 +62,7 @@ impl Lexer {
         Token {
             kind,
             position: self.pos,
+            start: self.token_start,
         }
     }
 
@@ -65,6 +70,7 @@ impl Lexer {
     /// only place a `/` starts a regular expression literal.
     pub fn next_token(&mut self, prefix: bool) -> Result<Token> {
         self.skip_space_and_comments()?;
+        self.token_start = self.pos;
         let Some(c) = self.peek_at(0) else {
             return Ok(self.token(TokenKind::End));
         };

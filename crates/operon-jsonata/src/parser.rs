@@ -1,7 +1,7 @@
 //! Top-down operator-precedence (Pratt) parser, following jsonata-js's grammar and binding
 //! powers, producing the processed tree of [`crate::ast`].
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::ast::{Kind, LambdaDef, Node, ObjectPairs, SortTerm, TransformDef};
 use crate::error::{Error, Result};
@@ -50,26 +50,14 @@ fn tokenize(source: &str) -> Result<Vec<Lexed>> {
     let mut tokens: Vec<Lexed> = Vec::new();
     loop {
         let prefix = tokens.last().is_none_or(|t| !ends_operand(&t.token.kind));
-        let before = tokens.last().map_or(0, |t| t.token.position);
         let token = lexer.next_token(prefix)?;
-        let start = start_of(source, before, &token);
+        let start = token.start;
         let end = token.kind == TokenKind::End;
         tokens.push(Lexed { token, start });
         if end {
             return Ok(tokens);
         }
     }
-}
-
-/// The first non-space character offset after `before` (the token start).
-fn start_of(source: &str, before: usize, _token: &Token) -> usize {
-    let mut pos = before;
-    let mut chars = source.chars().skip(before).peekable();
-    while chars.peek().is_some_and(|c| c.is_whitespace()) {
-        chars.next();
-        pos += 1;
-    }
-    pos
 }
 
 fn token_text(kind: &TokenKind) -> String {
@@ -97,7 +85,7 @@ fn left_binding_power(kind: &TokenKind) -> u32 {
         "=" | "<" | ">" | "^" | "!=" | "<=" | ">=" | "~>" | "?:" | "??" | "in" => 40,
         "and" => 30,
         "or" => 25,
-        "?" | "|" | ".." => 20,
+        "?" | ".." => 20,
         ":=" => 10,
         _ => 0,
     }
@@ -158,13 +146,24 @@ impl Parser {
                 "Syntax error: expression nested too deeply",
             ));
         }
+        let entry_depth = self.depth;
         let token = self.advance();
         let mut left = self.nud(token)?;
         while rbp < left_binding_power(&self.current().kind) {
+            // Each infix step can deepen the tree by one level (left-associative chains).
+            self.depth += 1;
+            if self.depth > MAX_NESTING {
+                let pos = self.current().position;
+                return Err(Error::at(
+                    "S0201",
+                    pos,
+                    "Syntax error: expression nested too deeply",
+                ));
+            }
             let token = self.advance();
             left = self.led(token, left)?;
         }
-        self.depth -= 1;
+        self.depth = entry_depth - 1;
         Ok(left)
     }
 
@@ -173,13 +172,13 @@ impl Parser {
         let node = |kind| Ok(Node::new(kind, pos));
         match token.kind {
             TokenKind::Num(n) => node(Kind::Num(n)),
-            TokenKind::Str(s) => node(Kind::Str(Rc::from(s))),
+            TokenKind::Str(s) => node(Kind::Str(Arc::from(s))),
             TokenKind::Bool(b) => node(Kind::Bool(b)),
             TokenKind::Null => node(Kind::Null),
             TokenKind::Name(name) => Ok(path_of(Node::new(Kind::Name(name), pos))),
             TokenKind::Var(name) => node(Kind::Var(name)),
             TokenKind::Regex { pattern, flags } => {
-                node(Kind::Regex(Rc::new(compile_regex(&pattern, &flags, pos)?)))
+                node(Kind::Regex(Arc::new(compile_regex(&pattern, &flags, pos)?)))
             }
             TokenKind::End => Err(Error::at("S0207", pos, "Unexpected end of expression")),
             TokenKind::Op(op) => self.prefix_operator(op, pos),
@@ -188,65 +187,14 @@ impl Parser {
 
     fn prefix_operator(&mut self, op: &'static str, pos: usize) -> Result<Node> {
         match op {
-            "-" => {
-                let operand = self.expression(70)?;
-                if let Kind::Num(n) = operand.kind
-                    && operand.predicates.is_empty()
-                {
-                    return Ok(Node::new(Kind::Num(-n), pos));
-                }
-                Ok(Node::new(Kind::Negate(Box::new(operand)), pos))
-            }
+            "-" => self.negation(pos),
             "*" => Ok(Node::new(Kind::Wildcard, pos)),
             "**" => Ok(Node::new(Kind::Descendant, pos)),
             "?" => Ok(Node::new(Kind::Placeholder, pos)),
-            "(" => {
-                let mut items = Vec::new();
-                while !self.is_op(")") {
-                    items.push(self.expression(0)?);
-                    if !self.is_op(";") {
-                        break;
-                    }
-                    self.advance();
-                }
-                self.expect(")")?;
-                Ok(Node::new(Kind::Block(items), pos))
-            }
-            "[" => {
-                let mut items = Vec::new();
-                if !self.is_op("]") {
-                    loop {
-                        items.push(self.expression(0)?);
-                        if !self.is_op(",") {
-                            break;
-                        }
-                        self.advance();
-                    }
-                }
-                self.expect("]")?;
-                Ok(Node::new(Kind::Array { items, cons: false }, pos))
-            }
-            "{" => Ok(Node::new(Kind::Object(self.object_pairs()?), pos)),
-            "|" => {
-                let pattern = self.expression(0)?;
-                self.expect("|")?;
-                let update = self.expression(0)?;
-                let delete = if self.is_op(",") {
-                    self.advance();
-                    Some(self.expression(0)?)
-                } else {
-                    None
-                };
-                self.expect("|")?;
-                Ok(Node::new(
-                    Kind::Transform(Rc::new(TransformDef {
-                        pattern,
-                        update,
-                        delete,
-                    })),
-                    pos,
-                ))
-            }
+            "(" => self.block(pos),
+            "[" => self.array_constructor(pos),
+            "{" => self.object_constructor(pos),
+            "|" => self.transform(pos),
             "and" | "or" | "in" => Ok(path_of(Node::new(Kind::Name(op.to_string()), pos))),
             _ => Err(Error::at(
                 "S0211",
@@ -254,6 +202,70 @@ impl Parser {
                 format!("The symbol {op} cannot be used as a unary operator"),
             )),
         }
+    }
+
+    fn negation(&mut self, pos: usize) -> Result<Node> {
+        let operand = self.expression(70)?;
+        if let Kind::Num(n) = operand.kind
+            && operand.predicates.is_empty()
+        {
+            return Ok(Node::new(Kind::Num(-n), pos));
+        }
+        Ok(Node::new(Kind::Negate(Box::new(operand)), pos))
+    }
+
+    fn block(&mut self, pos: usize) -> Result<Node> {
+        let mut items = Vec::new();
+        while !self.is_op(")") {
+            items.push(self.expression(0)?);
+            if !self.is_op(";") {
+                break;
+            }
+            self.advance();
+        }
+        self.expect(")")?;
+        Ok(Node::new(Kind::Block(items), pos))
+    }
+
+    fn array_constructor(&mut self, pos: usize) -> Result<Node> {
+        let mut items = Vec::new();
+        if !self.is_op("]") {
+            loop {
+                items.push(self.expression(0)?);
+                if !self.is_op(",") {
+                    break;
+                }
+                self.advance();
+            }
+        }
+        self.expect("]")?;
+        Ok(Node::new(Kind::Array { items, cons: false }, pos))
+    }
+
+    fn object_constructor(&mut self, pos: usize) -> Result<Node> {
+        let pairs = self.object_pairs()?;
+        Ok(Node::new(Kind::Object(pairs), pos))
+    }
+
+    fn transform(&mut self, pos: usize) -> Result<Node> {
+        let pattern = self.expression(0)?;
+        self.expect("|")?;
+        let update = self.expression(0)?;
+        let delete = if self.is_op(",") {
+            self.advance();
+            Some(self.expression(0)?)
+        } else {
+            None
+        };
+        self.expect("|")?;
+        Ok(Node::new(
+            Kind::Transform(Arc::new(TransformDef {
+                pattern,
+                update,
+                delete,
+            })),
+            pos,
+        ))
     }
 
     /// Parses `k: v, ...}` after an opening brace.
@@ -444,7 +456,7 @@ impl Parser {
         let body = self.expression(0)?;
         self.expect("}")?;
         Ok(Node::new(
-            Kind::Lambda(Rc::new(LambdaDef {
+            Kind::Lambda(Arc::new(LambdaDef {
                 params,
                 body,
                 signature,

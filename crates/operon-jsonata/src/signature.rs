@@ -15,6 +15,8 @@ struct Param {
     context_regex: Option<String>,
     /// Element type of an `a<x>` parameter.
     subtype: Option<char>,
+    /// Declared with `?`.
+    optional: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -97,11 +99,11 @@ impl Signature {
                     prev.context_regex = Some(prev.regex.clone());
                     prev.regex.push('?');
                 }
-                '?' | '+' => params
-                    .last_mut()
-                    .ok_or_else(|| bad_signature(text))?
-                    .regex
-                    .push(c),
+                '?' | '+' => {
+                    let prev = params.last_mut().ok_or_else(|| bad_signature(text))?;
+                    prev.regex.push(c);
+                    prev.optional |= c == '?';
+                }
                 _ => return Err(bad_signature(text)),
             }
             i += 1;
@@ -123,9 +125,10 @@ impl Signature {
         }
     }
 
-    /// The number of declared parameters.
-    pub fn param_count(&self) -> usize {
-        self.params.len()
+    /// The number of parameters not declared optional (the arity higher-order functions
+    /// use when deciding how many of `value, index, array` to pass).
+    pub fn required_count(&self) -> usize {
+        self.params.iter().filter(|p| !p.optional).count()
     }
 
     /// Checks `args` against the signature and returns the arguments to pass to the
@@ -241,6 +244,7 @@ fn param(regex: String, kind: char) -> Param {
         kind,
         context_regex: None,
         subtype: None,
+        optional: false,
     }
 }
 

@@ -16,12 +16,36 @@ use crate::functions::Func;
 
 pub(crate) type ObjMap = IndexMap<String, Val>;
 
+/// Values nested deeper than this are rejected (`U1001`), so that recursive conversion and
+/// dropping of values cannot exhaust the stack.
+pub(crate) const MAX_VALUE_DEPTH: u32 = 200;
+
+/// An object with its nesting depth (1 + the deepest member), tracked at construction.
+#[derive(Debug, Clone)]
+pub(crate) struct Object {
+    pub map: ObjMap,
+    pub depth: u32,
+}
+
+impl std::ops::Deref for Object {
+    type Target = ObjMap;
+    fn deref(&self) -> &ObjMap {
+        &self.map
+    }
+}
+
+fn container_depth<'a>(children: impl Iterator<Item = &'a Val>) -> u32 {
+    1 + children.map(Val::depth).max().unwrap_or(0)
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ArrFlags {
     pub seq: bool,
     pub keep: bool,
     pub cons: bool,
     pub outer: bool,
+    /// Nesting depth of the array (1 + its deepest item); maintained by the constructors.
+    pub depth: u32,
 }
 
 impl ArrFlags {
@@ -30,12 +54,14 @@ impl ArrFlags {
         keep: false,
         cons: false,
         outer: false,
+        depth: 1,
     };
     pub const SEQ: ArrFlags = ArrFlags {
         seq: true,
         keep: false,
         cons: false,
         outer: false,
+        depth: 1,
     };
 }
 
@@ -46,17 +72,32 @@ pub(crate) enum Val {
     Num(f64),
     Str(Rc<str>),
     Arr(Rc<Vec<Val>>, ArrFlags),
-    Obj(Rc<ObjMap>),
+    Obj(Rc<Object>),
     Func(Rc<Func>),
 }
 
 impl Val {
     pub fn array(items: Vec<Val>) -> Val {
-        Val::Arr(Rc::new(items), ArrFlags::PLAIN)
+        Val::with_array_flags(items, ArrFlags::PLAIN)
     }
 
     pub fn seq(items: Vec<Val>) -> Val {
-        Val::Arr(Rc::new(items), ArrFlags::SEQ)
+        Val::with_array_flags(items, ArrFlags::SEQ)
+    }
+
+    /// An array with the given flags; its depth is computed from the items.
+    pub fn with_array_flags(items: Vec<Val>, flags: ArrFlags) -> Val {
+        let depth = container_depth(items.iter());
+        Val::Arr(Rc::new(items), ArrFlags { depth, ..flags })
+    }
+
+    /// Nesting depth: 0 for scalars and functions.
+    pub fn depth(&self) -> u32 {
+        match self {
+            Val::Arr(_, flags) => flags.depth,
+            Val::Obj(obj) => obj.depth,
+            _ => 0,
+        }
     }
 
     pub fn str(s: &str) -> Val {
@@ -68,7 +109,8 @@ impl Val {
     }
 
     pub fn object(map: ObjMap) -> Val {
-        Val::Obj(Rc::new(map))
+        let depth = container_depth(map.values());
+        Val::Obj(Rc::new(Object { map, depth }))
     }
 
     pub fn is_function(&self) -> bool {
@@ -97,9 +139,16 @@ impl Val {
         }
     }
 
+    /// Replaces the array flags, keeping the tracked depth.
     pub fn with_flags(self, flags: ArrFlags) -> Val {
         match self {
-            Val::Arr(items, _) => Val::Arr(items, flags),
+            Val::Arr(items, old) => Val::Arr(
+                items,
+                ArrFlags {
+                    depth: old.depth,
+                    ..flags
+                },
+            ),
             other => other,
         }
     }
@@ -125,18 +174,58 @@ impl Val {
     }
 }
 
-/// Converts a JSON value to a runtime value.
-pub(crate) fn from_json(value: &serde_json::Value) -> Val {
-    match value {
+/// Converts a JSON value to a runtime value; fails (`U1001`) beyond [`MAX_VALUE_DEPTH`].
+pub(crate) fn from_json(value: &serde_json::Value) -> Result<Val> {
+    if json_depth_exceeds(value, MAX_VALUE_DEPTH) {
+        return Err(too_deep());
+    }
+    from_json_at(value, 0)
+}
+
+/// Whether `value` nests deeper than `limit`, checked without recursion.
+fn json_depth_exceeds(value: &serde_json::Value, limit: u32) -> bool {
+    let mut stack = vec![(value, 0u32)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > limit {
+            return true;
+        }
+        match v {
+            serde_json::Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            serde_json::Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
+fn from_json_at(value: &serde_json::Value, depth: u32) -> Result<Val> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(too_deep());
+    }
+    Ok(match value {
         serde_json::Value::Null => Val::Null,
         serde_json::Value::Bool(b) => Val::Bool(*b),
         serde_json::Value::Number(n) => Val::Num(n.as_f64().unwrap_or(0.0)),
         serde_json::Value::String(s) => Val::str(s),
-        serde_json::Value::Array(items) => Val::array(items.iter().map(from_json).collect()),
-        serde_json::Value::Object(map) => {
-            Val::object(map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
-        }
-    }
+        serde_json::Value::Array(items) => Val::array(
+            items
+                .iter()
+                .map(|v| from_json_at(v, depth + 1))
+                .collect::<Result<_>>()?,
+        ),
+        serde_json::Value::Object(map) => Val::object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), from_json_at(v, depth + 1)?)))
+                .collect::<Result<_>>()?,
+        ),
+    })
+}
+
+pub(crate) fn too_deep() -> Error {
+    Error::new(
+        "U1001",
+        format!("Stack overflow error: value nested deeper than {MAX_VALUE_DEPTH} levels"),
+    )
 }
 
 /// Converts a number to JSON: integral values within the exactly representable range become
