@@ -77,7 +77,31 @@ pub enum Kind {
     Map(Box<MapSpec>),
 }
 
+macro_rules! event_names {
+    ($($v:ident $pat:pat => $enter:literal, $exit:literal;)*) => {
+        /// The `<Type>StateEntered` history event name.
+        pub fn entered_event(&self) -> &'static str {
+            match self { $($pat => $enter,)* }
+        }
+        /// The `<Type>StateExited` history event name.
+        pub fn exited_event(&self) -> &'static str {
+            match self { $($pat => $exit,)* }
+        }
+    };
+}
+
 impl Kind {
+    event_names! {
+        Pass Kind::Pass { .. } => "PassStateEntered", "PassStateExited";
+        Task Kind::Task(_) => "TaskStateEntered", "TaskStateExited";
+        Choice Kind::Choice(_) => "ChoiceStateEntered", "ChoiceStateExited";
+        Wait Kind::Wait(_) => "WaitStateEntered", "WaitStateExited";
+        Succeed Kind::Succeed => "SucceedStateEntered", "SucceedStateExited";
+        Fail Kind::Fail(_) => "FailStateEntered", "FailStateExited";
+        Parallel Kind::Parallel { .. } => "ParallelStateEntered", "ParallelStateExited";
+        Map Kind::Map(_) => "MapStateEntered", "MapStateExited";
+    }
+
     /// The type name as used in history event names (`Pass`, `Task`, ...).
     pub fn type_name(&self) -> &'static str {
         match self {

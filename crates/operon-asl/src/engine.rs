@@ -427,7 +427,7 @@ impl Execution {
         format!("{}-{:08}", self.params.name, self.next_token)
     }
 
-    fn history(&mut self, kind: &str, fill: impl FnOnce(&mut HistoryEvent)) -> u64 {
+    fn history(&mut self, kind: &'static str, fill: impl FnOnce(&mut HistoryEvent)) -> u64 {
         self.next_event_id += 1;
         if self.params.record_history {
             let mut e = HistoryEvent::new(self.next_event_id, kind, self.now);
@@ -491,7 +491,7 @@ impl Execution {
                     f.retry_count = 0;
                     f.attempts.clear();
                     let input = &f.input;
-                    f.entered_id = self.history(&format!("{}StateEntered", st.kind.type_name()), |e| {
+                    f.entered_id = self.history(st.kind.entered_event(), |e| {
                         e.name = Some(st.name.clone());
                         e.input = Some(input.clone());
                     });
@@ -571,7 +571,7 @@ impl Execution {
             }
             _ => {}
         }
-        self.history(&format!("{}StateExited", st.kind.type_name()), |e| {
+        self.history(st.kind.exited_event(), |e| {
             e.name = Some(st.name.clone());
             e.output = Some(output.clone());
             e.assigned_variables = assigned;
@@ -948,9 +948,9 @@ impl Execution {
             let processor = if ch.parallel { ch.processors[i] } else { ch.processors[0] };
             let input = std::mem::take(&mut ch.inputs[i]);
             if !ch.parallel && !ch.distributed {
-                let name = self.machine().processors[f.processor].states[f.state].name.clone();
+                let machine = self.machine.clone();
                 self.history("MapIterationStarted", |e| {
-                    e.name = Some(name);
+                    e.name = machine.map(|m| m.processors[f.processor].states[f.state].name.clone());
                     e.index = Some(i as u64);
                 });
             }
@@ -1271,7 +1271,7 @@ impl Execution {
                         f.vars.insert(k.clone(), v.clone());
                     }
                 }
-                self.history(&format!("{}StateExited", st.kind.type_name()), |e| {
+                self.history(st.kind.exited_event(), |e| {
                     e.name = Some(st.name.clone());
                     e.output = Some(output.clone());
                     e.assigned_variables = assigned;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// One history event. `kind` is the Step Functions event type
 /// (`ExecutionStarted`, `PassStateEntered`, `TaskScheduled`, `MapIterationStarted`, ...).
@@ -9,7 +10,7 @@ use serde_json::{Map, Value};
 pub struct HistoryEvent {
     pub id: u64,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     pub timestamp_millis: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -38,10 +39,10 @@ pub struct HistoryEvent {
 }
 
 impl HistoryEvent {
-    pub fn new(id: u64, kind: &str, timestamp_millis: i64) -> HistoryEvent {
+    pub fn new(id: u64, kind: impl Into<Cow<'static, str>>, timestamp_millis: i64) -> HistoryEvent {
         HistoryEvent {
             id,
-            kind: kind.to_string(),
+            kind: kind.into(),
             timestamp_millis,
             name: None,
             input: None,

@@ -107,7 +107,7 @@ fn asl_conformance_history_report() {
             }
         }
         let report = run_to_end(Arc::new(machine), case["input"].clone(), ExecutionParams::default(), &mut host, 1_000_000);
-        let got: Vec<Value> = report.history.iter().map(|h| Value::String(h.kind.clone())).collect();
+        let got: Vec<Value> = report.history.iter().map(|h| Value::String(h.kind.to_string())).collect();
         if &got == want {
             same += 1;
         } else {
