@@ -19,6 +19,19 @@ pub(crate) struct Node {
     pub group: Option<Box<ObjectPairs>>,
     /// Set by an empty predicate `a[]`: singleton results stay arrays.
     pub keep_array: bool,
+    /// `@$v` / `#$i` on a path step: the path is evaluated as a stream of tuples.
+    pub binding: Option<Box<StepBinding>>,
+}
+
+/// Variables a path step binds for the rest of the path.
+#[derive(Debug, Default)]
+pub(crate) struct StepBinding {
+    /// `step@$v`: each result is bound to `$v` while the context stays the step's input.
+    pub focus: Option<String>,
+    /// `step#$i`: the position of each result within its input item's results.
+    pub index: Option<String>,
+    /// `step[..]#$i`: `(n, $i)` binds the position after the first `n` predicates.
+    pub index_stage: Option<(usize, String)>,
 }
 
 pub(crate) type ObjectPairs = Vec<(Node, Node)>;
@@ -110,6 +123,7 @@ impl Node {
             predicates: Vec::new(),
             group: None,
             keep_array: false,
+            binding: None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::rc::{Rc, Weak};
 
 use indexmap::IndexMap;
 
-use crate::ast::{Kind, LambdaDef, Node, ObjectPairs, SortTerm, TransformDef};
+use crate::ast::{Kind, LambdaDef, Node, ObjectPairs, SortTerm, StepBinding, TransformDef};
 use crate::error::{Error, Result};
 use crate::functions::{self, Func};
 use crate::value::{self, ArrFlags, ObjMap, Val, deep_equal, describe, truthy};
@@ -477,6 +477,195 @@ impl<'e> Evaluator<'e> {
         Ok(functions::builtin(name))
     }
 
+    /// A path with `@` / `#` bindings: from the first binding step on, the path is a stream
+    /// of tuples (context value plus bound variables), as in jsonata-js.
+    fn tuple_path(
+        &mut self,
+        steps: &[Node],
+        keep_singleton: bool,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        let mut sequence = initial_sequence(input, steps);
+        let mut stream: Option<Vec<Tuple>> = None;
+        for (index, step) in steps.iter().enumerate() {
+            if stream.is_none() && step.binding.is_none() {
+                let step_result = self.path_step(step, index, steps.len(), &sequence, frame)?;
+                if matches!(&step_result, Val::Arr(items, _) if items.is_empty()) {
+                    return Ok(None);
+                }
+                sequence = step_result.items().into_iter().map(Some).collect();
+                continue;
+            }
+            let tuples = stream.take().unwrap_or_else(|| {
+                sequence
+                    .iter()
+                    .flatten()
+                    .map(|v| Tuple {
+                        context: v.clone(),
+                        bindings: Vec::new(),
+                    })
+                    .collect()
+            });
+            stream = Some(self.tuple_step(step, tuples, frame)?);
+        }
+        let values: Vec<Val> = stream
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.context)
+            .collect();
+        let result = Val::seq(values);
+        Ok(Some(if keep_singleton {
+            keep_singleton_array(result)
+        } else {
+            result
+        }))
+    }
+
+    fn tuple_frame(&mut self, frame: &Rc<Frame>, tuple: &Tuple) -> Rc<Frame> {
+        let scope = Frame::child(frame);
+        for (name, value) in &tuple.bindings {
+            scope.bind(name, Some(value.clone()));
+        }
+        scope
+    }
+
+    fn tuple_step(
+        &mut self,
+        step: &Node,
+        tuples: Vec<Tuple>,
+        frame: &Rc<Frame>,
+    ) -> Result<Vec<Tuple>> {
+        let binding = step.binding.as_deref();
+        let mut out = Vec::new();
+        if let Kind::Sort(terms) = &step.kind {
+            out = self.sort_tuples(terms, tuples, frame)?;
+            if let Some(index) = binding.and_then(|b| b.index.as_ref()) {
+                for (i, tuple) in out.iter_mut().enumerate() {
+                    tuple.bind(index, Val::Num(i as f64));
+                }
+            }
+        } else {
+            for tuple in tuples {
+                let scope = self.tuple_frame(frame, &tuple);
+                let Some(result) =
+                    self.eval_without_predicates(step, Some(&tuple.context), &scope)?
+                else {
+                    continue;
+                };
+                for (position, item) in result.items().into_iter().enumerate() {
+                    let mut next = tuple.clone();
+                    match binding.and_then(|b| b.focus.as_ref()) {
+                        Some(focus) => next.bind(focus, item),
+                        None => next.context = item,
+                    }
+                    if let Some(index) = binding.and_then(|b| b.index.as_ref()) {
+                        next.bind(index, Val::Num(position as f64));
+                    }
+                    out.push(next);
+                }
+            }
+        }
+        for (number, predicate) in step.predicates.iter().enumerate() {
+            index_stage(binding, number, &mut out);
+            out = self.filter_tuples(predicate, out, frame)?;
+        }
+        index_stage(binding, step.predicates.len(), &mut out);
+        Ok(out)
+    }
+
+    fn filter_tuples(
+        &mut self,
+        predicate: &Node,
+        tuples: Vec<Tuple>,
+        frame: &Rc<Frame>,
+    ) -> Result<Vec<Tuple>> {
+        let len = tuples.len() as f64;
+        if let Kind::Num(n) = predicate.kind
+            && predicate.predicates.is_empty()
+        {
+            return Ok(tuples
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| index_matches(n, *i, len))
+                .map(|(_, t)| t)
+                .collect());
+        }
+        let mut out = Vec::new();
+        for (position, tuple) in tuples.into_iter().enumerate() {
+            let scope = self.tuple_frame(frame, &tuple);
+            let res = self.eval(predicate, Some(&tuple.context), &scope)?;
+            if selects(res.as_ref(), position, len) {
+                out.push(tuple);
+            }
+        }
+        Ok(out)
+    }
+
+    fn sort_tuples(
+        &mut self,
+        terms: &[SortTerm],
+        tuples: Vec<Tuple>,
+        frame: &Rc<Frame>,
+    ) -> Result<Vec<Tuple>> {
+        let mut keyed = Vec::with_capacity(tuples.len());
+        for tuple in tuples {
+            let scope = self.tuple_frame(frame, &tuple);
+            let keys = self.sort_keys(terms, &tuple.context, &scope)?;
+            keyed.push((keys, tuple));
+        }
+        sort_keyed(terms, keyed)
+    }
+
+    /// Evaluates a node's kind and grouping, leaving its predicates to the caller.
+    fn eval_without_predicates(
+        &mut self,
+        node: &Node,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        self.enter(node.position)?;
+        let result = self
+            .eval_kind(node, input, frame)
+            .and_then(|r| match &node.group {
+                Some(group) => self.group(group, r, frame).map(Some),
+                None => Ok(r),
+            });
+        self.depth -= 1;
+        Ok(collapse(result?, node.keep_array))
+    }
+
+    fn sort(&mut self, terms: &[SortTerm], items: Vec<Val>, frame: &Rc<Frame>) -> Result<Val> {
+        let mut keyed = Vec::with_capacity(items.len());
+        for item in items {
+            let keys = self.sort_keys(terms, &item, frame)?;
+            keyed.push((keys, item));
+        }
+        Ok(Val::seq(sort_keyed(terms, keyed)?))
+    }
+
+    /// The order-by keys of one item: numbers, strings or undefined (`T2008` otherwise).
+    fn sort_keys(
+        &mut self,
+        terms: &[SortTerm],
+        item: &Val,
+        frame: &Rc<Frame>,
+    ) -> Result<Vec<Option<Val>>> {
+        let mut keys = Vec::with_capacity(terms.len());
+        for term in terms {
+            let key = self.eval(&term.expr, Some(item), frame)?;
+            if !matches!(key, None | Some(Val::Num(_)) | Some(Val::Str(_))) {
+                return Err(Error::at(
+                    "T2008",
+                    term.expr.position,
+                    "The expressions within an order-by clause must evaluate to numeric or string values",
+                ));
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
     fn path(
         &mut self,
         steps: &[Node],
@@ -484,6 +673,9 @@ impl<'e> Evaluator<'e> {
         input: Option<&Val>,
         frame: &Rc<Frame>,
     ) -> Result<Option<Val>> {
+        if steps.iter().any(|s| s.binding.is_some()) {
+            return self.tuple_path(steps, keep_singleton, input, frame);
+        }
         let mut sequence = initial_sequence(input, steps);
         let mut result: Option<Val> = None;
         for (index, step) in steps.iter().enumerate() {
@@ -604,17 +796,7 @@ impl<'e> Evaluator<'e> {
         let len = items.len() as f64;
         for (position, item) in items.iter().enumerate() {
             let res = self.eval(predicate, Some(item), frame)?;
-            let selected = match &res {
-                Some(Val::Num(n)) => index_matches(*n, position, len),
-                Some(arr) if is_numeric_array(arr) => {
-                    arr.items()
-                        .iter()
-                        .filter(|v| index_matches(v.as_f64().unwrap_or(f64::NAN), position, len))
-                        .count()
-                        > 0
-                }
-                other => truthy(other.as_ref()).unwrap_or(false),
-            };
+            let selected = selects(res.as_ref(), position, len);
             if selected {
                 out.push(item.clone());
             }
@@ -985,58 +1167,6 @@ impl<'e> Evaluator<'e> {
         self.eval(&def.body, input, &call_frame)
     }
 
-    fn sort(&mut self, terms: &[SortTerm], items: Vec<Val>, frame: &Rc<Frame>) -> Result<Val> {
-        let mut keyed = Vec::with_capacity(items.len());
-        for item in items {
-            let mut keys = Vec::with_capacity(terms.len());
-            for term in terms {
-                let key = self.eval(&term.expr, Some(&item), frame)?;
-                match &key {
-                    None | Some(Val::Num(_)) | Some(Val::Str(_)) => keys.push(key),
-                    Some(_) => {
-                        return Err(Error::at(
-                            "T2008",
-                            term.expr.position,
-                            "The expressions within an order-by clause must evaluate to numeric or string values",
-                        ));
-                    }
-                }
-            }
-            keyed.push((keys, item));
-        }
-        let mut failure: Option<Error> = None;
-        keyed.sort_by(|(a, _), (b, _)| {
-            for (index, term) in terms.iter().enumerate() {
-                let ordering = match (&a[index], &b[index]) {
-                    (None, None) => std::cmp::Ordering::Equal,
-                    (None, Some(_)) => return std::cmp::Ordering::Greater,
-                    (Some(_), None) => return std::cmp::Ordering::Less,
-                    (Some(Val::Num(x)), Some(Val::Num(y))) => x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal),
-                    (Some(Val::Str(x)), Some(Val::Str(y))) => functions::compare_strings(x, y),
-                    (Some(x), Some(y)) => {
-                        failure.get_or_insert_with(|| {
-                            Error::at(
-                                "T2007",
-                                term.expr.position,
-                                format!("Type mismatch when comparing values {} and {} in order-by clause", describe(Some(x)), describe(Some(y))),
-                            )
-                        });
-                        std::cmp::Ordering::Equal
-                    }
-                };
-                let ordering = if term.descending { ordering.reverse() } else { ordering };
-                if ordering != std::cmp::Ordering::Equal {
-                    return ordering;
-                }
-            }
-            std::cmp::Ordering::Equal
-        });
-        if let Some(error) = failure {
-            return Err(error);
-        }
-        Ok(Val::seq(keyed.into_iter().map(|(_, item)| item).collect()))
-    }
-
     /// Applies `| pattern | update, delete |` to a copy of `target`. Values are immutable
     /// and shared, so matches are identified by object identity and the copy is rebuilt
     /// with the edits applied.
@@ -1181,6 +1311,90 @@ fn non_function_error(func_node: &Node, pos: usize) -> Error {
 
 fn call_error(error: Error, func_node: &Node, pos: usize) -> Error {
     functions::name_error(error, &func_node.function_name()).or_position(pos)
+}
+
+/// One element of a tuple stream: the context value and the variables bound so far.
+#[derive(Clone)]
+struct Tuple {
+    context: Val,
+    bindings: Vec<(String, Val)>,
+}
+
+impl Tuple {
+    fn bind(&mut self, name: &str, value: Val) {
+        match self.bindings.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.bindings.push((name.to_string(), value)),
+        }
+    }
+}
+
+/// Binds `#$i` positions when the index binding follows `after` predicates.
+fn index_stage(binding: Option<&StepBinding>, after: usize, tuples: &mut [Tuple]) {
+    if let Some((stage, name)) = binding.and_then(|b| b.index_stage.as_ref())
+        && *stage == after
+    {
+        for (i, tuple) in tuples.iter_mut().enumerate() {
+            tuple.bind(name, Val::Num(i as f64));
+        }
+    }
+}
+
+/// Whether a predicate result selects the item at `position` (numeric results are indexes).
+fn selects(result: Option<&Val>, position: usize, len: f64) -> bool {
+    match result {
+        Some(Val::Num(n)) => index_matches(*n, position, len),
+        Some(arr) if is_numeric_array(arr) => arr
+            .items()
+            .iter()
+            .any(|v| index_matches(v.as_f64().unwrap_or(f64::NAN), position, len)),
+        other => truthy(other).unwrap_or(false),
+    }
+}
+
+/// Stable sort by precomputed keys: undefined sorts last; mixed types are `T2007`.
+fn sort_keyed<T>(terms: &[SortTerm], mut keyed: Vec<(Vec<Option<Val>>, T)>) -> Result<Vec<T>> {
+    let mut failure: Option<Error> = None;
+    keyed.sort_by(|(a, _), (b, _)| {
+        for (index, term) in terms.iter().enumerate() {
+            let ordering = match (&a[index], &b[index]) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, Some(_)) => return std::cmp::Ordering::Greater,
+                (Some(_), None) => return std::cmp::Ordering::Less,
+                (Some(Val::Num(x)), Some(Val::Num(y))) => {
+                    x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal)
+                }
+                (Some(Val::Str(x)), Some(Val::Str(y))) => functions::compare_strings(x, y),
+                (Some(x), Some(y)) => {
+                    failure.get_or_insert_with(|| {
+                        Error::at(
+                            "T2007",
+                            term.expr.position,
+                            format!(
+                                "Type mismatch when comparing values {} and {} in order-by clause",
+                                describe(Some(x)),
+                                describe(Some(y))
+                            ),
+                        )
+                    });
+                    std::cmp::Ordering::Equal
+                }
+            };
+            let ordering = if term.descending {
+                ordering.reverse()
+            } else {
+                ordering
+            };
+            if ordering != std::cmp::Ordering::Equal {
+                return ordering;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(keyed.into_iter().map(|(_, item)| item).collect()),
+    }
 }
 
 fn index_matches(n: f64, position: usize, len: f64) -> bool {

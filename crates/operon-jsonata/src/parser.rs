@@ -362,11 +362,7 @@ impl Parser {
                 ))
             }
             "^" => self.sort(left, pos),
-            "@" | "#" => Err(Error::at(
-                "S0201",
-                pos,
-                format!("Syntax error: {op} (focus and index binding are not supported)"),
-            )),
+            "@" | "#" => self.step_binding(op, left, pos),
             _ => {
                 let rhs = self.expression(left_binding_power(&TokenKind::Op(op)))?;
                 Ok(Node::new(
@@ -379,6 +375,51 @@ impl Parser {
                 ))
             }
         }
+    }
+
+    /// `step@$v` (focus) and `step#$i` (index) bindings.
+    fn step_binding(&mut self, op: &str, left: Node, pos: usize) -> Result<Node> {
+        let TokenKind::Var(name) = self.current().kind.clone() else {
+            return Err(Error::at(
+                "S0214",
+                pos,
+                format!("The right side of {op} must be a variable name (start with $)"),
+            ));
+        };
+        self.advance();
+        let mut path = if matches!(left.kind, Kind::Path { .. }) && left.group.is_none() {
+            left
+        } else {
+            path_of(left)
+        };
+        with_last_step(&mut path, |step| {
+            let has_predicates = !step.predicates.is_empty();
+            let is_sort = matches!(step.kind, Kind::Sort(_));
+            let binding = step.binding.get_or_insert_with(Box::default);
+            if op == "@" {
+                if has_predicates {
+                    return Err(Error::at(
+                        "S0215",
+                        pos,
+                        "A context variable binding must precede any predicates on a step",
+                    ));
+                }
+                if is_sort {
+                    return Err(Error::at(
+                        "S0216",
+                        pos,
+                        "A context variable binding must precede the 'order-by' clause on a step",
+                    ));
+                }
+                binding.focus = Some(name);
+            } else if has_predicates {
+                binding.index_stage = Some((step.predicates.len(), name));
+            } else {
+                binding.index = Some(name);
+            }
+            Ok(())
+        })?;
+        Ok(path)
     }
 
     fn predicate(&mut self, mut left: Node, pos: usize) -> Result<Node> {
