@@ -11,7 +11,11 @@ use std::time::Instant;
 fn pass_chain() -> Value {
     let mut states = serde_json::Map::new();
     for i in 0..1000 {
-        let s = if i == 999 { json!({"Type": "Pass", "End": true}) } else { json!({"Type": "Pass", "Next": format!("S{}", i + 1)}) };
+        let s = if i == 999 {
+            json!({"Type": "Pass", "End": true})
+        } else {
+            json!({"Type": "Pass", "Next": format!("S{}", i + 1)})
+        };
         states.insert(format!("S{i}"), s);
     }
     json!({"StartAt": "S0", "States": states})
@@ -36,11 +40,25 @@ fn measure(name: &str, def: Value, input: Value, runs: u32, history: bool) {
     let mut best = f64::MAX;
     let mut total = 0.0;
     for _ in 0..runs {
-        let params = ExecutionParams { record_history: history, ..ExecutionParams::default() };
+        let params = ExecutionParams {
+            record_history: history,
+            ..ExecutionParams::default()
+        };
         let t = Instant::now();
-        let r = run_to_end(machine.clone(), input.clone(), params, &mut MemoryHost::default(), u64::MAX);
+        let r = run_to_end(
+            machine.clone(),
+            input.clone(),
+            params,
+            &mut MemoryHost::default(),
+            u64::MAX,
+        );
         let secs = t.elapsed().as_secs_f64();
-        assert_eq!(r.outcome.status, Status::Succeeded, "{name}: {:?}", r.outcome);
+        assert_eq!(
+            r.outcome.status,
+            Status::Succeeded,
+            "{name}: {:?}",
+            r.outcome
+        );
         transitions = r.transitions;
         best = best.min(secs);
         total += secs;
@@ -58,8 +76,20 @@ fn measure(name: &str, def: Value, input: Value, runs: u32, history: bool) {
 fn main() {
     let items = Value::Array((0..100_000).map(Value::from).collect());
     for history in [false, true] {
-        measure("pass chain (1,000 states)", pass_chain(), json!({"a": 1}), 200, history);
-        measure("choice loop (to 100,000)", choice_loop(), json!({}), 5, history);
+        measure(
+            "pass chain (1,000 states)",
+            pass_chain(),
+            json!({"a": 1}),
+            200,
+            history,
+        );
+        measure(
+            "choice loop (to 100,000)",
+            choice_loop(),
+            json!({}),
+            5,
+            history,
+        );
         measure("map (100,000 items)", map_100k(), items.clone(), 5, history);
     }
 }

@@ -34,21 +34,38 @@ pub fn evaluate(c: &Condition, scope: &Scope, rng: &mut Rng) -> Result<bool, Fai
                 format!("The Condition field evaluated to a non-boolean value: {other}"),
             )),
         },
-        Condition::Compare { variable, op, operand } => {
+        Condition::Compare {
+            variable,
+            op,
+            operand,
+        } => {
             let value = scope.lookup(variable);
             if *op == CompareOp::IsPresent {
-                return Ok(value.is_some() == (operand_literal(operand) == Some(&Value::Bool(true))));
+                return Ok(
+                    value.is_some() == (operand_literal(operand) == Some(&Value::Bool(true)))
+                );
             }
             let Some(value) = value else {
                 return Err(Failure::new(
                     names::RUNTIME,
-                    format!("Invalid path '{}' : No results for path: {}", variable.source(), variable.normalized()),
+                    format!(
+                        "Invalid path '{}' : No results for path: {}",
+                        variable.source(),
+                        variable.normalized()
+                    ),
                 ));
             };
             let right = match operand {
                 Operand::Literal(v) => v.clone(),
                 Operand::Path(p) => scope.lookup(p).ok_or_else(|| {
-                    Failure::new(names::RUNTIME, format!("Invalid path '{}' : No results for path: {}", p.source(), p.normalized()))
+                    Failure::new(
+                        names::RUNTIME,
+                        format!(
+                            "Invalid path '{}' : No results for path: {}",
+                            p.source(),
+                            p.normalized()
+                        ),
+                    )
                 })?,
             };
             Ok(compare(&value, *op, &right))
@@ -116,7 +133,10 @@ fn num_cmp(v: &Value, r: &Value, f: impl Fn(std::cmp::Ordering) -> bool) -> bool
 }
 
 fn ts_cmp(v: &Value, r: &Value, f: impl Fn(std::cmp::Ordering) -> bool) -> bool {
-    match (v.as_str().and_then(parse_rfc3339), r.as_str().and_then(parse_rfc3339)) {
+    match (
+        v.as_str().and_then(parse_rfc3339),
+        r.as_str().and_then(parse_rfc3339),
+    ) {
         (Some(a), Some(b)) => f(a.cmp(&b)),
         _ => false,
     }

@@ -173,7 +173,11 @@ pub enum Condition {
     And(Vec<Condition>),
     Or(Vec<Condition>),
     Not(Box<Condition>),
-    Compare { variable: JsonPath, op: CompareOp, operand: Operand },
+    Compare {
+        variable: JsonPath,
+        op: CompareOp,
+        operand: Operand,
+    },
     /// JSONata `Condition`: a literal boolean or an expression.
     Jsonata(Template),
 }
@@ -210,19 +214,31 @@ const COMPARE_OPS: &[(&str, CompareOp)] = &[
     ("StringLessThan", CompareOp::StringLessThan),
     ("StringGreaterThan", CompareOp::StringGreaterThan),
     ("StringLessThanEquals", CompareOp::StringLessThanEquals),
-    ("StringGreaterThanEquals", CompareOp::StringGreaterThanEquals),
+    (
+        "StringGreaterThanEquals",
+        CompareOp::StringGreaterThanEquals,
+    ),
     ("StringMatches", CompareOp::StringMatches),
     ("NumericEquals", CompareOp::NumericEquals),
     ("NumericLessThan", CompareOp::NumericLessThan),
     ("NumericGreaterThan", CompareOp::NumericGreaterThan),
     ("NumericLessThanEquals", CompareOp::NumericLessThanEquals),
-    ("NumericGreaterThanEquals", CompareOp::NumericGreaterThanEquals),
+    (
+        "NumericGreaterThanEquals",
+        CompareOp::NumericGreaterThanEquals,
+    ),
     ("BooleanEquals", CompareOp::BooleanEquals),
     ("TimestampEquals", CompareOp::TimestampEquals),
     ("TimestampLessThan", CompareOp::TimestampLessThan),
     ("TimestampGreaterThan", CompareOp::TimestampGreaterThan),
-    ("TimestampLessThanEquals", CompareOp::TimestampLessThanEquals),
-    ("TimestampGreaterThanEquals", CompareOp::TimestampGreaterThanEquals),
+    (
+        "TimestampLessThanEquals",
+        CompareOp::TimestampLessThanEquals,
+    ),
+    (
+        "TimestampGreaterThanEquals",
+        CompareOp::TimestampGreaterThanEquals,
+    ),
     ("IsNull", CompareOp::IsNull),
     ("IsPresent", CompareOp::IsPresent),
     ("IsNumeric", CompareOp::IsNumeric),
@@ -306,24 +322,52 @@ pub struct ResultWriter {
 impl StateMachine {
     /// Parses and validates a definition given as JSON text.
     pub fn parse_str(text: &str) -> Result<StateMachine, ValidationErrors> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| ValidationErrors(vec![ValidationError::new("", format!("the definition is not valid JSON: {e}"))]))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| {
+            ValidationErrors(vec![ValidationError::new(
+                "",
+                format!("the definition is not valid JSON: {e}"),
+            )])
+        })?;
         StateMachine::from_value(&v)
     }
 
     /// Parses and validates a definition.
     pub fn from_value(v: &Value) -> Result<StateMachine, ValidationErrors> {
-        let mut b = Builder { errors: Vec::new(), processors: Vec::new() };
+        let mut b = Builder {
+            errors: Vec::new(),
+            processors: Vec::new(),
+        };
         let Some(obj) = v.as_object() else {
-            return Err(ValidationErrors(vec![ValidationError::new("", "the definition must be a JSON object")]));
+            return Err(ValidationErrors(vec![ValidationError::new(
+                "",
+                "the definition must be a JSON object",
+            )]));
         };
         let ql = b.query_language(obj, "", QueryLanguage::JsonPath);
-        b.check_fields(obj, "", &["Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage"]);
+        b.check_fields(
+            obj,
+            "",
+            &[
+                "Comment",
+                "StartAt",
+                "States",
+                "Version",
+                "TimeoutSeconds",
+                "QueryLanguage",
+            ],
+        );
         let timeout_seconds = obj.get("TimeoutSeconds").and_then(Value::as_u64);
-        let comment = obj.get("Comment").and_then(Value::as_str).map(str::to_string);
+        let comment = obj
+            .get("Comment")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         b.processor(obj, "", ql);
         if b.errors.is_empty() {
-            Ok(StateMachine { processors: b.processors, timeout_seconds, comment })
+            Ok(StateMachine {
+                processors: b.processors,
+                timeout_seconds,
+                comment,
+            })
         } else {
             Err(ValidationErrors(b.errors))
         }
@@ -335,24 +379,69 @@ struct Builder {
     processors: Vec<Processor>,
 }
 
-const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage", "Next", "End", "InputPath", "OutputPath", "Assign", "Output"];
+const COMMON: &[&str] = &[
+    "Type",
+    "Comment",
+    "QueryLanguage",
+    "Next",
+    "End",
+    "InputPath",
+    "OutputPath",
+    "Assign",
+    "Output",
+];
 
 fn allowed_fields(ty: &str) -> &'static [&'static str] {
     match ty {
         "Pass" => &["Result", "ResultPath", "Parameters"],
         "Task" => &[
-            "Resource", "Parameters", "Arguments", "ResultPath", "ResultSelector", "Retry", "Catch", "TimeoutSeconds",
-            "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath", "Credentials",
+            "Resource",
+            "Parameters",
+            "Arguments",
+            "ResultPath",
+            "ResultSelector",
+            "Retry",
+            "Catch",
+            "TimeoutSeconds",
+            "TimeoutSecondsPath",
+            "HeartbeatSeconds",
+            "HeartbeatSecondsPath",
+            "Credentials",
         ],
         "Choice" => &["Choices", "Default"],
         "Wait" => &["Seconds", "SecondsPath", "Timestamp", "TimestampPath"],
         "Succeed" => &[],
         "Fail" => &["Error", "ErrorPath", "Cause", "CausePath"],
-        "Parallel" => &["Branches", "Parameters", "Arguments", "ResultPath", "ResultSelector", "Retry", "Catch"],
+        "Parallel" => &[
+            "Branches",
+            "Parameters",
+            "Arguments",
+            "ResultPath",
+            "ResultSelector",
+            "Retry",
+            "Catch",
+        ],
         "Map" => &[
-            "Iterator", "ItemProcessor", "ItemsPath", "Items", "ItemSelector", "Parameters", "Arguments", "MaxConcurrency",
-            "MaxConcurrencyPath", "ResultPath", "ResultSelector", "Retry", "Catch", "ItemReader", "ItemBatcher", "ResultWriter",
-            "ToleratedFailurePercentage", "ToleratedFailurePercentagePath", "ToleratedFailureCount", "ToleratedFailureCountPath",
+            "Iterator",
+            "ItemProcessor",
+            "ItemsPath",
+            "Items",
+            "ItemSelector",
+            "Parameters",
+            "Arguments",
+            "MaxConcurrency",
+            "MaxConcurrencyPath",
+            "ResultPath",
+            "ResultSelector",
+            "Retry",
+            "Catch",
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
             "Label",
         ],
         _ => &[],
@@ -360,9 +449,21 @@ fn allowed_fields(ty: &str) -> &'static [&'static str] {
 }
 
 const JSONPATH_ONLY: &[&str] = &[
-    "InputPath", "OutputPath", "Parameters", "ResultPath", "ResultSelector", "ItemsPath", "SecondsPath", "TimestampPath",
-    "ErrorPath", "CausePath", "MaxConcurrencyPath", "ToleratedFailurePercentagePath", "ToleratedFailureCountPath",
-    "TimeoutSecondsPath", "HeartbeatSecondsPath",
+    "InputPath",
+    "OutputPath",
+    "Parameters",
+    "ResultPath",
+    "ResultSelector",
+    "ItemsPath",
+    "SecondsPath",
+    "TimestampPath",
+    "ErrorPath",
+    "CausePath",
+    "MaxConcurrencyPath",
+    "ToleratedFailurePercentagePath",
+    "ToleratedFailureCountPath",
+    "TimeoutSecondsPath",
+    "HeartbeatSecondsPath",
 ];
 const JSONATA_ONLY: &[&str] = &["Arguments", "Output", "Items"];
 
@@ -374,12 +475,20 @@ impl Builder {
     fn check_fields(&mut self, obj: &Map<String, Value>, ptr: &str, allowed: &[&str]) {
         for k in obj.keys() {
             if !allowed.contains(&k.as_str()) {
-                self.err(format!("{ptr}/{}", escape_pointer(k)), format!("Field '{k}' is not supported here"));
+                self.err(
+                    format!("{ptr}/{}", escape_pointer(k)),
+                    format!("Field '{k}' is not supported here"),
+                );
             }
         }
     }
 
-    fn query_language(&mut self, obj: &Map<String, Value>, ptr: &str, inherited: QueryLanguage) -> QueryLanguage {
+    fn query_language(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        inherited: QueryLanguage,
+    ) -> QueryLanguage {
         match obj.get("QueryLanguage") {
             None => inherited,
             Some(Value::String(s)) if s == "JSONPath" => {
@@ -391,7 +500,10 @@ impl Builder {
             }
             Some(Value::String(s)) if s == "JSONata" => QueryLanguage::Jsonata,
             Some(_) => {
-                self.err(format!("{ptr}/QueryLanguage"), "QueryLanguage must be 'JSONPath' or 'JSONata'");
+                self.err(
+                    format!("{ptr}/QueryLanguage"),
+                    "QueryLanguage must be 'JSONPath' or 'JSONata'",
+                );
                 inherited
             }
         }
@@ -400,21 +512,37 @@ impl Builder {
     /// Parses `StartAt` + `States` into a new processor and returns its index.
     fn processor(&mut self, obj: &Map<String, Value>, ptr: &str, ql: QueryLanguage) -> usize {
         let id = self.processors.len();
-        self.processors.push(Processor { start_at: 0, states: Vec::new() });
+        self.processors.push(Processor {
+            start_at: 0,
+            states: Vec::new(),
+        });
         let Some(states) = obj.get("States").and_then(Value::as_object) else {
-            self.err(format!("{ptr}/States"), "The field 'States' is required and must be an object");
+            self.err(
+                format!("{ptr}/States"),
+                "The field 'States' is required and must be an object",
+            );
             return id;
         };
         if states.is_empty() {
-            self.err(format!("{ptr}/States"), "'States' must contain at least one state");
+            self.err(
+                format!("{ptr}/States"),
+                "'States' must contain at least one state",
+            );
             return id;
         }
-        let index: HashMap<&str, usize> = states.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = states
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
         let start_at = match obj.get("StartAt").and_then(Value::as_str) {
             Some(s) => match index.get(s) {
                 Some(i) => *i,
                 None => {
-                    self.err(format!("{ptr}/StartAt"), format!("Missing 'Next' target: {s}"));
+                    self.err(
+                        format!("{ptr}/StartAt"),
+                        format!("Missing 'Next' target: {s}"),
+                    );
                     0
                 }
             },
@@ -432,7 +560,10 @@ impl Builder {
             parsed.push(self.state(name, sv, &sptr, ql, &index));
         }
         self.check_reachable(&parsed, start_at, ptr);
-        self.processors[id] = Processor { start_at, states: parsed };
+        self.processors[id] = Processor {
+            start_at,
+            states: parsed,
+        };
         id
     }
 
@@ -456,12 +587,20 @@ impl Builder {
         }
         for (i, s) in states.iter().enumerate() {
             if !seen.contains(&i) {
-                self.err(format!("{ptr}/States/{}", escape_pointer(&s.name)), format!("State '{}' is not reachable", s.name));
+                self.err(
+                    format!("{ptr}/States/{}", escape_pointer(&s.name)),
+                    format!("State '{}' is not reachable", s.name),
+                );
             }
         }
     }
 
-    fn target(&mut self, v: Option<&Value>, ptr: &str, index: &HashMap<&str, usize>) -> Option<usize> {
+    fn target(
+        &mut self,
+        v: Option<&Value>,
+        ptr: &str,
+        index: &HashMap<&str, usize>,
+    ) -> Option<usize> {
         match v {
             Some(Value::String(s)) => match index.get(s.as_str()) {
                 Some(i) => Some(*i),
@@ -478,7 +617,14 @@ impl Builder {
         }
     }
 
-    fn state(&mut self, name: &str, v: &Value, ptr: &str, inherited: QueryLanguage, index: &HashMap<&str, usize>) -> State {
+    fn state(
+        &mut self,
+        name: &str,
+        v: &Value,
+        ptr: &str,
+        inherited: QueryLanguage,
+        index: &HashMap<&str, usize>,
+    ) -> State {
         let mut st = State {
             name: name.to_string(),
             kind: Kind::Succeed,
@@ -501,7 +647,11 @@ impl Builder {
         let ql = self.query_language(obj, ptr, inherited);
         st.ql = ql;
         let ty = obj.get("Type").and_then(Value::as_str).unwrap_or("");
-        if !["Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"].contains(&ty) {
+        if ![
+            "Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map",
+        ]
+        .contains(&ty)
+        {
             self.err(format!("{ptr}/Type"), format!("Unknown state type '{ty}'"));
             return st;
         }
@@ -512,7 +662,9 @@ impl Builder {
         self.transition(obj, ptr, ty, index, &mut st);
         self.io_fields(obj, ptr, ql, &mut st);
         st.kind = match ty {
-            "Pass" => Kind::Pass { result: obj.get("Result").cloned() },
+            "Pass" => Kind::Pass {
+                result: obj.get("Result").cloned(),
+            },
             "Task" => self.task(obj, ptr, ql),
             "Choice" => self.choice(obj, ptr, ql, index),
             "Wait" => self.wait(obj, ptr, ql),
@@ -535,12 +687,22 @@ impl Builder {
         };
         for k in obj.keys() {
             if forbidden.contains(&k.as_str()) {
-                self.err(format!("{ptr}/{k}"), format!("The field '{k}' is not supported when the QueryLanguage is {lang}"));
+                self.err(
+                    format!("{ptr}/{k}"),
+                    format!("The field '{k}' is not supported when the QueryLanguage is {lang}"),
+                );
             }
         }
     }
 
-    fn transition(&mut self, obj: &Map<String, Value>, ptr: &str, ty: &str, index: &HashMap<&str, usize>, st: &mut State) {
+    fn transition(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        ty: &str,
+        index: &HashMap<&str, usize>,
+        st: &mut State,
+    ) {
         let terminal = matches!(ty, "Choice" | "Succeed" | "Fail");
         let has_next = obj.contains_key("Next");
         let end = obj.get("End");
@@ -566,18 +728,30 @@ impl Builder {
             Some(Value::String(s)) => match JsonPath::parse(s) {
                 Ok(p) => PathField::Path(p),
                 Err(e) => {
-                    self.err(format!("{ptr}/{key}"), format!("The value for the field '{key}' must be a valid JSONPath: {e}"));
+                    self.err(
+                        format!("{ptr}/{key}"),
+                        format!("The value for the field '{key}' must be a valid JSONPath: {e}"),
+                    );
                     PathField::Default
                 }
             },
             Some(_) => {
-                self.err(format!("{ptr}/{key}"), format!("The value for the field '{key}' must be a string or null"));
+                self.err(
+                    format!("{ptr}/{key}"),
+                    format!("The value for the field '{key}' must be a string or null"),
+                );
                 PathField::Default
             }
         }
     }
 
-    fn template(&mut self, obj: &Map<String, Value>, key: &str, ptr: &str, ql: QueryLanguage) -> Option<Template> {
+    fn template(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        ptr: &str,
+        ql: QueryLanguage,
+    ) -> Option<Template> {
         let v = obj.get(key)?;
         let fptr = format!("{ptr}/{key}");
         let res = match ql {
@@ -593,14 +767,23 @@ impl Builder {
         }
     }
 
-    fn io_fields(&mut self, obj: &Map<String, Value>, ptr: &str, ql: QueryLanguage, st: &mut State) {
+    fn io_fields(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        ql: QueryLanguage,
+        st: &mut State,
+    ) {
         st.input_path = self.path_field(obj, "InputPath", ptr);
         st.output_path = self.path_field(obj, "OutputPath", ptr);
         st.result_path = self.path_field(obj, "ResultPath", ptr);
         if let PathField::Path(p) = &st.result_path
             && !p.is_reference_path()
         {
-            self.err(format!("{ptr}/ResultPath"), "ResultPath must be a reference path ($ followed by fields and indexes)");
+            self.err(
+                format!("{ptr}/ResultPath"),
+                "ResultPath must be a reference path ($ followed by fields and indexes)",
+            );
         }
         let is_map = obj.get("Type").and_then(Value::as_str) == Some("Map");
         st.parameters = match ql {
@@ -628,7 +811,13 @@ impl Builder {
         res.map_err(|e| self.errors.push(e)).ok()
     }
 
-    fn number_field(&mut self, obj: &Map<String, Value>, key: &str, ptr: &str, ql: QueryLanguage) -> Option<NumberField> {
+    fn number_field(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        ptr: &str,
+        ql: QueryLanguage,
+    ) -> Option<NumberField> {
         if let Some(v) = obj.get(key) {
             if let Some(inner) = v.as_str().and_then(Jsonata::inner) {
                 if ql != QueryLanguage::Jsonata {
@@ -638,7 +827,10 @@ impl Builder {
                 return match Jsonata::parse(inner) {
                     Ok(j) => Some(NumberField::Jsonata(j)),
                     Err(e) => {
-                        self.err(format!("{ptr}/{key}"), format!("invalid JSONata expression: {e}"));
+                        self.err(
+                            format!("{ptr}/{key}"),
+                            format!("invalid JSONata expression: {e}"),
+                        );
                         None
                     }
                 };
@@ -653,13 +845,22 @@ impl Builder {
         match obj.get(&pkey)?.as_str().map(JsonPath::parse) {
             Some(Ok(p)) => Some(NumberField::Path(p)),
             _ => {
-                self.err(format!("{ptr}/{pkey}"), format!("'{pkey}' must be a valid JSONPath"));
+                self.err(
+                    format!("{ptr}/{pkey}"),
+                    format!("'{pkey}' must be a valid JSONPath"),
+                );
                 None
             }
         }
     }
 
-    fn string_field(&mut self, obj: &Map<String, Value>, key: &str, ptr: &str, ql: QueryLanguage) -> Option<StringField> {
+    fn string_field(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        ptr: &str,
+        ql: QueryLanguage,
+    ) -> Option<StringField> {
         if let Some(v) = obj.get(key) {
             let Some(s) = v.as_str() else {
                 self.err(format!("{ptr}/{key}"), format!("'{key}' must be a string"));
@@ -671,7 +872,10 @@ impl Builder {
                 return match Jsonata::parse(inner) {
                     Ok(j) => Some(StringField::Jsonata(j)),
                     Err(e) => {
-                        self.err(format!("{ptr}/{key}"), format!("invalid JSONata expression: {e}"));
+                        self.err(
+                            format!("{ptr}/{key}"),
+                            format!("invalid JSONata expression: {e}"),
+                        );
                         None
                     }
                 };
@@ -684,7 +888,10 @@ impl Builder {
             return match intrinsics::parse(s) {
                 Ok(c) => Some(StringField::Intrinsic(Box::new(c))),
                 Err(e) => {
-                    self.err(format!("{ptr}/{pkey}"), format!("invalid intrinsic function: {e}"));
+                    self.err(
+                        format!("{ptr}/{pkey}"),
+                        format!("invalid intrinsic function: {e}"),
+                    );
                     None
                 }
             };
@@ -692,7 +899,10 @@ impl Builder {
         match JsonPath::parse(s) {
             Ok(p) => Some(StringField::Path(p)),
             Err(e) => {
-                self.err(format!("{ptr}/{pkey}"), format!("'{pkey}' must be a valid JSONPath: {e}"));
+                self.err(
+                    format!("{ptr}/{pkey}"),
+                    format!("'{pkey}' must be a valid JSONPath: {e}"),
+                );
                 None
             }
         }
@@ -702,17 +912,27 @@ impl Builder {
         let resource = match obj.get("Resource").and_then(Value::as_str) {
             Some(r) => r.to_string(),
             None => {
-                self.err(format!("{ptr}/Resource"), "A Task state requires a 'Resource' string");
+                self.err(
+                    format!("{ptr}/Resource"),
+                    "A Task state requires a 'Resource' string",
+                );
                 String::new()
             }
         };
         let timeout = self.number_field(obj, "TimeoutSeconds", ptr, ql);
         let heartbeat = self.number_field(obj, "HeartbeatSeconds", ptr, ql);
-        Kind::Task(Box::new(TaskSpec { resource, timeout, heartbeat }))
+        Kind::Task(Box::new(TaskSpec {
+            resource,
+            timeout,
+            heartbeat,
+        }))
     }
 
     fn wait(&mut self, obj: &Map<String, Value>, ptr: &str, ql: QueryLanguage) -> Kind {
-        let n = ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"].iter().filter(|k| obj.contains_key(**k)).count();
+        let n = ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]
+            .iter()
+            .filter(|k| obj.contains_key(**k))
+            .count();
         if n != 1 {
             self.err(ptr, "A Wait state needs exactly one of 'Seconds', 'SecondsPath', 'Timestamp', 'TimestampPath'");
             return Kind::Wait(WaitSpec::Seconds(NumberField::Literal(Value::from(0))));
@@ -721,25 +941,38 @@ impl Builder {
             if let Some(Value::Number(n)) = obj.get("Seconds")
                 && n.as_f64().is_some_and(|f| f < 0.0 || f.fract() != 0.0)
             {
-                self.err(format!("{ptr}/Seconds"), "'Seconds' must be a non-negative integer");
+                self.err(
+                    format!("{ptr}/Seconds"),
+                    "'Seconds' must be a non-negative integer",
+                );
             }
-            let f = self.number_field(obj, "Seconds", ptr, ql).unwrap_or(NumberField::Literal(Value::from(0)));
+            let f = self
+                .number_field(obj, "Seconds", ptr, ql)
+                .unwrap_or(NumberField::Literal(Value::from(0)));
             return Kind::Wait(WaitSpec::Seconds(f));
         }
         if let Some(Value::String(s)) = obj.get("Timestamp")
             && Jsonata::inner(s).is_none()
             && crate::time::parse_rfc3339(s).is_none()
         {
-            self.err(format!("{ptr}/Timestamp"), "'Timestamp' must be an ISO-8601 extended offset date-time");
+            self.err(
+                format!("{ptr}/Timestamp"),
+                "'Timestamp' must be an ISO-8601 extended offset date-time",
+            );
         }
-        let f = self.string_field(obj, "Timestamp", ptr, ql).unwrap_or(StringField::Literal(String::new()));
+        let f = self
+            .string_field(obj, "Timestamp", ptr, ql)
+            .unwrap_or(StringField::Literal(String::new()));
         Kind::Wait(WaitSpec::Timestamp(f))
     }
 
     fn fail(&mut self, obj: &Map<String, Value>, ptr: &str, ql: QueryLanguage) -> Kind {
         for k in ["Error", "Cause"] {
             if obj.contains_key(k) && obj.contains_key(&format!("{k}Path")) {
-                self.err(ptr, format!("A Fail state cannot have both '{k}' and '{k}Path'"));
+                self.err(
+                    ptr,
+                    format!("A Fail state cannot have both '{k}' and '{k}Path'"),
+                );
             }
         }
         let error = self.string_field(obj, "Error", ptr, ql);
@@ -749,8 +982,13 @@ impl Builder {
 
     fn parallel(&mut self, obj: &Map<String, Value>, ptr: &str, ql: QueryLanguage) -> Kind {
         let Some(branches) = obj.get("Branches").and_then(Value::as_array) else {
-            self.err(format!("{ptr}/Branches"), "A Parallel state requires a 'Branches' array");
-            return Kind::Parallel { branches: Vec::new() };
+            self.err(
+                format!("{ptr}/Branches"),
+                "A Parallel state requires a 'Branches' array",
+            );
+            return Kind::Parallel {
+                branches: Vec::new(),
+            };
         };
         let mut ids = Vec::new();
         for (i, b) in branches.iter().enumerate() {
@@ -771,14 +1009,21 @@ impl Builder {
             (Some(p), None) => ("ItemProcessor", p),
             (None, Some(p)) => ("Iterator", p),
             _ => {
-                self.err(ptr, "A Map state requires exactly one of 'ItemProcessor' or 'Iterator'");
+                self.err(
+                    ptr,
+                    "A Map state requires exactly one of 'ItemProcessor' or 'Iterator'",
+                );
                 ("ItemProcessor", &Value::Null)
             }
         };
         let pptr = format!("{ptr}/{key}");
         let empty = Map::new();
         let pobj = proc_v.as_object().unwrap_or(&empty);
-        let mode = match pobj.get("ProcessorConfig").and_then(|c| c.get("Mode")).and_then(Value::as_str) {
+        let mode = match pobj
+            .get("ProcessorConfig")
+            .and_then(|c| c.get("Mode"))
+            .and_then(Value::as_str)
+        {
             Some("DISTRIBUTED") => MapMode::Distributed,
             _ => MapMode::Inline,
         };
@@ -787,11 +1032,22 @@ impl Builder {
         let pql = self.query_language(pobj, &pptr, ql);
         let processor = self.processor(&pfields, &pptr, pql);
         if obj.contains_key("ItemSelector") && obj.contains_key("Parameters") {
-            self.err(ptr, "A Map state cannot have both 'ItemSelector' and 'Parameters'");
+            self.err(
+                ptr,
+                "A Map state cannot have both 'ItemSelector' and 'Parameters'",
+            );
         }
-        let sel_key = if obj.contains_key("Parameters") { "Parameters" } else { "ItemSelector" };
+        let sel_key = if obj.contains_key("Parameters") {
+            "Parameters"
+        } else {
+            "ItemSelector"
+        };
         let item_selector = self.template(obj, sel_key, ptr, ql);
-        let items = if ql == QueryLanguage::Jsonata { self.template(obj, "Items", ptr, ql) } else { None };
+        let items = if ql == QueryLanguage::Jsonata {
+            self.template(obj, "Items", ptr, ql)
+        } else {
+            None
+        };
         let spec = MapSpec {
             processor,
             mode,
@@ -800,32 +1056,66 @@ impl Builder {
             item_selector,
             max_concurrency: self.number_field(obj, "MaxConcurrency", ptr, ql),
             tolerated_failure_count: self.number_field(obj, "ToleratedFailureCount", ptr, ql),
-            tolerated_failure_percentage: self.number_field(obj, "ToleratedFailurePercentage", ptr, ql),
+            tolerated_failure_percentage: self.number_field(
+                obj,
+                "ToleratedFailurePercentage",
+                ptr,
+                ql,
+            ),
             item_reader: self.item_reader(obj.get("ItemReader"), &format!("{ptr}/ItemReader"), ql),
-            item_batcher: self.item_batcher(obj.get("ItemBatcher"), &format!("{ptr}/ItemBatcher"), ql),
-            result_writer: self.result_writer(obj.get("ResultWriter"), &format!("{ptr}/ResultWriter"), ql),
+            item_batcher: self.item_batcher(
+                obj.get("ItemBatcher"),
+                &format!("{ptr}/ItemBatcher"),
+                ql,
+            ),
+            result_writer: self.result_writer(
+                obj.get("ResultWriter"),
+                &format!("{ptr}/ResultWriter"),
+                ql,
+            ),
         };
         Kind::Map(Box::new(spec))
     }
 
-    fn args_template(&mut self, obj: &Map<String, Value>, ptr: &str, ql: QueryLanguage) -> Option<Template> {
+    fn args_template(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        ql: QueryLanguage,
+    ) -> Option<Template> {
         match ql {
             QueryLanguage::JsonPath => self.template(obj, "Parameters", ptr, ql),
             QueryLanguage::Jsonata => self.template(obj, "Arguments", ptr, ql),
         }
     }
 
-    fn item_reader(&mut self, v: Option<&Value>, ptr: &str, ql: QueryLanguage) -> Option<ItemReader> {
+    fn item_reader(
+        &mut self,
+        v: Option<&Value>,
+        ptr: &str,
+        ql: QueryLanguage,
+    ) -> Option<ItemReader> {
         let obj = v?.as_object()?;
-        let resource = obj.get("Resource").and_then(Value::as_str).unwrap_or_default().to_string();
+        let resource = obj
+            .get("Resource")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let parameters = self.args_template(obj, ptr, ql);
         let empty = Map::new();
-        let cfg = obj.get("ReaderConfig").and_then(Value::as_object).unwrap_or(&empty);
+        let cfg = obj
+            .get("ReaderConfig")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let s = |k: &str, d: &str| cfg.get(k).and_then(Value::as_str).unwrap_or(d).to_string();
         let csv_headers = cfg
             .get("CSVHeaders")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|h| h.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let max_items = self.number_field(cfg, "MaxItems", &format!("{ptr}/ReaderConfig"), ql);
         Some(ItemReader {
@@ -839,7 +1129,12 @@ impl Builder {
         })
     }
 
-    fn item_batcher(&mut self, v: Option<&Value>, ptr: &str, ql: QueryLanguage) -> Option<ItemBatcher> {
+    fn item_batcher(
+        &mut self,
+        v: Option<&Value>,
+        ptr: &str,
+        ql: QueryLanguage,
+    ) -> Option<ItemBatcher> {
         let obj = v?.as_object()?;
         Some(ItemBatcher {
             max_items_per_batch: self.number_field(obj, "MaxItemsPerBatch", ptr, ql),
@@ -848,17 +1143,29 @@ impl Builder {
         })
     }
 
-    fn result_writer(&mut self, v: Option<&Value>, ptr: &str, ql: QueryLanguage) -> Option<ResultWriter> {
+    fn result_writer(
+        &mut self,
+        v: Option<&Value>,
+        ptr: &str,
+        ql: QueryLanguage,
+    ) -> Option<ResultWriter> {
         let obj = v?.as_object()?;
         Some(ResultWriter {
-            resource: obj.get("Resource").and_then(Value::as_str).unwrap_or_default().to_string(),
+            resource: obj
+                .get("Resource")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             parameters: self.args_template(obj, ptr, ql),
         })
     }
 
     fn error_list(&mut self, v: Option<&Value>, ptr: &str) -> Vec<String> {
         match v.and_then(Value::as_array) {
-            Some(a) if !a.is_empty() => a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect(),
+            Some(a) if !a.is_empty() => a
+                .iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect(),
             _ => {
                 self.err(ptr, "'ErrorEquals' must be a non-empty array of strings");
                 Vec::new()
@@ -867,46 +1174,97 @@ impl Builder {
     }
 
     fn retriers(&mut self, v: Option<&Value>, ptr: &str) -> Vec<Retrier> {
-        let Some(arr) = v.and_then(Value::as_array) else { return Vec::new() };
+        let Some(arr) = v.and_then(Value::as_array) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (i, r) in arr.iter().enumerate() {
             let rptr = format!("{ptr}/{i}");
             let empty = Map::new();
             let o = r.as_object().unwrap_or(&empty);
-            self.check_fields(o, &rptr, &["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy", "Comment"]);
+            self.check_fields(
+                o,
+                &rptr,
+                &[
+                    "ErrorEquals",
+                    "IntervalSeconds",
+                    "MaxAttempts",
+                    "BackoffRate",
+                    "MaxDelaySeconds",
+                    "JitterStrategy",
+                    "Comment",
+                ],
+            );
             let retrier = Retrier {
                 errors: self.error_list(o.get("ErrorEquals"), &format!("{rptr}/ErrorEquals")),
-                interval_seconds: o.get("IntervalSeconds").and_then(Value::as_f64).unwrap_or(1.0),
-                max_attempts: o.get("MaxAttempts").and_then(Value::as_u64).unwrap_or(3).min(99_999_999) as u32,
+                interval_seconds: o
+                    .get("IntervalSeconds")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0),
+                max_attempts: o
+                    .get("MaxAttempts")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(3)
+                    .min(99_999_999) as u32,
                 backoff_rate: o.get("BackoffRate").and_then(Value::as_f64).unwrap_or(2.0),
                 max_delay_seconds: o.get("MaxDelaySeconds").and_then(Value::as_f64),
                 full_jitter: o.get("JitterStrategy").and_then(Value::as_str) == Some("FULL"),
             };
             if retrier.backoff_rate < 1.0 {
-                self.err(format!("{rptr}/BackoffRate"), "'BackoffRate' must be at least 1.0");
+                self.err(
+                    format!("{rptr}/BackoffRate"),
+                    "'BackoffRate' must be at least 1.0",
+                );
             }
             out.push(retrier);
         }
-        self.check_all_last(&out.iter().map(|r| r.errors.clone()).collect::<Vec<_>>(), ptr);
+        self.check_all_last(
+            &out.iter().map(|r| r.errors.clone()).collect::<Vec<_>>(),
+            ptr,
+        );
         out
     }
 
     fn check_all_last(&mut self, lists: &[Vec<String>], ptr: &str) {
         for (i, l) in lists.iter().enumerate() {
-            if l.iter().any(|e| e == crate::error::names::ALL) && (l.len() > 1 || i + 1 != lists.len()) {
-                self.err(format!("{ptr}/{i}/ErrorEquals"), "'States.ALL' must appear alone and in the last retrier or catcher");
+            if l.iter().any(|e| e == crate::error::names::ALL)
+                && (l.len() > 1 || i + 1 != lists.len())
+            {
+                self.err(
+                    format!("{ptr}/{i}/ErrorEquals"),
+                    "'States.ALL' must appear alone and in the last retrier or catcher",
+                );
             }
         }
     }
 
-    fn catchers(&mut self, v: Option<&Value>, ptr: &str, ql: QueryLanguage, index: &HashMap<&str, usize>) -> Vec<Catcher> {
-        let Some(arr) = v.and_then(Value::as_array) else { return Vec::new() };
+    fn catchers(
+        &mut self,
+        v: Option<&Value>,
+        ptr: &str,
+        ql: QueryLanguage,
+        index: &HashMap<&str, usize>,
+    ) -> Vec<Catcher> {
+        let Some(arr) = v.and_then(Value::as_array) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (i, c) in arr.iter().enumerate() {
             let cptr = format!("{ptr}/{i}");
             let empty = Map::new();
             let o = c.as_object().unwrap_or(&empty);
-            self.check_fields(o, &cptr, &["ErrorEquals", "Next", "ResultPath", "Assign", "Output", "Comment"]);
+            self.check_fields(
+                o,
+                &cptr,
+                &[
+                    "ErrorEquals",
+                    "Next",
+                    "ResultPath",
+                    "Assign",
+                    "Output",
+                    "Comment",
+                ],
+            );
             let errors = self.error_list(o.get("ErrorEquals"), &format!("{cptr}/ErrorEquals"));
             let next = self.target(o.get("Next"), &format!("{cptr}/Next"), index);
             if o.get("Next").is_none() {
@@ -914,14 +1272,33 @@ impl Builder {
             }
             let result_path = self.path_field(o, "ResultPath", &cptr);
             let assign = self.assign(o.get("Assign"), &format!("{cptr}/Assign"), ql);
-            let output = if ql == QueryLanguage::Jsonata { self.template(o, "Output", &cptr, ql) } else { None };
-            out.push(Catcher { errors, next: next.unwrap_or(0), result_path, assign, output });
+            let output = if ql == QueryLanguage::Jsonata {
+                self.template(o, "Output", &cptr, ql)
+            } else {
+                None
+            };
+            out.push(Catcher {
+                errors,
+                next: next.unwrap_or(0),
+                result_path,
+                assign,
+                output,
+            });
         }
-        self.check_all_last(&out.iter().map(|c| c.errors.clone()).collect::<Vec<_>>(), ptr);
+        self.check_all_last(
+            &out.iter().map(|c| c.errors.clone()).collect::<Vec<_>>(),
+            ptr,
+        );
         out
     }
 
-    fn choice(&mut self, obj: &Map<String, Value>, ptr: &str, ql: QueryLanguage, index: &HashMap<&str, usize>) -> Kind {
+    fn choice(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        ql: QueryLanguage,
+        index: &HashMap<&str, usize>,
+    ) -> Kind {
         let default = self.target(obj.get("Default"), &format!("{ptr}/Default"), index);
         let mut choices = Vec::new();
         match obj.get("Choices").and_then(Value::as_array) {
@@ -933,12 +1310,21 @@ impl Builder {
                     }
                 }
             }
-            _ => self.err(format!("{ptr}/Choices"), "A Choice state requires a non-empty 'Choices' array"),
+            _ => self.err(
+                format!("{ptr}/Choices"),
+                "A Choice state requires a non-empty 'Choices' array",
+            ),
         }
         Kind::Choice(Box::new(ChoiceSpec { choices, default }))
     }
 
-    fn choice_rule(&mut self, v: &Value, ptr: &str, ql: QueryLanguage, index: &HashMap<&str, usize>) -> Option<ChoiceRule> {
+    fn choice_rule(
+        &mut self,
+        v: &Value,
+        ptr: &str,
+        ql: QueryLanguage,
+        index: &HashMap<&str, usize>,
+    ) -> Option<ChoiceRule> {
         let obj = v.as_object()?;
         let next = self.target(obj.get("Next"), &format!("{ptr}/Next"), index);
         if !obj.contains_key("Next") {
@@ -946,9 +1332,14 @@ impl Builder {
         }
         let condition = match ql {
             QueryLanguage::Jsonata => {
-                self.check_fields(obj, ptr, &["Condition", "Next", "Assign", "Output", "Comment"]);
+                self.check_fields(
+                    obj,
+                    ptr,
+                    &["Condition", "Next", "Assign", "Output", "Comment"],
+                );
                 match obj.get("Condition") {
-                    Some(c) => match Template::jsonata(c, "Condition", &format!("{ptr}/Condition")) {
+                    Some(c) => match Template::jsonata(c, "Condition", &format!("{ptr}/Condition"))
+                    {
                         Ok(t) => Condition::Jsonata(t),
                         Err(e) => {
                             self.errors.push(e);
@@ -956,7 +1347,10 @@ impl Builder {
                         }
                     },
                     None => {
-                        self.err(format!("{ptr}/Condition"), "A JSONata choice rule requires 'Condition'");
+                        self.err(
+                            format!("{ptr}/Condition"),
+                            "A JSONata choice rule requires 'Condition'",
+                        );
                         return None;
                     }
                 }
@@ -964,8 +1358,17 @@ impl Builder {
             QueryLanguage::JsonPath => self.condition(obj, ptr, true)?,
         };
         let assign = self.assign(obj.get("Assign"), &format!("{ptr}/Assign"), ql);
-        let output = if ql == QueryLanguage::Jsonata { self.template(obj, "Output", ptr, ql) } else { None };
-        Some(ChoiceRule { condition, next: next.unwrap_or(0), assign, output })
+        let output = if ql == QueryLanguage::Jsonata {
+            self.template(obj, "Output", ptr, ql)
+        } else {
+            None
+        };
+        Some(ChoiceRule {
+            condition,
+            next: next.unwrap_or(0),
+            assign,
+            output,
+        })
     }
 
     fn condition(&mut self, obj: &Map<String, Value>, ptr: &str, top: bool) -> Option<Condition> {
@@ -976,23 +1379,39 @@ impl Builder {
         let mut op_keys = Vec::new();
         for k in obj.keys() {
             let base = k.strip_suffix("Path").unwrap_or(k);
-            if COMPARE_OPS.iter().any(|(n, _)| *n == k || (*n == base && !n.starts_with("Is") && *n != "StringMatches")) {
+            if COMPARE_OPS.iter().any(|(n, _)| {
+                *n == k || (*n == base && !n.starts_with("Is") && *n != "StringMatches")
+            }) {
                 op_keys.push(k.as_str());
             } else if !allowed.contains(&k.as_str()) {
-                self.err(format!("{ptr}/{}", escape_pointer(k)), format!("Field '{k}' is not supported in a choice rule"));
+                self.err(
+                    format!("{ptr}/{}", escape_pointer(k)),
+                    format!("Field '{k}' is not supported in a choice rule"),
+                );
             }
         }
         for (key, ctor) in [("And", 0), ("Or", 1)] {
             if let Some(v) = obj.get(key) {
                 let Some(arr) = v.as_array().filter(|a| !a.is_empty()) else {
-                    self.err(format!("{ptr}/{key}"), format!("'{key}' must be a non-empty array"));
+                    self.err(
+                        format!("{ptr}/{key}"),
+                        format!("'{key}' must be a non-empty array"),
+                    );
                     return None;
                 };
                 let mut subs = Vec::new();
                 for (i, s) in arr.iter().enumerate() {
-                    subs.push(self.condition(s.as_object()?, &format!("{ptr}/{key}/{i}"), false)?);
+                    subs.push(self.condition(
+                        s.as_object()?,
+                        &format!("{ptr}/{key}/{i}"),
+                        false,
+                    )?);
                 }
-                return Some(if ctor == 0 { Condition::And(subs) } else { Condition::Or(subs) });
+                return Some(if ctor == 0 {
+                    Condition::And(subs)
+                } else {
+                    Condition::Or(subs)
+                });
             }
         }
         if let Some(v) = obj.get("Not") {
@@ -1000,19 +1419,33 @@ impl Builder {
             return Some(Condition::Not(Box::new(inner)));
         }
         if op_keys.len() != 1 {
-            self.err(ptr, "A choice rule needs exactly one comparison operator (or And/Or/Not)");
+            self.err(
+                ptr,
+                "A choice rule needs exactly one comparison operator (or And/Or/Not)",
+            );
             return None;
         }
         let key = op_keys[0];
-        let variable = match obj.get("Variable").and_then(Value::as_str).map(JsonPath::parse) {
+        let variable = match obj
+            .get("Variable")
+            .and_then(Value::as_str)
+            .map(JsonPath::parse)
+        {
             Some(Ok(p)) => p,
             _ => {
-                self.err(format!("{ptr}/Variable"), "'Variable' must be a valid JSONPath");
+                self.err(
+                    format!("{ptr}/Variable"),
+                    "'Variable' must be a valid JSONPath",
+                );
                 return None;
             }
         };
         let (op, operand) = self.operand(key, &obj[key], ptr)?;
-        Some(Condition::Compare { variable, op, operand })
+        Some(Condition::Compare {
+            variable,
+            op,
+            operand,
+        })
     }
 
     fn operand(&mut self, key: &str, v: &Value, ptr: &str) -> Option<(CompareOp, Operand)> {
@@ -1034,7 +1467,9 @@ impl Builder {
                 | CompareOp::TimestampLessThan
                 | CompareOp::TimestampGreaterThan
                 | CompareOp::TimestampLessThanEquals
-                | CompareOp::TimestampGreaterThanEquals => v.as_str().and_then(crate::time::parse_rfc3339).is_some(),
+                | CompareOp::TimestampGreaterThanEquals => {
+                    v.as_str().and_then(crate::time::parse_rfc3339).is_some()
+                }
                 _ => v.is_boolean(),
             };
             if !ok {

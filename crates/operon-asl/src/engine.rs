@@ -2,7 +2,8 @@
 
 use crate::choice;
 use crate::definition::{
-    Catcher, Kind, MapMode, MapSpec, NumberField, PathField, QueryLanguage, State, StateMachine, StringField, WaitSpec,
+    Catcher, Kind, MapMode, MapSpec, NumberField, PathField, QueryLanguage, State, StateMachine,
+    StringField, WaitSpec,
 };
 use crate::error::{Failure, names};
 use crate::history::HistoryEvent;
@@ -50,27 +51,52 @@ impl Default for ExecutionParams {
 
 impl ExecutionParams {
     pub fn execution_arn(&self) -> String {
-        format!("arn:aws:states:{}:{}:execution:{}:{}", self.region, self.account, self.state_machine_name, self.name)
+        format!(
+            "arn:aws:states:{}:{}:execution:{}:{}",
+            self.region, self.account, self.state_machine_name, self.name
+        )
     }
 
     pub fn state_machine_arn(&self) -> String {
-        format!("arn:aws:states:{}:{}:stateMachine:{}", self.region, self.account, self.state_machine_name)
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{}",
+            self.region, self.account, self.state_machine_name
+        )
     }
 }
 
 /// Something the host tells the execution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
-    TaskSucceeded { token: String, output: Value },
-    TaskFailed { token: String, error: Option<String>, cause: Option<String> },
-    Heartbeat { token: String },
-    TimerFired { id: u64 },
+    TaskSucceeded {
+        token: String,
+        output: Value,
+    },
+    TaskFailed {
+        token: String,
+        error: Option<String>,
+        cause: Option<String>,
+    },
+    Heartbeat {
+        token: String,
+    },
+    TimerFired {
+        id: u64,
+    },
     /// The body of the object an [`Effect::ReadObject`] asked for.
-    ObjectRead { token: String, body: String },
+    ObjectRead {
+        token: String,
+        body: String,
+    },
     /// The outcome of an [`Effect::WriteObjects`].
-    ObjectsWritten { token: String },
+    ObjectsWritten {
+        token: String,
+    },
     /// Stop the execution (`ABORTED`).
-    Stop { error: Option<String>, cause: Option<String> },
+    Stop {
+        error: Option<String>,
+        cause: Option<String>,
+    },
 }
 
 /// Something the execution asks the host to do.
@@ -86,12 +112,24 @@ pub enum Effect {
         heartbeat_seconds: Option<u64>,
     },
     /// Fire `TimerFired { id }` at this time (timers never need cancelling: stale ones are ignored).
-    StartTimer { id: u64, fire_at_millis: i64 },
+    StartTimer {
+        id: u64,
+        fire_at_millis: i64,
+    },
     /// ItemReader: fetch an object; answer with `ObjectRead` or `TaskFailed`.
-    ReadObject { token: String, resource: String, parameters: Value },
+    ReadObject {
+        token: String,
+        resource: String,
+        parameters: Value,
+    },
     /// ResultWriter: store these objects; answer with `ObjectsWritten` or `TaskFailed`.
-    WriteObjects { token: String, resource: String, parameters: Value, objects: Vec<(String, Value)> },
-    History(HistoryEvent),
+    WriteObjects {
+        token: String,
+        resource: String,
+        parameters: Value,
+        objects: Vec<(String, Value)>,
+    },
+    History(Box<HistoryEvent>),
     Finished(Outcome),
 }
 
@@ -128,12 +166,28 @@ enum Phase {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Block {
-    Task { token: String, heartbeat_seconds: Option<u64>, heartbeat_timer: Option<u64>, timeout_timer: Option<u64> },
-    Wait { timer: u64, result: Value },
-    Retry { timer: u64 },
+    Task {
+        token: String,
+        heartbeat_seconds: Option<u64>,
+        heartbeat_timer: Option<u64>,
+        timeout_timer: Option<u64>,
+    },
+    Wait {
+        timer: u64,
+        result: Value,
+    },
+    Retry {
+        timer: u64,
+    },
     Children(Box<Children>),
-    ReadItems { token: String, max: Option<usize> },
-    WriteResults { token: String, output: Value },
+    ReadItems {
+        token: String,
+        max: Option<usize>,
+    },
+    WriteResults {
+        token: String,
+        output: Value,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,7 +250,11 @@ enum Flow {
     /// The state's raw result; output processing follows.
     Result(Value),
     /// Output already computed; go to `next` (`None` = end of the processor).
-    Next { output: Value, next: Option<usize>, assigned: Option<Map<String, Value>> },
+    Next {
+        output: Value,
+        next: Option<usize>,
+        assigned: Option<Map<String, Value>>,
+    },
     Block(Block),
     /// A Fail state: raise as is.
     Raise(Failure),
@@ -237,12 +295,22 @@ fn context_object(c: &CtxInfo) -> Value {
     ctx
 }
 
-const EVAL_ERRORS: &[&str] = &[names::RUNTIME, names::QUERY_EVALUATION_ERROR, names::INTRINSIC_FAILURE, names::RESULT_PATH_MATCH_FAILURE, names::PARAMETER_PATH_FAILURE];
+const EVAL_ERRORS: &[&str] = &[
+    names::RUNTIME,
+    names::QUERY_EVALUATION_ERROR,
+    names::INTRINSIC_FAILURE,
+    names::RESULT_PATH_MATCH_FAILURE,
+    names::PARAMETER_PATH_FAILURE,
+];
 
 impl Execution {
     /// Starts an execution: records `ExecutionStarted` and runs until the first
     /// task, timer or the end.
-    pub fn start(machine: Arc<StateMachine>, input: Value, params: ExecutionParams) -> (Execution, Vec<Effect>) {
+    pub fn start(
+        machine: Arc<StateMachine>,
+        input: Value,
+        params: ExecutionParams,
+    ) -> (Execution, Vec<Effect>) {
         let mut ex = Execution {
             machine: Some(machine),
             rng: Rng::new(params.seed),
@@ -304,24 +372,43 @@ impl Execution {
     }
 
     fn machine(&self) -> Arc<StateMachine> {
-        self.machine.clone().unwrap_or_else(|| Arc::new(StateMachine { processors: Vec::new(), timeout_seconds: None, comment: None }))
+        self.machine.clone().unwrap_or_else(|| {
+            Arc::new(StateMachine {
+                processors: Vec::new(),
+                timeout_seconds: None,
+                comment: None,
+            })
+        })
     }
 
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::TaskSucceeded { token, output } => self.resolve_token(&token, Ok(output)),
-            Event::TaskFailed { token, error, cause } => self.resolve_token(&token, Err(Failure { error, cause })),
+            Event::TaskFailed {
+                token,
+                error,
+                cause,
+            } => self.resolve_token(&token, Err(Failure { error, cause })),
             Event::ObjectRead { token, body } => self.items_read(&token, body),
             Event::ObjectsWritten { token } => self.resolve_token(&token, Ok(Value::Null)),
             Event::Heartbeat { token } => self.heartbeat(&token),
             Event::TimerFired { id } => self.timer_fired(id),
-            Event::Stop { error, cause } => self.finish_execution(Outcome { status: Status::Aborted, output: None, error, cause }),
+            Event::Stop { error, cause } => self.finish_execution(Outcome {
+                status: Status::Aborted,
+                output: None,
+                error,
+                cause,
+            }),
         }
     }
 
     fn resolve_token(&mut self, token: &str, res: Result<Value, Failure>) {
-        let Some(fid) = self.tokens.remove(token) else { return };
-        let Some(mut f) = self.frames.remove(&fid) else { return };
+        let Some(fid) = self.tokens.remove(token) else {
+            return;
+        };
+        let Some(mut f) = self.frames.remove(&fid) else {
+            return;
+        };
         let res = match (&f.phase, res) {
             (Phase::Blocked(Block::Task { .. }), Ok(out)) => {
                 self.history("TaskSucceeded", |e| e.output = Some(out.clone()));
@@ -335,7 +422,9 @@ impl Execution {
                 Err(fail)
             }
             (Phase::Blocked(Block::WriteResults { output, .. }), Ok(_)) => Ok(output.clone()),
-            (Phase::Blocked(Block::WriteResults { .. } | Block::ReadItems { .. }), Err(fail)) => Err(fail),
+            (Phase::Blocked(Block::WriteResults { .. } | Block::ReadItems { .. }), Err(fail)) => {
+                Err(fail)
+            }
             (_, r) => r,
         };
         f.phase = Phase::Finish(res);
@@ -344,12 +433,18 @@ impl Execution {
     }
 
     fn items_read(&mut self, token: &str, body: String) {
-        let Some(fid) = self.tokens.remove(token) else { return };
+        let Some(fid) = self.tokens.remove(token) else {
+            return;
+        };
         let machine = self.machine();
-        let Some(f) = self.frames.get_mut(&fid) else { return };
+        let Some(f) = self.frames.get_mut(&fid) else {
+            return;
+        };
         let st = &machine.processors[f.processor].states[f.state];
         let Kind::Map(spec) = &st.kind else { return };
-        let Some(reader) = &spec.item_reader else { return };
+        let Some(reader) = &spec.item_reader else {
+            return;
+        };
         let max = match &f.phase {
             Phase::Blocked(Block::ReadItems { max, .. }) => *max,
             _ => None,
@@ -362,33 +457,62 @@ impl Execution {
     }
 
     fn heartbeat(&mut self, token: &str) {
-        let Some(fid) = self.tokens.get(token).copied() else { return };
+        let Some(fid) = self.tokens.get(token).copied() else {
+            return;
+        };
         let now = self.now;
         let Some(secs) = (match self.frames.get(&fid).map(|f| &f.phase) {
-            Some(Phase::Blocked(Block::Task { heartbeat_seconds: Some(s), .. })) => Some(*s),
+            Some(Phase::Blocked(Block::Task {
+                heartbeat_seconds: Some(s),
+                ..
+            })) => Some(*s),
             _ => None,
         }) else {
             return;
         };
         let id = self.new_timer(now + secs as i64 * 1000);
         self.timers.insert(id, fid);
-        if let Some(Frame { phase: Phase::Blocked(Block::Task { heartbeat_timer, .. }), .. }) = self.frames.get_mut(&fid) {
+        if let Some(Frame {
+            phase: Phase::Blocked(Block::Task {
+                heartbeat_timer, ..
+            }),
+            ..
+        }) = self.frames.get_mut(&fid)
+        {
             *heartbeat_timer = Some(id);
         }
     }
 
     fn timer_fired(&mut self, id: u64) {
-        let Some(fid) = self.timers.remove(&id) else { return };
+        let Some(fid) = self.timers.remove(&id) else {
+            return;
+        };
         if fid == u32::MAX {
-            self.history("ExecutionTimedOut", |e| e.error = Some(names::TIMEOUT.into()));
-            let o = Outcome { status: Status::TimedOut, output: None, error: Some(names::TIMEOUT.into()), cause: None };
+            self.history("ExecutionTimedOut", |e| {
+                e.error = Some(names::TIMEOUT.into())
+            });
+            let o = Outcome {
+                status: Status::TimedOut,
+                output: None,
+                error: Some(names::TIMEOUT.into()),
+                cause: None,
+            };
             return self.finish_execution(o);
         }
-        let Some(mut f) = self.frames.remove(&fid) else { return };
+        let Some(mut f) = self.frames.remove(&fid) else {
+            return;
+        };
         let next = match std::mem::replace(&mut f.phase, Phase::Enter) {
-            Phase::Blocked(Block::Wait { timer, result }) if timer == id => Phase::Finish(Ok(result)),
+            Phase::Blocked(Block::Wait { timer, result }) if timer == id => {
+                Phase::Finish(Ok(result))
+            }
             Phase::Blocked(Block::Retry { timer }) if timer == id => Phase::Execute,
-            Phase::Blocked(Block::Task { token, heartbeat_timer, timeout_timer, heartbeat_seconds }) => {
+            Phase::Blocked(Block::Task {
+                token,
+                heartbeat_timer,
+                timeout_timer,
+                heartbeat_seconds,
+            }) => {
                 let which = if timeout_timer == Some(id) {
                     Some(names::TIMEOUT)
                 } else if heartbeat_timer == Some(id) {
@@ -400,9 +524,17 @@ impl Execution {
                     Some(err) => {
                         self.tokens.remove(&token);
                         self.history("TaskTimedOut", |e| e.error = Some(err.into()));
-                        Phase::Finish(Err(Failure { error: Some(err.into()), cause: None }))
+                        Phase::Finish(Err(Failure {
+                            error: Some(err.into()),
+                            cause: None,
+                        }))
                     }
-                    None => Phase::Blocked(Block::Task { token, heartbeat_timer, timeout_timer, heartbeat_seconds }),
+                    None => Phase::Blocked(Block::Task {
+                        token,
+                        heartbeat_timer,
+                        timeout_timer,
+                        heartbeat_seconds,
+                    }),
                 }
             }
             other => other,
@@ -418,7 +550,10 @@ impl Execution {
     fn new_timer(&mut self, at: i64) -> u64 {
         self.next_timer += 1;
         let id = self.next_timer;
-        self.effects.push(Effect::StartTimer { id, fire_at_millis: at });
+        self.effects.push(Effect::StartTimer {
+            id,
+            fire_at_millis: at,
+        });
         id
     }
 
@@ -432,14 +567,24 @@ impl Execution {
         if self.params.record_history {
             let mut e = HistoryEvent::new(self.next_event_id, kind, self.now);
             fill(&mut e);
-            self.effects.push(Effect::History(e));
+            self.effects.push(Effect::History(Box::new(e)));
         }
         self.next_event_id
     }
 
-    fn spawn(&mut self, processor: usize, input: Value, vars: Map<String, Value>, parent: Option<(u32, usize)>) -> u32 {
+    fn spawn(
+        &mut self,
+        processor: usize,
+        input: Value,
+        vars: Map<String, Value>,
+        parent: Option<(u32, usize)>,
+    ) -> u32 {
         let machine = self.machine();
-        let start = machine.processors.get(processor).map(|p| p.start_at).unwrap_or(0);
+        let start = machine
+            .processors
+            .get(processor)
+            .map(|p| p.start_at)
+            .unwrap_or(0);
         let id = self.next_frame;
         self.next_frame += 1;
         let f = Frame {
@@ -476,15 +621,26 @@ impl Execution {
             if self.outcome.is_some() {
                 return;
             }
-            let Some(st) = m.processors.get(f.processor).and_then(|p| p.states.get(f.state)) else {
-                return self.complete(fid, f, Err(Failure::new(names::RUNTIME, "invalid state reference")));
+            let Some(st) = m
+                .processors
+                .get(f.processor)
+                .and_then(|p| p.states.get(f.state))
+            else {
+                return self.complete(
+                    fid,
+                    f,
+                    Err(Failure::new(names::RUNTIME, "invalid state reference")),
+                );
             };
             let phase = std::mem::replace(&mut f.phase, Phase::Execute);
             let flow = match phase {
                 Phase::Enter => {
                     self.transitions += 1;
                     if self.transitions > self.params.max_transitions {
-                        let fail = Failure::new(names::RUNTIME, "The execution exceeded its transition budget.");
+                        let fail = Failure::new(
+                            names::RUNTIME,
+                            "The execution exceeded its transition budget.",
+                        );
                         return self.fail_execution(fail);
                     }
                     f.entered_ms = self.now;
@@ -520,7 +676,11 @@ impl Execution {
             };
             match flow {
                 Flow::Result(_) => unreachable_flow(),
-                Flow::Next { output, next, assigned } => {
+                Flow::Next {
+                    output,
+                    next,
+                    assigned,
+                } => {
                     if let Some(a) = &assigned {
                         for (k, v) in a {
                             f.vars.insert(k.clone(), v.clone());
@@ -611,7 +771,13 @@ impl Execution {
         fail
     }
 
-    fn ctx<'a>(&'a self, f: &'a Frame, st: &'a State, item: Option<(usize, &'a Value)>, token: Option<&'a str>) -> CtxInfo<'a> {
+    fn ctx<'a>(
+        &'a self,
+        f: &'a Frame,
+        st: &'a State,
+        item: Option<(usize, &'a Value)>,
+        token: Option<&'a str>,
+    ) -> CtxInfo<'a> {
         CtxInfo {
             params: &self.params,
             input: &self.input,
@@ -627,7 +793,10 @@ impl Execution {
     fn states_value(&self, f: &Frame, st: &State, extra: &[(&str, &Value)]) -> Value {
         let mut m = Map::new();
         m.insert("input".into(), f.input.clone());
-        m.insert("context".into(), context_object(&self.ctx(f, st, None, None)));
+        m.insert(
+            "context".into(),
+            context_object(&self.ctx(f, st, None, None)),
+        );
         for (k, v) in extra {
             m.insert((*k).into(), (*v).clone());
         }
@@ -635,7 +804,15 @@ impl Execution {
     }
 
     /// Evaluates a template with `$` = `input` (JSONPath) or `$states` (JSONata).
-    fn eval_template(&mut self, t: &Template, f: &Frame, st: &State, input: &Value, states: Option<&Value>, item: Option<(usize, &Value)>) -> Result<Value, Failure> {
+    fn eval_template(
+        &mut self,
+        t: &Template,
+        f: &Frame,
+        st: &State,
+        input: &Value,
+        states: Option<&Value>,
+        item: Option<(usize, &Value)>,
+    ) -> Result<Value, Failure> {
         let info = CtxInfo {
             params: &self.params,
             input: &self.input,
@@ -646,24 +823,57 @@ impl Execution {
             token: None,
         };
         let ctx_fn = || context_object(&info);
-        let scope = Scope { input, vars: &f.vars, context: &ctx_fn, states, now_millis: self.now };
+        let scope = Scope {
+            input,
+            vars: &f.vars,
+            context: &ctx_fn,
+            states,
+            now_millis: self.now,
+        };
         t.eval(&scope, &mut self.rng)
     }
 
-    fn lookup(&self, f: &Frame, st: &State, path: &crate::jsonpath::JsonPath, input: &Value) -> Option<Value> {
+    fn lookup(
+        &self,
+        f: &Frame,
+        st: &State,
+        path: &crate::jsonpath::JsonPath,
+        input: &Value,
+    ) -> Option<Value> {
         let info = self.ctx(f, st, None, None);
         let ctx_fn = || context_object(&info);
-        let scope = Scope { input, vars: &f.vars, context: &ctx_fn, states: None, now_millis: self.now };
+        let scope = Scope {
+            input,
+            vars: &f.vars,
+            context: &ctx_fn,
+            states: None,
+            now_millis: self.now,
+        };
         scope.lookup(path)
     }
 
-    fn apply_path(&self, f: &Frame, st: &State, field: &PathField, v: Value) -> Result<Value, Failure> {
+    fn apply_path(
+        &self,
+        f: &Frame,
+        st: &State,
+        field: &PathField,
+        v: Value,
+    ) -> Result<Value, Failure> {
         match field {
             PathField::Default => Ok(v),
             PathField::Null => Ok(Value::Object(Map::new())),
-            PathField::Path(p) if p.is_root_only() && *p.root() == crate::jsonpath::Root::Input => Ok(v),
+            PathField::Path(p) if p.is_root_only() && *p.root() == crate::jsonpath::Root::Input => {
+                Ok(v)
+            }
             PathField::Path(p) => self.lookup(f, st, p, &v).ok_or_else(|| {
-                Failure::new(names::RUNTIME, format!("Invalid path '{}' : No results for path: {}", p.source(), p.normalized()))
+                Failure::new(
+                    names::RUNTIME,
+                    format!(
+                        "Invalid path '{}' : No results for path: {}",
+                        p.source(),
+                        p.normalized()
+                    ),
+                )
             }),
         }
     }
@@ -675,7 +885,14 @@ impl Execution {
         self.apply_path(f, st, &st.input_path, f.input.clone())
     }
 
-    fn execute(&mut self, m: &StateMachine, fid: u32, f: &mut Frame, st: &State, items: Option<Vec<Value>>) -> Result<Flow, Failure> {
+    fn execute(
+        &mut self,
+        m: &StateMachine,
+        fid: u32,
+        f: &mut Frame,
+        st: &State,
+        items: Option<Vec<Value>>,
+    ) -> Result<Flow, Failure> {
         match &st.kind {
             Kind::Pass { result } => self.exec_pass(f, st, result.as_ref()),
             Kind::Succeed => Ok(Flow::Result(self.effective_input(f, st)?)),
@@ -688,16 +905,25 @@ impl Execution {
         }
     }
 
-    fn exec_pass(&mut self, f: &Frame, st: &State, result: Option<&Value>) -> Result<Flow, Failure> {
+    fn exec_pass(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        result: Option<&Value>,
+    ) -> Result<Flow, Failure> {
         if st.ql == QueryLanguage::Jsonata {
-            return Ok(Flow::Result(result.cloned().unwrap_or_else(|| f.input.clone())));
+            return Ok(Flow::Result(
+                result.cloned().unwrap_or_else(|| f.input.clone()),
+            ));
         }
         let effective = self.effective_input(f, st)?;
         if let Some(r) = result {
             return Ok(Flow::Result(r.clone()));
         }
         match &st.parameters {
-            Some(t) => Ok(Flow::Result(self.eval_template(t, f, st, &effective, None, None)?)),
+            Some(t) => Ok(Flow::Result(
+                self.eval_template(t, f, st, &effective, None, None)?,
+            )),
             None => Ok(Flow::Result(effective)),
         }
     }
@@ -707,7 +933,9 @@ impl Execution {
         let effective = self.effective_input(f, st)?;
         match (&st.parameters, st.ql) {
             (None, _) => Ok(effective),
-            (Some(t), QueryLanguage::JsonPath) => self.eval_template(t, f, st, &effective, None, None),
+            (Some(t), QueryLanguage::JsonPath) => {
+                self.eval_template(t, f, st, &effective, None, None)
+            }
             (Some(t), QueryLanguage::Jsonata) => {
                 let states = self.states_value(f, st, &[]);
                 self.eval_template(t, f, st, &effective, Some(&states), None)
@@ -715,13 +943,24 @@ impl Execution {
         }
     }
 
-    fn exec_fail(&mut self, f: &Frame, st: &State, spec: &crate::definition::FailSpec) -> Result<Flow, Failure> {
+    fn exec_fail(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        spec: &crate::definition::FailSpec,
+    ) -> Result<Flow, Failure> {
         let error = self.string_field(f, st, spec.error.as_ref(), "Error")?;
         let cause = self.string_field(f, st, spec.cause.as_ref(), "Cause")?;
         Ok(Flow::Raise(Failure { error, cause }))
     }
 
-    fn string_field(&mut self, f: &Frame, st: &State, field: Option<&StringField>, name: &str) -> Result<Option<String>, Failure> {
+    fn string_field(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        field: Option<&StringField>,
+        name: &str,
+    ) -> Result<Option<String>, Failure> {
         let Some(field) = field else { return Ok(None) };
         let v = match field {
             StringField::Literal(s) => return Ok(Some(s.clone())),
@@ -757,14 +996,22 @@ impl Execution {
     }
 
     fn exec_choice(&mut self, f: &Frame, st: &State) -> Result<Flow, Failure> {
-        let Kind::Choice(spec) = &st.kind else { return Err(Failure::new(names::RUNTIME, "not a choice")) };
+        let Kind::Choice(spec) = &st.kind else {
+            return Err(Failure::new(names::RUNTIME, "not a choice"));
+        };
         let effective = self.effective_input(f, st)?;
         let states = (st.ql == QueryLanguage::Jsonata).then(|| self.states_value(f, st, &[]));
         let mut chosen = None;
         for rule in &spec.choices {
             let info = self.ctx(f, st, None, None);
             let ctx_fn = || context_object(&info);
-            let scope = Scope { input: &effective, vars: &f.vars, context: &ctx_fn, states: states.as_ref(), now_millis: self.now };
+            let scope = Scope {
+                input: &effective,
+                vars: &f.vars,
+                context: &ctx_fn,
+                states: states.as_ref(),
+                now_millis: self.now,
+            };
             let mut rng = self.rng;
             let matched = choice::evaluate(&rule.condition, &scope, &mut rng);
             self.rng = rng;
@@ -785,15 +1032,27 @@ impl Execution {
         let (output, assigned) = match st.ql {
             QueryLanguage::JsonPath => {
                 let assigned = match assign {
-                    Some(t) => Some(as_map(self.eval_template(t, f, st, &effective, None, None)?)),
+                    Some(t) => Some(as_map(
+                        self.eval_template(t, f, st, &effective, None, None)?,
+                    )),
                     None => None,
                 };
-                (self.apply_path(f, st, &st.output_path, effective)?, assigned)
+                (
+                    self.apply_path(f, st, &st.output_path, effective)?,
+                    assigned,
+                )
             }
             QueryLanguage::Jsonata => {
                 let states = states.unwrap_or(Value::Null);
                 let assigned = match assign {
-                    Some(t) => Some(as_map(self.eval_template(t, f, st, &effective, Some(&states), None)?)),
+                    Some(t) => Some(as_map(self.eval_template(
+                        t,
+                        f,
+                        st,
+                        &effective,
+                        Some(&states),
+                        None,
+                    )?)),
                     None => None,
                 };
                 let out = match output {
@@ -803,10 +1062,21 @@ impl Execution {
                 (out, assigned)
             }
         };
-        Ok(Flow::Next { output, next: Some(next), assigned })
+        Ok(Flow::Next {
+            output,
+            next: Some(next),
+            assigned,
+        })
     }
 
-    fn number(&mut self, f: &Frame, st: &State, field: &NumberField, name: &str, input: &Value) -> Result<Value, Failure> {
+    fn number(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        field: &NumberField,
+        name: &str,
+        input: &Value,
+    ) -> Result<Value, Failure> {
         match field {
             NumberField::Literal(v) => Ok(v.clone()),
             NumberField::Path(p) => self.lookup(f, st, p, input).ok_or_else(|| {
@@ -827,7 +1097,13 @@ impl Execution {
         }
     }
 
-    fn exec_wait(&mut self, fid: u32, f: &Frame, st: &State, spec: &WaitSpec) -> Result<Flow, Failure> {
+    fn exec_wait(
+        &mut self,
+        fid: u32,
+        f: &Frame,
+        st: &State,
+        spec: &WaitSpec,
+    ) -> Result<Flow, Failure> {
         let effective = self.effective_input(f, st)?;
         let fire_at = match spec {
             WaitSpec::Seconds(field) => {
@@ -841,21 +1117,39 @@ impl Execution {
         }
         let timer = self.new_timer(fire_at);
         self.timers.insert(timer, fid);
-        Ok(Flow::Block(Block::Wait { timer, result: effective }))
+        Ok(Flow::Block(Block::Wait {
+            timer,
+            result: effective,
+        }))
     }
 
-    fn wait_timestamp(&mut self, f: &Frame, st: &State, field: &StringField, input: &Value) -> Result<i64, Failure> {
+    fn wait_timestamp(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        field: &StringField,
+        input: &Value,
+    ) -> Result<i64, Failure> {
         let (text, path) = match field {
             StringField::Literal(s) => (s.clone(), None),
             StringField::Path(p) => {
                 let v = self.lookup(f, st, p, input).ok_or_else(|| {
-                    Failure::new(names::RUNTIME, format!("Invalid path '{}' : No results for path: {}", p.source(), p.normalized()))
+                    Failure::new(
+                        names::RUNTIME,
+                        format!(
+                            "Invalid path '{}' : No results for path: {}",
+                            p.source(),
+                            p.normalized()
+                        ),
+                    )
                 })?;
                 (value_text(&v), Some(p.source().to_string()))
             }
-            StringField::Jsonata(_) | StringField::Intrinsic(_) => {
-                (self.string_field(f, st, Some(field), "Timestamp")?.unwrap_or_default(), None)
-            }
+            StringField::Jsonata(_) | StringField::Intrinsic(_) => (
+                self.string_field(f, st, Some(field), "Timestamp")?
+                    .unwrap_or_default(),
+                None,
+            ),
         };
         time::parse_rfc3339(&text).ok_or_else(|| match path {
             Some(p) => Failure::new(
@@ -869,14 +1163,26 @@ impl Execution {
         })
     }
 
-    fn exec_task(&mut self, fid: u32, f: &Frame, st: &State, spec: &crate::definition::TaskSpec) -> Result<Flow, Failure> {
+    fn exec_task(
+        &mut self,
+        fid: u32,
+        f: &Frame,
+        st: &State,
+        spec: &crate::definition::TaskSpec,
+    ) -> Result<Flow, Failure> {
         let input = self.arguments(f, st)?;
         let timeout = match &spec.timeout {
-            Some(n) => Some(positive_int(&self.number(f, st, n, "TimeoutSeconds", &f.input.clone())?, "TimeoutSeconds")?),
+            Some(n) => Some(positive_int(
+                &self.number(f, st, n, "TimeoutSeconds", &f.input.clone())?,
+                "TimeoutSeconds",
+            )?),
             None => None,
         };
         let heartbeat = match &spec.heartbeat {
-            Some(n) => Some(positive_int(&self.number(f, st, n, "HeartbeatSeconds", &f.input.clone())?, "HeartbeatSeconds")?),
+            Some(n) => Some(positive_int(
+                &self.number(f, st, n, "HeartbeatSeconds", &f.input.clone())?,
+                "HeartbeatSeconds",
+            )?),
             None => None,
         };
         let token = self.new_token();
@@ -907,10 +1213,21 @@ impl Execution {
             timeout_at_millis: timeout_at,
             heartbeat_seconds: heartbeat,
         });
-        Ok(Flow::Block(Block::Task { token, heartbeat_seconds: heartbeat, heartbeat_timer, timeout_timer }))
+        Ok(Flow::Block(Block::Task {
+            token,
+            heartbeat_seconds: heartbeat,
+            heartbeat_timer,
+            timeout_timer,
+        }))
     }
 
-    fn exec_parallel(&mut self, fid: u32, f: &Frame, st: &State, branches: &[usize]) -> Result<Flow, Failure> {
+    fn exec_parallel(
+        &mut self,
+        fid: u32,
+        f: &Frame,
+        st: &State,
+        branches: &[usize],
+    ) -> Result<Flow, Failure> {
         let input = self.arguments(f, st)?;
         self.history("ParallelStateStarted", |_| {});
         let ch = Children {
@@ -941,16 +1258,25 @@ impl Execution {
 
     /// Starts children up to the concurrency limit.
     fn launch(&mut self, fid: u32, f: &Frame, ch: &mut Children) {
-        let limit = if ch.max_concurrency == 0 { usize::MAX } else { ch.max_concurrency };
+        let limit = if ch.max_concurrency == 0 {
+            usize::MAX
+        } else {
+            ch.max_concurrency
+        };
         while ch.next < ch.inputs.len() && ch.running.len() < limit {
             let i = ch.next;
             ch.next += 1;
-            let processor = if ch.parallel { ch.processors[i] } else { ch.processors[0] };
+            let processor = if ch.parallel {
+                ch.processors[i]
+            } else {
+                ch.processors[0]
+            };
             let input = std::mem::take(&mut ch.inputs[i]);
             if !ch.parallel && !ch.distributed {
                 let machine = self.machine.clone();
                 self.history("MapIterationStarted", |e| {
-                    e.name = machine.map(|m| m.processors[f.processor].states[f.state].name.clone());
+                    e.name =
+                        machine.map(|m| m.processors[f.processor].states[f.state].name.clone());
                     e.index = Some(i as u64);
                 });
             }
@@ -959,7 +1285,15 @@ impl Execution {
         }
     }
 
-    fn exec_map(&mut self, m: &StateMachine, fid: u32, f: &Frame, st: &State, spec: &MapSpec, items: Option<Vec<Value>>) -> Result<Flow, Failure> {
+    fn exec_map(
+        &mut self,
+        m: &StateMachine,
+        fid: u32,
+        f: &Frame,
+        st: &State,
+        spec: &MapSpec,
+        items: Option<Vec<Value>>,
+    ) -> Result<Flow, Failure> {
         let _ = m;
         let effective = self.effective_input(f, st)?;
         let items = match items {
@@ -980,7 +1314,10 @@ impl Execution {
             Some(n) => {
                 let c = self.map_int_signed(f, st, n, "ToleratedFailureCount", &effective)?;
                 if c < 0 {
-                    return Err(Failure::new(names::RUNTIME, "ToleratedFailureCount cannot be negative."));
+                    return Err(Failure::new(
+                        names::RUNTIME,
+                        "ToleratedFailureCount cannot be negative.",
+                    ));
                 }
                 Some(c as u64)
             }
@@ -990,7 +1327,10 @@ impl Execution {
             Some(n) => {
                 let p = self.map_float(f, st, n, "ToleratedFailurePercentage", &effective)?;
                 if !(0.0..=100.0).contains(&p) {
-                    return Err(Failure::new(names::RUNTIME, "ToleratedFailurePercentage must be between 0 and 100."));
+                    return Err(Failure::new(
+                        names::RUNTIME,
+                        "ToleratedFailurePercentage must be between 0 and 100.",
+                    ));
                 }
                 Some(p)
             }
@@ -1006,7 +1346,8 @@ impl Execution {
             Some(w) => {
                 let params = match &w.parameters {
                     Some(t) => {
-                        let states = (st.ql == QueryLanguage::Jsonata).then(|| self.states_value(f, st, &[]));
+                        let states = (st.ql == QueryLanguage::Jsonata)
+                            .then(|| self.states_value(f, st, &[]));
                         self.eval_template(t, f, st, &effective, states.as_ref(), None)?
                     }
                     None => Value::Object(Map::new()),
@@ -1037,7 +1378,13 @@ impl Execution {
         self.start_children(fid, f, ch)
     }
 
-    fn map_items(&mut self, f: &Frame, st: &State, spec: &MapSpec, effective: &Value) -> Result<Vec<Value>, Failure> {
+    fn map_items(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        spec: &MapSpec,
+        effective: &Value,
+    ) -> Result<Vec<Value>, Failure> {
         if st.ql == QueryLanguage::Jsonata {
             let v = match &spec.items {
                 Some(t) => {
@@ -1065,7 +1412,10 @@ impl Execution {
                 Value::Array(a) => Ok(a),
                 other => Err(Failure::new(
                     names::QUERY_EVALUATION_ERROR,
-                    format!("Map state input must be an array but was: {}", serde_json::to_string(&other).unwrap_or_default()),
+                    format!(
+                        "Map state input must be an array but was: {}",
+                        serde_json::to_string(&other).unwrap_or_default()
+                    ),
                 )),
             };
         }
@@ -1074,15 +1424,30 @@ impl Execution {
             Value::Array(a) => Ok(a),
             other => Err(Failure::new(
                 names::RUNTIME,
-                format!("Map state input must be an array but was: {}", serde_json::to_string(&other).unwrap_or_default()),
+                format!(
+                    "Map state input must be an array but was: {}",
+                    serde_json::to_string(&other).unwrap_or_default()
+                ),
             )),
         }
     }
 
-    fn select_item(&mut self, f: &Frame, st: &State, spec: &MapSpec, effective: &Value, i: usize, item: &Value) -> Result<Value, Failure> {
-        let Some(t) = &spec.item_selector else { return Ok(item.clone()) };
+    fn select_item(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        spec: &MapSpec,
+        effective: &Value,
+        i: usize,
+        item: &Value,
+    ) -> Result<Value, Failure> {
+        let Some(t) = &spec.item_selector else {
+            return Ok(item.clone());
+        };
         match st.ql {
-            QueryLanguage::JsonPath => self.eval_template(t, f, st, effective, None, Some((i, item))),
+            QueryLanguage::JsonPath => {
+                self.eval_template(t, f, st, effective, None, Some((i, item)))
+            }
             QueryLanguage::Jsonata => {
                 let mut states = self.states_value(f, st, &[]);
                 states["context"]["Map"] = json!({ "Item": { "Index": i, "Value": item } });
@@ -1091,19 +1456,33 @@ impl Execution {
         }
     }
 
-    fn batch(&mut self, f: &Frame, st: &State, spec: &MapSpec, items: Vec<Value>, effective: &Value) -> Result<Vec<Value>, Failure> {
-        let Some(b) = &spec.item_batcher else { return Ok(items) };
+    fn batch(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        spec: &MapSpec,
+        items: Vec<Value>,
+        effective: &Value,
+    ) -> Result<Vec<Value>, Failure> {
+        let Some(b) = &spec.item_batcher else {
+            return Ok(items);
+        };
         let per = match &b.max_items_per_batch {
-            Some(n) => self.map_int(f, st, n, "MaxItemsPerBatch", effective)?.max(1),
+            Some(n) => self
+                .map_int(f, st, n, "MaxItemsPerBatch", effective)?
+                .max(1),
             None => usize::MAX,
         };
         let bytes = match &b.max_input_bytes_per_batch {
-            Some(n) => self.map_int(f, st, n, "MaxInputBytesPerBatch", effective)?.max(1),
+            Some(n) => self
+                .map_int(f, st, n, "MaxInputBytesPerBatch", effective)?
+                .max(1),
             None => 256 * 1024,
         };
         let batch_input = match &b.batch_input {
             Some(t) => {
-                let states = (st.ql == QueryLanguage::Jsonata).then(|| self.states_value(f, st, &[]));
+                let states =
+                    (st.ql == QueryLanguage::Jsonata).then(|| self.states_value(f, st, &[]));
                 Some(self.eval_template(t, f, st, effective, states.as_ref(), None)?)
             }
             None => None,
@@ -1126,39 +1505,82 @@ impl Execution {
         Ok(out)
     }
 
-    fn map_int(&mut self, f: &Frame, st: &State, n: &NumberField, name: &str, input: &Value) -> Result<usize, Failure> {
+    fn map_int(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        n: &NumberField,
+        name: &str,
+        input: &Value,
+    ) -> Result<usize, Failure> {
         let v = self.map_int_signed(f, st, n, name, input)?;
         Ok(v.max(0) as usize)
     }
 
-    fn map_int_signed(&mut self, f: &Frame, st: &State, n: &NumberField, name: &str, input: &Value) -> Result<i64, Failure> {
+    fn map_int_signed(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        n: &NumberField,
+        name: &str,
+        input: &Value,
+    ) -> Result<i64, Failure> {
         let v = self.number(f, st, n, name, input)?;
         match (int_like(&v), n) {
             (Some(i), _) => Ok(i),
             (None, NumberField::Path(p)) => Err(Failure::new(
                 names::RUNTIME,
-                format!("The {name}Path field refers to value \"{}\" which is not a valid integer: {}", value_text(&v), p.source()),
+                format!(
+                    "The {name}Path field refers to value \"{}\" which is not a valid integer: {}",
+                    value_text(&v),
+                    p.source()
+                ),
             )),
-            _ => Err(Failure::new(names::QUERY_EVALUATION_ERROR, format!("The {name} field must be an integer, but was: {v}"))),
+            _ => Err(Failure::new(
+                names::QUERY_EVALUATION_ERROR,
+                format!("The {name} field must be an integer, but was: {v}"),
+            )),
         }
     }
 
-    fn map_float(&mut self, f: &Frame, st: &State, n: &NumberField, name: &str, input: &Value) -> Result<f64, Failure> {
+    fn map_float(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        n: &NumberField,
+        name: &str,
+        input: &Value,
+    ) -> Result<f64, Failure> {
         let v = self.number(f, st, n, name, input)?;
         match (float_like(&v), n) {
             (Some(x), _) => Ok(x),
             (None, NumberField::Path(p)) => Err(Failure::new(
                 names::RUNTIME,
-                format!("The {name}Path field refers to value \"{}\" which is not a valid float: {}", value_text(&v), p.source()),
+                format!(
+                    "The {name}Path field refers to value \"{}\" which is not a valid float: {}",
+                    value_text(&v),
+                    p.source()
+                ),
             )),
-            _ => Err(Failure::new(names::QUERY_EVALUATION_ERROR, format!("The {name} field must be a number, but was: {v}"))),
+            _ => Err(Failure::new(
+                names::QUERY_EVALUATION_ERROR,
+                format!("The {name} field must be a number, but was: {v}"),
+            )),
         }
     }
 
-    fn request_items(&mut self, fid: u32, f: &Frame, st: &State, reader: &crate::definition::ItemReader, effective: &Value) -> Result<Flow, Failure> {
+    fn request_items(
+        &mut self,
+        fid: u32,
+        f: &Frame,
+        st: &State,
+        reader: &crate::definition::ItemReader,
+        effective: &Value,
+    ) -> Result<Flow, Failure> {
         let parameters = match &reader.parameters {
             Some(t) => {
-                let states = (st.ql == QueryLanguage::Jsonata).then(|| self.states_value(f, st, &[]));
+                let states =
+                    (st.ql == QueryLanguage::Jsonata).then(|| self.states_value(f, st, &[]));
                 self.eval_template(t, f, st, effective, states.as_ref(), None)?
             }
             None => Value::Object(Map::new()),
@@ -1170,14 +1592,23 @@ impl Execution {
                 match int_like(&v) {
                     Some(0) => None,
                     Some(x) if x > 0 => Some((x as usize).min(100_000_000)),
-                    _ => return Err(Failure::new(names::ITEM_READER_FAILED, "field MaxItems must be positive")),
+                    _ => {
+                        return Err(Failure::new(
+                            names::ITEM_READER_FAILED,
+                            "field MaxItems must be positive",
+                        ));
+                    }
                 }
             }
             None => None,
         };
         let token = self.new_token();
         self.tokens.insert(token.clone(), fid);
-        self.effects.push(Effect::ReadObject { token: token.clone(), resource: reader.resource.clone(), parameters });
+        self.effects.push(Effect::ReadObject {
+            token: token.clone(),
+            resource: reader.resource.clone(),
+            parameters,
+        });
         Ok(Flow::Block(Block::ReadItems { token, max }))
     }
 
@@ -1195,24 +1626,44 @@ impl Execution {
                 };
                 let combined = self.apply_result_path(f, &st.result_path, selected)?;
                 let output = self.apply_path(f, st, &st.output_path, combined)?;
-                Ok(Flow::Next { output, next: st.next, assigned })
+                Ok(Flow::Next {
+                    output,
+                    next: st.next,
+                    assigned,
+                })
             }
             QueryLanguage::Jsonata => {
                 let states = self.states_value(f, st, &[("result", &result)]);
                 let assigned = match &st.assign {
-                    Some(t) => Some(as_map(self.eval_template(t, f, st, &result, Some(&states), None)?)),
+                    Some(t) => Some(as_map(self.eval_template(
+                        t,
+                        f,
+                        st,
+                        &result,
+                        Some(&states),
+                        None,
+                    )?)),
                     None => None,
                 };
                 let output = match &st.output {
                     Some(t) => self.eval_template(t, f, st, &result, Some(&states), None)?,
                     None => result,
                 };
-                Ok(Flow::Next { output, next: st.next, assigned })
+                Ok(Flow::Next {
+                    output,
+                    next: st.next,
+                    assigned,
+                })
             }
         }
     }
 
-    fn apply_result_path(&self, f: &Frame, field: &PathField, result: Value) -> Result<Value, Failure> {
+    fn apply_result_path(
+        &self,
+        f: &Frame,
+        field: &PathField,
+        result: Value,
+    ) -> Result<Value, Failure> {
         match field {
             PathField::Default => Ok(result),
             PathField::Null => Ok(f.input.clone()),
@@ -1235,12 +1686,22 @@ impl Execution {
 
     /// Retry or Catch. `Ok(true)`: continue running the frame (caught);
     /// `Ok(false)`: the frame waits (retry scheduled); `Err`: the frame fails.
-    fn handle_error(&mut self, fid: u32, f: &mut Frame, st: &State, fail: Failure) -> Result<bool, Failure> {
+    fn handle_error(
+        &mut self,
+        fid: u32,
+        f: &mut Frame,
+        st: &State,
+        fail: Failure,
+    ) -> Result<bool, Failure> {
         if !fail.is_terminal() {
             if f.attempts.len() < st.retry.len() {
                 f.attempts.resize(st.retry.len(), 0);
             }
-            if let Some(i) = st.retry.iter().position(|r| error_matches(&r.errors, fail.name())) {
+            if let Some(i) = st
+                .retry
+                .iter()
+                .position(|r| error_matches(&r.errors, fail.name()))
+            {
                 let r = &st.retry[i];
                 if f.attempts[i] < r.max_attempts {
                     let mut delay = r.interval_seconds * r.backoff_rate.powi(f.attempts[i] as i32);
@@ -1263,7 +1724,11 @@ impl Execution {
                     return Ok(false);
                 }
             }
-            if let Some(c) = st.catch.iter().find(|c| error_matches(&c.errors, fail.name())) {
+            if let Some(c) = st
+                .catch
+                .iter()
+                .find(|c| error_matches(&c.errors, fail.name()))
+            {
                 self.failed_events(st, &fail);
                 let (output, assigned) = self.catch_output(f, st, c, &fail)?;
                 if let Some(a) = &assigned {
@@ -1301,7 +1766,13 @@ impl Execution {
         });
     }
 
-    fn catch_output(&mut self, f: &Frame, st: &State, c: &Catcher, fail: &Failure) -> Result<(Value, Option<Map<String, Value>>), Failure> {
+    fn catch_output(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        c: &Catcher,
+        fail: &Failure,
+    ) -> Result<(Value, Option<Map<String, Value>>), Failure> {
         let err_out = fail.to_error_output();
         match st.ql {
             QueryLanguage::JsonPath => {
@@ -1309,12 +1780,22 @@ impl Execution {
                     Some(t) => Some(as_map(self.eval_template(t, f, st, &err_out, None, None)?)),
                     None => None,
                 };
-                Ok((self.apply_result_path(f, &c.result_path, err_out)?, assigned))
+                Ok((
+                    self.apply_result_path(f, &c.result_path, err_out)?,
+                    assigned,
+                ))
             }
             QueryLanguage::Jsonata => {
                 let states = self.states_value(f, st, &[("errorOutput", &err_out)]);
                 let assigned = match &c.assign {
-                    Some(t) => Some(as_map(self.eval_template(t, f, st, &err_out, Some(&states), None)?)),
+                    Some(t) => Some(as_map(self.eval_template(
+                        t,
+                        f,
+                        st,
+                        &err_out,
+                        Some(&states),
+                        None,
+                    )?)),
                     None => None,
                 };
                 let output = match &c.output {
@@ -1333,7 +1814,12 @@ impl Execution {
                 Ok(output) => {
                     let o = output.clone();
                     self.history("ExecutionSucceeded", |e| e.output = Some(o));
-                    self.finish_execution(Outcome { status: Status::Succeeded, output: Some(output), error: None, cause: None });
+                    self.finish_execution(Outcome {
+                        status: Status::Succeeded,
+                        output: Some(output),
+                        error: None,
+                        cause: None,
+                    });
                 }
                 Err(fail) => self.fail_execution(fail),
             },
@@ -1346,7 +1832,12 @@ impl Execution {
             e.error = fail.error.clone();
             e.cause = fail.cause.clone();
         });
-        self.finish_execution(Outcome { status: Status::Failed, output: None, error: fail.error, cause: fail.cause });
+        self.finish_execution(Outcome {
+            status: Status::Failed,
+            output: None,
+            error: fail.error,
+            cause: fail.cause,
+        });
     }
 
     fn finish_execution(&mut self, o: Outcome) {
@@ -1359,8 +1850,12 @@ impl Execution {
     }
 
     fn child_done(&mut self, cid: u32, pid: u32, slot: usize, res: Result<Value, Failure>) {
-        let Some(mut parent) = self.frames.remove(&pid) else { return };
-        let Phase::Blocked(Block::Children(mut ch)) = std::mem::replace(&mut parent.phase, Phase::Enter) else {
+        let Some(mut parent) = self.frames.remove(&pid) else {
+            return;
+        };
+        let Phase::Blocked(Block::Children(mut ch)) =
+            std::mem::replace(&mut parent.phase, Phase::Enter)
+        else {
             self.frames.insert(pid, parent);
             return;
         };
@@ -1417,16 +1912,38 @@ impl Execution {
 
     /// ResultWriter: asks the host to store the results and makes the Map's
     /// result the `ResultWriterDetails` object, as Step Functions does.
-    fn write_results(&mut self, pid: u32, parent: &Frame, resource: String, params: Value, results: Vec<Value>) -> Phase {
+    fn write_results(
+        &mut self,
+        pid: u32,
+        parent: &Frame,
+        resource: String,
+        params: Value,
+        results: Vec<Value>,
+    ) -> Phase {
         let run_id = self.rng.uuid_v4();
         let machine = self.machine();
-        let state_name = machine.processors[parent.processor].states[parent.state].name.clone();
-        let prefix = params.get("Prefix").and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_string();
-        let dir = if prefix.is_empty() { run_id.clone() } else { format!("{prefix}/{run_id}") };
+        let state_name = machine.processors[parent.processor].states[parent.state]
+            .name
+            .clone();
+        let prefix = params
+            .get("Prefix")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_string();
+        let dir = if prefix.is_empty() {
+            run_id.clone()
+        } else {
+            format!("{prefix}/{run_id}")
+        };
         let bucket = params.get("Bucket").cloned().unwrap_or(Value::Null);
         let map_run_arn = format!(
             "arn:aws:states:{}:{}:mapRun:{}/{}:{}",
-            self.params.region, self.params.account, self.params.state_machine_name, state_name, run_id
+            self.params.region,
+            self.params.account,
+            self.params.state_machine_name,
+            state_name,
+            run_id
         );
         let succeeded: Vec<Value> = results
             .into_iter()
@@ -1438,29 +1955,45 @@ impl Execution {
             "MapRunArn": map_run_arn,
             "ResultFiles": { "SUCCEEDED": [ { "Key": format!("{dir}/SUCCEEDED_0.json"), "Size": 0 } ], "FAILED": [], "PENDING": [] },
         });
-        let objects = vec![(format!("{dir}/SUCCEEDED_0.json"), Value::Array(succeeded)), (manifest_key.clone(), manifest)];
+        let objects = vec![
+            (format!("{dir}/SUCCEEDED_0.json"), Value::Array(succeeded)),
+            (manifest_key.clone(), manifest),
+        ];
         let output = json!({ "MapRunArn": map_run_arn, "ResultWriterDetails": { "Bucket": bucket, "Key": manifest_key } });
         let token = self.new_token();
         self.tokens.insert(token.clone(), pid);
-        self.effects.push(Effect::WriteObjects { token: token.clone(), resource, parameters: params, objects });
+        self.effects.push(Effect::WriteObjects {
+            token: token.clone(),
+            resource,
+            parameters: params,
+            objects,
+        });
         Phase::Blocked(Block::WriteResults { token, output })
     }
 
     /// Whether a failed child fails its Parallel/Map state, and with what.
     fn child_failure(&self, ch: &Children, fail: Failure) -> Option<Failure> {
-        if ch.parallel || fail.is_terminal() || (ch.tolerated_count.is_none() && ch.tolerated_pct.is_none()) {
+        if ch.parallel
+            || fail.is_terminal()
+            || (ch.tolerated_count.is_none() && ch.tolerated_pct.is_none())
+        {
             return Some(fail);
         }
         let total = ch.results.len().max(1) as f64;
         let over_count = ch.tolerated_count.is_none_or(|c| ch.failed as u64 > c);
-        let over_pct = ch.tolerated_pct.is_none_or(|p| ch.failed as f64 * 100.0 / total > p);
+        let over_pct = ch
+            .tolerated_pct
+            .is_none_or(|p| ch.failed as f64 * 100.0 / total > p);
         let exceeded = match (ch.tolerated_count, ch.tolerated_pct) {
             (Some(_), Some(_)) => over_count && over_pct,
             (Some(_), None) => over_count,
             _ => over_pct,
         };
         exceeded.then(|| {
-            Failure::new(names::EXCEED_TOLERATED_FAILURE_THRESHOLD, "The specified tolerated failure threshold was exceeded")
+            Failure::new(
+                names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                "The specified tolerated failure threshold was exceeded",
+            )
         })
     }
 
@@ -1496,7 +2029,11 @@ fn float_like(v: &Value) -> Option<f64> {
 
 /// `$$.State.RetryCount` exists for the states that can retry.
 fn retry_count_of(f: &Frame, st: &State) -> Option<u32> {
-    matches!(st.kind, Kind::Task(_) | Kind::Map(_) | Kind::Parallel { .. }).then_some(f.retry_count)
+    matches!(
+        st.kind,
+        Kind::Task(_) | Kind::Map(_) | Kind::Parallel { .. }
+    )
+    .then_some(f.retry_count)
 }
 
 fn make_batch(items: Vec<Value>, batch_input: &Option<Value>) -> Value {
@@ -1536,7 +2073,12 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn positive_int(v: &Value, name: &str) -> Result<u64, Failure> {
-    v.as_u64().filter(|n| *n > 0).ok_or_else(|| Failure::new(names::RUNTIME, format!("The {name} field must be a positive integer, but was: {v}")))
+    v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+        Failure::new(
+            names::RUNTIME,
+            format!("The {name} field must be a positive integer, but was: {v}"),
+        )
+    })
 }
 
 fn wait_seconds(field: &NumberField, v: &Value, ql: QueryLanguage) -> Result<i64, Failure> {
@@ -1545,11 +2087,18 @@ fn wait_seconds(field: &NumberField, v: &Value, ql: QueryLanguage) -> Result<i64
         _ => None,
     };
     let err = |msg: &str| match path {
-        Some(p) => Failure::new(names::RUNTIME, format!("The SecondsPath parameter {msg}: {p} == {}", value_text(v))),
-        None if ql == QueryLanguage::Jsonata => {
-            Failure::new(names::QUERY_EVALUATION_ERROR, format!("The Seconds field {msg}: {}", value_text(v)))
-        }
-        None => Failure::new(names::RUNTIME, format!("The Seconds field {msg}: {}", value_text(v))),
+        Some(p) => Failure::new(
+            names::RUNTIME,
+            format!("The SecondsPath parameter {msg}: {p} == {}", value_text(v)),
+        ),
+        None if ql == QueryLanguage::Jsonata => Failure::new(
+            names::QUERY_EVALUATION_ERROR,
+            format!("The Seconds field {msg}: {}", value_text(v)),
+        ),
+        None => Failure::new(
+            names::RUNTIME,
+            format!("The Seconds field {msg}: {}", value_text(v)),
+        ),
     };
     match v.as_i64() {
         Some(n) if n < 0 => Err(err("references a negative value")),

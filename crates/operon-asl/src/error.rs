@@ -34,7 +34,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(error: &str, cause: impl Into<String>) -> Failure {
-        Failure { error: Some(error.to_string()), cause: Some(cause.into()) }
+        Failure {
+            error: Some(error.to_string()),
+            cause: Some(cause.into()),
+        }
     }
 
     /// The name used for Retry/Catch matching (absent names match nothing but `States.ALL`).
@@ -56,13 +59,21 @@ impl Failure {
 
     /// True for errors that no Retry or Catch may handle.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.error.as_deref(), Some(names::RUNTIME) | Some(names::DATA_LIMIT_EXCEEDED))
+        matches!(
+            self.error.as_deref(),
+            Some(names::RUNTIME) | Some(names::DATA_LIMIT_EXCEEDED)
+        )
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.error.as_deref().unwrap_or("-"), self.cause.as_deref().unwrap_or("-"))
+        write!(
+            f,
+            "{}: {}",
+            self.error.as_deref().unwrap_or("-"),
+            self.cause.as_deref().unwrap_or("-")
+        )
     }
 }
 
@@ -76,13 +87,25 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> ValidationError {
-        ValidationError { pointer: pointer.into(), message: message.into() }
+        ValidationError {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {}", self.message, if self.pointer.is_empty() { "/" } else { &self.pointer })
+        write!(
+            f,
+            "{} at {}",
+            self.message,
+            if self.pointer.is_empty() {
+                "/"
+            } else {
+                &self.pointer
+            }
+        )
     }
 }
 

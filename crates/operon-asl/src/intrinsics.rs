@@ -17,7 +17,10 @@ pub struct Call {
 #[derive(Debug, Clone)]
 pub enum Arg {
     /// A string literal; `raw` keeps the backslash escapes (needed by Format).
-    Str { value: String, raw: String },
+    Str {
+        value: String,
+        raw: String,
+    },
     Literal(Value),
     Path(JsonPath),
     Call(Box<Call>),
@@ -60,7 +63,10 @@ pub fn parse(src: &str) -> Result<Call, String> {
     let call = p.call()?;
     p.ws();
     if p.i != src.len() {
-        return Err(format!("unexpected text after intrinsic function at position {}", p.i));
+        return Err(format!(
+            "unexpected text after intrinsic function at position {}",
+            p.i
+        ));
     }
     Ok(call)
 }
@@ -83,9 +89,12 @@ impl P<'_> {
         let Some(name_rest) = rest.strip_prefix("States.") else {
             return Err("intrinsic functions start with 'States.'".into());
         };
-        let name_len = name_rest.find('(').ok_or("expected '(' after the function name")?;
+        let name_len = name_rest
+            .find('(')
+            .ok_or("expected '(' after the function name")?;
         let name = name_rest[..name_len].trim();
-        let func = Func::from_name(name).ok_or_else(|| format!("unknown intrinsic function 'States.{name}'"))?;
+        let func = Func::from_name(name)
+            .ok_or_else(|| format!("unknown intrinsic function 'States.{name}'"))?;
         self.i += "States.".len() + name_len + 1;
         let mut args = Vec::new();
         self.ws();
@@ -123,7 +132,10 @@ impl P<'_> {
             self.i = end;
             return Ok(Arg::Path(path));
         }
-        let end = rest.find([',', ')']).map(|e| self.i + e).unwrap_or(self.s.len());
+        let end = rest
+            .find([',', ')'])
+            .map(|e| self.i + e)
+            .unwrap_or(self.s.len());
         let word = self.s[self.i..end].trim();
         let v: Value = match word {
             "true" => Value::Bool(true),
@@ -187,7 +199,10 @@ pub trait Scope {
 }
 
 fn fail(func: Func, msg: impl std::fmt::Display) -> Failure {
-    Failure::new(names::INTRINSIC_FAILURE, format!("Invalid arguments in {}: {msg}", func.name()))
+    Failure::new(
+        names::INTRINSIC_FAILURE,
+        format!("Invalid arguments in {}: {msg}", func.name()),
+    )
 }
 
 /// Evaluates a call.
@@ -213,8 +228,15 @@ fn eval_arg(a: &Arg, scope: &dyn Scope, rng: &mut Rng) -> Result<Value, Failure>
 
 fn arity(func: Func, args: &[Value], min: usize, max: usize) -> Result<(), Failure> {
     if args.len() < min || args.len() > max {
-        let expect = if min == max { format!("{min}") } else { format!("{min} to {max}") };
-        return Err(fail(func, format!("expected {expect} arguments, got {}", args.len())));
+        let expect = if min == max {
+            format!("{min}")
+        } else {
+            format!("{min} to {max}")
+        };
+        return Err(fail(
+            func,
+            format!("expected {expect} arguments, got {}", args.len()),
+        ));
     }
     Ok(())
 }
@@ -238,7 +260,9 @@ fn as_int(func: Func, v: &Value) -> Result<i64, Failure> {
 }
 
 fn as_str(func: Func, v: &Value) -> Result<String, Failure> {
-    v.as_str().map(str::to_string).ok_or_else(|| fail(func, format!("expected a string, got {v}")))
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| fail(func, format!("expected a string, got {v}")))
 }
 
 fn as_arr(func: Func, v: Value) -> Result<Vec<Value>, Failure> {
@@ -262,7 +286,9 @@ fn apply(func: Func, mut args: Vec<Value>, rng: &mut Rng) -> Result<Value, Failu
         }
         JsonToString => {
             arity(func, &args, 1, 1)?;
-            Ok(Value::String(serde_json::to_string(&args[0]).unwrap_or_default()))
+            Ok(Value::String(
+                serde_json::to_string(&args[0]).unwrap_or_default(),
+            ))
         }
         Array => Ok(Value::Array(args)),
         ArrayPartition => {
@@ -272,7 +298,11 @@ fn apply(func: Func, mut args: Vec<Value>, rng: &mut Rng) -> Result<Value, Failu
                 return Err(fail(func, "chunk size must be greater than 0"));
             }
             let arr = as_arr(func, args.swap_remove(0))?;
-            Ok(Value::Array(arr.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect()))
+            Ok(Value::Array(
+                arr.chunks(size as usize)
+                    .map(|c| Value::Array(c.to_vec()))
+                    .collect(),
+            ))
         }
         ArrayContains => {
             arity(func, &args, 2, 2)?;
@@ -308,7 +338,9 @@ fn apply(func: Func, mut args: Vec<Value>, rng: &mut Rng) -> Result<Value, Failu
         Base64Encode => {
             arity(func, &args, 1, 1)?;
             let s = as_str(func, &args[0])?;
-            Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(s.as_bytes())))
+            Ok(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
+            ))
         }
         Base64Decode => {
             arity(func, &args, 1, 1)?;
@@ -322,9 +354,13 @@ fn apply(func: Func, mut args: Vec<Value>, rng: &mut Rng) -> Result<Value, Failu
         JsonMerge => {
             arity(func, &args, 3, 3)?;
             if args[2] != Value::Bool(false) {
-                return Err(fail(func, "deep merge is not supported; the third argument must be false"));
+                return Err(fail(
+                    func,
+                    "deep merge is not supported; the third argument must be false",
+                ));
             }
-            let (Value::Object(mut a), Value::Object(b)) = (args[0].clone(), args[1].clone()) else {
+            let (Value::Object(mut a), Value::Object(b)) = (args[0].clone(), args[1].clone())
+            else {
                 return Err(fail(func, "both arguments must be JSON objects"));
             };
             for (k, v) in b {
@@ -337,7 +373,9 @@ fn apply(func: Func, mut args: Vec<Value>, rng: &mut Rng) -> Result<Value, Failu
             arity(func, &args, 2, 2)?;
             let a = java_round(func, &args[0])?;
             let b = java_round(func, &args[1])?;
-            a.checked_add(b).map(Value::from).ok_or_else(|| fail(func, "integer overflow"))
+            a.checked_add(b)
+                .map(Value::from)
+                .ok_or_else(|| fail(func, "integer overflow"))
         }
         StringSplit => {
             arity(func, &args, 2, 2)?;
@@ -373,7 +411,10 @@ fn java_round(func: Func, v: &Value) -> Result<i64, Failure> {
 }
 
 fn unreachable_format() -> Result<Value, Failure> {
-    Err(Failure::new(names::INTRINSIC_FAILURE, "States.Format evaluated out of order"))
+    Err(Failure::new(
+        names::INTRINSIC_FAILURE,
+        "States.Format evaluated out of order",
+    ))
 }
 
 fn array_range(func: Func, args: &[Value]) -> Result<Value, Failure> {
@@ -414,11 +455,15 @@ fn hash(func: Func, args: &[Value]) -> Result<Value, Failure> {
         other => {
             return Err(fail(
                 func,
-                format!("unsupported hash algorithm '{other}'; use one of MD5, SHA-1, SHA-256, SHA-384, SHA-512"),
+                format!(
+                    "unsupported hash algorithm '{other}'; use one of MD5, SHA-1, SHA-256, SHA-384, SHA-512"
+                ),
             ));
         }
     };
-    Ok(Value::String(digest.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok(Value::String(
+        digest.iter().map(|b| format!("{b:02x}")).collect(),
+    ))
 }
 
 fn math_random(func: Func, args: &[Value], rng: &mut Rng) -> Result<Value, Failure> {
@@ -439,16 +484,22 @@ fn math_random(func: Func, args: &[Value], rng: &mut Rng) -> Result<Value, Failu
 }
 
 fn float_floor(func: Func, v: &Value) -> Result<i64, Failure> {
-    v.as_f64().map(|f| f.floor() as i64).ok_or_else(|| fail(func, format!("expected a number, got {v}")))
+    v.as_f64()
+        .map(|f| f.floor() as i64)
+        .ok_or_else(|| fail(func, format!("expected a number, got {v}")))
 }
 
 /// JSON equality with numbers compared by value.
 pub fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => num_eq(x, y),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -482,7 +533,9 @@ fn format(call: &Call, scope: &dyn Scope, rng: &mut Rng) -> Result<Value, Failur
             }
             '{' if chars.peek() == Some(&'}') => {
                 chars.next();
-                let v = next.next().ok_or_else(|| fail(func, "more placeholders than arguments"))?;
+                let v = next
+                    .next()
+                    .ok_or_else(|| fail(func, "more placeholders than arguments"))?;
                 out.push_str(&to_format_string(v));
             }
             _ => out.push(c),
@@ -510,7 +563,10 @@ pub fn to_format_string(v: &Value) -> String {
 }
 
 fn format_object(o: &Map<String, Value>) -> String {
-    let parts: Vec<String> = o.iter().map(|(k, v)| format!("{k}={}", to_format_string(v))).collect();
+    let parts: Vec<String> = o
+        .iter()
+        .map(|(k, v)| format!("{k}={}", to_format_string(v)))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
@@ -541,7 +597,9 @@ mod tests {
     struct S(Value);
     impl Scope for S {
         fn resolve(&self, p: &JsonPath) -> Result<Value, Failure> {
-            p.eval(&self.0).map(|c| c.into_owned()).ok_or_else(|| Failure::new(names::RUNTIME, "missing"))
+            p.eval(&self.0)
+                .map(|c| c.into_owned())
+                .ok_or_else(|| Failure::new(names::RUNTIME, "missing"))
         }
     }
 
@@ -552,22 +610,41 @@ mod tests {
 
     #[test]
     fn format_and_nesting() {
-        assert_eq!(run("States.Format('a {} b {}', $.x, 'y')", json!({"x": 1})).unwrap(), json!("a 1 b y"));
-        assert_eq!(run("States.Format('\\{\\}{}', $.x)", json!({"x": "q"})).unwrap(), json!("{}q"));
         assert_eq!(
-            run("States.ArrayGetItem(States.StringSplit('a-b', '-'), States.MathAdd(1, -1))", json!({})).unwrap(),
+            run("States.Format('a {} b {}', $.x, 'y')", json!({"x": 1})).unwrap(),
+            json!("a 1 b y")
+        );
+        assert_eq!(
+            run("States.Format('\\{\\}{}', $.x)", json!({"x": "q"})).unwrap(),
+            json!("{}q")
+        );
+        assert_eq!(
+            run(
+                "States.ArrayGetItem(States.StringSplit('a-b', '-'), States.MathAdd(1, -1))",
+                json!({})
+            )
+            .unwrap(),
             json!("a")
         );
     }
 
     #[test]
     fn hashes() {
-        assert_eq!(run("States.Hash('input data', 'MD5')", json!({})).unwrap(), json!("812f45842bc6d66ee14572ce20db8e86"));
+        assert_eq!(
+            run("States.Hash('input data', 'MD5')", json!({})).unwrap(),
+            json!("812f45842bc6d66ee14572ce20db8e86")
+        );
     }
 
     #[test]
     fn ranges_and_partitions() {
-        assert_eq!(run("States.ArrayRange(0, 9, 3)", json!({})).unwrap(), json!([0, 3, 6, 9]));
-        assert_eq!(run("States.ArrayPartition($.a, 2)", json!({"a": [1, 2, 3]})).unwrap(), json!([[1, 2], [3]]));
+        assert_eq!(
+            run("States.ArrayRange(0, 9, 3)", json!({})).unwrap(),
+            json!([0, 3, 6, 9])
+        );
+        assert_eq!(
+            run("States.ArrayPartition($.a, 2)", json!({"a": [1, 2, 3]})).unwrap(),
+            json!([[1, 2], [3]])
+        );
     }
 }

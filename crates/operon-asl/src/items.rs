@@ -5,7 +5,11 @@ use crate::error::{Failure, names};
 use serde_json::{Map, Value};
 
 /// Parses a reader body into the list of items, keeping at most `max` items.
-pub fn parse_items(body: &str, reader: &ItemReader, max: Option<usize>) -> Result<Vec<Value>, Failure> {
+pub fn parse_items(
+    body: &str,
+    reader: &ItemReader,
+    max: Option<usize>,
+) -> Result<Vec<Value>, Failure> {
     let mut items = match reader.input_type.as_str() {
         "CSV" => parse_csv(body, reader, ',')?,
         "TSV" => parse_csv(body, reader, '\t')?,
@@ -21,8 +25,14 @@ pub fn parse_items(body: &str, reader: &ItemReader, max: Option<usize>) -> Resul
 fn parse_json(body: &str) -> Result<Vec<Value>, Failure> {
     match serde_json::from_str::<Value>(body) {
         Ok(Value::Array(a)) => Ok(a),
-        Ok(_) => Err(Failure::new(names::ITEM_READER_FAILED, "Attempting to map over non-iterable node.")),
-        Err(e) => Err(Failure::new(names::ITEM_READER_FAILED, format!("The item reader could not parse the JSON: {e}"))),
+        Ok(_) => Err(Failure::new(
+            names::ITEM_READER_FAILED,
+            "Attempting to map over non-iterable node.",
+        )),
+        Err(e) => Err(Failure::new(
+            names::ITEM_READER_FAILED,
+            format!("The item reader could not parse the JSON: {e}"),
+        )),
     }
 }
 
@@ -32,8 +42,12 @@ fn parse_jsonl(body: &str) -> Result<Vec<Value>, Failure> {
         if line.trim().is_empty() {
             continue;
         }
-        let v = serde_json::from_str(line)
-            .map_err(|e| Failure::new(names::ITEM_READER_FAILED, format!("invalid JSON on line {}: {e}", n + 1)))?;
+        let v = serde_json::from_str(line).map_err(|e| {
+            Failure::new(
+                names::ITEM_READER_FAILED,
+                format!("invalid JSON on line {}: {e}", n + 1),
+            )
+        })?;
         out.push(v);
     }
     Ok(out)
@@ -60,7 +74,10 @@ fn parse_csv(body: &str, reader: &ItemReader, delim: char) -> Result<Vec<Value>,
         .map(|row| {
             let mut m = Map::new();
             for (i, h) in headers.iter().enumerate() {
-                m.insert(h.clone(), Value::String(row.get(i).cloned().unwrap_or_default()));
+                m.insert(
+                    h.clone(),
+                    Value::String(row.get(i).cloned().unwrap_or_default()),
+                );
             }
             Value::Object(m)
         })

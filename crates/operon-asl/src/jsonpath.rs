@@ -74,14 +74,28 @@ pub struct JsonPath {
 impl JsonPath {
     /// Parses a path; the error says what is wrong.
     pub fn parse(source: &str) -> Result<JsonPath, String> {
-        let mut p = Parser { s: source.as_bytes(), i: 0, src: source };
+        let mut p = Parser {
+            s: source.as_bytes(),
+            i: 0,
+            src: source,
+        };
         let root = p.root()?;
         let steps = p.steps(false)?;
         if p.i != p.s.len() {
-            return Err(format!("unexpected character at position {} in path '{source}'", p.i));
+            return Err(format!(
+                "unexpected character at position {} in path '{source}'",
+                p.i
+            ));
         }
-        let definite = steps.iter().all(|s| matches!(s, Step::Field(_) | Step::Index(_) | Step::Length));
-        Ok(JsonPath { source: source.to_string(), root, steps, definite })
+        let definite = steps
+            .iter()
+            .all(|s| matches!(s, Step::Field(_) | Step::Index(_) | Step::Length));
+        Ok(JsonPath {
+            source: source.to_string(),
+            root,
+            steps,
+            definite,
+        })
     }
 
     /// The text the path was parsed from.
@@ -106,7 +120,11 @@ impl JsonPath {
 
     /// True when the path can be used as a ResultPath (fields and indexes from `$`).
     pub fn is_reference_path(&self) -> bool {
-        self.root == Root::Input && self.steps.iter().all(|s| matches!(s, Step::Field(_) | Step::Index(_)))
+        self.root == Root::Input
+            && self
+                .steps
+                .iter()
+                .all(|s| matches!(s, Step::Field(_) | Step::Index(_)))
     }
 
     /// Jayway's normalised form, e.g. `$['a']['b'][0]`, used in error causes.
@@ -136,7 +154,9 @@ impl JsonPath {
             return Some(Cow::Owned(Value::from(found.len())));
         }
         select(&self.steps, doc, doc, &mut found);
-        Some(Cow::Owned(Value::Array(found.into_iter().cloned().collect())))
+        Some(Cow::Owned(Value::Array(
+            found.into_iter().cloned().collect(),
+        )))
     }
 
     /// Writes `value` at this path inside `target` (ResultPath semantics):
@@ -245,7 +265,13 @@ fn select<'a>(steps: &[Step], root: &'a Value, cur: &'a Value, out: &mut Vec<&'a
     }
 }
 
-fn descend<'a>(inner: &Step, rest: &[Step], root: &'a Value, cur: &'a Value, out: &mut Vec<&'a Value>) {
+fn descend<'a>(
+    inner: &Step,
+    rest: &[Step],
+    root: &'a Value,
+    cur: &'a Value,
+    out: &mut Vec<&'a Value>,
+) {
     let mut with_inner = Vec::with_capacity(rest.len() + 1);
     with_inner.push(inner.clone());
     with_inner.extend_from_slice(rest);
@@ -271,7 +297,13 @@ fn slice_indexes(len: usize, a: Option<i64>, b: Option<i64>, c: Option<i64>) -> 
     if step <= 0 {
         return Vec::new();
     }
-    let norm = |x: i64| if x < 0 { (len_i + x).max(0) } else { x.min(len_i) };
+    let norm = |x: i64| {
+        if x < 0 {
+            (len_i + x).max(0)
+        } else {
+            x.min(len_i)
+        }
+    };
     let start = norm(a.unwrap_or(0));
     let end = norm(b.unwrap_or(len_i));
     let mut out = Vec::new();
@@ -343,7 +375,9 @@ fn set_at(steps: &[Step], target: &mut Value, value: Value) -> Result<(), String
                 obj.insert(f.clone(), value);
                 return Ok(());
             }
-            let child = obj.entry(f.clone()).or_insert_with(|| Value::Object(Map::new()));
+            let child = obj
+                .entry(f.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
             set_at(rest, child, value)
         }
         Step::Index(i) => {
@@ -379,7 +413,10 @@ impl Parser<'_> {
     }
 
     fn err<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("{what} at position {} in path '{}'", self.i, self.src))
+        Err(format!(
+            "{what} at position {} in path '{}'",
+            self.i, self.src
+        ))
     }
 
     fn skip_ws(&mut self) {
@@ -418,7 +455,11 @@ impl Parser<'_> {
                 Some(b'.') => {
                     self.i += 1;
                     if self.eat(b'.') {
-                        let inner = if self.peek() == Some(b'[') { self.bracket()? } else { self.dot_name()? };
+                        let inner = if self.peek() == Some(b'[') {
+                            self.bracket()?
+                        } else {
+                            self.dot_name()?
+                        };
                         steps.push(Step::Descend(Box::new(inner)));
                     } else {
                         let st = self.dot_name()?;
@@ -444,7 +485,10 @@ impl Parser<'_> {
         }
         let start = self.i;
         while let Some(c) = self.peek() {
-            if matches!(c, b'.' | b'[' | b' ' | b')' | b'=' | b'!' | b'<' | b'>' | b'&' | b'|' | b',' | b']') {
+            if matches!(
+                c,
+                b'.' | b'[' | b' ' | b')' | b'=' | b'!' | b'<' | b'>' | b'&' | b'|' | b',' | b']'
+            ) {
                 break;
             }
             if c == b'(' {
@@ -491,7 +535,11 @@ impl Parser<'_> {
                     names.push(self.quoted()?);
                     self.skip_ws();
                 }
-                if names.len() == 1 { Step::Field(names.remove(0)) } else { Step::Fields(names) }
+                if names.len() == 1 {
+                    Step::Field(names.remove(0))
+                } else {
+                    Step::Fields(names)
+                }
             }
             _ => self.index_or_slice()?,
         };
@@ -508,7 +556,11 @@ impl Parser<'_> {
         if self.peek() == Some(b':') {
             self.i += 1;
             let end = self.opt_int()?;
-            let step = if self.eat(b':') { self.opt_int()? } else { None };
+            let step = if self.eat(b':') {
+                self.opt_int()?
+            } else {
+                None
+            };
             return Ok(Step::Slice(first, end, step));
         }
         let Some(first) = first else {
@@ -523,7 +575,11 @@ impl Parser<'_> {
             }
             self.skip_ws();
         }
-        Ok(if idx.len() == 1 { Step::Index(idx[0]) } else { Step::Indexes(idx) })
+        Ok(if idx.len() == 1 {
+            Step::Index(idx[0])
+        } else {
+            Step::Indexes(idx)
+        })
     }
 
     fn opt_int(&mut self) -> Result<Option<i64>, String> {
@@ -545,7 +601,9 @@ impl Parser<'_> {
     }
 
     fn quoted(&mut self) -> Result<String, String> {
-        let Some(q) = self.peek() else { return self.err("expected a quoted name") };
+        let Some(q) = self.peek() else {
+            return self.err("expected a quoted name");
+        };
         if q != b'\'' && q != b'"' {
             return self.err("expected a quoted name");
         }
@@ -582,7 +640,11 @@ impl Parser<'_> {
                 break;
             }
         }
-        Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::Or(parts) })
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Filter::Or(parts)
+        })
     }
 
     fn filter_and(&mut self) -> Result<Filter, String> {
@@ -596,7 +658,11 @@ impl Parser<'_> {
                 break;
             }
         }
-        Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::And(parts) })
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Filter::And(parts)
+        })
     }
 
     fn filter_unary(&mut self) -> Result<Filter, String> {
@@ -616,9 +682,16 @@ impl Parser<'_> {
         let left = self.operand()?;
         self.skip_ws();
         let rest = &self.src[self.i..];
-        let op = [("==", CmpOp::Eq), ("!=", CmpOp::Ne), ("<=", CmpOp::Le), (">=", CmpOp::Ge), ("<", CmpOp::Lt), (">", CmpOp::Gt)]
-            .into_iter()
-            .find(|(t, _)| rest.starts_with(t));
+        let op = [
+            ("==", CmpOp::Eq),
+            ("!=", CmpOp::Ne),
+            ("<=", CmpOp::Le),
+            (">=", CmpOp::Ge),
+            ("<", CmpOp::Lt),
+            (">", CmpOp::Gt),
+        ]
+        .into_iter()
+        .find(|(t, _)| rest.starts_with(t));
         let Some((tok, op)) = op else {
             return Ok(Filter::Exists(left));
         };
@@ -698,13 +771,19 @@ mod tests {
 
     #[test]
     fn normalized_form() {
-        assert_eq!(JsonPath::parse("$.a.b[0]").unwrap().normalized(), "$['a']['b'][0]");
+        assert_eq!(
+            JsonPath::parse("$.a.b[0]").unwrap().normalized(),
+            "$['a']['b'][0]"
+        );
     }
 
     #[test]
     fn set_creates_objects() {
         let mut v = json!({"a": 1});
-        JsonPath::parse("$.b.c").unwrap().set(&mut v, json!(2)).unwrap();
+        JsonPath::parse("$.b.c")
+            .unwrap()
+            .set(&mut v, json!(2))
+            .unwrap();
         assert_eq!(v, json!({"a": 1, "b": {"c": 2}}));
     }
 }

@@ -22,7 +22,10 @@ impl Jsonata {
     pub fn parse(inner: &str) -> Result<Jsonata, String> {
         let source = inner.trim().to_string();
         let expr = operon_jsonata::Expression::parse(&source).map_err(|e| e.to_string())?;
-        Ok(Jsonata { source, expr: Arc::new(expr) })
+        Ok(Jsonata {
+            source,
+            expr: Arc::new(expr),
+        })
     }
 
     /// Returns the inner text when `s` is a `{% ... %}` expression.
@@ -38,11 +41,20 @@ pub enum Template {
     Object(Vec<(String, Template)>),
     Array(Vec<Template>),
     /// `"key.$": "$.path"` (JSONPath mode); `field` is the key as written.
-    Path { field: String, path: JsonPath },
+    Path {
+        field: String,
+        path: JsonPath,
+    },
     /// `"key.$": "States.Fn(...)"`.
-    Intrinsic { field: String, call: Box<Call> },
+    Intrinsic {
+        field: String,
+        call: Box<Call>,
+    },
     /// `"{% expr %}"`; `field` is the slash-separated field path for errors.
-    Jsonata { field: String, expr: Jsonata },
+    Jsonata {
+        field: String,
+        expr: Jsonata,
+    },
 }
 
 impl Template {
@@ -78,8 +90,13 @@ impl Template {
         let t = match v {
             Value::String(s) => match Jsonata::inner(s) {
                 Some(inner) => {
-                    let expr = Jsonata::parse(inner).map_err(|e| ValidationError::new(pointer, format!("invalid JSONata expression: {e}")))?;
-                    Template::Jsonata { field: field.to_string(), expr }
+                    let expr = Jsonata::parse(inner).map_err(|e| {
+                        ValidationError::new(pointer, format!("invalid JSONata expression: {e}"))
+                    })?;
+                    Template::Jsonata {
+                        field: field.to_string(),
+                        expr,
+                    }
                 }
                 None => Template::Const(v.clone()),
             },
@@ -87,14 +104,21 @@ impl Template {
                 let mut fields = Vec::with_capacity(o.len());
                 for (k, val) in o {
                     let sub = format!("{field}/{k}");
-                    fields.push((k.clone(), Template::jsonata(val, &sub, &format!("{pointer}/{}", escape_pointer(k)))?));
+                    fields.push((
+                        k.clone(),
+                        Template::jsonata(val, &sub, &format!("{pointer}/{}", escape_pointer(k)))?,
+                    ));
                 }
                 Template::Object(fields)
             }
             Value::Array(a) => {
                 let mut items = Vec::with_capacity(a.len());
                 for (i, val) in a.iter().enumerate() {
-                    items.push(Template::jsonata(val, &format!("{field}/{i}"), &format!("{pointer}/{i}"))?);
+                    items.push(Template::jsonata(
+                        val,
+                        &format!("{field}/{i}"),
+                        &format!("{pointer}/{i}"),
+                    )?);
                 }
                 Template::Array(items)
             }
@@ -105,7 +129,9 @@ impl Template {
 
     fn folded(self) -> Template {
         match self {
-            Template::Object(fields) if fields.iter().all(|(_, t)| matches!(t, Template::Const(_))) => {
+            Template::Object(fields)
+                if fields.iter().all(|(_, t)| matches!(t, Template::Const(_))) =>
+            {
                 let mut m = Map::with_capacity(fields.len());
                 for (k, t) in fields {
                     if let Template::Const(v) = t {
@@ -116,7 +142,16 @@ impl Template {
             }
             Template::Array(items) if items.iter().all(|t| matches!(t, Template::Const(_))) => {
                 Template::Const(Value::Array(
-                    items.into_iter().map(|t| if let Template::Const(v) = t { v } else { Value::Null }).collect(),
+                    items
+                        .into_iter()
+                        .map(|t| {
+                            if let Template::Const(v) = t {
+                                v
+                            } else {
+                                Value::Null
+                            }
+                        })
+                        .collect(),
                 ))
             }
             other => other,
@@ -150,14 +185,24 @@ impl Template {
 
 fn dynamic_field(key: &str, val: &Value, ptr: &str) -> Result<Template, ValidationError> {
     let Value::String(s) = val else {
-        return Err(ValidationError::new(ptr, format!("The value of the field '{key}' must be a JSONPath or an intrinsic function")));
+        return Err(ValidationError::new(
+            ptr,
+            format!("The value of the field '{key}' must be a JSONPath or an intrinsic function"),
+        ));
     };
     if intrinsics::is_intrinsic(s) {
-        let call = intrinsics::parse(s).map_err(|e| ValidationError::new(ptr, format!("invalid intrinsic function: {e}")))?;
-        return Ok(Template::Intrinsic { field: key.to_string(), call: Box::new(call) });
+        let call = intrinsics::parse(s)
+            .map_err(|e| ValidationError::new(ptr, format!("invalid intrinsic function: {e}")))?;
+        return Ok(Template::Intrinsic {
+            field: key.to_string(),
+            call: Box::new(call),
+        });
     }
     let path = JsonPath::parse(s).map_err(|e| ValidationError::new(ptr, format!("The value for the field '{key}' must be a valid JSONPath or a valid intrinsic function call: {e}")))?;
-    Ok(Template::Path { field: key.to_string(), path })
+    Ok(Template::Path {
+        field: key.to_string(),
+        path,
+    })
 }
 
 /// Escapes a key for a JSON pointer.
@@ -188,7 +233,10 @@ impl Scope<'_> {
                 let ctx = (self.context)();
                 path.eval(&ctx).map(|c| c.into_owned())
             }
-            Root::Variable(name) => self.vars.get(name).and_then(|v| path.eval(v).map(|c| c.into_owned())),
+            Root::Variable(name) => self
+                .vars
+                .get(name)
+                .and_then(|v| path.eval(v).map(|c| c.into_owned())),
         }
     }
 
@@ -206,7 +254,12 @@ impl Scope<'_> {
     }
 
     /// Evaluates a JSONata expression; `Ok(None)` is undefined.
-    pub fn jsonata(&self, expr: &Jsonata, field: &str, rng: &mut Rng) -> Result<Option<Value>, Failure> {
+    pub fn jsonata(
+        &self,
+        expr: &Jsonata,
+        field: &str,
+        rng: &mut Rng,
+    ) -> Result<Option<Value>, Failure> {
         let mut env = operon_jsonata::Env::new();
         for (k, v) in self.vars {
             env.bind(k, v.clone());
@@ -217,23 +270,37 @@ impl Scope<'_> {
         env.set_now_millis(self.now_millis);
         env.set_random_seed(rng.next_u64());
         register_aws_functions(&mut env, rng.next_u64());
-        env.set_limits(operon_jsonata::Limits { max_steps: 5_000_000, max_depth: 400 });
+        env.set_limits(operon_jsonata::Limits {
+            max_steps: 5_000_000,
+            max_depth: 400,
+        });
         match expr.expr.evaluate_detailed(None, &env) {
             Ok(operon_jsonata::Outcome::Value(v)) => Ok(Some(v)),
             Ok(operon_jsonata::Outcome::Undefined) => Ok(None),
             Ok(operon_jsonata::Outcome::Function) => Err(Failure::new(
                 names::QUERY_EVALUATION_ERROR,
-                format!("The JSONata expression '{}' specified for the field '{field}' returned an unsupported result type.", expr.source),
+                format!(
+                    "The JSONata expression '{}' specified for the field '{field}' returned an unsupported result type.",
+                    expr.source
+                ),
             )),
             Err(e) => Err(Failure::new(
                 names::QUERY_EVALUATION_ERROR,
-                format!("The JSONata expression '{}' specified for the field '{field}' threw an error during evaluation. {e}", expr.source),
+                format!(
+                    "The JSONata expression '{}' specified for the field '{field}' threw an error during evaluation. {e}",
+                    expr.source
+                ),
             )),
         }
     }
 
     /// Like [`Scope::jsonata`], but undefined is an error.
-    pub fn jsonata_defined(&self, expr: &Jsonata, field: &str, rng: &mut Rng) -> Result<Value, Failure> {
+    pub fn jsonata_defined(
+        &self,
+        expr: &Jsonata,
+        field: &str,
+        rng: &mut Rng,
+    ) -> Result<Value, Failure> {
         self.jsonata(expr, field, rng)?.ok_or_else(|| {
             Failure::new(
                 names::QUERY_EVALUATION_ERROR,
@@ -267,47 +334,84 @@ fn jerr(code: &str, msg: &str) -> operon_jsonata::Error {
 /// The functions Step Functions adds to JSONata: `$partition`, `$range`,
 /// `$hash`, `$random`, `$uuid`, `$parse`.
 fn register_aws_functions(env: &mut operon_jsonata::Env, seed: u64) {
-    env.register_function("partition", Arc::new(|a: &[Option<Value>]| -> NativeResult {
-        call_intrinsic("ArrayPartition", a)
-    }));
-    env.register_function("range", Arc::new(|a: &[Option<Value>]| -> NativeResult {
-        // A JSONata sequence of one item is that item.
-        Ok(match call_intrinsic("ArrayRange", a)? {
-            Some(Value::Array(mut v)) if v.len() == 1 => v.pop(),
-            other => other,
-        })
-    }));
-    env.register_function("hash", Arc::new(|a: &[Option<Value>]| -> NativeResult { call_intrinsic("Hash", a) }));
-    env.register_function("parse", Arc::new(|a: &[Option<Value>]| -> NativeResult {
-        match a.first() {
-            Some(Some(Value::String(s))) => serde_json::from_str(s).map(Some).map_err(|e| jerr("D3140", &format!("Malformed JSON: {e}"))),
-            _ => Err(jerr("T0410", "Argument 1 of function \"parse\" does not match function signature")),
-        }
-    }));
+    env.register_function(
+        "partition",
+        Arc::new(|a: &[Option<Value>]| -> NativeResult { call_intrinsic("ArrayPartition", a) }),
+    );
+    env.register_function(
+        "range",
+        Arc::new(|a: &[Option<Value>]| -> NativeResult {
+            // A JSONata sequence of one item is that item.
+            Ok(match call_intrinsic("ArrayRange", a)? {
+                Some(Value::Array(mut v)) if v.len() == 1 => v.pop(),
+                other => other,
+            })
+        }),
+    );
+    env.register_function(
+        "hash",
+        Arc::new(|a: &[Option<Value>]| -> NativeResult { call_intrinsic("Hash", a) }),
+    );
+    env.register_function(
+        "parse",
+        Arc::new(|a: &[Option<Value>]| -> NativeResult {
+            match a.first() {
+                Some(Some(Value::String(s))) => serde_json::from_str(s)
+                    .map(Some)
+                    .map_err(|e| jerr("D3140", &format!("Malformed JSON: {e}"))),
+                _ => Err(jerr(
+                    "T0410",
+                    "Argument 1 of function \"parse\" does not match function signature",
+                )),
+            }
+        }),
+    );
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(seed));
     let c2 = counter.clone();
-    env.register_function("uuid", Arc::new(move |_a: &[Option<Value>]| -> NativeResult {
-        let s = c2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Some(Value::String(Rng::new(s).uuid_v4())))
-    }));
-    env.register_function("random", Arc::new(move |a: &[Option<Value>]| -> NativeResult {
-        let s = match a.first() {
-            Some(Some(v)) => v.as_f64().map(|f| f as u64).ok_or_else(|| jerr("T0410", "Argument 1 of function \"random\" does not match function signature"))?,
-            _ => counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        };
-        let f = Rng::new(s).next_f64();
-        Ok(serde_json::Number::from_f64(f).map(Value::Number))
-    }));
+    env.register_function(
+        "uuid",
+        Arc::new(move |_a: &[Option<Value>]| -> NativeResult {
+            let s = c2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Some(Value::String(Rng::new(s).uuid_v4())))
+        }),
+    );
+    env.register_function(
+        "random",
+        Arc::new(move |a: &[Option<Value>]| -> NativeResult {
+            let s = match a.first() {
+                Some(Some(v)) => v.as_f64().map(|f| f as u64).ok_or_else(|| {
+                    jerr(
+                        "T0410",
+                        "Argument 1 of function \"random\" does not match function signature",
+                    )
+                })?,
+                _ => counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            };
+            let f = Rng::new(s).next_f64();
+            Ok(serde_json::Number::from_f64(f).map(Value::Number))
+        }),
+    );
 }
 
 fn call_intrinsic(name: &str, args: &[Option<Value>]) -> NativeResult {
-    let vals: Vec<Value> = args.iter().map(|a| a.clone().unwrap_or(Value::Null)).collect();
-    let src = format!("States.{name}({})", (0..vals.len()).map(|i| format!("$[{i}]")).collect::<Vec<_>>().join(", "));
+    let vals: Vec<Value> = args
+        .iter()
+        .map(|a| a.clone().unwrap_or(Value::Null))
+        .collect();
+    let src = format!(
+        "States.{name}({})",
+        (0..vals.len())
+            .map(|i| format!("$[{i}]"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let call = intrinsics::parse(&src).map_err(|e| jerr("D3137", &e))?;
     struct ArgScope(Value);
     impl intrinsics::Scope for ArgScope {
         fn resolve(&self, p: &JsonPath) -> Result<Value, Failure> {
-            Ok(p.eval(&self.0).map(|c| c.into_owned()).unwrap_or(Value::Null))
+            Ok(p.eval(&self.0)
+                .map(|c| c.into_owned())
+                .unwrap_or(Value::Null))
         }
     }
     let mut rng = Rng::new(0);

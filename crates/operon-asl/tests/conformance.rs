@@ -23,17 +23,29 @@ fn exceptions() -> BTreeMap<String, String> {
     let text = include_str!("conformance_exceptions.txt");
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once(" | ").map(|(id, why)| (id.trim().to_string(), why.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(" | ")
+                .map(|(id, why)| (id.trim().to_string(), why.trim().to_string()))
+        })
         .collect()
 }
 
 fn run_case(case: &Value) -> Result<(), String> {
-    let machine = StateMachine::from_value(&case["definition"]).map_err(|e| format!("rejected definition: {e}"))?;
+    let machine = StateMachine::from_value(&case["definition"])
+        .map_err(|e| format!("rejected definition: {e}"))?;
     let mut host = MemoryHost::default();
-    if let Some(objs) = case.pointer("/fixtures/s3_objects").and_then(Value::as_array) {
+    if let Some(objs) = case
+        .pointer("/fixtures/s3_objects")
+        .and_then(Value::as_array)
+    {
         for o in objs {
-            let key = format!("{}/{}", o["bucket"].as_str().unwrap_or(""), o["key"].as_str().unwrap_or(""));
-            host.objects.insert(key, o["body"].as_str().unwrap_or("").to_string());
+            let key = format!(
+                "{}/{}",
+                o["bucket"].as_str().unwrap_or(""),
+                o["key"].as_str().unwrap_or("")
+            );
+            host.objects
+                .insert(key, o["body"].as_str().unwrap_or("").to_string());
         }
     }
     let params = ExecutionParams {
@@ -43,7 +55,13 @@ fn run_case(case: &Value) -> Result<(), String> {
         seed: 42,
         ..ExecutionParams::default()
     };
-    let report = run_to_end(Arc::new(machine), case["input"].clone(), params, &mut host, 1_000_000);
+    let report = run_to_end(
+        Arc::new(machine),
+        case["input"].clone(),
+        params,
+        &mut host,
+        1_000_000,
+    );
     check_expectation(&report.outcome, &case["expect"])
 }
 
@@ -60,7 +78,8 @@ fn asl_conformance_corpus() {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let case: Value = serde_json::from_str(line).expect("corpus line is JSON");
         let id = case["id"].as_str().unwrap_or("?").to_string();
-        let result = std::panic::catch_unwind(|| run_case(&case)).unwrap_or_else(|_| Err("panicked".into()));
+        let result =
+            std::panic::catch_unwind(|| run_case(&case)).unwrap_or_else(|_| Err("panicked".into()));
         match (result, exceptions.contains_key(&id)) {
             (Ok(()), false) => passed += 1,
             (Ok(()), true) => {
@@ -71,12 +90,19 @@ fn asl_conformance_corpus() {
             (Err(why), false) => unexpected.push(format!("{id}: {why}")),
         }
     }
-    eprintln!("ASL corpus: {passed} passed, {failed_listed} listed exceptions, {} unexpected failures", unexpected.len());
+    eprintln!(
+        "ASL corpus: {passed} passed, {failed_listed} listed exceptions, {} unexpected failures",
+        unexpected.len()
+    );
     for s in &stale {
         eprintln!("note: listed exception now passes: {s}");
     }
     if !unexpected.is_empty() {
-        panic!("{} cases failed that are not listed as exceptions:\n{}", unexpected.len(), unexpected.join("\n"));
+        panic!(
+            "{} cases failed that are not listed as exceptions:\n{}",
+            unexpected.len(),
+            unexpected.join("\n")
+        );
     }
 }
 
@@ -86,11 +112,15 @@ fn asl_conformance_corpus() {
 #[ignore]
 fn asl_conformance_history_report() {
     let path = corpus_dir().join("asl/cases.jsonl");
-    let Ok(text) = std::fs::read_to_string(&path) else { return };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
     let (mut same, mut total, mut detail_same, mut detail_total) = (0, 0, 0, 0);
     for line in text.lines() {
         let case: Value = serde_json::from_str(line).expect("json");
-        let Some(want) = case["history_types"].as_array() else { continue };
+        let Some(want) = case["history_types"].as_array() else {
+            continue;
+        };
         if case["history_order"] != "strict" {
             continue;
         }
@@ -100,32 +130,65 @@ fn asl_conformance_history_report() {
             Err(_) => continue,
         };
         let mut host = MemoryHost::default();
-        if let Some(objs) = case.pointer("/fixtures/s3_objects").and_then(Value::as_array) {
+        if let Some(objs) = case
+            .pointer("/fixtures/s3_objects")
+            .and_then(Value::as_array)
+        {
             for o in objs {
-                let key = format!("{}/{}", o["bucket"].as_str().unwrap_or(""), o["key"].as_str().unwrap_or(""));
-                host.objects.insert(key, o["body"].as_str().unwrap_or("").to_string());
+                let key = format!(
+                    "{}/{}",
+                    o["bucket"].as_str().unwrap_or(""),
+                    o["key"].as_str().unwrap_or("")
+                );
+                host.objects
+                    .insert(key, o["body"].as_str().unwrap_or("").to_string());
             }
         }
-        let report = run_to_end(Arc::new(machine), case["input"].clone(), ExecutionParams::default(), &mut host, 1_000_000);
-        let got: Vec<Value> = report.history.iter().map(|h| Value::String(h.kind.to_string())).collect();
+        let report = run_to_end(
+            Arc::new(machine),
+            case["input"].clone(),
+            ExecutionParams::default(),
+            &mut host,
+            1_000_000,
+        );
+        let got: Vec<Value> = report
+            .history
+            .iter()
+            .map(|h| Value::String(h.kind.to_string()))
+            .collect();
         if &got == want {
             same += 1;
         } else {
             eprintln!("{}\n  want {:?}\n  got  {:?}", case["id"], want, got);
             continue;
         }
-        let Some(events) = case["history"].as_array() else { continue };
+        let Some(events) = case["history"].as_array() else {
+            continue;
+        };
         detail_total += 1;
-        let ours: Vec<Value> = report.history.iter().map(|h| serde_json::to_value(h).unwrap_or(Value::Null)).collect();
+        let ours: Vec<Value> = report
+            .history
+            .iter()
+            .map(|h| serde_json::to_value(h).unwrap_or(Value::Null))
+            .collect();
         let mut ok = true;
         for (w, g) in events.iter().zip(&ours) {
             for (k, v) in w.as_object().into_iter().flatten() {
-                let field = if k == "assignedVariables" { "assignedVariables" } else { k.as_str() };
+                let field = if k == "assignedVariables" {
+                    "assignedVariables"
+                } else {
+                    k.as_str()
+                };
                 if k == "type" {
                     continue;
                 }
                 if !operon_asl::runner::value_matches(v, g.get(field).unwrap_or(&Value::Null)) {
-                    eprintln!("{} detail {}.{k}: want {v} got {}", case["id"], w["type"], g.get(field).unwrap_or(&Value::Null));
+                    eprintln!(
+                        "{} detail {}.{k}: want {v} got {}",
+                        case["id"],
+                        w["type"],
+                        g.get(field).unwrap_or(&Value::Null)
+                    );
                     ok = false;
                 }
             }
@@ -134,5 +197,7 @@ fn asl_conformance_history_report() {
             detail_same += 1;
         }
     }
-    eprintln!("history types identical: {same}/{total}; details identical: {detail_same}/{detail_total}");
+    eprintln!(
+        "history types identical: {same}/{total}; details identical: {detail_same}/{detail_total}"
+    );
 }

@@ -26,7 +26,9 @@ fn arb_json() -> impl Strategy<Value = Value> {
 struct Input(Value);
 impl Scope for Input {
     fn resolve(&self, p: &JsonPath) -> Result<Value, Failure> {
-        p.eval(&self.0).map(|c| c.into_owned()).ok_or_else(|| Failure::new("States.Runtime", "missing"))
+        p.eval(&self.0)
+            .map(|c| c.into_owned())
+            .ok_or_else(|| Failure::new("States.Runtime", "missing"))
     }
 }
 

@@ -19,7 +19,13 @@ impl Script {
 }
 
 impl Host for Script {
-    fn invoke_task(&mut self, state: &str, _resource: &str, input: &Value, attempt: u32) -> Result<Value, Failure> {
+    fn invoke_task(
+        &mut self,
+        state: &str,
+        _resource: &str,
+        input: &Value,
+        attempt: u32,
+    ) -> Result<Value, Failure> {
         match self.0.get(state) {
             Some(list) if !list.is_empty() => list[(attempt as usize).min(list.len() - 1)].clone(),
             _ => Ok(input.clone()),
@@ -38,7 +44,11 @@ fn boom() -> Result<Value, Failure> {
 }
 
 fn params(seed: u64) -> ExecutionParams {
-    ExecutionParams { start_time_millis: 1_000_000, seed, ..ExecutionParams::default() }
+    ExecutionParams {
+        start_time_millis: 1_000_000,
+        seed,
+        ..ExecutionParams::default()
+    }
 }
 
 fn run(def: Value, input: Value, host: &mut dyn Host) -> RunReport {
@@ -48,7 +58,11 @@ fn run(def: Value, input: Value, host: &mut dyn Host) -> RunReport {
 
 /// Offsets (ms from the start) of each TaskScheduled event.
 fn scheduled_at(r: &RunReport) -> Vec<i64> {
-    r.history.iter().filter(|h| h.kind == "TaskScheduled").map(|h| h.timestamp_millis - 1_000_000).collect()
+    r.history
+        .iter()
+        .filter(|h| h.kind == "TaskScheduled")
+        .map(|h| h.timestamp_millis - 1_000_000)
+        .collect()
 }
 
 fn task(retry: Value, catch: Value) -> Value {
@@ -67,7 +81,10 @@ fn task(retry: Value, catch: Value) -> Value {
 
 #[test]
 fn exponential_backoff_on_the_virtual_clock() {
-    let def = task(json!([{"ErrorEquals": ["Boom"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 3}]), json!([]));
+    let def = task(
+        json!([{"ErrorEquals": ["Boom"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 3}]),
+        json!([]),
+    );
     let mut host = Script::default().with("T", vec![boom(), boom(), boom(), Ok(json!("done"))]);
     let r = run(def, json!({}), &mut host);
     assert_eq!(r.outcome.status, Status::Succeeded);
@@ -122,7 +139,10 @@ fn max_attempts_zero_never_retries_and_catch_applies_result_path() {
     let mut host = Script::default().with("T", vec![boom()]);
     let r = run(def, json!({"keep": 1}), &mut host);
     assert_eq!(scheduled_at(&r), vec![0]);
-    assert_eq!(r.outcome.output, Some(json!({"keep": 1, "error": {"Error": "Boom", "Cause": "it broke"}})));
+    assert_eq!(
+        r.outcome.output,
+        Some(json!({"keep": 1, "error": {"Error": "Boom", "Cause": "it broke"}}))
+    );
 }
 
 #[test]
@@ -137,14 +157,23 @@ fn exhausted_retrier_falls_through_to_catch_not_to_the_next_retrier() {
     let mut host = Script::default().with("T", vec![boom()]);
     let r = run(def, json!({}), &mut host);
     assert_eq!(scheduled_at(&r), vec![0, 1000]);
-    assert_eq!(r.outcome.output, Some(json!({"Error": "Boom", "Cause": "it broke"})));
+    assert_eq!(
+        r.outcome.output,
+        Some(json!({"Error": "Boom", "Cause": "it broke"}))
+    );
 }
 
 #[test]
 fn task_failed_matches_task_errors_but_not_timeouts() {
-    let def = task(json!([]), json!([{"ErrorEquals": ["States.TaskFailed"], "Next": "Handler"}]));
+    let def = task(
+        json!([]),
+        json!([{"ErrorEquals": ["States.TaskFailed"], "Next": "Handler"}]),
+    );
     let mut host = Script::default().with("T", vec![boom()]);
-    assert_eq!(run(def.clone(), json!({}), &mut host).outcome.status, Status::Succeeded);
+    assert_eq!(
+        run(def.clone(), json!({}), &mut host).outcome.status,
+        Status::Succeeded
+    );
     let mut host = Script::default().with("T", vec![Err(Failure::new("States.Timeout", "slow"))]);
     let r = run(def, json!({}), &mut host);
     assert_eq!(r.outcome.status, Status::Failed);
@@ -164,14 +193,29 @@ fn retry_count_is_visible_in_the_context_object() {
     });
     struct Echo(u32);
     impl Host for Echo {
-        fn invoke_task(&mut self, _: &str, _: &str, input: &Value, _: u32) -> Result<Value, Failure> {
+        fn invoke_task(
+            &mut self,
+            _: &str,
+            _: &str,
+            input: &Value,
+            _: u32,
+        ) -> Result<Value, Failure> {
             self.0 += 1;
-            if self.0 < 3 { boom() } else { Ok(input.clone()) }
+            if self.0 < 3 {
+                boom()
+            } else {
+                Ok(input.clone())
+            }
         }
         fn read_object(&mut self, _: &str, _: &Value) -> Result<String, Failure> {
             Err(Failure::new("x", "y"))
         }
-        fn write_objects(&mut self, _: &str, _: &Value, _: &[(String, Value)]) -> Result<(), Failure> {
+        fn write_objects(
+            &mut self,
+            _: &str,
+            _: &Value,
+            _: &[(String, Value)],
+        ) -> Result<(), Failure> {
             Ok(())
         }
     }
@@ -193,7 +237,9 @@ fn runtime_errors_are_not_caught_by_states_all() {
     assert_eq!(r.outcome.error.as_deref(), Some("States.Runtime"));
     assert_eq!(
         r.outcome.cause.as_deref(),
-        Some("An error occurred while executing the state 'T' (entered at the event id #2). Invalid path '$.missing' : No results for path: $['missing']")
+        Some(
+            "An error occurred while executing the state 'T' (entered at the event id #2). Invalid path '$.missing' : No results for path: $['missing']"
+        )
     );
 }
 
@@ -213,12 +259,19 @@ fn jsonata_catch_output_and_assign_see_the_error() {
     });
     let mut host = Script::default().with("T", vec![boom()]);
     let r = run(def, json!({"v": 5}), &mut host);
-    assert_eq!(r.outcome.output, Some(json!({"got": {"e": "Boom", "in": 5}, "why": "it broke"})));
+    assert_eq!(
+        r.outcome.output,
+        Some(json!({"got": {"e": "Boom", "in": 5}, "why": "it broke"}))
+    );
 }
 
 fn first_task(effects: &[Effect]) -> Option<(String, Option<i64>)> {
     effects.iter().find_map(|e| match e {
-        Effect::InvokeTask { token, timeout_at_millis, .. } => Some((token.clone(), *timeout_at_millis)),
+        Effect::InvokeTask {
+            token,
+            timeout_at_millis,
+            ..
+        } => Some((token.clone(), *timeout_at_millis)),
         _ => None,
     })
 }
@@ -251,8 +304,17 @@ fn timeout_seconds_fails_with_states_timeout_and_late_answers_are_ignored() {
     assert_eq!(at, 1_030_000);
     let eff = ex.handle(Event::TimerFired { id: timer }, at);
     let o = finished(&eff).expect("finished");
-    assert_eq!((o.status, o.error.as_deref()), (Status::Failed, Some("States.Timeout")));
-    let late = ex.handle(Event::TaskSucceeded { token, output: json!(1) }, at + 1);
+    assert_eq!(
+        (o.status, o.error.as_deref()),
+        (Status::Failed, Some("States.Timeout"))
+    );
+    let late = ex.handle(
+        Event::TaskSucceeded {
+            token,
+            output: json!(1),
+        },
+        at + 1,
+    );
     assert!(late.is_empty());
 }
 
@@ -267,7 +329,12 @@ fn heartbeats_extend_the_deadline_until_they_stop() {
     let (token, _) = first_task(&eff).unwrap();
     let ts = timers(&eff);
     let hb1 = ts.iter().find(|(_, at)| *at == 1_010_000).unwrap().0;
-    let eff = ex.handle(Event::Heartbeat { token: token.clone() }, 1_008_000);
+    let eff = ex.handle(
+        Event::Heartbeat {
+            token: token.clone(),
+        },
+        1_008_000,
+    );
     let hb2 = timers(&eff)[0];
     assert_eq!(hb2.1, 1_018_000);
     // The first heartbeat timer is now stale.
@@ -294,15 +361,30 @@ fn executions_survive_serialization_between_steps() {
     let drive = |persist: bool| {
         let (mut ex, eff) = Execution::start(m.clone(), json!({"a": 1}), params(9));
         let (token, _) = first_task(&eff).unwrap();
-        let mut eff = ex.handle(Event::TaskFailed { token, error: Some("Boom".into()), cause: None }, 1_000_500);
+        let mut eff = ex.handle(
+            Event::TaskFailed {
+                token,
+                error: Some("Boom".into()),
+                cause: None,
+            },
+            1_000_500,
+        );
         if persist {
             let text = serde_json::to_string(&ex).unwrap();
-            ex = serde_json::from_str::<Execution>(&text).unwrap().restore(m.clone());
+            ex = serde_json::from_str::<Execution>(&text)
+                .unwrap()
+                .restore(m.clone());
         }
         let (timer, at) = timers(&eff)[0];
         eff = ex.handle(Event::TimerFired { id: timer }, at);
         let (token, _) = first_task(&eff).unwrap();
-        let eff = ex.handle(Event::TaskSucceeded { token, output: json!({"ok": true}) }, at + 10);
+        let eff = ex.handle(
+            Event::TaskSucceeded {
+                token,
+                output: json!({"ok": true}),
+            },
+            at + 10,
+        );
         finished(&eff).unwrap()
     };
     let a = drive(false);
@@ -323,7 +405,10 @@ fn map_and_parallel_catch_branch_failures() {
     let mut host = Script::default().with("B", vec![boom()]);
     let r = run(def, json!({"x": 1}), &mut host);
     assert_eq!(scheduled_at(&r), vec![0, 2000]);
-    assert_eq!(r.outcome.output, Some(json!({"x": 1, "err": {"Error": "Boom", "Cause": "it broke"}})));
+    assert_eq!(
+        r.outcome.output,
+        Some(json!({"x": 1, "err": {"Error": "Boom", "Cause": "it broke"}}))
+    );
 }
 
 #[test]
@@ -337,21 +422,47 @@ fn tolerated_failures_in_map() {
     };
     struct OddFails;
     impl Host for OddFails {
-        fn invoke_task(&mut self, _: &str, _: &str, input: &Value, _: u32) -> Result<Value, Failure> {
-            if input.as_i64().unwrap_or(0) % 2 == 1 { boom() } else { Ok(input.clone()) }
+        fn invoke_task(
+            &mut self,
+            _: &str,
+            _: &str,
+            input: &Value,
+            _: u32,
+        ) -> Result<Value, Failure> {
+            if input.as_i64().unwrap_or(0) % 2 == 1 {
+                boom()
+            } else {
+                Ok(input.clone())
+            }
         }
         fn read_object(&mut self, _: &str, _: &Value) -> Result<String, Failure> {
             Err(Failure::new("x", "y"))
         }
-        fn write_objects(&mut self, _: &str, _: &Value, _: &[(String, Value)]) -> Result<(), Failure> {
+        fn write_objects(
+            &mut self,
+            _: &str,
+            _: &Value,
+            _: &[(String, Value)],
+        ) -> Result<(), Failure> {
             Ok(())
         }
     }
     let items = json!([0, 1, 2, 3]);
-    let r = run(def(json!({"ToleratedFailureCount": 2})), items.clone(), &mut OddFails);
+    let r = run(
+        def(json!({"ToleratedFailureCount": 2})),
+        items.clone(),
+        &mut OddFails,
+    );
     assert_eq!(r.outcome.status, Status::Succeeded);
-    let r = run(def(json!({"ToleratedFailurePercentage": 25})), items.clone(), &mut OddFails);
-    assert_eq!(r.outcome.error.as_deref(), Some("States.ExceedToleratedFailureThreshold"));
+    let r = run(
+        def(json!({"ToleratedFailurePercentage": 25})),
+        items.clone(),
+        &mut OddFails,
+    );
+    assert_eq!(
+        r.outcome.error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
     let r = run(def(json!({})), items, &mut OddFails);
     assert_eq!(r.outcome.error.as_deref(), Some("Boom"));
 }

@@ -13,7 +13,9 @@ use std::time::Instant;
 fn corpus() -> Vec<Value> {
     let dir = std::env::var("OPERON_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        });
     let mut out: Vec<Value> = std::fs::read_to_string(dir.join("asl/cases.jsonl"))
         .unwrap_or_default()
         .lines()
@@ -26,8 +28,23 @@ fn corpus() -> Vec<Value> {
 }
 
 const POOL: &[&str] = &[
-    "$", "$$", "$.a", "$[0]", "$..x", "$.a[?(@.b > 1)]", "States.Format('{}', $)", "States.ArrayRange(0, 9999, 1)",
-    "{% $states.input %}", "{% $x := 1 %}", "{% [1..100000] %}", "Pass", "Map", "Choice", "-1", "", "\u{0}",
+    "$",
+    "$$",
+    "$.a",
+    "$[0]",
+    "$..x",
+    "$.a[?(@.b > 1)]",
+    "States.Format('{}', $)",
+    "States.ArrayRange(0, 9999, 1)",
+    "{% $states.input %}",
+    "{% $x := 1 %}",
+    "{% [1..100000] %}",
+    "Pass",
+    "Map",
+    "Choice",
+    "-1",
+    "",
+    "\u{0}",
 ];
 
 fn mutate(v: &mut Value, rng: &mut Rng, depth: u32) {
@@ -44,7 +61,10 @@ fn mutate(v: &mut Value, rng: &mut Rng, depth: u32) {
                     m.insert(k.clone(), random_leaf(rng));
                 }
                 3 => {
-                    m.insert(format!("{k}.$"), Value::String(POOL[(rng.next_u64() % POOL.len() as u64) as usize].into()));
+                    m.insert(
+                        format!("{k}.$"),
+                        Value::String(POOL[(rng.next_u64() % POOL.len() as u64) as usize].into()),
+                    );
                 }
                 _ => {
                     if let Some(child) = m.get_mut(k) {
@@ -55,7 +75,7 @@ fn mutate(v: &mut Value, rng: &mut Rng, depth: u32) {
         }
         Value::Array(a) if !a.is_empty() => {
             let i = (rng.next_u64() % a.len() as u64) as usize;
-            if rng.next_u64() % 3 == 0 {
+            if rng.next_u64().is_multiple_of(3) {
                 a.remove(i);
             } else {
                 mutate(&mut a[i], rng, depth + 1);
@@ -68,7 +88,7 @@ fn mutate(v: &mut Value, rng: &mut Rng, depth: u32) {
 fn random_leaf(rng: &mut Rng) -> Value {
     match rng.next_u64() % 6 {
         0 => Value::Null,
-        1 => json!(rng.next_u64() % 3 == 0),
+        1 => json!(rng.next_u64().is_multiple_of(3)),
         2 => json!((rng.next_u64() % 200) as i64 - 100),
         3 => json!(1.5),
         4 => json!([]),
@@ -89,13 +109,25 @@ fn mutated_definitions_never_panic_or_hang() {
             for _ in 0..(1 + rng.next_u64() % 3) {
                 mutate(&mut def, &mut rng, 0);
             }
-            if rng.next_u64() % 4 == 0 {
+            if rng.next_u64().is_multiple_of(4) {
                 mutate(&mut input, &mut rng, 0);
             }
-            let Ok(machine) = StateMachine::from_value(&def) else { continue };
-            let params = ExecutionParams { max_transitions: 5_000, record_history: false, ..ExecutionParams::default() };
+            let Ok(machine) = StateMachine::from_value(&def) else {
+                continue;
+            };
+            let params = ExecutionParams {
+                max_transitions: 5_000,
+                record_history: false,
+                ..ExecutionParams::default()
+            };
             let t = Instant::now();
-            let _ = run_to_end(Arc::new(machine), input, params, &mut MemoryHost::default(), 5_000);
+            let _ = run_to_end(
+                Arc::new(machine),
+                input,
+                params,
+                &mut MemoryHost::default(),
+                5_000,
+            );
             assert!(t.elapsed().as_secs() < 10, "a run took too long: {def}");
             runs += 1;
         }
