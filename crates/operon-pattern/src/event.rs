@@ -224,11 +224,7 @@ pub(crate) fn compatible(a: &[(u32, u32)], b: &[(u32, u32)]) -> bool {
 }
 
 /// Walks `text`, collecting the leaves at paths of `trie` into `out`.
-pub(crate) fn flatten<'a>(
-    text: &'a str,
-    trie: &PathTrie,
-    out: &mut Flattened,
-) -> Result<(), EventError> {
+pub(crate) fn flatten(text: &str, trie: &PathTrie, out: &mut Flattened) -> Result<(), EventError> {
     out.clear();
     let mut walker = Walker {
         text,
@@ -454,7 +450,10 @@ impl<'a> Walker<'a, '_> {
 mod tests {
     use super::*;
 
-    fn leaves(text: &str, paths: &[&str]) -> Vec<(u32, String, Vec<(u32, u32)>)> {
+    /// (path id, value, array context) of each leaf.
+    type Found = (u32, String, Vec<(u32, u32)>);
+
+    fn leaves(text: &str, paths: &[&str]) -> Vec<Found> {
         let mut trie = PathTrie::new();
         for (i, p) in paths.iter().enumerate() {
             trie.insert(p, i as u32);

@@ -29,6 +29,7 @@
 pub mod cases;
 mod cidr;
 mod event;
+mod field_index;
 mod fxhash;
 mod json;
 mod matcher;

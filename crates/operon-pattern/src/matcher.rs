@@ -1,40 +1,51 @@
-//! Many rules compiled into one matcher.
+//! Many rules compiled into one state machine.
 //!
 //! Each rule's pattern is split into branches (its `$or` alternatives, and the
 //! two sides of any field list mixing `exists: false` with other matchers).
-//! A branch is a set of *conditions*: "some value at path P satisfies one of
-//! these matchers" (positive) or "no value at path P" (absent).
+//! A branch is a sequence of positive conditions ("some value at path P
+//! satisfies one of these matchers"), sorted by path, plus absent paths ("no
+//! value at path P").
 //!
-//! Every positive condition is registered in the [`FieldIndex`] of its path,
-//! which answers "which conditions does this value satisfy" with hash lookups
-//! (exact values, equals-ignore-case, prefixes and suffixes by length) and
-//! short scans only for the operators that need them (numeric ranges, CIDR,
-//! wildcards, anything-but). Matching an event:
+//! As in aws/event-ruler, branches become paths through a state machine: from
+//! the start state, an *edge* per condition leads to the next state, and equal
+//! conditions at the same state share one edge. Thousands of rules that all
+//! begin with `"source": ["aws.ec2"]` share that first edge, and the state it
+//! leads to indexes their next conditions. Each state keeps, per field path,
+//! a [`FieldIndex`] answering "which edges does this value satisfy" with hash
+//! lookups for most operators.
+//!
+//! Matching an event:
 //!
 //! 1. walk the event JSON once, keeping only values at paths some rule uses;
-//! 2. look each value up in its path's index, collecting (condition, value) hits;
-//! 3. sort the hits: the conditions of one branch are numbered consecutively, so
-//!    a branch whose positive conditions all have hits is found in one pass;
-//! 4. confirm such a branch: its absent paths must have no value, and values
-//!    taken from arrays of objects must come from the same array element
-//!    (event-ruler's array-consistent matching), found by a small search.
+//! 2. starting from the start state, look up the values at each path the
+//!    current state has edges on, and follow the satisfied edges;
+//! 3. in a state where branches end, confirm each: its absent paths must have
+//!    no value (in the array elements already chosen).
 //!
-//! The work is proportional to the number of values at used paths and the hits
-//! they produce, not to the number of rules.
+//! A step carries the array elements its values came from: a value from a
+//! different element of an array already used is not combined with it
+//! (event-ruler's array-consistent matching). The work follows the event's
+//! size and the edges it actually satisfies, not the number of rules.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::cidr::{IpRange, parse_ip};
-use crate::event::{EventError, Flattened, Leaf, PathTrie, Scalar, compatible, flatten};
-use crate::fxhash::FxHashMap;
-use crate::pattern::{AnythingBut, NumericRange, Pattern, ValueMatcher};
-use crate::wildcard::Wildcard;
+use crate::event::{EventError, Flattened, LeafValue, PathTrie, Scalar, flatten};
+use crate::field_index::{EdgeId, FieldIndex};
+use crate::number::comparable;
+use crate::pattern::{Branch, Pattern, ValueMatcher};
 
-type CondId = u32;
 type PathId = u32;
+type StateId = u32;
 type BranchId = u32;
 type Slot = u32;
+
+const START: StateId = 0;
+
+/// Upper bound on the steps one event may take through the machine; only
+/// events with large arrays matched by several conditions of one rule can
+/// approach it. Past it, remaining alternatives are not explored.
+const MAX_STEPS_PER_EVENT: usize = 1_000_000;
 
 /// Rules compiled for matching. `R` is the caller's rule identifier.
 #[derive(Debug, Clone)]
@@ -43,12 +54,13 @@ pub struct Matcher<R = String> {
     slots: Vec<Option<RuleEntry<R>>>,
     free_slots: Vec<Slot>,
     branches: Vec<BranchInfo>,
-    conditions: Vec<ConditionInfo>,
+    states: Vec<State>,
+    edges: Vec<Edge>,
+    edges_by_key: HashMap<(StateId, PathId, String), EdgeId>,
     path_ids: HashMap<String, PathId>,
-    fields: Vec<FieldIndex>,
+    /// Whether some matcher on the path compares numbers by value.
+    path_needs_number: Vec<bool>,
     trie: PathTrie,
-    /// Branches with no positive condition: checked for every event.
-    absence_only: Vec<BranchId>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,27 +73,43 @@ struct RuleEntry<R> {
 struct BranchInfo {
     slot: Slot,
     alive: bool,
-    positive_count: u32,
+    edges: Vec<EdgeId>,
+    end: StateId,
     absent_paths: Vec<PathId>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct ConditionInfo {
-    branch: BranchId,
-    path: PathId,
+#[derive(Debug, Clone, Default)]
+struct State {
+    /// Outgoing edges, indexed per field path.
+    transitions: Vec<(PathId, FieldIndex)>,
+    /// Branches that are complete in this state.
+    ending: Vec<BranchId>,
 }
 
-/// Reusable buffers for [`Matcher::matches_with`].
+#[derive(Debug, Clone)]
+struct Edge {
+    from: StateId,
+    path: PathId,
+    to: StateId,
+    key: String,
+    uses: u32,
+}
+
+/// Reusable buffers for [`Matcher::matches_with`] and [`Matcher::for_each_match`].
 #[derive(Debug, Default)]
 pub struct Scratch {
     flat: Flattened,
-    hits: Vec<(CondId, u32)>,
-    chosen: Vec<u32>,
-    slots: Vec<Slot>,
+    numbers: Vec<Option<f64>>,
     by_path: Vec<(PathId, u32)>,
+    /// Pending steps: a state and the array elements chosen so far (a range of `chosen`).
+    steps: Vec<(StateId, u32, u32)>,
+    chosen: Vec<(u32, u32)>,
+    visited_plain: Vec<StateId>,
+    edge_hits: Vec<(EdgeId, u32)>,
+    slots: Vec<Slot>,
 }
 
-/// A branch of a rule, ready to be indexed: positive conditions and absent paths.
+/// A branch ready to be compiled: conditions sorted by path, and absent paths.
 struct BranchSpec {
     positive: Vec<(String, Vec<ValueMatcher>)>,
     absent: Vec<String>,
@@ -100,11 +128,12 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
             slots: Vec::new(),
             free_slots: Vec::new(),
             branches: Vec::new(),
-            conditions: Vec::new(),
+            states: vec![State::default()],
+            edges: Vec::new(),
+            edges_by_key: HashMap::new(),
             path_ids: HashMap::new(),
-            fields: Vec::new(),
+            path_needs_number: Vec::new(),
             trie: PathTrie::new(),
-            absence_only: Vec::new(),
         }
     }
 
@@ -144,8 +173,8 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
         Ok(())
     }
 
-    /// Removes a rule; returns whether it was present. Rebuilds only the
-    /// indexes of the paths the rule used.
+    /// Removes a rule; returns whether it was present. Edges no other rule
+    /// uses are dropped, rebuilding only the indexes they were in.
     pub fn remove(&mut self, rule_id: &R) -> bool {
         let Some(slot) = self.slots_by_rule.remove(rule_id) else {
             return false;
@@ -153,35 +182,42 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
         let Some(entry) = self.slots[slot as usize].take() else {
             return false;
         };
-        let mut touched: Vec<PathId> = Vec::new();
         for &branch in &entry.branches {
-            self.branches[branch as usize].alive = false;
+            self.remove_branch(branch);
         }
-        for condition in &self.conditions {
-            if entry.branches.contains(&condition.branch) {
-                touched.push(condition.path);
-            }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        for path in touched {
-            let branches = &self.branches;
-            let conditions = &self.conditions;
-            self.fields[path as usize]
-                .retain(|cond| branches[conditions[cond as usize].branch as usize].alive);
-        }
-        self.absence_only
-            .retain(|&b| self.branches[b as usize].alive);
         self.free_slots.push(slot);
         true
+    }
+
+    fn remove_branch(&mut self, branch: BranchId) {
+        let info = &mut self.branches[branch as usize];
+        info.alive = false;
+        let (end, edges) = (info.end, std::mem::take(&mut info.edges));
+        self.states[end as usize].ending.retain(|&b| b != branch);
+        for edge_id in edges {
+            let edge = &mut self.edges[edge_id as usize];
+            edge.uses -= 1;
+            if edge.uses > 0 {
+                continue;
+            }
+            let (from, path, key) = (edge.from, edge.path, std::mem::take(&mut edge.key));
+            self.edges_by_key.remove(&(from, path, key));
+            let transitions = &mut self.states[from as usize].transitions;
+            if let Some(at) = transitions.iter().position(|(p, _)| *p == path) {
+                transitions[at].1.retain(|e| e != edge_id);
+                if transitions[at].1.is_empty() {
+                    transitions.remove(at);
+                }
+            }
+        }
     }
 
     fn path_id(&mut self, path: &str) -> PathId {
         if let Some(&id) = self.path_ids.get(path) {
             return id;
         }
-        let id = self.fields.len() as PathId;
-        self.fields.push(FieldIndex::default());
+        let id = self.path_needs_number.len() as PathId;
+        self.path_needs_number.push(false);
         self.path_ids.insert(path.to_string(), id);
         self.trie.insert(path, id);
         id
@@ -190,22 +226,54 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
     fn add_branch(&mut self, slot: Slot, spec: BranchSpec) -> BranchId {
         let branch = self.branches.len() as BranchId;
         let absent_paths = spec.absent.iter().map(|p| self.path_id(p)).collect();
+        let mut state = START;
+        let mut edges = Vec::new();
+        for (path, matchers) in spec.positive {
+            let path = self.path_id(&path);
+            let edge = self.edge(state, path, matchers);
+            edges.push(edge);
+            state = self.edges[edge as usize].to;
+        }
+        self.states[state as usize].ending.push(branch);
         self.branches.push(BranchInfo {
             slot,
             alive: true,
-            positive_count: spec.positive.len() as u32,
+            edges,
+            end: state,
             absent_paths,
         });
-        for (path, matchers) in spec.positive {
-            let path = self.path_id(&path);
-            let cond = self.conditions.len() as CondId;
-            self.conditions.push(ConditionInfo { branch, path });
-            self.fields[path as usize].insert(cond, matchers);
-        }
-        if self.branches[branch as usize].positive_count == 0 {
-            self.absence_only.push(branch);
-        }
         branch
+    }
+
+    /// The edge from `from` on `path` with these matchers: shared if it exists.
+    fn edge(&mut self, from: StateId, path: PathId, matchers: Vec<ValueMatcher>) -> EdgeId {
+        let key = (from, path, format!("{matchers:?}"));
+        if let Some(&edge) = self.edges_by_key.get(&key) {
+            self.edges[edge as usize].uses += 1;
+            return edge;
+        }
+        let edge = self.edges.len() as EdgeId;
+        let to = self.states.len() as StateId;
+        self.states.push(State::default());
+        self.edges.push(Edge {
+            from,
+            path,
+            to,
+            key: key.2.clone(),
+            uses: 1,
+        });
+        self.edges_by_key.insert(key, edge);
+        let transitions = &mut self.states[from as usize].transitions;
+        let at = match transitions.iter().position(|(p, _)| *p == path) {
+            Some(at) => at,
+            None => {
+                transitions.push((path, FieldIndex::default()));
+                transitions.len() - 1
+            }
+        };
+        transitions[at].1.insert(edge, matchers);
+        self.path_needs_number[path as usize] |= transitions[at].1.needs_number_value;
+        edge
     }
 
     /// The ids of the rules `event_json` matches (in no particular order).
@@ -244,90 +312,174 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
         Ok(())
     }
 
-    fn rule_id(&self, slot: Slot) -> Option<&R> {
-        self.slots[slot as usize].as_ref().map(|e| &e.id)
-    }
-
     /// Matches a serde_json value (serialised, then matched as text).
     pub fn matches_value(&self, event: &serde_json::Value) -> Result<Vec<&R>, EventError> {
         self.matches(&event.to_string())
     }
 
+    fn rule_id(&self, slot: Slot) -> Option<&R> {
+        self.slots[slot as usize].as_ref().map(|e| &e.id)
+    }
+
     /// Leaves the matched rule slots, sorted and unique, in `scratch.slots`.
     fn match_slots(&self, event_json: &str, scratch: &mut Scratch) -> Result<(), EventError> {
         flatten(event_json, &self.trie, &mut scratch.flat)?;
-        scratch.hits.clear();
+        self.prepare_leaves(event_json, scratch);
         scratch.slots.clear();
-        for (i, leaf) in scratch.flat.leaves.iter().enumerate() {
-            let field = &self.fields[leaf.path as usize];
-            field.lookup(
-                &leaf.value.scalar(event_json, field.needs_number_value),
-                i as u32,
-                &mut scratch.hits,
-            );
-        }
-        if scratch.hits.is_empty() && self.absence_only.is_empty() {
-            return Ok(());
-        }
-        scratch.hits.sort_unstable();
-        scratch.hits.dedup();
-        scratch.by_path.clear();
-        scratch.by_path.extend(
-            scratch
-                .flat
-                .leaves
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (l.path, i as u32)),
-        );
-        scratch.by_path.sort_unstable();
-        self.collect_branch_matches(scratch);
-        for &branch in &self.absence_only {
-            let info = &self.branches[branch as usize];
-            if info
-                .absent_paths
-                .iter()
-                .all(|&p| leaves_at(&scratch.by_path, p).is_empty())
-            {
-                scratch.slots.push(info.slot);
+        scratch.steps.clear();
+        scratch.chosen.clear();
+        scratch.visited_plain.clear();
+        scratch.steps.push((START, 0, 0));
+        let mut taken = 0;
+        while let Some((state, start, end)) = scratch.steps.pop() {
+            taken += 1;
+            if taken > MAX_STEPS_PER_EVENT {
+                break;
             }
+            self.step(event_json, state, (start, end), scratch);
         }
         scratch.slots.sort_unstable();
         scratch.slots.dedup();
         Ok(())
     }
 
-    fn collect_branch_matches(&self, scratch: &mut Scratch) {
-        let Scratch {
-            flat,
-            hits,
-            chosen,
-            slots,
-            by_path,
-        } = scratch;
-        let mut start = 0;
-        while start < hits.len() {
-            let branch = self.conditions[hits[start].0 as usize].branch;
-            let mut end = start;
-            let mut distinct = 0;
-            let mut last_cond = CondId::MAX;
-            while end < hits.len() && self.conditions[hits[end].0 as usize].branch == branch {
-                if hits[end].0 != last_cond {
-                    distinct += 1;
-                    last_cond = hits[end].0;
+    /// Indexes the leaves by path and computes number values where needed.
+    fn prepare_leaves(&self, event_json: &str, scratch: &mut Scratch) {
+        let leaves = &scratch.flat.leaves;
+        scratch.by_path.clear();
+        scratch
+            .by_path
+            .extend(leaves.iter().enumerate().map(|(i, l)| (l.path, i as u32)));
+        scratch.by_path.sort_unstable();
+        scratch.numbers.clear();
+        scratch
+            .numbers
+            .extend(leaves.iter().map(|leaf| match leaf.value {
+                LeafValue::Number(s, e) if self.path_needs_number[leaf.path as usize] => {
+                    comparable(&event_json[s as usize..e as usize])
                 }
-                end += 1;
-            }
+                _ => None,
+            }));
+    }
+
+    /// Handles one step: branches ending in `state`, then the edges it satisfies.
+    fn step(&self, event_json: &str, state: StateId, chosen: (u32, u32), scratch: &mut Scratch) {
+        let node = &self.states[state as usize];
+        let chosen_range = chosen.0 as usize..chosen.1 as usize;
+        for &branch in &node.ending {
             let info = &self.branches[branch as usize];
             if info.alive
-                && distinct == info.positive_count
-                && branch_holds(info, &hits[start..end], flat, by_path, chosen)
+                && self.absent_paths_hold(info, &scratch.chosen[chosen_range.clone()], scratch)
             {
-                slots.push(info.slot);
+                scratch.slots.push(info.slot);
             }
-            start = end;
+        }
+        for (path, index) in &node.transitions {
+            scratch.edge_hits.clear();
+            for &(_, leaf_index) in leaves_at(&scratch.by_path, *path) {
+                let leaf = &scratch.flat.leaves[leaf_index as usize];
+                let context = scratch.flat.context(leaf);
+                if !context.is_empty()
+                    && !compatible_with(&scratch.chosen[chosen_range.clone()], context)
+                {
+                    continue;
+                }
+                let mut value = leaf.value.scalar(event_json, false);
+                if let Scalar::Number { value: v, .. } = &mut value {
+                    *v = scratch.numbers[leaf_index as usize];
+                }
+                index.lookup(&value, leaf_index, &mut scratch.edge_hits);
+            }
+            scratch.edge_hits.sort_unstable();
+            scratch.edge_hits.dedup();
+            for i in 0..scratch.edge_hits.len() {
+                let (edge, leaf_index) = scratch.edge_hits[i];
+                self.push_step(self.edges[edge as usize].to, chosen, leaf_index, scratch);
+            }
         }
     }
+
+    /// Queues the step to `to`, adding the array elements of the leaf used.
+    fn push_step(&self, to: StateId, chosen: (u32, u32), leaf_index: u32, scratch: &mut Scratch) {
+        let leaf = &scratch.flat.leaves[leaf_index as usize];
+        let context = scratch.flat.context(leaf);
+        if !self.needs_array_context(to) {
+            // Only branches without absent paths end there: which array
+            // elements were used no longer matters.
+            if !scratch.visited_plain.contains(&to) {
+                scratch.visited_plain.push(to);
+                scratch.steps.push((to, 0, 0));
+            }
+            return;
+        }
+        if context.is_empty()
+            || context
+                .iter()
+                .all(|c| scratch.chosen[chosen.0 as usize..chosen.1 as usize].contains(c))
+        {
+            if chosen.0 == chosen.1 {
+                // Without array elements, reaching a state twice changes nothing.
+                if scratch.visited_plain.contains(&to) {
+                    return;
+                }
+                scratch.visited_plain.push(to);
+            }
+            scratch.steps.push((to, chosen.0, chosen.1));
+            return;
+        }
+        let start = scratch.chosen.len();
+        scratch
+            .chosen
+            .extend_from_within(chosen.0 as usize..chosen.1 as usize);
+        for &pair in context {
+            if !scratch.chosen[start..].contains(&pair) {
+                scratch.chosen.push(pair);
+            }
+        }
+        scratch
+            .steps
+            .push((to, start as u32, scratch.chosen.len() as u32));
+    }
+
+    /// Whether steps into `state` must remember the array elements used.
+    fn needs_array_context(&self, state: StateId) -> bool {
+        let node = &self.states[state as usize];
+        !node.transitions.is_empty()
+            || node
+                .ending
+                .iter()
+                .any(|&b| !self.branches[b as usize].absent_paths.is_empty())
+    }
+
+    /// No value at an absent path may come from the array elements chosen.
+    fn absent_paths_hold(
+        &self,
+        info: &BranchInfo,
+        chosen: &[(u32, u32)],
+        scratch: &Scratch,
+    ) -> bool {
+        info.absent_paths.iter().all(|&path| {
+            leaves_at(&scratch.by_path, path)
+                .iter()
+                .all(|&(_, leaf_index)| {
+                    let context = scratch
+                        .flat
+                        .context(&scratch.flat.leaves[leaf_index as usize]);
+                    !compatible_with(chosen, context)
+                })
+        })
+    }
+}
+
+/// Whether a value from these array elements fits with the elements chosen:
+/// no array may be entered at two different elements.
+fn compatible_with(chosen: &[(u32, u32)], context: &[(u32, u32)]) -> bool {
+    if chosen.is_empty() || context.is_empty() {
+        return true;
+    }
+    context
+        .iter()
+        .all(|&(array, element)| chosen.iter().all(|&(a, e)| a != array || e == element))
 }
 
 /// The leaves (indices) at `path`, from the (path, leaf) list sorted by path.
@@ -337,77 +489,16 @@ fn leaves_at(by_path: &[(PathId, u32)], path: PathId) -> &[(PathId, u32)] {
     &by_path[start..end]
 }
 
-/// Confirms a branch whose positive conditions all have hits.
-fn branch_holds(
-    info: &BranchInfo,
-    hits: &[(CondId, u32)],
-    flat: &Flattened,
-    by_path: &[(PathId, u32)],
-    chosen: &mut Vec<u32>,
-) -> bool {
-    let leaf = |i: u32| -> &Leaf { &flat.leaves[i as usize] };
-    let single_condition = info.positive_count == 1 && info.absent_paths.is_empty();
-    if single_condition
-        || hits
-            .iter()
-            .all(|&(_, l)| leaf(l).context.0 == leaf(l).context.1)
-    {
-        return info
-            .absent_paths
-            .iter()
-            .all(|&p| leaves_at(by_path, p).is_empty());
-    }
-    let groups: Vec<&[(CondId, u32)]> = hits.chunk_by(|a, b| a.0 == b.0).collect();
-    chosen.clear();
-    let mut budget = 100_000u32;
-    consistent_choice(&groups, chosen, flat, info, by_path, &mut budget)
-}
-
-/// Depth-first search for one value per condition, all from the same array
-/// elements, with no value at an absent path in those elements.
-fn consistent_choice(
-    groups: &[&[(CondId, u32)]],
-    chosen: &mut Vec<u32>,
-    flat: &Flattened,
-    info: &BranchInfo,
-    by_path: &[(PathId, u32)],
-    budget: &mut u32,
-) -> bool {
-    if *budget == 0 {
-        return false;
-    }
-    *budget -= 1;
-    let context = |i: u32| flat.context(&flat.leaves[i as usize]);
-    let Some((group, rest)) = groups.split_first() else {
-        return info.absent_paths.iter().all(|&p| {
-            leaves_at(by_path, p)
-                .iter()
-                .all(|&(_, l)| !chosen.iter().all(|&c| compatible(context(c), context(l))))
-        });
-    };
-    for &(_, candidate) in group.iter() {
-        if chosen
-            .iter()
-            .all(|&c| compatible(context(c), context(candidate)))
-        {
-            chosen.push(candidate);
-            if consistent_choice(rest, chosen, flat, info, by_path, budget) {
-                return true;
-            }
-            chosen.pop();
-        }
-    }
-    false
-}
-
-/// Splits a branch into positive conditions and absent paths; a field whose
-/// list mixes `exists: false` with other matchers becomes two branches.
-fn split_absence(branch: &crate::pattern::Branch) -> Vec<BranchSpec> {
+/// Splits a branch into conditions sorted by path and absent paths; a field
+/// whose list mixes `exists: false` with other matchers becomes two branches.
+fn split_absence(branch: &Branch) -> Vec<BranchSpec> {
     let mut specs = vec![BranchSpec {
         positive: Vec::new(),
         absent: Vec::new(),
     }];
-    for field in &branch.fields {
+    let mut fields: Vec<_> = branch.fields.iter().collect();
+    fields.sort_by(|a, b| a.path.cmp(&b.path));
+    for field in fields {
         let wants_absence = field.matchers.contains(&ValueMatcher::Exists(false));
         let positive: Vec<ValueMatcher> = field
             .matchers
@@ -436,204 +527,6 @@ fn split_absence(branch: &crate::pattern::Branch) -> Vec<BranchSpec> {
         specs = next;
     }
     specs
-}
-
-/// Everything the rules ask of the values at one path.
-#[derive(Debug, Clone, Default)]
-struct FieldIndex {
-    /// The conditions and their matchers, kept to rebuild the index on removal.
-    entries: Vec<(CondId, Vec<ValueMatcher>)>,
-    exact_strings: FxHashMap<Box<str>, Vec<CondId>>,
-    exact_number_values: FxHashMap<u64, Vec<CondId>>,
-    exact_number_texts: FxHashMap<Box<str>, Vec<CondId>>,
-    exact_true: Vec<CondId>,
-    exact_false: Vec<CondId>,
-    exact_null: Vec<CondId>,
-    ignore_case: FxHashMap<Box<str>, Vec<CondId>>,
-    prefixes: AffixIndex,
-    prefixes_ignore_case: AffixIndex,
-    suffixes: AffixIndex,
-    suffixes_ignore_case: AffixIndex,
-    ips: Vec<(IpRange, CondId)>,
-    numeric: Vec<(NumericRange, CondId)>,
-    wildcards: Vec<(Wildcard, CondId)>,
-    exists: Vec<CondId>,
-    anything_but: Vec<(AnythingBut, CondId)>,
-    /// Whether any matcher compares numbers by value.
-    needs_number_value: bool,
-}
-
-/// Prefixes (or suffixes) by their text, probed once per distinct length.
-#[derive(Debug, Clone, Default)]
-struct AffixIndex {
-    by_text: FxHashMap<Box<[u8]>, Vec<CondId>>,
-    lengths: Vec<usize>,
-}
-
-impl AffixIndex {
-    fn insert(&mut self, text: &str, cond: CondId) {
-        self.by_text
-            .entry(text.as_bytes().into())
-            .or_default()
-            .push(cond);
-        if let Err(at) = self.lengths.binary_search(&text.len()) {
-            self.lengths.insert(at, text.len());
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lengths.is_empty()
-    }
-
-    fn lookup(&self, value: &[u8], from_end: bool, leaf: u32, hits: &mut Vec<(CondId, u32)>) {
-        for &len in &self.lengths {
-            if len > value.len() {
-                break;
-            }
-            let part = if from_end {
-                &value[value.len() - len..]
-            } else {
-                &value[..len]
-            };
-            if let Some(conds) = self.by_text.get(part) {
-                hits.extend(conds.iter().map(|&c| (c, leaf)));
-            }
-        }
-    }
-}
-
-fn push_all(conds: &[CondId], leaf: u32, hits: &mut Vec<(CondId, u32)>) {
-    hits.extend(conds.iter().map(|&c| (c, leaf)));
-}
-
-impl FieldIndex {
-    fn insert(&mut self, cond: CondId, matchers: Vec<ValueMatcher>) {
-        for matcher in &matchers {
-            self.index_matcher(cond, matcher);
-        }
-        self.entries.push((cond, matchers));
-    }
-
-    fn retain(&mut self, keep: impl Fn(CondId) -> bool) {
-        let entries = std::mem::take(&mut self.entries);
-        *self = FieldIndex::default();
-        for (cond, matchers) in entries.into_iter().filter(|(c, _)| keep(*c)) {
-            self.insert(cond, matchers);
-        }
-    }
-
-    fn index_matcher(&mut self, cond: CondId, matcher: &ValueMatcher) {
-        self.needs_number_value |= matches!(
-            matcher,
-            ValueMatcher::ExactNumber { value: Some(_), .. }
-                | ValueMatcher::Numeric(_)
-                | ValueMatcher::AnythingBut(AnythingBut::Numbers(_))
-        );
-        match matcher {
-            ValueMatcher::ExactString(s) => self
-                .exact_strings
-                .entry(s.as_str().into())
-                .or_default()
-                .push(cond),
-            ValueMatcher::ExactNumber { text, value } => {
-                if let Some(v) = value {
-                    self.exact_number_values
-                        .entry(v.to_bits())
-                        .or_default()
-                        .push(cond);
-                }
-                self.exact_number_texts
-                    .entry(text.as_str().into())
-                    .or_default()
-                    .push(cond);
-            }
-            ValueMatcher::ExactBool(true) => self.exact_true.push(cond),
-            ValueMatcher::ExactBool(false) => self.exact_false.push(cond),
-            ValueMatcher::ExactNull => self.exact_null.push(cond),
-            ValueMatcher::Ip(range) => self.ips.push((*range, cond)),
-            ValueMatcher::Prefix(p) => self.prefixes.insert(p, cond),
-            ValueMatcher::PrefixIgnoreCase(p) => self.prefixes_ignore_case.insert(p, cond),
-            ValueMatcher::Suffix(s) => self.suffixes.insert(s, cond),
-            ValueMatcher::SuffixIgnoreCase(s) => self.suffixes_ignore_case.insert(s, cond),
-            ValueMatcher::EqualsIgnoreCase(s) => self
-                .ignore_case
-                .entry(s.as_str().into())
-                .or_default()
-                .push(cond),
-            ValueMatcher::Wildcard(w) => self.wildcards.push((w.clone(), cond)),
-            ValueMatcher::Numeric(range) => self.numeric.push((*range, cond)),
-            ValueMatcher::Exists(true) => self.exists.push(cond),
-            ValueMatcher::Exists(false) => {}
-            ValueMatcher::AnythingBut(but) => self.anything_but.push((but.clone(), cond)),
-        }
-    }
-
-    /// Pushes (condition, leaf) for every condition this value satisfies.
-    fn lookup(&self, value: &Scalar<'_>, leaf: u32, hits: &mut Vec<(CondId, u32)>) {
-        push_all(&self.exists, leaf, hits);
-        for (but, cond) in &self.anything_but {
-            if !but.excludes(value) {
-                hits.push((*cond, leaf));
-            }
-        }
-        match value {
-            Scalar::Str(s) => self.lookup_string(s, leaf, hits),
-            Scalar::Number { text, value } => {
-                if let Some(v) = value {
-                    if let Some(conds) = self.exact_number_values.get(&v.to_bits()) {
-                        push_all(conds, leaf, hits);
-                    }
-                    for (range, cond) in &self.numeric {
-                        if range.contains(*v) {
-                            hits.push((*cond, leaf));
-                        }
-                    }
-                }
-                if let Some(conds) = self.exact_number_texts.get(*text) {
-                    push_all(conds, leaf, hits);
-                }
-            }
-            Scalar::Bool(true) => push_all(&self.exact_true, leaf, hits),
-            Scalar::Bool(false) => push_all(&self.exact_false, leaf, hits),
-            Scalar::Null => push_all(&self.exact_null, leaf, hits),
-        }
-    }
-
-    fn lookup_string(&self, s: &str, leaf: u32, hits: &mut Vec<(CondId, u32)>) {
-        if let Some(conds) = self.exact_strings.get(s) {
-            push_all(conds, leaf, hits);
-        }
-        self.prefixes.lookup(s.as_bytes(), false, leaf, hits);
-        self.suffixes.lookup(s.as_bytes(), true, leaf, hits);
-        if !self.ignore_case.is_empty()
-            || !self.prefixes_ignore_case.is_empty()
-            || !self.suffixes_ignore_case.is_empty()
-        {
-            let lower = s.to_lowercase();
-            if let Some(conds) = self.ignore_case.get(lower.as_str()) {
-                push_all(conds, leaf, hits);
-            }
-            self.prefixes_ignore_case
-                .lookup(lower.as_bytes(), false, leaf, hits);
-            self.suffixes_ignore_case
-                .lookup(lower.as_bytes(), true, leaf, hits);
-        }
-        for (wildcard, cond) in &self.wildcards {
-            if wildcard.matches(s.as_bytes()) {
-                hits.push((*cond, leaf));
-            }
-        }
-        if !self.ips.is_empty()
-            && let Some(ip) = parse_ip(s)
-        {
-            hits.extend(
-                self.ips
-                    .iter()
-                    .filter(|(r, _)| r.contains(ip))
-                    .map(|&(_, c)| (c, leaf)),
-            );
-        }
-    }
 }
 
 impl Pattern {

@@ -20,10 +20,19 @@ fn citylots_events() -> PathBuf {
     }
     let generator = common::eventbridge_file("gen_citylots.py");
     let gz = dir.join("citylots.jsonl.gz");
-    let status = Command::new("python3").arg(&generator).arg(&gz).status().expect("python3 is needed to generate the citylots data");
+    let status = Command::new("python3")
+        .arg(&generator)
+        .arg(&gz)
+        .status()
+        .expect("python3 is needed to generate the citylots data");
     assert!(status.success(), "gen_citylots.py failed");
-    let unzip = format!("import gzip,shutil,sys; shutil.copyfileobj(gzip.open(sys.argv[1]), open(sys.argv[2] + '.part', 'wb'))");
-    let status = Command::new("python3").args(["-c", &unzip]).arg(&gz).arg(&plain).status().unwrap();
+    let unzip = "import gzip,shutil,sys; shutil.copyfileobj(gzip.open(sys.argv[1]), open(sys.argv[2] + '.part', 'wb'))";
+    let status = Command::new("python3")
+        .args(["-c", unzip])
+        .arg(&gz)
+        .arg(&plain)
+        .status()
+        .unwrap();
     assert!(status.success(), "decompressing the citylots data failed");
     std::fs::rename(dir.join("citylots.jsonl.part"), &plain).unwrap();
     plain
@@ -31,7 +40,10 @@ fn citylots_events() -> PathBuf {
 
 #[test]
 fn every_benchmark_rule_set_count_matches() {
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(common::eventbridge_file("citylots-synth.expected.json")).unwrap()).unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::eventbridge_file("citylots-synth.expected.json")).unwrap(),
+    )
+    .unwrap();
     let mut matcher: Matcher<usize> = Matcher::new();
     let mut names = Vec::new();
     let mut want = Vec::new();
@@ -51,7 +63,9 @@ fn every_benchmark_rule_set_count_matches() {
     let mut events = 0u64;
     for line in text.lines() {
         events += 1;
-        matcher.for_each_match(line, &mut scratch, |&i| counts[i] += 1).expect("events are valid");
+        matcher
+            .for_each_match(line, &mut scratch, |&i| counts[i] += 1)
+            .expect("events are valid");
     }
     assert_eq!(events, expected["events"].as_u64().unwrap());
     let wrong: Vec<String> = names

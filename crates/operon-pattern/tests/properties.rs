@@ -9,7 +9,10 @@ const KEYS: [&str; 3] = ["a", "b", "c"];
 
 fn scalar_value() -> impl Strategy<Value = Value> {
     prop_oneof![
-        prop::sample::select(vec!["", "a", "ab", "ba", "abc", "A", "Ab", "10.0.0.1", "10.0.1.1", "a*b"]).prop_map(|s| json!(s)),
+        prop::sample::select(vec![
+            "", "a", "ab", "ba", "abc", "A", "Ab", "10.0.0.1", "10.0.1.1", "a*b"
+        ])
+        .prop_map(|s| json!(s)),
         prop::sample::select(vec![0.0, 1.0, 1.5, -2.0, 300.0, 100.25]).prop_map(|n| json!(n)),
         prop::sample::select(vec![0i64, 1, 300, -2]).prop_map(|n| json!(n)),
         any::<bool>().prop_map(|b| json!(b)),
@@ -21,15 +24,23 @@ fn event_value() -> impl Strategy<Value = Value> {
     scalar_value().prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(prop::sample::select(KEYS.to_vec()).prop_map(String::from), inner, 1..3)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(
+                prop::sample::select(KEYS.to_vec()).prop_map(String::from),
+                inner,
+                1..3
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 fn event() -> impl Strategy<Value = Value> {
-    prop::collection::btree_map(prop::sample::select(KEYS.to_vec()).prop_map(String::from), event_value(), 0..4)
-        .prop_map(|m| Value::Object(m.into_iter().collect()))
+    prop::collection::btree_map(
+        prop::sample::select(KEYS.to_vec()).prop_map(String::from),
+        event_value(),
+        0..4,
+    )
+    .prop_map(|m| Value::Object(m.into_iter().collect()))
 }
 
 fn matcher_json() -> impl Strategy<Value = Value> {
@@ -37,10 +48,13 @@ fn matcher_json() -> impl Strategy<Value = Value> {
         scalar_value(),
         prop::sample::select(vec!["a", "A", "ab", ""]).prop_map(|s| json!({"prefix": s})),
         prop::sample::select(vec!["b", "B", "ab"]).prop_map(|s| json!({"suffix": s})),
-        prop::sample::select(vec!["a", "AB"]).prop_map(|s| json!({"prefix": {"equals-ignore-case": s}})),
-        prop::sample::select(vec!["b", "aB"]).prop_map(|s| json!({"suffix": {"equals-ignore-case": s}})),
+        prop::sample::select(vec!["a", "AB"])
+            .prop_map(|s| json!({"prefix": {"equals-ignore-case": s}})),
+        prop::sample::select(vec!["b", "aB"])
+            .prop_map(|s| json!({"suffix": {"equals-ignore-case": s}})),
         prop::sample::select(vec!["ab", "a", ""]).prop_map(|s| json!({"equals-ignore-case": s})),
-        prop::sample::select(vec!["a*", "*b", "a*b", "*", "", "a\\*b"]).prop_map(|s| json!({"wildcard": s})),
+        prop::sample::select(vec!["a*", "*b", "a*b", "*", "", "a\\*b"])
+            .prop_map(|s| json!({"wildcard": s})),
         prop::sample::select(vec!["a", "ab"]).prop_map(|s| json!({"anything-but": s})),
         Just(json!({"anything-but": [1, 300]})),
         Just(json!({"anything-but": {"prefix": "a"}})),
@@ -58,10 +72,18 @@ fn matcher_json() -> impl Strategy<Value = Value> {
 
 fn pattern_object(depth: u32) -> BoxedStrategy<Value> {
     let list = prop::collection::vec(matcher_json(), 1..3).prop_map(Value::Array);
-    let member = if depth == 0 { list.boxed() } else { prop_oneof![3 => list, 1 => pattern_object(depth - 1)].boxed() };
-    prop::collection::btree_map(prop::sample::select(KEYS.to_vec()).prop_map(String::from), member, 1..3)
-        .prop_map(|m| Value::Object(m.into_iter().collect()))
-        .boxed()
+    let member = if depth == 0 {
+        list.boxed()
+    } else {
+        prop_oneof![3 => list, 1 => pattern_object(depth - 1)].boxed()
+    };
+    prop::collection::btree_map(
+        prop::sample::select(KEYS.to_vec()).prop_map(String::from),
+        member,
+        1..3,
+    )
+    .prop_map(|m| Value::Object(m.into_iter().collect()))
+    .boxed()
 }
 
 fn pattern() -> impl Strategy<Value = Value> {
@@ -148,9 +170,17 @@ proptest! {
 fn array_consistency_follows_event_ruler() {
     let pattern = Pattern::parse(r#"{"a": {"b": ["x"], "c": ["y"]}}"#).unwrap();
     assert!(pattern.matches(r#"{"a": [{"b": "x", "c": "y"}]}"#).unwrap());
-    assert!(!pattern.matches(r#"{"a": [{"b": "x"}, {"c": "y"}]}"#).unwrap());
+    assert!(
+        !pattern
+            .matches(r#"{"a": [{"b": "x"}, {"c": "y"}]}"#)
+            .unwrap()
+    );
     let absent = Pattern::parse(r#"{"a": {"b": ["x"], "c": [{"exists": false}]}}"#).unwrap();
-    assert!(absent.matches(r#"{"a": [{"b": "x"}, {"c": "y"}]}"#).unwrap());
+    assert!(
+        absent
+            .matches(r#"{"a": [{"b": "x"}, {"c": "y"}]}"#)
+            .unwrap()
+    );
     assert!(!absent.matches(r#"{"a": [{"b": "x", "c": "y"}]}"#).unwrap());
 }
 
