@@ -48,7 +48,10 @@ impl std::fmt::Debug for Frame {
 pub(crate) struct Evaluator<'e> {
     pub env: &'e Env,
     steps: u64,
+    /// Nesting of node evaluations (bounded by the parser's nesting limit and the stack check).
     depth: u32,
+    /// Nesting of function applications, limited by `Limits::max_depth`.
+    calls: u32,
     /// Frames that received function values: cleared at the end to break `Rc` cycles
     /// (a closure stored in the scope it captures).
     closure_frames: Vec<Weak<Frame>>,
@@ -56,6 +59,25 @@ pub(crate) struct Evaluator<'e> {
     rng_state: u64,
     /// Host bindings converted to runtime values on first use.
     binding_cache: HashMap<String, Val>,
+    /// Address of a local in the outermost evaluation frame: the stack in use is measured
+    /// from here. Frame sizes differ between builds and expressions, so besides counting calls
+    /// the evaluator measures the stack it actually uses (`Env::set_max_stack_bytes`).
+    stack_base: usize,
+}
+
+fn stack_overflow(position: usize) -> Error {
+    Error::at(
+        "U1001",
+        position,
+        "Stack overflow error: Check for non-terminating recursive function.  Consider rewriting as tail-recursive.",
+    )
+}
+
+/// An address on the current stack frame (safe: the pointer is only compared, never read).
+#[inline(always)]
+fn stack_position() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
 }
 
 pub(crate) fn evaluate_root(
@@ -79,10 +101,12 @@ pub(crate) fn evaluate_root(
         env,
         steps: 0,
         depth: 0,
+        calls: 0,
         closure_frames: Vec::new(),
         root: input.clone(),
         rng_state: env.random_seed ^ 0x9E37_79B9_7F4A_7C15,
         binding_cache: HashMap::new(),
+        stack_base: stack_position(),
     };
     let frame = Rc::new(Frame::default());
     let result = evaluator.eval(node, input.as_ref(), &frame);
@@ -223,13 +247,9 @@ impl<'e> Evaluator<'e> {
     fn enter(&mut self, position: usize) -> Result<()> {
         self.charge(1).map_err(|e| e.or_position(position))?;
         self.depth += 1;
-        if self.depth > self.env.limits.max_depth {
+        if self.stack_base.abs_diff(stack_position()) > self.env.max_stack_bytes() {
             self.depth -= 1;
-            return Err(Error::at(
-                "U1001",
-                position,
-                "Stack overflow error: Check for non-terminating recursive function.  Consider rewriting as tail-recursive.",
-            ));
+            return Err(stack_overflow(position));
         }
         Ok(())
     }
@@ -781,16 +801,17 @@ impl<'e> Evaluator<'e> {
             if index < 0.0 {
                 index += items.len() as f64;
             }
-            let mut out = Vec::new();
-            if index >= 0.0
-                && let Some(item) = items.get(index as usize)
-            {
-                match item {
-                    Val::Arr(inner, _) => out.extend(inner.iter().cloned()),
-                    other => out.push(other.clone()),
-                }
-            }
-            return Ok(Some(Val::seq(out)));
+            // jsonata-js returns an array item itself (not wrapped in a sequence).
+            let picked = if index >= 0.0 {
+                items.get(index as usize).cloned()
+            } else {
+                None
+            };
+            return Ok(Some(match picked {
+                Some(item @ Val::Arr(..)) => item,
+                Some(item) => Val::seq(vec![item]),
+                None => Val::seq(Vec::new()),
+            }));
         }
         let mut out = Vec::new();
         let len = items.len() as f64;
@@ -1097,7 +1118,13 @@ impl<'e> Evaluator<'e> {
             ));
         };
         self.enter(pos)?;
-        let result = self.apply_func(f, args, context, pos);
+        self.calls += 1;
+        let result = if self.calls > self.env.limits.max_depth {
+            Err(stack_overflow(pos))
+        } else {
+            self.apply_func(f, args, context, pos)
+        };
+        self.calls -= 1;
         self.depth -= 1;
         result
     }
@@ -1142,6 +1169,10 @@ impl<'e> Evaluator<'e> {
         (builtin.implementation)(self, &args)
     }
 
+    /// Invokes a lambda. Calls in tail position (the body itself, a branch of a condition,
+    /// the last expression of a block) of the body are not evaluated recursively: they come
+    /// back as [`Tail::Call`] and run in this loop, so tail recursion does not deepen the
+    /// stack or count against `max_depth` (as jsonata-js's tail-call optimisation).
     fn apply_lambda(
         &mut self,
         def: &LambdaDef,
@@ -1150,6 +1181,62 @@ impl<'e> Evaluator<'e> {
         args: Vec<Option<Val>>,
         context: Option<&Val>,
     ) -> Result<Option<Val>> {
+        let call_frame = self.lambda_frame(def, scope, args, context)?;
+        if has_tail_position(&def.body) {
+            self.run_with_tail_calls(def, call_frame, input)
+        } else {
+            self.eval(&def.body, input, &call_frame)
+        }
+    }
+
+    fn run_with_tail_calls(
+        &mut self,
+        def: &LambdaDef,
+        mut call_frame: Rc<Frame>,
+        input: Option<&Val>,
+    ) -> Result<Option<Val>> {
+        let mut current: Option<Rc<Func>> = None;
+        let mut current_input = input.cloned();
+        loop {
+            let body = match current.as_deref() {
+                Some(Func::Lambda { def, .. }) => &def.body,
+                _ => &def.body,
+            };
+            let (func, args, pos) =
+                match self.eval_tail(body, current_input.as_ref(), &call_frame)? {
+                    Tail::Value(v) => return Ok(v),
+                    Tail::Call(func, args, pos) => (func, args, pos),
+                };
+            let Val::Func(f) = &func else {
+                return Err(Error::at(
+                    "T1006",
+                    pos,
+                    "Attempted to invoke a non-function",
+                ));
+            };
+            let Func::Lambda {
+                def: next_def,
+                scope: next_scope,
+                input: next_input,
+            } = f.as_ref()
+            else {
+                return self.apply(&func, args, current_input.as_ref(), pos);
+            };
+            self.charge(1)?;
+            call_frame = self.lambda_frame(next_def, next_scope, args, current_input.as_ref())?;
+            current_input = next_input.clone();
+            current = Some(f.clone());
+        }
+    }
+
+    /// A new scope for a lambda call with its parameters bound (after signature checks).
+    fn lambda_frame(
+        &mut self,
+        def: &LambdaDef,
+        scope: &Rc<Frame>,
+        args: Vec<Option<Val>>,
+        context: Option<&Val>,
+    ) -> Result<Rc<Frame>> {
         let args = match &def.signature {
             Some(sig) => sig.validate(&args, context)?,
             None => args,
@@ -1164,7 +1251,80 @@ impl<'e> Evaluator<'e> {
         if holds_function {
             self.closure_frames.push(Rc::downgrade(&call_frame));
         }
-        self.eval(&def.body, input, &call_frame)
+        Ok(call_frame)
+    }
+
+    /// Evaluates `node` in tail position: a call of a lambda is returned, not made.
+    /// Each level counts against `max_depth` like [`Evaluator::eval`].
+    fn eval_tail(&mut self, node: &Node, input: Option<&Val>, frame: &Rc<Frame>) -> Result<Tail> {
+        self.enter(node.position)?;
+        let result = self.eval_tail_node(node, input, frame);
+        self.depth -= 1;
+        result
+    }
+
+    fn eval_tail_node(
+        &mut self,
+        node: &Node,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Tail> {
+        let plain = node.predicates.is_empty() && node.group.is_none() && !node.keep_array;
+        if !plain {
+            return Ok(Tail::Value(self.eval(node, input, frame)?));
+        }
+        match &node.kind {
+            Kind::Call { func, args } => self.tail_call(func, args, input, frame, node.position),
+            Kind::Condition {
+                condition,
+                then,
+                otherwise,
+            } => {
+                let test = self.eval(condition, input, frame)?;
+                if truthy(test.as_ref()).unwrap_or(false) {
+                    self.eval_tail(then, input, frame)
+                } else if let Some(otherwise) = otherwise {
+                    self.eval_tail(otherwise, input, frame)
+                } else {
+                    Ok(Tail::Value(None))
+                }
+            }
+            Kind::Block(items) if !items.is_empty() => {
+                let scope = Frame::child(frame);
+                for item in &items[..items.len() - 1] {
+                    self.eval(item, input, &scope)?;
+                }
+                self.eval_tail(&items[items.len() - 1], input, &scope)
+            }
+            _ => Ok(Tail::Value(self.eval(node, input, frame)?)),
+        }
+    }
+
+    fn tail_call(
+        &mut self,
+        func_node: &Node,
+        arg_nodes: &[Node],
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+        pos: usize,
+    ) -> Result<Tail> {
+        let func = self.eval(func_node, input, frame)?;
+        let mut args = Vec::with_capacity(arg_nodes.len());
+        for arg in arg_nodes {
+            args.push(self.eval(arg, input, frame)?);
+        }
+        match func {
+            Some(func @ Val::Func(_)) if matches!(&func, Val::Func(f) if matches!(f.as_ref(), Func::Lambda { .. })) => {
+                Ok(Tail::Call(func, args, pos))
+            }
+            Some(func @ Val::Func(_)) => {
+                let result = self
+                    .apply(&func, args, input, pos)
+                    .map_err(|e| call_error(e, func_node, pos))?;
+                Ok(Tail::Value(collapse(result, false)))
+            }
+            _ => Err(non_function_error(func_node, pos)),
+        }
     }
 
     /// Applies `| pattern | update, delete |` to a copy of `target`. Values are immutable
@@ -1311,6 +1471,24 @@ fn non_function_error(func_node: &Node, pos: usize) -> Error {
 
 fn call_error(error: Error, func_node: &Node, pos: usize) -> Error {
     functions::name_error(error, &func_node.function_name()).or_position(pos)
+}
+
+/// Whether a lambda body can end in a tail call (so it is run by the tail-call loop).
+fn has_tail_position(body: &Node) -> bool {
+    body.predicates.is_empty()
+        && body.group.is_none()
+        && !body.keep_array
+        && matches!(
+            body.kind,
+            Kind::Call { .. } | Kind::Condition { .. } | Kind::Block(_)
+        )
+}
+
+/// The outcome of evaluating a lambda body in tail position.
+enum Tail {
+    Value(Option<Val>),
+    /// A lambda call still to be made: function, arguments, call position.
+    Call(Val, Vec<Option<Val>>, usize),
 }
 
 /// One element of a tuple stream: the context value and the variables bound so far.

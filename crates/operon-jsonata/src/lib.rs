@@ -36,11 +36,17 @@
 //! * **Determinism**: the library has no I/O, clock, threads or global state. `$now()` and
 //!   `$millis()` read [`Env::set_now_millis`]; `$random()` and `$shuffle()` use a generator
 //!   seeded by [`Env::set_random_seed`] (the same seed gives the same sequence per evaluation).
-//! * **Limits**: every node evaluation is a step; evaluation fails with `U1002` after
-//!   [`Limits::max_steps`] steps and with `U1001` ("Stack overflow error") when nesting of
-//!   evaluations (expression depth plus function calls) exceeds [`Limits::max_depth`], so
-//!   `($f := function(){$f()}; $f())` ends with an error, not a crash. Large allocations
-//!   (ranges, padding, concatenation) are charged as steps too.
+//! * **Limits**: every node evaluation and function call is a step; evaluation fails with
+//!   `U1002` after [`Limits::max_steps`] steps. Non-tail recursion deeper than
+//!   [`Limits::max_depth`] function calls fails with `U1001` ("Stack overflow error"). The
+//!   evaluator also measures the machine stack it uses (safe code: it compares addresses of
+//!   locals) and fails with `U1001` past [`DEFAULT_MAX_STACK_BYTES`] (1 MiB, adjustable with
+//!   [`Env::set_max_stack_bytes`]), whatever the build profile's frame sizes;
+//!   source nesting is capped at parse time (`S0201`) and value nesting at 200 levels
+//!   (`U1001`). Calls in tail position are run in a loop (jsonata-js's tail-call
+//!   optimisation), so `($f := function(){$f()}; $f())` runs until the step limit and ends
+//!   with `U1002`, while `($f := function(){1 + $f()}; $f())` ends with `U1001`; neither can
+//!   crash the host. Large allocations (ranges, padding, concatenation) are charged as steps.
 //!
 //! ## Functions as results
 //!
@@ -73,6 +79,9 @@ use std::sync::Arc;
 
 pub use error::Error;
 
+/// Default machine-stack budget of one evaluation (see [`Env::set_max_stack_bytes`]).
+pub const DEFAULT_MAX_STACK_BYTES: usize = 1024 * 1024;
+
 /// The code of the error [`Expression::evaluate`] returns when the result is a function.
 pub const FUNCTION_RESULT_CODE: &str = "X0001";
 
@@ -88,7 +97,7 @@ pub type NativeFunction = Arc<
 pub struct Limits {
     /// Maximum number of evaluation steps (node evaluations plus charged allocations).
     pub max_steps: u64,
-    /// Maximum nesting of evaluations (expression depth plus function call depth).
+    /// Maximum nesting of function calls (recursion depth). Tail calls do not nest.
     pub max_depth: u32,
 }
 
@@ -110,6 +119,7 @@ pub struct Env {
     now_millis: i64,
     random_seed: u64,
     limits: Limits,
+    max_stack_bytes: Option<usize>,
 }
 
 impl std::fmt::Debug for Env {
@@ -155,6 +165,17 @@ impl Env {
     /// Sets the step and depth limits.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Sets how much machine stack one evaluation may use before failing with `U1001`
+    /// (default [`DEFAULT_MAX_STACK_BYTES`], safe on 2 MiB threads). Raise it only when the
+    /// evaluating thread is known to have a larger stack.
+    pub fn set_max_stack_bytes(&mut self, bytes: usize) {
+        self.max_stack_bytes = Some(bytes);
+    }
+
+    pub(crate) fn max_stack_bytes(&self) -> usize {
+        self.max_stack_bytes.unwrap_or(DEFAULT_MAX_STACK_BYTES)
     }
 
     pub(crate) fn binding(&self, name: &str) -> Option<&serde_json::Value> {

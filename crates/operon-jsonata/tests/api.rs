@@ -163,9 +163,23 @@ fn limits_are_configurable() {
         max_steps: 1_000_000,
         max_depth: 10,
     });
+    let recurse = "($f := function($n){$n = 0 ? 0 : 1 + $f($n - 1)}; $f(N))";
     assert_eq!(
-        eval("((((((((((((1))))))))))))", None, &env)
+        eval(&recurse.replace('N', "5"), None, &env),
+        Ok(Some(json!(5)))
+    );
+    assert_eq!(
+        eval(&recurse.replace('N', "20"), None, &env)
             .expect_err("depth")
+            .code,
+        "U1001"
+    );
+    let tail = "($f := function($n, $a){$n = 0 ? $a : $f($n - 1, $a + 1)}; $f(1000, 0))";
+    assert_eq!(eval(tail, None, &env), Ok(Some(json!(1000))));
+    env.set_max_stack_bytes(16 * 1024);
+    assert_eq!(
+        eval(&recurse.replace('N', "8"), None, &env)
+            .expect_err("stack")
             .code,
         "U1001"
     );

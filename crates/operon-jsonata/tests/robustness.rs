@@ -22,13 +22,40 @@ fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 #[test]
 fn infinite_recursion_is_a_depth_error() {
-    let result = on_small_stack(|| eval_code("($f := function(){$f()}; $f())", &Env::new()));
+    let result = on_small_stack(|| eval_code("($f := function(){1 + $f()}; $f())", &Env::new()));
     assert_eq!(result, Err("U1001".to_string()));
 }
 
 #[test]
+fn infinite_tail_recursion_is_a_step_limit_error() {
+    // Tail calls do not deepen the stack (jsonata's tail-call optimisation), so a
+    // non-terminating tail recursion runs into the step limit instead.
+    let mut env = Env::new();
+    env.set_limits(Limits {
+        max_steps: 200_000,
+        max_depth: 500,
+    });
+    let result = on_small_stack(move || eval_code("($f := function(){$f()}; $f())", &env));
+    assert_eq!(result, Err("U1002".to_string()));
+}
+
+#[test]
+fn tail_recursion_runs_in_constant_depth() {
+    let source = "($f := function($n, $acc){$n = 0 ? $acc : $f($n - 1, $acc + $n)}; $f(20000, 0))";
+    assert_eq!(
+        on_small_stack(move || eval_code(source, &Env::new())),
+        Ok(Some(json!(200010000)))
+    );
+    let source = "($loop := function($i){($i >= 5000) ? $i : ($x := $i + 1; $loop($x))}; $loop(0))";
+    assert_eq!(
+        on_small_stack(move || eval_code(source, &Env::new())),
+        Ok(Some(json!(5000)))
+    );
+}
+
+#[test]
 fn mutual_recursion_is_a_depth_error() {
-    let source = "($a := function($n){$b($n + 1)}; $b := function($n){$a($n + 1)}; $a(0))";
+    let source = "($a := function($n){1 + $b($n + 1)}; $b := function($n){1 + $a($n + 1)}; $a(0))";
     assert_eq!(
         on_small_stack(move || eval_code(source, &Env::new())),
         Err("U1001".to_string())
@@ -44,11 +71,11 @@ fn recursion_through_every_construct_is_a_depth_error() {
         "($f := function($n){[$n].($f($n+1))}; $f(0))",
         "($f := function($n){[1][$f($n+1)]}; $f(0))",
         "($f := function($n){$n ~> $f()}; $f(0))",
-        "($f := function($n){ ($x := $n; $f($x)) }; $f(0))",
+        "($f := function($n){ ($x := $n; 1 + $f($x)) }; $f(0))",
         "($f := function($n){$reduce([1,2], function($a,$b){$f($n)})}; $f(0))",
         "($f := function($n){$sort([1,2], function($a,$b){$f($n)})}; $f(0))",
         "($f := function($n){$string($f($n)) & 'x'}; $f(0))",
-        "($f := function($n){ $n > 0 ? $f($n) : $f($n + 1)}; $f(0))",
+        "($f := function($n){ $n > 0 ? -$f($n) : -$f($n + 1)}; $f(0))",
         "($f := function($n){{'a': 1}{$string($f($n)): 1}}; $f(0))",
         "($f := $substring(?, 0, 1) ~> function($n){$f($n)}; $f('x'))",
         "($f := function($n){$filter([1], $f)}; $f(0))",
