@@ -198,10 +198,13 @@ pub trait Scope {
     fn resolve(&self, path: &JsonPath) -> Result<Value, Failure>;
 }
 
-fn fail(func: Func, msg: impl std::fmt::Display) -> Failure {
+/// Step Functions reports bad intrinsic arguments as `States.Runtime` with
+/// this cause (behind the usual "An error occurred while executing the state"
+/// prefix); the detail is for our own debugging only.
+fn fail(func: Func, _detail: impl std::fmt::Display) -> Failure {
     Failure::new(
-        names::INTRINSIC_FAILURE,
-        format!("Invalid arguments in {}: {msg}", func.name()),
+        names::RUNTIME,
+        format!("Invalid arguments in {}", func.name()),
     )
 }
 
@@ -244,13 +247,14 @@ fn arity(func: Func, args: &[Value], min: usize, max: usize) -> Result<(), Failu
 fn as_int(func: Func, v: &Value) -> Result<i64, Failure> {
     match v {
         Value::Number(n) => {
+            // Fractions are truncated toward zero, as Java's (int) cast does.
             if let Some(i) = n.as_i64() {
                 Ok(i)
             } else if let Some(f) = n.as_f64()
-                && f.fract() == 0.0
+                && f.is_finite()
                 && f.abs() < 9.0e18
             {
-                Ok(f as i64)
+                Ok(f.trunc() as i64)
             } else {
                 Err(fail(func, format!("expected an integer, got {v}")))
             }
@@ -371,8 +375,11 @@ fn apply(func: Func, mut args: Vec<Value>, rng: &mut Rng) -> Result<Value, Failu
         MathRandom => math_random(func, &args, rng),
         MathAdd => {
             arity(func, &args, 2, 2)?;
-            let a = java_round(func, &args[0])?;
-            let b = java_round(func, &args[1])?;
+            // Operands and sum are Java ints (32 bits).
+            let a = i32::try_from(java_round(func, &args[0])?)
+                .map_err(|_| fail(func, "out of int range"))?;
+            let b = i32::try_from(java_round(func, &args[1])?)
+                .map_err(|_| fail(func, "out of int range"))?;
             a.checked_add(b)
                 .map(Value::from)
                 .ok_or_else(|| fail(func, "integer overflow"))
@@ -412,7 +419,7 @@ fn java_round(func: Func, v: &Value) -> Result<i64, Failure> {
 
 fn unreachable_format() -> Result<Value, Failure> {
     Err(Failure::new(
-        names::INTRINSIC_FAILURE,
+        names::RUNTIME,
         "States.Format evaluated out of order",
     ))
 }
@@ -468,8 +475,8 @@ fn hash(func: Func, args: &[Value]) -> Result<Value, Failure> {
 
 fn math_random(func: Func, args: &[Value], rng: &mut Rng) -> Result<Value, Failure> {
     arity(func, args, 2, 3)?;
-    let start = as_int(func, &args[0]).or_else(|_| float_floor(func, &args[0]))?;
-    let end = as_int(func, &args[1]).or_else(|_| float_floor(func, &args[1]))?;
+    let start = as_int(func, &args[0])?;
+    let end = as_int(func, &args[1])?;
     if end <= start {
         return Err(fail(func, "the end must be greater than the start"));
     }
@@ -481,12 +488,6 @@ fn math_random(func: Func, args: &[Value], rng: &mut Rng) -> Result<Value, Failu
         rng.next_u64() % span
     };
     Ok(Value::from(start + r as i64))
-}
-
-fn float_floor(func: Func, v: &Value) -> Result<i64, Failure> {
-    v.as_f64()
-        .map(|f| f.floor() as i64)
-        .ok_or_else(|| fail(func, format!("expected a number, got {v}")))
 }
 
 /// JSON equality with numbers compared by value.

@@ -177,10 +177,27 @@ impl Template {
                 Ok(Value::Array(out))
             }
             Template::Path { field, path } => scope.resolve_for_field(path, field),
-            Template::Intrinsic { call, .. } => intrinsics::eval(call, scope, rng),
+            Template::Intrinsic { call, field } => {
+                intrinsics::eval(call, scope, rng).map_err(|f| with_field(f, field))
+            }
             Template::Jsonata { field, expr } => scope.jsonata_defined(expr, field, rng),
         }
     }
+}
+
+/// Names the field in "could not be found" causes raised inside an intrinsic's arguments.
+fn with_field(mut f: Failure, field: &str) -> Failure {
+    if let Some(c) = &f.cause
+        && c.starts_with("The JSONPath '")
+        && !c.contains("specified for the field")
+    {
+        f.cause = Some(c.replacen(
+            "' could not be found",
+            &format!("' specified for the field '{field}' could not be found"),
+            1,
+        ));
+    }
+    f
 }
 
 fn dynamic_field(key: &str, val: &Value, ptr: &str) -> Result<Template, ValidationError> {
