@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use operon_proto::{
     AgentMessage, CommandResult, EnrollRequest, EnrollResponse, PROTOCOL_VERSION, ServerMessage,
 };
-use operon_store::{NewNode, Node, split_invocation_id};
+use operon_store::{AgentWrite, NewNode, Node, split_invocation_id};
 use tokio::sync::mpsc;
 
 use crate::auth::{self, NODE_CREDENTIAL_PREFIX};
@@ -271,11 +271,12 @@ async fn handle_frame(
             if let Some((command_id, node_id)) = split_invocation_id(&invocation_id)
                 && node_id == node.id
             {
-                state
-                    .store
-                    .mark_started(command_id, node_id, started_at)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let write = AgentWrite::Started {
+                    command_id: command_id.to_string(),
+                    node_id: node_id.to_string(),
+                    at: started_at,
+                };
+                state.writer.write(write).await?;
             }
         }
         AgentMessage::Output {
@@ -317,11 +318,12 @@ async fn record_result(
         tracing::warn!(node_id = %node.id, id = %result.invocation_id, "result for another node ignored");
         return Ok(());
     }
-    let changed = state
-        .store
-        .record_result(command_id, node_id, &result)
-        .await
-        .map_err(|e| e.to_string())?;
+    let write = AgentWrite::Finished {
+        command_id: command_id.to_string(),
+        node_id: node_id.to_string(),
+        result: result.clone(),
+    };
+    let changed = state.writer.write(write).await?;
     if changed {
         state.live.publish(
             command_id,

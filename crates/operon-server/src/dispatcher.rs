@@ -109,12 +109,14 @@ async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store
             );
         }
     }
-    for node_id in &plan.start {
-        if state
+    if !plan.start.is_empty() {
+        // Persisted before any Run is sent: a crash in between is repaired by
+        // the resend on reconnect, never by a second dispatch.
+        let dispatched = state
             .store
-            .mark_dispatched(&command.id, node_id, now)
-            .await?
-        {
+            .mark_dispatched_many(&command.id, &plan.start, now)
+            .await?;
+        for node_id in &dispatched {
             state
                 .hub
                 .send(node_id, ServerMessage::Run(run_message(command, node_id)));

@@ -22,6 +22,7 @@ pub mod error;
 pub mod hub;
 pub mod live;
 pub mod rate;
+pub mod writer;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -84,6 +85,8 @@ pub enum ServerError {
 /// Shared state of a running server.
 pub struct AppState {
     pub(crate) store: Store,
+    /// Group-commits agent starts and results.
+    pub(crate) writer: writer::AgentWriter,
     pub(crate) hub: hub::Hub,
     pub(crate) live: live::Live,
     /// Wakes the dispatcher.
@@ -160,6 +163,7 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         config.heartbeat_secs * operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD + 1,
     );
     let state = Arc::new(AppState {
+        writer: writer::AgentWriter::spawn(store.clone()),
         store,
         hub: hub::Hub::new(online_window),
         live: live::Live::default(),

@@ -599,29 +599,128 @@ impl Store {
         node_id: &str,
         result: &CommandResult,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE invocations SET status = ?, status_detail = ?, exit_code = ?, stdout = ?, stderr = ?,
-                stdout_truncated = ?, stderr_truncated = ?, started_at = COALESCE(started_at, ?),
-                finished_at = ?, steps = ?
-             WHERE command_id = ? AND node_id = ? AND status IN ('Pending', 'InProgress')",
-        )
-        .bind(result.status.as_str())
-        .bind(&result.detail)
-        .bind(result.exit_code)
-        .bind(&result.stdout)
-        .bind(&result.stderr)
-        .bind(result.stdout_truncated)
-        .bind(result.stderr_truncated)
-        .bind(result.started_at)
-        .bind(result.finished_at)
-        .bind(to_json(&result.steps))
-        .bind(command_id)
-        .bind(node_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db("recording a command result"))?;
+        let done = result_update(result)
+            .bind(command_id)
+            .bind(node_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("recording a command result"))?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// One write from an agent session, for [`Store::apply_agent_writes`].
+#[derive(Debug, Clone)]
+pub enum AgentWrite {
+    Started {
+        command_id: String,
+        node_id: String,
+        at: i64,
+    },
+    Finished {
+        command_id: String,
+        node_id: String,
+        result: CommandResult,
+    },
+}
+
+impl Store {
+    /// Apply many agent writes in one transaction (group commit: one fsync for
+    /// a burst of results instead of one each). Returns, per write, whether it
+    /// changed anything; duplicates and late results change nothing.
+    pub async fn apply_agent_writes(&self, writes: &[AgentWrite]) -> Result<Vec<bool>> {
+        let mut tx = self.begin_write("starting a batch of agent writes").await?;
+        let mut changed = Vec::with_capacity(writes.len());
+        for write in writes {
+            let done = match write {
+                AgentWrite::Started {
+                    command_id,
+                    node_id,
+                    at,
+                } => sqlx::query(
+                    "UPDATE invocations SET started_at = ?
+                     WHERE command_id = ? AND node_id = ? AND started_at IS NULL",
+                )
+                .bind(at)
+                .bind(command_id)
+                .bind(node_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("recording an invocation start"))?,
+                AgentWrite::Finished {
+                    command_id,
+                    node_id,
+                    result,
+                } => result_update(result)
+                    .bind(command_id)
+                    .bind(node_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("recording a command result"))?,
+            };
+            changed.push(done.rows_affected() > 0);
+        }
+        tx.commit().await.map_err(db("committing agent writes"))?;
+        Ok(changed)
+    }
+
+    /// Move many Pending invocations of one command to InProgress in one
+    /// transaction. Returns the nodes that were actually Pending.
+    pub async fn mark_dispatched_many(
+        &self,
+        command_id: &str,
+        node_ids: &[String],
+        now: i64,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.begin_write("starting a dispatch").await?;
+        let mut dispatched = Vec::new();
+        for node_id in node_ids {
+            let done = sqlx::query(
+                "UPDATE invocations SET status = 'InProgress', dispatched_at = ?
+                 WHERE command_id = ? AND node_id = ? AND status = 'Pending'",
+            )
+            .bind(now)
+            .bind(command_id)
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("marking an invocation dispatched"))?;
+            if done.rows_affected() > 0 {
+                dispatched.push(node_id.clone());
+            }
+        }
+        sqlx::query(
+            "UPDATE commands SET status = 'InProgress' WHERE id = ? AND status = 'Pending'",
+        )
+        .bind(command_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("marking a command in progress"))?;
+        tx.commit().await.map_err(db("committing a dispatch"))?;
+        Ok(dispatched)
+    }
+}
+
+/// The UPDATE recording a final result; bind command id and node id next.
+fn result_update(
+    result: &CommandResult,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(
+        "UPDATE invocations SET status = ?, status_detail = ?, exit_code = ?, stdout = ?, stderr = ?,
+            stdout_truncated = ?, stderr_truncated = ?, started_at = COALESCE(started_at, ?),
+            finished_at = ?, steps = ?
+         WHERE command_id = ? AND node_id = ? AND status IN ('Pending', 'InProgress')",
+    )
+    .bind(result.status.as_str())
+    .bind(&result.detail)
+    .bind(result.exit_code)
+    .bind(&result.stdout)
+    .bind(&result.stderr)
+    .bind(result.stdout_truncated)
+    .bind(result.stderr_truncated)
+    .bind(result.started_at)
+    .bind(result.finished_at)
+    .bind(to_json(&result.steps))
 }
 
 async fn unique_node_name(

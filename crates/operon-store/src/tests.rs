@@ -217,3 +217,75 @@ async fn concurrent_enrollments_never_exceed_uses_or_fail_with_locks() {
     }
     assert_eq!(enrolled, 10);
 }
+
+#[tokio::test]
+async fn batched_agent_writes_and_dispatches_are_idempotent() {
+    let (_dir, store) = open_temp().await;
+    let targets: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("n-{i}"), format!("node-{i}")))
+        .collect();
+    store
+        .insert_command(&command("c-1"), &targets)
+        .await
+        .unwrap();
+    let ids: Vec<String> = targets.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(
+        store
+            .mark_dispatched_many("c-1", &ids[..2], 5)
+            .await
+            .unwrap(),
+        ids[..2].to_vec()
+    );
+    assert_eq!(
+        store.mark_dispatched_many("c-1", &ids, 6).await.unwrap(),
+        vec!["n-2".to_string()]
+    );
+    let result = |node: &str, status| CommandResult {
+        invocation_id: invocation_id("c-1", node),
+        status,
+        exit_code: Some(0),
+        stdout: format!("{node}\n"),
+        stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        started_at: None,
+        finished_at: 9,
+        detail: None,
+        steps: vec![],
+    };
+    let writes = vec![
+        AgentWrite::Started {
+            command_id: "c-1".into(),
+            node_id: "n-0".into(),
+            at: 7,
+        },
+        AgentWrite::Finished {
+            command_id: "c-1".into(),
+            node_id: "n-0".into(),
+            result: result("n-0", InvocationStatus::Success),
+        },
+        AgentWrite::Finished {
+            command_id: "c-1".into(),
+            node_id: "n-0".into(),
+            result: result("n-0", InvocationStatus::Failed),
+        },
+        AgentWrite::Finished {
+            command_id: "c-1".into(),
+            node_id: "n-1".into(),
+            result: result("n-1", InvocationStatus::Failed),
+        },
+    ];
+    assert_eq!(
+        store.apply_agent_writes(&writes).await.unwrap(),
+        vec![true, true, false, true]
+    );
+    let invocations = store.invocations("c-1").await.unwrap();
+    assert_eq!(
+        invocations[0].status,
+        InvocationStatus::Success,
+        "the first final result wins"
+    );
+    assert_eq!(invocations[0].started_at, Some(7));
+    assert_eq!(invocations[1].status, InvocationStatus::Failed);
+    assert_eq!(invocations[2].status, InvocationStatus::InProgress);
+}

@@ -77,6 +77,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => cli::up::run(args),
@@ -96,5 +97,16 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Die quietly on a closed pipe (`operon nodes list | head`), as command-line
+/// tools do, instead of panicking in `println!`. Rust ignores SIGPIPE by default.
+#[allow(unsafe_code)]
+fn restore_default_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; setting a
+    // signal disposition to SIG_DFL has no other precondition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
