@@ -46,31 +46,25 @@ pub fn evaluate(c: &Condition, scope: &Scope, rng: &mut Rng) -> Result<bool, Fai
                 );
             }
             let Some(value) = value else {
-                return Err(Failure::new(
-                    names::RUNTIME,
-                    format!(
-                        "Invalid path '{}' : No results for path: {}",
-                        variable.source(),
-                        variable.normalized()
-                    ),
-                ));
+                return Err(invalid_path(variable.source()));
             };
             let right = match operand {
                 Operand::Literal(v) => v.clone(),
-                Operand::Path(p) => scope.lookup(p).ok_or_else(|| {
-                    Failure::new(
-                        names::RUNTIME,
-                        format!(
-                            "Invalid path '{}' : No results for path: {}",
-                            p.source(),
-                            p.normalized()
-                        ),
-                    )
-                })?,
+                Operand::Path(p) => scope.lookup(p).ok_or_else(|| invalid_path(p.source()))?,
             };
             Ok(compare(&value, *op, &right))
         }
     }
+}
+
+/// The cause Step Functions gives when a Choice rule's path selects nothing.
+fn invalid_path(path: &str) -> Failure {
+    Failure::new(
+        names::RUNTIME,
+        format!(
+            "Invalid path '{path}': The choice state's condition path references an invalid value."
+        ),
+    )
 }
 
 fn operand_literal(o: &Operand) -> Option<&Value> {

@@ -1025,7 +1025,10 @@ impl Execution {
             None => match spec.default {
                 Some(d) => (d, st.assign.as_ref(), st.output.as_ref()),
                 None => {
-                    return Err(Failure::new(names::NO_CHOICE_MATCHED, "No Matches!"));
+                    return Err(Failure::new(
+                        names::RUNTIME,
+                        "Failed to transition out of the state. The state does not point to a next state.",
+                    ));
                 }
             },
         };

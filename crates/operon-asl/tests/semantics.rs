@@ -153,3 +153,29 @@ fn max_concurrency_keeps_results_in_item_order() {
     // Two at a time: items 0 and 1 start at 0 s; item 2 starts when item 1 ends (1 s) and ends at 3 s.
     assert_eq!(r.virtual_seconds, 3.0);
 }
+
+#[test]
+fn choice_runtime_errors_name_the_path_and_the_state() {
+    let def = |default: bool| {
+        let mut c = json!({"Type": "Choice", "Choices": [{"Variable": "$.v", "NumericEquals": 1, "Next": "D"}]});
+        if default {
+            c["Default"] = json!("D");
+        }
+        json!({"StartAt": "C", "States": {"C": c, "D": {"Type": "Succeed"}}})
+    };
+    let r = run(def(true), json!({}));
+    assert_eq!(r.outcome.error.as_deref(), Some("States.Runtime"));
+    assert_eq!(
+        r.outcome.cause.as_deref(),
+        Some(
+            "An error occurred while executing the state 'C' (entered at the event id #2). Invalid path '$.v': The choice state's condition path references an invalid value."
+        )
+    );
+    let r = run(def(false), json!({"v": 2}));
+    assert_eq!(
+        r.outcome.cause.as_deref(),
+        Some(
+            "An error occurred while executing the state 'C' (entered at the event id #2). Failed to transition out of the state. The state does not point to a next state."
+        )
+    );
+}
