@@ -919,6 +919,32 @@ impl Builder {
                 String::new()
             }
         };
+        for k in ["TimeoutSeconds", "HeartbeatSeconds"] {
+            if obj.contains_key(k) && obj.contains_key(&format!("{k}Path")) {
+                self.err(
+                    ptr,
+                    format!("A Task state cannot have both '{k}' and '{k}Path'"),
+                );
+            }
+            if let Some(v) = obj.get(k).filter(|v| v.is_number())
+                && v.as_u64().is_none_or(|n| n == 0)
+            {
+                self.err(
+                    format!("{ptr}/{k}"),
+                    format!("'{k}' must be a positive integer"),
+                );
+            }
+        }
+        if let (Some(t), Some(h)) = (
+            obj.get("TimeoutSeconds").and_then(Value::as_u64),
+            obj.get("HeartbeatSeconds").and_then(Value::as_u64),
+        ) && h >= t
+        {
+            self.err(
+                format!("{ptr}/HeartbeatSeconds"),
+                "'HeartbeatSeconds' must be smaller than 'TimeoutSeconds'",
+            );
+        }
         let timeout = self.number_field(obj, "TimeoutSeconds", ptr, ql);
         let heartbeat = self.number_field(obj, "HeartbeatSeconds", ptr, ql);
         Kind::Task(Box::new(TaskSpec {

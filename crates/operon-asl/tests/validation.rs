@@ -190,3 +190,22 @@ fn invalid_jsonata_is_rejected_at_parse_time() {
         "JSONata",
     );
 }
+
+#[test]
+fn task_timeouts() {
+    has(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "r", "TimeoutSeconds": 10, "HeartbeatSeconds": 10, "End": true}}}),
+        "/States/T/HeartbeatSeconds",
+        "smaller",
+    );
+    has(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "r", "TimeoutSeconds": 10, "TimeoutSecondsPath": "$.t", "End": true}}}),
+        "/States/T",
+        "both",
+    );
+    has(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "r", "TimeoutSeconds": 0, "End": true}}}),
+        "/States/T/TimeoutSeconds",
+        "positive",
+    );
+}
