@@ -160,6 +160,23 @@ pub(crate) fn append(a: Option<Val>, b: Option<Val>) -> Option<Val> {
     }
 }
 
+/// Folds `append` over `parts` in one pass.
+fn append_all(parts: Vec<Option<Val>>) -> Option<Val> {
+    let mut defined = parts.into_iter().flatten();
+    let first = defined.next()?;
+    let Some(second) = defined.next() else {
+        return Some(first);
+    };
+    let mut items = first.items();
+    for part in std::iter::once(second).chain(defined) {
+        match part {
+            Val::Arr(more, _) => items.extend(more.iter().cloned()),
+            other => items.push(other),
+        }
+    }
+    Some(Val::array(items))
+}
+
 /// `fn.lookup`: field access, mapped over arrays with flattening.
 fn lookup(input: &Val, key: &str) -> Option<Val> {
     match input {
@@ -863,7 +880,9 @@ impl<'e> Evaluator<'e> {
             Some(Val::Arr(..)) | None => vec![None],
             Some(v) => vec![Some(v)],
         };
-        let mut groups: IndexMap<String, (Option<Val>, usize)> = IndexMap::new();
+        // Each group collects its items; they are combined once at the end (jsonata's
+        // `fn.append` semantics) to keep grouping linear.
+        let mut groups: IndexMap<String, (Vec<Option<Val>>, usize)> = IndexMap::new();
         for item in &items {
             for (pair_index, (key_expr, _)) in pairs.iter().enumerate() {
                 let key = match self.eval(key_expr, item.as_ref(), frame)? {
@@ -892,16 +911,17 @@ impl<'e> Evaluator<'e> {
                                 ),
                             ));
                         }
-                        *data = append(data.take(), item.clone());
+                        data.push(item.clone());
                     }
                     None => {
-                        groups.insert(key, (item.clone(), pair_index));
+                        groups.insert(key, (vec![item.clone()], pair_index));
                     }
                 }
             }
         }
         let mut result = ObjMap::new();
-        for (key, (data, pair_index)) in groups {
+        for (key, (parts, pair_index)) in groups {
+            let data = append_all(parts);
             if let Some(v) = self.eval(&pairs[pair_index].1, data.as_ref(), frame)? {
                 result.insert(key, v);
             }
