@@ -59,6 +59,8 @@ pub(crate) struct Evaluator<'e> {
     rng_state: u64,
     /// Host bindings converted to runtime values on first use.
     binding_cache: HashMap<String, Val>,
+    /// Scope and context of the latest call of a built-in (read by `$eval`).
+    builtin_call_site: Option<(Rc<Frame>, Option<Val>)>,
     /// Address of a local in the outermost evaluation frame: the stack in use is measured
     /// from here. Frame sizes differ between builds and expressions, so besides counting calls
     /// the evaluator measures the stack it actually uses (`Env::set_max_stack_bytes`).
@@ -106,6 +108,7 @@ pub(crate) fn evaluate_root(
         root: input.clone(),
         rng_state: env.random_seed ^ 0x9E37_79B9_7F4A_7C15,
         binding_cache: HashMap::new(),
+        builtin_call_site: None,
         stack_base: stack_position(),
     };
     let frame = Rc::new(Frame::default());
@@ -300,11 +303,16 @@ impl<'e> Evaluator<'e> {
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Evaluates a separately parsed expression (for `$eval`) in a fresh scope.
+    /// Evaluates a separately parsed expression (for `$eval`) in the scope of the latest
+    /// built-in call site, with `input` or else that call site's context value.
     pub fn eval_detached(&mut self, node: &Node, input: Option<&Val>) -> Result<Option<Val>> {
-        let frame = Rc::new(Frame::default());
-        self.closure_frames.push(Rc::downgrade(&frame));
-        self.eval(node, input, &frame)
+        let (scope, site_input) = match self.builtin_call_site.take() {
+            Some((frame, site_input)) => (Frame::child(&frame), site_input),
+            None => (Rc::new(Frame::default()), None),
+        };
+        self.closure_frames.push(Rc::downgrade(&scope));
+        let input = input.cloned().or(site_input);
+        self.eval(node, input.as_ref(), &scope)
     }
 
     pub fn eval(
@@ -1049,6 +1057,11 @@ impl<'e> Evaluator<'e> {
         }
         for arg in arg_nodes {
             args.push(self.eval(arg, input, frame)?);
+        }
+        if let Some(Val::Func(f)) = &func
+            && matches!(f.as_ref(), Func::Builtin(b) if b.name == "eval")
+        {
+            self.builtin_call_site = Some((frame.clone(), input.cloned()));
         }
         match func {
             Some(func @ Val::Func(_)) => self
