@@ -157,6 +157,13 @@ pub(crate) fn format_millis(
             .ok_or_else(|| Error::new("D3134", format!("Unsupported timezone: {tz}")))?,
         None => 0,
     };
+    // JavaScript dates span ±8.64e15 ms; beyond that there is no calendar date.
+    if millis.unsigned_abs() > 8_640_000_000_000_000 {
+        return Err(Error::new(
+            "D3137",
+            format!("Timestamp out of range: {millis}"),
+        ));
+    }
     let p = parts(millis, offset);
     match picture {
         None => Ok(iso(&p)),
@@ -434,11 +441,7 @@ fn parse_with_picture(s: &str, picture: &str) -> Option<i64> {
     if pos != input.len() {
         return None;
     }
-    Some(
-        days_from_civil(year, month, day) * MS_PER_DAY
-            + hour * 3_600_000
-            + minute * 60_000
-            + second * 1000
-            + millis,
-    )
+    let days = days_from_civil(year, month, day);
+    days.checked_mul(MS_PER_DAY)?
+        .checked_add(hour * 3_600_000 + minute * 60_000 + second * 1000 + millis)
 }

@@ -426,9 +426,21 @@ pub(crate) fn format_integer(value: f64, picture: &str) -> Result<String> {
     let negative = value < 0.0;
     let n = value.abs().floor() as u64;
     let primary = picture.split(';').next().unwrap_or("");
+    let roman_range = || {
+        if n > 100_000 {
+            Err(Error::new(
+                "D3130",
+                format!(
+                    "Formatting {n} as a roman numeral is not supported by this implementation"
+                ),
+            ))
+        } else {
+            Ok(roman(n))
+        }
+    };
     let body = match primary {
-        "I" => roman(n),
-        "i" => roman(n).to_lowercase(),
+        "I" => roman_range()?,
+        "i" => roman_range()?.to_lowercase(),
         "A" => letters(n, 'A'),
         "a" => letters(n, 'a'),
         "W" => words(n).to_uppercase(),
