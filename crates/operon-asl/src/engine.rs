@@ -331,7 +331,7 @@ impl Execution {
         };
         ex.history("ExecutionStarted", |e| e.input = Some(input.clone()));
         if let Some(t) = ex.machine().timeout_seconds {
-            let id = ex.new_timer(ex.now + t as i64 * 1000);
+            let id = ex.new_timer(after_seconds(ex.now, t));
             ex.timers.insert(id, u32::MAX);
         }
         ex.spawn(0, input, Map::new(), None);
@@ -470,7 +470,7 @@ impl Execution {
         }) else {
             return;
         };
-        let id = self.new_timer(now + secs as i64 * 1000);
+        let id = self.new_timer(after_seconds(now, secs));
         self.timers.insert(id, fid);
         if let Some(Frame {
             phase: Phase::Blocked(Block::Task {
@@ -1111,7 +1111,7 @@ impl Execution {
         let fire_at = match spec {
             WaitSpec::Seconds(field) => {
                 let v = self.number(f, st, field, "Seconds", &effective)?;
-                self.now + wait_seconds(field, &v, st.ql)? * 1000
+                after_seconds(self.now, wait_seconds(field, &v, st.ql)? as u64)
             }
             WaitSpec::Timestamp(field) => self.wait_timestamp(f, st, field, &effective)?,
         };
@@ -1197,14 +1197,14 @@ impl Execution {
             e.input = Some(hist_input);
         });
         self.history("TaskStarted", |_| {});
-        let timeout_at = timeout.map(|t| self.now + t as i64 * 1000);
+        let timeout_at = timeout.map(|t| after_seconds(self.now, t));
         let timeout_timer = timeout_at.map(|at| {
             let id = self.new_timer(at);
             self.timers.insert(id, fid);
             id
         });
         let heartbeat_timer = heartbeat.map(|h| {
-            let id = self.new_timer(self.now + h as i64 * 1000);
+            let id = self.new_timer(after_seconds(self.now, h));
             self.timers.insert(id, fid);
             id
         });
@@ -1716,11 +1716,11 @@ impl Execution {
                     }
                     f.attempts[i] += 1;
                     f.retry_count += 1;
-                    let ms = (delay * 1000.0).round() as i64;
+                    let ms = (delay * 1000.0).round().clamp(0.0, MAX_DELAY_MILLIS) as i64;
                     if ms <= 0 {
                         f.phase = Phase::Execute;
                     } else {
-                        let timer = self.new_timer(self.now + ms);
+                        let timer = self.new_timer(self.now.saturating_add(ms));
                         self.timers.insert(timer, fid);
                         f.phase = Phase::Blocked(Block::Retry { timer });
                     }
@@ -2010,6 +2010,16 @@ impl Execution {
         }
         self.ready.retain(|r| !ids.contains(r));
     }
+}
+
+/// The longest delay any timer may have (about 3,170 years; far beyond any
+/// Step Functions limit, and safe from overflow).
+const MAX_DELAY_MILLIS: f64 = 1.0e14;
+
+/// `now` plus `secs` seconds, without overflow.
+fn after_seconds(now: i64, secs: u64) -> i64 {
+    let ms = (secs.min(MAX_DELAY_MILLIS as u64 / 1000) as i64) * 1000;
+    now.saturating_add(ms)
 }
 
 /// An integer given as a JSON integer or as a string of digits.

@@ -439,7 +439,10 @@ fn array_range(func: Func, args: &[Value]) -> Result<Value, Failure> {
         if out.len() > 1000 {
             return Err(fail(func, "the result has more than 1000 items"));
         }
-        i += step;
+        match i.checked_add(step) {
+            Some(n) => i = n,
+            None => break,
+        }
     }
     Ok(Value::Array(out))
 }

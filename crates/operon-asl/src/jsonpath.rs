@@ -310,7 +310,10 @@ fn slice_indexes(len: usize, a: Option<i64>, b: Option<i64>, c: Option<i64>) -> 
     let mut i = start;
     while i < end {
         out.push(i as usize);
-        i += step;
+        match i.checked_add(step) {
+            Some(n) => i = n,
+            None => break,
+        }
     }
     out
 }

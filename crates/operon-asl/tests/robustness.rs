@@ -24,6 +24,15 @@ fn corpus() -> Vec<Value> {
     // Hand-written seeds, so the test means something without the corpus too.
     out.push(json!({"definition": {"StartAt": "A", "States": {"A": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericLessThan": 5, "Next": "A"}], "Default": "B"}, "B": {"Type": "Succeed"}}}, "input": {"n": 1}}));
     out.push(json!({"definition": {"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s", "Next": "W"}}}, "input": {"s": 99999999}}));
+    // Overflow bait: huge timeouts, back-off, slice steps and ranges.
+    out.push(json!({"definition": {"TimeoutSeconds": u64::MAX, "StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "r",
+        "TimeoutSeconds": u64::MAX, "HeartbeatSecondsPath": "$.h",
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1e300, "BackoffRate": 1e300, "MaxAttempts": 3}], "End": true}}},
+        "input": {"h": 9_223_372_036_854_775_807_i64}}));
+    out.push(json!({"definition": {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {
+        "a.$": "$.xs[5:100:9223372036854775807]", "b.$": "States.ArrayRange(9223372036854775000, 9223372036854775807, 9223372036854775807)",
+        "c.$": "States.MathAdd(1e300, 1)", "d.$": "States.MathRandom(-9223372036854775808, 9223372036854775807)"}, "End": true}}},
+        "input": {"xs": [1, 2, 3, 4, 5, 6, 7]}}));
     out
 }
 
@@ -103,13 +112,18 @@ fn mutated_definitions_never_panic_or_hang() {
     let started = Instant::now();
     let mut runs = 0;
     for case in &cases {
-        for _ in 0..20 {
+        for round in 0..20 {
             let mut def = case["definition"].clone();
             let mut input = case["input"].clone();
-            for _ in 0..(1 + rng.next_u64() % 3) {
+            let mutations = if round == 0 {
+                0
+            } else {
+                1 + rng.next_u64() % 3
+            };
+            for _ in 0..mutations {
                 mutate(&mut def, &mut rng, 0);
             }
-            if rng.next_u64().is_multiple_of(4) {
+            if round > 0 && rng.next_u64().is_multiple_of(4) {
                 mutate(&mut input, &mut rng, 0);
             }
             let Ok(machine) = StateMachine::from_value(&def) else {
