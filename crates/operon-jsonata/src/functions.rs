@@ -864,7 +864,8 @@ fn round(_: &mut Evaluator, args: &[Option<Val>]) -> Result<Option<Val>> {
     let Some(n) = num_arg(args, 0) else {
         return Ok(None);
     };
-    let precision = num_arg(args, 1).unwrap_or(0.0).trunc() as i32;
+    // Beyond ±400 decimal places every f64 rounds to itself or to zero.
+    let precision = num_arg(args, 1).unwrap_or(0.0).trunc().clamp(-400.0, 400.0) as i32;
     if precision == 0 {
         return num(round_half_even(n));
     }

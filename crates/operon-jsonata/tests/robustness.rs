@@ -348,3 +348,135 @@ fn public_types_are_thread_safe() {
     assert_send_sync::<operon_jsonata::Error>();
     assert_send_sync::<operon_jsonata::Outcome>();
 }
+
+const FUNCTIONS: &[&str] = &[
+    "string",
+    "length",
+    "substring",
+    "substringBefore",
+    "substringAfter",
+    "uppercase",
+    "lowercase",
+    "trim",
+    "pad",
+    "contains",
+    "split",
+    "join",
+    "match",
+    "replace",
+    "base64encode",
+    "base64decode",
+    "encodeUrl",
+    "encodeUrlComponent",
+    "decodeUrl",
+    "decodeUrlComponent",
+    "number",
+    "abs",
+    "floor",
+    "ceil",
+    "round",
+    "power",
+    "sqrt",
+    "random",
+    "formatNumber",
+    "formatBase",
+    "formatInteger",
+    "parseInteger",
+    "sum",
+    "max",
+    "min",
+    "average",
+    "boolean",
+    "not",
+    "exists",
+    "count",
+    "append",
+    "sort",
+    "reverse",
+    "shuffle",
+    "distinct",
+    "zip",
+    "keys",
+    "lookup",
+    "spread",
+    "merge",
+    "sift",
+    "each",
+    "error",
+    "assert",
+    "type",
+    "map",
+    "filter",
+    "single",
+    "reduce",
+    "now",
+    "millis",
+    "fromMillis",
+    "toMillis",
+    "eval",
+    "clone",
+];
+
+const ARGUMENTS: &[&str] = &[
+    "1",
+    "0",
+    "-1",
+    "2.5",
+    "-7.25",
+    "1e308",
+    "-1e308",
+    "1e-300",
+    "9007199254740993",
+    "36",
+    "1e20",
+    "\"\"",
+    "\"abc\"",
+    "\"#,##0.00\"",
+    "\"[Y0001]-[M01]-[D01]\"",
+    "\"I\"",
+    "\"w\"",
+    "\"0x1F\"",
+    "\"%E0%A4%A\"",
+    "\"2017-11-07T15:07:54.972Z\"",
+    "\"+0100\"",
+    "\"a,b\"",
+    "\",\"",
+    "\"$1\"",
+    "true",
+    "false",
+    "null",
+    "[]",
+    "[1, 2, 3]",
+    "[\"b\", \"a\"]",
+    "[[1], [2]]",
+    "{}",
+    "{\"a\": 1, \"b\": [2]}",
+    "/a|b/",
+    "/x*/",
+    "function($v){$v}",
+    "function($a, $b){$a > $b}",
+    "$string",
+    "nothing",
+    "[1..1000]",
+];
+
+#[test]
+fn random_function_calls_never_panic() {
+    on_small_stack(|| {
+        let mut env = Env::new();
+        env.set_limits(Limits {
+            max_steps: 50_000,
+            max_depth: 100,
+        });
+        let mut rng = Rng(0xF00D_CAFE_1234_5678);
+        for name in FUNCTIONS {
+            for _ in 0..300 {
+                let count = rng.next() % 5;
+                let args: Vec<&str> = (0..count).map(|_| rng.pick(ARGUMENTS)).collect();
+                let source = format!("${name}({})", args.join(", "));
+                let expr = Expression::parse(&source).unwrap_or_else(|e| panic!("{source}: {e}"));
+                let _ = expr.evaluate_detailed(Some(&json!({"a": [1, 2], "s": "x"})), &env);
+            }
+        }
+    });
+}
