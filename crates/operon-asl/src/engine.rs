@@ -393,12 +393,18 @@ impl Execution {
             Event::ObjectsWritten { token } => self.resolve_token(&token, Ok(Value::Null)),
             Event::Heartbeat { token } => self.heartbeat(&token),
             Event::TimerFired { id } => self.timer_fired(id),
-            Event::Stop { error, cause } => self.finish_execution(Outcome {
-                status: Status::Aborted,
-                output: None,
-                error,
-                cause,
-            }),
+            Event::Stop { error, cause } => {
+                self.history("ExecutionAborted", |e| {
+                    e.error = error.clone();
+                    e.cause = cause.clone();
+                });
+                self.finish_execution(Outcome {
+                    status: Status::Aborted,
+                    output: None,
+                    error,
+                    cause,
+                });
+            }
         }
     }
 
