@@ -21,7 +21,10 @@ impl Jsonata {
     /// Parses the inside of `{% ... %}`.
     pub fn parse(inner: &str) -> Result<Jsonata, String> {
         let source = inner.trim().to_string();
-        let expr = operon_jsonata::Expression::parse(&source).map_err(|e| e.to_string())?;
+        // A panic in the JSONata engine must not take the interpreter down.
+        let parsed = std::panic::catch_unwind(|| operon_jsonata::Expression::parse(&source))
+            .map_err(|_| "the JSONata parser failed on this expression".to_string())?;
+        let expr = parsed.map_err(|e| e.to_string())?;
         Ok(Jsonata {
             source,
             expr: Arc::new(expr),
@@ -291,7 +294,16 @@ impl Scope<'_> {
             max_steps: 5_000_000,
             max_depth: 400,
         });
-        match expr.expr.evaluate_detailed(None, &env) {
+        let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            expr.expr.evaluate_detailed(None, &env)
+        }))
+        .unwrap_or_else(|_| {
+            Err(operon_jsonata::Error::new(
+                "D0000",
+                "the JSONata evaluator failed",
+            ))
+        });
+        match evaluated {
             Ok(operon_jsonata::Outcome::Value(v)) => Ok(Some(v)),
             Ok(operon_jsonata::Outcome::Undefined) => Ok(None),
             Ok(operon_jsonata::Outcome::Function) => Err(Failure::new(
