@@ -32,6 +32,8 @@ pub(crate) struct StepBinding {
     pub index: Option<String>,
     /// `step[..]#$i`: `(n, $i)` binds the position after the first `n` predicates.
     pub index_stage: Option<(usize, String)>,
+    /// Labels of `%` operators that refer to this step's input context.
+    pub ancestors: Vec<String>,
 }
 
 pub(crate) type ObjectPairs = Vec<(Node, Node)>;
@@ -61,6 +63,8 @@ pub(crate) enum Kind {
     Var(String),
     Wildcard,
     Descendant,
+    /// `%`, resolved to a label bound by an earlier path step (see `ancestry.rs`).
+    Parent(String),
     Regex(Arc<regex::Regex>),
     Path {
         steps: Vec<Node>,

@@ -377,6 +377,7 @@ impl<'e> Evaluator<'e> {
             Kind::Name(name) => Ok(input.and_then(|v| lookup(v, name))),
             Kind::Var(name) => self.variable(name, input, frame),
             Kind::Wildcard => Ok(Some(wildcard(input))),
+            Kind::Parent(label) => Ok(frame.lookup(label).flatten()),
             Kind::Descendant => Ok(input.map(all_descendants)),
             Kind::Regex(re) => Ok(Some(Val::Func(Rc::new(Func::Regex(re.clone()))))),
             Kind::Path {
@@ -606,6 +607,9 @@ impl<'e> Evaluator<'e> {
                     }
                     if let Some(index) = binding.and_then(|b| b.index.as_ref()) {
                         next.bind(index, Val::Num(position as f64));
+                    }
+                    for label in binding.map(|b| b.ancestors.as_slice()).unwrap_or_default() {
+                        next.bind(label, tuple.context.clone());
                     }
                     out.push(next);
                 }

@@ -29,6 +29,9 @@
 //!   produces **sequences** (arrays flagged as such): they flatten into enclosing sequences
 //!   and a singleton sequence collapses to its item, an empty one to undefined, exactly as in
 //!   jsonata-js; arrays from the input or from `[...]` constructors are values and are kept.
+//! * **Tuple streams**: a path with focus `@$v`, index `#$i` or parent `%` bindings is
+//!   evaluated as a stream of (context, variables) tuples, as in jsonata-js; `%` labels are
+//!   resolved to ancestor steps after parsing (`ancestry.rs`).
 //! * **Functions** (`functions.rs`): the standard library, each with its jsonata signature
 //!   (`<s-n?:s>`), which drives argument checking (`T0410`, `T0412`) and context-value
 //!   substitution (`Account.Name.$uppercase()`). Host functions come from
@@ -63,6 +66,7 @@
 //!
 //! Missing features are listed in the crate's README.md.
 
+mod ancestry;
 mod ast;
 mod datetime;
 mod error;

@@ -18,8 +18,9 @@ pub(crate) fn parse(source: &str) -> Result<Node> {
         index: 0,
         source: source.chars().collect(),
         depth: 0,
+        parents: 0,
     };
-    let node = parser.expression(0)?;
+    let mut node = parser.expression(0)?;
     let tok = parser.current();
     if tok.kind != TokenKind::End {
         return Err(Error::at(
@@ -28,6 +29,7 @@ pub(crate) fn parse(source: &str) -> Result<Node> {
             format!("Syntax error: {}", token_text(&tok.kind)),
         ));
     }
+    crate::ancestry::resolve(&mut node)?;
     Ok(node)
 }
 
@@ -96,6 +98,8 @@ struct Parser {
     index: usize,
     source: Vec<char>,
     depth: usize,
+    /// Number of `%` operators seen (for unique labels).
+    parents: usize,
 }
 
 impl Parser {
@@ -190,6 +194,10 @@ impl Parser {
             "-" => self.negation(pos),
             "*" => Ok(Node::new(Kind::Wildcard, pos)),
             "**" => Ok(Node::new(Kind::Descendant, pos)),
+            "%" => {
+                self.parents += 1;
+                Ok(Node::new(Kind::Parent(format!("%{}", self.parents)), pos))
+            }
             "?" => Ok(Node::new(Kind::Placeholder, pos)),
             "(" => self.block(pos),
             "[" => self.array_constructor(pos),
