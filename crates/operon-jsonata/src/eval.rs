@@ -338,6 +338,12 @@ impl<'e> Evaluator<'e> {
         input: Option<&Val>,
         frame: &Rc<Frame>,
     ) -> Result<Option<Val>> {
+        if let (Kind::Path { steps, .. }, Some(group)) = (&node.kind, &node.group)
+            && steps.iter().any(|s| s.binding.is_some())
+        {
+            let stream = self.tuple_stream(steps, input, frame)?.unwrap_or_default();
+            return Ok(Some(self.group_tuples(group, stream, frame)?));
+        }
         let result = self.eval_kind(node, input, frame)?;
         if node.predicates.is_empty() && node.group.is_none() {
             return Ok(collapse(result, node.keep_array));
@@ -532,6 +538,25 @@ impl<'e> Evaluator<'e> {
         input: Option<&Val>,
         frame: &Rc<Frame>,
     ) -> Result<Option<Val>> {
+        let Some(stream) = self.tuple_stream(steps, input, frame)? else {
+            return Ok(None);
+        };
+        let result = Val::seq(stream.into_iter().map(|t| t.context).collect());
+        Ok(Some(if keep_singleton {
+            keep_singleton_array(result)
+        } else {
+            result
+        }))
+    }
+
+    /// Evaluates a path's steps; from the first binding step on, as a tuple stream.
+    /// `None` when a step before the stream started produced nothing.
+    fn tuple_stream(
+        &mut self,
+        steps: &[Node],
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Vec<Tuple>>> {
         let mut sequence = initial_sequence(input, steps);
         let mut stream: Option<Vec<Tuple>> = None;
         for (index, step) in steps.iter().enumerate() {
@@ -555,17 +580,65 @@ impl<'e> Evaluator<'e> {
             });
             stream = Some(self.tuple_step(step, tuples, frame)?);
         }
-        let values: Vec<Val> = stream
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| t.context)
-            .collect();
-        let result = Val::seq(values);
-        Ok(Some(if keep_singleton {
-            keep_singleton_array(result)
-        } else {
-            result
-        }))
+        Ok(stream)
+    }
+
+    /// Grouping over a tuple stream: keys and values see each tuple's variables; a group's
+    /// value expression sees every variable bound to the sequence of its tuples' values.
+    fn group_tuples(
+        &mut self,
+        pairs: &ObjectPairs,
+        tuples: Vec<Tuple>,
+        frame: &Rc<Frame>,
+    ) -> Result<Val> {
+        let mut groups: IndexMap<String, (Vec<Tuple>, usize)> = IndexMap::new();
+        for tuple in tuples {
+            let scope = self.tuple_frame(frame, &tuple);
+            for (pair_index, (key_expr, _)) in pairs.iter().enumerate() {
+                let Some(key) = self.group_key(key_expr, Some(&tuple.context), &scope)? else {
+                    continue;
+                };
+                match groups.get_mut(&key) {
+                    Some((_, index)) if *index != pair_index => {
+                        return Err(duplicate_key(key_expr, key));
+                    }
+                    Some((members, _)) => members.push(tuple.clone()),
+                    None => {
+                        groups.insert(key, (vec![tuple.clone()], pair_index));
+                    }
+                }
+            }
+        }
+        let mut result = ObjMap::new();
+        for (key, (members, pair_index)) in groups {
+            let merged = merge_tuples(members);
+            let scope = self.tuple_frame(frame, &merged);
+            if let Some(v) = self.eval(&pairs[pair_index].1, Some(&merged.context), &scope)? {
+                result.insert(key, v);
+            }
+        }
+        Ok(Val::object(result))
+    }
+
+    /// A grouping key: a string, undefined (skipped), or `T1003`.
+    fn group_key(
+        &mut self,
+        key_expr: &Node,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<String>> {
+        match self.eval(key_expr, input, frame)? {
+            None => Ok(None),
+            Some(Val::Str(s)) => Ok(Some(s.to_string())),
+            Some(other) => Err(Error::at(
+                "T1003",
+                key_expr.position,
+                format!(
+                    "Key in object structure must evaluate to a string; got: {}",
+                    describe(Some(&other))
+                ),
+            )),
+        }
     }
 
     fn tuple_frame(&mut self, frame: &Rc<Frame>, tuple: &Tuple) -> Rc<Frame> {
@@ -897,34 +970,14 @@ impl<'e> Evaluator<'e> {
         let mut groups: IndexMap<String, (Vec<Option<Val>>, usize)> = IndexMap::new();
         for item in &items {
             for (pair_index, (key_expr, _)) in pairs.iter().enumerate() {
-                let key = match self.eval(key_expr, item.as_ref(), frame)? {
-                    None => continue,
-                    Some(Val::Str(s)) => s.to_string(),
-                    Some(other) => {
-                        return Err(Error::at(
-                            "T1003",
-                            key_expr.position,
-                            format!(
-                                "Key in object structure must evaluate to a string; got: {}",
-                                describe(Some(&other))
-                            ),
-                        ));
-                    }
+                let Some(key) = self.group_key(key_expr, item.as_ref(), frame)? else {
+                    continue;
                 };
                 match groups.get_mut(&key) {
-                    Some((data, index)) => {
-                        if *index != pair_index {
-                            return Err(Error::at(
-                                "D1009",
-                                key_expr.position,
-                                format!(
-                                    "Multiple key definitions evaluate to same key: {}",
-                                    describe(Some(&Val::string(key)))
-                                ),
-                            ));
-                        }
-                        data.push(item.clone());
+                    Some((_, index)) if *index != pair_index => {
+                        return Err(duplicate_key(key_expr, key));
                     }
+                    Some((data, _)) => data.push(item.clone()),
                     None => {
                         groups.insert(key, (vec![item.clone()], pair_index));
                     }
@@ -1542,6 +1595,41 @@ impl Tuple {
             None => self.bindings.push((name.to_string(), value)),
         }
     }
+}
+
+/// Combines a group's tuples: the context and every variable become the sequence of the
+/// members' values (jsonata-js's `reduceTupleStream`).
+fn merge_tuples(members: Vec<Tuple>) -> Tuple {
+    let mut iter = members.into_iter();
+    let Some(mut merged) = iter.next() else {
+        return Tuple {
+            context: Val::Null,
+            bindings: Vec::new(),
+        };
+    };
+    for tuple in iter {
+        merged.context = append(Some(merged.context), Some(tuple.context)).unwrap_or(Val::Null);
+        for (name, value) in tuple.bindings {
+            let existing = merged
+                .bindings
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone());
+            merged.bind(&name, append(existing, Some(value)).unwrap_or(Val::Null));
+        }
+    }
+    merged
+}
+
+fn duplicate_key(key_expr: &Node, key: String) -> Error {
+    Error::at(
+        "D1009",
+        key_expr.position,
+        format!(
+            "Multiple key definitions evaluate to same key: {}",
+            describe(Some(&Val::string(key)))
+        ),
+    )
 }
 
 /// Binds `#$i` positions when the index binding follows `after` predicates.
