@@ -53,7 +53,8 @@ mod run_local {
         /// The test case of the mock configuration (default: the first).
         #[arg(long)]
         test_case: Option<String>,
-        /// ItemReader/ResultWriter objects: `DIR/<bucket>/<key>`.
+        /// ItemReader/ResultWriter objects live at `DIR/<bucket>/<key>`. Without it,
+        /// an ItemReader whose parameters give only `Key` reads that local file.
         #[arg(long)]
         objects_dir: Option<PathBuf>,
         /// Seed for States.UUID, States.MathRandom and retry jitter.
