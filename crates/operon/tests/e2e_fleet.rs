@@ -360,6 +360,7 @@ fn server_killed_and_restarted_loses_no_finished_result() {
     });
     fleet.server.kill();
     let _ = run.kill();
+    let _ = run.wait();
     // The commands finish on the nodes while the server is down.
     std::thread::sleep(Duration::from_secs(3));
     let data_dir = fleet.server.data_dir.clone();
