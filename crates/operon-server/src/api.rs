@@ -196,7 +196,10 @@ struct NodeView {
     online: bool,
 }
 
-fn node_view(state: &AppState, node: Node) -> NodeView {
+fn node_view(state: &AppState, mut node: Node) -> NodeView {
+    if let Some(seen) = state.hub.last_heartbeat_millis(&node.id) {
+        node.last_seen = Some(node.last_seen.map_or(seen, |stored| stored.max(seen)));
+    }
     let online = node.revoked_at.is_none() && state.hub.is_online(&node.id);
     let status = match (node.revoked_at, online) {
         (Some(_), _) => "revoked",

@@ -24,6 +24,8 @@ struct Session {
     id: u64,
     tx: mpsc::Sender<Outbound>,
     last_heartbeat: Instant,
+    /// Wall-clock time of the last heartbeat, in Unix milliseconds.
+    last_heartbeat_millis: i64,
 }
 
 pub struct Hub {
@@ -58,6 +60,7 @@ impl Hub {
                 id,
                 tx,
                 last_heartbeat: Instant::now(),
+                last_heartbeat_millis: crate::now_millis(),
             },
         );
         if let Some(old) = old {
@@ -79,7 +82,15 @@ impl Hub {
     pub fn heartbeat(&self, node_id: &str) {
         if let Some(session) = self.lock().get_mut(node_id) {
             session.last_heartbeat = Instant::now();
+            session.last_heartbeat_millis = crate::now_millis();
         }
+    }
+
+    /// When a connected node last sent a heartbeat (Unix milliseconds). The
+    /// store records `last_seen` only on connect and disconnect, to keep
+    /// heartbeats off the disk.
+    pub fn last_heartbeat_millis(&self, node_id: &str) -> Option<i64> {
+        self.lock().get(node_id).map(|s| s.last_heartbeat_millis)
     }
 
     pub fn is_online(&self, node_id: &str) -> bool {
