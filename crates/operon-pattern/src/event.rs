@@ -7,6 +7,7 @@
 //! rule looks at is skipped without being copied.
 
 use std::fmt;
+use std::ops::Range;
 
 use crate::json::{
     MAX_DEPTH, read_string, scan_number, scan_string, skip_whitespace, syntax_error,
@@ -84,7 +85,7 @@ pub(crate) enum Scalar<'a> {
 pub(crate) struct Leaf {
     pub(crate) path: u32,
     pub(crate) value: LeafValue,
-    /// Range in the array-context arena: the (array id, element index) pairs
+    /// Range in the array-context arena: the (array id, element entry) pairs
     /// of every array enclosing this value, outermost first.
     pub(crate) context: (u32, u32),
 }
@@ -195,6 +196,12 @@ pub(crate) struct Flattened {
     pub(crate) contexts: Vec<(u32, u32)>,
     stack: Vec<(u32, u32)>,
     arrays: u32,
+    /// Per array id: the leaf indices of the whole array (start, end).
+    array_extents: Vec<(u32, u32)>,
+    /// Per array element (in a context pair, an element is named by its entry
+    /// here, unique in the event): the leaf indices of the element. Leaves
+    /// come in document order, so an element's leaves are one contiguous run.
+    elements: Vec<(u32, u32)>,
 }
 
 impl Flattened {
@@ -203,6 +210,15 @@ impl Flattened {
         self.contexts.clear();
         self.stack.clear();
         self.arrays = 0;
+        self.array_extents.clear();
+        self.elements.clear();
+    }
+
+    /// The leaf indices of an element (as named in a context pair) and of its whole array.
+    pub(crate) fn element_leaves(&self, array: u32, element: u32) -> (Range<u32>, Range<u32>) {
+        let (start, end) = self.elements[element as usize];
+        let (array_start, array_end) = self.array_extents[array as usize];
+        (start..end, array_start..array_end)
     }
 
     pub(crate) fn context(&self, leaf: &Leaf) -> &[(u32, u32)] {
@@ -371,27 +387,33 @@ impl<'a> Walker<'a, '_> {
             return Ok(());
         }
         let tracked = node.is_some();
+        let array_id = out.arrays;
         if tracked {
-            out.stack.push((out.arrays, 0));
+            out.stack.push((array_id, 0));
             out.arrays += 1;
+            out.array_extents.push((out.leaves.len() as u32, 0));
         }
-        let mut index = 0u32;
         loop {
+            let element = out.elements.len();
             if tracked && let Some(top) = out.stack.last_mut() {
-                top.1 = index;
+                top.1 = element as u32;
+                out.elements.push((out.leaves.len() as u32, 0));
             }
             self.value(node, depth + 1, out)?;
+            if tracked {
+                out.elements[element].1 = out.leaves.len() as u32;
+            }
             self.pos = skip_whitespace(self.bytes, self.pos);
             match self.bytes.get(self.pos) {
                 Some(b',') => self.pos = skip_whitespace(self.bytes, self.pos + 1),
                 Some(b']') => break,
                 _ => return Err(self.error("expected ',' or ']' in array")),
             }
-            index += 1;
         }
         self.pos += 1;
         if tracked {
             out.stack.pop();
+            out.array_extents[array_id as usize].1 = out.leaves.len() as u32;
         }
         Ok(())
     }

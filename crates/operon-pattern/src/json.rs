@@ -94,10 +94,21 @@ impl Json {
 }
 
 pub(crate) fn parse(text: &str) -> Result<Json, JsonSyntaxError> {
+    parse_with(text, false)
+}
+
+/// Parses keeping every member of an object, duplicate keys included (as a
+/// streaming reader of an event sees them).
+pub(crate) fn parse_keeping_duplicates(text: &str) -> Result<Json, JsonSyntaxError> {
+    parse_with(text, true)
+}
+
+fn parse_with(text: &str, keep_duplicates: bool) -> Result<Json, JsonSyntaxError> {
     let mut parser = TreeParser {
         bytes: text.as_bytes(),
         pos: 0,
         text,
+        keep_duplicates,
     };
     parser.skip_whitespace();
     let value = parser.value(0)?;
@@ -109,6 +120,7 @@ pub(crate) fn parse(text: &str) -> Result<Json, JsonSyntaxError> {
 }
 
 struct TreeParser<'a> {
+    keep_duplicates: bool,
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
@@ -205,7 +217,11 @@ impl TreeParser<'_> {
             self.pos += 1;
             self.skip_whitespace();
             let value = self.value(depth + 1)?;
-            insert_last_wins(&mut members, key.into_owned(), value);
+            if self.keep_duplicates {
+                members.push((key.into_owned(), value));
+            } else {
+                insert_last_wins(&mut members, key.into_owned(), value);
+            }
             self.skip_whitespace();
             match self.bytes.get(self.pos) {
                 Some(b',') => self.pos += 1,

@@ -29,6 +29,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::ops::Range;
 
 use crate::event::{EventError, Flattened, LeafValue, PathTrie, Scalar, flatten};
 use crate::field_index::{EdgeId, FieldIndex};
@@ -84,6 +85,9 @@ struct State {
     transitions: Vec<(PathId, FieldIndex)>,
     /// Branches that are complete in this state.
     ending: Vec<BranchId>,
+    /// Paths some branch through this state still looks at after it (its later
+    /// conditions and its absent paths); never shrinks, so it may be a superset.
+    future_paths: Vec<PathId>,
 }
 
 #[derive(Debug, Clone)]
@@ -225,14 +229,24 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
 
     fn add_branch(&mut self, slot: Slot, spec: BranchSpec) -> BranchId {
         let branch = self.branches.len() as BranchId;
-        let absent_paths = spec.absent.iter().map(|p| self.path_id(p)).collect();
+        let absent_paths: Vec<PathId> = spec.absent.iter().map(|p| self.path_id(p)).collect();
         let mut state = START;
         let mut edges = Vec::new();
+        let mut chain = vec![START];
+        let mut paths = Vec::new();
         for (path, matchers) in spec.positive {
             let path = self.path_id(&path);
             let edge = self.edge(state, path, matchers);
             edges.push(edge);
+            paths.push(path);
             state = self.edges[edge as usize].to;
+            chain.push(state);
+        }
+        for (i, &on_the_way) in chain.iter().enumerate() {
+            let future = &mut self.states[on_the_way as usize].future_paths;
+            future.extend(paths[i..].iter().chain(&absent_paths));
+            future.sort_unstable();
+            future.dedup();
         }
         self.states[state as usize].ending.push(branch);
         self.branches.push(BranchInfo {
@@ -376,12 +390,13 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
         }
         for (path, index) in &node.transitions {
             scratch.edge_hits.clear();
-            for &(_, leaf_index) in leaves_at(&scratch.by_path, *path) {
+            let chosen_now = &scratch.chosen[chosen_range.clone()];
+            let at_path = leaves_at(&scratch.by_path, *path);
+            let (inside, before, after) = candidate_runs(at_path, chosen_now, &scratch.flat);
+            for &(_, leaf_index) in inside.iter().chain(before).chain(after) {
                 let leaf = &scratch.flat.leaves[leaf_index as usize];
                 let context = scratch.flat.context(leaf);
-                if !context.is_empty()
-                    && !compatible_with(&scratch.chosen[chosen_range.clone()], context)
-                {
+                if !context.is_empty() && !compatible_with(chosen_now, context) {
                     continue;
                 }
                 let mut value = leaf.value.scalar(event_json, false);
@@ -402,53 +417,40 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
     /// Queues the step to `to`, adding the array elements of the leaf used.
     fn push_step(&self, to: StateId, chosen: (u32, u32), leaf_index: u32, scratch: &mut Scratch) {
         let leaf = &scratch.flat.leaves[leaf_index as usize];
-        let context = scratch.flat.context(leaf);
-        if !self.needs_array_context(to) {
-            // Only branches without absent paths end there: which array
-            // elements were used no longer matters.
+        let start = scratch.chosen.len();
+        scratch
+            .chosen
+            .extend_from_within(chosen.0 as usize..chosen.1 as usize);
+        for &pair in scratch.flat.context(leaf) {
+            if !scratch.chosen[start..].contains(&pair) {
+                scratch.chosen.push(pair);
+            }
+        }
+        // Keep only the array elements that can still constrain a value the
+        // rest of the way needs; the others cannot change the outcome.
+        let future = &self.states[to as usize].future_paths;
+        let mut kept = start;
+        for i in start..scratch.chosen.len() {
+            let (array, element) = scratch.chosen[i];
+            let (_, extent) = scratch.flat.element_leaves(array, element);
+            if future
+                .iter()
+                .any(|&p| has_leaf_within(leaves_at(&scratch.by_path, p), &extent))
+            {
+                scratch.chosen[kept] = (array, element);
+                kept += 1;
+            }
+        }
+        scratch.chosen.truncate(kept);
+        if kept == start {
+            // Without array elements, reaching a state twice changes nothing.
             if !scratch.visited_plain.contains(&to) {
                 scratch.visited_plain.push(to);
                 scratch.steps.push((to, 0, 0));
             }
             return;
         }
-        if context.is_empty()
-            || context
-                .iter()
-                .all(|c| scratch.chosen[chosen.0 as usize..chosen.1 as usize].contains(c))
-        {
-            if chosen.0 == chosen.1 {
-                // Without array elements, reaching a state twice changes nothing.
-                if scratch.visited_plain.contains(&to) {
-                    return;
-                }
-                scratch.visited_plain.push(to);
-            }
-            scratch.steps.push((to, chosen.0, chosen.1));
-            return;
-        }
-        let start = scratch.chosen.len();
-        scratch
-            .chosen
-            .extend_from_within(chosen.0 as usize..chosen.1 as usize);
-        for &pair in context {
-            if !scratch.chosen[start..].contains(&pair) {
-                scratch.chosen.push(pair);
-            }
-        }
-        scratch
-            .steps
-            .push((to, start as u32, scratch.chosen.len() as u32));
-    }
-
-    /// Whether steps into `state` must remember the array elements used.
-    fn needs_array_context(&self, state: StateId) -> bool {
-        let node = &self.states[state as usize];
-        !node.transitions.is_empty()
-            || node
-                .ending
-                .iter()
-                .any(|&b| !self.branches[b as usize].absent_paths.is_empty())
+        scratch.steps.push((to, start as u32, kept as u32));
     }
 
     /// No value at an absent path may come from the array elements chosen.
@@ -480,6 +482,42 @@ fn compatible_with(chosen: &[(u32, u32)], context: &[(u32, u32)]) -> bool {
     context
         .iter()
         .all(|&(array, element)| chosen.iter().all(|&(a, e)| a != array || e == element))
+}
+
+/// The leaves at a path that can fit with the chosen array elements: those in
+/// the narrowest chosen element, and those outside that element's array. (The
+/// caller still checks every chosen element; this only skips the many values
+/// of the other elements of a big array.)
+fn candidate_runs<'b>(
+    at_path: &'b [(PathId, u32)],
+    chosen: &[(u32, u32)],
+    flat: &Flattened,
+) -> (
+    &'b [(PathId, u32)],
+    &'b [(PathId, u32)],
+    &'b [(PathId, u32)],
+) {
+    let narrowest = chosen
+        .iter()
+        .map(|&(array, element)| flat.element_leaves(array, element))
+        .min_by_key(|(element, _)| element.end - element.start);
+    let Some((element, array)) = narrowest else {
+        return (at_path, &[], &[]);
+    };
+    let position = |leaf: u32| at_path.partition_point(|&(_, l)| l < leaf);
+    let (array_start, element_start) = (position(array.start), position(element.start));
+    let (element_end, array_end) = (position(element.end), position(array.end));
+    (
+        &at_path[element_start..element_end],
+        &at_path[..array_start],
+        &at_path[array_end..],
+    )
+}
+
+/// Whether any of these (path, leaf) entries has its leaf index in `range`.
+fn has_leaf_within(at_path: &[(PathId, u32)], range: &Range<u32>) -> bool {
+    let first = at_path.partition_point(|&(_, l)| l < range.start);
+    at_path.get(first).is_some_and(|&(_, l)| l < range.end)
 }
 
 /// The leaves (indices) at `path`, from the (path, leaf) list sorted by path.

@@ -217,6 +217,7 @@ impl Pattern {
         for branch in &branches {
             check_wildcard_complexity(branch)?;
         }
+        check_expansion_size(&branches)?;
         Ok(Pattern { branches })
     }
 
@@ -643,6 +644,29 @@ fn parse_anything_but_set(
                 .collect::<Result<_, _>>()?,
         ),
     })
+}
+
+/// A field list mixing `exists: false` with other matchers doubles its branch
+/// when compiled; keep the total within `MAX_BRANCHES`.
+fn check_expansion_size(branches: &[Branch]) -> Result<(), PatternError> {
+    let mut total: usize = 0;
+    for branch in branches {
+        let mixed = branch
+            .fields
+            .iter()
+            .filter(|f| f.matchers.contains(&ValueMatcher::Exists(false)) && f.matchers.len() > 1)
+            .count();
+        total = total.saturating_add(1usize.checked_shl(mixed as u32).unwrap_or(usize::MAX));
+    }
+    if total > MAX_BRANCHES {
+        return Err(error(
+            "",
+            format!(
+                "Pattern is too complex: more than {MAX_BRANCHES} combinations of $or and exists:false alternatives"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_wildcard_complexity(branch: &Branch) -> Result<(), PatternError> {

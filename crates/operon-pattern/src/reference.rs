@@ -15,8 +15,10 @@ struct RefLeaf {
 }
 
 /// Whether `pattern` matches `event_json`, or None if the event is not a JSON object.
+/// A key repeated in one object contributes every one of its values, as in
+/// the streaming matcher (and event-ruler's streaming JSON reader).
 pub fn matches(pattern: &Pattern, event_json: &str) -> Option<bool> {
-    let event = json::parse(event_json).ok()?;
+    let event = json::parse_keeping_duplicates(event_json).ok()?;
     if !matches!(event, Json::Object(_)) {
         return None;
     }

@@ -194,3 +194,84 @@ fn errors_point_into_the_pattern() {
     assert_eq!(err.pointer, "/a/b");
     assert!(err.to_string().contains("Empty arrays"));
 }
+
+#[test]
+fn duplicate_event_keys_contribute_every_value() {
+    let pattern = Pattern::parse(r#"{"a": ["x"]}"#).unwrap();
+    let event = r#"{"a": "x", "a": "y"}"#;
+    assert!(pattern.matches(event).unwrap());
+    assert_eq!(reference::matches(&pattern, event), Some(true));
+}
+
+#[test]
+fn exists_false_expansion_is_bounded() {
+    let fields: Vec<String> = (0..40)
+        .map(|i| format!(r#""f{i}": [{{"exists": false}}, "v"]"#))
+        .collect();
+    let err = Pattern::parse(&format!("{{{}}}", fields.join(","))).unwrap_err();
+    assert!(err.message.contains("too complex"), "{err}");
+}
+
+/// event-ruler's StructuredFinderTest shapes: one rule, one event with a big
+/// array; each must match once, quickly (the bound here is generous for a
+/// debug build on a shared machine; release takes milliseconds).
+#[test]
+fn big_arrays_match_in_linear_time() {
+    let n = 20_000;
+    let cases: Vec<(&str, String)> = vec![
+        (
+            r#"{"d": {"tags": [{"exists": true}], "type": [{"exists": true}]}}"#,
+            format!(
+                r#"{{"d":{{"tags":[{}],"type":"G"}}}}"#,
+                (0..n)
+                    .map(|i| format!("\"t{i}\""))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
+        (
+            r#"{"d": {"a": [{"exists": true}], "b": [{"exists": true}]}}"#,
+            format!(
+                r#"{{"d":[{}]}}"#,
+                (0..n)
+                    .map(|i| format!(r#"{{"a":"{i}","b":"{i}"}}"#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
+        (
+            r#"{"x": {"a": [{"exists": true}]}, "y": {"a": [{"exists": true}]}}"#,
+            format!(
+                r#"{{"x":[{}],"y":[{}]}}"#,
+                (0..n)
+                    .map(|i| format!(r#"{{"a":"x{i}"}}"#))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                (0..n)
+                    .map(|i| format!(r#"{{"a":"y{i}"}}"#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
+        (
+            r#"{"d": {"f0": [{"exists": true}], "f9": [{"exists": true}]}}"#,
+            format!(
+                r#"{{"d":[{}]}}"#,
+                (0..n)
+                    .map(|i| format!(r#"{{"f0":"v{i}","f5":1,"f9":"v{i}"}}"#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
+    ];
+    for (rule, event) in cases {
+        let pattern = Pattern::parse(rule).unwrap();
+        let started = std::time::Instant::now();
+        assert!(pattern.matches(&event).unwrap(), "{rule}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{rule} took {:?}",
+            started.elapsed()
+        );
+    }
+}
