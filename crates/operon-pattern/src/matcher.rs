@@ -392,7 +392,7 @@ impl<R: Clone + Eq + Hash> Matcher<R> {
             scratch.edge_hits.clear();
             let chosen_now = &scratch.chosen[chosen_range.clone()];
             let at_path = leaves_at(&scratch.by_path, *path);
-            let (inside, before, after) = candidate_runs(at_path, chosen_now, &scratch.flat);
+            let [inside, before, after] = candidate_runs(at_path, chosen_now, &scratch.flat);
             for &(_, leaf_index) in inside.iter().chain(before).chain(after) {
                 let leaf = &scratch.flat.leaves[leaf_index as usize];
                 let context = scratch.flat.context(leaf);
@@ -492,26 +492,22 @@ fn candidate_runs<'b>(
     at_path: &'b [(PathId, u32)],
     chosen: &[(u32, u32)],
     flat: &Flattened,
-) -> (
-    &'b [(PathId, u32)],
-    &'b [(PathId, u32)],
-    &'b [(PathId, u32)],
-) {
+) -> [&'b [(PathId, u32)]; 3] {
     let narrowest = chosen
         .iter()
         .map(|&(array, element)| flat.element_leaves(array, element))
         .min_by_key(|(element, _)| element.end - element.start);
     let Some((element, array)) = narrowest else {
-        return (at_path, &[], &[]);
+        return [at_path, &[], &[]];
     };
     let position = |leaf: u32| at_path.partition_point(|&(_, l)| l < leaf);
     let (array_start, element_start) = (position(array.start), position(element.start));
     let (element_end, array_end) = (position(element.end), position(array.end));
-    (
+    [
         &at_path[element_start..element_end],
         &at_path[..array_start],
         &at_path[array_end..],
-    )
+    ]
 }
 
 /// Whether any of these (path, leaf) entries has its leaf index in `range`.
