@@ -364,3 +364,72 @@ impl Lexer {
         Ok(self.token(TokenKind::Regex { pattern, flags }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(source: &str, prefixes: &[bool]) -> Vec<TokenKind> {
+        let mut lexer = Lexer::new(source);
+        prefixes
+            .iter()
+            .map(|&p| lexer.next_token(p).expect("token").kind)
+            .collect()
+    }
+
+    #[test]
+    fn slash_is_a_regex_only_where_an_operand_is_expected() {
+        assert_eq!(
+            kinds("/ab+/i", &[true, true]),
+            vec![
+                TokenKind::Regex {
+                    pattern: "ab+".into(),
+                    flags: "i".into()
+                },
+                TokenKind::End
+            ]
+        );
+        assert_eq!(
+            kinds("a / 2", &[true, false, true]),
+            vec![
+                TokenKind::Name("a".into()),
+                TokenKind::Op("/"),
+                TokenKind::Num(2.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn strings_names_and_variables() {
+        assert_eq!(
+            kinds(r#""a\u00e9\n""#, &[true]),
+            vec![TokenKind::Str("aé\n".into())]
+        );
+        assert_eq!(kinds("`a b`", &[true]), vec![TokenKind::Name("a b".into())]);
+        assert_eq!(
+            kinds("$ $$ $x", &[true, true, true]),
+            vec![
+                TokenKind::Var(String::new()),
+                TokenKind::Var("$".into()),
+                TokenKind::Var("x".into())
+            ]
+        );
+        assert_eq!(
+            kinds("1..3", &[true, false, true]),
+            vec![
+                TokenKind::Num(1.0),
+                TokenKind::Op(".."),
+                TokenKind::Num(3.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn positions_are_character_offsets_past_the_token() {
+        let mut lexer = Lexer::new("é + x");
+        assert_eq!(lexer.next_token(true).expect("name").position, 1);
+        assert_eq!(lexer.next_token(false).expect("op").position, 3);
+        let token = lexer.next_token(true).expect("name");
+        assert_eq!((token.start, token.position), (4, 5));
+    }
+}

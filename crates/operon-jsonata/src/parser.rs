@@ -310,55 +310,10 @@ impl Parser {
                 make_path(left, rhs)
             }
             "[" => self.predicate(left, pos),
-            "{" => {
-                let pairs = self.object_pairs()?;
-                let mut left = left;
-                if left.group.is_some() {
-                    return Err(Error::at(
-                        "S0210",
-                        pos,
-                        "Each step can only have one grouping expression",
-                    ));
-                }
-                left.group = Some(Box::new(pairs));
-                Ok(left)
-            }
+            "{" => self.grouping(left, pos),
             "(" => self.call(left, pos),
-            "?" => {
-                let then = self.expression(0)?;
-                let otherwise = if self.is_op(":") {
-                    self.advance();
-                    Some(Box::new(self.expression(0)?))
-                } else {
-                    None
-                };
-                Ok(Node::new(
-                    Kind::Condition {
-                        condition: Box::new(left),
-                        then: Box::new(then),
-                        otherwise,
-                    },
-                    pos,
-                ))
-            }
-            ":=" => {
-                let Kind::Var(name) = &left.kind else {
-                    return Err(Error::at(
-                        "S0212",
-                        pos,
-                        "The left side of := must be a variable name (start with $)",
-                    ));
-                };
-                let name = name.clone();
-                let value = self.expression(9)?;
-                Ok(Node::new(
-                    Kind::Bind {
-                        name,
-                        value: Box::new(value),
-                    },
-                    pos,
-                ))
-            }
+            "?" => self.condition(left, pos),
+            ":=" => self.bind(left, pos),
             "~>" => {
                 let rhs = self.expression(40)?;
                 Ok(Node::new(
@@ -383,6 +338,58 @@ impl Parser {
                 ))
             }
         }
+    }
+
+    /// `expr{key: value, ...}`
+    fn grouping(&mut self, mut left: Node, pos: usize) -> Result<Node> {
+        let pairs = self.object_pairs()?;
+        if left.group.is_some() {
+            return Err(Error::at(
+                "S0210",
+                pos,
+                "Each step can only have one grouping expression",
+            ));
+        }
+        left.group = Some(Box::new(pairs));
+        Ok(left)
+    }
+
+    /// `condition ? then : otherwise`
+    fn condition(&mut self, condition: Node, pos: usize) -> Result<Node> {
+        let then = self.expression(0)?;
+        let otherwise = if self.is_op(":") {
+            self.advance();
+            Some(Box::new(self.expression(0)?))
+        } else {
+            None
+        };
+        Ok(Node::new(
+            Kind::Condition {
+                condition: Box::new(condition),
+                then: Box::new(then),
+                otherwise,
+            },
+            pos,
+        ))
+    }
+
+    /// `$name := value` (right associative).
+    fn bind(&mut self, target: Node, pos: usize) -> Result<Node> {
+        let Kind::Var(name) = target.kind else {
+            return Err(Error::at(
+                "S0212",
+                pos,
+                "The left side of := must be a variable name (start with $)",
+            ));
+        };
+        let value = self.expression(9)?;
+        Ok(Node::new(
+            Kind::Bind {
+                name,
+                value: Box::new(value),
+            },
+            pos,
+        ))
     }
 
     /// `step@$v` (focus) and `step#$i` (index) bindings.

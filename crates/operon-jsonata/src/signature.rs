@@ -264,3 +264,60 @@ fn matching_angle(chars: &[char], start: usize) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(n: f64) -> Option<Val> {
+        Some(Val::Num(n))
+    }
+
+    #[test]
+    fn context_value_fills_a_missing_dash_argument() {
+        let sig = Signature::parse("<s-:s>").expect("valid");
+        let args = sig
+            .validate(&[], Some(&Val::str("ctx")))
+            .expect("context substituted");
+        assert!(matches!(&args[0], Some(Val::Str(s)) if s.as_ref() == "ctx"));
+        let err = sig
+            .validate(&[], Some(&Val::Num(1.0)))
+            .expect_err("incompatible context");
+        assert_eq!(err.code, "T0411");
+    }
+
+    #[test]
+    fn array_parameters_wrap_single_values_and_check_item_types() {
+        let sig = Signature::parse("<a<n>:n>").expect("valid");
+        let args = sig.validate(&[num(5.0)], None).expect("wrapped");
+        assert!(matches!(&args[0], Some(Val::Arr(items, _)) if items.len() == 1));
+        let err = sig
+            .validate(&[Some(Val::array(vec![Val::str("x")]))], None)
+            .expect_err("strings");
+        assert_eq!(err.code, "T0412");
+    }
+
+    #[test]
+    fn mismatches_report_the_first_bad_argument() {
+        let sig = Signature::parse("<s-nn?:s>").expect("valid");
+        let err = sig
+            .validate(&[Some(Val::str("a")), Some(Val::str("b"))], None)
+            .expect_err("bad");
+        assert_eq!(err.code, "T0410");
+        assert!(err.message.starts_with("Argument 2 "), "{}", err.message);
+        assert_eq!(sig.required_count(), 2);
+    }
+
+    #[test]
+    fn optional_and_variadic_parameters() {
+        let zip = Signature::parse("<a+>").expect("valid");
+        assert_eq!(
+            zip.validate(&[num(1.0), num(2.0), num(3.0)], None)
+                .expect("variadic")
+                .len(),
+            3
+        );
+        let string = Signature::parse("<x-b?:s>").expect("valid");
+        assert_eq!(string.required_count(), 1);
+    }
+}

@@ -436,3 +436,72 @@ pub(crate) fn truthy(value: Option<&Val>) -> Option<bool> {
         Val::Func(_) => false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_format_like_javascript() {
+        let cases = [
+            (0.0, "0"),
+            (-0.0, "0"),
+            (1.0, "1"),
+            (-2.5, "-2.5"),
+            (0.1, "0.1"),
+            (123456789.0, "123456789"),
+            (1e21, "1e+21"),
+            (1.5e21, "1.5e+21"),
+            (1e20, "100000000000000000000"),
+            (1e-7, "1e-7"),
+            (1.25e-7, "1.25e-7"),
+            (0.000001, "0.000001"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+        ];
+        for (n, expected) in cases {
+            assert_eq!(format_number(n), expected, "{n}");
+        }
+    }
+
+    #[test]
+    fn precision_15_rounds_float_noise() {
+        assert_eq!(format_number(to_precision_15(0.1 + 0.2)), "0.3");
+        assert_eq!(
+            format_number(to_precision_15(1.0 / 3.0)),
+            "0.333333333333333"
+        );
+    }
+
+    #[test]
+    fn integral_numbers_become_json_integers() {
+        assert!(number_to_json(3.0).expect("finite").is_i64());
+        assert!(number_to_json(3.5).expect("finite").is_f64());
+        assert!(number_to_json(1e300).expect("finite").is_f64());
+        assert_eq!(number_to_json(f64::NAN).expect_err("nan").code, "D1001");
+    }
+
+    #[test]
+    fn sequences_flag_and_depth() {
+        let nested = Val::array(vec![Val::array(vec![Val::Num(1.0)])]);
+        assert_eq!(nested.depth(), 2);
+        let seq = Val::seq(vec![nested.clone()]);
+        assert!(seq.flags().seq);
+        assert_eq!(seq.depth(), 3);
+        assert_eq!(seq.with_flags(ArrFlags::PLAIN).depth(), 3);
+    }
+
+    #[test]
+    fn truthiness_follows_jsonata() {
+        assert_eq!(truthy(None), None);
+        assert_eq!(
+            truthy(Some(&Val::array(vec![Val::Num(0.0), Val::str("")]))),
+            Some(false)
+        );
+        assert_eq!(
+            truthy(Some(&Val::array(vec![Val::Num(0.0), Val::Num(2.0)]))),
+            Some(true)
+        );
+        assert_eq!(truthy(Some(&Val::object(ObjMap::new()))), Some(false));
+    }
+}
