@@ -409,7 +409,7 @@ fn pad(ev: &mut Evaluator, args: &[Option<Val>]) -> Result<Option<Val>> {
     })
 }
 
-/// A match found by a regex, in character offsets.
+/// A match found by a regex: `start` in UTF-16 units, byte offsets for slicing.
 struct RegexMatch {
     matched: String,
     start: usize,
@@ -418,8 +418,10 @@ struct RegexMatch {
     groups: Vec<String>,
 }
 
-fn char_offset(s: &str, byte: usize) -> usize {
-    s[..byte].chars().count()
+/// A byte offset as a JavaScript string index (UTF-16 code units), as jsonata-js reports
+/// match positions.
+fn utf16_offset(s: &str, byte: usize) -> usize {
+    s[..byte].encode_utf16().count()
 }
 
 fn find_matches(re: &regex::Regex, s: &str, limit: Option<usize>) -> Result<Vec<RegexMatch>> {
@@ -442,7 +444,7 @@ fn find_matches(re: &regex::Regex, s: &str, limit: Option<usize>) -> Result<Vec<
             .collect();
         out.push(RegexMatch {
             matched: m.as_str().to_string(),
-            start: char_offset(s, m.start()),
+            start: utf16_offset(s, m.start()),
             start_byte: m.start(),
             end_byte: m.end(),
             groups,
@@ -457,8 +459,8 @@ pub(crate) fn regex_match_object(re: &regex::Regex, s: &str, _from: usize) -> Op
     let m = caps.get(0)?;
     let mut obj = ObjMap::new();
     obj.insert("match".into(), Val::str(m.as_str()));
-    obj.insert("start".into(), Val::Num(char_offset(s, m.start()) as f64));
-    obj.insert("end".into(), Val::Num(char_offset(s, m.end()) as f64));
+    obj.insert("start".into(), Val::Num(utf16_offset(s, m.start()) as f64));
+    obj.insert("end".into(), Val::Num(utf16_offset(s, m.end()) as f64));
     let groups = caps
         .iter()
         .skip(1)

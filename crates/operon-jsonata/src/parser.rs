@@ -696,19 +696,38 @@ pub(crate) fn compile_regex(pattern: &str, flags: &str, pos: usize) -> Result<re
 fn translate_js_regex(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len());
     let mut chars = pattern.chars();
+    let mut in_class = false;
     while let Some(c) = chars.next() {
+        match c {
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            _ => {}
+        }
         if c != '\\' {
             out.push(c);
             continue;
         }
         match chars.next() {
-            Some(e) if e.is_ascii_alphanumeric() => {
-                out.push('\\');
-                out.push(e);
-            }
-            Some(e) => out.push_str(&regex::escape(&e.to_string())),
+            Some(e) => out.push_str(&translate_escape(e, in_class)),
             None => out.push_str("\\\\"),
         }
     }
     out
+}
+
+/// One escape sequence: JavaScript's `\d`, `\w` and `\b` are ASCII-only (the `regex`
+/// crate's are Unicode-aware); other letters and digits pass through; escaped punctuation is
+/// re-escaped in the `regex` crate's syntax.
+fn translate_escape(e: char, in_class: bool) -> String {
+    match e {
+        'd' => "[0-9]".into(),
+        'D' => "[^0-9]".into(),
+        'w' => "[0-9A-Za-z_]".into(),
+        'W' => "[^0-9A-Za-z_]".into(),
+        'b' if in_class => "\\x08".into(),
+        'b' => "(?-u:\\b)".into(),
+        'B' => "(?-u:\\B)".into(),
+        e if e.is_ascii_alphanumeric() => format!("\\{e}"),
+        e => regex::escape(&e.to_string()),
+    }
 }
