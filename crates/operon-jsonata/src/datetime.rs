@@ -288,32 +288,95 @@ fn format_component(p: &Parts, marker: &str) -> Result<String> {
             format!("{frac}{}", "0".repeat(digits - 3))
         });
     }
-    let min_width = if presentation.is_empty() {
-        match component {
-            'm' | 's' => 2,
-            _ => 1,
-        }
-    } else {
-        presentation
-            .chars()
-            .filter(|c| c.is_ascii_digit())
-            .count()
-            .max(1)
+    format_integer_component(component, value, &presentation, width.as_deref())
+}
+
+/// A numeric date/time component: digits (`01`, `#1`, width modifiers), ordinals (`1o`),
+/// words (`w`, `W`, `Ww`) or roman numerals (`I`, `i`).
+fn format_integer_component(
+    component: char,
+    value: i64,
+    presentation: &str,
+    width: Option<&str>,
+) -> Result<String> {
+    let (presentation, ordinal) = match presentation.strip_suffix('o') {
+        Some(stripped) if !stripped.is_empty() => (stripped, true),
+        _ => (presentation, false),
     };
+    if matches!(presentation, "w" | "W" | "Ww" | "I" | "i") {
+        let formatted = crate::numfmt::format_integer(value as f64, presentation)?;
+        return Ok(if ordinal && presentation.starts_with(['w', 'W']) {
+            ordinal_words(&formatted)
+        } else {
+            formatted
+        });
+    }
+    let digit_count = presentation.chars().filter(|c| c.is_ascii_digit()).count();
+    let default_width = if presentation.is_empty() && matches!(component, 'm' | 's') {
+        2
+    } else {
+        1
+    };
+    let min_width = digit_count.max(default_width);
     let min_width = width
-        .as_deref()
         .and_then(|w| w.split('-').next())
         .and_then(|w| w.parse::<usize>().ok())
         .map_or(min_width, |w| w.max(min_width));
     let mut digits = format!("{:0min_width$}", value.abs());
-    if component == 'Y' && presentation.chars().filter(|c| c.is_ascii_digit()).count() == 2 {
+    if component == 'Y' && digit_count == 2 {
         digits = digits[digits.len().saturating_sub(2)..].to_string();
+    }
+    if ordinal {
+        digits.push_str(ordinal_suffix(value));
     }
     Ok(if value < 0 {
         format!("-{digits}")
     } else {
         digits
     })
+}
+
+fn ordinal_suffix(value: i64) -> &'static str {
+    match (value.abs() % 10, value.abs() % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    }
+}
+
+/// "twenty-one" -> "twenty-first", "seven" -> "seventh".
+fn ordinal_words(words: &str) -> String {
+    const IRREGULAR: [(&str, &str); 8] = [
+        ("one", "first"),
+        ("two", "second"),
+        ("three", "third"),
+        ("five", "fifth"),
+        ("eight", "eighth"),
+        ("nine", "ninth"),
+        ("twelve", "twelfth"),
+        ("y", "ieth"),
+    ];
+    let split = words.rfind([' ', '-']).map_or(0, |i| i + 1);
+    let (head, last) = words.split_at(split);
+    let lower = last.to_lowercase();
+    let converted = IRREGULAR
+        .iter()
+        .find(|(word, _)| lower.ends_with(word) && (word.len() == 1 || lower == *word))
+        .map(|(word, replacement)| format!("{}{replacement}", &lower[..lower.len() - word.len()]))
+        .unwrap_or_else(|| format!("{lower}th"));
+    let converted = if last.chars().all(|c| !c.is_lowercase()) {
+        converted.to_uppercase()
+    } else if last.starts_with(char::is_uppercase) {
+        let mut chars = converted.chars();
+        chars.next().map_or(String::new(), |c| {
+            c.to_uppercase().collect::<String>() + chars.as_str()
+        })
+    } else {
+        converted
+    };
+    format!("{head}{converted}")
 }
 
 /// Parses an ISO 8601 timestamp (or a date) to epoch milliseconds. A picture is supported for
