@@ -99,6 +99,12 @@ fn analyse(picture: &str, sym: &Symbols) -> Result<SubPicture> {
         suffix = rest.chars().skip(digits).collect();
     } else if let Some(at) = body.find(sym.exponent) {
         let exp: String = body[at + sym.exponent.len_utf8()..].to_string();
+        if exp.is_empty() || !exp.chars().all(|c| sym.is_decimal_digit(c)) {
+            return Err(Error::new(
+                "D3093",
+                "The exponent part of the sub-picture must comprise only of one or more characters that are members of the 'decimal digit family'",
+            ));
+        }
         min_exponent = Some(
             exp.chars()
                 .filter(|&c| sym.is_decimal_digit(c))
@@ -113,8 +119,27 @@ fn analyse(picture: &str, sym: &Symbols) -> Result<SubPicture> {
             "The sub-picture must not contain more than one instance of the 'decimal-separator' character",
         ));
     }
+    validate_mantissa(&body, sym)?;
     let percent = picture.contains(sym.percent);
     let per_mille = picture.contains(sym.per_mille);
+    if picture.matches(sym.percent).count() > 1 {
+        return Err(Error::new(
+            "D3082",
+            "The sub-picture must not contain more than one instance of the 'percent' character",
+        ));
+    }
+    if picture.matches(sym.per_mille).count() > 1 {
+        return Err(Error::new(
+            "D3083",
+            "The sub-picture must not contain more than one instance of the 'per-mille' character",
+        ));
+    }
+    if (percent || per_mille) && min_exponent.is_some() {
+        return Err(Error::new(
+            "D3092",
+            "A sub-picture that contains a 'percent' or 'per-mille' character must not contain a character treated as an 'exponent-separator'",
+        ));
+    }
     if percent && per_mille {
         return Err(Error::new(
             "D3084",
@@ -157,6 +182,54 @@ fn analyse(picture: &str, sym: &Symbols) -> Result<SubPicture> {
         percent,
         per_mille,
     })
+}
+
+/// The XPath rules on the mantissa (D3086-D3091).
+fn validate_mantissa(body: &str, sym: &Symbols) -> Result<()> {
+    let chars: Vec<char> = body.chars().collect();
+    if chars.iter().any(|&c| !sym.is_active(c)) {
+        return Err(Error::new(
+            "D3086",
+            "The sub-picture must not contain a passive character that is preceded by an active character and that is followed by another active character",
+        ));
+    }
+    for pair in chars.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if (a == sym.grouping && b == sym.decimal) || (a == sym.decimal && b == sym.grouping) {
+            return Err(Error::new(
+                "D3087",
+                "The sub-picture must not contain a 'grouping-separator' character that appears adjacent to a 'decimal-separator' character",
+            ));
+        }
+        if a == sym.grouping && b == sym.grouping {
+            return Err(Error::new(
+                "D3089",
+                "The sub-picture must not contain two adjacent instances of the 'grouping-separator' character",
+            ));
+        }
+    }
+    let (int_part, frac_part) = body.split_once(sym.decimal).unwrap_or((body, ""));
+    if int_part.ends_with(sym.grouping) {
+        return Err(Error::new(
+            "D3088",
+            "The sub-picture must not contain a 'grouping-separator' at the end of the integer part",
+        ));
+    }
+    let first_digit = int_part.find(|c| sym.is_decimal_digit(c));
+    if first_digit.is_some_and(|i| int_part[i..].contains(sym.digit)) {
+        return Err(Error::new(
+            "D3090",
+            "The integer part of the sub-picture must not contain a member of the 'decimal digit family' that is followed by an instance of the 'optional digit character'",
+        ));
+    }
+    let first_optional = frac_part.find(sym.digit);
+    if first_optional.is_some_and(|i| frac_part[i..].contains(|c| sym.is_decimal_digit(c))) {
+        return Err(Error::new(
+            "D3091",
+            "The fractional part of the sub-picture must not contain an instance of the 'optional digit character' that is followed by a member of the 'decimal digit family'",
+        ));
+    }
+    Ok(())
 }
 
 /// Inserts grouping separators; regular grouping (e.g. every 3 digits) repeats.
