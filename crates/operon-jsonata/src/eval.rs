@@ -1740,7 +1740,7 @@ fn arithmetic(op: &str, left: Option<Val>, right: Option<Val>) -> Result<Option<
         Some(_) => {
             return Err(Error::new(
                 "T2001",
-                format!("The left side of the {op} operator must evaluate to a number"),
+                format!("The left side of the {op:?} operator must evaluate to a number"),
             ));
         }
     };
@@ -1750,7 +1750,7 @@ fn arithmetic(op: &str, left: Option<Val>, right: Option<Val>) -> Result<Option<
         Some(_) => {
             return Err(Error::new(
                 "T2002",
-                format!("The right side of the {op} operator must evaluate to a number"),
+                format!("The right side of the {op:?} operator must evaluate to a number"),
             ));
         }
     };

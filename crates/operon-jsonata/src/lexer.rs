@@ -110,7 +110,7 @@ impl Lexer {
                     return Err(Error::at(
                         "S0204",
                         self.pos,
-                        format!("Unknown operator: {c:?}"),
+                        format!("Unknown operator: \"{c}\""),
                     ));
                 }
                 Ok(self.token(match name.as_str() {

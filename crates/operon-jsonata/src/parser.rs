@@ -26,7 +26,7 @@ pub(crate) fn parse(source: &str) -> Result<Node> {
         return Err(Error::at(
             "S0201",
             tok.position,
-            format!("Syntax error: {}", token_text(&tok.kind)),
+            format!("Syntax error: {:?}", token_text(&tok.kind)),
         ));
     }
     crate::ancestry::resolve(&mut node)?;
@@ -207,7 +207,7 @@ impl Parser {
             _ => Err(Error::at(
                 "S0211",
                 pos,
-                format!("The symbol {op} cannot be used as a unary operator"),
+                format!("The symbol {op:?} cannot be used as a unary operator"),
             )),
         }
     }
@@ -301,7 +301,7 @@ impl Parser {
             return Err(Error::at(
                 "S0201",
                 pos,
-                format!("Syntax error: {}", token_text(&token.kind)),
+                format!("Syntax error: {:?}", token_text(&token.kind)),
             ));
         };
         match op {
@@ -398,7 +398,7 @@ impl Parser {
             return Err(Error::at(
                 "S0214",
                 pos,
-                format!("The right side of {op} must be a variable name (start with $)"),
+                format!("The right side of {op:?} must be a variable name (start with $)"),
             ));
         };
         self.advance();
@@ -498,7 +498,10 @@ impl Parser {
                     return Err(Error::at(
                         "S0208",
                         arg.position,
-                        "Parameter of function definition must be a variable name (start with $)",
+                        format!(
+                            "Parameter {:?} of function definition must be a variable name (start with $)",
+                            param_text(&arg)
+                        ),
                     ));
                 }
             }
@@ -586,6 +589,17 @@ impl Parser {
             steps.push(Node::new(Kind::Sort(terms), pos));
         }
         Ok(path)
+    }
+}
+
+/// A parameter in a function definition, as written (for error messages).
+fn param_text(node: &Node) -> String {
+    match &node.kind {
+        Kind::Var(name) => format!("${name}"),
+        Kind::Path { steps, .. } => steps.first().map(Node::function_name).unwrap_or_default(),
+        Kind::Num(n) => crate::value::format_number(*n),
+        Kind::Str(s) => s.to_string(),
+        _ => String::new(),
     }
 }
 

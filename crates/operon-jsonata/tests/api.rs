@@ -232,3 +232,42 @@ fn expressions_are_reusable_and_shareable() {
         ]
     );
 }
+
+#[test]
+fn messages_quote_tokens_like_jsonata_js() {
+    let env = Env::new();
+    let message =
+        |source: &str| match Expression::parse(source).and_then(|e| e.evaluate(None, &env)) {
+            Err(e) => e.to_string(),
+            Ok(v) => format!("no error: {v:?}"),
+        };
+    assert_eq!(
+        message("1 + 'a'"),
+        "T2002: The right side of the \"+\" operator must evaluate to a number"
+    );
+    assert_eq!(
+        message("1 < 'a'"),
+        "T2009: The values 1 and \"a\" either side of operator \"<\" must be of the same data type"
+    );
+    assert_eq!(message("1 )"), "S0201: Syntax error: \")\"");
+    assert_eq!(
+        message("(1"),
+        "S0203: Expected \")\" before end of expression"
+    );
+    assert_eq!(
+        message("]"),
+        "S0211: The symbol \"]\" cannot be used as a unary operator"
+    );
+    assert_eq!(
+        message("-'a'"),
+        "D1002: Cannot negate a non-numeric value: \"a\""
+    );
+    assert_eq!(
+        message("$number('x')"),
+        "D3030: Unable to cast value to a number: \"x\""
+    );
+    assert_eq!(
+        message("uppercase('a')"),
+        "T1005: Attempted to invoke a non-function. Did you mean $uppercase?"
+    );
+}

@@ -336,7 +336,7 @@ fn errors_carry_positions() {
     assert_eq!(err.position, Some(7));
     assert_eq!(
         err.to_string(),
-        "T2001: The left side of the + operator must evaluate to a number"
+        "T2001: The left side of the \"+\" operator must evaluate to a number"
     );
 }
 
