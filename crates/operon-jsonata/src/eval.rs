@@ -163,6 +163,33 @@ pub(crate) fn append(a: Option<Val>, b: Option<Val>) -> Option<Val> {
     }
 }
 
+/// Nodes whose value needs no further evaluation: literals, field lookups, wildcards,
+/// parent references, and function definitions (closures over the current scope).
+#[inline(never)]
+fn leaf_value(node: &Node, input: Option<&Val>, frame: &Rc<Frame>) -> Option<Val> {
+    match &node.kind {
+        Kind::Str(s) => Some(Val::str(s)),
+        Kind::Num(n) => Some(Val::Num(*n)),
+        Kind::Bool(b) => Some(Val::Bool(*b)),
+        Kind::Null => Some(Val::Null),
+        Kind::Name(name) => input.and_then(|v| lookup(v, name)),
+        Kind::Wildcard => Some(wildcard(input)),
+        Kind::Parent(label) => frame.lookup(label).flatten(),
+        Kind::Descendant => input.map(all_descendants),
+        Kind::Regex(re) => Some(Val::Func(Rc::new(Func::Regex(re.clone())))),
+        Kind::Lambda(def) => Some(Val::Func(Rc::new(Func::Lambda {
+            def: def.clone(),
+            scope: frame.clone(),
+            input: input.cloned(),
+        }))),
+        Kind::Transform(def) => Some(Val::Func(Rc::new(Func::Transform {
+            def: def.clone(),
+            scope: frame.clone(),
+        }))),
+        _ => None,
+    }
+}
+
 /// Folds `append` over `parts` in one pass.
 fn append_all(parts: Vec<Option<Val>>) -> Option<Val> {
     let mut defined = parts.into_iter().flatten();
@@ -376,26 +403,15 @@ impl<'e> Evaluator<'e> {
     ) -> Result<Option<Val>> {
         let pos = node.position;
         match &node.kind {
-            Kind::Str(s) => Ok(Some(Val::str(s))),
-            Kind::Num(n) => Ok(Some(Val::Num(*n))),
-            Kind::Bool(b) => Ok(Some(Val::Bool(*b))),
-            Kind::Null => Ok(Some(Val::Null)),
-            Kind::Name(name) => Ok(input.and_then(|v| lookup(v, name))),
             Kind::Var(name) => self.variable(name, input, frame),
-            Kind::Wildcard => Ok(Some(wildcard(input))),
-            Kind::Parent(label) => Ok(frame.lookup(label).flatten()),
-            Kind::Descendant => Ok(input.map(all_descendants)),
-            Kind::Regex(re) => Ok(Some(Val::Func(Rc::new(Func::Regex(re.clone()))))),
             Kind::Path {
                 steps,
                 keep_singleton,
             } => self.path(steps, *keep_singleton, input, frame),
             Kind::Binary { op, lhs, rhs } => self.binary(op, lhs, rhs, input, frame, pos),
             Kind::Negate(operand) => self.negate(operand, input, frame, pos),
-            Kind::Array { items, cons } => {
-                self.array_constructor(items, *cons, input, frame).map(Some)
-            }
-            Kind::Object(pairs) => self.group(pairs, input.cloned(), frame).map(Some),
+            Kind::Array { items, cons } => self.array_value(items, *cons, input, frame),
+            Kind::Object(pairs) => self.object_value(pairs, input, frame),
             Kind::Condition {
                 condition,
                 then,
@@ -403,23 +419,52 @@ impl<'e> Evaluator<'e> {
             } => self.condition(condition, then, otherwise.as_deref(), input, frame),
             Kind::Block(items) => self.block(items, input, frame),
             Kind::Bind { name, value } => self.bind(name, value, input, frame),
-            Kind::Lambda(def) => Ok(Some(Val::Func(Rc::new(Func::Lambda {
-                def: def.clone(),
-                scope: frame.clone(),
-                input: input.cloned(),
-            })))),
             Kind::Call { func, args } => self.call(func, args, None, input, frame, pos),
-            Kind::Partial { func, args } => self.partial(func, args, input, frame, pos).map(Some),
-            Kind::Placeholder => Ok(None),
+            Kind::Partial { func, args } => self.partial_value(func, args, input, frame, pos),
             Kind::Apply { lhs, rhs } => self.apply_operator(lhs, rhs, input, frame, pos),
-            Kind::Sort(terms) => self
-                .sort(terms, input.map(Val::items).unwrap_or_default(), frame)
-                .map(Some),
-            Kind::Transform(def) => Ok(Some(Val::Func(Rc::new(Func::Transform {
-                def: def.clone(),
-                scope: frame.clone(),
-            })))),
+            Kind::Sort(terms) => self.sort_value(terms, input, frame),
+            _ => Ok(leaf_value(node, input, frame)),
         }
+    }
+
+    fn array_value(
+        &mut self,
+        items: &[Node],
+        cons: bool,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        Ok(Some(self.array_constructor(items, cons, input, frame)?))
+    }
+
+    fn object_value(
+        &mut self,
+        pairs: &ObjectPairs,
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        Ok(Some(self.group(pairs, input.cloned(), frame)?))
+    }
+
+    fn partial_value(
+        &mut self,
+        func: &Node,
+        args: &[Node],
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+        pos: usize,
+    ) -> Result<Option<Val>> {
+        Ok(Some(self.partial(func, args, input, frame, pos)?))
+    }
+
+    fn sort_value(
+        &mut self,
+        terms: &[SortTerm],
+        input: Option<&Val>,
+        frame: &Rc<Frame>,
+    ) -> Result<Option<Val>> {
+        let items = input.map(Val::items).unwrap_or_default();
+        Ok(Some(self.sort(terms, items, frame)?))
     }
 
     fn negate(
