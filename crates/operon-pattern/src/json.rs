@@ -217,16 +217,15 @@ impl TreeParser<'_> {
             self.pos += 1;
             self.skip_whitespace();
             let value = self.value(depth + 1)?;
-            if self.keep_duplicates {
-                members.push((key.into_owned(), value));
-            } else {
-                insert_last_wins(&mut members, key.into_owned(), value);
-            }
+            members.push((key.into_owned(), value));
             self.skip_whitespace();
             match self.bytes.get(self.pos) {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
+                    if !self.keep_duplicates {
+                        keep_last_duplicates(&mut members);
+                    }
                     return Ok(Json::Object(members));
                 }
                 _ => return Err(self.error("expected ',' or '}' in object")),
@@ -235,10 +234,26 @@ impl TreeParser<'_> {
     }
 }
 
-/// A duplicate key replaces the earlier member (AWS keeps the last one).
-fn insert_last_wins(members: &mut Vec<(String, Json)>, key: String, value: Json) {
-    members.retain(|(k, _)| *k != key);
-    members.push((key, value));
+/// Of members with the same key, keeps only the last (AWS keeps the last one).
+fn keep_last_duplicates(members: &mut Vec<(String, Json)>) {
+    if members.len() < 2 {
+        return;
+    }
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, (key, _)) in members.iter().enumerate() {
+        last.insert(key, i);
+    }
+    if last.len() == members.len() {
+        return;
+    }
+    let keep: Vec<bool> = (0..members.len())
+        .map(|i| last[members[i].0.as_str()] == i)
+        .collect();
+    let mut index = 0;
+    members.retain(|_| {
+        index += 1;
+        keep[index - 1]
+    });
 }
 
 pub(crate) fn syntax_error(text: &str, offset: usize, message: &str) -> JsonSyntaxError {

@@ -16,15 +16,32 @@
 //!
 //! # How matching is fast
 //!
-//! [`Matcher`] does not test rules one by one. Rules are compiled into
-//! per-field-path indexes (hash tables of exact values, prefixes and suffixes
-//! probed by length, short lists for ranges and wildcards), and a trie of the
-//! field paths any rule uses. An event is read by a streaming JSON walker
-//! that follows that trie: values under keys no rule looks at are validated
-//! and skipped, never decoded or allocated. Each remaining value is looked up
-//! in its path's index, producing (condition, value) hits; a sort groups the
-//! hits by rule branch, so the cost follows the size of the event and the
-//! number of hits, not the number of rules. See the `matcher` module.
+//! [`Matcher`] does not test rules one by one. As in aws/event-ruler, every
+//! rule branch (an `$or` alternative) becomes a path through one state
+//! machine: one edge per field condition, conditions in path order, and equal
+//! conditions at the same state share an edge, so a thousand rules starting
+//! with `"source": ["aws.ec2"]` cost one lookup for that field. Each state
+//! indexes its outgoing edges per field path (hash tables of exact values,
+//! prefixes and suffixes probed once per distinct length, short lists for
+//! ranges and wildcards).
+//!
+//! Events are read by a streaming JSON walker that follows a trie of the
+//! field paths rules use: values under keys no rule looks at are validated
+//! and skipped, never decoded or allocated, and numbers are converted only
+//! where a rule compares numbers. Matching then follows the satisfied edges
+//! from the start state, so the cost follows the size of the event and the
+//! edges it satisfies, not the number of rules. Steps through arrays carry
+//! the array elements they used (only those later conditions can see), which
+//! gives event-ruler's array-consistent semantics in linear time on big
+//! arrays. See the `matcher` module.
+//!
+//! # Modules
+//!
+//! - [`Pattern`]: parsing and validation (errors carry a JSON pointer).
+//! - [`Matcher`]: many rules, `add` / `remove` / `matches`.
+//! - [`TargetInput`], [`InputTransformer`]: what a target receives.
+//! - [`cases`]: the conformance-case format of `operon events test-pattern --cases`.
+//! - [`reference`]: a slow, obviously-correct matcher the tests compare against.
 
 pub mod cases;
 mod cidr;
