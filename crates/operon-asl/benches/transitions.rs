@@ -37,8 +37,7 @@ fn map_100k() -> Value {
 fn measure(name: &str, def: Value, input: Value, runs: u32, history: bool) {
     let machine = Arc::new(StateMachine::from_value(&def).expect("valid"));
     let mut transitions = 0u64;
-    let mut best = f64::MAX;
-    let mut total = 0.0;
+    let mut times = Vec::with_capacity(runs as usize);
     for _ in 0..runs {
         let params = ExecutionParams {
             record_history: history,
@@ -60,16 +59,18 @@ fn measure(name: &str, def: Value, input: Value, runs: u32, history: bool) {
             r.outcome
         );
         transitions = r.transitions;
-        best = best.min(secs);
-        total += secs;
+        times.push(secs);
     }
-    let mean = total / runs as f64;
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let best = times[0];
     println!(
-        "{name:<28} history={:<5} transitions/run={transitions:>7}  mean {:>8.2} ms  best {:>8.2} ms  {:>12.0} transitions/s (mean)",
+        "{name:<28} history={:<5} transitions/run={transitions:>7}  median {:>8.2} ms  best {:>8.2} ms  {:>10.0}/s (median)  {:>10.0}/s (best)",
         history,
-        mean * 1000.0,
+        median * 1000.0,
         best * 1000.0,
-        transitions as f64 / mean
+        transitions as f64 / median,
+        transitions as f64 / best
     );
 }
 
@@ -90,6 +91,12 @@ fn main() {
             5,
             history,
         );
-        measure("map (100,000 items)", map_100k(), items.clone(), 5, history);
+        measure(
+            "map (100,000 items)",
+            map_100k(),
+            items.clone(),
+            11,
+            history,
+        );
     }
 }

@@ -39,7 +39,7 @@ pub trait Host {
 #[derive(Debug, Clone)]
 pub struct RunReport {
     pub outcome: Outcome,
-    pub history: Vec<HistoryEvent>,
+    pub history: Vec<Box<HistoryEvent>>,
     pub transitions: u64,
     /// Virtual seconds from start to end.
     pub virtual_seconds: f64,
@@ -116,7 +116,7 @@ pub fn run_to_end(
                         },
                     })
                 }
-                Effect::History(h) => history.push(*h),
+                Effect::History(h) => history.push(h),
                 Effect::Finished(o) => outcome = Some(o),
             }
         }
