@@ -29,10 +29,20 @@ pub fn evaluate(c: &Condition, scope: &Scope, rng: &mut Rng) -> Result<bool, Fai
         Condition::Not(x) => Ok(!evaluate(x, scope, rng)?),
         Condition::Jsonata(t) => match t.eval(scope, rng)? {
             Value::Bool(b) => Ok(b),
-            other => Err(Failure::new(
-                names::QUERY_EVALUATION_ERROR,
-                format!("The Condition field evaluated to a non-boolean value: {other}"),
-            )),
+            other => {
+                let src = match t {
+                    crate::template::Template::Jsonata { expr, .. } => expr.source.clone(),
+                    _ => serde_json::to_string(t_const(t)).unwrap_or_default(),
+                };
+                Err(Failure::new(
+                    names::QUERY_EVALUATION_ERROR,
+                    format!(
+                        "The JSONata expression '{src}' specified for the field 'Condition' returned an unexpected result type. Expected 'boolean', but was '{}' for value: {}",
+                        json_type(&other),
+                        serde_json::to_string(&other).unwrap_or_default()
+                    ),
+                ))
+            }
         },
         Condition::Compare {
             variable,
@@ -54,6 +64,25 @@ pub fn evaluate(c: &Condition, scope: &Scope, rng: &mut Rng) -> Result<bool, Fai
             };
             Ok(compare(&value, *op, &right))
         }
+    }
+}
+
+fn t_const(t: &crate::template::Template) -> &Value {
+    match t {
+        crate::template::Template::Const(v) => v,
+        _ => &Value::Null,
+    }
+}
+
+/// The JSONata type name of a value, as Step Functions' messages use it.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 
