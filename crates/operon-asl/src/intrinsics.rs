@@ -454,6 +454,9 @@ fn hash(func: Func, args: &[Value]) -> Result<Value, Failure> {
         Value::String(s) => s.clone(),
         other => serde_json::to_string(other).unwrap_or_default(),
     };
+    if data.chars().count() > 10_000 {
+        return Err(fail(func, "the data is longer than 10,000 characters"));
+    }
     let alg = as_str(func, &args[1])?;
     let bytes = data.as_bytes();
     let digest: Vec<u8> = match alg.as_str() {
