@@ -521,37 +521,47 @@ fn num_eq(x: &Number, y: &Number) -> bool {
 
 fn format(call: &Call, scope: &dyn Scope, rng: &mut Rng) -> Result<Value, Failure> {
     let func = Func::Format;
-    let Some(Arg::Str { raw, .. }) = call.args.first() else {
-        return Err(fail(func, "the first argument must be a string literal"));
+    // The template is a literal (whose backslash escapes matter) or a value from a path.
+    let (template, escapes) = match call.args.first() {
+        Some(Arg::Str { raw, .. }) => (raw.clone(), true),
+        Some(other) => match eval_arg(other, scope, rng)? {
+            Value::String(s) => (s, false),
+            v => {
+                return Err(fail(
+                    func,
+                    format!("the template must be a string, got {v}"),
+                ));
+            }
+        },
+        None => return Err(fail(func, "missing template")),
     };
     let mut values = Vec::new();
     for a in &call.args[1..] {
         values.push(eval_arg(a, scope, rng)?);
     }
+    let out = fill_template(&template, escapes, &values)
+        .ok_or_else(|| fail(func, "template and arguments do not match"))?;
+    Ok(Value::String(out))
+}
+
+/// Replaces each `{}` with the next value; `None` when the counts differ or a
+/// brace stands alone.
+fn fill_template(template: &str, escapes: bool, values: &[Value]) -> Option<String> {
     let mut out = String::new();
     let mut next = values.iter();
-    let mut chars = raw.chars().peekable();
+    let mut chars = template.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    out.push(n);
-                }
-            }
+            '\\' if escapes => out.push(chars.next()?),
             '{' if chars.peek() == Some(&'}') => {
                 chars.next();
-                let v = next
-                    .next()
-                    .ok_or_else(|| fail(func, "more placeholders than arguments"))?;
-                out.push_str(&to_format_string(v));
+                out.push_str(&to_format_string(next.next()?));
             }
+            '{' | '}' => return None,
             _ => out.push(c),
         }
     }
-    if next.next().is_some() {
-        return Err(fail(func, "more arguments than placeholders"));
-    }
-    Ok(Value::String(out))
+    next.next().is_none().then_some(out)
 }
 
 /// How Step Functions (Java) renders a value inside States.Format.
@@ -633,6 +643,39 @@ mod tests {
             .unwrap(),
             json!("a")
         );
+    }
+
+    #[test]
+    fn format_templates_from_paths_and_bad_braces() {
+        assert_eq!(
+            run(
+                "States.Format($.t, $.n)",
+                json!({"t": "Hello {}", "n": "Ada"})
+            )
+            .unwrap(),
+            json!("Hello Ada")
+        );
+        assert_eq!(
+            run(
+                "States.Format('{}|{}', $.a, $.b)",
+                json!({"a": null, "b": 3.5})
+            )
+            .unwrap(),
+            json!("null|3.5")
+        );
+        for bad in [
+            "States.Format('Hello {', 'x')",
+            "States.Format('}')",
+            "States.Format('{} {}', 'x')",
+            "States.Format('{}', 'x', 'y')",
+        ] {
+            let err = run(bad, json!({})).unwrap_err();
+            assert_eq!(
+                err.cause.as_deref(),
+                Some("Invalid arguments in States.Format"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
