@@ -357,7 +357,8 @@ fn apply(func: Func, mut args: Vec<Value>, rng: &mut Rng) -> Result<Value, Failu
         Hash => hash(func, &args),
         JsonMerge => {
             arity(func, &args, 3, 3)?;
-            if args[2] != Value::Bool(false) {
+            // Only shallow merges exist; AWS treats any value but `true` as shallow.
+            if args[2] == Value::Bool(true) {
                 return Err(fail(
                     func,
                     "deep merge is not supported; the third argument must be false",
