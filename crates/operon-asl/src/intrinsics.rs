@@ -319,6 +319,10 @@ fn apply(func: Func, mut args: Vec<Value>, rng: &mut Rng) -> Result<Value, Failu
             arity(func, &args, 2, 2)?;
             let idx = as_int(func, &args[1])?;
             let arr = as_arr(func, args.swap_remove(0))?;
+            // Observed AWS behaviour: any index into an empty array gives null.
+            if arr.is_empty() && idx >= 0 {
+                return Ok(Value::Null);
+            }
             if idx < 0 || idx as usize >= arr.len() {
                 return Err(fail(func, format!("index {idx} out of bounds")));
             }
