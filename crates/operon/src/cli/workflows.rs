@@ -217,56 +217,6 @@ mod run_local {
         serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", p.display()))
     }
 
-    /// Small seams for the unit tests below.
-    #[cfg(test)]
-    pub mod tests_support {
-        use super::*;
-        use operon_asl::Outcome;
-
-        pub fn object_path(
-            objects_dir: Option<PathBuf>,
-            parameters: &Value,
-        ) -> Result<PathBuf, Failure> {
-            FileHost {
-                mocks: MockConfig::default(),
-                objects_dir,
-                real_time: false,
-            }
-            .object_path(parameters)
-        }
-
-        pub fn render_outcome(
-            ok: bool,
-            output: Option<Value>,
-            error: Option<String>,
-            cause: Option<String>,
-        ) -> Value {
-            let status = if ok {
-                Status::Succeeded
-            } else {
-                Status::Failed
-            };
-            let report = RunReport {
-                outcome: Outcome {
-                    status,
-                    output,
-                    error,
-                    cause,
-                },
-                history: Vec::new(),
-                transitions: 0,
-                virtual_seconds: 0.0,
-            };
-            #[derive(clap::Parser)]
-            struct Cli {
-                #[command(flatten)]
-                args: RunLocalArgs,
-            }
-            let cli = <Cli as clap::Parser>::parse_from(["run-local", "--definition", "d.json"]);
-            render(&report, &cli.args, 0.0)
-        }
-    }
-
     /// Answers tasks from the mock configuration and reads/writes objects under `--objects-dir`.
     struct FileHost {
         mocks: MockConfig,
@@ -359,6 +309,56 @@ mod run_local {
                     (to_millis - from_millis) as u64,
                 ));
             }
+        }
+    }
+
+    /// Small seams for the unit tests below.
+    #[cfg(test)]
+    pub mod tests_support {
+        use super::*;
+        use operon_asl::Outcome;
+
+        pub fn object_path(
+            objects_dir: Option<PathBuf>,
+            parameters: &Value,
+        ) -> Result<PathBuf, Failure> {
+            FileHost {
+                mocks: MockConfig::default(),
+                objects_dir,
+                real_time: false,
+            }
+            .object_path(parameters)
+        }
+
+        pub fn render_outcome(
+            ok: bool,
+            output: Option<Value>,
+            error: Option<String>,
+            cause: Option<String>,
+        ) -> Value {
+            let status = if ok {
+                Status::Succeeded
+            } else {
+                Status::Failed
+            };
+            let report = RunReport {
+                outcome: Outcome {
+                    status,
+                    output,
+                    error,
+                    cause,
+                },
+                history: Vec::new(),
+                transitions: 0,
+                virtual_seconds: 0.0,
+            };
+            #[derive(clap::Parser)]
+            struct Cli {
+                #[command(flatten)]
+                args: RunLocalArgs,
+            }
+            let cli = <Cli as clap::Parser>::parse_from(["run-local", "--definition", "d.json"]);
+            render(&report, &cli.args, 0.0)
         }
     }
 }
