@@ -362,6 +362,9 @@ impl Execution {
     }
 
     /// Feeds an outcome back in at time `now_millis`; returns the new effects.
+    /// Events for unknown tokens or timers (stale, cancelled, duplicated) are
+    /// ignored, so at-least-once delivery is safe. A deserialized execution
+    /// must be [`Execution::restore`]d first; until then it ignores events.
     pub fn handle(&mut self, event: Event, now_millis: i64) -> Vec<Effect> {
         self.now = self.now.max(now_millis);
         if self.outcome.is_none() && self.machine.is_some() {
