@@ -53,8 +53,37 @@ impl Hasher for FxHasher {
         self.add(i as u64);
     }
 
+    /// The multiply-rotate rounds leave the low bits depending only on the
+    /// low bytes of the key, and hash tables pick buckets by the low bits:
+    /// keys differing only in their last bytes ("0001001", "0001002") would
+    /// all collide. A final avalanche (splitmix64's) spreads every bit.
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        let mut h = self.hash;
+        h ^= h >> 30;
+        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 27;
+        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FxHashMap;
+
+    #[test]
+    fn keys_differing_in_last_byte_spread() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let build = BuildHasherDefault::<super::FxHasher>::default();
+        let low_bits: std::collections::HashSet<u64> = (0..64)
+            .map(|i| build.hash_one(format!("000100{i:02}")) & 63)
+            .collect();
+        assert!(
+            low_bits.len() > 20,
+            "only {} distinct buckets",
+            low_bits.len()
+        );
+        let _unused: FxHashMap<u8, u8> = FxHashMap::default();
     }
 }
