@@ -314,10 +314,44 @@ pub(crate) fn scan_number(bytes: &[u8], start: usize) -> Result<usize, usize> {
 
 #[inline]
 fn skip_digits(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(word) = word_at(bytes, pos) {
+        if !all_ascii_digits(word) {
+            break;
+        }
+        pos += 8;
+    }
     while let Some(b'0'..=b'9') = bytes.get(pos) {
         pos += 1;
     }
     pos
+}
+
+/// Eight bytes from `pos` as a little-endian word, if there are eight.
+#[inline]
+fn word_at(bytes: &[u8], pos: usize) -> Option<u64> {
+    let chunk: [u8; 8] = bytes.get(pos..pos + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
+}
+
+const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether all eight bytes are '0'..='9' (high nibble 3, and still 3 after adding 6).
+#[inline]
+fn all_ascii_digits(word: u64) -> bool {
+    word & HIGH_NIBBLES == 0x3030_3030_3030_3030
+        && word.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES == 0x3030_3030_3030_3030
+}
+
+/// Whether any of the eight bytes is a quote, a backslash or a control character.
+#[inline]
+fn has_string_special(word: u64) -> bool {
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH_BITS;
+    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
+    quote | backslash | control != 0
 }
 
 /// Finds the end of the string starting at the quote at `start` without decoding it.
@@ -327,6 +361,12 @@ pub(crate) fn scan_string(bytes: &[u8], start: usize) -> Result<(usize, bool), u
     let mut pos = start + 1;
     let mut escaped = false;
     loop {
+        while let Some(word) = word_at(bytes, pos) {
+            if has_string_special(word) {
+                break;
+            }
+            pos += 8;
+        }
         match bytes.get(pos) {
             Some(b'"') => return Ok((pos + 1, escaped)),
             Some(b'\\') => {
@@ -450,6 +490,21 @@ mod tests {
         assert!(parse(r#"{"a": [1, 2 3]}"#).is_err());
         assert!(parse(r#"{"a": 01}"#).is_err());
         assert!(parse(r#"{"a": 1} x"#).is_err());
+    }
+
+    #[test]
+    fn scans_strings_and_numbers_by_words() {
+        let text = br#""abcdefghijklmnop\"q" 12345678901234567.5e10x"#;
+        assert_eq!(
+            scan_string(text, 0),
+            Ok((text.iter().position(|&b| b == b' ').unwrap(), true))
+        );
+        let start = text.iter().position(|&b| b == b'1').unwrap();
+        assert_eq!(scan_number(text, start), Ok(text.len() - 1));
+        assert!(scan_string(b"\"abcdefgh\nijkl\"", 0).is_err());
+        assert!(all_ascii_digits(u64::from_le_bytes(*b"01234567")));
+        assert!(!all_ascii_digits(u64::from_le_bytes(*b"0123456:")));
+        assert!(!all_ascii_digits(u64::from_le_bytes(*b"/1234567")));
     }
 
     #[test]
