@@ -41,7 +41,7 @@
 //! - [`Matcher`]: many rules, `add` / `remove` / `matches`.
 //! - [`TargetInput`], [`InputTransformer`]: what a target receives.
 //! - [`cases`]: the conformance-case format of `operon events test-pattern --cases`.
-//! - [`reference`]: a slow, obviously-correct matcher the tests compare against.
+//! - [`reference`](mod@reference): a slow, obviously-correct matcher the tests compare against.
 
 pub mod cases;
 mod cidr;
