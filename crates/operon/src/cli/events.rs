@@ -39,10 +39,20 @@ pub enum EventsCmd {
 
 pub fn run(cmd: EventsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        EventsCmd::TestPattern { cases: Some(cases), .. } => run_cases(&cases),
-        EventsCmd::TestPattern { pattern: Some(pattern), event: Some(event), .. } => test_pattern(&pattern, &event),
+        EventsCmd::TestPattern {
+            cases: Some(cases), ..
+        } => run_cases(&cases),
+        EventsCmd::TestPattern {
+            pattern: Some(pattern),
+            event: Some(event),
+            ..
+        } => test_pattern(&pattern, &event),
         EventsCmd::TestPattern { .. } => bail!("give --pattern and --event, or --cases"),
-        EventsCmd::Match { rules, events, json } => match_events(&rules, &events, json),
+        EventsCmd::Match {
+            rules,
+            events,
+            json,
+        } => match_events(&rules, &events, json),
     }
 }
 
@@ -68,13 +78,23 @@ fn run_cases(path: &Path) -> anyhow::Result<ExitCode> {
     let text = read_text(path)?;
     let (mut passed, mut failed) = (0usize, 0usize);
     let mut stdout = std::io::stdout().lock();
-    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (number, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         match run_case_line(line) {
             Ok(result) if result.passed() => passed += 1,
             Ok(result) => {
                 failed += 1;
                 let detail = result.detail.map(|d| format!(" ({d})")).unwrap_or_default();
-                writeln!(stdout, "FAIL {}: expected {}, got {}{detail}", result.id, result.expected, result.actual.as_str())?;
+                writeln!(
+                    stdout,
+                    "FAIL {}: expected {}, got {}{detail}",
+                    result.id,
+                    result.expected,
+                    result.actual.as_str()
+                )?;
             }
             Err(message) => {
                 failed += 1;
@@ -83,7 +103,11 @@ fn run_cases(path: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     writeln!(stdout, "{passed} passed, {failed} failed")?;
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn read_event_lines(path: &Path) -> anyhow::Result<Vec<String>> {
@@ -121,7 +145,10 @@ fn match_events(rules: &Path, events: &Path, json: bool) -> anyhow::Result<ExitC
     let mut scratch = Scratch::default();
     let started = Instant::now();
     for line in &lines {
-        if matcher.for_each_match(line, &mut scratch, |&i| counts[i] += 1).is_err() {
+        if matcher
+            .for_each_match(line, &mut scratch, |&i| counts[i] += 1)
+            .is_err()
+        {
             invalid += 1;
         }
     }
@@ -131,7 +158,10 @@ fn match_events(rules: &Path, events: &Path, json: bool) -> anyhow::Result<ExitC
     }
     let names = rule_set.iter().map(|(name, _)| name.as_str());
     if json {
-        let matches: serde_json::Map<String, serde_json::Value> = names.zip(&counts).map(|(n, &c)| (n.to_string(), c.into())).collect();
+        let matches: serde_json::Map<String, serde_json::Value> = names
+            .zip(&counts)
+            .map(|(n, &c)| (n.to_string(), c.into()))
+            .collect();
         let report = serde_json::json!({
             "events": lines.len(),
             "seconds": seconds,
@@ -143,7 +173,11 @@ fn match_events(rules: &Path, events: &Path, json: bool) -> anyhow::Result<ExitC
         for (name, count) in names.zip(&counts) {
             println!("{name}\t{count}");
         }
-        println!("{} events in {seconds:.3} s ({:.0} events/s)", lines.len(), lines.len() as f64 / seconds.max(1e-9));
+        println!(
+            "{} events in {seconds:.3} s ({:.0} events/s)",
+            lines.len(),
+            lines.len() as f64 / seconds.max(1e-9)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
