@@ -119,13 +119,19 @@ pub enum ServerMessage {
         protocol_version: u32,
         heartbeat_secs: u64,
     },
-    HeartbeatAck { seq: u64 },
+    HeartbeatAck {
+        seq: u64,
+    },
     /// Run (or, if already known to the agent, report on) an invocation.
     Run(RunCommand),
     /// Stop a running invocation; the agent reports it as `Cancelled`.
-    Cancel { invocation_id: String },
+    Cancel {
+        invocation_id: String,
+    },
     /// The server has persisted this result; the agent may forget it.
-    ResultAck { invocation_id: String },
+    ResultAck {
+        invocation_id: String,
+    },
 }
 
 /// One command to run on one node: the document's steps, already resolved.

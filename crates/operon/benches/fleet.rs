@@ -13,7 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn operon() -> Command {
@@ -52,8 +55,14 @@ fn proc_stats(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after_comm = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks = fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = fields
+        .get(11)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
     (rss, ticks)
 }
 
@@ -89,9 +98,22 @@ fn main() {
     std::thread::spawn(move || for _ in lines {});
     let server_pid = server.id();
     children.0.push(server);
-    let token = std::fs::read_to_string(dir.path().join("server/admin-token")).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(dir.path().join("server/admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
 
-    let created = cli(&url, &token, &["enroll-tokens", "create", "--uses", &agents.to_string(), "--json"]);
+    let created = cli(
+        &url,
+        &token,
+        &[
+            "enroll-tokens",
+            "create",
+            "--uses",
+            &agents.to_string(),
+            "--json",
+        ],
+    );
     let enroll: serde_json::Value = serde_json::from_slice(&created.stdout).expect("token json");
     let enroll = enroll["token"].as_str().unwrap().to_string();
 
@@ -99,7 +121,15 @@ fn main() {
     let mut agent_pids = Vec::new();
     for i in 0..agents {
         let child = operon()
-            .args(["agent", "--server", &url, "--enroll-token", &enroll, "--name", &format!("bench-{i}")])
+            .args([
+                "agent",
+                "--server",
+                &url,
+                "--enroll-token",
+                &enroll,
+                "--name",
+                &format!("bench-{i}"),
+            ])
             .arg("--state-dir")
             .arg(dir.path().join(format!("agent-{i}")))
             .env("RUST_LOG", "warn")
@@ -113,30 +143,61 @@ fn main() {
     loop {
         let out = cli(&url, &token, &["nodes", "list", "--json"]);
         let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let online = nodes.as_array().map(|a| a.iter().filter(|n| n["status"] == "online").count()).unwrap_or(0);
+        let online = nodes
+            .as_array()
+            .map(|a| a.iter().filter(|n| n["status"] == "online").count())
+            .unwrap_or(0);
         if online == agents {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(300), "only {online}/{agents} online after 300 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "only {online}/{agents} online after 300 s"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
-    println!("{agents} agents enrolled and online in {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "{agents} agents enrolled and online in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
 
     for concurrency in ["50", "100%"] {
         let mut times = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            let out = cli(&url, &token, &["run", "--targets", "all", "--max-concurrency", concurrency, "--json", "--", "true"]);
+            let out = cli(
+                &url,
+                &token,
+                &[
+                    "run",
+                    "--targets",
+                    "all",
+                    "--max-concurrency",
+                    concurrency,
+                    "--json",
+                    "--",
+                    "true",
+                ],
+            );
             let elapsed = t.elapsed().as_secs_f64();
             let record: serde_json::Value = serde_json::from_slice(&out.stdout).expect("run json");
-            assert_eq!(record["status"], "Success", "run failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                record["status"],
+                "Success",
+                "run failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert_eq!(record["target_count"], agents as u64);
             times.push(elapsed);
         }
         println!(
             "run `true` on {agents} agents, max-concurrency {concurrency}: median {:.3} s (runs: {})",
             median(times.clone()),
-            times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ")
+            times
+                .iter()
+                .map(|t| format!("{t:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
 
@@ -147,9 +208,14 @@ fn main() {
     let after: Vec<(u64, u64)> = agent_pids.iter().map(|p| proc_stats(*p)).collect();
     let server_after = proc_stats(server_pid);
     let ticks_per_sec = 100.0; // USER_HZ on Linux
-    let cpu_pct = |b: u64, a: u64| (a.saturating_sub(b)) as f64 / ticks_per_sec / idle_secs as f64 * 100.0;
+    let cpu_pct =
+        |b: u64, a: u64| (a.saturating_sub(b)) as f64 / ticks_per_sec / idle_secs as f64 * 100.0;
     let rss: Vec<f64> = after.iter().map(|(r, _)| *r as f64 / 1024.0).collect();
-    let cpu: Vec<f64> = before.iter().zip(&after).map(|(b, a)| cpu_pct(b.1, a.1)).collect();
+    let cpu: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| cpu_pct(b.1, a.1))
+        .collect();
     println!(
         "idle agent RSS: median {:.1} MiB, max {:.1} MiB",
         median(rss.clone()),
