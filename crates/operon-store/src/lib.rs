@@ -529,43 +529,6 @@ impl Store {
         rows.iter().map(invocation_from_row).collect()
     }
 
-    /// Move a Pending invocation to InProgress. Returns false if it was not Pending.
-    pub async fn mark_dispatched(&self, command_id: &str, node_id: &str, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(db("starting a dispatch"))?;
-        let done = sqlx::query(
-            "UPDATE invocations SET status = 'InProgress', dispatched_at = ?
-             WHERE command_id = ? AND node_id = ? AND status = 'Pending'",
-        )
-        .bind(now)
-        .bind(command_id)
-        .bind(node_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("marking an invocation dispatched"))?;
-        sqlx::query(
-            "UPDATE commands SET status = 'InProgress' WHERE id = ? AND status = 'Pending'",
-        )
-        .bind(command_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("marking a command in progress"))?;
-        tx.commit().await.map_err(db("committing a dispatch"))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub async fn mark_started(&self, command_id: &str, node_id: &str, at: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE invocations SET started_at = ? WHERE command_id = ? AND node_id = ? AND started_at IS NULL",
-        )
-        .bind(at)
-        .bind(command_id)
-        .bind(node_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db("recording an invocation start"))?;
-        Ok(())
-    }
-
     /// Record a final status decided by the server (not run, undeliverable,
     /// cancelled before start, lost). Only a non-final invocation changes.
     pub async fn finish_invocation_without_result(

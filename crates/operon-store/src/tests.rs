@@ -131,9 +131,17 @@ async fn results_are_idempotent_the_first_final_result_wins() {
         .insert_command(&command("c-1"), &targets)
         .await
         .unwrap();
-    assert!(store.mark_dispatched("c-1", "n-1", 5).await.unwrap());
+    let node = vec!["n-1".to_string()];
+    assert_eq!(
+        store.mark_dispatched_many("c-1", &node, 5).await.unwrap(),
+        node
+    );
     assert!(
-        !store.mark_dispatched("c-1", "n-1", 6).await.unwrap(),
+        store
+            .mark_dispatched_many("c-1", &node, 6)
+            .await
+            .unwrap()
+            .is_empty(),
         "dispatch happens once"
     );
     assert_eq!(

@@ -5,7 +5,6 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -148,20 +147,13 @@ fn targets_by_tag_and_by_id_with_prefixed_output_and_summary() {
 fn output_streams_live_before_the_command_ends() {
     let fleet = Fleet::start();
     let server = &fleet.server;
-    let mut child = operon()
-        .args([
-            "run",
-            "--node",
-            "web-1",
-            "--",
-            "echo first; sleep 2; echo second",
-        ])
-        .env("OPERON_SERVER", &server.url)
-        .env("OPERON_TOKEN", &server.token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = server.spawn_cli(&[
+        "run",
+        "--node",
+        "web-1",
+        "--",
+        "echo first; sleep 2; echo second",
+    ]);
     let mut seen = Vec::new();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
@@ -288,16 +280,9 @@ fn an_agent_killed_mid_command_does_not_run_it_again() {
         "echo started >> {m}; sleep 4; echo finished >> {m}",
         m = marker.display()
     );
-    let server_url = fleet.server.url.clone();
-    let token = fleet.server.token.clone();
-    let run = operon()
-        .args(["run", "--node", "web-1", "--json", "--", &script])
-        .env("OPERON_SERVER", &server_url)
-        .env("OPERON_TOKEN", &token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let run = fleet
+        .server
+        .spawn_cli(&["run", "--node", "web-1", "--json", "--", &script]);
     wait_for("the command to start", Duration::from_secs(20), || {
         std::fs::read_to_string(&marker)
             .ok()
@@ -332,21 +317,14 @@ fn an_agent_killed_mid_command_does_not_run_it_again() {
 #[test]
 fn server_killed_and_restarted_loses_no_finished_result() {
     let mut fleet = Fleet::start();
-    let mut run = operon()
-        .args([
-            "run",
-            "--targets",
-            "all",
-            "--json",
-            "--",
-            "sleep 2; echo done",
-        ])
-        .env("OPERON_SERVER", &fleet.server.url)
-        .env("OPERON_TOKEN", &fleet.server.token)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = fleet.server.spawn_cli(&[
+        "run",
+        "--targets",
+        "all",
+        "--json",
+        "--",
+        "sleep 2; echo done",
+    ]);
     let id = wait_for("all three nodes running", Duration::from_secs(20), || {
         let list = fleet.server.cli_json(&["commands", "list"]);
         let command = list.as_array()?.first()?.clone();
@@ -549,23 +527,16 @@ fn an_offline_node_gets_the_command_on_reconnect_or_becomes_undeliverable() {
     });
 
     // Delivered late, within the delivery timeout.
-    let run = operon()
-        .args([
-            "run",
-            "--node",
-            "db-1",
-            "--delivery-timeout",
-            "120",
-            "--json",
-            "--",
-            "echo late",
-        ])
-        .env("OPERON_SERVER", &fleet.server.url)
-        .env("OPERON_TOKEN", &fleet.server.token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let run = fleet.server.spawn_cli(&[
+        "run",
+        "--node",
+        "db-1",
+        "--delivery-timeout",
+        "120",
+        "--json",
+        "--",
+        "echo late",
+    ]);
     std::thread::sleep(Duration::from_secs(2));
     let server = &fleet.server;
     let agent = fleet.agents.iter_mut().find(|a| a.name == "db-1").unwrap();
@@ -610,23 +581,16 @@ fn an_offline_node_gets_the_command_on_reconnect_or_becomes_undeliverable() {
 #[test]
 fn cancel_stops_running_nodes_and_skips_pending_ones() {
     let fleet = Fleet::start();
-    let run = operon()
-        .args([
-            "run",
-            "--targets",
-            "all",
-            "--max-concurrency",
-            "1",
-            "--json",
-            "--",
-            "sleep 30",
-        ])
-        .env("OPERON_SERVER", &fleet.server.url)
-        .env("OPERON_TOKEN", &fleet.server.token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let run = fleet.server.spawn_cli(&[
+        "run",
+        "--targets",
+        "all",
+        "--max-concurrency",
+        "1",
+        "--json",
+        "--",
+        "sleep 30",
+    ]);
     let id = wait_for("one node running", Duration::from_secs(20), || {
         let list = fleet.server.cli_json(&["commands", "list"]);
         let id = list.as_array()?.first()?["id"].as_str()?.to_string();

@@ -105,6 +105,18 @@ impl ServerProcess {
             .expect("run operon CLI")
     }
 
+    /// Start a CLI command in the background, stdout piped, stderr discarded.
+    pub fn spawn_cli(&self, args: &[&str]) -> Child {
+        operon()
+            .args(args)
+            .env("OPERON_SERVER", &self.url)
+            .env("OPERON_TOKEN", &self.token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn operon CLI")
+    }
+
     /// Run a CLI command with `--json` that must succeed; parse its output.
     pub fn cli_json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
