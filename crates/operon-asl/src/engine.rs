@@ -766,7 +766,8 @@ impl Execution {
                 .map(|(field, _)| field.to_string())
                 .or_else(|| {
                     let c = fail.cause.as_deref()?;
-                    let (_, rest) = c.split_once(") The ")?;
+                    // After the "(entered at the event id #N)." prefix.
+                    let (_, rest) = c.split_once("). The ").or_else(|| c.split_once(") The "))?;
                     let (word, _) = rest.split_once(" field")?;
                     (!word.contains(' ')).then(|| word.to_string())
                 });
