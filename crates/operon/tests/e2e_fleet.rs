@@ -317,7 +317,7 @@ fn an_agent_killed_mid_command_does_not_run_it_again() {
 #[test]
 fn server_killed_and_restarted_loses_no_finished_result() {
     let mut fleet = Fleet::start();
-    let mut run = fleet.server.spawn_cli(&[
+    let run = fleet.server.spawn_cli(&[
         "run",
         "--targets",
         "all",
@@ -337,9 +337,8 @@ fn server_killed_and_restarted_loses_no_finished_result() {
         running.then_some(id)
     });
     fleet.server.kill();
-    let _ = run.kill();
-    let _ = run.wait();
-    // The commands finish on the nodes while the server is down.
+    // The commands finish on the nodes while the server is down; the CLI
+    // following them waits for the server to come back.
     std::thread::sleep(Duration::from_secs(3));
     let data_dir = fleet.server.data_dir.clone();
     let port = fleet.server.port;
@@ -352,6 +351,14 @@ fn server_killed_and_restarted_loses_no_finished_result() {
         assert_eq!(inv["stdout"], "done\n", "{inv}");
     }
     fleet.server.wait_online(&["web-1", "web-2", "db-1"]);
+
+    let followed = run.wait_with_output().unwrap();
+    assert!(
+        followed.status.success(),
+        "the CLI followed the command through the restart"
+    );
+    let followed: serde_json::Value = serde_json::from_slice(&followed.stdout).unwrap();
+    assert_eq!(followed["status"], "Success", "{followed}");
 }
 
 #[test]

@@ -108,12 +108,25 @@ impl Client {
     }
 
     fn unreachable(&self, err: reqwest::Error) -> anyhow::Error {
-        anyhow!(
+        anyhow::Error::new(Unreachable(format!(
             "cannot reach the Operon server at {} ({err}); is it running? (set --server or OPERON_SERVER)",
             self.base
-        )
+        )))
     }
 }
+
+/// The server could not be reached at all (as opposed to answering an error):
+/// callers following a long-running command retry on this.
+#[derive(Debug)]
+pub struct Unreachable(String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}
 
 async fn api_error(response: reqwest::Response) -> anyhow::Error {
     let status = response.status();

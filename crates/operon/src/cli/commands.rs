@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
-use super::client::{Client, ClientArgs, key_value, runtime};
+use super::client::{Client, ClientArgs, Unreachable, key_value, runtime};
 use super::output::{duration, print_json, table, text, time};
 
 #[derive(clap::Args)]
@@ -216,16 +216,39 @@ fn print_line(node: &str, stream: &str, line: &str) {
     }
 }
 
-/// Poll until the command is final (after the live stream ended).
+/// How long a command being followed may lose its server (a restart) before
+/// the CLI gives up.
+const SERVER_GONE_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Poll until the command is final (after the live stream ended). A server
+/// that is briefly unreachable (restarting) is waited for: the command goes on
+/// without it and its results are kept by the agents.
 async fn wait_until_final(client: &Client, id: &str) -> Result<Value> {
     let mut delay = Duration::from_millis(50);
+    let mut unreachable_since: Option<std::time::Instant> = None;
     loop {
-        let command = client.get(&format!("/v1/commands/{id}")).await?;
-        if !matches!(
-            command["status"].as_str(),
-            Some("Pending") | Some("InProgress")
-        ) {
-            return Ok(command);
+        match client.get(&format!("/v1/commands/{id}")).await {
+            Ok(command) => {
+                unreachable_since = None;
+                if !matches!(
+                    command["status"].as_str(),
+                    Some("Pending") | Some("InProgress")
+                ) {
+                    return Ok(command);
+                }
+            }
+            Err(err) if err.downcast_ref::<Unreachable>().is_some() => {
+                let since = *unreachable_since.get_or_insert_with(|| {
+                    eprintln!("lost the server; waiting for it to come back");
+                    std::time::Instant::now()
+                });
+                if since.elapsed() > SERVER_GONE_PATIENCE {
+                    return Err(err.context(format!(
+                        "gave up following command {id}; see it later with `operon commands show {id}`"
+                    )));
+                }
+            }
+            Err(err) => return Err(err),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
