@@ -686,4 +686,56 @@ mod tests {
             assert_eq!(error.pointer, pointer, "{doc} -> {error}");
         }
     }
+
+    mod never_panics {
+        use proptest::prelude::*;
+        use serde_json::{Map, Value, json};
+
+        use super::super::*;
+
+        /// Arbitrary JSON, biased towards the words documents use.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let word = prop_oneof![
+                Just("schemaVersion".to_string()),
+                Just("2.2".to_string()),
+                Just("parameters".to_string()),
+                Just("mainSteps".to_string()),
+                Just("aws:runShellScript".to_string()),
+                Just("inputs".to_string()),
+                Just("runCommand".to_string()),
+                Just("type".to_string()),
+                Just("StringList".to_string()),
+                Just("{{ p }}".to_string()),
+                Just("{{".to_string()),
+                "[a-z{} ]{0,8}",
+            ];
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                word.clone().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 48, 6, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                    prop::collection::vec((word.clone(), inner), 0..5)
+                        .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn parsing_and_rendering_arbitrary_input_never_panics(doc in json_value(), params in json_value()) {
+                let _ = parse_document(&doc);
+                let given: Map<String, Value> = params.as_object().cloned().unwrap_or_default();
+                if let Ok(parsed) = parse_document(&doc) {
+                    let _ = parsed.render(&given);
+                }
+                let builtin = parse_document(&run_shell_script_document()).unwrap();
+                let _ = builtin.render(&given);
+                let _ = builtin.render(&json!({"commands": params}).as_object().unwrap().clone());
+            }
+        }
+    }
 }
