@@ -33,6 +33,7 @@ pub async fn enroll(
     State(state): State<Arc<AppState>>,
     Json(request): Json<EnrollRequest>,
 ) -> ApiResult<Json<EnrollResponse>> {
+    crate::api::validate_tags(&request.tags)?;
     let credential = auth::new_secret(NODE_CREDENTIAL_PREFIX);
     let name = request
         .name

@@ -152,7 +152,7 @@ async fn list_enroll_tokens(
     Ok(Json(state.store.list_enroll_tokens().await?))
 }
 
-fn validate_tags(tags: &BTreeMap<String, String>) -> ApiResult<()> {
+pub(crate) fn validate_tags(tags: &BTreeMap<String, String>) -> ApiResult<()> {
     for key in tags.keys() {
         if key.is_empty() || key.len() > 128 || key.contains('=') {
             return Err(ApiError::invalid(format!(
