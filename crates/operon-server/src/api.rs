@@ -48,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/commands/{id}", get(show_command))
         .route("/v1/commands/{id}/cancel", post(cancel_command))
         .route("/v1/commands/{id}/stream", get(stream_command))
+        .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -98,6 +99,64 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "agents_connected": state.hub.connected_count(),
     }))
+}
+
+/// Prometheus text exposition (format 0.0.4) of the fleet and command state.
+/// Authenticated like every other call: scrapers send a bearer token.
+async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: &[(String, i64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let connected = state.hub.connected_count() as i64;
+    gauge(
+        "operon_agents_connected",
+        "Agents with a live session.",
+        &[(String::new(), connected)],
+    );
+    let mut nodes: BTreeMap<&str, i64> =
+        BTreeMap::from([("online", 0), ("offline", 0), ("revoked", 0)]);
+    for node in state.store.list_nodes().await? {
+        *nodes.entry(node_view(&state, node).status).or_default() += 1;
+    }
+    let nodes: Vec<(String, i64)> = nodes
+        .into_iter()
+        .map(|(status, n)| (format!("{{status=\"{status}\"}}"), n))
+        .collect();
+    gauge("operon_nodes", "Enrolled nodes by status.", &nodes);
+    for (name, help, table) in [
+        (
+            "operon_commands",
+            "Commands by status.",
+            operon_store::StatusTable::Commands,
+        ),
+        (
+            "operon_invocations",
+            "Command invocations (one per node) by status.",
+            operon_store::StatusTable::Invocations,
+        ),
+    ] {
+        let samples: Vec<(String, i64)> = state
+            .store
+            .count_by_status(table)
+            .await?
+            .into_iter()
+            .map(|(status, n)| (format!("{{status=\"{status}\"}}"), n))
+            .collect();
+        gauge(name, help, &samples);
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response())
 }
 
 /// The OpenAPI document, kept by hand beside this file; a test checks that

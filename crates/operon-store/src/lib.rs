@@ -686,6 +686,32 @@ fn result_update(
     .bind(to_json(&result.steps))
 }
 
+impl Store {
+    /// Row counts per status of `commands` or `invocations`, for metrics.
+    pub async fn count_by_status(&self, table: StatusTable) -> Result<Vec<(String, i64)>> {
+        let sql = match table {
+            StatusTable::Commands => {
+                "SELECT status, COUNT(*) FROM commands GROUP BY status ORDER BY status"
+            }
+            StatusTable::Invocations => {
+                "SELECT status, COUNT(*) FROM invocations GROUP BY status ORDER BY status"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("counting rows by status"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+/// Tables [`Store::count_by_status`] can count.
+#[derive(Debug, Clone, Copy)]
+pub enum StatusTable {
+    Commands,
+    Invocations,
+}
+
 async fn unique_node_name(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     wanted: &str,

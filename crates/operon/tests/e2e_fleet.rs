@@ -91,6 +91,18 @@ fn targets_by_tag_and_by_id_with_prefixed_output_and_summary() {
     assert_eq!(inv["stdout"], "abc");
     assert_eq!(inv["stdout_truncated"], false);
 
+    // Metrics count what just happened.
+    let metrics = raw_request(server.port, "GET", "/metrics", &server.token);
+    assert!(metrics.contains("operon_agents_connected 3"), "{metrics}");
+    assert!(
+        metrics.contains("operon_nodes{status=\"online\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("operon_invocations{status=\"Failed\"} 3"),
+        "{metrics}"
+    );
+
     // User, working directory and environment reach the process.
     let record = server.cli_json(&[
         "run",
@@ -411,6 +423,7 @@ fn unauthenticated_calls_are_refused_and_health_is_open() {
     for (path, expected) in [
         ("/v1/nodes", "401"),
         ("/v1/commands", "401"),
+        ("/metrics", "401"),
         ("/v1/health", "200"),
     ] {
         let response = raw_get(server.port, path);
