@@ -1647,21 +1647,8 @@ impl Execution {
             }
             QueryLanguage::Jsonata => {
                 let states = self.states_value(f, st, &[("result", &result)]);
-                let assigned = match &st.assign {
-                    Some(t) => Some(as_map(self.eval_template(
-                        t,
-                        f,
-                        st,
-                        &result,
-                        Some(&states),
-                        None,
-                    )?)),
-                    None => None,
-                };
-                let output = match &st.output {
-                    Some(t) => self.eval_template(t, f, st, &result, Some(&states), None)?,
-                    None => result,
-                };
+                let (output, assigned) =
+                    self.jsonata_assign_output(f, st, (&st.assign, &st.output), result, &states)?;
                 Ok(Flow::Next {
                     output,
                     next: st.next,
@@ -1779,6 +1766,34 @@ impl Execution {
         });
     }
 
+    /// JSONata `Assign` then `Output` over `value` (a result or an error
+    /// output); without `Output` the value passes through.
+    fn jsonata_assign_output(
+        &mut self,
+        f: &Frame,
+        st: &State,
+        (assign, output): (&Option<Template>, &Option<Template>),
+        value: Value,
+        states: &Value,
+    ) -> Result<(Value, Option<Map<String, Value>>), Failure> {
+        let assigned = match assign {
+            Some(t) => Some(as_map(self.eval_template(
+                t,
+                f,
+                st,
+                &value,
+                Some(states),
+                None,
+            )?)),
+            None => None,
+        };
+        let output = match output {
+            Some(t) => self.eval_template(t, f, st, &value, Some(states), None)?,
+            None => value,
+        };
+        Ok((output, assigned))
+    }
+
     fn catch_output(
         &mut self,
         f: &Frame,
@@ -1800,22 +1815,7 @@ impl Execution {
             }
             QueryLanguage::Jsonata => {
                 let states = self.states_value(f, st, &[("errorOutput", &err_out)]);
-                let assigned = match &c.assign {
-                    Some(t) => Some(as_map(self.eval_template(
-                        t,
-                        f,
-                        st,
-                        &err_out,
-                        Some(&states),
-                        None,
-                    )?)),
-                    None => None,
-                };
-                let output = match &c.output {
-                    Some(t) => self.eval_template(t, f, st, &err_out, Some(&states), None)?,
-                    None => err_out,
-                };
-                Ok((output, assigned))
+                self.jsonata_assign_output(f, st, (&c.assign, &c.output), err_out, &states)
             }
         }
     }

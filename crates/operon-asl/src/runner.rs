@@ -297,6 +297,22 @@ pub struct MemoryHost {
 }
 
 impl MemoryHost {
+    /// Load a corpus case's `fixtures.s3_objects` as `bucket/key` objects.
+    pub fn load_fixtures(&mut self, case: &Value) {
+        let objects = case
+            .pointer("/fixtures/s3_objects")
+            .and_then(Value::as_array);
+        for o in objects.into_iter().flatten() {
+            let key = format!(
+                "{}/{}",
+                o["bucket"].as_str().unwrap_or(""),
+                o["key"].as_str().unwrap_or("")
+            );
+            self.objects
+                .insert(key, o["body"].as_str().unwrap_or("").to_string());
+        }
+    }
+
     fn object_key(parameters: &Value) -> Result<String, Failure> {
         let bucket = parameters.get("Bucket").and_then(Value::as_str);
         let key = parameters.get("Key").and_then(Value::as_str);

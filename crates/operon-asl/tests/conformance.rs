@@ -34,20 +34,7 @@ fn run_case(case: &Value) -> Result<(), String> {
     let machine = StateMachine::from_value(&case["definition"])
         .map_err(|e| format!("rejected definition: {e}"))?;
     let mut host = MemoryHost::default();
-    if let Some(objs) = case
-        .pointer("/fixtures/s3_objects")
-        .and_then(Value::as_array)
-    {
-        for o in objs {
-            let key = format!(
-                "{}/{}",
-                o["bucket"].as_str().unwrap_or(""),
-                o["key"].as_str().unwrap_or("")
-            );
-            host.objects
-                .insert(key, o["body"].as_str().unwrap_or("").to_string());
-        }
-    }
+    host.load_fixtures(case);
     let params = ExecutionParams {
         name: "exec-1234".into(),
         state_machine_name: "sm-conformance".into(),
@@ -136,20 +123,7 @@ fn asl_conformance_histories() {
             Err(_) => continue,
         };
         let mut host = MemoryHost::default();
-        if let Some(objs) = case
-            .pointer("/fixtures/s3_objects")
-            .and_then(Value::as_array)
-        {
-            for o in objs {
-                let key = format!(
-                    "{}/{}",
-                    o["bucket"].as_str().unwrap_or(""),
-                    o["key"].as_str().unwrap_or("")
-                );
-                host.objects
-                    .insert(key, o["body"].as_str().unwrap_or("").to_string());
-            }
-        }
+        host.load_fixtures(&case);
         let report = run_to_end(
             Arc::new(machine),
             case["input"].clone(),

@@ -92,7 +92,7 @@ fn targets_by_tag_and_by_id_with_prefixed_output_and_summary() {
     assert_eq!(inv["stdout_truncated"], false);
 
     // Metrics count what just happened.
-    let metrics = raw_request(server.port, "GET", "/metrics", &server.token);
+    let metrics = raw_http(server.port, "GET", "/metrics", Some(&server.token));
     assert!(metrics.contains("operon_agents_connected 3"), "{metrics}");
     assert!(
         metrics.contains("operon_nodes{status=\"online\"} 3"),
@@ -434,11 +434,20 @@ fn unauthenticated_calls_are_refused_and_health_is_open() {
 }
 
 fn raw_get(port: u16, path: &str) -> String {
+    raw_http(port, "GET", path, None)
+}
+
+/// One HTTP/1.1 request on a fresh connection, without the CLI in between;
+/// returns the whole response (status line, headers, body).
+fn raw_http(port: u16, method: &str, path: &str, token: Option<&str>) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
     )
     .unwrap();
     let mut response = String::new();
@@ -642,19 +651,6 @@ fn cancel_stops_running_nodes_and_skips_pending_ones() {
     );
 }
 
-fn raw_request(port: u16, method: &str, path: &str, token: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
 #[test]
 fn every_path_in_the_openapi_document_is_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -671,11 +667,11 @@ fn every_path_in_the_openapi_document_is_served() {
             .replace("{name}", "x")
             .replace("{id}", "x");
         for method in methods.as_object().unwrap().keys() {
-            let response = raw_request(
+            let response = raw_http(
                 server.port,
                 &method.to_uppercase(),
                 &concrete,
-                &server.token,
+                Some(&server.token),
             );
             let status = response.lines().next().unwrap_or("");
             assert!(

@@ -185,20 +185,7 @@ mod run_local {
             mocks: mocks.clone(),
             ..MemoryHost::default()
         };
-        if let Some(objs) = case
-            .pointer("/fixtures/s3_objects")
-            .and_then(Value::as_array)
-        {
-            for o in objs {
-                let key = format!(
-                    "{}/{}",
-                    o["bucket"].as_str().unwrap_or(""),
-                    o["key"].as_str().unwrap_or("")
-                );
-                host.objects
-                    .insert(key, o["body"].as_str().unwrap_or("").to_string());
-            }
-        }
+        host.load_fixtures(case);
         let mut p = params(args);
         p.record_history = false;
         let report = run_to_end(
