@@ -13,6 +13,7 @@
 //! the in-memory parts are rebuilt from it (and from reconnecting agents)
 //! after a restart.
 
+pub mod access;
 pub mod agent_ws;
 pub mod api;
 pub mod auth;
