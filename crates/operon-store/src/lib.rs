@@ -14,6 +14,9 @@
 
 mod migrations;
 mod records;
+mod workflows;
+
+pub use workflows::*;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -8,8 +8,11 @@ use sqlx::SqlitePool;
 
 use crate::{Result, db};
 
-/// (version, SQL). Versions are consecutive from 1.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_foundation.sql"))];
+/// (version, SQL), in increasing order. Version 2 belongs to the identity work.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_foundation.sql")),
+    (3, include_str!("migrations/0003_workflows.sql")),
+];
 
 pub(crate) async fn apply(pool: &SqlitePool) -> Result<()> {
     sqlx::query(
