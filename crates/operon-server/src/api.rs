@@ -49,6 +49,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/commands/{id}/cancel", post(cancel_command))
         .route("/v1/commands/{id}/stream", get(stream_command))
         .route("/metrics", get(metrics))
+        .merge(crate::workflows::api::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -396,7 +397,7 @@ async fn show_document(
     ))
 }
 
-async fn load_document(
+pub(crate) async fn load_document(
     state: &AppState,
     name: &str,
     version: Option<i64>,
