@@ -6,6 +6,7 @@ pub mod commands;
 pub mod events;
 pub mod fleet;
 pub mod output;
+pub mod runbooks;
 pub mod server;
 pub mod up;
 pub mod workflows;
