@@ -253,6 +253,10 @@ pub struct Execution {
     redrive_point: Option<Frame>,
     #[serde(default)]
     redrive_count: u32,
+    /// The token of the `.waitForTaskToken` task whose arguments are being
+    /// evaluated (`$$.Task.Token`).
+    #[serde(skip)]
+    task_token: Option<String>,
     #[serde(skip)]
     effects: Vec<Effect>,
 }
@@ -341,6 +345,7 @@ impl Execution {
             outcome: None,
             redrive_point: None,
             redrive_count: 0,
+            task_token: None,
             effects: Vec::new(),
         };
         ex.history("ExecutionStarted", |e| e.input = Some(input.clone()));
@@ -863,7 +868,7 @@ impl Execution {
             entered_ms: f.entered_ms,
             retry_count: retry_count_of(f, st),
             map_item: item,
-            token,
+            token: token.or(self.task_token.as_deref()),
             redrive_count: self.redrive_count,
         }
     }
@@ -899,7 +904,7 @@ impl Execution {
             entered_ms: f.entered_ms,
             retry_count: retry_count_of(f, st),
             map_item: item,
-            token: None,
+            token: self.task_token.as_deref(),
             redrive_count: self.redrive_count,
         };
         let ctx_fn = || context_object(&info);
@@ -1253,7 +1258,15 @@ impl Execution {
         st: &State,
         spec: &crate::definition::TaskSpec,
     ) -> Result<Flow, Failure> {
-        let input = self.arguments(f, st)?;
+        // A callback task's token is visible to its arguments as $$.Task.Token.
+        let early_token = spec
+            .resource
+            .ends_with(".waitForTaskToken")
+            .then(|| self.new_token());
+        self.task_token = early_token.clone();
+        let input = self.arguments(f, st);
+        self.task_token = None;
+        let input = input?;
         let timeout = match &spec.timeout {
             Some(n) => Some(positive_int(
                 &self.number(f, st, n, "TimeoutSeconds", &f.input.clone())?,
@@ -1268,7 +1281,7 @@ impl Execution {
             )?),
             None => None,
         };
-        let token = self.new_token();
+        let token = early_token.unwrap_or_else(|| self.new_token());
         self.tokens.insert(token.clone(), fid);
         let resource = spec.resource.clone();
         let hist_input = input.clone();

@@ -96,3 +96,22 @@ fn redrive_restarts_the_failed_state_with_its_input() {
         "a succeeded execution cannot be redriven"
     );
 }
+
+#[test]
+fn a_callback_task_sees_its_own_token_in_its_arguments() {
+    let def = json!({
+        "StartAt": "Ask",
+        "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": "operon:http.waitForTaskToken",
+                "Parameters": {"token.$": "$$.Task.Token"},
+                "End": true
+            }
+        }
+    });
+    let machine = Arc::new(StateMachine::from_value(&def).expect("valid"));
+    let (_ex, effects) = Execution::start(machine, json!({}), ExecutionParams::default());
+    let (token, input) = task(&effects);
+    assert_eq!(input, json!({"token": token}));
+}

@@ -385,3 +385,283 @@ fn a_wait_timer_survives_a_server_restart_and_fires_about_on_time() {
         "the 30 s Wait took {elapsed_ms} ms (observed {waited:?})"
     );
 }
+
+/// A loopback HTTP server: `/fail...` answers 503, anything else 200 `{}`.
+/// Request bodies are collected.
+fn recording_http_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                seen.lock().unwrap().push(v);
+            }
+            let status = if request_line.contains(" /fail") {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+            );
+        }
+    });
+    (port, bodies)
+}
+
+fn wait_token(bodies: &std::sync::Mutex<Vec<Value>>, already: usize) -> String {
+    wait_for(
+        "a task token posted to the HTTP server",
+        Duration::from_secs(30),
+        || {
+            let seen = bodies.lock().unwrap();
+            seen.iter()
+                .filter_map(|b| b["token"].as_str())
+                .nth(already)
+                .map(str::to_string)
+        },
+    )
+}
+
+#[test]
+fn http_child_executions_task_tokens_stop_redrive_and_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("server"), free_port());
+    let (port, bodies) = recording_http_server();
+    let base = format!("http://127.0.0.1:{port}");
+
+    // YAML definitions are accepted by the CLI.
+    let yaml = dir.path().join("child.yaml");
+    std::fs::write(
+        &yaml,
+        "StartAt: Reply\nStates:\n  Reply:\n    Type: Pass\n    Result:\n      child: done\n    End: true\n",
+    )
+    .unwrap();
+    server.cli_json(&[
+        "workflows",
+        "create",
+        "child",
+        "--definition",
+        yaml.to_str().unwrap(),
+    ]);
+    let bad = write_json(
+        dir.path(),
+        "bad.json",
+        &json!({"StartAt": "Nowhere", "States": {}}),
+    );
+    let out = server.cli(&["workflows", "create", "broken", "--definition", &bad]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid definition"));
+
+    let parent = json!({
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task", "Resource": "operon:http",
+                "Parameters": {"Url.$": "States.Format('{}/fail', $.base)", "Method": "POST", "Body": {"x": 1}},
+                "Catch": [{"ErrorEquals": ["Operon.HttpError"], "ResultPath": "$.httpError", "Next": "Child"}],
+                "ResultPath": "$.http", "Next": "Child"
+            },
+            "Child": {
+                "Type": "Task", "Resource": "operon:startExecution.sync",
+                "Parameters": {"StateMachine": "child", "Input": {"from": "parent"}},
+                "ResultSelector": {"out.$": "$.Output", "status.$": "$.Status"},
+                "ResultPath": "$.child", "Next": "Publish"
+            },
+            "Publish": {
+                "Type": "Task", "Resource": "operon:publishEvent",
+                "Catch": [{"ErrorEquals": ["Operon.EventBusUnavailable"], "ResultPath": "$.bus", "Next": "Callback"}],
+                "Next": "Callback"
+            },
+            "Callback": {
+                "Type": "Task", "Resource": "operon:http.waitForTaskToken",
+                "Parameters": {"Url.$": "States.Format('{}/ok', $.base)", "Method": "POST", "Body": {"token.$": "$$.Task.Token"}},
+                "HeartbeatSeconds": 60,
+                "ResultPath": "$.callback", "End": true
+            }
+        }
+    });
+    let parent_path = write_json(dir.path(), "parent.json", &parent);
+    server.cli_json(&[
+        "workflows",
+        "create",
+        "parent",
+        "--definition",
+        &parent_path,
+    ]);
+    let input = json!({"base": base}).to_string();
+    let id = server.cli_json(&["workflows", "start", "parent", "--input", &input])["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = wait_token(&bodies, 0);
+    let out = server.cli(&["tasks", "send-heartbeat", &token]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = server.cli(&[
+        "tasks",
+        "send-success",
+        &token,
+        "--output",
+        r#"{"ok": true}"#,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = server.cli(&["tasks", "send-success", &token]);
+    assert!(!out.status.success(), "a token is answered once");
+    let done = wait_execution_final(&server, &id, Duration::from_secs(30));
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let output = &done["output"];
+    assert_eq!(output["httpError"]["Error"], "Operon.HttpError");
+    assert!(
+        output["httpError"]["Cause"]
+            .as_str()
+            .unwrap()
+            .contains("503")
+    );
+    assert_eq!(
+        output["child"],
+        json!({"out": {"child": "done"}, "status": "SUCCEEDED"})
+    );
+    assert_eq!(output["bus"]["Error"], "Operon.EventBusUnavailable");
+    assert!(
+        output["bus"]["Cause"]
+            .as_str()
+            .unwrap()
+            .contains("event bus is not available")
+    );
+    assert_eq!(output["callback"], json!({"ok": true}));
+    assert_eq!(bodies.lock().unwrap()[0], json!({"x": 1}));
+    let children = server.cli_json(&["executions", "list", "--workflow", "child"]);
+    assert_eq!(children.as_array().unwrap().len(), 1);
+    assert_eq!(children[0]["startedBy"], format!("execution/{id}"));
+
+    // Fail, then redrive from the failed state.
+    let gate = json!({
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Pass", "Result": {"base": base}, "Next": "Gate"},
+            "Gate": {
+                "Type": "Task", "Resource": "operon:http.waitForTaskToken",
+                "Parameters": {"Url.$": "States.Format('{}/ok', $.base)", "Method": "POST", "Body": {"token.$": "$$.Task.Token"}},
+                "End": true
+            }
+        }
+    });
+    let gate_path = write_json(dir.path(), "gate.json", &gate);
+    server.cli_json(&["workflows", "create", "gate", "--definition", &gate_path]);
+    let id = server.cli_json(&["workflows", "start", "gate"])["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = wait_token(&bodies, 1);
+    let out = server.cli(&[
+        "tasks",
+        "send-failure",
+        &token,
+        "--error",
+        "Boom",
+        "--cause",
+        "bad",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = wait_execution_final(&server, &id, Duration::from_secs(30));
+    assert_eq!(
+        (failed["status"].as_str(), failed["error"].as_str()),
+        (Some("FAILED"), Some("Boom"))
+    );
+    let redriven = server.cli_json(&["executions", "redrive", &id]);
+    assert_eq!(redriven["status"], "RUNNING");
+    let token = wait_token(&bodies, 2);
+    server.cli_json(&[
+        "tasks",
+        "send-success",
+        &token,
+        "--output",
+        "\"second time\"",
+    ]);
+    let done = wait_execution_final(&server, &id, Duration::from_secs(30));
+    assert_eq!(done["status"], "SUCCEEDED");
+    assert_eq!(done["output"], "second time");
+    assert_eq!(done["redriveCount"], 1);
+    let kinds: Vec<String> = history(&server, &id)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "PassStateEntered").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"ExecutionRedriven".to_string()),
+        "{kinds:?}"
+    );
+    let out = server.cli(&["executions", "redrive", &id]);
+    assert!(
+        !out.status.success(),
+        "a succeeded execution cannot be redriven"
+    );
+
+    // Stop a running execution.
+    let id = server.cli_json(&["workflows", "start", "gate"])["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_token(&bodies, 3);
+    let stopped = server.cli_json(&[
+        "executions",
+        "stop",
+        &id,
+        "--error",
+        "Manual",
+        "--cause",
+        "test",
+    ]);
+    assert_eq!(stopped["status"], "ABORTED");
+    assert_eq!(stopped["error"], "Manual");
+    let aborted = server.cli_json(&["executions", "list", "--status", "ABORTED"]);
+    assert_eq!(aborted.as_array().unwrap().len(), 1);
+
+    // A new version; describe shows it; delete works once nothing runs.
+    let updated = server.cli_json(&["workflows", "update", "gate", "--definition", &gate_path]);
+    assert_eq!(updated["version"], 2);
+    assert_eq!(
+        server.cli_json(&["workflows", "describe", "gate"])["version"],
+        2
+    );
+    server.cli_json(&["workflows", "delete", "gate"]);
+    let out = server.cli(&["workflows", "start", "gate"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no workflow named"));
+}

@@ -100,21 +100,26 @@ pub enum ApprovalsCmd {
 pub enum TasksCmd {
     /// Complete a .waitForTaskToken task with an output.
     SendSuccess {
-        token: String,
+        #[arg(value_name = "TOKEN")]
+        task_token: String,
         /// The output: JSON text, or @FILE.
         #[arg(long, default_value = "{}")]
         output: String,
     },
     /// Fail a .waitForTaskToken task.
     SendFailure {
-        token: String,
+        #[arg(value_name = "TOKEN")]
+        task_token: String,
         #[arg(long)]
         error: Option<String>,
         #[arg(long)]
         cause: Option<String>,
     },
     /// Tell a task with HeartbeatSeconds that it is still alive.
-    SendHeartbeat { token: String },
+    SendHeartbeat {
+        #[arg(value_name = "TOKEN")]
+        task_token: String,
+    },
 }
 
 /// Read a definition file: JSON, or YAML (converted to JSON) by extension or
@@ -455,20 +460,20 @@ pub fn tasks(args: &ClientArgs, cmd: TasksCmd) -> Result<ExitCode> {
     let client = Client::new(args)?;
     runtime()?.block_on(async {
         let (path, body) = match cmd {
-            TasksCmd::SendSuccess { token, output } => (
+            TasksCmd::SendSuccess { task_token, output } => (
                 "/v1/tasks/send-success",
-                json!({"taskToken": token, "output": json_arg("--output", &output)?}),
+                json!({"taskToken": task_token, "output": json_arg("--output", &output)?}),
             ),
             TasksCmd::SendFailure {
-                token,
+                task_token,
                 error,
                 cause,
             } => (
                 "/v1/tasks/send-failure",
-                json!({"taskToken": token, "error": error, "cause": cause}),
+                json!({"taskToken": task_token, "error": error, "cause": cause}),
             ),
-            TasksCmd::SendHeartbeat { token } => {
-                ("/v1/tasks/send-heartbeat", json!({"taskToken": token}))
+            TasksCmd::SendHeartbeat { task_token } => {
+                ("/v1/tasks/send-heartbeat", json!({"taskToken": task_token}))
             }
         };
         let out = client.post(path, &body).await?;
