@@ -665,3 +665,75 @@ fn http_child_executions_task_tokens_stop_redrive_and_versions() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no workflow named"));
 }
+
+#[test]
+fn approvals_can_be_rejected_and_expire_after_their_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("server"), free_port());
+    let definition = json!({
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {
+                "Type": "Task", "Resource": "operon:approval",
+                "Parameters": {"Message.$": "$.message", "Approvers": ["admin"]},
+                "TimeoutSeconds": 2,
+                "End": true
+            }
+        }
+    });
+    let path = write_json(dir.path(), "approve.json", &definition);
+    server.cli_json(&["workflows", "create", "approve", "--definition", &path]);
+    let start = |message: &str| {
+        let input = json!({"message": message}).to_string();
+        server.cli_json(&["workflows", "start", "approve", "--input", &input])["executionId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let pending = |id: &str| {
+        wait_for("a pending approval", Duration::from_secs(10), || {
+            let list = server.cli_json(&["approvals", "list"]);
+            list.as_array()?
+                .iter()
+                .find(|a| a["execution_id"] == id)
+                .map(|a| a["id"].as_str().unwrap().to_string())
+        })
+    };
+
+    let rejected = start("reject me");
+    let approval = pending(&rejected);
+    let out = server.cli(&["approvals", "reject", &approval, "--comment", "not now"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = wait_execution_final(&server, &rejected, Duration::from_secs(10));
+    assert_eq!(done["status"], "FAILED");
+    assert_eq!(done["error"], "Operon.ApprovalRejected");
+    assert!(done["cause"].as_str().unwrap().contains("not now"));
+    let again = server.cli(&["approvals", "approve", &approval]);
+    assert!(
+        !again.status.success(),
+        "a decided approval cannot be decided again"
+    );
+
+    let expired = start("let me expire");
+    let approval = pending(&expired);
+    let done = wait_execution_final(&server, &expired, Duration::from_secs(20));
+    assert_eq!(done["status"], "FAILED");
+    assert_eq!(done["error"], "States.Timeout");
+    let list = server.cli_json(&["approvals", "list", "--status", "Expired"]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == approval.as_str()),
+        "{list}"
+    );
+    let late = server.cli(&["approvals", "approve", &approval]);
+    assert!(
+        !late.status.success(),
+        "an expired approval cannot be approved"
+    );
+}
