@@ -96,6 +96,8 @@ pub enum ApprovalsCmd {
     },
 }
 
+/// The verbs are Step Functions' (`send-task-success`, ...), so they share a prefix.
+#[allow(clippy::enum_variant_names)]
 #[derive(clap::Subcommand)]
 pub enum TasksCmd {
     /// Complete a .waitForTaskToken task with an output.
