@@ -596,3 +596,90 @@ fn internal(e: impl std::fmt::Display) -> Failure {
         "internal storage error; see the server log".into(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(resource: &str, input: Value) -> WorkflowTask {
+        WorkflowTask {
+            token: "x-1.abc-00000001".into(),
+            execution_id: "x-1".into(),
+            state: "Ask".into(),
+            resource: resource.into(),
+            input,
+            idempotency_key: idempotency_key("x-1.abc-00000001"),
+            created_at: 7,
+        }
+    }
+
+    #[test]
+    fn resources_and_modes() {
+        assert_eq!(
+            classify("operon:runCommand"),
+            Ok((Base::RunCommand, Mode::Plain))
+        );
+        assert_eq!(
+            classify("operon:runCommand.sync"),
+            Ok((Base::RunCommand, Mode::Sync))
+        );
+        assert_eq!(
+            classify("operon:http.waitForTaskToken"),
+            Ok((Base::Http, Mode::WaitForToken))
+        );
+        assert_eq!(
+            classify("operon:startExecution.sync"),
+            Ok((Base::StartExecution, Mode::Sync))
+        );
+        for bad in [
+            "operon:nope",
+            "arn:aws:states:::lambda:invoke",
+            "operon:http.sync",
+            "operon:runCommand.later",
+        ] {
+            let (error, cause) = classify(bad).unwrap_err();
+            assert_eq!(error, "Operon.UnknownResource");
+            assert!(cause.contains(bad), "{cause}");
+        }
+        assert!(needs_performer("operon:runCommand.waitForTaskToken"));
+        assert!(!needs_performer("operon:approval"));
+    }
+
+    #[test]
+    fn idempotency_keys_are_stable_and_distinct() {
+        let a = idempotency_key("x-1.abc-00000001");
+        assert_eq!(a, idempotency_key("x-1.abc-00000001"));
+        assert_ne!(a, idempotency_key("x-1.abc-00000002"));
+        assert_eq!(a.len(), 24);
+        assert!(
+            a.chars().all(|c| c.is_ascii_hexdigit()),
+            "safe in command ids"
+        );
+    }
+
+    #[test]
+    fn approvals_take_message_and_approvers_and_reject_bad_shapes() {
+        let a = approval_for(&task(
+            "operon:approval",
+            json!({"Message": "ok?", "Approvers": ["alice", "bob"]}),
+        ))
+        .unwrap();
+        assert_eq!((a.message.as_str(), a.approvers.len()), ("ok?", 2));
+        assert_eq!(a.status, "Pending");
+        assert!(a.id.starts_with("ap-"));
+        let default = approval_for(&task("operon:approval", json!({}))).unwrap();
+        assert!(default.message.contains("Ask"), "{}", default.message);
+        let (error, cause) =
+            approval_for(&task("operon:approval", json!({"Approvers": "alice"}))).unwrap_err();
+        assert_eq!(error, "Operon.InvalidParameters");
+        assert!(cause.contains("Approvers"), "{cause}");
+    }
+
+    #[test]
+    fn sync_output_is_capped_on_a_char_boundary() {
+        let text = "é".repeat(SYNC_OUTPUT_CAP);
+        let (kept, cut) = cap(&text);
+        assert!(cut && kept.len() <= SYNC_OUTPUT_CAP && text.starts_with(kept));
+        assert_eq!(cap("short"), ("short", false));
+    }
+}
