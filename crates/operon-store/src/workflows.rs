@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::{Result, Store, corrupt, db, from_json};
+use crate::{Result, Store, db, from_json};
 
 /// A state machine's latest version.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -611,72 +611,74 @@ async fn write_batch(tx: &mut Tx<'_>, steps: &[StepWrite]) -> Result<()> {
     Ok(())
 }
 
-/// One INSERT or UPDATE per execution, with its last state in the batch.
+/// Executions per multi-row upsert (16 parameters each).
+const EXECUTIONS_PER_UPSERT: usize = 200;
+
+/// Every execution of the batch with its last state, in multi-row
+/// statements: new ones inserted (an id or a name already taken fails the
+/// batch), existing ones upserted.
 async fn write_executions(tx: &mut Tx<'_>, steps: &[StepWrite]) -> Result<()> {
-    let mut done: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for (i, step) in steps.iter().enumerate().rev() {
-        let id = step.execution.id.as_str();
-        if !done.insert(id) {
-            continue;
-        }
-        let inserted = steps[..=i].iter().any(|s| s.insert && s.execution.id == id);
-        write_execution(tx, step, inserted).await?;
-    }
-    Ok(())
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut last: Vec<&StepWrite> = steps
+        .iter()
+        .rev()
+        .filter(|s| seen.insert(s.execution.id.as_str()))
+        .collect();
+    last.reverse();
+    let inserted: std::collections::HashSet<&str> = steps
+        .iter()
+        .filter(|s| s.insert)
+        .map(|s| s.execution.id.as_str())
+        .collect();
+    let (new, old): (Vec<&StepWrite>, Vec<&StepWrite>) = last
+        .into_iter()
+        .partition(|s| inserted.contains(s.execution.id.as_str()));
+    upsert_executions(tx, &new, "").await?;
+    upsert_executions(
+        tx,
+        &old,
+        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, output = excluded.output,
+            error = excluded.error, cause = excluded.cause, engine = excluded.engine,
+            stopped_at = excluded.stopped_at, updated_at = excluded.updated_at,
+            redrive_count = excluded.redrive_count",
+    )
+    .await
 }
 
-async fn write_execution(tx: &mut Tx<'_>, step: &StepWrite, insert: bool) -> Result<()> {
-    let e = &step.execution;
-    let output = e.output.as_ref().map(Value::to_string);
-    if insert {
-        sqlx::query(
+async fn upsert_executions(tx: &mut Tx<'_>, steps: &[&StepWrite], on_conflict: &str) -> Result<()> {
+    for chunk in steps.chunks(EXECUTIONS_PER_UPSERT) {
+        let sql = format!(
             "INSERT INTO executions (id, workflow, version, name, status, input, output, error,
                 cause, engine, parent_token, started_by, started_at, stopped_at, updated_at,
                 redrive_count)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&e.id)
-        .bind(&e.workflow)
-        .bind(e.version)
-        .bind(&e.name)
-        .bind(&e.status)
-        .bind(e.input.to_string())
-        .bind(output)
-        .bind(&e.error)
-        .bind(&e.cause)
-        .bind(&step.engine)
-        .bind(&e.parent_token)
-        .bind(&e.started_by)
-        .bind(e.started_at)
-        .bind(e.stopped_at)
-        .bind(e.updated_at)
-        .bind(e.redrive_count)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("inserting an execution"))?;
-        return Ok(());
-    }
-    let done = sqlx::query(
-        "UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, engine = ?,
-            stopped_at = ?, updated_at = ?, redrive_count = ? WHERE id = ?",
-    )
-    .bind(&e.status)
-    .bind(output)
-    .bind(&e.error)
-    .bind(&e.cause)
-    .bind(&step.engine)
-    .bind(e.stopped_at)
-    .bind(e.updated_at)
-    .bind(e.redrive_count)
-    .bind(&e.id)
-    .execute(&mut **tx)
-    .await
-    .map_err(db("updating an execution"))?;
-    if done.rows_affected() != 1 {
-        return Err(corrupt(
-            "updating an execution",
-            format!("no execution {}", e.id),
-        ));
+             VALUES {} {on_conflict}",
+            placeholders(chunk.len(), 16)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for step in chunk {
+            let e = &step.execution;
+            query = query
+                .bind(&e.id)
+                .bind(&e.workflow)
+                .bind(e.version)
+                .bind(&e.name)
+                .bind(&e.status)
+                .bind(e.input.to_string())
+                .bind(e.output.as_ref().map(Value::to_string))
+                .bind(&e.error)
+                .bind(&e.cause)
+                .bind(&step.engine)
+                .bind(&e.parent_token)
+                .bind(&e.started_by)
+                .bind(e.started_at)
+                .bind(e.stopped_at)
+                .bind(e.updated_at)
+                .bind(e.redrive_count);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .map_err(db("writing executions"))?;
     }
     Ok(())
 }

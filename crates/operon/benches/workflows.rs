@@ -218,7 +218,10 @@ fn main() {
         .args(["server", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir.path())
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("WF_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -595,8 +595,17 @@ async fn committer(state: Arc<AppState>, shared: Arc<Shared>, mut batches: mpsc:
                 send_ok(reply);
             }
         } else {
+            let started = std::time::Instant::now();
             match state.store.apply_workflow_steps(&batch.writes).await {
-                Ok(()) => after_commit(&state, batch),
+                Ok(()) => {
+                    tracing::debug!(
+                        seq,
+                        steps = batch.writes.len(),
+                        commit_ms = started.elapsed().as_secs_f64() * 1e3,
+                        "workflow batch committed"
+                    );
+                    after_commit(&state, batch)
+                }
                 Err(e) => {
                     tracing::error!(error = %e, steps = batch.writes.len(), "committing workflow steps failed");
                     shared.failures.fetch_add(1, Ordering::AcqRel);
