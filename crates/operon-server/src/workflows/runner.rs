@@ -636,6 +636,15 @@ fn after_commit(state: &Arc<AppState>, batch: Batch) {
     for record in &batch.changed {
         on_status_change(state, record);
     }
+    let abandoned: Vec<String> = batch
+        .writes
+        .iter()
+        .filter(|w| w.execution.status == "ABORTED")
+        .flat_map(|w| w.tasks_remove.iter().cloned())
+        .collect();
+    if !abandoned.is_empty() {
+        tokio::spawn(tasks::cancel_commands(state.clone(), abandoned));
+    }
 }
 
 fn fail_batch(state: &Arc<AppState>, batch: Batch, why: &str) {

@@ -179,8 +179,42 @@ pub fn perform(state: Arc<AppState>, task: WorkflowTask) {
 
 // ----- operon:runCommand ---------------------------------------------------------
 
+/// The id of the command a `runCommand` task creates: derived from its token.
+fn command_id(idempotency_key: &str) -> String {
+    format!("c-{}", &idempotency_key[..20])
+}
+
+/// A stopped execution's commands are cancelled too (as `operon commands
+/// cancel` does): tasks it abandoned may have started one.
+pub async fn cancel_commands(state: Arc<AppState>, tokens: Vec<String>) {
+    for token in tokens {
+        let id = command_id(&idempotency_key(&token));
+        match state.store.request_cancel(&id).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(command_id = %id, error = %e, "cancelling a stopped execution's command");
+                continue;
+            }
+        }
+        let Ok(invocations) = state.store.invocations(&id).await else {
+            continue;
+        };
+        for invocation in invocations {
+            if invocation.status == InvocationStatus::InProgress {
+                let message = operon_proto::ServerMessage::Cancel {
+                    invocation_id: invocation.invocation_id(),
+                };
+                state.hub.send(&invocation.node_id, message);
+            }
+        }
+        tracing::info!(command_id = %id, "cancelled the command of a stopped execution");
+        state.wake.notify_one();
+    }
+}
+
 async fn run_command(state: &AppState, task: &WorkflowTask, mode: Mode) -> Result<Value, Failure> {
-    let command_id = format!("c-{}", &task.idempotency_key[..20]);
+    let command_id = command_id(&task.idempotency_key);
     let command = match state.store.command(&command_id).await.map_err(internal)? {
         Some(existing) => existing,
         None => create_command(state, task, &command_id).await?,
