@@ -1,0 +1,94 @@
+//! `*` / `?` glob matching as IAM does it for actions, resources and
+//! `StringLike`: `*` matches any run of characters (including none and
+//! including `/`), `?` matches exactly one character, everything else
+//! matches itself. There is no escape character, as in IAM.
+//!
+//! The matcher is the greedy two-pointer algorithm with one backtrack point
+//! (the last `*` seen): it runs in O(pattern × text) at worst and never
+//! recurses, so a hostile pattern such as `*a*a*a*a*b` cannot blow the stack
+//! or take exponential time.
+
+/// Whether `text` matches the glob `pattern` (case-sensitive).
+pub fn matches(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    matches_chars(&pattern, &text)
+}
+
+fn matches_chars(pattern: &[char], text: &[char]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    // Position of the last `*` in the pattern and the text position it was
+    // tried at; on a mismatch the star swallows one more character.
+    let mut backtrack: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                backtrack = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match backtrack {
+                Some((star, tried)) => {
+                    p = star + 1;
+                    t = tried + 1;
+                    backtrack = Some((star, tried + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn literal_patterns_match_only_themselves() {
+        assert!(matches("node/web-1", "node/web-1"));
+        assert!(!matches("node/web-1", "node/web-10"));
+        assert!(!matches("node/web-1", "node/web-"));
+        assert!(!matches("node/web-1", "Node/web-1"));
+        assert!(matches("", ""));
+        assert!(!matches("", "a"));
+    }
+
+    #[test]
+    fn star_matches_any_run_including_slashes() {
+        assert!(matches("*", ""));
+        assert!(matches("*", "param/app/db/password"));
+        assert!(matches("param/app/*", "param/app/db/password"));
+        assert!(matches("param/*/password", "param/app/db/password"));
+        assert!(matches("node/web-*", "node/web-"));
+        assert!(!matches("node/web-*", "node/db-1"));
+        assert!(matches("*-1", "node/web-1"));
+        assert!(matches("a*b*c", "aXXbYYc"));
+        assert!(!matches("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn question_mark_matches_exactly_one_character() {
+        assert!(matches("node/web-?", "node/web-1"));
+        assert!(!matches("node/web-?", "node/web-10"));
+        assert!(!matches("node/web-?", "node/web-"));
+        assert!(matches("node/wé?-1", "node/wéb-1"));
+    }
+
+    #[test]
+    fn backtracking_finds_later_occurrences() {
+        assert!(matches("*ab", "aab"));
+        assert!(matches("*a*a*a*b", "aaaaaaaaaab"));
+        assert!(!matches("*a*a*a*b", "aaaaaaaaaaa"));
+    }
+
+    #[test]
+    fn hostile_patterns_finish_quickly() {
+        let text = "a".repeat(5000);
+        let pattern = format!("{}b", "*a".repeat(200));
+        assert!(!matches(&pattern, &text));
+    }
+}
