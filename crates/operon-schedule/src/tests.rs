@@ -6,7 +6,12 @@
 //! and the zones' rules (weekdays and offsets checked with Python's
 //! `zoneinfo`), not produced by this crate.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 use proptest::prelude::*;
 
@@ -923,8 +928,42 @@ fn cron_expression() -> impl Strategy<Value = String> {
         })
 }
 
-/// Instants between 1995 and 2040, to the second, often near a transition.
-fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+/// Every change of UTC offset of `zone` between 1995 and 2040, found by a
+/// daily scan and bisection to the second (computed once per zone).
+fn transitions(zone: &str) -> &'static [DateTime<Utc>] {
+    static CACHE: OnceLock<Mutex<HashMap<String, &'static [DateTime<Utc>]>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap();
+    cache.entry(zone.to_string()).or_insert_with(|| {
+        let tz: Tz = zone.parse().unwrap();
+        let offset = |instant: DateTime<Utc>| instant.with_timezone(&tz).offset().fix();
+        let mut found = Vec::new();
+        let mut day = Utc.with_ymd_and_hms(1995, 1, 1, 0, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap();
+        while day < end {
+            let next_day = day + TimeDelta::days(1);
+            if offset(day) != offset(next_day) {
+                let (mut low, mut high) = (day.timestamp(), next_day.timestamp());
+                while high - low > 1 {
+                    let middle = low + (high - low) / 2;
+                    let at = |seconds| DateTime::from_timestamp(seconds, 0).unwrap();
+                    if offset(at(middle)) == offset(at(low)) {
+                        low = middle;
+                    } else {
+                        high = middle;
+                    }
+                }
+                found.push(DateTime::from_timestamp(high, 0).unwrap());
+            }
+            day = next_day;
+        }
+        Vec::leak(found)
+    })
+}
+
+/// A zone and an instant between 1995 and 2040 (to the second), half the
+/// time within a day of one of that zone's offset changes.
+fn zone_and_instant() -> impl Strategy<Value = (&'static str, DateTime<Utc>)> {
     let from = Utc
         .with_ymd_and_hms(1995, 1, 1, 0, 0, 0)
         .unwrap()
@@ -933,23 +972,28 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
         .with_ymd_and_hms(2040, 1, 1, 0, 0, 0)
         .unwrap()
         .timestamp();
-    let dst_days = prop_oneof![
-        Just((3u32, 8u32)),
-        Just((3, 29)),
-        Just((11, 1)),
-        Just((10, 25)),
-        Just((10, 4)),
-        Just((4, 5)),
-        Just((2, 16)),
-        Just((12, 29)),
-    ];
-    prop_oneof![
-        (from..to).prop_map(|seconds| DateTime::from_timestamp(seconds, 0).unwrap()),
-        (1995i32..2040, dst_days, 0i64..2 * 86_400).prop_map(|(year, (month, day), offset)| {
-            Utc.with_ymd_and_hms(year, month, day, 0, 0, 0).unwrap() - TimeDelta::hours(12)
-                + TimeDelta::seconds(offset)
-        }),
-    ]
+    prop::sample::select(ZONES).prop_flat_map(move |zone| {
+        let changes = transitions(zone);
+        let anywhere = (from..to).prop_map(|seconds| DateTime::from_timestamp(seconds, 0).unwrap());
+        let near_change =
+            (0..changes.len().max(1), -86_400i64..86_400).prop_map(move |(index, offset)| {
+                changes
+                    .get(index)
+                    .map_or(DateTime::from_timestamp(from, 0).unwrap(), |change| {
+                        *change + TimeDelta::seconds(offset)
+                    })
+            });
+        (Just(zone), prop_oneof![anywhere, near_change])
+    })
+}
+
+#[test]
+fn transitions_are_found() {
+    // New York: two changes a year; Kolkata: none since 1945.
+    assert_eq!(transitions("America/New_York").len(), 90);
+    assert!(transitions("America/New_York").contains(&utc("2026-03-08T07:00:00Z")));
+    assert!(transitions("America/New_York").contains(&utc("2026-11-01T06:00:00Z")));
+    assert!(transitions("Asia/Kolkata").is_empty());
 }
 
 /// How far the brute force looks.
@@ -964,84 +1008,154 @@ fn minute_ceiling(instant: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
+/// next_after is strictly after, fires only at a matching, first-shown
+/// minute, and no brute-force match lies between `after` and it.
+fn check_next_after(expr: &str, zone: &str, after: DateTime<Utc>) -> Result<(), TestCaseError> {
+    let schedule = parse(expr, Some(zone));
+    let cron = cron_of(&schedule);
+    let tz = schedule.time_zone();
+    let next = schedule.next_after(after);
+    if let Some(next) = next {
+        prop_assert!(next > after);
+        prop_assert!(
+            fires_at(cron, tz, next),
+            "{expr} in {zone}: next_after({after}) = {next} does not match"
+        );
+    }
+    let mut minute = minute_ceiling(after + TimeDelta::nanoseconds(1));
+    for _ in 0..WINDOW_MINUTES {
+        if next.is_some_and(|next| minute >= next) {
+            break;
+        }
+        prop_assert!(
+            !fires_at(cron, tz, minute),
+            "{expr} in {zone}: {minute} matches but next_after({after}) = {next:?}"
+        );
+        minute += TimeDelta::minutes(1);
+    }
+    Ok(())
+}
+
+/// Successive occurrences strictly increase and each one matches.
+fn check_successive(expr: &str, zone: &str, after: DateTime<Utc>) -> Result<(), TestCaseError> {
+    let schedule = parse(expr, Some(zone));
+    let cron = cron_of(&schedule);
+    let mut cursor = after;
+    for _ in 0..20 {
+        let Some(next) = schedule.next_after(cursor) else {
+            break;
+        };
+        prop_assert!(next > cursor, "{expr} in {zone}: {next} after {cursor}");
+        prop_assert!(fires_at(cron, schedule.time_zone(), next));
+        cursor = next;
+    }
+    Ok(())
+}
+
+/// due() is the latest brute-force match in [created, now], fires nothing
+/// more once recorded, and agrees with next_since.
+fn check_due(expr: &str, zone: &str, now: DateTime<Utc>, back: i64) -> Result<(), TestCaseError> {
+    let schedule = parse(expr, Some(zone));
+    let cron = cron_of(&schedule);
+    let tz = schedule.time_zone();
+    let created = now - TimeDelta::seconds(back);
+    let due = schedule.due(None, created, now);
+    let mut minute = now.with_second(0).unwrap().with_nanosecond(0).unwrap();
+    let mut brute = None;
+    while minute >= created {
+        if fires_at(cron, tz, minute) {
+            brute = Some(minute);
+            break;
+        }
+        minute -= TimeDelta::minutes(1);
+    }
+    prop_assert_eq!(
+        due,
+        brute,
+        "{} in {}: created {}, now {}",
+        expr,
+        zone,
+        created,
+        now
+    );
+    if let Some(due) = due {
+        prop_assert_eq!(schedule.due(Some(due), created, now), None);
+        prop_assert!(
+            schedule
+                .next_since(created, due)
+                .is_none_or(|next| next > now)
+        );
+    }
+    Ok(())
+}
+
+/// Schedules that fire at least daily, to meet every gap and repeated hour.
+fn daily_expression() -> impl Strategy<Value = String> {
+    (
+        list_field(0, 59),
+        prop_oneof![Just("*".to_string()), list_field(0, 23)],
+    )
+        .prop_map(|(minutes, hours)| format!("cron({minutes} {hours} * * ? *)"))
+}
+
+/// A zone with daylight saving and an instant within three hours of one of
+/// its offset changes.
+fn zone_and_instant_near_change() -> impl Strategy<Value = (&'static str, DateTime<Utc>)> {
+    let zones: Vec<&str> = ZONES
+        .iter()
+        .copied()
+        .filter(|zone| !transitions(zone).is_empty())
+        .collect();
+    prop::sample::select(zones).prop_flat_map(|zone| {
+        let changes = transitions(zone);
+        (0..changes.len(), -3 * 3_600i64..3 * 3_600)
+            .prop_map(move |(index, offset)| (zone, changes[index] + TimeDelta::seconds(offset)))
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(192))]
 
-    /// next_after is strictly after, fires only at matching first-shown
-    /// minutes, and no brute-force match lies between `after` and it.
     #[test]
     fn next_after_matches_the_brute_force(
         expr in cron_expression(),
-        zone in prop::sample::select(ZONES),
-        after in instant(),
+        (zone, after) in zone_and_instant(),
     ) {
-        let schedule = parse(&expr, Some(zone));
-        let cron = cron_of(&schedule);
-        let tz = schedule.time_zone();
-        let next = schedule.next_after(after);
-        if let Some(next) = next {
-            prop_assert!(next > after);
-            prop_assert!(fires_at(cron, tz, next), "{expr} in {zone}: {next} does not match");
-        }
-        let mut minute = minute_ceiling(after + TimeDelta::nanoseconds(1));
-        for _ in 0..WINDOW_MINUTES {
-            if next.is_some_and(|next| minute >= next) {
-                break;
-            }
-            prop_assert!(
-                !fires_at(cron, tz, minute),
-                "{expr} in {zone}: {minute} matches but next_after({after}) = {next:?}"
-            );
-            minute += TimeDelta::minutes(1);
-        }
+        check_next_after(&expr, zone, after)?;
     }
 
-    /// Successive occurrences strictly increase and each one matches.
+    #[test]
+    fn next_after_matches_the_brute_force_across_offset_changes(
+        expr in daily_expression(),
+        (zone, after) in zone_and_instant_near_change(),
+    ) {
+        check_next_after(&expr, zone, after)?;
+    }
+
     #[test]
     fn successive_occurrences_increase(
         expr in cron_expression(),
-        zone in prop::sample::select(ZONES),
-        after in instant(),
+        (zone, after) in zone_and_instant(),
     ) {
-        let schedule = parse(&expr, Some(zone));
-        let cron = cron_of(&schedule);
-        let mut cursor = after;
-        for _ in 0..20 {
-            let Some(next) = schedule.next_after(cursor) else { break };
-            prop_assert!(next > cursor, "{expr} in {zone}: {next} after {cursor}");
-            prop_assert!(fires_at(cron, schedule.time_zone(), next));
-            cursor = next;
-        }
+        check_successive(&expr, zone, after)?;
     }
 
-    /// due() is the latest brute-force match in [created, now] (and in the
-    /// window the brute force can see), and agrees with next_since.
     #[test]
     fn due_is_the_latest_brute_force_match(
         expr in cron_expression(),
-        zone in prop::sample::select(ZONES),
-        now in instant(),
+        (zone, now) in zone_and_instant(),
         back in 0i64..WINDOW_MINUTES * 60,
     ) {
-        let schedule = parse(&expr, Some(zone));
-        let cron = cron_of(&schedule);
-        let tz = schedule.time_zone();
-        let created = now - TimeDelta::seconds(back);
-        let due = schedule.due(None, created, now);
-        let mut minute = now.with_second(0).unwrap().with_nanosecond(0).unwrap();
-        let mut brute = None;
-        while minute >= created {
-            if fires_at(cron, tz, minute) {
-                brute = Some(minute);
-                break;
-            }
-            minute -= TimeDelta::minutes(1);
-        }
-        prop_assert_eq!(due, brute, "{} in {}: created {}, now {}", expr, zone, created, now);
-        if let Some(due) = due {
-            prop_assert_eq!(schedule.due(Some(due), created, now), None);
-            prop_assert!(schedule.next_since(created, due).is_none_or(|next| next > now));
-        }
+        check_due(&expr, zone, now, back)?;
+    }
+
+    #[test]
+    fn due_is_the_latest_brute_force_match_across_offset_changes(
+        expr in daily_expression(),
+        (zone, now) in zone_and_instant_near_change(),
+        back in 0i64..6 * 3_600,
+    ) {
+        check_due(&expr, zone, now, back)?;
     }
 
     /// Random text never panics the parser.
@@ -1056,7 +1170,7 @@ proptest! {
     fn rate_next_since_and_due_agree(
         value in 1u32..500,
         unit in prop::sample::select(&["minutes", "hours", "days"][..]),
-        created in instant(),
+        (_zone, created) in zone_and_instant(),
         elapsed in 0i64..10_000_000,
     ) {
         let unit = if value == 1 { unit.trim_end_matches('s') } else { unit };
