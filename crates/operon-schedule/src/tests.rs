@@ -931,7 +931,8 @@ fn cron_expression() -> impl Strategy<Value = String> {
 /// Every change of UTC offset of `zone` between 1995 and 2040, found by a
 /// daily scan and bisection to the second (computed once per zone).
 fn transitions(zone: &str) -> &'static [DateTime<Utc>] {
-    static CACHE: OnceLock<Mutex<HashMap<String, &'static [DateTime<Utc>]>>> = OnceLock::new();
+    type ByZone = HashMap<String, &'static [DateTime<Utc>]>;
+    static CACHE: OnceLock<Mutex<ByZone>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap();
     cache.entry(zone.to_string()).or_insert_with(|| {
