@@ -127,10 +127,10 @@ pub struct Condition {
 impl Condition {
     /// Whether the condition holds for the request `context`.
     pub(crate) fn holds(&self, context: &BTreeMap<String, Vec<String>>) -> bool {
-        let present = context_values(context, &self.key);
+        let mut present = context_values(context, &self.key);
+        let absent = present.clone().next().is_none();
         match self.operator {
             Operator::Null => {
-                let absent = present.is_empty();
                 // Values were validated as "true"/"false" by the parser.
                 self.values.iter().any(|v| (v == "true") == absent)
             }
@@ -139,10 +139,10 @@ impl Condition {
                 negated,
                 if_exists,
             } => {
-                if present.is_empty() {
+                if absent {
                     return if_exists || negated;
                 }
-                let any_match = present.iter().any(|request| {
+                let any_match = present.any(|request| {
                     self.values
                         .iter()
                         .any(|policy| comparison.matches(policy, request))
@@ -182,12 +182,23 @@ fn lower_chars(text: &str) -> impl Iterator<Item = char> + '_ {
     text.chars().flat_map(char::to_lowercase)
 }
 
+/// Condition key names compare case-insensitively, as in IAM.
+fn same_key(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        lower_chars(a).eq(lower_chars(b))
+    }
+}
+
 /// Every value the request holds for `key`, whose name is matched
-/// case-insensitively. An empty result means the key is absent.
-fn context_values<'a>(context: &'a BTreeMap<String, Vec<String>>, key: &str) -> Vec<&'a str> {
+/// case-insensitively. No values means the key is absent.
+fn context_values<'a>(
+    context: &'a BTreeMap<String, Vec<String>>,
+    key: &'a str,
+) -> impl Iterator<Item = &'a str> + Clone + 'a {
     context
         .iter()
-        .filter(|(name, _)| lower_chars(name).eq(lower_chars(key)))
+        .filter(move |(name, _)| same_key(name, key))
         .flat_map(|(_, values)| values.iter().map(String::as_str))
-        .collect()
 }

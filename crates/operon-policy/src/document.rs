@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::condition::Condition;
+use crate::wildcard::Glob;
 
 /// The only `Version` values accepted, newest first (as in IAM).
 pub const VERSIONS: [&str; 2] = ["2012-10-17", "2008-10-17"];
@@ -142,25 +143,25 @@ impl Targets {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Pattern {
     pub(crate) written: String,
-    pub(crate) matched: String,
+    matched: Glob,
 }
 
 impl Pattern {
     pub(crate) fn action(written: &str) -> Pattern {
         Pattern {
             written: written.to_owned(),
-            matched: written.to_lowercase(),
+            matched: Glob::new(written.to_lowercase()),
         }
     }
 
     pub(crate) fn resource(written: &str) -> Pattern {
         Pattern {
             written: written.to_owned(),
-            matched: written.to_owned(),
+            matched: Glob::new(written.to_owned()),
         }
     }
 
     fn matches(&self, text: &str) -> bool {
-        crate::wildcard::matches(&self.matched, text)
+        self.matched.matches(text)
     }
 }

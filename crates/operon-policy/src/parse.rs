@@ -196,10 +196,22 @@ fn check_action(action: &str) -> std::result::Result<(), String> {
 
 fn check_resource(resource: &str) -> std::result::Result<(), String> {
     if resource.is_empty() {
-        Err(
+        return Err(
             "empty resource; expected a path like \"node/web-1\", \"workflow/*\" or \"*\""
                 .to_owned(),
-        )
+        );
+    }
+    check_no_variable(resource)
+}
+
+/// IAM policy variables (`${aws:username}`) are not implemented; refusing
+/// them keeps `${...}` free to mean a variable later instead of silently
+/// matching the literal text today.
+fn check_no_variable(text: &str) -> std::result::Result<(), String> {
+    if text.contains("${") {
+        Err(format!(
+            "{text:?} uses a policy variable (\"${{...}}\"); policy variables are not supported"
+        ))
     } else {
         Ok(())
     }
@@ -320,6 +332,7 @@ fn condition_value(value: &Value, operator: Operator, path: &str) -> Result<Stri
             )),
         };
     }
+    check_no_variable(&text).map_err(|message| PolicyError::at(path, message))?;
     Ok(text)
 }
 
