@@ -1,24 +1,6 @@
-//! The `Condition` block: operators, their IAM semantics, and how one
-//! condition is decided against a request's context.
-//!
-//! IAM's rules, which this module follows:
-//!
-//! - every operator in a block must hold, and every key under an operator
-//!   must hold (AND);
-//! - several policy values for one key are alternatives: a positive operator
-//!   holds if any of them matches (OR), a negated one (`StringNot*`) holds if
-//!   none matches (NOR);
-//! - a key missing from the request makes a positive operator false and a
-//!   negated operator true; the `IfExists` suffix makes any operator true
-//!   when the key is missing; `Null` tests presence itself
-//!   (`"true"` = the key is absent);
-//! - when the request carries several values for a key, a positive
-//!   operator holds if any request value matches any policy value, and a
-//!   negated operator holds if no request value matches any policy value.
-//!
-//! Condition key names are matched case-insensitively (as in IAM); values
-//! follow the operator (`StringEquals` is case-sensitive,
-//! `StringEqualsIgnoreCase` is not).
+//! The `Condition` block: operators, their IAM semantics (listed in the
+//! crate documentation under "Conditions, as IAM decides them"), and how
+//! one condition is decided against a request's context.
 
 use std::collections::BTreeMap;
 
@@ -125,6 +107,21 @@ pub struct Condition {
 }
 
 impl Condition {
+    /// The operator as written, e.g. `StringLikeIfExists`.
+    pub fn operator(&self) -> String {
+        self.operator.name()
+    }
+
+    /// The condition key as written, e.g. `operon:NodeTag/env`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The policy values (any one of them may match).
+    pub fn values(&self) -> &[String] {
+        &self.values
+    }
+
     /// Whether the condition holds for the request `context`.
     pub(crate) fn holds(&self, context: &BTreeMap<String, Vec<String>>) -> bool {
         let mut present = context_values(context, &self.key);

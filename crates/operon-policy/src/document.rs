@@ -50,7 +50,7 @@ impl Policy {
 }
 
 /// Whether a statement grants or refuses what it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Effect {
     Allow,
     Deny,
@@ -82,6 +82,11 @@ impl Statement {
 
     pub fn effect(&self) -> Effect {
         self.effect
+    }
+
+    /// The conditions, one per operator and key, in document order.
+    pub fn conditions(&self) -> &[Condition] {
+        &self.conditions
     }
 
     /// Whether the statement covers `action` (already lower-cased) and

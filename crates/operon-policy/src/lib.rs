@@ -44,11 +44,32 @@
 //! - `Condition` maps an operator to `{key: value or [values]}`. Operators:
 //!   `StringEquals`, `StringNotEquals`, `StringEqualsIgnoreCase`,
 //!   `StringNotEqualsIgnoreCase`, `StringLike`, `StringNotLike` (each also
-//!   with the `IfExists` suffix) and `Null`. Keys: `operon:Principal` and
-//!   `operon:NodeTag/<tag>`. The IAM rules for several operators, keys and
-//!   values and for missing keys are listed in the `condition` module; in
-//!   short a missing key fails `StringEquals` but passes `StringNotEquals`
-//!   and every `...IfExists`.
+//!   with the `IfExists` suffix) and `Null`. Keys: `operon:Principal` (the
+//!   caller's name) and `operon:NodeTag/<tag>` (a tag of the target node);
+//!   see [`CONDITION_KEYS`].
+//!
+//! # Conditions, as IAM decides them
+//!
+//! - Every operator in a `Condition` block must hold, and every key under an
+//!   operator must hold (AND).
+//! - Several policy values for one key are alternatives: a positive operator
+//!   holds if any matches (OR), a negated one (`StringNot...`) holds if none
+//!   matches (NOR).
+//! - A key missing from the request makes a positive operator **false** and
+//!   a negated operator **true** (so `Deny` + `StringNotEquals env=staging`
+//!   also denies nodes without an `env` tag). With the `IfExists` suffix any
+//!   operator is true when the key is missing. `Null` tests presence itself:
+//!   `"true"` holds when the key is missing, `"false"` when it is present.
+//! - When the request carries several values for one key, a positive
+//!   operator holds if any request value matches any policy value; a
+//!   negated one holds if no request value matches any policy value.
+//! - Key names compare case-insensitively (`operon:nodetag/ENV` is
+//!   `operon:NodeTag/env`); values compare as the operator says
+//!   (`StringEquals` and `StringLike` are case-sensitive).
+//! - Numbers and booleans given as condition values compare as their JSON
+//!   text. Policy variables (`${...}`), set operators
+//!   (`ForAnyValue:`/`ForAllValues:`) and the numeric, date, IP and ARN
+//!   operators are not supported and are refused at parse time.
 //!
 //! # Deciding
 //!
@@ -89,9 +110,17 @@
 //! # Errors
 //!
 //! Parsing refuses anything IAM would refuse and a few things it merely
-//! ignores (unknown condition keys), with the place in the document:
+//! ignores (unknown condition keys, duplicate `Sid`s), with the place in the
+//! document:
 //! `Statement[2].Effect: expected "Allow" or "Deny", got "allow"`. See
 //! [`PolicyError`].
+//!
+//! # Cost
+//!
+//! About 0.5–2 µs per decision for a principal with 5 policies and 40
+//! conditional statements (`cargo bench -p operon-policy --bench evaluate`):
+//! patterns are prepared at parse time and evaluation allocates only the
+//! lower-cased action.
 
 mod condition;
 mod document;

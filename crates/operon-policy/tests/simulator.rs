@@ -5,7 +5,7 @@
 //! `tests/parse_errors.json` holds documents that must be refused, with the
 //! exact error message.
 
-use operon_policy::{Decision, NamedPolicy, Policy, Request, evaluate};
+use operon_policy::{Decision, NamedPolicy, Policy, Request, applicable_statements, evaluate};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -183,5 +183,82 @@ fn requests_read_single_context_values_and_lists() {
             .unwrap_err()
             .to_string()
             .contains("unknown field `contxt`")
+    );
+}
+
+#[test]
+fn applicable_statements_lists_every_allow_and_deny_that_applies() {
+    let ops = Policy::parse(
+        r#"{"Statement": [
+            {"Sid": "All", "Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Allow", "Action": "nodes:List", "Resource": "*"},
+            {"Sid": "NoProd", "Effect": "Deny", "Action": "commands:*", "Resource": "node/*",
+             "Condition": {"StringEquals": {"operon:NodeTag/env": "prod"}}}
+        ]}"#,
+    )
+    .unwrap();
+    let guard = Policy::parse(
+        r#"{"Statement": {"Effect": "Deny", "NotAction": "commands:Run", "Resource": "*"}}"#,
+    )
+    .unwrap();
+    let policies = [
+        NamedPolicy::new("ops", ops),
+        NamedPolicy::new("guard", guard),
+    ];
+    let request = Request::new("commands:Run", "node/db-1").with_node_tags([("env", "prod")]);
+    let listed: Vec<(String, String)> = applicable_statements(&policies, &request)
+        .into_iter()
+        .map(|(effect, at)| (format!("{effect:?}"), at.to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                "Allow".to_owned(),
+                r#"policy "ops" Statement[0] (Sid "All")"#.to_owned()
+            ),
+            (
+                "Deny".to_owned(),
+                r#"policy "ops" Statement[2] (Sid "NoProd")"#.to_owned()
+            ),
+        ]
+    );
+    let decision = evaluate(&policies, &request);
+    assert_eq!(
+        decision.explain(),
+        r#"explicitly denied by policy "ops" Statement[2] (Sid "NoProd"); an explicit Deny overrides any Allow"#
+    );
+}
+
+#[test]
+fn statements_expose_their_conditions() {
+    let policy = Policy::parse(
+        r#"{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*",
+            "Condition": {"StringLikeIfExists": {"operon:NodeTag/role": ["web-*", "api"]}, "Null": {"operon:Principal": false}}}]}"#,
+    )
+    .unwrap();
+    let shown: Vec<(String, &str, &[String])> = policy.statements()[0]
+        .conditions()
+        .iter()
+        .map(|c| (c.operator(), c.key(), c.values()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "StringLikeIfExists".to_owned(),
+                "operon:NodeTag/role",
+                &["web-*".to_owned(), "api".to_owned()][..]
+            ),
+            (
+                "Null".to_owned(),
+                "operon:Principal",
+                &["false".to_owned()][..]
+            ),
+        ]
+    );
+    assert_eq!(
+        policy.statements()[0].effect(),
+        operon_policy::Effect::Allow
     );
 }
