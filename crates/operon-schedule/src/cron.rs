@@ -81,6 +81,8 @@ struct FieldRule {
     max: u32,
     names: &'static [&'static str],
     bias: u32,
+    /// AWS documents `/` for every field but day-of-week.
+    steps: bool,
 }
 
 const MINUTES: FieldRule = FieldRule::plain(CronField::Minutes, 0, 59);
@@ -92,6 +94,7 @@ const MONTH: FieldRule = FieldRule {
 };
 const DAY_OF_WEEK: FieldRule = FieldRule {
     names: WEEKDAY_NAMES,
+    steps: false,
     ..FieldRule::plain(CronField::DayOfWeek, 1, 7)
 };
 const YEAR: FieldRule = FieldRule {
@@ -127,6 +130,7 @@ impl FieldRule {
             max,
             names: &[],
             bias: 0,
+            steps: true,
         }
     }
 
@@ -155,6 +159,11 @@ impl FieldRule {
 
     fn parse_item(&self, item: &str, bits: &mut Bits) -> Result<(), FieldError> {
         let (range, step) = match item.split_once('/') {
+            Some(_) if !self.steps => {
+                return Err(self.error(
+                    "`/` (increments) is not allowed in day-of-week, which takes , - * ? L #",
+                ));
+            }
             Some((range, step)) => (range, Some(self.parse_step(step)?)),
             None => (item, None),
         };
@@ -284,6 +293,11 @@ fn parse_day_of_week(text: &str) -> Result<Option<DayOfWeek>, FieldError> {
     }
     if text.contains('?') {
         return Err(rule.error("`?` must be the whole field"));
+    }
+    if text.contains('#') && text.contains(',') {
+        return Err(rule.error(
+            "`#` must stand alone: one `<weekday>#<n>` per expression (a list such as `3#1,6#3` is not allowed)",
+        ));
     }
     if let Some((weekday, nth)) = text.split_once('#') {
         let weekday = rule.parse_value(weekday)?;

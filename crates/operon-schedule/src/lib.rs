@@ -30,7 +30,7 @@
 //!   | hours | 0-23 | `,` `-` `*` `/` |
 //!   | day-of-month | 1-31 | `,` `-` `*` `/` `?` `L` `W` |
 //!   | month | 1-12 or JAN-DEC | `,` `-` `*` `/` |
-//!   | day-of-week | 1-7 (1 = SUN) or SUN-SAT | `,` `-` `*` `/` `?` `L` `#` |
+//!   | day-of-week | 1-7 (1 = SUN) or SUN-SAT | `,` `-` `*` `?` `L` `#` |
 //!   | year | 1970-2199 | `,` `-` `*` `/` |
 //!
 //!   Exactly one of day-of-month and day-of-week is `?`. In day-of-month, `L`
@@ -50,13 +50,15 @@
 //! # Time zones and daylight saving
 //!
 //! `cron` and `at` are read as wall-clock times in the schedule's time zone
-//! (UTC when none is given); `rate` is plain elapsed time. EventBridge
-//! Scheduler's documented behaviour ("Daylight saving time" in its user
-//! guide, and AWS's knowledge-center article on adjusting schedules for DST)
-//! is: when clocks spring forward, an invocation whose local time does not
-//! exist is skipped; when clocks fall back, a schedule runs only once for the
-//! repeated local time and does not repeat its invocation. This crate does
-//! exactly that:
+//! (UTC when none is given); `rate` is plain elapsed time. AWS documents
+//! EventBridge Scheduler's behaviour (user guide, "Daylight savings time";
+//! knowledge-center article "How can I adjust my Amazon EventBridge schedule
+//! for daylight saving?") as: when the time shifts forward in spring, an
+//! invocation whose cron time falls on a non-existent local time is skipped;
+//! when it shifts back in the fall, the schedule runs only once and does not
+//! repeat its invocation; a `rate` in days is 24 hours, not a calendar day.
+//! AWS does not say which of the two instants of a repeated time it uses.
+//! This crate decides:
 //!
 //! - **Skipped local times** (spring forward, e.g. 02:30 on 8 March 2026 in
 //!   America/New_York) never fire: `cron(30 2 * * ? *)` fires on the 7th and
@@ -66,9 +68,10 @@
 //! - **Repeated local times** (fall back, e.g. 01:00-01:59 on 1 November 2026
 //!   in America/New_York) fire once, at their *first* occurrence (still on
 //!   daylight time, 05:30 UTC for 01:30): the instant the wall clock first
-//!   shows that time. So `cron(0/15 * * * ? *)` fires 01:45 EDT and then
-//!   02:00 EST, an hour later, without firing 01:00-01:45 EST again. An
-//!   `at(...)` in the repeated hour is likewise its first occurrence.
+//!   shows that time, so nothing fires an hour "late". `cron(0/15 * * * ? *)`
+//!   fires 01:45 EDT and then 02:00 EST, an hour later, without firing
+//!   01:00-01:45 EST again. An `at(...)` in the repeated hour is likewise
+//!   its first occurrence.
 //!
 //! With these two rules the map from matching local minutes to instants is
 //! strictly increasing, which is what makes the search below exact.
@@ -78,16 +81,40 @@
 //! A rate schedule created at `c` has occurrences `c`, `c + p`, `c + 2p`, …
 //! (like EventBridge Scheduler without a start date, it first fires right
 //! away). [`Schedule::next_since`] and [`Schedule::due`] take the creation
-//! time and keep that grid. [`Schedule::next_after`] has no creation time,
-//! so for a rate it treats `after` as the previous invocation and answers
-//! `after + p`.
+//! time and keep that grid, so a late invocation (after downtime) does not
+//! shift the ones after it; AWS describes the next invocation as one period
+//! after the last, which is the same instant whenever invocations are on
+//! time. [`Schedule::next_after`] has no creation time, so for a rate it
+//! treats `after` as the previous invocation and answers `after + p`.
 //!
 //! # Fire once after downtime
 //!
 //! If the server was down over several occurrences, [`Schedule::due`]
 //! answers with the single latest missed occurrence (never one per missed
-//! tick); the caller fires it, records it as `last_fired`, and asks again
-//! later. Occurrences before the schedule's creation never fire.
+//! tick). Occurrences before the schedule's creation never fire, so an
+//! `at(...)` already in the past when it is created never fires: a caller
+//! that wants to refuse such a schedule checks
+//! `schedule.next_since(created, created).is_none()`.
+//!
+//! A scheduler built on this crate keeps, per schedule, its creation time
+//! and the occurrence it last fired, and on each wake-up:
+//!
+//! ```
+//! # use chrono::{DateTime, TimeZone, Utc};
+//! # use operon_schedule::Schedule;
+//! # fn fire(_: DateTime<Utc>) {}
+//! # let schedule = Schedule::parse("rate(5 minutes)", None).unwrap();
+//! # let created = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+//! # let mut last_fired: Option<DateTime<Utc>> = None;
+//! # let now = created;
+//! if let Some(occurrence) = schedule.due(last_fired, created, now) {
+//!     fire(occurrence); // persist `occurrence` as last_fired in the same transaction
+//!     last_fired = Some(occurrence);
+//! }
+//! // Sleep until the next one (None: the schedule is finished).
+//! let wake_at = schedule.next_since(created, last_fired.map_or(now, |last| last.max(now)));
+//! # assert!(wake_at.is_some());
+//! ```
 //!
 //! # How the search is fast
 //!

@@ -397,6 +397,12 @@ const INVALID: &[(&str, Option<&str>, &str)] = &[
         "`L` and `W` must stand alone",
     ),
     ("cron(0 12 ? * 6#6 *)", None, "must be 1-5"),
+    (
+        "cron(0 12 ? * */2 *)",
+        None,
+        "day-of-week (field 5) `*/2`: `/` (increments) is not allowed",
+    ),
+    ("cron(0 12 ? * 3#1,6#3 *)", None, "`#` must stand alone"),
     ("cron(0 12 ? * 6#0 *)", None, "must be 1-5"),
     ("cron(0 12 ? * 9#2 *)", None, "`9` is out of range 1-7"),
     (
@@ -870,12 +876,19 @@ const ZONES: &[&str] = &[
 
 fn list_field(min: u32, max: u32) -> BoxedStrategy<String> {
     prop_oneof![
-        2 => Just("*".to_string()),
-        2 => (min..=max).prop_map(|v| v.to_string()),
-        1 => (min..=max, min..=max).prop_map(|(a, b)| format!("{a}-{b}")),
+        8 => list_field_without_steps(min, max),
         2 => (1..=(max - min + 1).min(20)).prop_map(|s| format!("*/{s}")),
         1 => (min..=max, 1..=(max - min + 1).min(20)).prop_map(|(a, s)| format!("{a}/{s}")),
         1 => (min..=max, min..=max, 1u32..=5).prop_map(|(a, b, s)| format!("{a}-{b}/{s}")),
+    ]
+    .boxed()
+}
+
+fn list_field_without_steps(min: u32, max: u32) -> BoxedStrategy<String> {
+    prop_oneof![
+        2 => Just("*".to_string()),
+        2 => (min..=max).prop_map(|v| v.to_string()),
+        1 => (min..=max, min..=max).prop_map(|(a, b)| format!("{a}-{b}")),
         1 => prop::collection::vec(min..=max, 2..4).prop_map(|values| {
             values.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
         }),
@@ -895,7 +908,7 @@ fn day_of_month_field() -> BoxedStrategy<String> {
 
 fn day_of_week_field() -> BoxedStrategy<String> {
     prop_oneof![
-        4 => list_field(1, 7),
+        4 => list_field_without_steps(1, 7),
         1 => Just("MON-FRI".to_string()),
         1 => Just("L".to_string()),
         1 => (1u32..=7).prop_map(|d| format!("{d}L")),
