@@ -127,6 +127,7 @@ mod document;
 mod error;
 mod evaluate;
 mod parse;
+mod strict;
 mod wildcard;
 
 pub use condition::Condition;
@@ -144,7 +145,9 @@ impl Policy {
         parse::parse(text)
     }
 
-    /// Validate an already-decoded JSON policy document.
+    /// Validate an already-decoded JSON policy document. Duplicate keys
+    /// were already collapsed by the decoder; prefer [`Policy::parse`] or
+    /// deserialising a `Policy` when the text is at hand.
     pub fn from_value(value: &serde_json::Value) -> Result<Policy, PolicyError> {
         parse::from_value(value)
     }
@@ -165,10 +168,12 @@ impl serde::Serialize for Policy {
     }
 }
 
-/// Deserialises any JSON policy document, validating it as [`Policy::parse`] does.
+/// Deserialises a JSON policy document, validating it as [`Policy::parse`]
+/// does (duplicate keys included), so a request body can hold a `Policy`
+/// field directly.
 impl<'de> serde::Deserialize<'de> for Policy {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Policy, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
+        let strict::StrictValue(value) = strict::StrictValue::deserialize(deserializer)?;
         Policy::from_value(&value).map_err(serde::de::Error::custom)
     }
 }

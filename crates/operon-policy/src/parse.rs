@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::condition::{Condition, Operator};
 use crate::document::{Effect, Pattern, Policy, Statement, Targets, VERSIONS};
 use crate::error::PolicyError;
+use crate::strict::StrictValue;
 
 const POLICY_FIELDS: [&str; 3] = ["Version", "Id", "Statement"];
 const STATEMENT_FIELDS: [&str; 7] = [
@@ -32,9 +33,10 @@ pub const CONDITION_KEYS: [&str; 2] = ["operon:Principal", "operon:NodeTag/"];
 
 type Result<T> = std::result::Result<T, PolicyError>;
 
-/// Parse policy text (JSON).
+/// Parse policy text (JSON); an object with the same key twice is refused.
 pub fn parse(text: &str) -> Result<Policy> {
-    let value: Value = serde_json::from_str(text).map_err(|e| PolicyError::Json(e.to_string()))?;
+    let StrictValue(value) =
+        serde_json::from_str(text).map_err(|e| PolicyError::Json(e.to_string()))?;
     from_value(&value)
 }
 

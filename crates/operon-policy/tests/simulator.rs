@@ -262,3 +262,57 @@ fn statements_expose_their_conditions() {
         operon_policy::Effect::Allow
     );
 }
+
+#[test]
+fn a_key_given_twice_is_refused_not_silently_overwritten() {
+    let text =
+        r#"{"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Effect": "Allow"}]}"#;
+    let error = Policy::parse(text).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "policy is not valid JSON: duplicate field \"Effect\" (a field may appear only once in an object) at line 1 column 74"
+    );
+
+    #[derive(Deserialize, Debug)]
+    struct Body {
+        #[allow(dead_code)]
+        document: Policy,
+    }
+    let body = format!(r#"{{"document": {text}}}"#);
+    let error = serde_json::from_str::<Body>(&body).unwrap_err().to_string();
+    assert!(error.starts_with("duplicate field \"Effect\""), "{error}");
+
+    let condition = r#"{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*",
+        "Condition": {"StringEquals": {"operon:Principal": "a"}, "StringEquals": {"operon:Principal": "b"}}}]}"#;
+    assert!(
+        Policy::parse(condition)
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate field \"StringEquals\"")
+    );
+}
+
+#[test]
+fn deserialising_a_policy_field_validates_it() {
+    #[derive(Deserialize, Debug)]
+    struct Body {
+        #[allow(dead_code)]
+        document: Policy,
+    }
+    let error = serde_json::from_str::<Body>(
+        r#"{"document": {"Statement": [{"Effect": "allow", "Action": "*", "Resource": "*"}]}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with(r#"Statement[0].Effect: expected "Allow" or "Deny", got "allow""#),
+        "{error}"
+    );
+}
+
+#[test]
+fn deeply_nested_text_is_an_error_not_a_stack_overflow() {
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let error = Policy::parse(&deep).unwrap_err().to_string();
+    assert!(error.contains("recursion limit exceeded"), "{error}");
+}
