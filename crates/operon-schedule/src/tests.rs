@@ -1217,3 +1217,10 @@ fn letters_and_names_are_case_insensitive() {
         );
     }
 }
+
+#[test]
+fn schedules_and_errors_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Schedule>();
+    shareable::<ScheduleError>();
+}
