@@ -27,6 +27,11 @@ impl Policy {
         self.version.as_deref()
     }
 
+    /// The `Id` the document named, if any.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
     /// The statements, in document order (their index is the one
     /// [`crate::StatementRef::statement`] reports).
     pub fn statements(&self) -> &[Statement] {
