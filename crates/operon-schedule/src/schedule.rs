@@ -215,6 +215,22 @@ impl Schedule {
         self.next_after(after.max(just_before_created))
     }
 
+    /// The occurrences strictly after `after` of a schedule created at
+    /// `created`, in order (for previews such as "the next 5 runs").
+    /// Finite for `at` and for crons whose years run out.
+    pub fn occurrences_since(
+        &self,
+        created: DateTime<Utc>,
+        after: DateTime<Utc>,
+    ) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let mut cursor = after;
+        std::iter::from_fn(move || {
+            let next = self.next_since(created, cursor)?;
+            cursor = next;
+            Some(next)
+        })
+    }
+
     /// The one occurrence to fire now, if any: the latest occurrence at or
     /// before `now` that is at or after `created` and strictly after
     /// `last_fired`. After downtime this is the latest missed occurrence —

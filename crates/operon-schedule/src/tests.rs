@@ -1224,3 +1224,29 @@ fn schedules_and_errors_can_be_shared_across_threads() {
     shareable::<Schedule>();
     shareable::<ScheduleError>();
 }
+
+#[test]
+fn occurrences_since_lists_upcoming_runs() {
+    let created = utc("2026-01-01T10:00:00Z");
+    let rate = parse("rate(2 hours)", None);
+    let upcoming: Vec<_> = rate
+        .occurrences_since(created, utc("2026-01-01T11:00:00Z"))
+        .take(3)
+        .collect();
+    assert_eq!(
+        upcoming,
+        vec![
+            utc("2026-01-01T12:00:00Z"),
+            utc("2026-01-01T14:00:00Z"),
+            utc("2026-01-01T16:00:00Z")
+        ]
+    );
+    let yearly = parse("cron(0 0 1 1 ? 2027-2028)", Some("Europe/Berlin"));
+    let all: Vec<_> = yearly.occurrences_since(created, created).collect();
+    assert_eq!(
+        all,
+        vec![utc("2026-12-31T23:00:00Z"), utc("2027-12-31T23:00:00Z")]
+    );
+    let once = parse("at(2026-06-01T09:00:00)", None);
+    assert_eq!(once.occurrences_since(created, created).count(), 1);
+}
