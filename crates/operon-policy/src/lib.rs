@@ -117,8 +117,9 @@
 //!
 //! # Cost
 //!
-//! About 0.5–2 µs per decision for a principal with 5 policies and 40
-//! conditional statements (`cargo bench -p operon-policy --bench evaluate`):
+//! About 2–2.5 µs per decision for a principal with 5 policies and 40
+//! conditional statements, measured on a shared 2-core machine under heavy
+//! load (`cargo bench -p operon-policy --bench evaluate`):
 //! patterns are prepared at parse time and evaluation allocates only the
 //! lower-cased action.
 
