@@ -157,6 +157,7 @@ impl Schedule {
         self.time_zone
     }
 
+    /// Whether this is a `rate`, `cron` or `at` schedule.
     pub fn kind(&self) -> ScheduleKind {
         match self.kind {
             Kind::Rate(_) => ScheduleKind::Rate,
@@ -211,7 +212,9 @@ impl Schedule {
             let periods = periods_between(created, after, rate)?.checked_add(1)?;
             return rate_occurrence(created, rate, periods);
         }
-        let just_before_created = created.checked_sub_signed(TimeDelta::nanoseconds(1))?;
+        let just_before_created = created
+            .checked_sub_signed(TimeDelta::nanoseconds(1))
+            .unwrap_or(created);
         self.next_after(after.max(just_before_created))
     }
 

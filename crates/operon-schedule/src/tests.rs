@@ -776,6 +776,10 @@ fn extreme_instants_do_not_panic() {
             .due(None, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC)
             .is_some()
     );
+    assert_eq!(
+        schedule.next_since(DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC),
+        Some(utc("1970-01-01T10:40:00Z"))
+    );
     let rate = parse("rate(1 minute)", None);
     assert_eq!(
         rate.due(None, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC)
