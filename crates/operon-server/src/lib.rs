@@ -16,11 +16,13 @@
 pub mod access;
 pub mod agent_ws;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod dispatcher;
 pub mod documents;
 pub mod error;
 pub mod hub;
+pub mod identity;
 pub mod live;
 pub mod rate;
 pub mod writer;
@@ -90,6 +92,8 @@ pub struct AppState {
     pub(crate) writer: writer::AgentWriter,
     pub(crate) hub: hub::Hub,
     pub(crate) live: live::Live,
+    /// The hash-chained audit trail.
+    pub(crate) audit: audit::AuditLog,
     /// Wakes the dispatcher.
     pub(crate) wake: Notify,
     pub(crate) config: ServerConfig,
@@ -165,6 +169,7 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     );
     let state = Arc::new(AppState {
         writer: writer::AgentWriter::spawn(store.clone()),
+        audit: audit::AuditLog::spawn(store.clone(), &config.data_dir),
         store,
         hub: hub::Hub::new(online_window),
         live: live::Live::default(),
@@ -216,6 +221,8 @@ async fn ensure_admin_token(store: &Store, path: &Path) -> Result<Option<String>
             created_at: now_millis(),
             expires_at: None,
             revoked_at: None,
+            user_id: None,
+            scopes: None,
         })
         .await?;
     Ok(Some(token))
@@ -234,6 +241,14 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     file.write_all(secret.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()
+}
+
+/// Replace a secret file atomically: a 0600 temporary beside it, synced,
+/// then renamed over it, so a crash leaves the old or the new secret.
+pub fn write_secret_file_atomic(path: &Path, secret: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("new");
+    write_secret_file(&tmp, secret)?;
+    std::fs::rename(&tmp, path)
 }
 
 pub fn now_millis() -> i64 {

@@ -64,6 +64,51 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::fleet::EnrollTokensCmd,
     },
+    /// Check an API token and store it for later commands (0600).
+    Login {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Forget the token stored for this server.
+    Logout {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Users and service accounts.
+    Users {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::identity::UsersCmd,
+    },
+    /// API tokens.
+    Tokens {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::identity::TokensCmd,
+    },
+    /// IAM-shaped access policies, and the simulator that explains them.
+    Policies {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::identity::PoliciesCmd,
+    },
+    /// Roles: policies granted together to users.
+    Roles {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::identity::RolesCmd,
+    },
+    /// The tamper-evident audit trail.
+    Audit {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::identity::AuditCmd,
+    },
     /// Events: offline pattern tests and rule-set matching.
     Events {
         #[command(subcommand)]
@@ -88,6 +133,13 @@ fn main() -> ExitCode {
         Command::Documents { client, cmd } => cli::commands::documents(&client, cmd),
         Command::Nodes { client, cmd } => cli::fleet::nodes(&client, cmd),
         Command::EnrollTokens { client, cmd } => cli::fleet::enroll_tokens(&client, cmd),
+        Command::Login { client } => cli::login::login(&client),
+        Command::Logout { client } => cli::login::logout(&client),
+        Command::Users { client, cmd } => cli::identity::users(&client, cmd),
+        Command::Tokens { client, cmd } => cli::identity::tokens(&client, cmd),
+        Command::Policies { client, cmd } => cli::identity::policies(&client, cmd),
+        Command::Roles { client, cmd } => cli::identity::roles(&client, cmd),
+        Command::Audit { client, cmd } => cli::identity::audit(&client, cmd),
         Command::Events { cmd } => cli::events::run(cmd),
         Command::Workflows { cmd } => cli::workflows::run(cmd),
     };

@@ -5,6 +5,8 @@ pub mod client;
 pub mod commands;
 pub mod events;
 pub mod fleet;
+pub mod identity;
+pub mod login;
 pub mod output;
 pub mod server;
 pub mod up;
