@@ -515,3 +515,176 @@ fn audit_verify_reports_edited_removed_and_swapped_records() {
     assert!(report.contains("record 6 is out of order"), "{report}");
     assert!(report.contains("record 7 is out of order"), "{report}");
 }
+
+#[test]
+fn login_scopes_disabling_rotation_and_no_secret_in_logs_or_the_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = ServerProcess::start_with(
+        &dir.path().join("server"),
+        free_port(),
+        "debug",
+        std::process::Stdio::from(log),
+    );
+    let admin_token = server.token.clone();
+    let as_admin = |method: &str, path: &str, body: Value| {
+        let (status, answer) = http(server.port, method, path, Some(&admin_token), Some(&body));
+        assert_eq!(status, 200, "{method} {path}: {answer}");
+        answer
+    };
+    as_admin(
+        "POST",
+        "/v1/policies",
+        json!({"name": "all", "document": {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}}),
+    );
+    as_admin(
+        "POST",
+        "/v1/roles",
+        json!({"name": "ops", "policies": ["all"]}),
+    );
+    as_admin(
+        "POST",
+        "/v1/users",
+        json!({"name": "bob", "roles": ["ops"]}),
+    );
+    let scoped = as_admin(
+        "POST",
+        "/v1/tokens",
+        json!({"name": "ci", "user": "bob", "scopes": ["nodes:List"]}),
+    );
+    let scoped = scoped["token"].as_str().unwrap().to_string();
+    let full = as_admin(
+        "POST",
+        "/v1/tokens",
+        json!({"name": "laptop", "user": "bob"}),
+    );
+    let full = full["token"].as_str().unwrap().to_string();
+
+    // Scopes narrow what the user's policies allow.
+    assert_eq!(
+        http(server.port, "GET", "/v1/nodes", Some(&scoped), None).0,
+        200
+    );
+    let (status, answer) = http(server.port, "GET", "/v1/users", Some(&scoped), None);
+    assert_eq!(status, 403);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("scopes"),
+        "{answer}"
+    );
+
+    // `operon login` stores the token 0600 and later commands use it.
+    let config = dir.path().join("config");
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut cmd = operon();
+        cmd.args(args)
+            .env("OPERON_SERVER", &server.url)
+            .env("OPERON_CONFIG_DIR", &config)
+            .env("OPERON_DATA_DIR", dir.path().join("elsewhere"))
+            .env_remove("OPERON_TOKEN");
+        if let Some(token) = token {
+            cmd.env("OPERON_TOKEN", token);
+        }
+        cmd.output().unwrap()
+    };
+    let out = cli(&["login"], Some(&full));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("as bob"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(config.join("credentials.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let out = cli(&["users", "list", "--json"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logins = as_admin(
+        "GET",
+        "/v1/audit?actor=bob&action=POST%20/v1/login",
+        json!({}),
+    );
+    assert!(
+        logins
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["detail"]["event"] == "login"),
+        "{logins}"
+    );
+
+    // Disabling a user stops every token of theirs at once.
+    as_admin("POST", "/v1/users/bob/disable", json!({}));
+    let (status, answer) = http(server.port, "GET", "/v1/nodes", Some(&full), None);
+    assert_eq!(status, 401);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
+
+    // Rotating the admin token: the old one is refused, the file has the new one.
+    let enroll = as_admin("POST", "/v1/enroll-tokens", json!({"uses": 1}));
+    let enroll_token = enroll["token"].as_str().unwrap().to_string();
+    let rotated = as_admin("POST", "/v1/admin-token/rotate", json!({}));
+    let new_admin = rotated["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        http(server.port, "GET", "/v1/nodes", Some(&admin_token), None).0,
+        401
+    );
+    assert_eq!(
+        http(server.port, "GET", "/v1/nodes", Some(&new_admin), None).0,
+        200
+    );
+    let in_file = std::fs::read_to_string(server.data_dir.join("admin-token")).unwrap();
+    assert_eq!(in_file.trim(), new_admin);
+
+    // A failed enrollment and an error that echoes input: still no secret.
+    let (status, _) = http(
+        server.port,
+        "POST",
+        "/v1/agent/enroll",
+        None,
+        Some(&json!({"enroll_token": "oet_wrong", "inventory": {}})),
+    );
+    assert!(status >= 400);
+    let (_, trail) = http(
+        server.port,
+        "GET",
+        "/v1/audit?limit=10000",
+        Some(&new_admin),
+        None,
+    );
+    server.kill();
+    let log_text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log_text.contains("DEBUG") || log_text.contains("INFO"),
+        "the log was captured"
+    );
+    let trail_text = trail.to_string();
+    for (what, secret) in [
+        ("first admin token", &admin_token),
+        ("rotated admin token", &new_admin),
+        ("scoped token", &scoped),
+        ("user token", &full),
+        ("enrollment token", &enroll_token),
+    ] {
+        let body = &secret[4..];
+        assert!(!log_text.contains(body), "the {what} is in the server log");
+        assert!(
+            !trail_text.contains(body),
+            "the {what} is in the audit trail"
+        );
+    }
+}

@@ -48,6 +48,11 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(data_dir: &Path, port: u16) -> ServerProcess {
+        Self::start_with(data_dir, port, "warn", Stdio::inherit())
+    }
+
+    /// Start with this log filter, the log going to `stderr`.
+    pub fn start_with(data_dir: &Path, port: u16, rust_log: &str, stderr: Stdio) -> ServerProcess {
         let mut child = operon()
             .args([
                 "server",
@@ -58,9 +63,9 @@ impl ServerProcess {
             ])
             .arg("--data-dir")
             .arg(data_dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn operon server");
         let stdout = child.stdout.take().unwrap();
