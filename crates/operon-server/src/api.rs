@@ -48,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/commands/{id}/stream", get(stream_command))
         .route("/metrics", get(metrics))
         .merge(crate::identity::routes())
+        .merge(crate::workflows::api::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -573,7 +574,7 @@ async fn show_document(
     ))
 }
 
-async fn load_document(
+pub(crate) async fn load_document(
     state: &AppState,
     name: &str,
     version: Option<i64>,

@@ -25,6 +25,7 @@ pub mod hub;
 pub mod identity;
 pub mod live;
 pub mod rate;
+pub mod workflows;
 pub mod writer;
 
 use std::collections::BTreeMap;
@@ -97,6 +98,8 @@ pub struct AppState {
     /// Wakes the dispatcher.
     pub(crate) wake: Notify,
     pub(crate) config: ServerConfig,
+    /// The durable workflow runner's handle.
+    pub(crate) workflows: workflows::Workflows,
 }
 
 /// A started server.
@@ -114,6 +117,12 @@ pub struct Server {
 impl Server {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The shared state (for in-process callers such as benchmarks and the
+    /// event bus wiring).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
     }
 
     /// Create an enrollment token (used by `operon up` for its local agent).
@@ -167,6 +176,7 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let online_window = Duration::from_secs(
         config.heartbeat_secs * operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD + 1,
     );
+    let (workflows, workflow_rx) = workflows::Workflows::new();
     let state = Arc::new(AppState {
         writer: writer::AgentWriter::spawn(store.clone()),
         audit: audit::AuditLog::spawn(store.clone(), &config.data_dir),
@@ -175,7 +185,9 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         live: live::Live::default(),
         wake: Notify::new(),
         config,
+        workflows,
     });
+    workflows::spawn(state.clone(), workflow_rx);
     let app = api::router(state.clone());
     let serve = tokio::spawn(async move { axum::serve(listener, app).await });
     let dispatcher = tokio::spawn(dispatcher::run(state.clone()));

@@ -16,6 +16,9 @@ mod audit;
 mod identity;
 mod migrations;
 mod records;
+mod workflows;
+
+pub use workflows::*;
 
 use std::path::Path;
 use std::str::FromStr;

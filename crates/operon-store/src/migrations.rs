@@ -12,6 +12,7 @@ use crate::{Result, db};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
     (2, include_str!("migrations/0002_identity.sql")),
+    (3, include_str!("migrations/0003_workflows.sql")),
 ];
 
 pub(crate) async fn apply(pool: &SqlitePool) -> Result<()> {

@@ -116,8 +116,31 @@ enum Command {
     },
     /// Workflows (Amazon States Language state machines).
     Workflows {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         cmd: cli::workflows::WorkflowsCmd,
+    },
+    /// Workflow executions: list, describe, history, watch, stop, redrive.
+    Executions {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::runbooks::ExecutionsCmd,
+    },
+    /// Human approvals requested by workflows.
+    Approvals {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::runbooks::ApprovalsCmd,
+    },
+    /// Answer workflow tasks waiting for a task token.
+    Tasks {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::runbooks::TasksCmd,
     },
 }
 
@@ -141,7 +164,10 @@ fn main() -> ExitCode {
         Command::Roles { client, cmd } => cli::identity::roles(&client, cmd),
         Command::Audit { client, cmd } => cli::identity::audit(&client, cmd),
         Command::Events { cmd } => cli::events::run(cmd),
-        Command::Workflows { cmd } => cli::workflows::run(cmd),
+        Command::Workflows { client, cmd } => cli::workflows::run(&client, cmd),
+        Command::Executions { client, cmd } => cli::runbooks::executions(&client, cmd),
+        Command::Approvals { client, cmd } => cli::runbooks::approvals(&client, cmd),
+        Command::Tasks { client, cmd } => cli::runbooks::tasks(&client, cmd),
     };
     match result {
         Ok(code) => code,

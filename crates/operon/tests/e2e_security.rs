@@ -178,7 +178,7 @@ fn a_staging_only_user_runs_on_staging_nodes_and_is_refused_visibly_elsewhere() 
 
 /// Requests an administrator could make to every authenticated endpoint,
 /// with path parameters filled with resources that exist.
-fn endpoint_table(command_id: &str, token_id: &str) -> Vec<(&'static str, String, Value)> {
+fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
     let table: Vec<(&str, &str, Value)> = vec![
         ("GET", "/metrics", json!({})),
         ("GET", "/v1/enroll-tokens", json!({})),
@@ -242,16 +242,132 @@ fn endpoint_table(command_id: &str, token_id: &str) -> Vec<(&'static str, String
         ),
         ("GET", "/v1/audit", json!({})),
         ("POST", "/v1/audit/verify", json!({})),
+        ("GET", "/v1/workflows", json!({})),
+        (
+            "POST",
+            "/v1/workflows",
+            json!({"name": "wf2", "definition": pass_machine()}),
+        ),
+        ("GET", "/v1/workflows/child", json!({})),
+        (
+            "PUT",
+            "/v1/workflows/child",
+            json!({"definition": pass_machine()}),
+        ),
+        ("DELETE", "/v1/workflows/child", json!({})),
+        (
+            "POST",
+            "/v1/workflows/child/executions",
+            json!({"input": {}}),
+        ),
+        ("GET", "/v1/executions", json!({})),
+        ("GET", "/v1/executions/{execution}", json!({})),
+        ("GET", "/v1/executions/{execution}/history", json!({})),
+        ("POST", "/v1/executions/{execution}/stop", json!({})),
+        ("POST", "/v1/executions/{execution}/redrive", json!({})),
+        ("GET", "/v1/approvals", json!({})),
+        ("GET", "/v1/approvals/{approval}", json!({})),
+        (
+            "POST",
+            "/v1/approvals/{approval}/approve",
+            json!({"comment": "ok"}),
+        ),
+        (
+            "POST",
+            "/v1/approvals/{approval}/reject",
+            json!({"comment": "no"}),
+        ),
+        (
+            "POST",
+            "/v1/tasks/send-success",
+            json!({"taskToken": fx.task_token, "output": {}}),
+        ),
+        (
+            "POST",
+            "/v1/tasks/send-failure",
+            json!({"taskToken": fx.task_token, "error": "E"}),
+        ),
+        (
+            "POST",
+            "/v1/tasks/send-heartbeat",
+            json!({"taskToken": fx.task_token}),
+        ),
     ];
     table
         .into_iter()
         .map(|(method, path, body)| {
             let path = path
-                .replace("{command}", command_id)
-                .replace("{token}", token_id);
+                .replace("{command}", &fx.command_id)
+                .replace("{token}", &fx.token_id)
+                .replace("{execution}", &fx.execution_id)
+                .replace("{approval}", &fx.approval_id);
             (method, path, body)
         })
         .collect()
+}
+
+/// Resources the table's paths and bodies name.
+struct Fixtures {
+    command_id: String,
+    token_id: String,
+    execution_id: String,
+    approval_id: String,
+    task_token: String,
+}
+
+fn pass_machine() -> Value {
+    json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}})
+}
+
+/// A workflow waiting for a task token (given to a child execution as its
+/// input) and one waiting for an approval.
+fn workflow_fixtures(fleet: &Fleet) -> (String, String, String) {
+    admin(
+        fleet,
+        "POST",
+        "/v1/workflows",
+        json!({"name": "child", "definition": pass_machine()}),
+    );
+    admin(
+        fleet,
+        "POST",
+        "/v1/workflows",
+        json!({"name": "waits", "definition": {
+        "StartAt": "Ask", "States": {"Ask": {"Type": "Task",
+            "Resource": "operon:startExecution.waitForTaskToken",
+            "Parameters": {"StateMachine": "child", "Input": {"token.$": "$$.Task.Token"}},
+            "End": true}}}}),
+    );
+    admin(
+        fleet,
+        "POST",
+        "/v1/workflows",
+        json!({"name": "gate", "definition": {
+        "StartAt": "Approve", "States": {"Approve": {"Type": "Task",
+            "Resource": "operon:approval", "Parameters": {"Message": "go?"}, "End": true}}}}),
+    );
+    let waiting = admin(fleet, "POST", "/v1/workflows/waits/executions", json!({}));
+    admin(fleet, "POST", "/v1/workflows/gate/executions", json!({}));
+    let execution_id = waiting["executionId"].as_str().unwrap().to_string();
+    let token = wait_for(
+        "the child execution with the task token",
+        Duration::from_secs(30),
+        || {
+            let children = admin(fleet, "GET", "/v1/executions?workflow=child", json!({}));
+            let id = children.as_array()?.first()?["executionId"]
+                .as_str()?
+                .to_string();
+            let child = admin(fleet, "GET", &format!("/v1/executions/{id}"), json!({}));
+            child["input"]["token"].as_str().map(str::to_string)
+        },
+    );
+    let approval = wait_for("the pending approval", Duration::from_secs(30), || {
+        let approvals = admin(fleet, "GET", "/v1/approvals", json!({}));
+        approvals.as_array()?.first()?["id"]
+            .as_str()
+            .map(str::to_string)
+    });
+    (execution_id, approval, token)
 }
 
 /// Endpoints every valid token may call about itself.
@@ -336,7 +452,15 @@ fn every_endpoint_refuses_every_kind_of_unauthorised_caller_and_audits_it() {
     std::thread::sleep(Duration::from_millis(1500));
 
     // Every authenticated path of the OpenAPI document is in the table.
-    let table = endpoint_table(&command_id, &alice_token_id);
+    let (execution_id, approval_id, task_token) = workflow_fixtures(&fleet);
+    let fixtures = Fixtures {
+        command_id,
+        token_id: alice_token_id,
+        execution_id,
+        approval_id,
+        task_token,
+    };
+    let table = endpoint_table(&fixtures);
     let (_, doc) = http(fleet.server.port, "GET", "/v1/openapi.json", None, None);
     let public = [
         "/v1/health",

@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod identity;
 pub mod login;
 pub mod output;
+pub mod runbooks;
 pub mod server;
 pub mod up;
 pub mod workflows;
