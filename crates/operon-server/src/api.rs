@@ -49,6 +49,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/commands/{id}/cancel", post(cancel_command))
         .route("/v1/commands/{id}/stream", get(stream_command))
         .route("/metrics", get(metrics))
+        .merge(crate::events::http::protected())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -58,6 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route(operon_proto::AGENT_ENROLL_PATH, post(agent_ws::enroll))
         .route(operon_proto::AGENT_CONNECT_PATH, get(agent_ws::connect))
+        .merge(crate::events::http::public())
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
@@ -420,27 +422,27 @@ async fn load_document(
 /// Maximum bytes of stdout and of stderr stored per node.
 pub const DEFAULT_OUTPUT_CAP: usize = 256 * 1024;
 
-#[derive(Deserialize, Serialize)]
+#[derive(Default, Deserialize, Serialize)]
 pub struct CreateCommand {
     #[serde(default)]
-    document: Option<String>,
+    pub(crate) document: Option<String>,
     #[serde(default)]
-    document_version: Option<i64>,
+    pub(crate) document_version: Option<i64>,
     #[serde(default)]
-    parameters: Map<String, Value>,
+    pub(crate) parameters: Map<String, Value>,
     #[serde(default)]
-    node_ids: Vec<String>,
+    pub(crate) node_ids: Vec<String>,
     /// `tag:KEY=VALUE` filters (all must hold) or `all`.
     #[serde(default)]
-    targets: Vec<String>,
-    max_concurrency: Option<String>,
-    max_errors: Option<String>,
-    timeout_secs: Option<i64>,
-    delivery_timeout_secs: Option<i64>,
-    cwd: Option<String>,
+    pub(crate) targets: Vec<String>,
+    pub(crate) max_concurrency: Option<String>,
+    pub(crate) max_errors: Option<String>,
+    pub(crate) timeout_secs: Option<i64>,
+    pub(crate) delivery_timeout_secs: Option<i64>,
+    pub(crate) cwd: Option<String>,
     #[serde(default)]
-    env: BTreeMap<String, String>,
-    user: Option<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) user: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -472,6 +474,19 @@ async fn create_command(
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateCommand>,
 ) -> ApiResult<Json<Value>> {
+    let command = create_command_as(&state, body, principal.name, auth::new_id("c-")).await?;
+    let view = command_view(&state, command).await?;
+    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+}
+
+/// Validate, render and persist a command with the given id (rule targets
+/// pass an id derived from the delivery, so a redelivery creates nothing new).
+pub(crate) async fn create_command_as(
+    state: &AppState,
+    body: CreateCommand,
+    requested_by: String,
+    id: String,
+) -> ApiResult<Command> {
     let max_concurrency = body.max_concurrency.clone().unwrap_or_else(|| "50".into());
     let max_errors = body.max_errors.clone().unwrap_or_else(|| "0".into());
     Limit::parse(&max_concurrency)
@@ -484,15 +499,15 @@ async fn create_command(
         .document
         .clone()
         .unwrap_or_else(|| RUN_SHELL_SCRIPT.into());
-    let (version, content) = load_document(&state, &document_name, body.document_version).await?;
+    let (version, content) = load_document(state, &document_name, body.document_version).await?;
     let document = documents::parse_document(&content)
         .map_err(|e| ApiError::invalid(format!("document {document_name}: {e}")))?;
     let (parameters, steps) = document
         .render(&body.parameters)
         .map_err(|e| ApiError::invalid(format!("parameters for {document_name}: {e}")))?;
-    let targets = resolve_targets(&state, &body.node_ids, &body.targets).await?;
+    let targets = resolve_targets(state, &body.node_ids, &body.targets).await?;
     let command = Command {
-        id: auth::new_id("c-"),
+        id,
         document_name,
         document_version: version,
         parameters: Value::Object(parameters),
@@ -512,7 +527,7 @@ async fn create_command(
         created_at: now_millis(),
         finished_at: None,
         cancel_requested: false,
-        requested_by: principal.name,
+        requested_by,
     };
     let pairs: Vec<(String, String)> = targets
         .iter()
@@ -521,8 +536,7 @@ async fn create_command(
     state.store.insert_command(&command, &pairs).await?;
     state.wake.notify_one();
     tracing::info!(command_id = %command.id, targets = pairs.len(), by = %command.requested_by, "command created");
-    let view = command_view(&state, command).await?;
-    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+    Ok(command)
 }
 
 fn positive(field: &str, value: Option<i64>, default: i64) -> ApiResult<i64> {

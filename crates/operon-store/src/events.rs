@@ -277,11 +277,13 @@ impl Store {
         Ok(seqs)
     }
 
-    pub async fn event_by_id(&self, id: &str) -> Result<Option<StoredEvent>> {
+    /// The first event with this id on `bus`.
+    pub async fn event_by_id_on_bus(&self, id: &str, bus: &str) -> Result<Option<StoredEvent>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ? ORDER BY e.seq LIMIT 1"
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ? AND e.bus = ? ORDER BY e.seq LIMIT 1"
         )))
         .bind(id)
+        .bind(bus)
         .fetch_optional(&self.pool)
         .await
         .map_err(db("reading an event"))?;
@@ -324,11 +326,7 @@ impl Store {
     }
 
     /// Claim up to `limit` deliveries due at `now`, oldest first.
-    pub async fn claim_due_deliveries(
-        &self,
-        now: i64,
-        limit: i64,
-    ) -> Result<Vec<ClaimedDelivery>> {
+    pub async fn claim_due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<ClaimedDelivery>> {
         let mut tx = self.begin_write("claiming deliveries").await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT d.id, d.rule, d.target_id, d.attempts, d.created_at AS delivery_created,
@@ -360,7 +358,9 @@ impl Store {
                 .await
                 .map_err(db("claiming a delivery"))?;
         }
-        tx.commit().await.map_err(db("committing delivery claims"))?;
+        tx.commit()
+            .await
+            .map_err(db("committing delivery claims"))?;
         Ok(claimed)
     }
 
@@ -569,14 +569,13 @@ impl Store {
     }
 
     pub async fn set_rule_enabled(&self, name: &str, enabled: bool, now: i64) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE event_rules SET enabled = ?, updated_at = ? WHERE name = ?")
-                .bind(i64::from(enabled))
-                .bind(now)
-                .bind(name)
-                .execute(&self.pool)
-                .await
-                .map_err(db("enabling or disabling a rule"))?;
+        let done = sqlx::query("UPDATE event_rules SET enabled = ?, updated_at = ? WHERE name = ?")
+            .bind(i64::from(enabled))
+            .bind(now)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db("enabling or disabling a rule"))?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -328,7 +328,13 @@ async fn outbox_claims_retries_dead_letters_and_redrives_with_the_same_id() {
     assert_eq!(claimed.len(), 2);
     assert_eq!(claimed[0].event.id, "e1");
     // Claimed rows are not handed out twice, until the claims are released.
-    assert!(store.claim_due_deliveries(200, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due_deliveries(200, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.release_delivery_claims().await.unwrap(), 2);
     assert_eq!(store.claim_due_deliveries(200, 10).await.unwrap().len(), 2);
     store

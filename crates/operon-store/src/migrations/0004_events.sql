@@ -15,6 +15,7 @@ CREATE TABLE events (
     ingested_at INTEGER NOT NULL
 );
 CREATE INDEX events_bus_time ON events (bus, ingested_at);
+CREATE INDEX events_id ON events (id);
 CREATE TABLE event_rules (
     name TEXT PRIMARY KEY,
     bus TEXT NOT NULL,
