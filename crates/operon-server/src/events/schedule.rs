@@ -11,6 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use operon_schedule::Schedule;
 use operon_store::{NewDelivery, NewEvent};
 #[cfg(test)]
 use serde_json::json;
@@ -101,43 +103,13 @@ impl Clock for ManualClock {
 
 /// Check a schedule expression and time zone (rule validation).
 pub fn check(expr: &str, timezone: Option<&str>) -> Result<(), String> {
-    next_after(expr, timezone, 0).map(|_| ())
+    Schedule::parse(expr, timezone)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
-/// The first firing strictly after `after_ms`, or None if there is none
-/// (an `at()` in the past).
-pub fn next_after(
-    expr: &str,
-    timezone: Option<&str>,
-    after_ms: i64,
-) -> Result<Option<i64>, String> {
-    let _ = timezone;
-    let expr = expr.trim();
-    let Some(inner) = expr.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) else {
-        return Err(format!(
-            "schedule {expr:?}: only rate() expressions are supported in this build (cron() and at() come with operon-schedule)"
-        ));
-    };
-    let (value, unit) = inner
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| format!("schedule {expr:?}: expected rate(VALUE UNIT)"))?;
-    let value: i64 =
-        value.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
-            format!("schedule {expr:?}: the value must be a positive whole number")
-        })?;
-    let unit_ms = match (value, unit.trim()) {
-        (1, "minute") | (2.., "minutes") => 60_000,
-        (1, "hour") | (2.., "hours") => 3_600_000,
-        (1, "day") | (2.., "days") => 86_400_000,
-        _ => {
-            return Err(format!(
-                "schedule {expr:?}: the unit must be minute, hour or day (plural when the value is above 1)"
-            ));
-        }
-    };
-    let period = value * unit_ms;
-    Ok(Some(after_ms - after_ms.rem_euclid(period) + period))
+fn utc(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 /// Wake the scheduler (a rule was put, deleted, enabled or disabled).
@@ -165,27 +137,24 @@ pub async fn tick(state: &AppState, now: i64) -> Option<i64> {
         let (Some(expr), true) = (rule.rule.schedule.as_deref(), rule.rule.enabled) else {
             continue;
         };
-        let since = rule.rule.last_fired_at.unwrap_or(rule.rule.created_at);
-        let due = match next_after(expr, rule.rule.timezone.as_deref(), since) {
-            Ok(Some(due)) => due,
-            Ok(None) => continue,
+        let schedule = match Schedule::parse(expr, rule.rule.timezone.as_deref()) {
+            Ok(schedule) => schedule,
             Err(e) => {
                 tracing::error!(rule = %rule.rule.name, error = %e, "bad stored schedule");
                 continue;
             }
         };
-        let next = if due <= now {
-            if let Err(e) = fire(state, &rule, now).await {
-                tracing::error!(rule = %rule.rule.name, error = %e, "firing a schedule failed; will retry");
-                Some(now + 1000)
-            } else {
-                next_after(expr, rule.rule.timezone.as_deref(), now)
-                    .ok()
-                    .flatten()
-            }
-        } else {
-            Some(due)
-        };
+        let created = utc(rule.rule.created_at);
+        let last = rule.rule.last_fired_at.map(utc);
+        let mut next = schedule
+            .next_since(created, utc(now))
+            .map(|t| t.timestamp_millis());
+        if let Some(occurrence) = schedule.due(last, created, utc(now))
+            && let Err(e) = fire(state, &rule, occurrence.timestamp_millis()).await
+        {
+            tracing::error!(rule = %rule.rule.name, error = %e, "firing a schedule failed; will retry");
+            next = Some(now + 1000);
+        }
         if let Some(next) = next {
             earliest = Some(earliest.map_or(next, |e: i64| e.min(next)));
         }
@@ -193,7 +162,8 @@ pub async fn tick(state: &AppState, now: i64) -> Option<i64> {
     earliest
 }
 
-/// Put one scheduled event straight to the rule's targets and record the firing.
+/// Put one scheduled event straight to the rule's targets and record the
+/// firing (the occurrence's time, which `Schedule::due` compares against).
 async fn fire(state: &AppState, rule: &CompiledRule, now: i64) -> Result<(), String> {
     let arn = super::delivery::context(rule, now).rule_arn;
     let entry = PutEntry {
@@ -250,20 +220,13 @@ mod tests {
     const T0: i64 = 1_577_836_830_000;
 
     #[test]
-    fn rate_expressions_align_to_whole_periods() {
-        assert_eq!(
-            next_after("rate(1 minute)", None, T0),
-            Ok(Some(T0 + 30_000))
-        );
-        assert_eq!(
-            next_after("rate(5 minutes)", None, T0),
-            Ok(Some(T0 + 270_000))
-        );
-        assert_eq!(next_after("rate(1 day)", None, 0), Ok(Some(86_400_000)));
-        assert!(next_after("rate(1 minutes)", None, 0).is_err());
-        assert!(next_after("rate(0 minutes)", None, 0).is_err());
-        assert!(next_after("rate(2 weeks)", None, 0).is_err());
-        assert!(next_after("every minute", None, 0).is_err());
+    fn rule_validation_reports_the_library_error() {
+        assert!(check("rate(1 minute)", None).is_ok());
+        assert!(check("cron(0 12 ? * 6#3 *)", Some("Europe/Berlin")).is_ok());
+        let err = check("rate(1 minutes)", None).unwrap_err();
+        assert!(err.contains("singular"), "{err}");
+        assert!(check("cron(0 12 * * * *)", None).is_err());
+        assert!(check("rate(1 hour)", Some("Mars/Olympus")).is_err());
     }
 
     async fn scheduled_events(state: &AppState) -> usize {
@@ -319,13 +282,7 @@ mod tests {
             .events
             .install(state.events.compile_rule(rule).unwrap());
         changed(&state);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(
-            scheduled_events(&state).await,
-            0,
-            "not due before the minute"
-        );
-        clock.advance(Duration::from_secs(30));
+        // A rate fires at creation, then every period after it.
         wait_count(&state, 1).await;
         clock.advance(Duration::from_secs(59));
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -349,15 +306,20 @@ mod tests {
                 .is_empty()
         );
 
-        // Down for ten minutes: one firing on start, not ten.
+        // Down for ten and a half minutes: one firing on start, not ten,
+        // for the latest missed occurrence (on the grid from creation).
         server.run_until(async {}).await.unwrap();
         drop(state);
-        clock.advance(Duration::from_secs(600));
+        clock.advance(Duration::from_secs(630));
         let server = start(dir.path(), clock.clone()).await;
         let state = server.state.clone();
         wait_count(&state, 3).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(scheduled_events(&state).await, 3);
+        let rule = state.store.rule("every-minute").await.unwrap().unwrap();
+        assert_eq!(rule.last_fired_at, Some(T0 + 11 * 60_000));
+        // The missed firing carried the latest missed occurrence's time, and
+        // the grid continues from creation.
         clock.advance(Duration::from_secs(60));
         wait_count(&state, 4).await;
     }
