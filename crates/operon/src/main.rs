@@ -64,7 +64,49 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::fleet::EnrollTokensCmd,
     },
-    /// Events: offline pattern tests and rule-set matching.
+    /// Event buses.
+    Buses {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::BusesCmd,
+    },
+    /// Rules: an event pattern or a schedule, and targets.
+    Rules {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::RulesCmd,
+    },
+    /// Dead letters: deliveries that exhausted their retries.
+    Dlq {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::DlqCmd,
+    },
+    /// Inbound webhooks (signed requests become events).
+    Webhooks {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::WebhooksCmd,
+    },
+    /// Event archives.
+    Archives {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::ArchivesCmd,
+    },
+    /// Replays of archived events.
+    Replays {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::ReplaysCmd,
+    },
+    /// Events: put and tail on a server; offline pattern tests and rule-set matching.
     Events {
         #[command(subcommand)]
         cmd: cli::events::EventsCmd,
@@ -88,6 +130,12 @@ fn main() -> ExitCode {
         Command::Documents { client, cmd } => cli::commands::documents(&client, cmd),
         Command::Nodes { client, cmd } => cli::fleet::nodes(&client, cmd),
         Command::EnrollTokens { client, cmd } => cli::fleet::enroll_tokens(&client, cmd),
+        Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),
+        Command::Rules { client, cmd } => cli::bus::rules(&client, cmd),
+        Command::Dlq { client, cmd } => cli::bus::dlq(&client, cmd),
+        Command::Webhooks { client, cmd } => cli::bus::webhooks(&client, cmd),
+        Command::Archives { client, cmd } => cli::bus::archives(&client, cmd),
+        Command::Replays { client, cmd } => cli::bus::replays(&client, cmd),
         Command::Events { cmd } => cli::events::run(cmd),
         Command::Workflows { cmd } => cli::workflows::run(cmd),
     };

@@ -30,8 +30,8 @@ pub const MAX_ENTRIES: usize = 100;
 pub fn protected() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/events", post(put_events))
-        .route("/v1/events/tail", get(tail))
         .route("/v1/buses", get(list_buses).post(create_bus))
+        .route("/v1/buses/{name}/tail", get(tail))
         .route("/v1/buses/{name}", axum::routing::delete(delete_bus))
         .route("/v1/rules", get(list_rules))
         .route(
@@ -137,7 +137,6 @@ async fn put_events(
 
 #[derive(Deserialize)]
 struct TailQuery {
-    bus: Option<String>,
     /// An event pattern, as JSON text.
     pattern: Option<String>,
 }
@@ -147,11 +146,9 @@ struct TailQuery {
 async fn tail(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
+    Path(bus): Path<String>,
     Query(query): Query<TailQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let bus = query
-        .bus
-        .unwrap_or_else(|| envelope::DEFAULT_BUS.to_string());
     authorize(&state, &principal, "events:Tail", &format!("bus/{bus}")).await?;
     if !state.events.bus_exists(&bus) {
         return Err(ApiError::not_found(format!("no bus named {bus}")));

@@ -83,6 +83,20 @@ impl Client {
         self.send(request).await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value> {
+        let request = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body);
+        self.send(request).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Value> {
+        let request = self.http.delete(self.url(path)).bearer_auth(&self.token);
+        self.send(request).await
+    }
+
     /// Open a server-sent-events stream.
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response> {
         let response = self
