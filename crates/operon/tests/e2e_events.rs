@@ -469,8 +469,32 @@ fn rules_are_validated_tested_enabled_and_disabled() {
     );
     assert_eq!(answer["Entries"][3]["ErrorCode"], "EntryTooLarge");
 
-    // Buses: create, refuse deleting one in use, delete.
+    // Buses: create, forward to another bus, refuse deleting one in use, delete.
     ok(&server.cli(&["buses", "create", "ops"]));
+    put_rule(
+        &server,
+        "forward",
+        r#"{"source":["fwd.me"]}"#,
+        "kind=bus,bus=ops",
+    );
+    ok(&server.cli(&[
+        "rules",
+        "put",
+        "on-ops-hook",
+        "--bus",
+        "ops",
+        "--pattern",
+        r#"{"source":["fwd.me"]}"#,
+        "--target",
+        &format!("kind=webhook,url={}", receiver.url()),
+    ]));
+    let put = server.cli_json(&["events", "put", "--source", "fwd.me", "--detail-type", "d"]);
+    wait_for("the forwarded event", Duration::from_secs(20), || {
+        (receiver.count() == 2).then_some(())
+    });
+    let forwarded: Value = serde_json::from_str(&receiver.received()[1].body).unwrap();
+    assert_eq!(forwarded["id"], put["Entries"][0]["EventId"]);
+    ok(&server.cli(&["rules", "delete", "on-ops-hook"]));
     ok(&server.cli(&[
         "rules",
         "put",
@@ -673,8 +697,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 #[test]
 fn run_command_targets_take_the_node_from_the_event() {
-    let fleet = Fleet::start();
+    let mut fleet = Fleet::start();
     let server = &fleet.server;
+    let watcher = Receiver::start(200);
+    put_rule(
+        server,
+        "server-events",
+        r#"{"source":["operon.commands","operon.fleet"],"detail-type":["Command Status Change","Node Connected","Node Disconnected"]}"#,
+        &format!("kind=webhook,url={}", watcher.url()),
+    );
     let targets = fleet.dir.path().join("targets.json");
     std::fs::write(
         &targets,
@@ -731,6 +762,41 @@ fn run_command_targets_take_the_node_from_the_event() {
             .unwrap_or("")
             .contains("restarting db-1"),
         "{done}"
+    );
+
+    // The server's own events reach rules: the command's final status...
+    let command_id = done["id"].as_str().unwrap().to_string();
+    let seen = |detail_type: &str, key: &str, value: &str| {
+        watcher.received().iter().any(|r| {
+            let e: Value = serde_json::from_str(&r.body).unwrap();
+            e["detail-type"] == detail_type && e["detail"][key] == value
+        })
+    };
+    wait_for(
+        "a Command Status Change event",
+        Duration::from_secs(20),
+        || seen("Command Status Change", "command-id", &command_id).then_some(()),
+    );
+    let status_event = watcher
+        .received()
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap())
+        .find(|e| e["detail"]["command-id"] == command_id.as_str())
+        .unwrap();
+    assert_eq!(status_event["source"], "operon.commands");
+    assert_eq!(status_event["detail"]["status"], "Success");
+    // ...and a node dropping and coming back.
+    let mut agent = fleet.agents.remove(1);
+    assert_eq!(agent.name, "web-2");
+    agent.restart(&fleet.server);
+    wait_for(
+        "Node Disconnected and Node Connected events",
+        Duration::from_secs(30),
+        || {
+            (seen("Node Disconnected", "node-name", "web-2")
+                && seen("Node Connected", "node-name", "web-2"))
+            .then_some(())
+        },
     );
 }
 
