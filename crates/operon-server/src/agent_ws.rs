@@ -69,6 +69,12 @@ pub async fn enroll(
                 }),
             )
             .await;
+            crate::events::emit_in_background(
+                &state,
+                "operon.fleet",
+                "Node Enrolled",
+                serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
+            );
             Ok(Json(EnrollResponse {
                 node_id: node.id,
                 name: node.name,
@@ -166,6 +172,12 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
     let (tx, mut rx) = mpsc::channel::<Outbound>(1024);
     let session_id = state.hub.register(&node.id, tx.clone());
     tracing::info!(node_id = %node.id, name = %node.name, "agent connected");
+    crate::events::emit_in_background(
+        &state,
+        "operon.fleet",
+        "Node Connected",
+        serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
+    );
     let writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             let frame = match out {
@@ -205,6 +217,12 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
         .await;
     state.wake.notify_one();
     tracing::info!(node_id = %node.id, "agent disconnected");
+    crate::events::emit_in_background(
+        &state,
+        "operon.fleet",
+        "Node Disconnected",
+        serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
+    );
     result
 }
 

@@ -49,6 +49,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::identity::routes())
         .merge(crate::workflows::api::routes())
+        .merge(crate::events::http::protected())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -58,6 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route(operon_proto::AGENT_ENROLL_PATH, post(agent_ws::enroll))
         .route(operon_proto::AGENT_CONNECT_PATH, get(agent_ws::connect))
+        .merge(crate::events::http::public())
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
@@ -598,27 +600,27 @@ pub(crate) async fn load_document(
 /// Maximum bytes of stdout and of stderr stored per node.
 pub const DEFAULT_OUTPUT_CAP: usize = 256 * 1024;
 
-#[derive(Deserialize, Serialize)]
+#[derive(Default, Deserialize, Serialize)]
 pub struct CreateCommand {
     #[serde(default)]
-    document: Option<String>,
+    pub(crate) document: Option<String>,
     #[serde(default)]
-    document_version: Option<i64>,
+    pub(crate) document_version: Option<i64>,
     #[serde(default)]
-    parameters: Map<String, Value>,
+    pub(crate) parameters: Map<String, Value>,
     #[serde(default)]
-    node_ids: Vec<String>,
+    pub(crate) node_ids: Vec<String>,
     /// `tag:KEY=VALUE` filters (all must hold) or `all`.
     #[serde(default)]
-    targets: Vec<String>,
-    max_concurrency: Option<String>,
-    max_errors: Option<String>,
-    timeout_secs: Option<i64>,
-    delivery_timeout_secs: Option<i64>,
-    cwd: Option<String>,
+    pub(crate) targets: Vec<String>,
+    pub(crate) max_concurrency: Option<String>,
+    pub(crate) max_errors: Option<String>,
+    pub(crate) timeout_secs: Option<i64>,
+    pub(crate) delivery_timeout_secs: Option<i64>,
+    pub(crate) cwd: Option<String>,
     #[serde(default)]
-    env: BTreeMap<String, String>,
-    user: Option<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) user: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -650,6 +652,55 @@ async fn create_command(
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateCommand>,
 ) -> ApiResult<Json<Value>> {
+    let candidates = resolve_targets(&state, &body.node_ids, &body.targets).await?;
+    let (targets, refused) = permitted_targets(&state, &principal, candidates).await?;
+    let command = create_command_on(
+        &state,
+        body,
+        principal.name.clone(),
+        auth::new_id("c-"),
+        targets,
+        &refused,
+    )
+    .await?;
+    principal.note("command_id", command.id.clone());
+    let invocations = state.store.invocations(&command.id).await?;
+    let names: Vec<String> = invocations.iter().map(|i| i.node_name.clone()).collect();
+    principal.note("targets", names);
+    if !refused.is_empty() {
+        principal.note(
+            "refused",
+            serde_json::to_value(&refused).unwrap_or(Value::Null),
+        );
+    }
+    let view = command_view(&state, command).await?;
+    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+}
+
+/// Validate, render and persist a command with the given id (rule targets
+/// pass an id derived from the delivery, so a redelivery creates nothing new).
+/// It acts with the server's authority: who may create the rule is checked
+/// when the rule is put.
+pub(crate) async fn create_command_as(
+    state: &AppState,
+    body: CreateCommand,
+    requested_by: String,
+    id: String,
+) -> ApiResult<Command> {
+    let targets = resolve_targets(state, &body.node_ids, &body.targets).await?;
+    create_command_on(state, body, requested_by, id, targets, &[]).await
+}
+
+/// Render and persist a command on these (already resolved and permitted)
+/// nodes; `refused` are kept in its request for everyone to see.
+async fn create_command_on(
+    state: &AppState,
+    body: CreateCommand,
+    requested_by: String,
+    id: String,
+    targets: Vec<Node>,
+    refused: &[RefusedTarget],
+) -> ApiResult<Command> {
     let max_concurrency = body.max_concurrency.clone().unwrap_or_else(|| "50".into());
     let max_errors = body.max_errors.clone().unwrap_or_else(|| "0".into());
     Limit::parse(&max_concurrency)
@@ -662,20 +713,27 @@ async fn create_command(
         .document
         .clone()
         .unwrap_or_else(|| RUN_SHELL_SCRIPT.into());
-    let (version, content) = load_document(&state, &document_name, body.document_version).await?;
+    let (version, content) = load_document(state, &document_name, body.document_version).await?;
     let document = documents::parse_document(&content)
         .map_err(|e| ApiError::invalid(format!("document {document_name}: {e}")))?;
     let (parameters, steps) = document
         .render(&body.parameters)
         .map_err(|e| ApiError::invalid(format!("parameters for {document_name}: {e}")))?;
-    let candidates = resolve_targets(&state, &body.node_ids, &body.targets).await?;
-    let (targets, refused) = permitted_targets(&state, &principal, candidates).await?;
+    let mut request = serde_json::to_value(&body).unwrap_or(Value::Null);
+    if !refused.is_empty()
+        && let Some(map) = request.as_object_mut()
+    {
+        map.insert(
+            "refused".into(),
+            serde_json::to_value(refused).unwrap_or(Value::Null),
+        );
+    }
     let command = Command {
-        id: auth::new_id("c-"),
+        id,
         document_name,
         document_version: version,
         parameters: Value::Object(parameters),
-        request: serde_json::to_value(&body).unwrap_or(Value::Null),
+        request,
         run_template: RunTemplate {
             steps,
             cwd: body.cwd.clone(),
@@ -691,40 +749,16 @@ async fn create_command(
         created_at: now_millis(),
         finished_at: None,
         cancel_requested: false,
-        requested_by: principal.name.clone(),
+        requested_by,
     };
     let pairs: Vec<(String, String)> = targets
         .iter()
         .map(|n| (n.id.clone(), n.name.clone()))
         .collect();
-    let mut command = command;
-    if !refused.is_empty()
-        && let Some(request) = command.request.as_object_mut()
-    {
-        request.insert(
-            "refused".into(),
-            serde_json::to_value(&refused).unwrap_or(Value::Null),
-        );
-    }
     state.store.insert_command(&command, &pairs).await?;
-    principal.note("command_id", command.id.clone());
-    principal.note(
-        "targets",
-        pairs
-            .iter()
-            .map(|(_, name)| name.clone())
-            .collect::<Vec<_>>(),
-    );
-    if !refused.is_empty() {
-        principal.note(
-            "refused",
-            serde_json::to_value(&refused).unwrap_or(Value::Null),
-        );
-    }
     state.wake.notify_one();
     tracing::info!(command_id = %command.id, targets = pairs.len(), by = %command.requested_by, "command created");
-    let view = command_view(&state, command).await?;
-    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+    Ok(command)
 }
 
 /// A node a command was not run on, and why.

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod dispatcher;
 pub mod documents;
 pub mod error;
+pub mod events;
 pub mod hub;
 pub mod identity;
 pub mod live;
@@ -100,6 +101,8 @@ pub struct AppState {
     pub(crate) config: ServerConfig,
     /// The durable workflow runner's handle.
     pub(crate) workflows: workflows::Workflows,
+    /// The event bus: compiled rules, the event writer, delivery wake-ups.
+    pub(crate) events: events::EventBus,
 }
 
 /// A started server.
@@ -112,6 +115,7 @@ pub struct Server {
     state: Arc<AppState>,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
     dispatcher: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -146,19 +150,33 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         let Server {
-            serve, dispatcher, ..
+            serve,
+            dispatcher,
+            background,
+            ..
         } = self;
         let result = tokio::select! {
             result = serve => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
             _ = shutdown => Ok(()),
         };
         dispatcher.abort();
+        for task in background {
+            task.abort();
+        }
         result
     }
 }
 
 /// Open the data directory and the store, then start serving.
 pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    start_with_clock(config, events::schedule::system_clock()).await
+}
+
+/// [`start`] with the scheduler reading `clock` (tests move time by hand).
+pub async fn start_with_clock(
+    config: ServerConfig,
+    clock: Arc<dyn events::schedule::Clock>,
+) -> Result<Server, ServerError> {
     prepare_data_dir(&config.data_dir)?;
     let store = Store::open(&config.data_dir.join(DATABASE_FILE)).await?;
     let admin_token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
@@ -177,7 +195,18 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         config.heartbeat_secs * operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD + 1,
     );
     let (workflows, workflow_rx) = workflows::Workflows::new();
+    let key_path = config.data_dir.join(events::SEAL_KEY_FILE);
+    let key = events::signing::SealKey::load_or_create(&key_path).map_err(|source| {
+        ServerError::DataDir {
+            path: key_path,
+            source,
+        }
+    })?;
+    let event_bus = events::EventBus::load(&store, key)
+        .await
+        .map_err(ServerError::Api)?;
     let state = Arc::new(AppState {
+        events: event_bus,
         writer: writer::AgentWriter::spawn(store.clone()),
         audit: audit::AuditLog::spawn(store.clone(), &config.data_dir),
         store,
@@ -191,6 +220,7 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let app = api::router(state.clone());
     let serve = tokio::spawn(async move { axum::serve(listener, app).await });
     let dispatcher = tokio::spawn(dispatcher::run(state.clone()));
+    let background = events::spawn(&state, clock);
     tracing::info!(%addr, "server listening");
     Ok(Server {
         addr,
@@ -199,6 +229,7 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         state,
         serve,
         dispatcher,
+        background,
     })
 }
 

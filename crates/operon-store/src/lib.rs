@@ -13,6 +13,7 @@
 //! Secrets never reach this crate in clear text: callers pass hashes.
 
 mod audit;
+mod events;
 mod identity;
 mod migrations;
 mod records;
@@ -29,6 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 pub use audit::*;
+pub use events::*;
 pub use identity::*;
 pub use records::*;
 

@@ -109,7 +109,49 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::identity::AuditCmd,
     },
-    /// Events: offline pattern tests and rule-set matching.
+    /// Event buses.
+    Buses {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::BusesCmd,
+    },
+    /// Rules: an event pattern or a schedule, and targets.
+    Rules {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::RulesCmd,
+    },
+    /// Dead letters: deliveries that exhausted their retries.
+    Dlq {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::DlqCmd,
+    },
+    /// Inbound webhooks (signed requests become events).
+    Webhooks {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::WebhooksCmd,
+    },
+    /// Event archives.
+    Archives {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::ArchivesCmd,
+    },
+    /// Replays of archived events.
+    Replays {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::ReplaysCmd,
+    },
+    /// Events: put and tail on a server; offline pattern tests and rule-set matching.
     Events {
         #[command(subcommand)]
         cmd: cli::events::EventsCmd,
@@ -163,6 +205,12 @@ fn main() -> ExitCode {
         Command::Policies { client, cmd } => cli::identity::policies(&client, cmd),
         Command::Roles { client, cmd } => cli::identity::roles(&client, cmd),
         Command::Audit { client, cmd } => cli::identity::audit(&client, cmd),
+        Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),
+        Command::Rules { client, cmd } => cli::bus::rules(&client, cmd),
+        Command::Dlq { client, cmd } => cli::bus::dlq(&client, cmd),
+        Command::Webhooks { client, cmd } => cli::bus::webhooks(&client, cmd),
+        Command::Archives { client, cmd } => cli::bus::archives(&client, cmd),
+        Command::Replays { client, cmd } => cli::bus::replays(&client, cmd),
         Command::Events { cmd } => cli::events::run(cmd),
         Command::Workflows { client, cmd } => cli::workflows::run(&client, cmd),
         Command::Executions { client, cmd } => cli::runbooks::executions(&client, cmd),

@@ -292,6 +292,50 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
             "/v1/tasks/send-heartbeat",
             json!({"taskToken": fx.task_token}),
         ),
+        (
+            "POST",
+            "/v1/events",
+            json!({"Entries": [{"Source": "s", "DetailType": "t", "Detail": "{}"}]}),
+        ),
+        ("GET", "/v1/buses", json!({})),
+        ("POST", "/v1/buses", json!({"name": "b2"})),
+        ("DELETE", "/v1/buses/ops", json!({})),
+        ("GET", "/v1/buses/default/tail", json!({})),
+        ("GET", "/v1/rules", json!({})),
+        ("GET", "/v1/rules/r1", json!({})),
+        (
+            "PUT",
+            "/v1/rules/r1",
+            json!({"pattern": {"source": ["y"]}, "targets": [{"Id": "l", "Kind": "log"}]}),
+        ),
+        ("DELETE", "/v1/rules/r1", json!({})),
+        ("POST", "/v1/rules/r1/enable", json!({})),
+        ("POST", "/v1/rules/r1/disable", json!({})),
+        (
+            "POST",
+            "/v1/rules/r1/test",
+            json!({"event": {"source": "x", "detail-type": "t", "detail": {}}}),
+        ),
+        ("GET", "/v1/dlq", json!({})),
+        ("GET", "/v1/dlq/{dead}", json!({})),
+        ("POST", "/v1/dlq/redrive", json!({"all": true})),
+        ("GET", "/v1/webhooks", json!({})),
+        ("POST", "/v1/webhooks", json!({"name": "wh2"})),
+        ("DELETE", "/v1/webhooks/wh1", json!({})),
+        ("GET", "/v1/archives", json!({})),
+        (
+            "POST",
+            "/v1/archives",
+            json!({"name": "ar2", "bus": "default"}),
+        ),
+        ("DELETE", "/v1/archives/ar1", json!({})),
+        ("GET", "/v1/replays", json!({})),
+        (
+            "POST",
+            "/v1/replays",
+            json!({"name": "rp2", "archive": "ar1", "from": "2020-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"}),
+        ),
+        ("GET", "/v1/replays/rp1", json!({})),
     ];
     table
         .into_iter()
@@ -300,7 +344,8 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
                 .replace("{command}", &fx.command_id)
                 .replace("{token}", &fx.token_id)
                 .replace("{execution}", &fx.execution_id)
-                .replace("{approval}", &fx.approval_id);
+                .replace("{approval}", &fx.approval_id)
+                .replace("{dead}", &fx.dead_letter_id);
             (method, path, body)
         })
         .collect()
@@ -313,6 +358,58 @@ struct Fixtures {
     execution_id: String,
     approval_id: String,
     task_token: String,
+    dead_letter_id: String,
+}
+
+/// A bus, a rule, a webhook, an archive with a finished replay, and a dead
+/// letter (a webhook target nobody listens on, with no retries).
+fn event_fixtures(fleet: &Fleet) -> String {
+    admin(fleet, "POST", "/v1/buses", json!({"name": "ops"}));
+    admin(
+        fleet,
+        "POST",
+        "/v1/archives",
+        json!({"name": "ar1", "bus": "default"}),
+    );
+    admin(fleet, "POST", "/v1/webhooks", json!({"name": "wh1"}));
+    admin(
+        fleet,
+        "PUT",
+        "/v1/rules/r1",
+        json!({"pattern": {"source": ["x"]}, "targets": [{"Id": "l", "Kind": "log"}]}),
+    );
+    let closed = format!("http://127.0.0.1:{}/hook", free_port());
+    admin(
+        fleet,
+        "PUT",
+        "/v1/rules/dead",
+        json!({"pattern": {"source": ["fixture"]},
+        "targets": [{"Id": "w", "Kind": "webhook", "Url": closed, "RetryPolicy": {"MaximumRetryAttempts": 0}}]}),
+    );
+    admin(
+        fleet,
+        "POST",
+        "/v1/events",
+        json!({"Entries": [{"Source": "fixture", "DetailType": "t", "Detail": "{}"}]}),
+    );
+    let dead = wait_for("a dead letter", Duration::from_secs(30), || {
+        let letters = admin(fleet, "GET", "/v1/dlq", json!({}));
+        letters.as_array()?.first()?["id"]
+            .as_str()
+            .map(str::to_string)
+    });
+    admin(
+        fleet,
+        "POST",
+        "/v1/replays",
+        json!({"name": "rp1", "archive": "ar1",
+        "from": "2020-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"}),
+    );
+    wait_for("the replay to finish", Duration::from_secs(30), || {
+        let replay = admin(fleet, "GET", "/v1/replays/rp1", json!({}));
+        replay["finished_at"].as_i64()
+    });
+    dead
 }
 
 fn pass_machine() -> Value {
@@ -384,6 +481,15 @@ fn snapshot(fleet: &Fleet) -> Value {
         "/v1/documents",
         "/v1/commands",
         "/v1/enroll-tokens",
+        "/v1/workflows",
+        "/v1/executions",
+        "/v1/approvals",
+        "/v1/buses",
+        "/v1/rules",
+        "/v1/dlq",
+        "/v1/webhooks",
+        "/v1/archives",
+        "/v1/replays",
     ];
     let mut all = serde_json::Map::new();
     for path in paths {
@@ -453,7 +559,9 @@ fn every_endpoint_refuses_every_kind_of_unauthorised_caller_and_audits_it() {
 
     // Every authenticated path of the OpenAPI document is in the table.
     let (execution_id, approval_id, task_token) = workflow_fixtures(&fleet);
+    let dead_letter_id = event_fixtures(&fleet);
     let fixtures = Fixtures {
+        dead_letter_id,
         command_id,
         token_id: alice_token_id,
         execution_id,
@@ -462,11 +570,13 @@ fn every_endpoint_refuses_every_kind_of_unauthorised_caller_and_audits_it() {
     };
     let table = endpoint_table(&fixtures);
     let (_, doc) = http(fleet.server.port, "GET", "/v1/openapi.json", None, None);
+    // Agents bring their own credentials; inbound webhooks an HMAC signature.
     let public = [
         "/v1/health",
         "/v1/openapi.json",
         "/v1/agent/enroll",
         "/v1/agent/connect",
+        "/v1/hooks/{name}",
     ];
     let mut documented = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {

@@ -1,6 +1,7 @@
 //! Client commands, one module per noun, and the long-running commands.
 
 pub mod agent;
+pub mod bus;
 pub mod client;
 pub mod commands;
 pub mod events;
