@@ -60,6 +60,15 @@ pub async fn enroll(
     {
         Ok(node) => {
             tracing::info!(node_id = %node.id, name = %node.name, "node enrolled");
+            audit_enrollment(
+                &state,
+                &node.name,
+                "allowed",
+                serde_json::json!({
+                    "node_id": node.id, "tags": node.tags,
+                }),
+            )
+            .await;
             crate::events::emit_in_background(
                 &state,
                 "operon.fleet",
@@ -72,10 +81,25 @@ pub async fn enroll(
                 credential,
             }))
         }
-        Err(refusal) => Err(ApiError::unauthorized(format!(
-            "enrollment refused: {}",
-            refusal.message()
-        ))),
+        Err(refusal) => {
+            let reason = format!("enrollment refused: {}", refusal.message());
+            audit_enrollment(&state, "*", "denied", serde_json::json!({"reason": reason})).await;
+            Err(ApiError::unauthorized(reason))
+        }
+    }
+}
+
+/// Enrollments, granted or refused, go to the audit trail (never the token).
+async fn audit_enrollment(state: &AppState, node: &str, outcome: &str, detail: serde_json::Value) {
+    let entry = operon_store::AuditEntry {
+        actor: "enrollment".into(),
+        action: "nodes:Enroll".into(),
+        resource: format!("node/{node}"),
+        outcome: outcome.into(),
+        detail,
+    };
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(error = %e, "an enrollment could not be audited");
     }
 }
 

@@ -16,14 +16,17 @@
 pub mod access;
 pub mod agent_ws;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod dispatcher;
 pub mod documents;
 pub mod error;
 pub mod events;
 pub mod hub;
+pub mod identity;
 pub mod live;
 pub mod rate;
+pub mod workflows;
 pub mod writer;
 
 use std::collections::BTreeMap;
@@ -91,9 +94,13 @@ pub struct AppState {
     pub(crate) writer: writer::AgentWriter,
     pub(crate) hub: hub::Hub,
     pub(crate) live: live::Live,
+    /// The hash-chained audit trail.
+    pub(crate) audit: audit::AuditLog,
     /// Wakes the dispatcher.
     pub(crate) wake: Notify,
     pub(crate) config: ServerConfig,
+    /// The durable workflow runner's handle.
+    pub(crate) workflows: workflows::Workflows,
     /// The event bus: compiled rules, the event writer, delivery wake-ups.
     pub(crate) events: events::EventBus,
 }
@@ -114,6 +121,12 @@ pub struct Server {
 impl Server {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The shared state (for in-process callers such as benchmarks and the
+    /// event bus wiring).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
     }
 
     /// Create an enrollment token (used by `operon up` for its local agent).
@@ -181,6 +194,7 @@ pub async fn start_with_clock(
     let online_window = Duration::from_secs(
         config.heartbeat_secs * operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD + 1,
     );
+    let (workflows, workflow_rx) = workflows::Workflows::new();
     let key_path = config.data_dir.join(events::SEAL_KEY_FILE);
     let key = events::signing::SealKey::load_or_create(&key_path).map_err(|source| {
         ServerError::DataDir {
@@ -194,12 +208,15 @@ pub async fn start_with_clock(
     let state = Arc::new(AppState {
         events: event_bus,
         writer: writer::AgentWriter::spawn(store.clone()),
+        audit: audit::AuditLog::spawn(store.clone(), &config.data_dir),
         store,
         hub: hub::Hub::new(online_window),
         live: live::Live::default(),
         wake: Notify::new(),
         config,
+        workflows,
     });
+    workflows::spawn(state.clone(), workflow_rx);
     let app = api::router(state.clone());
     let serve = tokio::spawn(async move { axum::serve(listener, app).await });
     let dispatcher = tokio::spawn(dispatcher::run(state.clone()));
@@ -247,6 +264,8 @@ async fn ensure_admin_token(store: &Store, path: &Path) -> Result<Option<String>
             created_at: now_millis(),
             expires_at: None,
             revoked_at: None,
+            user_id: None,
+            scopes: None,
         })
         .await?;
     Ok(Some(token))
@@ -265,6 +284,14 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     file.write_all(secret.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()
+}
+
+/// Replace a secret file atomically: a 0600 temporary beside it, synced,
+/// then renamed over it, so a crash leaves the old or the new secret.
+pub fn write_secret_file_atomic(path: &Path, secret: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("new");
+    write_secret_file(&tmp, secret)?;
+    std::fs::rename(&tmp, path)
 }
 
 pub fn now_millis() -> i64 {

@@ -8,10 +8,11 @@ use sqlx::SqlitePool;
 
 use crate::{Result, db};
 
-/// (version, SQL), ascending. Versions are owned by features (2 and 3 come
-/// from other work), so a gap is allowed; each runs once.
+/// (version, SQL). Versions are consecutive from 1.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
+    (2, include_str!("migrations/0002_identity.sql")),
+    (3, include_str!("migrations/0003_workflows.sql")),
     (4, include_str!("migrations/0004_events.sql")),
 ];
 

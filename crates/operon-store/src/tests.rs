@@ -298,6 +298,141 @@ async fn batched_agent_writes_and_dispatches_are_idempotent() {
     assert_eq!(invocations[2].status, InvocationStatus::InProgress);
 }
 
+fn step(id: &str, status: &str, insert: bool) -> StepWrite {
+    StepWrite {
+        execution: ExecutionRecord {
+            id: id.into(),
+            workflow: "deploy".into(),
+            version: 1,
+            name: format!("name-{id}"),
+            status: status.into(),
+            input: serde_json::json!({"a": 1}),
+            output: None,
+            error: None,
+            cause: None,
+            parent_token: None,
+            started_by: "admin".into(),
+            started_at: 1,
+            stopped_at: None,
+            updated_at: 1,
+            redrive_count: 0,
+        },
+        insert,
+        engine: "{}".into(),
+        history: vec![],
+        timers_add: vec![],
+        timers_remove: vec![],
+        tasks_add: vec![],
+        tasks_remove: vec![],
+        approvals_add: vec![],
+        approval_decisions: vec![],
+    }
+}
+
+#[tokio::test]
+async fn workflow_versions_steps_and_cleanup_on_finish() {
+    let (_dir, store) = open_temp().await;
+    let def = serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}});
+    assert_eq!(
+        store
+            .put_workflow("deploy", &def, "admin", 1, true)
+            .await
+            .unwrap(),
+        Ok(1)
+    );
+    assert!(
+        store
+            .put_workflow("deploy", &def, "admin", 2, true)
+            .await
+            .unwrap()
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .put_workflow("deploy", &def, "admin", 3, false)
+            .await
+            .unwrap(),
+        Ok(2)
+    );
+    assert!(
+        store
+            .put_workflow("other", &def, "admin", 3, false)
+            .await
+            .unwrap()
+            .is_err()
+    );
+    assert_eq!(store.workflow("deploy").await.unwrap().unwrap().version, 2);
+
+    let mut first = step("x-1", "RUNNING", true);
+    first.history.push(HistoryRow {
+        seq: 1,
+        timestamp: 5,
+        event: "{\"type\":\"ExecutionStarted\"}".into(),
+    });
+    first.timers_add.push((1, 1000));
+    first.tasks_add.push(WorkflowTask {
+        token: "tok-1".into(),
+        execution_id: "x-1".into(),
+        state: "Approve".into(),
+        resource: "operon:approval".into(),
+        input: serde_json::json!({}),
+        idempotency_key: "tok-1".into(),
+        created_at: 5,
+    });
+    first.approvals_add.push(Approval {
+        id: "ap-1".into(),
+        execution_id: "x-1".into(),
+        token: "tok-1".into(),
+        state: "Approve".into(),
+        message: "ok?".into(),
+        approvers: vec!["admin".into()],
+        status: "Pending".into(),
+        decided_by: None,
+        comment: None,
+        created_at: 5,
+        decided_at: None,
+    });
+    store.apply_workflow_steps(&[first]).await.unwrap();
+    assert_eq!(store.workflow_timers().await.unwrap().len(), 1);
+    assert_eq!(store.workflow_tasks().await.unwrap().len(), 1);
+    assert!(
+        store.delete_workflow("deploy", 9).await.unwrap().is_err(),
+        "running executions block delete"
+    );
+
+    // A batch with a duplicate insert fails as a whole: nothing of it is kept.
+    let err = store
+        .apply_workflow_steps(&[step("x-2", "RUNNING", true), step("x-1", "RUNNING", true)])
+        .await;
+    assert!(err.is_err());
+    assert!(store.execution("x-2").await.unwrap().is_none());
+
+    let mut done = step("x-1", "FAILED", false);
+    done.execution.error = Some("Boom".into());
+    store.apply_workflow_steps(&[done]).await.unwrap();
+    assert!(store.workflow_timers().await.unwrap().is_empty());
+    assert!(store.workflow_tasks().await.unwrap().is_empty());
+    assert_eq!(
+        store.approval("ap-1").await.unwrap().unwrap().status,
+        "Expired"
+    );
+    let (record, engine) = store.execution_engine("x-1").await.unwrap().unwrap();
+    assert_eq!((record.status.as_str(), engine.as_str()), ("FAILED", "{}"));
+    assert_eq!(
+        store.execution_history("x-1", 0, 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(store.delete_workflow("deploy", 9).await.unwrap(), Ok(()));
+    assert!(store.workflow("deploy").await.unwrap().is_none());
+    assert!(
+        store
+            .workflow_definition("deploy", 1)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 fn event_with(id: &str, deliveries: &[&str]) -> NewEvent {
     NewEvent {
         id: id.into(),

@@ -9,6 +9,12 @@
 //! meanwhile, as in production. Every request must succeed with
 //! FailedEntryCount 0; the rate counts only acknowledged (committed) events.
 //!
+//! Then, with the same 1,000 rules in place, a rule with a workflow target is
+//! added and events are put at 1,000 per second (batches of 10 every 10 ms)
+//! for EVENTS_LATENCY_SECONDS (default 5): the latency of each is the time
+//! from sending its PutEvents request to the `startedAt` of the workflow
+//! execution it started (same machine, same clock), reported as p50/p99.
+//!
 //! Run: `cargo bench -p operon --bench events` (env EVENTS_RULES,
 //! EVENTS_CLIENTS, EVENTS_BATCH, EVENTS_SECONDS override 1000, 32, 10, 10;
 //! EVENTS_TARGETS=0 gives the rules no targets, measuring acceptance and
@@ -96,6 +102,9 @@ fn main() {
         seconds,
         with_targets,
     ));
+    let latency_seconds = env_or("EVENTS_LATENCY_SECONDS", 5);
+    let start_latencies =
+        runtime.block_on(latency_to_execution_start(&url, &token, latency_seconds));
     let _ = server.kill();
     let _ = server.wait();
     let (events, elapsed, latencies) = result;
@@ -110,6 +119,118 @@ fn main() {
         pct(0.50).as_secs_f64() * 1000.0,
         pct(0.99).as_secs_f64() * 1000.0,
     );
+    let at = |p: f64| {
+        let i = ((start_latencies.len() as f64 - 1.0) * p).round() as usize;
+        start_latencies.get(i).copied().unwrap_or_default()
+    };
+    println!(
+        "{{\"events_per_second\": 1000, \"executions_started\": {}, \"put_to_start_p50_ms\": {}, \"put_to_start_p99_ms\": {}}}",
+        start_latencies.len(),
+        at(0.50),
+        at(0.99),
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds from putting each event to the start of the execution its
+/// rule started, sorted.
+async fn latency_to_execution_start(url: &str, token: &str, seconds: u64) -> Vec<i64> {
+    let http = reqwest::Client::new();
+    let definition = json!({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}});
+    let created = http
+        .post(format!("{url}/v1/workflows"))
+        .bearer_auth(token)
+        .json(&json!({"name": "bench-latency", "definition": definition}))
+        .send()
+        .await
+        .expect("create workflow");
+    assert!(created.status().is_success());
+    let rule = json!({"pattern": {"source": ["bench.latency"]},
+        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": "bench-latency"}]});
+    let put = http
+        .put(format!("{url}/v1/rules/bench-latency"))
+        .bearer_auth(token)
+        .json(&rule)
+        .send()
+        .await
+        .expect("put rule");
+    assert!(
+        put.status().is_success(),
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
+    let sent_at = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    let mut senders = Vec::new();
+    let total = seconds * 100;
+    for tick in 0..total {
+        ticker.tick().await;
+        let (http, url, token, sent_at) = (
+            http.clone(),
+            url.to_string(),
+            token.to_string(),
+            sent_at.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let entries: Vec<Value> = (0..10)
+                .map(|k| {
+                    json!({"Source": "bench.latency", "DetailType": "Tick",
+                    "Detail": json!({"n": tick * 10 + k}).to_string()})
+                })
+                .collect();
+            let at = now_ms();
+            let response = http
+                .post(format!("{url}/v1/events"))
+                .bearer_auth(&token)
+                .json(&json!({"Entries": entries}))
+                .send()
+                .await
+                .expect("put events");
+            assert!(response.status().is_success());
+            let mut sent = sent_at.lock().unwrap();
+            for k in 0..10 {
+                sent.insert(tick * 10 + k, at);
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    let expected = (total * 10) as usize;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let list: Value = http
+            .get(format!(
+                "{url}/v1/executions?workflow=bench-latency&limit=10000"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list executions")
+            .json()
+            .await
+            .expect("executions");
+        let executions = list.as_array().cloned().unwrap_or_default();
+        if executions.len() >= expected || Instant::now() > deadline {
+            let sent = sent_at.lock().unwrap();
+            let mut latencies: Vec<i64> = executions
+                .iter()
+                .filter_map(|e| {
+                    let n = e["input"]["detail"]["n"].as_u64()?;
+                    Some(e["startedAt"].as_i64()? - sent.get(&n)?)
+                })
+                .collect();
+            latencies.sort();
+            return latencies;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 async fn run(

@@ -889,3 +889,105 @@ fn ten_thousand_events_survive_a_sigkill_during_delivery() {
             .is_empty()
     );
 }
+
+#[test]
+fn events_start_workflows_which_publish_events_and_announce_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("server"), free_port());
+    let write = |name: &str, value: Value| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let notify = write(
+        "notify.json",
+        json!({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}}),
+    );
+    let on_deploy = write(
+        "on-deploy.json",
+        json!({"StartAt": "Announce", "States": {"Announce": {"Type": "Task",
+            "Resource": "operon:publishEvent",
+            "Parameters": {"Source": "app", "DetailType": "deployed",
+                "Detail": {"version.$": "$.detail.version"}},
+            "End": true}}}),
+    );
+    ok(&server.cli(&["workflows", "create", "notify", "--definition", &notify]));
+    ok(&server.cli(&[
+        "workflows",
+        "create",
+        "on-deploy",
+        "--definition",
+        &on_deploy,
+    ]));
+    // ci push -> on-deploy; its published event -> notify; its success -> notify.
+    put_rule(
+        &server,
+        "start",
+        r#"{"source":["ci"]}"#,
+        "kind=workflow,workflow=on-deploy",
+    );
+    put_rule(
+        &server,
+        "chain",
+        r#"{"source":["app"],"detail-type":["deployed"]}"#,
+        "kind=workflow,workflow=notify",
+    );
+    put_rule(
+        &server,
+        "status",
+        r#"{"source":["operon.workflows"],"detail":{"workflow":["on-deploy"],"status":["SUCCEEDED"]}}"#,
+        "kind=workflow,workflow=notify",
+    );
+    let put = server.cli_json(&[
+        "events",
+        "put",
+        "--source",
+        "ci",
+        "--detail-type",
+        "push",
+        "--detail",
+        r#"{"version":42}"#,
+    ]);
+    assert_eq!(put["FailedEntryCount"], 0);
+    let started = wait_for("on-deploy to succeed", Duration::from_secs(30), || {
+        let list = server.cli_json(&["executions", "list", "--workflow", "on-deploy"]);
+        let first = list.as_array()?.first()?.clone();
+        (first["status"] == "SUCCEEDED").then_some(first)
+    });
+    assert_eq!(started["input"]["source"], "ci");
+    assert_eq!(started["input"]["detail"]["version"], 42);
+    assert_eq!(started["startedBy"], "rule/start");
+    let notified = wait_for("notify to run twice", Duration::from_secs(30), || {
+        let list = server.cli_json(&["executions", "list", "--workflow", "notify"]);
+        let items = list.as_array()?.clone();
+        (items.len() == 2 && items.iter().all(|e| e["status"] == "SUCCEEDED")).then_some(items)
+    });
+    let sources: HashSet<String> = notified
+        .iter()
+        .map(|e| e["input"]["source"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        sources,
+        HashSet::from(["app".to_string(), "operon.workflows".to_string()])
+    );
+    let published = notified
+        .iter()
+        .find(|e| e["input"]["source"] == "app")
+        .unwrap();
+    assert_eq!(published["input"]["detail"]["version"], 42);
+    let announced = notified
+        .iter()
+        .find(|e| e["input"]["source"] == "operon.workflows")
+        .unwrap();
+    assert_eq!(
+        announced["input"]["detail-type"],
+        "Workflow Execution Status Change"
+    );
+    assert_eq!(
+        announced["input"]["detail"]["execution-id"],
+        started["executionId"]
+    );
+    // Exactly one execution per delivery: nothing started twice.
+    let all = server.cli_json(&["executions", "list", "--workflow", "on-deploy"]);
+    assert_eq!(all.as_array().unwrap().len(), 1);
+}

@@ -289,15 +289,42 @@ async fn post_webhook(
 /// call fails retryably (the delivery is retried, then dead-lettered, and a
 /// redrive after the upgrade delivers it).
 pub async fn start_workflow_target(
-    _state: &AppState,
-    _workflow: &str,
-    _input: Value,
-    _name: &str,
-    _started_by: &str,
+    state: &AppState,
+    workflow: &str,
+    input: Value,
+    name: &str,
+    started_by: &str,
 ) -> Result<(), TargetError> {
-    Err(TargetError::retryable(
-        "workflows are not available in this build",
-    ))
+    let name = execution_name(name);
+    match crate::workflows::start_execution(state, workflow, input, Some(name), started_by).await {
+        Ok(_) => Ok(()),
+        // The name is the delivery's: an execution with it means an earlier
+        // attempt started it.
+        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(()),
+        Err(e) if e.status.is_client_error() => Err(TargetError::permanent(format!(
+            "starting workflow {workflow}: {}",
+            e.message
+        ))),
+        Err(e) => Err(TargetError::retryable(format!(
+            "starting workflow {workflow}: {}",
+            e.message
+        ))),
+    }
+}
+
+/// An execution name (letters, digits, `-`, `_`, at most 80) from a delivery id.
+fn execution_name(delivery_id: &str) -> String {
+    delivery_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(80)
+        .collect()
 }
 
 /// Run a command or document. An object payload may set `node_ids`,

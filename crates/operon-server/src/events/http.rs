@@ -279,6 +279,30 @@ fn enabled_by_default() -> bool {
     true
 }
 
+/// A rule's targets act with the server's authority whenever it fires, so
+/// whoever puts the rule must be allowed what its targets do: commands on
+/// every node (`commands:Run` on `node/*`), starting the workflow, putting
+/// on the bus.
+async fn authorize_target(
+    state: &AppState,
+    principal: &Principal,
+    spec: &TargetSpec,
+) -> ApiResult<()> {
+    let named = |value: &Option<String>| value.clone().unwrap_or_default();
+    match spec.kind.as_str() {
+        "run-command" => authorize(state, principal, "commands:Run", "node/*").await,
+        "workflow" => {
+            let resource = format!("workflow/{}", named(&spec.workflow));
+            authorize(state, principal, "workflows:Start", &resource).await
+        }
+        "bus" => {
+            let resource = format!("bus/{}", named(&spec.bus));
+            authorize(state, principal, "events:Put", &resource).await
+        }
+        _ => Ok(()),
+    }
+}
+
 fn rule_view(rule: &CompiledRule) -> Value {
     let mut view = json!(rule.rule);
     view["pattern"] = rule
@@ -381,6 +405,7 @@ async fn put_rule(
                 spec.id
             )));
         }
+        authorize_target(&state, &principal, &spec).await?;
         let (stored, _) = targets::prepare(spec, &state.events.key)
             .map_err(|e| ApiError::invalid(format!("Targets[{i}]: {e}")))?;
         stored_targets.push(stored);

@@ -360,7 +360,49 @@ pub fn spawn(
         tokio::spawn(forward_command_events(state.clone(), rx)),
         tokio::spawn(replay::retention_loop(state.clone())),
         tokio::spawn(schedule::run(state.clone(), clock)),
+        tokio::spawn(forward_workflow_events(state.clone())),
     ]
+}
+
+/// Announce workflow execution status changes as `operon.workflows` events
+/// (`Workflow Execution Status Change`). Best effort: if the bus falls more
+/// than the channel's capacity behind, the skipped changes are logged.
+pub async fn forward_workflow_events(state: Arc<AppState>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut changes = state.workflows.subscribe();
+    loop {
+        let execution = match changes.recv().await {
+            Ok(execution) => execution,
+            Err(RecvError::Lagged(skipped)) => {
+                tracing::warn!(
+                    skipped,
+                    "workflow status events skipped: the bus fell behind"
+                );
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let detail = serde_json::json!({
+            "execution-id": execution.id,
+            "workflow": execution.workflow,
+            "version": execution.version,
+            "name": execution.name,
+            "status": execution.status,
+            "started-by": execution.started_by,
+            "error": execution.error,
+            "cause": execution.cause,
+        });
+        if let Err(e) = emit(
+            &state,
+            "operon.workflows",
+            "Workflow Execution Status Change",
+            detail,
+        )
+        .await
+        {
+            tracing::warn!(error = %e.message, "emitting a workflow event failed");
+        }
+    }
 }
 
 /// Rule, bus, archive and webhook names: 1-64 of letters, digits, `.-_`.
