@@ -12,6 +12,7 @@
 //!
 //! Secrets never reach this crate in clear text: callers pass hashes.
 
+mod credentials;
 mod migrations;
 mod records;
 
@@ -23,6 +24,7 @@ use operon_proto::{CommandResult, InvocationStatus};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use credentials::CredentialMatch;
 pub use records::*;
 
 /// Errors from the store. The message names the operation that failed.

@@ -9,7 +9,10 @@ use sqlx::SqlitePool;
 use crate::{Result, db};
 
 /// (version, SQL). Versions are consecutive from 1.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_foundation.sql")),
+    (2, include_str!("migrations/0002_node_credentials.sql")),
+];
 
 pub(crate) async fn apply(pool: &SqlitePool) -> Result<()> {
     sqlx::query(
