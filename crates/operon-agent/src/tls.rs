@@ -115,6 +115,25 @@ pub fn find_pin_mismatch(err: &(dyn std::error::Error + 'static)) -> Option<PinM
     None
 }
 
+/// The TLS error (certificate not trusted, handshake failure...) anywhere in
+/// an error's chain, as text; `None` if the failure was not about TLS.
+pub fn find_tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(found) = find_tls_failure(inner)
+        {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
 /// How to trust an `https://` server.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsTrust {

@@ -172,6 +172,13 @@ impl Client {
                 self.trusted_by
             );
         }
+        if let Some(failure) = operon_agent::tls::find_tls_failure(&err) {
+            return anyhow!(
+                "TLS with the Operon server at {} failed: {failure} (the server was checked against {}; pass --server-fingerprint or --ca-cert, or set OPERON_SERVER_FINGERPRINT / OPERON_CA_CERT)",
+                self.base,
+                self.trusted_by
+            );
+        }
         anyhow::Error::new(Unreachable(format!(
             "cannot reach the Operon server at {} ({err}); is it running? (set --server or OPERON_SERVER)",
             self.base
