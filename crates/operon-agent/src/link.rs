@@ -321,7 +321,7 @@ impl Reader<'_> {
             ServerMessage::RotateCredential {
                 rotation_id,
                 credential,
-            } => self.rotate_credential(rotation_id, credential),
+            } => self.rotate_credential(rotation_id, credential.0),
         }
         None
     }

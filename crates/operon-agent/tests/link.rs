@@ -546,7 +546,7 @@ async fn a_rotated_credential_is_stored_before_it_is_confirmed_and_used_to_recon
 
     let rotate = ServerMessage::RotateCredential {
         rotation_id: "rot-1".into(),
-        credential: "cred-2".into(),
+        credential: operon_proto::Secret("cred-2".into()),
     };
     send(&mut ws, &rotate).await;
     assert_eq!(
@@ -575,7 +575,7 @@ async fn a_rotated_credential_is_stored_before_it_is_confirmed_and_used_to_recon
         &mut ws,
         &ServerMessage::RotateCredential {
             rotation_id: "rot-2".into(),
-            credential: "cred-3".into(),
+            credential: operon_proto::Secret("cred-3".into()),
         },
     )
     .await;

@@ -166,8 +166,26 @@ pub enum ServerMessage {
     /// until the agent answers [`AgentMessage::CredentialStored`].
     RotateCredential {
         rotation_id: String,
-        credential: String,
+        credential: Secret,
     },
+}
+
+/// A secret on the wire: serialised as the plain string, but `Debug` never
+/// shows it, so logging a frame cannot leak it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// One command to run on one node: the document's steps, already resolved.
@@ -331,9 +349,12 @@ mod tests {
     fn rotation_frames_round_trip() {
         let msg = ServerMessage::RotateCredential {
             rotation_id: "rot-1".into(),
-            credential: "onc_x".into(),
+            credential: Secret("onc_x".into()),
         };
-        assert_eq!(decode::<ServerMessage>(&encode(&msg)).unwrap(), msg);
+        let text = encode(&msg);
+        assert!(text.contains(r#""credential":"onc_x""#), "{text}");
+        assert_eq!(decode::<ServerMessage>(&text).unwrap(), msg);
+        assert!(!format!("{msg:?}").contains("onc_x"));
         let answer = AgentMessage::CredentialNotStored {
             rotation_id: "rot-1".into(),
             reason: "disk full".into(),

@@ -124,7 +124,7 @@ pub async fn rotate_credential(
     let answer = state.rotations.insert(&rotation_id, &node.id);
     let message = ServerMessage::RotateCredential {
         rotation_id: rotation_id.clone(),
-        credential,
+        credential: operon_proto::Secret(credential),
     };
     if !state.hub.send(&node.id, message) {
         state.rotations.forget(&rotation_id);
