@@ -354,3 +354,82 @@ fn rotation_keeps_the_node_running_and_the_old_credential_is_refused_afterwards(
     assert!(!out.status.success());
     assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_operator_certificate_is_trusted_through_a_ca_file_by_agents_and_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    // Make a certificate and key as an operator would bring them.
+    let pki = dir.path().join("pki");
+    let mode = operon_server::tls::TlsMode::SelfSigned;
+    let listen = "127.0.0.1:0".parse().unwrap();
+    operon_server::tls::prepare(&mode, &pki, listen).unwrap();
+    let (cert, key) = operon_server::tls::self_signed_paths(&pki);
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+
+    // A missing key file is named, and nothing is served.
+    let out = operon()
+        .args([
+            "server",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--data-dir")
+        .arg(dir.path().join("bad"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("/nonexistent/key.pem"),
+        "{}",
+        stderr(&out)
+    );
+
+    let port = free_port();
+    let mut server = ServerProcess::start_with(
+        &dir.path().join("server"),
+        port,
+        &["--tls-cert", cert, "--tls-key", key],
+    );
+    assert_eq!(
+        server.fingerprint.as_deref(),
+        Some(fingerprint_of_pem(Path::new(cert)).as_str())
+    );
+    // CLI and agent trust it through the CA file, with name checks (the
+    // certificate names 127.0.0.1), not through a pin.
+    server.fingerprint = None;
+    server.ca_cert = Some(cert.into());
+    let list = |ca: &str| {
+        server
+            .cli_command()
+            .args(["nodes", "list", "--ca-cert", ca])
+            .output()
+            .unwrap()
+    };
+    let out = list(cert);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let other = dir.path().join("other");
+    operon_server::tls::prepare(&mode, &other, listen).unwrap();
+    let out = list(
+        operon_server::tls::self_signed_paths(&other)
+            .0
+            .to_str()
+            .unwrap(),
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("TLS"), "{}", stderr(&out));
+
+    let token = server.enroll_token(&[], 1, "1h");
+    let _agent = spawn_agent(
+        &server.url,
+        &dir.path().join("web-1"),
+        "web-1",
+        &["--enroll-token", &token, "--tls-ca", cert],
+    );
+    server.wait_online(&["web-1"]);
+    let out = server.cli(&["run", "--node", "web-1", "--", "echo via-ca"]);
+    assert!(stdout(&out).contains("web-1 | via-ca"), "{}", stderr(&out));
+}

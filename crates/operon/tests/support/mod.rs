@@ -47,6 +47,8 @@ pub struct ServerProcess {
     /// The TLS certificate fingerprint the server printed, if it serves TLS;
     /// the CLI helpers pin it.
     pub fingerprint: Option<String>,
+    /// A CA file the CLI helpers trust (`OPERON_CA_CERT`), if set.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ServerProcess {
@@ -108,6 +110,7 @@ impl ServerProcess {
             data_dir: data_dir.to_path_buf(),
             token,
             fingerprint,
+            ca_cert: None,
         }
     }
 
@@ -119,6 +122,9 @@ impl ServerProcess {
             .env("OPERON_TOKEN", &self.token);
         if let Some(fingerprint) = &self.fingerprint {
             cmd.env("OPERON_SERVER_FINGERPRINT", fingerprint);
+        }
+        if let Some(ca) = &self.ca_cert {
+            cmd.env("OPERON_CA_CERT", ca);
         }
         cmd
     }
