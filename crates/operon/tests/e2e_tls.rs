@@ -253,6 +253,36 @@ fn connect_with_credential(port: u16, credential: &str) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
+/// A WebSocket session as an agent from before the rotation frames would
+/// open it: a `Hello` without `capabilities`. Returns once welcomed.
+fn old_agent_session(port: u16, credential: &str) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /v1/agent/connect HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {credential}\r\n\r\n"
+    )
+    .unwrap();
+    let hello = r#"{"type":"hello","protocol_version":1,"inventory":{"hostname":"old","os_name":"","os_version":"","kernel":"","arch":"","cpus":1,"memory_bytes":0,"agent_version":"0.0.1"}}"#;
+    // One masked text frame (a zero mask leaves the payload as it is).
+    let mut frame = vec![0x81u8, 0x80 | 126];
+    frame.extend_from_slice(&(hello.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(hello.as_bytes());
+    stream.write_all(&frame).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("\"welcome\"") {
+        let n = stream.read(&mut buf).expect("a welcome in time");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 101"));
+    stream
+}
+
 fn secret_in(state_dir: &Path) -> String {
     let text = std::fs::read_to_string(state_dir.join("credential.json")).unwrap();
     let value: Value = serde_json::from_str(&text).unwrap();
@@ -339,6 +369,21 @@ fn rotation_keeps_the_node_running_and_the_old_credential_is_refused_afterwards(
         "{}",
         stderr(&out)
     );
+
+    // An agent that does not announce the rotation capability (as agents
+    // before it did) is never sent a credential: 409, "too old".
+    let mut old_agent = old_agent_session(server.port, &secret_in(&dir.path().join("db-1")));
+    let out = server.cli(&["nodes", "rotate-credential", "db-1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("too old"), "{}", stderr(&out));
+    let mut rest = Vec::new();
+    let _ = old_agent.set_read_timeout(Some(Duration::from_millis(300)));
+    let _ = old_agent.read_to_end(&mut rest);
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("rotate_credential"),
+        "the old agent was sent a credential"
+    );
+    drop(old_agent);
 
     // Revoked stays refused, with the current and with the rotated-away
     // credential, and cannot be rotated.
