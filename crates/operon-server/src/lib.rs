@@ -8,6 +8,11 @@
 //! - the dispatcher ([`dispatcher`]), which drives every command to completion
 //!   under its rate limits ([`rate`]).
 //!
+//! - optionally over TLS ([`tls`]): the operator's certificate or a
+//!   self-signed one generated on first start, pinned by agents;
+//! - credential rotation for connected nodes ([`rotation`]), with no window
+//!   in which the node holds a credential the server refuses.
+//!
 //! Connected agents are tracked in the [`hub::Hub`]; live output fans out
 //! through [`live::Live`]. Everything that matters is in the store first:
 //! the in-memory parts are rebuilt from it (and from reconnecting agents)
