@@ -44,7 +44,7 @@
 //!
 //! **Credential rotation**: the server may send a new credential over the
 //! link; it replaces `credential.json` atomically before it is confirmed and
-//! is used for every later connection (see [`link`]).
+//! is used for every later connection (see the `link` module).
 //!
 //! Only one agent may use a state directory at a time (`agent.lock`, flock).
 //! On shutdown, running commands are stopped and journaled as interrupted;
