@@ -31,6 +31,11 @@ pub struct ExecutionParams {
     pub record_history: bool,
     /// The execution fails with `States.Runtime` after this many state transitions.
     pub max_transitions: u64,
+    /// Task tokens are `<prefix>-<n>`; the prefix defaults to `name`. A durable
+    /// host sets a globally unique (and unguessable) prefix so that a token
+    /// alone identifies its execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_prefix: Option<String>,
 }
 
 impl Default for ExecutionParams {
@@ -45,6 +50,7 @@ impl Default for ExecutionParams {
             seed: 0,
             record_history: true,
             max_transitions: 25_000_000,
+            token_prefix: None,
         }
     }
 }
@@ -242,6 +248,15 @@ pub struct Execution {
     now: i64,
     transitions: u64,
     outcome: Option<Outcome>,
+    /// The top-level state to restart from if a failed execution is redriven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redrive_point: Option<Frame>,
+    #[serde(default)]
+    redrive_count: u32,
+    /// The token of the `.waitForTaskToken` task whose arguments are being
+    /// evaluated (`$$.Task.Token`).
+    #[serde(skip)]
+    task_token: Option<String>,
     #[serde(skip)]
     effects: Vec<Effect>,
 }
@@ -268,6 +283,7 @@ struct CtxInfo<'a> {
     retry_count: Option<u32>,
     map_item: Option<(usize, &'a Value)>,
     token: Option<&'a str>,
+    redrive_count: u32,
 }
 
 fn context_object(c: &CtxInfo) -> Value {
@@ -278,7 +294,7 @@ fn context_object(c: &CtxInfo) -> Value {
             "StartTime": time::format_millis(c.params.start_time_millis),
             "Name": c.params.name,
             "RoleArn": c.params.role_arn,
-            "RedriveCount": 0,
+            "RedriveCount": c.redrive_count,
         },
         "StateMachine": { "Id": c.params.state_machine_arn(), "Name": c.params.state_machine_name },
         "State": { "Name": c.state, "EnteredTime": time::format_millis(c.entered_ms) },
@@ -327,6 +343,9 @@ impl Execution {
             timers: BTreeMap::new(),
             transitions: 0,
             outcome: None,
+            redrive_point: None,
+            redrive_count: 0,
+            task_token: None,
             effects: Vec::new(),
         };
         ex.history("ExecutionStarted", |e| e.input = Some(input.clone()));
@@ -359,6 +378,55 @@ impl Execution {
     /// The execution's parameters.
     pub fn params(&self) -> &ExecutionParams {
         &self.params
+    }
+
+    /// Tokens of the tasks the execution is waiting for. A host compares this
+    /// before and after a step to learn which tasks ended (answered, timed out
+    /// or abandoned by a Catch elsewhere) and can be forgotten.
+    pub fn pending_tokens(&self) -> impl Iterator<Item = &str> {
+        self.tokens.keys().map(String::as_str)
+    }
+
+    /// How many times the execution was redriven.
+    pub fn redrive_count(&self) -> u32 {
+        self.redrive_count
+    }
+
+    /// Whether [`Execution::redrive`] can restart this execution.
+    pub fn can_redrive(&self) -> bool {
+        self.redrive_point.is_some()
+            && self
+                .outcome
+                .as_ref()
+                .is_some_and(|o| o.status != Status::Succeeded)
+    }
+
+    /// Restarts a failed, timed-out or aborted execution from the top-level
+    /// state that was running when it ended, with that state's input and
+    /// variables (as Step Functions' RedriveExecution does; a Parallel or Map
+    /// state is re-run as a whole). Returns `None` when there is nothing to
+    /// redrive (running or succeeded executions, or one that failed before
+    /// entering a state).
+    pub fn redrive(&mut self, now_millis: i64) -> Option<Vec<Effect>> {
+        if !self.can_redrive() || self.machine.is_none() {
+            return None;
+        }
+        let mut frame = self.redrive_point.take()?;
+        self.now = self.now.max(now_millis);
+        self.outcome = None;
+        self.redrive_count += 1;
+        self.transitions = 0;
+        frame.phase = Phase::Enter;
+        frame.retry_count = 0;
+        frame.attempts.clear();
+        let count = self.redrive_count;
+        self.history("ExecutionRedriven", |e| e.index = Some(u64::from(count)));
+        let id = self.next_frame;
+        self.next_frame += 1;
+        self.frames.insert(id, frame);
+        self.ready.push_back(id);
+        self.run();
+        Some(std::mem::take(&mut self.effects))
     }
 
     /// Feeds an outcome back in at time `now_millis`; returns the new effects.
@@ -568,7 +636,12 @@ impl Execution {
 
     fn new_token(&mut self) -> String {
         self.next_token += 1;
-        format!("{}-{:08}", self.params.name, self.next_token)
+        let prefix = self
+            .params
+            .token_prefix
+            .as_ref()
+            .unwrap_or(&self.params.name);
+        format!("{prefix}-{:08}", self.next_token)
     }
 
     fn history(&mut self, kind: &'static str, fill: impl FnOnce(&mut HistoryEvent)) -> u64 {
@@ -795,7 +868,8 @@ impl Execution {
             entered_ms: f.entered_ms,
             retry_count: retry_count_of(f, st),
             map_item: item,
-            token,
+            token: token.or(self.task_token.as_deref()),
+            redrive_count: self.redrive_count,
         }
     }
 
@@ -830,7 +904,8 @@ impl Execution {
             entered_ms: f.entered_ms,
             retry_count: retry_count_of(f, st),
             map_item: item,
-            token: None,
+            token: self.task_token.as_deref(),
+            redrive_count: self.redrive_count,
         };
         let ctx_fn = || context_object(&info);
         let scope = Scope {
@@ -1183,7 +1258,15 @@ impl Execution {
         st: &State,
         spec: &crate::definition::TaskSpec,
     ) -> Result<Flow, Failure> {
-        let input = self.arguments(f, st)?;
+        // A callback task's token is visible to its arguments as $$.Task.Token.
+        let early_token = spec
+            .resource
+            .ends_with(".waitForTaskToken")
+            .then(|| self.new_token());
+        self.task_token = early_token.clone();
+        let input = self.arguments(f, st);
+        self.task_token = None;
+        let input = input?;
         let timeout = match &spec.timeout {
             Some(n) => Some(positive_int(
                 &self.number(f, st, n, "TimeoutSeconds", &f.input.clone())?,
@@ -1198,7 +1281,7 @@ impl Execution {
             )?),
             None => None,
         };
-        let token = self.new_token();
+        let token = early_token.unwrap_or_else(|| self.new_token());
         self.tokens.insert(token.clone(), fid);
         let resource = spec.resource.clone();
         let hist_input = input.clone();
@@ -1822,6 +1905,9 @@ impl Execution {
 
     fn complete(&mut self, fid: u32, f: Frame, res: Result<Value, Failure>) {
         let _ = fid;
+        if f.parent.is_none() && res.is_err() {
+            self.redrive_point = Some(f.clone());
+        }
         match f.parent {
             None => match res {
                 Ok(output) => {
@@ -1854,6 +1940,11 @@ impl Execution {
     }
 
     fn finish_execution(&mut self, o: Outcome) {
+        if o.status == Status::Succeeded {
+            self.redrive_point = None;
+        } else if let Some(top) = self.frames.values().find(|f| f.parent.is_none()) {
+            self.redrive_point = Some(top.clone());
+        }
         self.frames.clear();
         self.ready.clear();
         self.tokens.clear();

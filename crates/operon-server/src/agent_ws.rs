@@ -60,16 +60,46 @@ pub async fn enroll(
     {
         Ok(node) => {
             tracing::info!(node_id = %node.id, name = %node.name, "node enrolled");
+            audit_enrollment(
+                &state,
+                &node.name,
+                "allowed",
+                serde_json::json!({
+                    "node_id": node.id, "tags": node.tags,
+                }),
+            )
+            .await;
+            crate::events::emit_in_background(
+                &state,
+                "operon.fleet",
+                "Node Enrolled",
+                serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
+            );
             Ok(Json(EnrollResponse {
                 node_id: node.id,
                 name: node.name,
                 credential,
             }))
         }
-        Err(refusal) => Err(ApiError::unauthorized(format!(
-            "enrollment refused: {}",
-            refusal.message()
-        ))),
+        Err(refusal) => {
+            let reason = format!("enrollment refused: {}", refusal.message());
+            audit_enrollment(&state, "*", "denied", serde_json::json!({"reason": reason})).await;
+            Err(ApiError::unauthorized(reason))
+        }
+    }
+}
+
+/// Enrollments, granted or refused, go to the audit trail (never the token).
+async fn audit_enrollment(state: &AppState, node: &str, outcome: &str, detail: serde_json::Value) {
+    let entry = operon_store::AuditEntry {
+        actor: "enrollment".into(),
+        action: "nodes:Enroll".into(),
+        resource: format!("node/{node}"),
+        outcome: outcome.into(),
+        detail,
+    };
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(error = %e, "an enrollment could not be audited");
     }
 }
 
@@ -165,6 +195,12 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
     let (tx, mut rx) = mpsc::channel::<Outbound>(1024);
     let session_id = state.hub.register(&node.id, tx.clone(), capabilities);
     tracing::info!(node_id = %node.id, name = %node.name, "agent connected");
+    crate::events::emit_in_background(
+        &state,
+        "operon.fleet",
+        "Node Connected",
+        serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
+    );
     let writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             let frame = match out {
@@ -204,6 +240,12 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
         .await;
     state.wake.notify_one();
     tracing::info!(node_id = %node.id, "agent disconnected");
+    crate::events::emit_in_background(
+        &state,
+        "operon.fleet",
+        "Node Disconnected",
+        serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
+    );
     result
 }
 

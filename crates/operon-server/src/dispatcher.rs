@@ -138,6 +138,7 @@ async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store
             .set_command_status(&command.id, status, Some(now))
             .await?;
         state.live.publish(&command.id, LiveEvent::Done { status });
+        state.workflows.command_done.notify_waiters();
         tracing::info!(command_id = %command.id, %status, "command finished");
     }
     Ok(())

@@ -21,15 +21,19 @@
 pub mod access;
 pub mod agent_ws;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod dispatcher;
 pub mod documents;
 pub mod error;
+pub mod events;
 pub mod hub;
+pub mod identity;
 pub mod live;
 pub mod rate;
 pub mod rotation;
 pub mod tls;
+pub mod workflows;
 pub mod writer;
 
 use std::collections::BTreeMap;
@@ -102,6 +106,8 @@ pub struct AppState {
     pub(crate) writer: writer::AgentWriter,
     pub(crate) hub: hub::Hub,
     pub(crate) live: live::Live,
+    /// The hash-chained audit trail.
+    pub(crate) audit: audit::AuditLog,
     /// Wakes the dispatcher.
     pub(crate) wake: Notify,
     pub(crate) config: ServerConfig,
@@ -109,6 +115,10 @@ pub struct AppState {
     pub(crate) tls_fingerprint: Option<String>,
     /// API calls waiting for an agent to confirm a new credential.
     pub(crate) rotations: rotation::Waiters,
+    /// The durable workflow runner's handle.
+    pub(crate) workflows: workflows::Workflows,
+    /// The event bus: compiled rules, the event writer, delivery wake-ups.
+    pub(crate) events: events::EventBus,
 }
 
 /// A started server.
@@ -123,12 +133,19 @@ pub struct Server {
     state: Arc<AppState>,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
     dispatcher: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// The shared state (for in-process callers such as benchmarks and the
+    /// event bus wiring).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
     }
 
     /// Create an enrollment token (used by `operon up` for its local agent).
@@ -152,19 +169,33 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         let Server {
-            serve, dispatcher, ..
+            serve,
+            dispatcher,
+            background,
+            ..
         } = self;
         let result = tokio::select! {
             result = serve => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
             _ = shutdown => Ok(()),
         };
         dispatcher.abort();
+        for task in background {
+            task.abort();
+        }
         result
     }
 }
 
 /// Open the data directory and the store, then start serving.
 pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    start_with_clock(config, events::schedule::system_clock()).await
+}
+
+/// [`start`] with the scheduler reading `clock` (tests move time by hand).
+pub async fn start_with_clock(
+    config: ServerConfig,
+    clock: Arc<dyn events::schedule::Clock>,
+) -> Result<Server, ServerError> {
     prepare_data_dir(&config.data_dir)?;
     let store = Store::open(&config.data_dir.join(DATABASE_FILE)).await?;
     let admin_token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
@@ -183,8 +214,21 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let online_window = Duration::from_secs(
         config.heartbeat_secs * operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD + 1,
     );
+    let (workflows, workflow_rx) = workflows::Workflows::new();
+    let key_path = config.data_dir.join(events::SEAL_KEY_FILE);
+    let key = events::signing::SealKey::load_or_create(&key_path).map_err(|source| {
+        ServerError::DataDir {
+            path: key_path,
+            source,
+        }
+    })?;
+    let event_bus = events::EventBus::load(&store, key)
+        .await
+        .map_err(ServerError::Api)?;
     let state = Arc::new(AppState {
+        events: event_bus,
         writer: writer::AgentWriter::spawn(store.clone()),
+        audit: audit::AuditLog::spawn(store.clone(), &config.data_dir),
         store,
         hub: hub::Hub::new(online_window),
         live: live::Live::default(),
@@ -192,7 +236,9 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         config,
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
         rotations: rotation::Waiters::default(),
+        workflows,
     });
+    workflows::spawn(state.clone(), workflow_rx);
     let app = api::router(state.clone());
     let serve = match &tls {
         None => tokio::spawn(async move { axum::serve(listener, app).await }),
@@ -203,6 +249,7 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         }
     };
     let dispatcher = tokio::spawn(dispatcher::run(state.clone()));
+    let background = events::spawn(&state, clock);
     match &tls {
         Some(tls) => {
             tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")
@@ -217,6 +264,7 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         state,
         serve,
         dispatcher,
+        background,
     })
 }
 
@@ -251,6 +299,8 @@ async fn ensure_admin_token(store: &Store, path: &Path) -> Result<Option<String>
             created_at: now_millis(),
             expires_at: None,
             revoked_at: None,
+            user_id: None,
+            scopes: None,
         })
         .await?;
     Ok(Some(token))
@@ -269,6 +319,14 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     file.write_all(secret.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()
+}
+
+/// Replace a secret file atomically: a 0600 temporary beside it, synced,
+/// then renamed over it, so a crash leaves the old or the new secret.
+pub fn write_secret_file_atomic(path: &Path, secret: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("new");
+    write_secret_file(&tmp, secret)?;
+    std::fs::rename(&tmp, path)
 }
 
 pub fn now_millis() -> i64 {

@@ -106,8 +106,7 @@ pub async fn rotate_credential(
         .node_by_id_or_name(&key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no node with id or name {key:?}")))?;
-    let resource = format!("node/{}", node.name);
-    crate::access::authorize(&state, &principal, "nodes:RotateCredential", &resource).await?;
+    crate::access::authorize_node(&state, &principal, "nodes:RotateCredential", &node).await?;
     check_rotatable(&state, &node)?;
 
     let credential = auth::new_secret(NODE_CREDENTIAL_PREFIX);

@@ -297,3 +297,246 @@ async fn batched_agent_writes_and_dispatches_are_idempotent() {
     assert_eq!(invocations[1].status, InvocationStatus::Failed);
     assert_eq!(invocations[2].status, InvocationStatus::InProgress);
 }
+
+fn step(id: &str, status: &str, insert: bool) -> StepWrite {
+    StepWrite {
+        execution: ExecutionRecord {
+            id: id.into(),
+            workflow: "deploy".into(),
+            version: 1,
+            name: format!("name-{id}"),
+            status: status.into(),
+            input: serde_json::json!({"a": 1}),
+            output: None,
+            error: None,
+            cause: None,
+            parent_token: None,
+            started_by: "admin".into(),
+            started_at: 1,
+            stopped_at: None,
+            updated_at: 1,
+            redrive_count: 0,
+        },
+        insert,
+        engine: "{}".into(),
+        history: vec![],
+        timers_add: vec![],
+        timers_remove: vec![],
+        tasks_add: vec![],
+        tasks_remove: vec![],
+        approvals_add: vec![],
+        approval_decisions: vec![],
+    }
+}
+
+#[tokio::test]
+async fn workflow_versions_steps_and_cleanup_on_finish() {
+    let (_dir, store) = open_temp().await;
+    let def = serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}});
+    assert_eq!(
+        store
+            .put_workflow("deploy", &def, "admin", 1, true)
+            .await
+            .unwrap(),
+        Ok(1)
+    );
+    assert!(
+        store
+            .put_workflow("deploy", &def, "admin", 2, true)
+            .await
+            .unwrap()
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .put_workflow("deploy", &def, "admin", 3, false)
+            .await
+            .unwrap(),
+        Ok(2)
+    );
+    assert!(
+        store
+            .put_workflow("other", &def, "admin", 3, false)
+            .await
+            .unwrap()
+            .is_err()
+    );
+    assert_eq!(store.workflow("deploy").await.unwrap().unwrap().version, 2);
+
+    let mut first = step("x-1", "RUNNING", true);
+    first.history.push(HistoryRow {
+        seq: 1,
+        timestamp: 5,
+        event: "{\"type\":\"ExecutionStarted\"}".into(),
+    });
+    first.timers_add.push((1, 1000));
+    first.tasks_add.push(WorkflowTask {
+        token: "tok-1".into(),
+        execution_id: "x-1".into(),
+        state: "Approve".into(),
+        resource: "operon:approval".into(),
+        input: serde_json::json!({}),
+        idempotency_key: "tok-1".into(),
+        created_at: 5,
+    });
+    first.approvals_add.push(Approval {
+        id: "ap-1".into(),
+        execution_id: "x-1".into(),
+        token: "tok-1".into(),
+        state: "Approve".into(),
+        message: "ok?".into(),
+        approvers: vec!["admin".into()],
+        status: "Pending".into(),
+        decided_by: None,
+        comment: None,
+        created_at: 5,
+        decided_at: None,
+    });
+    store.apply_workflow_steps(&[first]).await.unwrap();
+    assert_eq!(store.workflow_timers().await.unwrap().len(), 1);
+    assert_eq!(store.workflow_tasks().await.unwrap().len(), 1);
+    assert!(
+        store.delete_workflow("deploy", 9).await.unwrap().is_err(),
+        "running executions block delete"
+    );
+
+    // A batch with a duplicate insert fails as a whole: nothing of it is kept.
+    let err = store
+        .apply_workflow_steps(&[step("x-2", "RUNNING", true), step("x-1", "RUNNING", true)])
+        .await;
+    assert!(err.is_err());
+    assert!(store.execution("x-2").await.unwrap().is_none());
+
+    let mut done = step("x-1", "FAILED", false);
+    done.execution.error = Some("Boom".into());
+    store.apply_workflow_steps(&[done]).await.unwrap();
+    assert!(store.workflow_timers().await.unwrap().is_empty());
+    assert!(store.workflow_tasks().await.unwrap().is_empty());
+    assert_eq!(
+        store.approval("ap-1").await.unwrap().unwrap().status,
+        "Expired"
+    );
+    let (record, engine) = store.execution_engine("x-1").await.unwrap().unwrap();
+    assert_eq!((record.status.as_str(), engine.as_str()), ("FAILED", "{}"));
+    assert_eq!(
+        store.execution_history("x-1", 0, 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(store.delete_workflow("deploy", 9).await.unwrap(), Ok(()));
+    assert!(store.workflow("deploy").await.unwrap().is_none());
+    assert!(
+        store
+            .workflow_definition("deploy", 1)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+fn event_with(id: &str, deliveries: &[&str]) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        bus: "default".into(),
+        body: format!(r#"{{"id":"{id}"}}"#),
+        ingested_at: 100,
+        deliveries: deliveries
+            .iter()
+            .map(|d| NewDelivery {
+                id: d.to_string(),
+                rule: "r1".into(),
+                target_id: "t1".into(),
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn outbox_claims_retries_dead_letters_and_redrives_with_the_same_id() {
+    let (_dir, store) = open_temp().await;
+    let seqs = store
+        .put_events(&[event_with("e1", &["d1", "d2"]), event_with("e2", &[])])
+        .await
+        .unwrap();
+    assert_eq!(seqs.len(), 2);
+    assert!(store.claim_due_deliveries(99, 10).await.unwrap().is_empty());
+    let claimed = store.claim_due_deliveries(100, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed[0].event.id, "e1");
+    // Claimed rows are not handed out twice, until the claims are released.
+    assert!(
+        store
+            .claim_due_deliveries(200, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.release_delivery_claims().await.unwrap(), 2);
+    assert_eq!(store.claim_due_deliveries(200, 10).await.unwrap().len(), 2);
+    store
+        .apply_delivery_outcomes(&[
+            DeliveryOutcome::Delivered { id: "d1".into() },
+            DeliveryOutcome::Retry {
+                id: "d2".into(),
+                attempts: 1,
+                next_attempt_at: 500,
+                error: "HTTP 500".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.count_pending_deliveries().await.unwrap(), 1);
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(500));
+    let again = store.claim_due_deliveries(500, 10).await.unwrap();
+    assert_eq!((again[0].id.as_str(), again[0].attempts), ("d2", 1));
+    store
+        .apply_delivery_outcomes(&[DeliveryOutcome::Dead {
+            id: "d2".into(),
+            attempts: 2,
+            error: "HTTP 500".into(),
+            at: 600,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.count_pending_deliveries().await.unwrap(), 0);
+    let dead = store.list_dead_letters(None, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].attempts, dead[0].event.id.as_str()), (2, "e1"));
+    let redriven = store
+        .redrive_dead_letters(&["d2".into(), "nope".into()], 700)
+        .await
+        .unwrap();
+    assert_eq!(redriven, vec!["d2".to_string()]);
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
+    let back = store.claim_due_deliveries(700, 10).await.unwrap();
+    assert_eq!((back[0].id.as_str(), back[0].attempts), ("d2", 0));
+}
+
+#[tokio::test]
+async fn buses_rules_and_refusing_to_delete_a_used_bus() {
+    let (_dir, store) = open_temp().await;
+    assert!(!store.create_bus("default", 1).await.unwrap());
+    assert!(store.create_bus("ops", 1).await.unwrap());
+    let rule = Rule {
+        name: "r".into(),
+        bus: "ops".into(),
+        description: None,
+        pattern: Some(r#"{"source":["a"]}"#.into()),
+        schedule: None,
+        timezone: None,
+        enabled: true,
+        targets: serde_json::json!([{"id": "t1"}]),
+        created_at: 1,
+        updated_at: 1,
+        last_fired_at: None,
+    };
+    store.put_rule(&rule).await.unwrap();
+    assert!(matches!(
+        store.delete_bus("ops").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.set_rule_enabled("r", false, 2).await.unwrap());
+    assert!(!store.rule("r").await.unwrap().unwrap().enabled);
+    assert!(store.delete_rule("r").await.unwrap());
+    assert!(store.delete_bus("ops").await.unwrap());
+    assert_eq!(store.list_buses().await.unwrap().len(), 1);
+}

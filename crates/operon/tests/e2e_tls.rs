@@ -76,7 +76,7 @@ fn agents_and_the_cli_pin_the_self_signed_certificate_and_work_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("server");
     let port = free_port();
-    let server = ServerProcess::start_with(&data_dir, port, &["--tls-self-signed"]);
+    let server = ServerProcess::start_with_args(&data_dir, port, &["--tls-self-signed"]);
     assert!(server.url.starts_with("https://"), "{}", server.url);
     let fingerprint = server.fingerprint.clone().unwrap();
     let cert = data_dir.join("tls/self-signed-cert.pem");
@@ -190,14 +190,14 @@ fn agents_and_the_cli_pin_the_self_signed_certificate_and_work_over_tls() {
 
     // Restarting the server reuses its certificate.
     drop(server);
-    let server = ServerProcess::start_with(&data_dir, port, &["--tls-self-signed"]);
+    let server = ServerProcess::start_with_args(&data_dir, port, &["--tls-self-signed"]);
     assert_eq!(server.fingerprint.as_deref(), Some(fingerprint.as_str()));
     server.wait_online(&["web-1"]);
 
     // A changed certificate is refused by the connected agent.
     drop(server);
     std::fs::remove_dir_all(data_dir.join("tls")).unwrap();
-    let server = ServerProcess::start_with(&data_dir, port, &["--tls-self-signed"]);
+    let server = ServerProcess::start_with_args(&data_dir, port, &["--tls-self-signed"]);
     let new_fingerprint = server.fingerprint.clone().unwrap();
     assert_ne!(new_fingerprint, fingerprint);
     let (ok, err) = agent.wait_exit(Duration::from_secs(60));
@@ -434,7 +434,7 @@ fn an_operator_certificate_is_trusted_through_a_ca_file_by_agents_and_the_cli() 
     );
 
     let port = free_port();
-    let mut server = ServerProcess::start_with(
+    let mut server = ServerProcess::start_with_args(
         &dir.path().join("server"),
         port,
         &["--tls-cert", cert, "--tls-key", key],

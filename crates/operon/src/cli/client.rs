@@ -87,20 +87,12 @@ pub struct Client {
 
 impl Client {
     pub fn new(args: &ClientArgs) -> Result<Client> {
-        let token = match &args.token {
-            Some(token) => token.trim().to_string(),
-            None => {
-                let path = args.data_dir.join(operon_server::ADMIN_TOKEN_FILE);
-                std::fs::read_to_string(&path)
-                    .map(|t| t.trim().to_string())
-                    .map_err(|_| {
-                        anyhow!(
-                            "no API token: pass --token or set OPERON_TOKEN (a local server keeps its admin token in {})",
-                            path.display()
-                        )
-                    })?
-            }
-        };
+        let token = resolve_token(args)?;
+        Self::with_token(args, token)
+    }
+
+    /// A client using exactly this token (for `operon login`).
+    pub fn with_token(args: &ClientArgs, token: String) -> Result<Client> {
         let (trust, trusted_by) = if args.server.starts_with("https://") {
             tls_trust(args)?
         } else {
@@ -136,6 +128,20 @@ impl Client {
             .post(self.url(path))
             .bearer_auth(&self.token)
             .json(body);
+        self.send(request).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value> {
+        let request = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body);
+        self.send(request).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Value> {
+        let request = self.http.delete(self.url(path)).bearer_auth(&self.token);
         self.send(request).await
     }
 
@@ -184,6 +190,26 @@ impl Client {
             self.base
         )))
     }
+}
+
+/// The token to use: `--token`/`OPERON_TOKEN`, else the one `operon login`
+/// stored for this server, else a local server's admin token file.
+fn resolve_token(args: &ClientArgs) -> Result<String> {
+    if let Some(token) = &args.token {
+        return Ok(token.trim().to_string());
+    }
+    if let Some(token) = super::login::stored_token(&args.server)? {
+        return Ok(token);
+    }
+    let path = args.data_dir.join(operon_server::ADMIN_TOKEN_FILE);
+    std::fs::read_to_string(&path)
+        .map(|t| t.trim().to_string())
+        .map_err(|_| {
+            anyhow!(
+                "no API token: run `operon login`, pass --token or set OPERON_TOKEN (a local server keeps its admin token in {})",
+                path.display()
+            )
+        })
 }
 
 /// The server could not be reached at all (as opposed to answering an error):

@@ -1,16 +1,23 @@
-//! `operon workflows ...` (offline runner). Owned by the operon-asl work.
+//! `operon workflows ...`: the offline runner (owned by the operon-asl work)
+//! and the server's state machines (in [`super::runbooks`]).
 
 use std::process::ExitCode;
+
+use super::client::ClientArgs;
+use super::runbooks::ServerWorkflowsCmd;
 
 #[derive(clap::Subcommand)]
 pub enum WorkflowsCmd {
     /// Run a state machine in-process and print the result as JSON.
     RunLocal(run_local::RunLocalArgs),
+    #[command(flatten)]
+    Server(ServerWorkflowsCmd),
 }
 
-pub fn run(cmd: WorkflowsCmd) -> anyhow::Result<ExitCode> {
+pub fn run(client: &ClientArgs, cmd: WorkflowsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         WorkflowsCmd::RunLocal(args) => run_local::run(args),
+        WorkflowsCmd::Server(cmd) => super::runbooks::workflows(client, cmd),
     }
 }
 

@@ -53,11 +53,26 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(data_dir: &Path, port: u16) -> ServerProcess {
-        Self::start_with(data_dir, port, &[])
+        Self::launch(data_dir, port, "warn", Stdio::inherit(), &[])
+    }
+
+    /// Start with this log filter, the log going to `stderr`.
+    pub fn start_with(data_dir: &Path, port: u16, rust_log: &str, stderr: Stdio) -> ServerProcess {
+        Self::launch(data_dir, port, rust_log, stderr, &[])
     }
 
     /// Start with extra `operon server` arguments (such as `--tls-self-signed`).
-    pub fn start_with(data_dir: &Path, port: u16, extra: &[&str]) -> ServerProcess {
+    pub fn start_with_args(data_dir: &Path, port: u16, extra: &[&str]) -> ServerProcess {
+        Self::launch(data_dir, port, "warn", Stdio::inherit(), extra)
+    }
+
+    fn launch(
+        data_dir: &Path,
+        port: u16,
+        rust_log: &str,
+        stderr: Stdio,
+        extra: &[&str],
+    ) -> ServerProcess {
         let mut child = operon()
             .args([
                 "server",
@@ -69,9 +84,9 @@ impl ServerProcess {
             .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn operon server");
         let stdout = child.stdout.take().unwrap();
@@ -350,4 +365,39 @@ pub fn invocation<'a>(command: &'a Value, node: &str) -> &'a Value {
         .iter()
         .find(|i| i["node_name"] == node)
         .unwrap_or_else(|| panic!("no invocation for {node} in {command}"))
+}
+
+/// One HTTP/1.1 request on a fresh connection, without the CLI in between:
+/// the status code and the body parsed as JSON (`Null` if it is not JSON).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let body = body.map(Value::to_string).unwrap_or_else(|| "{}".into());
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }

@@ -1,0 +1,644 @@
+//! HTTP API for workflows, executions, approvals and task tokens.
+//!
+//! `/v1/workflows`, `/v1/executions`, `/v1/approvals`, `/v1/tasks/*`. Every
+//! handler authorizes the principal before it reveals or changes anything.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use operon_asl::{Event, StateMachine};
+use operon_store::{ApprovalDecision, ExecutionFilter};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Msg, execution_view, start_execution};
+use crate::access::authorize;
+use crate::api::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, now_millis};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/workflows", post(create_workflow).get(list_workflows))
+        .route(
+            "/v1/workflows/{name}",
+            get(describe_workflow)
+                .put(update_workflow)
+                .delete(delete_workflow),
+        )
+        .route("/v1/workflows/{name}/executions", post(start))
+        .route("/v1/executions", get(list_executions))
+        .route("/v1/executions/{id}", get(describe_execution))
+        .route("/v1/executions/{id}/history", get(history))
+        .route("/v1/executions/{id}/stop", post(stop))
+        .route("/v1/executions/{id}/redrive", post(redrive))
+        .route("/v1/approvals", get(list_approvals))
+        .route("/v1/approvals/{id}", get(describe_approval))
+        .route("/v1/approvals/{id}/approve", post(approve))
+        .route("/v1/approvals/{id}/reject", post(reject))
+        .route("/v1/tasks/send-success", post(send_success))
+        .route("/v1/tasks/send-failure", post(send_failure))
+        .route("/v1/tasks/send-heartbeat", post(send_heartbeat))
+}
+
+// ----- State machines ------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct CreateWorkflow {
+    name: String,
+    definition: Value,
+}
+
+#[derive(Deserialize)]
+struct UpdateWorkflow {
+    definition: Value,
+}
+
+fn validate_workflow_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 80
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "invalid workflow name {name:?}: 1 to 80 of letters, digits, '-' and '_'"
+        )))
+    }
+}
+
+/// A runbook's tasks act with the server's authority whenever anyone starts
+/// it, so its author must be allowed what they do: a definition with an
+/// `operon:runCommand` task needs `commands:Run` on every node (`node/*`).
+async fn authorize_tasks(
+    state: &AppState,
+    principal: &Principal,
+    definition: &Value,
+) -> ApiResult<()> {
+    if mentions_resource(definition, "operon:runCommand") {
+        authorize(state, principal, "commands:Run", "node/*").await?;
+    }
+    Ok(())
+}
+
+fn mentions_resource(value: &Value, prefix: &str) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(key, v)| {
+            (key == "Resource" && v.as_str().is_some_and(|r| r.starts_with(prefix)))
+                || mentions_resource(v, prefix)
+        }),
+        Value::Array(items) => items.iter().any(|v| mentions_resource(v, prefix)),
+        _ => false,
+    }
+}
+
+/// Definitions may come as a JSON object or as the JSON text of one.
+fn parse_definition(definition: Value) -> ApiResult<Value> {
+    let definition = match definition {
+        Value::String(text) => serde_json::from_str(&text)
+            .map_err(|e| ApiError::invalid(format!("definition is not JSON: {e}")))?,
+        other => other,
+    };
+    StateMachine::from_value(&definition)
+        .map_err(|e| ApiError::invalid(format!("invalid definition: {e}")))?;
+    Ok(definition)
+}
+
+async fn create_workflow(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<CreateWorkflow>,
+) -> ApiResult<Json<Value>> {
+    validate_workflow_name(&body.name)?;
+    authorize(
+        &state,
+        &principal,
+        "workflows:Create",
+        &format!("workflow/{}", body.name),
+    )
+    .await?;
+    let definition = parse_definition(body.definition)?;
+    authorize_tasks(&state, &principal, &definition).await?;
+    let version = state
+        .store
+        .put_workflow(&body.name, &definition, &principal.name, now_millis(), true)
+        .await?
+        .map_err(ApiError::conflict)?;
+    Ok(Json(json!({"name": body.name, "version": version})))
+}
+
+async fn update_workflow(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    Json(body): Json<UpdateWorkflow>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "workflows:Update",
+        &format!("workflow/{name}"),
+    )
+    .await?;
+    let definition = parse_definition(body.definition)?;
+    authorize_tasks(&state, &principal, &definition).await?;
+    let version = state
+        .store
+        .put_workflow(&name, &definition, &principal.name, now_millis(), false)
+        .await?
+        .map_err(ApiError::not_found)?;
+    Ok(Json(json!({"name": name, "version": version})))
+}
+
+async fn list_workflows(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<Vec<Value>>> {
+    authorize(&state, &principal, "workflows:List", "workflow/*").await?;
+    let list = state.store.list_workflows().await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|w| json!({"name": w.name, "version": w.version, "createdAt": w.created_at, "updatedAt": w.updated_at}))
+            .collect(),
+    ))
+}
+
+async fn describe_workflow(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "workflows:Describe",
+        &format!("workflow/{name}"),
+    )
+    .await?;
+    let w = state
+        .store
+        .workflow(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no workflow named {name:?}")))?;
+    Ok(Json(json!({
+        "name": w.name, "version": w.version, "definition": w.definition,
+        "createdAt": w.created_at, "updatedAt": w.updated_at,
+    })))
+}
+
+async fn delete_workflow(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "workflows:Delete",
+        &format!("workflow/{name}"),
+    )
+    .await?;
+    match state.store.delete_workflow(&name, now_millis()).await? {
+        Ok(()) => Ok(Json(json!({"name": name, "deleted": true}))),
+        Err(message) if message.starts_with("no workflow") => Err(ApiError::not_found(message)),
+        Err(message) => Err(ApiError::conflict(message)),
+    }
+}
+
+#[derive(Deserialize)]
+struct StartBody {
+    #[serde(default)]
+    input: Option<Value>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn start(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(workflow): Path<String>,
+    Json(body): Json<StartBody>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "workflows:Start",
+        &format!("workflow/{workflow}"),
+    )
+    .await?;
+    let input = body.input.unwrap_or_else(|| json!({}));
+    let view = start_execution(&state, &workflow, input, body.name, &principal.name).await?;
+    Ok(Json(view))
+}
+
+// ----- Executions ----------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct ListExecutions {
+    status: Option<String>,
+    workflow: Option<String>,
+    limit: Option<i64>,
+}
+
+const STATUSES: [&str; 5] = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
+
+async fn list_executions(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<ListExecutions>,
+) -> ApiResult<Json<Vec<Value>>> {
+    authorize(&state, &principal, "executions:List", "execution/*").await?;
+    let status = q.status.map(|s| s.to_ascii_uppercase());
+    if let Some(s) = &status
+        && !STATUSES.contains(&s.as_str())
+    {
+        return Err(ApiError::invalid(format!(
+            "unknown status {s:?}; expected one of {}",
+            STATUSES.join(", ")
+        )));
+    }
+    let filter = ExecutionFilter {
+        status,
+        workflow: q.workflow,
+        limit: q.limit.unwrap_or(100).clamp(1, 10_000),
+    };
+    let list = state.store.list_executions(&filter).await?;
+    Ok(Json(list.iter().map(execution_view).collect()))
+}
+
+async fn find_execution(state: &AppState, id: &str) -> ApiResult<operon_store::ExecutionRecord> {
+    state
+        .store
+        .execution(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no execution with id {id:?}")))
+}
+
+async fn describe_execution(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "executions:Describe",
+        &format!("execution/{id}"),
+    )
+    .await?;
+    Ok(Json(execution_view(&find_execution(&state, &id).await?)))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn history(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "executions:GetHistory",
+        &format!("execution/{id}"),
+    )
+    .await?;
+    let execution = find_execution(&state, &id).await?;
+    let rows = state
+        .store
+        .execution_history(
+            &id,
+            q.after.unwrap_or(0),
+            q.limit.unwrap_or(1000).clamp(1, 10_000),
+        )
+        .await?;
+    let events: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.event).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(
+        json!({"executionId": id, "status": execution.status, "events": events}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+struct StopBody {
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+async fn stop(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Option<Json<StopBody>>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "executions:Stop",
+        &format!("execution/{id}"),
+    )
+    .await?;
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    find_execution(&state, &id).await?;
+    state
+        .workflows
+        .ask(|reply| Msg::Event {
+            execution_id: id.clone(),
+            event: Event::Stop {
+                error: body.error,
+                cause: body.cause,
+            },
+            decision: None,
+            reply: Some(reply),
+        })
+        .await?;
+    Ok(Json(execution_view(&find_execution(&state, &id).await?)))
+}
+
+async fn redrive(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "executions:Redrive",
+        &format!("execution/{id}"),
+    )
+    .await?;
+    find_execution(&state, &id).await?;
+    let view = state
+        .workflows
+        .ask(|reply| Msg::Redrive {
+            execution_id: id.clone(),
+            reply,
+        })
+        .await?;
+    Ok(Json(view))
+}
+
+// ----- Approvals ---------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct ListApprovals {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_approvals(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<ListApprovals>,
+) -> ApiResult<Json<Value>> {
+    authorize(&state, &principal, "approvals:List", "approval/*").await?;
+    let list = state
+        .store
+        .list_approvals(q.status.as_deref(), q.limit.unwrap_or(100).clamp(1, 10_000))
+        .await?;
+    Ok(Json(serde_json::to_value(list).unwrap_or(Value::Null)))
+}
+
+async fn describe_approval(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "approvals:Describe",
+        &format!("approval/{id}"),
+    )
+    .await?;
+    let approval = find_approval(&state, &id).await?;
+    Ok(Json(serde_json::to_value(approval).unwrap_or(Value::Null)))
+}
+
+async fn find_approval(state: &AppState, id: &str) -> ApiResult<operon_store::Approval> {
+    state
+        .store
+        .approval(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no approval with id {id:?}")))
+}
+
+#[derive(Deserialize, Default)]
+struct DecisionBody {
+    comment: Option<String>,
+}
+
+async fn approve(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Option<Json<DecisionBody>>,
+) -> ApiResult<Json<Value>> {
+    let comment = body.and_then(|Json(b)| b.comment);
+    decide(&state, &principal, &id, true, comment).await
+}
+
+async fn reject(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Option<Json<DecisionBody>>,
+) -> ApiResult<Json<Value>> {
+    let comment = body.and_then(|Json(b)| b.comment);
+    decide(&state, &principal, &id, false, comment).await
+}
+
+/// Answer an approval: the decision and the execution's next step are
+/// committed together.
+async fn decide(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    id: &str,
+    approved: bool,
+    comment: Option<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        state,
+        principal,
+        "approvals:Approve",
+        &format!("approval/{id}"),
+    )
+    .await?;
+    let approval = find_approval(state, id).await?;
+    if approval.status != "Pending" {
+        return Err(ApiError::conflict(format!(
+            "approval {id} is {}, not pending",
+            approval.status
+        )));
+    }
+    if !approval.approvers.is_empty() && !approval.approvers.contains(&principal.name) {
+        let reason = format!(
+            "{} is not among the approvers of {id} ({})",
+            principal.name,
+            approval.approvers.join(", ")
+        );
+        crate::access::record_denial(
+            state,
+            principal,
+            "approvals:Approve",
+            &format!("approval/{id}"),
+            &reason,
+        )
+        .await;
+        return Err(ApiError::forbidden(reason));
+    }
+    let now = now_millis();
+    let event = if approved {
+        Event::TaskSucceeded {
+            token: approval.token.clone(),
+            output: json!({
+                "Approved": true, "ApprovedBy": principal.name, "Comment": comment,
+                "ApprovalId": id,
+            }),
+        }
+    } else {
+        Event::TaskFailed {
+            token: approval.token.clone(),
+            error: Some("Operon.ApprovalRejected".into()),
+            cause: Some(
+                json!({"RejectedBy": principal.name, "Comment": comment, "ApprovalId": id})
+                    .to_string(),
+            ),
+        }
+    };
+    let decision = ApprovalDecision {
+        id: id.to_string(),
+        status: if approved { "Approved" } else { "Rejected" }.into(),
+        decided_by: principal.name.clone(),
+        comment,
+        at: now,
+    };
+    state
+        .workflows
+        .ask(|reply| Msg::Event {
+            execution_id: approval.execution_id.clone(),
+            event,
+            decision: Some(decision),
+            reply: Some(reply),
+        })
+        .await?;
+    tracing::info!(approval_id = %id, approved, by = %principal.name, "approval decided");
+    let approval = find_approval(state, id).await?;
+    Ok(Json(serde_json::to_value(approval).unwrap_or(Value::Null)))
+}
+
+// ----- Task tokens ---------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct TaskAnswer {
+    #[serde(rename = "taskToken")]
+    task_token: String,
+    #[serde(default)]
+    output: Option<Value>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    cause: Option<String>,
+}
+
+async fn send_success(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<TaskAnswer>,
+) -> ApiResult<Json<Value>> {
+    let output = body.output.clone().unwrap_or_else(|| json!({}));
+    let token = body.task_token.clone();
+    answer(
+        &state,
+        &principal,
+        "tasks:SendSuccess",
+        &body.task_token,
+        Event::TaskSucceeded { token, output },
+    )
+    .await
+}
+
+async fn send_failure(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<TaskAnswer>,
+) -> ApiResult<Json<Value>> {
+    let event = Event::TaskFailed {
+        token: body.task_token.clone(),
+        error: body.error,
+        cause: body.cause,
+    };
+    answer(
+        &state,
+        &principal,
+        "tasks:SendFailure",
+        &body.task_token,
+        event,
+    )
+    .await
+}
+
+async fn send_heartbeat(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<TaskAnswer>,
+) -> ApiResult<Json<Value>> {
+    let event = Event::Heartbeat {
+        token: body.task_token.clone(),
+    };
+    answer(
+        &state,
+        &principal,
+        "tasks:SendHeartbeat",
+        &body.task_token,
+        event,
+    )
+    .await
+}
+
+async fn answer(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    action: &str,
+    token: &str,
+    event: Event,
+) -> ApiResult<Json<Value>> {
+    let task = state.store.workflow_task(token).await?.ok_or_else(|| {
+        ApiError::not_found("no task is waiting for this token (unknown, answered or timed out)")
+    })?;
+    authorize(
+        state,
+        principal,
+        action,
+        &format!("execution/{}", task.execution_id),
+    )
+    .await?;
+    if task.resource.starts_with("operon:approval") {
+        return Err(ApiError::invalid(
+            "this token belongs to an approval; answer it with operon approvals approve|reject",
+        ));
+    }
+    state
+        .workflows
+        .ask(|reply| Msg::Event {
+            execution_id: task.execution_id.clone(),
+            event,
+            decision: None,
+            reply: Some(reply),
+        })
+        .await?;
+    Ok(Json(
+        json!({"executionId": task.execution_id, "accepted": true}),
+    ))
+}

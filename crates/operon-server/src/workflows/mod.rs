@@ -1,0 +1,222 @@
+//! Durable workflows: ASL state machines run by the server.
+//!
+//! The pure interpreter (`operon-asl`) decides; this module persists, times
+//! and performs. One task, the *runner* ([`runner`]), owns every running
+//! execution's engine state and steps it: an event (start, task outcome,
+//! timer, stop, redrive) goes in, and the new engine state, its history
+//! events, the timers and tasks it asks for are committed in one transaction
+//! before anything is performed. Steps of many executions waiting at once are
+//! committed together (group commit), so a burst costs one fsync.
+//!
+//! After a commit the runner hands timers to the timer wheel ([`timers`]),
+//! which fires them from their persisted due times, and tasks to performers
+//! ([`tasks`]), which run them and feed the outcome back as the next event.
+//! A task's token is its idempotency key: a command started for a task gets
+//! an id derived from the token, a child execution a name derived from it, so
+//! re-performing every pending task after a crash never runs anything twice.
+//!
+//! Every change of an execution's status goes through [`on_status_change`].
+
+pub mod api;
+pub mod runner;
+pub mod tasks;
+pub mod timers;
+
+use std::sync::Arc;
+
+use operon_store::ExecutionRecord;
+use serde_json::Value;
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+pub use runner::Msg;
+
+/// Execution statuses as Step Functions names them.
+pub const RUNNING: &str = "RUNNING";
+
+/// The workflow machinery's handle, kept in [`AppState`].
+pub struct Workflows {
+    pub(crate) tx: mpsc::Sender<Msg>,
+    pub(crate) timers: timers::Timers,
+    /// Woken whenever a command reaches a final status (`.sync` waiters).
+    pub(crate) command_done: Notify,
+    /// Woken whenever an execution changes status (`.sync` children, watchers).
+    pub(crate) status_changed: Notify,
+    /// Every status change, for subscribers such as the event bus.
+    pub(crate) changes: broadcast::Sender<ExecutionRecord>,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Workflows {
+    pub(crate) fn new() -> (Workflows, mpsc::Receiver<Msg>) {
+        let (tx, rx) = mpsc::channel(8192);
+        let (changes, _) = broadcast::channel(1024);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("operon-workflows/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        (
+            Workflows {
+                tx,
+                timers: timers::Timers::default(),
+                command_done: Notify::new(),
+                status_changed: Notify::new(),
+                changes,
+                http,
+            },
+            rx,
+        )
+    }
+
+    /// Subscribe to every execution status change.
+    pub fn subscribe(&self) -> broadcast::Receiver<ExecutionRecord> {
+        self.changes.subscribe()
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<ApiResult<T>>) -> Msg,
+    ) -> ApiResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "Unavailable",
+        "the workflow runner has stopped",
+    )
+}
+
+/// Start the runner, the timer wheel, and re-perform every pending task (the
+/// resume after a restart).
+pub(crate) fn spawn(state: Arc<AppState>, rx: mpsc::Receiver<Msg>) {
+    tokio::spawn(runner::run(state.clone(), rx));
+    tokio::spawn(timers::run(state.clone()));
+    tokio::spawn(async move {
+        if let Err(e) = resume(&state).await {
+            tracing::error!(error = %e, "resuming workflow timers and tasks failed");
+        }
+    });
+}
+
+async fn resume(state: &Arc<AppState>) -> Result<(), operon_store::StoreError> {
+    let timers = state.store.workflow_timers().await?;
+    let tasks = state.store.workflow_tasks().await?;
+    tracing::info!(
+        timers = timers.len(),
+        tasks = tasks.len(),
+        "resuming workflow executions"
+    );
+    for t in timers {
+        state
+            .workflows
+            .timers
+            .schedule(t.due_at, t.execution_id, t.timer_id);
+    }
+    for task in tasks {
+        tasks::perform(state.clone(), task);
+    }
+    Ok(())
+}
+
+/// Start an execution of the latest version of `workflow`. `name` is the
+/// idempotency key: starting the same name with the same input again returns
+/// the existing execution; with another input it is refused.
+/// Returns `{executionId, name, workflow, version, status, startedAt}`.
+pub async fn start_execution(
+    state: &AppState,
+    workflow: &str,
+    input: Value,
+    name: Option<String>,
+    started_by: &str,
+) -> ApiResult<Value> {
+    start_with_parent(state, workflow, input, name, started_by, None).await
+}
+
+pub(crate) async fn start_with_parent(
+    state: &AppState,
+    workflow: &str,
+    input: Value,
+    name: Option<String>,
+    started_by: &str,
+    parent_token: Option<String>,
+) -> ApiResult<Value> {
+    if let Some(name) = &name {
+        validate_execution_name(name)?;
+    }
+    let record = state
+        .store
+        .workflow(workflow)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no workflow named {workflow:?}")))?;
+    let request = runner::StartRequest {
+        workflow: record.name,
+        version: record.version,
+        definition: record.definition,
+        input,
+        name,
+        started_by: started_by.to_string(),
+        parent_token,
+    };
+    state
+        .workflows
+        .ask(|reply| Msg::Start(Box::new(request), reply))
+        .await
+}
+
+/// Names: 1 to 80 of letters, digits, `-` and `_` (as Step Functions allows).
+pub(crate) fn validate_execution_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 80
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "invalid execution name {name:?}: 1 to 80 of letters, digits, '-' and '_'"
+        )))
+    }
+}
+
+/// The one place an execution's status change is announced (after it is
+/// committed): started, succeeded, failed, timed out, aborted, redriven.
+/// The event bus subscribes through [`Workflows::subscribe`].
+pub(crate) fn on_status_change(state: &AppState, execution: &ExecutionRecord) {
+    tracing::info!(
+        execution_id = %execution.id,
+        workflow = %execution.workflow,
+        name = %execution.name,
+        status = %execution.status,
+        "execution status changed"
+    );
+    state.workflows.status_changed.notify_waiters();
+    let _ = state.workflows.changes.send(execution.clone());
+}
+
+/// A view of an execution for the API.
+pub(crate) fn execution_view(e: &ExecutionRecord) -> Value {
+    serde_json::json!({
+        "executionId": e.id,
+        "workflow": e.workflow,
+        "version": e.version,
+        "name": e.name,
+        "status": e.status,
+        "input": e.input,
+        "output": e.output,
+        "error": e.error,
+        "cause": e.cause,
+        "startedBy": e.started_by,
+        "startedAt": e.started_at,
+        "stoppedAt": e.stopped_at,
+        "redriveCount": e.redrive_count,
+        "parentTaskToken": e.parent_token,
+    })
+}

@@ -1,0 +1,599 @@
+//! The runner: the one task that steps executions.
+//!
+//! It takes every message waiting (starts, task outcomes, timers, stops,
+//! redrives), steps each execution's engine, and commits all resulting
+//! [`StepWrite`]s in one transaction. Only after the commit does it answer
+//! callers, schedule timers, start task performers and announce status
+//! changes. If the commit fails, the touched executions are dropped from the
+//! cache (the store still has their last committed state), callers get an
+//! error, and internal events are re-sent a second later.
+//!
+//! Being the only writer of executions makes the name check of a start
+//! (the idempotency key) race-free.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use operon_asl::{Effect, Event, Execution, ExecutionParams, Outcome, StateMachine, Status};
+use operon_store::{
+    Approval, ApprovalDecision, ExecutionRecord, HistoryRow, StepWrite, WorkflowTask,
+};
+use rand::RngCore;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::tasks::{self, Base};
+use super::{RUNNING, execution_view, on_status_change};
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, auth, now_millis};
+
+/// Most messages stepped and committed together.
+const MAX_BATCH: usize = 1024;
+
+/// A request to start an execution (validated by the caller).
+pub struct StartRequest {
+    pub workflow: String,
+    pub version: i64,
+    pub definition: Value,
+    pub input: Value,
+    pub name: Option<String>,
+    pub started_by: String,
+    pub parent_token: Option<String>,
+}
+
+/// What the runner is asked to do. (Messages are short-lived and moved once;
+/// boxing the larger variant would buy nothing.)
+#[allow(clippy::large_enum_variant)]
+pub enum Msg {
+    Start(Box<StartRequest>, oneshot::Sender<ApiResult<Value>>),
+    /// Feed an event to an execution. `decision` (an approval's answer) is
+    /// written in the same step. Without `reply` the event is internal
+    /// (a timer or a performer's outcome) and is retried if the commit fails.
+    Event {
+        execution_id: String,
+        event: Event,
+        decision: Option<ApprovalDecision>,
+        reply: Option<oneshot::Sender<ApiResult<()>>>,
+    },
+    Redrive {
+        execution_id: String,
+        reply: oneshot::Sender<ApiResult<Value>>,
+    },
+}
+
+struct Live {
+    record: ExecutionRecord,
+    ex: Execution,
+    pending: BTreeSet<String>,
+}
+
+enum Reply {
+    Value(oneshot::Sender<ApiResult<Value>>, Value),
+    Unit(oneshot::Sender<ApiResult<()>>),
+}
+
+#[derive(Default)]
+struct Batch {
+    writes: Vec<StepWrite>,
+    touched: HashSet<String>,
+    timers: Vec<(i64, String, i64)>,
+    tasks: Vec<WorkflowTask>,
+    changed: Vec<ExecutionRecord>,
+    replies: Vec<Reply>,
+    retry: Vec<(String, Event)>,
+    names: HashSet<(String, String)>,
+}
+
+struct Runner {
+    state: Arc<AppState>,
+    cache: HashMap<String, Live>,
+    machines: HashMap<(String, i64), Arc<StateMachine>>,
+}
+
+pub async fn run(state: Arc<AppState>, mut rx: mpsc::Receiver<Msg>) {
+    let mut runner = Runner {
+        state,
+        cache: HashMap::new(),
+        machines: HashMap::new(),
+    };
+    while let Some(first) = rx.recv().await {
+        let mut msgs = vec![first];
+        while msgs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => msgs.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut batch = Batch::default();
+        for msg in msgs {
+            runner.handle(msg, &mut batch).await;
+        }
+        runner.commit(batch).await;
+    }
+}
+
+impl Runner {
+    async fn handle(&mut self, msg: Msg, batch: &mut Batch) {
+        match msg {
+            Msg::Start(request, reply) => match self.start(*request, batch).await {
+                Ok(Some(view)) => batch.replies.push(Reply::Value(reply, view)),
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Msg::Event {
+                execution_id,
+                event,
+                decision,
+                reply,
+            } => {
+                let internal = reply.is_none() && decision.is_none();
+                let retry = internal.then(|| (execution_id.clone(), event.clone()));
+                match self
+                    .event(&execution_id, event, decision, reply.is_some(), batch)
+                    .await
+                {
+                    Ok(true) => {
+                        if let Some(reply) = reply {
+                            batch.replies.push(Reply::Unit(reply));
+                        }
+                        batch.retry.extend(retry);
+                    }
+                    Ok(false) => {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err(e));
+                        } else {
+                            tracing::debug!(%execution_id, error = %e.message, "event dropped");
+                        }
+                    }
+                }
+            }
+            Msg::Redrive {
+                execution_id,
+                reply,
+            } => match self.redrive(&execution_id, batch).await {
+                Ok(view) => batch.replies.push(Reply::Value(reply, view)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+        }
+    }
+
+    async fn machine(&mut self, workflow: &str, version: i64) -> ApiResult<Arc<StateMachine>> {
+        let key = (workflow.to_string(), version);
+        if let Some(m) = self.machines.get(&key) {
+            return Ok(m.clone());
+        }
+        let definition = self
+            .state
+            .store
+            .workflow_definition(workflow, version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("workflow {workflow:?} has no version {version}"))
+            })?;
+        let machine = Arc::new(StateMachine::from_value(&definition).map_err(|e| {
+            ApiError::invalid(format!("workflow {workflow:?} version {version}: {e}"))
+        })?);
+        self.machines.insert(key, machine.clone());
+        Ok(machine)
+    }
+
+    /// Returns `None` when the answer was already sent (an existing execution).
+    async fn start(&mut self, req: StartRequest, batch: &mut Batch) -> ApiResult<Option<Value>> {
+        if let Some(name) = &req.name {
+            if !batch.names.insert((req.workflow.clone(), name.clone())) {
+                return Err(ApiError::conflict(format!(
+                    "an execution named {name:?} of {:?} is being started",
+                    req.workflow
+                )));
+            }
+            if let Some(existing) = self
+                .state
+                .store
+                .execution_by_name(&req.workflow, name)
+                .await?
+            {
+                if existing.input == req.input {
+                    let mut view = execution_view(&existing);
+                    view["alreadyExisted"] = Value::Bool(true);
+                    return Ok(Some(view));
+                }
+                return Err(ApiError::conflict(format!(
+                    "execution {name:?} of {:?} already exists ({}) with a different input",
+                    req.workflow, existing.id
+                )));
+            }
+        }
+        let machine = self.machine(&req.workflow, req.version).await?;
+        let id = auth::new_id("x-");
+        let name = req
+            .name
+            .clone()
+            .unwrap_or_else(|| id.trim_start_matches("x-").to_string());
+        let now = now_millis();
+        let mut secret = [0u8; 12];
+        rand::rng().fill_bytes(&mut secret);
+        let params = ExecutionParams {
+            name: name.clone(),
+            state_machine_name: req.workflow.clone(),
+            region: "local".into(),
+            account: "000000000000".into(),
+            role_arn: String::new(),
+            start_time_millis: now,
+            seed: rand::rng().next_u64(),
+            token_prefix: Some(format!("{id}.{}", hex::encode(secret))),
+            ..ExecutionParams::default()
+        };
+        let (ex, effects) = Execution::start(machine, req.input.clone(), params);
+        let record = ExecutionRecord {
+            id: id.clone(),
+            workflow: req.workflow,
+            version: req.version,
+            name,
+            status: RUNNING.into(),
+            input: req.input,
+            output: None,
+            error: None,
+            cause: None,
+            parent_token: req.parent_token,
+            started_by: req.started_by,
+            started_at: now,
+            stopped_at: None,
+            updated_at: now,
+            redrive_count: 0,
+        };
+        batch.changed.push(record.clone());
+        let mut live = Live {
+            record,
+            ex,
+            pending: BTreeSet::new(),
+        };
+        let step = self.step(&mut live, effects, true, now, batch);
+        batch.writes.push(step);
+        let view = execution_view(&live.record);
+        batch.touched.insert(id.clone());
+        self.cache.insert(id, live);
+        Ok(Some(view))
+    }
+
+    async fn load(&mut self, id: &str) -> ApiResult<()> {
+        if self.cache.contains_key(id) {
+            return Ok(());
+        }
+        let (record, engine) = self
+            .state
+            .store
+            .execution_engine(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no execution with id {id:?}")))?;
+        let machine = self.machine(&record.workflow, record.version).await?;
+        let ex: Execution = serde_json::from_str(&engine).map_err(|e| {
+            tracing::error!(execution_id = %id, error = %e, "unreadable engine state");
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                format!("execution {id} has an unreadable state; see the server log"),
+            )
+        })?;
+        let ex = ex.restore(machine);
+        let pending = ex.pending_tokens().map(str::to_string).collect();
+        self.cache.insert(
+            id.to_string(),
+            Live {
+                record,
+                ex,
+                pending,
+            },
+        );
+        Ok(())
+    }
+
+    /// Returns whether a step was written.
+    async fn event(
+        &mut self,
+        id: &str,
+        event: Event,
+        decision: Option<ApprovalDecision>,
+        external: bool,
+        batch: &mut Batch,
+    ) -> ApiResult<bool> {
+        self.load(id).await?;
+        let mut live = self.cache.remove(id).expect("loaded above");
+        let result = self.event_on(&mut live, event, decision, external, batch);
+        self.cache.insert(id.to_string(), live);
+        result
+    }
+
+    fn event_on(
+        &mut self,
+        live: &mut Live,
+        event: Event,
+        decision: Option<ApprovalDecision>,
+        external: bool,
+        batch: &mut Batch,
+    ) -> ApiResult<bool> {
+        if live.record.status != RUNNING {
+            return Err(ApiError::conflict(format!(
+                "execution {} is {}, not running",
+                live.record.id, live.record.status
+            )));
+        }
+        let token = match &event {
+            Event::TaskSucceeded { token, .. }
+            | Event::TaskFailed { token, .. }
+            | Event::Heartbeat { token } => Some(token.clone()),
+            _ => None,
+        };
+        if let Some(token) = &token
+            && !live.pending.contains(token)
+        {
+            if external {
+                return Err(ApiError::conflict(
+                    "the task is no longer waiting (answered, timed out or stopped)",
+                ));
+            }
+            return Ok(false);
+        }
+        let timer = match &event {
+            Event::TimerFired { id } => Some(*id as i64),
+            _ => None,
+        };
+        let now = now_millis();
+        let effects = live.ex.handle(event, now);
+        let mut step = self.step(live, effects, false, now, batch);
+        step.timers_remove.extend(timer);
+        step.approval_decisions.extend(decision);
+        batch.writes.push(step);
+        batch.touched.insert(live.record.id.clone());
+        Ok(true)
+    }
+
+    async fn redrive(&mut self, id: &str, batch: &mut Batch) -> ApiResult<Value> {
+        self.load(id).await?;
+        let mut live = self.cache.remove(id).expect("loaded above");
+        let now = now_millis();
+        let result = match live.ex.redrive(now) {
+            None => Err(ApiError::conflict(format!(
+                "execution {id} is {}; only a failed, timed-out or aborted execution that entered a state can be redriven",
+                live.record.status
+            ))),
+            Some(effects) => {
+                live.record.status = RUNNING.into();
+                live.record.output = None;
+                live.record.error = None;
+                live.record.cause = None;
+                live.record.stopped_at = None;
+                live.record.redrive_count = i64::from(live.ex.redrive_count());
+                batch.changed.push(live.record.clone());
+                let step = self.step(&mut live, effects, false, now, batch);
+                batch.writes.push(step);
+                batch.touched.insert(id.to_string());
+                Ok(execution_view(&live.record))
+            }
+        };
+        self.cache.insert(id.to_string(), live);
+        result
+    }
+
+    /// Turn the engine's effects into a step write. Effects the server cannot
+    /// perform at all (unknown resources, the event bus, object I/O) are
+    /// answered at once with a named error, inside the same step.
+    fn step(
+        &mut self,
+        live: &mut Live,
+        effects: Vec<Effect>,
+        insert: bool,
+        now: i64,
+        batch: &mut Batch,
+    ) -> StepWrite {
+        let id = live.record.id.clone();
+        let mut step = StepWrite {
+            execution: live.record.clone(),
+            insert,
+            engine: String::new(),
+            history: Vec::new(),
+            timers_add: Vec::new(),
+            timers_remove: Vec::new(),
+            tasks_add: Vec::new(),
+            tasks_remove: Vec::new(),
+            approvals_add: Vec::new(),
+            approval_decisions: Vec::new(),
+        };
+        let mut new_tasks = Vec::new();
+        let mut queue = effects;
+        loop {
+            let mut immediate = Vec::new();
+            for effect in queue.drain(..) {
+                match effect {
+                    Effect::History(h) => step.history.push(HistoryRow {
+                        seq: h.id as i64,
+                        timestamp: h.timestamp_millis,
+                        event: serde_json::to_string(&h).unwrap_or_default(),
+                    }),
+                    Effect::StartTimer { id: t, fire_at_millis } => {
+                        step.timers_add.push((t as i64, fire_at_millis));
+                        batch.timers.push((fire_at_millis, id.clone(), t as i64));
+                    }
+                    Effect::InvokeTask {
+                        token,
+                        resource,
+                        input,
+                        state,
+                        ..
+                    } => {
+                        let task = WorkflowTask {
+                            idempotency_key: tasks::idempotency_key(&token),
+                            token: token.clone(),
+                            execution_id: id.clone(),
+                            state,
+                            resource,
+                            input,
+                            created_at: now,
+                        };
+                        match plan_task(&task) {
+                            Ok(approval) => {
+                                step.approvals_add.extend(approval);
+                                new_tasks.push(task);
+                            }
+                            Err((error, cause)) => immediate.push(Event::TaskFailed {
+                                token,
+                                error: Some(error.into()),
+                                cause: Some(cause),
+                            }),
+                        }
+                    }
+                    Effect::ReadObject { token, .. } | Effect::WriteObjects { token, .. } => {
+                        immediate.push(Event::TaskFailed {
+                            token,
+                            error: Some("Operon.NotSupported".into()),
+                            cause: Some(
+                                "ItemReader and ResultWriter objects are not available in the server"
+                                    .into(),
+                            ),
+                        })
+                    }
+                    Effect::Finished(outcome) => finish(&mut live.record, &outcome, now),
+                }
+            }
+            if immediate.is_empty() {
+                break;
+            }
+            for event in immediate {
+                queue.extend(live.ex.handle(event, now));
+            }
+        }
+        let pending: BTreeSet<String> = live.ex.pending_tokens().map(str::to_string).collect();
+        new_tasks.retain(|t| pending.contains(&t.token));
+        step.approvals_add.retain(|a| pending.contains(&a.token));
+        step.tasks_remove = live.pending.difference(&pending).cloned().collect();
+        live.pending = pending;
+        for task in &new_tasks {
+            if tasks::needs_performer(&task.resource) {
+                batch.tasks.push(task.clone());
+            }
+        }
+        step.tasks_add = new_tasks;
+        live.record.updated_at = now;
+        if live.record.status != RUNNING {
+            batch.changed.push(live.record.clone());
+        }
+        step.execution = live.record.clone();
+        step.engine = serde_json::to_string(&live.ex).unwrap_or_default();
+        step
+    }
+
+    async fn commit(&mut self, batch: Batch) {
+        if batch.writes.is_empty() {
+            for reply in batch.replies {
+                send_ok(reply);
+            }
+            return;
+        }
+        match self.state.store.apply_workflow_steps(&batch.writes).await {
+            Ok(()) => {
+                for id in &batch.touched {
+                    if self
+                        .cache
+                        .get(id)
+                        .is_some_and(|l| l.record.status != RUNNING)
+                    {
+                        self.cache.remove(id);
+                    }
+                }
+                for reply in batch.replies {
+                    send_ok(reply);
+                }
+                for (due, id, timer) in batch.timers {
+                    self.state.workflows.timers.schedule(due, id, timer);
+                }
+                for task in batch.tasks {
+                    tasks::perform(self.state.clone(), task);
+                }
+                for record in &batch.changed {
+                    on_status_change(&self.state, record);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, steps = batch.writes.len(), "committing workflow steps failed");
+                for id in &batch.touched {
+                    self.cache.remove(id);
+                }
+                for reply in batch.replies {
+                    send_err(reply, &e);
+                }
+                if !batch.retry.is_empty() {
+                    let tx = self.state.workflows.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        for (execution_id, event) in batch.retry {
+                            let msg = Msg::Event {
+                                execution_id,
+                                event,
+                                decision: None,
+                                reply: None,
+                            };
+                            let _ = tx.send(msg).await;
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn send_ok(reply: Reply) {
+    match reply {
+        Reply::Value(tx, v) => {
+            let _ = tx.send(Ok(v));
+        }
+        Reply::Unit(tx) => {
+            let _ = tx.send(Ok(()));
+        }
+    }
+}
+
+fn send_err(reply: Reply, e: &operon_store::StoreError) {
+    let err = || ApiError::from(operon_store::StoreError::Conflict(e.to_string()));
+    match reply {
+        Reply::Value(tx, _) => {
+            let _ = tx.send(Err(err()));
+        }
+        Reply::Unit(tx) => {
+            let _ = tx.send(Err(err()));
+        }
+    }
+}
+
+fn finish(record: &mut ExecutionRecord, outcome: &Outcome, now: i64) {
+    record.status = match outcome.status {
+        Status::Running => RUNNING,
+        Status::Succeeded => "SUCCEEDED",
+        Status::Failed => "FAILED",
+        Status::TimedOut => "TIMED_OUT",
+        Status::Aborted => "ABORTED",
+    }
+    .into();
+    record.output = outcome.output.clone();
+    record.error = outcome.error.clone();
+    record.cause = outcome.cause.clone();
+    record.stopped_at = Some(now);
+}
+
+/// Check a task before it is recorded: an approval becomes a pending approval
+/// row; resources the server cannot run fail at once with a named error.
+fn plan_task(task: &WorkflowTask) -> Result<Option<Approval>, (&'static str, String)> {
+    let (base, _) = tasks::classify(&task.resource)?;
+    match base {
+        Base::Approval => tasks::approval_for(task).map(Some),
+        _ => Ok(None),
+    }
+}

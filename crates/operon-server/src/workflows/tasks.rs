@@ -1,0 +1,750 @@
+//! Task resources an Operon runbook can call, and their performers.
+//!
+//! | resource | does |
+//! |---|---|
+//! | `operon:runCommand` | a Run Command in the shape of SSM SendCommand; returns the command id, or with `.sync` the per-node results |
+//! | `operon:http` | an HTTP request; non-2xx fails with `Operon.HttpError` |
+//! | `operon:startExecution` | a child execution; `.sync` waits for it |
+//! | `operon:approval` | a pending approval answered by `operon approvals approve/reject` |
+//! | `operon:publishEvent` | puts an event on a bus (`Source`, `DetailType`, `Detail`, `EventBusName`, `Resources`) |
+//!
+//! `.waitForTaskToken` on any of them performs the request and then waits for
+//! `operon tasks send-success|send-failure TOKEN`.
+//!
+//! Performers run after the step that scheduled them is committed, and again
+//! for every pending task after a restart. They are idempotent by the task
+//! token: a command's id and a child execution's name are derived from it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use operon_asl::Event;
+use operon_proto::InvocationStatus;
+use operon_store::{Approval, Command, Invocation, Node, RunTemplate, WorkflowTask};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Msg, RUNNING};
+use crate::documents;
+use crate::rate::Limit;
+use crate::{AppState, now_millis};
+
+/// Bytes of stdout and of stderr per node kept in a `.sync` result.
+pub const SYNC_OUTPUT_CAP: usize = 8 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    RunCommand,
+    Http,
+    StartExecution,
+    Approval,
+    PublishEvent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Return as soon as the request is made.
+    Plain,
+    /// Wait for the work to finish (`.sync`).
+    Sync,
+    /// Wait for a task token callback (`.waitForTaskToken`).
+    WaitForToken,
+}
+
+type Failure = (&'static str, String);
+
+pub fn classify(resource: &str) -> Result<(Base, Mode), Failure> {
+    let unknown = || {
+        (
+            "Operon.UnknownResource",
+            format!(
+                "unknown task resource {resource:?}; known: operon:runCommand, operon:http, \
+                 operon:startExecution, operon:approval, operon:publishEvent \
+                 (with .sync or .waitForTaskToken)"
+            ),
+        )
+    };
+    let rest = resource.strip_prefix("operon:").ok_or_else(unknown)?;
+    let (base, mode) = match rest.split_once('.') {
+        None => (rest, Mode::Plain),
+        Some((b, "sync")) => (b, Mode::Sync),
+        Some((b, "waitForTaskToken")) => (b, Mode::WaitForToken),
+        Some(_) => return Err(unknown()),
+    };
+    let base = match base {
+        "runCommand" => Base::RunCommand,
+        "http" => Base::Http,
+        "startExecution" => Base::StartExecution,
+        "approval" => Base::Approval,
+        "publishEvent" => Base::PublishEvent,
+        _ => return Err(unknown()),
+    };
+    if mode == Mode::Sync && !matches!(base, Base::RunCommand | Base::StartExecution) {
+        return Err((
+            "Operon.UnknownResource",
+            format!("{resource:?}: .sync exists for runCommand and startExecution only"),
+        ));
+    }
+    Ok((base, mode))
+}
+
+/// Whether something must run for the task (approvals only wait).
+pub fn needs_performer(resource: &str) -> bool {
+    matches!(classify(resource), Ok((b, _)) if b != Base::Approval)
+}
+
+/// The idempotency key of a task: a hash of its token (tokens are unique
+/// across executions), short enough for command ids and execution names.
+pub fn idempotency_key(token: &str) -> String {
+    hex::encode(&Sha256::digest(token.as_bytes())[..12])
+}
+
+/// The pending approval an `operon:approval` task creates.
+pub fn approval_for(task: &WorkflowTask) -> Result<Approval, Failure> {
+    let invalid = |m: String| ("Operon.InvalidParameters", m);
+    let input = task.input.as_object().cloned().unwrap_or_default();
+    let message = match input.get("Message") {
+        None => format!(
+            "Approve state {} of execution {}",
+            task.state, task.execution_id
+        ),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(invalid(format!(
+                "approval Message must be a string, got {other}"
+            )));
+        }
+    };
+    let approvers = match input.get("Approvers") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid("approval Approvers must be a list of strings".into()))?,
+        Some(other) => {
+            return Err(invalid(format!(
+                "approval Approvers must be a list, got {other}"
+            )));
+        }
+    };
+    Ok(Approval {
+        id: format!("ap-{}", &task.idempotency_key[..16]),
+        execution_id: task.execution_id.clone(),
+        token: task.token.clone(),
+        state: task.state.clone(),
+        message,
+        approvers,
+        status: "Pending".into(),
+        decided_by: None,
+        comment: None,
+        created_at: task.created_at,
+        decided_at: None,
+    })
+}
+
+/// Run a task in the background and feed its outcome to the runner.
+pub fn perform(state: Arc<AppState>, task: WorkflowTask) {
+    tokio::spawn(async move {
+        let Ok((base, mode)) = classify(&task.resource) else {
+            return;
+        };
+        let outcome = match base {
+            Base::RunCommand => run_command(&state, &task, mode).await,
+            Base::Http => http(&state, &task).await,
+            Base::StartExecution => start_execution(&state, &task, mode).await,
+            Base::PublishEvent => publish_event(&state, &task).await,
+            Base::Approval => return,
+        };
+        let event = match outcome {
+            Ok(_) if mode == Mode::WaitForToken => return,
+            Ok(output) => Event::TaskSucceeded {
+                token: task.token.clone(),
+                output,
+            },
+            Err((error, cause)) => Event::TaskFailed {
+                token: task.token.clone(),
+                error: Some(error.into()),
+                cause: Some(cause),
+            },
+        };
+        let msg = Msg::Event {
+            execution_id: task.execution_id.clone(),
+            event,
+            decision: None,
+            reply: None,
+        };
+        let _ = state.workflows.tx.send(msg).await;
+    });
+}
+
+// ----- operon:publishEvent -------------------------------------------------------
+
+/// Put one event on a bus, EventBridge PutEvents-entry shaped. The event id
+/// is derived from the task token, so a repeat after a crash carries the
+/// same id and receivers can deduplicate.
+async fn publish_event(state: &AppState, task: &WorkflowTask) -> Result<Value, Failure> {
+    let invalid = |m: String| ("Operon.InvalidParameters", m);
+    let input = task.input.as_object().cloned().unwrap_or_default();
+    let text = |key: &str| -> Result<Option<String>, Failure> {
+        match input.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(invalid(format!(
+                "publishEvent {key} must be a string, got {other}"
+            ))),
+        }
+    };
+    let detail = match input.get("Detail") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    let resources = match input.get("Resources") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid("publishEvent Resources must be a list of strings".into()))?,
+        Some(other) => {
+            return Err(invalid(format!(
+                "publishEvent Resources must be a list, got {other}"
+            )));
+        }
+    };
+    let entry = crate::events::envelope::PutEntry {
+        source: text("Source")?,
+        detail_type: text("DetailType")?,
+        detail,
+        resources,
+        time: None,
+        event_bus_name: text("EventBusName")?,
+    };
+    let mut envelope = crate::events::envelope::envelope(&entry, crate::now_millis())
+        .map_err(|e| invalid(format!("publishEvent: {}: {}", e.code, e.message)))?;
+    let key = &task.idempotency_key;
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &key[..8],
+        &key[8..12],
+        &key[12..16],
+        &key[16..20],
+        &key[20..24]
+    );
+    envelope.id = id.clone();
+    if let Some(map) = envelope.value.as_object_mut() {
+        map.insert("id".into(), Value::String(id.clone()));
+    }
+    crate::events::accept(state, vec![envelope])
+        .await
+        .map_err(|e| ("Operon.PublishFailed", e.message))?;
+    Ok(json!({"EventId": id}))
+}
+
+// ----- operon:runCommand ---------------------------------------------------------
+
+async fn run_command(state: &AppState, task: &WorkflowTask, mode: Mode) -> Result<Value, Failure> {
+    let command_id = format!("c-{}", &task.idempotency_key[..20]);
+    let command = match state.store.command(&command_id).await.map_err(internal)? {
+        Some(existing) => existing,
+        None => create_command(state, task, &command_id).await?,
+    };
+    if mode != Mode::Sync {
+        return Ok(json!({
+            "CommandId": command.id,
+            "DocumentName": command.document_name,
+            "Status": command.status.as_str(),
+        }));
+    }
+    let command = wait_for_command(state, &command_id).await?;
+    let invocations = state
+        .store
+        .invocations(&command.id)
+        .await
+        .map_err(internal)?;
+    let result = sync_result(&command, &invocations);
+    let error = match command.status {
+        InvocationStatus::Success => return Ok(result),
+        InvocationStatus::TimedOut => "Operon.CommandTimedOut",
+        InvocationStatus::Cancelled => "Operon.CommandCancelled",
+        InvocationStatus::Undeliverable => "Operon.CommandUndeliverable",
+        _ => "Operon.CommandFailed",
+    };
+    Err((error, result.to_string()))
+}
+
+async fn wait_for_command(state: &AppState, id: &str) -> Result<Command, Failure> {
+    loop {
+        let done = state.workflows.command_done.notified();
+        let command = state
+            .store
+            .command(id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ("Operon.CommandFailed", format!("command {id} disappeared")))?;
+        if command.status.is_final() {
+            return Ok(command);
+        }
+        tokio::select! {
+            _ = done => {}
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+fn sync_result(command: &Command, invocations: &[Invocation]) -> Value {
+    let nodes: Vec<Value> = invocations
+        .iter()
+        .map(|i| {
+            let (stdout, stdout_cut) = cap(&i.stdout);
+            let (stderr, stderr_cut) = cap(&i.stderr);
+            json!({
+                "NodeId": i.node_id,
+                "NodeName": i.node_name,
+                "Status": i.status.as_str(),
+                "StatusDetail": i.status_detail,
+                "ExitCode": i.exit_code,
+                "Stdout": stdout,
+                "Stderr": stderr,
+                "StdoutTruncated": stdout_cut || i.stdout_truncated,
+                "StderrTruncated": stderr_cut || i.stderr_truncated,
+            })
+        })
+        .collect();
+    json!({
+        "CommandId": command.id,
+        "DocumentName": command.document_name,
+        "Status": command.status.as_str(),
+        "Invocations": nodes,
+    })
+}
+
+fn cap(text: &str) -> (&str, bool) {
+    if text.len() <= SYNC_OUTPUT_CAP {
+        return (text, false);
+    }
+    let mut end = SYNC_OUTPUT_CAP;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], true)
+}
+
+/// Build and persist the command an `operon:runCommand` task asks for, with
+/// the id derived from the task token.
+async fn create_command(
+    state: &AppState,
+    task: &WorkflowTask,
+    command_id: &str,
+) -> Result<Command, Failure> {
+    let invalid = |m: String| ("Operon.InvalidParameters", m);
+    let input = task.input.as_object().ok_or_else(|| {
+        invalid(format!(
+            "runCommand input must be an object, got {}",
+            task.input
+        ))
+    })?;
+    let document_name = match input.get("DocumentName") {
+        None => documents::RUN_SHELL_SCRIPT.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(invalid(format!(
+                "DocumentName must be a string, got {other}"
+            )));
+        }
+    };
+    let parameters = match input.get("Parameters") {
+        None => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(other) => {
+            return Err(invalid(format!(
+                "Parameters must be an object, got {other}"
+            )));
+        }
+    };
+    let limit = |field: &str, default: &str| -> Result<String, Failure> {
+        let text = match input.get(field) {
+            None => default.to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(other) => return Err(invalid(format!("{field} must be a string, got {other}"))),
+        };
+        Limit::parse(&text).map_err(|e| invalid(format!("{field}: {e}")))?;
+        Ok(text)
+    };
+    let max_concurrency = limit("MaxConcurrency", "50")?;
+    let max_errors = limit("MaxErrors", "0")?;
+    let timeout_secs = match input.get("TimeoutSeconds") {
+        None => 3600,
+        Some(v) => v.as_i64().filter(|n| *n >= 1).ok_or_else(|| {
+            invalid(format!(
+                "TimeoutSeconds must be a positive integer, got {v}"
+            ))
+        })?,
+    };
+    let (version, content) = crate::api::load_document(state, &document_name, None)
+        .await
+        .map_err(|e| invalid(e.message))?;
+    let document = documents::parse_document(&content)
+        .map_err(|e| invalid(format!("document {document_name}: {e}")))?;
+    let (parameters, steps) = document
+        .render(&parameters)
+        .map_err(|e| invalid(format!("Parameters for {document_name}: {e}")))?;
+    let targets = resolve_targets(state, input).await?;
+    let command = Command {
+        id: command_id.to_string(),
+        document_name,
+        document_version: version,
+        parameters: Value::Object(parameters),
+        request: json!({"workflowTask": task.token, "executionId": task.execution_id, "input": task.input}),
+        run_template: RunTemplate {
+            steps,
+            cwd: None,
+            env: Default::default(),
+            user: None,
+            output_cap_bytes: state.config.output_cap_bytes,
+        },
+        max_concurrency,
+        max_errors,
+        timeout_secs,
+        delivery_timeout_secs: timeout_secs,
+        status: InvocationStatus::Pending,
+        created_at: now_millis(),
+        finished_at: None,
+        cancel_requested: false,
+        requested_by: format!("execution/{}", task.execution_id),
+    };
+    let pairs: Vec<(String, String)> = targets
+        .iter()
+        .map(|n| (n.id.clone(), n.name.clone()))
+        .collect();
+    if let Err(e) = state.store.insert_command(&command, &pairs).await {
+        // Only a crash-restart re-perform races here; the first insert wins.
+        return match state.store.command(command_id).await.map_err(internal)? {
+            Some(existing) => Ok(existing),
+            None => Err(internal(e)),
+        };
+    }
+    state.wake.notify_one();
+    tracing::info!(command_id, execution_id = %task.execution_id, targets = pairs.len(), "workflow command created");
+    Ok(command)
+}
+
+/// `InstanceIds` (ids or names) plus nodes matching every `Targets` entry
+/// (`{"Key": "tag:role", "Values": ["web", "api"]}`: values are alternatives,
+/// entries must all hold, as in SSM).
+async fn resolve_targets(
+    state: &AppState,
+    input: &Map<String, Value>,
+) -> Result<Vec<Node>, Failure> {
+    let invalid = |m: String| ("Operon.InvalidParameters", m);
+    let strings = |v: &Value, what: &str| -> Result<Vec<String>, Failure> {
+        v.as_array()
+            .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_string)).collect())
+            .ok_or_else(|| invalid(format!("{what} must be a list of strings, got {v}")))
+    };
+    let ids = match input.get("InstanceIds") {
+        None => Vec::new(),
+        Some(v) => strings(v, "InstanceIds")?,
+    };
+    let mut filters: Vec<(String, Vec<String>)> = Vec::new();
+    if let Some(targets) = input.get("Targets") {
+        let list = targets
+            .as_array()
+            .ok_or_else(|| invalid(format!("Targets must be a list, got {targets}")))?;
+        for (i, t) in list.iter().enumerate() {
+            let key = t["Key"]
+                .as_str()
+                .ok_or_else(|| invalid(format!("Targets[{i}].Key must be a string")))?;
+            if key != "InstanceIds" && !key.starts_with("tag:") && key != "tag-key" {
+                return Err(invalid(format!(
+                    "Targets[{i}].Key {key:?}: expected tag:NAME, tag-key or InstanceIds"
+                )));
+            }
+            filters.push((
+                key.to_string(),
+                strings(&t["Values"], &format!("Targets[{i}].Values"))?,
+            ));
+        }
+    }
+    if ids.is_empty() && filters.is_empty() {
+        return Err(invalid("runCommand needs InstanceIds or Targets".into()));
+    }
+    let nodes = state.store.list_nodes().await.map_err(internal)?;
+    let mut chosen: Vec<Node> = Vec::new();
+    for key in &ids {
+        let node = nodes
+            .iter()
+            .find(|n| &n.id == key || &n.name == key)
+            .ok_or_else(|| {
+                (
+                    "Operon.NoTargets",
+                    format!("no node with id or name {key:?}"),
+                )
+            })?;
+        if node.revoked_at.is_none() && !chosen.iter().any(|c| c.id == node.id) {
+            chosen.push(node.clone());
+        }
+    }
+    if !filters.is_empty() {
+        for node in nodes.iter().filter(|n| n.revoked_at.is_none()) {
+            let matches = filters.iter().all(|(key, values)| match key.as_str() {
+                "InstanceIds" => values.iter().any(|v| v == &node.id || v == &node.name),
+                "tag-key" => values.iter().any(|v| node.tags.contains_key(v)),
+                tag => {
+                    let name = tag.trim_start_matches("tag:");
+                    node.tags.get(name).is_some_and(|v| values.contains(v))
+                }
+            });
+            if matches && !chosen.iter().any(|c| c.id == node.id) {
+                chosen.push(node.clone());
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err((
+            "Operon.NoTargets",
+            "no enrolled node matches the targets".into(),
+        ));
+    }
+    chosen.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(chosen)
+}
+
+// ----- operon:http -----------------------------------------------------------------
+
+async fn http(state: &AppState, task: &WorkflowTask) -> Result<Value, Failure> {
+    let invalid = |m: String| ("Operon.InvalidParameters", m);
+    let input = task
+        .input
+        .as_object()
+        .ok_or_else(|| invalid(format!("http input must be an object, got {}", task.input)))?;
+    let url = input
+        .get("Url")
+        .or_else(|| input.get("ApiEndpoint"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("http needs a Url (string)".into()))?;
+    let method = input.get("Method").and_then(Value::as_str).unwrap_or("GET");
+    let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| invalid(format!("invalid HTTP Method {method:?}")))?;
+    let timeout = input
+        .get("TimeoutSeconds")
+        .and_then(Value::as_u64)
+        .unwrap_or(30)
+        .clamp(1, 3600);
+    let mut request = state
+        .workflows
+        .http
+        .request(method, url)
+        .timeout(Duration::from_secs(timeout))
+        .header("Idempotency-Key", &task.idempotency_key);
+    if let Some(headers) = input.get("Headers") {
+        let headers = headers
+            .as_object()
+            .ok_or_else(|| invalid("Headers must be an object of strings".into()))?;
+        for (name, value) in headers {
+            let value = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            request = request.header(name.as_str(), value);
+        }
+    }
+    match input.get("Body").or_else(|| input.get("RequestBody")) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => request = request.body(s.clone()),
+        Some(other) => {
+            request = request
+                .header("content-type", "application/json")
+                .body(other.to_string())
+        }
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ("Operon.HttpError", format!("request to {url} failed: {e}")))?;
+    let status = response.status();
+    let headers: Map<String, Value> = response
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.to_string()))))
+        .collect();
+    let text = response.text().await.map_err(|e| {
+        (
+            "Operon.HttpError",
+            format!("reading the response from {url}: {e}"),
+        )
+    })?;
+    let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
+    let result = json!({"StatusCode": status.as_u16(), "Headers": headers, "ResponseBody": body});
+    if status.is_success() {
+        Ok(result)
+    } else {
+        Err(("Operon.HttpError", result.to_string()))
+    }
+}
+
+// ----- operon:startExecution ----------------------------------------------------
+
+async fn start_execution(
+    state: &Arc<AppState>,
+    task: &WorkflowTask,
+    mode: Mode,
+) -> Result<Value, Failure> {
+    let invalid = |m: String| ("Operon.InvalidParameters", m);
+    let input = task.input.as_object().cloned().unwrap_or_default();
+    let workflow = input
+        .get("StateMachine")
+        .or_else(|| input.get("Workflow"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("startExecution needs StateMachine (a workflow name)".into()))?;
+    let child_input = input.get("Input").cloned().unwrap_or_else(|| json!({}));
+    let name = match input.get("Name") {
+        Some(Value::String(s)) => s.clone(),
+        _ => format!("child-{}", &task.idempotency_key[..20]),
+    };
+    let started = super::start_with_parent(
+        state,
+        workflow,
+        child_input,
+        Some(name),
+        &format!("execution/{}", task.execution_id),
+        Some(task.token.clone()),
+    )
+    .await
+    .map_err(|e| ("Operon.StartExecutionFailed", e.message))?;
+    let child_id = started["executionId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if mode != Mode::Sync {
+        return Ok(
+            json!({"ExecutionId": child_id, "Name": started["name"], "StartDate": started["startedAt"]}),
+        );
+    }
+    loop {
+        let changed = state.workflows.status_changed.notified();
+        let child = state
+            .store
+            .execution(&child_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                (
+                    "Operon.StartExecutionFailed",
+                    format!("execution {child_id} disappeared"),
+                )
+            })?;
+        if child.status != RUNNING {
+            let result = json!({
+                "ExecutionId": child.id, "Name": child.name, "Status": child.status,
+                "Output": child.output, "Error": child.error, "Cause": child.cause,
+            });
+            return if child.status == "SUCCEEDED" {
+                Ok(result)
+            } else {
+                Err(("Operon.ExecutionFailed", result.to_string()))
+            };
+        }
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    tracing::error!(error = %e, "workflow task failed on a store error");
+    (
+        "Operon.InternalError",
+        "internal storage error; see the server log".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(resource: &str, input: Value) -> WorkflowTask {
+        WorkflowTask {
+            token: "x-1.abc-00000001".into(),
+            execution_id: "x-1".into(),
+            state: "Ask".into(),
+            resource: resource.into(),
+            input,
+            idempotency_key: idempotency_key("x-1.abc-00000001"),
+            created_at: 7,
+        }
+    }
+
+    #[test]
+    fn resources_and_modes() {
+        assert_eq!(
+            classify("operon:runCommand"),
+            Ok((Base::RunCommand, Mode::Plain))
+        );
+        assert_eq!(
+            classify("operon:runCommand.sync"),
+            Ok((Base::RunCommand, Mode::Sync))
+        );
+        assert_eq!(
+            classify("operon:http.waitForTaskToken"),
+            Ok((Base::Http, Mode::WaitForToken))
+        );
+        assert_eq!(
+            classify("operon:startExecution.sync"),
+            Ok((Base::StartExecution, Mode::Sync))
+        );
+        for bad in [
+            "operon:nope",
+            "arn:aws:states:::lambda:invoke",
+            "operon:http.sync",
+            "operon:runCommand.later",
+        ] {
+            let (error, cause) = classify(bad).unwrap_err();
+            assert_eq!(error, "Operon.UnknownResource");
+            assert!(cause.contains(bad), "{cause}");
+        }
+        assert!(needs_performer("operon:runCommand.waitForTaskToken"));
+        assert!(!needs_performer("operon:approval"));
+    }
+
+    #[test]
+    fn idempotency_keys_are_stable_and_distinct() {
+        let a = idempotency_key("x-1.abc-00000001");
+        assert_eq!(a, idempotency_key("x-1.abc-00000001"));
+        assert_ne!(a, idempotency_key("x-1.abc-00000002"));
+        assert_eq!(a.len(), 24);
+        assert!(
+            a.chars().all(|c| c.is_ascii_hexdigit()),
+            "safe in command ids"
+        );
+    }
+
+    #[test]
+    fn approvals_take_message_and_approvers_and_reject_bad_shapes() {
+        let a = approval_for(&task(
+            "operon:approval",
+            json!({"Message": "ok?", "Approvers": ["alice", "bob"]}),
+        ))
+        .unwrap();
+        assert_eq!((a.message.as_str(), a.approvers.len()), ("ok?", 2));
+        assert_eq!(a.status, "Pending");
+        assert!(a.id.starts_with("ap-"));
+        let default = approval_for(&task("operon:approval", json!({}))).unwrap();
+        assert!(default.message.contains("Ask"), "{}", default.message);
+        let (error, cause) =
+            approval_for(&task("operon:approval", json!({"Approvers": "alice"}))).unwrap_err();
+        assert_eq!(error, "Operon.InvalidParameters");
+        assert!(cause.contains("Approvers"), "{cause}");
+    }
+
+    #[test]
+    fn sync_output_is_capped_on_a_char_boundary() {
+        let text = "é".repeat(SYNC_OUTPUT_CAP);
+        let (kept, cut) = cap(&text);
+        assert!(cut && kept.len() <= SYNC_OUTPUT_CAP && text.starts_with(kept));
+        assert_eq!(cap("short"), ("short", false));
+    }
+}

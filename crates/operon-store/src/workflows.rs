@@ -1,0 +1,704 @@
+//! Durable workflows: state machines and their versions, executions with the
+//! interpreter's serialised state, history, timers, pending tasks and
+//! approvals.
+//!
+//! The runner's unit of durability is a *step*: the engine state after an
+//! event, the history events it produced, the timers and tasks it asked for
+//! and the ones it no longer needs. [`Store::apply_workflow_steps`] commits
+//! many executions' steps in one transaction (group commit), so one fsync
+//! carries a whole burst of transitions. Nothing is performed before the step
+//! that asked for it is committed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::{Result, Store, corrupt, db, from_json};
+
+/// A state machine's latest version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Workflow {
+    pub name: String,
+    pub version: i64,
+    pub definition: Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One execution, without its engine state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExecutionRecord {
+    pub id: String,
+    pub workflow: String,
+    pub version: i64,
+    pub name: String,
+    pub status: String,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// The task token of the parent execution's `operon:startExecution` task.
+    pub parent_token: Option<String>,
+    pub started_by: String,
+    pub started_at: i64,
+    pub stopped_at: Option<i64>,
+    pub updated_at: i64,
+    pub redrive_count: i64,
+}
+
+/// A task an execution waits for. The token is its idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkflowTask {
+    pub token: String,
+    pub execution_id: String,
+    pub state: String,
+    pub resource: String,
+    pub input: Value,
+    pub idempotency_key: String,
+    pub created_at: i64,
+}
+
+/// A human approval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Approval {
+    pub id: String,
+    pub execution_id: String,
+    pub token: String,
+    pub state: String,
+    pub message: String,
+    pub approvers: Vec<String>,
+    /// Pending, Approved, Rejected or Expired.
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub comment: Option<String>,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+/// The answer to a pending approval, written with the step it resumes.
+#[derive(Debug, Clone)]
+pub struct ApprovalDecision {
+    pub id: String,
+    pub status: String,
+    pub decided_by: String,
+    pub comment: Option<String>,
+    pub at: i64,
+}
+
+/// One history event of an execution.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub seq: i64,
+    pub timestamp: i64,
+    /// The event as JSON text.
+    pub event: String,
+}
+
+/// Everything one step of one execution changes, committed atomically.
+#[derive(Debug, Clone)]
+pub struct StepWrite {
+    /// The execution row after the step (inserted when `insert`).
+    pub execution: ExecutionRecord,
+    pub insert: bool,
+    /// The serialised engine state.
+    pub engine: String,
+    pub history: Vec<HistoryRow>,
+    pub timers_add: Vec<(i64, i64)>,
+    pub timers_remove: Vec<i64>,
+    pub tasks_add: Vec<WorkflowTask>,
+    pub tasks_remove: Vec<String>,
+    pub approvals_add: Vec<Approval>,
+    pub approval_decisions: Vec<ApprovalDecision>,
+}
+
+/// A due timer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerRow {
+    pub execution_id: String,
+    pub timer_id: i64,
+    pub due_at: i64,
+}
+
+/// Filters for [`Store::list_executions`].
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    pub status: Option<String>,
+    pub workflow: Option<String>,
+    pub limit: i64,
+}
+
+const EXECUTION_SELECT: &str = "SELECT id, workflow, version, name, status, input, output, error,
+    cause, parent_token, started_by, started_at, stopped_at, updated_at, redrive_count
+    FROM executions";
+const EXECUTION_ENGINE_SELECT: &str = "SELECT id, workflow, version, name, status, input, output,
+    error, cause, parent_token, started_by, started_at, stopped_at, updated_at, redrive_count,
+    engine FROM executions";
+
+fn execution_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ExecutionRecord> {
+    let output: Option<String> = row.get("output");
+    Ok(ExecutionRecord {
+        id: row.get("id"),
+        workflow: row.get("workflow"),
+        version: row.get("version"),
+        name: row.get("name"),
+        status: row.get("status"),
+        input: from_json("reading an execution input", row.get("input"))?,
+        output: output
+            .map(|o| from_json("reading an execution output", &o))
+            .transpose()?,
+        error: row.get("error"),
+        cause: row.get("cause"),
+        parent_token: row.get("parent_token"),
+        started_by: row.get("started_by"),
+        started_at: row.get("started_at"),
+        stopped_at: row.get("stopped_at"),
+        updated_at: row.get("updated_at"),
+        redrive_count: row.get("redrive_count"),
+    })
+}
+
+const APPROVAL_SELECT: &str = "SELECT id, execution_id, token, state, message, approvers, status,
+    decided_by, comment, created_at, decided_at FROM approvals";
+
+fn approval_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Approval> {
+    Ok(Approval {
+        id: row.get("id"),
+        execution_id: row.get("execution_id"),
+        token: row.get("token"),
+        state: row.get("state"),
+        message: row.get("message"),
+        approvers: from_json("reading approvers", row.get("approvers"))?,
+        status: row.get("status"),
+        decided_by: row.get("decided_by"),
+        comment: row.get("comment"),
+        created_at: row.get("created_at"),
+        decided_at: row.get("decided_at"),
+    })
+}
+
+fn task_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WorkflowTask> {
+    Ok(WorkflowTask {
+        token: row.get("token"),
+        execution_id: row.get("execution_id"),
+        state: row.get("state"),
+        resource: row.get("resource"),
+        input: from_json("reading a task input", row.get("input"))?,
+        idempotency_key: row.get("idempotency_key"),
+        created_at: row.get("created_at"),
+    })
+}
+
+impl Store {
+    // ----- State machines --------------------------------------------------
+
+    /// Create a state machine, or add a version to it. `create_only` refuses an
+    /// existing (not deleted) one; otherwise the workflow must exist.
+    /// Returns the new version.
+    pub async fn put_workflow(
+        &self,
+        name: &str,
+        definition: &Value,
+        by: &str,
+        now: i64,
+        create_only: bool,
+    ) -> Result<Result<i64, String>> {
+        let mut tx = self.begin_write("starting a workflow write").await?;
+        let existing: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT latest_version, deleted_at FROM workflows WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("reading a workflow"))?;
+        let live = existing.is_some_and(|(_, deleted)| deleted.is_none());
+        if create_only && live {
+            return Ok(Err(format!(
+                "workflow {name:?} already exists; use update to add a version"
+            )));
+        }
+        if !create_only && !live {
+            return Ok(Err(format!("no workflow named {name:?}")));
+        }
+        let max: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM workflow_versions WHERE workflow = ?")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("reading workflow versions"))?;
+        let version = max.unwrap_or(0) + 1;
+        sqlx::query(
+            "INSERT INTO workflow_versions (workflow, version, definition, created_at, created_by)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(definition.to_string())
+        .bind(now)
+        .bind(by)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("inserting a workflow version"))?;
+        sqlx::query(
+            "INSERT INTO workflows (name, latest_version, created_at, updated_at, deleted_at)
+             VALUES (?, ?, ?, ?, NULL)
+             ON CONFLICT (name) DO UPDATE SET latest_version = excluded.latest_version,
+                updated_at = excluded.updated_at, deleted_at = NULL,
+                created_at = CASE WHEN workflows.deleted_at IS NULL
+                    THEN workflows.created_at ELSE excluded.created_at END",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("writing a workflow"))?;
+        tx.commit().await.map_err(db("committing a workflow"))?;
+        Ok(Ok(version))
+    }
+
+    /// The latest version of a live (not deleted) workflow.
+    pub async fn workflow(&self, name: &str) -> Result<Option<Workflow>> {
+        let row = sqlx::query(
+            "SELECT w.name, w.latest_version, v.definition, w.created_at, w.updated_at
+             FROM workflows w JOIN workflow_versions v
+               ON v.workflow = w.name AND v.version = w.latest_version
+             WHERE w.name = ? AND w.deleted_at IS NULL",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading a workflow"))?;
+        row.as_ref().map(workflow_from_row).transpose()
+    }
+
+    pub async fn list_workflows(&self) -> Result<Vec<Workflow>> {
+        let rows = sqlx::query(
+            "SELECT w.name, w.latest_version, v.definition, w.created_at, w.updated_at
+             FROM workflows w JOIN workflow_versions v
+               ON v.workflow = w.name AND v.version = w.latest_version
+             WHERE w.deleted_at IS NULL ORDER BY w.name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing workflows"))?;
+        rows.iter().map(workflow_from_row).collect()
+    }
+
+    /// A definition by version (versions outlive the workflow's deletion, so
+    /// old executions can still be shown and resumed).
+    pub async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<Value>> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT definition FROM workflow_versions WHERE workflow = ? AND version = ?",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading a workflow definition"))?;
+        text.map(|t| from_json("reading a workflow definition", &t))
+            .transpose()
+    }
+
+    /// Mark a workflow deleted. Refused while executions of it are running.
+    pub async fn delete_workflow(&self, name: &str, now: i64) -> Result<Result<(), String>> {
+        let mut tx = self.begin_write("starting a workflow delete").await?;
+        let running: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM executions WHERE workflow = ? AND status = 'RUNNING'",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db("counting running executions"))?;
+        if running > 0 {
+            return Ok(Err(format!(
+                "workflow {name:?} has {running} running execution(s); stop them first"
+            )));
+        }
+        let done = sqlx::query(
+            "UPDATE workflows SET deleted_at = ? WHERE name = ? AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("deleting a workflow"))?;
+        if done.rows_affected() == 0 {
+            return Ok(Err(format!("no workflow named {name:?}")));
+        }
+        tx.commit()
+            .await
+            .map_err(db("committing a workflow delete"))?;
+        Ok(Ok(()))
+    }
+
+    // ----- Executions ------------------------------------------------------
+
+    pub async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{EXECUTION_SELECT} WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading an execution"))?;
+        row.as_ref().map(execution_from_row).transpose()
+    }
+
+    pub async fn execution_by_name(
+        &self,
+        workflow: &str,
+        name: &str,
+    ) -> Result<Option<ExecutionRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{EXECUTION_SELECT} WHERE workflow = ? AND name = ?"
+        )))
+        .bind(workflow)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading an execution by name"))?;
+        row.as_ref().map(execution_from_row).transpose()
+    }
+
+    /// The execution row and its serialised engine state.
+    pub async fn execution_engine(&self, id: &str) -> Result<Option<(ExecutionRecord, String)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{EXECUTION_ENGINE_SELECT} WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading an execution's state"))?;
+        match row {
+            Some(row) => Ok(Some((execution_from_row(&row)?, row.get("engine")))),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<ExecutionRecord>> {
+        let mut sql = format!("{EXECUTION_SELECT} WHERE 1 = 1");
+        if filter.status.is_some() {
+            sql.push_str(" AND status = ?");
+        }
+        if filter.workflow.is_some() {
+            sql.push_str(" AND workflow = ?");
+        }
+        sql.push_str(" ORDER BY started_at DESC, id LIMIT ?");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(status) = &filter.status {
+            query = query.bind(status);
+        }
+        if let Some(workflow) = &filter.workflow {
+            query = query.bind(workflow);
+        }
+        let rows = query
+            .bind(filter.limit.max(1))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("listing executions"))?;
+        rows.iter().map(execution_from_row).collect()
+    }
+
+    /// Execution counts per status, for metrics and benchmarks.
+    pub async fn count_executions_by_status(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM executions GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("counting executions"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// History events with `seq > after`, oldest first, as JSON text.
+    pub async fn execution_history(
+        &self,
+        id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<HistoryRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, timestamp, event FROM execution_history
+             WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(id)
+        .bind(after)
+        .bind(limit.max(1))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading execution history"))?;
+        Ok(rows
+            .iter()
+            .map(|r| HistoryRow {
+                seq: r.get("seq"),
+                timestamp: r.get("timestamp"),
+                event: r.get("event"),
+            })
+            .collect())
+    }
+
+    /// Commit many executions' steps in one transaction: all of them or none.
+    pub async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<()> {
+        let mut tx = self
+            .begin_write("starting a batch of workflow steps")
+            .await?;
+        for step in steps {
+            write_step(&mut tx, step).await?;
+        }
+        tx.commit().await.map_err(db("committing workflow steps"))?;
+        Ok(())
+    }
+
+    // ----- Timers, tasks and approvals ------------------------------------
+
+    /// Every timer of a running execution (the runner's heap after a restart).
+    pub async fn workflow_timers(&self) -> Result<Vec<TimerRow>> {
+        let rows = sqlx::query(
+            "SELECT execution_id, timer_id, due_at FROM workflow_timers ORDER BY due_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing workflow timers"))?;
+        Ok(rows
+            .iter()
+            .map(|r| TimerRow {
+                execution_id: r.get("execution_id"),
+                timer_id: r.get("timer_id"),
+                due_at: r.get("due_at"),
+            })
+            .collect())
+    }
+
+    /// Every pending task (re-performed after a restart).
+    pub async fn workflow_tasks(&self) -> Result<Vec<WorkflowTask>> {
+        let rows = sqlx::query(
+            "SELECT token, execution_id, state, resource, input, idempotency_key, created_at
+             FROM workflow_tasks ORDER BY created_at, token",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing workflow tasks"))?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    pub async fn workflow_task(&self, token: &str) -> Result<Option<WorkflowTask>> {
+        let row = sqlx::query(
+            "SELECT token, execution_id, state, resource, input, idempotency_key, created_at
+             FROM workflow_tasks WHERE token = ?",
+        )
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading a workflow task"))?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    pub async fn approval(&self, id: &str) -> Result<Option<Approval>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{APPROVAL_SELECT} WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading an approval"))?;
+        row.as_ref().map(approval_from_row).transpose()
+    }
+
+    pub async fn list_approvals(&self, status: Option<&str>, limit: i64) -> Result<Vec<Approval>> {
+        let rows = match status {
+            Some(status) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{APPROVAL_SELECT} WHERE status = ? ORDER BY created_at DESC, id LIMIT ?"
+            )))
+            .bind(status)
+            .bind(limit.max(1)),
+            None => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{APPROVAL_SELECT} ORDER BY created_at DESC, id LIMIT ?"
+            )))
+            .bind(limit.max(1)),
+        }
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing approvals"))?;
+        rows.iter().map(approval_from_row).collect()
+    }
+}
+
+fn workflow_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Workflow> {
+    Ok(Workflow {
+        name: row.get("name"),
+        version: row.get("latest_version"),
+        definition: from_json("reading a workflow definition", row.get("definition"))?,
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+async fn write_step(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, step: &StepWrite) -> Result<()> {
+    let e = &step.execution;
+    let output = e.output.as_ref().map(Value::to_string);
+    if step.insert {
+        sqlx::query(
+            "INSERT INTO executions (id, workflow, version, name, status, input, output, error,
+                cause, engine, parent_token, started_by, started_at, stopped_at, updated_at,
+                redrive_count)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.id)
+        .bind(&e.workflow)
+        .bind(e.version)
+        .bind(&e.name)
+        .bind(&e.status)
+        .bind(e.input.to_string())
+        .bind(output)
+        .bind(&e.error)
+        .bind(&e.cause)
+        .bind(&step.engine)
+        .bind(&e.parent_token)
+        .bind(&e.started_by)
+        .bind(e.started_at)
+        .bind(e.stopped_at)
+        .bind(e.updated_at)
+        .bind(e.redrive_count)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("inserting an execution"))?;
+    } else {
+        let done = sqlx::query(
+            "UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, engine = ?,
+                stopped_at = ?, updated_at = ?, redrive_count = ? WHERE id = ?",
+        )
+        .bind(&e.status)
+        .bind(output)
+        .bind(&e.error)
+        .bind(&e.cause)
+        .bind(&step.engine)
+        .bind(e.stopped_at)
+        .bind(e.updated_at)
+        .bind(e.redrive_count)
+        .bind(&e.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("updating an execution"))?;
+        if done.rows_affected() != 1 {
+            return Err(corrupt(
+                "updating an execution",
+                format!("no execution {}", e.id),
+            ));
+        }
+    }
+    for h in &step.history {
+        sqlx::query(
+            "INSERT INTO execution_history (execution_id, seq, timestamp, event) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&e.id)
+        .bind(h.seq)
+        .bind(h.timestamp)
+        .bind(&h.event)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("inserting a history event"))?;
+    }
+    for timer in &step.timers_remove {
+        sqlx::query("DELETE FROM workflow_timers WHERE execution_id = ? AND timer_id = ?")
+            .bind(&e.id)
+            .bind(timer)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("removing a timer"))?;
+    }
+    for (timer, due) in &step.timers_add {
+        sqlx::query(
+            "INSERT INTO workflow_timers (execution_id, timer_id, due_at) VALUES (?, ?, ?)
+             ON CONFLICT (execution_id, timer_id) DO UPDATE SET due_at = excluded.due_at",
+        )
+        .bind(&e.id)
+        .bind(timer)
+        .bind(due)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("adding a timer"))?;
+    }
+    for token in &step.tasks_remove {
+        sqlx::query("DELETE FROM workflow_tasks WHERE token = ?")
+            .bind(token)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("removing a task"))?;
+        sqlx::query(
+            "UPDATE approvals SET status = 'Expired' WHERE token = ? AND status = 'Pending'",
+        )
+        .bind(token)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("expiring an approval"))?;
+    }
+    for task in &step.tasks_add {
+        sqlx::query(
+            "INSERT INTO workflow_tasks (token, execution_id, state, resource, input,
+                idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&task.token)
+        .bind(&task.execution_id)
+        .bind(&task.state)
+        .bind(&task.resource)
+        .bind(task.input.to_string())
+        .bind(&task.idempotency_key)
+        .bind(task.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("adding a task"))?;
+    }
+    for a in &step.approvals_add {
+        sqlx::query(
+            "INSERT INTO approvals (id, execution_id, token, state, message, approvers, status,
+                decided_by, comment, created_at, decided_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(&a.execution_id)
+        .bind(&a.token)
+        .bind(&a.state)
+        .bind(&a.message)
+        .bind(serde_json::to_string(&a.approvers).unwrap_or_else(|_| "[]".into()))
+        .bind(&a.status)
+        .bind(&a.decided_by)
+        .bind(&a.comment)
+        .bind(a.created_at)
+        .bind(a.decided_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("adding an approval"))?;
+    }
+    for d in &step.approval_decisions {
+        sqlx::query(
+            "UPDATE approvals SET status = ?, decided_by = ?, comment = ?, decided_at = ?
+             WHERE id = ?",
+        )
+        .bind(&d.status)
+        .bind(&d.decided_by)
+        .bind(&d.comment)
+        .bind(d.at)
+        .bind(&d.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("deciding an approval"))?;
+    }
+    if e.status != "RUNNING" {
+        sqlx::query("DELETE FROM workflow_timers WHERE execution_id = ?")
+            .bind(&e.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("removing an execution's timers"))?;
+        sqlx::query("DELETE FROM workflow_tasks WHERE execution_id = ?")
+            .bind(&e.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("removing an execution's tasks"))?;
+        sqlx::query(
+            "UPDATE approvals SET status = 'Expired' WHERE execution_id = ? AND status = 'Pending'",
+        )
+        .bind(&e.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("expiring an execution's approvals"))?;
+    }
+    Ok(())
+}
