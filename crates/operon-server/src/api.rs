@@ -40,6 +40,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/nodes/{key}", get(show_node))
         .route("/v1/nodes/{key}/tags", post(tag_node))
         .route("/v1/nodes/{key}/revoke", post(revoke_node))
+        .route(
+            "/v1/nodes/{key}/rotate-credential",
+            post(crate::rotation::rotate_credential),
+        )
         .route("/v1/documents", post(create_document).get(list_documents))
         .route("/v1/documents/{name}", get(show_document))
         .route("/v1/commands", post(create_command).get(list_commands))
@@ -233,6 +237,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "agents_connected": state.hub.connected_count(),
+        "tls_fingerprint": state.tls_fingerprint,
     }))
 }
 
@@ -323,6 +328,9 @@ struct CreateEnrollToken {
 #[derive(Serialize)]
 struct CreatedEnrollToken {
     token: String,
+    /// The fingerprint agents pin (`--server-fingerprint`), when serving TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_fingerprint: Option<String>,
     #[serde(flatten)]
     record: EnrollToken,
 }
@@ -343,7 +351,11 @@ async fn create_enroll_token(
     }
     validate_tags(&body.tags)?;
     let (token, record) = state.new_enroll_token(body.tags, uses, ttl).await?;
-    Ok(Json(CreatedEnrollToken { token, record }))
+    Ok(Json(CreatedEnrollToken {
+        token,
+        server_fingerprint: state.tls_fingerprint.clone(),
+        record,
+    }))
 }
 
 async fn list_enroll_tokens(

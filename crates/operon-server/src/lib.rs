@@ -8,6 +8,11 @@
 //! - the dispatcher ([`dispatcher`]), which drives every command to completion
 //!   under its rate limits ([`rate`]).
 //!
+//! - optionally over TLS ([`tls`]): the operator's certificate or a
+//!   self-signed one generated on first start, pinned by agents;
+//! - credential rotation for connected nodes ([`rotation`]), with no window
+//!   in which the node holds a credential the server refuses.
+//!
 //! Connected agents are tracked in the [`hub::Hub`]; live output fans out
 //! through [`live::Live`]. Everything that matters is in the store first:
 //! the in-memory parts are rebuilt from it (and from reconnecting agents)
@@ -26,6 +31,8 @@ pub mod hub;
 pub mod identity;
 pub mod live;
 pub mod rate;
+pub mod rotation;
+pub mod tls;
 pub mod workflows;
 pub mod writer;
 
@@ -54,6 +61,8 @@ pub struct ServerConfig {
     pub heartbeat_secs: u64,
     /// Maximum bytes of stdout and of stderr stored per node and command.
     pub output_cap_bytes: usize,
+    /// Plain HTTP (default) or HTTPS, see [`tls`].
+    pub tls: tls::TlsMode,
 }
 
 impl ServerConfig {
@@ -63,6 +72,7 @@ impl ServerConfig {
             data_dir,
             heartbeat_secs: operon_proto::DEFAULT_HEARTBEAT_SECS,
             output_cap_bytes: DEFAULT_OUTPUT_CAP,
+            tls: tls::TlsMode::Off,
         }
     }
 }
@@ -83,6 +93,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Store(#[from] operon_store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
     #[error("{0}")]
     Api(String),
 }
@@ -99,6 +111,10 @@ pub struct AppState {
     /// Wakes the dispatcher.
     pub(crate) wake: Notify,
     pub(crate) config: ServerConfig,
+    /// `sha256:<hex>` of the TLS certificate, when serving HTTPS.
+    pub(crate) tls_fingerprint: Option<String>,
+    /// API calls waiting for an agent to confirm a new credential.
+    pub(crate) rotations: rotation::Waiters,
     /// The durable workflow runner's handle.
     pub(crate) workflows: workflows::Workflows,
     /// The event bus: compiled rules, the event writer, delivery wake-ups.
@@ -112,6 +128,8 @@ pub struct Server {
     /// The admin token, only on the very first start (it is also in the file).
     pub new_admin_token: Option<String>,
     pub admin_token_path: PathBuf,
+    /// The TLS setup when serving HTTPS (fingerprint, certificate path).
+    pub tls: Option<tls::ServerTls>,
     state: Arc<AppState>,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
     dispatcher: tokio::task::JoinHandle<()>,
@@ -120,7 +138,8 @@ pub struct Server {
 
 impl Server {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The shared state (for in-process callers such as benchmarks and the
@@ -181,6 +200,7 @@ pub async fn start_with_clock(
     let store = Store::open(&config.data_dir.join(DATABASE_FILE)).await?;
     let admin_token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
     let new_admin_token = ensure_admin_token(&store, &admin_token_path).await?;
+    let tls = tls::prepare(&config.tls, &config.data_dir, config.listen)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -214,18 +234,33 @@ pub async fn start_with_clock(
         live: live::Live::default(),
         wake: Notify::new(),
         config,
+        tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
+        rotations: rotation::Waiters::default(),
         workflows,
     });
     workflows::spawn(state.clone(), workflow_rx);
     let app = api::router(state.clone());
-    let serve = tokio::spawn(async move { axum::serve(listener, app).await });
+    let serve = match &tls {
+        None => tokio::spawn(async move { axum::serve(listener, app).await }),
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls.config.clone())
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            tokio::spawn(async move { axum::serve(listener, app).await })
+        }
+    };
     let dispatcher = tokio::spawn(dispatcher::run(state.clone()));
     let background = events::spawn(&state, clock);
-    tracing::info!(%addr, "server listening");
+    match &tls {
+        Some(tls) => {
+            tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")
+        }
+        None => tracing::info!(%addr, "server listening"),
+    }
     Ok(Server {
         addr,
         new_admin_token,
         admin_token_path,
+        tls,
         state,
         serve,
         dispatcher,

@@ -13,6 +13,7 @@
 //! Secrets never reach this crate in clear text: callers pass hashes.
 
 mod audit;
+mod credentials;
 mod events;
 mod identity;
 mod migrations;
@@ -30,6 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 pub use audit::*;
+pub use credentials::CredentialMatch;
 pub use events::*;
 pub use identity::*;
 pub use records::*;

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_identity.sql")),
     (3, include_str!("migrations/0003_workflows.sql")),
     (4, include_str!("migrations/0004_events.sql")),
+    (5, include_str!("migrations/0005_node_credentials.sql")),
 ];
 
 pub(crate) async fn apply(pool: &SqlitePool) -> Result<()> {

@@ -188,6 +188,7 @@ enum Command {
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
+    operon_agent::tls::install_default_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => cli::up::run(args),

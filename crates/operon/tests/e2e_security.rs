@@ -187,6 +187,7 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
         ("GET", "/v1/nodes/web-1", json!({})),
         ("POST", "/v1/nodes/web-1/tags", json!({"set": {"x": "y"}})),
         ("POST", "/v1/nodes/web-1/revoke", json!({})),
+        ("POST", "/v1/nodes/web-1/rotate-credential", json!({})),
         ("GET", "/v1/documents", json!({})),
         (
             "POST",

@@ -44,15 +44,35 @@ pub struct ServerProcess {
     pub port: u16,
     pub data_dir: PathBuf,
     pub token: String,
+    /// The TLS certificate fingerprint the server printed, if it serves TLS;
+    /// the CLI helpers pin it.
+    pub fingerprint: Option<String>,
+    /// A CA file the CLI helpers trust (`OPERON_CA_CERT`), if set.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ServerProcess {
     pub fn start(data_dir: &Path, port: u16) -> ServerProcess {
-        Self::start_with(data_dir, port, "warn", Stdio::inherit())
+        Self::launch(data_dir, port, "warn", Stdio::inherit(), &[])
     }
 
     /// Start with this log filter, the log going to `stderr`.
     pub fn start_with(data_dir: &Path, port: u16, rust_log: &str, stderr: Stdio) -> ServerProcess {
+        Self::launch(data_dir, port, rust_log, stderr, &[])
+    }
+
+    /// Start with extra `operon server` arguments (such as `--tls-self-signed`).
+    pub fn start_with_args(data_dir: &Path, port: u16, extra: &[&str]) -> ServerProcess {
+        Self::launch(data_dir, port, "warn", Stdio::inherit(), extra)
+    }
+
+    fn launch(
+        data_dir: &Path,
+        port: u16,
+        rust_log: &str,
+        stderr: Stdio,
+        extra: &[&str],
+    ) -> ServerProcess {
         let mut child = operon()
             .args([
                 "server",
@@ -61,6 +81,7 @@ impl ServerProcess {
                 "--heartbeat-secs",
                 "1",
             ])
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", rust_log)
@@ -79,6 +100,18 @@ impl ServerProcess {
                 break url.to_string();
             }
         };
+        let fingerprint = if url.starts_with("https://") {
+            let line = lines
+                .next()
+                .expect("server exited before printing its fingerprint")
+                .expect("read server stdout");
+            let fingerprint = line
+                .strip_prefix("TLS certificate fingerprint: ")
+                .unwrap_or_else(|| panic!("expected the fingerprint line, got {line:?}"));
+            Some(fingerprint.to_string())
+        } else {
+            None
+        };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let token = std::fs::read_to_string(data_dir.join("admin-token"))
@@ -91,7 +124,24 @@ impl ServerProcess {
             port,
             data_dir: data_dir.to_path_buf(),
             token,
+            fingerprint,
+            ca_cert: None,
         }
+    }
+
+    /// A CLI command with the server, token and (for TLS) the pinned
+    /// fingerprint in its environment.
+    pub fn cli_command(&self) -> Command {
+        let mut cmd = operon();
+        cmd.env("OPERON_SERVER", &self.url)
+            .env("OPERON_TOKEN", &self.token);
+        if let Some(fingerprint) = &self.fingerprint {
+            cmd.env("OPERON_SERVER_FINGERPRINT", fingerprint);
+        }
+        if let Some(ca) = &self.ca_cert {
+            cmd.env("OPERON_CA_CERT", ca);
+        }
+        cmd
     }
 
     /// SIGKILL: no chance to flush or say goodbye.
@@ -102,20 +152,16 @@ impl ServerProcess {
 
     /// Run a CLI command against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
-        operon()
+        self.cli_command()
             .args(args)
-            .env("OPERON_SERVER", &self.url)
-            .env("OPERON_TOKEN", &self.token)
             .output()
             .expect("run operon CLI")
     }
 
     /// Start a CLI command in the background, stdout piped, stderr discarded.
     pub fn spawn_cli(&self, args: &[&str]) -> Child {
-        operon()
+        self.cli_command()
             .args(args)
-            .env("OPERON_SERVER", &self.url)
-            .env("OPERON_TOKEN", &self.token)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -221,6 +267,10 @@ impl AgentProcess {
         .stderr(Stdio::piped());
         for tag in tags {
             cmd.args(["--tag", tag]);
+        }
+        // Pinned at enrollment; a restart relies on the stored pin.
+        if let Some(fingerprint) = &server.fingerprint {
+            cmd.args(["--server-fingerprint", fingerprint]);
         }
         let child = cmd.spawn().expect("spawn operon agent");
         AgentProcess {
