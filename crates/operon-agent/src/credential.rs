@@ -24,6 +24,11 @@ pub struct Credential {
     pub credential: String,
     /// The server that issued it (informational: the configured URL is used).
     pub server_url: String,
+    /// The server certificate's fingerprint pinned at enrollment
+    /// (`sha256:<hex>`), checked on every connection. Absent for plain HTTP
+    /// or when the system roots are trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_fingerprint: Option<String>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -33,6 +38,7 @@ impl std::fmt::Debug for Credential {
             .field("name", &self.name)
             .field("credential", &"<redacted>")
             .field("server_url", &self.server_url)
+            .field("server_fingerprint", &self.server_fingerprint)
             .finish()
     }
 }
@@ -81,7 +87,10 @@ pub fn load_credential(state_dir: &Path) -> Result<Option<Credential>, AgentErro
         .map_err(|source| AgentError::BadCredentialFile { path, source })
 }
 
-/// Store the credential in `<state_dir>/credential.json`, mode 0600.
+/// Store the credential in `<state_dir>/credential.json`, mode 0600,
+/// atomically: a temporary file is written and fsynced, then renamed over the
+/// old one and the directory fsynced, so a crash leaves either the old or the
+/// new credential, never a mix (which matters during a rotation).
 pub fn store_credential(state_dir: &Path, credential: &Credential) -> Result<(), AgentError> {
     ensure_state_dir(state_dir)?;
     let path = credential_path(state_dir);
@@ -106,6 +115,7 @@ mod tests {
             name: "web-1".into(),
             credential: "s3cret".into(),
             server_url: "http://127.0.0.1:7780".into(),
+            server_fingerprint: None,
         }
     }
 
@@ -122,6 +132,55 @@ mod tests {
         assert_eq!(file_mode & 0o777, 0o600);
         assert_eq!(dir_mode & 0o777, 0o700);
         assert_eq!(load_credential(&state).unwrap(), Some(sample()));
+    }
+
+    #[test]
+    fn replacing_the_credential_is_atomic_keeps_0600_and_leaves_no_temporary_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        store_credential(&state, &sample()).unwrap();
+        let mut rotated = sample();
+        rotated.credential = "onc_new".into();
+        rotated.server_fingerprint = Some("sha256:00".into());
+        store_credential(&state, &rotated).unwrap();
+        assert_eq!(load_credential(&state).unwrap(), Some(rotated));
+        let mode = fs::metadata(credential_path(&state))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<String> = fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![CREDENTIAL_FILE.to_string()]);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_credential_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        store_credential(&state, &sample()).unwrap();
+        // A directory where the temporary file goes makes the write fail
+        // before the rename.
+        fs::create_dir(state.join(format!(".{CREDENTIAL_FILE}.tmp"))).unwrap();
+        fs::write(state.join(format!(".{CREDENTIAL_FILE}.tmp")).join("x"), "").unwrap();
+        let mut rotated = sample();
+        rotated.credential = "onc_new".into();
+        let err = store_credential(&state, &rotated).unwrap_err().to_string();
+        assert!(err.contains("credential.json"), "{err}");
+        assert_eq!(load_credential(&state).unwrap(), Some(sample()));
+    }
+
+    #[test]
+    fn credential_files_without_a_pin_still_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(
+            credential_path(tmp.path()),
+            r#"{"node_id":"n-1","name":"web-1","credential":"s3cret","server_url":"http://127.0.0.1:7780"}"#,
+        )
+        .unwrap();
+        assert_eq!(load_credential(tmp.path()).unwrap(), Some(sample()));
     }
 
     #[test]

@@ -24,6 +24,22 @@ pub enum AgentError {
     },
     #[error("no node credential in {path} and no enrollment token given (use --enroll-token)")]
     NotEnrolled { path: PathBuf },
+    /// The server's certificate is not the pinned one. Not retried: the
+    /// operator has to decide whether the new certificate is legitimate.
+    #[error(
+        "refusing {server}: {mismatch}. If the server's certificate was replaced on purpose, restart the agent with --server-fingerprint {presented}; otherwise something is impersonating the server",
+        presented = mismatch.presented
+    )]
+    ServerCertificateMismatch {
+        server: String,
+        mismatch: crate::tls::PinMismatch,
+    },
+    #[error("TLS setup for {server} failed: {message}")]
+    Tls { server: String, message: String },
+    #[error("--server-fingerprint: {0}")]
+    BadFingerprint(String),
+    #[error("the pinned server fingerprint in {path} is not valid: {message}")]
+    BadCredentialPin { path: PathBuf, message: String },
     #[error("cannot reach {server}: {message}")]
     Unreachable { server: String, message: String },
     #[error("invalid server URL '{url}': {message}")]

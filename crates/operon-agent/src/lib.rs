@@ -36,6 +36,16 @@
 //! line or every 100 ms, through a bounded queue so that a slow link slows the
 //! command down rather than filling memory.
 //!
+//! **TLS** (`https://` servers, see [`tls`]): the agent trusts the server by
+//! a pinned certificate fingerprint (`--server-fingerprint`, stored in
+//! `credential.json` at enrollment and checked on every connection), or by
+//! the system roots plus an optional private CA (`--tls-ca`). A certificate
+//! other than the pinned one is fatal, with an error naming both fingerprints.
+//!
+//! **Credential rotation**: the server may send a new credential over the
+//! link; it replaces `credential.json` atomically before it is confirmed and
+//! is used for every later connection (see the `link` module).
+//!
 //! Only one agent may use a state directory at a time (`agent.lock`, flock).
 //! On shutdown, running commands are stopped and journaled as interrupted;
 //! their results are sent on the next start.
@@ -52,6 +62,7 @@ pub mod procfs;
 pub mod runner;
 pub mod supervisor;
 mod sys;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -98,6 +109,11 @@ pub struct AgentConfig {
     pub tags: BTreeMap<String, String>,
     /// Overrides the heartbeat interval the server suggests.
     pub heartbeat_secs: Option<u64>,
+    /// Pin the server's certificate (`sha256:<hex>`). Stored at enrollment;
+    /// given later, it replaces the stored pin.
+    pub server_fingerprint: Option<String>,
+    /// A PEM file of CA certificates trusted besides the system roots.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -112,6 +128,8 @@ impl std::fmt::Debug for AgentConfig {
             .field("name", &self.name)
             .field("tags", &self.tags)
             .field("heartbeat_secs", &self.heartbeat_secs)
+            .field("server_fingerprint", &self.server_fingerprint)
+            .field("tls_ca", &self.tls_ca)
             .finish()
     }
 }
@@ -124,11 +142,13 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     let mut shutdown = pin!(shutdown);
     check_server_url(&config.server_url)?;
+    let pin = parse_pin(config.server_fingerprint.as_deref())?;
     credential::ensure_state_dir(&config.state_dir)?;
     let _lock = lock_state_dir(&config.state_dir)?;
-    let Some(credential) = obtain_credential(&config, &mut shutdown).await? else {
+    let Some(mut credential) = obtain_credential(&config, pin, &mut shutdown).await? else {
         return Ok(());
     };
+    let tls = connection_tls(&config, &mut credential)?;
     if credential.server_url.trim_end_matches('/') != config.server_url.trim_end_matches('/') {
         tracing::warn!(enrolled_with = %credential.server_url, using = %config.server_url, "server URL differs from the one the node enrolled with");
     }
@@ -143,7 +163,7 @@ pub async fn run(
         heartbeat_seq: 0,
     };
     let result = agent
-        .connection_loop(&config, &credential, &mut shutdown)
+        .connection_loop(&config, &mut credential, &tls, &mut shutdown)
         .await;
     agent.stop_running().await;
     result
@@ -153,6 +173,7 @@ pub async fn run(
 /// came first.
 async fn obtain_credential(
     config: &AgentConfig,
+    pin: Option<tls::Fingerprint>,
     shutdown: &mut Pin<&mut (impl Future<Output = ()> + Send)>,
 ) -> Result<Option<Credential>, AgentError> {
     if let Some(credential) = credential::load_credential(&config.state_dir)? {
@@ -165,6 +186,10 @@ async fn obtain_credential(
         .ok_or_else(|| AgentError::NotEnrolled {
             path: credential::credential_path(&config.state_dir),
         })?;
+    let trust = tls::TlsTrust {
+        fingerprint: pin,
+        ca_file: config.tls_ca.clone(),
+    };
     let mut backoff = Backoff::default();
     loop {
         let attempt = enroll(
@@ -172,6 +197,7 @@ async fn obtain_credential(
             token,
             config.name.clone(),
             config.tags.clone(),
+            &trust,
         );
         let outcome = tokio::select! {
             outcome = attempt => outcome,
@@ -199,17 +225,58 @@ async fn obtain_credential(
 /// Refuse, before anything else, a URL the agent could never reach (rather
 /// than retrying it forever).
 fn check_server_url(url: &str) -> Result<(), AgentError> {
-    let bad = |message: &str| AgentError::BadServerUrl {
+    link::connect_url(url).map_err(|message| AgentError::BadServerUrl {
         url: url.to_owned(),
-        message: message.to_owned(),
-    };
-    if url.starts_with("https://") || url.starts_with("wss://") {
-        return Err(bad(
-            "TLS is not supported by this agent build yet; use http://",
-        ));
-    }
-    link::connect_url(url).map_err(|message| bad(&message))?;
+        message,
+    })?;
     Ok(())
+}
+
+fn parse_pin(text: Option<&str>) -> Result<Option<tls::Fingerprint>, AgentError> {
+    text.map(tls::Fingerprint::parse)
+        .transpose()
+        .map_err(AgentError::BadFingerprint)
+}
+
+/// The TLS configuration for the connection loop: the pin given now wins
+/// (and replaces the stored one: the operator re-pinned on purpose), else the
+/// pin stored at enrollment, else the system roots and `--tls-ca`.
+fn connection_tls(
+    config: &AgentConfig,
+    credential: &mut Credential,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, AgentError> {
+    let given = parse_pin(config.server_fingerprint.as_deref())?;
+    let stored = credential
+        .server_fingerprint
+        .as_deref()
+        .map(tls::Fingerprint::parse)
+        .transpose()
+        .map_err(|message| AgentError::BadCredentialPin {
+            path: credential::credential_path(&config.state_dir),
+            message,
+        })?;
+    let pin = match (given, stored) {
+        (Some(given), Some(stored)) if given != stored => {
+            tracing::warn!(%stored, %given, "replacing the pinned server certificate fingerprint with --server-fingerprint");
+            credential.server_fingerprint = Some(given.to_string());
+            credential::store_credential(&config.state_dir, credential)?;
+            Some(given)
+        }
+        (Some(given), None) => {
+            credential.server_fingerprint = Some(given.to_string());
+            credential::store_credential(&config.state_dir, credential)?;
+            Some(given)
+        }
+        (given, stored) => given.or(stored),
+    };
+    let trust = tls::TlsTrust {
+        fingerprint: pin,
+        ca_file: config.tls_ca.clone(),
+    };
+    tls::client_config(&trust).map_err(|err| AgentError::Tls {
+        server: config.server_url.clone(),
+        message: err.to_string(),
+    })
 }
 
 /// Hold an exclusive lock on `<state_dir>/agent.lock` while the agent runs.
@@ -250,12 +317,13 @@ impl Agent {
     async fn connection_loop(
         &mut self,
         config: &AgentConfig,
-        credential: &Credential,
+        credential: &mut Credential,
+        tls: &std::sync::Arc<rustls::ClientConfig>,
         shutdown: &mut Pin<&mut (impl Future<Output = ()> + Send)>,
     ) -> Result<(), AgentError> {
         let mut backoff = Backoff::default();
         loop {
-            let connect = link::connect(&config.server_url, &credential.credential);
+            let connect = link::connect(&config.server_url, &credential.credential, tls);
             let connected = tokio::select! {
                 connected = self.offline(connect) => connected,
                 () = shutdown.as_mut() => return Ok(()),
@@ -268,6 +336,8 @@ impl Agent {
                         done: &mut self.done,
                         heartbeat_override: config.heartbeat_secs,
                         heartbeat_seq: &mut self.heartbeat_seq,
+                        credential: &mut *credential,
+                        state_dir: &config.state_dir,
                     };
                     let end = link::run_link(ws, ctx, shutdown).await;
                     if end.shutdown {
@@ -283,6 +353,12 @@ impl Agent {
                         server: config.server_url.clone(),
                         message,
                         path: credential::credential_path(&config.state_dir),
+                    });
+                }
+                Err(ConnectError::CertificateMismatch(mismatch)) => {
+                    return Err(AgentError::ServerCertificateMismatch {
+                        server: config.server_url.clone(),
+                        mismatch,
                     });
                 }
                 Err(ConnectError::Failed(reason)) => {

@@ -1,9 +1,15 @@
 //! One WebSocket link to the server: connect with the node credential, say
 //! `Hello`, wait for `Welcome`, then heartbeat, dispatch server frames to the
 //! [`Supervisor`] and write outbound frames until the link ends.
+//!
+//! A `RotateCredential` frame is handled here: the new credential is written
+//! to `credential.json` atomically (temporary file, fsync, rename) and only
+//! then confirmed to the server and used for later connections.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -17,12 +23,14 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header::AUTHORIZATION};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use crate::credential::{self, Credential};
 use crate::enroll::error_chain;
 use crate::error::server_error_message;
 use crate::inventory::collect_inventory;
 use crate::supervisor::{Control, Supervisor};
+use crate::tls::{self, PinMismatch};
 
 pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -34,6 +42,8 @@ const WELCOME_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ConnectError {
     /// 401/403: the server refuses this credential. Fatal.
     Rejected { message: String },
+    /// The server's certificate is not the pinned one. Fatal.
+    CertificateMismatch(PinMismatch),
     /// Anything else: retried with backoff.
     Failed(String),
 }
@@ -53,8 +63,13 @@ pub fn connect_url(server_url: &str) -> Result<String, String> {
     Ok(format!("{rest}{AGENT_CONNECT_PATH}"))
 }
 
-/// Open the WebSocket with `Authorization: Bearer <credential>`.
-pub async fn connect(server_url: &str, credential: &str) -> Result<WsStream, ConnectError> {
+/// Open the WebSocket with `Authorization: Bearer <credential>`; `wss://`
+/// trusts the server as the `tls` configuration says.
+pub async fn connect(
+    server_url: &str,
+    credential: &str,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<WsStream, ConnectError> {
     let url = connect_url(server_url).map_err(ConnectError::Failed)?;
     let mut request = url
         .as_str()
@@ -65,7 +80,9 @@ pub async fn connect(server_url: &str, credential: &str) -> Result<WsStream, Con
     })?;
     bearer.set_sensitive(true);
     request.headers_mut().insert(AUTHORIZATION, bearer);
-    let attempt = tokio_tungstenite::connect_async(request);
+    let connector = Connector::Rustls(tls.clone());
+    let attempt =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector));
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
         Err(_) => Err(ConnectError::Failed(format!(
             "no answer from {url} within {CONNECT_TIMEOUT:?}"
@@ -81,10 +98,13 @@ pub async fn connect(server_url: &str, credential: &str) -> Result<WsStream, Con
                 Err(ConnectError::Failed(format!("{url} answered {message}")))
             }
         }
-        Ok(Err(err)) => Err(ConnectError::Failed(format!(
-            "{url}: {}",
-            error_chain(&err)
-        ))),
+        Ok(Err(err)) => match tls::find_pin_mismatch(&err) {
+            Some(mismatch) => Err(ConnectError::CertificateMismatch(mismatch)),
+            None => Err(ConnectError::Failed(format!(
+                "{url}: {}",
+                error_chain(&err)
+            ))),
+        },
     }
 }
 
@@ -104,6 +124,9 @@ pub struct LinkContext<'a> {
     pub done: &'a mut mpsc::UnboundedReceiver<CommandResult>,
     pub heartbeat_override: Option<u64>,
     pub heartbeat_seq: &'a mut u64,
+    /// Replaced (in memory and on disk) when the server rotates it.
+    pub credential: &'a mut Credential,
+    pub state_dir: &'a Path,
 }
 
 /// Run one link until it drops, goes silent, or `shutdown` resolves.
@@ -117,6 +140,10 @@ pub async fn run_link(
     let hello = AgentMessage::Hello {
         protocol_version: PROTOCOL_VERSION,
         inventory: collect_inventory(),
+        capabilities: operon_proto::AGENT_CAPABILITIES
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
     };
     if let Err(err) = sink.send(Message::text(operon_proto::encode(&hello))).await {
         return LinkEnd {
@@ -135,6 +162,8 @@ pub async fn run_link(
         heartbeats: heartbeat_tx,
         heartbeat_override: ctx.heartbeat_override,
         heartbeat_seq: ctx.heartbeat_seq,
+        credential: ctx.credential,
+        state_dir: ctx.state_dir,
         welcomed: false,
     };
     let outcome = tokio::select! {
@@ -197,6 +226,8 @@ struct Reader<'a> {
     heartbeats: mpsc::Sender<AgentMessage>,
     heartbeat_override: Option<u64>,
     heartbeat_seq: &'a mut u64,
+    credential: &'a mut Credential,
+    state_dir: &'a Path,
     welcomed: bool,
 }
 
@@ -287,8 +318,36 @@ impl Reader<'_> {
                 self.supervisor.on_cancel(&invocation_id, &self.control)
             }
             ServerMessage::ResultAck { invocation_id } => self.supervisor.on_ack(&invocation_id),
+            ServerMessage::RotateCredential {
+                rotation_id,
+                credential,
+            } => self.rotate_credential(rotation_id, credential.0),
         }
         None
+    }
+
+    /// Store the new credential durably, then confirm it. On failure the old
+    /// credential stays in use (the server keeps accepting it).
+    fn rotate_credential(&mut self, rotation_id: String, new_secret: String) {
+        let mut rotated = self.credential.clone();
+        rotated.credential = new_secret;
+        let answer = match credential::store_credential(self.state_dir, &rotated) {
+            Ok(()) => {
+                *self.credential = rotated;
+                tracing::info!(%rotation_id, "node credential rotated and stored");
+                AgentMessage::CredentialStored { rotation_id }
+            }
+            Err(err) => {
+                tracing::error!(%rotation_id, %err, "cannot store the rotated node credential; keeping the current one");
+                AgentMessage::CredentialNotStored {
+                    rotation_id,
+                    reason: err.to_string(),
+                }
+            }
+        };
+        if let Some(control) = &self.control {
+            let _ = control.send(answer);
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use operon_proto::{
     AgentMessage, CommandResult, EnrollRequest, EnrollResponse, InvocationStatus, RunCommand,
     ServerMessage, Step,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
@@ -35,11 +35,13 @@ fn config(url: &str, state: &Path) -> AgentConfig {
         name: Some("node-a".into()),
         tags: BTreeMap::from([("env".into(), "test".into())]),
         heartbeat_secs: None,
+        server_fingerprint: None,
+        tls_ca: None,
     }
 }
 
 /// Read one HTTP request (headers and Content-Length body).
-async fn read_http_request(stream: &mut TcpStream) -> (String, Vec<u8>) {
+async fn read_http_request<S: AsyncRead + Unpin>(stream: &mut S) -> (String, Vec<u8>) {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -66,7 +68,7 @@ async fn read_http_request(stream: &mut TcpStream) -> (String, Vec<u8>) {
     }
 }
 
-async fn write_http_response(stream: &mut TcpStream, status: &str, body: &str) {
+async fn write_http_response<S: AsyncWrite + Unpin>(stream: &mut S, status: &str, body: &str) {
     let response = format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
@@ -103,14 +105,20 @@ type Ws = WebSocketStream<TcpStream>;
 
 /// Accept one WebSocket upgrade, checking the bearer credential.
 async fn accept_link(listener: &TcpListener) -> Ws {
+    accept_link_with(listener, "cred-1").await
+}
+
+/// Accept one WebSocket upgrade from an agent presenting `credential`.
+async fn accept_link_with(listener: &TcpListener, credential: &str) -> Ws {
     let (stream, _) = listener.accept().await.unwrap();
+    let expected = format!("Bearer {credential}");
     tokio_tungstenite::accept_hdr_async(stream, |request: &Request, response: Response| {
         assert_eq!(request.uri().path(), "/v1/agent/connect");
         let auth = request
             .headers()
             .get("authorization")
             .map(|v| v.to_str().unwrap().to_owned());
-        assert_eq!(auth.as_deref(), Some("Bearer cred-1"));
+        assert_eq!(auth.as_deref(), Some(expected.as_str()));
         Ok(response)
     })
     .await
@@ -149,7 +157,8 @@ async fn send(ws: &mut Ws, message: &ServerMessage) {
 async fn welcome(ws: &mut Ws) {
     let hello = recv(ws).await;
     assert!(
-        matches!(&hello, AgentMessage::Hello { protocol_version: 1, inventory } if !inventory.hostname.is_empty()),
+        matches!(&hello, AgentMessage::Hello { protocol_version: 1, inventory, capabilities }
+            if !inventory.hostname.is_empty() && capabilities.iter().any(|c| c == operon_proto::CAPABILITY_CREDENTIAL_ROTATION)),
         "{hello:?}"
     );
     send(
@@ -435,14 +444,174 @@ async fn stopping_the_agent_stops_running_commands_and_journals_them() {
     assert!(entry.acked_at.is_none(), "it is resent on the next start");
 }
 
-#[tokio::test]
-async fn an_https_server_url_is_refused_up_front() {
-    let state = tempfile::tempdir().unwrap();
-    let err = operon_agent::run(
-        config("https://127.0.0.1:9", state.path()),
-        std::future::pending(),
+/// A TLS acceptor with a fresh self-signed certificate, and its fingerprint.
+fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let der = cert.der().clone();
+    let fingerprint = operon_agent::tls::Fingerprint::of_der(der.as_ref()).to_string();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        fingerprint,
     )
-    .await
-    .unwrap_err();
-    assert!(matches!(err, AgentError::BadServerUrl { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_pinned_certificate_is_accepted_and_stored_at_enrollment() {
+    let state = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let (acceptor, fingerprint) = tls_acceptor();
+    let mut cfg = config(&url, state.path());
+    cfg.server_fingerprint = Some(fingerprint.clone());
+    let (stop, agent) = spawn_agent(cfg);
+
+    let (tcp, _) = listener.accept().await.unwrap();
+    let mut tls = acceptor.accept(tcp).await.expect("pinned handshake");
+    let (head, _) = read_http_request(&mut tls).await;
+    assert!(head.starts_with("POST /v1/agent/enroll "), "{head}");
+    let answer = r#"{"node_id":"n-1","name":"node-a","credential":"cred-1"}"#;
+    write_http_response(&mut tls, "200 OK", answer).await;
+
+    // The WebSocket comes over TLS too, with the same pin.
+    let (tcp, _) = listener.accept().await.unwrap();
+    let tls = acceptor.accept(tcp).await.expect("pinned handshake");
+    let _ws = tokio_tungstenite::accept_async(tls).await.unwrap();
+    let stored = std::fs::read_to_string(state.path().join("credential.json")).unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["server_fingerprint"], fingerprint.as_str());
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_other_than_the_pinned_one_is_fatal_and_names_both() {
+    let state = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let (acceptor, presented) = tls_acceptor();
+    let (_, pinned) = tls_acceptor();
+    let mut cfg = config(&url, state.path());
+    cfg.server_fingerprint = Some(pinned.clone());
+    let (_stop, agent) = spawn_agent(cfg);
+    let (tcp, _) = listener.accept().await.unwrap();
+    assert!(acceptor.accept(tcp).await.is_err(), "the agent must abort");
+    let err = tokio::time::timeout(WAIT, agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, AgentError::ServerCertificateMismatch { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&pinned) && text.contains(&presented),
+        "{text}"
+    );
+    assert!(!state.path().join("credential.json").exists());
+}
+
+fn stored_secret(state: &Path) -> String {
+    let text = std::fs::read_to_string(state.join("credential.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["credential"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_credential_is_stored_before_it_is_confirmed_and_used_to_reconnect() {
+    let state = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, agent) = spawn_agent(config(&url, state.path()));
+    serve_enrollment(&listener).await;
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+
+    let rotate = ServerMessage::RotateCredential {
+        rotation_id: "rot-1".into(),
+        credential: operon_proto::Secret("cred-2".into()),
+    };
+    send(&mut ws, &rotate).await;
+    assert_eq!(
+        recv_skipping_heartbeats(&mut ws).await,
+        AgentMessage::CredentialStored {
+            rotation_id: "rot-1".into()
+        }
+    );
+    // Confirmed means on disk, with the file's mode kept.
+    assert_eq!(stored_secret(state.path()), "cred-2");
+    let mode = std::fs::metadata(state.path().join("credential.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The link goes on: commands still run on it.
+    send(&mut ws, &run_command("inv-r", "echo still here")).await;
+    let (_, result) = until_finished(&mut ws).await;
+    assert_eq!(result.stdout, "still here\n");
+
+    // A rotation the agent cannot store is refused, and the old one stays.
+    let blocker = state.path().join(".credential.json.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("x"), "").unwrap();
+    send(
+        &mut ws,
+        &ServerMessage::RotateCredential {
+            rotation_id: "rot-2".into(),
+            credential: operon_proto::Secret("cred-3".into()),
+        },
+    )
+    .await;
+    match recv_skipping_heartbeats(&mut ws).await {
+        AgentMessage::CredentialNotStored {
+            rotation_id,
+            reason,
+        } => {
+            assert_eq!(rotation_id, "rot-2");
+            assert!(reason.contains("credential.json"), "{reason}");
+            assert!(!reason.contains("cred-3"), "the secret leaked: {reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stored_secret(state.path()), "cred-2");
+
+    // The next connection presents the rotated credential.
+    drop(ws);
+    let mut ws = accept_link_with(&listener, "cred-2").await;
+    welcome(&mut ws).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_invalid_fingerprint_is_refused_before_anything_else() {
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config("https://127.0.0.1:9", state.path());
+    cfg.server_fingerprint = Some("sha256:1234".into());
+    let err = operon_agent::run(cfg, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AgentError::BadFingerprint(_)), "{err:?}");
+    assert!(err.to_string().contains("--server-fingerprint"), "{err}");
 }

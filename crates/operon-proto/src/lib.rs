@@ -22,6 +22,20 @@
 //! The first frame from the agent is [`AgentMessage::Hello`] carrying
 //! [`PROTOCOL_VERSION`]; the server answers [`ServerMessage::Welcome`] or closes
 //! the connection with a reason.
+//!
+//! # Additions within version 1
+//!
+//! Newer frames are announced rather than assumed, so old and new agents and
+//! servers keep talking: the `Hello` lists the agent's [`capabilities`](AgentMessage::Hello)
+//! (a missing list means none), and the server sends a frame an agent did
+//! not announce never.
+//!
+//! - [`CAPABILITY_CREDENTIAL_ROTATION`]: the server may send
+//!   [`ServerMessage::RotateCredential`] with a new node credential; the agent
+//!   stores it durably and answers [`AgentMessage::CredentialStored`] (or
+//!   [`AgentMessage::CredentialNotStored`] with a reason). The server keeps the
+//!   old credential valid until that answer, or until the agent connects with
+//!   the new one, so the node is never locked out.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +55,12 @@ pub const DEFAULT_HEARTBEAT_SECS: u64 = 5;
 
 /// A side considers the link dead after this many heartbeat intervals of silence.
 pub const MISSED_HEARTBEATS_BEFORE_DEAD: u64 = 3;
+
+/// Capability: the agent understands [`ServerMessage::RotateCredential`].
+pub const CAPABILITY_CREDENTIAL_ROTATION: &str = "credential_rotation";
+
+/// Every capability this build of the agent announces in its `Hello`.
+pub const AGENT_CAPABILITIES: &[&str] = &[CAPABILITY_CREDENTIAL_ROTATION];
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type UnixMillis = i64;
@@ -90,6 +110,10 @@ pub enum AgentMessage {
     Hello {
         protocol_version: u32,
         inventory: Inventory,
+        /// Optional frames this agent understands (see the module docs);
+        /// absent from older agents, which means none.
+        #[serde(default)]
+        capabilities: Vec<String>,
     },
     /// Sent every heartbeat interval; the server answers [`ServerMessage::HeartbeatAck`].
     Heartbeat { seq: u64 },
@@ -106,6 +130,11 @@ pub enum AgentMessage {
     },
     /// The final result of an invocation. Resent until acknowledged.
     Finished(CommandResult),
+    /// The credential of [`ServerMessage::RotateCredential`] is on disk
+    /// (written atomically, fsynced) and used from now on.
+    CredentialStored { rotation_id: String },
+    /// The agent could not store the new credential and keeps the old one.
+    CredentialNotStored { rotation_id: String, reason: String },
 }
 
 /// Frames sent by the server.
@@ -132,6 +161,31 @@ pub enum ServerMessage {
     ResultAck {
         invocation_id: String,
     },
+    /// Replace the node credential with `credential` (sent only to agents
+    /// announcing [`CAPABILITY_CREDENTIAL_ROTATION`]). The old one stays valid
+    /// until the agent answers [`AgentMessage::CredentialStored`].
+    RotateCredential {
+        rotation_id: String,
+        credential: Secret,
+    },
+}
+
+/// A secret on the wire: serialised as the plain string, but `Debug` never
+/// shows it, so logging a frame cannot leak it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// One command to run on one node: the document's steps, already resolved.
@@ -280,6 +334,34 @@ mod tests {
         let text = encode(&msg);
         assert_eq!(text, r#"{"type":"cancel","invocation_id":"inv-1"}"#);
         assert_eq!(decode::<ServerMessage>(&text).unwrap(), msg);
+    }
+
+    #[test]
+    fn hello_without_capabilities_from_an_older_agent_still_decodes() {
+        let old = r#"{"type":"hello","protocol_version":1,"inventory":{"hostname":"h","os_name":"","os_version":"","kernel":"","arch":"","cpus":1,"memory_bytes":0,"agent_version":"0"}}"#;
+        match decode::<AgentMessage>(old).unwrap() {
+            AgentMessage::Hello { capabilities, .. } => assert!(capabilities.is_empty()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rotation_frames_round_trip() {
+        let msg = ServerMessage::RotateCredential {
+            rotation_id: "rot-1".into(),
+            credential: Secret("onc_x".into()),
+        };
+        let text = encode(&msg);
+        assert!(text.contains(r#""credential":"onc_x""#), "{text}");
+        assert_eq!(decode::<ServerMessage>(&text).unwrap(), msg);
+        assert!(!format!("{msg:?}").contains("onc_x"));
+        let answer = AgentMessage::CredentialNotStored {
+            rotation_id: "rot-1".into(),
+            reason: "disk full".into(),
+        };
+        let text = encode(&answer);
+        assert!(text.contains(r#""type":"credential_not_stored""#), "{text}");
+        assert_eq!(decode::<AgentMessage>(&text).unwrap(), answer);
     }
 
     #[test]

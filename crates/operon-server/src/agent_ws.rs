@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use operon_proto::{
     AgentMessage, CommandResult, EnrollRequest, EnrollResponse, PROTOCOL_VERSION, ServerMessage,
 };
-use operon_store::{AgentWrite, NewNode, Node, split_invocation_id};
+use operon_store::{AgentWrite, CredentialMatch, NewNode, Node, split_invocation_id};
 use tokio::sync::mpsc;
 
 use crate::auth::{self, NODE_CREDENTIAL_PREFIX};
@@ -60,16 +60,46 @@ pub async fn enroll(
     {
         Ok(node) => {
             tracing::info!(node_id = %node.id, name = %node.name, "node enrolled");
+            audit_enrollment(
+                &state,
+                &node.name,
+                "allowed",
+                serde_json::json!({
+                    "node_id": node.id, "tags": node.tags,
+                }),
+            )
+            .await;
+            crate::events::emit_in_background(
+                &state,
+                "operon.fleet",
+                "Node Enrolled",
+                serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
+            );
             Ok(Json(EnrollResponse {
                 node_id: node.id,
                 name: node.name,
                 credential,
             }))
         }
-        Err(refusal) => Err(ApiError::unauthorized(format!(
-            "enrollment refused: {}",
-            refusal.message()
-        ))),
+        Err(refusal) => {
+            let reason = format!("enrollment refused: {}", refusal.message());
+            audit_enrollment(&state, "*", "denied", serde_json::json!({"reason": reason})).await;
+            Err(ApiError::unauthorized(reason))
+        }
+    }
+}
+
+/// Enrollments, granted or refused, go to the audit trail (never the token).
+async fn audit_enrollment(state: &AppState, node: &str, outcome: &str, detail: serde_json::Value) {
+    let entry = operon_store::AuditEntry {
+        actor: "enrollment".into(),
+        action: "nodes:Enroll".into(),
+        resource: format!("node/{node}"),
+        outcome: outcome.into(),
+        detail,
+    };
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(error = %e, "an enrollment could not be audited");
     }
 }
 
@@ -93,33 +123,56 @@ pub async fn connect(
         })
 }
 
+/// Accept the node's current credential, or the new one of a rotation the
+/// agent has not confirmed yet (connecting with it is the confirmation, so
+/// the rotation completes here). A credential replaced by a rotation is
+/// refused with the time it was replaced.
 async fn authenticate_node(state: &AppState, headers: &HeaderMap) -> ApiResult<Node> {
     let credential = auth::bearer(headers).ok_or_else(|| {
         ApiError::unauthorized("missing node credential (Authorization: Bearer ...)")
     })?;
-    let node = state
+    let found = state
         .store
-        .node_by_credential(&auth::hash_secret(credential))
+        .find_node_credential(&auth::hash_secret(credential))
         .await?
         .ok_or_else(|| ApiError::unauthorized("unknown node credential"))?;
+    let node = match found {
+        CredentialMatch::Current(node) => node,
+        CredentialMatch::Pending { node, rotation_id } => {
+            crate::rotation::complete(state, &node, &rotation_id, "the agent connected with it")
+                .await?;
+            node
+        }
+        CredentialMatch::Retired { node, retired_at } => {
+            if node.revoked_at.is_some() {
+                return Err(revoked(&node));
+            }
+            return Err(ApiError::unauthorized(format!(
+                "this credential of node {} was replaced by a credential rotation at {} (Unix ms) and is no longer accepted; the agent that received the new one holds it in its credential.json",
+                node.id, retired_at
+            )));
+        }
+    };
     if node.revoked_at.is_some() {
-        return Err(ApiError::forbidden(format!(
-            "node {} has been revoked",
-            node.id
-        )));
+        return Err(revoked(&node));
     }
     Ok(node)
+}
+
+fn revoked(node: &Node) -> ApiError {
+    ApiError::forbidden(format!("node {} has been revoked", node.id))
 }
 
 async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<(), String> {
     let (mut sink, mut stream) = socket.split();
     let hello_timeout = Duration::from_secs(10);
-    let inventory = match tokio::time::timeout(hello_timeout, stream.next()).await {
+    let (inventory, capabilities) = match tokio::time::timeout(hello_timeout, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => match operon_proto::decode::<AgentMessage>(&text) {
             Ok(AgentMessage::Hello {
                 protocol_version,
                 inventory,
-            }) if protocol_version == PROTOCOL_VERSION => inventory,
+                capabilities,
+            }) if protocol_version == PROTOCOL_VERSION => (inventory, capabilities),
             Ok(AgentMessage::Hello {
                 protocol_version, ..
             }) => {
@@ -140,8 +193,14 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
         .map_err(|e| e.to_string())?;
 
     let (tx, mut rx) = mpsc::channel::<Outbound>(1024);
-    let session_id = state.hub.register(&node.id, tx.clone());
+    let session_id = state.hub.register(&node.id, tx.clone(), capabilities);
     tracing::info!(node_id = %node.id, name = %node.name, "agent connected");
+    crate::events::emit_in_background(
+        &state,
+        "operon.fleet",
+        "Node Connected",
+        serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
+    );
     let writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             let frame = match out {
@@ -181,6 +240,12 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
         .await;
     state.wake.notify_one();
     tracing::info!(node_id = %node.id, "agent disconnected");
+    crate::events::emit_in_background(
+        &state,
+        "operon.fleet",
+        "Node Disconnected",
+        serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
+    );
     result
 }
 
@@ -300,6 +365,15 @@ async fn handle_frame(
             }
         }
         AgentMessage::Finished(result) => record_result(state, node, result, tx).await?,
+        AgentMessage::CredentialStored { rotation_id } => {
+            crate::rotation::complete(state, node, &rotation_id, "the agent stored it")
+                .await
+                .map_err(|e| e.message)?;
+        }
+        AgentMessage::CredentialNotStored {
+            rotation_id,
+            reason,
+        } => crate::rotation::not_stored(state, node, &rotation_id, reason),
     }
     Ok(())
 }

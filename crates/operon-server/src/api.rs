@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -15,10 +16,11 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use futures_util::Stream;
 use operon_proto::{InvocationStatus, ServerMessage};
-use operon_store::{Command, EnrollToken, Invocation, Node, RunTemplate};
+use operon_store::{AuditEntry, Command, EnrollToken, Invocation, Node, RunTemplate};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::access::{authorize, authorize_node};
 use crate::auth::{self, ENROLL_TOKEN_PREFIX};
 use crate::documents::{self, RUN_SHELL_SCRIPT};
 use crate::error::{ApiError, ApiResult};
@@ -26,11 +28,7 @@ use crate::live::LiveEvent;
 use crate::rate::Limit;
 use crate::{AppState, agent_ws, now_millis};
 
-/// Who made an authenticated request.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub name: String,
-}
+pub use crate::access::Principal;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
@@ -42,6 +40,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/nodes/{key}", get(show_node))
         .route("/v1/nodes/{key}/tags", post(tag_node))
         .route("/v1/nodes/{key}/revoke", post(revoke_node))
+        .route(
+            "/v1/nodes/{key}/rotate-credential",
+            post(crate::rotation::rotate_credential),
+        )
         .route("/v1/documents", post(create_document).get(list_documents))
         .route("/v1/documents/{name}", get(show_document))
         .route("/v1/commands", post(create_command).get(list_commands))
@@ -49,7 +51,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/commands/{id}/cancel", post(cancel_command))
         .route("/v1/commands/{id}/stream", get(stream_command))
         .route("/metrics", get(metrics))
+        .merge(crate::identity::routes())
         .merge(crate::workflows::api::routes())
+        .merge(crate::events::http::protected())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -59,19 +63,57 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route(operon_proto::AGENT_ENROLL_PATH, post(agent_ws::enroll))
         .route(operon_proto::AGENT_CONNECT_PATH, get(agent_ws::connect))
+        .merge(crate::events::http::public())
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
 }
 
+/// Authenticate the bearer token, attach the [`Principal`], run the handler,
+/// then write the audit record of a mutating call. Refusals (401 here, 403 in
+/// handlers) are audited too.
 async fn require_token(
     State(state): State<Arc<AppState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let Some(token) = auth::bearer(request.headers()) else {
-        return ApiError::unauthorized("missing bearer token (Authorization: Bearer ...)")
-            .into_response();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let principal = match authenticate(&state, request.headers()).await {
+        Ok(principal) => principal,
+        Err((actor, reason)) => {
+            let entry = AuditEntry {
+                actor,
+                action: "auth:Authenticate".into(),
+                resource: path.clone(),
+                outcome: "unauthenticated".into(),
+                detail: serde_json::json!({"method": method.as_str(), "path": path, "reason": reason}),
+            };
+            if let Err(e) = state.audit.record(entry).await {
+                tracing::error!(error = %e, "a refused request could not be audited");
+            }
+            return ApiError::unauthorized(reason).into_response();
+        }
+    };
+    request.extensions_mut().insert(principal.clone());
+    let response = next.run(request).await;
+    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if mutating {
+        audit_call(&state, &principal, &method, &path, response.status()).await;
+    }
+    response
+}
+
+/// The principal behind a bearer token, or who tried and why they are refused.
+async fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Principal, (String, String)> {
+    let anonymous = |reason: &str| ("anonymous".to_string(), reason.to_string());
+    let Some(token) = auth::bearer(headers) else {
+        return Err(anonymous(
+            "missing bearer token (Authorization: Bearer ...)",
+        ));
     };
     let record = match state
         .store
@@ -79,19 +121,115 @@ async fn require_token(
         .await
     {
         Ok(Some(record)) => record,
-        Ok(None) => return ApiError::unauthorized("invalid API token").into_response(),
-        Err(e) => return ApiError::from(e).into_response(),
+        Ok(None) => return Err(anonymous("invalid API token")),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot look up an API token");
+            return Err(anonymous(
+                "the token could not be checked; see the server log",
+            ));
+        }
     };
+    let who = format!("token {} ({})", record.id, record.name);
     if record.revoked_at.is_some() {
-        return ApiError::unauthorized("API token has been revoked").into_response();
+        return Err((who, "API token has been revoked".into()));
     }
     if record.expires_at.is_some_and(|at| at <= now_millis()) {
-        return ApiError::unauthorized("API token has expired").into_response();
+        return Err((who, "API token has expired".into()));
     }
-    request
-        .extensions_mut()
-        .insert(Principal { name: record.name });
-    next.run(request).await
+    let Some(user_id) = record.user_id.clone() else {
+        return Ok(Principal::new(
+            "admin".into(),
+            None,
+            record.id,
+            None,
+            vec![],
+        ));
+    };
+    let failed = |e: operon_store::StoreError| {
+        tracing::error!(error = %e, "cannot load a user");
+        (
+            who.clone(),
+            "the token could not be checked; see the server log".to_string(),
+        )
+    };
+    let user = match state.store.user(&user_id).await.map_err(failed)? {
+        Some(user) if user.disabled_at.is_none() => user,
+        Some(user) => return Err((user.name, "user is disabled".into())),
+        None => return Err((who, "the token's user no longer exists".into())),
+    };
+    let policies = state
+        .store
+        .policies_for_user(&user.id)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .filter_map(|p| match operon_policy::Policy::from_value(&p.document) {
+            Ok(policy) => Some(operon_policy::NamedPolicy::new(p.name, policy)),
+            Err(e) => {
+                tracing::error!(policy = %p.name, error = %e, "a stored policy no longer parses; it is ignored");
+                None
+            }
+        })
+        .collect();
+    Ok(Principal::new(
+        user.name,
+        Some(user.id),
+        record.id,
+        record.scopes,
+        policies,
+    ))
+}
+
+/// The audit record of a mutating call: the checks it passed, the handler's
+/// notes and how it ended. Refused calls were recorded when refused.
+async fn audit_call(
+    state: &AppState,
+    principal: &Principal,
+    method: &Method,
+    path: &str,
+    status: axum::http::StatusCode,
+) {
+    let (allowed, denied, notes) = match principal.trail.lock() {
+        Ok(mut trail) => (
+            std::mem::take(&mut trail.allowed),
+            trail.denied,
+            std::mem::take(&mut trail.notes),
+        ),
+        Err(_) => return,
+    };
+    if denied && allowed.is_empty() {
+        return;
+    }
+    let (action, resource) = allowed
+        .first()
+        .cloned()
+        .unwrap_or_else(|| (format!("{method} {path}"), path.to_string()));
+    let outcome = match (status.is_success(), denied) {
+        (true, false) => "allowed".to_string(),
+        (true, true) => "partially denied".to_string(),
+        (false, _) => format!("failed ({})", status.as_u16()),
+    };
+    let mut detail = notes;
+    detail.insert("method".into(), method.as_str().into());
+    detail.insert("path".into(), path.into());
+    detail.insert("status".into(), status.as_u16().into());
+    if allowed.len() > 1 {
+        let more: Vec<Value> = allowed[1..]
+            .iter()
+            .map(|(a, r)| serde_json::json!({"action": a, "resource": r}))
+            .collect();
+        detail.insert("also".into(), Value::Array(more));
+    }
+    let entry = AuditEntry {
+        actor: principal.name.clone(),
+        action,
+        resource,
+        outcome,
+        detail: Value::Object(detail),
+    };
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(error = %e, "a call could not be audited");
+    }
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
@@ -99,12 +237,17 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "agents_connected": state.hub.connected_count(),
+        "tls_fingerprint": state.tls_fingerprint,
     }))
 }
 
 /// Prometheus text exposition (format 0.0.4) of the fleet and command state.
 /// Authenticated like every other call: scrapers send a bearer token.
-async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Response> {
+    authorize(&state, &principal, "metrics:Get", "metrics").await?;
     use std::fmt::Write;
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, samples: &[(String, i64)]| {
@@ -185,14 +328,19 @@ struct CreateEnrollToken {
 #[derive(Serialize)]
 struct CreatedEnrollToken {
     token: String,
+    /// The fingerprint agents pin (`--server-fingerprint`), when serving TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_fingerprint: Option<String>,
     #[serde(flatten)]
     record: EnrollToken,
 }
 
 async fn create_enroll_token(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Json(body): Json<CreateEnrollToken>,
 ) -> ApiResult<Json<CreatedEnrollToken>> {
+    authorize(&state, &principal, "enrollTokens:Create", "enroll-token/*").await?;
     let uses = body.uses.unwrap_or(1);
     let ttl = body.expires_in_secs.unwrap_or(24 * 3600);
     if uses < 1 {
@@ -203,12 +351,18 @@ async fn create_enroll_token(
     }
     validate_tags(&body.tags)?;
     let (token, record) = state.new_enroll_token(body.tags, uses, ttl).await?;
-    Ok(Json(CreatedEnrollToken { token, record }))
+    Ok(Json(CreatedEnrollToken {
+        token,
+        server_fingerprint: state.tls_fingerprint.clone(),
+        record,
+    }))
 }
 
 async fn list_enroll_tokens(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<Vec<EnrollToken>>> {
+    authorize(&state, &principal, "enrollTokens:List", "enroll-token/*").await?;
     Ok(Json(state.store.list_enroll_tokens().await?))
 }
 
@@ -281,7 +435,11 @@ async fn find_node(state: &AppState, key: &str) -> ApiResult<Node> {
         .ok_or_else(|| ApiError::not_found(format!("no node with id or name {key:?}")))
 }
 
-async fn list_nodes(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<NodeView>>> {
+async fn list_nodes(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<Vec<NodeView>>> {
+    authorize(&state, &principal, "nodes:List", "node/*").await?;
     let nodes = state.store.list_nodes().await?;
     Ok(Json(
         nodes.into_iter().map(|n| node_view(&state, n)).collect(),
@@ -290,9 +448,11 @@ async fn list_nodes(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<No
 
 async fn show_node(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(key): Path<String>,
 ) -> ApiResult<Json<NodeView>> {
     let node = find_node(&state, &key).await?;
+    authorize_node(&state, &principal, "nodes:Get", &node).await?;
     Ok(Json(node_view(&state, node)))
 }
 
@@ -306,24 +466,35 @@ struct TagChange {
 
 async fn tag_node(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(key): Path<String>,
     Json(change): Json<TagChange>,
 ) -> ApiResult<Json<NodeView>> {
     validate_tags(&change.set)?;
     let mut node = find_node(&state, &key).await?;
+    authorize_node(&state, &principal, "nodes:Tag", &node).await?;
     for key in &change.remove {
         node.tags.remove(key);
     }
     node.tags.extend(change.set);
+    // Tags decide access: the node must stay within reach after the change
+    // too, or retagging would move nodes into someone's scope.
+    authorize_node(&state, &principal, "nodes:Tag", &node).await?;
+    principal.note(
+        "tags",
+        serde_json::to_value(&node.tags).unwrap_or(Value::Null),
+    );
     state.store.set_node_tags(&node.id, &node.tags).await?;
     Ok(Json(node_view(&state, node)))
 }
 
 async fn revoke_node(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(key): Path<String>,
 ) -> ApiResult<Json<NodeView>> {
     let node = find_node(&state, &key).await?;
+    authorize_node(&state, &principal, "nodes:Revoke", &node).await?;
     state.store.revoke_node(&node.id, now_millis()).await?;
     state.hub.disconnect(&node.id, "node revoked");
     tracing::info!(node_id = %node.id, "node revoked");
@@ -342,8 +513,16 @@ struct CreateDocument {
 
 async fn create_document(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Json(body): Json<CreateDocument>,
 ) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "documents:Create",
+        &format!("document/{}", body.name),
+    )
+    .await?;
     let valid_name = !body.name.is_empty()
         && body.name.len() <= 128
         && body
@@ -372,7 +551,11 @@ async fn create_document(
     ))
 }
 
-async fn list_documents(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Value>>> {
+async fn list_documents(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<Vec<Value>>> {
+    authorize(&state, &principal, "documents:List", "document/*").await?;
     let mut out =
         vec![serde_json::json!({"name": RUN_SHELL_SCRIPT, "version": 1, "builtin": true})];
     for doc in state.store.list_documents().await? {
@@ -388,9 +571,17 @@ struct VersionQuery {
 
 async fn show_document(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     Query(q): Query<VersionQuery>,
 ) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "documents:Get",
+        &format!("document/{name}"),
+    )
+    .await?;
     let (version, content) = load_document(&state, &name, q.version).await?;
     Ok(Json(
         serde_json::json!({"name": name, "version": version, "content": content}),
@@ -421,27 +612,27 @@ pub(crate) async fn load_document(
 /// Maximum bytes of stdout and of stderr stored per node.
 pub const DEFAULT_OUTPUT_CAP: usize = 256 * 1024;
 
-#[derive(Deserialize, Serialize)]
+#[derive(Default, Deserialize, Serialize)]
 pub struct CreateCommand {
     #[serde(default)]
-    document: Option<String>,
+    pub(crate) document: Option<String>,
     #[serde(default)]
-    document_version: Option<i64>,
+    pub(crate) document_version: Option<i64>,
     #[serde(default)]
-    parameters: Map<String, Value>,
+    pub(crate) parameters: Map<String, Value>,
     #[serde(default)]
-    node_ids: Vec<String>,
+    pub(crate) node_ids: Vec<String>,
     /// `tag:KEY=VALUE` filters (all must hold) or `all`.
     #[serde(default)]
-    targets: Vec<String>,
-    max_concurrency: Option<String>,
-    max_errors: Option<String>,
-    timeout_secs: Option<i64>,
-    delivery_timeout_secs: Option<i64>,
-    cwd: Option<String>,
+    pub(crate) targets: Vec<String>,
+    pub(crate) max_concurrency: Option<String>,
+    pub(crate) max_errors: Option<String>,
+    pub(crate) timeout_secs: Option<i64>,
+    pub(crate) delivery_timeout_secs: Option<i64>,
+    pub(crate) cwd: Option<String>,
     #[serde(default)]
-    env: BTreeMap<String, String>,
-    user: Option<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) user: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -473,6 +664,55 @@ async fn create_command(
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateCommand>,
 ) -> ApiResult<Json<Value>> {
+    let candidates = resolve_targets(&state, &body.node_ids, &body.targets).await?;
+    let (targets, refused) = permitted_targets(&state, &principal, candidates).await?;
+    let command = create_command_on(
+        &state,
+        body,
+        principal.name.clone(),
+        auth::new_id("c-"),
+        targets,
+        &refused,
+    )
+    .await?;
+    principal.note("command_id", command.id.clone());
+    let invocations = state.store.invocations(&command.id).await?;
+    let names: Vec<String> = invocations.iter().map(|i| i.node_name.clone()).collect();
+    principal.note("targets", names);
+    if !refused.is_empty() {
+        principal.note(
+            "refused",
+            serde_json::to_value(&refused).unwrap_or(Value::Null),
+        );
+    }
+    let view = command_view(&state, command).await?;
+    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+}
+
+/// Validate, render and persist a command with the given id (rule targets
+/// pass an id derived from the delivery, so a redelivery creates nothing new).
+/// It acts with the server's authority: who may create the rule is checked
+/// when the rule is put.
+pub(crate) async fn create_command_as(
+    state: &AppState,
+    body: CreateCommand,
+    requested_by: String,
+    id: String,
+) -> ApiResult<Command> {
+    let targets = resolve_targets(state, &body.node_ids, &body.targets).await?;
+    create_command_on(state, body, requested_by, id, targets, &[]).await
+}
+
+/// Render and persist a command on these (already resolved and permitted)
+/// nodes; `refused` are kept in its request for everyone to see.
+async fn create_command_on(
+    state: &AppState,
+    body: CreateCommand,
+    requested_by: String,
+    id: String,
+    targets: Vec<Node>,
+    refused: &[RefusedTarget],
+) -> ApiResult<Command> {
     let max_concurrency = body.max_concurrency.clone().unwrap_or_else(|| "50".into());
     let max_errors = body.max_errors.clone().unwrap_or_else(|| "0".into());
     Limit::parse(&max_concurrency)
@@ -485,19 +725,27 @@ async fn create_command(
         .document
         .clone()
         .unwrap_or_else(|| RUN_SHELL_SCRIPT.into());
-    let (version, content) = load_document(&state, &document_name, body.document_version).await?;
+    let (version, content) = load_document(state, &document_name, body.document_version).await?;
     let document = documents::parse_document(&content)
         .map_err(|e| ApiError::invalid(format!("document {document_name}: {e}")))?;
     let (parameters, steps) = document
         .render(&body.parameters)
         .map_err(|e| ApiError::invalid(format!("parameters for {document_name}: {e}")))?;
-    let targets = resolve_targets(&state, &body.node_ids, &body.targets).await?;
+    let mut request = serde_json::to_value(&body).unwrap_or(Value::Null);
+    if !refused.is_empty()
+        && let Some(map) = request.as_object_mut()
+    {
+        map.insert(
+            "refused".into(),
+            serde_json::to_value(refused).unwrap_or(Value::Null),
+        );
+    }
     let command = Command {
-        id: auth::new_id("c-"),
+        id,
         document_name,
         document_version: version,
         parameters: Value::Object(parameters),
-        request: serde_json::to_value(&body).unwrap_or(Value::Null),
+        request,
         run_template: RunTemplate {
             steps,
             cwd: body.cwd.clone(),
@@ -513,7 +761,7 @@ async fn create_command(
         created_at: now_millis(),
         finished_at: None,
         cancel_requested: false,
-        requested_by: principal.name,
+        requested_by,
     };
     let pairs: Vec<(String, String)> = targets
         .iter()
@@ -522,8 +770,58 @@ async fn create_command(
     state.store.insert_command(&command, &pairs).await?;
     state.wake.notify_one();
     tracing::info!(command_id = %command.id, targets = pairs.len(), by = %command.requested_by, "command created");
-    let view = command_view(&state, command).await?;
-    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+    Ok(command)
+}
+
+/// A node a command was not run on, and why.
+#[derive(Serialize)]
+struct RefusedTarget {
+    node: String,
+    reason: String,
+}
+
+/// Split the resolved targets into the nodes the principal may run commands
+/// on and the refused ones. All refused is a 403 (and audited); some refused
+/// is noted in the command and its audit record.
+async fn permitted_targets(
+    state: &AppState,
+    principal: &Principal,
+    candidates: Vec<Node>,
+) -> ApiResult<(Vec<Node>, Vec<RefusedTarget>)> {
+    let mut allowed = Vec::new();
+    let mut refused = Vec::new();
+    for node in candidates {
+        match principal.decide(&crate::access::node_request(
+            principal,
+            "commands:Run",
+            &node,
+        )) {
+            Ok(()) => allowed.push(node),
+            Err(reason) => refused.push(RefusedTarget {
+                node: node.name,
+                reason,
+            }),
+        }
+    }
+    if !refused.is_empty() {
+        let names: Vec<&str> = refused.iter().map(|r| r.node.as_str()).collect();
+        let resource = format!("node/{}", names.join(","));
+        let reason = refused[0].reason.clone();
+        if allowed.is_empty() {
+            crate::access::record_denial(state, principal, "commands:Run", &resource, &reason)
+                .await;
+            return Err(ApiError::forbidden(format!(
+                "{} may not commands:Run on {}: {reason}",
+                principal.name,
+                names.join(", ")
+            )));
+        }
+        crate::access::record_denial(state, principal, "commands:Run", &resource, &reason).await;
+    }
+    for node in &allowed {
+        principal.allowed_action("commands:Run", &format!("node/{}", node.name));
+    }
+    Ok((allowed, refused))
 }
 
 fn positive(field: &str, value: Option<i64>, default: i64) -> ApiResult<i64> {
@@ -612,8 +910,10 @@ struct ListQuery {
 
 async fn list_commands(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
+    authorize(&state, &principal, "commands:List", "command/*").await?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let mut out = Vec::new();
     for command in state.store.list_commands(limit).await? {
@@ -637,8 +937,10 @@ async fn find_command(state: &AppState, id: &str) -> ApiResult<Command> {
 
 async fn show_command(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    authorize(&state, &principal, "commands:Get", &format!("command/{id}")).await?;
     let command = find_command(&state, &id).await?;
     Ok(Json(
         serde_json::to_value(command_view(&state, command).await?).unwrap_or(Value::Null),
@@ -647,8 +949,16 @@ async fn show_command(
 
 async fn cancel_command(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "commands:Cancel",
+        &format!("command/{id}"),
+    )
+    .await?;
     let command = find_command(&state, &id).await?;
     if !state.store.request_cancel(&id).await? {
         return Err(ApiError::conflict(format!(
@@ -673,8 +983,10 @@ async fn cancel_command(
 /// Server-sent events: the backlog, then live events, until the command is done.
 async fn stream_command(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    authorize(&state, &principal, "commands:Get", &format!("command/{id}")).await?;
     let command = find_command(&state, &id).await?;
     let (backlog, receiver) = state.live.subscribe(&id);
     let already_done = command.status.is_final().then_some(command.status);

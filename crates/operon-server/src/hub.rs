@@ -26,6 +26,8 @@ struct Session {
     last_heartbeat: Instant,
     /// Wall-clock time of the last heartbeat, in Unix milliseconds.
     last_heartbeat_millis: i64,
+    /// Optional protocol frames the agent announced in its `Hello`.
+    capabilities: Vec<String>,
 }
 
 pub struct Hub {
@@ -52,7 +54,12 @@ impl Hub {
 
     /// Register a session for a node; returns its id. An older session of the
     /// same node is told to close.
-    pub fn register(&self, node_id: &str, tx: mpsc::Sender<Outbound>) -> u64 {
+    pub fn register(
+        &self,
+        node_id: &str,
+        tx: mpsc::Sender<Outbound>,
+        capabilities: Vec<String>,
+    ) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let old = self.lock().insert(
             node_id.to_string(),
@@ -61,6 +68,7 @@ impl Hub {
                 tx,
                 last_heartbeat: Instant::now(),
                 last_heartbeat_millis: crate::now_millis(),
+                capabilities,
             },
         );
         if let Some(old) = old {
@@ -91,6 +99,15 @@ impl Hub {
     /// heartbeats off the disk.
     pub fn last_heartbeat_millis(&self, node_id: &str) -> Option<i64> {
         self.lock().get(node_id).map(|s| s.last_heartbeat_millis)
+    }
+
+    /// Whether the node's live session announced `capability`; `None` if the
+    /// node has no session.
+    pub fn supports(&self, node_id: &str, capability: &str) -> Option<bool> {
+        self.lock()
+            .get(node_id)
+            .filter(|s| !s.tx.is_closed())
+            .map(|s| s.capabilities.iter().any(|c| c == capability))
     }
 
     pub fn is_online(&self, node_id: &str) -> bool {

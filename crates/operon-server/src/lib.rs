@@ -8,6 +8,11 @@
 //! - the dispatcher ([`dispatcher`]), which drives every command to completion
 //!   under its rate limits ([`rate`]).
 //!
+//! - optionally over TLS ([`tls`]): the operator's certificate or a
+//!   self-signed one generated on first start, pinned by agents;
+//! - credential rotation for connected nodes ([`rotation`]), with no window
+//!   in which the node holds a credential the server refuses.
+//!
 //! Connected agents are tracked in the [`hub::Hub`]; live output fans out
 //! through [`live::Live`]. Everything that matters is in the store first:
 //! the in-memory parts are rebuilt from it (and from reconnecting agents)
@@ -16,13 +21,18 @@
 pub mod access;
 pub mod agent_ws;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod dispatcher;
 pub mod documents;
 pub mod error;
+pub mod events;
 pub mod hub;
+pub mod identity;
 pub mod live;
 pub mod rate;
+pub mod rotation;
+pub mod tls;
 pub mod workflows;
 pub mod writer;
 
@@ -51,6 +61,8 @@ pub struct ServerConfig {
     pub heartbeat_secs: u64,
     /// Maximum bytes of stdout and of stderr stored per node and command.
     pub output_cap_bytes: usize,
+    /// Plain HTTP (default) or HTTPS, see [`tls`].
+    pub tls: tls::TlsMode,
 }
 
 impl ServerConfig {
@@ -60,6 +72,7 @@ impl ServerConfig {
             data_dir,
             heartbeat_secs: operon_proto::DEFAULT_HEARTBEAT_SECS,
             output_cap_bytes: DEFAULT_OUTPUT_CAP,
+            tls: tls::TlsMode::Off,
         }
     }
 }
@@ -80,6 +93,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Store(#[from] operon_store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
     #[error("{0}")]
     Api(String),
 }
@@ -91,11 +106,19 @@ pub struct AppState {
     pub(crate) writer: writer::AgentWriter,
     pub(crate) hub: hub::Hub,
     pub(crate) live: live::Live,
+    /// The hash-chained audit trail.
+    pub(crate) audit: audit::AuditLog,
     /// Wakes the dispatcher.
     pub(crate) wake: Notify,
     pub(crate) config: ServerConfig,
+    /// `sha256:<hex>` of the TLS certificate, when serving HTTPS.
+    pub(crate) tls_fingerprint: Option<String>,
+    /// API calls waiting for an agent to confirm a new credential.
+    pub(crate) rotations: rotation::Waiters,
     /// The durable workflow runner's handle.
     pub(crate) workflows: workflows::Workflows,
+    /// The event bus: compiled rules, the event writer, delivery wake-ups.
+    pub(crate) events: events::EventBus,
 }
 
 /// A started server.
@@ -105,14 +128,18 @@ pub struct Server {
     /// The admin token, only on the very first start (it is also in the file).
     pub new_admin_token: Option<String>,
     pub admin_token_path: PathBuf,
+    /// The TLS setup when serving HTTPS (fingerprint, certificate path).
+    pub tls: Option<tls::ServerTls>,
     state: Arc<AppState>,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
     dispatcher: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The shared state (for in-process callers such as benchmarks and the
@@ -142,23 +169,38 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         let Server {
-            serve, dispatcher, ..
+            serve,
+            dispatcher,
+            background,
+            ..
         } = self;
         let result = tokio::select! {
             result = serve => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
             _ = shutdown => Ok(()),
         };
         dispatcher.abort();
+        for task in background {
+            task.abort();
+        }
         result
     }
 }
 
 /// Open the data directory and the store, then start serving.
 pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    start_with_clock(config, events::schedule::system_clock()).await
+}
+
+/// [`start`] with the scheduler reading `clock` (tests move time by hand).
+pub async fn start_with_clock(
+    config: ServerConfig,
+    clock: Arc<dyn events::schedule::Clock>,
+) -> Result<Server, ServerError> {
     prepare_data_dir(&config.data_dir)?;
     let store = Store::open(&config.data_dir.join(DATABASE_FILE)).await?;
     let admin_token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
     let new_admin_token = ensure_admin_token(&store, &admin_token_path).await?;
+    let tls = tls::prepare(&config.tls, &config.data_dir, config.listen)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -173,27 +215,56 @@ pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         config.heartbeat_secs * operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD + 1,
     );
     let (workflows, workflow_rx) = workflows::Workflows::new();
+    let key_path = config.data_dir.join(events::SEAL_KEY_FILE);
+    let key = events::signing::SealKey::load_or_create(&key_path).map_err(|source| {
+        ServerError::DataDir {
+            path: key_path,
+            source,
+        }
+    })?;
+    let event_bus = events::EventBus::load(&store, key)
+        .await
+        .map_err(ServerError::Api)?;
     let state = Arc::new(AppState {
+        events: event_bus,
         writer: writer::AgentWriter::spawn(store.clone()),
+        audit: audit::AuditLog::spawn(store.clone(), &config.data_dir),
         store,
         hub: hub::Hub::new(online_window),
         live: live::Live::default(),
         wake: Notify::new(),
         config,
+        tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
+        rotations: rotation::Waiters::default(),
         workflows,
     });
     workflows::spawn(state.clone(), workflow_rx);
     let app = api::router(state.clone());
-    let serve = tokio::spawn(async move { axum::serve(listener, app).await });
+    let serve = match &tls {
+        None => tokio::spawn(async move { axum::serve(listener, app).await }),
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls.config.clone())
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            tokio::spawn(async move { axum::serve(listener, app).await })
+        }
+    };
     let dispatcher = tokio::spawn(dispatcher::run(state.clone()));
-    tracing::info!(%addr, "server listening");
+    let background = events::spawn(&state, clock);
+    match &tls {
+        Some(tls) => {
+            tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")
+        }
+        None => tracing::info!(%addr, "server listening"),
+    }
     Ok(Server {
         addr,
         new_admin_token,
         admin_token_path,
+        tls,
         state,
         serve,
         dispatcher,
+        background,
     })
 }
 
@@ -228,6 +299,8 @@ async fn ensure_admin_token(store: &Store, path: &Path) -> Result<Option<String>
             created_at: now_millis(),
             expires_at: None,
             revoked_at: None,
+            user_id: None,
+            scopes: None,
         })
         .await?;
     Ok(Some(token))
@@ -246,6 +319,14 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     file.write_all(secret.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()
+}
+
+/// Replace a secret file atomically: a 0600 temporary beside it, synced,
+/// then renamed over it, so a crash leaves the old or the new secret.
+pub fn write_secret_file_atomic(path: &Path, secret: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("new");
+    write_secret_file(&tmp, secret)?;
+    std::fs::rename(&tmp, path)
 }
 
 pub fn now_millis() -> i64 {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use operon_proto::{InvocationStatus, OutputStream};
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// Backlog kept per command for late subscribers.
 const BACKLOG_BYTES: usize = 1 << 20;
@@ -69,6 +69,9 @@ impl LiveCommand {
 #[derive(Default)]
 pub struct Live {
     commands: Mutex<HashMap<String, LiveCommand>>,
+    /// Receives every status change and completion (the event bus turns
+    /// them into `operon.commands` events).
+    status_sink: std::sync::OnceLock<mpsc::UnboundedSender<(String, LiveEvent)>>,
 }
 
 impl Live {
@@ -76,7 +79,16 @@ impl Live {
         self.commands.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub fn set_status_sink(&self, sink: mpsc::UnboundedSender<(String, LiveEvent)>) {
+        let _ = self.status_sink.set(sink);
+    }
+
     pub fn publish(&self, command_id: &str, event: LiveEvent) {
+        if !matches!(event, LiveEvent::Output { .. })
+            && let Some(sink) = self.status_sink.get()
+        {
+            let _ = sink.send((command_id.to_string(), event.clone()));
+        }
         let mut commands = self.lock();
         let live = commands
             .entry(command_id.to_string())

@@ -12,6 +12,10 @@
 //!
 //! Secrets never reach this crate in clear text: callers pass hashes.
 
+mod audit;
+mod credentials;
+mod events;
+mod identity;
 mod migrations;
 mod records;
 mod workflows;
@@ -26,6 +30,10 @@ use operon_proto::{CommandResult, InvocationStatus};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use audit::*;
+pub use credentials::CredentialMatch;
+pub use events::*;
+pub use identity::*;
 pub use records::*;
 
 /// Errors from the store. The message names the operation that failed.
@@ -107,8 +115,8 @@ impl Store {
 
     pub async fn insert_api_token(&self, token: &ApiToken) -> Result<()> {
         sqlx::query(
-            "INSERT INTO api_tokens (id, name, token_hash, created_at, expires_at, revoked_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_tokens (id, name, token_hash, created_at, expires_at, revoked_at, user_id, scopes)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&token.id)
         .bind(&token.name)
@@ -116,6 +124,8 @@ impl Store {
         .bind(token.created_at)
         .bind(token.expires_at)
         .bind(token.revoked_at)
+        .bind(&token.user_id)
+        .bind(token.scopes.as_ref().map(to_json))
         .execute(&self.pool)
         .await
         .map_err(db("inserting an API token"))?;
@@ -123,22 +133,15 @@ impl Store {
     }
 
     pub async fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
-        let row = sqlx::query(
-            "SELECT id, name, token_hash, created_at, expires_at, revoked_at
-             FROM api_tokens WHERE token_hash = ?",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{} WHERE token_hash = ?",
+            identity::TOKEN_SELECT
+        )))
         .bind(hash)
         .fetch_optional(&self.pool)
         .await
         .map_err(db("looking up an API token"))?;
-        Ok(row.map(|r| ApiToken {
-            id: r.get("id"),
-            name: r.get("name"),
-            token_hash: r.get("token_hash"),
-            created_at: r.get("created_at"),
-            expires_at: r.get("expires_at"),
-            revoked_at: r.get("revoked_at"),
-        }))
+        row.as_ref().map(identity::token_from_row).transpose()
     }
 
     pub async fn count_api_tokens(&self) -> Result<i64> {

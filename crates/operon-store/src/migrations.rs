@@ -8,10 +8,13 @@ use sqlx::SqlitePool;
 
 use crate::{Result, db};
 
-/// (version, SQL), in increasing order. Version 2 belongs to the identity work.
+/// (version, SQL). Versions are consecutive from 1.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
+    (2, include_str!("migrations/0002_identity.sql")),
     (3, include_str!("migrations/0003_workflows.sql")),
+    (4, include_str!("migrations/0004_events.sql")),
+    (5, include_str!("migrations/0005_node_credentials.sql")),
 ];
 
 pub(crate) async fn apply(pool: &SqlitePool) -> Result<()> {
@@ -24,8 +27,13 @@ pub(crate) async fn apply(pool: &SqlitePool) -> Result<()> {
     .execute(pool)
     .await
     .map_err(db("creating the migrations table"))?;
-    let current = current_version(pool).await?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    // Every migration not yet recorded runs, even one numbered below the
+    // current version: features merge in any order.
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(pool)
+        .await
+        .map_err(db("reading applied migrations"))?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         let mut tx = pool.begin().await.map_err(db("starting a migration"))?;
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             sqlx::query(statement)

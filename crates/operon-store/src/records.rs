@@ -15,6 +15,10 @@ pub struct ApiToken {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The owner; `None` for the admin token.
+    pub user_id: Option<String>,
+    /// Action patterns the token is limited to; `None` for all the owner may do.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A token that enrolls up to `uses_allowed` nodes until `expires_at`.

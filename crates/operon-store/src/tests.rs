@@ -432,3 +432,140 @@ async fn workflow_versions_steps_and_cleanup_on_finish() {
             .is_some()
     );
 }
+
+fn event_with(id: &str, deliveries: &[&str]) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        bus: "default".into(),
+        body: format!(r#"{{"id":"{id}"}}"#),
+        ingested_at: 100,
+        deliveries: deliveries
+            .iter()
+            .map(|d| NewDelivery {
+                id: d.to_string(),
+                rule: "r1".into(),
+                target_id: "t1".into(),
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn outbox_claims_retries_dead_letters_and_redrives_with_the_same_id() {
+    let (_dir, store) = open_temp().await;
+    let seqs = store
+        .put_events(&[event_with("e1", &["d1", "d2"]), event_with("e2", &[])])
+        .await
+        .unwrap();
+    assert_eq!(seqs.len(), 2);
+    assert!(store.claim_due_deliveries(99, 10).await.unwrap().is_empty());
+    let claimed = store.claim_due_deliveries(100, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed[0].event.id, "e1");
+    // Claimed rows are not handed out twice, until the claims are released.
+    assert!(
+        store
+            .claim_due_deliveries(200, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.release_delivery_claims().await.unwrap(), 2);
+    assert_eq!(store.claim_due_deliveries(200, 10).await.unwrap().len(), 2);
+    store
+        .apply_delivery_outcomes(&[
+            DeliveryOutcome::Delivered { id: "d1".into() },
+            DeliveryOutcome::Retry {
+                id: "d2".into(),
+                attempts: 1,
+                next_attempt_at: 500,
+                error: "HTTP 500".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.count_pending_deliveries().await.unwrap(), 1);
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(500));
+    let again = store.claim_due_deliveries(500, 10).await.unwrap();
+    assert_eq!((again[0].id.as_str(), again[0].attempts), ("d2", 1));
+    store
+        .apply_delivery_outcomes(&[DeliveryOutcome::Dead {
+            id: "d2".into(),
+            attempts: 2,
+            error: "HTTP 500".into(),
+            at: 600,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.count_pending_deliveries().await.unwrap(), 0);
+    let dead = store.list_dead_letters(None, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].attempts, dead[0].event.id.as_str()), (2, "e1"));
+    let redriven = store
+        .redrive_dead_letters(&["d2".into(), "nope".into()], 700)
+        .await
+        .unwrap();
+    assert_eq!(redriven, vec!["d2".to_string()]);
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
+    let back = store.claim_due_deliveries(700, 10).await.unwrap();
+    assert_eq!((back[0].id.as_str(), back[0].attempts), ("d2", 0));
+}
+
+#[tokio::test]
+async fn buses_rules_and_refusing_to_delete_a_used_bus() {
+    let (_dir, store) = open_temp().await;
+    assert!(!store.create_bus("default", 1).await.unwrap());
+    assert!(store.create_bus("ops", 1).await.unwrap());
+    let rule = Rule {
+        name: "r".into(),
+        bus: "ops".into(),
+        description: None,
+        pattern: Some(r#"{"source":["a"]}"#.into()),
+        schedule: None,
+        timezone: None,
+        enabled: true,
+        targets: serde_json::json!([{"id": "t1"}]),
+        created_at: 1,
+        updated_at: 1,
+        last_fired_at: None,
+    };
+    store.put_rule(&rule).await.unwrap();
+    assert!(matches!(
+        store.delete_bus("ops").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.set_rule_enabled("r", false, 2).await.unwrap());
+    assert!(!store.rule("r").await.unwrap().unwrap().enabled);
+    assert!(store.delete_rule("r").await.unwrap());
+    assert!(store.delete_bus("ops").await.unwrap());
+    assert_eq!(store.list_buses().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn event_sequence_numbers_are_never_reused_after_pruning() {
+    let (_dir, store) = open_temp().await;
+    let first = store
+        .put_events(&[event_with("a", &[]), event_with("b", &["d1"])])
+        .await
+        .unwrap();
+    assert_eq!(first, vec![1, 2]);
+    // "b" is kept: a delivery still needs it.
+    assert_eq!(store.prune_events("default", 1_000).await.unwrap(), 1);
+    store
+        .apply_delivery_outcomes(&[DeliveryOutcome::Delivered { id: "d1".into() }])
+        .await
+        .unwrap();
+    assert_eq!(store.prune_events("default", 1_000).await.unwrap(), 1);
+    let next = store.put_events(&[event_with("c", &[])]).await.unwrap();
+    assert_eq!(next, vec![3]);
+    let many: Vec<NewEvent> = (0..450)
+        .map(|i| event_with(&format!("e{i}"), &[]))
+        .collect();
+    let seqs = store.put_events(&many).await.unwrap();
+    assert_eq!((seqs[0], seqs[449]), (4, 453));
+    let between = store
+        .events_between("default", 0, i64::MAX, 0, 1000)
+        .await
+        .unwrap();
+    assert_eq!(between.len(), 451);
+}

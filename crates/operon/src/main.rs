@@ -64,7 +64,94 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::fleet::EnrollTokensCmd,
     },
-    /// Events: offline pattern tests and rule-set matching.
+    /// Check an API token and store it for later commands (0600).
+    Login {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Forget the token stored for this server.
+    Logout {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Users and service accounts.
+    Users {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::identity::UsersCmd,
+    },
+    /// API tokens.
+    Tokens {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::identity::TokensCmd,
+    },
+    /// IAM-shaped access policies, and the simulator that explains them.
+    Policies {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::identity::PoliciesCmd,
+    },
+    /// Roles: policies granted together to users.
+    Roles {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::identity::RolesCmd,
+    },
+    /// The tamper-evident audit trail.
+    Audit {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::identity::AuditCmd,
+    },
+    /// Event buses.
+    Buses {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::BusesCmd,
+    },
+    /// Rules: an event pattern or a schedule, and targets.
+    Rules {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::RulesCmd,
+    },
+    /// Dead letters: deliveries that exhausted their retries.
+    Dlq {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::DlqCmd,
+    },
+    /// Inbound webhooks (signed requests become events).
+    Webhooks {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::WebhooksCmd,
+    },
+    /// Event archives.
+    Archives {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::ArchivesCmd,
+    },
+    /// Replays of archived events.
+    Replays {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::bus::ReplaysCmd,
+    },
+    /// Events: put and tail on a server; offline pattern tests and rule-set matching.
     Events {
         #[command(subcommand)]
         cmd: cli::events::EventsCmd,
@@ -101,6 +188,7 @@ enum Command {
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
+    operon_agent::tls::install_default_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => cli::up::run(args),
@@ -111,6 +199,19 @@ fn main() -> ExitCode {
         Command::Documents { client, cmd } => cli::commands::documents(&client, cmd),
         Command::Nodes { client, cmd } => cli::fleet::nodes(&client, cmd),
         Command::EnrollTokens { client, cmd } => cli::fleet::enroll_tokens(&client, cmd),
+        Command::Login { client } => cli::login::login(&client),
+        Command::Logout { client } => cli::login::logout(&client),
+        Command::Users { client, cmd } => cli::identity::users(&client, cmd),
+        Command::Tokens { client, cmd } => cli::identity::tokens(&client, cmd),
+        Command::Policies { client, cmd } => cli::identity::policies(&client, cmd),
+        Command::Roles { client, cmd } => cli::identity::roles(&client, cmd),
+        Command::Audit { client, cmd } => cli::identity::audit(&client, cmd),
+        Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),
+        Command::Rules { client, cmd } => cli::bus::rules(&client, cmd),
+        Command::Dlq { client, cmd } => cli::bus::dlq(&client, cmd),
+        Command::Webhooks { client, cmd } => cli::bus::webhooks(&client, cmd),
+        Command::Archives { client, cmd } => cli::bus::archives(&client, cmd),
+        Command::Replays { client, cmd } => cli::bus::replays(&client, cmd),
         Command::Events { cmd } => cli::events::run(cmd),
         Command::Workflows { client, cmd } => cli::workflows::run(&client, cmd),
         Command::Executions { client, cmd } => cli::runbooks::executions(&client, cmd),

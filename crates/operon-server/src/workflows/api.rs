@@ -71,6 +71,31 @@ fn validate_workflow_name(name: &str) -> ApiResult<()> {
     }
 }
 
+/// A runbook's tasks act with the server's authority whenever anyone starts
+/// it, so its author must be allowed what they do: a definition with an
+/// `operon:runCommand` task needs `commands:Run` on every node (`node/*`).
+async fn authorize_tasks(
+    state: &AppState,
+    principal: &Principal,
+    definition: &Value,
+) -> ApiResult<()> {
+    if mentions_resource(definition, "operon:runCommand") {
+        authorize(state, principal, "commands:Run", "node/*").await?;
+    }
+    Ok(())
+}
+
+fn mentions_resource(value: &Value, prefix: &str) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(key, v)| {
+            (key == "Resource" && v.as_str().is_some_and(|r| r.starts_with(prefix)))
+                || mentions_resource(v, prefix)
+        }),
+        Value::Array(items) => items.iter().any(|v| mentions_resource(v, prefix)),
+        _ => false,
+    }
+}
+
 /// Definitions may come as a JSON object or as the JSON text of one.
 fn parse_definition(definition: Value) -> ApiResult<Value> {
     let definition = match definition {
@@ -97,6 +122,7 @@ async fn create_workflow(
     )
     .await?;
     let definition = parse_definition(body.definition)?;
+    authorize_tasks(&state, &principal, &definition).await?;
     let version = state
         .store
         .put_workflow(&body.name, &definition, &principal.name, now_millis(), true)
@@ -119,6 +145,7 @@ async fn update_workflow(
     )
     .await?;
     let definition = parse_definition(body.definition)?;
+    authorize_tasks(&state, &principal, &definition).await?;
     let version = state
         .store
         .put_workflow(&name, &definition, &principal.name, now_millis(), false)
@@ -456,11 +483,20 @@ async fn decide(
         )));
     }
     if !approval.approvers.is_empty() && !approval.approvers.contains(&principal.name) {
-        return Err(ApiError::forbidden(format!(
+        let reason = format!(
             "{} is not among the approvers of {id} ({})",
             principal.name,
             approval.approvers.join(", ")
-        )));
+        );
+        crate::access::record_denial(
+            state,
+            principal,
+            "approvals:Approve",
+            &format!("approval/{id}"),
+            &reason,
+        )
+        .await;
+        return Err(ApiError::forbidden(reason));
     }
     let now = now_millis();
     let event = if approved {

@@ -130,7 +130,7 @@ async fn resume(state: &Arc<AppState>) -> Result<(), operon_store::StoreError> {
 /// the existing execution; with another input it is refused.
 /// Returns `{executionId, name, workflow, version, status, startedAt}`.
 pub async fn start_execution(
-    state: &Arc<AppState>,
+    state: &AppState,
     workflow: &str,
     input: Value,
     name: Option<String>,
@@ -140,7 +140,7 @@ pub async fn start_execution(
 }
 
 pub(crate) async fn start_with_parent(
-    state: &Arc<AppState>,
+    state: &AppState,
     workflow: &str,
     input: Value,
     name: Option<String>,

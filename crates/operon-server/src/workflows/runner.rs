@@ -712,10 +712,6 @@ fn finish(record: &mut ExecutionRecord, outcome: &Outcome, now: i64) {
 fn plan_task(task: &WorkflowTask) -> Result<Option<Approval>, (&'static str, String)> {
     let (base, _) = tasks::classify(&task.resource)?;
     match base {
-        Base::PublishEvent => Err((
-            "Operon.EventBusUnavailable",
-            "the event bus is not available in this build".into(),
-        )),
         Base::Approval => tasks::approval_for(task).map(Some),
         _ => Ok(None),
     }

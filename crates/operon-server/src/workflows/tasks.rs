@@ -6,7 +6,7 @@
 //! | `operon:http` | an HTTP request; non-2xx fails with `Operon.HttpError` |
 //! | `operon:startExecution` | a child execution; `.sync` waits for it |
 //! | `operon:approval` | a pending approval answered by `operon approvals approve/reject` |
-//! | `operon:publishEvent` | fails with `Operon.EventBusUnavailable` until the event bus lands |
+//! | `operon:publishEvent` | puts an event on a bus (`Source`, `DetailType`, `Detail`, `EventBusName`, `Resources`) |
 //!
 //! `.waitForTaskToken` on any of them performs the request and then waits for
 //! `operon tasks send-success|send-failure TOKEN`.
@@ -90,7 +90,7 @@ pub fn classify(resource: &str) -> Result<(Base, Mode), Failure> {
 
 /// Whether something must run for the task (approvals only wait).
 pub fn needs_performer(resource: &str) -> bool {
-    matches!(classify(resource), Ok((b, _)) if b != Base::Approval && b != Base::PublishEvent)
+    matches!(classify(resource), Ok((b, _)) if b != Base::Approval)
 }
 
 /// The idempotency key of a task: a hash of its token (tokens are unique
@@ -153,7 +153,8 @@ pub fn perform(state: Arc<AppState>, task: WorkflowTask) {
             Base::RunCommand => run_command(&state, &task, mode).await,
             Base::Http => http(&state, &task).await,
             Base::StartExecution => start_execution(&state, &task, mode).await,
-            Base::Approval | Base::PublishEvent => return,
+            Base::PublishEvent => publish_event(&state, &task).await,
+            Base::Approval => return,
         };
         let event = match outcome {
             Ok(_) if mode == Mode::WaitForToken => return,
@@ -175,6 +176,70 @@ pub fn perform(state: Arc<AppState>, task: WorkflowTask) {
         };
         let _ = state.workflows.tx.send(msg).await;
     });
+}
+
+// ----- operon:publishEvent -------------------------------------------------------
+
+/// Put one event on a bus, EventBridge PutEvents-entry shaped. The event id
+/// is derived from the task token, so a repeat after a crash carries the
+/// same id and receivers can deduplicate.
+async fn publish_event(state: &AppState, task: &WorkflowTask) -> Result<Value, Failure> {
+    let invalid = |m: String| ("Operon.InvalidParameters", m);
+    let input = task.input.as_object().cloned().unwrap_or_default();
+    let text = |key: &str| -> Result<Option<String>, Failure> {
+        match input.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(invalid(format!(
+                "publishEvent {key} must be a string, got {other}"
+            ))),
+        }
+    };
+    let detail = match input.get("Detail") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    let resources = match input.get("Resources") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid("publishEvent Resources must be a list of strings".into()))?,
+        Some(other) => {
+            return Err(invalid(format!(
+                "publishEvent Resources must be a list, got {other}"
+            )));
+        }
+    };
+    let entry = crate::events::envelope::PutEntry {
+        source: text("Source")?,
+        detail_type: text("DetailType")?,
+        detail,
+        resources,
+        time: None,
+        event_bus_name: text("EventBusName")?,
+    };
+    let mut envelope = crate::events::envelope::envelope(&entry, crate::now_millis())
+        .map_err(|e| invalid(format!("publishEvent: {}: {}", e.code, e.message)))?;
+    let key = &task.idempotency_key;
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &key[..8],
+        &key[8..12],
+        &key[12..16],
+        &key[16..20],
+        &key[20..24]
+    );
+    envelope.id = id.clone();
+    if let Some(map) = envelope.value.as_object_mut() {
+        map.insert("id".into(), Value::String(id.clone()));
+    }
+    crate::events::accept(state, vec![envelope])
+        .await
+        .map_err(|e| ("Operon.PublishFailed", e.message))?;
+    Ok(json!({"EventId": id}))
 }
 
 // ----- operon:runCommand ---------------------------------------------------------

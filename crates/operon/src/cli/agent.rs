@@ -29,6 +29,15 @@ pub struct AgentArgs {
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
+    /// Pin the server's TLS certificate by fingerprint (sha256:<hex>, as
+    /// `operon server` and `operon enroll-tokens create` print it). Stored at
+    /// enrollment and checked on every connection.
+    #[arg(long, env = "OPERON_SERVER_FINGERPRINT")]
+    pub server_fingerprint: Option<String>,
+    /// Trust the CA certificates in this PEM file (besides the system roots)
+    /// for an https:// server without a pinned fingerprint.
+    #[arg(long, env = "OPERON_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -47,6 +56,8 @@ impl AgentArgs {
             name: self.name,
             tags: self.tags.into_iter().collect::<BTreeMap<_, _>>(),
             heartbeat_secs: self.heartbeat_secs,
+            server_fingerprint: self.server_fingerprint,
+            tls_ca: self.tls_ca,
         }
     }
 }

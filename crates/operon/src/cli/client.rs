@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
+use operon_agent::tls::{Fingerprint, TlsTrust};
 use serde_json::Value;
 
 /// Connection options shared by every client command.
@@ -30,38 +31,85 @@ pub struct ClientArgs {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// For an https:// server: trust the CA certificates in this PEM file
+    /// (besides the system roots).
+    #[arg(long, global = true, env = "OPERON_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// For an https:// server: accept exactly the certificate with this
+    /// fingerprint (sha256:<hex>, as `operon server` prints it). Without this
+    /// or --ca-cert, the self-signed certificate of a local server in
+    /// --data-dir is pinned if there is one, else the system roots decide.
+    #[arg(long, global = true, env = "OPERON_SERVER_FINGERPRINT")]
+    pub server_fingerprint: Option<String>,
+}
+
+/// How the CLI trusts an https:// server, and why (for error messages).
+fn tls_trust(args: &ClientArgs) -> Result<(TlsTrust, String)> {
+    if let Some(text) = &args.server_fingerprint {
+        let fingerprint = Fingerprint::parse(text)
+            .map_err(|e| anyhow!("--server-fingerprint / OPERON_SERVER_FINGERPRINT: {e}"))?;
+        let trust = TlsTrust {
+            fingerprint: Some(fingerprint),
+            ca_file: None,
+        };
+        return Ok((trust, "--server-fingerprint".into()));
+    }
+    if let Some(path) = &args.ca_cert {
+        let trust = TlsTrust {
+            fingerprint: None,
+            ca_file: Some(path.clone()),
+        };
+        return Ok((trust, format!("--ca-cert {}", path.display())));
+    }
+    let (local_cert, _) = operon_server::tls::self_signed_paths(&args.data_dir);
+    if local_cert.exists() {
+        let chain = operon_server::tls::read_cert_chain(&local_cert)?;
+        let fingerprint = Fingerprint::of_der(chain[0].as_ref());
+        let trust = TlsTrust {
+            fingerprint: Some(fingerprint),
+            ca_file: None,
+        };
+        return Ok((
+            trust,
+            format!("the local server's certificate {}", local_cert.display()),
+        ));
+    }
+    Ok((TlsTrust::default(), "the system's trusted roots".into()))
 }
 
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// What an https:// server is trusted by (named in errors).
+    trusted_by: String,
 }
 
 impl Client {
     pub fn new(args: &ClientArgs) -> Result<Client> {
-        let token = match &args.token {
-            Some(token) => token.trim().to_string(),
-            None => {
-                let path = args.data_dir.join(operon_server::ADMIN_TOKEN_FILE);
-                std::fs::read_to_string(&path)
-                    .map(|t| t.trim().to_string())
-                    .map_err(|_| {
-                        anyhow!(
-                            "no API token: pass --token or set OPERON_TOKEN (a local server keeps its admin token in {})",
-                            path.display()
-                        )
-                    })?
-            }
+        let token = resolve_token(args)?;
+        Self::with_token(args, token)
+    }
+
+    /// A client using exactly this token (for `operon login`).
+    pub fn with_token(args: &ClientArgs, token: String) -> Result<Client> {
+        let (trust, trusted_by) = if args.server.starts_with("https://") {
+            tls_trust(args)?
+        } else {
+            (TlsTrust::default(), String::new())
         };
+        // Always explicit: the ring provider is the only one compiled in.
+        let tls = operon_agent::tls::client_config(&trust)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("operon-cli/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured((*tls).clone())
             .build()
             .context("building the HTTP client")?;
         Ok(Client {
             http,
             base: args.server.trim_end_matches('/').to_string(),
             token,
+            trusted_by,
         })
     }
 
@@ -122,11 +170,46 @@ impl Client {
     }
 
     fn unreachable(&self, err: reqwest::Error) -> anyhow::Error {
+        if let Some(mismatch) = operon_agent::tls::find_pin_mismatch(&err) {
+            // Not `Unreachable`: retrying cannot help.
+            return anyhow!(
+                "refusing the Operon server at {}: {mismatch} (pinned by {})",
+                self.base,
+                self.trusted_by
+            );
+        }
+        if let Some(failure) = operon_agent::tls::find_tls_failure(&err) {
+            return anyhow!(
+                "TLS with the Operon server at {} failed: {failure} (the server was checked against {}; pass --server-fingerprint or --ca-cert, or set OPERON_SERVER_FINGERPRINT / OPERON_CA_CERT)",
+                self.base,
+                self.trusted_by
+            );
+        }
         anyhow::Error::new(Unreachable(format!(
             "cannot reach the Operon server at {} ({err}); is it running? (set --server or OPERON_SERVER)",
             self.base
         )))
     }
+}
+
+/// The token to use: `--token`/`OPERON_TOKEN`, else the one `operon login`
+/// stored for this server, else a local server's admin token file.
+fn resolve_token(args: &ClientArgs) -> Result<String> {
+    if let Some(token) = &args.token {
+        return Ok(token.trim().to_string());
+    }
+    if let Some(token) = super::login::stored_token(&args.server)? {
+        return Ok(token);
+    }
+    let path = args.data_dir.join(operon_server::ADMIN_TOKEN_FILE);
+    std::fs::read_to_string(&path)
+        .map(|t| t.trim().to_string())
+        .map_err(|_| {
+            anyhow!(
+                "no API token: run `operon login`, pass --token or set OPERON_TOKEN (a local server keeps its admin token in {})",
+                path.display()
+            )
+        })
 }
 
 /// The server could not be reached at all (as opposed to answering an error):

@@ -65,6 +65,13 @@ pub fn run(client_args: &ClientArgs, args: RunArgs) -> Result<ExitCode> {
                 created["target_count"].as_u64().unwrap_or(0)
             );
         }
+        let refused = created["request"]["refused"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for r in &refused {
+            eprintln!("refused on {}: {}", text(&r["node"]), text(&r["reason"]));
+        }
         let streamed = follow(&client, &id, !client_args.json).await;
         let finished = wait_until_final(&client, &id).await?;
         if client_args.json {
@@ -73,7 +80,12 @@ pub fn run(client_args: &ClientArgs, args: RunArgs) -> Result<ExitCode> {
             print_missed_output(&finished, &streamed);
             println!("{}", summary_table(&finished));
         }
-        Ok(exit_code_for(&finished))
+        if refused.is_empty() {
+            Ok(exit_code_for(&finished))
+        } else {
+            // Refused nodes are failures the user must see in the exit code.
+            Ok(ExitCode::from(1))
+        }
     })
 }
 

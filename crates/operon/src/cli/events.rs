@@ -1,4 +1,5 @@
-//! `operon events ...` (offline pattern tools). Owned by the operon-pattern work.
+//! `operon events ...`: the offline pattern tools (test-pattern, match) and,
+//! through [`super::bus`], `put` and `tail` against a server.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,20 @@ use operon_pattern::{Matcher, Scratch, parse_rule_set};
 
 #[derive(clap::Subcommand)]
 pub enum EventsCmd {
+    /// Put events on a bus (PutEvents).
+    Put {
+        #[command(flatten)]
+        client: super::client::ClientArgs,
+        #[command(flatten)]
+        args: super::bus::PutArgs,
+    },
+    /// Stream events of a bus live, one JSON envelope per line.
+    Tail {
+        #[command(flatten)]
+        client: super::client::ClientArgs,
+        #[command(flatten)]
+        args: super::bus::TailArgs,
+    },
     /// Test an event pattern against an event (prints match / no_match), or run a case file.
     TestPattern {
         /// The event pattern (JSON file).
@@ -39,6 +54,8 @@ pub enum EventsCmd {
 
 pub fn run(cmd: EventsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        EventsCmd::Put { client, args } => super::bus::put(&client, args),
+        EventsCmd::Tail { client, args } => super::bus::tail(&client, args),
         EventsCmd::TestPattern {
             cases: Some(cases), ..
         } => run_cases(&cases),

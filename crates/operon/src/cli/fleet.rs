@@ -52,6 +52,8 @@ pub fn enroll_tokens(client_args: &ClientArgs, cmd: EnrollTokensCmd) -> Result<E
                         uses,
                         time(&created["expires_at"])
                     );
+                    eprintln!("on the node, run:");
+                    eprintln!("  {}", agent_command_line(&client_args.server, &created));
                 }
             }
             EnrollTokensCmd::List => {
@@ -76,6 +78,20 @@ pub fn enroll_tokens(client_args: &ClientArgs, cmd: EnrollTokensCmd) -> Result<E
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The `operon agent` command line that enrolls a node with this token,
+/// pinning the server's certificate when it serves TLS.
+fn agent_command_line(server: &str, created: &Value) -> String {
+    let mut line = format!(
+        "operon agent --server {} --enroll-token {}",
+        server.trim_end_matches('/'),
+        text(&created["token"])
+    );
+    if let Some(fingerprint) = created["server_fingerprint"].as_str() {
+        line.push_str(&format!(" --server-fingerprint {fingerprint}"));
+    }
+    line
 }
 
 fn tags_object(pairs: &[String]) -> Result<serde_json::Map<String, Value>> {
@@ -109,6 +125,9 @@ pub enum NodesCmd {
     },
     /// Revoke a node: its connection is dropped and its credential refused.
     Revoke { node: String },
+    /// Give a connected node a new credential without interrupting it; the
+    /// old credential is refused once the agent has stored the new one.
+    RotateCredential { node: String },
 }
 
 pub fn nodes(client_args: &ClientArgs, cmd: NodesCmd) -> Result<ExitCode> {
@@ -140,6 +159,21 @@ pub fn nodes(client_args: &ClientArgs, cmd: NodesCmd) -> Result<ExitCode> {
                 client
                     .post(&format!("/v1/nodes/{}/tags", segment(&node)?), &body)
                     .await?
+            }
+            NodesCmd::RotateCredential { node } => {
+                let path = format!("/v1/nodes/{}/rotate-credential", segment(&node)?);
+                let rotated = client.post(&path, &json!({})).await?;
+                if client_args.json {
+                    print_json(&rotated);
+                } else {
+                    println!(
+                        "node {} ({}) has a new credential since {}; the old one is refused from now on",
+                        text(&rotated["node_id"]),
+                        text(&rotated["name"]),
+                        time(&rotated["rotated_at"])
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
             }
             NodesCmd::Revoke { node } => {
                 client

@@ -1,10 +1,13 @@
 //! Client commands, one module per noun, and the long-running commands.
 
 pub mod agent;
+pub mod bus;
 pub mod client;
 pub mod commands;
 pub mod events;
 pub mod fleet;
+pub mod identity;
+pub mod login;
 pub mod output;
 pub mod runbooks;
 pub mod server;

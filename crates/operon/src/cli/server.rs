@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use operon_server::ServerConfig;
+use operon_server::tls::TlsMode;
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
@@ -21,13 +22,55 @@ pub struct ServerArgs {
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
+    /// Serve HTTPS with this certificate chain (PEM, end-entity first).
+    #[arg(
+        long,
+        env = "OPERON_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "OPERON_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate, generated on first start
+    /// in <data-dir>/tls/ and reused afterwards; agents pin its fingerprint.
+    #[arg(long)]
+    pub tls_self_signed: bool,
 }
 
 impl ServerArgs {
     pub fn config(&self) -> ServerConfig {
         let mut config = ServerConfig::new(self.listen, self.data_dir.clone());
         config.heartbeat_secs = self.heartbeat_secs.max(1);
+        config.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => TlsMode::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ if self.tls_self_signed => TlsMode::SelfSigned,
+            _ => TlsMode::Off,
+        };
         config
+    }
+}
+
+/// Tell the operator what agents and the CLI must pin. Tests read the
+/// `TLS certificate fingerprint` line.
+pub fn print_tls(server: &operon_server::Server) {
+    if let Some(tls) = &server.tls {
+        println!("TLS certificate fingerprint: {}", tls.fingerprint);
+        let origin = if tls.generated {
+            "generated now, self-signed"
+        } else {
+            "loaded"
+        };
+        println!("  certificate {} ({origin})", tls.cert_path.display());
+        println!(
+            "  agents: operon agent --server {} --server-fingerprint {} --enroll-token ...",
+            server.url(),
+            tls.fingerprint
+        );
     }
 }
 
@@ -38,6 +81,7 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
         let server = operon_server::start(args.config()).await?;
         // Tests and scripts read this line to learn the bound address.
         println!("operon server listening on {}", server.url());
+        print_tls(&server);
         if let Some(token) = &server.new_admin_token {
             println!(
                 "admin API token (shown once, also in {}):",

@@ -37,6 +37,9 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
             name: None,
             tags: BTreeMap::new(),
             heartbeat_secs: None,
+            // The local agent pins this server's certificate, whatever it is.
+            server_fingerprint: server.tls.as_ref().map(|t| t.fingerprint.clone()),
+            tls_ca: None,
         };
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(operon_agent::run(config, async move {
@@ -58,6 +61,13 @@ fn print_banner(server: &operon_server::Server, args: &ServerArgs) {
     };
     println!("Operon is up.");
     println!("  server      {}", server.url());
+    if let Some(tls) = &server.tls {
+        println!(
+            "  TLS         {} ({})",
+            tls.fingerprint,
+            tls.cert_path.display()
+        );
+    }
     println!("  data        {}", args.data_dir.display());
     println!(
         "  API token   {} (the CLI reads it from there)",

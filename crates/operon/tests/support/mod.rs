@@ -44,10 +44,35 @@ pub struct ServerProcess {
     pub port: u16,
     pub data_dir: PathBuf,
     pub token: String,
+    /// The TLS certificate fingerprint the server printed, if it serves TLS;
+    /// the CLI helpers pin it.
+    pub fingerprint: Option<String>,
+    /// A CA file the CLI helpers trust (`OPERON_CA_CERT`), if set.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ServerProcess {
     pub fn start(data_dir: &Path, port: u16) -> ServerProcess {
+        Self::launch(data_dir, port, "warn", Stdio::inherit(), &[])
+    }
+
+    /// Start with this log filter, the log going to `stderr`.
+    pub fn start_with(data_dir: &Path, port: u16, rust_log: &str, stderr: Stdio) -> ServerProcess {
+        Self::launch(data_dir, port, rust_log, stderr, &[])
+    }
+
+    /// Start with extra `operon server` arguments (such as `--tls-self-signed`).
+    pub fn start_with_args(data_dir: &Path, port: u16, extra: &[&str]) -> ServerProcess {
+        Self::launch(data_dir, port, "warn", Stdio::inherit(), extra)
+    }
+
+    fn launch(
+        data_dir: &Path,
+        port: u16,
+        rust_log: &str,
+        stderr: Stdio,
+        extra: &[&str],
+    ) -> ServerProcess {
         let mut child = operon()
             .args([
                 "server",
@@ -56,11 +81,12 @@ impl ServerProcess {
                 "--heartbeat-secs",
                 "1",
             ])
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn operon server");
         let stdout = child.stdout.take().unwrap();
@@ -74,6 +100,18 @@ impl ServerProcess {
                 break url.to_string();
             }
         };
+        let fingerprint = if url.starts_with("https://") {
+            let line = lines
+                .next()
+                .expect("server exited before printing its fingerprint")
+                .expect("read server stdout");
+            let fingerprint = line
+                .strip_prefix("TLS certificate fingerprint: ")
+                .unwrap_or_else(|| panic!("expected the fingerprint line, got {line:?}"));
+            Some(fingerprint.to_string())
+        } else {
+            None
+        };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let token = std::fs::read_to_string(data_dir.join("admin-token"))
@@ -86,7 +124,24 @@ impl ServerProcess {
             port,
             data_dir: data_dir.to_path_buf(),
             token,
+            fingerprint,
+            ca_cert: None,
         }
+    }
+
+    /// A CLI command with the server, token and (for TLS) the pinned
+    /// fingerprint in its environment.
+    pub fn cli_command(&self) -> Command {
+        let mut cmd = operon();
+        cmd.env("OPERON_SERVER", &self.url)
+            .env("OPERON_TOKEN", &self.token);
+        if let Some(fingerprint) = &self.fingerprint {
+            cmd.env("OPERON_SERVER_FINGERPRINT", fingerprint);
+        }
+        if let Some(ca) = &self.ca_cert {
+            cmd.env("OPERON_CA_CERT", ca);
+        }
+        cmd
     }
 
     /// SIGKILL: no chance to flush or say goodbye.
@@ -97,20 +152,16 @@ impl ServerProcess {
 
     /// Run a CLI command against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
-        operon()
+        self.cli_command()
             .args(args)
-            .env("OPERON_SERVER", &self.url)
-            .env("OPERON_TOKEN", &self.token)
             .output()
             .expect("run operon CLI")
     }
 
     /// Start a CLI command in the background, stdout piped, stderr discarded.
     pub fn spawn_cli(&self, args: &[&str]) -> Child {
-        operon()
+        self.cli_command()
             .args(args)
-            .env("OPERON_SERVER", &self.url)
-            .env("OPERON_TOKEN", &self.token)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -217,6 +268,10 @@ impl AgentProcess {
         for tag in tags {
             cmd.args(["--tag", tag]);
         }
+        // Pinned at enrollment; a restart relies on the stored pin.
+        if let Some(fingerprint) = &server.fingerprint {
+            cmd.args(["--server-fingerprint", fingerprint]);
+        }
         let child = cmd.spawn().expect("spawn operon agent");
         AgentProcess {
             child,
@@ -310,4 +365,39 @@ pub fn invocation<'a>(command: &'a Value, node: &str) -> &'a Value {
         .iter()
         .find(|i| i["node_name"] == node)
         .unwrap_or_else(|| panic!("no invocation for {node} in {command}"))
+}
+
+/// One HTTP/1.1 request on a fresh connection, without the CLI in between:
+/// the status code and the body parsed as JSON (`Null` if it is not JSON).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let body = body.map(Value::to_string).unwrap_or_else(|| "{}".into());
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }

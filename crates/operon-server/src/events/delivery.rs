@@ -1,0 +1,396 @@
+//! Delivery workers: claim due outbox rows, perform them, record outcomes.
+//!
+//! At-least-once: a row is deleted only after its target succeeded, so a
+//! crash between the two repeats the delivery with the *same* delivery id
+//! (sent to webhooks as `x-operon-delivery-id`, used as the workflow
+//! execution name and in the run-command id), which receivers deduplicate
+//! on. Outcomes are group-committed like accepted events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use operon_pattern::{DeliveryContext, TargetInput};
+use operon_store::{ClaimedDelivery, DeliveryOutcome};
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc};
+
+use super::CompiledRule;
+use super::envelope::{self, Envelope};
+use super::signing;
+use super::targets::{CompiledTarget, RetryPolicy, RunCommandTarget, TargetKind};
+use crate::{AppState, now_millis};
+
+/// Deliveries performed at once (also the most claimed in one transaction:
+/// small claims would cost a write transaction each).
+const CONCURRENCY: usize = 256;
+/// Longest sleep when nothing is due (new work also wakes the loop).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Why an attempt failed, and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetError {
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl TargetError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        TargetError {
+            retryable: true,
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        TargetError {
+            retryable: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// The delivery loop; runs for the life of the server.
+pub async fn run(state: Arc<AppState>) {
+    match state.store.release_delivery_claims().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            deliveries = n,
+            "resuming deliveries interrupted by a restart"
+        ),
+        Err(e) => tracing::error!(error = %e, "releasing delivery claims failed"),
+    }
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let (outcomes, rx) = mpsc::unbounded_channel();
+    tokio::spawn(commit_outcomes(state.clone(), rx));
+    loop {
+        let free = permits.available_permits();
+        if free == 0 {
+            drop(permits.clone().acquire_owned().await);
+            continue;
+        }
+        let claimed = match state
+            .store
+            .claim_due_deliveries(now_millis(), free as i64)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming deliveries failed");
+                tokio::time::sleep(IDLE_POLL).await;
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            idle(&state).await;
+            continue;
+        }
+        for delivery in claimed {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            let state = state.clone();
+            let outcomes = outcomes.clone();
+            tokio::spawn(async move {
+                let outcome = attempt(&state, delivery).await;
+                let _ = outcomes.send(outcome);
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Sleep until the next delivery is due (at most [`IDLE_POLL`]) or new work arrives.
+async fn idle(state: &AppState) {
+    let wait = match state.store.next_delivery_due().await {
+        Ok(Some(at)) => Duration::from_millis((at - now_millis()).clamp(0, 1000) as u64),
+        _ => IDLE_POLL,
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = state.events.wake.notified() => {}
+    }
+}
+
+async fn commit_outcomes(state: Arc<AppState>, mut rx: mpsc::UnboundedReceiver<DeliveryOutcome>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(next) = rx.try_recv() {
+            batch.push(next);
+            if batch.len() >= 1024 {
+                break;
+            }
+        }
+        let retries = batch
+            .iter()
+            .any(|o| matches!(o, DeliveryOutcome::Retry { .. }));
+        // An outcome that cannot be recorded leaves its row claimed; the
+        // next start releases it and the delivery is repeated (same id).
+        if let Err(e) = state.store.apply_delivery_outcomes(&batch).await {
+            tracing::error!(error = %e, outcomes = batch.len(), "recording delivery outcomes failed");
+        }
+        if retries {
+            state.events.wake.notify_one();
+        }
+    }
+}
+
+/// One attempt of one delivery.
+pub async fn attempt(state: &AppState, delivery: ClaimedDelivery) -> DeliveryOutcome {
+    let now = now_millis();
+    let attempts = delivery.attempts + 1;
+    let dead = |error: String| DeliveryOutcome::Dead {
+        id: delivery.id.clone(),
+        attempts,
+        error,
+        at: now,
+    };
+    let Some(rule) = state.events.rule(&delivery.rule) else {
+        return dead(format!("rule {} no longer exists", delivery.rule));
+    };
+    let Some(target) = rule.targets.iter().find(|t| t.id == delivery.target_id) else {
+        return dead(format!(
+            "rule {} no longer has target {}",
+            delivery.rule, delivery.target_id
+        ));
+    };
+    let age = Duration::from_millis((now - delivery.created_at).max(0) as u64);
+    if age > target.retry.max_age {
+        return dead(format!(
+            "older than MaximumEventAgeInSeconds ({}s)",
+            target.retry.max_age.as_secs()
+        ));
+    }
+    let result = perform(state, &rule, target, &delivery).await;
+    match result {
+        Ok(()) => DeliveryOutcome::Delivered {
+            id: delivery.id.clone(),
+        },
+        Err(e) if !e.retryable => dead(e.message),
+        Err(e) if attempts > i64::from(target.retry.max_retries) => dead(format!(
+            "{} (after {attempts} attempts, MaximumRetryAttempts {})",
+            e.message, target.retry.max_retries
+        )),
+        Err(e) => {
+            let delay = RetryPolicy::backoff(attempts as u32);
+            tracing::debug!(delivery = %delivery.id, attempts, ?delay, error = %e.message, "delivery failed; will retry");
+            DeliveryOutcome::Retry {
+                id: delivery.id.clone(),
+                attempts,
+                next_attempt_at: now + delay.as_millis() as i64,
+                error: e.message,
+            }
+        }
+    }
+}
+
+/// The delivery context the input transformer sees.
+pub fn context(rule: &CompiledRule, ingested_at: i64) -> DeliveryContext {
+    DeliveryContext {
+        rule_name: rule.rule.name.clone(),
+        rule_arn: format!("operon:events:rule/{}/{}", rule.rule.bus, rule.rule.name),
+        event_bus_name: rule.rule.bus.clone(),
+        ingestion_time: envelope::rfc3339(ingested_at),
+    }
+}
+
+async fn perform(
+    state: &AppState,
+    rule: &CompiledRule,
+    target: &CompiledTarget,
+    delivery: &ClaimedDelivery,
+) -> Result<(), TargetError> {
+    let event = || -> Result<Value, TargetError> {
+        serde_json::from_str(&delivery.event.body)
+            .map_err(|e| TargetError::permanent(format!("stored event is not JSON: {e}")))
+    };
+    let payload = match target.input {
+        // The stored text is the event: no need to parse and serialise it.
+        TargetInput::WholeEvent => Some(delivery.event.body.clone()),
+        _ => target.payload(&event()?, &context(rule, delivery.event.ingested_at)),
+    };
+    let Some(payload) = payload else {
+        tracing::warn!(rule = %rule.rule.name, target = %target.id, delivery = %delivery.id,
+            "the input transformer produced no valid JSON; nothing delivered");
+        return Ok(());
+    };
+    match &target.kind {
+        TargetKind::Webhook { url, secret } => {
+            post_webhook(state, url, secret.as_deref(), &payload, delivery, rule).await
+        }
+        TargetKind::Workflow { workflow } => {
+            let input = serde_json::from_str(&payload).unwrap_or(Value::String(payload.clone()));
+            start_workflow_target(
+                state,
+                workflow,
+                input,
+                &delivery.id,
+                &format!("rule/{}", rule.rule.name),
+            )
+            .await
+        }
+        TargetKind::RunCommand(config) => {
+            run_command(state, config, &payload, delivery, rule).await
+        }
+        TargetKind::Bus { bus } => put_on_bus(state, bus, &event()?).await,
+        TargetKind::Log => {
+            tracing::info!(target: "operon::events::log", rule = %rule.rule.name,
+                target_id = %target.id, delivery = %delivery.id, input = %payload, "event");
+            Ok(())
+        }
+    }
+}
+
+async fn post_webhook(
+    state: &AppState,
+    url: &str,
+    secret: Option<&str>,
+    payload: &str,
+    delivery: &ClaimedDelivery,
+    rule: &CompiledRule,
+) -> Result<(), TargetError> {
+    let timestamp = now_millis() / 1000;
+    let mut request = state
+        .events
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .header(signing::DELIVERY_ID_HEADER, &delivery.id)
+        .header(signing::TIMESTAMP_HEADER, timestamp.to_string())
+        .header("x-operon-rule", &rule.rule.name)
+        .header("x-operon-event-id", &delivery.event.id)
+        .body(payload.to_string());
+    if let Some(secret) = secret {
+        request = request.header(
+            signing::SIGNATURE_HEADER,
+            signing::signature(secret, timestamp, payload.as_bytes()),
+        );
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| TargetError::retryable(format!("POST {url}: {e}")))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let message = format!("POST {url}: HTTP {}", status.as_u16());
+    // As EventBridge API destinations: 429 and 5xx are retried, other 4xx not.
+    if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+        Err(TargetError::retryable(message))
+    } else {
+        Err(TargetError::permanent(message))
+    }
+}
+
+/// Start a workflow execution for a rule target. The execution name is the
+/// delivery id, so a repeated delivery finds the execution already started.
+///
+/// Workflow execution is built separately; until it is wired in here every
+/// call fails retryably (the delivery is retried, then dead-lettered, and a
+/// redrive after the upgrade delivers it).
+pub async fn start_workflow_target(
+    state: &AppState,
+    workflow: &str,
+    input: Value,
+    name: &str,
+    started_by: &str,
+) -> Result<(), TargetError> {
+    let name = execution_name(name);
+    match crate::workflows::start_execution(state, workflow, input, Some(name), started_by).await {
+        Ok(_) => Ok(()),
+        // The name is the delivery's: an execution with it means an earlier
+        // attempt started it.
+        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(()),
+        Err(e) if e.status.is_client_error() => Err(TargetError::permanent(format!(
+            "starting workflow {workflow}: {}",
+            e.message
+        ))),
+        Err(e) => Err(TargetError::retryable(format!(
+            "starting workflow {workflow}: {}",
+            e.message
+        ))),
+    }
+}
+
+/// An execution name (letters, digits, `-`, `_`, at most 80) from a delivery id.
+fn execution_name(delivery_id: &str) -> String {
+    delivery_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(80)
+        .collect()
+}
+
+/// Run a command or document. An object payload may set `node_ids`,
+/// `targets` and `parameters` (merged over the target's own), so one rule
+/// can act on the node an event is about.
+async fn run_command(
+    state: &AppState,
+    config: &RunCommandTarget,
+    payload: &str,
+    delivery: &ClaimedDelivery,
+    rule: &CompiledRule,
+) -> Result<(), TargetError> {
+    let command_id = format!("c-ev-{}", delivery.id.trim_start_matches("d-"));
+    match state.store.command(&command_id).await {
+        Ok(Some(_)) => return Ok(()),
+        Ok(None) => {}
+        Err(e) => return Err(TargetError::retryable(e.to_string())),
+    }
+    let overrides = serde_json::from_str::<Value>(payload).unwrap_or(Value::Null);
+    let strings = |key: &str| -> Option<Vec<String>> {
+        overrides.get(key).map(|v| match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        })
+    };
+    let mut parameters = config.parameters.clone();
+    if let Some(Value::Object(extra)) = overrides.get("parameters") {
+        parameters.extend(extra.clone());
+    }
+    let body = crate::api::CreateCommand {
+        document: config.document.clone(),
+        node_ids: strings("node_ids").unwrap_or_else(|| config.node_ids.clone()),
+        targets: strings("targets").unwrap_or_else(|| config.targets.clone()),
+        parameters,
+        ..Default::default()
+    };
+    match crate::api::create_command_as(state, body, format!("rule/{}", rule.rule.name), command_id)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.status.is_server_error() => Err(TargetError::retryable(e.message)),
+        Err(e) => Err(TargetError::permanent(e.message)),
+    }
+}
+
+/// Forward the event, unchanged, to another bus (once per event id).
+async fn put_on_bus(state: &AppState, bus: &str, event: &Value) -> Result<(), TargetError> {
+    if !state.events.bus_exists(bus) {
+        return Err(TargetError::retryable(format!("bus {bus} does not exist")));
+    }
+    let id = event["id"].as_str().unwrap_or_default().to_string();
+    match state.store.event_by_id_on_bus(&id, bus).await {
+        Ok(Some(_)) => return Ok(()),
+        Ok(None) => {}
+        Err(e) => return Err(TargetError::retryable(e.to_string())),
+    }
+    let env = Envelope {
+        id,
+        bus: bus.to_string(),
+        value: event.clone(),
+    };
+    super::accept(state, vec![env])
+        .await
+        .map_err(|e| TargetError::retryable(e.message))
+}

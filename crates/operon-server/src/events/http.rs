@@ -1,0 +1,636 @@
+//! HTTP API of the event bus: PutEvents, buses, rules (with `test`), the
+//! live tail, dead letters, inbound-webhook management, archives, replays.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use futures_util::Stream;
+use operon_pattern::{Matcher, Pattern, Scratch};
+use operon_store::Rule;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::envelope::{self, PutEntry};
+use super::targets::{self, TargetSpec};
+use super::{CompiledRule, check_name};
+use crate::access::authorize;
+use crate::api::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, now_millis};
+
+/// Most entries in one PutEvents request (AWS allows 10; a superset).
+pub const MAX_ENTRIES: usize = 100;
+
+/// Routes needing a bearer token.
+pub fn protected() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/events", post(put_events))
+        .route("/v1/buses", get(list_buses).post(create_bus))
+        .route("/v1/buses/{name}/tail", get(tail))
+        .route("/v1/buses/{name}", axum::routing::delete(delete_bus))
+        .route("/v1/rules", get(list_rules))
+        .route(
+            "/v1/rules/{name}",
+            get(describe_rule).put(put_rule).delete(delete_rule),
+        )
+        .route("/v1/rules/{name}/enable", post(enable_rule))
+        .route("/v1/rules/{name}/disable", post(disable_rule))
+        .route("/v1/rules/{name}/test", post(test_rule))
+        .route("/v1/dlq", get(list_dead_letters))
+        .route("/v1/dlq/redrive", post(redrive))
+        .route("/v1/dlq/{id}", get(show_dead_letter))
+        .route(
+            "/v1/webhooks",
+            get(super::inbound::list).post(super::inbound::create),
+        )
+        .route(
+            "/v1/webhooks/{name}",
+            axum::routing::delete(super::inbound::delete),
+        )
+        .route(
+            "/v1/archives",
+            get(super::replay::list_archives).post(super::replay::create_archive),
+        )
+        .route(
+            "/v1/archives/{name}",
+            axum::routing::delete(super::replay::delete_archive),
+        )
+        .route(
+            "/v1/replays",
+            get(super::replay::list_replays).post(super::replay::start_replay),
+        )
+        .route("/v1/replays/{name}", get(super::replay::describe_replay))
+}
+
+/// Routes authenticated otherwise (inbound webhooks carry an HMAC signature).
+pub fn public() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/hooks/{name}", post(super::inbound::receive))
+}
+
+// ----- PutEvents -------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutEventsRequest {
+    entries: Vec<PutEntry>,
+}
+
+async fn put_events(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Json(request): Json<PutEventsRequest>,
+) -> ApiResult<Json<Value>> {
+    if request.entries.is_empty() || request.entries.len() > MAX_ENTRIES {
+        return Err(ApiError::invalid(format!(
+            "Entries must hold 1 to {MAX_ENTRIES} entries, got {}",
+            request.entries.len()
+        )));
+    }
+    let now = now_millis();
+    let mut answers: Vec<Value> = Vec::with_capacity(request.entries.len());
+    let mut accepted = Vec::new();
+    let mut authorized: Vec<String> = Vec::new();
+    for entry in &request.entries {
+        let env = match envelope::envelope(entry, now) {
+            Ok(env) => env,
+            Err(e) => {
+                answers.push(json!({"ErrorCode": e.code, "ErrorMessage": e.message}));
+                continue;
+            }
+        };
+        if !state.events.bus_exists(&env.bus) {
+            answers.push(json!({
+                "ErrorCode": "ResourceNotFoundException",
+                "ErrorMessage": format!("Event bus {} does not exist.", env.bus),
+            }));
+            continue;
+        }
+        if !authorized.contains(&env.bus) {
+            authorize(
+                &state,
+                &principal,
+                "events:Put",
+                &format!("bus/{}", env.bus),
+            )
+            .await?;
+            authorized.push(env.bus.clone());
+        }
+        answers.push(json!({"EventId": env.id}));
+        accepted.push(env);
+    }
+    super::accept(&state, accepted).await?;
+    let failed = answers
+        .iter()
+        .filter(|a| a.get("ErrorCode").is_some())
+        .count();
+    Ok(Json(
+        json!({"FailedEntryCount": failed, "Entries": answers}),
+    ))
+}
+
+// ----- Live tail -------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct TailQuery {
+    /// An event pattern, as JSON text.
+    pattern: Option<String>,
+}
+
+/// Server-sent events: every event accepted on the bus from now on that
+/// matches the optional pattern (`data:` is the envelope).
+async fn tail(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(bus): Path<String>,
+    Query(query): Query<TailQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    authorize(&state, &principal, "events:Tail", &format!("bus/{bus}")).await?;
+    if !state.events.bus_exists(&bus) {
+        return Err(ApiError::not_found(format!("no bus named {bus}")));
+    }
+    let filter = match query.pattern.as_deref() {
+        None => None,
+        Some(text) => {
+            let pattern = Pattern::parse(text).map_err(|e| ApiError::invalid(e.to_string()))?;
+            let mut matcher = Matcher::new();
+            matcher.add("tail".to_string(), &pattern);
+            Some(matcher)
+        }
+    };
+    let receiver = state.events.tail.subscribe();
+    let stream = futures_util::stream::unfold(
+        (receiver, filter, Scratch::default()),
+        move |(mut receiver, filter, mut scratch)| {
+            let bus = bus.clone();
+            async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(event) if event.bus != bus => continue,
+                        Ok(event) => {
+                            let wanted = filter.as_ref().is_none_or(|m| {
+                                m.matches_with(&event.body, &mut scratch)
+                                    .is_ok_and(|found| !found.is_empty())
+                            });
+                            if wanted {
+                                let sse = Event::default().data(&*event.body);
+                                return Some((Ok(sse), (receiver, filter, scratch)));
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            let sse = Event::default().event("lagged").data(n.to_string());
+                            return Some((Ok(sse), (receiver, filter, scratch)));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))))
+}
+
+// ----- Buses -----------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct CreateBus {
+    name: String,
+}
+
+async fn list_buses(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<Value>> {
+    authorize(&state, &principal, "buses:List", "bus/*").await?;
+    Ok(Json(json!(state.store.list_buses().await?)))
+}
+
+async fn create_bus(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<CreateBus>,
+) -> ApiResult<Json<Value>> {
+    check_name("bus", &body.name)?;
+    authorize(
+        &state,
+        &principal,
+        "buses:Create",
+        &format!("bus/{}", body.name),
+    )
+    .await?;
+    if !state.store.create_bus(&body.name, now_millis()).await? {
+        return Err(ApiError::conflict(format!(
+            "bus {} already exists",
+            body.name
+        )));
+    }
+    state.events.add_bus(&body.name);
+    Ok(Json(json!({"name": body.name})))
+}
+
+async fn delete_bus(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(&state, &principal, "buses:Delete", &format!("bus/{name}")).await?;
+    if name == envelope::DEFAULT_BUS {
+        return Err(ApiError::invalid("the default bus cannot be deleted"));
+    }
+    match state.store.delete_bus(&name).await {
+        Ok(true) => {}
+        Ok(false) => return Err(ApiError::not_found(format!("no bus named {name}"))),
+        Err(operon_store::StoreError::Conflict(message)) => {
+            return Err(ApiError::conflict(message));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    state.events.remove_bus(&name);
+    Ok(Json(json!({"deleted": name})))
+}
+
+// ----- Rules -----------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutRule {
+    #[serde(default)]
+    bus: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    /// An event pattern: a JSON object, or JSON text.
+    #[serde(default)]
+    pattern: Option<Value>,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+    #[serde(default)]
+    targets: Vec<Value>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// A rule's targets act with the server's authority whenever it fires, so
+/// whoever puts the rule must be allowed what its targets do: commands on
+/// every node (`commands:Run` on `node/*`), starting the workflow, putting
+/// on the bus.
+async fn authorize_target(
+    state: &AppState,
+    principal: &Principal,
+    spec: &TargetSpec,
+) -> ApiResult<()> {
+    let named = |value: &Option<String>| value.clone().unwrap_or_default();
+    match spec.kind.as_str() {
+        "run-command" => authorize(state, principal, "commands:Run", "node/*").await,
+        "workflow" => {
+            let resource = format!("workflow/{}", named(&spec.workflow));
+            authorize(state, principal, "workflows:Start", &resource).await
+        }
+        "bus" => {
+            let resource = format!("bus/{}", named(&spec.bus));
+            authorize(state, principal, "events:Put", &resource).await
+        }
+        _ => Ok(()),
+    }
+}
+
+fn rule_view(rule: &CompiledRule) -> Value {
+    let mut view = json!(rule.rule);
+    view["pattern"] = rule
+        .rule
+        .pattern
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or(Value::Null);
+    view
+}
+
+async fn list_rules(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<Value>> {
+    authorize(&state, &principal, "rules:List", "rule/*").await?;
+    let mut rules = state.events.rules();
+    rules.sort_by(|a, b| a.rule.name.cmp(&b.rule.name));
+    Ok(Json(Value::Array(
+        rules.iter().map(|r| rule_view(r)).collect(),
+    )))
+}
+
+fn find_rule(state: &AppState, name: &str) -> ApiResult<Arc<CompiledRule>> {
+    state
+        .events
+        .rule(name)
+        .ok_or_else(|| ApiError::not_found(format!("no rule named {name}")))
+}
+
+async fn describe_rule(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(
+        &state,
+        &principal,
+        "rules:Describe",
+        &format!("rule/{name}"),
+    )
+    .await?;
+    let rule = find_rule(&state, &name)?;
+    Ok(Json(rule_view(&rule)))
+}
+
+async fn put_rule(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    Json(body): Json<PutRule>,
+) -> ApiResult<Json<Value>> {
+    check_name("rule", &name)?;
+    authorize(&state, &principal, "rules:Put", &format!("rule/{name}")).await?;
+    let bus = body
+        .bus
+        .unwrap_or_else(|| envelope::DEFAULT_BUS.to_string());
+    if !state.events.bus_exists(&bus) {
+        return Err(ApiError::invalid(format!("bus {bus} does not exist")));
+    }
+    let pattern = match body.pattern {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text),
+        Some(value) => Some(value.to_string()),
+    };
+    match (&pattern, &body.schedule) {
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "a rule needs an event pattern or a schedule expression",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "give an event pattern or a schedule expression, not both",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(text) = &pattern {
+        Pattern::parse(text).map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
+    if let Some(expr) = &body.schedule {
+        super::schedule::check(expr, body.timezone.as_deref()).map_err(ApiError::invalid)?;
+    } else if body.timezone.is_some() {
+        return Err(ApiError::invalid("a time zone applies only to a schedule"));
+    }
+    if body.targets.len() > 5 {
+        return Err(ApiError::invalid(format!(
+            "a rule has at most 5 targets, got {}",
+            body.targets.len()
+        )));
+    }
+    let mut stored_targets = Vec::new();
+    for (i, raw) in body.targets.into_iter().enumerate() {
+        let spec: TargetSpec = serde_json::from_value(raw)
+            .map_err(|e| ApiError::invalid(format!("Targets[{i}]: {e}")))?;
+        if stored_targets.iter().any(|t: &TargetSpec| t.id == spec.id) {
+            return Err(ApiError::invalid(format!(
+                "Targets[{i}]: duplicate Id {}",
+                spec.id
+            )));
+        }
+        authorize_target(&state, &principal, &spec).await?;
+        let (stored, _) = targets::prepare(spec, &state.events.key)
+            .map_err(|e| ApiError::invalid(format!("Targets[{i}]: {e}")))?;
+        stored_targets.push(stored);
+    }
+    let now = now_millis();
+    let existing = state.store.rule(&name).await?;
+    let rule = Rule {
+        name: name.clone(),
+        bus,
+        description: body.description,
+        pattern,
+        schedule: body.schedule,
+        timezone: body.timezone,
+        enabled: body.enabled,
+        targets: json!(stored_targets),
+        created_at: existing.as_ref().map_or(now, |r| r.created_at),
+        updated_at: now,
+        last_fired_at: existing.as_ref().and_then(|r| r.last_fired_at),
+    };
+    let compiled = state
+        .events
+        .compile_rule(rule.clone())
+        .map_err(ApiError::invalid)?;
+    state.store.put_rule(&rule).await?;
+    let view = rule_view(&compiled);
+    state.events.install(compiled);
+    super::schedule::changed(&state);
+    Ok(Json(view))
+}
+
+async fn delete_rule(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(&state, &principal, "rules:Delete", &format!("rule/{name}")).await?;
+    if !state.store.delete_rule(&name).await? {
+        return Err(ApiError::not_found(format!("no rule named {name}")));
+    }
+    state.events.uninstall(&name);
+    super::schedule::changed(&state);
+    Ok(Json(json!({"deleted": name})))
+}
+
+async fn enable_rule(
+    state: State<Arc<AppState>>,
+    principal: Extension<Principal>,
+    name: Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_enabled(state, principal, name, true).await
+}
+
+async fn disable_rule(
+    state: State<Arc<AppState>>,
+    principal: Extension<Principal>,
+    name: Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_enabled(state, principal, name, false).await
+}
+
+async fn set_enabled(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    enabled: bool,
+) -> ApiResult<Json<Value>> {
+    let action = if enabled {
+        "rules:Enable"
+    } else {
+        "rules:Disable"
+    };
+    authorize(&state, &principal, action, &format!("rule/{name}")).await?;
+    let current = find_rule(&state, &name)?;
+    state
+        .store
+        .set_rule_enabled(&name, enabled, now_millis())
+        .await?;
+    let mut rule = current.rule.clone();
+    rule.enabled = enabled;
+    let compiled = state.events.compile_rule(rule).map_err(ApiError::invalid)?;
+    let view = rule_view(&compiled);
+    state.events.install(compiled);
+    super::schedule::changed(&state);
+    Ok(Json(view))
+}
+
+#[derive(Deserialize)]
+struct TestRule {
+    event: Value,
+}
+
+/// Whether the rule matches the event, and what each target would receive.
+async fn test_rule(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    Json(body): Json<TestRule>,
+) -> ApiResult<Json<Value>> {
+    authorize(&state, &principal, "rules:Test", &format!("rule/{name}")).await?;
+    let rule = find_rule(&state, &name)?;
+    let text = body.event.to_string();
+    operon_pattern::validate_event_envelope(&text).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let matches = match rule.rule.pattern.as_deref() {
+        None => false,
+        Some(pattern) => {
+            let mut matcher = Matcher::new();
+            matcher
+                .add_json(name.clone(), pattern)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+            !matcher
+                .matches(&text)
+                .map_err(|e| ApiError::invalid(e.to_string()))?
+                .is_empty()
+        }
+    };
+    let context = super::delivery::context(&rule, now_millis());
+    let targets: Vec<Value> = rule
+        .targets
+        .iter()
+        .map(|t| {
+            let input = t.payload(&body.event, &context);
+            json!({
+                "id": t.id,
+                "input": input.as_deref().map(|i| serde_json::from_str::<Value>(i)
+                    .unwrap_or_else(|_| Value::String(i.to_string()))),
+                "delivered": matches && input.is_some(),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"rule": name, "matches": matches, "targets": targets}),
+    ))
+}
+
+// ----- Dead letters ------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct DlqQuery {
+    rule: Option<String>,
+    limit: Option<i64>,
+}
+
+fn dead_letter_view(dl: operon_store::DeadLetter) -> Value {
+    let event: Value = serde_json::from_str(&dl.event.body).unwrap_or(Value::Null);
+    json!({
+        "id": dl.id,
+        "rule": dl.rule,
+        "target_id": dl.target_id,
+        "attempts": dl.attempts,
+        "last_error": dl.last_error,
+        "created_at": dl.created_at,
+        "failed_at": dl.failed_at,
+        "event_id": dl.event.id,
+        "event": event,
+    })
+}
+
+async fn list_dead_letters(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<DlqQuery>,
+) -> ApiResult<Json<Value>> {
+    authorize(&state, &principal, "dlq:List", "dlq/*").await?;
+    let limit = query.limit.unwrap_or(1000).clamp(1, 100_000);
+    let letters = state
+        .store
+        .list_dead_letters(query.rule.as_deref(), limit)
+        .await?;
+    Ok(Json(Value::Array(
+        letters.into_iter().map(dead_letter_view).collect(),
+    )))
+}
+
+async fn show_dead_letter(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(&state, &principal, "dlq:Show", &format!("dlq/{id}")).await?;
+    let letter = state
+        .store
+        .dead_letter(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")))?;
+    Ok(Json(dead_letter_view(letter)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Redrive {
+    #[serde(default)]
+    ids: Vec<String>,
+    /// Redrive every dead letter of this rule.
+    rule: Option<String>,
+    /// Redrive every dead letter.
+    #[serde(default)]
+    all: bool,
+}
+
+/// Move dead letters back to the outbox (same delivery ids, attempts reset).
+async fn redrive(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<Redrive>,
+) -> ApiResult<Json<Value>> {
+    authorize(&state, &principal, "dlq:Redrive", "dlq/*").await?;
+    let mut ids = body.ids;
+    if body.all || body.rule.is_some() {
+        let rule = if body.all { None } else { body.rule.as_deref() };
+        ids.extend(
+            state
+                .store
+                .list_dead_letters(rule, 100_000)
+                .await?
+                .into_iter()
+                .map(|d| d.id),
+        );
+    }
+    if ids.is_empty() {
+        return Err(ApiError::invalid(
+            "nothing to redrive: give ids, a rule, or all",
+        ));
+    }
+    let redriven = state.store.redrive_dead_letters(&ids, now_millis()).await?;
+    let missing: Vec<&String> = ids.iter().filter(|i| !redriven.contains(i)).collect();
+    state.events.wake.notify_one();
+    Ok(Json(json!({"redriven": redriven, "not_found": missing})))
+}

@@ -1,0 +1,438 @@
+//! The event bus: events in, rules matched, deliveries out.
+//!
+//! Flow: an entry is checked and wrapped in the EventBridge envelope
+//! ([`envelope`]), matched against every enabled rule of its bus at once by
+//! the bus's compiled [`operon_pattern::Matcher`], and persisted *together
+//! with* one outbox row per matching (rule, target) by the group-commit
+//! [`writer`]. Only then is it acknowledged. The [`delivery`] workers claim
+//! due outbox rows, perform them ([`targets`]), and record each outcome:
+//! done, retry later (exponential back-off with jitter), or dead letter.
+//!
+//! What lives in memory (compiled rules per bus, the tail broadcast) is
+//! rebuilt from the store at start; the store is the record.
+
+pub mod delivery;
+pub mod envelope;
+pub mod http;
+pub mod inbound;
+pub mod replay;
+pub mod schedule;
+pub mod signing;
+pub mod targets;
+pub mod writer;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use operon_pattern::{Matcher, Pattern, Scratch};
+use operon_store::{NewDelivery, NewEvent, Rule, Store};
+use serde_json::Value;
+use tokio::sync::{Notify, broadcast};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use envelope::{Envelope, PutEntry};
+use signing::SealKey;
+use targets::{CompiledTarget, TargetSpec};
+
+/// File in the data directory holding the key that seals webhook secrets.
+pub const SEAL_KEY_FILE: &str = "events.key";
+
+/// A rule with its targets compiled.
+pub struct CompiledRule {
+    pub rule: Rule,
+    pub targets: Vec<CompiledTarget>,
+}
+
+#[derive(Default)]
+struct Rules {
+    buses: HashSet<String>,
+    /// Enabled pattern rules of each bus, compiled into one matcher.
+    matchers: HashMap<String, Matcher<String>>,
+    by_name: HashMap<String, Arc<CompiledRule>>,
+}
+
+/// An accepted event, for live tails.
+#[derive(Debug, Clone)]
+pub struct TailEvent {
+    pub bus: String,
+    pub body: Arc<str>,
+}
+
+/// The in-memory side of the bus, owned by [`AppState`].
+pub struct EventBus {
+    pub(crate) key: SealKey,
+    rules: RwLock<Rules>,
+    pub(crate) writer: writer::EventWriter,
+    /// Wakes the delivery loop when new deliveries are due.
+    pub(crate) wake: Notify,
+    pub(crate) tail: broadcast::Sender<TailEvent>,
+    pub(crate) http: reqwest::Client,
+    /// Wakes the scheduler when rules change.
+    pub(crate) schedule_changed: Notify,
+}
+
+impl EventBus {
+    /// Load buses and rules from the store and compile them.
+    pub async fn load(store: &Store, key: SealKey) -> Result<EventBus, String> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("operon-events/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("building the webhook HTTP client: {e}"))?;
+        let bus = EventBus {
+            key,
+            rules: RwLock::new(Rules::default()),
+            writer: writer::EventWriter::spawn(store.clone()),
+            wake: Notify::new(),
+            tail: broadcast::channel(4096).0,
+            http,
+            schedule_changed: Notify::new(),
+        };
+        for b in store.list_buses().await.map_err(|e| e.to_string())? {
+            bus.write_rules().buses.insert(b.name);
+        }
+        for rule in store.list_rules().await.map_err(|e| e.to_string())? {
+            let name = rule.name.clone();
+            match bus.compile_rule(rule) {
+                Ok(compiled) => bus.install(compiled),
+                Err(e) => {
+                    tracing::error!(rule = %name, error = %e, "stored rule does not compile; skipped")
+                }
+            }
+        }
+        Ok(bus)
+    }
+
+    fn read_rules(&self) -> std::sync::RwLockReadGuard<'_, Rules> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_rules(&self) -> std::sync::RwLockWriteGuard<'_, Rules> {
+        self.rules.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn bus_exists(&self, name: &str) -> bool {
+        self.read_rules().buses.contains(name)
+    }
+
+    pub(crate) fn add_bus(&self, name: &str) {
+        self.write_rules().buses.insert(name.to_string());
+    }
+
+    pub(crate) fn remove_bus(&self, name: &str) {
+        let mut rules = self.write_rules();
+        rules.buses.remove(name);
+        rules.matchers.remove(name);
+    }
+
+    /// Compile a stored rule (its pattern and every target).
+    pub fn compile_rule(&self, rule: Rule) -> Result<CompiledRule, String> {
+        if let Some(pattern) = &rule.pattern {
+            Pattern::parse(pattern).map_err(|e| e.to_string())?;
+        }
+        let specs: Vec<TargetSpec> =
+            serde_json::from_value(rule.targets.clone()).map_err(|e| format!("Targets: {e}"))?;
+        let targets = specs
+            .iter()
+            .map(|s| targets::compile(s, &self.key))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CompiledRule { rule, targets })
+    }
+
+    /// Make a compiled rule live (replacing one of the same name).
+    pub fn install(&self, compiled: CompiledRule) {
+        let mut rules = self.write_rules();
+        let name = compiled.rule.name.clone();
+        if let Some(old) = rules.by_name.remove(&name)
+            && let Some(m) = rules.matchers.get_mut(&old.rule.bus)
+        {
+            m.remove(&name);
+        }
+        if compiled.rule.enabled
+            && let Some(pattern) = compiled.rule.pattern.as_deref()
+            && let Ok(pattern) = Pattern::parse(pattern)
+        {
+            rules
+                .matchers
+                .entry(compiled.rule.bus.clone())
+                .or_default()
+                .add(name.clone(), &pattern);
+        }
+        rules.by_name.insert(name, Arc::new(compiled));
+    }
+
+    pub fn uninstall(&self, name: &str) {
+        let mut rules = self.write_rules();
+        if let Some(old) = rules.by_name.remove(name)
+            && let Some(m) = rules.matchers.get_mut(&old.rule.bus)
+        {
+            m.remove(&name.to_string());
+        }
+    }
+
+    pub fn rule(&self, name: &str) -> Option<Arc<CompiledRule>> {
+        self.read_rules().by_name.get(name).cloned()
+    }
+
+    pub fn rules(&self) -> Vec<Arc<CompiledRule>> {
+        self.read_rules().by_name.values().cloned().collect()
+    }
+
+    /// Names of the enabled rules of `bus` whose pattern `body` matches.
+    pub fn matching_rules(&self, bus: &str, body: &str, scratch: &mut Scratch) -> Vec<String> {
+        let rules = self.read_rules();
+        let Some(matcher) = rules.matchers.get(bus) else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        if matcher
+            .for_each_match(body, scratch, |name| names.push(name.clone()))
+            .is_err()
+        {
+            return Vec::new();
+        }
+        names
+    }
+
+    /// The outbox rows for an event matched by `rules` (restricted to
+    /// `only` when given, as replays do).
+    fn deliveries_for(&self, rule_names: &[String], only: Option<&[String]>) -> Vec<NewDelivery> {
+        let rules = self.read_rules();
+        let mut out = Vec::new();
+        for name in rule_names {
+            if only.is_some_and(|only| !only.contains(name)) {
+                continue;
+            }
+            let Some(rule) = rules.by_name.get(name) else {
+                continue;
+            };
+            for target in &rule.targets {
+                out.push(NewDelivery {
+                    id: crate::auth::new_id("d-"),
+                    rule: name.clone(),
+                    target_id: target.id.clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Match, persist (with deliveries) and announce checked envelopes. Returns
+/// once everything is committed.
+pub async fn accept(state: &AppState, envelopes: Vec<Envelope>) -> ApiResult<()> {
+    accept_for_rules(state, envelopes, None).await
+}
+
+/// Like [`accept`], delivering only to the named rules when `only` is given.
+pub async fn accept_for_rules(
+    state: &AppState,
+    envelopes: Vec<Envelope>,
+    only: Option<&[String]>,
+) -> ApiResult<()> {
+    let now = crate::now_millis();
+    let mut scratch = Scratch::default();
+    let mut batch = Vec::with_capacity(envelopes.len());
+    let mut any_delivery = false;
+    for env in &envelopes {
+        let body = env.text();
+        let names = state.events.matching_rules(&env.bus, &body, &mut scratch);
+        let deliveries = state.events.deliveries_for(&names, only);
+        any_delivery |= !deliveries.is_empty();
+        batch.push(NewEvent {
+            id: env.id.clone(),
+            bus: env.bus.clone(),
+            body,
+            ingested_at: now,
+            deliveries,
+        });
+    }
+    let tail: Vec<TailEvent> = batch
+        .iter()
+        .map(|e| TailEvent {
+            bus: e.bus.clone(),
+            body: Arc::from(e.body.as_str()),
+        })
+        .collect();
+    state.events.writer.write(batch).await.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            e,
+        )
+    })?;
+    if any_delivery {
+        state.events.wake.notify_one();
+    }
+    for event in tail {
+        let _ = state.events.tail.send(event);
+    }
+    Ok(())
+}
+
+/// Put one event on the default bus on the server's behalf (`operon.fleet`,
+/// `operon.commands`, `operon.workflows`). Returns the event id once the
+/// event and its deliveries are committed.
+pub async fn emit(
+    state: &AppState,
+    source: &str,
+    detail_type: &str,
+    detail: Value,
+) -> ApiResult<String> {
+    let entry = PutEntry {
+        source: Some(source.to_string()),
+        detail_type: Some(detail_type.to_string()),
+        detail: Some(detail.to_string()),
+        ..PutEntry::default()
+    };
+    let env = envelope::envelope(&entry, crate::now_millis())
+        .map_err(|e| ApiError::invalid(format!("{}: {}", e.code, e.message)))?;
+    let id = env.id.clone();
+    accept(state, vec![env]).await?;
+    Ok(id)
+}
+
+/// [`emit`] from code that must not wait (the agent session loop); a
+/// failure is logged.
+pub fn emit_in_background(
+    state: &Arc<AppState>,
+    source: &'static str,
+    detail_type: &'static str,
+    detail: Value,
+) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = emit(&state, source, detail_type, detail).await {
+            tracing::warn!(source, detail_type, error = %e.message, "emitting a server event failed");
+        }
+    });
+}
+
+/// Forward command status changes from the live view as `operon.commands`
+/// events.
+pub async fn forward_command_events(
+    state: Arc<AppState>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(String, crate::live::LiveEvent)>,
+) {
+    use crate::live::LiveEvent;
+    while let Some((command_id, event)) = rx.recv().await {
+        let (detail_type, detail) = match event {
+            LiveEvent::Status {
+                node_id,
+                node_name,
+                status,
+                exit_code,
+                detail,
+            } => (
+                "Command Invocation Status Change",
+                serde_json::json!({
+                    "command-id": command_id,
+                    "node-id": node_id,
+                    "node-name": node_name,
+                    "status": status.as_str(),
+                    "exit-code": exit_code,
+                    "status-detail": detail,
+                }),
+            ),
+            LiveEvent::Done { status } => (
+                "Command Status Change",
+                serde_json::json!({"command-id": command_id, "status": status.as_str()}),
+            ),
+            LiveEvent::Output { .. } => continue,
+        };
+        if let Err(e) = emit(&state, "operon.commands", detail_type, detail).await {
+            tracing::warn!(error = %e.message, "emitting a command event failed");
+        }
+    }
+}
+
+/// Start the background parts: delivery workers, the scheduler, event
+/// retention, and the command-event forwarder.
+pub fn spawn(
+    state: &Arc<AppState>,
+    clock: Arc<dyn schedule::Clock>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    state.live.set_status_sink(tx);
+    vec![
+        tokio::spawn(delivery::run(state.clone())),
+        tokio::spawn(forward_command_events(state.clone(), rx)),
+        tokio::spawn(replay::retention_loop(state.clone())),
+        tokio::spawn(schedule::run(state.clone(), clock)),
+        tokio::spawn(forward_workflow_events(state.clone())),
+    ]
+}
+
+/// Announce workflow execution status changes as `operon.workflows` events
+/// (`Workflow Execution Status Change`). Changes waiting together are put in
+/// one batch (one commit). Best effort: if the bus falls more than the
+/// channel's capacity behind, the skipped changes are logged.
+pub async fn forward_workflow_events(state: Arc<AppState>) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    const MAX_BATCH: usize = 512;
+    let mut changes = state.workflows.subscribe();
+    loop {
+        let mut batch = Vec::new();
+        match changes.recv().await {
+            Ok(execution) => batch.push(execution),
+            Err(RecvError::Lagged(skipped)) => {
+                tracing::warn!(skipped, "workflow status events skipped: the bus fell behind");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        }
+        while batch.len() < MAX_BATCH {
+            match changes.try_recv() {
+                Ok(execution) => batch.push(execution),
+                Err(TryRecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "workflow status events skipped: the bus fell behind");
+                }
+                Err(_) => break,
+            }
+        }
+        let now = crate::now_millis();
+        let envelopes: Vec<envelope::Envelope> = batch
+            .iter()
+            .filter_map(|execution| {
+                let detail = serde_json::json!({
+                    "execution-id": execution.id,
+                    "workflow": execution.workflow,
+                    "version": execution.version,
+                    "name": execution.name,
+                    "status": execution.status,
+                    "started-by": execution.started_by,
+                    "error": execution.error,
+                    "cause": execution.cause,
+                });
+                let entry = PutEntry {
+                    source: Some("operon.workflows".into()),
+                    detail_type: Some("Workflow Execution Status Change".into()),
+                    detail: Some(detail.to_string()),
+                    ..PutEntry::default()
+                };
+                envelope::envelope(&entry, now)
+                    .map_err(|e| tracing::warn!(error = %e.message, "a workflow event was refused"))
+                    .ok()
+            })
+            .collect();
+        if let Err(e) = accept(&state, envelopes).await {
+            tracing::warn!(error = %e.message, "emitting workflow events failed");
+        }
+    }
+}
+
+/// Rule, bus, archive and webhook names: 1-64 of letters, digits, `.-_`.
+pub fn check_name(kind: &str, name: &str) -> ApiResult<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::invalid(format!(
+            "{kind} name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
+        )));
+    }
+    Ok(())
+}
