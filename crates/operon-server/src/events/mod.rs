@@ -75,6 +75,7 @@ pub struct EventBus {
 impl EventBus {
     /// Load buses and rules from the store and compile them.
     pub async fn load(store: &Store, key: SealKey) -> Result<EventBus, String> {
+        crate::tls::install_default_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("operon-events/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(10))
