@@ -85,6 +85,7 @@ async fn whoami(Extension(principal): Extension<Principal>) -> Json<Value> {
 /// `operon login`: checks the token and records the login in the audit trail
 /// (the middleware audits this POST).
 async fn login(Extension(principal): Extension<Principal>) -> Json<Value> {
+    principal.allowed_action("auth:Login", &format!("user/{}", principal.name));
     principal.note("event", "login");
     Json(identity_view(&principal))
 }

@@ -144,6 +144,23 @@ pub struct Replay {
     pub error: Option<String>,
 }
 
+/// Rows per multi-row statement (6 parameters each stays far below
+/// SQLite's limit of 32766 parameters).
+const ROWS_PER_INSERT: usize = 200;
+
+/// `prefix` followed by `row` `n` times, comma-separated.
+fn multi_row(prefix: &str, row: &str, n: usize) -> String {
+    let mut sql = String::with_capacity(prefix.len() + n * (row.len() + 2));
+    sql.push_str(prefix);
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql
+}
+
 const EVENT_COLUMNS: &str = "e.seq, e.id AS event_id, e.bus, e.body, e.ingested_at";
 
 fn event_from_row(row: &SqliteRow) -> StoredEvent {
@@ -241,37 +258,66 @@ impl Store {
 
     /// Persist events and their deliveries in one transaction (one fsync
     /// for the whole batch). Returns each event's sequence number.
+    ///
+    /// Rows go in as multi-row INSERTs: per-statement overhead, not the
+    /// disk, is what limits a large batch. Sequence numbers are assigned
+    /// here, under the write lock, after the highest ever used.
     pub async fn put_events(&self, events: &[NewEvent]) -> Result<Vec<i64>> {
         let mut tx = self.begin_write("accepting events").await?;
-        let mut seqs = Vec::with_capacity(events.len());
-        for event in events {
-            let seq: i64 = sqlx::query_scalar(
-                "INSERT INTO events (id, bus, body, ingested_at) VALUES (?, ?, ?, ?) RETURNING seq",
-            )
-            .bind(&event.id)
-            .bind(&event.bus)
-            .bind(&event.body)
-            .bind(event.ingested_at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db("inserting an event"))?;
-            for delivery in &event.deliveries {
-                sqlx::query(
-                    "INSERT INTO event_deliveries (id, event_seq, rule, target_id, attempts,
-                        next_attempt_at, created_at, last_error, claimed)
-                     VALUES (?, ?, ?, ?, 0, ?, ?, NULL, 0)",
-                )
-                .bind(&delivery.id)
-                .bind(seq)
-                .bind(&delivery.rule)
-                .bind(&delivery.target_id)
-                .bind(event.ingested_at)
-                .bind(event.ingested_at)
+        let last: i64 = sqlx::query_scalar(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0),
+                        COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db("reading the last event sequence number"))?;
+        let seqs: Vec<i64> = (1..=events.len() as i64).map(|i| last + i).collect();
+        let numbered: Vec<(i64, &NewEvent)> = seqs.iter().copied().zip(events).collect();
+        for chunk in numbered.chunks(ROWS_PER_INSERT) {
+            let sql = multi_row(
+                "INSERT INTO events (seq, id, bus, body, ingested_at) VALUES ",
+                "(?, ?, ?, ?, ?)",
+                chunk.len(),
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (seq, event) in chunk {
+                query = query
+                    .bind(*seq)
+                    .bind(&event.id)
+                    .bind(&event.bus)
+                    .bind(&event.body)
+                    .bind(event.ingested_at);
+            }
+            query
                 .execute(&mut *tx)
                 .await
-                .map_err(db("inserting a delivery"))?;
+                .map_err(db("inserting events"))?;
+        }
+        let deliveries: Vec<(i64, i64, &NewDelivery)> = numbered
+            .iter()
+            .flat_map(|(seq, e)| e.deliveries.iter().map(move |d| (*seq, e.ingested_at, d)))
+            .collect();
+        for chunk in deliveries.chunks(ROWS_PER_INSERT) {
+            let sql = multi_row(
+                "INSERT INTO event_deliveries (id, event_seq, rule, target_id, attempts,
+                    next_attempt_at, created_at, last_error, claimed) VALUES ",
+                "(?, ?, ?, ?, 0, ?, ?, NULL, 0)",
+                chunk.len(),
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (seq, at, delivery) in chunk {
+                query = query
+                    .bind(&delivery.id)
+                    .bind(*seq)
+                    .bind(&delivery.rule)
+                    .bind(&delivery.target_id)
+                    .bind(*at)
+                    .bind(*at);
             }
-            seqs.push(seq);
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(db("inserting deliveries"))?;
         }
         tx.commit().await.map_err(db("committing events"))?;
         Ok(seqs)
@@ -351,12 +397,19 @@ impl Store {
                 event: event_from_row(r),
             })
             .collect();
-        for delivery in &claimed {
-            sqlx::query("UPDATE event_deliveries SET claimed = 1 WHERE id = ?")
-                .bind(&delivery.id)
+        for chunk in claimed.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "UPDATE event_deliveries SET claimed = 1 WHERE id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for delivery in chunk {
+                query = query.bind(&delivery.id);
+            }
+            query
                 .execute(&mut *tx)
                 .await
-                .map_err(db("claiming a delivery"))?;
+                .map_err(db("claiming deliveries"))?;
         }
         tx.commit()
             .await
@@ -382,15 +435,30 @@ impl Store {
     /// Record the outcomes of attempts, all in one transaction.
     pub async fn apply_delivery_outcomes(&self, outcomes: &[DeliveryOutcome]) -> Result<()> {
         let mut tx = self.begin_write("recording delivery outcomes").await?;
+        let delivered: Vec<&String> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                DeliveryOutcome::Delivered { id } => Some(id),
+                _ => None,
+            })
+            .collect();
+        for chunk in delivered.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "DELETE FROM event_deliveries WHERE id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(db("completing deliveries"))?;
+        }
         for outcome in outcomes {
             match outcome {
-                DeliveryOutcome::Delivered { id } => {
-                    sqlx::query("DELETE FROM event_deliveries WHERE id = ?")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db("completing a delivery"))?;
-                }
+                DeliveryOutcome::Delivered { .. } => {}
                 DeliveryOutcome::Retry {
                     id,
                     attempts,

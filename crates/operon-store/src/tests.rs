@@ -540,3 +540,32 @@ async fn buses_rules_and_refusing_to_delete_a_used_bus() {
     assert!(store.delete_bus("ops").await.unwrap());
     assert_eq!(store.list_buses().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn event_sequence_numbers_are_never_reused_after_pruning() {
+    let (_dir, store) = open_temp().await;
+    let first = store
+        .put_events(&[event_with("a", &[]), event_with("b", &["d1"])])
+        .await
+        .unwrap();
+    assert_eq!(first, vec![1, 2]);
+    // "b" is kept: a delivery still needs it.
+    assert_eq!(store.prune_events("default", 1_000).await.unwrap(), 1);
+    store
+        .apply_delivery_outcomes(&[DeliveryOutcome::Delivered { id: "d1".into() }])
+        .await
+        .unwrap();
+    assert_eq!(store.prune_events("default", 1_000).await.unwrap(), 1);
+    let next = store.put_events(&[event_with("c", &[])]).await.unwrap();
+    assert_eq!(next, vec![3]);
+    let many: Vec<NewEvent> = (0..450)
+        .map(|i| event_with(&format!("e{i}"), &[]))
+        .collect();
+    let seqs = store.put_events(&many).await.unwrap();
+    assert_eq!((seqs[0], seqs[449]), (4, 453));
+    let between = store
+        .events_between("default", 0, i64::MAX, 0, 1000)
+        .await
+        .unwrap();
+    assert_eq!(between.len(), 451);
+}

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::{Result, Store, corrupt, db, from_json};
+use crate::{Result, Store, db, from_json};
 
 /// A state machine's latest version.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -440,9 +440,7 @@ impl Store {
         let mut tx = self
             .begin_write("starting a batch of workflow steps")
             .await?;
-        for step in steps {
-            write_step(&mut tx, step).await?;
-        }
+        write_batch(&mut tx, steps).await?;
         tx.commit().await.map_err(db("committing workflow steps"))?;
         Ok(())
     }
@@ -531,174 +529,307 @@ fn workflow_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Workflow> {
     })
 }
 
-async fn write_step(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, step: &StepWrite) -> Result<()> {
-    let e = &step.execution;
-    let output = e.output.as_ref().map(Value::to_string);
-    if step.insert {
-        sqlx::query(
+/// Rows per multi-row INSERT (well under SQLite's bound-parameter limit).
+const ROWS_PER_INSERT: usize = 400;
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+
+/// Write a batch of steps with few statements: one row write per execution
+/// (its last state in the batch), multi-row inserts for history, timers and
+/// tasks, and set deletes for what the steps no longer need. Tokens and timer
+/// ids are never reused, so removing before adding gives the batch's net
+/// effect; finished executions lose their timers and tasks last.
+async fn write_batch(tx: &mut Tx<'_>, steps: &[StepWrite]) -> Result<()> {
+    write_executions(tx, steps).await?;
+    let history: Vec<(&str, &HistoryRow)> = steps
+        .iter()
+        .flat_map(|s| s.history.iter().map(move |h| (s.execution.id.as_str(), h)))
+        .collect();
+    insert_history(tx, &history).await?;
+    let removed_tokens: Vec<&str> = steps
+        .iter()
+        .flat_map(|s| s.tasks_remove.iter().map(String::as_str))
+        .collect();
+    remove_tasks(tx, &removed_tokens).await?;
+    for step in steps {
+        for timer in &step.timers_remove {
+            sqlx::query("DELETE FROM workflow_timers WHERE execution_id = ? AND timer_id = ?")
+                .bind(&step.execution.id)
+                .bind(timer)
+                .execute(&mut **tx)
+                .await
+                .map_err(db("removing a timer"))?;
+        }
+    }
+    let removed: std::collections::HashSet<&str> = removed_tokens.iter().copied().collect();
+    let fired: std::collections::HashSet<(&str, i64)> = steps
+        .iter()
+        .flat_map(|s| {
+            s.timers_remove
+                .iter()
+                .map(move |t| (s.execution.id.as_str(), *t))
+        })
+        .collect();
+    let timers: Vec<(&str, i64, i64)> = steps
+        .iter()
+        .flat_map(|s| {
+            let id = s.execution.id.as_str();
+            s.timers_add.iter().map(move |(t, due)| (id, *t, *due))
+        })
+        .filter(|(id, t, _)| !fired.contains(&(*id, *t)))
+        .collect();
+    insert_timers(tx, &timers).await?;
+    let tasks: Vec<&WorkflowTask> = steps
+        .iter()
+        .flat_map(|s| s.tasks_add.iter())
+        .filter(|t| !removed.contains(t.token.as_str()))
+        .collect();
+    insert_tasks(tx, &tasks).await?;
+    for step in steps {
+        for a in step
+            .approvals_add
+            .iter()
+            .filter(|a| !removed.contains(a.token.as_str()))
+        {
+            insert_approval(tx, a).await?;
+        }
+        for d in &step.approval_decisions {
+            decide_approval(tx, d).await?;
+        }
+    }
+    let mut last: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for step in steps {
+        last.insert(step.execution.id.as_str(), step.execution.status.as_str());
+    }
+    let finished = last
+        .into_iter()
+        .filter(|(_, status)| *status != "RUNNING")
+        .map(|(id, _)| id);
+    for id in finished {
+        clear_finished(tx, id).await?;
+    }
+    Ok(())
+}
+
+/// Executions per multi-row upsert (16 parameters each).
+const EXECUTIONS_PER_UPSERT: usize = 200;
+
+/// Every execution of the batch with its last state, in multi-row
+/// statements: new ones inserted (an id or a name already taken fails the
+/// batch), existing ones upserted.
+async fn write_executions(tx: &mut Tx<'_>, steps: &[StepWrite]) -> Result<()> {
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut last: Vec<&StepWrite> = steps
+        .iter()
+        .rev()
+        .filter(|s| seen.insert(s.execution.id.as_str()))
+        .collect();
+    last.reverse();
+    let inserted: std::collections::HashSet<&str> = steps
+        .iter()
+        .filter(|s| s.insert)
+        .map(|s| s.execution.id.as_str())
+        .collect();
+    let (new, old): (Vec<&StepWrite>, Vec<&StepWrite>) = last
+        .into_iter()
+        .partition(|s| inserted.contains(s.execution.id.as_str()));
+    upsert_executions(tx, &new, "").await?;
+    upsert_executions(
+        tx,
+        &old,
+        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, output = excluded.output,
+            error = excluded.error, cause = excluded.cause, engine = excluded.engine,
+            stopped_at = excluded.stopped_at, updated_at = excluded.updated_at,
+            redrive_count = excluded.redrive_count",
+    )
+    .await
+}
+
+async fn upsert_executions(tx: &mut Tx<'_>, steps: &[&StepWrite], on_conflict: &str) -> Result<()> {
+    for chunk in steps.chunks(EXECUTIONS_PER_UPSERT) {
+        let sql = format!(
             "INSERT INTO executions (id, workflow, version, name, status, input, output, error,
                 cause, engine, parent_token, started_by, started_at, stopped_at, updated_at,
                 redrive_count)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&e.id)
-        .bind(&e.workflow)
-        .bind(e.version)
-        .bind(&e.name)
-        .bind(&e.status)
-        .bind(e.input.to_string())
-        .bind(output)
-        .bind(&e.error)
-        .bind(&e.cause)
-        .bind(&step.engine)
-        .bind(&e.parent_token)
-        .bind(&e.started_by)
-        .bind(e.started_at)
-        .bind(e.stopped_at)
-        .bind(e.updated_at)
-        .bind(e.redrive_count)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("inserting an execution"))?;
-    } else {
-        let done = sqlx::query(
-            "UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, engine = ?,
-                stopped_at = ?, updated_at = ?, redrive_count = ? WHERE id = ?",
-        )
-        .bind(&e.status)
-        .bind(output)
-        .bind(&e.error)
-        .bind(&e.cause)
-        .bind(&step.engine)
-        .bind(e.stopped_at)
-        .bind(e.updated_at)
-        .bind(e.redrive_count)
-        .bind(&e.id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("updating an execution"))?;
-        if done.rows_affected() != 1 {
-            return Err(corrupt(
-                "updating an execution",
-                format!("no execution {}", e.id),
-            ));
+             VALUES {} {on_conflict}",
+            placeholders(chunk.len(), 16)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for step in chunk {
+            let e = &step.execution;
+            query = query
+                .bind(&e.id)
+                .bind(&e.workflow)
+                .bind(e.version)
+                .bind(&e.name)
+                .bind(&e.status)
+                .bind(e.input.to_string())
+                .bind(e.output.as_ref().map(Value::to_string))
+                .bind(&e.error)
+                .bind(&e.cause)
+                .bind(&step.engine)
+                .bind(&e.parent_token)
+                .bind(&e.started_by)
+                .bind(e.started_at)
+                .bind(e.stopped_at)
+                .bind(e.updated_at)
+                .bind(e.redrive_count);
         }
-    }
-    for h in &step.history {
-        sqlx::query(
-            "INSERT INTO execution_history (execution_id, seq, timestamp, event) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&e.id)
-        .bind(h.seq)
-        .bind(h.timestamp)
-        .bind(&h.event)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("inserting a history event"))?;
-    }
-    for timer in &step.timers_remove {
-        sqlx::query("DELETE FROM workflow_timers WHERE execution_id = ? AND timer_id = ?")
-            .bind(&e.id)
-            .bind(timer)
+        query
             .execute(&mut **tx)
             .await
-            .map_err(db("removing a timer"))?;
+            .map_err(db("writing executions"))?;
     }
-    for (timer, due) in &step.timers_add {
-        sqlx::query(
-            "INSERT INTO workflow_timers (execution_id, timer_id, due_at) VALUES (?, ?, ?)
+    Ok(())
+}
+
+fn placeholders(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
+async fn insert_history(tx: &mut Tx<'_>, rows: &[(&str, &HistoryRow)]) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO execution_history (execution_id, seq, timestamp, event) VALUES {}",
+            placeholders(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, h) in chunk {
+            query = query.bind(*id).bind(h.seq).bind(h.timestamp).bind(&h.event);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .map_err(db("inserting history events"))?;
+    }
+    Ok(())
+}
+
+async fn remove_tasks(tx: &mut Tx<'_>, tokens: &[&str]) -> Result<()> {
+    for chunk in tokens.chunks(ROWS_PER_INSERT) {
+        let list = vec!["?"; chunk.len()].join(", ");
+        let mut delete = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM workflow_tasks WHERE token IN ({list})"
+        )));
+        let mut expire = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE approvals SET status = 'Expired' WHERE status = 'Pending' AND token IN ({list})"
+        )));
+        for token in chunk {
+            delete = delete.bind(*token);
+            expire = expire.bind(*token);
+        }
+        delete
+            .execute(&mut **tx)
+            .await
+            .map_err(db("removing tasks"))?;
+        expire
+            .execute(&mut **tx)
+            .await
+            .map_err(db("expiring approvals"))?;
+    }
+    Ok(())
+}
+
+async fn insert_timers(tx: &mut Tx<'_>, timers: &[(&str, i64, i64)]) -> Result<()> {
+    for chunk in timers.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO workflow_timers (execution_id, timer_id, due_at) VALUES {}
              ON CONFLICT (execution_id, timer_id) DO UPDATE SET due_at = excluded.due_at",
-        )
-        .bind(&e.id)
-        .bind(timer)
-        .bind(due)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("adding a timer"))?;
-    }
-    for token in &step.tasks_remove {
-        sqlx::query("DELETE FROM workflow_tasks WHERE token = ?")
-            .bind(token)
+            placeholders(chunk.len(), 3)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, timer, due) in chunk {
+            query = query.bind(*id).bind(*timer).bind(*due);
+        }
+        query
             .execute(&mut **tx)
             .await
-            .map_err(db("removing a task"))?;
-        sqlx::query(
-            "UPDATE approvals SET status = 'Expired' WHERE token = ? AND status = 'Pending'",
-        )
-        .bind(token)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("expiring an approval"))?;
+            .map_err(db("adding timers"))?;
     }
-    for task in &step.tasks_add {
-        sqlx::query(
+    Ok(())
+}
+
+async fn insert_tasks(tx: &mut Tx<'_>, tasks: &[&WorkflowTask]) -> Result<()> {
+    for chunk in tasks.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
             "INSERT INTO workflow_tasks (token, execution_id, state, resource, input,
-                idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&task.token)
-        .bind(&task.execution_id)
-        .bind(&task.state)
-        .bind(&task.resource)
-        .bind(task.input.to_string())
-        .bind(&task.idempotency_key)
-        .bind(task.created_at)
+                idempotency_key, created_at) VALUES {}",
+            placeholders(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            query = query
+                .bind(&t.token)
+                .bind(&t.execution_id)
+                .bind(&t.state)
+                .bind(&t.resource)
+                .bind(t.input.to_string())
+                .bind(&t.idempotency_key)
+                .bind(t.created_at);
+        }
+        query.execute(&mut **tx).await.map_err(db("adding tasks"))?;
+    }
+    Ok(())
+}
+
+async fn insert_approval(tx: &mut Tx<'_>, a: &Approval) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO approvals (id, execution_id, token, state, message, approvers, status,
+            decided_by, comment, created_at, decided_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&a.id)
+    .bind(&a.execution_id)
+    .bind(&a.token)
+    .bind(&a.state)
+    .bind(&a.message)
+    .bind(serde_json::to_string(&a.approvers).unwrap_or_else(|_| "[]".into()))
+    .bind(&a.status)
+    .bind(&a.decided_by)
+    .bind(&a.comment)
+    .bind(a.created_at)
+    .bind(a.decided_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("adding an approval"))?;
+    Ok(())
+}
+
+async fn decide_approval(tx: &mut Tx<'_>, d: &ApprovalDecision) -> Result<()> {
+    sqlx::query(
+        "UPDATE approvals SET status = ?, decided_by = ?, comment = ?, decided_at = ?
+         WHERE id = ?",
+    )
+    .bind(&d.status)
+    .bind(&d.decided_by)
+    .bind(&d.comment)
+    .bind(d.at)
+    .bind(&d.id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("deciding an approval"))?;
+    Ok(())
+}
+
+/// A finished execution needs no timers or tasks; its pending approvals expire.
+async fn clear_finished(tx: &mut Tx<'_>, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM workflow_timers WHERE execution_id = ?")
+        .bind(id)
         .execute(&mut **tx)
         .await
-        .map_err(db("adding a task"))?;
-    }
-    for a in &step.approvals_add {
-        sqlx::query(
-            "INSERT INTO approvals (id, execution_id, token, state, message, approvers, status,
-                decided_by, comment, created_at, decided_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&a.id)
-        .bind(&a.execution_id)
-        .bind(&a.token)
-        .bind(&a.state)
-        .bind(&a.message)
-        .bind(serde_json::to_string(&a.approvers).unwrap_or_else(|_| "[]".into()))
-        .bind(&a.status)
-        .bind(&a.decided_by)
-        .bind(&a.comment)
-        .bind(a.created_at)
-        .bind(a.decided_at)
+        .map_err(db("removing an execution's timers"))?;
+    sqlx::query("DELETE FROM workflow_tasks WHERE execution_id = ?")
+        .bind(id)
         .execute(&mut **tx)
         .await
-        .map_err(db("adding an approval"))?;
-    }
-    for d in &step.approval_decisions {
-        sqlx::query(
-            "UPDATE approvals SET status = ?, decided_by = ?, comment = ?, decided_at = ?
-             WHERE id = ?",
-        )
-        .bind(&d.status)
-        .bind(&d.decided_by)
-        .bind(&d.comment)
-        .bind(d.at)
-        .bind(&d.id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("deciding an approval"))?;
-    }
-    if e.status != "RUNNING" {
-        sqlx::query("DELETE FROM workflow_timers WHERE execution_id = ?")
-            .bind(&e.id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db("removing an execution's timers"))?;
-        sqlx::query("DELETE FROM workflow_tasks WHERE execution_id = ?")
-            .bind(&e.id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db("removing an execution's tasks"))?;
-        sqlx::query(
-            "UPDATE approvals SET status = 'Expired' WHERE execution_id = ? AND status = 'Pending'",
-        )
-        .bind(&e.id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("expiring an execution's approvals"))?;
-    }
+        .map_err(db("removing an execution's tasks"))?;
+    sqlx::query(
+        "UPDATE approvals SET status = 'Expired' WHERE execution_id = ? AND status = 'Pending'",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("expiring an execution's approvals"))?;
     Ok(())
 }

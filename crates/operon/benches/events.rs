@@ -16,7 +16,9 @@
 //! execution it started (same machine, same clock), reported as p50/p99.
 //!
 //! Run: `cargo bench -p operon --bench events` (env EVENTS_RULES,
-//! EVENTS_CLIENTS, EVENTS_BATCH, EVENTS_SECONDS override 1000, 32, 10, 10).
+//! EVENTS_CLIENTS, EVENTS_BATCH, EVENTS_SECONDS override 1000, 32, 10, 10;
+//! EVENTS_TARGETS=0 gives the rules no targets, measuring acceptance and
+//! matching without the delivery workers competing).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -66,6 +68,7 @@ fn main() {
     let clients = env_or("EVENTS_CLIENTS", 32);
     let batch = env_or("EVENTS_BATCH", 10);
     let seconds = env_or("EVENTS_SECONDS", 10);
+    let with_targets = env_or("EVENTS_TARGETS", 1) != 0;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut server = Command::new(env!("CARGO_BIN_EXE_operon"))
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -92,7 +95,15 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let result = runtime.block_on(run(&url, &token, rules, clients, batch, seconds));
+    let result = runtime.block_on(run(
+        &url,
+        &token,
+        rules,
+        clients,
+        batch,
+        seconds,
+        with_targets,
+    ));
     let latency_seconds = env_or("EVENTS_LATENCY_SECONDS", 5);
     let start_latencies =
         runtime.block_on(latency_to_execution_start(&url, &token, latency_seconds));
@@ -105,7 +116,7 @@ fn main() {
         latencies.get(at).copied().unwrap_or_default()
     };
     println!(
-        "{{\"rules\": {rules}, \"clients\": {clients}, \"batch\": {batch}, \"seconds\": {:.1}, \"events\": {events}, \"events_per_second\": {rate:.0}, \"request_p50_ms\": {:.1}, \"request_p99_ms\": {:.1}}}",
+        "{{\"rules\": {rules}, \"targets\": {with_targets}, \"clients\": {clients}, \"batch\": {batch}, \"seconds\": {:.1}, \"events\": {events}, \"events_per_second\": {rate:.0}, \"request_p50_ms\": {:.1}, \"request_p99_ms\": {:.1}}}",
         elapsed.as_secs_f64(),
         pct(0.50).as_secs_f64() * 1000.0,
         pct(0.99).as_secs_f64() * 1000.0,
@@ -231,10 +242,17 @@ async fn run(
     clients: u64,
     batch: u64,
     seconds: u64,
+    with_targets: bool,
 ) -> (u64, Duration, Vec<Duration>) {
+    let rules = rules.max(1);
     let http = reqwest::Client::new();
     for i in 0..rules {
-        let body = json!({"pattern": rule_pattern(i), "targets": [{"Id": "log", "Kind": "log"}]});
+        let targets = if with_targets {
+            json!([{"Id": "log", "Kind": "log"}])
+        } else {
+            json!([])
+        };
+        let body = json!({"pattern": rule_pattern(i), "targets": targets});
         let response = http
             .put(format!("{url}/v1/rules/bench-{i}"))
             .bearer_auth(token)

@@ -846,7 +846,7 @@ fn login_scopes_disabling_rotation_and_no_secret_in_logs_or_the_trail() {
     );
     let logins = as_admin(
         "GET",
-        "/v1/audit?actor=bob&action=POST%20/v1/login",
+        "/v1/audit?actor=bob&action=auth:Login",
         json!({}),
     );
     assert!(

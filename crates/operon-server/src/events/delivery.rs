@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use operon_pattern::DeliveryContext;
+use operon_pattern::{DeliveryContext, TargetInput};
 use operon_store::{ClaimedDelivery, DeliveryOutcome};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
@@ -20,8 +20,9 @@ use super::signing;
 use super::targets::{CompiledTarget, RetryPolicy, RunCommandTarget, TargetKind};
 use crate::{AppState, now_millis};
 
-/// Deliveries performed at once.
-const CONCURRENCY: usize = 64;
+/// Deliveries performed at once (also the most claimed in one transaction:
+/// small claims would cost a write transaction each).
+const CONCURRENCY: usize = 256;
 /// Longest sleep when nothing is due (new work also wakes the loop).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -198,9 +199,16 @@ async fn perform(
     target: &CompiledTarget,
     delivery: &ClaimedDelivery,
 ) -> Result<(), TargetError> {
-    let event: Value = serde_json::from_str(&delivery.event.body)
-        .map_err(|e| TargetError::permanent(format!("stored event is not JSON: {e}")))?;
-    let Some(payload) = target.payload(&event, &context(rule, delivery.event.ingested_at)) else {
+    let event = || -> Result<Value, TargetError> {
+        serde_json::from_str(&delivery.event.body)
+            .map_err(|e| TargetError::permanent(format!("stored event is not JSON: {e}")))
+    };
+    let payload = match target.input {
+        // The stored text is the event: no need to parse and serialise it.
+        TargetInput::WholeEvent => Some(delivery.event.body.clone()),
+        _ => target.payload(&event()?, &context(rule, delivery.event.ingested_at)),
+    };
+    let Some(payload) = payload else {
         tracing::warn!(rule = %rule.rule.name, target = %target.id, delivery = %delivery.id,
             "the input transformer produced no valid JSON; nothing delivered");
         return Ok(());
@@ -223,7 +231,7 @@ async fn perform(
         TargetKind::RunCommand(config) => {
             run_command(state, config, &payload, delivery, rule).await
         }
-        TargetKind::Bus { bus } => put_on_bus(state, bus, &event).await,
+        TargetKind::Bus { bus } => put_on_bus(state, bus, &event()?).await,
         TargetKind::Log => {
             tracing::info!(target: "operon::events::log", rule = %rule.rule.name,
                 target_id = %target.id, delivery = %delivery.id, input = %payload, "event");

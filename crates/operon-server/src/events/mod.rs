@@ -366,42 +366,59 @@ pub fn spawn(
 }
 
 /// Announce workflow execution status changes as `operon.workflows` events
-/// (`Workflow Execution Status Change`). Best effort: if the bus falls more
-/// than the channel's capacity behind, the skipped changes are logged.
+/// (`Workflow Execution Status Change`). Changes waiting together are put in
+/// one batch (one commit). Best effort: if the bus falls more than the
+/// channel's capacity behind, the skipped changes are logged.
 pub async fn forward_workflow_events(state: Arc<AppState>) {
-    use tokio::sync::broadcast::error::RecvError;
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    const MAX_BATCH: usize = 512;
     let mut changes = state.workflows.subscribe();
     loop {
-        let execution = match changes.recv().await {
-            Ok(execution) => execution,
+        let mut batch = Vec::new();
+        match changes.recv().await {
+            Ok(execution) => batch.push(execution),
             Err(RecvError::Lagged(skipped)) => {
-                tracing::warn!(
-                    skipped,
-                    "workflow status events skipped: the bus fell behind"
-                );
+                tracing::warn!(skipped, "workflow status events skipped: the bus fell behind");
                 continue;
             }
             Err(RecvError::Closed) => return,
-        };
-        let detail = serde_json::json!({
-            "execution-id": execution.id,
-            "workflow": execution.workflow,
-            "version": execution.version,
-            "name": execution.name,
-            "status": execution.status,
-            "started-by": execution.started_by,
-            "error": execution.error,
-            "cause": execution.cause,
-        });
-        if let Err(e) = emit(
-            &state,
-            "operon.workflows",
-            "Workflow Execution Status Change",
-            detail,
-        )
-        .await
-        {
-            tracing::warn!(error = %e.message, "emitting a workflow event failed");
+        }
+        while batch.len() < MAX_BATCH {
+            match changes.try_recv() {
+                Ok(execution) => batch.push(execution),
+                Err(TryRecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "workflow status events skipped: the bus fell behind");
+                }
+                Err(_) => break,
+            }
+        }
+        let now = crate::now_millis();
+        let envelopes: Vec<envelope::Envelope> = batch
+            .iter()
+            .filter_map(|execution| {
+                let detail = serde_json::json!({
+                    "execution-id": execution.id,
+                    "workflow": execution.workflow,
+                    "version": execution.version,
+                    "name": execution.name,
+                    "status": execution.status,
+                    "started-by": execution.started_by,
+                    "error": execution.error,
+                    "cause": execution.cause,
+                });
+                let entry = PutEntry {
+                    source: Some("operon.workflows".into()),
+                    detail_type: Some("Workflow Execution Status Change".into()),
+                    detail: Some(detail.to_string()),
+                    ..PutEntry::default()
+                };
+                envelope::envelope(&entry, now)
+                    .map_err(|e| tracing::warn!(error = %e.message, "a workflow event was refused"))
+                    .ok()
+            })
+            .collect();
+        if let Err(e) = accept(&state, envelopes).await {
+            tracing::warn!(error = %e.message, "emitting workflow events failed");
         }
     }
 }

@@ -1,18 +1,26 @@
 //! The runner: the one task that steps executions.
 //!
 //! It takes every message waiting (starts, task outcomes, timers, stops,
-//! redrives), steps each execution's engine, and commits all resulting
-//! [`StepWrite`]s in one transaction. Only after the commit does it answer
+//! redrives), steps each execution's engine, and hands the resulting
+//! [`StepWrite`]s as one batch to the *committer*, which commits each batch
+//! in one transaction. Only after the commit does the committer answer
 //! callers, schedule timers, start task performers and announce status
-//! changes. If the commit fails, the touched executions are dropped from the
-//! cache (the store still has their last committed state), callers get an
-//! error, and internal events are re-sent a second later.
+//! changes. The runner builds the next batch while the previous one is being
+//! committed (two in flight at most), so the fsync of one batch overlaps the
+//! stepping of the next.
+//!
+//! If a commit fails, that batch and every batch built on top of it are
+//! answered with an error and their internal events are re-sent a second
+//! later; the runner then drops its whole cache and reloads executions from
+//! the store, which holds exactly the last committed state.
 //!
 //! Being the only writer of executions makes the name check of a start
-//! (the idempotency key) race-free.
+//! (the idempotency key) race-free: names of starts not yet committed are
+//! held in a shared set.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use operon_asl::{Effect, Event, Execution, ExecutionParams, Outcome, StateMachine, Status};
@@ -75,6 +83,10 @@ enum Reply {
 
 #[derive(Default)]
 struct Batch {
+    /// Position in commit order (from 1).
+    seq: u64,
+    /// The committer's failure count when the batch was built.
+    epoch: u64,
     writes: Vec<StepWrite>,
     touched: HashSet<String>,
     timers: Vec<(i64, String, i64)>,
@@ -85,17 +97,40 @@ struct Batch {
     names: HashSet<(String, String)>,
 }
 
+/// What the runner and the committer share.
+#[derive(Default)]
+struct Shared {
+    /// Commits that failed so far.
+    failures: AtomicU64,
+    /// The last batch handled by the committer (committed or failed).
+    done: AtomicU64,
+    /// (workflow, name) of starts not yet committed.
+    starting: Mutex<HashSet<(String, String)>>,
+}
+
 struct Runner {
     state: Arc<AppState>,
+    shared: Arc<Shared>,
     cache: HashMap<String, Live>,
     machines: HashMap<(String, i64), Arc<StateMachine>>,
+    epoch: u64,
+    seq: u64,
+    /// Finished executions kept in the cache until their batch is done.
+    finished: VecDeque<(u64, String)>,
 }
 
 pub async fn run(state: Arc<AppState>, mut rx: mpsc::Receiver<Msg>) {
+    let shared = Arc::new(Shared::default());
+    let (to_committer, batches) = mpsc::channel(1);
+    tokio::spawn(committer(state.clone(), shared.clone(), batches));
     let mut runner = Runner {
         state,
+        shared,
         cache: HashMap::new(),
         machines: HashMap::new(),
+        epoch: 0,
+        seq: 0,
+        finished: VecDeque::new(),
     };
     while let Some(first) = rx.recv().await {
         let mut msgs = vec![first];
@@ -105,11 +140,28 @@ pub async fn run(state: Arc<AppState>, mut rx: mpsc::Receiver<Msg>) {
                 Err(_) => break,
             }
         }
-        let mut batch = Batch::default();
+        runner.catch_up();
+        runner.seq += 1;
+        let mut batch = Batch {
+            seq: runner.seq,
+            epoch: runner.epoch,
+            ..Batch::default()
+        };
         for msg in msgs {
             runner.handle(msg, &mut batch).await;
         }
-        runner.commit(batch).await;
+        for id in &batch.touched {
+            if runner
+                .cache
+                .get(id)
+                .is_some_and(|l| l.record.status != RUNNING)
+            {
+                runner.finished.push_back((batch.seq, id.clone()));
+            }
+        }
+        if to_committer.send(batch).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -190,7 +242,8 @@ impl Runner {
     /// Returns `None` when the answer was already sent (an existing execution).
     async fn start(&mut self, req: StartRequest, batch: &mut Batch) -> ApiResult<Option<Value>> {
         if let Some(name) = &req.name {
-            if !batch.names.insert((req.workflow.clone(), name.clone())) {
+            let key = (req.workflow.clone(), name.clone());
+            if self.starting().contains(&key) {
                 return Err(ApiError::conflict(format!(
                     "an execution named {name:?} of {:?} is being started",
                     req.workflow
@@ -214,6 +267,11 @@ impl Runner {
             }
         }
         let machine = self.machine(&req.workflow, req.version).await?;
+        if let Some(name) = &req.name {
+            let key = (req.workflow.clone(), name.clone());
+            self.starting().insert(key.clone());
+            batch.names.insert(key);
+        }
         let id = auth::new_id("x-");
         let name = req
             .name
@@ -491,63 +549,115 @@ impl Runner {
         step
     }
 
-    async fn commit(&mut self, batch: Batch) {
-        if batch.writes.is_empty() {
-            for reply in batch.replies {
-                send_ok(reply);
-            }
-            return;
+    fn starting(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+        self.shared
+            .starting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Before building a batch: after a failed commit forget everything
+    /// (the store has the truth); drop finished executions whose batch is done.
+    fn catch_up(&mut self) {
+        let failures = self.shared.failures.load(Ordering::Acquire);
+        if failures != self.epoch {
+            self.epoch = failures;
+            self.cache.clear();
+            self.finished.clear();
         }
-        match self.state.store.apply_workflow_steps(&batch.writes).await {
-            Ok(()) => {
-                for id in &batch.touched {
-                    if self
-                        .cache
-                        .get(id)
-                        .is_some_and(|l| l.record.status != RUNNING)
-                    {
-                        self.cache.remove(id);
-                    }
-                }
-                for reply in batch.replies {
-                    send_ok(reply);
-                }
-                for (due, id, timer) in batch.timers {
-                    self.state.workflows.timers.schedule(due, id, timer);
-                }
-                for task in batch.tasks {
-                    tasks::perform(self.state.clone(), task);
-                }
-                for record in &batch.changed {
-                    on_status_change(&self.state, record);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, steps = batch.writes.len(), "committing workflow steps failed");
-                for id in &batch.touched {
-                    self.cache.remove(id);
-                }
-                for reply in batch.replies {
-                    send_err(reply, &e);
-                }
-                if !batch.retry.is_empty() {
-                    let tx = self.state.workflows.tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        for (execution_id, event) in batch.retry {
-                            let msg = Msg::Event {
-                                execution_id,
-                                event,
-                                decision: None,
-                                reply: None,
-                            };
-                            let _ = tx.send(msg).await;
-                        }
-                    });
-                }
+        let done = self.shared.done.load(Ordering::Acquire);
+        while self.finished.front().is_some_and(|(seq, _)| *seq <= done) {
+            if let Some((_, id)) = self.finished.pop_front()
+                && self
+                    .cache
+                    .get(&id)
+                    .is_some_and(|l| l.record.status != RUNNING)
+            {
+                self.cache.remove(&id);
             }
         }
     }
+}
+
+/// Commits batches in order; after each commit performs what it asked for.
+async fn committer(state: Arc<AppState>, shared: Arc<Shared>, mut batches: mpsc::Receiver<Batch>) {
+    while let Some(batch) = batches.recv().await {
+        let seq = batch.seq;
+        let names: Vec<(String, String)> = batch.names.iter().cloned().collect();
+        if batch.epoch != shared.failures.load(Ordering::Acquire) {
+            fail_batch(
+                &state,
+                batch,
+                "an earlier batch of workflow steps failed to commit",
+            );
+        } else if batch.writes.is_empty() {
+            for reply in batch.replies {
+                send_ok(reply);
+            }
+        } else {
+            let started = std::time::Instant::now();
+            match state.store.apply_workflow_steps(&batch.writes).await {
+                Ok(()) => {
+                    tracing::debug!(
+                        seq,
+                        steps = batch.writes.len(),
+                        commit_ms = started.elapsed().as_secs_f64() * 1e3,
+                        "workflow batch committed"
+                    );
+                    after_commit(&state, batch)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, steps = batch.writes.len(), "committing workflow steps failed");
+                    shared.failures.fetch_add(1, Ordering::AcqRel);
+                    fail_batch(&state, batch, &e.to_string());
+                }
+            }
+        }
+        {
+            let mut starting = shared.starting.lock().unwrap_or_else(|e| e.into_inner());
+            for name in &names {
+                starting.remove(name);
+            }
+        }
+        shared.done.store(seq, Ordering::Release);
+    }
+}
+
+fn after_commit(state: &Arc<AppState>, batch: Batch) {
+    for reply in batch.replies {
+        send_ok(reply);
+    }
+    for (due, id, timer) in batch.timers {
+        state.workflows.timers.schedule(due, id, timer);
+    }
+    for task in batch.tasks {
+        tasks::perform(state.clone(), task);
+    }
+    for record in &batch.changed {
+        on_status_change(state, record);
+    }
+}
+
+fn fail_batch(state: &Arc<AppState>, batch: Batch, why: &str) {
+    for reply in batch.replies {
+        send_err(reply, why);
+    }
+    if batch.retry.is_empty() {
+        return;
+    }
+    let tx = state.workflows.tx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for (execution_id, event) in batch.retry {
+            let msg = Msg::Event {
+                execution_id,
+                event,
+                decision: None,
+                reply: None,
+            };
+            let _ = tx.send(msg).await;
+        }
+    });
 }
 
 fn send_ok(reply: Reply) {
@@ -561,8 +671,8 @@ fn send_ok(reply: Reply) {
     }
 }
 
-fn send_err(reply: Reply, e: &operon_store::StoreError) {
-    let err = || ApiError::from(operon_store::StoreError::Conflict(e.to_string()));
+fn send_err(reply: Reply, why: &str) {
+    let err = || ApiError::from(operon_store::StoreError::Conflict(why.to_string()));
     match reply {
         Reply::Value(tx, _) => {
             let _ = tx.send(Err(err()));
