@@ -94,6 +94,14 @@ impl std::fmt::Debug for ServerTls {
     }
 }
 
+/// Make ring the process-wide rustls provider. Outbound HTTP clients
+/// (webhook targets, workflow HTTP tasks) are built by reqwest from the
+/// process default and trust the system roots; without a default installed,
+/// reqwest's rustls backend panics when a client is built. Idempotent.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// `sha256:<lowercase hex>` of a DER certificate.
 pub fn fingerprint(der: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(der)))

@@ -207,6 +207,8 @@ async fn run_loop(api: &Api, workflow: &str, executions: u64, iterations: u64) -
 }
 
 fn main() {
+    // reqwest builds its TLS from the process default: ring, the only provider.
+    operon_agent::tls::install_default_provider();
     let executions = env_or("WF_EXECUTIONS", 100);
     let iterations = env_or("WF_ITERATIONS", 100);
     let total_starts = env_or("WF_STARTS", 2000);

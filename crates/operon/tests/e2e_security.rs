@@ -844,11 +844,7 @@ fn login_scopes_disabling_rotation_and_no_secret_in_logs_or_the_trail() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let logins = as_admin(
-        "GET",
-        "/v1/audit?actor=bob&action=auth:Login",
-        json!({}),
-    );
+    let logins = as_admin("GET", "/v1/audit?actor=bob&action=auth:Login", json!({}));
     assert!(
         logins
             .as_array()

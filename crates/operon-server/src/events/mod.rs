@@ -75,6 +75,7 @@ pub struct EventBus {
 impl EventBus {
     /// Load buses and rules from the store and compile them.
     pub async fn load(store: &Store, key: SealKey) -> Result<EventBus, String> {
+        crate::tls::install_default_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("operon-events/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(10))
@@ -377,7 +378,10 @@ pub async fn forward_workflow_events(state: Arc<AppState>) {
         match changes.recv().await {
             Ok(execution) => batch.push(execution),
             Err(RecvError::Lagged(skipped)) => {
-                tracing::warn!(skipped, "workflow status events skipped: the bus fell behind");
+                tracing::warn!(
+                    skipped,
+                    "workflow status events skipped: the bus fell behind"
+                );
                 continue;
             }
             Err(RecvError::Closed) => return,
@@ -386,7 +390,10 @@ pub async fn forward_workflow_events(state: Arc<AppState>) {
             match changes.try_recv() {
                 Ok(execution) => batch.push(execution),
                 Err(TryRecvError::Lagged(skipped)) => {
-                    tracing::warn!(skipped, "workflow status events skipped: the bus fell behind");
+                    tracing::warn!(
+                        skipped,
+                        "workflow status events skipped: the bus fell behind"
+                    );
                 }
                 Err(_) => break,
             }

@@ -53,6 +53,7 @@ impl Workflows {
     pub(crate) fn new() -> (Workflows, mpsc::Receiver<Msg>) {
         let (tx, rx) = mpsc::channel(8192);
         let (changes, _) = broadcast::channel(1024);
+        crate::tls::install_default_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("operon-workflows/", env!("CARGO_PKG_VERSION")))
             .build()
