@@ -238,6 +238,39 @@ fn runbook_runs_on_tagged_nodes_branches_retries_and_waits_for_approval() {
         from_runbook, 4,
         "Check once, then one command per attempt of Fix"
     );
+
+    // Stopping a runbook cancels the command it is waiting for.
+    let sleeper = json!({
+        "StartAt": "Sleep",
+        "States": {"Sleep": {
+            "Type": "Task", "Resource": "operon:runCommand.sync",
+            "Parameters": {"InstanceIds": ["web-1"], "Parameters": {"commands": ["sleep 60"]}},
+            "End": true
+        }}
+    });
+    let path = write_json(dir, "sleeper.json", &sleeper);
+    server.cli_json(&["workflows", "create", "sleeper", "--definition", &path]);
+    let id = server.cli_json(&["workflows", "start", "sleeper"])["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let command_id = wait_for("the sleep command to run", Duration::from_secs(30), || {
+        let commands = server.cli_json(&["commands", "list"]);
+        commands
+            .as_array()?
+            .iter()
+            .find(|c| c["requested_by"] == format!("execution/{id}") && c["status"] == "InProgress")
+            .map(|c| c["id"].as_str().unwrap().to_string())
+    });
+    let started = Instant::now();
+    let stopped = server.cli_json(&["executions", "stop", &id]);
+    assert_eq!(stopped["status"], "ABORTED");
+    let command = server.wait_command_final(&command_id, Duration::from_secs(30));
+    assert_eq!(command["status"], "Cancelled", "{command}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "cancelled, not run to the end"
+    );
 }
 
 #[test]
