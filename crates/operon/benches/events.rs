@@ -62,6 +62,8 @@ fn entry(n: u64, rules: u64) -> Value {
 }
 
 fn main() {
+    // reqwest is built with rustls without a provider: install ring, as the binary does.
+    operon_agent::tls::install_default_provider();
     let rules = env_or("EVENTS_RULES", 1000);
     let clients = env_or("EVENTS_CLIENTS", 32);
     let batch = env_or("EVENTS_BATCH", 10);
