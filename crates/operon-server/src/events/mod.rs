@@ -377,7 +377,10 @@ pub async fn forward_workflow_events(state: Arc<AppState>) {
         match changes.recv().await {
             Ok(execution) => batch.push(execution),
             Err(RecvError::Lagged(skipped)) => {
-                tracing::warn!(skipped, "workflow status events skipped: the bus fell behind");
+                tracing::warn!(
+                    skipped,
+                    "workflow status events skipped: the bus fell behind"
+                );
                 continue;
             }
             Err(RecvError::Closed) => return,
@@ -386,7 +389,10 @@ pub async fn forward_workflow_events(state: Arc<AppState>) {
             match changes.try_recv() {
                 Ok(execution) => batch.push(execution),
                 Err(TryRecvError::Lagged(skipped)) => {
-                    tracing::warn!(skipped, "workflow status events skipped: the bus fell behind");
+                    tracing::warn!(
+                        skipped,
+                        "workflow status events skipped: the bus fell behind"
+                    );
                 }
                 Err(_) => break,
             }
