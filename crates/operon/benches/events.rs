@@ -62,7 +62,7 @@ fn entry(n: u64, rules: u64) -> Value {
 }
 
 fn main() {
-    // reqwest builds its TLS from the process default: ring, the only provider.
+    // reqwest is built with rustls without a provider: install ring, as the binary does.
     operon_agent::tls::install_default_provider();
     let rules = env_or("EVENTS_RULES", 1000);
     let clients = env_or("EVENTS_CLIENTS", 32);
