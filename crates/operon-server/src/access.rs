@@ -51,6 +51,8 @@ pub(crate) struct Trail {
     pub allowed: Vec<(String, String)>,
     /// A refusal was already recorded.
     pub denied: bool,
+    /// The handler committed the call's record itself (with its data).
+    pub recorded: bool,
     pub notes: Map<String, Value>,
 }
 
@@ -115,6 +117,14 @@ impl Principal {
 
     fn request(&self, action: &str, resource: &str) -> Request {
         Request::new(action, resource).with_principal(self.name.clone())
+    }
+
+    /// The handler wrote this call's audit record in its own transaction;
+    /// the middleware must not write another.
+    pub fn mark_recorded(&self) {
+        if let Ok(mut trail) = self.trail.lock() {
+            trail.recorded = true;
+        }
     }
 
     /// Record that a check done outside [`authorize`] passed.

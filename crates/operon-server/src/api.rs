@@ -190,6 +190,7 @@ async fn audit_call(
     status: axum::http::StatusCode,
 ) {
     let (allowed, denied, notes) = match principal.trail.lock() {
+        Ok(trail) if trail.recorded => return,
         Ok(mut trail) => (
             std::mem::take(&mut trail.allowed),
             trail.denied,

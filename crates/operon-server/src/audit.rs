@@ -10,6 +10,7 @@
 //! records were cut from its end; comparing it with the head can.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use operon_store::{AuditEntry, AuditProblem, Store};
 use serde::Serialize;
@@ -27,15 +28,36 @@ type Reply = oneshot::Sender<Result<(), String>>;
 pub struct AuditLog {
     queue: mpsc::Sender<(AuditEntry, Reply)>,
     head_path: PathBuf,
+    /// The highest sequence number written to the head file: records are
+    /// also committed by the event writer, and the file must never go back.
+    head_written: Arc<Mutex<i64>>,
 }
 
 impl AuditLog {
     /// Start the writer for `store`, keeping the head in `data_dir`.
     pub fn spawn(store: Store, data_dir: &Path) -> AuditLog {
         let (queue, receiver) = mpsc::channel(4096);
-        let head_path = data_dir.join(AUDIT_HEAD_FILE);
-        tokio::spawn(write_batches(store, receiver, head_path.clone()));
-        AuditLog { queue, head_path }
+        let log = AuditLog {
+            queue,
+            head_path: data_dir.join(AUDIT_HEAD_FILE),
+            head_written: Arc::new(Mutex::new(0)),
+        };
+        tokio::spawn(write_batches(store, receiver, log.clone()));
+        log
+    }
+
+    /// Record a new head (after a commit that appended records).
+    pub fn advance_head(&self, seq: i64, hash: &str) {
+        let Ok(mut written) = self.head_written.lock() else {
+            return;
+        };
+        if seq <= *written {
+            return;
+        }
+        match write_head(&self.head_path, seq, hash) {
+            Ok(()) => *written = seq,
+            Err(e) => tracing::error!(error = %e, "cannot write the audit head file"),
+        }
     }
 
     /// Append one record and wait until it is committed. A failure is logged
@@ -95,16 +117,14 @@ pub struct Verification {
 async fn write_batches(
     store: Store,
     mut receiver: mpsc::Receiver<(AuditEntry, Reply)>,
-    head_path: PathBuf,
+    log: AuditLog,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (entries, replies): (Vec<AuditEntry>, Vec<Reply>) = batch.drain(..).unzip();
         let result = match store.append_audit(&entries, crate::now_millis()).await {
             Ok(Some((seq, hash))) => {
-                if let Err(e) = write_head(&head_path, seq, &hash) {
-                    tracing::error!(error = %e, "cannot write the audit head file");
-                }
+                log.advance_head(seq, &hash);
                 Ok(())
             }
             Ok(None) => Ok(()),

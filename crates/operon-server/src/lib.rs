@@ -222,13 +222,14 @@ pub async fn start_with_clock(
             source,
         }
     })?;
-    let event_bus = events::EventBus::load(&store, key)
+    let audit = audit::AuditLog::spawn(store.clone(), &config.data_dir);
+    let event_bus = events::EventBus::load(&store, key, audit.clone())
         .await
         .map_err(ServerError::Api)?;
     let state = Arc::new(AppState {
         events: event_bus,
         writer: writer::AgentWriter::spawn(store.clone()),
-        audit: audit::AuditLog::spawn(store.clone(), &config.data_dir),
+        audit,
         store,
         hub: hub::Hub::new(online_window),
         live: live::Live::default(),

@@ -182,6 +182,56 @@ pub fn verify_chain(records: &[StoredAuditRecord]) -> Vec<AuditProblem> {
     problems
 }
 
+/// Append entries, chained, inside the caller's write transaction (so a
+/// record can commit together with what it records). Returns the new head.
+pub(crate) async fn append_audit_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    entries: &[AuditEntry],
+    at: i64,
+) -> Result<Option<(i64, String)>> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db("reading the audit head"))?;
+    let (mut seq, mut prev_hash) = head
+        .map(|r| (r.get::<i64, _>("seq"), r.get::<String, _>("hash")))
+        .unwrap_or((0, AUDIT_GENESIS.to_string()));
+    for entry in entries {
+        seq += 1;
+        let detail = serde_json::to_string(&entry.detail).expect("JSON values serialise");
+        let hash = audit_hash(
+            at,
+            &entry.actor,
+            &entry.action,
+            &entry.resource,
+            &entry.outcome,
+            &detail,
+            &prev_hash,
+        );
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, action, resource, outcome, detail, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(at)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.resource)
+        .bind(&entry.outcome)
+        .bind(&detail)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("appending to the audit log"))?;
+        prev_hash = hash;
+    }
+    Ok(Some((seq, prev_hash)))
+}
+
 const AUDIT_SELECT: &str =
     "SELECT seq, at, actor, action, resource, outcome, detail, prev_hash, hash FROM audit_log";
 
@@ -227,45 +277,9 @@ impl Store {
             return Ok(None);
         }
         let mut tx = self.begin_write("appending to the audit log").await?;
-        let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db("reading the audit head"))?;
-        let (mut seq, mut prev_hash) = head
-            .map(|r| (r.get::<i64, _>("seq"), r.get::<String, _>("hash")))
-            .unwrap_or((0, AUDIT_GENESIS.to_string()));
-        for entry in entries {
-            seq += 1;
-            let detail = serde_json::to_string(&entry.detail).expect("JSON values serialise");
-            let hash = audit_hash(
-                at,
-                &entry.actor,
-                &entry.action,
-                &entry.resource,
-                &entry.outcome,
-                &detail,
-                &prev_hash,
-            );
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at, actor, action, resource, outcome, detail, prev_hash, hash)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(seq)
-            .bind(at)
-            .bind(&entry.actor)
-            .bind(&entry.action)
-            .bind(&entry.resource)
-            .bind(&entry.outcome)
-            .bind(&detail)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("appending to the audit log"))?;
-            prev_hash = hash;
-        }
+        let head = append_audit_in(&mut tx, entries, at).await?;
         tx.commit().await.map_err(db("committing audit records"))?;
-        Ok(Some((seq, prev_hash)))
+        Ok(head)
     }
 
     /// Records matching `filter`, oldest first.

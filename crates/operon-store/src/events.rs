@@ -263,7 +263,22 @@ impl Store {
     /// disk, is what limits a large batch. Sequence numbers are assigned
     /// here, under the write lock, after the highest ever used.
     pub async fn put_events(&self, events: &[NewEvent]) -> Result<Vec<i64>> {
+        self.put_events_audited(events, &[], 0)
+            .await
+            .map(|(seqs, _)| seqs)
+    }
+
+    /// [`Store::put_events`] with the audit records of the calls that put
+    /// them, in the same transaction. Returns the sequence numbers and the
+    /// new audit head, if records were written.
+    pub async fn put_events_audited(
+        &self,
+        events: &[NewEvent],
+        audit: &[crate::AuditEntry],
+        audited_at: i64,
+    ) -> Result<(Vec<i64>, Option<(i64, String)>)> {
         let mut tx = self.begin_write("accepting events").await?;
+        let head = crate::audit::append_audit_in(&mut tx, audit, audited_at).await?;
         let last: i64 = sqlx::query_scalar(
             "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0),
                         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))",
@@ -320,7 +335,7 @@ impl Store {
                 .map_err(db("inserting deliveries"))?;
         }
         tx.commit().await.map_err(db("committing events"))?;
-        Ok(seqs)
+        Ok((seqs, head))
     }
 
     /// The first event with this id on `bus`.

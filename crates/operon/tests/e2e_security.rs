@@ -919,3 +919,65 @@ fn login_scopes_disabling_rotation_and_no_secret_in_logs_or_the_trail() {
         );
     }
 }
+
+#[test]
+fn event_puts_are_audited_with_their_events_and_the_chain_stays_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("server"), free_port());
+    // Two writers append to the trail at once: the event writer (records
+    // committed with their events) and the audit writer (everything else).
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let server = &server;
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let (path, body) = if t % 2 == 0 {
+                        ("/v1/events", json!({"Entries": [{"Source": "load", "DetailType": "t", "Detail": format!("{{\"i\":{i}}}")}]}))
+                    } else {
+                        ("/v1/enroll-tokens", json!({"uses": 1}))
+                    };
+                    let (status, answer) = http(server.port, "POST", path, Some(&server.token), Some(&body));
+                    assert_eq!(status, 200, "{answer}");
+                }
+            });
+        }
+    });
+    let (_, trail) = http(
+        server.port,
+        "GET",
+        "/v1/audit?limit=10000&action=events:Put",
+        Some(&server.token),
+        None,
+    );
+    let puts = trail.as_array().unwrap();
+    assert_eq!(puts.len(), 40, "one record per PutEvents call");
+    assert!(
+        puts.iter()
+            .all(|r| r["resource"] == "bus/default" && r["detail"]["entries"] == 1)
+    );
+    let (_, trail) = http(
+        server.port,
+        "GET",
+        "/v1/audit?limit=10000&action=enrollTokens:Create",
+        Some(&server.token),
+        None,
+    );
+    assert_eq!(trail.as_array().unwrap().len(), 40);
+    let verify = server.cli_json(&["audit", "verify"]);
+    assert_eq!(verify["ok"], true, "{verify}");
+    // The verify call is itself recorded; the head file names the last record.
+    let (_, last) = http(
+        server.port,
+        "GET",
+        "/v1/audit?limit=1",
+        Some(&server.token),
+        None,
+    );
+    let head = std::fs::read_to_string(server.data_dir.join("audit-head")).unwrap();
+    let head_seq: i64 = head.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(
+        Some(head_seq),
+        last[0]["seq"].as_i64(),
+        "the head file follows both writers"
+    );
+}

@@ -123,11 +123,25 @@ async fn put_events(
         answers.push(json!({"EventId": env.id}));
         accepted.push(env);
     }
-    super::accept(&state, accepted).await?;
     let failed = answers
         .iter()
         .filter(|a| a.get("ErrorCode").is_some())
         .count();
+    // The call's audit record commits with its events: one transaction.
+    let record = operon_store::AuditEntry {
+        actor: principal.name.clone(),
+        action: "events:Put".into(),
+        resource: authorized
+            .iter()
+            .map(|bus| format!("bus/{bus}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        outcome: "allowed".into(),
+        detail: json!({"method": "POST", "path": "/v1/events", "status": 200,
+            "entries": answers.len(), "failed": failed}),
+    };
+    super::accept_audited(&state, accepted, record).await?;
+    principal.mark_recorded();
     Ok(Json(
         json!({"FailedEntryCount": failed, "Entries": answers}),
     ))

@@ -170,7 +170,14 @@ pub async fn receive(
         envelopes.push(env);
     }
     let ids: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
-    super::accept(&state, envelopes).await?;
+    let record = operon_store::AuditEntry {
+        actor: format!("webhook/{name}"),
+        action: "events:Put".into(),
+        resource: format!("bus/{}", hook.bus),
+        outcome: "allowed".into(),
+        detail: json!({"method": "POST", "path": format!("/v1/hooks/{name}"), "events": ids.len()}),
+    };
+    super::accept_audited(&state, envelopes, record).await?;
     Ok(Json(json!({"event_ids": ids})))
 }
 

@@ -74,7 +74,11 @@ pub struct EventBus {
 
 impl EventBus {
     /// Load buses and rules from the store and compile them.
-    pub async fn load(store: &Store, key: SealKey) -> Result<EventBus, String> {
+    pub async fn load(
+        store: &Store,
+        key: SealKey,
+        audit: crate::audit::AuditLog,
+    ) -> Result<EventBus, String> {
         crate::tls::install_default_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("operon-events/", env!("CARGO_PKG_VERSION")))
@@ -84,7 +88,7 @@ impl EventBus {
         let bus = EventBus {
             key,
             rules: RwLock::new(Rules::default()),
-            writer: writer::EventWriter::spawn(store.clone()),
+            writer: writer::EventWriter::spawn(store.clone(), audit),
             wake: Notify::new(),
             tail: broadcast::channel(4096).0,
             http,
@@ -223,7 +227,17 @@ impl EventBus {
 /// Match, persist (with deliveries) and announce checked envelopes. Returns
 /// once everything is committed.
 pub async fn accept(state: &AppState, envelopes: Vec<Envelope>) -> ApiResult<()> {
-    accept_for_rules(state, envelopes, None).await
+    accept_for_rules(state, envelopes, None, None).await
+}
+
+/// [`accept`], committing `audit` (the record of the call that put the
+/// events) in the same transaction as the events.
+pub async fn accept_audited(
+    state: &AppState,
+    envelopes: Vec<Envelope>,
+    audit: operon_store::AuditEntry,
+) -> ApiResult<()> {
+    accept_for_rules(state, envelopes, None, Some(audit)).await
 }
 
 /// Like [`accept`], delivering only to the named rules when `only` is given.
@@ -231,6 +245,7 @@ pub async fn accept_for_rules(
     state: &AppState,
     envelopes: Vec<Envelope>,
     only: Option<&[String]>,
+    audit: Option<operon_store::AuditEntry>,
 ) -> ApiResult<()> {
     let now = crate::now_millis();
     let mut scratch = Scratch::default();
@@ -256,7 +271,7 @@ pub async fn accept_for_rules(
             body: Arc::from(e.body.as_str()),
         })
         .collect();
-    state.events.writer.write(batch).await.map_err(|e| {
+    state.events.writer.write(batch, audit).await.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",

@@ -315,7 +315,7 @@ async fn replay_window(
             });
         }
         let n = envelopes.len() as i64;
-        super::accept_for_rules(state, envelopes, only)
+        super::accept_for_rules(state, envelopes, only, None)
             .await
             .map_err(|e| (count, e.message))?;
         count += n;

@@ -192,7 +192,7 @@ async fn fire(state: &AppState, rule: &CompiledRule, now: i64) -> Result<(), Str
             })
             .collect(),
     };
-    state.events.writer.write(vec![event]).await?;
+    state.events.writer.write(vec![event], None).await?;
     state
         .store
         .set_rule_last_fired(&rule.rule.name, now)

@@ -6,7 +6,9 @@
 //! answers each request, so concurrent producers share fsyncs: the batch
 //! grows exactly when the disk is the bottleneck.
 
-use operon_store::{NewEvent, Store};
+use operon_store::{AuditEntry, NewEvent, Store};
+
+use crate::audit::AuditLog;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most events committed in one transaction.
@@ -14,26 +16,34 @@ const MAX_EVENTS_PER_COMMIT: usize = 4096;
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
+/// Events to commit, with the audit record of the call that put them.
+type Batch = (Vec<NewEvent>, Option<AuditEntry>, Reply);
+
 #[derive(Clone)]
 pub struct EventWriter {
-    tx: mpsc::Sender<(Vec<NewEvent>, Reply)>,
+    tx: mpsc::Sender<Batch>,
 }
 
 impl EventWriter {
-    pub fn spawn(store: Store) -> EventWriter {
+    pub fn spawn(store: Store, audit: AuditLog) -> EventWriter {
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(commit_loop(store, rx));
+        tokio::spawn(commit_loop(store, audit, rx));
         EventWriter { tx }
     }
 
-    /// Persist events and their deliveries; resolves once committed.
-    pub async fn write(&self, events: Vec<NewEvent>) -> Result<(), String> {
-        if events.is_empty() {
+    /// Persist events and their deliveries, and the audit record of the call
+    /// that put them, in one transaction; resolves once committed.
+    pub async fn write(
+        &self,
+        events: Vec<NewEvent>,
+        audit: Option<AuditEntry>,
+    ) -> Result<(), String> {
+        if events.is_empty() && audit.is_none() {
             return Ok(());
         }
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((events, reply))
+            .send((events, audit, reply))
             .await
             .map_err(|_| "the event writer has stopped".to_string())?;
         answer
@@ -42,23 +52,29 @@ impl EventWriter {
     }
 }
 
-async fn commit_loop(store: Store, mut rx: mpsc::Receiver<(Vec<NewEvent>, Reply)>) {
-    while let Some((first, reply)) = rx.recv().await {
+async fn commit_loop(store: Store, audit_log: AuditLog, mut rx: mpsc::Receiver<Batch>) {
+    while let Some((first, record, reply)) = rx.recv().await {
         let mut events = first;
+        let mut audit: Vec<AuditEntry> = record.into_iter().collect();
         let mut replies = vec![reply];
         while events.len() < MAX_EVENTS_PER_COMMIT {
             match rx.try_recv() {
-                Ok((more, reply)) => {
+                Ok((more, record, reply)) => {
                     events.extend(more);
+                    audit.extend(record);
                     replies.push(reply);
                 }
                 Err(_) => break,
             }
         }
         let result = store
-            .put_events(&events)
+            .put_events_audited(&events, &audit, crate::now_millis())
             .await
-            .map(|_| ())
+            .map(|(_, head)| {
+                if let Some((seq, hash)) = head {
+                    audit_log.advance_head(seq, &hash);
+                }
+            })
             .map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::error!(error = %e, events = events.len(), "committing events failed");
