@@ -5,13 +5,12 @@
 //! replayed later with a fresh timestamp. Secrets of inbound webhooks and of
 //! webhook targets cannot be stored as hashes (verifying or producing an
 //! HMAC needs the key itself), so they are sealed with a key kept in the data
-//! directory (`events.key`, mode 0600): a random nonce, the secret XORed with
-//! an HMAC-SHA256 keystream (HMAC as a PRF in counter mode), and an HMAC tag
-//! over nonce and ciphertext (encrypt-then-MAC). The database alone reveals
-//! no secret.
+//! directory (`events.key`, mode 0600) with AES-256-GCM (the `aes-gcm`
+//! crate; a random 96-bit nonce per secret). HMAC comes from the `hmac`
+//! crate. The database alone reveals no secret.
 
 use rand::RngCore;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 /// Header carrying `sha256=<hex>` of the HMAC of `"{timestamp}.{body}"`.
 pub const SIGNATURE_HEADER: &str = "x-operon-signature";
@@ -22,24 +21,13 @@ pub const DELIVERY_ID_HEADER: &str = "x-operon-delivery-id";
 /// How far a signed timestamp may be from the server's clock.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
-const BLOCK: usize = 64;
-
-/// HMAC-SHA256 (RFC 2104).
+/// HMAC-SHA256 (RFC 2104), from the `hmac` crate.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+    use hmac::Mac;
+    let mut mac =
+        <hmac::Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// The `x-operon-signature` value for a body signed at `timestamp`.
@@ -109,52 +97,36 @@ impl SealKey {
         SealKey(key)
     }
 
-    fn subkey(&self, purpose: &str) -> [u8; 32] {
-        hmac_sha256(&self.0, purpose.as_bytes())
+    fn cipher(&self) -> aes_gcm::Aes256Gcm {
+        use aes_gcm::KeyInit;
+        aes_gcm::Aes256Gcm::new(&self.0.into())
     }
 
-    /// `hex(nonce) . hex(ciphertext) . hex(tag)`.
+    /// AES-256-GCM with a random 96-bit nonce: `hex(nonce) . hex(ciphertext
+    /// and tag)`.
     pub fn seal(&self, secret: &str) -> String {
-        let mut nonce = [0u8; 16];
+        use aes_gcm::aead::Aead;
+        let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
-        let cipher = self.keystream_xor(&nonce, secret.as_bytes());
-        let tag = self.tag(&nonce, &cipher);
-        format!(
-            "{}.{}.{}",
-            hex::encode(nonce),
-            hex::encode(&cipher),
-            hex::encode(tag)
-        )
+        let sealed = self
+            .cipher()
+            .encrypt(&nonce.into(), secret.as_bytes())
+            .expect("AES-GCM seals any secret shorter than 64 GiB");
+        format!("{}.{}", hex::encode(nonce), hex::encode(sealed))
     }
 
-    /// The secret, or None if the sealed text was not sealed by this key.
+    /// The secret, or None if the sealed text was not sealed by this key
+    /// (or was changed).
     pub fn open(&self, sealed: &str) -> Option<String> {
-        let mut parts = sealed.split('.');
-        let nonce = hex::decode(parts.next()?).ok()?;
-        let cipher = hex::decode(parts.next()?).ok()?;
-        let tag = hex::decode(parts.next()?).ok()?;
-        if !constant_time_eq(&self.tag(&nonce, &cipher), &tag) {
-            return None;
-        }
-        String::from_utf8(self.keystream_xor(&nonce, &cipher)).ok()
-    }
-
-    fn keystream_xor(&self, nonce: &[u8], data: &[u8]) -> Vec<u8> {
-        let key = self.subkey("operon seal encryption");
-        let mut out = Vec::with_capacity(data.len());
-        for (counter, chunk) in data.chunks(32).enumerate() {
-            let mut input = nonce.to_vec();
-            input.extend_from_slice(&(counter as u64).to_be_bytes());
-            let stream = hmac_sha256(&key, &input);
-            out.extend(chunk.iter().zip(stream).map(|(d, s)| d ^ s));
-        }
-        out
-    }
-
-    fn tag(&self, nonce: &[u8], cipher: &[u8]) -> [u8; 32] {
-        let mut input = nonce.to_vec();
-        input.extend_from_slice(cipher);
-        hmac_sha256(&self.subkey("operon seal authentication"), &input)
+        use aes_gcm::aead::Aead;
+        let (nonce, cipher) = sealed.split_once('.')?;
+        let nonce: [u8; 12] = hex::decode(nonce).ok()?.try_into().ok()?;
+        let cipher = hex::decode(cipher).ok()?;
+        let plain = self
+            .cipher()
+            .decrypt(&nonce.into(), cipher.as_slice())
+            .ok()?;
+        String::from_utf8(plain).ok()
     }
 }
 
