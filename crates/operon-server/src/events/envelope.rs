@@ -93,9 +93,9 @@ pub fn envelope(entry: &PutEntry, now_ms: i64) -> Result<Envelope, EntryError> {
     let time = match &entry.time {
         None => rfc3339(now_ms),
         Some(text) => {
-            let parsed = humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
+            let ms = rfc3339_ms(text)
                 .map_err(|e| invalid(format!("Time {text:?} is not an RFC 3339 timestamp: {e}")))?;
-            humantime::format_rfc3339_seconds(parsed).to_string()
+            rfc3339(ms)
         }
     };
     let bus = entry
@@ -158,11 +158,18 @@ pub fn parse_time_ms(text: &str) -> Result<i64, String> {
     } else {
         text.to_string()
     };
-    let time = humantime::parse_rfc3339_weak(full.trim_end_matches('Z'))
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))?;
-    time.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .map_err(|_| format!("{text:?} is before 1970"))
+    let ms = rfc3339_ms(&full).map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))?;
+    if ms < 0 {
+        return Err(format!("{text:?} is before 1970"));
+    }
+    Ok(ms)
+}
+
+/// An RFC 3339 time with `Z` or a numeric offset (`+02:00`), in Unix ms.
+fn rfc3339_ms(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| e.to_string())
 }
 
 /// Add `replay-name` to an envelope.
@@ -220,5 +227,14 @@ mod tests {
             envelope(&timed, 0).unwrap().value["time"],
             "2026-01-02T03:04:05Z"
         );
+        // Offsets are accepted and the envelope carries UTC, as EventBridge's does.
+        timed.time = Some("2026-01-02T05:04:05+02:00".into());
+        assert_eq!(
+            envelope(&timed, 0).unwrap().value["time"],
+            "2026-01-02T03:04:05Z"
+        );
+        assert_eq!(parse_time_ms("1970-01-01"), Ok(0));
+        assert_eq!(parse_time_ms("1970-01-01T01:00:01+01:00"), Ok(1000));
+        assert!(parse_time_ms("1969-12-31T23:59:59Z").is_err());
     }
 }
