@@ -808,16 +808,14 @@ async fn permitted_targets(
         let names: Vec<&str> = refused.iter().map(|r| r.node.as_str()).collect();
         let resource = format!("node/{}", names.join(","));
         let reason = refused[0].reason.clone();
+        crate::access::record_denial(state, principal, "commands:Run", &resource, &reason).await;
         if allowed.is_empty() {
-            crate::access::record_denial(state, principal, "commands:Run", &resource, &reason)
-                .await;
             return Err(ApiError::forbidden(format!(
                 "{} may not commands:Run on {}: {reason}",
                 principal.name,
                 names.join(", ")
             )));
         }
-        crate::access::record_denial(state, principal, "commands:Run", &resource, &reason).await;
     }
     for node in &allowed {
         principal.allowed_action("commands:Run", &format!("node/{}", node.name));

@@ -322,12 +322,32 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Replace a secret file atomically: a 0600 temporary beside it, synced,
-/// then renamed over it, so a crash leaves the old or the new secret.
+/// Replace a secret file atomically, so a crash leaves the old or the new
+/// secret (see [`write_file_atomically`]).
 pub fn write_secret_file_atomic(path: &Path, secret: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("new");
-    write_secret_file(&tmp, secret)?;
-    std::fs::rename(&tmp, path)
+    write_file_atomically(path, format!("{secret}\n").as_bytes(), 0o600)
+}
+
+/// Write a temporary file beside `path` created with its final `mode`
+/// (never readable by others, not even briefly), sync it, rename it over
+/// `path` and sync the directory.
+pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let temp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&temp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+    }
+    Ok(())
 }
 
 pub fn now_millis() -> i64 {

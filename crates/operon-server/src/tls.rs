@@ -231,31 +231,11 @@ fn create_private_dir(dir: &Path) -> Result<(), TlsSetupError> {
 /// Write through a temporary file, fsync and rename: never a partial file,
 /// and the key is created with its final mode (never readable by others).
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsSetupError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io_err = |source| TlsSetupError::Io {
+    crate::write_file_atomically(path, bytes, mode).map_err(|source| TlsSetupError::Io {
         action: "write",
         path: path.to_path_buf(),
         source,
-    };
-    let temp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&temp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&temp)
-        .map_err(io_err)?;
-    file.write_all(bytes).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
-    drop(file);
-    std::fs::rename(&temp, path).map_err(io_err)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)?;
-    }
-    Ok(())
+    })
 }
 
 fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsSetupError> {

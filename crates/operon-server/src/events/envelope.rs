@@ -133,6 +133,21 @@ pub fn new_event_id() -> String {
     rand::rng().fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
+    uuid_text(b)
+}
+
+/// A UUID-shaped event id derived from `seed`, for effects that may be
+/// repeated after a crash (a workflow task's publishEvent, a schedule's
+/// occurrence): the repeat carries the same id, so receivers deduplicate.
+pub fn derived_event_id(seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(seed.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    uuid_text(b)
+}
+
+fn uuid_text(b: [u8; 16]) -> String {
     let h = hex::encode(b);
     format!(
         "{}-{}-{}-{}-{}",

@@ -371,17 +371,8 @@ async fn put_rule(
 ) -> ApiResult<Json<Value>> {
     check_name("rule", &name)?;
     authorize(&state, &principal, "rules:Put", &format!("rule/{name}")).await?;
-    let bus = body
-        .bus
-        .unwrap_or_else(|| envelope::DEFAULT_BUS.to_string());
-    if !state.events.bus_exists(&bus) {
-        return Err(ApiError::invalid(format!("bus {bus} does not exist")));
-    }
-    let pattern = match body.pattern {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text),
-        Some(value) => Some(value.to_string()),
-    };
+    let bus = state.events.require_bus(body.bus)?;
+    let pattern = super::pattern_text(body.pattern);
     match (&pattern, &body.schedule) {
         (None, None) => {
             return Err(ApiError::invalid(

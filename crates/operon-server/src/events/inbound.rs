@@ -53,12 +53,7 @@ pub async fn create(
         &format!("webhook/{}", body.name),
     )
     .await?;
-    let bus = body
-        .bus
-        .unwrap_or_else(|| envelope::DEFAULT_BUS.to_string());
-    if !state.events.bus_exists(&bus) {
-        return Err(ApiError::invalid(format!("bus {bus} does not exist")));
-    }
+    let bus = state.events.require_bus(body.bus)?;
     let secret = match body.secret {
         Some(s) if s.len() < 16 => {
             return Err(ApiError::invalid(

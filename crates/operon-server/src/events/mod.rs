@@ -121,6 +121,15 @@ impl EventBus {
         self.read_rules().buses.contains(name)
     }
 
+    /// The bus a request names (`default` when it names none), if it exists.
+    pub(crate) fn require_bus(&self, bus: Option<String>) -> ApiResult<String> {
+        let bus = bus.unwrap_or_else(|| envelope::DEFAULT_BUS.to_string());
+        if !self.bus_exists(&bus) {
+            return Err(ApiError::invalid(format!("bus {bus} does not exist")));
+        }
+        Ok(bus)
+    }
+
     pub(crate) fn add_bus(&self, name: &str) {
         self.write_rules().buses.insert(name.to_string());
     }
@@ -441,6 +450,15 @@ pub async fn forward_workflow_events(state: Arc<AppState>) {
         if let Err(e) = accept(&state, envelopes).await {
             tracing::warn!(error = %e.message, "emitting workflow events failed");
         }
+    }
+}
+
+/// An event pattern given as a JSON object or as JSON text, as text.
+pub(crate) fn pattern_text(pattern: Option<Value>) -> Option<String> {
+    match pattern {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text),
+        Some(value) => Some(value.to_string()),
     }
 }
 

@@ -70,17 +70,8 @@ pub async fn create_archive(
         &format!("archive/{}", body.name),
     )
     .await?;
-    let bus = body
-        .bus
-        .unwrap_or_else(|| envelope::DEFAULT_BUS.to_string());
-    if !state.events.bus_exists(&bus) {
-        return Err(ApiError::invalid(format!("bus {bus} does not exist")));
-    }
-    let pattern = match body.pattern {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(v) => Some(v.to_string()),
-    };
+    let bus = state.events.require_bus(body.bus)?;
+    let pattern = super::pattern_text(body.pattern);
     if let Some(p) = &pattern {
         Pattern::parse(p).map_err(|e| ApiError::invalid(e.to_string()))?;
     }

@@ -162,21 +162,6 @@ pub async fn tick(state: &AppState, now: i64) -> Option<i64> {
     earliest
 }
 
-/// The event id of a rule's occurrence: UUID-shaped, derived from both.
-fn occurrence_id(rule: &str, occurrence_ms: i64) -> String {
-    use sha2::{Digest, Sha256};
-    let key =
-        hex::encode(&Sha256::digest(format!("schedule:{rule}:{occurrence_ms}").as_bytes())[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &key[..8],
-        &key[8..12],
-        &key[12..16],
-        &key[16..20],
-        &key[20..32]
-    )
-}
-
 /// Put one scheduled event straight to the rule's targets and record the
 /// firing (the occurrence's time, which `Schedule::due` compares against).
 async fn fire(state: &AppState, rule: &CompiledRule, now: i64) -> Result<(), String> {
@@ -193,7 +178,7 @@ async fn fire(state: &AppState, rule: &CompiledRule, now: i64) -> Result<(), Str
     // One id per rule and occurrence: if a crash came between writing the
     // event and recording the firing, the retry finds the event and only
     // records the firing, so an occurrence is never put twice.
-    env.id = occurrence_id(&rule.rule.name, now);
+    env.id = envelope::derived_event_id(&format!("schedule:{}:{now}", rule.rule.name));
     if let Some(map) = env.value.as_object_mut() {
         map.insert("id".into(), serde_json::Value::String(env.id.clone()));
     }

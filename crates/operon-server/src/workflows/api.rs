@@ -56,21 +56,6 @@ struct UpdateWorkflow {
     definition: Value,
 }
 
-fn validate_workflow_name(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 80
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!(
-            "invalid workflow name {name:?}: 1 to 80 of letters, digits, '-' and '_'"
-        )))
-    }
-}
-
 /// A runbook's tasks act with the server's authority whenever anyone starts
 /// it, so its author must be allowed what they do: a definition with an
 /// `operon:runCommand` task needs `commands:Run` on every node (`node/*`).
@@ -113,7 +98,7 @@ async fn create_workflow(
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateWorkflow>,
 ) -> ApiResult<Json<Value>> {
-    validate_workflow_name(&body.name)?;
+    super::validate_name("workflow", &body.name)?;
     authorize(
         &state,
         &principal,

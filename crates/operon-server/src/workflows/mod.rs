@@ -149,7 +149,7 @@ pub(crate) async fn start_with_parent(
     parent_token: Option<String>,
 ) -> ApiResult<Value> {
     if let Some(name) = &name {
-        validate_execution_name(name)?;
+        validate_name("execution", name)?;
     }
     let record = state
         .store
@@ -171,8 +171,9 @@ pub(crate) async fn start_with_parent(
         .await
 }
 
-/// Names: 1 to 80 of letters, digits, `-` and `_` (as Step Functions allows).
-pub(crate) fn validate_execution_name(name: &str) -> ApiResult<()> {
+/// Workflow and execution names: 1 to 80 of letters, digits, `-` and `_`
+/// (as Step Functions allows); `kind` names which in the error.
+pub(crate) fn validate_name(kind: &str, name: &str) -> ApiResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 80
         && name
@@ -182,7 +183,7 @@ pub(crate) fn validate_execution_name(name: &str) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::invalid(format!(
-            "invalid execution name {name:?}: 1 to 80 of letters, digits, '-' and '_'"
+            "invalid {kind} name {name:?}: 1 to 80 of letters, digits, '-' and '_'"
         )))
     }
 }

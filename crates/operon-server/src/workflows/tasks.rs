@@ -223,16 +223,7 @@ async fn publish_event(state: &AppState, task: &WorkflowTask) -> Result<Value, F
     };
     let mut envelope = crate::events::envelope::envelope(&entry, crate::now_millis())
         .map_err(|e| invalid(format!("publishEvent: {}: {}", e.code, e.message)))?;
-    // UUID-shaped, as EventBridge event ids are, from the task token.
-    let key = hex::encode(&Sha256::digest(format!("event:{}", task.token).as_bytes())[..16]);
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &key[..8],
-        &key[8..12],
-        &key[12..16],
-        &key[16..20],
-        &key[20..32]
-    );
+    let id = crate::events::envelope::derived_event_id(&format!("event:{}", task.token));
     envelope.id = id.clone();
     if let Some(map) = envelope.value.as_object_mut() {
         map.insert("id".into(), Value::String(id.clone()));
