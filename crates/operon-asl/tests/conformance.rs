@@ -1,4 +1,4 @@
-//! Runs the AWS-recorded ASL corpus (`shared/conformance/asl/cases.jsonl`).
+//! Runs the AWS-recorded ASL corpus (`testdata/conformance/asl/cases.jsonl`).
 //!
 //! A case passes when status, output (as JSON values, with the recorder's
 //! placeholders as wildcards) and error/cause match. Every case that does not
@@ -16,7 +16,7 @@ fn corpus_dir() -> PathBuf {
     if let Ok(d) = std::env::var("OPERON_CONFORMANCE_DIR") {
         return PathBuf::from(d);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/conformance")
 }
 
 fn exceptions() -> BTreeMap<String, String> {
@@ -56,7 +56,7 @@ fn run_case(case: &Value) -> Result<(), String> {
 fn asl_conformance_corpus() {
     let path = corpus_dir().join("asl/cases.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("cannot read the ASL corpus at {} ({e}); set OPERON_CONFORMANCE_DIR to the shared/conformance directory", path.display())
+        panic!("cannot read the ASL corpus at {} ({e}); set OPERON_CONFORMANCE_DIR to a conformance directory", path.display())
     });
     let exceptions = exceptions();
     let (mut passed, mut failed_listed) = (0, 0);

@@ -14,7 +14,7 @@ fn corpus() -> Vec<Value> {
     let dir = std::env::var("OPERON_CONFORMANCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/conformance")
         });
     let mut out: Vec<Value> = std::fs::read_to_string(dir.join("asl/cases.jsonl"))
         .unwrap_or_default()
