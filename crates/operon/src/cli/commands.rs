@@ -102,7 +102,7 @@ fn run_request(args: &RunArgs) -> Result<Value> {
         ),
         (Some(name), true) => name.clone(),
         (None, false) => {
-            parameters.insert("commands".into(), json!([args.command.join(" ")]));
+            parameters.insert("commands".into(), json!([shell_script(&args.command)?]));
             operon_server::documents::RUN_SHELL_SCRIPT.to_string()
         }
     };
@@ -268,6 +268,17 @@ async fn wait_until_final(client: &Client, id: &str) -> Result<Value> {
 }
 
 /// Nodes whose live output we missed (a dropped stream): print stored output.
+/// The words after `--` as one shell script: a single word is the script
+/// itself (`-- 'cd /srv && make'`); several are quoted one by one, so each
+/// reaches the node as the user typed it (`-- sh -c 'echo a   b'`).
+fn shell_script(words: &[String]) -> anyhow::Result<String> {
+    match words {
+        [script] => Ok(script.clone()),
+        words => shlex::try_join(words.iter().map(String::as_str))
+            .map_err(|e| anyhow::anyhow!("cannot quote the command for the shell: {e}")),
+    }
+}
+
 fn print_missed_output(command: &Value, streamed: &Streamed) {
     for inv in command["invocations"].as_array().into_iter().flatten() {
         let node = text(&inv["node_name"]);
@@ -530,5 +541,49 @@ mod tests {
         let frame = "event: x\ndata: {\"event\":\"done\",\"status\":\"Success\"}\n\n";
         assert_eq!(sse_data(frame).unwrap()["status"], "Success");
         assert!(sse_data(": keep-alive\n\n").is_none());
+    }
+
+    /// What `/bin/sh -c SCRIPT` prints, as the agent runs steps.
+    fn sh(script: &str) -> String {
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Several words run through the node's shell exactly as the same argv
+    /// run directly (as `ssh host -- words` users expect).
+    #[test]
+    fn several_words_reach_the_program_as_typed() {
+        let cases: &[&[&str]] = &[
+            &["sh", "-c", "echo a   b; printf '%s\\n' \"x  y\""],
+            &[
+                "printf", "%s|", "it's", "$HOME", "a   b", "", "*", "`id`", "a\nb",
+            ],
+        ];
+        for words in cases {
+            let words: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+            let direct = std::process::Command::new(&words[0])
+                .args(&words[1..])
+                .output()
+                .unwrap();
+            let script = shell_script(&words).unwrap();
+            assert_eq!(
+                sh(&script),
+                String::from_utf8(direct.stdout).unwrap(),
+                "{script}"
+            );
+        }
+        let script = shell_script(&["printf".into(), "%s|".into(), "a   b".into()]).unwrap();
+        assert_eq!(sh(&script), "a   b|");
+    }
+
+    #[test]
+    fn one_word_is_a_script_of_its_own() {
+        let script = shell_script(&["echo one && echo two".to_string()]).unwrap();
+        assert_eq!(sh(&script), "one\ntwo\n");
+        assert!(shell_script(&["a".into(), "b\0c".into()]).is_err());
     }
 }
