@@ -201,6 +201,17 @@ pub(crate) async fn record_denial(
     resource: &str,
     reason: &str,
 ) {
+    record_denial_in(&state.audit, principal, action, resource, reason).await
+}
+
+/// [`record_denial`] for services that hold the audit trail, not the state.
+pub(crate) async fn record_denial_in(
+    audit: &crate::audit::AuditLog,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+    reason: &str,
+) {
     if let Ok(mut trail) = principal.trail.lock() {
         trail.denied = true;
     }
@@ -211,7 +222,7 @@ pub(crate) async fn record_denial(
         outcome: "denied".into(),
         detail: serde_json::json!({"reason": reason, "token": principal.token_id}),
     };
-    if let Err(e) = state.audit.record(entry).await {
+    if let Err(e) = audit.record(entry).await {
         tracing::error!(error = %e, "a refusal could not be audited");
     }
 }

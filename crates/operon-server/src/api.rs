@@ -3,29 +3,23 @@
 //! credentials).
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use futures_util::Stream;
-use operon_proto::{InvocationStatus, ServerMessage};
-use operon_store::{AuditEntry, Command, EnrollToken, Invocation, Node, RunTemplate};
+use operon_store::{AuditEntry, EnrollToken, Node};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::access::{authorize, authorize_node};
 use crate::auth::{self, ENROLL_TOKEN_PREFIX};
 use crate::documents::{self, RUN_SHELL_SCRIPT};
 use crate::error::{ApiError, ApiResult};
-use crate::live::LiveEvent;
-use crate::rate::Limit;
+use crate::refusals::Verdict;
 use crate::{AppState, agent_ws, now_millis};
 
 pub use crate::access::Principal;
@@ -46,11 +40,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/documents", post(create_document).get(list_documents))
         .route("/v1/documents/{name}", get(show_document))
-        .route("/v1/commands", post(create_command).get(list_commands))
-        .route("/v1/commands/{id}", get(show_command))
-        .route("/v1/commands/{id}/cancel", post(cancel_command))
-        .route("/v1/commands/{id}/stream", get(stream_command))
         .route("/metrics", get(metrics))
+        .merge(crate::commands::http::routes())
         .merge(crate::identity::routes())
         .merge(crate::workflows::api::routes())
         .merge(crate::events::http::protected())
@@ -82,6 +73,16 @@ async fn require_token(
     let principal = match authenticate(&state, request.headers()).await {
         Ok(principal) => principal,
         Err((actor, reason)) => {
+            // Unknown callers are limited per address; known ones are always audited.
+            if actor == ANONYMOUS {
+                let source = request
+                    .extensions()
+                    .get::<ConnectInfo<crate::PeerAddr>>()
+                    .map(|c| c.0.0.ip());
+                if state.refusals.check(source, now_millis()) == Verdict::Suppress {
+                    return too_many_refusals(&state);
+                }
+            }
             let entry = AuditEntry {
                 actor,
                 action: "auth:Authenticate".into(),
@@ -104,12 +105,56 @@ async fn require_token(
     response
 }
 
+/// The actor of refusals whose token names no one.
+const ANONYMOUS: &str = "anonymous";
+
+/// 429 for an address past its rate of unauthenticated refusals.
+fn too_many_refusals(state: &AppState) -> Response {
+    let mut response = ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        "too many unauthenticated requests from this address; try again later",
+    )
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(state.refusals.retry_after_secs()),
+    );
+    response
+}
+
+/// Write one audit record per address that was answered 429 since the last
+/// call: how many refusals, from when to when.
+pub(crate) async fn record_flood_summaries(state: &AppState) {
+    for summary in state.refusals.take_summaries(now_millis()) {
+        let source = summary
+            .source
+            .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        let entry = AuditEntry {
+            actor: ANONYMOUS.into(),
+            action: "auth:Authenticate".into(),
+            resource: format!("source/{source}"),
+            outcome: "unauthenticated (rate limited)".into(),
+            detail: serde_json::json!({
+                "source": source,
+                "count": summary.count,
+                "first_at": summary.first_at,
+                "last_at": summary.last_at,
+                "reason": "missing or invalid API token",
+            }),
+        };
+        if let Err(e) = state.audit.record(entry).await {
+            tracing::error!(error = %e, "a flood summary could not be audited");
+        }
+    }
+}
+
 /// The principal behind a bearer token, or who tried and why they are refused.
 async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Principal, (String, String)> {
-    let anonymous = |reason: &str| ("anonymous".to_string(), reason.to_string());
+    let anonymous = |reason: &str| (ANONYMOUS.to_string(), reason.to_string());
     let Some(token) = auth::bearer(headers) else {
         return Err(anonymous(
             "missing bearer token (Authorization: Bearer ...)",
@@ -583,437 +628,91 @@ async fn show_document(
         &format!("document/{name}"),
     )
     .await?;
-    let (version, content) = load_document(&state, &name, q.version).await?;
+    let (version, content) =
+        crate::commands::service::load_document(&state.store, &name, q.version).await?;
     Ok(Json(
         serde_json::json!({"name": name, "version": version, "content": content}),
     ))
 }
 
-pub(crate) async fn load_document(
-    state: &AppState,
-    name: &str,
-    version: Option<i64>,
-) -> ApiResult<(i64, Value)> {
-    if name == RUN_SHELL_SCRIPT {
-        return Ok((1, documents::run_shell_script_document()));
-    }
-    let doc = state
-        .store
-        .document(name, version)
-        .await?
-        .ok_or_else(|| match version {
-            Some(v) => ApiError::not_found(format!("document {name:?} has no version {v}")),
-            None => ApiError::not_found(format!("no document named {name:?}")),
-        })?;
-    Ok((doc.version, doc.content))
-}
+#[cfg(test)]
+mod flood_tests {
+    use crate::refusals::RefusalRate;
+    use crate::{ServerConfig, start};
 
-// ----- Commands -------------------------------------------------------------------
-
-/// Maximum bytes of stdout and of stderr stored per node.
-pub const DEFAULT_OUTPUT_CAP: usize = 256 * 1024;
-
-#[derive(Default, Deserialize, Serialize)]
-pub struct CreateCommand {
-    #[serde(default)]
-    pub(crate) document: Option<String>,
-    #[serde(default)]
-    pub(crate) document_version: Option<i64>,
-    #[serde(default)]
-    pub(crate) parameters: Map<String, Value>,
-    #[serde(default)]
-    pub(crate) node_ids: Vec<String>,
-    /// `tag:KEY=VALUE` filters (all must hold) or `all`.
-    #[serde(default)]
-    pub(crate) targets: Vec<String>,
-    pub(crate) max_concurrency: Option<String>,
-    pub(crate) max_errors: Option<String>,
-    pub(crate) timeout_secs: Option<i64>,
-    pub(crate) delivery_timeout_secs: Option<i64>,
-    pub(crate) cwd: Option<String>,
-    #[serde(default)]
-    pub(crate) env: BTreeMap<String, String>,
-    pub(crate) user: Option<String>,
-}
-
-#[derive(Serialize)]
-struct CommandView {
-    #[serde(flatten)]
-    command: Command,
-    target_count: usize,
-    completed_count: usize,
-    error_count: usize,
-    invocations: Vec<Invocation>,
-}
-
-async fn command_view(state: &AppState, command: Command) -> ApiResult<CommandView> {
-    let invocations = state.store.invocations(&command.id).await?;
-    Ok(CommandView {
-        target_count: invocations.len(),
-        completed_count: invocations.iter().filter(|i| i.status.is_final()).count(),
-        error_count: invocations
-            .iter()
-            .filter(|i| i.status.is_final() && i.status.is_error())
-            .count(),
-        command,
-        invocations,
-    })
-}
-
-async fn create_command(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-    Json(body): Json<CreateCommand>,
-) -> ApiResult<Json<Value>> {
-    let candidates = resolve_targets(&state, &body.node_ids, &body.targets).await?;
-    let (targets, refused) = permitted_targets(&state, &principal, candidates).await?;
-    let command = create_command_on(
-        &state,
-        body,
-        principal.name.clone(),
-        auth::new_id("c-"),
-        targets,
-        &refused,
-    )
-    .await?;
-    principal.note("command_id", command.id.clone());
-    let invocations = state.store.invocations(&command.id).await?;
-    let names: Vec<String> = invocations.iter().map(|i| i.node_name.clone()).collect();
-    principal.note("targets", names);
-    if !refused.is_empty() {
-        principal.note(
-            "refused",
-            serde_json::to_value(&refused).unwrap_or(Value::Null),
-        );
-    }
-    let view = command_view(&state, command).await?;
-    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
-}
-
-/// Validate, render and persist a command with the given id (rule targets
-/// pass an id derived from the delivery, so a redelivery creates nothing new).
-/// It acts with the server's authority: who may create the rule is checked
-/// when the rule is put.
-pub(crate) async fn create_command_as(
-    state: &AppState,
-    body: CreateCommand,
-    requested_by: String,
-    id: String,
-) -> ApiResult<Command> {
-    let targets = resolve_targets(state, &body.node_ids, &body.targets).await?;
-    create_command_on(state, body, requested_by, id, targets, &[]).await
-}
-
-/// Render and persist a command on these (already resolved and permitted)
-/// nodes; `refused` are kept in its request for everyone to see.
-async fn create_command_on(
-    state: &AppState,
-    body: CreateCommand,
-    requested_by: String,
-    id: String,
-    targets: Vec<Node>,
-    refused: &[RefusedTarget],
-) -> ApiResult<Command> {
-    let max_concurrency = body.max_concurrency.clone().unwrap_or_else(|| "50".into());
-    let max_errors = body.max_errors.clone().unwrap_or_else(|| "0".into());
-    Limit::parse(&max_concurrency)
-        .map_err(|e| ApiError::invalid(format!("max_concurrency: {e}")))?;
-    Limit::parse(&max_errors).map_err(|e| ApiError::invalid(format!("max_errors: {e}")))?;
-    let timeout_secs = positive("timeout_secs", body.timeout_secs, 3600)?;
-    let delivery_timeout_secs =
-        positive("delivery_timeout_secs", body.delivery_timeout_secs, 3600)?;
-    let document_name = body
-        .document
-        .clone()
-        .unwrap_or_else(|| RUN_SHELL_SCRIPT.into());
-    let (version, content) = load_document(state, &document_name, body.document_version).await?;
-    let document = documents::parse_document(&content)
-        .map_err(|e| ApiError::invalid(format!("document {document_name}: {e}")))?;
-    let (parameters, steps) = document
-        .render(&body.parameters)
-        .map_err(|e| ApiError::invalid(format!("parameters for {document_name}: {e}")))?;
-    let mut request = serde_json::to_value(&body).unwrap_or(Value::Null);
-    if !refused.is_empty()
-        && let Some(map) = request.as_object_mut()
-    {
-        map.insert(
-            "refused".into(),
-            serde_json::to_value(refused).unwrap_or(Value::Null),
-        );
-    }
-    let command = Command {
-        id,
-        document_name,
-        document_version: version,
-        parameters: Value::Object(parameters),
-        request,
-        run_template: RunTemplate {
-            steps,
-            cwd: body.cwd.clone(),
-            env: body.env.clone(),
-            user: body.user.clone(),
-            output_cap_bytes: state.config.output_cap_bytes,
-        },
-        max_concurrency,
-        max_errors,
-        timeout_secs,
-        delivery_timeout_secs,
-        status: InvocationStatus::Pending,
-        created_at: now_millis(),
-        finished_at: None,
-        cancel_requested: false,
-        requested_by,
-    };
-    let pairs: Vec<(String, String)> = targets
-        .iter()
-        .map(|n| (n.id.clone(), n.name.clone()))
-        .collect();
-    state.store.insert_command(&command, &pairs).await?;
-    state.wake.notify_one();
-    tracing::info!(command_id = %command.id, targets = pairs.len(), by = %command.requested_by, "command created");
-    Ok(command)
-}
-
-/// A node a command was not run on, and why.
-#[derive(Serialize)]
-struct RefusedTarget {
-    node: String,
-    reason: String,
-}
-
-/// Split the resolved targets into the nodes the principal may run commands
-/// on and the refused ones. All refused is a 403 (and audited); some refused
-/// is noted in the command and its audit record.
-async fn permitted_targets(
-    state: &AppState,
-    principal: &Principal,
-    candidates: Vec<Node>,
-) -> ApiResult<(Vec<Node>, Vec<RefusedTarget>)> {
-    let mut allowed = Vec::new();
-    let mut refused = Vec::new();
-    for node in candidates {
-        match principal.decide(&crate::access::node_request(
-            principal,
-            "commands:Run",
-            &node,
-        )) {
-            Ok(()) => allowed.push(node),
-            Err(reason) => refused.push(RefusedTarget {
-                node: node.name,
-                reason,
-            }),
+    async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = client.get(url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
         }
+        request.send().await.unwrap()
     }
-    if !refused.is_empty() {
-        let names: Vec<&str> = refused.iter().map(|r| r.node.as_str()).collect();
-        let resource = format!("node/{}", names.join(","));
-        let reason = refused[0].reason.clone();
-        crate::access::record_denial(state, principal, "commands:Run", &resource, &reason).await;
-        if allowed.is_empty() {
-            return Err(ApiError::forbidden(format!(
-                "{} may not commands:Run on {}: {reason}",
-                principal.name,
-                names.join(", ")
-            )));
-        }
-    }
-    for node in &allowed {
-        principal.allowed_action("commands:Run", &format!("node/{}", node.name));
-    }
-    Ok((allowed, refused))
-}
 
-fn positive(field: &str, value: Option<i64>, default: i64) -> ApiResult<i64> {
-    match value {
-        None => Ok(default),
-        Some(v) if v >= 1 => Ok(v),
-        Some(v) => Err(ApiError::invalid(format!(
-            "{field} must be at least 1, got {v}"
-        ))),
-    }
-}
-
-/// Nodes named by id/name, plus nodes matching every tag filter.
-async fn resolve_targets(
-    state: &AppState,
-    node_keys: &[String],
-    filters: &[String],
-) -> ApiResult<Vec<Node>> {
-    if node_keys.is_empty() && filters.is_empty() {
-        return Err(ApiError::invalid(
-            "no targets: give node ids (--node) or --targets tag:KEY=VALUE|all",
-        ));
-    }
-    let mut chosen: Vec<Node> = Vec::new();
-    for key in node_keys {
-        let node = find_node(state, key).await?;
-        if node.revoked_at.is_some() {
-            return Err(ApiError::invalid(format!("node {key:?} is revoked")));
-        }
-        if !chosen.iter().any(|n| n.id == node.id) {
-            chosen.push(node);
-        }
-    }
-    if !filters.is_empty() {
-        let wanted = parse_filters(filters)?;
-        for node in state.store.list_nodes().await? {
-            let matches = wanted
-                .as_ref()
-                .is_none_or(|w| w.iter().all(|(k, v)| node.tags.get(k) == Some(v)));
-            if node.revoked_at.is_none() && matches && !chosen.iter().any(|n| n.id == node.id) {
-                chosen.push(node);
+    /// A real server on loopback, in-process: past the rate, unknown callers
+    /// get 429 and one summary record; known tokens still pass.
+    #[tokio::test]
+    async fn unauthenticated_floods_are_limited_per_address_and_summarised() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().into());
+        config.refusal_rate = RefusalRate {
+            burst: 3,
+            per_minute: 1,
+        };
+        let server = start(config).await.unwrap();
+        let admin = server.new_admin_token.clone().unwrap();
+        let url = format!("{}/v1/nodes", server.url());
+        let client = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for i in 0..6 {
+            let token = (i % 2 == 0).then_some("op_not-a-real-token");
+            let response = get(&client, &url, token).await;
+            statuses.push(response.status().as_u16());
+            if response.status() == 429 {
+                assert_eq!(response.headers()["retry-after"], "60");
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "TooManyRequests");
             }
         }
-    }
-    if chosen.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "no nodes match the targets {}",
-            filters.join(" ")
-        )));
-    }
-    chosen.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(chosen)
-}
+        assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
+        assert_eq!(get(&client, &url, Some(&admin)).await.status(), 200);
 
-/// `None` means all nodes.
-fn parse_filters(filters: &[String]) -> ApiResult<Option<Vec<(String, String)>>> {
-    if filters.iter().any(|f| f == "all") {
-        if filters.len() > 1 {
-            return Err(ApiError::invalid(
-                "--targets all cannot be combined with tag filters",
-            ));
-        }
-        return Ok(None);
-    }
-    filters
-        .iter()
-        .map(|f| {
-            f.strip_prefix("tag:")
-                .and_then(|kv| kv.split_once('='))
-                .filter(|(k, _)| !k.is_empty())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "invalid target {f:?}: expected tag:KEY=VALUE or all"
-                    ))
+        let state = server.state();
+        super::record_flood_summaries(&state).await;
+        let mut records = Vec::new();
+        for _ in 0..100 {
+            records = state
+                .store
+                .list_audit(&operon_store::AuditFilter {
+                    actor: Some("anonymous".into()),
+                    limit: 100,
+                    ..Default::default()
                 })
-        })
-        .collect::<ApiResult<Vec<_>>>()
-        .map(Some)
-}
-
-#[derive(Deserialize)]
-struct ListQuery {
-    limit: Option<i64>,
-}
-
-async fn list_commands(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&state, &principal, "commands:List", "command/*").await?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let mut out = Vec::new();
-    for command in state.store.list_commands(limit).await? {
-        let mut view =
-            serde_json::to_value(command_view(&state, command).await?).unwrap_or(Value::Null);
-        if let Some(map) = view.as_object_mut() {
-            map.remove("invocations");
-        }
-        out.push(view);
-    }
-    Ok(Json(out))
-}
-
-async fn find_command(state: &AppState, id: &str) -> ApiResult<Command> {
-    state
-        .store
-        .command(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no command with id {id:?}")))
-}
-
-async fn show_command(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    authorize(&state, &principal, "commands:Get", &format!("command/{id}")).await?;
-    let command = find_command(&state, &id).await?;
-    Ok(Json(
-        serde_json::to_value(command_view(&state, command).await?).unwrap_or(Value::Null),
-    ))
-}
-
-async fn cancel_command(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    authorize(
-        &state,
-        &principal,
-        "commands:Cancel",
-        &format!("command/{id}"),
-    )
-    .await?;
-    let command = find_command(&state, &id).await?;
-    if !state.store.request_cancel(&id).await? {
-        return Err(ApiError::conflict(format!(
-            "command {id} already finished with status {}",
-            command.status
-        )));
-    }
-    for invocation in state.store.invocations(&id).await? {
-        if invocation.status == InvocationStatus::InProgress {
-            let message = ServerMessage::Cancel {
-                invocation_id: invocation.invocation_id(),
-            };
-            state.hub.send(&invocation.node_id, message);
-        }
-    }
-    state.wake.notify_one();
-    Ok(Json(
-        serde_json::json!({"id": id, "cancel_requested": true}),
-    ))
-}
-
-/// Server-sent events: the backlog, then live events, until the command is done.
-async fn stream_command(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    authorize(&state, &principal, "commands:Get", &format!("command/{id}")).await?;
-    let command = find_command(&state, &id).await?;
-    let (backlog, receiver) = state.live.subscribe(&id);
-    let already_done = command.status.is_final().then_some(command.status);
-    let events = futures_util::stream::unfold(
-        (backlog.into_iter(), receiver, already_done, false),
-        |(mut backlog, mut receiver, already_done, finished)| async move {
-            if finished {
-                return None;
+                .await
+                .unwrap();
+            if records.len() == 4 {
+                break;
             }
-            let event = if let Some(status) = already_done {
-                LiveEvent::Done { status }
-            } else if let Some(event) = backlog.next() {
-                event
-            } else {
-                loop {
-                    match receiver.recv().await {
-                        Ok(event) => break event,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
-            };
-            let done = matches!(event, LiveEvent::Done { .. });
-            let sse = Event::default()
-                .json_data(&event)
-                .unwrap_or_else(|_| Event::default());
-            Some((Ok(sse), (backlog, receiver, None, done)))
-        },
-    );
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))))
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let outcomes: Vec<&str> = records.iter().map(|r| r.outcome.as_str()).collect();
+        assert_eq!(
+            outcomes,
+            [
+                "unauthenticated",
+                "unauthenticated",
+                "unauthenticated",
+                "unauthenticated (rate limited)"
+            ]
+        );
+        assert_eq!(records[3].detail["count"], 3);
+        assert_eq!(records[3].detail["source"], "127.0.0.1");
+        // Nothing more to summarise until more refusals come.
+        super::record_flood_summaries(&state).await;
+        assert!(
+            state
+                .refusals
+                .take_summaries(crate::now_millis())
+                .is_empty()
+        );
+    }
 }

@@ -52,6 +52,27 @@ impl From<operon_store::StoreError> for ApiError {
     }
 }
 
+/// The HTTP edge of every service: a kind becomes a status.
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(err: crate::service::ServiceError) -> Self {
+        use crate::service::ErrorKind;
+        match err.kind {
+            ErrorKind::NotFound => ApiError::not_found(err.message),
+            ErrorKind::Invalid => ApiError::invalid(err.message),
+            ErrorKind::Conflict => ApiError::conflict(err.message),
+            ErrorKind::Forbidden => ApiError::forbidden(err.message),
+            ErrorKind::Unavailable => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", err.message)
+            }
+            ErrorKind::Internal => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                err.message,
+            ),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});

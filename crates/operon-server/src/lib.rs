@@ -23,6 +23,7 @@ pub mod agent_ws;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod commands;
 pub mod dispatcher;
 pub mod documents;
 pub mod error;
@@ -31,7 +32,9 @@ pub mod hub;
 pub mod identity;
 pub mod live;
 pub mod rate;
+pub mod refusals;
 pub mod rotation;
+pub mod service;
 pub mod tls;
 pub mod workflows;
 pub mod writer;
@@ -46,7 +49,7 @@ use std::time::Duration;
 use operon_store::{ApiToken, Store};
 use tokio::sync::Notify;
 
-pub use api::DEFAULT_OUTPUT_CAP;
+pub use commands::DEFAULT_OUTPUT_CAP;
 
 /// File in the data directory holding the admin API token (mode 0600).
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -63,6 +66,8 @@ pub struct ServerConfig {
     pub output_cap_bytes: usize,
     /// Plain HTTP (default) or HTTPS, see [`tls`].
     pub tls: tls::TlsMode,
+    /// Unauthenticated refusals audited one by one per source address.
+    pub refusal_rate: refusals::RefusalRate,
 }
 
 impl ServerConfig {
@@ -73,6 +78,7 @@ impl ServerConfig {
             heartbeat_secs: operon_proto::DEFAULT_HEARTBEAT_SECS,
             output_cap_bytes: DEFAULT_OUTPUT_CAP,
             tls: tls::TlsMode::Off,
+            refusal_rate: refusals::RefusalRate::default(),
         }
     }
 }
@@ -119,6 +125,8 @@ pub struct AppState {
     pub(crate) workflows: workflows::Workflows,
     /// The event bus: compiled rules, the event writer, delivery wake-ups.
     pub(crate) events: events::EventBus,
+    /// Unauthenticated refusals per source address.
+    pub(crate) refusals: refusals::RefusalLimiter,
 }
 
 /// A started server.
@@ -223,6 +231,7 @@ pub async fn start_with_clock(
         }
     })?;
     let audit = audit::AuditLog::spawn(store.clone(), &config.data_dir);
+    let refusal_rate = config.refusal_rate;
     let event_bus = events::EventBus::load(&store, key, audit.clone())
         .await
         .map_err(ServerError::Api)?;
@@ -238,9 +247,10 @@ pub async fn start_with_clock(
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
         rotations: rotation::Waiters::default(),
         workflows,
+        refusals: refusals::RefusalLimiter::new(refusal_rate),
     });
     workflows::spawn(state.clone(), workflow_rx);
-    let app = api::router(state.clone());
+    let app = api::router(state.clone()).into_make_service_with_connect_info::<PeerAddr>();
     let serve = match &tls {
         None => tokio::spawn(async move { axum::serve(listener, app).await }),
         Some(tls) => {
@@ -250,7 +260,8 @@ pub async fn start_with_clock(
         }
     };
     let dispatcher = tokio::spawn(dispatcher::run(state.clone()));
-    let background = events::spawn(&state, clock);
+    let mut background = events::spawn(&state, clock);
+    background.push(tokio::spawn(flood_summaries(state.clone())));
     match &tls {
         Some(tls) => {
             tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")
@@ -267,6 +278,38 @@ pub async fn start_with_clock(
         dispatcher,
         background,
     })
+}
+
+/// The address of the client of a request, plain or TLS (axum's
+/// `ConnectInfo<SocketAddr>` exists only for its own listener types).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// Once a minute, the refusals answered 429 become summary audit records.
+async fn flood_summaries(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        api::record_flood_summaries(&state).await;
+    }
 }
 
 fn prepare_data_dir(dir: &Path) -> Result<(), ServerError> {

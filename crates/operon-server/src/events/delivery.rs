@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use operon_pattern::{DeliveryContext, TargetInput};
 use operon_store::{ClaimedDelivery, DeliveryOutcome};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::CompiledRule;
 use super::envelope::{self, Envelope};
 use super::signing;
 use super::targets::{CompiledTarget, RetryPolicy, RunCommandTarget, TargetKind};
+use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
 use crate::{AppState, now_millis};
 
 /// Deliveries performed at once (also the most claimed in one transaction:
@@ -337,12 +338,6 @@ async fn run_command(
     delivery: &ClaimedDelivery,
     rule: &CompiledRule,
 ) -> Result<(), TargetError> {
-    let command_id = format!("c-ev-{}", delivery.id.trim_start_matches("d-"));
-    match state.store.command(&command_id).await {
-        Ok(Some(_)) => return Ok(()),
-        Ok(None) => {}
-        Err(e) => return Err(TargetError::retryable(e.to_string())),
-    }
     let overrides = serde_json::from_str::<Value>(payload).unwrap_or(Value::Null);
     let strings = |key: &str| -> Option<Vec<String>> {
         overrides.get(key).map(|v| match v {
@@ -358,18 +353,31 @@ async fn run_command(
     if let Some(Value::Object(extra)) = overrides.get("parameters") {
         parameters.extend(extra.clone());
     }
-    let body = crate::api::CreateCommand {
+    let node_ids = strings("node_ids").unwrap_or_else(|| config.node_ids.clone());
+    let targets = strings("targets").unwrap_or_else(|| config.targets.clone());
+    let request = json!({
+        "document": config.document,
+        "node_ids": node_ids,
+        "targets": targets,
+        "parameters": parameters,
+    });
+    let spec = TargetSpec::from_strings(&node_ids, &targets)
+        .map_err(|e| TargetError::permanent(e.to_string()))?;
+    let new = NewCommand {
         document: config.document.clone(),
-        node_ids: strings("node_ids").unwrap_or_else(|| config.node_ids.clone()),
-        targets: strings("targets").unwrap_or_else(|| config.targets.clone()),
         parameters,
+        targets: spec,
+        request,
         ..Default::default()
     };
-    match crate::api::create_command_as(state, body, format!("rule/{}", rule.rule.name), command_id)
+    let actor = Requester::Actor(format!("rule/{}", rule.rule.name));
+    match state
+        .commands()
+        .create(CommandId::Delivery(delivery.id.clone()), new, actor)
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if e.status.is_server_error() => Err(TargetError::retryable(e.message)),
+        Err(e) if e.kind.is_transient() => Err(TargetError::retryable(e.message)),
         Err(e) => Err(TargetError::permanent(e.message)),
     }
 }

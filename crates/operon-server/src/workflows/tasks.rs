@@ -20,14 +20,15 @@ use std::time::Duration;
 
 use operon_asl::Event;
 use operon_proto::InvocationStatus;
-use operon_store::{Approval, Command, Invocation, Node, RunTemplate, WorkflowTask};
+use operon_store::{Approval, Command, Invocation, WorkflowTask};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{Msg, RUNNING};
-use crate::documents;
-use crate::rate::Limit;
-use crate::{AppState, now_millis};
+use crate::AppState;
+use crate::commands::targets::TargetError;
+use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
+use crate::service::{ErrorKind, ServiceError};
 
 /// Bytes of stdout and of stderr per node kept in a `.sync` result.
 pub const SYNC_OUTPUT_CAP: usize = 8 * 1024;
@@ -238,7 +239,7 @@ async fn publish_event(state: &AppState, task: &WorkflowTask) -> Result<Value, F
 
 /// The id of the command a `runCommand` task creates: derived from its token.
 fn command_id(idempotency_key: &str) -> String {
-    format!("c-{}", &idempotency_key[..20])
+    CommandId::Task(idempotency_key.to_string()).resolve()
 }
 
 /// A stopped execution's commands are cancelled too (as `operon commands
@@ -246,36 +247,22 @@ fn command_id(idempotency_key: &str) -> String {
 pub async fn cancel_commands(state: Arc<AppState>, tokens: Vec<String>) {
     for token in tokens {
         let id = command_id(&idempotency_key(&token));
-        match state.store.request_cancel(&id).await {
-            Ok(true) => {}
-            Ok(false) => continue,
+        match state.commands().cancel(&id).await {
+            Ok(()) => {
+                tracing::info!(command_id = %id, "cancelled the command of a stopped execution")
+            }
+            // Never created, or already finished: nothing to stop.
+            Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Conflict) => {}
             Err(e) => {
-                tracing::error!(command_id = %id, error = %e, "cancelling a stopped execution's command");
-                continue;
+                tracing::error!(command_id = %id, error = %e, "cancelling a stopped execution's command")
             }
         }
-        let Ok(invocations) = state.store.invocations(&id).await else {
-            continue;
-        };
-        for invocation in invocations {
-            if invocation.status == InvocationStatus::InProgress {
-                let message = operon_proto::ServerMessage::Cancel {
-                    invocation_id: invocation.invocation_id(),
-                };
-                state.hub.send(&invocation.node_id, message);
-            }
-        }
-        tracing::info!(command_id = %id, "cancelled the command of a stopped execution");
-        state.wake.notify_one();
     }
 }
 
 async fn run_command(state: &AppState, task: &WorkflowTask, mode: Mode) -> Result<Value, Failure> {
-    let command_id = command_id(&task.idempotency_key);
-    let command = match state.store.command(&command_id).await.map_err(internal)? {
-        Some(existing) => existing,
-        None => create_command(state, task, &command_id).await?,
-    };
+    let command = create_command(state, task).await?;
+    let command_id = command.id.clone();
     if mode != Mode::Sync {
         return Ok(json!({
             "CommandId": command.id,
@@ -358,12 +345,8 @@ fn cap(text: &str) -> (&str, bool) {
 }
 
 /// Build and persist the command an `operon:runCommand` task asks for, with
-/// the id derived from the task token.
-async fn create_command(
-    state: &AppState,
-    task: &WorkflowTask,
-    command_id: &str,
-) -> Result<Command, Failure> {
+/// the id derived from the task token (a re-performed task finds it).
+async fn create_command(state: &AppState, task: &WorkflowTask) -> Result<Command, Failure> {
     let invalid = |m: String| ("Operon.InvalidParameters", m);
     let input = task.input.as_object().ok_or_else(|| {
         invalid(format!(
@@ -371,9 +354,9 @@ async fn create_command(
             task.input
         ))
     })?;
-    let document_name = match input.get("DocumentName") {
-        None => documents::RUN_SHELL_SCRIPT.to_string(),
-        Some(Value::String(s)) => s.clone(),
+    let document = match input.get("DocumentName") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
         Some(other) => {
             return Err(invalid(format!(
                 "DocumentName must be a string, got {other}"
@@ -389,18 +372,14 @@ async fn create_command(
             )));
         }
     };
-    let limit = |field: &str, default: &str| -> Result<String, Failure> {
-        let text = match input.get(field) {
-            None => default.to_string(),
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(other) => return Err(invalid(format!("{field} must be a string, got {other}"))),
-        };
-        Limit::parse(&text).map_err(|e| invalid(format!("{field}: {e}")))?;
-        Ok(text)
+    let limit = |field: &str| -> Result<Option<String>, Failure> {
+        match input.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(other) => Err(invalid(format!("{field} must be a string, got {other}"))),
+        }
     };
-    let max_concurrency = limit("MaxConcurrency", "50")?;
-    let max_errors = limit("MaxErrors", "0")?;
     let timeout_secs = match input.get("TimeoutSeconds") {
         None => 3600,
         Some(v) => v.as_i64().filter(|n| *n >= 1).ok_or_else(|| {
@@ -409,133 +388,57 @@ async fn create_command(
             ))
         })?,
     };
-    let (version, content) = crate::api::load_document(state, &document_name, None)
-        .await
-        .map_err(|e| invalid(e.message))?;
-    let document = documents::parse_document(&content)
-        .map_err(|e| invalid(format!("document {document_name}: {e}")))?;
-    let (parameters, steps) = document
-        .render(&parameters)
-        .map_err(|e| invalid(format!("Parameters for {document_name}: {e}")))?;
-    let targets = resolve_targets(state, input).await?;
-    let command = Command {
-        id: command_id.to_string(),
-        document_name,
-        document_version: version,
-        parameters: Value::Object(parameters),
+    let new = NewCommand {
+        document,
+        parameters,
+        targets: target_spec(input)?,
+        max_concurrency: limit("MaxConcurrency")?,
+        max_errors: limit("MaxErrors")?,
+        timeout_secs: Some(timeout_secs),
+        delivery_timeout_secs: Some(timeout_secs),
         request: json!({"workflowTask": task.token, "executionId": task.execution_id, "input": task.input}),
-        run_template: RunTemplate {
-            steps,
-            cwd: None,
-            env: Default::default(),
-            user: None,
-            output_cap_bytes: state.config.output_cap_bytes,
-        },
-        max_concurrency,
-        max_errors,
-        timeout_secs,
-        delivery_timeout_secs: timeout_secs,
-        status: InvocationStatus::Pending,
-        created_at: now_millis(),
-        finished_at: None,
-        cancel_requested: false,
-        requested_by: format!("execution/{}", task.execution_id),
+        ..Default::default()
     };
-    let pairs: Vec<(String, String)> = targets
-        .iter()
-        .map(|n| (n.id.clone(), n.name.clone()))
-        .collect();
-    if let Err(e) = state.store.insert_command(&command, &pairs).await {
-        // Only a crash-restart re-perform races here; the first insert wins.
-        return match state.store.command(command_id).await.map_err(internal)? {
-            Some(existing) => Ok(existing),
-            None => Err(internal(e)),
-        };
-    }
-    state.wake.notify_one();
-    tracing::info!(command_id, execution_id = %task.execution_id, targets = pairs.len(), "workflow command created");
-    Ok(command)
+    let actor = Requester::Actor(format!("execution/{}", task.execution_id));
+    let created = state
+        .commands()
+        .create(CommandId::Task(task.idempotency_key.clone()), new, actor)
+        .await
+        .map_err(command_failure)?;
+    Ok(created.command)
+}
+
+/// A refusal of the commands service in the runbook's error names.
+fn command_failure(e: ServiceError) -> Failure {
+    let name = match (e.kind, e.code) {
+        (_, "UnknownNode" | "NoMatchingNodes") => "Operon.NoTargets",
+        (ErrorKind::Internal | ErrorKind::Unavailable, _) => "Operon.InternalError",
+        _ => "Operon.InvalidParameters",
+    };
+    (name, e.message)
 }
 
 /// `InstanceIds` (ids or names) plus nodes matching every `Targets` entry
 /// (`{"Key": "tag:role", "Values": ["web", "api"]}`: values are alternatives,
-/// entries must all hold, as in SSM).
-async fn resolve_targets(
-    state: &AppState,
-    input: &Map<String, Value>,
-) -> Result<Vec<Node>, Failure> {
+/// entries must all hold, as in SSM), in the commands service's one grammar.
+fn target_spec(input: &Map<String, Value>) -> Result<TargetSpec, Failure> {
     let invalid = |m: String| ("Operon.InvalidParameters", m);
-    let strings = |v: &Value, what: &str| -> Result<Vec<String>, Failure> {
-        v.as_array()
-            .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_string)).collect())
-            .ok_or_else(|| invalid(format!("{what} must be a list of strings, got {v}")))
-    };
-    let ids = match input.get("InstanceIds") {
+    let ids: Vec<String> = match input.get("InstanceIds") {
         None => Vec::new(),
-        Some(v) => strings(v, "InstanceIds")?,
-    };
-    let mut filters: Vec<(String, Vec<String>)> = Vec::new();
-    if let Some(targets) = input.get("Targets") {
-        let list = targets
+        Some(v) => v
             .as_array()
-            .ok_or_else(|| invalid(format!("Targets must be a list, got {targets}")))?;
-        for (i, t) in list.iter().enumerate() {
-            let key = t["Key"]
-                .as_str()
-                .ok_or_else(|| invalid(format!("Targets[{i}].Key must be a string")))?;
-            if key != "InstanceIds" && !key.starts_with("tag:") && key != "tag-key" {
-                return Err(invalid(format!(
-                    "Targets[{i}].Key {key:?}: expected tag:NAME, tag-key or InstanceIds"
-                )));
-            }
-            filters.push((
-                key.to_string(),
-                strings(&t["Values"], &format!("Targets[{i}].Values"))?,
-            ));
-        }
-    }
-    if ids.is_empty() && filters.is_empty() {
-        return Err(invalid("runCommand needs InstanceIds or Targets".into()));
-    }
-    let nodes = state.store.list_nodes().await.map_err(internal)?;
-    let mut chosen: Vec<Node> = Vec::new();
-    for key in &ids {
-        let node = nodes
-            .iter()
-            .find(|n| &n.id == key || &n.name == key)
-            .ok_or_else(|| {
-                (
-                    "Operon.NoTargets",
-                    format!("no node with id or name {key:?}"),
-                )
-            })?;
-        if node.revoked_at.is_none() && !chosen.iter().any(|c| c.id == node.id) {
-            chosen.push(node.clone());
-        }
-    }
-    if !filters.is_empty() {
-        for node in nodes.iter().filter(|n| n.revoked_at.is_none()) {
-            let matches = filters.iter().all(|(key, values)| match key.as_str() {
-                "InstanceIds" => values.iter().any(|v| v == &node.id || v == &node.name),
-                "tag-key" => values.iter().any(|v| node.tags.contains_key(v)),
-                tag => {
-                    let name = tag.trim_start_matches("tag:");
-                    node.tags.get(name).is_some_and(|v| values.contains(v))
-                }
-            });
-            if matches && !chosen.iter().any(|c| c.id == node.id) {
-                chosen.push(node.clone());
-            }
-        }
-    }
-    if chosen.is_empty() {
-        return Err((
-            "Operon.NoTargets",
-            "no enrolled node matches the targets".into(),
-        ));
-    }
-    chosen.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(chosen)
+            .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_string)).collect())
+            .ok_or_else(|| invalid(format!("InstanceIds must be a list of strings, got {v}")))?,
+    };
+    let targets: &[Value] = match input.get("Targets") {
+        None => &[],
+        Some(Value::Array(list)) => list,
+        Some(other) => return Err(invalid(format!("Targets must be a list, got {other}"))),
+    };
+    TargetSpec::parse(&ids, targets, "Targets").map_err(|e| match e {
+        TargetError::Empty => invalid("runCommand needs InstanceIds or Targets".into()),
+        other => invalid(other.to_string()),
+    })
 }
 
 // ----- operon:http -----------------------------------------------------------------

@@ -37,12 +37,24 @@ pub struct ServerArgs {
     /// in <data-dir>/tls/ and reused afterwards; agents pin its fingerprint.
     #[arg(long)]
     pub tls_self_signed: bool,
+    /// Unauthenticated refusals (no or unknown token) audited one by one per
+    /// source address at once; past it they are answered 429 and counted into
+    /// one audit record per address a minute.
+    #[arg(long, default_value_t = operon_server::refusals::RefusalRate::default().burst)]
+    pub refusal_burst: u32,
+    /// ... refilled at this many per minute.
+    #[arg(long, default_value_t = operon_server::refusals::RefusalRate::default().per_minute)]
+    pub refusals_per_minute: u32,
 }
 
 impl ServerArgs {
     pub fn config(&self) -> ServerConfig {
         let mut config = ServerConfig::new(self.listen, self.data_dir.clone());
         config.heartbeat_secs = self.heartbeat_secs.max(1);
+        config.refusal_rate = operon_server::refusals::RefusalRate {
+            burst: self.refusal_burst,
+            per_minute: self.refusals_per_minute,
+        };
         config.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => TlsMode::Files {
                 cert: cert.clone(),

@@ -1,0 +1,427 @@
+//! The commands service: the only code that creates or cancels commands.
+//!
+//! A user (through the API), a rule target and a runbook's `runCommand` task
+//! all come here, so every command obeys the same rules: one target grammar
+//! ([`super::targets`]), one revoked-node rule, one id scheme
+//! ([`CommandId`]), the same limits and document rendering. The command and
+//! one `Pending` invocation per node are written in one transaction before
+//! anything is acknowledged; the dispatcher then drives them.
+
+use std::collections::BTreeMap;
+
+use operon_proto::{InvocationStatus, ServerMessage};
+use operon_store::{AuditEntry, Command, Invocation, Node, RunTemplate, Store};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+
+use super::targets::{TargetError, TargetSpec};
+use crate::access::{Principal, node_request, record_denial_in};
+use crate::audit::AuditLog;
+use crate::documents::{self, RUN_SHELL_SCRIPT};
+use crate::hub::Hub;
+use crate::rate::Limit;
+use crate::service::{ServiceError, ServiceResult};
+use crate::{auth, now_millis};
+
+/// Maximum bytes of stdout and of stderr stored per node.
+pub const DEFAULT_OUTPUT_CAP: usize = 256 * 1024;
+
+/// How a command's id is made. Derived ids make creation idempotent: the
+/// same rule delivery or workflow task always names the same command, so a
+/// repeat after a crash finds it instead of running it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandId {
+    /// A new random id (`c-<16 hex>`), for a person's request.
+    Fresh,
+    /// From an event-bus delivery id (`d-...` gives `c-ev-...`).
+    Delivery(String),
+    /// From a workflow task's idempotency key (`c-<first 20 characters>`).
+    Task(String),
+}
+
+impl CommandId {
+    pub fn resolve(&self) -> String {
+        match self {
+            CommandId::Fresh => auth::new_id("c-"),
+            CommandId::Delivery(delivery) => format!("c-ev-{}", delivery.trim_start_matches("d-")),
+            CommandId::Task(key) => format!("c-{}", key.get(..20).unwrap_or(key)),
+        }
+    }
+
+    fn derived(&self) -> bool {
+        !matches!(self, CommandId::Fresh)
+    }
+}
+
+/// Who asks for a command.
+pub enum Requester<'a> {
+    /// A user or token, authorized per node now (`commands:Run` with the
+    /// node's tags); refused nodes are left out, all refused is Forbidden.
+    Principal(&'a Principal),
+    /// A non-human actor (`rule/NAME`, `execution/ID`) acting with the
+    /// authority checked when it was configured. Its commands are audited
+    /// under its name.
+    Actor(String),
+}
+
+impl Requester<'_> {
+    fn name(&self) -> String {
+        match self {
+            Requester::Principal(p) => p.name.clone(),
+            Requester::Actor(name) => name.clone(),
+        }
+    }
+}
+
+/// A command to create, with everything optional defaulted as documented.
+#[derive(Debug, Clone, Default)]
+pub struct NewCommand {
+    /// Defaults to `AWS-RunShellScript`.
+    pub document: Option<String>,
+    /// Defaults to the latest version.
+    pub document_version: Option<i64>,
+    pub parameters: Map<String, Value>,
+    pub targets: TargetSpec,
+    /// `N` or `N%`; defaults to 50.
+    pub max_concurrency: Option<String>,
+    /// `N` or `N%`; defaults to 0.
+    pub max_errors: Option<String>,
+    /// Per node; defaults to 3600.
+    pub timeout_secs: Option<i64>,
+    /// How long an offline node may take to receive it; defaults to 3600.
+    pub delivery_timeout_secs: Option<i64>,
+    pub cwd: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub user: Option<String>,
+    /// What the requester sent, kept with the command for everyone to see.
+    pub request: Value,
+}
+
+/// A node a command was not run on, and why.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RefusedTarget {
+    pub node: String,
+    pub reason: String,
+}
+
+/// A created (or, for a derived id, found) command.
+#[derive(Debug)]
+pub struct Created {
+    pub command: Command,
+    /// The nodes it runs on, by name.
+    pub targets: Vec<String>,
+    pub refused: Vec<RefusedTarget>,
+    /// False when a derived id named a command that already existed.
+    pub new: bool,
+}
+
+/// A command with its per-node invocations and counts.
+#[derive(Debug, Serialize)]
+pub struct CommandView {
+    #[serde(flatten)]
+    pub command: Command,
+    pub target_count: usize,
+    pub completed_count: usize,
+    pub error_count: usize,
+    pub invocations: Vec<Invocation>,
+}
+
+impl CommandView {
+    pub fn new(command: Command, invocations: Vec<Invocation>) -> Self {
+        let finished = || invocations.iter().filter(|i| i.status.is_final());
+        CommandView {
+            target_count: invocations.len(),
+            completed_count: finished().count(),
+            error_count: finished().filter(|i| i.status.is_error()).count(),
+            command,
+            invocations,
+        }
+    }
+}
+
+/// The commands service, over the parts of the server it uses.
+pub struct CommandService<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) hub: &'a Hub,
+    /// Wakes the dispatcher.
+    pub(crate) wake: &'a Notify,
+    pub(crate) audit: &'a AuditLog,
+    pub(crate) output_cap_bytes: usize,
+}
+
+impl CommandService<'_> {
+    /// Validate, render, target and persist a command.
+    pub async fn create(
+        &self,
+        id: CommandId,
+        new: NewCommand,
+        by: Requester<'_>,
+    ) -> ServiceResult<Created> {
+        let command_id = id.resolve();
+        if id.derived()
+            && let Some(existing) = self.store.command(&command_id).await?
+        {
+            return self.found(existing).await;
+        }
+        // Who may run where is decided before anything else is looked at.
+        let candidates = self.resolve(&new.targets).await?;
+        let (nodes, refused) = match &by {
+            Requester::Principal(principal) => self.permitted(principal, candidates).await?,
+            Requester::Actor(_) => (candidates, Vec::new()),
+        };
+        let max_concurrency = limit("max_concurrency", new.max_concurrency.clone(), "50")?;
+        let max_errors = limit("max_errors", new.max_errors.clone(), "0")?;
+        let timeout_secs = positive("timeout_secs", new.timeout_secs, 3600)?;
+        let delivery_timeout_secs =
+            positive("delivery_timeout_secs", new.delivery_timeout_secs, 3600)?;
+        let document_name = new
+            .document
+            .clone()
+            .unwrap_or_else(|| RUN_SHELL_SCRIPT.into());
+        let (version, content) =
+            load_document(self.store, &document_name, new.document_version).await?;
+        let document = documents::parse_document(&content).map_err(|e| {
+            ServiceError::invalid("InvalidDocument", format!("document {document_name}: {e}"))
+        })?;
+        let (parameters, steps) = document.render(&new.parameters).map_err(|e| {
+            ServiceError::invalid(
+                "InvalidParameters",
+                format!("parameters for {document_name}: {e}"),
+            )
+        })?;
+        let mut request = new.request;
+        if !refused.is_empty() {
+            if !request.is_object() {
+                request = json!({});
+            }
+            if let Some(map) = request.as_object_mut() {
+                map.insert("refused".into(), json!(refused));
+            }
+        }
+        let command = Command {
+            id: command_id,
+            document_name,
+            document_version: version,
+            parameters: Value::Object(parameters),
+            request,
+            run_template: RunTemplate {
+                steps,
+                cwd: new.cwd,
+                env: new.env,
+                user: new.user,
+                output_cap_bytes: self.output_cap_bytes,
+            },
+            max_concurrency,
+            max_errors,
+            timeout_secs,
+            delivery_timeout_secs,
+            status: InvocationStatus::Pending,
+            created_at: now_millis(),
+            finished_at: None,
+            cancel_requested: false,
+            requested_by: by.name(),
+        };
+        let pairs: Vec<(String, String)> = nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.name.clone()))
+            .collect();
+        if let Err(e) = self.store.insert_command(&command, &pairs).await {
+            // A derived id may race with a re-perform after a restart: the
+            // first insert wins and the second finds it.
+            if id.derived()
+                && let Ok(Some(existing)) = self.store.command(&command.id).await
+            {
+                return self.found(existing).await;
+            }
+            return Err(e.into());
+        }
+        self.wake.notify_one();
+        let targets: Vec<String> = nodes.into_iter().map(|n| n.name).collect();
+        tracing::info!(command_id = %command.id, targets = targets.len(), by = %command.requested_by, "command created");
+        if let Requester::Actor(actor) = &by {
+            self.audit_actor_run(actor, &command, &targets).await;
+        }
+        Ok(Created {
+            command,
+            targets,
+            refused,
+            new: true,
+        })
+    }
+
+    /// Ask a running command to stop: pending nodes are not started, running
+    /// ones are told to cancel. A finished command is a conflict.
+    pub async fn cancel(&self, id: &str) -> ServiceResult<()> {
+        let command = self.get(id).await?;
+        if !self.store.request_cancel(id).await? {
+            return Err(ServiceError::conflict(
+                "AlreadyFinished",
+                format!(
+                    "command {id} already finished with status {}",
+                    command.status
+                ),
+            ));
+        }
+        for invocation in self.store.invocations(id).await? {
+            if invocation.status == InvocationStatus::InProgress {
+                let message = ServerMessage::Cancel {
+                    invocation_id: invocation.invocation_id(),
+                };
+                self.hub.send(&invocation.node_id, message);
+            }
+        }
+        self.wake.notify_one();
+        tracing::info!(command_id = %id, "command cancel requested");
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> ServiceResult<Command> {
+        self.store.command(id).await?.ok_or_else(|| {
+            ServiceError::not_found("NoSuchCommand", format!("no command with id {id:?}"))
+        })
+    }
+
+    pub async fn view(&self, command: Command) -> ServiceResult<CommandView> {
+        let invocations = self.store.invocations(&command.id).await?;
+        Ok(CommandView::new(command, invocations))
+    }
+
+    /// The newest commands first, `limit` of them (1..=1000).
+    pub async fn list(&self, limit: i64) -> ServiceResult<Vec<CommandView>> {
+        let mut out = Vec::new();
+        for command in self.store.list_commands(limit.clamp(1, 1000)).await? {
+            out.push(self.view(command).await?);
+        }
+        Ok(out)
+    }
+
+    /// The nodes a target spec selects now.
+    pub async fn resolve(&self, targets: &TargetSpec) -> ServiceResult<Vec<Node>> {
+        let nodes = self.store.list_nodes().await?;
+        targets.select(&nodes).map_err(target_error)
+    }
+
+    async fn found(&self, command: Command) -> ServiceResult<Created> {
+        let invocations = self.store.invocations(&command.id).await?;
+        Ok(Created {
+            targets: invocations.into_iter().map(|i| i.node_name).collect(),
+            command,
+            refused: Vec::new(),
+            new: false,
+        })
+    }
+
+    /// Split the candidates into the nodes the principal may run commands on
+    /// and the refused ones. All refused is Forbidden (and audited); some
+    /// refused is noted in the command and its audit record.
+    async fn permitted(
+        &self,
+        principal: &Principal,
+        candidates: Vec<Node>,
+    ) -> ServiceResult<(Vec<Node>, Vec<RefusedTarget>)> {
+        let mut allowed = Vec::new();
+        let mut refused = Vec::new();
+        for node in candidates {
+            match principal.decide(&node_request(principal, "commands:Run", &node)) {
+                Ok(()) => allowed.push(node),
+                Err(reason) => refused.push(RefusedTarget {
+                    node: node.name,
+                    reason,
+                }),
+            }
+        }
+        if !refused.is_empty() {
+            let names: Vec<&str> = refused.iter().map(|r| r.node.as_str()).collect();
+            let resource = format!("node/{}", names.join(","));
+            let reason = refused[0].reason.clone();
+            record_denial_in(self.audit, principal, "commands:Run", &resource, &reason).await;
+            if allowed.is_empty() {
+                return Err(ServiceError::forbidden(format!(
+                    "{} may not commands:Run on {}: {reason}",
+                    principal.name,
+                    names.join(", ")
+                )));
+            }
+        }
+        for node in &allowed {
+            principal.allowed_action("commands:Run", &format!("node/{}", node.name));
+        }
+        Ok((allowed, refused))
+    }
+
+    /// A rule's or an execution's command is audited like a user's call.
+    async fn audit_actor_run(&self, actor: &str, command: &Command, targets: &[String]) {
+        let entry = AuditEntry {
+            actor: actor.to_string(),
+            action: "commands:Run".into(),
+            resource: format!("node/{}", targets.join(",")),
+            outcome: "allowed".into(),
+            detail: json!({
+                "command_id": command.id,
+                "document": command.document_name,
+                "document_version": command.document_version,
+                "targets": targets,
+            }),
+        };
+        if let Err(e) = self.audit.record(entry).await {
+            tracing::error!(error = %e, command_id = %command.id, "an actor's command could not be audited");
+        }
+    }
+}
+
+/// A document's version and content (the latest version unless one is named).
+pub async fn load_document(
+    store: &Store,
+    name: &str,
+    version: Option<i64>,
+) -> ServiceResult<(i64, Value)> {
+    if name == RUN_SHELL_SCRIPT {
+        return Ok((1, documents::run_shell_script_document()));
+    }
+    let doc = store
+        .document(name, version)
+        .await?
+        .ok_or_else(|| match version {
+            Some(v) => ServiceError::not_found(
+                "NoSuchDocument",
+                format!("document {name:?} has no version {v}"),
+            ),
+            None => {
+                ServiceError::not_found("NoSuchDocument", format!("no document named {name:?}"))
+            }
+        })?;
+    Ok((doc.version, doc.content))
+}
+
+/// The service error for refused targets. `code` names the rule, so callers
+/// with their own vocabulary (a runbook's `Operon.NoTargets`) can map it.
+pub fn target_error(e: TargetError) -> ServiceError {
+    let message = e.to_string();
+    match e {
+        TargetError::UnknownNode(_) => ServiceError::not_found("UnknownNode", message),
+        TargetError::RevokedNode(_) => ServiceError::invalid("RevokedNode", message),
+        TargetError::NoMatch(_) => ServiceError::invalid("NoMatchingNodes", message),
+        TargetError::Empty | TargetError::AllCombined | TargetError::BadFilter { .. } => {
+            ServiceError::invalid("InvalidTargets", message)
+        }
+    }
+}
+
+fn limit(field: &str, value: Option<String>, default: &str) -> ServiceResult<String> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    Limit::parse(&text)
+        .map_err(|e| ServiceError::invalid("InvalidLimit", format!("{field}: {e}")))?;
+    Ok(text)
+}
+
+fn positive(field: &str, value: Option<i64>, default: i64) -> ServiceResult<i64> {
+    match value {
+        None => Ok(default),
+        Some(v) if v >= 1 => Ok(v),
+        Some(v) => Err(ServiceError::invalid(
+            "InvalidLimit",
+            format!("{field} must be at least 1, got {v}"),
+        )),
+    }
+}
