@@ -1793,7 +1793,21 @@ impl Execution {
         let max = match &reader.max_items {
             Some(n) => {
                 let v = self.number(f, st, n, "MaxItems", effective)?;
-                match int_like(&v) {
+                let count = int_like(&v);
+                // A MaxItemsPath value that is not an integer is a runtime
+                // error, worded as for the Map's other `*Path` integers; a
+                // negative integer is the ItemReader's own error below.
+                if let (None, NumberField::Path(p)) = (count, n) {
+                    return Err(Failure::new(
+                        names::RUNTIME,
+                        format!(
+                            "The MaxItemsPath field refers to value \"{}\" which is not a valid integer: {}",
+                            value_text(&v),
+                            p.source()
+                        ),
+                    ));
+                }
+                match count {
                     Some(0) => None,
                     Some(x) if x > 0 => Some((x as usize).min(100_000_000)),
                     _ => {
