@@ -2151,9 +2151,14 @@ impl Execution {
     ) -> Phase {
         let run_id = self.rng.uuid_v4();
         let machine = self.machine();
-        let state_name = machine.processors[parent.processor].states[parent.state]
-            .name
-            .clone();
+        let st = &machine.processors[parent.processor].states[parent.state];
+        // The Map Run ARN names the Map by its `Label`, else by its state name.
+        let label = match &st.kind {
+            Kind::Map(spec) => spec.label.as_deref(),
+            _ => None,
+        }
+        .unwrap_or(&st.name)
+        .to_string();
         let prefix = params
             .get("Prefix")
             .and_then(Value::as_str)
@@ -2168,11 +2173,7 @@ impl Execution {
         let bucket = params.get("Bucket").cloned().unwrap_or(Value::Null);
         let map_run_arn = format!(
             "arn:aws:states:{}:{}:mapRun:{}/{}:{}",
-            self.params.region,
-            self.params.account,
-            self.params.state_machine_name,
-            state_name,
-            run_id
+            self.params.region, self.params.account, self.params.state_machine_name, label, run_id
         );
         let succeeded: Vec<Value> = results
             .into_iter()
