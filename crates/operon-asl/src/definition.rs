@@ -293,6 +293,8 @@ pub struct MapSpec {
     pub item_reader: Option<ItemReader>,
     pub item_batcher: Option<ItemBatcher>,
     pub result_writer: Option<ResultWriter>,
+    /// `Label`: replaces the state name in the Map Run ARN.
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -1074,7 +1076,16 @@ impl Builder {
         } else {
             None
         };
+        let label = match obj.get("Label") {
+            None => None,
+            Some(Value::String(l)) => Some(l.clone()),
+            Some(_) => {
+                self.err(format!("{ptr}/Label"), "'Label' must be a string");
+                None
+            }
+        };
         let spec = MapSpec {
+            label,
             processor,
             mode,
             items_path: self.path_field(obj, "ItemsPath", ptr),

@@ -36,6 +36,52 @@ pub struct ExecutionParams {
     /// alone identifies its execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_prefix: Option<String>,
+    /// The payload size quota, in bytes of compact UTF-8 JSON: Step Functions'
+    /// 256 KiB (262,144 bytes) by default. The execution input, a state's
+    /// input after `Parameters`/`Arguments` (Task, Parallel; for a Map each
+    /// iteration's input after `ItemSelector`, or as read by an `ItemReader`
+    /// or built by an `ItemBatcher`), a task's result and every state's
+    /// output must fit;
+    /// otherwise the state fails with `States.DataLimitExceeded`, which
+    /// `States.ALL` does not catch. A host may raise the quota; `u64::MAX`
+    /// turns the check off. Executions persisted before this field existed
+    /// get the default.
+    #[serde(default = "default_max_payload_bytes")]
+    pub max_payload_bytes: u64,
+}
+
+/// Step Functions' payload size quota: 256 KiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 262_144;
+
+fn default_max_payload_bytes() -> u64 {
+    DEFAULT_MAX_PAYLOAD_BYTES
+}
+
+/// Whether `v`, serialised as compact JSON, takes more than `limit` bytes.
+/// Serialisation stops as soon as the limit is passed and nothing is
+/// allocated, so the cost is bounded by the limit, not by the value.
+pub fn exceeds_payload_limit(v: &Value, limit: u64) -> bool {
+    struct Counter {
+        written: u64,
+        limit: u64,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written += buf.len() as u64;
+            if self.written > self.limit {
+                return Err(std::io::Error::other("payload limit exceeded"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    if limit == u64::MAX {
+        return false;
+    }
+    let mut counter = Counter { written: 0, limit };
+    serde_json::to_writer(&mut counter, v).is_err()
 }
 
 impl Default for ExecutionParams {
@@ -51,6 +97,7 @@ impl Default for ExecutionParams {
             record_history: true,
             max_transitions: 25_000_000,
             token_prefix: None,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
 }
@@ -349,6 +396,16 @@ impl Execution {
             effects: Vec::new(),
         };
         ex.history("ExecutionStarted", |e| e.input = Some(input.clone()));
+        if ex.too_large(&input) {
+            // Step Functions refuses such an input at StartExecution; a host
+            // that wants that checks `exceeds_payload_limit` before starting.
+            ex.fail_execution(Failure::new(
+                names::DATA_LIMIT_EXCEEDED,
+                "The execution input has a size exceeding the maximum number of bytes service limit.",
+            ));
+            let effects = std::mem::take(&mut ex.effects);
+            return (ex, effects);
+        }
         if let Some(t) = ex.machine().timeout_seconds {
             let id = ex.new_timer(after_seconds(ex.now, t));
             ex.timers.insert(id, u32::MAX);
@@ -442,6 +499,11 @@ impl Execution {
         std::mem::take(&mut self.effects)
     }
 
+    /// Whether a payload is over [`ExecutionParams::max_payload_bytes`].
+    fn too_large(&self, v: &Value) -> bool {
+        exceeds_payload_limit(v, self.params.max_payload_bytes)
+    }
+
     fn machine(&self) -> Arc<StateMachine> {
         self.machine.clone().unwrap_or_else(|| {
             Arc::new(StateMachine {
@@ -487,6 +549,19 @@ impl Execution {
             return;
         };
         let res = match (&f.phase, res) {
+            (Phase::Blocked(Block::Task { .. }), Ok(out)) if self.too_large(&out) => {
+                // "Output of a connector is larger than payload size quota."
+                let resource = match self.machine().processors[f.processor].states[f.state].kind {
+                    Kind::Task(ref spec) => spec.resource.clone(),
+                    _ => String::new(),
+                };
+                let fail = data_limit_exceeded(&resource);
+                self.history("TaskFailed", |e| {
+                    e.error = fail.error.clone();
+                    e.cause = fail.cause.clone();
+                });
+                Err(fail)
+            }
             (Phase::Blocked(Block::Task { .. }), Ok(out)) => {
                 self.history("TaskSucceeded", |e| e.output = Some(out.clone()));
                 Ok(out)
@@ -756,6 +831,15 @@ impl Execution {
                 },
                 other => other,
             };
+            // "Output of a state is larger than payload size quota."
+            let flow = match flow {
+                Flow::Next { ref output, .. }
+                    if !passes_input_through(st) && self.too_large(output) =>
+                {
+                    Flow::Raise(data_limit_exceeded(&st.name))
+                }
+                other => other,
+            };
             match flow {
                 Flow::Result(_) => unreachable_flow(),
                 Flow::Next {
@@ -1016,16 +1100,34 @@ impl Execution {
     /// The task / branch input: `Parameters` over the effective input, or `Arguments`.
     fn arguments(&mut self, f: &Frame, st: &State) -> Result<Value, Failure> {
         let effective = self.effective_input(f, st)?;
-        match (&st.parameters, st.ql) {
-            (None, _) => Ok(effective),
+        let input = match (&st.parameters, st.ql) {
+            // No larger than the state input, which was measured as the
+            // previous state's output.
+            (None, _) => return Ok(effective),
             (Some(t), QueryLanguage::JsonPath) => {
-                self.eval_template(t, f, st, &effective, None, None)
+                self.eval_template(t, f, st, &effective, None, None)?
             }
             (Some(t), QueryLanguage::Jsonata) => {
                 let states = self.states_value(f, st, &[]);
-                self.eval_template(t, f, st, &effective, Some(&states), None)
+                self.eval_template(t, f, st, &effective, Some(&states), None)?
             }
+        };
+        self.check_input_size(st, input)
+    }
+
+    /// "After `Parameters` processing, the input of a state is larger than
+    /// the payload size quota": `States.DataLimitExceeded`.
+    fn check_input_size(&self, st: &State, input: Value) -> Result<Value, Failure> {
+        if self.too_large(&input) {
+            return Err(Failure::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The state/task '{}' has an input with a size exceeding the maximum number of bytes service limit.",
+                    st.name
+                ),
+            ));
         }
+        Ok(input)
     }
 
     fn exec_fail(
@@ -1538,18 +1640,24 @@ impl Execution {
         item: &Value,
     ) -> Result<Value, Failure> {
         let Some(t) = &spec.item_selector else {
+            // Items read by an ItemReader, or batched, were not part of a
+            // measured payload; items from the state input were.
+            if spec.item_reader.is_some() || spec.item_batcher.is_some() {
+                return self.check_input_size(st, item.clone());
+            }
             return Ok(item.clone());
         };
-        match st.ql {
+        let selected = match st.ql {
             QueryLanguage::JsonPath => {
-                self.eval_template(t, f, st, effective, None, Some((i, item)))
+                self.eval_template(t, f, st, effective, None, Some((i, item)))?
             }
             QueryLanguage::Jsonata => {
                 let mut states = self.states_value(f, st, &[]);
                 states["context"]["Map"] = json!({ "Item": { "Index": i, "Value": item } });
-                self.eval_template(t, f, st, effective, Some(&states), Some((i, item)))
+                self.eval_template(t, f, st, effective, Some(&states), Some((i, item)))?
             }
-        }
+        };
+        self.check_input_size(st, selected)
     }
 
     fn batch(
@@ -1685,7 +1793,21 @@ impl Execution {
         let max = match &reader.max_items {
             Some(n) => {
                 let v = self.number(f, st, n, "MaxItems", effective)?;
-                match int_like(&v) {
+                let count = int_like(&v);
+                // A MaxItemsPath value that is not an integer is a runtime
+                // error, worded as for the Map's other `*Path` integers; a
+                // negative integer is the ItemReader's own error below.
+                if let (None, NumberField::Path(p)) = (count, n) {
+                    return Err(Failure::new(
+                        names::RUNTIME,
+                        format!(
+                            "The MaxItemsPath field refers to value \"{}\" which is not a valid integer: {}",
+                            value_text(&v),
+                            p.source()
+                        ),
+                    ));
+                }
+                match count {
                     Some(0) => None,
                     Some(x) if x > 0 => Some((x as usize).min(100_000_000)),
                     _ => {
@@ -1776,7 +1898,7 @@ impl Execution {
         st: &State,
         fail: Failure,
     ) -> Result<bool, Failure> {
-        if !fail.is_terminal() {
+        if !fail.is_uncatchable() {
             if f.attempts.len() < st.retry.len() {
                 f.attempts.resize(st.retry.len(), 0);
             }
@@ -1814,6 +1936,9 @@ impl Execution {
             {
                 self.failed_events(st, &fail);
                 let (output, assigned) = self.catch_output(f, st, c, &fail)?;
+                if self.too_large(&output) {
+                    return Err(data_limit_exceeded(&st.name));
+                }
                 if let Some(a) = &assigned {
                     for (k, v) in a {
                         f.vars.insert(k.clone(), v.clone());
@@ -2026,9 +2151,14 @@ impl Execution {
     ) -> Phase {
         let run_id = self.rng.uuid_v4();
         let machine = self.machine();
-        let state_name = machine.processors[parent.processor].states[parent.state]
-            .name
-            .clone();
+        let st = &machine.processors[parent.processor].states[parent.state];
+        // The Map Run ARN names the Map by its `Label`, else by its state name.
+        let label = match &st.kind {
+            Kind::Map(spec) => spec.label.as_deref(),
+            _ => None,
+        }
+        .unwrap_or(&st.name)
+        .to_string();
         let prefix = params
             .get("Prefix")
             .and_then(Value::as_str)
@@ -2043,11 +2173,7 @@ impl Execution {
         let bucket = params.get("Bucket").cloned().unwrap_or(Value::Null);
         let map_run_arn = format!(
             "arn:aws:states:{}:{}:mapRun:{}/{}:{}",
-            self.params.region,
-            self.params.account,
-            self.params.state_machine_name,
-            state_name,
-            run_id
+            self.params.region, self.params.account, self.params.state_machine_name, label, run_id
         );
         let succeeded: Vec<Value> = results
             .into_iter()
@@ -2141,6 +2267,31 @@ fn float_like(v: &Value) -> Option<f64> {
     }
 }
 
+/// Whether the state's output is its input, unchanged: a Pass (without
+/// `Result`), Wait, Succeed or JSONPath Choice state that selects nothing
+/// (`InputPath`, `OutputPath` and `ResultPath` absent or `$`, or `ResultPath`
+/// null) and adds nothing (no `Parameters` or JSONata `Output`). Its input
+/// was measured already, as the previous state's output, so its output needs
+/// no second measurement.
+fn passes_input_through(st: &State) -> bool {
+    let whole = |p: &PathField| match p {
+        PathField::Default => true,
+        PathField::Path(p) => p.is_root_only() && *p.root() == crate::jsonpath::Root::Input,
+        PathField::Null => false,
+    };
+    let kind = match &st.kind {
+        Kind::Pass { result: None } | Kind::Wait(_) | Kind::Succeed => true,
+        // JSONata Choice rules may have their own `Output`.
+        Kind::Choice(_) => st.ql == QueryLanguage::JsonPath,
+        _ => false,
+    };
+    let paths = st.ql == QueryLanguage::Jsonata
+        || (whole(&st.input_path)
+            && whole(&st.output_path)
+            && (whole(&st.result_path) || matches!(st.result_path, PathField::Null)));
+    kind && paths && st.parameters.is_none() && st.result_selector.is_none() && st.output.is_none()
+}
+
 /// `$$.State.RetryCount` exists for the states that can retry.
 fn retry_count_of(f: &Frame, st: &State) -> Option<u32> {
     matches!(
@@ -2221,11 +2372,25 @@ fn wait_seconds(field: &NumberField, v: &Value, ql: QueryLanguage) -> Result<i64
     }
 }
 
-/// Does an `ErrorEquals` list match this error name?
+/// `States.DataLimitExceeded` for a state or task whose result is too large
+/// (the wording Step Functions uses; `who` is the state name, or the
+/// resource for a task's own result).
+fn data_limit_exceeded(who: &str) -> Failure {
+    Failure::new(
+        names::DATA_LIMIT_EXCEEDED,
+        format!(
+            "The state/task '{who}' returned a result with a size exceeding the maximum number of bytes service limit."
+        ),
+    )
+}
+
+/// Does an `ErrorEquals` list match this error name? `States.ALL` matches
+/// everything but the terminal errors (`States.Runtime`,
+/// `States.DataLimitExceeded`); those match only when named.
 pub fn error_matches(list: &[String], name: &str) -> bool {
     list.iter().any(|e| {
         e == name
-            || e == names::ALL
+            || (e == names::ALL && name != names::RUNTIME && name != names::DATA_LIMIT_EXCEEDED)
             || (e == names::TASK_FAILED && !name.starts_with("States.") && !name.is_empty())
             || (e == names::TIMEOUT && name == names::HEARTBEAT_TIMEOUT)
     })

@@ -57,7 +57,17 @@ impl Failure {
         serde_json::Value::Object(m)
     }
 
-    /// True for errors that no Retry or Catch may handle.
+    /// True for errors that no Retry or Catch may handle, even by name:
+    /// `States.Runtime` ("isn't retriable, and will always cause the
+    /// execution to fail").
+    pub fn is_uncatchable(&self) -> bool {
+        self.error.as_deref() == Some(names::RUNTIME)
+    }
+
+    /// True for the terminal errors, `States.Runtime` and
+    /// `States.DataLimitExceeded`: `States.ALL` does not match them (only a
+    /// Retry or Catch that names `States.DataLimitExceeded` handles it), and
+    /// they fail a Map regardless of its tolerated failures.
     pub fn is_terminal(&self) -> bool {
         matches!(
             self.error.as_deref(),

@@ -69,6 +69,15 @@ fn parse_csv(body: &str, reader: &ItemReader, delim: char) -> Result<Vec<Value>,
     } else {
         rows.remove(0)
     };
+    // Each header names a field of the item object, so the names must be
+    // distinct, whether given in CSVHeaders or read from the first row.
+    let mut seen = std::collections::HashSet::with_capacity(headers.len());
+    if !headers.iter().all(|h| seen.insert(h.as_str())) {
+        return Err(Failure::new(
+            names::ITEM_READER_FAILED,
+            "CSV headers cannot contain duplicates.",
+        ));
+    }
     Ok(rows
         .into_iter()
         .map(|row| {

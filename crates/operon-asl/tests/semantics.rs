@@ -179,3 +179,33 @@ fn choice_runtime_errors_name_the_path_and_the_state() {
         )
     );
 }
+
+#[test]
+fn the_map_run_arn_names_the_label_or_else_the_state() {
+    let def = |label: Option<&str>| {
+        let mut def = json!({"StartAt": "M", "States": {"M": {"Type": "Map",
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "out"}},
+            "End": true}}});
+        if let Some(l) = label {
+            def["States"]["M"]["Label"] = json!(l);
+        }
+        def
+    };
+    // arn:aws:states:<region>:<account>:mapRun:<stateMachineName>/<label>:<uuid>
+    let prefix = "arn:aws:states:us-east-1:111111111111:mapRun:local-state-machine/";
+    for (label, name) in [(Some("demoLabel"), "demoLabel"), (None, "M")] {
+        let mut host = MemoryHost::default();
+        let r = run_with(def(label), json!([1, 2]), &mut host, 1);
+        let arn = r.outcome.output.expect("output")["MapRunArn"]
+            .as_str()
+            .expect("MapRunArn")
+            .to_string();
+        let run_id = arn
+            .strip_prefix(&format!("{prefix}{name}:"))
+            .unwrap_or_else(|| panic!("{arn} should name {name}"));
+        assert_eq!(run_id.len(), 36, "a UUID: {arn}");
+        let manifest = &host.written.last().expect("manifest").1;
+        assert_eq!(manifest["MapRunArn"], json!(arn));
+    }
+}

@@ -209,3 +209,14 @@ fn task_timeouts() {
         "positive",
     );
 }
+
+#[test]
+fn map_label_must_be_a_string() {
+    has(
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "Label": 7,
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+            "End": true}}}),
+        "/States/M/Label",
+        "'Label' must be a string",
+    );
+}
