@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub tls: tls::TlsMode,
     /// Unauthenticated refusals audited one by one per source address.
     pub refusal_rate: refusals::RefusalRate,
+    /// Largest execution input and state input/output of a runbook, in bytes
+    /// (AWS's 256 KiB by default); larger fails with `States.DataLimitExceeded`.
+    pub max_payload_bytes: u64,
 }
 
 impl ServerConfig {
@@ -79,6 +82,7 @@ impl ServerConfig {
             output_cap_bytes: DEFAULT_OUTPUT_CAP,
             tls: tls::TlsMode::Off,
             refusal_rate: refusals::RefusalRate::default(),
+            max_payload_bytes: operon_asl::engine::DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
 }

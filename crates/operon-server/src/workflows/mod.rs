@@ -151,6 +151,14 @@ pub(crate) async fn start_with_parent(
     if let Some(name) = &name {
         validate_name("execution", name)?;
     }
+    // As StartExecution on AWS: an input over the payload quota is refused
+    // before anything starts (the engine would fail it at once).
+    let limit = state.config.max_payload_bytes;
+    if operon_asl::engine::exceeds_payload_limit(&input, limit) {
+        return Err(ApiError::invalid(format!(
+            "States.DataLimitExceeded: the execution input is larger than {limit} bytes"
+        )));
+    }
     let record = state
         .store
         .workflow(workflow)
@@ -221,4 +229,49 @@ pub(crate) fn execution_view(e: &ExecutionRecord) -> Value {
         "redriveCount": e.redrive_count,
         "parentTaskToken": e.parent_token,
     })
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use serde_json::{Value, json};
+
+    /// The server refuses a start whose input is over its payload limit, and
+    /// the limit is the server's option.
+    #[tokio::test]
+    async fn an_input_over_the_payload_limit_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config =
+            crate::ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().into());
+        config.max_payload_bytes = 1000;
+        let server = crate::start(config).await.unwrap();
+        let client = reqwest::Client::new();
+        let token = server.new_admin_token.clone().unwrap();
+        let post = |path: &str, body: Value| {
+            client
+                .post(format!("{}{path}", server.url()))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+        };
+        let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+        let created = post(
+            "/v1/workflows",
+            json!({"name": "wf", "definition": definition}),
+        )
+        .await
+        .unwrap();
+        assert!(created.status().is_success(), "{}", created.status());
+        let big = json!({"blob": "x".repeat(2000)});
+        let refused = post("/v1/workflows/wf/executions", json!({"input": big}))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+        let body: Value = refused.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("States.DataLimitExceeded"), "{message}");
+        let small = post("/v1/workflows/wf/executions", json!({"input": {"a": 1}}))
+            .await
+            .unwrap();
+        assert!(small.status().is_success(), "{}", small.status());
+    }
 }

@@ -289,6 +289,7 @@ impl Runner {
             start_time_millis: now,
             seed: rand::rng().next_u64(),
             token_prefix: Some(format!("{id}.{}", hex::encode(secret))),
+            max_payload_bytes: self.state.config.max_payload_bytes,
             ..ExecutionParams::default()
         };
         let (ex, effects) = Execution::start(machine, req.input.clone(), params);

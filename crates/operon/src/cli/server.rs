@@ -45,12 +45,17 @@ pub struct ServerArgs {
     /// ... refilled at this many per minute.
     #[arg(long, default_value_t = operon_server::refusals::RefusalRate::default().per_minute)]
     pub refusals_per_minute: u32,
+    /// Largest runbook execution input and state input/output, in bytes;
+    /// larger fails with States.DataLimitExceeded (AWS's quota is 256 KiB).
+    #[arg(long, default_value_t = operon_asl::engine::DEFAULT_MAX_PAYLOAD_BYTES)]
+    pub max_payload_bytes: u64,
 }
 
 impl ServerArgs {
     pub fn config(&self) -> ServerConfig {
         let mut config = ServerConfig::new(self.listen, self.data_dir.clone());
         config.heartbeat_secs = self.heartbeat_secs.max(1);
+        config.max_payload_bytes = self.max_payload_bytes;
         config.refusal_rate = operon_server::refusals::RefusalRate {
             burst: self.refusal_burst,
             per_minute: self.refusals_per_minute,

@@ -75,6 +75,10 @@ mod run_local {
         /// Stop after this many state transitions.
         #[arg(long, default_value_t = 25_000_000)]
         max_transitions: u64,
+        /// Largest execution input and state input/output, in bytes; larger
+        /// fails with States.DataLimitExceeded (AWS's quota is 256 KiB).
+        #[arg(long, default_value_t = operon_asl::engine::DEFAULT_MAX_PAYLOAD_BYTES)]
+        max_payload_bytes: u64,
     }
 
     pub fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
@@ -135,6 +139,7 @@ mod run_local {
             seed: args.seed,
             record_history: args.history,
             max_transitions: args.max_transitions,
+            max_payload_bytes: args.max_payload_bytes,
             ..ExecutionParams::default()
         }
     }
