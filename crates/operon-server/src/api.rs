@@ -57,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::events::http::public())
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::map_response(crate::error::json_errors))
         .with_state(state)
 }
 
@@ -714,5 +715,66 @@ mod flood_tests {
                 .take_summaries(crate::now_millis())
                 .is_empty()
         );
+    }
+}
+
+#[cfg(test)]
+mod rejection_tests {
+    use serde_json::Value;
+
+    /// Errors raised by the framework before a handler runs are the
+    /// documented JSON error body too.
+    #[tokio::test]
+    async fn framework_rejections_are_json_error_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().into());
+        let server = crate::start(config).await.unwrap();
+        let token = server.new_admin_token.clone().unwrap();
+        let client = reqwest::Client::new();
+        let url = |path: &str| format!("{}{path}", server.url());
+        let cases = [
+            (
+                client.post(url("/v1/commands")).body("{}"),
+                415,
+                "UnsupportedMediaType",
+            ),
+            (
+                client
+                    .post(url("/v1/commands"))
+                    .header("content-type", "application/json")
+                    .body("{not json"),
+                400,
+                "ValidationError",
+            ),
+            (
+                client
+                    .post(url("/v1/workflows"))
+                    .header("content-type", "application/json")
+                    .body(r#"{"name": "x"}"#),
+                422,
+                "ValidationError",
+            ),
+            (
+                client.get(url("/v1/commands?limit=abc")),
+                400,
+                "ValidationError",
+            ),
+            (client.delete(url("/v1/commands")), 405, "MethodNotAllowed"),
+        ];
+        for (request, status, code) in cases {
+            let response = request.bearer_auth(&token).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), status);
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert_eq!(content_type, "application/json", "{status}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], code, "{body}");
+            assert!(
+                !body["error"]["message"].as_str().unwrap().is_empty(),
+                "{body}"
+            );
+        }
     }
 }
