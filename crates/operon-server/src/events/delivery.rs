@@ -298,7 +298,10 @@ pub async fn start_workflow_target(
 ) -> Result<(), TargetError> {
     let name = execution_name(name);
     match crate::workflows::start_execution(state, workflow, input, Some(name), started_by).await {
-        Ok(_) => Ok(()),
+        Ok(started) => {
+            crate::workflows::audit_actor_start(state, started_by, workflow, &started).await;
+            Ok(())
+        }
         // The name is the delivery's: an execution with it means an earlier
         // attempt started it.
         Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(()),

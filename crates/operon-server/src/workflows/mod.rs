@@ -179,6 +179,31 @@ pub(crate) async fn start_with_parent(
         .await
 }
 
+/// An execution started by a non-human actor (`rule/NAME`,
+/// `execution/ID`) is audited under the actor's name, as a user's start is
+/// audited by the API.
+pub(crate) async fn audit_actor_start(
+    state: &AppState,
+    actor: &str,
+    workflow: &str,
+    started: &Value,
+) {
+    let entry = operon_store::AuditEntry {
+        actor: actor.to_string(),
+        action: "workflows:StartExecution".into(),
+        resource: format!("workflow/{workflow}"),
+        outcome: "allowed".into(),
+        detail: serde_json::json!({
+            "execution_id": started["executionId"],
+            "name": started["name"],
+            "version": started["version"],
+        }),
+    };
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(error = %e, %actor, %workflow, "an actor's execution start could not be audited");
+    }
+}
+
 /// Workflow and execution names: 1 to 80 of letters, digits, `-` and `_`
 /// (as Step Functions allows); `kind` names which in the error.
 pub(crate) fn validate_name(kind: &str, name: &str) -> ApiResult<()> {
@@ -235,10 +260,10 @@ pub(crate) fn execution_view(e: &ExecutionRecord) -> Value {
 mod payload_tests {
     use serde_json::{Value, json};
 
-    /// The server refuses a start whose input is over its payload limit, and
-    /// the limit is the server's option.
+    /// The server refuses a start whose input is over its payload limit (the
+    /// server's option), and a start made by a runbook is audited.
     #[tokio::test]
-    async fn an_input_over_the_payload_limit_is_refused_at_start() {
+    async fn an_input_over_the_payload_limit_is_refused_and_actor_starts_are_audited() {
         let dir = tempfile::tempdir().unwrap();
         let mut config =
             crate::ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().into());
@@ -273,5 +298,45 @@ mod payload_tests {
             .await
             .unwrap();
         assert!(small.status().is_success(), "{}", small.status());
+
+        // A runbook starting another is audited as the parent execution.
+        let parent = json!({"StartAt": "Child", "States": {"Child": {"Type": "Task",
+            "Resource": "operon:startExecution.sync",
+            "Parameters": {"StateMachine": "wf", "Input": {"from": "parent"}}, "End": true}}});
+        let created = post(
+            "/v1/workflows",
+            json!({"name": "parent", "definition": parent}),
+        )
+        .await
+        .unwrap();
+        assert!(created.status().is_success(), "{}", created.status());
+        let started: Value = post("/v1/workflows/parent/executions", json!({"input": {}}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let actor = format!("execution/{}", started["executionId"].as_str().unwrap());
+        let state = server.state();
+        let mut records = Vec::new();
+        for _ in 0..200 {
+            records = state
+                .store
+                .list_audit(&operon_store::AuditFilter {
+                    actor: Some(actor.clone()),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            if !records.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0].action, "workflows:StartExecution");
+        assert_eq!(records[0].resource, "workflow/wf");
+        assert!(records[0].detail["execution_id"].is_string());
     }
 }

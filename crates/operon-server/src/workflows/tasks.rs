@@ -533,16 +533,18 @@ async fn start_execution(
         Some(Value::String(s)) => s.clone(),
         _ => format!("child-{}", &task.idempotency_key[..20]),
     };
+    let actor = format!("execution/{}", task.execution_id);
     let started = super::start_with_parent(
         state,
         workflow,
         child_input,
         Some(name),
-        &format!("execution/{}", task.execution_id),
+        &actor,
         Some(task.token.clone()),
     )
     .await
     .map_err(|e| ("Operon.StartExecutionFailed", e.message))?;
+    super::audit_actor_start(state, &actor, workflow, &started).await;
     let child_id = started["executionId"]
         .as_str()
         .unwrap_or_default()
