@@ -41,14 +41,11 @@ impl ApiError {
     }
 }
 
+/// A store conflict (a unique name taken) is the caller's 409; any other
+/// store failure is a logged 500 (see `ServiceError`'s conversion).
 impl From<operon_store::StoreError> for ApiError {
     fn from(err: operon_store::StoreError) -> Self {
-        tracing::error!(error = %err, "store error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "internal storage error; see the server log",
-        )
+        crate::service::ServiceError::from(err).into()
     }
 }
 

@@ -19,6 +19,7 @@ use super::envelope::{self, Envelope};
 use super::signing;
 use super::targets::{CompiledTarget, RetryPolicy, RunCommandTarget, TargetKind};
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
+use crate::service::{ErrorKind, ServiceError};
 use crate::{AppState, now_millis};
 
 /// Deliveries performed at once (also the most claimed in one transaction:
@@ -274,21 +275,11 @@ async fn post_webhook(
     if status.is_success() {
         return Ok(());
     }
-    let message = format!("POST {url}: HTTP {}", status.as_u16());
-    // As EventBridge API destinations: 429 and 5xx are retried, other 4xx not.
-    if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
-        Err(TargetError::retryable(message))
-    } else {
-        Err(TargetError::permanent(message))
-    }
+    Err(webhook_failure(url, status.as_u16()))
 }
 
 /// Start a workflow execution for a rule target. The execution name is the
 /// delivery id, so a repeated delivery finds the execution already started.
-///
-/// Workflow execution is built separately; until it is wired in here every
-/// call fails retryably (the delivery is retried, then dead-lettered, and a
-/// redrive after the upgrade delivers it).
 pub async fn start_workflow_target(
     state: &AppState,
     workflow: &str,
@@ -304,15 +295,31 @@ pub async fn start_workflow_target(
         }
         // The name is the delivery's: an execution with it means an earlier
         // attempt started it.
-        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(()),
-        Err(e) if e.status.is_client_error() => Err(TargetError::permanent(format!(
-            "starting workflow {workflow}: {}",
-            e.message
-        ))),
-        Err(e) => Err(TargetError::retryable(format!(
-            "starting workflow {workflow}: {}",
-            e.message
-        ))),
+        Err(e) if e.kind == ErrorKind::Conflict => Ok(()),
+        Err(e) => Err(service_failure(&format!("starting workflow {workflow}"), e)),
+    }
+}
+
+/// A service's refusal as a delivery outcome: transient kinds (the runner
+/// stopped, a storage fault) are retried; the rest cannot succeed by
+/// retrying and go to the dead letters.
+fn service_failure(context: &str, e: ServiceError) -> TargetError {
+    let message = format!("{context}: {}", e.message);
+    if e.kind.is_transient() {
+        TargetError::retryable(message)
+    } else {
+        TargetError::permanent(message)
+    }
+}
+
+/// A webhook's HTTP answer other than 2xx, as EventBridge API destinations
+/// treat it: 408, 429 and 5xx are retried, other statuses are not.
+fn webhook_failure(url: &str, status: u16) -> TargetError {
+    let message = format!("POST {url}: HTTP {status}");
+    if status == 429 || status == 408 || (500..600).contains(&status) {
+        TargetError::retryable(message)
+    } else {
+        TargetError::permanent(message)
     }
 }
 
@@ -380,8 +387,7 @@ async fn run_command(
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if e.kind.is_transient() => Err(TargetError::retryable(e.message)),
-        Err(e) => Err(TargetError::permanent(e.message)),
+        Err(e) => Err(service_failure("running the command", e)),
     }
 }
 
@@ -404,4 +410,48 @@ async fn put_on_bus(state: &AppState, bus: &str, event: &Value) -> Result<(), Ta
     super::accept(state, vec![env])
         .await
         .map_err(|e| TargetError::retryable(e.message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_refusals_are_retried_only_when_transient() {
+        let cases = [
+            (ErrorKind::NotFound, false),
+            (ErrorKind::Invalid, false),
+            (ErrorKind::Conflict, false),
+            (ErrorKind::Forbidden, false),
+            (ErrorKind::Unavailable, true),
+            (ErrorKind::Internal, true),
+        ];
+        for (kind, retryable) in cases {
+            let e = service_failure("starting workflow w", ServiceError::new(kind, "X", "why"));
+            assert_eq!(e.retryable, retryable, "{kind}");
+            assert_eq!(e.message, "starting workflow w: why");
+        }
+    }
+
+    #[test]
+    fn webhook_statuses_are_classified_as_eventbridge_does() {
+        for status in [408, 429, 500, 502, 503, 599] {
+            assert!(webhook_failure("u", status).retryable, "{status}");
+        }
+        for status in [300, 400, 401, 403, 404, 410, 413, 422] {
+            assert!(!webhook_failure("u", status).retryable, "{status}");
+        }
+        assert_eq!(
+            webhook_failure("http://x/y", 404).message,
+            "POST http://x/y: HTTP 404"
+        );
+    }
+
+    #[test]
+    fn execution_names_from_delivery_ids_are_valid_names() {
+        assert_eq!(execution_name("d-ab12.cd"), "d-ab12-cd");
+        let long = "d-".to_string() + &"x".repeat(200);
+        assert_eq!(execution_name(&long).len(), 80);
+        assert!(crate::workflows::validate_name("execution", &execution_name("d-é/ü:1")).is_ok());
+    }
 }

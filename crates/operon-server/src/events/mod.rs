@@ -30,7 +30,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::service::{ErrorKind, ServiceError, ServiceResult};
 use envelope::{Envelope, PutEntry};
 use signing::SealKey;
 use targets::{CompiledTarget, TargetSpec};
@@ -122,10 +122,13 @@ impl EventBus {
     }
 
     /// The bus a request names (`default` when it names none), if it exists.
-    pub(crate) fn require_bus(&self, bus: Option<String>) -> ApiResult<String> {
+    pub(crate) fn require_bus(&self, bus: Option<String>) -> ServiceResult<String> {
         let bus = bus.unwrap_or_else(|| envelope::DEFAULT_BUS.to_string());
         if !self.bus_exists(&bus) {
-            return Err(ApiError::invalid(format!("bus {bus} does not exist")));
+            return Err(ServiceError::invalid(
+                "ValidationError",
+                format!("bus {bus} does not exist"),
+            ));
         }
         Ok(bus)
     }
@@ -235,7 +238,7 @@ impl EventBus {
 
 /// Match, persist (with deliveries) and announce checked envelopes. Returns
 /// once everything is committed.
-pub async fn accept(state: &AppState, envelopes: Vec<Envelope>) -> ApiResult<()> {
+pub async fn accept(state: &AppState, envelopes: Vec<Envelope>) -> ServiceResult<()> {
     accept_for_rules(state, envelopes, None, None).await
 }
 
@@ -245,7 +248,7 @@ pub async fn accept_audited(
     state: &AppState,
     envelopes: Vec<Envelope>,
     audit: operon_store::AuditEntry,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     accept_for_rules(state, envelopes, None, Some(audit)).await
 }
 
@@ -255,7 +258,7 @@ pub async fn accept_for_rules(
     envelopes: Vec<Envelope>,
     only: Option<&[String]>,
     audit: Option<operon_store::AuditEntry>,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     let now = crate::now_millis();
     let mut scratch = Scratch::default();
     let mut batch = Vec::with_capacity(envelopes.len());
@@ -280,13 +283,12 @@ pub async fn accept_for_rules(
             body: Arc::from(e.body.as_str()),
         })
         .collect();
-    state.events.writer.write(batch, audit).await.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            e,
-        )
-    })?;
+    state
+        .events
+        .writer
+        .write(batch, audit)
+        .await
+        .map_err(|e| ServiceError::new(ErrorKind::Internal, "InternalError", e))?;
     if any_delivery {
         state.events.wake.notify_one();
     }
@@ -304,15 +306,16 @@ pub async fn emit(
     source: &str,
     detail_type: &str,
     detail: Value,
-) -> ApiResult<String> {
+) -> ServiceResult<String> {
     let entry = PutEntry {
         source: Some(source.to_string()),
         detail_type: Some(detail_type.to_string()),
         detail: Some(detail.to_string()),
         ..PutEntry::default()
     };
-    let env = envelope::envelope(&entry, crate::now_millis())
-        .map_err(|e| ApiError::invalid(format!("{}: {}", e.code, e.message)))?;
+    let env = envelope::envelope(&entry, crate::now_millis()).map_err(|e| {
+        ServiceError::invalid("ValidationError", format!("{}: {}", e.code, e.message))
+    })?;
     let id = env.id.clone();
     accept(state, vec![env]).await?;
     Ok(id)
@@ -463,16 +466,19 @@ pub(crate) fn pattern_text(pattern: Option<Value>) -> Option<String> {
 }
 
 /// Rule, bus, archive and webhook names: 1-64 of letters, digits, `.-_`.
-pub fn check_name(kind: &str, name: &str) -> ApiResult<()> {
+pub fn check_name(kind: &str, name: &str) -> ServiceResult<()> {
     if name.is_empty()
         || name.len() > 64
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        return Err(ApiError::invalid(format!(
-            "{kind} name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
-        )));
+        return Err(ServiceError::invalid(
+            "ValidationError",
+            format!(
+                "{kind} name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
+            ),
+        ));
     }
     Ok(())
 }

@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::service::{ErrorKind, ServiceError, ServiceResult};
 
 pub use runner::Msg;
 
@@ -78,18 +78,18 @@ impl Workflows {
 
     async fn ask<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<ApiResult<T>>) -> Msg,
-    ) -> ApiResult<T> {
+        make: impl FnOnce(oneshot::Sender<ServiceResult<T>>) -> Msg,
+    ) -> ServiceResult<T> {
         let (reply, answer) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
 
-fn stopped() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "Unavailable",
+fn stopped() -> ServiceError {
+    ServiceError::new(
+        ErrorKind::Unavailable,
+        "RunnerStopped",
         "the workflow runner has stopped",
     )
 }
@@ -136,7 +136,7 @@ pub async fn start_execution(
     input: Value,
     name: Option<String>,
     started_by: &str,
-) -> ApiResult<Value> {
+) -> ServiceResult<Value> {
     start_with_parent(state, workflow, input, name, started_by, None).await
 }
 
@@ -147,7 +147,7 @@ pub(crate) async fn start_with_parent(
     name: Option<String>,
     started_by: &str,
     parent_token: Option<String>,
-) -> ApiResult<Value> {
+) -> ServiceResult<Value> {
     if let Some(name) = &name {
         validate_name("execution", name)?;
     }
@@ -155,15 +155,14 @@ pub(crate) async fn start_with_parent(
     // before anything starts (the engine would fail it at once).
     let limit = state.config.max_payload_bytes;
     if operon_asl::engine::exceeds_payload_limit(&input, limit) {
-        return Err(ApiError::invalid(format!(
-            "States.DataLimitExceeded: the execution input is larger than {limit} bytes"
-        )));
+        return Err(ServiceError::invalid(
+            "ValidationError",
+            format!("States.DataLimitExceeded: the execution input is larger than {limit} bytes"),
+        ));
     }
-    let record = state
-        .store
-        .workflow(workflow)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no workflow named {workflow:?}")))?;
+    let record = state.store.workflow(workflow).await?.ok_or_else(|| {
+        ServiceError::not_found("NotFound", format!("no workflow named {workflow:?}"))
+    })?;
     let request = runner::StartRequest {
         workflow: record.name,
         version: record.version,
@@ -206,7 +205,7 @@ pub(crate) async fn audit_actor_start(
 
 /// Workflow and execution names: 1 to 80 of letters, digits, `-` and `_`
 /// (as Step Functions allows); `kind` names which in the error.
-pub(crate) fn validate_name(kind: &str, name: &str) -> ApiResult<()> {
+pub(crate) fn validate_name(kind: &str, name: &str) -> ServiceResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 80
         && name
@@ -215,9 +214,10 @@ pub(crate) fn validate_name(kind: &str, name: &str) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(format!(
-            "invalid {kind} name {name:?}: 1 to 80 of letters, digits, '-' and '_'"
-        )))
+        Err(ServiceError::invalid(
+            "ValidationError",
+            format!("invalid {kind} name {name:?}: 1 to 80 of letters, digits, '-' and '_'"),
+        ))
     }
 }
 

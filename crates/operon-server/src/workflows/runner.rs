@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::tasks::{self, Base};
 use super::{RUNNING, execution_view, on_status_change};
-use crate::error::{ApiError, ApiResult};
+use crate::service::{ErrorKind, ServiceError, ServiceResult};
 use crate::{AppState, auth, now_millis};
 
 /// Most messages stepped and committed together.
@@ -54,7 +54,7 @@ pub struct StartRequest {
 /// boxing the larger variant would buy nothing.)
 #[allow(clippy::large_enum_variant)]
 pub enum Msg {
-    Start(Box<StartRequest>, oneshot::Sender<ApiResult<Value>>),
+    Start(Box<StartRequest>, oneshot::Sender<ServiceResult<Value>>),
     /// Feed an event to an execution. `decision` (an approval's answer) is
     /// written in the same step. Without `reply` the event is internal
     /// (a timer or a performer's outcome) and is retried if the commit fails.
@@ -62,11 +62,11 @@ pub enum Msg {
         execution_id: String,
         event: Event,
         decision: Option<ApprovalDecision>,
-        reply: Option<oneshot::Sender<ApiResult<()>>>,
+        reply: Option<oneshot::Sender<ServiceResult<()>>>,
     },
     Redrive {
         execution_id: String,
-        reply: oneshot::Sender<ApiResult<Value>>,
+        reply: oneshot::Sender<ServiceResult<Value>>,
     },
 }
 
@@ -77,8 +77,8 @@ struct Live {
 }
 
 enum Reply {
-    Value(oneshot::Sender<ApiResult<Value>>, Value),
-    Unit(oneshot::Sender<ApiResult<()>>),
+    Value(oneshot::Sender<ServiceResult<Value>>, Value),
+    Unit(oneshot::Sender<ServiceResult<()>>),
 }
 
 #[derive(Default)]
@@ -219,7 +219,7 @@ impl Runner {
         }
     }
 
-    async fn machine(&mut self, workflow: &str, version: i64) -> ApiResult<Arc<StateMachine>> {
+    async fn machine(&mut self, workflow: &str, version: i64) -> ServiceResult<Arc<StateMachine>> {
         let key = (workflow.to_string(), version);
         if let Some(m) = self.machines.get(&key) {
             return Ok(m.clone());
@@ -230,24 +230,37 @@ impl Runner {
             .workflow_definition(workflow, version)
             .await?
             .ok_or_else(|| {
-                ApiError::not_found(format!("workflow {workflow:?} has no version {version}"))
+                ServiceError::not_found(
+                    "NotFound",
+                    format!("workflow {workflow:?} has no version {version}"),
+                )
             })?;
         let machine = Arc::new(StateMachine::from_value(&definition).map_err(|e| {
-            ApiError::invalid(format!("workflow {workflow:?} version {version}: {e}"))
+            ServiceError::invalid(
+                "ValidationError",
+                format!("workflow {workflow:?} version {version}: {e}"),
+            )
         })?);
         self.machines.insert(key, machine.clone());
         Ok(machine)
     }
 
     /// Returns `None` when the answer was already sent (an existing execution).
-    async fn start(&mut self, req: StartRequest, batch: &mut Batch) -> ApiResult<Option<Value>> {
+    async fn start(
+        &mut self,
+        req: StartRequest,
+        batch: &mut Batch,
+    ) -> ServiceResult<Option<Value>> {
         if let Some(name) = &req.name {
             let key = (req.workflow.clone(), name.clone());
             if self.starting().contains(&key) {
-                return Err(ApiError::conflict(format!(
-                    "an execution named {name:?} of {:?} is being started",
-                    req.workflow
-                )));
+                return Err(ServiceError::conflict(
+                    "Conflict",
+                    format!(
+                        "an execution named {name:?} of {:?} is being started",
+                        req.workflow
+                    ),
+                ));
             }
             if let Some(existing) = self
                 .state
@@ -260,10 +273,13 @@ impl Runner {
                     view["alreadyExisted"] = Value::Bool(true);
                     return Ok(Some(view));
                 }
-                return Err(ApiError::conflict(format!(
-                    "execution {name:?} of {:?} already exists ({}) with a different input",
-                    req.workflow, existing.id
-                )));
+                return Err(ServiceError::conflict(
+                    "Conflict",
+                    format!(
+                        "execution {name:?} of {:?} already exists ({}) with a different input",
+                        req.workflow, existing.id
+                    ),
+                ));
             }
         }
         let machine = self.machine(&req.workflow, req.version).await?;
@@ -324,7 +340,7 @@ impl Runner {
         Ok(Some(view))
     }
 
-    async fn load(&mut self, id: &str) -> ApiResult<()> {
+    async fn load(&mut self, id: &str) -> ServiceResult<()> {
         if self.cache.contains_key(id) {
             return Ok(());
         }
@@ -333,12 +349,14 @@ impl Runner {
             .store
             .execution_engine(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("no execution with id {id:?}")))?;
+            .ok_or_else(|| {
+                ServiceError::not_found("NotFound", format!("no execution with id {id:?}"))
+            })?;
         let machine = self.machine(&record.workflow, record.version).await?;
         let ex: Execution = serde_json::from_str(&engine).map_err(|e| {
             tracing::error!(execution_id = %id, error = %e, "unreadable engine state");
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceError::new(
+                ErrorKind::Internal,
                 "InternalError",
                 format!("execution {id} has an unreadable state; see the server log"),
             )
@@ -364,7 +382,7 @@ impl Runner {
         decision: Option<ApprovalDecision>,
         external: bool,
         batch: &mut Batch,
-    ) -> ApiResult<bool> {
+    ) -> ServiceResult<bool> {
         self.load(id).await?;
         let mut live = self.cache.remove(id).expect("loaded above");
         let result = self.event_on(&mut live, event, decision, external, batch);
@@ -379,12 +397,15 @@ impl Runner {
         decision: Option<ApprovalDecision>,
         external: bool,
         batch: &mut Batch,
-    ) -> ApiResult<bool> {
+    ) -> ServiceResult<bool> {
         if live.record.status != RUNNING {
-            return Err(ApiError::conflict(format!(
-                "execution {} is {}, not running",
-                live.record.id, live.record.status
-            )));
+            return Err(ServiceError::conflict(
+                "Conflict",
+                format!(
+                    "execution {} is {}, not running",
+                    live.record.id, live.record.status
+                ),
+            ));
         }
         let token = match &event {
             Event::TaskSucceeded { token, .. }
@@ -396,7 +417,8 @@ impl Runner {
             && !live.pending.contains(token)
         {
             if external {
-                return Err(ApiError::conflict(
+                return Err(ServiceError::conflict(
+                    "Conflict",
                     "the task is no longer waiting (answered, timed out or stopped)",
                 ));
             }
@@ -416,15 +438,18 @@ impl Runner {
         Ok(true)
     }
 
-    async fn redrive(&mut self, id: &str, batch: &mut Batch) -> ApiResult<Value> {
+    async fn redrive(&mut self, id: &str, batch: &mut Batch) -> ServiceResult<Value> {
         self.load(id).await?;
         let mut live = self.cache.remove(id).expect("loaded above");
         let now = now_millis();
         let result = match live.ex.redrive(now) {
-            None => Err(ApiError::conflict(format!(
-                "execution {id} is {}; only a failed, timed-out or aborted execution that entered a state can be redriven",
-                live.record.status
-            ))),
+            None => Err(ServiceError::conflict(
+                "Conflict",
+                format!(
+                    "execution {id} is {}; only a failed, timed-out or aborted execution that entered a state can be redriven",
+                    live.record.status
+                ),
+            )),
             Some(effects) => {
                 live.record.status = RUNNING.into();
                 live.record.output = None;
@@ -682,7 +707,8 @@ fn send_ok(reply: Reply) {
 }
 
 fn send_err(reply: Reply, why: &str) {
-    let err = || ApiError::from(operon_store::StoreError::Conflict(why.to_string()));
+    // The batch did not commit: nothing was written, the caller may retry.
+    let err = || ServiceError::new(ErrorKind::Unavailable, "CommitFailed", why);
     match reply {
         Reply::Value(tx, _) => {
             let _ = tx.send(Err(err()));
