@@ -45,6 +45,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::identity::routes())
         .merge(crate::workflows::api::routes())
         .merge(crate::events::http::protected())
+        // Layers run last-added first: the token, then the catalogue's check.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::catalogue::authorize_route,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -290,11 +295,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
 
 /// Prometheus text exposition (format 0.0.4) of the fleet and command state.
 /// Authenticated like every other call: scrapers send a bearer token.
-async fn metrics(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-) -> ApiResult<Response> {
-    authorize(&state, &principal, "metrics:Get", "metrics").await?;
+async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
     use std::fmt::Write;
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, samples: &[(String, i64)]| {
@@ -384,10 +385,8 @@ struct CreatedEnrollToken {
 
 async fn create_enroll_token(
     State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
     Json(body): Json<CreateEnrollToken>,
 ) -> ApiResult<Json<CreatedEnrollToken>> {
-    authorize(&state, &principal, "enrollTokens:Create", "enroll-token/*").await?;
     let uses = body.uses.unwrap_or(1);
     let ttl = body.expires_in_secs.unwrap_or(24 * 3600);
     if uses < 1 {
@@ -407,9 +406,7 @@ async fn create_enroll_token(
 
 async fn list_enroll_tokens(
     State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<Vec<EnrollToken>>> {
-    authorize(&state, &principal, "enrollTokens:List", "enroll-token/*").await?;
     Ok(Json(state.store.list_enroll_tokens().await?))
 }
 
@@ -482,11 +479,7 @@ async fn find_node(state: &AppState, key: &str) -> ApiResult<Node> {
         .ok_or_else(|| ApiError::not_found(format!("no node with id or name {key:?}")))
 }
 
-async fn list_nodes(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-) -> ApiResult<Json<Vec<NodeView>>> {
-    authorize(&state, &principal, "nodes:List", "node/*").await?;
+async fn list_nodes(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<NodeView>>> {
     let nodes = state.store.list_nodes().await?;
     Ok(Json(
         nodes.into_iter().map(|n| node_view(&state, n)).collect(),
@@ -598,11 +591,7 @@ async fn create_document(
     ))
 }
 
-async fn list_documents(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&state, &principal, "documents:List", "document/*").await?;
+async fn list_documents(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Value>>> {
     let mut out =
         vec![serde_json::json!({"name": RUN_SHELL_SCRIPT, "version": 1, "builtin": true})];
     for doc in state.store.list_documents().await? {
@@ -618,17 +607,9 @@ struct VersionQuery {
 
 async fn show_document(
     State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     Query(q): Query<VersionQuery>,
 ) -> ApiResult<Json<Value>> {
-    authorize(
-        &state,
-        &principal,
-        "documents:Get",
-        &format!("document/{name}"),
-    )
-    .await?;
     let (version, content) =
         crate::commands::service::load_document(&state.store, &name, q.version).await?;
     Ok(Json(

@@ -165,11 +165,7 @@ async fn find_user(state: &AppState, name: &str) -> ApiResult<User> {
         .ok_or_else(|| ApiError::not_found(format!("no user named {name:?}")))
 }
 
-async fn list_users(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&state, &principal, "users:List", "user/*").await?;
+async fn list_users(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Value>>> {
     let mut out = Vec::new();
     for user in state.store.list_users().await? {
         out.push(user_view(&state, user).await?);
@@ -179,20 +175,16 @@ async fn list_users(
 
 async fn show_user(
     State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&state, &principal, "users:Get", &format!("user/{name}")).await?;
     let user = find_user(&state, &name).await?;
     user_view(&state, user).await.map(Json)
 }
 
 async fn disable_user(
     State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&state, &principal, "users:Disable", &format!("user/{name}")).await?;
     let user = find_user(&state, &name).await?;
     state.store.disable_user(&user.id, now_millis()).await?;
     let user = find_user(&state, &name).await?;
@@ -214,13 +206,6 @@ async fn change_user_roles(
     Path(name): Path<String>,
     Json(change): Json<RoleChange>,
 ) -> ApiResult<Json<Value>> {
-    authorize(
-        &state,
-        &principal,
-        "users:ChangeRoles",
-        &format!("user/{name}"),
-    )
-    .await?;
     let user = find_user(&state, &name).await?;
     for role in &change.grant {
         require_role(&state, role).await?;
@@ -482,27 +467,15 @@ async fn put_policy(
     Ok(Json(serde_json::to_value(record).unwrap_or(Value::Null)))
 }
 
-async fn list_policies(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-) -> ApiResult<Json<Value>> {
-    authorize(&state, &principal, "policies:List", "policy/*").await?;
+async fn list_policies(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     let policies = state.store.list_policies().await?;
     Ok(Json(serde_json::to_value(policies).unwrap_or(Value::Null)))
 }
 
 async fn show_policy(
     State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(
-        &state,
-        &principal,
-        "policies:Get",
-        &format!("policy/{name}"),
-    )
-    .await?;
     let policy = state
         .store
         .policy(&name)
@@ -513,16 +486,8 @@ async fn show_policy(
 
 async fn delete_policy(
     State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(
-        &state,
-        &principal,
-        "policies:Delete",
-        &format!("policy/{name}"),
-    )
-    .await?;
     if !state
         .store
         .delete_policy(&name)
@@ -682,30 +647,22 @@ async fn show_role_value(state: &AppState, name: &str) -> ApiResult<Value> {
     Ok(serde_json::to_value(role).unwrap_or(Value::Null))
 }
 
-async fn list_roles(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-) -> ApiResult<Json<Value>> {
-    authorize(&state, &principal, "roles:List", "role/*").await?;
+async fn list_roles(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     let roles = state.store.list_roles().await?;
     Ok(Json(serde_json::to_value(roles).unwrap_or(Value::Null)))
 }
 
 async fn show_role(
     State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&state, &principal, "roles:Get", &format!("role/{name}")).await?;
     show_role_value(&state, &name).await.map(Json)
 }
 
 async fn delete_role(
     State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&state, &principal, "roles:Delete", &format!("role/{name}")).await?;
     if !state.store.delete_role(&name).await? {
         return Err(ApiError::not_found(format!("no role named {name:?}")));
     }
@@ -727,13 +684,6 @@ async fn change_role_policies(
     Path(name): Path<String>,
     Json(change): Json<PolicyChange>,
 ) -> ApiResult<Json<Value>> {
-    authorize(
-        &state,
-        &principal,
-        "roles:ChangePolicies",
-        &format!("role/{name}"),
-    )
-    .await?;
     require_role(&state, &name)
         .await
         .map_err(|_| ApiError::not_found(format!("no role named {name:?}")))?;
@@ -764,10 +714,8 @@ struct AuditQuery {
 
 async fn list_audit(
     State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&state, &principal, "audit:List", "audit/*").await?;
     let filter = AuditFilter {
         actor: q.actor,
         action: q.action,
@@ -778,11 +726,7 @@ async fn list_audit(
     Ok(Json(serde_json::to_value(records).unwrap_or(Value::Null)))
 }
 
-async fn verify_audit(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-) -> ApiResult<Json<Value>> {
-    authorize(&state, &principal, "audit:Verify", "audit/*").await?;
+async fn verify_audit(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     let report = state.audit.verify(&state.store).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }

@@ -23,6 +23,7 @@ pub mod agent_ws;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod catalogue;
 pub mod commands;
 pub mod dispatcher;
 pub mod documents;

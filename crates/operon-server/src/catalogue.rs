@@ -1,0 +1,535 @@
+//! The action catalogue: every authenticated route, the action it performs
+//! and on which resource.
+//!
+//! The route layer [`authorize_route`] looks each request up here (by method
+//! and matched route) before its handler runs:
+//!
+//! - [`Access::Path`]: the resource is known from the path alone, so the layer
+//!   authorizes `action` on it and the handler does not;
+//! - [`Access::Handler`]: the resource depends on the body, a query or the
+//!   target's tags (commands per node, a user named in the body), so the
+//!   handler or its service authorizes `action` itself;
+//! - [`Access::SelfService`]: any authenticated caller (who am I, log in).
+//!
+//! A route missing from the catalogue is refused (500, logged), so a new
+//! route cannot go unauthorized by omission; the tests check that the
+//! catalogue and the OpenAPI document list the same operations, and the
+//! security test walks every entry as callers without rights.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::access::{Principal, authorize};
+use crate::error::ApiError;
+
+/// How a route is authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `action` on this resource template (`{param}` filled from the path).
+    Path(&'static str),
+    /// The handler or its service authorizes `action`.
+    Handler,
+    /// Any authenticated caller.
+    SelfService,
+}
+
+/// One authenticated operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    /// The route as axum matches it (`/v1/commands/{id}`).
+    pub path: &'static str,
+    /// The policy action (`commands:Get`); empty for self-service routes.
+    pub action: &'static str,
+    pub access: Access,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    action: &'static str,
+    access: Access,
+) -> Route {
+    Route {
+        method,
+        path,
+        action,
+        access,
+    }
+}
+
+use Access::{Handler, Path as P, SelfService};
+
+/// Every authenticated route. Public routes (health, the OpenAPI document,
+/// the agent endpoints, inbound webhooks) are not here: they take no API
+/// token.
+pub const ROUTES: &[Route] = &[
+    // Fleet
+    route("GET", "/metrics", "metrics:Get", P("metrics")),
+    route(
+        "POST",
+        "/v1/enroll-tokens",
+        "enrollTokens:Create",
+        P("enroll-token/*"),
+    ),
+    route(
+        "GET",
+        "/v1/enroll-tokens",
+        "enrollTokens:List",
+        P("enroll-token/*"),
+    ),
+    route("GET", "/v1/nodes", "nodes:List", P("node/*")),
+    route("GET", "/v1/nodes/{key}", "nodes:Get", Handler),
+    route("POST", "/v1/nodes/{key}/tags", "nodes:Tag", Handler),
+    route("POST", "/v1/nodes/{key}/revoke", "nodes:Revoke", Handler),
+    route(
+        "POST",
+        "/v1/nodes/{key}/rotate-credential",
+        "nodes:RotateCredential",
+        Handler,
+    ),
+    // Documents
+    route("POST", "/v1/documents", "documents:Create", Handler),
+    route("GET", "/v1/documents", "documents:List", P("document/*")),
+    route(
+        "GET",
+        "/v1/documents/{name}",
+        "documents:Get",
+        P("document/{name}"),
+    ),
+    // Commands
+    route("POST", "/v1/commands", "commands:Run", Handler),
+    route("GET", "/v1/commands", "commands:List", P("command/*")),
+    route(
+        "GET",
+        "/v1/commands/{id}",
+        "commands:Get",
+        P("command/{id}"),
+    ),
+    route(
+        "POST",
+        "/v1/commands/{id}/cancel",
+        "commands:Cancel",
+        P("command/{id}"),
+    ),
+    route(
+        "GET",
+        "/v1/commands/{id}/stream",
+        "commands:Get",
+        P("command/{id}"),
+    ),
+    // Identity and audit
+    route("GET", "/v1/whoami", "", SelfService),
+    route("POST", "/v1/login", "", SelfService),
+    route("POST", "/v1/users", "users:Create", Handler),
+    route("GET", "/v1/users", "users:List", P("user/*")),
+    route("GET", "/v1/users/{name}", "users:Get", P("user/{name}")),
+    route(
+        "POST",
+        "/v1/users/{name}/disable",
+        "users:Disable",
+        P("user/{name}"),
+    ),
+    route(
+        "POST",
+        "/v1/users/{name}/roles",
+        "users:ChangeRoles",
+        P("user/{name}"),
+    ),
+    route("POST", "/v1/tokens", "tokens:Create", Handler),
+    route("GET", "/v1/tokens", "tokens:List", Handler),
+    route("POST", "/v1/tokens/{id}/revoke", "tokens:Revoke", Handler),
+    route(
+        "POST",
+        "/v1/admin-token/rotate",
+        "tokens:RotateAdmin",
+        Handler,
+    ),
+    route("POST", "/v1/policies", "policies:Put", Handler),
+    route("GET", "/v1/policies", "policies:List", P("policy/*")),
+    route(
+        "POST",
+        "/v1/policies/simulate",
+        "policies:Simulate",
+        Handler,
+    ),
+    route(
+        "GET",
+        "/v1/policies/{name}",
+        "policies:Get",
+        P("policy/{name}"),
+    ),
+    route(
+        "DELETE",
+        "/v1/policies/{name}",
+        "policies:Delete",
+        P("policy/{name}"),
+    ),
+    route("POST", "/v1/roles", "roles:Create", Handler),
+    route("GET", "/v1/roles", "roles:List", P("role/*")),
+    route("GET", "/v1/roles/{name}", "roles:Get", P("role/{name}")),
+    route(
+        "DELETE",
+        "/v1/roles/{name}",
+        "roles:Delete",
+        P("role/{name}"),
+    ),
+    route(
+        "POST",
+        "/v1/roles/{name}/policies",
+        "roles:ChangePolicies",
+        P("role/{name}"),
+    ),
+    route("GET", "/v1/audit", "audit:List", P("audit/*")),
+    route("POST", "/v1/audit/verify", "audit:Verify", P("audit/*")),
+    // Runbooks
+    route("POST", "/v1/workflows", "workflows:Create", Handler),
+    route("GET", "/v1/workflows", "workflows:List", P("workflow/*")),
+    route(
+        "GET",
+        "/v1/workflows/{name}",
+        "workflows:Describe",
+        P("workflow/{name}"),
+    ),
+    route("PUT", "/v1/workflows/{name}", "workflows:Update", Handler),
+    route(
+        "DELETE",
+        "/v1/workflows/{name}",
+        "workflows:Delete",
+        P("workflow/{name}"),
+    ),
+    route(
+        "POST",
+        "/v1/workflows/{name}/executions",
+        "workflows:Start",
+        P("workflow/{name}"),
+    ),
+    route("GET", "/v1/executions", "executions:List", P("execution/*")),
+    route(
+        "GET",
+        "/v1/executions/{id}",
+        "executions:Describe",
+        P("execution/{id}"),
+    ),
+    route(
+        "GET",
+        "/v1/executions/{id}/history",
+        "executions:GetHistory",
+        P("execution/{id}"),
+    ),
+    route(
+        "POST",
+        "/v1/executions/{id}/stop",
+        "executions:Stop",
+        P("execution/{id}"),
+    ),
+    route(
+        "POST",
+        "/v1/executions/{id}/redrive",
+        "executions:Redrive",
+        P("execution/{id}"),
+    ),
+    route("GET", "/v1/approvals", "approvals:List", P("approval/*")),
+    route(
+        "GET",
+        "/v1/approvals/{id}",
+        "approvals:Describe",
+        P("approval/{id}"),
+    ),
+    route(
+        "POST",
+        "/v1/approvals/{id}/approve",
+        "approvals:Approve",
+        Handler,
+    ),
+    route(
+        "POST",
+        "/v1/approvals/{id}/reject",
+        "approvals:Approve",
+        Handler,
+    ),
+    route(
+        "POST",
+        "/v1/tasks/send-success",
+        "tasks:SendSuccess",
+        Handler,
+    ),
+    route(
+        "POST",
+        "/v1/tasks/send-failure",
+        "tasks:SendFailure",
+        Handler,
+    ),
+    route(
+        "POST",
+        "/v1/tasks/send-heartbeat",
+        "tasks:SendHeartbeat",
+        Handler,
+    ),
+    // Event bus
+    route("POST", "/v1/events", "events:Put", Handler),
+    route("GET", "/v1/buses", "buses:List", P("bus/*")),
+    route("POST", "/v1/buses", "buses:Create", Handler),
+    route(
+        "GET",
+        "/v1/buses/{name}/tail",
+        "events:Tail",
+        P("bus/{name}"),
+    ),
+    route(
+        "DELETE",
+        "/v1/buses/{name}",
+        "buses:Delete",
+        P("bus/{name}"),
+    ),
+    route("GET", "/v1/rules", "rules:List", P("rule/*")),
+    route(
+        "GET",
+        "/v1/rules/{name}",
+        "rules:Describe",
+        P("rule/{name}"),
+    ),
+    route("PUT", "/v1/rules/{name}", "rules:Put", Handler),
+    route(
+        "DELETE",
+        "/v1/rules/{name}",
+        "rules:Delete",
+        P("rule/{name}"),
+    ),
+    route(
+        "POST",
+        "/v1/rules/{name}/enable",
+        "rules:Enable",
+        P("rule/{name}"),
+    ),
+    route(
+        "POST",
+        "/v1/rules/{name}/disable",
+        "rules:Disable",
+        P("rule/{name}"),
+    ),
+    route(
+        "POST",
+        "/v1/rules/{name}/test",
+        "rules:Test",
+        P("rule/{name}"),
+    ),
+    route("GET", "/v1/dlq", "dlq:List", P("dlq/*")),
+    route("POST", "/v1/dlq/redrive", "dlq:Redrive", P("dlq/*")),
+    route("GET", "/v1/dlq/{id}", "dlq:Show", P("dlq/{id}")),
+    route("GET", "/v1/webhooks", "webhooks:List", P("webhook/*")),
+    route("POST", "/v1/webhooks", "webhooks:Create", Handler),
+    route(
+        "DELETE",
+        "/v1/webhooks/{name}",
+        "webhooks:Delete",
+        P("webhook/{name}"),
+    ),
+    route("GET", "/v1/archives", "archives:List", P("archive/*")),
+    route("POST", "/v1/archives", "archives:Create", Handler),
+    route(
+        "DELETE",
+        "/v1/archives/{name}",
+        "archives:Delete",
+        P("archive/{name}"),
+    ),
+    route("GET", "/v1/replays", "replays:List", P("replay/*")),
+    route("POST", "/v1/replays", "replays:Start", Handler),
+    route(
+        "GET",
+        "/v1/replays/{name}",
+        "replays:Describe",
+        P("replay/{name}"),
+    ),
+];
+
+/// The catalogue entry of a method and matched route (HEAD is GET's).
+pub fn find(method: &Method, path: &str) -> Option<&'static Route> {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
+}
+
+/// `template` with each `{name}` replaced by that path parameter.
+pub fn resource(template: &str, params: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        let name = &rest[start + 1..start + len];
+        out.push_str(params.get(name).map_or("", String::as_str));
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The route layer, after the bearer middleware: refuse routes missing from
+/// the catalogue and authorize the ones whose resource the path names.
+pub async fn authorize_route(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let Some(entry) = find(request.method(), &matched) else {
+        // Another method of a catalogued route: axum answers 405.
+        if ROUTES.iter().any(|r| r.path == matched) {
+            return next.run(request).await;
+        }
+        tracing::error!(method = %request.method(), route = %matched, "a route is missing from the action catalogue; refused");
+        return ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "this route has no entry in the action catalogue; see the server log",
+        )
+        .into_response();
+    };
+    if let Access::Path(template) = entry.access {
+        let Some(principal) = request.extensions().get::<Principal>().cloned() else {
+            return ApiError::unauthorized("no principal").into_response();
+        };
+        let (mut parts, body) = request.into_parts();
+        let params =
+            match Path::<HashMap<String, String>>::from_request_parts(&mut parts, &state).await {
+                Ok(Path(params)) => params,
+                Err(rejection) => return rejection.into_response(),
+            };
+        let resource = resource(template, &params);
+        if let Err(e) = authorize(&state, &principal, entry.action, &resource).await {
+            return e.into_response();
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    next.run(request).await
+}
+
+use axum::extract::FromRequestParts;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn resources_are_filled_from_path_parameters() {
+        let params: HashMap<String, String> = [("id".to_string(), "c-1".to_string())].into();
+        assert_eq!(resource("command/{id}", &params), "command/c-1");
+        assert_eq!(resource("command/*", &params), "command/*");
+        assert_eq!(resource("a/{missing}/b", &params), "a//b");
+    }
+
+    #[test]
+    fn every_entry_is_unique_and_well_formed() {
+        let mut seen = BTreeSet::new();
+        for r in ROUTES {
+            assert!(
+                seen.insert((r.method, r.path)),
+                "{} {} twice",
+                r.method,
+                r.path
+            );
+            assert!(["GET", "POST", "PUT", "DELETE"].contains(&r.method));
+            match r.access {
+                SelfService => assert!(r.action.is_empty()),
+                _ => assert!(
+                    r.action
+                        .split_once(':')
+                        .is_some_and(|(s, a)| !s.is_empty() && !a.is_empty()),
+                    "{}",
+                    r.action
+                ),
+            }
+            if let Access::Path(template) = r.access {
+                // Every parameter of the template is one of the route's.
+                for part in template.split('/').filter(|p| p.starts_with('{')) {
+                    assert!(r.path.contains(part), "{} {}: {part}", r.method, r.path);
+                }
+            }
+        }
+        assert_eq!(
+            find(&Method::HEAD, "/v1/nodes"),
+            find(&Method::GET, "/v1/nodes")
+        );
+    }
+
+    /// The catalogue and the OpenAPI document list the same authenticated
+    /// operations.
+    #[test]
+    fn the_catalogue_matches_the_openapi_document() {
+        let doc: serde_json::Value = serde_json::from_str(crate::api::OPENAPI).unwrap();
+        let public = [
+            "/v1/health",
+            "/v1/openapi.json",
+            operon_proto::AGENT_ENROLL_PATH,
+            operon_proto::AGENT_CONNECT_PATH,
+            "/v1/hooks/{name}",
+        ];
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if public.contains(&path.as_str()) {
+                continue;
+            }
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+        let catalogued: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_string()))
+            .collect();
+        assert_eq!(catalogued, documented);
+    }
+
+    /// The router serves exactly the catalogued methods of each catalogued
+    /// path: axum's 405 for a method no route uses lists the others in
+    /// `Allow`, which must be the catalogue's.
+    #[tokio::test]
+    async fn the_router_serves_exactly_the_catalogued_methods() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().into());
+        let server = crate::start(config).await.unwrap();
+        let token = server.new_admin_token.clone().unwrap();
+        let client = reqwest::Client::new();
+        let paths: BTreeSet<&str> = ROUTES.iter().map(|r| r.path).collect();
+        for path in paths {
+            let concrete = path.replace('{', "x").replace('}', "");
+            let response = client
+                .patch(format!("{}{concrete}", server.url()))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 405, "PATCH {path}");
+            let allow: BTreeSet<String> = response.headers()["allow"]
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| m != "HEAD")
+                .collect();
+            let catalogued: BTreeSet<String> = ROUTES
+                .iter()
+                .filter(|r| r.path == path)
+                .map(|r| r.method.to_string())
+                .collect();
+            assert_eq!(allow, catalogued, "{path}");
+        }
+    }
+}
