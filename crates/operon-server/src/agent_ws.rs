@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::{self, NODE_CREDENTIAL_PREFIX};
 use crate::error::{ApiError, ApiResult};
+use crate::happenings::{Happening, NodeChange};
 use crate::hub::Outbound;
 use crate::live::LiveEvent;
 use crate::{AppState, now_millis};
@@ -69,12 +70,12 @@ pub async fn enroll(
                 }),
             )
             .await;
-            crate::events::emit_in_background(
-                &state,
-                "operon.fleet",
-                "Node Enrolled",
-                serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
-            );
+            state.happenings.publish(Happening::Node {
+                change: NodeChange::Enrolled,
+                node_id: node.id.clone(),
+                node_name: node.name.clone(),
+                tags: node.tags.clone(),
+            });
             Ok(Json(EnrollResponse {
                 node_id: node.id,
                 name: node.name,
@@ -195,12 +196,12 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
     let (tx, mut rx) = mpsc::channel::<Outbound>(1024);
     let session_id = state.hub.register(&node.id, tx.clone(), capabilities);
     tracing::info!(node_id = %node.id, name = %node.name, "agent connected");
-    crate::events::emit_in_background(
-        &state,
-        "operon.fleet",
-        "Node Connected",
-        serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
-    );
+    state.happenings.publish(Happening::Node {
+        change: NodeChange::Connected,
+        node_id: node.id.clone(),
+        node_name: node.name.clone(),
+        tags: node.tags.clone(),
+    });
     let writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             let frame = match out {
@@ -240,12 +241,12 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
         .await;
     state.wake.notify_one();
     tracing::info!(node_id = %node.id, "agent disconnected");
-    crate::events::emit_in_background(
-        &state,
-        "operon.fleet",
-        "Node Disconnected",
-        serde_json::json!({"node-id": node.id, "node-name": node.name, "tags": node.tags}),
-    );
+    state.happenings.publish(Happening::Node {
+        change: NodeChange::Disconnected,
+        node_id: node.id.clone(),
+        node_name: node.name.clone(),
+        tags: node.tags.clone(),
+    });
     result
 }
 

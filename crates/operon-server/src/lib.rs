@@ -29,6 +29,7 @@ pub mod dispatcher;
 pub mod documents;
 pub mod error;
 pub mod events;
+pub mod happenings;
 pub mod hub;
 pub mod identity;
 pub mod live;
@@ -132,6 +133,9 @@ pub struct AppState {
     pub(crate) events: events::EventBus,
     /// Unauthenticated refusals per source address.
     pub(crate) refusals: refusals::RefusalLimiter,
+    /// What happened (node, command, execution changes), for listeners
+    /// such as the event bus.
+    pub(crate) happenings: happenings::Happenings,
 }
 
 /// A started server.
@@ -228,6 +232,7 @@ pub async fn start_with_clock(
         config.heartbeat_secs * operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD + 1,
     );
     let (workflows, workflow_rx) = workflows::Workflows::new();
+    let happenings = happenings::Happenings::default();
     let key_path = config.data_dir.join(events::SEAL_KEY_FILE);
     let key = events::signing::SealKey::load_or_create(&key_path).map_err(|source| {
         ServerError::DataDir {
@@ -246,7 +251,8 @@ pub async fn start_with_clock(
         audit,
         store,
         hub: hub::Hub::new(online_window),
-        live: live::Live::default(),
+        live: live::Live::new(happenings.clone()),
+        happenings,
         wake: Notify::new(),
         config,
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),

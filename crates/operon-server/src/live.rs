@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use operon_proto::{InvocationStatus, OutputStream};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
+
+use crate::happenings::{Happening, Happenings};
 
 /// Backlog kept per command for late subscribers.
 const BACKLOG_BYTES: usize = 1 << 20;
@@ -66,12 +68,11 @@ impl LiveCommand {
     }
 }
 
-#[derive(Default)]
 pub struct Live {
     commands: Mutex<HashMap<String, LiveCommand>>,
-    /// Receives every status change and completion (the event bus turns
-    /// them into `operon.commands` events).
-    status_sink: std::sync::OnceLock<mpsc::UnboundedSender<(String, LiveEvent)>>,
+    /// Status changes and completions are also announced as happenings
+    /// (the event bus turns them into `operon.commands` events).
+    happenings: Happenings,
 }
 
 impl Live {
@@ -79,15 +80,16 @@ impl Live {
         self.commands.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn set_status_sink(&self, sink: mpsc::UnboundedSender<(String, LiveEvent)>) {
-        let _ = self.status_sink.set(sink);
+    pub fn new(happenings: Happenings) -> Self {
+        Live {
+            commands: Mutex::default(),
+            happenings,
+        }
     }
 
     pub fn publish(&self, command_id: &str, event: LiveEvent) {
-        if !matches!(event, LiveEvent::Output { .. })
-            && let Some(sink) = self.status_sink.get()
-        {
-            let _ = sink.send((command_id.to_string(), event.clone()));
+        if let Some(happening) = happening_of(command_id, &event) {
+            self.happenings.publish(happening);
         }
         let mut commands = self.lock();
         let live = commands
@@ -118,5 +120,30 @@ impl Live {
     pub fn collect_garbage(&self) {
         self.lock()
             .retain(|_, live| live.done_at.is_none_or(|at| at.elapsed() < KEEP_AFTER_DONE));
+    }
+}
+
+/// The happening a live event announces (output is not one).
+fn happening_of(command_id: &str, event: &LiveEvent) -> Option<Happening> {
+    match event {
+        LiveEvent::Output { .. } => None,
+        LiveEvent::Status {
+            node_id,
+            node_name,
+            status,
+            exit_code,
+            detail,
+        } => Some(Happening::Invocation {
+            command_id: command_id.to_string(),
+            node_id: node_id.clone(),
+            node_name: node_name.clone(),
+            status: *status,
+            exit_code: *exit_code,
+            detail: detail.clone(),
+        }),
+        LiveEvent::Done { status } => Some(Happening::Command {
+            command_id: command_id.to_string(),
+            status: *status,
+        }),
     }
 }

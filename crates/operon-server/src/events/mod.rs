@@ -298,160 +298,71 @@ pub async fn accept_for_rules(
     Ok(())
 }
 
-/// Put one event on the default bus on the server's behalf (`operon.fleet`,
-/// `operon.commands`, `operon.workflows`). Returns the event id once the
-/// event and its deliveries are committed.
-pub async fn emit(
-    state: &AppState,
-    source: &str,
-    detail_type: &str,
-    detail: Value,
-) -> ServiceResult<String> {
-    let entry = PutEntry {
-        source: Some(source.to_string()),
-        detail_type: Some(detail_type.to_string()),
-        detail: Some(detail.to_string()),
-        ..PutEntry::default()
-    };
-    let env = envelope::envelope(&entry, crate::now_millis()).map_err(|e| {
-        ServiceError::invalid("ValidationError", format!("{}: {}", e.code, e.message))
-    })?;
-    let id = env.id.clone();
-    accept(state, vec![env]).await?;
-    Ok(id)
-}
-
-/// [`emit`] from code that must not wait (the agent session loop); a
-/// failure is logged.
-pub fn emit_in_background(
-    state: &Arc<AppState>,
-    source: &'static str,
-    detail_type: &'static str,
-    detail: Value,
-) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = emit(&state, source, detail_type, detail).await {
-            tracing::warn!(source, detail_type, error = %e.message, "emitting a server event failed");
-        }
-    });
-}
-
-/// Forward command status changes from the live view as `operon.commands`
-/// events.
-pub async fn forward_command_events(
-    state: Arc<AppState>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<(String, crate::live::LiveEvent)>,
-) {
-    use crate::live::LiveEvent;
-    while let Some((command_id, event)) = rx.recv().await {
-        let (detail_type, detail) = match event {
-            LiveEvent::Status {
-                node_id,
-                node_name,
-                status,
-                exit_code,
-                detail,
-            } => (
-                "Command Invocation Status Change",
-                serde_json::json!({
-                    "command-id": command_id,
-                    "node-id": node_id,
-                    "node-name": node_name,
-                    "status": status.as_str(),
-                    "exit-code": exit_code,
-                    "status-detail": detail,
-                }),
-            ),
-            LiveEvent::Done { status } => (
-                "Command Status Change",
-                serde_json::json!({"command-id": command_id, "status": status.as_str()}),
-            ),
-            LiveEvent::Output { .. } => continue,
-        };
-        if let Err(e) = emit(&state, "operon.commands", detail_type, detail).await {
-            tracing::warn!(error = %e.message, "emitting a command event failed");
-        }
-    }
-}
-
 /// Start the background parts: delivery workers, the scheduler, event
-/// retention, and the command-event forwarder.
+/// retention, and the listener that puts server happenings on the bus.
 pub fn spawn(
     state: &Arc<AppState>,
     clock: Arc<dyn schedule::Clock>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    state.live.set_status_sink(tx);
     vec![
         tokio::spawn(delivery::run(state.clone())),
-        tokio::spawn(forward_command_events(state.clone(), rx)),
+        tokio::spawn(forward_happenings(
+            state.clone(),
+            state.happenings.subscribe(),
+        )),
         tokio::spawn(replay::retention_loop(state.clone())),
         tokio::spawn(schedule::run(state.clone(), clock)),
-        tokio::spawn(forward_workflow_events(state.clone())),
     ]
 }
 
-/// Announce workflow execution status changes as `operon.workflows` events
-/// (`Workflow Execution Status Change`). Changes waiting together are put in
-/// one batch (one commit). Best effort: if the bus falls more than the
-/// channel's capacity behind, the skipped changes are logged.
-pub async fn forward_workflow_events(state: Arc<AppState>) {
+/// Put server happenings on the default bus as `operon.fleet`,
+/// `operon.commands` and `operon.workflows` events
+/// ([`crate::happenings::envelope_entry`]). Happenings waiting together are
+/// put in one batch (one commit). Best effort: if the bus falls more than the
+/// stream's capacity behind, the skipped happenings are logged.
+pub async fn forward_happenings(
+    state: Arc<AppState>,
+    mut happenings: tokio::sync::broadcast::Receiver<crate::happenings::Happening>,
+) {
     use tokio::sync::broadcast::error::{RecvError, TryRecvError};
     const MAX_BATCH: usize = 512;
-    let mut changes = state.workflows.subscribe();
+    let skipped =
+        |n: u64| tracing::warn!(skipped = n, "server events skipped: the bus fell behind");
     loop {
         let mut batch = Vec::new();
-        match changes.recv().await {
-            Ok(execution) => batch.push(execution),
-            Err(RecvError::Lagged(skipped)) => {
-                tracing::warn!(
-                    skipped,
-                    "workflow status events skipped: the bus fell behind"
-                );
+        match happenings.recv().await {
+            Ok(happening) => batch.push(happening),
+            Err(RecvError::Lagged(n)) => {
+                skipped(n);
                 continue;
             }
             Err(RecvError::Closed) => return,
         }
         while batch.len() < MAX_BATCH {
-            match changes.try_recv() {
-                Ok(execution) => batch.push(execution),
-                Err(TryRecvError::Lagged(skipped)) => {
-                    tracing::warn!(
-                        skipped,
-                        "workflow status events skipped: the bus fell behind"
-                    );
-                }
+            match happenings.try_recv() {
+                Ok(happening) => batch.push(happening),
+                Err(TryRecvError::Lagged(n)) => skipped(n),
                 Err(_) => break,
             }
         }
         let now = crate::now_millis();
         let envelopes: Vec<envelope::Envelope> = batch
             .iter()
-            .filter_map(|execution| {
-                let detail = serde_json::json!({
-                    "execution-id": execution.id,
-                    "workflow": execution.workflow,
-                    "version": execution.version,
-                    "name": execution.name,
-                    "status": execution.status,
-                    "started-by": execution.started_by,
-                    "error": execution.error,
-                    "cause": execution.cause,
-                });
+            .filter_map(|happening| {
+                let (source, detail_type, detail) = crate::happenings::envelope_entry(happening);
                 let entry = PutEntry {
-                    source: Some("operon.workflows".into()),
-                    detail_type: Some("Workflow Execution Status Change".into()),
+                    source: Some(source.into()),
+                    detail_type: Some(detail_type.into()),
                     detail: Some(detail.to_string()),
                     ..PutEntry::default()
                 };
                 envelope::envelope(&entry, now)
-                    .map_err(|e| tracing::warn!(error = %e.message, "a workflow event was refused"))
+                    .map_err(|e| tracing::warn!(error = %e.message, source, "a server event was refused"))
                     .ok()
             })
             .collect();
         if let Err(e) = accept(&state, envelopes).await {
-            tracing::warn!(error = %e.message, "emitting workflow events failed");
+            tracing::warn!(error = %e.message, "putting server events on the bus failed");
         }
     }
 }

@@ -26,7 +26,9 @@ use std::sync::Arc;
 
 use operon_store::ExecutionRecord;
 use serde_json::Value;
-use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::happenings::Happening;
 
 use crate::AppState;
 use crate::service::{ErrorKind, ServiceError, ServiceResult};
@@ -44,15 +46,12 @@ pub struct Workflows {
     pub(crate) command_done: Notify,
     /// Woken whenever an execution changes status (`.sync` children, watchers).
     pub(crate) status_changed: Notify,
-    /// Every status change, for subscribers such as the event bus.
-    pub(crate) changes: broadcast::Sender<ExecutionRecord>,
     pub(crate) http: reqwest::Client,
 }
 
 impl Workflows {
     pub(crate) fn new() -> (Workflows, mpsc::Receiver<Msg>) {
         let (tx, rx) = mpsc::channel(8192);
-        let (changes, _) = broadcast::channel(1024);
         crate::tls::install_default_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("operon-workflows/", env!("CARGO_PKG_VERSION")))
@@ -64,16 +63,10 @@ impl Workflows {
                 timers: timers::Timers::default(),
                 command_done: Notify::new(),
                 status_changed: Notify::new(),
-                changes,
                 http,
             },
             rx,
         )
-    }
-
-    /// Subscribe to every execution status change.
-    pub fn subscribe(&self) -> broadcast::Receiver<ExecutionRecord> {
-        self.changes.subscribe()
     }
 
     async fn ask<T>(
@@ -223,7 +216,7 @@ pub(crate) fn validate_name(kind: &str, name: &str) -> ServiceResult<()> {
 
 /// The one place an execution's status change is announced (after it is
 /// committed): started, succeeded, failed, timed out, aborted, redriven.
-/// The event bus subscribes through [`Workflows::subscribe`].
+/// Listeners such as the event bus see it as a [`Happening::Execution`].
 pub(crate) fn on_status_change(state: &AppState, execution: &ExecutionRecord) {
     tracing::info!(
         execution_id = %execution.id,
@@ -233,7 +226,9 @@ pub(crate) fn on_status_change(state: &AppState, execution: &ExecutionRecord) {
         "execution status changed"
     );
     state.workflows.status_changed.notify_waiters();
-    let _ = state.workflows.changes.send(execution.clone());
+    state
+        .happenings
+        .publish(Happening::Execution(Box::new(execution.clone())));
 }
 
 /// A view of an execution for the API.
