@@ -1,0 +1,241 @@
+//! The workflow runner and event rules, in-process: a real server on a
+//! loopback port with a temporary SQLite store, driven over HTTP, without
+//! spawning binaries or agents.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Api {
+    server: operon_server::Server,
+    token: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            operon_server::ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().into());
+        let server = operon_server::start(config).await.unwrap();
+        Api {
+            token: server.new_admin_token.clone().unwrap(),
+            server,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.server.url());
+        let mut request = self
+            .client
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, answer) = self.call(method, path, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {answer}"
+        );
+        answer
+    }
+
+    /// Poll an execution until `done` holds (10 s at most).
+    async fn execution_until(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let execution = self.ok("GET", &format!("/v1/executions/{id}"), None).await;
+            if done(&execution) {
+                return execution;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "execution {id} stuck: {execution}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn executions_of(&self, workflow: &str) -> Vec<Value> {
+        let list = self
+            .ok("GET", &format!("/v1/executions?workflow={workflow}"), None)
+            .await;
+        list.as_array().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn the_runner_branches_waits_stops_and_redrives() {
+    let api = Api::start().await;
+    let definition = json!({
+        "StartAt": "Check",
+        "States": {
+            "Check": {"Type": "Choice",
+                "Choices": [{"Variable": "$.n", "NumericGreaterThan": 1, "Next": "Big"}],
+                "Default": "Small"},
+            "Big": {"Type": "Pass", "Result": "big", "ResultPath": "$.size", "Next": "Wait"},
+            "Small": {"Type": "Fail", "Error": "Too.Small", "Cause": "n is at most 1"},
+            "Wait": {"Type": "Wait", "SecondsPath": "$.wait", "End": true}
+        }
+    });
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": "flow", "definition": definition})),
+    )
+    .await;
+
+    // Choice, Pass, and a short Wait fired by the timer wheel.
+    let started = api
+        .ok(
+            "POST",
+            "/v1/workflows/flow/executions",
+            Some(json!({"input": {"n": 5, "wait": 1}})),
+        )
+        .await;
+    let id = started["executionId"].as_str().unwrap().to_string();
+    let done = api.execution_until(&id, |e| e["status"] != "RUNNING").await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["output"], json!({"n": 5, "wait": 1, "size": "big"}));
+    let history = api
+        .ok("GET", &format!("/v1/executions/{id}/history"), None)
+        .await;
+    let text = history.to_string();
+    for event in [
+        "ChoiceStateEntered",
+        "PassStateExited",
+        "WaitStateEntered",
+        "ExecutionSucceeded",
+    ] {
+        assert!(text.contains(event), "{event} missing from {text}");
+    }
+
+    // The Default branch fails with the state's error.
+    let failed = api
+        .ok(
+            "POST",
+            "/v1/workflows/flow/executions",
+            Some(json!({"input": {"n": 1}})),
+        )
+        .await;
+    let failed = api
+        .execution_until(failed["executionId"].as_str().unwrap(), |e| {
+            e["status"] != "RUNNING"
+        })
+        .await;
+    assert_eq!(
+        (failed["status"].as_str(), failed["error"].as_str()),
+        (Some("FAILED"), Some("Too.Small"))
+    );
+
+    // A long Wait is stopped, then redriven to the same place.
+    let long = api
+        .ok(
+            "POST",
+            "/v1/workflows/flow/executions",
+            Some(json!({"input": {"n": 2, "wait": 3600}})),
+        )
+        .await;
+    let long_id = long["executionId"].as_str().unwrap().to_string();
+    api.ok(
+        "POST",
+        &format!("/v1/executions/{long_id}/stop"),
+        Some(json!({})),
+    )
+    .await;
+    let stopped = api
+        .execution_until(&long_id, |e| e["status"] != "RUNNING")
+        .await;
+    assert_eq!(stopped["status"], "ABORTED");
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/executions/{long_id}/stop"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 409, "stopping a stopped execution conflicts");
+    api.ok(
+        "POST",
+        &format!("/v1/executions/{long_id}/redrive"),
+        Some(json!({})),
+    )
+    .await;
+    let redriven = api
+        .execution_until(&long_id, |e| e["status"] == "RUNNING")
+        .await;
+    assert_eq!(redriven["redriveCount"], 1);
+
+    // A start name is an idempotency key.
+    let body = json!({"input": {"n": 0}, "name": "once"});
+    let first = api
+        .ok("POST", "/v1/workflows/flow/executions", Some(body.clone()))
+        .await;
+    let again = api
+        .ok("POST", "/v1/workflows/flow/executions", Some(body))
+        .await;
+    assert_eq!(first["executionId"], again["executionId"]);
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/workflows/flow/executions",
+            Some(json!({"input": {"n": 9}, "name": "once"})),
+        )
+        .await;
+    assert_eq!(status, 409, "the same name with another input conflicts");
+}
+
+#[tokio::test]
+async fn a_rule_starts_workflows_until_it_is_deleted() {
+    let api = Api::start().await;
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": "onevent", "definition": definition})),
+    )
+    .await;
+    let rule = json!({
+        "pattern": {"source": ["app.test"], "detail": {"level": ["critical"]}},
+        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": "onevent"}]
+    });
+    api.ok("PUT", "/v1/rules/critical", Some(rule)).await;
+    let put = |level: &str| json!({"Entries": [{"Source": "app.test", "DetailType": "t", "Detail": json!({"level": level}).to_string()}]});
+    api.ok("POST", "/v1/events", Some(put("critical"))).await;
+    api.ok("POST", "/v1/events", Some(put("info"))).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.executions_of("onevent").await.is_empty() {
+        assert!(Instant::now() < deadline, "the rule started nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let any delivery of the non-matching event surface, then count.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = api.executions_of("onevent").await;
+    assert_eq!(
+        started.len(),
+        1,
+        "only the matching event starts one: {started:?}"
+    );
+    assert_eq!(started[0]["startedBy"], "rule/critical");
+
+    api.ok("DELETE", "/v1/rules/critical", None).await;
+    let (status, _) = api.call("GET", "/v1/rules/critical", None).await;
+    assert_eq!(status, 404);
+    api.ok("POST", "/v1/events", Some(put("critical"))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        api.executions_of("onevent").await.len(),
+        1,
+        "a deleted rule matches nothing"
+    );
+}
