@@ -18,28 +18,28 @@
 //! the in-memory parts are rebuilt from it (and from reconnecting agents)
 //! after a restart.
 
-pub mod access;
-pub mod agent_ws;
-pub mod api;
-pub mod audit;
-pub mod auth;
+mod access;
+mod agent_ws;
+mod api;
+mod audit;
+mod auth;
 pub mod catalogue;
-pub mod commands;
-pub mod dispatcher;
+mod commands;
+mod dispatcher;
 pub mod documents;
-pub mod error;
+mod error;
 pub mod events;
-pub mod happenings;
-pub mod hub;
-pub mod identity;
-pub mod live;
-pub mod rate;
+mod happenings;
+mod hub;
+mod identity;
+mod live;
+mod rate;
 pub mod refusals;
-pub mod rotation;
-pub mod service;
+mod rotation;
+mod service;
 pub mod tls;
-pub mod workflows;
-pub mod writer;
+mod workflows;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -13,7 +13,7 @@ pub mod service;
 pub mod targets;
 
 pub use service::{
-    CommandId, CommandService, CommandView, Created, DEFAULT_OUTPUT_CAP, NewCommand, Requester,
+    CommandId, CommandService, DEFAULT_OUTPUT_CAP, NewCommand, Requester,
 };
 pub use targets::TargetSpec;
 

@@ -386,6 +386,10 @@ async fn run_command(
         .create(CommandId::Delivery(delivery.id.clone()), new, actor)
         .await
     {
+        Ok(created) if !created.new => {
+            tracing::debug!(command_id = %created.command.id, "a repeated delivery found its command");
+            Ok(())
+        }
         Ok(_) => Ok(()),
         Err(e) => Err(service_failure("running the command", e)),
     }

@@ -159,7 +159,6 @@ pub(crate) async fn start_with_parent(
     let request = runner::StartRequest {
         workflow: record.name,
         version: record.version,
-        definition: record.definition,
         input,
         name,
         started_by: started_by.to_string(),

@@ -43,7 +43,6 @@ const MAX_BATCH: usize = 1024;
 pub struct StartRequest {
     pub workflow: String,
     pub version: i64,
-    pub definition: Value,
     pub input: Value,
     pub name: Option<String>,
     pub started_by: String,
