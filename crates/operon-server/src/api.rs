@@ -2,45 +2,28 @@
 //! except the health check and the agent endpoints (which carry their own
 //! credentials).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
-use operon_store::{AuditEntry, EnrollToken, Node};
-use serde::{Deserialize, Serialize};
+use axum::{Json, Router};
+use operon_store::AuditEntry;
 use serde_json::Value;
 
-use crate::access::{authorize, authorize_node};
-use crate::auth::{self, ENROLL_TOKEN_PREFIX};
-use crate::documents::{self, RUN_SHELL_SCRIPT};
-use crate::error::{ApiError, ApiResult};
+use crate::auth;
+use crate::error::ApiError;
 use crate::refusals::Verdict;
-use crate::{AppState, agent_ws, now_millis};
+use crate::{AppState, now_millis};
 
 pub use crate::access::Principal;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
-        .route(
-            "/v1/enroll-tokens",
-            post(create_enroll_token).get(list_enroll_tokens),
-        )
-        .route("/v1/nodes", get(list_nodes))
-        .route("/v1/nodes/{key}", get(show_node))
-        .route("/v1/nodes/{key}/tags", post(tag_node))
-        .route("/v1/nodes/{key}/revoke", post(revoke_node))
-        .route(
-            "/v1/nodes/{key}/rotate-credential",
-            post(crate::rotation::rotate_credential),
-        )
-        .route("/v1/documents", post(create_document).get(list_documents))
-        .route("/v1/documents/{name}", get(show_document))
-        .route("/metrics", get(metrics))
+        .merge(crate::fleet::http::routes())
+        .merge(crate::documents::http::routes())
         .merge(crate::commands::http::routes())
         .merge(crate::identity::routes())
         .merge(crate::workflows::api::routes())
@@ -57,8 +40,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/openapi.json", get(openapi))
-        .route(operon_proto::AGENT_ENROLL_PATH, post(agent_ws::enroll))
-        .route(operon_proto::AGENT_CONNECT_PATH, get(agent_ws::connect))
+        .route(
+            operon_proto::AGENT_ENROLL_PATH,
+            post(crate::fleet::agent_ws::enroll),
+        )
+        .route(
+            operon_proto::AGENT_CONNECT_PATH,
+            get(crate::fleet::agent_ws::connect),
+        )
         .merge(crate::events::http::public())
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -293,64 +282,6 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-/// Prometheus text exposition (format 0.0.4) of the fleet and command state.
-/// Authenticated like every other call: scrapers send a bearer token.
-async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, samples: &[(String, i64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let connected = state.hub.connected_count() as i64;
-    gauge(
-        "operon_agents_connected",
-        "Agents with a live session.",
-        &[(String::new(), connected)],
-    );
-    let mut nodes: BTreeMap<&str, i64> =
-        BTreeMap::from([("online", 0), ("offline", 0), ("revoked", 0)]);
-    for node in state.store.list_nodes().await? {
-        *nodes.entry(node_view(&state, node).status).or_default() += 1;
-    }
-    let nodes: Vec<(String, i64)> = nodes
-        .into_iter()
-        .map(|(status, n)| (format!("{{status=\"{status}\"}}"), n))
-        .collect();
-    gauge("operon_nodes", "Enrolled nodes by status.", &nodes);
-    for (name, help, table) in [
-        (
-            "operon_commands",
-            "Commands by status.",
-            operon_store::StatusTable::Commands,
-        ),
-        (
-            "operon_invocations",
-            "Command invocations (one per node) by status.",
-            operon_store::StatusTable::Invocations,
-        ),
-    ] {
-        let samples: Vec<(String, i64)> = state
-            .store
-            .count_by_status(table)
-            .await?
-            .into_iter()
-            .map(|(status, n)| (format!("{{status=\"{status}\"}}"), n))
-            .collect();
-        gauge(name, help, &samples);
-    }
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        out,
-    )
-        .into_response())
-}
-
 /// The OpenAPI document, kept by hand beside this file; a test checks that
 /// every path it lists is served.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -361,260 +292,6 @@ async fn openapi() -> Response {
         OPENAPI,
     )
         .into_response()
-}
-
-// ----- Enrollment tokens -----------------------------------------------------
-
-#[derive(Deserialize)]
-struct CreateEnrollToken {
-    #[serde(default)]
-    tags: BTreeMap<String, String>,
-    uses: Option<i64>,
-    expires_in_secs: Option<i64>,
-}
-
-#[derive(Serialize)]
-struct CreatedEnrollToken {
-    token: String,
-    /// The fingerprint agents pin (`--server-fingerprint`), when serving TLS.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    server_fingerprint: Option<String>,
-    #[serde(flatten)]
-    record: EnrollToken,
-}
-
-async fn create_enroll_token(
-    State(state): State<Arc<AppState>>,
-    Json(body): Json<CreateEnrollToken>,
-) -> ApiResult<Json<CreatedEnrollToken>> {
-    let uses = body.uses.unwrap_or(1);
-    let ttl = body.expires_in_secs.unwrap_or(24 * 3600);
-    if uses < 1 {
-        return Err(ApiError::invalid("uses must be at least 1"));
-    }
-    if ttl < 1 {
-        return Err(ApiError::invalid("expires_in_secs must be at least 1"));
-    }
-    validate_tags(&body.tags)?;
-    let (token, record) = state.new_enroll_token(body.tags, uses, ttl).await?;
-    Ok(Json(CreatedEnrollToken {
-        token,
-        server_fingerprint: state.tls_fingerprint.clone(),
-        record,
-    }))
-}
-
-async fn list_enroll_tokens(
-    State(state): State<Arc<AppState>>,
-) -> ApiResult<Json<Vec<EnrollToken>>> {
-    Ok(Json(state.store.list_enroll_tokens().await?))
-}
-
-pub(crate) fn validate_tags(tags: &BTreeMap<String, String>) -> ApiResult<()> {
-    for key in tags.keys() {
-        if key.is_empty() || key.len() > 128 || key.contains('=') {
-            return Err(ApiError::invalid(format!(
-                "invalid tag key {key:?}: 1 to 128 characters, no '='"
-            )));
-        }
-    }
-    Ok(())
-}
-
-impl AppState {
-    pub(crate) async fn new_enroll_token(
-        &self,
-        tags: BTreeMap<String, String>,
-        uses: i64,
-        ttl_secs: i64,
-    ) -> ApiResult<(String, EnrollToken)> {
-        let token = auth::new_secret(ENROLL_TOKEN_PREFIX);
-        let now = now_millis();
-        let record = EnrollToken {
-            id: auth::new_id("et-"),
-            token_hash: auth::hash_secret(&token),
-            tags,
-            uses_allowed: uses,
-            uses: 0,
-            expires_at: now + ttl_secs * 1000,
-            created_at: now,
-        };
-        self.store.insert_enroll_token(&record).await?;
-        Ok((token, record))
-    }
-}
-
-// ----- Nodes -------------------------------------------------------------------
-
-#[derive(Serialize)]
-struct NodeView {
-    #[serde(flatten)]
-    node: Node,
-    status: &'static str,
-    online: bool,
-}
-
-fn node_view(state: &AppState, mut node: Node) -> NodeView {
-    if let Some(seen) = state.hub.last_heartbeat_millis(&node.id) {
-        node.last_seen = Some(node.last_seen.map_or(seen, |stored| stored.max(seen)));
-    }
-    let online = node.revoked_at.is_none() && state.hub.is_online(&node.id);
-    let status = match (node.revoked_at, online) {
-        (Some(_), _) => "revoked",
-        (None, true) => "online",
-        (None, false) => "offline",
-    };
-    NodeView {
-        node,
-        status,
-        online,
-    }
-}
-
-async fn find_node(state: &AppState, key: &str) -> ApiResult<Node> {
-    state
-        .store
-        .node_by_id_or_name(key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no node with id or name {key:?}")))
-}
-
-async fn list_nodes(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<NodeView>>> {
-    let nodes = state.store.list_nodes().await?;
-    Ok(Json(
-        nodes.into_iter().map(|n| node_view(&state, n)).collect(),
-    ))
-}
-
-async fn show_node(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-    Path(key): Path<String>,
-) -> ApiResult<Json<NodeView>> {
-    let node = find_node(&state, &key).await?;
-    authorize_node(&state, &principal, "nodes:Get", &node).await?;
-    Ok(Json(node_view(&state, node)))
-}
-
-#[derive(Deserialize)]
-struct TagChange {
-    #[serde(default)]
-    set: BTreeMap<String, String>,
-    #[serde(default)]
-    remove: Vec<String>,
-}
-
-async fn tag_node(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-    Path(key): Path<String>,
-    Json(change): Json<TagChange>,
-) -> ApiResult<Json<NodeView>> {
-    validate_tags(&change.set)?;
-    let mut node = find_node(&state, &key).await?;
-    authorize_node(&state, &principal, "nodes:Tag", &node).await?;
-    for key in &change.remove {
-        node.tags.remove(key);
-    }
-    node.tags.extend(change.set);
-    // Tags decide access: the node must stay within reach after the change
-    // too, or retagging would move nodes into someone's scope.
-    authorize_node(&state, &principal, "nodes:Tag", &node).await?;
-    principal.note(
-        "tags",
-        serde_json::to_value(&node.tags).unwrap_or(Value::Null),
-    );
-    state.store.set_node_tags(&node.id, &node.tags).await?;
-    Ok(Json(node_view(&state, node)))
-}
-
-async fn revoke_node(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-    Path(key): Path<String>,
-) -> ApiResult<Json<NodeView>> {
-    let node = find_node(&state, &key).await?;
-    authorize_node(&state, &principal, "nodes:Revoke", &node).await?;
-    state.store.revoke_node(&node.id, now_millis()).await?;
-    state.hub.disconnect(&node.id, "node revoked");
-    tracing::info!(node_id = %node.id, "node revoked");
-    let node = find_node(&state, &node.id).await?;
-    state.wake.notify_one();
-    Ok(Json(node_view(&state, node)))
-}
-
-// ----- Documents -----------------------------------------------------------------
-
-#[derive(Deserialize)]
-struct CreateDocument {
-    name: String,
-    content: Value,
-}
-
-async fn create_document(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-    Json(body): Json<CreateDocument>,
-) -> ApiResult<Json<Value>> {
-    authorize(
-        &state,
-        &principal,
-        "documents:Create",
-        &format!("document/{}", body.name),
-    )
-    .await?;
-    let valid_name = !body.name.is_empty()
-        && body.name.len() <= 128
-        && body
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
-    if !valid_name {
-        return Err(ApiError::invalid(format!(
-            "invalid document name {:?}: 1 to 128 of letters, digits, '_', '-', '.'",
-            body.name
-        )));
-    }
-    if body.name == RUN_SHELL_SCRIPT {
-        return Err(ApiError::conflict(format!(
-            "{RUN_SHELL_SCRIPT} is built in and cannot be replaced"
-        )));
-    }
-    documents::parse_document(&body.content)
-        .map_err(|e| ApiError::invalid(format!("invalid document: {e}")))?;
-    let version = state
-        .store
-        .put_document(&body.name, &body.content, now_millis())
-        .await?;
-    Ok(Json(
-        serde_json::json!({"name": body.name, "version": version}),
-    ))
-}
-
-async fn list_documents(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Value>>> {
-    let mut out =
-        vec![serde_json::json!({"name": RUN_SHELL_SCRIPT, "version": 1, "builtin": true})];
-    for doc in state.store.list_documents().await? {
-        out.push(serde_json::json!({"name": doc.name, "version": doc.version, "created_at": doc.created_at}));
-    }
-    Ok(Json(out))
-}
-
-#[derive(Deserialize)]
-struct VersionQuery {
-    version: Option<i64>,
-}
-
-async fn show_document(
-    State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
-    Query(q): Query<VersionQuery>,
-) -> ApiResult<Json<Value>> {
-    let (version, content) =
-        crate::commands::service::load_document(&state.store, &name, q.version).await?;
-    Ok(Json(
-        serde_json::json!({"name": name, "version": version, "content": content}),
-    ))
 }
 
 #[cfg(test)]

@@ -13,13 +13,12 @@
 //! - credential rotation for connected nodes ([`rotation`]), with no window
 //!   in which the node holds a credential the server refuses.
 //!
-//! Connected agents are tracked in the [`hub::Hub`]; live output fans out
+//! Connected agents are tracked in the [`fleet::hub::Hub`]; live output fans out
 //! through [`live::Live`]. Everything that matters is in the store first:
 //! the in-memory parts are rebuilt from it (and from reconnecting agents)
 //! after a restart.
 
 mod access;
-mod agent_ws;
 mod api;
 mod audit;
 mod auth;
@@ -29,13 +28,12 @@ mod dispatcher;
 pub mod documents;
 mod error;
 pub mod events;
+mod fleet;
 mod happenings;
-mod hub;
 mod identity;
 mod live;
 mod rate;
 pub mod refusals;
-mod rotation;
 mod service;
 pub mod tls;
 mod workflows;
@@ -116,7 +114,7 @@ pub struct AppState {
     pub(crate) store: Store,
     /// Group-commits agent starts and results.
     pub(crate) writer: writer::AgentWriter,
-    pub(crate) hub: hub::Hub,
+    pub(crate) hub: fleet::hub::Hub,
     pub(crate) live: live::Live,
     /// The hash-chained audit trail.
     pub(crate) audit: audit::AuditLog,
@@ -126,7 +124,7 @@ pub struct AppState {
     /// `sha256:<hex>` of the TLS certificate, when serving HTTPS.
     pub(crate) tls_fingerprint: Option<String>,
     /// API calls waiting for an agent to confirm a new credential.
-    pub(crate) rotations: rotation::Waiters,
+    pub(crate) rotations: fleet::rotation::Waiters,
     /// The durable workflow runner's handle.
     pub(crate) workflows: workflows::Workflows,
     /// The event bus: compiled rules, the event writer, delivery wake-ups.
@@ -174,7 +172,8 @@ impl Server {
     ) -> Result<String, ServerError> {
         let (token, _) = self
             .state
-            .new_enroll_token(tags, uses, ttl.as_secs() as i64)
+            .fleet()
+            .create_enroll_token(tags, uses, ttl.as_secs() as i64)
             .await
             .map_err(|e| ServerError::Api(e.message))?;
         Ok(token)
@@ -250,13 +249,13 @@ pub async fn start_with_clock(
         writer: writer::AgentWriter::spawn(store.clone()),
         audit,
         store,
-        hub: hub::Hub::new(online_window),
+        hub: fleet::hub::Hub::new(online_window),
         live: live::Live::new(happenings.clone()),
         happenings,
         wake: Notify::new(),
         config,
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
-        rotations: rotation::Waiters::default(),
+        rotations: fleet::rotation::Waiters::default(),
         workflows,
         refusals: refusals::RefusalLimiter::new(refusal_rate),
     });

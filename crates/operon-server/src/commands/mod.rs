@@ -12,9 +12,7 @@ pub mod http;
 pub mod service;
 pub mod targets;
 
-pub use service::{
-    CommandId, CommandService, DEFAULT_OUTPUT_CAP, NewCommand, Requester,
-};
+pub use service::{CommandId, CommandService, DEFAULT_OUTPUT_CAP, NewCommand, Requester};
 pub use targets::TargetSpec;
 
 use crate::AppState;

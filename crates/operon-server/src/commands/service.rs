@@ -18,8 +18,9 @@ use tokio::sync::Notify;
 use super::targets::{TargetError, TargetSpec};
 use crate::access::{Principal, node_request, record_denial_in};
 use crate::audit::AuditLog;
+use crate::documents::service::load_document;
 use crate::documents::{self, RUN_SHELL_SCRIPT};
-use crate::hub::Hub;
+use crate::fleet::hub::Hub;
 use crate::rate::Limit;
 use crate::service::{ServiceError, ServiceResult};
 use crate::{auth, now_millis};
@@ -368,30 +369,6 @@ impl CommandService<'_> {
             tracing::error!(error = %e, command_id = %command.id, "an actor's command could not be audited");
         }
     }
-}
-
-/// A document's version and content (the latest version unless one is named).
-pub async fn load_document(
-    store: &Store,
-    name: &str,
-    version: Option<i64>,
-) -> ServiceResult<(i64, Value)> {
-    if name == RUN_SHELL_SCRIPT {
-        return Ok((1, documents::run_shell_script_document()));
-    }
-    let doc = store
-        .document(name, version)
-        .await?
-        .ok_or_else(|| match version {
-            Some(v) => ServiceError::not_found(
-                "NoSuchDocument",
-                format!("document {name:?} has no version {v}"),
-            ),
-            None => {
-                ServiceError::not_found("NoSuchDocument", format!("no document named {name:?}"))
-            }
-        })?;
-    Ok((doc.version, doc.content))
 }
 
 /// The service error for refused targets. `code` names the rule, so callers

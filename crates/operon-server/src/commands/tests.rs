@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use super::*;
 use crate::access::Principal;
 use crate::audit::AuditLog;
-use crate::hub::Hub;
+use crate::fleet::hub::Hub;
 use crate::service::ErrorKind;
 
 struct Fixture {

@@ -22,10 +22,10 @@ use operon_proto::{
 use operon_store::{AgentWrite, CredentialMatch, NewNode, Node, split_invocation_id};
 use tokio::sync::mpsc;
 
+use super::hub::Outbound;
 use crate::auth::{self, NODE_CREDENTIAL_PREFIX};
 use crate::error::{ApiError, ApiResult};
 use crate::happenings::{Happening, NodeChange};
-use crate::hub::Outbound;
 use crate::live::LiveEvent;
 use crate::{AppState, now_millis};
 
@@ -34,7 +34,7 @@ pub async fn enroll(
     State(state): State<Arc<AppState>>,
     Json(request): Json<EnrollRequest>,
 ) -> ApiResult<Json<EnrollResponse>> {
-    crate::api::validate_tags(&request.tags)?;
+    super::service::validate_tags(&request.tags)?;
     let credential = auth::new_secret(NODE_CREDENTIAL_PREFIX);
     let name = request
         .name
@@ -140,7 +140,7 @@ async fn authenticate_node(state: &AppState, headers: &HeaderMap) -> ApiResult<N
     let node = match found {
         CredentialMatch::Current(node) => node,
         CredentialMatch::Pending { node, rotation_id } => {
-            crate::rotation::complete(state, &node, &rotation_id, "the agent connected with it")
+            super::rotation::complete(state, &node, &rotation_id, "the agent connected with it")
                 .await?;
             node
         }
@@ -367,14 +367,14 @@ async fn handle_frame(
         }
         AgentMessage::Finished(result) => record_result(state, node, result, tx).await?,
         AgentMessage::CredentialStored { rotation_id } => {
-            crate::rotation::complete(state, node, &rotation_id, "the agent stored it")
+            super::rotation::complete(state, node, &rotation_id, "the agent stored it")
                 .await
                 .map_err(|e| e.message)?;
         }
         AgentMessage::CredentialNotStored {
             rotation_id,
             reason,
-        } => crate::rotation::not_stored(state, node, &rotation_id, reason),
+        } => super::rotation::not_stored(state, node, &rotation_id, reason),
     }
     Ok(())
 }

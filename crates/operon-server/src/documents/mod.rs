@@ -9,6 +9,20 @@
 //!
 //! Pure: no I/O.
 
+//!
+//! The module itself is the pure document format; [`service`] stores and
+//! reads documents, [`http`] is the `/v1/documents` edge.
+
+pub(crate) mod http;
+pub(crate) mod service;
+
+impl crate::AppState {
+    /// The documents service over this server's store.
+    pub(crate) fn documents(&self) -> service::DocumentService<'_> {
+        service::DocumentService { store: &self.store }
+    }
+}
+
 use std::collections::BTreeMap;
 
 use operon_proto::Step;

@@ -1,0 +1,191 @@
+//! The fleet service: node views, tags, revocation and enrollment tokens.
+
+use std::collections::BTreeMap;
+
+use operon_store::{EnrollToken, Node, Store};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::hub::Hub;
+use crate::access::{Principal, node_request, record_denial_in};
+use crate::audit::AuditLog;
+use crate::auth::{self, ENROLL_TOKEN_PREFIX};
+use crate::now_millis;
+use crate::service::{ServiceError, ServiceResult};
+
+/// A node with its live status.
+#[derive(Debug, Serialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub node: Node,
+    /// `online`, `offline` or `revoked`.
+    pub status: &'static str,
+    pub online: bool,
+}
+
+/// Tags to set and remove on a node.
+#[derive(Debug, Default)]
+pub struct TagChange {
+    pub set: BTreeMap<String, String>,
+    pub remove: Vec<String>,
+}
+
+pub struct FleetService<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) hub: &'a Hub,
+    pub(crate) wake: &'a Notify,
+    pub(crate) audit: &'a AuditLog,
+}
+
+impl FleetService<'_> {
+    /// The node with its status as the hub sees it now.
+    pub fn view(&self, mut node: Node) -> NodeView {
+        if let Some(seen) = self.hub.last_heartbeat_millis(&node.id) {
+            node.last_seen = Some(node.last_seen.map_or(seen, |stored| stored.max(seen)));
+        }
+        let online = node.revoked_at.is_none() && self.hub.is_online(&node.id);
+        let status = match (node.revoked_at, online) {
+            (Some(_), _) => "revoked",
+            (None, true) => "online",
+            (None, false) => "offline",
+        };
+        NodeView {
+            node,
+            status,
+            online,
+        }
+    }
+
+    pub async fn list(&self) -> ServiceResult<Vec<NodeView>> {
+        let nodes = self.store.list_nodes().await?;
+        Ok(nodes.into_iter().map(|n| self.view(n)).collect())
+    }
+
+    /// A node by id or name.
+    pub async fn find(&self, key: &str) -> ServiceResult<Node> {
+        self.store.node_by_id_or_name(key).await?.ok_or_else(|| {
+            ServiceError::not_found("UnknownNode", format!("no node with id or name {key:?}"))
+        })
+    }
+
+    /// A node the principal may `action` (with the node's tags as conditions).
+    pub async fn find_for(
+        &self,
+        principal: &Principal,
+        action: &str,
+        key: &str,
+    ) -> ServiceResult<Node> {
+        let node = self.find(key).await?;
+        self.authorize_node(principal, action, &node).await?;
+        Ok(node)
+    }
+
+    /// Change a node's tags. The principal must be allowed `nodes:Tag` on the
+    /// node both before and after the change: tags decide access, so a retag
+    /// must not move a node into (or out of) someone's reach.
+    pub async fn tag(
+        &self,
+        principal: &Principal,
+        key: &str,
+        change: TagChange,
+    ) -> ServiceResult<NodeView> {
+        validate_tags(&change.set)?;
+        let mut node = self.find_for(principal, "nodes:Tag", key).await?;
+        for key in &change.remove {
+            node.tags.remove(key);
+        }
+        node.tags.extend(change.set);
+        self.authorize_node(principal, "nodes:Tag", &node).await?;
+        principal.note("tags", serde_json::to_value(&node.tags).unwrap_or_default());
+        self.store.set_node_tags(&node.id, &node.tags).await?;
+        Ok(self.view(node))
+    }
+
+    /// Revoke a node: its credentials are refused from now on and its
+    /// session is closed.
+    pub async fn revoke(&self, principal: &Principal, key: &str) -> ServiceResult<NodeView> {
+        let node = self.find_for(principal, "nodes:Revoke", key).await?;
+        self.store.revoke_node(&node.id, now_millis()).await?;
+        self.hub.disconnect(&node.id, "node revoked");
+        tracing::info!(node_id = %node.id, "node revoked");
+        let node = self.find(&node.id).await?;
+        self.wake.notify_one();
+        Ok(self.view(node))
+    }
+
+    /// A new enrollment token (the secret is returned once; only its hash is
+    /// stored).
+    pub async fn create_enroll_token(
+        &self,
+        tags: BTreeMap<String, String>,
+        uses: i64,
+        ttl_secs: i64,
+    ) -> ServiceResult<(String, EnrollToken)> {
+        if uses < 1 {
+            return Err(ServiceError::invalid(
+                "InvalidUses",
+                "uses must be at least 1",
+            ));
+        }
+        if ttl_secs < 1 {
+            return Err(ServiceError::invalid(
+                "InvalidExpiry",
+                "expires_in_secs must be at least 1",
+            ));
+        }
+        validate_tags(&tags)?;
+        let token = auth::new_secret(ENROLL_TOKEN_PREFIX);
+        let now = now_millis();
+        let record = EnrollToken {
+            id: auth::new_id("et-"),
+            token_hash: auth::hash_secret(&token),
+            tags,
+            uses_allowed: uses,
+            uses: 0,
+            expires_at: now + ttl_secs * 1000,
+            created_at: now,
+        };
+        self.store.insert_enroll_token(&record).await?;
+        Ok((token, record))
+    }
+
+    pub async fn list_enroll_tokens(&self) -> ServiceResult<Vec<EnrollToken>> {
+        Ok(self.store.list_enroll_tokens().await?)
+    }
+
+    async fn authorize_node(
+        &self,
+        principal: &Principal,
+        action: &str,
+        node: &Node,
+    ) -> ServiceResult<()> {
+        let request = node_request(principal, action, node);
+        match principal.decide(&request) {
+            Ok(()) => {
+                principal.allowed_action(&request.action, &request.resource);
+                Ok(())
+            }
+            Err(reason) => {
+                record_denial_in(self.audit, principal, action, &request.resource, &reason).await;
+                Err(ServiceError::forbidden(format!(
+                    "{} may not {action} on {}: {reason}",
+                    principal.name, request.resource
+                )))
+            }
+        }
+    }
+}
+
+/// Tag keys: 1 to 128 characters, no `=` (it separates key and value in
+/// `tag:KEY=VALUE` targets).
+pub(crate) fn validate_tags(tags: &BTreeMap<String, String>) -> ServiceResult<()> {
+    for key in tags.keys() {
+        if key.is_empty() || key.len() > 128 || key.contains('=') {
+            return Err(ServiceError::invalid(
+                "InvalidTag",
+                format!("invalid tag key {key:?}: 1 to 128 characters, no '='"),
+            ));
+        }
+    }
+    Ok(())
+}
