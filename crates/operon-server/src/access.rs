@@ -236,6 +236,34 @@ pub fn scope_policy(scopes: &[String]) -> Result<NamedPolicy, operon_policy::Pol
     operon_policy::Policy::from_value(&document).map(|p| NamedPolicy::new("token scopes", p))
 }
 
+/// The request context of an authenticated handler: the server's state and
+/// the caller, whose audit trail (`Principal::note`, the checks passed) the
+/// bearer middleware writes when the call ends.
+pub struct Ctx {
+    pub state: std::sync::Arc<AppState>,
+    pub principal: Principal,
+}
+
+impl axum::extract::FromRequestParts<std::sync::Arc<AppState>> for Ctx {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &std::sync::Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        // Set by the bearer middleware on every protected route.
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| crate::error::ApiError::unauthorized("not authenticated"))?;
+        Ok(Ctx {
+            state: state.clone(),
+            principal,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

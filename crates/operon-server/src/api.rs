@@ -65,6 +65,11 @@ async fn require_token(
 ) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let audited_read = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .and_then(|m| crate::catalogue::find(&method, m.as_str()))
+        .is_some_and(|route| route.audited_read);
     let principal = match authenticate(&state, request.headers()).await {
         Ok(principal) => principal,
         Err((actor, reason)) => {
@@ -94,7 +99,7 @@ async fn require_token(
     request.extensions_mut().insert(principal.clone());
     let response = next.run(request).await;
     let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if mutating {
+    if mutating || audited_read {
         audit_call(&state, &principal, &method, &path, response.status()).await;
     }
     response

@@ -48,6 +48,9 @@ pub struct Route {
     /// The policy action (`commands:Get`); empty for self-service routes.
     pub action: &'static str,
     pub access: Access,
+    /// A read that reveals something sensitive (event payloads, execution
+    /// inputs and outputs): audited like a change, with who read what.
+    pub audited_read: bool,
 }
 
 const fn route(
@@ -61,6 +64,14 @@ const fn route(
         path,
         action,
         access,
+        audited_read: false,
+    }
+}
+
+impl Route {
+    const fn audited(mut self) -> Route {
+        self.audited_read = true;
+        self
     }
 }
 
@@ -222,7 +233,8 @@ pub const ROUTES: &[Route] = &[
         "/v1/executions/{id}/history",
         "executions:GetHistory",
         P("execution/{id}"),
-    ),
+    )
+    .audited(),
     route(
         "POST",
         "/v1/executions/{id}/stop",
@@ -322,7 +334,7 @@ pub const ROUTES: &[Route] = &[
     ),
     route("GET", "/v1/dlq", "dlq:List", P("dlq/*")),
     route("POST", "/v1/dlq/redrive", "dlq:Redrive", P("dlq/*")),
-    route("GET", "/v1/dlq/{id}", "dlq:Show", P("dlq/{id}")),
+    route("GET", "/v1/dlq/{id}", "dlq:Show", P("dlq/{id}")).audited(),
     route("GET", "/v1/webhooks", "webhooks:List", P("webhook/*")),
     route("POST", "/v1/webhooks", "webhooks:Create", Handler),
     route(

@@ -15,7 +15,7 @@ use operon_store::{ApiToken, AuditFilter, StoreError, User};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::access::{Principal, authorize, scope_policy};
+use crate::access::{Ctx, Principal, authorize, scope_policy};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, auth, now_millis};
 
@@ -104,8 +104,7 @@ struct CreateUser {
 }
 
 async fn create_user(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<CreateUser>,
 ) -> ApiResult<Json<Value>> {
     authorize(
@@ -201,8 +200,7 @@ struct RoleChange {
 }
 
 async fn change_user_roles(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
     Json(change): Json<RoleChange>,
 ) -> ApiResult<Json<Value>> {
@@ -238,8 +236,7 @@ struct CreateToken {
 }
 
 async fn create_token(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<CreateToken>,
 ) -> ApiResult<Json<Value>> {
     let owner_name = body.user.clone().unwrap_or_else(|| principal.name.clone());
@@ -324,8 +321,7 @@ struct TokenQuery {
 }
 
 async fn list_tokens(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Query(q): Query<TokenQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let owner = q.user.clone().unwrap_or_else(|| principal.name.clone());
@@ -355,8 +351,7 @@ async fn list_tokens(
 }
 
 async fn revoke_token(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let token = state
@@ -387,10 +382,7 @@ async fn revoke_token(
 
 /// Replace the admin token; only the admin token may do it. The new token is
 /// written to the data directory's admin-token file and returned once.
-async fn rotate_admin_token(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
-) -> ApiResult<Json<Value>> {
+async fn rotate_admin_token(Ctx { state, principal }: Ctx) -> ApiResult<Json<Value>> {
     if !principal.root {
         let reason = "only the admin token can rotate the admin token";
         crate::access::record_denial(
@@ -445,8 +437,7 @@ struct PutPolicy {
 }
 
 async fn put_policy(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<PutPolicy>,
 ) -> ApiResult<Json<Value>> {
     authorize(
@@ -516,8 +507,7 @@ struct SimulateRequest {
 
 /// Explain how a user's policies decide a request, naming the statement.
 async fn simulate(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<SimulateRequest>,
 ) -> ApiResult<Json<Value>> {
     authorize(
@@ -608,8 +598,7 @@ async fn require_policy(state: &AppState, name: &str) -> ApiResult<()> {
 }
 
 async fn create_role(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<CreateRole>,
 ) -> ApiResult<Json<Value>> {
     authorize(
@@ -679,8 +668,7 @@ struct PolicyChange {
 }
 
 async fn change_role_policies(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
     Json(change): Json<PolicyChange>,
 ) -> ApiResult<Json<Value>> {

@@ -239,3 +239,41 @@ async fn a_rule_starts_workflows_until_it_is_deleted() {
         "a deleted rule matches nothing"
     );
 }
+
+#[tokio::test]
+async fn sensitive_reads_are_audited_and_plain_reads_are_not() {
+    let api = Api::start().await;
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": "w", "definition": definition})),
+    )
+    .await;
+    let started = api
+        .ok(
+            "POST",
+            "/v1/workflows/w/executions",
+            Some(json!({"input": {"secret": "s3"}})),
+        )
+        .await;
+    let id = started["executionId"].as_str().unwrap();
+    api.ok("GET", &format!("/v1/executions/{id}"), None).await;
+    api.ok("GET", &format!("/v1/executions/{id}/history"), None)
+        .await;
+    let trail = api.ok("GET", "/v1/audit?action=executions:*", None).await;
+    let actions: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["executions:GetHistory"], "{trail}");
+    let record = &trail[0];
+    assert_eq!(record["resource"], format!("execution/{id}"));
+    assert_eq!(record["actor"], "admin");
+    assert!(
+        !record.to_string().contains("s3"),
+        "the audit record holds no payload"
+    );
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::service::{CommandId, NewCommand, Requester};
 use super::targets::TargetSpec;
 use crate::AppState;
-use crate::access::Principal;
+use crate::access::Ctx;
 use crate::error::ApiResult;
 use crate::live::LiveEvent;
 
@@ -54,8 +54,7 @@ pub struct CreateCommand {
 }
 
 async fn create_command(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<CreateCommand>,
 ) -> ApiResult<Json<Value>> {
     let targets = TargetSpec::parse(&body.node_ids, &body.targets, "targets")

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::service::DocumentSummary;
 use crate::AppState;
-use crate::access::{Principal, authorize};
+use crate::access::{Ctx, authorize};
 use crate::error::ApiResult;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -26,8 +26,7 @@ struct CreateDocument {
 }
 
 async fn create_document(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<CreateDocument>,
 ) -> ApiResult<Json<Value>> {
     authorize(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use futures_util::Stream;
 use operon_pattern::{Matcher, Pattern, Scratch};
 use operon_store::Rule;
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::envelope::{self, PutEntry};
 use super::targets::{self, TargetSpec};
 use super::{CompiledRule, check_name};
-use crate::access::authorize;
+use crate::access::{Ctx, authorize};
 use crate::api::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, now_millis};
@@ -81,8 +81,7 @@ struct PutEventsRequest {
 }
 
 async fn put_events(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(request): Json<PutEventsRequest>,
 ) -> ApiResult<Json<Value>> {
     if request.entries.is_empty() || request.entries.len() > MAX_ENTRIES {
@@ -218,8 +217,7 @@ async fn list_buses(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>
 }
 
 async fn create_bus(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<CreateBus>,
 ) -> ApiResult<Json<Value>> {
     check_name("bus", &body.name)?;
@@ -344,8 +342,7 @@ async fn describe_rule(
 }
 
 async fn put_rule(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
     Json(body): Json<PutRule>,
 ) -> ApiResult<Json<Value>> {

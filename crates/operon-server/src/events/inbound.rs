@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::{Extension, Json};
 use operon_store::InboundWebhook;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,8 +21,7 @@ use serde_json::{Value, json};
 use super::check_name;
 use super::envelope::{self, PutEntry};
 use super::signing;
-use crate::access::authorize;
-use crate::api::Principal;
+use crate::access::{Ctx, authorize};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, now_millis};
 
@@ -41,8 +40,7 @@ pub struct CreateWebhook {
 }
 
 pub async fn create(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<CreateWebhook>,
 ) -> ApiResult<Json<Value>> {
     check_name("webhook", &body.name)?;

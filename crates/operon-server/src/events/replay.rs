@@ -16,8 +16,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
 use operon_pattern::{Matcher, Pattern, Scratch};
 use operon_store::{Archive, Replay};
 use serde::Deserialize;
@@ -25,8 +25,7 @@ use serde_json::{Value, json};
 
 use super::check_name;
 use super::envelope::{self, Envelope};
-use crate::access::authorize;
-use crate::api::Principal;
+use crate::access::{Ctx, authorize};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, now_millis};
 
@@ -58,8 +57,7 @@ fn archive_view(a: &Archive) -> Value {
 }
 
 pub async fn create_archive(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<CreateArchive>,
 ) -> ApiResult<Json<Value>> {
     check_name("archive", &body.name)?;
@@ -129,8 +127,7 @@ pub struct StartReplay {
 }
 
 pub async fn start_replay(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<StartReplay>,
 ) -> ApiResult<Json<Value>> {
     check_name("replay", &body.name)?;

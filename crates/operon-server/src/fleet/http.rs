@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use operon_store::EnrollToken;
 use serde::{Deserialize, Serialize};
 
 use super::service::{NodeView, TagChange};
 use crate::AppState;
-use crate::access::Principal;
+use crate::access::Ctx;
 use crate::error::ApiResult;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -80,8 +80,7 @@ async fn list_nodes(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<No
 }
 
 async fn show_node(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(key): Path<String>,
 ) -> ApiResult<Json<NodeView>> {
     let fleet = state.fleet();
@@ -98,8 +97,7 @@ struct TagBody {
 }
 
 async fn tag_node(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(key): Path<String>,
     Json(body): Json<TagBody>,
 ) -> ApiResult<Json<NodeView>> {
@@ -111,8 +109,7 @@ async fn tag_node(
 }
 
 async fn revoke_node(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(key): Path<String>,
 ) -> ApiResult<Json<NodeView>> {
     Ok(Json(state.fleet().revoke(&principal, &key).await?))

@@ -23,18 +23,18 @@
 //! The API call waits for the agent's answer (at most [`CONFIRM_TIMEOUT`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use operon_proto::{CAPABILITY_CREDENTIAL_ROTATION, ServerMessage};
 use operon_store::Node;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::api::Principal;
+use crate::access::Ctx;
 use crate::auth::{self, NODE_CREDENTIAL_PREFIX};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, now_millis};
@@ -97,8 +97,7 @@ pub struct Rotated {
 
 /// `POST /v1/nodes/{key}/rotate-credential`.
 pub async fn rotate_credential(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(key): Path<String>,
 ) -> ApiResult<Json<Rotated>> {
     let node = state

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use operon_asl::{Event, StateMachine};
 use operon_store::{ApprovalDecision, ExecutionFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Msg, execution_view, start_execution};
-use crate::access::authorize;
+use crate::access::{Ctx, authorize};
 use crate::api::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, now_millis};
@@ -94,8 +94,7 @@ fn parse_definition(definition: Value) -> ApiResult<Value> {
 }
 
 async fn create_workflow(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<CreateWorkflow>,
 ) -> ApiResult<Json<Value>> {
     super::validate_name("workflow", &body.name)?;
@@ -117,8 +116,7 @@ async fn create_workflow(
 }
 
 async fn update_workflow(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
     Json(body): Json<UpdateWorkflow>,
 ) -> ApiResult<Json<Value>> {
@@ -183,8 +181,7 @@ struct StartBody {
 }
 
 async fn start(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(workflow): Path<String>,
     Json(body): Json<StartBody>,
 ) -> ApiResult<Json<Value>> {
@@ -354,8 +351,7 @@ struct DecisionBody {
 }
 
 async fn approve(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(id): Path<String>,
     body: Option<Json<DecisionBody>>,
 ) -> ApiResult<Json<Value>> {
@@ -364,8 +360,7 @@ async fn approve(
 }
 
 async fn reject(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Path(id): Path<String>,
     body: Option<Json<DecisionBody>>,
 ) -> ApiResult<Json<Value>> {
@@ -467,8 +462,7 @@ struct TaskAnswer {
 }
 
 async fn send_success(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<TaskAnswer>,
 ) -> ApiResult<Json<Value>> {
     let output = body.output.clone().unwrap_or_else(|| json!({}));
@@ -484,8 +478,7 @@ async fn send_success(
 }
 
 async fn send_failure(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<TaskAnswer>,
 ) -> ApiResult<Json<Value>> {
     let event = Event::TaskFailed {
@@ -504,8 +497,7 @@ async fn send_failure(
 }
 
 async fn send_heartbeat(
-    State(state): State<Arc<AppState>>,
-    Extension(principal): Extension<Principal>,
+    Ctx { state, principal }: Ctx,
     Json(body): Json<TaskAnswer>,
 ) -> ApiResult<Json<Value>> {
     let event = Event::Heartbeat {
