@@ -6,7 +6,7 @@
 //! cases, `--targets-file T.json` (an array of EventBridge-shaped Target
 //! objects with `Kind`) for everything, input transformers included.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -14,24 +14,8 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::client::{Client, ClientArgs, runtime};
+use super::input::{json_arg, read_json_file as read_json};
 use super::output::{print_json, table, text, time};
-
-fn read_json(what: &str, path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{what}: reading {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{what}: {} is not valid JSON", path.display()))
-}
-
-/// A JSON value given inline (starting with `{` or `[`) or as a file path.
-fn json_arg(what: &str, arg: &str) -> Result<Value> {
-    let trimmed = arg.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        serde_json::from_str(arg).with_context(|| format!("{what}: not valid JSON"))
-    } else {
-        read_json(what, Path::new(arg))
-    }
-}
 
 fn as_array(value: &Value) -> &[Value] {
     value.as_array().map(Vec::as_slice).unwrap_or(&[])

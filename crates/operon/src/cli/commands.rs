@@ -2,11 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
@@ -508,18 +508,9 @@ pub fn documents(client_args: &ClientArgs, cmd: DocumentsCmd) -> Result<ExitCode
     })
 }
 
-/// Read a YAML or JSON document file (JSON is YAML, so one parser reads both,
-/// but JSON files get serde_json's clearer line/column errors).
-fn read_document(path: &PathBuf) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let is_json = path.extension().is_some_and(|e| e == "json");
-    if is_json {
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
-    } else {
-        serde_yaml_ng::from_str(&text)
-            .with_context(|| format!("{} is not valid YAML", path.display()))
-    }
+/// Read a YAML or JSON document file.
+fn read_document(path: &Path) -> Result<Value> {
+    super::input::read_json_or_yaml_file("--file", path)
 }
 
 #[cfg(test)]

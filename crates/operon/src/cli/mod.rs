@@ -7,6 +7,7 @@ pub mod commands;
 pub mod events;
 pub mod fleet;
 pub mod identity;
+pub mod input;
 pub mod login;
 pub mod output;
 pub mod runbooks;

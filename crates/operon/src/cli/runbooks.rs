@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::client::{Client, ClientArgs, runtime};
+use super::input::{json_arg, read_json_or_yaml_file};
 use super::output::{duration, print_json, table, text, time};
 
 #[derive(clap::Subcommand)]
@@ -124,34 +125,9 @@ pub enum TasksCmd {
     },
 }
 
-/// Read a definition file: JSON, or YAML (converted to JSON) by extension or
-/// when it is not JSON.
+/// Read a definition file: JSON, or YAML (converted to JSON).
 fn read_definition(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the definition {}", path.display()))?;
-    let yaml_ext = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    );
-    if !yaml_ext {
-        match serde_json::from_str(&text) {
-            Ok(v) => return Ok(v),
-            Err(e) if text.trim_start().starts_with('{') => {
-                bail!("{}: invalid JSON: {e}", path.display())
-            }
-            Err(_) => {}
-        }
-    }
-    serde_yaml_ng::from_str(&text).with_context(|| format!("{}: invalid YAML", path.display()))
-}
-
-/// JSON text, or `@FILE` holding JSON.
-fn json_arg(what: &str, arg: &str) -> Result<Value> {
-    let text = match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
-        None => arg.to_string(),
-    };
-    serde_json::from_str(&text).with_context(|| format!("{what} is not valid JSON"))
+    read_json_or_yaml_file("the definition", path)
 }
 
 pub fn workflows(args: &ClientArgs, cmd: ServerWorkflowsCmd) -> Result<ExitCode> {

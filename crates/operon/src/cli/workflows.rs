@@ -211,9 +211,7 @@ mod run_local {
     }
 
     fn read_json(p: &Path) -> anyhow::Result<Value> {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", p.display()))
+        crate::cli::input::read_json_file("run-local", p)
     }
 
     /// Answers tasks from the mock configuration and reads/writes objects under `--objects-dir`.
