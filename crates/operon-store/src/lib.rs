@@ -52,6 +52,44 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Conflict(String),
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+}
+
+/// Why the schema could not be brought up to date. Each names the migration
+/// file (relative to the `operon-store` crate) or version concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(
+        "migration {file} was changed after it was applied to this database \
+         (recorded SHA-256 {recorded}, the file's is {current}); \
+         restore the file and put the change in a new migration"
+    )]
+    Changed {
+        file: String,
+        recorded: String,
+        current: String,
+    },
+    #[error(
+        "migration {file} was applied to this database as {recorded:?} (version {version}); \
+         a released migration must keep its file name"
+    )]
+    Renamed {
+        file: String,
+        version: i64,
+        recorded: String,
+    },
+    #[error(
+        "this database was written by a newer Operon: it has migration {version} ({name}), \
+         which this build does not know; run a build at least as new"
+    )]
+    NewerDatabase { version: i64, name: String },
+    #[error("migration {file} failed and was rolled back: {source}")]
+    Failed {
+        file: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -74,25 +112,34 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (creating if needed) the database file and apply pending migrations.
+    /// Open (creating if needed) the database file and apply pending
+    /// migrations. Refuses a database whose applied migrations were changed
+    /// or that a newer build wrote ([`MigrationError`]).
     pub async fn open(path: &Path) -> Result<Store> {
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(db("parsing connection options"))?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(db("opening the database"))?;
-        migrations::apply(&pool).await?;
+        let pool = connect(path).await?;
+        migrations::apply(&pool, migrations::SQLITE).await?;
         Ok(Store { pool })
     }
+}
 
+/// A pool on the database file (WAL, `synchronous=FULL`), without migrations.
+pub(crate) async fn connect(path: &Path) -> Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str("sqlite://")
+        .map_err(db("parsing connection options"))?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(db("opening the database"))
+}
+
+impl Store {
     /// A transaction that takes the write lock at once. A deferred transaction
     /// that reads before it writes can fail with "database is locked" when
     /// another writer commits in between; an immediate one waits its turn.
