@@ -8,6 +8,11 @@
 //! and is deliberately *not* part of the hash: reordering shows as a broken
 //! link, which is what it is.
 //!
+//! Appenders take the head (last sequence number and hash) from the
+//! `audit_head` row with `UPDATE ... RETURNING` in their transaction, which
+//! locks it until commit: concurrent appenders queue on that row and form one
+//! chain without relying on SQLite's single write lock.
+//!
 //! Removing records from the end leaves a valid shorter chain; the server
 //! guards against that by keeping the head (last sequence number and hash)
 //! outside the database and comparing it on verification.
@@ -192,13 +197,20 @@ pub(crate) async fn append_audit_in(
     if entries.is_empty() {
         return Ok(None);
     }
-    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db("reading the audit head"))?;
-    let (mut seq, mut prev_hash) = head
-        .map(|r| (r.get::<i64, _>("seq"), r.get::<String, _>("hash")))
-        .unwrap_or((0, AUDIT_GENESIS.to_string()));
+    // Reserve the sequence numbers and read the previous hash with one
+    // update of the head row: it stays locked until this transaction ends,
+    // so concurrent appenders (the audit writer, the event writer) form one
+    // chain on any engine with row locks.
+    let n = entries.len() as i64;
+    let head: Option<(i64, String)> =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + ? WHERE id = 1 RETURNING seq, hash")
+            .bind(n)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db("taking the audit head"))?;
+    let (last, mut prev_hash) = head
+        .ok_or_else(|| crate::corrupt("taking the audit head", "the audit_head row is missing"))?;
+    let mut seq = last - n;
     for entry in entries {
         seq += 1;
         let detail = serde_json::to_string(&entry.detail).expect("JSON values serialise");
@@ -229,6 +241,11 @@ pub(crate) async fn append_audit_in(
         .map_err(db("appending to the audit log"))?;
         prev_hash = hash;
     }
+    sqlx::query("UPDATE audit_head SET hash = ? WHERE id = 1")
+        .bind(&prev_hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("moving the audit head"))?;
     Ok(Some((seq, prev_hash)))
 }
 

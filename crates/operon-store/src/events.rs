@@ -260,8 +260,10 @@ impl Store {
     /// for the whole batch). Returns each event's sequence number.
     ///
     /// Rows go in as multi-row INSERTs: per-statement overhead, not the
-    /// disk, is what limits a large batch. Sequence numbers are assigned
-    /// here, under the write lock, after the highest ever used.
+    /// disk, is what limits a large batch. Sequence numbers are taken from
+    /// the `events` counter row in the same transaction (see
+    /// [`take_event_seqs`]): unique, gap-free, never reused after pruning,
+    /// and in commit order.
     pub async fn put_events(&self, events: &[NewEvent]) -> Result<Vec<i64>> {
         self.put_events_audited(events, &[], 0)
             .await
@@ -279,14 +281,9 @@ impl Store {
     ) -> Result<(Vec<i64>, Option<(i64, String)>)> {
         let mut tx = self.begin_write("accepting events").await?;
         let head = crate::audit::append_audit_in(&mut tx, audit, audited_at).await?;
-        let last: i64 = sqlx::query_scalar(
-            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0),
-                        COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db("reading the last event sequence number"))?;
-        let seqs: Vec<i64> = (1..=events.len() as i64).map(|i| last + i).collect();
+        let last = take_event_seqs(&mut tx, events.len() as i64).await?;
+        let first = last - events.len() as i64;
+        let seqs: Vec<i64> = (1..=events.len() as i64).map(|i| first + i).collect();
         let numbered: Vec<(i64, &NewEvent)> = seqs.iter().copied().zip(events).collect();
         for chunk in numbered.chunks(ROWS_PER_INSERT) {
             let sql = multi_row(
@@ -852,6 +849,29 @@ impl Store {
         .map_err(db("reading a replay"))?;
         row.as_ref().map(replay_from_row).transpose()
     }
+}
+
+/// Reserve `n` event sequence numbers; returns the last one. The counter
+/// row's update locks it until the transaction ends, so a concurrent writer
+/// waits and then continues after these numbers (and, if this transaction
+/// rolls back, reuses them: no gaps). Nothing is taken for `n == 0`.
+async fn take_event_seqs(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, n: i64) -> Result<i64> {
+    if n == 0 {
+        return Ok(0);
+    }
+    let last: Option<i64> = sqlx::query_scalar(
+        "UPDATE counters SET value = value + ? WHERE name = 'events' RETURNING value",
+    )
+    .bind(n)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db("taking event sequence numbers"))?;
+    last.ok_or_else(|| {
+        crate::corrupt(
+            "taking event sequence numbers",
+            "the 'events' row of the counters table is missing",
+        )
+    })
 }
 
 fn dead_letter_from_row(row: &SqliteRow) -> DeadLetter {

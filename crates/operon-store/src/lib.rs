@@ -232,6 +232,13 @@ impl Store {
     /// Enroll a node with a token, atomically: the token's use is counted and
     /// the node inserted in one transaction, so a token of N uses enrolls at
     /// most N nodes even under concurrent requests.
+    ///
+    /// The use is counted by one conditional row update (`uses < uses_allowed
+    /// AND expires_at > now`, checking the rows it changed), not by the read
+    /// before it: on an engine with row locks the update waits for a
+    /// concurrent enrollment and re-checks the condition on its result. A
+    /// taken name is skipped by the insert itself (`ON CONFLICT (name) DO
+    /// NOTHING`), for the same reason.
     pub async fn enroll_node(
         &self,
         token_hash: &str,
@@ -254,39 +261,53 @@ impl Store {
         if token.expires_at <= now {
             return Ok(Err(EnrollRefusal::Expired));
         }
-        if token.uses >= token.uses_allowed {
+        let counted = sqlx::query(
+            "UPDATE enroll_tokens SET uses = uses + 1
+             WHERE id = ? AND uses < uses_allowed AND expires_at > ?",
+        )
+        .bind(&token.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("counting an enrollment token use"))?;
+        if counted.rows_affected() == 0 {
             return Ok(Err(EnrollRefusal::UsedUp));
         }
-        sqlx::query("UPDATE enroll_tokens SET uses = uses + 1 WHERE id = ?")
-            .bind(&token.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("counting an enrollment token use"))?;
         let mut tags = node.requested_tags;
         tags.extend(token.tags.clone());
-        let name = unique_node_name(&mut tx, &node.name).await?;
-        let created = Node {
+        let mut created = Node {
             id: node.id,
-            name,
+            name: node.name.clone(),
             tags,
             inventory: node.inventory,
             enrolled_at: now,
             last_seen: None,
             revoked_at: None,
         };
-        sqlx::query(
-            "INSERT INTO nodes (id, name, credential_hash, tags, inventory, enrolled_at, last_seen, revoked_at)
-             VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
-        )
-        .bind(&created.id)
-        .bind(&created.name)
-        .bind(&node.credential_hash)
-        .bind(to_json(&created.tags))
-        .bind(to_json(&created.inventory))
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("inserting an enrolled node"))?;
+        // The wanted name, else `name-2`, `name-3`, ...: the first the
+        // insert does not find taken.
+        for n in 1_u64.. {
+            if n > 1 {
+                created.name = format!("{}-{n}", node.name);
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO nodes (id, name, credential_hash, tags, inventory, enrolled_at, last_seen, revoked_at)
+                 VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(&created.id)
+            .bind(&created.name)
+            .bind(&node.credential_hash)
+            .bind(to_json(&created.tags))
+            .bind(to_json(&created.inventory))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("inserting an enrolled node"))?;
+            if inserted.rows_affected() == 1 {
+                break;
+            }
+        }
         tx.commit().await.map_err(db("committing enrollment"))?;
         Ok(Ok(created))
     }
@@ -763,25 +784,6 @@ impl Store {
 pub enum StatusTable {
     Commands,
     Invocations,
-}
-
-async fn unique_node_name(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    wanted: &str,
-) -> Result<String> {
-    let mut candidate = wanted.to_string();
-    for n in 2.. {
-        let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE name = ?")
-            .bind(&candidate)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db("checking node names"))?;
-        if taken == 0 {
-            return Ok(candidate);
-        }
-        candidate = format!("{wanted}-{n}");
-    }
-    unreachable!("the loop above returns")
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {

@@ -72,6 +72,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(3, "0003_workflows.sql"),
     migration!(4, "0004_events.sql"),
     migration!(5, "0005_node_credentials.sql"),
+    migration!(6, "0006_counters.sql"),
 ];
 
 /// A migration as recorded in the database.
@@ -459,6 +460,91 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_counters_start_from_existing_events_and_audit_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        // A database of the build before the counters, with events (the last
+        // one pruned) and an audit chain of two records.
+        apply(&pool, &SQLITE[..5]).await.unwrap();
+        for seq in 1..=3 {
+            sqlx::query(
+                "INSERT INTO events (seq, id, bus, body, ingested_at) VALUES (?, 'e', 'default', '{}', 1)",
+            )
+            .bind(seq)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query("DELETE FROM events WHERE seq = 3")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut prev = crate::AUDIT_GENESIS.to_string();
+        for seq in 1..=2 {
+            let hash =
+                crate::audit_hash(seq, "alice", "nodes:Tag", "node/n", "allowed", "{}", &prev);
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, actor, action, resource, outcome, detail, prev_hash, hash)
+                 VALUES (?, ?, 'alice', 'nodes:Tag', 'node/n', 'allowed', '{}', ?, ?)",
+            )
+            .bind(seq)
+            .bind(seq)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+            prev = hash;
+        }
+        pool.close().await;
+
+        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let event = crate::NewEvent {
+            id: "next".into(),
+            bus: "default".into(),
+            body: "{}".into(),
+            ingested_at: 2,
+            deliveries: vec![],
+        };
+        assert_eq!(
+            store.put_events(&[event]).await.unwrap(),
+            vec![4],
+            "a pruned number is not reused"
+        );
+        let entry = crate::AuditEntry {
+            actor: "bob".into(),
+            action: "nodes:Tag".into(),
+            resource: "node/n".into(),
+            outcome: "allowed".into(),
+            detail: serde_json::json!({}),
+        };
+        let (seq, _) = store.append_audit(&[entry], 3).await.unwrap().unwrap();
+        assert_eq!(seq, 3);
+        let chain = store.audit_chain().await.unwrap();
+        assert_eq!(
+            chain[2].prev_hash, prev,
+            "the chain goes on from its last record"
+        );
+        assert!(crate::verify_chain(&chain).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_counters_of_an_empty_database_start_at_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let head: (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(head, (0, crate::AUDIT_GENESIS.to_string()));
+        let events: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'events'")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(events, 0);
     }
 
     const TRICKY: &str = "

@@ -204,26 +204,119 @@ async fn concurrent_enrollments_never_exceed_uses_or_fail_with_locks() {
         .insert_enroll_token(&token(10, i64::MAX))
         .await
         .unwrap();
-    let attempts = (0..25).map(|i| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            store
-                .enroll_node("hash-1", 1, new_node(&format!("n-{i}"), "n"))
-                .await
+    // Every node asks for the same name: names must still come out unique.
+    let attempts: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .enroll_node("hash-1", 1, new_node(&format!("n-{i}"), "n"))
+                    .await
+            })
         })
-    });
-    let mut enrolled = 0;
+        .collect();
+    let mut enrolled = Vec::new();
     for attempt in attempts {
         match attempt
             .await
             .unwrap()
             .expect("no database error under contention")
         {
-            Ok(_) => enrolled += 1,
+            Ok(node) => enrolled.push(node.name),
             Err(refusal) => assert_eq!(refusal, EnrollRefusal::UsedUp),
         }
     }
-    assert_eq!(enrolled, 10);
+    assert_eq!(enrolled.len(), 10);
+    let names: std::collections::BTreeSet<&String> = enrolled.iter().collect();
+    assert_eq!(names.len(), 10, "unique names: {enrolled:?}");
+    assert_eq!(store.list_nodes().await.unwrap().len(), 10);
+    assert_eq!(store.list_enroll_tokens().await.unwrap()[0].uses, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_event_batches_get_unique_gap_free_sequence_numbers() {
+    let (_dir, store) = open_temp().await;
+    let writers: Vec<_> = (0..24)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let batch: Vec<NewEvent> = (0..=(w % 5))
+                    .map(|i| event_with(&format!("w{w}-{i}"), &[]))
+                    .collect();
+                let seqs = store.put_events(&batch).await?;
+                Ok::<_, StoreError>((batch.len(), seqs))
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut expected = 0;
+    for writer in writers {
+        let (len, seqs) = writer.await.unwrap().expect("no database error");
+        assert_eq!(seqs.len(), len);
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "a batch is numbered consecutively: {seqs:?}"
+        );
+        expected += len as i64;
+        all.extend(seqs);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=expected).collect::<Vec<_>>());
+    let stored = store
+        .events_between("default", 0, i64::MAX, 0, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(stored.len() as i64, expected);
+}
+
+fn audit_entry(actor: &str) -> AuditEntry {
+    AuditEntry {
+        actor: actor.into(),
+        action: "nodes:Tag".into(),
+        resource: "node/n-1".into(),
+        outcome: "allowed".into(),
+        detail: serde_json::json!({"by": actor}),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_audit_appends_form_one_chain() {
+    let (_dir, store) = open_temp().await;
+    // The audit writer and the event writer both append; here both kinds
+    // run at once.
+    let appenders: Vec<_> = (0..30)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let entries: Vec<AuditEntry> = (0..=(i % 3))
+                    .map(|j| audit_entry(&format!("a{i}-{j}")))
+                    .collect();
+                let head = if i % 2 == 0 {
+                    store.append_audit(&entries, i).await?
+                } else {
+                    let event = event_with(&format!("e{i}"), &[]);
+                    store.put_events_audited(&[event], &entries, i).await?.1
+                };
+                Ok::<_, StoreError>((entries.len() as i64, head))
+            })
+        })
+        .collect();
+    let mut total = 0;
+    let mut heads = Vec::new();
+    for appender in appenders {
+        let (n, head) = appender.await.unwrap().expect("no database error");
+        total += n;
+        heads.push(head.expect("entries were written"));
+    }
+    let chain = store.audit_chain().await.unwrap();
+    assert_eq!(chain.len() as i64, total);
+    assert_eq!(verify_chain(&chain), vec![], "one unbroken chain");
+    // Each call's head is the record it wrote last.
+    for (seq, hash) in &heads {
+        assert_eq!(&chain[(*seq - 1) as usize].hash, hash);
+    }
+    let last = heads.iter().max_by_key(|(seq, _)| *seq).unwrap();
+    assert_eq!(last.0, total);
 }
 
 #[tokio::test]
