@@ -2,6 +2,7 @@
 //! except the health check and the agent endpoints (which carry their own
 //! credentials).
 
+use operon_store::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -619,6 +620,8 @@ async fn show_document(
 
 #[cfg(test)]
 mod flood_tests {
+    use operon_store::prelude::*;
+
     use crate::refusals::RefusalRate;
     use crate::{ServerConfig, start};
 

@@ -40,6 +40,7 @@ pub mod tls;
 pub mod workflows;
 pub mod writer;
 
+use operon_store::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;

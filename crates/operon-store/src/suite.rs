@@ -1,14 +1,47 @@
+//! The store test suite, written against the traits and run for every
+//! backend. Each test takes a fresh, empty backend as a [`DynStore`], the way
+//! the server holds one. A backend runs the whole suite with
+//! `crate::suite::store_suite!(open)`, where `open()` returns a guard (kept
+//! alive for the test) and the store.
+//!
+//! Concurrency tests spawn many tasks on a multi-threaded runtime: on
+//! SQLite they pass because the statements are right *and* writers queue;
+//! on an engine with row locks only the statements can make them pass.
+
+/// Instantiate every suite test for one backend.
+macro_rules! store_suite {
+    ($open:path) => {
+        crate::suite::store_suite!(@tests $open; enrollment_counts_uses_refuses_expired_and_token_tags_win,
+            results_are_idempotent_the_first_final_result_wins,
+            documents_are_versioned,
+            concurrent_enrollments_never_exceed_uses_or_fail_with_locks,
+            concurrent_event_batches_get_unique_gap_free_sequence_numbers,
+            concurrent_audit_appends_form_one_chain,
+            batched_agent_writes_and_dispatches_are_idempotent,
+            workflow_versions_steps_and_cleanup_on_finish,
+            outbox_claims_retries_dead_letters_and_redrives_with_the_same_id,
+            buses_rules_and_refusing_to_delete_a_used_bus,
+            event_sequence_numbers_are_never_reused_after_pruning,
+            both_credentials_work_until_the_rotation_completes_then_only_the_new_one,
+            an_unconfirmed_rotation_is_retired_when_another_one_completes);
+    };
+    (@tests $open:path; $($test:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                let (_guard, store) = $open().await;
+                crate::suite::$test(store).await;
+            }
+        )*
+    };
+}
+pub(crate) use store_suite;
+
 use std::collections::BTreeMap;
 
 use operon_proto::{CommandResult, Inventory, InvocationStatus};
 
-use super::*;
-
-async fn open_temp() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
-    (dir, store)
-}
+use crate::*;
 
 fn token(uses_allowed: i64, expires_at: i64) -> EnrollToken {
     EnrollToken {
@@ -35,26 +68,7 @@ fn new_node(id: &str, name: &str) -> NewNode {
     }
 }
 
-#[tokio::test]
-async fn migrations_apply_once_and_reopen_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("operon.db");
-    let store = Store::open(&path).await.unwrap();
-    assert_eq!(
-        store.schema_version().await.unwrap(),
-        migrations::latest_version()
-    );
-    drop(store);
-    let again = Store::open(&path).await.unwrap();
-    assert_eq!(
-        again.schema_version().await.unwrap(),
-        migrations::latest_version()
-    );
-}
-
-#[tokio::test]
-async fn enrollment_counts_uses_refuses_expired_and_token_tags_win() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn enrollment_counts_uses_refuses_expired_and_token_tags_win(store: DynStore) {
     store.insert_enroll_token(&token(2, 1_000)).await.unwrap();
     let first = store
         .enroll_node("hash-1", 10, new_node("n-1", "web"))
@@ -123,9 +137,7 @@ fn command(id: &str) -> Command {
     }
 }
 
-#[tokio::test]
-async fn results_are_idempotent_the_first_final_result_wins() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn results_are_idempotent_the_first_final_result_wins(store: DynStore) {
     let targets = vec![("n-1".to_string(), "web".to_string())];
     store
         .insert_command(&command("c-1"), &targets)
@@ -174,9 +186,7 @@ async fn results_are_idempotent_the_first_final_result_wins() {
     );
 }
 
-#[tokio::test]
-async fn documents_are_versioned() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn documents_are_versioned(store: DynStore) {
     let v1 = store
         .put_document("d", &serde_json::json!({"v": 1}), 1)
         .await
@@ -197,9 +207,7 @@ async fn documents_are_versioned() {
     assert_eq!(store.list_documents().await.unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_enrollments_never_exceed_uses_or_fail_with_locks() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn concurrent_enrollments_never_exceed_uses_or_fail_with_locks(store: DynStore) {
     store
         .insert_enroll_token(&token(10, i64::MAX))
         .await
@@ -233,9 +241,7 @@ async fn concurrent_enrollments_never_exceed_uses_or_fail_with_locks() {
     assert_eq!(store.list_enroll_tokens().await.unwrap()[0].uses, 10);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_event_batches_get_unique_gap_free_sequence_numbers() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn concurrent_event_batches_get_unique_gap_free_sequence_numbers(store: DynStore) {
     let writers: Vec<_> = (0..24)
         .map(|w| {
             let store = store.clone();
@@ -279,9 +285,7 @@ fn audit_entry(actor: &str) -> AuditEntry {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_audit_appends_form_one_chain() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn concurrent_audit_appends_form_one_chain(store: DynStore) {
     // The audit writer and the event writer both append; here both kinds
     // run at once.
     let appenders: Vec<_> = (0..30)
@@ -319,9 +323,7 @@ async fn concurrent_audit_appends_form_one_chain() {
     assert_eq!(last.0, total);
 }
 
-#[tokio::test]
-async fn batched_agent_writes_and_dispatches_are_idempotent() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn batched_agent_writes_and_dispatches_are_idempotent(store: DynStore) {
     let targets: Vec<(String, String)> = (0..3)
         .map(|i| (format!("n-{i}"), format!("node-{i}")))
         .collect();
@@ -422,9 +424,7 @@ fn step(id: &str, status: &str, insert: bool) -> StepWrite {
     }
 }
 
-#[tokio::test]
-async fn workflow_versions_steps_and_cleanup_on_finish() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn workflow_versions_steps_and_cleanup_on_finish(store: DynStore) {
     let def = serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}});
     assert_eq!(
         store
@@ -543,9 +543,9 @@ fn event_with(id: &str, deliveries: &[&str]) -> NewEvent {
     }
 }
 
-#[tokio::test]
-async fn outbox_claims_retries_dead_letters_and_redrives_with_the_same_id() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn outbox_claims_retries_dead_letters_and_redrives_with_the_same_id(
+    store: DynStore,
+) {
     let seqs = store
         .put_events(&[event_with("e1", &["d1", "d2"]), event_with("e2", &[])])
         .await
@@ -604,9 +604,7 @@ async fn outbox_claims_retries_dead_letters_and_redrives_with_the_same_id() {
     assert_eq!((back[0].id.as_str(), back[0].attempts), ("d2", 0));
 }
 
-#[tokio::test]
-async fn buses_rules_and_refusing_to_delete_a_used_bus() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn buses_rules_and_refusing_to_delete_a_used_bus(store: DynStore) {
     assert!(!store.create_bus("default", 1).await.unwrap());
     assert!(store.create_bus("ops", 1).await.unwrap());
     let rule = Rule {
@@ -634,9 +632,7 @@ async fn buses_rules_and_refusing_to_delete_a_used_bus() {
     assert_eq!(store.list_buses().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn event_sequence_numbers_are_never_reused_after_pruning() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn event_sequence_numbers_are_never_reused_after_pruning(store: DynStore) {
     let first = store
         .put_events(&[event_with("a", &[]), event_with("b", &["d1"])])
         .await
@@ -661,4 +657,132 @@ async fn event_sequence_numbers_are_never_reused_after_pruning() {
         .await
         .unwrap();
     assert_eq!(between.len(), 451);
+}
+
+/// A node enrolled with a fresh one-use token, credential hash "old".
+async fn enroll_one(store: &DynStore) -> Node {
+    let token = EnrollToken {
+        id: "et-1".into(),
+        token_hash: "token-hash".into(),
+        tags: BTreeMap::new(),
+        uses_allowed: 1,
+        uses: 0,
+        expires_at: i64::MAX,
+        created_at: 0,
+    };
+    store.insert_enroll_token(&token).await.unwrap();
+    let new = NewNode {
+        id: "n-1".into(),
+        name: "web-1".into(),
+        credential_hash: "old".into(),
+        requested_tags: BTreeMap::new(),
+        inventory: Default::default(),
+    };
+    store
+        .enroll_node("token-hash", 1, new)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn kind(found: Option<CredentialMatch>) -> String {
+    match found {
+        None => "unknown".into(),
+        Some(CredentialMatch::Current(n)) => format!("current {}", n.id),
+        Some(CredentialMatch::Pending { node, rotation_id }) => {
+            format!("pending {} {rotation_id}", node.id)
+        }
+        Some(CredentialMatch::Retired { node, retired_at }) => {
+            format!("retired {} {retired_at}", node.id)
+        }
+    }
+}
+
+pub(crate) async fn both_credentials_work_until_the_rotation_completes_then_only_the_new_one(
+    store: DynStore,
+) {
+    let node = enroll_one(&store).await;
+    store
+        .begin_credential_rotation(&node.id, "rot-1", "new", 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        kind(store.find_node_credential("old").await.unwrap()),
+        "current n-1"
+    );
+    assert_eq!(
+        kind(store.find_node_credential("new").await.unwrap()),
+        "pending n-1 rot-1"
+    );
+    assert_eq!(store.credential_rotated_at(&node.id).await.unwrap(), None);
+
+    assert!(
+        store
+            .complete_credential_rotation(&node.id, "rot-1", 20)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        kind(store.find_node_credential("new").await.unwrap()),
+        "current n-1"
+    );
+    assert_eq!(
+        kind(store.find_node_credential("old").await.unwrap()),
+        "retired n-1 20"
+    );
+    assert_eq!(
+        store.credential_rotated_at(&node.id).await.unwrap(),
+        Some(20)
+    );
+    // Completing twice (ack after a reconnect already completed it) is a no-op.
+    assert!(
+        !store
+            .complete_credential_rotation(&node.id, "rot-1", 30)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        kind(store.find_node_credential("new").await.unwrap()),
+        "current n-1"
+    );
+    assert_eq!(
+        kind(store.find_node_credential("nope").await.unwrap()),
+        "unknown"
+    );
+}
+
+pub(crate) async fn an_unconfirmed_rotation_is_retired_when_another_one_completes(store: DynStore) {
+    let node = enroll_one(&store).await;
+    store
+        .begin_credential_rotation(&node.id, "rot-1", "lost", 10)
+        .await
+        .unwrap();
+    store
+        .begin_credential_rotation(&node.id, "rot-2", "kept", 11)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .complete_credential_rotation(&node.id, "rot-2", 12)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        kind(store.find_node_credential("kept").await.unwrap()),
+        "current n-1"
+    );
+    assert_eq!(
+        kind(store.find_node_credential("lost").await.unwrap()),
+        "retired n-1 12"
+    );
+    assert_eq!(
+        kind(store.find_node_credential("old").await.unwrap()),
+        "retired n-1 12"
+    );
+    assert!(
+        !store
+            .complete_credential_rotation(&node.id, "rot-1", 13)
+            .await
+            .unwrap()
+    );
 }

@@ -59,7 +59,7 @@ macro_rules! migration {
         Migration {
             version: $version,
             file: $file,
-            sql: include_str!(concat!("../migrations/sqlite/", $file)),
+            sql: include_str!(concat!("../../migrations/sqlite/", $file)),
         }
     };
 }
@@ -282,10 +282,13 @@ pub(crate) fn latest_version() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
+    use crate::SqliteStore;
+    use crate::{AuditStore, DocumentStore, EventStore};
 
     async fn pool(dir: &tempfile::TempDir) -> SqlitePool {
-        crate::connect(&dir.path().join("operon.db")).await.unwrap()
+        super::super::connect(&dir.path().join("operon.db"))
+            .await
+            .unwrap()
     }
 
     #[test]
@@ -317,7 +320,9 @@ mod tests {
     #[tokio::test]
     async fn a_fresh_database_records_every_migration_with_its_checksum() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
         assert_eq!(store.schema_version().await.unwrap(), latest_version());
         let applied = read_applied(&store.pool).await.unwrap();
         assert_eq!(applied.len(), SQLITE.len());
@@ -329,7 +334,9 @@ mod tests {
         }
         // Reopening applies nothing and refuses nothing.
         drop(store);
-        let again = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let again = SqliteStore::open(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
         assert_eq!(read_applied(&again.pool).await.unwrap().len(), SQLITE.len());
     }
 
@@ -375,7 +382,9 @@ mod tests {
         .unwrap();
         pool.close().await;
 
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
         assert_eq!(store.schema_version().await.unwrap(), latest_version());
         let applied = read_applied(&store.pool).await.unwrap();
         assert_eq!(applied.len(), SQLITE.len());
@@ -398,7 +407,9 @@ mod tests {
             "the data is untouched"
         );
         drop(store);
-        Store::open(&dir.path().join("operon.db")).await.unwrap();
+        SqliteStore::open(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -501,7 +512,9 @@ mod tests {
         }
         pool.close().await;
 
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
         let event = crate::NewEvent {
             id: "next".into(),
             bus: "default".into(),
@@ -534,7 +547,9 @@ mod tests {
     #[tokio::test]
     async fn the_counters_of_an_empty_database_start_at_zero() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
         let head: (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head")
             .fetch_one(&store.pool)
             .await
