@@ -22,6 +22,7 @@ macro_rules! store_suite {
             outbox_claims_retries_dead_letters_and_redrives_with_the_same_id,
             buses_rules_and_refusing_to_delete_a_used_bus,
             event_sequence_numbers_are_never_reused_after_pruning,
+            concurrent_claims_hand_out_each_delivery_once,
             both_credentials_work_until_the_rotation_completes_then_only_the_new_one,
             an_unconfirmed_rotation_is_retired_when_another_one_completes);
     };
@@ -785,4 +786,33 @@ pub(crate) async fn an_unconfirmed_rotation_is_retired_when_another_one_complete
             .await
             .unwrap()
     );
+}
+
+pub(crate) async fn concurrent_claims_hand_out_each_delivery_once(store: DynStore) {
+    let ids: Vec<String> = (0..300).map(|i| format!("d{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    store.put_events(&[event_with("e", &refs)]).await.unwrap();
+    let claimers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = store.claim_due_deliveries(1_000, 16).await?;
+                    if batch.is_empty() {
+                        return Ok::<_, StoreError>(mine);
+                    }
+                    mine.extend(batch.into_iter().map(|d| d.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap().expect("no database error"));
+    }
+    all.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(all, expected, "every delivery claimed exactly once");
 }

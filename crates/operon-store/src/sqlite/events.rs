@@ -240,7 +240,7 @@ impl EventStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(db("reading due deliveries"))?;
-        let claimed: Vec<ClaimedDelivery> = rows
+        let mut claimed: Vec<ClaimedDelivery> = rows
             .iter()
             .map(|r| ClaimedDelivery {
                 id: r.get("id"),
@@ -251,20 +251,28 @@ impl EventStore for SqliteStore {
                 event: event_from_row(r),
             })
             .collect();
+        // The claim is the conditional update, not the read above: a row
+        // another claimer took in between (on an engine with row locks, the
+        // update waits for it and sees `claimed = 1`) is not returned.
+        let mut taken = std::collections::HashSet::new();
         for chunk in claimed.chunks(ROWS_PER_INSERT) {
             let sql = format!(
-                "UPDATE event_deliveries SET claimed = 1 WHERE id IN ({})",
+                "UPDATE event_deliveries SET claimed = 1 WHERE claimed = 0 AND id IN ({})
+                 RETURNING id",
                 vec!["?"; chunk.len()].join(", ")
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
             for delivery in chunk {
                 query = query.bind(&delivery.id);
             }
-            query
-                .execute(&mut *tx)
-                .await
-                .map_err(db("claiming deliveries"))?;
+            taken.extend(
+                query
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db("claiming deliveries"))?,
+            );
         }
+        claimed.retain(|d| taken.contains(&d.id));
         tx.commit()
             .await
             .map_err(db("committing delivery claims"))?;
