@@ -2,6 +2,7 @@
 //! except the health check and the agent endpoints (which carry their own
 //! credentials).
 
+use operon_store::prelude::*;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -301,6 +302,8 @@ async fn openapi() -> Response {
 
 #[cfg(test)]
 mod flood_tests {
+    use operon_store::prelude::*;
+
     use crate::refusals::RefusalRate;
     use crate::{ServerConfig, start};
 

@@ -9,6 +9,7 @@
 //! with the last sequence number and hash. The chain alone cannot show that
 //! records were cut from its end; comparing it with the head can.
 
+use operon_store::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

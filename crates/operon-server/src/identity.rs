@@ -5,6 +5,7 @@
 //! own action (`users:Create`, `policies:Simulate`, `audit:Verify`, ...).
 //! Token secrets are returned once, at creation, and stored only as hashes.
 
+use operon_store::prelude::*;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};

@@ -39,6 +39,7 @@ pub mod tls;
 mod workflows;
 mod writer;
 
+use operon_store::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;

@@ -8,6 +8,11 @@
 //! and is deliberately *not* part of the hash: reordering shows as a broken
 //! link, which is what it is.
 //!
+//! Appenders take the head (last sequence number and hash) from the
+//! `audit_head` row with `UPDATE ... RETURNING` in their transaction, which
+//! locks it until commit: concurrent appenders queue on that row and form one
+//! chain without relying on SQLite's single write lock.
+//!
 //! Removing records from the end leaves a valid shorter chain; the server
 //! guards against that by keeping the head (last sequence number and hash)
 //! outside the database and comparing it on verification.
@@ -15,9 +20,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
-
-use crate::{Result, Store, db};
 
 /// `prev_hash` of the first record.
 pub const AUDIT_GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -48,7 +50,7 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
-/// Which records [`Store::list_audit`] returns.
+/// Which records [`AuditStore::list_audit`](crate::AuditStore::list_audit) returns.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub actor: Option<String>,
@@ -182,73 +184,6 @@ pub fn verify_chain(records: &[StoredAuditRecord]) -> Vec<AuditProblem> {
     problems
 }
 
-/// Append entries, chained, inside the caller's write transaction (so a
-/// record can commit together with what it records). Returns the new head.
-pub(crate) async fn append_audit_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    entries: &[AuditEntry],
-    at: i64,
-) -> Result<Option<(i64, String)>> {
-    if entries.is_empty() {
-        return Ok(None);
-    }
-    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db("reading the audit head"))?;
-    let (mut seq, mut prev_hash) = head
-        .map(|r| (r.get::<i64, _>("seq"), r.get::<String, _>("hash")))
-        .unwrap_or((0, AUDIT_GENESIS.to_string()));
-    for entry in entries {
-        seq += 1;
-        let detail = serde_json::to_string(&entry.detail).expect("JSON values serialise");
-        let hash = audit_hash(
-            at,
-            &entry.actor,
-            &entry.action,
-            &entry.resource,
-            &entry.outcome,
-            &detail,
-            &prev_hash,
-        );
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, action, resource, outcome, detail, prev_hash, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(seq)
-        .bind(at)
-        .bind(&entry.actor)
-        .bind(&entry.action)
-        .bind(&entry.resource)
-        .bind(&entry.outcome)
-        .bind(&detail)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("appending to the audit log"))?;
-        prev_hash = hash;
-    }
-    Ok(Some((seq, prev_hash)))
-}
-
-const AUDIT_SELECT: &str =
-    "SELECT seq, at, actor, action, resource, outcome, detail, prev_hash, hash FROM audit_log";
-
-fn stored_from_row(row: &sqlx::sqlite::SqliteRow) -> StoredAuditRecord {
-    StoredAuditRecord {
-        seq: row.get("seq"),
-        at: row.get("at"),
-        actor: row.get("actor"),
-        action: row.get("action"),
-        resource: row.get("resource"),
-        outcome: row.get("outcome"),
-        detail: row.get("detail"),
-        prev_hash: row.get("prev_hash"),
-        hash: row.get("hash"),
-    }
-}
-
 impl From<StoredAuditRecord> for AuditRecord {
     fn from(r: StoredAuditRecord) -> Self {
         AuditRecord {
@@ -263,80 +198,6 @@ impl From<StoredAuditRecord> for AuditRecord {
             hash: r.hash,
         }
     }
-}
-
-impl Store {
-    /// Append entries, chained, in one transaction. Returns the last record's
-    /// sequence number and hash (the new head), or `None` for no entries.
-    pub async fn append_audit(
-        &self,
-        entries: &[AuditEntry],
-        at: i64,
-    ) -> Result<Option<(i64, String)>> {
-        if entries.is_empty() {
-            return Ok(None);
-        }
-        let mut tx = self.begin_write("appending to the audit log").await?;
-        let head = append_audit_in(&mut tx, entries, at).await?;
-        tx.commit().await.map_err(db("committing audit records"))?;
-        Ok(head)
-    }
-
-    /// Records matching `filter`, oldest first.
-    pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
-        let mut sql = format!("{AUDIT_SELECT} WHERE 1 = 1");
-        if filter.actor.is_some() {
-            sql.push_str(" AND actor = ?");
-        }
-        let action = filter.action.as_deref().map(|a| match a.strip_suffix('*') {
-            Some(prefix) => (
-                " AND action LIKE ? ESCAPE '\\'",
-                format!("{}%", escape_like(prefix)),
-            ),
-            None => (" AND action = ?", a.to_string()),
-        });
-        if let Some((clause, _)) = &action {
-            sql.push_str(clause);
-        }
-        if filter.since.is_some() {
-            sql.push_str(" AND at >= ?");
-        }
-        sql.push_str(" ORDER BY seq DESC LIMIT ?");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        if let Some(actor) = &filter.actor {
-            query = query.bind(actor.clone());
-        }
-        if let Some((_, value)) = action {
-            query = query.bind(value);
-        }
-        if let Some(since) = filter.since {
-            query = query.bind(since);
-        }
-        let rows = query
-            .bind(filter.limit.max(1))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("listing audit records"))?;
-        let mut records: Vec<AuditRecord> =
-            rows.iter().map(|r| stored_from_row(r).into()).collect();
-        records.reverse();
-        Ok(records)
-    }
-
-    /// The whole log in sequence order, as stored (for verification).
-    pub async fn audit_chain(&self) -> Result<Vec<StoredAuditRecord>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{AUDIT_SELECT} ORDER BY seq")))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("reading the audit log"))?;
-        Ok(rows.iter().map(stored_from_row).collect())
-    }
-}
-
-fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
-//! Plain records stored and returned by [`crate::Store`].
+//! Plain records stored and returned by the store traits.
 
 use std::collections::BTreeMap;
 
-use operon_proto::{Inventory, InvocationStatus, Step, StepResult};
+use operon_proto::{CommandResult, Inventory, InvocationStatus, Step, StepResult};
 use serde::{Deserialize, Serialize};
 
 /// An API bearer token. Only the SHA-256 of the token is stored.
@@ -150,4 +150,37 @@ pub fn invocation_id(command_id: &str, node_id: &str) -> String {
 /// Split an invocation id back into (command id, node id).
 pub fn split_invocation_id(id: &str) -> Option<(&str, &str)> {
     id.split_once('.')
+}
+
+/// One write from an agent session, for [`crate::CommandStore::apply_agent_writes`].
+#[derive(Debug, Clone)]
+pub enum AgentWrite {
+    Started {
+        command_id: String,
+        node_id: String,
+        at: i64,
+    },
+    Finished {
+        command_id: String,
+        node_id: String,
+        result: CommandResult,
+    },
+}
+
+/// Tables [`crate::CommandStore::count_by_status`] can count.
+#[derive(Debug, Clone, Copy)]
+pub enum StatusTable {
+    Commands,
+    Invocations,
+}
+
+/// What a presented credential hash is to the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CredentialMatch {
+    /// The node's current credential.
+    Current(Node),
+    /// The new credential of a rotation the agent has not confirmed yet.
+    Pending { node: Node, rotation_id: String },
+    /// A credential replaced by a rotation at `retired_at`.
+    Retired { node: Node, retired_at: i64 },
 }

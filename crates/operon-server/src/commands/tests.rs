@@ -2,6 +2,7 @@
 //! rule, per-node authorization, rate-control validation, idempotent derived
 //! ids, cancel, and the audit records of users and actors.
 
+use operon_store::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

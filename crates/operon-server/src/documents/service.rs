@@ -2,6 +2,7 @@
 //! documents. `AWS-RunShellScript` is built in and cannot be replaced.
 
 use operon_store::Store;
+use operon_store::prelude::*;
 use serde_json::Value;
 
 use super::{RUN_SHELL_SCRIPT, parse_document, run_shell_script_document};

@@ -6,6 +6,7 @@
 //! execution name and in the run-command id), which receivers deduplicate
 //! on. Outcomes are group-committed like accepted events.
 
+use operon_store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 

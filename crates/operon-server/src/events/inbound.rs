@@ -8,6 +8,7 @@
 //! (`{"version": "4", "alerts": [...]}`) becomes one `Alertmanager Alert`
 //! event per alert, so a rule can start a runbook for each firing alert.
 
+use operon_store::prelude::*;
 use std::sync::Arc;
 
 use axum::Json;

@@ -21,6 +21,7 @@ pub mod signing;
 pub mod targets;
 pub mod writer;
 
+use operon_store::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 

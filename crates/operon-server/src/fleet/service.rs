@@ -1,5 +1,6 @@
 //! The fleet service: node views, tags, revocation and enrollment tokens.
 
+use operon_store::prelude::*;
 use std::collections::BTreeMap;
 
 use operon_store::{EnrollToken, Node, Store};

@@ -3,6 +3,7 @@
 //! `/v1/workflows`, `/v1/executions`, `/v1/approvals`, `/v1/tasks/*`. Every
 //! handler authorizes the principal before it reveals or changes anything.
 
+use operon_store::prelude::*;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};

@@ -22,6 +22,7 @@ pub mod runner;
 pub mod tasks;
 pub mod timers;
 
+use operon_store::prelude::*;
 use std::sync::Arc;
 
 use operon_store::ExecutionRecord;
@@ -252,6 +253,7 @@ pub(crate) fn execution_view(e: &ExecutionRecord) -> Value {
 
 #[cfg(test)]
 mod payload_tests {
+    use operon_store::prelude::*;
     use serde_json::{Value, json};
 
     /// The server refuses a start whose input is over its payload limit (the

@@ -18,6 +18,7 @@
 //! (the idempotency key) race-free: names of starts not yet committed are
 //! held in a shared set.
 
+use operon_store::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

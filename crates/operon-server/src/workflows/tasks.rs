@@ -15,6 +15,7 @@
 //! for every pending task after a restart. They are idempotent by the task
 //! token: a command's id and a child execution's name are derived from it.
 
+use operon_store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,0 +1,523 @@
+//! The store, one trait per feature. Every backend implements all of them;
+//! [`Backend`] names the whole set and [`DynStore`] is how a server holds one.
+//!
+//! Methods take and return plain records (see `records.rs` and the feature
+//! modules) and [`StoreError`](crate::StoreError); times are milliseconds
+//! since the Unix epoch, chosen by the caller. Each method is one
+//! transaction. `Ok(Err(..))` answers are refusals the caller reports (an
+//! unknown token, a taken name); `Err(..)` is a storage failure or a
+//! [`Conflict`](crate::StoreError::Conflict).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use operon_proto::{CommandResult, InvocationStatus};
+use serde_json::Value;
+
+use crate::{
+    AgentWrite, ApiToken, Approval, Archive, AuditEntry, AuditFilter, AuditRecord, Bus,
+    ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
+    EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow, InboundWebhook,
+    Invocation, NewEvent, NewNode, Node, PolicyRecord, Replay, Result, Role, Rule, StatusTable,
+    StepWrite, StoredAuditRecord, StoredEvent, TimerRow, User, Workflow, WorkflowTask,
+};
+
+/// Every store trait: what a backend is.
+pub trait Backend:
+    NodeStore
+    + DocumentStore
+    + CommandStore
+    + IdentityStore
+    + AuditStore
+    + EventStore
+    + WorkflowStore
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Backend for T where
+    T: NodeStore
+        + DocumentStore
+        + CommandStore
+        + IdentityStore
+        + AuditStore
+        + EventStore
+        + WorkflowStore
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A backend chosen at run time, shared by the server's tasks.
+pub type DynStore = Arc<dyn Backend>;
+
+/// The fleet: enrollment tokens, nodes and their credentials.
+///
+/// A node's current credential hash is on the node; a rotation first adds
+/// the new one as *pending* (both accepted), then
+/// [`complete_credential_rotation`](NodeStore::complete_credential_rotation)
+/// makes it current and *retires* the old one (refused, with the time it was
+/// replaced), in one transaction.
+#[async_trait]
+pub trait NodeStore: Send + Sync {
+    // ----- Enrollment tokens -----------------------------------------------
+    async fn insert_enroll_token(&self, token: &EnrollToken) -> Result<()>;
+
+    async fn list_enroll_tokens(&self) -> Result<Vec<EnrollToken>>;
+
+    /// Enroll a node with a token, atomically: the token's use is counted and
+    /// the node inserted in one transaction, so a token of N uses enrolls at
+    /// most N nodes even under concurrent requests.
+    ///
+    /// A backend counts the use with one conditional row update (`uses <
+    /// uses_allowed AND expires_at > now`, checking the rows it changed), not
+    /// by a read before it: on an engine with row locks the update waits for
+    /// a concurrent enrollment and re-checks the condition on its result. A
+    /// taken name (the node's gets `-2`, `-3`, ... appended) is skipped by
+    /// the insert itself (`ON CONFLICT (name) DO NOTHING`), for the same
+    /// reason.
+    async fn enroll_node(
+        &self,
+        token_hash: &str,
+        now: i64,
+        node: NewNode,
+    ) -> Result<Result<Node, EnrollRefusal>>;
+
+    // ----- Nodes -------------------------------------------------------------
+    async fn node_by_credential(&self, hash: &str) -> Result<Option<Node>>;
+
+    async fn node(&self, id: &str) -> Result<Option<Node>>;
+
+    /// Find a node by id, or else by name.
+    async fn node_by_id_or_name(&self, key: &str) -> Result<Option<Node>>;
+
+    async fn list_nodes(&self) -> Result<Vec<Node>>;
+
+    async fn update_node_seen(
+        &self,
+        id: &str,
+        inventory: Option<&operon_proto::Inventory>,
+        now: i64,
+    ) -> Result<()>;
+
+    async fn set_node_tags(
+        &self,
+        id: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()>;
+
+    async fn revoke_node(&self, id: &str, now: i64) -> Result<()>;
+
+    // ----- Credential rotation ---------------------------------------------------
+    /// Look up a credential hash among current, pending and retired ones.
+    async fn find_node_credential(&self, hash: &str) -> Result<Option<CredentialMatch>>;
+
+    /// Record the new credential of a rotation; the current one stays valid.
+    async fn begin_credential_rotation(
+        &self,
+        node_id: &str,
+        rotation_id: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> Result<()>;
+
+    /// Make the pending credential of `rotation_id` the node's current one and
+    /// retire the old one (and any other unconfirmed rotation), in one
+    /// transaction. Returns false if there is no such pending rotation (for
+    /// example because it was already completed).
+    async fn complete_credential_rotation(
+        &self,
+        node_id: &str,
+        rotation_id: &str,
+        now: i64,
+    ) -> Result<bool>;
+
+    /// When the node's credential was last replaced by a rotation, if ever.
+    async fn credential_rotated_at(&self, node_id: &str) -> Result<Option<i64>>;
+}
+
+/// Command documents (SSM schemaVersion 2.2), versioned by name.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
+    // ----- Documents ---------------------------------------------------------
+    /// Store a new version of a document; returns the version number.
+    async fn put_document(&self, name: &str, content: &serde_json::Value, now: i64) -> Result<i64>;
+
+    /// A document version, or the latest when `version` is `None`.
+    async fn document(&self, name: &str, version: Option<i64>) -> Result<Option<Document>>;
+
+    /// The latest version of every document.
+    async fn list_documents(&self) -> Result<Vec<Document>>;
+}
+
+/// Commands and their per-node invocations, as the commands service, the
+/// dispatcher and the agent writer use them. A final result is recorded
+/// once: the first wins and later ones change nothing.
+#[async_trait]
+pub trait CommandStore: Send + Sync {
+    // ----- Commands ----------------------------------------------------------
+    /// Persist a command and one Pending invocation per target, atomically.
+    async fn insert_command(&self, command: &Command, targets: &[(String, String)]) -> Result<()>;
+
+    async fn command(&self, id: &str) -> Result<Option<Command>>;
+
+    async fn list_commands(&self, limit: i64) -> Result<Vec<Command>>;
+
+    /// Commands not yet in a final status: the dispatcher's work list.
+    async fn active_commands(&self) -> Result<Vec<Command>>;
+
+    async fn request_cancel(&self, id: &str) -> Result<bool>;
+
+    async fn set_command_status(
+        &self,
+        id: &str,
+        status: InvocationStatus,
+        finished_at: Option<i64>,
+    ) -> Result<()>;
+
+    async fn invocations(&self, command_id: &str) -> Result<Vec<Invocation>>;
+
+    /// In-progress invocations on one node: resent to it when it connects.
+    async fn in_progress_on_node(&self, node_id: &str) -> Result<Vec<Invocation>>;
+
+    /// Record a final status decided by the server (not run, undeliverable,
+    /// cancelled before start, lost). Only a non-final invocation changes.
+    async fn finish_invocation_without_result(
+        &self,
+        command_id: &str,
+        node_id: &str,
+        status: InvocationStatus,
+        detail: &str,
+        now: i64,
+    ) -> Result<bool>;
+
+    /// Record an agent's result. Idempotent: the first final result wins and
+    /// later duplicates change nothing. Returns whether this call changed it.
+    async fn record_result(
+        &self,
+        command_id: &str,
+        node_id: &str,
+        result: &CommandResult,
+    ) -> Result<bool>;
+
+    // ----- Agent writes and dispatch ------------------------------------------
+    /// Apply many agent writes in one transaction (group commit: one fsync for
+    /// a burst of results instead of one each). Returns, per write, whether it
+    /// changed anything; duplicates and late results change nothing.
+    async fn apply_agent_writes(&self, writes: &[AgentWrite]) -> Result<Vec<bool>>;
+
+    /// Move many Pending invocations of one command to InProgress in one
+    /// transaction. Returns the nodes that were actually Pending.
+    async fn mark_dispatched_many(
+        &self,
+        command_id: &str,
+        node_ids: &[String],
+        now: i64,
+    ) -> Result<Vec<String>>;
+
+    // ----- Metrics -------------------------------------------------------------
+    /// Row counts per status of `commands` or `invocations`, for metrics.
+    async fn count_by_status(&self, table: StatusTable) -> Result<Vec<(String, i64)>>;
+}
+
+/// Users, their API tokens (hashes only), policies and roles. A taken name
+/// is a [`Conflict`](crate::StoreError::Conflict).
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    // ----- API tokens ----------------------------------------------------------
+    async fn insert_api_token(&self, token: &ApiToken) -> Result<()>;
+
+    // ----- API tokens -------------------------------------------------------
+    async fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>>;
+
+    async fn count_api_tokens(&self) -> Result<i64>;
+
+    // ----- Users -------------------------------------------------------------
+    /// Create a user; a taken name is a [`StoreError::Conflict`](crate::StoreError::Conflict).
+    async fn insert_user(&self, user: &User) -> Result<()>;
+
+    async fn user(&self, id: &str) -> Result<Option<User>>;
+
+    async fn user_by_name(&self, name: &str) -> Result<Option<User>>;
+
+    async fn list_users(&self) -> Result<Vec<User>>;
+
+    /// Disable a user: its tokens stop working at once. Idempotent.
+    async fn disable_user(&self, id: &str, now: i64) -> Result<()>;
+
+    // ----- API tokens ----------------------------------------------------------
+    /// Tokens of one user, or every token with `None`, newest first.
+    async fn list_api_tokens(&self, user_id: Option<&str>) -> Result<Vec<ApiToken>>;
+
+    async fn api_token(&self, id: &str) -> Result<Option<ApiToken>>;
+
+    /// Revoke a token. Idempotent; the first revocation time is kept.
+    async fn revoke_api_token(&self, id: &str, now: i64) -> Result<()>;
+
+    /// Replace the admin token (the one without a user): the new one is
+    /// inserted and every earlier admin token revoked, in one transaction.
+    async fn rotate_admin_token(&self, new: &ApiToken, now: i64) -> Result<()>;
+
+    // ----- Policies ------------------------------------------------------------
+    /// Create or replace a policy (the caller validated the document).
+    async fn put_policy(&self, name: &str, document: &Value, now: i64) -> Result<()>;
+
+    async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>>;
+
+    async fn list_policies(&self) -> Result<Vec<PolicyRecord>>;
+
+    /// Delete a policy that no role uses; `false` if there was none.
+    async fn delete_policy(&self, name: &str) -> Result<bool>;
+
+    /// Every policy that applies to a user through its roles, by name.
+    async fn policies_for_user(&self, user_id: &str) -> Result<Vec<PolicyRecord>>;
+
+    // ----- Roles ---------------------------------------------------------------
+    async fn create_role(&self, name: &str, description: &str, now: i64) -> Result<()>;
+
+    async fn list_roles(&self) -> Result<Vec<Role>>;
+
+    async fn role(&self, name: &str) -> Result<Option<Role>>;
+
+    /// Delete a role (its attachments and grants go with it).
+    async fn delete_role(&self, name: &str) -> Result<bool>;
+
+    /// Attach (`true`) or detach (`false`) a policy to a role. Idempotent.
+    async fn set_role_policy(&self, role: &str, policy: &str, attached: bool) -> Result<()>;
+
+    /// Grant (`true`) or take back (`false`) a role from a user. Idempotent.
+    async fn set_user_role(&self, user_id: &str, role: &str, granted: bool) -> Result<()>;
+
+    /// Role names granted to a user.
+    async fn user_roles(&self, user_id: &str) -> Result<Vec<String>>;
+}
+
+/// The append-only, hash-chained audit log (see [`crate::verify_chain`]).
+/// Appends from any number of writers form one chain: the head is taken
+/// inside the appending transaction, from a row a concurrent appender waits
+/// for.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Append entries, chained, in one transaction. Returns the last record's
+    /// sequence number and hash (the new head), or `None` for no entries.
+    async fn append_audit(&self, entries: &[AuditEntry], at: i64) -> Result<Option<(i64, String)>>;
+
+    /// Records matching `filter`, oldest first.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
+
+    /// The whole log in sequence order, as stored (for verification).
+    async fn audit_chain(&self) -> Result<Vec<StoredAuditRecord>>;
+}
+
+/// The event bus: buses, events and their delivery outbox (written in the
+/// events' transaction), dead letters, rules, inbound webhooks, archives
+/// and replays. Event sequence numbers are unique, gap-free, in commit
+/// order, and never reused after pruning.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    // ----- Buses -------------------------------------------------------------
+    /// Create a bus; false if it exists already.
+    async fn create_bus(&self, name: &str, now: i64) -> Result<bool>;
+
+    async fn list_buses(&self) -> Result<Vec<Bus>>;
+
+    /// Delete a bus that no rule, archive or webhook uses. Ok(false) if absent;
+    /// a Conflict names what still uses it.
+    async fn delete_bus(&self, name: &str) -> Result<bool>;
+
+    // ----- Events and the outbox -------------------------------------------
+    /// Persist events and their deliveries in one transaction (one fsync
+    /// for the whole batch). Returns each event's sequence number.
+    ///
+    /// Sequence numbers are taken from one counter row in the same
+    /// transaction (`UPDATE ... RETURNING`, a row lock until commit): unique,
+    /// gap-free, consecutive within a batch, never reused after pruning, and
+    /// in commit order.
+    async fn put_events(&self, events: &[NewEvent]) -> Result<Vec<i64>> {
+        self.put_events_audited(events, &[], 0)
+            .await
+            .map(|(seqs, _)| seqs)
+    }
+
+    /// [`EventStore::put_events`] with the audit records of the calls that put
+    /// them, in the same transaction. Returns the sequence numbers and the
+    /// new audit head, if records were written.
+    async fn put_events_audited(
+        &self,
+        events: &[NewEvent],
+        audit: &[crate::AuditEntry],
+        audited_at: i64,
+    ) -> Result<(Vec<i64>, Option<(i64, String)>)>;
+
+    /// The first event with this id on `bus`.
+    async fn event_by_id_on_bus(&self, id: &str, bus: &str) -> Result<Option<StoredEvent>>;
+
+    /// Events of `bus` ingested in [from, to], after `after_seq`, oldest first.
+    async fn events_between(
+        &self,
+        bus: &str,
+        from: i64,
+        to: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>>;
+
+    /// Release every claim (called once at start: the claims of a crashed
+    /// process belong to no one).
+    async fn release_delivery_claims(&self) -> Result<u64>;
+
+    /// Claim up to `limit` deliveries due at `now`, oldest first.
+    async fn claim_due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<ClaimedDelivery>>;
+
+    /// When the next unclaimed delivery is due, if any.
+    async fn next_delivery_due(&self) -> Result<Option<i64>>;
+
+    async fn count_pending_deliveries(&self) -> Result<i64>;
+
+    /// Record the outcomes of attempts, all in one transaction.
+    async fn apply_delivery_outcomes(&self, outcomes: &[DeliveryOutcome]) -> Result<()>;
+
+    // ----- Dead letters ------------------------------------------------------
+    async fn list_dead_letters(&self, rule: Option<&str>, limit: i64) -> Result<Vec<DeadLetter>>;
+
+    async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>>;
+
+    /// Move dead letters back into the outbox, due now, attempts reset, with
+    /// their delivery ids unchanged. Returns the ids redriven.
+    async fn redrive_dead_letters(&self, ids: &[String], now: i64) -> Result<Vec<String>>;
+
+    // ----- Rules -------------------------------------------------------------
+    /// Insert or replace a rule (keeping its creation time and last firing).
+    async fn put_rule(&self, rule: &Rule) -> Result<()>;
+
+    async fn list_rules(&self) -> Result<Vec<Rule>>;
+
+    async fn rule(&self, name: &str) -> Result<Option<Rule>>;
+
+    /// Delete a rule. Its pending deliveries stay and end in the dead
+    /// letters (nothing accepted is dropped silently).
+    async fn delete_rule(&self, name: &str) -> Result<bool>;
+
+    async fn set_rule_enabled(&self, name: &str, enabled: bool, now: i64) -> Result<bool>;
+
+    /// Record that a scheduled rule fired for the tick at `at`.
+    async fn set_rule_last_fired(&self, name: &str, at: i64) -> Result<()>;
+
+    // ----- Inbound webhooks -------------------------------------------------
+    /// Create a webhook; false if the name is taken.
+    async fn create_webhook(&self, hook: &InboundWebhook) -> Result<bool>;
+
+    async fn list_webhooks(&self) -> Result<Vec<InboundWebhook>>;
+
+    async fn webhook(&self, name: &str) -> Result<Option<InboundWebhook>>;
+
+    async fn delete_webhook(&self, name: &str) -> Result<bool>;
+
+    // ----- Archives and replays ---------------------------------------------
+    async fn create_archive(&self, archive: &Archive) -> Result<bool>;
+
+    async fn list_archives(&self) -> Result<Vec<Archive>>;
+
+    async fn archive(&self, name: &str) -> Result<Option<Archive>>;
+
+    async fn delete_archive(&self, name: &str) -> Result<bool>;
+
+    /// Delete events older than `before` on `bus` that no delivery or dead
+    /// letter still needs. Returns how many went.
+    async fn prune_events(&self, bus: &str, before: i64) -> Result<u64>;
+
+    async fn create_replay(&self, replay: &Replay) -> Result<bool>;
+
+    async fn update_replay(
+        &self,
+        name: &str,
+        state: &str,
+        events_replayed: i64,
+        finished_at: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<()>;
+
+    async fn list_replays(&self) -> Result<Vec<Replay>>;
+
+    async fn replay(&self, name: &str) -> Result<Option<Replay>>;
+}
+
+/// Durable workflows: versions of state machines, executions with their
+/// engine state, history, timers, tasks and approvals.
+/// [`apply_workflow_steps`](WorkflowStore::apply_workflow_steps) commits
+/// many executions' steps in one transaction.
+#[async_trait]
+pub trait WorkflowStore: Send + Sync {
+    // ----- State machines --------------------------------------------------
+    /// Create a state machine, or add a version to it. `create_only` refuses an
+    /// existing (not deleted) one; otherwise the workflow must exist.
+    /// Returns the new version.
+    async fn put_workflow(
+        &self,
+        name: &str,
+        definition: &Value,
+        by: &str,
+        now: i64,
+        create_only: bool,
+    ) -> Result<Result<i64, String>>;
+
+    /// The latest version of a live (not deleted) workflow.
+    async fn workflow(&self, name: &str) -> Result<Option<Workflow>>;
+
+    async fn list_workflows(&self) -> Result<Vec<Workflow>>;
+
+    /// A definition by version (versions outlive the workflow's deletion, so
+    /// old executions can still be shown and resumed).
+    async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<Value>>;
+
+    /// Mark a workflow deleted. Refused while executions of it are running.
+    async fn delete_workflow(&self, name: &str, now: i64) -> Result<Result<(), String>>;
+
+    // ----- Executions ------------------------------------------------------
+    async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>>;
+
+    async fn execution_by_name(
+        &self,
+        workflow: &str,
+        name: &str,
+    ) -> Result<Option<ExecutionRecord>>;
+
+    /// The execution row and its serialised engine state.
+    async fn execution_engine(&self, id: &str) -> Result<Option<(ExecutionRecord, String)>>;
+
+    async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<ExecutionRecord>>;
+
+    /// Execution counts per status, for metrics and benchmarks.
+    async fn count_executions_by_status(&self) -> Result<Vec<(String, i64)>>;
+
+    /// History events with `seq > after`, oldest first, as JSON text.
+    async fn execution_history(&self, id: &str, after: i64, limit: i64) -> Result<Vec<HistoryRow>>;
+
+    /// Commit many executions' steps in one transaction: all of them or none.
+    async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<()>;
+
+    // ----- Timers, tasks and approvals ------------------------------------
+    /// Every timer of a running execution (the runner's heap after a restart).
+    async fn workflow_timers(&self) -> Result<Vec<TimerRow>>;
+
+    /// Every pending task (re-performed after a restart).
+    async fn workflow_tasks(&self) -> Result<Vec<WorkflowTask>>;
+
+    async fn workflow_task(&self, token: &str) -> Result<Option<WorkflowTask>>;
+
+    async fn approval(&self, id: &str) -> Result<Option<Approval>>;
+
+    async fn list_approvals(&self, status: Option<&str>, limit: i64) -> Result<Vec<Approval>>;
+}
+
+/// The store traits, imported anonymously: `use operon_store::prelude::*;`
+/// makes every store method callable without naming the traits.
+pub mod prelude {
+    pub use super::{
+        AuditStore as _, Backend as _, CommandStore as _, DocumentStore as _, EventStore as _,
+        IdentityStore as _, NodeStore as _, WorkflowStore as _,
+    };
+}
