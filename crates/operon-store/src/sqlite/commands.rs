@@ -14,11 +14,10 @@ use crate::{
 impl DocumentStore for SqliteStore {
     // ----- Documents ---------------------------------------------------------
     async fn put_document(&self, name: &str, content: &serde_json::Value, now: i64) -> Result<i64> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("starting a document write"))?;
+        // A write transaction from the start: the version is read and the
+        // row inserted under one lock (a deferred read-then-write fails with
+        // SQLITE_BUSY when another writer commits in between).
+        let mut tx = self.begin_write("starting a document write").await?;
         let latest: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM documents WHERE name = ?")
                 .bind(name)
