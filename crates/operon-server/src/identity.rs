@@ -271,9 +271,13 @@ async fn create_token(
         }
         scope_policy(scopes).map_err(|e| ApiError::invalid(format!("scopes: {e}")))?;
     }
+    // Ten years at most: longer is a mistake, and would overflow the clock.
+    const MAX_TOKEN_SECS: i64 = 10 * 365 * 24 * 3600;
     let expires_at = match body.expires_in_secs {
-        Some(secs) if secs < 1 => {
-            return Err(ApiError::invalid("expires_in_secs must be at least 1"));
+        Some(secs) if !(1..=MAX_TOKEN_SECS).contains(&secs) => {
+            return Err(ApiError::invalid(format!(
+                "expires_in_secs must be between 1 and {MAX_TOKEN_SECS} (ten years), got {secs}"
+            )));
         }
         Some(secs) => Some(now_millis() + secs * 1000),
         None => None,

@@ -139,7 +139,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
             InvocationStatus::Pending
                 if !target.online
-                    && input.now >= input.created_at + input.delivery_timeout_secs * 1000 =>
+                    && input.now
+                        >= input
+                            .created_at
+                            .saturating_add(input.delivery_timeout_secs.saturating_mul(1000)) =>
             {
                 let detail = format!(
                     "the node stayed offline past the delivery timeout ({} s)",
@@ -155,7 +158,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
             InvocationStatus::InProgress
                 if target.dispatched_at.is_some_and(|at| {
-                    input.now > at + input.timeout_secs * 1000 + LOST_RESULT_GRACE_MS
+                    // Saturating: a timeout stored before limits existed must not panic.
+                    input.now
+                        > at.saturating_add(input.timeout_secs.saturating_mul(1000))
+                            .saturating_add(LOST_RESULT_GRACE_MS)
                 }) =>
             {
                 let detail = "no result from the node within the execution timeout".to_string();
@@ -272,6 +278,21 @@ mod tests {
         assert_eq!(Limit::Percent(10).concurrency(9), 1);
         assert_eq!(Limit::Percent(50).concurrency(5), 3);
         assert_eq!(Limit::Count(0).concurrency(5), 1);
+    }
+
+    /// Commands stored before timeouts were bounded may hold any i64: the
+    /// planner must wait, not overflow (a panic here stopped all dispatch).
+    #[test]
+    fn huge_stored_timeouts_wait_instead_of_overflowing() {
+        let t = targets(&[(Pending, false), (InProgress, true)]);
+        let mut i = input(&t, "5", "0");
+        i.delivery_timeout_secs = i64::MAX;
+        i.timeout_secs = i64::MAX;
+        i.created_at = i64::MAX / 2;
+        i.now = i64::MAX - 1;
+        let p = plan(&i);
+        assert!(p.end.is_empty(), "{:?}", p.end);
+        assert_eq!(p.command_status, None);
     }
 
     #[test]

@@ -277,3 +277,40 @@ async fn sensitive_reads_are_audited_and_plain_reads_are_not() {
         "the audit record holds no payload"
     );
 }
+
+/// Durations that would overflow the clock are refused with 400 (the fuzzer
+/// found them panicking or wrapping; command timeouts are covered by the
+/// commands service's tests and the planner's).
+#[tokio::test]
+async fn out_of_range_durations_are_refused() {
+    let api = Api::start().await;
+    api.ok("POST", "/v1/users", Some(json!({"name": "alice"})))
+        .await;
+    let cases = [
+        (
+            "/v1/enroll-tokens",
+            json!({"uses": 1, "expires_in_secs": 9223372036854775806_i64}),
+        ),
+        (
+            "/v1/tokens",
+            json!({"name": "t", "user": "alice", "expires_in_secs": i64::MAX}),
+        ),
+        (
+            "/v1/archives",
+            json!({"name": "a", "retention_days": i64::MAX}),
+        ),
+    ];
+    for (path, body) in cases {
+        let (status, answer) = api.call("POST", path, Some(body)).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("must be"),
+            "{path}: {answer}"
+        );
+    }
+    // The server still answers: nothing panicked.
+    api.ok("GET", "/v1/health", None).await;
+}

@@ -298,7 +298,10 @@ fn two_hundred_executions_survive_a_server_sigkill_and_append_exactly_once() {
                 "Parameters": {
                     "Targets": [{"Key": "tag:role", "Values": ["worker"]}],
                     "Parameters": {
-                        "commands.$": "States.Array(States.Format('echo {} >> {}', $$.Execution.Name, $.file))"
+                        // The sleep keeps executions running while the last
+                        // ones are started, so the kill lands mid-run however
+                        // fast the server and agent are.
+                        "commands.$": "States.Array(States.Format('sleep 1; echo {} >> {}', $$.Execution.Name, $.file))"
                     }
                 },
                 "ResultSelector": {"status.$": "$.Status"},

@@ -174,9 +174,9 @@ impl CommandService<'_> {
         };
         let max_concurrency = limit("max_concurrency", new.max_concurrency.clone(), "50")?;
         let max_errors = limit("max_errors", new.max_errors.clone(), "0")?;
-        let timeout_secs = positive("timeout_secs", new.timeout_secs, 3600)?;
+        let timeout_secs = seconds("timeout_secs", new.timeout_secs, 3600)?;
         let delivery_timeout_secs =
-            positive("delivery_timeout_secs", new.delivery_timeout_secs, 3600)?;
+            seconds("delivery_timeout_secs", new.delivery_timeout_secs, 3600)?;
         let document_name = new
             .document
             .clone()
@@ -393,13 +393,22 @@ fn limit(field: &str, value: Option<String>, default: &str) -> ServiceResult<Str
     Ok(text)
 }
 
-fn positive(field: &str, value: Option<i64>, default: i64) -> ServiceResult<i64> {
+/// The longest execution and delivery timeout: 30 days (SSM allows 48 hours
+/// and 30 days). Larger values could only be mistakes, and would overflow the
+/// dispatcher's deadlines.
+pub const MAX_TIMEOUT_SECS: i64 = 30 * 24 * 3600;
+
+fn seconds(field: &str, value: Option<i64>, default: i64) -> ServiceResult<i64> {
     match value {
         None => Ok(default),
-        Some(v) if v >= 1 => Ok(v),
-        Some(v) => Err(ServiceError::invalid(
+        Some(v) if (1..=MAX_TIMEOUT_SECS).contains(&v) => Ok(v),
+        Some(v) if v < 1 => Err(ServiceError::invalid(
             "InvalidLimit",
             format!("{field} must be at least 1, got {v}"),
+        )),
+        Some(v) => Err(ServiceError::invalid(
+            "InvalidLimit",
+            format!("{field} must be at most {MAX_TIMEOUT_SECS} (30 days), got {v}"),
         )),
     }
 }

@@ -263,6 +263,15 @@ async fn rate_control_and_timeouts_are_validated_and_defaulted() {
     new.timeout_secs = Some(0);
     let err = s.create(CommandId::Fresh, new, rule()).await.unwrap_err();
     assert_eq!(err.message, "timeout_secs must be at least 1, got 0");
+    let mut new = echo(json!(["all"]));
+    new.delivery_timeout_secs = Some(i64::MAX);
+    let err = s.create(CommandId::Fresh, new, rule()).await.unwrap_err();
+    assert!(
+        err.message
+            .starts_with("delivery_timeout_secs must be at most"),
+        "{}",
+        err.message
+    );
 
     let mut new = echo(json!(["all"]));
     new.max_concurrency = Some("34%".into());

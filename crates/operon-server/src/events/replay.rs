@@ -31,6 +31,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::{AppState, now_millis};
 
 const DAY_MS: i64 = 86_400_000;
+/// The longest archive retention, a hundred years.
+const MAX_RETENTION_DAYS: i64 = 36_500;
 /// Retention of a bus without archives.
 const DEFAULT_RETENTION_MS: i64 = DAY_MS;
 const REPLAY_PAGE: i64 = 500;
@@ -75,10 +77,10 @@ pub async fn create_archive(
         Pattern::parse(p).map_err(|e| ApiError::invalid(e.to_string()))?;
     }
     if let Some(days) = body.retention_days
-        && days < 1
+        && !(1..=MAX_RETENTION_DAYS).contains(&days)
     {
         return Err(ApiError::invalid(format!(
-            "retention_days must be at least 1, got {days}"
+            "retention_days must be between 1 and {MAX_RETENTION_DAYS}, got {days} (omit it to keep events forever)"
         )));
     }
     let archive = Archive {
@@ -332,10 +334,15 @@ async fn prune(state: &AppState) -> Result<(), operon_store::StoreError> {
                 .iter()
                 .filter_map(|a| a.retention_days)
                 .max()
-                .map(|d| d * DAY_MS)
+                // Saturating: an archive stored before the limit must not wrap
+                // into a negative window that prunes everything.
+                .map(|d| d.saturating_mul(DAY_MS))
         };
         if let Some(keep) = keep_ms {
-            let pruned = state.store.prune_events(&bus.name, now - keep).await?;
+            let pruned = state
+                .store
+                .prune_events(&bus.name, now.saturating_sub(keep))
+                .await?;
             if pruned > 0 {
                 tracing::info!(bus = %bus.name, pruned, "pruned expired events");
             }

@@ -31,6 +31,9 @@ pub struct TagChange {
     pub remove: Vec<String>,
 }
 
+/// Enrollment tokens live a year at most.
+pub const MAX_ENROLL_TOKEN_SECS: i64 = 365 * 24 * 3600;
+
 pub struct FleetService<'a> {
     pub(crate) store: &'a Store,
     pub(crate) hub: &'a Hub,
@@ -128,10 +131,12 @@ impl FleetService<'_> {
                 "uses must be at least 1",
             ));
         }
-        if ttl_secs < 1 {
+        if !(1..=MAX_ENROLL_TOKEN_SECS).contains(&ttl_secs) {
             return Err(ServiceError::invalid(
                 "InvalidExpiry",
-                "expires_in_secs must be at least 1",
+                format!(
+                    "expires_in_secs must be between 1 and {MAX_ENROLL_TOKEN_SECS} (a year), got {ttl_secs}"
+                ),
             ));
         }
         validate_tags(&tags)?;
