@@ -15,6 +15,7 @@ use std::time::Duration;
 use operon_proto::{RunCommand, ServerMessage};
 use operon_store::{Command, invocation_id};
 
+use crate::coordination::Topic;
 use crate::live::LiveEvent;
 use crate::rate::{self, Limit, PlanInput, Target};
 use crate::{AppState, now_millis};
@@ -37,7 +38,7 @@ pub fn run_message(command: &Command, node_id: &str) -> RunCommand {
 pub async fn run(state: Arc<AppState>) {
     loop {
         tokio::select! {
-            _ = state.wake.notified() => {}
+            _ = state.coordination.notified(Topic::Dispatch) => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         if let Err(e) = tick(&state).await {

@@ -24,6 +24,7 @@ mod audit;
 mod auth;
 pub mod catalogue;
 mod commands;
+mod coordination;
 mod dispatcher;
 pub mod documents;
 mod error;
@@ -48,7 +49,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use operon_store::{ApiToken, Store};
-use tokio::sync::Notify;
 
 pub use commands::DEFAULT_OUTPUT_CAP;
 
@@ -120,7 +120,8 @@ pub struct AppState {
     /// The hash-chained audit trail.
     pub(crate) audit: audit::AuditLog,
     /// Wakes the dispatcher.
-    pub(crate) wake: Notify,
+    /// Leases, wake-ups (the dispatcher's) and session routes.
+    pub(crate) coordination: coordination::Coordination,
     pub(crate) config: ServerConfig,
     /// `sha256:<hex>` of the TLS certificate, when serving HTTPS.
     pub(crate) tls_fingerprint: Option<String>,
@@ -253,7 +254,7 @@ pub async fn start_with_clock(
         hub: fleet::hub::Hub::new(online_window),
         live: live::Live::new(happenings.clone()),
         happenings,
-        wake: Notify::new(),
+        coordination: coordination::Coordination::default(),
         config,
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
         rotations: fleet::rotation::Waiters::default(),

@@ -23,7 +23,7 @@ impl AppState {
         CommandService {
             store: &self.store,
             hub: &self.hub,
-            wake: &self.wake,
+            coordination: &self.coordination,
             audit: &self.audit,
             output_cap_bytes: self.config.output_cap_bytes,
         }

@@ -14,11 +14,11 @@ use operon_proto::{InvocationStatus, ServerMessage};
 use operon_store::{AuditEntry, Command, Invocation, Node, RunTemplate, Store};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use tokio::sync::Notify;
 
 use super::targets::{TargetError, TargetSpec};
 use crate::access::{Principal, node_request, record_denial_in};
 use crate::audit::AuditLog;
+use crate::coordination::{Coordination, Topic};
 use crate::documents::service::load_document;
 use crate::documents::{self, RUN_SHELL_SCRIPT};
 use crate::fleet::hub::Hub;
@@ -147,7 +147,8 @@ pub struct CommandService<'a> {
     pub(crate) store: &'a Store,
     pub(crate) hub: &'a Hub,
     /// Wakes the dispatcher.
-    pub(crate) wake: &'a Notify,
+    /// Wakes the dispatcher.
+    pub(crate) coordination: &'a Coordination,
     pub(crate) audit: &'a AuditLog,
     pub(crate) output_cap_bytes: usize,
 }
@@ -238,7 +239,7 @@ impl CommandService<'_> {
             }
             return Err(e.into());
         }
-        self.wake.notify_one();
+        self.coordination.notify(Topic::Dispatch);
         let targets: Vec<String> = nodes.into_iter().map(|n| n.name).collect();
         tracing::info!(command_id = %command.id, targets = targets.len(), by = %command.requested_by, "command created");
         if let Requester::Actor(actor) = &by {
@@ -265,15 +266,28 @@ impl CommandService<'_> {
                 ),
             ));
         }
+        let coordination = self.coordination;
         for invocation in self.store.invocations(id).await? {
-            if invocation.status == InvocationStatus::InProgress {
-                let message = ServerMessage::Cancel {
-                    invocation_id: invocation.invocation_id(),
-                };
-                self.hub.send(&invocation.node_id, message);
+            if invocation.status != InvocationStatus::InProgress {
+                continue;
+            }
+            // Only the process holding the node's session can reach it.
+            match coordination.backend.session_route(&invocation.node_id) {
+                Some(holder) if holder == coordination.process => {
+                    let message = ServerMessage::Cancel {
+                        invocation_id: invocation.invocation_id(),
+                    };
+                    self.hub.send(&invocation.node_id, message);
+                }
+                Some(holder) => {
+                    tracing::warn!(node_id = %invocation.node_id, holder = %holder.0,
+                        "the node's session is held by another process; it is not told to cancel")
+                }
+                // Offline: the dispatcher ends it when it reconnects or times out.
+                None => {}
             }
         }
-        self.wake.notify_one();
+        self.coordination.notify(Topic::Dispatch);
         tracing::info!(command_id = %id, "command cancel requested");
         Ok(())
     }

@@ -10,7 +10,6 @@ use operon_policy::NamedPolicy;
 use operon_proto::InvocationStatus;
 use operon_store::{AuditFilter, EnrollToken, NewNode, Store};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
 use super::*;
 use crate::access::Principal;
@@ -22,7 +21,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     store: Store,
     hub: Hub,
-    wake: Notify,
+    coordination: crate::coordination::Coordination,
     audit: AuditLog,
 }
 
@@ -68,7 +67,7 @@ impl Fixture {
             _dir: dir,
             store,
             hub: Hub::new(Duration::from_secs(60)),
-            wake: Notify::new(),
+            coordination: Default::default(),
             audit,
         }
     }
@@ -77,7 +76,7 @@ impl Fixture {
         CommandService {
             store: &self.store,
             hub: &self.hub,
-            wake: &self.wake,
+            coordination: &self.coordination,
             audit: &self.audit,
             output_cap_bytes: 1024,
         }

@@ -28,6 +28,8 @@ pub const SOURCE: &str = "operon.events";
 pub const DETAIL_TYPE: &str = "Scheduled Event";
 /// Longest sleep between ticks (rules changed meanwhile also wake the loop).
 const MAX_SLEEP_MS: i64 = 60_000;
+/// The lease of the one process that fires schedules.
+const SCHEDULER_LEASE: &str = "events.scheduler";
 
 /// Where the scheduler gets the time.
 pub trait Clock: Send + Sync {
@@ -120,9 +122,21 @@ pub fn changed(state: &AppState) {
 
 /// The scheduler loop; runs for the life of the server.
 pub async fn run(state: Arc<AppState>, clock: Arc<dyn Clock>) {
+    let coordination = &state.coordination;
     loop {
         let now = clock.now_ms();
-        let next = tick(&state, now).await;
+        // One scheduler fires: the holder of the lease, renewed every pass
+        // (passes are at most MAX_SLEEP_MS apart).
+        let held = coordination
+            .backend
+            .try_lease(
+                SCHEDULER_LEASE,
+                &coordination.process,
+                3 * MAX_SLEEP_MS,
+                now,
+            )
+            .is_some();
+        let next = if held { tick(&state, now).await } else { None };
         let until = next.unwrap_or(now + MAX_SLEEP_MS).min(now + MAX_SLEEP_MS);
         tokio::select! {
             _ = clock.sleep_until(until) => {}

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::hub::Outbound;
 use crate::auth::{self, NODE_CREDENTIAL_PREFIX};
+use crate::coordination::Topic;
 use crate::error::{ApiError, ApiResult};
 use crate::happenings::{Happening, NodeChange};
 use crate::live::LiveEvent;
@@ -196,6 +197,10 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
 
     let (tx, mut rx) = mpsc::channel::<Outbound>(1024);
     let session_id = state.hub.register(&node.id, tx.clone(), capabilities);
+    let coordination = &state.coordination;
+    coordination
+        .backend
+        .route_session(&node.id, &coordination.process);
     tracing::info!(node_id = %node.id, name = %node.name, "agent connected");
     state.happenings.publish(Happening::Node {
         change: NodeChange::Connected,
@@ -228,19 +233,22 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
     let _ = tx.send(Outbound::Message(welcome)).await;
     let result = async {
         resend_in_progress(&state, &node.id, &tx).await?;
-        state.wake.notify_one();
+        state.coordination.notify(Topic::Dispatch);
         read_frames(&state, &node, &mut stream, &tx).await
     }
     .await;
 
     state.hub.unregister(&node.id, session_id);
+    coordination
+        .backend
+        .unroute_session(&node.id, &coordination.process);
     drop(tx);
     writer.abort();
     let _ = state
         .store
         .update_node_seen(&node.id, None, now_millis())
         .await;
-    state.wake.notify_one();
+    state.coordination.notify(Topic::Dispatch);
     tracing::info!(node_id = %node.id, "agent disconnected");
     state.happenings.publish(Happening::Node {
         change: NodeChange::Disconnected,
@@ -412,7 +420,7 @@ async fn record_result(
                 detail: result.detail.clone(),
             },
         );
-        state.wake.notify_one();
+        state.coordination.notify(Topic::Dispatch);
     }
     let ack = ServerMessage::ResultAck {
         invocation_id: result.invocation_id,

@@ -23,7 +23,7 @@ impl AppState {
         FleetService {
             store: &self.store,
             hub: &self.hub,
-            wake: &self.wake,
+            coordination: &self.coordination,
             audit: &self.audit,
         }
     }

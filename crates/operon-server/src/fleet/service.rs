@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use operon_store::{EnrollToken, Node, Store};
 use serde::Serialize;
-use tokio::sync::Notify;
 
 use super::hub::Hub;
 use crate::access::{Principal, node_request, record_denial_in};
 use crate::audit::AuditLog;
 use crate::auth::{self, ENROLL_TOKEN_PREFIX};
+use crate::coordination::{Coordination, Topic};
 use crate::now_millis;
 use crate::service::{ServiceError, ServiceResult};
 
@@ -37,7 +37,8 @@ pub const MAX_ENROLL_TOKEN_SECS: i64 = 365 * 24 * 3600;
 pub struct FleetService<'a> {
     pub(crate) store: &'a Store,
     pub(crate) hub: &'a Hub,
-    pub(crate) wake: &'a Notify,
+    /// Wakes the dispatcher.
+    pub(crate) coordination: &'a Coordination,
     pub(crate) audit: &'a AuditLog,
 }
 
@@ -113,7 +114,7 @@ impl FleetService<'_> {
         self.hub.disconnect(&node.id, "node revoked");
         tracing::info!(node_id = %node.id, "node revoked");
         let node = self.find(&node.id).await?;
-        self.wake.notify_one();
+        self.coordination.notify(Topic::Dispatch);
         Ok(self.view(node))
     }
 

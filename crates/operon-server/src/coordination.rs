@@ -1,0 +1,210 @@
+//! Coordination between the parts of the server that assume "exactly one of"
+//! or "wake the others": leases, a notifier and a session router.
+//!
+//! Today one process runs everything, so [`InProcess`] implements all three
+//! with memory. The interface is what a multi-process backend (PostgreSQL
+//! advisory locks and `LISTEN/NOTIFY`, or a lease table) will implement
+//! later; every new feature that needs a single runner (a scheduler, an
+//! evaluator, a timer wheel), a wake-up of the others (dispatch, a cache to
+//! reload) or to reach an agent (which process holds its connection) uses
+//! this from the start instead of assuming it is alone.
+//!
+//! - **Leases**: a named role held by one owner until it expires; the holder
+//!   renews it by taking it again before expiry. A lease has an epoch that
+//!   grows with every new holder, so work stamped with an old epoch can be
+//!   recognised and refused (fencing).
+//! - **Notifier**: wake every waiter of a [`Topic`]. A notification reaches
+//!   each waiter at most once and never blocks the notifier; waiters re-read
+//!   the store, so a missed wake-up costs latency, not correctness.
+//! - **Session router**: which process holds a node's agent connection, so a
+//!   frame for that node can be forwarded there.
+//!
+//! Time is passed in (milliseconds), so the lease rules are tested without
+//! sleeping.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+/// A process of the server: random per start.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProcessId(pub String);
+
+impl ProcessId {
+    pub fn new() -> Self {
+        ProcessId(crate::auth::new_id("p-"))
+    }
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Commands or agents changed: the dispatcher should plan again.
+    Dispatch,
+}
+
+/// A held lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    pub owner: ProcessId,
+    /// Grows with every new holder of this name.
+    pub epoch: u64,
+    pub expires_at: i64,
+}
+
+/// Leases, notifications and session routes, in memory.
+#[derive(Debug, Default)]
+pub struct InProcess {
+    leases: Mutex<HashMap<String, Lease>>,
+    topics: Mutex<HashMap<Topic, Arc<Notify>>>,
+    sessions: Mutex<HashMap<String, ProcessId>>,
+}
+
+impl InProcess {
+    /// Take the lease `name` for `owner` until `now + ttl_ms`, if nobody else
+    /// holds it unexpired. The current holder taking it again renews it.
+    pub fn try_lease(&self, name: &str, owner: &ProcessId, ttl_ms: i64, now: i64) -> Option<Lease> {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let epoch = match leases.get(name) {
+            Some(held) if held.owner == *owner && held.expires_at > now => held.epoch,
+            Some(held) if held.expires_at > now => return None,
+            Some(held) => held.epoch + 1,
+            None => 1,
+        };
+        let lease = Lease {
+            name: name.to_string(),
+            owner: owner.clone(),
+            epoch,
+            expires_at: now.saturating_add(ttl_ms),
+        };
+        leases.insert(name.to_string(), lease.clone());
+        Some(lease)
+    }
+
+    fn topic(&self, topic: Topic) -> Arc<Notify> {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.entry(topic).or_default().clone()
+    }
+
+    /// Wake the waiters of `topic` (or the next one to wait, if none waits).
+    pub fn notify(&self, topic: Topic) {
+        self.topic(topic).notify_one();
+    }
+
+    /// Wait for the next notification of `topic`.
+    pub async fn notified(&self, topic: Topic) {
+        self.topic(topic).notified().await
+    }
+
+    /// `process` holds `node_id`'s connection now.
+    pub fn route_session(&self, node_id: &str, process: &ProcessId) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.insert(node_id.to_string(), process.clone());
+    }
+
+    /// The connection went away (only if `process` still holds it: a
+    /// reconnect to another process may have routed it there already).
+    pub fn unroute_session(&self, node_id: &str, process: &ProcessId) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if sessions.get(node_id) == Some(process) {
+            sessions.remove(node_id);
+        }
+    }
+
+    /// Which process holds `node_id`'s connection.
+    pub fn session_route(&self, node_id: &str) -> Option<ProcessId> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.get(node_id).cloned()
+    }
+}
+
+/// This server's view of coordination: its process id and the backend.
+#[derive(Debug)]
+pub struct Coordination {
+    pub process: ProcessId,
+    pub backend: InProcess,
+}
+
+impl Default for Coordination {
+    fn default() -> Self {
+        Coordination {
+            process: ProcessId::new(),
+            backend: InProcess::default(),
+        }
+    }
+}
+
+impl Coordination {
+    pub fn notify(&self, topic: Topic) {
+        self.backend.notify(topic);
+    }
+
+    pub async fn notified(&self, topic: Topic) {
+        self.backend.notified(topic).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn owner(name: &str) -> ProcessId {
+        ProcessId(name.to_string())
+    }
+
+    #[test]
+    fn one_holder_at_a_time_until_expiry_with_growing_epochs() {
+        let c = InProcess::default();
+        let a = c.try_lease("scheduler", &owner("a"), 1000, 0).unwrap();
+        assert_eq!(a.epoch, 1);
+        assert!(c.try_lease("scheduler", &owner("b"), 1000, 500).is_none());
+        // The holder taking it again renews, same epoch.
+        let again = c.try_lease("scheduler", &owner("a"), 1000, 600).unwrap();
+        assert_eq!((again.epoch, again.expires_at), (1, 1600));
+        // Expired: another takes it with a higher epoch.
+        let b = c.try_lease("scheduler", &owner("b"), 1000, 1600).unwrap();
+        assert_eq!(b.epoch, 2);
+        // The old holder cannot take it back while the new one holds it.
+        assert!(c.try_lease("scheduler", &owner("a"), 1000, 1700).is_none());
+        assert!(
+            a.epoch < b.epoch,
+            "work stamped with epoch {} is stale",
+            a.epoch
+        );
+        // Other names are independent.
+        assert!(c.try_lease("evaluator", &owner("a"), 1000, 1700).is_some());
+    }
+
+    #[test]
+    fn sessions_are_routed_to_their_latest_holder() {
+        let c = InProcess::default();
+        c.route_session("n-1", &owner("a"));
+        c.route_session("n-1", &owner("b")); // reconnected elsewhere
+        c.unroute_session("n-1", &owner("a")); // the old session ends late
+        assert_eq!(c.session_route("n-1"), Some(owner("b")));
+        c.unroute_session("n-1", &owner("b"));
+        assert_eq!(c.session_route("n-1"), None);
+    }
+
+    #[tokio::test]
+    async fn a_notification_wakes_the_waiter_even_when_it_arrives_first() {
+        let c = Arc::new(InProcess::default());
+        c.notify(Topic::Dispatch);
+        tokio::time::timeout(Duration::from_secs(1), c.notified(Topic::Dispatch))
+            .await
+            .expect("a stored wake-up");
+        let waiter = {
+            let c = c.clone();
+            tokio::spawn(async move { c.notified(Topic::Dispatch).await })
+        };
+        tokio::task::yield_now().await;
+        c.notify(Topic::Dispatch);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+    }
+}
