@@ -8,7 +8,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
-conformance=${OPERON_CONFORMANCE_DIR:-$root/../shared/conformance}/eventbridge
+conformance=${OPERON_CONFORMANCE_DIR:-$root/testdata/conformance}/eventbridge
 work=${1:-${CARGO_TARGET_DIR:-$root/target}/citylots-bench}
 mkdir -p "$work"
 (cd "$root" && cargo build --release -p operon)
