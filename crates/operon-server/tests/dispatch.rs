@@ -8,26 +8,31 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod common;
+
+use common::Api;
+
+/// A server and in-process agents.
 struct Fleet {
-    server: operon_server::Server,
-    token: String,
-    client: reqwest::Client,
+    api: Api,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Fleet {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Fleet {
-    /// A server and one agent per `(name, role)`.
+    /// A server and one agent per `(name, role)`, all online.
     async fn start(agents: &[(&str, &str)]) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let config = operon_server::ServerConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            dir.path().join("server"),
-        );
-        let server = operon_server::start(config).await.unwrap();
+        let api = Api::start().await;
         let mut stops = Vec::new();
         for (name, role) in agents {
-            let enroll = server
+            let enroll = api
+                .server
                 .create_enroll_token(
                     BTreeMap::from([("role".to_string(), role.to_string())]),
                     1,
@@ -36,8 +41,8 @@ impl Fleet {
                 .await
                 .unwrap();
             let config = operon_agent::AgentConfig {
-                server_url: server.url(),
-                state_dir: dir.path().join(name),
+                server_url: api.server.url(),
+                state_dir: api.dir.path().join(name),
                 enroll_token: Some(enroll),
                 name: Some(name.to_string()),
                 tags: BTreeMap::new(),
@@ -51,81 +56,31 @@ impl Fleet {
             }));
             stops.push(stop);
         }
-        let fleet = Fleet {
-            token: server.new_admin_token.clone().unwrap(),
-            server,
-            client: reqwest::Client::new(),
-            stops,
-            _dir: dir,
-        };
-        fleet
-            .until("every agent is online", |f| async move {
-                let nodes = f.call("GET", "/v1/nodes", None).await.1;
-                let online = nodes
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|n| n["online"] == true)
-                    .count();
-                online == agents.len()
-            })
-            .await;
-        fleet
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .client
-            .request(
-                method.parse().unwrap(),
-                format!("{}{path}", self.server.url()),
-            )
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn until<'a, F, Fut>(&'a self, what: &str, check: F)
-    where
-        F: Fn(&'a Fleet) -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !check(self).await {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let online = agents.len();
+        api.get_until("/v1/nodes", |nodes| {
+            nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["online"] == true)
+                .count()
+                == online
+        })
+        .await;
+        Fleet { api, stops }
     }
 
     /// Create a command and wait for its final status.
     async fn run(&self, body: Value) -> Value {
-        let (status, created) = self.call("POST", "/v1/commands", Some(body)).await;
-        assert_eq!(status, 200, "{created}");
-        let id = created["id"].as_str().unwrap().to_string();
-        self.finished(&id).await
+        let created = self.ok("POST", "/v1/commands", Some(body)).await;
+        self.finished(created["id"].as_str().unwrap()).await
     }
 
     async fn finished(&self, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let command = self
-                .call("GET", &format!("/v1/commands/{id}"), None)
-                .await
-                .1;
-            let done = !matches!(command["status"].as_str(), Some("Pending" | "InProgress"));
-            if done {
-                return command;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "command {id} never finished: {command}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        self.get_until(&format!("/v1/commands/{id}"), |c| {
+            !matches!(c["status"].as_str(), Some("Pending" | "InProgress"))
+        })
+        .await
     }
 }
 
@@ -206,12 +161,8 @@ async fn a_running_command_is_cancelled_on_the_node() {
         .await;
     let id = created["id"].as_str().unwrap().to_string();
     fleet
-        .until("the command runs", |f| {
-            let id = id.clone();
-            async move {
-                let c = f.call("GET", &format!("/v1/commands/{id}"), None).await.1;
-                c["invocations"][0]["status"] == "InProgress"
-            }
+        .get_until(&format!("/v1/commands/{id}"), |c| {
+            c["invocations"][0]["status"] == "InProgress"
         })
         .await;
     let started = Instant::now();

@@ -6,64 +6,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-struct Api {
-    server: operon_server::Server,
-    token: String,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
+mod common;
+
+use common::Api;
+
+trait Runbooks {
+    async fn execution_until(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value;
+    async fn executions_of(&self, workflow: &str) -> Vec<Value>;
 }
 
-impl Api {
-    async fn start() -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let config =
-            operon_server::ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().into());
-        let server = operon_server::start(config).await.unwrap();
-        Api {
-            token: server.new_admin_token.clone().unwrap(),
-            server,
-            client: reqwest::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{path}", self.server.url());
-        let mut request = self
-            .client
-            .request(method.parse().unwrap(), url)
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, answer) = self.call(method, path, body).await;
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path}: {status} {answer}"
-        );
-        answer
-    }
-
-    /// Poll an execution until `done` holds (10 s at most).
+impl Runbooks for Api {
+    /// Poll an execution until `done` holds.
     async fn execution_until(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let execution = self.ok("GET", &format!("/v1/executions/{id}"), None).await;
-            if done(&execution) {
-                return execution;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "execution {id} stuck: {execution}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.get_until(&format!("/v1/executions/{id}"), done).await
     }
 
     async fn executions_of(&self, workflow: &str) -> Vec<Value> {
