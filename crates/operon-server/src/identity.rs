@@ -132,10 +132,12 @@ async fn create_user(
         created_at: now_millis(),
         disabled_at: None,
     };
-    state.store.insert_user(&user).await.map_err(store_error)?;
-    for role in &body.roles {
-        state.store.set_user_role(&user.id, role, true).await?;
-    }
+    // The user and its roles are written together: no user without its roles.
+    state
+        .store
+        .insert_user(&user, &body.roles)
+        .await
+        .map_err(store_error)?;
     principal.note("roles", body.roles.clone());
     user_view(&state, user).await.map(Json)
 }

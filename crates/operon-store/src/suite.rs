@@ -14,6 +14,7 @@ macro_rules! store_suite {
         crate::suite::store_suite!(@tests $open; enrollment_counts_uses_refuses_expired_and_token_tags_win,
             results_are_idempotent_the_first_final_result_wins,
             documents_are_versioned,
+            a_user_and_its_roles_are_written_together,
             concurrent_document_writes_get_distinct_versions,
             concurrent_enrollments_never_exceed_uses_or_fail_with_locks,
             concurrent_event_batches_get_unique_gap_free_sequence_numbers,
@@ -186,6 +187,27 @@ pub(crate) async fn results_are_idempotent_the_first_final_result_wins(store: Dy
         split_invocation_id(&inv.invocation_id()),
         Some(("c-1", "n-1"))
     );
+}
+
+pub(crate) async fn a_user_and_its_roles_are_written_together(store: DynStore) {
+    store.create_role("ops", "", 1).await.unwrap();
+    let user = |id: &str| User {
+        id: id.into(),
+        name: "alice".into(),
+        kind: "user".into(),
+        created_at: 1,
+        disabled_at: None,
+    };
+    store
+        .insert_user(&user("u-1"), &["ops".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(store.user_roles("u-1").await.unwrap(), ["ops"]);
+    // A taken name writes nothing, not even the roles.
+    let taken = store.insert_user(&user("u-2"), &["ops".to_string()]).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert!(store.user_roles("u-2").await.unwrap().is_empty());
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
 }
 
 pub(crate) async fn documents_are_versioned(store: DynStore) {

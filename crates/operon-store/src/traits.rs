@@ -236,8 +236,9 @@ pub trait IdentityStore: Send + Sync {
     async fn count_api_tokens(&self) -> Result<i64>;
 
     // ----- Users -------------------------------------------------------------
-    /// Create a user; a taken name is a [`StoreError::Conflict`](crate::StoreError::Conflict).
-    async fn insert_user(&self, user: &User) -> Result<()>;
+    /// Create a user with these roles, all or nothing; a taken name is a
+    /// [`StoreError::Conflict`](crate::StoreError::Conflict).
+    async fn insert_user(&self, user: &User, roles: &[String]) -> Result<()>;
 
     async fn user(&self, id: &str) -> Result<Option<User>>;
 

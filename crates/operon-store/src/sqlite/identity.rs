@@ -79,7 +79,8 @@ impl IdentityStore for SqliteStore {
     }
 
     // ----- Users -------------------------------------------------------------
-    async fn insert_user(&self, user: &User) -> Result<()> {
+    async fn insert_user(&self, user: &User, roles: &[String]) -> Result<()> {
+        let mut tx = self.begin_write("starting a user insert").await?;
         let result = sqlx::query(
             "INSERT INTO users (id, name, kind, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING",
@@ -89,7 +90,7 @@ impl IdentityStore for SqliteStore {
         .bind(&user.kind)
         .bind(user.created_at)
         .bind(user.disabled_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db("inserting a user"))?;
         if result.rows_affected() == 0 {
@@ -98,6 +99,17 @@ impl IdentityStore for SqliteStore {
                 user.name
             )));
         }
+        for role in roles {
+            sqlx::query(
+                "INSERT INTO user_roles (user_id, role) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&user.id)
+            .bind(role)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("granting a new user's roles"))?;
+        }
+        tx.commit().await.map_err(db("committing a user insert"))?;
         Ok(())
     }
 
