@@ -182,6 +182,16 @@ async fn a_rule_starts_workflows_until_it_is_deleted() {
         "only the matching event starts one: {started:?}"
     );
     assert_eq!(started[0]["startedBy"], "rule/critical");
+    // The start is audited under the rule's name, in the start's transaction.
+    let trail = api.ok("GET", "/v1/audit?actor=rule/critical", None).await;
+    let records = trail.as_array().unwrap();
+    assert_eq!(records.len(), 1, "{trail}");
+    assert_eq!(records[0]["action"], "workflows:StartExecution");
+    assert_eq!(records[0]["resource"], "workflow/onevent");
+    assert_eq!(
+        records[0]["detail"]["execution_id"],
+        started[0]["executionId"]
+    );
 
     api.ok("DELETE", "/v1/rules/critical", None).await;
     let (status, _) = api.call("GET", "/v1/rules/critical", None).await;

@@ -446,6 +446,7 @@ pub(crate) async fn batched_agent_writes_and_dispatches_are_idempotent(store: Dy
 
 fn step(id: &str, status: &str, insert: bool) -> StepWrite {
     StepWrite {
+        audit: Vec::new(),
         execution: ExecutionRecord {
             id: id.into(),
             workflow: "deploy".into(),

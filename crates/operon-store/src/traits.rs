@@ -498,7 +498,8 @@ pub trait WorkflowStore: Send + Sync {
     async fn execution_history(&self, id: &str, after: i64, limit: i64) -> Result<Vec<HistoryRow>>;
 
     /// Commit many executions' steps in one transaction: all of them or none.
-    async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<()>;
+    /// Returns the new audit head when the steps carried audit records.
+    async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<Option<(i64, String)>>;
 
     // ----- Timers, tasks and approvals ------------------------------------
     /// Every timer of a running execution (the runner's heap after a restart).

@@ -106,6 +106,9 @@ pub struct StepWrite {
     pub tasks_remove: Vec<String>,
     pub approvals_add: Vec<Approval>,
     pub approval_decisions: Vec<ApprovalDecision>,
+    /// Audit records committed with the step (a start made by a rule or a
+    /// runbook is recorded under the actor's name, in the same transaction).
+    pub audit: Vec<crate::AuditEntry>,
 }
 
 /// A due timer.

@@ -289,11 +289,9 @@ pub async fn start_workflow_target(
     started_by: &str,
 ) -> Result<(), TargetError> {
     let name = execution_name(name);
-    match crate::workflows::start_execution(state, workflow, input, Some(name), started_by).await {
-        Ok(started) => {
-            crate::workflows::audit_actor_start(state, started_by, workflow, &started).await;
-            Ok(())
-        }
+    let actor = crate::workflows::StartedBy::Actor(started_by);
+    match crate::workflows::start_execution(state, workflow, input, Some(name), actor).await {
+        Ok(_) => Ok(()),
         // The name is the delivery's: an execution with it means an earlier
         // attempt started it.
         Err(e) if e.kind == ErrorKind::Conflict => Ok(()),

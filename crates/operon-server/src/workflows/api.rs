@@ -187,7 +187,14 @@ async fn start(
     Json(body): Json<StartBody>,
 ) -> ApiResult<Json<Value>> {
     let input = body.input.unwrap_or_else(|| json!({}));
-    let view = start_execution(&state, &workflow, input, body.name, &principal.name).await?;
+    let view = start_execution(
+        &state,
+        &workflow,
+        input,
+        body.name,
+        super::StartedBy::User(&principal.name),
+    )
+    .await?;
     Ok(Json(view))
 }
 

@@ -129,9 +129,19 @@ pub async fn start_execution(
     workflow: &str,
     input: Value,
     name: Option<String>,
-    started_by: &str,
+    started_by: StartedBy<'_>,
 ) -> ServiceResult<Value> {
     start_with_parent(state, workflow, input, name, started_by, None).await
+}
+
+/// Who starts an execution.
+#[derive(Debug, Clone, Copy)]
+pub enum StartedBy<'a> {
+    /// A user through the API (its call is audited by the API).
+    User(&'a str),
+    /// A rule or a runbook (`rule/NAME`, `execution/ID`): the start is
+    /// audited under that name in the start's own transaction.
+    Actor(&'a str),
 }
 
 pub(crate) async fn start_with_parent(
@@ -139,7 +149,7 @@ pub(crate) async fn start_with_parent(
     workflow: &str,
     input: Value,
     name: Option<String>,
-    started_by: &str,
+    started_by: StartedBy<'_>,
     parent_token: Option<String>,
 ) -> ServiceResult<Value> {
     if let Some(name) = &name {
@@ -162,38 +172,16 @@ pub(crate) async fn start_with_parent(
         version: record.version,
         input,
         name,
-        started_by: started_by.to_string(),
+        started_by: match started_by {
+            StartedBy::User(name) | StartedBy::Actor(name) => name.to_string(),
+        },
+        audit_as_actor: matches!(started_by, StartedBy::Actor(_)),
         parent_token,
     };
     state
         .workflows
         .ask(|reply| Msg::Start(Box::new(request), reply))
         .await
-}
-
-/// An execution started by a non-human actor (`rule/NAME`,
-/// `execution/ID`) is audited under the actor's name, as a user's start is
-/// audited by the API.
-pub(crate) async fn audit_actor_start(
-    state: &AppState,
-    actor: &str,
-    workflow: &str,
-    started: &Value,
-) {
-    let entry = operon_store::AuditEntry {
-        actor: actor.to_string(),
-        action: "workflows:StartExecution".into(),
-        resource: format!("workflow/{workflow}"),
-        outcome: "allowed".into(),
-        detail: serde_json::json!({
-            "execution_id": started["executionId"],
-            "name": started["name"],
-            "version": started["version"],
-        }),
-    };
-    if let Err(e) = state.audit.record(entry).await {
-        tracing::error!(error = %e, %actor, %workflow, "an actor's execution start could not be audited");
-    }
 }
 
 /// Workflow and execution names: 1 to 80 of letters, digits, `-` and `_`

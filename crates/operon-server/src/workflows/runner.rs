@@ -47,6 +47,10 @@ pub struct StartRequest {
     pub input: Value,
     pub name: Option<String>,
     pub started_by: String,
+    /// Record the start in the audit trail under `started_by`, in the start's
+    /// own transaction (a rule or a runbook; a user's call is audited by the
+    /// API).
+    pub audit_as_actor: bool,
     pub parent_token: Option<String>,
 }
 
@@ -309,6 +313,7 @@ impl Runner {
             ..ExecutionParams::default()
         };
         let (ex, effects) = Execution::start(machine, req.input.clone(), params);
+        let audit_as_actor = req.audit_as_actor;
         let record = ExecutionRecord {
             id: id.clone(),
             workflow: req.workflow,
@@ -332,7 +337,10 @@ impl Runner {
             ex,
             pending: BTreeSet::new(),
         };
-        let step = self.step(&mut live, effects, true, now, batch);
+        let mut step = self.step(&mut live, effects, true, now, batch);
+        if audit_as_actor {
+            step.audit.push(actor_start_record(&live.record));
+        }
         batch.writes.push(step);
         let view = execution_view(&live.record);
         batch.touched.insert(id.clone());
@@ -491,6 +499,7 @@ impl Runner {
             tasks_remove: Vec::new(),
             approvals_add: Vec::new(),
             approval_decisions: Vec::new(),
+            audit: Vec::new(),
         };
         let mut new_tasks = Vec::new();
         let mut queue = effects;
@@ -623,7 +632,10 @@ async fn committer(state: Arc<AppState>, shared: Arc<Shared>, mut batches: mpsc:
         } else {
             let started = std::time::Instant::now();
             match state.store.apply_workflow_steps(&batch.writes).await {
-                Ok(()) => {
+                Ok(head) => {
+                    if let Some((seq, hash)) = head {
+                        state.audit.advance_head(seq, &hash);
+                    }
                     tracing::debug!(
                         seq,
                         steps = batch.writes.len(),
@@ -741,5 +753,20 @@ fn plan_task(task: &WorkflowTask) -> Result<Option<Approval>, (&'static str, Str
     match base {
         Base::Approval => tasks::approval_for(task).map(Some),
         _ => Ok(None),
+    }
+}
+
+/// The audit record of an execution started by a rule or a runbook.
+fn actor_start_record(execution: &ExecutionRecord) -> operon_store::AuditEntry {
+    operon_store::AuditEntry {
+        actor: execution.started_by.clone(),
+        action: "workflows:StartExecution".into(),
+        resource: format!("workflow/{}", execution.workflow),
+        outcome: "allowed".into(),
+        detail: serde_json::json!({
+            "execution_id": execution.id,
+            "name": execution.name,
+            "version": execution.version,
+        }),
     }
 }

@@ -540,12 +540,11 @@ async fn start_execution(
         workflow,
         child_input,
         Some(name),
-        &actor,
+        super::StartedBy::Actor(&actor),
         Some(task.token.clone()),
     )
     .await
     .map_err(|e| ("Operon.StartExecutionFailed", e.message))?;
-    super::audit_actor_start(state, &actor, workflow, &started).await;
     let child_id = started["executionId"]
         .as_str()
         .unwrap_or_default()

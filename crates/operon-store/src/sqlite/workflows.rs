@@ -302,13 +302,21 @@ impl WorkflowStore for SqliteStore {
             .collect())
     }
 
-    async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<()> {
+    async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<Option<(i64, String)>> {
         let mut tx = self
             .begin_write("starting a batch of workflow steps")
             .await?;
         write_batch(&mut tx, steps).await?;
+        let audit: Vec<crate::AuditEntry> =
+            steps.iter().flat_map(|s| s.audit.iter().cloned()).collect();
+        let at = steps
+            .iter()
+            .map(|s| s.execution.updated_at)
+            .max()
+            .unwrap_or(0);
+        let head = super::audit::append_audit_in(&mut tx, &audit, at).await?;
         tx.commit().await.map_err(db("committing workflow steps"))?;
-        Ok(())
+        Ok(head)
     }
 
     // ----- Timers, tasks and approvals ------------------------------------
