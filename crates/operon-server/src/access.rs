@@ -25,7 +25,7 @@ use operon_store::{AuditEntry, Node};
 use serde_json::{Map, Value};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 /// Who made an authenticated request, with what they may do.
 #[derive(Debug, Clone)]
@@ -171,21 +171,31 @@ pub async fn authorize_node(
 }
 
 async fn check(state: &AppState, principal: &Principal, request: &Request) -> ApiResult<()> {
+    Ok(check_in(&state.audit, principal, request).await?)
+}
+
+/// The one gate, for services that hold the audit trail: allow (and note it
+/// for the call's audit record) or refuse (audited now) `request`.
+pub(crate) async fn check_in(
+    audit: &crate::audit::AuditLog,
+    principal: &Principal,
+    request: &Request,
+) -> crate::service::ServiceResult<()> {
     match principal.decide(request) {
         Ok(()) => {
             principal.allowed(&request.action, &request.resource);
             Ok(())
         }
         Err(reason) => {
-            record_denial(
-                state,
+            record_denial_in(
+                audit,
                 principal,
                 &request.action,
                 &request.resource,
                 &reason,
             )
             .await;
-            Err(ApiError::forbidden(format!(
+            Err(crate::service::ServiceError::forbidden(format!(
                 "{} may not {} on {}: {reason}",
                 principal.name, request.action, request.resource
             )))

@@ -7,7 +7,7 @@ use operon_store::{EnrollToken, Node, Store};
 use serde::Serialize;
 
 use super::hub::Hub;
-use crate::access::{Principal, node_request, record_denial_in};
+use crate::access::{Principal, check_in, node_request};
 use crate::audit::AuditLog;
 use crate::auth::{self, ENROLL_TOKEN_PREFIX};
 use crate::coordination::{Coordination, Topic};
@@ -166,20 +166,12 @@ impl FleetService<'_> {
         action: &str,
         node: &Node,
     ) -> ServiceResult<()> {
-        let request = node_request(principal, action, node);
-        match principal.decide(&request) {
-            Ok(()) => {
-                principal.allowed_action(&request.action, &request.resource);
-                Ok(())
-            }
-            Err(reason) => {
-                record_denial_in(self.audit, principal, action, &request.resource, &reason).await;
-                Err(ServiceError::forbidden(format!(
-                    "{} may not {action} on {}: {reason}",
-                    principal.name, request.resource
-                )))
-            }
-        }
+        check_in(
+            self.audit,
+            principal,
+            &node_request(principal, action, node),
+        )
+        .await
     }
 }
 
