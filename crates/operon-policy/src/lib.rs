@@ -45,8 +45,9 @@
 //!   `StringEquals`, `StringNotEquals`, `StringEqualsIgnoreCase`,
 //!   `StringNotEqualsIgnoreCase`, `StringLike`, `StringNotLike` (each also
 //!   with the `IfExists` suffix) and `Null`. Keys: `operon:Principal` (the
-//!   caller's name) and `operon:NodeTag/<tag>` (a tag of the target node);
-//!   see [`CONDITION_KEYS`].
+//!   caller's name), `operon:NodeTag/<tag>` (a tag of the target node) and
+//!   `operon:RunAsUser` (the account a command runs as on the node, `root`
+//!   when none is asked for); see [`CONDITION_KEYS`].
 //!
 //! # Conditions, as IAM decides them
 //!

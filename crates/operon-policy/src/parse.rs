@@ -29,7 +29,7 @@ const STATEMENT_FIELDS: [&str; 7] = [
 
 /// Condition keys Operon fills in, matched case-insensitively. A key ending
 /// in `/` is a prefix: the rest names something (a node tag).
-pub const CONDITION_KEYS: [&str; 2] = ["operon:Principal", "operon:NodeTag/"];
+pub const CONDITION_KEYS: [&str; 3] = ["operon:Principal", "operon:NodeTag/", "operon:RunAsUser"];
 
 type Result<T> = std::result::Result<T, PolicyError>;
 
@@ -281,7 +281,7 @@ fn check_condition_key(key: &str, path: &str) -> Result<()> {
     Err(PolicyError::at(
         path,
         format!(
-            "unknown condition key \"{key}\"; expected operon:Principal or operon:NodeTag/<tag> (like operon:NodeTag/env)"
+            "unknown condition key \"{key}\"; expected operon:Principal, operon:RunAsUser or operon:NodeTag/<tag> (like operon:NodeTag/env)"
         ),
     ))
 }

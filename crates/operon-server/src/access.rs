@@ -41,6 +41,9 @@ pub struct Principal {
     /// The scopes as an allow-policy, so they match exactly as policies do.
     scope_policy: Option<Arc<[NamedPolicy; 1]>>,
     pub policies: Arc<Vec<NamedPolicy>>,
+    /// For a non-human actor (`rule/NAME`, `execution/ID`): the authority it
+    /// acts with (`role/ops`, `user/alice`, `admin`); see [`crate::runas`].
+    pub acting_as: Option<String>,
     pub(crate) trail: Arc<Mutex<Trail>>,
 }
 
@@ -76,6 +79,29 @@ impl Principal {
             token_id,
             scopes,
             policies: Arc::new(policies),
+            acting_as: None,
+            trail: Arc::default(),
+        }
+    }
+
+    /// A rule's or an execution's principal for one effect: named after the
+    /// actor, holding the policies of what it acts as (`root` only for the
+    /// admin's own rules and runbooks).
+    pub fn actor(
+        name: &str,
+        acting_as: String,
+        root: bool,
+        policies: Vec<NamedPolicy>,
+    ) -> Principal {
+        Principal {
+            name: name.to_string(),
+            user_id: None,
+            token_id: String::new(),
+            root,
+            scopes: None,
+            scope_policy: None,
+            policies: Arc::new(policies),
+            acting_as: Some(acting_as),
             trail: Arc::default(),
         }
     }
@@ -225,12 +251,16 @@ pub(crate) async fn record_denial_in(
     if let Ok(mut trail) = principal.trail.lock() {
         trail.denied = true;
     }
+    let mut detail = serde_json::json!({"reason": reason, "token": principal.token_id});
+    if let Some(acting_as) = &principal.acting_as {
+        detail = serde_json::json!({"reason": reason, "acting_as": acting_as});
+    }
     let entry = AuditEntry {
         actor: principal.name.clone(),
         action: action.to_string(),
         resource: resource.to_string(),
         outcome: "denied".into(),
-        detail: serde_json::json!({"reason": reason, "token": principal.token_id}),
+        detail,
     };
     if let Err(e) = audit.record(entry).await {
         tracing::error!(error = %e, "a refusal could not be audited");

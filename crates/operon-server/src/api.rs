@@ -203,20 +203,13 @@ async fn authenticate(
         Some(user) => return Err((user.name, "user is disabled".into())),
         None => return Err((who, "the token's user no longer exists".into())),
     };
-    let policies = state
-        .store
-        .policies_for_user(&user.id)
-        .await
-        .map_err(failed)?
-        .into_iter()
-        .filter_map(|p| match operon_policy::Policy::from_value(&p.document) {
-            Ok(policy) => Some(operon_policy::NamedPolicy::new(p.name, policy)),
-            Err(e) => {
-                tracing::error!(policy = %p.name, error = %e, "a stored policy no longer parses; it is ignored");
-                None
-            }
-        })
-        .collect();
+    let policies = crate::runas::parse_policies(
+        state
+            .store
+            .policies_for_user(&user.id)
+            .await
+            .map_err(failed)?,
+    );
     Ok(Principal::new(
         user.name,
         Some(user.id),

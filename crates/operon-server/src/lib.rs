@@ -35,6 +35,7 @@ mod identity;
 mod live;
 mod rate;
 pub mod refusals;
+mod runas;
 mod service;
 pub mod tls;
 mod workflows;

@@ -61,6 +61,9 @@ pub struct Rule {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_fired_at: Option<i64>,
+    /// Who put the rule last; targets without a role act as this principal.
+    #[serde(default)]
+    pub author: Option<String>,
 }
 
 /// A delivery claimed for an attempt, with its event.

@@ -480,33 +480,44 @@ pub(crate) async fn workflow_versions_steps_and_cleanup_on_finish(store: DynStor
     let def = serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}});
     assert_eq!(
         store
-            .put_workflow("deploy", &def, "admin", 1, true)
+            .put_workflow("deploy", &def, None, "admin", 1, true)
             .await
             .unwrap(),
         Ok(1)
     );
     assert!(
         store
-            .put_workflow("deploy", &def, "admin", 2, true)
+            .put_workflow("deploy", &def, None, "admin", 2, true)
             .await
             .unwrap()
             .is_err()
     );
     assert_eq!(
         store
-            .put_workflow("deploy", &def, "admin", 3, false)
+            .put_workflow("deploy", &def, Some("deployer"), "alice", 3, false)
             .await
             .unwrap(),
         Ok(2)
     );
     assert!(
         store
-            .put_workflow("other", &def, "admin", 3, false)
+            .put_workflow("other", &def, None, "admin", 3, false)
             .await
             .unwrap()
             .is_err()
     );
-    assert_eq!(store.workflow("deploy").await.unwrap().unwrap().version, 2);
+    let latest = store.workflow("deploy").await.unwrap().unwrap();
+    assert_eq!(latest.version, 2);
+    assert_eq!(
+        (latest.role.as_deref(), latest.created_by.as_str()),
+        (Some("deployer"), "alice")
+    );
+    let first_version = store.workflow_run_as("deploy", 1).await.unwrap().unwrap();
+    assert_eq!(
+        (first_version.role, first_version.created_by.as_str()),
+        (None, "admin")
+    );
+    assert!(store.workflow_run_as("deploy", 9).await.unwrap().is_none());
 
     let mut first = step("x-1", "RUNNING", true);
     first.history.push(HistoryRow {
@@ -671,6 +682,7 @@ pub(crate) async fn buses_rules_and_refusing_to_delete_a_used_bus(store: DynStor
         created_at: 1,
         updated_at: 1,
         last_fired_at: None,
+        author: Some("alice".into()),
     };
     store.put_rule(&rule).await.unwrap();
     assert!(matches!(
@@ -678,7 +690,9 @@ pub(crate) async fn buses_rules_and_refusing_to_delete_a_used_bus(store: DynStor
         Err(StoreError::Conflict(_))
     ));
     assert!(store.set_rule_enabled("r", false, 2).await.unwrap());
-    assert!(!store.rule("r").await.unwrap().unwrap().enabled);
+    let stored = store.rule("r").await.unwrap().unwrap();
+    assert!(!stored.enabled);
+    assert_eq!(stored.author.as_deref(), Some("alice"));
     assert!(store.delete_rule("r").await.unwrap());
     assert!(store.delete_bus("ops").await.unwrap());
     assert_eq!(store.list_buses().await.unwrap().len(), 1);

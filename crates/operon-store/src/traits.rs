@@ -19,7 +19,8 @@ use crate::{
     ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
     EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow, InboundWebhook,
     Invocation, NewEvent, NewNode, Node, PolicyRecord, Replay, Result, Role, Rule, StatusTable,
-    StepWrite, StoredAuditRecord, StoredEvent, TimerRow, User, Workflow, WorkflowTask,
+    StepWrite, StoredAuditRecord, StoredEvent, TimerRow, User, VersionRunAs, Workflow,
+    WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -460,6 +461,7 @@ pub trait WorkflowStore: Send + Sync {
         &self,
         name: &str,
         definition: &Value,
+        role: Option<&str>,
         by: &str,
         now: i64,
         create_only: bool,
@@ -473,6 +475,10 @@ pub trait WorkflowStore: Send + Sync {
     /// A definition by version (versions outlive the workflow's deletion, so
     /// old executions can still be shown and resumed).
     async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<Value>>;
+
+    /// Who made a version and the role it names, if any: what its
+    /// executions act as.
+    async fn workflow_run_as(&self, name: &str, version: i64) -> Result<Option<VersionRunAs>>;
 
     /// Mark a workflow deleted. Refused while executions of it are running.
     async fn delete_workflow(&self, name: &str, now: i64) -> Result<Result<(), String>>;

@@ -20,6 +20,17 @@ pub struct Workflow {
     pub definition: Value,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Who made the latest version.
+    pub created_by: String,
+    /// The role the latest version's executions act as, if it names one.
+    pub role: Option<String>,
+}
+
+/// What a workflow version's executions act as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRunAs {
+    pub created_by: String,
+    pub role: Option<String>,
 }
 
 /// One execution, without its engine state.

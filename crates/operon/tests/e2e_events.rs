@@ -711,6 +711,8 @@ fn run_command_targets_take_the_node_from_the_event() {
         &targets,
         json!([{
             "Id": "restart", "Kind": "run-command",
+            // An event may narrow the target's own targets, never widen them.
+            "Targets": ["all"],
             "InputTransformer": {
                 "InputPathsMap": {"node": "$.detail.node"},
                 "InputTemplate": "{\"node_ids\": [<node>], \"parameters\": {\"commands\": [\"echo restarting <node>\"]}}"

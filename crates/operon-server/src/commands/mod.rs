@@ -13,7 +13,7 @@ pub mod service;
 pub mod targets;
 
 pub use service::{CommandId, CommandService, DEFAULT_OUTPUT_CAP, NewCommand, Requester};
-pub use targets::TargetSpec;
+pub use targets::{TargetSpec, narrow};
 
 use crate::AppState;
 

@@ -61,19 +61,29 @@ pub enum Requester<'a> {
     /// A user or token, authorized per node now (`commands:Run` with the
     /// node's tags); refused nodes are left out, all refused is Forbidden.
     Principal(&'a Principal),
-    /// A non-human actor (`rule/NAME`, `execution/ID`) acting with the
-    /// authority checked when it was configured. Its commands are audited
-    /// under its name.
-    Actor(String),
+    /// A non-human actor (`rule/NAME`, `execution/ID`) with the authority
+    /// of what it acts as ([`crate::runas::actor_principal`]), authorized
+    /// per node now exactly like a person. Its commands are audited under
+    /// its name, with what it acted as.
+    Actor(Principal),
 }
 
 impl Requester<'_> {
-    fn name(&self) -> String {
+    fn principal(&self) -> &Principal {
         match self {
-            Requester::Principal(p) => p.name.clone(),
-            Requester::Actor(name) => name.clone(),
+            Requester::Principal(p) => p,
+            Requester::Actor(p) => p,
         }
     }
+}
+
+/// The condition key naming the account a command runs as on the node.
+pub const RUN_AS_USER_KEY: &str = "operon:RunAsUser";
+
+/// The account a command runs as, for policies: the `user` asked for, or
+/// `root` when none is (the agent's own account, root on a normal install).
+fn run_as_user(user: Option<&str>) -> &str {
+    user.unwrap_or("root")
 }
 
 /// A command to create, with everything optional defaulted as documented.
@@ -169,10 +179,9 @@ impl CommandService<'_> {
         }
         // Who may run where is decided before anything else is looked at.
         let candidates = self.resolve(&new.targets).await?;
-        let (nodes, refused) = match &by {
-            Requester::Principal(principal) => self.permitted(principal, candidates).await?,
-            Requester::Actor(_) => (candidates, Vec::new()),
-        };
+        let (nodes, refused) = self
+            .permitted(by.principal(), new.user.as_deref(), candidates)
+            .await?;
         let max_concurrency = limit("max_concurrency", new.max_concurrency.clone(), "50")?;
         let max_errors = limit("max_errors", new.max_errors.clone(), "0")?;
         let timeout_secs = seconds("timeout_secs", new.timeout_secs, 3600)?;
@@ -223,7 +232,7 @@ impl CommandService<'_> {
             created_at: now_millis(),
             finished_at: None,
             cancel_requested: false,
-            requested_by: by.name(),
+            requested_by: by.principal().name.clone(),
         };
         let pairs: Vec<(String, String)> = nodes
             .iter()
@@ -334,12 +343,15 @@ impl CommandService<'_> {
     async fn permitted(
         &self,
         principal: &Principal,
+        user: Option<&str>,
         candidates: Vec<Node>,
     ) -> ServiceResult<(Vec<Node>, Vec<RefusedTarget>)> {
         let mut allowed = Vec::new();
         let mut refused = Vec::new();
         for node in candidates {
-            match principal.decide(&node_request(principal, "commands:Run", &node)) {
+            let request = node_request(principal, "commands:Run", &node)
+                .with(RUN_AS_USER_KEY, [run_as_user(user)]);
+            match principal.decide(&request) {
                 Ok(()) => allowed.push(node),
                 Err(reason) => refused.push(RefusedTarget {
                     node: node.name,
@@ -367,9 +379,9 @@ impl CommandService<'_> {
     }
 
     /// A rule's or an execution's command is audited like a user's call.
-    async fn audit_actor_run(&self, actor: &str, command: &Command, targets: &[String]) {
+    async fn audit_actor_run(&self, actor: &Principal, command: &Command, targets: &[String]) {
         let entry = AuditEntry {
-            actor: actor.to_string(),
+            actor: actor.name.clone(),
             action: "commands:Run".into(),
             resource: format!("node/{}", targets.join(",")),
             outcome: "allowed".into(),
@@ -378,6 +390,7 @@ impl CommandService<'_> {
                 "document": command.document_name,
                 "document_version": command.document_version,
                 "targets": targets,
+                "acting_as": actor.acting_as,
             }),
         };
         if let Err(e) = self.audit.record(entry).await {

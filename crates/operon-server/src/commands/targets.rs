@@ -161,6 +161,42 @@ impl TargetSpec {
     }
 }
 
+/// Narrow `bound` (a rule target's own targets) to what an event `asked`
+/// for: the nodes the event selects, each of which must also be selected by
+/// the bound. An event can aim a rule at fewer nodes, never at others, so
+/// whoever may put events cannot widen a rule's reach. Returns the chosen
+/// nodes as an id-only spec, or why the event was refused.
+pub fn narrow(
+    bound: &TargetSpec,
+    asked: &TargetSpec,
+    nodes: &[Node],
+) -> Result<TargetSpec, String> {
+    if bound.nodes.is_empty() && bound.filters.is_empty() {
+        return Err(
+            "the event names nodes, but the target has no NodeIds or Targets of its own to bound them"
+                .into(),
+        );
+    }
+    let within = bound.select(nodes).map_err(|e| e.to_string())?;
+    let chosen = asked.select(nodes).map_err(|e| e.to_string())?;
+    let outside: Vec<&str> = chosen
+        .iter()
+        .filter(|n| !within.iter().any(|w| w.id == n.id))
+        .map(|n| n.name.as_str())
+        .collect();
+    if !outside.is_empty() {
+        return Err(format!(
+            "the event asks for nodes outside the target's own targets ({}): {}",
+            bound.describe(),
+            outside.join(", ")
+        ));
+    }
+    Ok(TargetSpec {
+        nodes: chosen.into_iter().map(|n| n.id).collect(),
+        filters: Vec::new(),
+    })
+}
+
 impl Filter {
     fn accepts(&self, node: &Node) -> bool {
         match self {
@@ -249,6 +285,42 @@ mod tests {
             last_seen: None,
             revoked_at: revoked.then_some(1),
         }
+    }
+
+    #[test]
+    fn events_narrow_a_target_and_never_widen_it() {
+        let fleet = fleet();
+        let spec = |nodes: &[&str], targets: &[&str]| {
+            let nodes: Vec<String> = nodes.iter().map(|s| s.to_string()).collect();
+            let targets: Vec<String> = targets.iter().map(|s| s.to_string()).collect();
+            TargetSpec::from_strings(&nodes, &targets).unwrap()
+        };
+        let prod = spec(&[], &["tag:env=prod"]);
+        let ids = |s: TargetSpec| s.nodes;
+        assert_eq!(
+            ids(narrow(&prod, &spec(&["db-1"], &[]), &fleet).unwrap()),
+            ["n-2"]
+        );
+        assert_eq!(
+            ids(narrow(&prod, &spec(&[], &["tag:role=db"]), &fleet).unwrap()),
+            ["n-2"]
+        );
+        let wider = narrow(&prod, &spec(&[], &["all"]), &fleet).unwrap_err();
+        assert!(
+            wider.contains("outside") && wider.contains("web-1"),
+            "{wider}"
+        );
+        let other = narrow(&prod, &spec(&["web-1"], &[]), &fleet).unwrap_err();
+        assert!(other.contains("web-1"), "{other}");
+        let unbounded = TargetSpec::default();
+        assert!(narrow(&unbounded, &spec(&["db-1"], &[]), &fleet).is_err());
+        let everything = spec(&[], &["all"]);
+        assert_eq!(
+            ids(narrow(&everything, &spec(&["web-1", "db-1"], &[]), &fleet).unwrap()),
+            ["n-2", "n-1"]
+        );
+        let revoked = narrow(&everything, &spec(&["old-1"], &[]), &fleet).unwrap_err();
+        assert!(revoked.contains("old-1"), "{revoked}");
     }
 
     fn fleet() -> Vec<Node> {

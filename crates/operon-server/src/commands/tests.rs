@@ -141,8 +141,25 @@ fn staging_only() -> Principal {
     )
 }
 
+/// A rule put by the admin: it acts with the admin's authority.
 fn rule() -> Requester<'static> {
-    Requester::Actor("rule/restart".into())
+    Requester::Actor(Principal::actor(
+        "rule/restart",
+        "admin".into(),
+        true,
+        vec![],
+    ))
+}
+
+/// A rule acting as a role that holds `policy`.
+fn rule_as_role(policy: Value) -> Requester<'static> {
+    let policy = operon_policy::Policy::from_value(&policy).unwrap();
+    Requester::Actor(Principal::actor(
+        "rule/restart",
+        "role/limited".into(),
+        false,
+        vec![NamedPolicy::new("p", policy)],
+    ))
 }
 
 async fn targets_of(service: &CommandService<'_>, id: &str) -> Vec<String> {
@@ -353,4 +370,74 @@ async fn cancel_stops_a_running_command_once() {
     assert!(s.get(&created.command.id).await.unwrap().cancel_requested);
     let err = s.cancel("c-nope").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn an_actor_is_authorized_per_node_as_its_role_whatever_the_policy_shape() {
+    let f = Fixture::new().await;
+    let s = f.service();
+    // Denied on prod by tag: a missing tag context used to let this through.
+    let deny_prod = json!({"Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "commands:Run", "Resource": "node/*",
+         "Condition": {"StringEquals": {"operon:NodeTag/env": "prod"}}}]});
+    let created = s
+        .create(
+            CommandId::Fresh,
+            echo(json!(["all"])),
+            rule_as_role(deny_prod),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.targets, ["web-1"]);
+    let refused: Vec<&str> = created.refused.iter().map(|r| r.node.as_str()).collect();
+    assert_eq!(refused, ["db-1", "web-2"]);
+    // The negated form: allowed only where env is not prod.
+    let not_prod = json!({"Statement": [{"Effect": "Allow", "Action": "commands:Run",
+        "Resource": "node/*", "Condition": {"StringNotEquals": {"operon:NodeTag/env": "prod"}}}]});
+    let err = s
+        .create(
+            CommandId::Fresh,
+            echo(json!(["tag:env=prod"])),
+            rule_as_role(not_prod),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Forbidden, "{err:?}");
+    let records = f.audit_of("rule/restart").await;
+    let denials: Vec<_> = records.iter().filter(|r| r.outcome == "denied").collect();
+    assert_eq!(denials.len(), 2, "{records:?}");
+    assert!(
+        denials
+            .iter()
+            .all(|r| r.detail["acting_as"] == "role/limited")
+    );
+    assert!(denials.iter().any(|r| r.resource == "node/db-1,web-2"));
+}
+
+#[tokio::test]
+async fn the_account_a_command_runs_as_is_a_condition_key() {
+    let f = Fixture::new().await;
+    let s = f.service();
+    let only_deploy = || {
+        rule_as_role(
+            json!({"Statement": [{"Effect": "Allow", "Action": "commands:Run",
+            "Resource": "node/*", "Condition": {"StringEquals": {"operon:RunAsUser": "deploy"}}}]}),
+        )
+    };
+    let as_deploy = NewCommand {
+        user: Some("deploy".into()),
+        ..on_nodes(&["web-1"])
+    };
+    assert!(
+        s.create(CommandId::Fresh, as_deploy, only_deploy())
+            .await
+            .is_ok()
+    );
+    let as_root = on_nodes(&["web-1"]);
+    let err = s
+        .create(CommandId::Fresh, as_root, only_deploy())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Forbidden);
 }

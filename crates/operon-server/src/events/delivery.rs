@@ -19,7 +19,9 @@ use super::CompiledRule;
 use super::envelope::{self, Envelope};
 use super::signing;
 use super::targets::{CompiledTarget, RetryPolicy, RunCommandTarget, TargetKind};
+use crate::access::{Principal, check_in};
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
+use crate::runas::{RunAs, actor_principal};
 use crate::service::{ErrorKind, ServiceError};
 use crate::{AppState, now_millis};
 
@@ -218,29 +220,71 @@ async fn perform(
     };
     match &target.kind {
         TargetKind::Webhook { url, secret } => {
+            let actor = actor(state, rule, target).await?;
+            allow(
+                state,
+                &actor,
+                "http:Invoke",
+                &crate::runas::host_resource(url),
+            )
+            .await?;
             post_webhook(state, url, secret.as_deref(), &payload, delivery, rule).await
         }
         TargetKind::Workflow { workflow } => {
-            let input = serde_json::from_str(&payload).unwrap_or(Value::String(payload.clone()));
-            start_workflow_target(
+            let actor = actor(state, rule, target).await?;
+            allow(
                 state,
-                workflow,
-                input,
-                &delivery.id,
-                &format!("rule/{}", rule.rule.name),
+                &actor,
+                "workflows:Start",
+                &format!("workflow/{workflow}"),
             )
-            .await
+            .await?;
+            let input = serde_json::from_str(&payload).unwrap_or(Value::String(payload.clone()));
+            start_workflow_target(state, workflow, input, &delivery.id, &actor.name).await
         }
         TargetKind::RunCommand(config) => {
-            run_command(state, config, &payload, delivery, rule).await
+            let actor = actor(state, rule, target).await?;
+            run_command(state, config, &payload, delivery, actor).await
         }
-        TargetKind::Bus { bus } => put_on_bus(state, bus, &event()?).await,
+        TargetKind::Bus { bus } => {
+            let actor = actor(state, rule, target).await?;
+            allow(state, &actor, "events:Put", &format!("bus/{bus}")).await?;
+            put_on_bus(state, bus, &event()?).await
+        }
         TargetKind::Log => {
             tracing::info!(target: "operon::events::log", rule = %rule.rule.name,
                 target_id = %target.id, delivery = %delivery.id, input = %payload, "event");
             Ok(())
         }
     }
+}
+
+/// The principal a rule target's effect is authorized as: its role, or the
+/// rule's author, with the policies they hold now.
+async fn actor(
+    state: &AppState,
+    rule: &CompiledRule,
+    target: &CompiledTarget,
+) -> Result<Principal, TargetError> {
+    let run_as = RunAs::new(target.role.as_deref(), rule.rule.author.as_deref());
+    let name = format!("rule/{}", rule.rule.name);
+    actor_principal(&state.store, &name, &run_as)
+        .await
+        .map_err(|e| service_failure("resolving what the target acts as", e))
+}
+
+/// Authorize one effect of a rule target now; a refusal is audited under
+/// the rule with what it acted as, and dead-letters the delivery.
+async fn allow(
+    state: &AppState,
+    actor: &Principal,
+    action: &str,
+    resource: &str,
+) -> Result<(), TargetError> {
+    let request = operon_policy::Request::new(action, resource).with_principal(actor.name.clone());
+    check_in(&state.audit, actor, &request)
+        .await
+        .map_err(|e| service_failure("refused", e))
 }
 
 async fn post_webhook(
@@ -337,15 +381,17 @@ fn execution_name(delivery_id: &str) -> String {
         .collect()
 }
 
-/// Run a command or document. An object payload may set `node_ids`,
-/// `targets` and `parameters` (merged over the target's own), so one rule
-/// can act on the node an event is about.
+/// Run a command or document. An object payload may set `node_ids` and
+/// `targets`, which may only narrow the target's own (see
+/// [`crate::commands::narrow`]), and `parameters`, merged over the target's
+/// own and checked against the document like any others. So one rule can act
+/// on the node an event is about, and an event cannot widen its reach.
 async fn run_command(
     state: &AppState,
     config: &RunCommandTarget,
     payload: &str,
     delivery: &ClaimedDelivery,
-    rule: &CompiledRule,
+    actor: Principal,
 ) -> Result<(), TargetError> {
     let overrides = serde_json::from_str::<Value>(payload).unwrap_or(Value::Null);
     let strings = |key: &str| -> Option<Vec<String>> {
@@ -362,16 +408,31 @@ async fn run_command(
     if let Some(Value::Object(extra)) = overrides.get("parameters") {
         parameters.extend(extra.clone());
     }
-    let node_ids = strings("node_ids").unwrap_or_else(|| config.node_ids.clone());
-    let targets = strings("targets").unwrap_or_else(|| config.targets.clone());
+    let own = TargetSpec::from_strings(&config.node_ids, &config.targets);
+    let (asked_nodes, asked_targets) = (strings("node_ids"), strings("targets"));
+    let asked = asked_nodes.is_some() || asked_targets.is_some();
     let request = json!({
         "document": config.document,
-        "node_ids": node_ids,
-        "targets": targets,
+        "node_ids": asked_nodes.clone().unwrap_or_else(|| config.node_ids.clone()),
+        "targets": asked_targets.clone().unwrap_or_else(|| config.targets.clone()),
         "parameters": parameters,
     });
-    let spec = TargetSpec::from_strings(&node_ids, &targets)
-        .map_err(|e| TargetError::permanent(e.to_string()))?;
+    let spec = if asked {
+        let asked = TargetSpec::from_strings(
+            &asked_nodes.unwrap_or_default(),
+            &asked_targets.unwrap_or_default(),
+        )
+        .map_err(|e| TargetError::permanent(format!("the event's targets: {e}")))?;
+        let nodes = state
+            .store
+            .list_nodes()
+            .await
+            .map_err(|e| TargetError::retryable(e.to_string()))?;
+        crate::commands::narrow(&own.unwrap_or_default(), &asked, &nodes)
+            .map_err(TargetError::permanent)?
+    } else {
+        own.map_err(|e| TargetError::permanent(e.to_string()))?
+    };
     let new = NewCommand {
         document: config.document.clone(),
         parameters,
@@ -379,7 +440,7 @@ async fn run_command(
         request,
         ..Default::default()
     };
-    let actor = Requester::Actor(format!("rule/{}", rule.rule.name));
+    let actor = Requester::Actor(actor);
     match state
         .commands()
         .create(CommandId::Delivery(delivery.id.clone()), new, actor)

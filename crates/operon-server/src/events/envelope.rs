@@ -65,6 +65,27 @@ impl Envelope {
 }
 
 /// Check an entry and build its envelope, ingested at `now_ms`.
+/// Sources the server keeps for its own events (`operon.fleet`,
+/// `operon.commands`, ...), as AWS keeps `aws.*`: a caller of PutEvents or a
+/// runbook's `publishEvent` cannot put events that look like the server's.
+pub fn check_source_not_reserved(entry: &PutEntry) -> Result<(), EntryError> {
+    let source = entry
+        .source
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if source == "operon" || source.starts_with("operon.") {
+        return Err(EntryError {
+            code: "NotAuthorizedForSourceException",
+            message: format!(
+                "Source {:?} is reserved for the server's own events (operon.*)",
+                entry.source.as_deref().unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
+}
+
 pub fn envelope(entry: &PutEntry, now_ms: i64) -> Result<Envelope, EntryError> {
     let source = required("Source", &entry.source)?;
     let detail_type = required("DetailType", &entry.detail_type)?;

@@ -96,7 +96,9 @@ async fn put_events(
     let mut accepted = Vec::new();
     let mut authorized: Vec<String> = Vec::new();
     for entry in &request.entries {
-        let env = match envelope::envelope(entry, now) {
+        let env = match envelope::check_source_not_reserved(entry)
+            .and_then(|()| envelope::envelope(entry, now))
+        {
             Ok(env) => env,
             Err(e) => {
                 answers.push(json!({"ErrorCode": e.code, "ErrorMessage": e.message}));
@@ -284,18 +286,25 @@ fn enabled_by_default() -> bool {
     true
 }
 
-/// A rule's targets act with the server's authority whenever it fires, so
-/// whoever puts the rule must be allowed what its targets do: commands on
-/// every node (`commands:Run` on `node/*`), starting the workflow, putting
-/// on the bus.
+/// A rule's targets act later, as a role or as the rule's author, and each
+/// effect is authorized when it happens (see [`crate::runas`]). When the
+/// rule is put, naming a role needs `roles:Pass` on it; a target without a
+/// role is checked now for what can be checked without the event (starting
+/// its workflow, putting on its bus), so mistakes show at once. Commands
+/// are checked per node at each delivery, with each node's tags.
 async fn authorize_target(
     state: &AppState,
     principal: &Principal,
     spec: &TargetSpec,
 ) -> ApiResult<()> {
+    if let Some(reference) = &spec.role_arn {
+        let role = crate::runas::role_name(reference)
+            .map_err(|e| ApiError::invalid(format!("target {}: RoleArn: {e}", spec.id)))?;
+        crate::runas::authorize_pass_role(&state.store, &state.audit, principal, &role).await?;
+        return Ok(());
+    }
     let named = |value: &Option<String>| value.clone().unwrap_or_default();
     match spec.kind.as_str() {
-        "run-command" => authorize(state, principal, "commands:Run", "node/*").await,
         "workflow" => {
             let resource = format!("workflow/{}", named(&spec.workflow));
             authorize(state, principal, "workflows:Start", &resource).await
@@ -310,6 +319,14 @@ async fn authorize_target(
 
 fn rule_view(rule: &CompiledRule) -> Value {
     let mut view = json!(rule.rule);
+    // Sealed secrets are write-only: say that there is one, never show it.
+    if let Some(targets) = view["targets"].as_array_mut() {
+        for target in targets.iter_mut().filter_map(Value::as_object_mut) {
+            if target.remove("SecretSealed").is_some() {
+                target.insert("HasSecret".into(), Value::Bool(true));
+            }
+        }
+    }
     view["pattern"] = rule
         .rule
         .pattern
@@ -407,6 +424,7 @@ async fn put_rule(
         created_at: existing.as_ref().map_or(now, |r| r.created_at),
         updated_at: now,
         last_fired_at: existing.as_ref().and_then(|r| r.last_fired_at),
+        author: Some(principal.name.clone()),
     };
     let compiled = state
         .events

@@ -310,6 +310,7 @@ mod tests {
             created_at: T0,
             updated_at: T0,
             last_fired_at: None,
+            author: None,
         };
         let compiled = state.events.compile_rule(rule.clone()).unwrap();
         state.store.put_rule(&rule).await.unwrap();
@@ -344,6 +345,7 @@ mod tests {
             created_at: T0,
             updated_at: T0,
             last_fired_at: None,
+            author: None,
         };
         state.store.put_rule(&rule).await.unwrap();
         state

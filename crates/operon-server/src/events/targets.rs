@@ -57,6 +57,10 @@ pub struct TargetSpec {
     pub input_transformer: Option<InputTransformerSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicySpec>,
+    /// The role the target acts as (`NAME`, `role/NAME` or an ARN ending in
+    /// `:role/NAME`); without one it acts as the rule's author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -99,6 +103,8 @@ pub struct CompiledTarget {
     pub kind: TargetKind,
     pub input: TargetInput,
     pub retry: RetryPolicy,
+    /// The role's name, when the target names one.
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -126,6 +132,14 @@ pub fn prepare(
     mut spec: TargetSpec,
     key: &SealKey,
 ) -> Result<(TargetSpec, CompiledTarget), String> {
+    // A sealed secret is write-only: accepting one back would let a rule
+    // author sign with a secret they were never given.
+    if spec.secret_sealed.is_some() {
+        return Err(format!(
+            "target {}: SecretSealed cannot be given; give the signing Secret in clear (it is stored sealed and never shown)",
+            spec.id
+        ));
+    }
     if let Some(secret) = spec.secret.take() {
         if secret.is_empty() {
             return Err(format!("target {}: Secret must not be empty", spec.id));
@@ -223,9 +237,16 @@ pub fn compile(spec: &TargetSpec, key: &SealKey) -> Result<CompiledTarget, Strin
             "target {id}: MaximumRetryAttempts must be between 0 and 185, got {max_retries}"
         ));
     }
+    let role = spec
+        .role_arn
+        .as_deref()
+        .map(crate::runas::role_name)
+        .transpose()
+        .map_err(|e| format!("target {id}: RoleArn: {e}"))?;
     Ok(CompiledTarget {
         id: id.clone(),
         kind,
+        role,
         input,
         retry: RetryPolicy {
             max_retries,
@@ -305,6 +326,8 @@ mod tests {
             matches!(&compiled.kind, TargetKind::Webhook { secret: Some(s), .. } if s == "s3cret")
         );
         let again = compile(&serde_json::from_str(&text).unwrap(), &key()).unwrap();
+        let copied = prepare(serde_json::from_str(&text).unwrap(), &key()).unwrap_err();
+        assert!(copied.contains("SecretSealed cannot be given"), "{copied}");
         assert!(matches!(
             again.kind,
             TargetKind::Webhook {

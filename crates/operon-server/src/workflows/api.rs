@@ -50,36 +50,35 @@ pub fn routes() -> Router<Arc<AppState>> {
 struct CreateWorkflow {
     name: String,
     definition: Value,
+    /// The role its executions act as; without one they act as the author
+    /// of the version.
+    #[serde(default)]
+    role: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct UpdateWorkflow {
     definition: Value,
+    /// A new role; omitted keeps the current version's, `""` removes it.
+    #[serde(default)]
+    role: Option<String>,
 }
 
-/// A runbook's tasks act with the server's authority whenever anyone starts
-/// it, so its author must be allowed what they do: a definition with an
-/// `operon:runCommand` task needs `commands:Run` on every node (`node/*`).
-async fn authorize_tasks(
+/// A runbook's tasks act later, as the version's role or its author, and
+/// each effect is authorized when it happens (see [`crate::runas`]). Naming
+/// a role needs `roles:Pass` on it. Returns the role's name.
+async fn authorize_role(
     state: &AppState,
     principal: &Principal,
-    definition: &Value,
-) -> ApiResult<()> {
-    if mentions_resource(definition, "operon:runCommand") {
-        authorize(state, principal, "commands:Run", "node/*").await?;
-    }
-    Ok(())
-}
-
-fn mentions_resource(value: &Value, prefix: &str) -> bool {
-    match value {
-        Value::Object(map) => map.iter().any(|(key, v)| {
-            (key == "Resource" && v.as_str().is_some_and(|r| r.starts_with(prefix)))
-                || mentions_resource(v, prefix)
-        }),
-        Value::Array(items) => items.iter().any(|v| mentions_resource(v, prefix)),
-        _ => false,
-    }
+    role: Option<&str>,
+) -> ApiResult<Option<String>> {
+    let Some(reference) = role.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let role =
+        crate::runas::role_name(reference).map_err(|e| ApiError::invalid(format!("role: {e}")))?;
+    crate::runas::authorize_pass_role(&state.store, &state.audit, principal, &role).await?;
+    Ok(Some(role))
 }
 
 /// Definitions may come as a JSON object or as the JSON text of one.
@@ -107,10 +106,17 @@ async fn create_workflow(
     )
     .await?;
     let definition = parse_definition(body.definition)?;
-    authorize_tasks(&state, &principal, &definition).await?;
+    let role = authorize_role(&state, &principal, body.role.as_deref()).await?;
     let version = state
         .store
-        .put_workflow(&body.name, &definition, &principal.name, now_millis(), true)
+        .put_workflow(
+            &body.name,
+            &definition,
+            role.as_deref(),
+            &principal.name,
+            now_millis(),
+            true,
+        )
         .await?
         .map_err(ApiError::conflict)?;
     Ok(Json(json!({"name": body.name, "version": version})))
@@ -129,10 +135,20 @@ async fn update_workflow(
     )
     .await?;
     let definition = parse_definition(body.definition)?;
-    authorize_tasks(&state, &principal, &definition).await?;
+    let role = match body.role {
+        Some(role) => authorize_role(&state, &principal, Some(&role)).await?,
+        None => state.store.workflow(&name).await?.and_then(|w| w.role),
+    };
     let version = state
         .store
-        .put_workflow(&name, &definition, &principal.name, now_millis(), false)
+        .put_workflow(
+            &name,
+            &definition,
+            role.as_deref(),
+            &principal.name,
+            now_millis(),
+            false,
+        )
         .await?
         .map_err(ApiError::not_found)?;
     Ok(Json(json!({"name": name, "version": version})))
@@ -142,7 +158,7 @@ async fn list_workflows(State(state): State<Arc<AppState>>) -> ApiResult<Json<Ve
     let list = state.store.list_workflows().await?;
     Ok(Json(
         list.into_iter()
-            .map(|w| json!({"name": w.name, "version": w.version, "createdAt": w.created_at, "updatedAt": w.updated_at}))
+            .map(|w| json!({"name": w.name, "version": w.version, "createdAt": w.created_at, "updatedAt": w.updated_at, "role": w.role, "createdBy": w.created_by}))
             .collect(),
     ))
 }
@@ -159,6 +175,7 @@ async fn describe_workflow(
     Ok(Json(json!({
         "name": w.name, "version": w.version, "definition": w.definition,
         "createdAt": w.created_at, "updatedAt": w.updated_at,
+        "role": w.role, "createdBy": w.created_by,
     })))
 }
 

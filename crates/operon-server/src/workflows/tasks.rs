@@ -27,8 +27,10 @@ use sha2::{Digest, Sha256};
 
 use super::{Msg, RUNNING};
 use crate::AppState;
+use crate::access::{Principal, check_in};
 use crate::commands::targets::TargetError;
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
+use crate::runas::{RunAs, actor_principal};
 use crate::service::{ErrorKind, ServiceError};
 
 /// Bytes of stdout and of stderr per node kept in a `.sync` result.
@@ -223,8 +225,17 @@ async fn publish_event(state: &AppState, task: &WorkflowTask) -> Result<Value, F
         time: None,
         event_bus_name: text("EventBusName")?,
     };
-    let mut envelope = crate::events::envelope::envelope(&entry, crate::now_millis())
+    let mut envelope = crate::events::envelope::check_source_not_reserved(&entry)
+        .and_then(|()| crate::events::envelope::envelope(&entry, crate::now_millis()))
         .map_err(|e| invalid(format!("publishEvent: {}: {}", e.code, e.message)))?;
+    let actor = execution_actor(state, task).await?;
+    allow(
+        state,
+        &actor,
+        "events:Put",
+        &format!("bus/{}", envelope.bus),
+    )
+    .await?;
     let id = crate::events::envelope::derived_event_id(&format!("event:{}", task.token));
     envelope.id = id.clone();
     if let Some(map) = envelope.value.as_object_mut() {
@@ -400,7 +411,7 @@ async fn create_command(state: &AppState, task: &WorkflowTask) -> Result<Command
         request: json!({"workflowTask": task.token, "executionId": task.execution_id, "input": task.input}),
         ..Default::default()
     };
-    let actor = Requester::Actor(format!("execution/{}", task.execution_id));
+    let actor = Requester::Actor(execution_actor(state, task).await?);
     let created = state
         .commands()
         .create(CommandId::Task(task.idempotency_key.clone()), new, actor)
@@ -413,6 +424,7 @@ async fn create_command(state: &AppState, task: &WorkflowTask) -> Result<Command
 fn command_failure(e: ServiceError) -> Failure {
     let name = match (e.kind, e.code) {
         (_, "UnknownNode" | "NoMatchingNodes") => "Operon.NoTargets",
+        (ErrorKind::Forbidden, _) => "Operon.AccessDenied",
         (ErrorKind::Internal | ErrorKind::Unavailable, _) => "Operon.InternalError",
         _ => "Operon.InvalidParameters",
     };
@@ -455,6 +467,14 @@ async fn http(state: &AppState, task: &WorkflowTask) -> Result<Value, Failure> {
         .or_else(|| input.get("ApiEndpoint"))
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("http needs a Url (string)".into()))?;
+    let actor = execution_actor(state, task).await?;
+    allow(
+        state,
+        &actor,
+        "http:Invoke",
+        &crate::runas::host_resource(url),
+    )
+    .await?;
     let method = input.get("Method").and_then(Value::as_str).unwrap_or("GET");
     let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| invalid(format!("invalid HTTP Method {method:?}")))?;
@@ -534,13 +554,20 @@ async fn start_execution(
         Some(Value::String(s)) => s.clone(),
         _ => format!("child-{}", &task.idempotency_key[..20]),
     };
-    let actor = format!("execution/{}", task.execution_id);
+    let actor = execution_actor(state, task).await?;
+    allow(
+        state,
+        &actor,
+        "workflows:Start",
+        &format!("workflow/{workflow}"),
+    )
+    .await?;
     let started = super::start_with_parent(
         state,
         workflow,
         child_input,
         Some(name),
-        super::StartedBy::Actor(&actor),
+        super::StartedBy::Actor(&actor.name),
         Some(task.token.clone()),
     )
     .await
@@ -583,6 +610,50 @@ async fn start_execution(
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
+}
+
+/// The principal an execution's task effects are authorized as: its
+/// version's role, or the version's author, with what they hold now.
+async fn execution_actor(state: &AppState, task: &WorkflowTask) -> Result<Principal, Failure> {
+    let execution = state
+        .store
+        .execution(&task.execution_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            (
+                "Operon.InternalError",
+                format!("execution {} disappeared", task.execution_id),
+            )
+        })?;
+    let version = state
+        .store
+        .workflow_run_as(&execution.workflow, execution.version)
+        .await
+        .map_err(internal)?;
+    let run_as = match &version {
+        Some(v) => RunAs::new(v.role.as_deref(), Some(&v.created_by)),
+        None => RunAs::Author(None),
+    };
+    let name = format!("execution/{}", task.execution_id);
+    actor_principal(&state.store, &name, &run_as)
+        .await
+        .map_err(|e| ("Operon.InternalError", e.message))
+}
+
+/// Authorize one effect of a task now. A refusal is audited under the
+/// execution, with what it acted as, and fails the task with
+/// `Operon.AccessDenied` (which a Catch can handle).
+async fn allow(
+    state: &AppState,
+    actor: &Principal,
+    action: &str,
+    resource: &str,
+) -> Result<(), Failure> {
+    let request = operon_policy::Request::new(action, resource).with_principal(actor.name.clone());
+    check_in(&state.audit, actor, &request)
+        .await
+        .map_err(|e| ("Operon.AccessDenied", e.message))
 }
 
 fn internal(e: impl std::fmt::Display) -> Failure {

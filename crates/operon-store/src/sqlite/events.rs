@@ -41,7 +41,7 @@ fn event_from_row(row: &SqliteRow) -> StoredEvent {
 }
 
 const RULE_SELECT: &str = "SELECT name, bus, description, pattern, schedule, timezone, enabled,
-    targets, created_at, updated_at, last_fired_at FROM event_rules";
+    targets, created_at, updated_at, last_fired_at, author FROM event_rules";
 
 fn rule_from_row(row: &SqliteRow) -> Result<Rule> {
     let targets: String = row.get("targets");
@@ -57,6 +57,7 @@ fn rule_from_row(row: &SqliteRow) -> Result<Rule> {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
         last_fired_at: row.get("last_fired_at"),
+        author: row.get("author"),
     })
 }
 
@@ -434,13 +435,13 @@ impl EventStore for SqliteStore {
     async fn put_rule(&self, rule: &Rule) -> Result<()> {
         sqlx::query(
             "INSERT INTO event_rules (name, bus, description, pattern, schedule, timezone, enabled,
-                targets, created_at, updated_at, last_fired_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                targets, created_at, updated_at, last_fired_at, author)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET bus = excluded.bus,
                 description = excluded.description, pattern = excluded.pattern,
                 schedule = excluded.schedule, timezone = excluded.timezone,
                 enabled = excluded.enabled, targets = excluded.targets,
-                updated_at = excluded.updated_at",
+                updated_at = excluded.updated_at, author = excluded.author",
         )
         .bind(&rule.name)
         .bind(&rule.bus)
@@ -453,6 +454,7 @@ impl EventStore for SqliteStore {
         .bind(rule.created_at)
         .bind(rule.updated_at)
         .bind(rule.last_fired_at)
+        .bind(&rule.author)
         .execute(&self.pool)
         .await
         .map_err(db("saving a rule"))?;

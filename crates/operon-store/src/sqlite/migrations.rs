@@ -73,6 +73,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(4, "0004_events.sql"),
     migration!(5, "0005_node_credentials.sql"),
     migration!(6, "0006_counters.sql"),
+    migration!(7, "0007_run_as.sql"),
 ];
 
 /// A migration as recorded in the database.
@@ -471,6 +472,51 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn rules_from_before_authorship_take_their_author_from_the_audit_trail() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        apply(&pool, &SQLITE[..6]).await.unwrap();
+        for name in ["restart", "orphan"] {
+            sqlx::query(
+                "INSERT INTO event_rules (name, bus, enabled, targets, created_at, updated_at)
+                 VALUES (?, 'default', 1, '[]', 1, 1)",
+            )
+            .bind(name)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        // alice put it, then bob's put was refused, then carol put it again.
+        for (seq, actor, outcome) in [
+            (1, "alice", "allowed"),
+            (2, "bob", "denied"),
+            (3, "carol", "allowed"),
+        ] {
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, actor, action, resource, outcome, detail, prev_hash, hash)
+                 VALUES (?, ?, ?, 'rules:Put', 'rule/restart', ?, '{}', 'p', 'h')",
+            )
+            .bind(seq)
+            .bind(seq)
+            .bind(actor)
+            .bind(outcome)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+        let store = SqliteStore::open(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
+        let author = |name: &'static str| {
+            let store = store.clone();
+            async move { store.rule(name).await.unwrap().unwrap().author }
+        };
+        assert_eq!(author("restart").await.as_deref(), Some("carol"));
+        assert_eq!(author("orphan").await, None, "unknown authors stay unknown");
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::{SqliteStore, from_json};
 use crate::{
     Approval, ApprovalDecision, ExecutionFilter, ExecutionRecord, HistoryRow, Result, StepWrite,
-    TimerRow, Workflow, WorkflowStore, WorkflowTask, db,
+    TimerRow, VersionRunAs, Workflow, WorkflowStore, WorkflowTask, db,
 };
 
 const EXECUTION_SELECT: &str = "SELECT id, workflow, version, name, status, input, output, error,
@@ -78,6 +78,7 @@ impl WorkflowStore for SqliteStore {
         &self,
         name: &str,
         definition: &Value,
+        role: Option<&str>,
         by: &str,
         now: i64,
         create_only: bool,
@@ -106,14 +107,15 @@ impl WorkflowStore for SqliteStore {
                 .map_err(db("reading workflow versions"))?;
         let version = max.unwrap_or(0) + 1;
         sqlx::query(
-            "INSERT INTO workflow_versions (workflow, version, definition, created_at, created_by)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO workflow_versions (workflow, version, definition, created_at, created_by, role)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(name)
         .bind(version)
         .bind(definition.to_string())
         .bind(now)
         .bind(by)
+        .bind(role)
         .execute(&mut *tx)
         .await
         .map_err(db("inserting a workflow version"))?;
@@ -138,7 +140,8 @@ impl WorkflowStore for SqliteStore {
 
     async fn workflow(&self, name: &str) -> Result<Option<Workflow>> {
         let row = sqlx::query(
-            "SELECT w.name, w.latest_version, v.definition, w.created_at, w.updated_at
+            "SELECT w.name, w.latest_version, v.definition, w.created_at, w.updated_at,
+                v.created_by, v.role
              FROM workflows w JOIN workflow_versions v
                ON v.workflow = w.name AND v.version = w.latest_version
              WHERE w.name = ? AND w.deleted_at IS NULL",
@@ -152,7 +155,8 @@ impl WorkflowStore for SqliteStore {
 
     async fn list_workflows(&self) -> Result<Vec<Workflow>> {
         let rows = sqlx::query(
-            "SELECT w.name, w.latest_version, v.definition, w.created_at, w.updated_at
+            "SELECT w.name, w.latest_version, v.definition, w.created_at, w.updated_at,
+                v.created_by, v.role
              FROM workflows w JOIN workflow_versions v
                ON v.workflow = w.name AND v.version = w.latest_version
              WHERE w.deleted_at IS NULL ORDER BY w.name",
@@ -174,6 +178,18 @@ impl WorkflowStore for SqliteStore {
         .map_err(db("reading a workflow definition"))?;
         text.map(|t| from_json("reading a workflow definition", &t))
             .transpose()
+    }
+
+    async fn workflow_run_as(&self, name: &str, version: i64) -> Result<Option<VersionRunAs>> {
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT created_by, role FROM workflow_versions WHERE workflow = ? AND version = ?",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading a workflow version's role"))?;
+        Ok(row.map(|(created_by, role)| VersionRunAs { created_by, role }))
     }
 
     async fn delete_workflow(&self, name: &str, now: i64) -> Result<Result<(), String>> {
@@ -397,6 +413,8 @@ fn workflow_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Workflow> {
         definition: from_json("reading a workflow definition", row.get("definition"))?,
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
+        created_by: row.get("created_by"),
+        role: row.get("role"),
     })
 }
 
