@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of it
 
+pub mod fleet;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -32,11 +34,22 @@ impl Api {
 
     /// The status and JSON answer (`null` when the body is not JSON).
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    /// [`Api::call`] with another token.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let url = format!("{}{path}", self.server.url());
         let mut request = self
             .client
             .request(method.parse().unwrap(), url)
-            .bearer_auth(&self.token);
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -53,6 +66,45 @@ impl Api {
             "{method} {path}: {status} {answer}"
         );
         answer
+    }
+
+    /// A user holding one role (named after them) with one policy; returns
+    /// a token of theirs.
+    pub async fn user_with_policy(&self, user: &str, policy: Value) -> String {
+        self.ok(
+            "POST",
+            "/v1/policies",
+            Some(serde_json::json!({"name": user, "document": policy})),
+        )
+        .await;
+        self.ok(
+            "POST",
+            "/v1/roles",
+            Some(serde_json::json!({"name": user, "policies": [user]})),
+        )
+        .await;
+        self.ok(
+            "POST",
+            "/v1/users",
+            Some(serde_json::json!({"name": user, "roles": [user]})),
+        )
+        .await;
+        let token = self
+            .ok(
+                "POST",
+                "/v1/tokens",
+                Some(serde_json::json!({"name": "main", "user": user})),
+            )
+            .await;
+        token["token"].as_str().unwrap().to_string()
+    }
+
+    /// The audit records of `actor`, newest first.
+    pub async fn audit_of(&self, actor: &str) -> Vec<Value> {
+        let records = self
+            .ok("GET", &format!("/v1/audit?actor={actor}&limit=500"), None)
+            .await;
+        records.as_array().unwrap().clone()
     }
 
     /// GET `path` until `done` holds for the answer (20 s at most).

@@ -1,0 +1,98 @@
+//! A server and in-process agents (the agent library, running real shells)
+//! on loopback: the fixture of tests that need nodes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::Api;
+
+/// A server and in-process agents.
+pub struct Fleet {
+    pub api: Api,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for Fleet {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Fleet {
+    /// A server and one agent per `(name, role)`, all online.
+    pub async fn start(agents: &[(&str, &str)]) -> Fleet {
+        let tagged: Vec<(&str, Vec<(&str, &str)>)> = agents
+            .iter()
+            .map(|(name, role)| (*name, vec![("role", *role)]))
+            .collect();
+        Fleet::start_tagged(&tagged).await
+    }
+
+    /// A server and one agent per `(name, tags)`, all online.
+    pub async fn start_tagged(agents: &[(&str, Vec<(&str, &str)>)]) -> Fleet {
+        let api = Api::start().await;
+        let mut stops = Vec::new();
+        for (name, tags) in agents {
+            let tags: BTreeMap<String, String> = tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let enroll = api
+                .server
+                .create_enroll_token(tags, 1, Duration::from_secs(60))
+                .await
+                .unwrap();
+            let config = operon_agent::AgentConfig {
+                server_url: api.server.url(),
+                state_dir: api.dir.path().join(name),
+                enroll_token: Some(enroll),
+                name: Some(name.to_string()),
+                tags: BTreeMap::new(),
+                heartbeat_secs: None,
+                server_fingerprint: None,
+                tls_ca: None,
+            };
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(operon_agent::run(config, async move {
+                let _ = stopped.await;
+            }));
+            stops.push(stop);
+        }
+        let online = agents.len();
+        api.get_until("/v1/nodes", |nodes| {
+            nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["online"] == true)
+                .count()
+                == online
+        })
+        .await;
+        Fleet { api, stops }
+    }
+
+    /// Create a command and wait for its final status.
+    pub async fn run(&self, body: Value) -> Value {
+        let created = self.ok("POST", "/v1/commands", Some(body)).await;
+        self.finished(created["id"].as_str().unwrap()).await
+    }
+
+    pub async fn finished(&self, id: &str) -> Value {
+        self.get_until(&format!("/v1/commands/{id}"), |c| {
+            !matches!(c["status"].as_str(), Some("Pending" | "InProgress"))
+        })
+        .await
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+}
