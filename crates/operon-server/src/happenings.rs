@@ -48,6 +48,12 @@ pub enum Happening {
     },
     /// An execution started, ended, or was redriven (after the commit).
     Execution(Box<ExecutionRecord>),
+    /// The loop guard stopped a rule triggered again by its own effects.
+    RuleLoopStopped {
+        rule: String,
+        causation: Vec<String>,
+        event_id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +132,15 @@ pub fn envelope_entry(happening: &Happening) -> (&'static str, &'static str, Val
             "operon.commands",
             "Command Status Change",
             json!({"command-id": command_id, "status": status.as_str()}),
+        ),
+        Happening::RuleLoopStopped {
+            rule,
+            causation,
+            event_id,
+        } => (
+            "operon.events",
+            "Rule Loop Stopped",
+            json!({"rule": rule, "causation": causation, "event-id": event_id}),
         ),
         Happening::Execution(execution) => (
             "operon.workflows",

@@ -414,3 +414,65 @@ async fn naming_a_role_needs_pass_role_and_sealed_secrets_are_write_only() {
         .await;
     assert_eq!(status, 400, "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_triggered_by_its_own_commands_is_stopped_and_says_so() {
+    let fleet = Fleet::start(&[("web-1", "web")]).await;
+    fleet
+        .ok(
+            "PUT",
+            "/v1/rules/echo-on-every-command",
+            Some(json!({
+                "pattern": {"source": ["operon.commands"], "detail-type": ["Command Status Change"]},
+                "targets": [{"Id": "again", "Kind": "run-command", "Targets": ["all"],
+                    "Parameters": {"commands": ["true"]}}]
+            })),
+        )
+        .await;
+    // Anyone watching sees the guard stop it: here a runbook is started.
+    let pass = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    fleet
+        .ok(
+            "POST",
+            "/v1/workflows",
+            Some(json!({"name": "noted", "definition": pass})),
+        )
+        .await;
+    fleet
+        .ok(
+            "PUT",
+            "/v1/rules/loop-watch",
+            Some(json!({
+                "pattern": {"source": ["operon.events"], "detail-type": ["Rule Loop Stopped"]},
+                "targets": [{"Id": "note", "Kind": "workflow", "Workflow": "noted"}]
+            })),
+        )
+        .await;
+    fleet
+        .run(json!({"node_ids": ["web-1"], "parameters": {"commands": ["true"]}}))
+        .await;
+    let dead = until("the stopped delivery", async || {
+        let list = fleet.ok("GET", "/v1/dlq", None).await;
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d.to_string().contains("loop stopped"))
+            .cloned()
+    })
+    .await;
+    assert!(dead.to_string().contains("echo-on-every-command"), "{dead}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let by_rule = commands_by(&fleet, "rule/echo-on-every-command").await;
+    assert_eq!(by_rule.len(), 3, "three rounds, then stopped");
+    let noted = until("the Rule Loop Stopped event", async || {
+        let list = fleet.ok("GET", "/v1/executions?workflow=noted", None).await;
+        list.as_array().unwrap().first().cloned()
+    })
+    .await;
+    let id = noted["executionId"].as_str().unwrap();
+    let execution = fleet.ok("GET", &format!("/v1/executions/{id}"), None).await;
+    assert!(
+        execution.to_string().contains("echo-on-every-command"),
+        "{execution}"
+    );
+}

@@ -243,8 +243,9 @@ async fn perform(
             start_workflow_target(state, workflow, input, &delivery.id, &actor.name).await
         }
         TargetKind::RunCommand(config) => {
+            let causation = guard_loop(state, rule, &event()?, delivery).await?;
             let actor = actor(state, rule, target).await?;
-            run_command(state, config, &payload, delivery, actor).await
+            run_command(state, config, &payload, delivery, actor, causation).await
         }
         TargetKind::Bus { bus } => {
             let actor = actor(state, rule, target).await?;
@@ -257,6 +258,40 @@ async fn perform(
             Ok(())
         }
     }
+}
+
+/// The causation chain of the command a delivery is about to start: the
+/// chain of the command the event is about (if it is one of the server's
+/// command events), plus this rule; or a permanent failure, announced as a
+/// "Rule Loop Stopped" event, when the rule has triggered itself too often.
+async fn guard_loop(
+    state: &AppState,
+    rule: &CompiledRule,
+    event: &Value,
+    delivery: &ClaimedDelivery,
+) -> Result<Vec<String>, TargetError> {
+    let command_id = (event["source"] == "operon.commands")
+        .then(|| event["detail"]["command-id"].as_str())
+        .flatten();
+    let chain = match command_id {
+        Some(id) => state
+            .store
+            .command(id)
+            .await
+            .map_err(|e| TargetError::retryable(e.to_string()))?
+            .and_then(|c| serde_json::from_value(c.request["causation"].clone()).ok())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    super::causation::extend(&chain, &rule.rule.name).map_err(|reason| {
+        tracing::warn!(rule = %rule.rule.name, delivery = %delivery.id, %reason, "rule loop stopped");
+        state.happenings.publish(crate::happenings::Happening::RuleLoopStopped {
+            rule: rule.rule.name.clone(),
+            causation: chain,
+            event_id: delivery.event.id.clone(),
+        });
+        TargetError::permanent(reason)
+    })
 }
 
 /// The principal a rule target's effect is authorized as: its role, or the
@@ -392,6 +427,7 @@ async fn run_command(
     payload: &str,
     delivery: &ClaimedDelivery,
     actor: Principal,
+    causation: Vec<String>,
 ) -> Result<(), TargetError> {
     let overrides = serde_json::from_str::<Value>(payload).unwrap_or(Value::Null);
     let strings = |key: &str| -> Option<Vec<String>> {
@@ -416,6 +452,7 @@ async fn run_command(
         "node_ids": asked_nodes.clone().unwrap_or_else(|| config.node_ids.clone()),
         "targets": asked_targets.clone().unwrap_or_else(|| config.targets.clone()),
         "parameters": parameters,
+        "causation": causation,
     });
     let spec = if asked {
         let asked = TargetSpec::from_strings(

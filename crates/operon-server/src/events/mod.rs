@@ -11,6 +11,7 @@
 //! What lives in memory (compiled rules per bus, the tail broadcast) is
 //! rebuilt from the store at start; the store is the record.
 
+pub mod causation;
 pub mod delivery;
 pub mod envelope;
 pub mod http;
