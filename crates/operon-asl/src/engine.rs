@@ -48,6 +48,18 @@ pub struct ExecutionParams {
     /// get the default.
     #[serde(default = "default_max_payload_bytes")]
     pub max_payload_bytes: u64,
+    /// State transitions one call of `start`/`handle` may make before the
+    /// execution yields: it asks for a timer due now
+    /// ([`Effect::StartTimer`]) and carries on when it fires, so a host
+    /// stepping many executions on one thread is never held by a tight
+    /// loop, and each step's memory stays bounded. `None`: no yielding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_transitions_per_step: Option<u64>,
+    /// The execution fails with `States.Runtime` when its history would
+    /// grow past this many events (checked as each state is entered); Step
+    /// Functions' limit is 25,000. `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_history_events: Option<u64>,
 }
 
 /// Step Functions' payload size quota: 256 KiB.
@@ -98,6 +110,8 @@ impl Default for ExecutionParams {
             max_transitions: 25_000_000,
             token_prefix: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            max_transitions_per_step: None,
+            max_history_events: None,
         }
     }
 }
@@ -306,7 +320,17 @@ pub struct Execution {
     task_token: Option<String>,
     #[serde(skip)]
     effects: Vec<Effect>,
+    /// Transitions made in the current call (see
+    /// [`ExecutionParams::max_transitions_per_step`]).
+    #[serde(skip)]
+    step_transitions: u64,
+    /// The current call has used its budget and asked to be resumed.
+    #[serde(skip)]
+    yielded: bool,
 }
+
+/// The frame id of the timer that resumes a yielded execution.
+const RESUME: u32 = u32::MAX - 1;
 
 enum Flow {
     /// The state's raw result; output processing follows.
@@ -394,6 +418,8 @@ impl Execution {
             redrive_count: 0,
             task_token: None,
             effects: Vec::new(),
+            step_transitions: 0,
+            yielded: false,
         };
         ex.history("ExecutionStarted", |e| e.input = Some(input.clone()));
         if ex.too_large(&input) {
@@ -639,6 +665,10 @@ impl Execution {
         let Some(fid) = self.timers.remove(&id) else {
             return;
         };
+        if fid == RESUME {
+            // The yielded frames are ready; `handle` runs them next.
+            return;
+        }
         if fid == u32::MAX {
             self.history("ExecutionTimedOut", |e| {
                 e.error = Some(names::TIMEOUT.into())
@@ -763,6 +793,8 @@ impl Execution {
 
     fn run(&mut self) {
         let machine = self.machine();
+        self.step_transitions = 0;
+        self.yielded = false;
         while let Some(fid) = self.ready.pop_front() {
             if self.outcome.is_some() {
                 break;
@@ -770,6 +802,21 @@ impl Execution {
             if let Some(f) = self.frames.remove(&fid) {
                 self.run_frame(&machine, fid, f);
             }
+            if self.yielded {
+                break;
+            }
+        }
+    }
+
+    /// Stop this call here: the frame waits, first in line, for the resume
+    /// timer (due now) that the host fires like any other.
+    fn yield_step(&mut self, fid: u32, f: Frame) {
+        self.frames.insert(fid, f);
+        self.ready.push_front(fid);
+        if !self.yielded {
+            self.yielded = true;
+            let id = self.new_timer(self.now);
+            self.timers.insert(id, RESUME);
         }
     }
 
@@ -792,6 +839,26 @@ impl Execution {
             let phase = std::mem::replace(&mut f.phase, Phase::Execute);
             let flow = match phase {
                 Phase::Enter => {
+                    if self
+                        .params
+                        .max_transitions_per_step
+                        .is_some_and(|budget| self.step_transitions >= budget)
+                    {
+                        f.phase = Phase::Enter;
+                        return self.yield_step(fid, f);
+                    }
+                    if self
+                        .params
+                        .max_history_events
+                        .is_some_and(|limit| self.next_event_id >= limit)
+                    {
+                        let fail = Failure::new(
+                            names::RUNTIME,
+                            "The execution reached the limit of events in its history.",
+                        );
+                        return self.fail_execution(fail);
+                    }
+                    self.step_transitions += 1;
                     self.transitions += 1;
                     if self.transitions > self.params.max_transitions {
                         let fail = Failure::new(

@@ -279,3 +279,37 @@ async fn out_of_range_durations_are_refused() {
     // The server still answers: nothing panicked.
     api.ok("GET", "/v1/health", None).await;
 }
+
+#[tokio::test]
+async fn a_runaway_loop_yields_to_other_executions_and_stops_at_the_history_limit() {
+    let api = Api::start().await;
+    let spin = json!({"StartAt": "Spin", "States": {"Spin": {"Type": "Pass", "Next": "Spin"}}});
+    let quick = json!({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}});
+    for (name, definition) in [("spin", spin), ("quick", quick)] {
+        api.ok(
+            "POST",
+            "/v1/workflows",
+            Some(json!({"name": name, "definition": definition})),
+        )
+        .await;
+    }
+    let spinning = api
+        .ok("POST", "/v1/workflows/spin/executions", Some(json!({})))
+        .await;
+    let started = Instant::now();
+    let quick = api
+        .ok("POST", "/v1/workflows/quick/executions", Some(json!({})))
+        .await;
+    let id = quick["executionId"].as_str().unwrap();
+    api.execution_until(id, |e| e["status"] == "SUCCEEDED")
+        .await;
+    let waited = started.elapsed();
+    let id = spinning["executionId"].as_str().unwrap();
+    let spun = api.execution_until(id, |e| e["status"] != "RUNNING").await;
+    assert_eq!(spun["status"], "FAILED", "{spun}");
+    assert_eq!(spun["error"], "States.Runtime", "{spun}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "the loop held another execution for {waited:?}"
+    );
+}

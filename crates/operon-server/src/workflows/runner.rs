@@ -40,6 +40,15 @@ use crate::{AppState, auth, now_millis};
 /// Most messages stepped and committed together.
 const MAX_BATCH: usize = 1024;
 
+/// State transitions an execution makes in one step before it yields to
+/// the others (it resumes on a timer due at once), so a tight loop in one
+/// runbook neither holds the runner nor grows one step without bound.
+const TRANSITIONS_PER_STEP: u64 = 500;
+
+/// Step Functions' history limit: an execution whose history would grow
+/// past it fails with `States.Runtime`.
+const MAX_HISTORY_EVENTS: u64 = 25_000;
+
 /// A request to start an execution (validated by the caller).
 pub struct StartRequest {
     pub workflow: String,
@@ -310,6 +319,8 @@ impl Runner {
             seed: rand::rng().next_u64(),
             token_prefix: Some(format!("{id}.{}", hex::encode(secret))),
             max_payload_bytes: self.state.config.max_payload_bytes,
+            max_transitions_per_step: Some(TRANSITIONS_PER_STEP),
+            max_history_events: Some(MAX_HISTORY_EVENTS),
             ..ExecutionParams::default()
         };
         let (ex, effects) = Execution::start(machine, req.input.clone(), params);
