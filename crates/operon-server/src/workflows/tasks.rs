@@ -29,6 +29,7 @@ use super::{Msg, RUNNING};
 use crate::AppState;
 use crate::commands::targets::TargetError;
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
+use crate::documents::DocumentVersion;
 use crate::service::{ErrorKind, ServiceError};
 
 /// Bytes of stdout and of stderr per node kept in a `.sync` result.
@@ -364,6 +365,12 @@ async fn create_command(state: &AppState, task: &WorkflowTask) -> Result<Command
             )));
         }
     };
+    let document_version = match input.get("DocumentVersion") {
+        None => DocumentVersion::Default,
+        Some(v) => {
+            DocumentVersion::from_json(v).map_err(|e| invalid(format!("DocumentVersion: {e}")))?
+        }
+    };
     let parameters = match input.get("Parameters") {
         None => Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -391,6 +398,7 @@ async fn create_command(state: &AppState, task: &WorkflowTask) -> Result<Command
     };
     let new = NewCommand {
         document,
+        document_version,
         parameters,
         targets: target_spec(input)?,
         max_concurrency: limit("MaxConcurrency")?,

@@ -32,11 +32,53 @@ impl Api {
 
     /// The status and JSON answer (`null` when the body is not JSON).
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    /// A token of a new user `name` whose only policy is `statements`.
+    pub async fn user_token(&self, name: &str, statements: Value) -> String {
+        let document = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+        self.ok(
+            "POST",
+            "/v1/policies",
+            Some(serde_json::json!({"name": name, "document": document})),
+        )
+        .await;
+        self.ok(
+            "POST",
+            "/v1/roles",
+            Some(serde_json::json!({"name": name, "policies": [name]})),
+        )
+        .await;
+        self.ok(
+            "POST",
+            "/v1/users",
+            Some(serde_json::json!({"name": name, "roles": [name]})),
+        )
+        .await;
+        let token = self
+            .ok(
+                "POST",
+                "/v1/tokens",
+                Some(serde_json::json!({"name": "t", "user": name})),
+            )
+            .await;
+        token["token"].as_str().unwrap().to_string()
+    }
+
+    /// A call with another token.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let url = format!("{}{path}", self.server.url());
         let mut request = self
             .client
             .request(method.parse().unwrap(), url)
-            .bearer_auth(&self.token);
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
