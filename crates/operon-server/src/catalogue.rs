@@ -114,6 +114,12 @@ pub const ROUTES: &[Route] = &[
         "documents:Get",
         P("document/{name}"),
     ),
+    route(
+        "POST",
+        "/v1/documents/{name}/default-version",
+        "documents:UpdateDefaultVersion",
+        P("document/{name}"),
+    ),
     // Commands
     route("POST", "/v1/commands", "commands:Run", Handler),
     route("GET", "/v1/commands", "commands:List", P("command/*")),

@@ -313,3 +313,59 @@ async fn a_runaway_loop_yields_to_other_executions_and_stops_at_the_history_limi
         "the loop held another execution for {waited:?}"
     );
 }
+
+/// A replay puts events on its archive's bus again, so starting one needs
+/// `events:Put` on that bus besides `replays:Start` (issue 17).
+#[tokio::test]
+async fn starting_a_replay_needs_the_right_to_put_events_on_its_bus() {
+    let api = Api::start().await;
+    api.ok(
+        "POST",
+        "/v1/archives",
+        Some(json!({"name": "ar", "bus": "default"})),
+    )
+    .await;
+    let start = |token: String, name: &'static str| {
+        let api = &api;
+        async move {
+            let body = json!({"name": name, "archive": "ar",
+                "from": "2020-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"});
+            api.call_as(&token, "POST", "/v1/replays", Some(body)).await
+        }
+    };
+    let start_only = api
+        .user_token(
+            "starter",
+            json!([{"Effect": "Allow", "Action": "replays:Start", "Resource": "replay/*"}]),
+        )
+        .await;
+    let (status, answer) = start(start_only, "rp1").await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.to_string().contains("events:Put"), "{answer}");
+    let other_bus = api
+        .user_token(
+            "elsewhere",
+            json!([{"Effect": "Allow", "Action": "replays:Start", "Resource": "replay/*"},
+                   {"Effect": "Allow", "Action": "events:Put", "Resource": "bus/other"}]),
+        )
+        .await;
+    let (status, answer) = start(other_bus, "rp2").await;
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = api.call("GET", "/v1/replays/rp1", None).await;
+    assert_eq!(status, 404, "nothing was started: {answer}");
+    let trail = api
+        .ok("GET", "/v1/audit?actor=starter&action=events:Put", None)
+        .await;
+    assert_eq!(trail[0]["outcome"], "denied", "{trail}");
+    assert_eq!(trail[0]["resource"], "bus/default", "{trail}");
+
+    let both = api
+        .user_token(
+            "replayer",
+            json!([{"Effect": "Allow", "Action": "replays:Start", "Resource": "replay/*"},
+                   {"Effect": "Allow", "Action": "events:Put", "Resource": "bus/default"}]),
+        )
+        .await;
+    let (status, answer) = start(both, "rp3").await;
+    assert_eq!(status, 200, "{answer}");
+}

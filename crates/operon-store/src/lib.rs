@@ -12,7 +12,7 @@
 //! | trait | what it keeps |
 //! | --- | --- |
 //! | [`NodeStore`] | enrollment tokens, nodes, credential rotation |
-//! | [`DocumentStore`] | versioned command documents |
+//! | [`DocumentStore`] | versioned command documents and their default versions |
 //! | [`CommandStore`] | commands, invocations, agent results, dispatch |
 //! | [`IdentityStore`] | users, API tokens, policies, roles |
 //! | [`AuditStore`] | the hash-chained audit log |

@@ -82,6 +82,17 @@ pub struct Document {
     pub created_at: i64,
 }
 
+/// A document's versions by name: the default (what runs when no version
+/// is named) and the newest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DocumentVersions {
+    pub name: String,
+    pub default_version: i64,
+    pub latest_version: i64,
+    /// When the latest version was stored.
+    pub created_at: i64,
+}
+
 /// What every node of a command is sent, apart from ids.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunTemplate {

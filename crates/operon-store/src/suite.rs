@@ -14,6 +14,7 @@ macro_rules! store_suite {
         crate::suite::store_suite!(@tests $open; enrollment_counts_uses_refuses_expired_and_token_tags_win,
             results_are_idempotent_the_first_final_result_wins,
             documents_are_versioned,
+            a_document_default_version_moves_only_when_set,
             a_user_and_its_roles_are_written_together,
             concurrent_document_writes_get_distinct_versions,
             concurrent_enrollments_never_exceed_uses_or_fail_with_locks,
@@ -222,13 +223,92 @@ pub(crate) async fn documents_are_versioned(store: DynStore) {
     assert_eq!((v1, v2), (1, 2));
     assert_eq!(
         store.document("d", None).await.unwrap().unwrap().content["v"],
-        2
+        1,
+        "without a version, the default (the first) is read"
     );
     assert_eq!(
-        store.document("d", Some(1)).await.unwrap().unwrap().content["v"],
-        1
+        store.document("d", Some(2)).await.unwrap().unwrap().content["v"],
+        2
     );
-    assert_eq!(store.list_documents().await.unwrap().len(), 1);
+    assert!(store.document("d", Some(3)).await.unwrap().is_none());
+    assert!(store.document("nope", None).await.unwrap().is_none());
+    let listed = store.list_documents().await.unwrap();
+    assert_eq!(
+        listed,
+        [DocumentVersions {
+            name: "d".into(),
+            default_version: 1,
+            latest_version: 2,
+            created_at: 2,
+        }]
+    );
+}
+
+/// The default version moves only when it is set, to a version that
+/// exists; a later version does not move it back.
+pub(crate) async fn a_document_default_version_moves_only_when_set(store: DynStore) {
+    for v in 1..=3 {
+        store
+            .put_document("d", &serde_json::json!({"v": v}), v)
+            .await
+            .unwrap();
+    }
+    store
+        .put_document("other", &serde_json::json!({"v": 1}), 9)
+        .await
+        .unwrap();
+    let versions = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            let v = store.document_versions(name).await.unwrap().unwrap();
+            (v.default_version, v.latest_version)
+        }
+    };
+    assert_eq!(versions("d").await, (1, 3));
+    assert_eq!(
+        store.set_default_document_version("d", 4).await.unwrap(),
+        None,
+        "no such version: nothing changes"
+    );
+    assert_eq!(
+        store.set_default_document_version("nope", 1).await.unwrap(),
+        None
+    );
+    assert_eq!(versions("d").await, (1, 3));
+    assert_eq!(
+        store.set_default_document_version("d", 3).await.unwrap(),
+        Some(1),
+        "the previous default is returned"
+    );
+    assert_eq!(versions("d").await, (3, 3));
+    assert_eq!(
+        store.document("d", None).await.unwrap().unwrap().content["v"],
+        3
+    );
+    store
+        .put_document("d", &serde_json::json!({"v": 4}), 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        versions("d").await,
+        (3, 4),
+        "a new version is not the default"
+    );
+    assert_eq!(
+        store.set_default_document_version("d", 2).await.unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        store.document("d", None).await.unwrap().unwrap().content["v"],
+        2,
+        "an older version can be the default again"
+    );
+    assert_eq!(
+        versions("other").await,
+        (1, 1),
+        "other documents are untouched"
+    );
+    assert!(store.document_versions("nope").await.unwrap().is_none());
 }
 
 /// Versions are read and written in one write transaction: concurrent

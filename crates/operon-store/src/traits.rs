@@ -17,9 +17,9 @@ use serde_json::Value;
 use crate::{
     AgentWrite, ApiToken, Approval, Archive, AuditEntry, AuditFilter, AuditRecord, Bus,
     ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
-    EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow, InboundWebhook,
-    Invocation, NewEvent, NewNode, Node, PolicyRecord, Replay, Result, Role, Rule, StatusTable,
-    StepWrite, StoredAuditRecord, StoredEvent, TimerRow, User, VersionRunAs, Workflow,
+    DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow,
+    InboundWebhook, Invocation, NewEvent, NewNode, Node, PolicyRecord, Replay, Result, Role, Rule,
+    StatusTable, StepWrite, StoredAuditRecord, StoredEvent, TimerRow, User, VersionRunAs, Workflow,
     WorkflowTask,
 };
 
@@ -144,14 +144,23 @@ pub trait NodeStore: Send + Sync {
 #[async_trait]
 pub trait DocumentStore: Send + Sync {
     // ----- Documents ---------------------------------------------------------
-    /// Store a new version of a document; returns the version number.
+    /// Store a new version of a document; returns the version number. The
+    /// first version of a name becomes its default; later ones do not.
     async fn put_document(&self, name: &str, content: &serde_json::Value, now: i64) -> Result<i64>;
 
-    /// A document version, or the latest when `version` is `None`.
+    /// A document version, or the default version when `version` is `None`.
     async fn document(&self, name: &str, version: Option<i64>) -> Result<Option<Document>>;
 
-    /// The latest version of every document.
-    async fn list_documents(&self) -> Result<Vec<Document>>;
+    /// A document's default and latest versions, if it exists.
+    async fn document_versions(&self, name: &str) -> Result<Option<DocumentVersions>>;
+
+    /// Every document's default and latest versions, by name.
+    async fn list_documents(&self) -> Result<Vec<DocumentVersions>>;
+
+    /// Make `version` the default version of `name`. Returns the previous
+    /// default, or `None` (and changes nothing) when the document has no
+    /// such version.
+    async fn set_default_document_version(&self, name: &str, version: i64) -> Result<Option<i64>>;
 }
 
 /// Commands and their per-node invocations, as the commands service, the

@@ -7,6 +7,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use support::*;
 
 fn stdout(out: &std::process::Output) -> String {
@@ -544,6 +545,91 @@ mainSteps:
     assert_eq!(
         inv["stdout"], "fetching v3\n",
         "the third step never ran: {inv}"
+    );
+
+    // A second version runs by name only once it is the default.
+    std::fs::write(
+        &doc,
+        r#"schemaVersion: "2.2"
+parameters:
+  version:
+    type: String
+mainSteps:
+  - action: aws:runShellScript
+    name: deploy
+    inputs:
+      runCommand: ["echo deploying {{ version }}"]
+"#,
+    )
+    .unwrap();
+    let created = fleet.server.cli_json(&[
+        "documents",
+        "create",
+        "deploy",
+        "--file",
+        doc.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (&created["version"], &created["default_version"]),
+        (&json!(2), &json!(1))
+    );
+    let stdout_of = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--document",
+            "deploy",
+            "--node",
+            "web-1",
+            "--param",
+            "version=v4",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = fleet.server.cli(&args);
+        let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        invocation(&record, "web-1")["stdout"].clone()
+    };
+    assert_eq!(
+        stdout_of(&[]),
+        "fetching v4\n",
+        "the default is still version 1"
+    );
+    assert_eq!(
+        stdout_of(&["--document-version", "$LATEST"]),
+        "deploying v4\n"
+    );
+    let changed =
+        fleet
+            .server
+            .cli_json(&["documents", "update-default", "deploy", "--version", "2"]);
+    assert_eq!(
+        (
+            &changed["default_version"],
+            &changed["previous_default_version"]
+        ),
+        (&json!(2), &json!(1))
+    );
+    assert_eq!(stdout_of(&[]), "deploying v4\n");
+    assert_eq!(stdout_of(&["--document-version", "1"]), "fetching v4\n");
+    let listed = fleet.server.cli_json(&["documents", "list"]);
+    let deploy = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "deploy")
+        .unwrap();
+    assert_eq!(
+        (&deploy["default_version"], &deploy["latest_version"]),
+        (&json!(2), &json!(2))
+    );
+    let out = fleet
+        .server
+        .cli(&["documents", "update-default", "deploy", "--version", "5"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has no version 5"),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -195,6 +195,11 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
             json!({"name": "doc2", "content": {"schemaVersion": "2.2", "mainSteps": [{"action": "aws:runShellScript", "name": "s", "inputs": {"runCommand": ["true"]}}]}}),
         ),
         ("GET", "/v1/documents/hello", json!({})),
+        (
+            "POST",
+            "/v1/documents/hello/default-version",
+            json!({"version": 1}),
+        ),
         ("GET", "/v1/commands", json!({})),
         (
             "POST",

@@ -17,7 +17,8 @@ use super::service::{CommandId, NewCommand, Requester};
 use super::targets::TargetSpec;
 use crate::AppState;
 use crate::access::Ctx;
-use crate::error::ApiResult;
+use crate::documents::DocumentVersion;
+use crate::error::{ApiError, ApiResult};
 use crate::live::LiveEvent;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -33,8 +34,9 @@ pub fn routes() -> Router<Arc<AppState>> {
 pub struct CreateCommand {
     #[serde(default)]
     document: Option<String>,
+    /// A version number, `$DEFAULT` or `$LATEST`; the default when absent.
     #[serde(default)]
-    document_version: Option<i64>,
+    document_version: Option<Value>,
     #[serde(default)]
     parameters: Map<String, Value>,
     #[serde(default)]
@@ -59,10 +61,14 @@ async fn create_command(
 ) -> ApiResult<Json<Value>> {
     let targets = TargetSpec::parse(&body.node_ids, &body.targets, "targets")
         .map_err(super::service::target_error)?;
+    let document_version = match &body.document_version {
+        None => DocumentVersion::Default,
+        Some(v) => DocumentVersion::from_json(v).map_err(ApiError::invalid)?,
+    };
     let request = serde_json::to_value(&body).unwrap_or(Value::Null);
     let new = NewCommand {
         document: body.document,
-        document_version: body.document_version,
+        document_version,
         parameters: body.parameters,
         targets,
         max_concurrency: body.max_concurrency,

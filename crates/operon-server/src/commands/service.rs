@@ -20,7 +20,7 @@ use crate::access::{Principal, node_request, record_denial_in};
 use crate::audit::AuditLog;
 use crate::coordination::{Coordination, Topic};
 use crate::documents::service::load_document;
-use crate::documents::{self, RUN_SHELL_SCRIPT};
+use crate::documents::{self, DocumentVersion, RUN_SHELL_SCRIPT};
 use crate::fleet::hub::Hub;
 use crate::rate::Limit;
 use crate::service::{ServiceError, ServiceResult};
@@ -91,8 +91,8 @@ fn run_as_user(user: Option<&str>) -> &str {
 pub struct NewCommand {
     /// Defaults to `AWS-RunShellScript`.
     pub document: Option<String>,
-    /// Defaults to the latest version.
-    pub document_version: Option<i64>,
+    /// Defaults to the document's default version.
+    pub document_version: DocumentVersion,
     pub parameters: Map<String, Value>,
     pub targets: TargetSpec,
     /// `N` or `N%`; defaults to 50.

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::access::Principal;
 use crate::audit::AuditLog;
+use crate::documents::DocumentVersion;
 use crate::fleet::hub::Hub;
 use crate::service::ErrorKind;
 
@@ -320,6 +321,53 @@ async fn documents_and_parameters_are_checked_before_anything_is_written() {
         (ErrorKind::Invalid, "InvalidParameters")
     );
     assert!(f.store.list_commands(10).await.unwrap().is_empty());
+}
+
+/// A command by document name renders the default version: a new version
+/// changes nothing until it is made the default. `$LATEST` and numbers select.
+#[tokio::test]
+async fn a_command_by_name_runs_the_default_version_of_its_document() {
+    let f = Fixture::new().await;
+    let s = f.service();
+    let docs = crate::documents::service::DocumentService { store: &f.store };
+    let echo_doc = |word: &str| {
+        json!({"schemaVersion": "2.2", "mainSteps": [{"action": "aws:runShellScript", "name": "s",
+            "inputs": {"runCommand": [format!("echo {word}")]}}]})
+    };
+    docs.create("deploy", &echo_doc("one")).await.unwrap();
+    docs.create("deploy", &echo_doc("two")).await.unwrap();
+    let runs = |version: DocumentVersion| {
+        let s = &s;
+        async move {
+            let new = NewCommand {
+                document: Some("deploy".into()),
+                document_version: version,
+                parameters: Default::default(),
+                ..on_nodes(&["web-1"])
+            };
+            let c = s.create(CommandId::Fresh, new, rule()).await?.command;
+            let step = &c.run_template.steps[0];
+            Ok::<_, crate::service::ServiceError>((c.document_version, step.script.clone()))
+        }
+    };
+    assert_eq!(
+        runs(DocumentVersion::Default).await.unwrap(),
+        (1, "echo one".to_string())
+    );
+    assert_eq!(runs(DocumentVersion::Latest).await.unwrap().0, 2);
+    assert_eq!(runs(DocumentVersion::Number(1)).await.unwrap().0, 1);
+    let err = runs(DocumentVersion::Number(3)).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.code),
+        (ErrorKind::NotFound, "NoSuchDocumentVersion")
+    );
+    docs.update_default("deploy", DocumentVersion::Number(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        runs(DocumentVersion::Default).await.unwrap(),
+        (2, "echo two".to_string())
+    );
 }
 
 #[tokio::test]

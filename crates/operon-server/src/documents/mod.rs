@@ -31,6 +31,59 @@ use serde_json::{Map, Value};
 /// Name of the built-in document behind `operon run -- COMMAND`.
 pub const RUN_SHELL_SCRIPT: &str = "AWS-RunShellScript";
 
+/// Which version of a document to use, as SSM's `DocumentVersion`: the
+/// default version (`$DEFAULT`, also what is used when none is given), the
+/// newest (`$LATEST`) or a version number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DocumentVersion {
+    #[default]
+    Default,
+    Latest,
+    Number(i64),
+}
+
+impl DocumentVersion {
+    /// `$DEFAULT`, `$LATEST` or a version number (1 or more).
+    pub fn parse(text: &str) -> Result<DocumentVersion, String> {
+        match text {
+            "$DEFAULT" => Ok(DocumentVersion::Default),
+            "$LATEST" => Ok(DocumentVersion::Latest),
+            _ => match text.parse::<i64>() {
+                Ok(n) if n >= 1 => Ok(DocumentVersion::Number(n)),
+                _ => Err(format!(
+                    "document version {text:?} is not a version number, $DEFAULT or $LATEST"
+                )),
+            },
+        }
+    }
+
+    /// A JSON number (1 or more), or a string [`parse`](Self::parse) accepts.
+    pub fn from_json(value: &Value) -> Result<DocumentVersion, String> {
+        match value {
+            Value::Number(n) => match n.as_i64() {
+                Some(n) if n >= 1 => Ok(DocumentVersion::Number(n)),
+                _ => Err(format!(
+                    "document version {n} is not a version number (1 or more)"
+                )),
+            },
+            Value::String(s) => DocumentVersion::parse(s),
+            other => Err(format!(
+                "document version must be a number, $DEFAULT or $LATEST, got {other}"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for DocumentVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DocumentVersion::Default => f.write_str("$DEFAULT"),
+            DocumentVersion::Latest => f.write_str("$LATEST"),
+            DocumentVersion::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 /// Step actions accepted: SSM's name and our alias.
 const SHELL_ACTIONS: [&str; 2] = ["aws:runShellScript", "operon:runShellScript"];
 
@@ -751,5 +804,35 @@ mod tests {
                 let _ = builtin.render(&json!({"commands": params}).as_object().unwrap().clone());
             }
         }
+    }
+
+    #[test]
+    fn document_versions_are_numbers_default_or_latest() {
+        use DocumentVersion::*;
+        for (json, want) in [
+            (json!(3), Ok(Number(3))),
+            (json!("3"), Ok(Number(3))),
+            (json!("$DEFAULT"), Ok(Default)),
+            (json!("$LATEST"), Ok(Latest)),
+        ] {
+            assert_eq!(DocumentVersion::from_json(&json), want, "{json}");
+        }
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!("latest"),
+            json!("$default"),
+            json!(""),
+            json!(null),
+            json!([1]),
+        ] {
+            assert!(DocumentVersion::from_json(&bad).is_err(), "{bad}");
+        }
+        assert_eq!(Latest.to_string(), "$LATEST");
+        assert_eq!(
+            DocumentVersion::parse(&Number(7).to_string()),
+            Ok(Number(7))
+        );
     }
 }

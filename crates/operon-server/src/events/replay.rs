@@ -146,6 +146,15 @@ pub async fn start_replay(
         .archive(&body.archive)
         .await?
         .ok_or_else(|| ApiError::invalid(format!("no archive named {}", body.archive)))?;
+    // A replay puts events on the archive's bus again, where its rules act
+    // on them: whoever starts it must be allowed to put events there.
+    authorize(
+        &state,
+        &principal,
+        "events:Put",
+        &format!("bus/{}", archive.bus),
+    )
+    .await?;
     let from_ms =
         envelope::parse_time_ms(&body.from).map_err(|e| ApiError::invalid(format!("from: {e}")))?;
     let to_ms =

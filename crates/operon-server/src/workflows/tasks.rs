@@ -30,6 +30,7 @@ use crate::AppState;
 use crate::access::{Principal, check_in};
 use crate::commands::targets::TargetError;
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
+use crate::documents::DocumentVersion;
 use crate::runas::{RunAs, actor_principal};
 use crate::service::{ErrorKind, ServiceError};
 
@@ -375,6 +376,12 @@ async fn create_command(state: &AppState, task: &WorkflowTask) -> Result<Command
             )));
         }
     };
+    let document_version = match input.get("DocumentVersion") {
+        None => DocumentVersion::Default,
+        Some(v) => {
+            DocumentVersion::from_json(v).map_err(|e| invalid(format!("DocumentVersion: {e}")))?
+        }
+    };
     let parameters = match input.get("Parameters") {
         None => Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -402,6 +409,7 @@ async fn create_command(state: &AppState, task: &WorkflowTask) -> Result<Command
     };
     let new = NewCommand {
         document,
+        document_version,
         parameters,
         targets: target_spec(input)?,
         max_concurrency: limit("MaxConcurrency")?,

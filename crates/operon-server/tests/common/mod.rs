@@ -37,6 +37,12 @@ impl Api {
         self.call_as(&self.token, method, path, body).await
     }
 
+    /// A token of a new user `name` whose only policy is `statements`.
+    pub async fn user_token(&self, name: &str, statements: Value) -> String {
+        let document = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+        self.user_with_policy(name, document).await
+    }
+
     /// [`Api::call`] with another token.
     pub async fn call_as(
         &self,

@@ -6,8 +6,8 @@ use sqlx::Row;
 
 use super::{SqliteStore, from_json, to_json};
 use crate::{
-    AgentWrite, Command, CommandStore, Document, DocumentStore, Invocation, Result, StatusTable,
-    corrupt, db,
+    AgentWrite, Command, CommandStore, Document, DocumentStore, DocumentVersions, Invocation,
+    Result, StatusTable, corrupt, db,
 };
 
 #[async_trait]
@@ -35,6 +35,16 @@ impl DocumentStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db("inserting a document"))?;
+        // The first version is the default; a later one changes nothing here.
+        sqlx::query(
+            "INSERT INTO document_defaults (name, version) VALUES (?, ?)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(version)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("recording a document's default version"))?;
         tx.commit().await.map_err(db("committing a document"))?;
         Ok(version)
     }
@@ -47,8 +57,9 @@ impl DocumentStore for SqliteStore {
             .bind(name)
             .bind(v),
             None => sqlx::query(
-                "SELECT name, version, content, created_at FROM documents WHERE name = ?
-                 ORDER BY version DESC LIMIT 1",
+                "SELECT d.name, d.version, d.content, d.created_at
+                 FROM documents d JOIN document_defaults f ON f.name = d.name AND f.version = d.version
+                 WHERE d.name = ?",
             )
             .bind(name),
         }
@@ -58,16 +69,75 @@ impl DocumentStore for SqliteStore {
         row.as_ref().map(document_from_row).transpose()
     }
 
-    async fn list_documents(&self) -> Result<Vec<Document>> {
-        let rows = sqlx::query(
-            "SELECT d.name, d.version, d.content, d.created_at FROM documents d
-             WHERE d.version = (SELECT MAX(version) FROM documents WHERE name = d.name)
-             ORDER BY d.name",
-        )
+    async fn document_versions(&self, name: &str) -> Result<Option<DocumentVersions>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{DOCUMENT_VERSIONS} AND d.name = ?"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading a document's versions"))?;
+        Ok(row.as_ref().map(versions_from_row))
+    }
+
+    async fn list_documents(&self) -> Result<Vec<DocumentVersions>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{DOCUMENT_VERSIONS} ORDER BY d.name"
+        )))
         .fetch_all(&self.pool)
         .await
         .map_err(db("listing documents"))?;
-        rows.iter().map(document_from_row).collect()
+        Ok(rows.iter().map(versions_from_row).collect())
+    }
+
+    async fn set_default_document_version(&self, name: &str, version: i64) -> Result<Option<i64>> {
+        let mut tx = self
+            .begin_write("starting a default version change")
+            .await?;
+        let exists: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE name = ? AND version = ?")
+                .bind(name)
+                .bind(version)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("reading a document version"))?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        let previous: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM document_defaults WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("reading a document's default version"))?;
+        sqlx::query(
+            "INSERT INTO document_defaults (name, version) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+        )
+        .bind(name)
+        .bind(version)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("changing a document's default version"))?;
+        tx.commit()
+            .await
+            .map_err(db("committing a default version change"))?;
+        Ok(Some(previous.unwrap_or(version)))
+    }
+}
+
+/// Each document's latest version row joined with its default.
+const DOCUMENT_VERSIONS: &str = "SELECT d.name, d.version AS latest_version, d.created_at,
+        f.version AS default_version
+     FROM documents d JOIN document_defaults f ON f.name = d.name
+     WHERE d.version = (SELECT MAX(version) FROM documents WHERE name = d.name)";
+
+fn versions_from_row(row: &sqlx::sqlite::SqliteRow) -> DocumentVersions {
+    DocumentVersions {
+        name: row.get("name"),
+        default_version: row.get("default_version"),
+        latest_version: row.get("latest_version"),
+        created_at: row.get("created_at"),
     }
 }
 

@@ -73,7 +73,8 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(4, "0004_events.sql"),
     migration!(5, "0005_node_credentials.sql"),
     migration!(6, "0006_counters.sql"),
-    migration!(7, "0007_run_as.sql"),
+    migration!(7, "0007_document_defaults.sql"),
+    migration!(8, "0008_run_as.sql"),
 ];
 
 /// A migration as recorded in the database.
@@ -411,6 +412,73 @@ mod tests {
         SqliteStore::open(&dir.path().join("operon.db"))
             .await
             .unwrap();
+    }
+
+    /// Documents stored before default versions existed keep running what
+    /// they ran: their latest version becomes the default.
+    #[tokio::test]
+    async fn documents_of_an_older_database_default_to_their_latest_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        let before = SQLITE
+            .iter()
+            .position(|m| m.file == "0007_document_defaults.sql")
+            .unwrap();
+        apply(&pool, &SQLITE[..before]).await.unwrap();
+        for (name, version) in [("deploy", 1), ("deploy", 2), ("deploy", 3), ("once", 1)] {
+            sqlx::query(
+                "INSERT INTO documents (name, version, content, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(name)
+            .bind(version)
+            .bind(format!("{{\"v\": {version}}}"))
+            .bind(version * 10)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteStore::open(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
+        let listed: Vec<(String, i64, i64)> = store
+            .list_documents()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.name, d.default_version, d.latest_version))
+            .collect();
+        assert_eq!(
+            listed,
+            [("deploy".to_string(), 3, 3), ("once".to_string(), 1, 1)]
+        );
+        assert_eq!(
+            store
+                .document("deploy", None)
+                .await
+                .unwrap()
+                .unwrap()
+                .content["v"],
+            3
+        );
+        // From now on a new version waits to be made the default.
+        assert_eq!(
+            store
+                .put_document("deploy", &serde_json::json!({"v": 4}), 40)
+                .await
+                .unwrap(),
+            4
+        );
+        assert_eq!(
+            store
+                .document("deploy", None)
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            3
+        );
     }
 
     #[tokio::test]

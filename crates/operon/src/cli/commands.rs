@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// Run a stored document instead of a shell command.
     #[arg(long)]
     document: Option<String>,
+    /// The version of --document: a number, $DEFAULT or $LATEST (default:
+    /// the document's default version).
+    #[arg(long, value_name = "N|$DEFAULT|$LATEST", requires = "document")]
+    document_version: Option<String>,
     /// Document parameter (repeatable; repeating a key builds a list).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
@@ -113,6 +117,7 @@ fn run_request(args: &RunArgs) -> Result<Value> {
         .collect::<Result<_>>()?;
     Ok(json!({
         "document": document,
+        "document_version": args.document_version.as_deref().map(version_value),
         "parameters": parameters,
         "node_ids": args.nodes,
         "targets": args.targets,
@@ -443,20 +448,40 @@ fn print_command(c: &Value) {
 
 #[derive(clap::Subcommand)]
 pub enum DocumentsCmd {
-    /// Store a document (a new version if the name exists), from YAML or JSON.
+    /// Store a document from YAML or JSON: a new version if the name exists,
+    /// which runs by name only once made the default (update-default).
     Create {
         name: String,
         #[arg(long)]
         file: PathBuf,
     },
-    /// List documents.
+    /// List documents with their default and latest versions.
     List,
-    /// Show a document (latest version unless --version).
+    /// Show a document (its default version unless --version).
     Show {
         name: String,
-        #[arg(long)]
-        version: Option<i64>,
+        /// A version number, $DEFAULT or $LATEST.
+        #[arg(long, value_name = "N|$DEFAULT|$LATEST")]
+        version: Option<String>,
     },
+    /// Make a version the default: what runs when no version is named
+    /// (commands, rule targets, runbook tasks). New versions never become
+    /// the default by themselves.
+    UpdateDefault {
+        name: String,
+        /// A version number, or $LATEST.
+        #[arg(long, value_name = "N|$LATEST")]
+        version: String,
+    },
+}
+
+/// A version given on the command line: a number as a JSON number, anything
+/// else (`$DEFAULT`, `$LATEST`) as text for the server to check.
+fn version_value(text: &str) -> Value {
+    match text.parse::<i64>() {
+        Ok(n) => json!(n),
+        Err(_) => json!(text),
+    }
 }
 
 pub fn documents(client_args: &ClientArgs, cmd: DocumentsCmd) -> Result<ExitCode> {
@@ -472,9 +497,10 @@ pub fn documents(client_args: &ClientArgs, cmd: DocumentsCmd) -> Result<ExitCode
                     print_json(&created);
                 } else {
                     println!(
-                        "document {} version {}",
+                        "document {} version {} (default version {})",
                         text(&created["name"]),
-                        text(&created["version"])
+                        text(&created["version"]),
+                        text(&created["default_version"])
                     );
                 }
             }
@@ -491,17 +517,37 @@ pub fn documents(client_args: &ClientArgs, cmd: DocumentsCmd) -> Result<ExitCode
                     .map(|d| {
                         vec![
                             text(&d["name"]),
-                            text(&d["version"]),
+                            text(&d["default_version"]),
+                            text(&d["latest_version"]),
                             time(&d["created_at"]),
                         ]
                     })
                     .collect();
-                println!("{}", table(&["NAME", "VERSION", "CREATED"], rows));
+                println!("{}", table(&["NAME", "DEFAULT", "LATEST", "CREATED"], rows));
             }
             DocumentsCmd::Show { name, version } => {
                 let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
                 let doc = client.get(&format!("/v1/documents/{name}{query}")).await?;
                 print_json(&doc);
+            }
+            DocumentsCmd::UpdateDefault { name, version } => {
+                let change = client
+                    .post(
+                        &format!("/v1/documents/{name}/default-version"),
+                        &json!({"version": version_value(&version)}),
+                    )
+                    .await?;
+                if client_args.json {
+                    print_json(&change);
+                } else {
+                    println!(
+                        "document {} default version {} (was {}; latest {})",
+                        text(&change["name"]),
+                        text(&change["default_version"]),
+                        text(&change["previous_default_version"]),
+                        text(&change["latest_version"])
+                    );
+                }
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -516,6 +562,13 @@ fn read_document(path: &Path) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn document_versions_are_sent_as_numbers_or_selectors() {
+        assert_eq!(version_value("3"), json!(3));
+        assert_eq!(version_value("$LATEST"), json!("$LATEST"));
+        assert_eq!(version_value("$DEFAULT"), json!("$DEFAULT"));
+    }
 
     #[test]
     fn repeated_params_build_lists_and_json_literals_parse() {
