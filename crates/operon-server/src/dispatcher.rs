@@ -20,8 +20,13 @@ use crate::live::LiveEvent;
 use crate::rate::{self, Limit, PlanInput, Target};
 use crate::{AppState, now_millis};
 
-/// Build the `Run` message for one node of a command.
-pub fn run_message(command: &Command, node_id: &str) -> RunCommand {
+/// Build the `Run` message for one node of a command (environment values
+/// opened here, at the last moment).
+pub fn run_message(
+    command: &Command,
+    node_id: &str,
+    seal: &crate::events::signing::SealKey,
+) -> RunCommand {
     let template = &command.run_template;
     RunCommand {
         invocation_id: invocation_id(&command.id, node_id),
@@ -29,7 +34,7 @@ pub fn run_message(command: &Command, node_id: &str) -> RunCommand {
         steps: template.steps.clone(),
         timeout_secs: command.timeout_secs.max(1) as u64,
         cwd: template.cwd.clone(),
-        env: template.env.clone(),
+        env: crate::commands::service::open_env(seal, &template.env),
         user: template.user.clone(),
         output_cap_bytes: template.output_cap_bytes,
     }
@@ -119,9 +124,10 @@ async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store
             .mark_dispatched_many(&command.id, &plan.start, now)
             .await?;
         for node_id in &dispatched {
-            state
-                .hub
-                .send(node_id, ServerMessage::Run(run_message(command, node_id)));
+            state.hub.send(
+                node_id,
+                ServerMessage::Run(run_message(command, node_id, &state.events.key)),
+            );
             state.live.publish(
                 &command.id,
                 LiveEvent::Status {

@@ -65,7 +65,13 @@ async fn create_command(
         None => DocumentVersion::Default,
         Some(v) => DocumentVersion::from_json(v).map_err(ApiError::invalid)?,
     };
-    let request = serde_json::to_value(&body).unwrap_or(Value::Null);
+    let mut request = serde_json::to_value(&body).unwrap_or(Value::Null);
+    // The request is kept for everyone to see: environment values are not.
+    if let Some(env) = request.get_mut("env").and_then(Value::as_object_mut) {
+        for value in env.values_mut() {
+            *value = Value::String("(sealed)".into());
+        }
+    }
     let new = NewCommand {
         document: body.document,
         document_version,

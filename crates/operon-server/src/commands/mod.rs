@@ -25,6 +25,7 @@ impl AppState {
             hub: &self.hub,
             coordination: &self.coordination,
             audit: &self.audit,
+            seal: &self.events.key,
             output_cap_bytes: self.config.output_cap_bytes,
         }
     }

@@ -21,6 +21,7 @@ use crate::audit::AuditLog;
 use crate::coordination::{Coordination, Topic};
 use crate::documents::service::load_document;
 use crate::documents::{self, DocumentVersion, RUN_SHELL_SCRIPT};
+use crate::events::signing::SealKey;
 use crate::fleet::hub::Hub;
 use crate::rate::Limit;
 use crate::service::{ServiceError, ServiceResult};
@@ -140,7 +141,10 @@ pub struct CommandView {
 }
 
 impl CommandView {
-    pub fn new(command: Command, invocations: Vec<Invocation>) -> Self {
+    pub fn new(mut command: Command, invocations: Vec<Invocation>) -> Self {
+        for value in command.run_template.env.values_mut() {
+            *value = HIDDEN_ENV_VALUE.to_string();
+        }
         let finished = || invocations.iter().filter(|i| i.status.is_final());
         CommandView {
             target_count: invocations.len(),
@@ -160,7 +164,42 @@ pub struct CommandService<'a> {
     /// Wakes the dispatcher.
     pub(crate) coordination: &'a Coordination,
     pub(crate) audit: &'a AuditLog,
+    /// Seals environment values at rest.
+    pub(crate) seal: &'a SealKey,
     pub(crate) output_cap_bytes: usize,
+}
+
+/// How a sealed environment value starts; values without it were stored
+/// in clear by an earlier version and are passed through.
+const SEALED_ENV_PREFIX: &str = "sealed:";
+
+/// What views show instead of an environment value.
+const HIDDEN_ENV_VALUE: &str = "(sealed)";
+
+/// Environment values as stored: sealed, so neither the database nor any
+/// view holds them in clear.
+fn seal_env(key: &SealKey, env: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.into_iter()
+        .map(|(name, value)| (name, format!("{SEALED_ENV_PREFIX}{}", key.seal(&value))))
+        .collect()
+}
+
+/// Environment values for the node: opened at the last moment, in the
+/// message that carries them to the agent. A value that cannot be opened is
+/// sent empty (and logged), never as its sealed text.
+pub fn open_env(key: &SealKey, env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.iter()
+        .map(|(name, value)| {
+            let clear = match value.strip_prefix(SEALED_ENV_PREFIX) {
+                Some(sealed) => key.open(sealed).unwrap_or_else(|| {
+                    tracing::error!(env = %name, "a command's environment value cannot be opened with events.key");
+                    String::new()
+                }),
+                None => value.clone(),
+            };
+            (name.clone(), clear)
+        })
+        .collect()
 }
 
 impl CommandService<'_> {
@@ -220,7 +259,7 @@ impl CommandService<'_> {
             run_template: RunTemplate {
                 steps,
                 cwd: new.cwd,
-                env: new.env,
+                env: seal_env(self.seal, new.env),
                 user: new.user,
                 output_cap_bytes: self.output_cap_bytes,
             },

@@ -24,6 +24,7 @@ struct Fixture {
     hub: Hub,
     coordination: crate::coordination::Coordination,
     audit: AuditLog,
+    seal: crate::events::signing::SealKey,
 }
 
 impl Fixture {
@@ -70,6 +71,7 @@ impl Fixture {
             hub: Hub::new(Duration::from_secs(60)),
             coordination: Default::default(),
             audit,
+            seal: crate::events::signing::SealKey::from_bytes([7; 32]),
         }
     }
 
@@ -79,6 +81,7 @@ impl Fixture {
             hub: &self.hub,
             coordination: &self.coordination,
             audit: &self.audit,
+            seal: &self.seal,
             output_cap_bytes: 1024,
         }
     }
@@ -488,4 +491,36 @@ async fn the_account_a_command_runs_as_is_a_condition_key() {
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Forbidden);
+}
+
+#[tokio::test]
+async fn environment_values_are_stored_sealed_and_never_shown() {
+    let f = Fixture::new().await;
+    let s = f.service();
+    let new = NewCommand {
+        env: [("DB_PASSWORD".to_string(), "hunter2".to_string())].into(),
+        request: json!({"env": {"DB_PASSWORD": "(sealed)"}}),
+        ..on_nodes(&["web-1"])
+    };
+    let created = s.create(CommandId::Fresh, new, rule()).await.unwrap();
+    let stored = f.store.command(&created.command.id).await.unwrap().unwrap();
+    let sealed = &stored.run_template.env["DB_PASSWORD"];
+    assert!(!sealed.contains("hunter2"), "{sealed}");
+    let shown = serde_json::to_string(&s.view(stored.clone()).await.unwrap()).unwrap();
+    assert!(
+        !shown.contains("hunter2") && !shown.contains(sealed.as_str()),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("DB_PASSWORD"),
+        "the names stay visible: {shown}"
+    );
+    // Only the message to the node carries the value.
+    let run = crate::dispatcher::run_message(&stored, "n-1", &f.seal);
+    assert_eq!(run.env["DB_PASSWORD"], "hunter2");
+    // A command stored before sealing (a clear value) still runs.
+    let mut old = stored;
+    old.run_template.env.insert("OLD".into(), "clear".into());
+    let run = crate::dispatcher::run_message(&old, "n-1", &f.seal);
+    assert_eq!(run.env["OLD"], "clear");
 }

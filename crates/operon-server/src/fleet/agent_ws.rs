@@ -291,7 +291,11 @@ async fn resend_in_progress(
                 invocation_id: invocation.invocation_id(),
             }
         } else {
-            ServerMessage::Run(crate::dispatcher::run_message(&command, node_id))
+            ServerMessage::Run(crate::dispatcher::run_message(
+                &command,
+                node_id,
+                &state.events.key,
+            ))
         };
         tx.send(Outbound::Message(message))
             .await
