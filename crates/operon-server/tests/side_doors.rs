@@ -476,3 +476,40 @@ async fn a_rule_triggered_by_its_own_commands_is_stopped_and_says_so() {
         "{execution}"
     );
 }
+
+#[tokio::test]
+async fn a_rule_restarting_a_runbook_on_its_own_end_is_stopped() {
+    let api = common::Api::start().await;
+    let pass = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": "looper", "definition": pass})),
+    )
+    .await;
+    api.ok(
+        "PUT",
+        "/v1/rules/again",
+        Some(json!({
+            "pattern": {"source": ["operon.workflows"],
+                "detail": {"workflow": ["looper"], "status": ["SUCCEEDED"]}},
+            "targets": [{"Id": "again", "Kind": "workflow", "Workflow": "looper"}]
+        })),
+    )
+    .await;
+    api.ok("POST", "/v1/workflows/looper/executions", Some(json!({})))
+        .await;
+    until("the stopped delivery", async || {
+        let list = api.ok("GET", "/v1/dlq", None).await;
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d.to_string().contains("loop stopped"))
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs = api.ok("GET", "/v1/executions?workflow=looper", None).await;
+    // The user's start, then three by the rule.
+    assert_eq!(runs.as_array().unwrap().len(), 4, "{runs}");
+}

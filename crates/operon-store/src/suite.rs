@@ -543,6 +543,7 @@ fn step(id: &str, status: &str, insert: bool) -> StepWrite {
             stopped_at: None,
             updated_at: 1,
             redrive_count: 0,
+            causation: Vec::new(),
         },
         insert,
         engine: "{}".into(),
@@ -606,6 +607,7 @@ pub(crate) async fn workflow_versions_steps_and_cleanup_on_finish(store: DynStor
         event: "{\"type\":\"ExecutionStarted\"}".into(),
     });
     first.timers_add.push((1, 1000));
+    first.execution.causation = vec!["restart".into(), "restart".into()];
     first.tasks_add.push(WorkflowTask {
         token: "tok-1".into(),
         execution_id: "x-1".into(),
@@ -629,6 +631,8 @@ pub(crate) async fn workflow_versions_steps_and_cleanup_on_finish(store: DynStor
         decided_at: None,
     });
     store.apply_workflow_steps(&[first]).await.unwrap();
+    let stored = store.execution("x-1").await.unwrap().unwrap();
+    assert_eq!(stored.causation, ["restart", "restart"]);
     assert_eq!(store.workflow_timers().await.unwrap().len(), 1);
     assert_eq!(store.workflow_tasks().await.unwrap().len(), 1);
     assert!(

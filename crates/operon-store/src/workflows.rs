@@ -52,6 +52,10 @@ pub struct ExecutionRecord {
     pub stopped_at: Option<i64>,
     pub updated_at: i64,
     pub redrive_count: i64,
+    /// The rules whose effects led to this execution, oldest first (the
+    /// event bus's loop guard).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causation: Vec<String>,
 }
 
 /// A task an execution waits for. The token is its idempotency key.

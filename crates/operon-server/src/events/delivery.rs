@@ -231,16 +231,13 @@ async fn perform(
             post_webhook(state, url, secret.as_deref(), &payload, delivery, rule).await
         }
         TargetKind::Workflow { workflow } => {
+            let causation = guard_loop(state, rule, &event()?, delivery).await?;
             let actor = actor(state, rule, target).await?;
-            allow(
-                state,
-                &actor,
-                "workflows:Start",
-                &format!("workflow/{workflow}"),
-            )
-            .await?;
+            let resource = format!("workflow/{workflow}");
+            allow(state, &actor, "workflows:Start", &resource).await?;
             let input = serde_json::from_str(&payload).unwrap_or(Value::String(payload.clone()));
-            start_workflow_target(state, workflow, input, &delivery.id, &actor.name).await
+            let started_by = crate::workflows::StartedBy::Actor(&actor.name, &causation);
+            start_workflow_target(state, workflow, input, &delivery.id, started_by).await
         }
         TargetKind::RunCommand(config) => {
             let causation = guard_loop(state, rule, &event()?, delivery).await?;
@@ -270,18 +267,30 @@ async fn guard_loop(
     event: &Value,
     delivery: &ClaimedDelivery,
 ) -> Result<Vec<String>, TargetError> {
-    let command_id = (event["source"] == "operon.commands")
-        .then(|| event["detail"]["command-id"].as_str())
-        .flatten();
-    let chain = match command_id {
-        Some(id) => state
-            .store
-            .command(id)
-            .await
-            .map_err(|e| TargetError::retryable(e.to_string()))?
-            .and_then(|c| serde_json::from_value(c.request["causation"].clone()).ok())
-            .unwrap_or_default(),
-        None => Vec::new(),
+    let retry = |e: operon_store::StoreError| TargetError::retryable(e.to_string());
+    let about = |key: &str| event["detail"][key].as_str();
+    let chain: Vec<String> = match event["source"].as_str() {
+        Some("operon.commands") => match about("command-id") {
+            Some(id) => state
+                .store
+                .command(id)
+                .await
+                .map_err(retry)?
+                .and_then(|c| serde_json::from_value(c.request["causation"].clone()).ok())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        },
+        Some("operon.workflows") => match about("execution-id") {
+            Some(id) => state
+                .store
+                .execution(id)
+                .await
+                .map_err(retry)?
+                .map(|e| e.causation)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
     };
     super::causation::extend(&chain, &rule.rule.name).map_err(|reason| {
         tracing::warn!(rule = %rule.rule.name, delivery = %delivery.id, %reason, "rule loop stopped");
@@ -365,11 +374,10 @@ pub async fn start_workflow_target(
     workflow: &str,
     input: Value,
     name: &str,
-    started_by: &str,
+    started_by: crate::workflows::StartedBy<'_>,
 ) -> Result<(), TargetError> {
     let name = execution_name(name);
-    let actor = crate::workflows::StartedBy::Actor(started_by);
-    match crate::workflows::start_execution(state, workflow, input, Some(name), actor).await {
+    match crate::workflows::start_execution(state, workflow, input, Some(name), started_by).await {
         Ok(_) => Ok(()),
         // The name is the delivery's: an execution with it means an earlier
         // attempt started it.

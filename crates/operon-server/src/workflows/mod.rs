@@ -140,8 +140,9 @@ pub enum StartedBy<'a> {
     /// A user through the API (its call is audited by the API).
     User(&'a str),
     /// A rule or a runbook (`rule/NAME`, `execution/ID`): the start is
-    /// audited under that name in the start's own transaction.
-    Actor(&'a str),
+    /// audited under that name in the start's own transaction. The chain
+    /// names the rules whose effects led to it (the event bus's loop guard).
+    Actor(&'a str, &'a [String]),
 }
 
 pub(crate) async fn start_with_parent(
@@ -173,10 +174,14 @@ pub(crate) async fn start_with_parent(
         input,
         name,
         started_by: match started_by {
-            StartedBy::User(name) | StartedBy::Actor(name) => name.to_string(),
+            StartedBy::User(name) | StartedBy::Actor(name, _) => name.to_string(),
         },
-        audit_as_actor: matches!(started_by, StartedBy::Actor(_)),
+        audit_as_actor: matches!(started_by, StartedBy::Actor(..)),
         parent_token,
+        causation: match started_by {
+            StartedBy::User(_) => Vec::new(),
+            StartedBy::Actor(_, chain) => chain.to_vec(),
+        },
     };
     state
         .workflows

@@ -61,6 +61,8 @@ pub struct StartRequest {
     /// API).
     pub audit_as_actor: bool,
     pub parent_token: Option<String>,
+    /// The rules whose effects led to this start (the loop guard).
+    pub causation: Vec<String>,
 }
 
 /// What the runner is asked to do. (Messages are short-lived and moved once;
@@ -341,6 +343,7 @@ impl Runner {
             stopped_at: None,
             updated_at: now,
             redrive_count: 0,
+            causation: req.causation,
         };
         batch.changed.push(record.clone());
         let mut live = Live {

@@ -407,6 +407,7 @@ async fn create_command(state: &AppState, task: &WorkflowTask) -> Result<Command
             ))
         })?,
     };
+    let (actor, causation) = execution_actor_and_causation(state, task).await?;
     let new = NewCommand {
         document,
         document_version,
@@ -416,10 +417,11 @@ async fn create_command(state: &AppState, task: &WorkflowTask) -> Result<Command
         max_errors: limit("MaxErrors")?,
         timeout_secs: Some(timeout_secs),
         delivery_timeout_secs: Some(timeout_secs),
-        request: json!({"workflowTask": task.token, "executionId": task.execution_id, "input": task.input}),
+        request: json!({"workflowTask": task.token, "executionId": task.execution_id,
+            "input": task.input, "causation": causation}),
         ..Default::default()
     };
-    let actor = Requester::Actor(execution_actor(state, task).await?);
+    let actor = Requester::Actor(actor);
     let created = state
         .commands()
         .create(CommandId::Task(task.idempotency_key.clone()), new, actor)
@@ -562,7 +564,7 @@ async fn start_execution(
         Some(Value::String(s)) => s.clone(),
         _ => format!("child-{}", &task.idempotency_key[..20]),
     };
-    let actor = execution_actor(state, task).await?;
+    let (actor, causation) = execution_actor_and_causation(state, task).await?;
     allow(
         state,
         &actor,
@@ -575,7 +577,7 @@ async fn start_execution(
         workflow,
         child_input,
         Some(name),
-        super::StartedBy::Actor(&actor.name),
+        super::StartedBy::Actor(&actor.name, &causation),
         Some(task.token.clone()),
     )
     .await
@@ -623,6 +625,15 @@ async fn start_execution(
 /// The principal an execution's task effects are authorized as: its
 /// version's role, or the version's author, with what they hold now.
 async fn execution_actor(state: &AppState, task: &WorkflowTask) -> Result<Principal, Failure> {
+    Ok(execution_actor_and_causation(state, task).await?.0)
+}
+
+/// [`execution_actor`] and the execution's causation chain, which its
+/// commands and child executions carry on (the event bus's loop guard).
+async fn execution_actor_and_causation(
+    state: &AppState,
+    task: &WorkflowTask,
+) -> Result<(Principal, Vec<String>), Failure> {
     let execution = state
         .store
         .execution(&task.execution_id)
@@ -644,9 +655,10 @@ async fn execution_actor(state: &AppState, task: &WorkflowTask) -> Result<Princi
         None => RunAs::Author(None),
     };
     let name = format!("execution/{}", task.execution_id);
-    actor_principal(&state.store, &name, &run_as)
+    let actor = actor_principal(&state.store, &name, &run_as)
         .await
-        .map_err(|e| ("Operon.InternalError", e.message))
+        .map_err(|e| ("Operon.InternalError", e.message))?;
+    Ok((actor, execution.causation))
 }
 
 /// Authorize one effect of a task now. A refusal is audited under the

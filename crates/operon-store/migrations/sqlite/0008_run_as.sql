@@ -17,3 +17,6 @@ UPDATE event_rules SET author = (
 );
 
 ALTER TABLE workflow_versions ADD COLUMN role TEXT;
+
+-- The rules that led to an execution (oldest first), for the loop guard.
+ALTER TABLE executions ADD COLUMN causation TEXT;

@@ -11,11 +11,11 @@ use crate::{
 };
 
 const EXECUTION_SELECT: &str = "SELECT id, workflow, version, name, status, input, output, error,
-    cause, parent_token, started_by, started_at, stopped_at, updated_at, redrive_count
+    cause, parent_token, started_by, started_at, stopped_at, updated_at, redrive_count, causation
     FROM executions";
 const EXECUTION_ENGINE_SELECT: &str = "SELECT id, workflow, version, name, status, input, output,
     error, cause, parent_token, started_by, started_at, stopped_at, updated_at, redrive_count,
-    engine FROM executions";
+    causation, engine FROM executions";
 
 fn execution_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ExecutionRecord> {
     let output: Option<String> = row.get("output");
@@ -37,6 +37,10 @@ fn execution_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ExecutionRecord> 
         stopped_at: row.get("stopped_at"),
         updated_at: row.get("updated_at"),
         redrive_count: row.get("redrive_count"),
+        causation: row
+            .get::<Option<String>, _>("causation")
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -539,9 +543,9 @@ async fn upsert_executions(tx: &mut Tx<'_>, steps: &[&StepWrite], on_conflict: &
         let sql = format!(
             "INSERT INTO executions (id, workflow, version, name, status, input, output, error,
                 cause, engine, parent_token, started_by, started_at, stopped_at, updated_at,
-                redrive_count)
+                redrive_count, causation)
              VALUES {} {on_conflict}",
-            placeholders(chunk.len(), 16)
+            placeholders(chunk.len(), 17)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for step in chunk {
@@ -562,7 +566,11 @@ async fn upsert_executions(tx: &mut Tx<'_>, steps: &[&StepWrite], on_conflict: &
                 .bind(e.started_at)
                 .bind(e.stopped_at)
                 .bind(e.updated_at)
-                .bind(e.redrive_count);
+                .bind(e.redrive_count)
+                .bind(
+                    (!e.causation.is_empty())
+                        .then(|| serde_json::to_string(&e.causation).unwrap_or_default()),
+                );
         }
         query
             .execute(&mut **tx)
