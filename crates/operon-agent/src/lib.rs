@@ -79,6 +79,7 @@ pub use credential::Credential;
 pub use enroll::enroll;
 pub use error::AgentError;
 pub use inventory::collect_inventory;
+pub use sys::UserAccount;
 
 use backoff::Backoff;
 use journal::Journal;
