@@ -40,6 +40,9 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
             // The local agent pins this server's certificate, whatever it is.
             server_fingerprint: server.tls.as_ref().map(|t| t.fingerprint.clone()),
             tls_ca: None,
+            // The agent talks to this very process at one of this host's own
+            // addresses (the listen address, loopback or not).
+            insecure: true,
         };
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(operon_agent::run(config, async move {
