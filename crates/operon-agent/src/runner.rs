@@ -196,8 +196,10 @@ pub async fn run_invocation(
                 let end = run_step(
                     command,
                     step,
-                    user.as_ref(),
-                    &env,
+                    Launch {
+                        user: user.as_ref(),
+                        env: &env,
+                    },
                     deadline,
                     &mut io,
                     &mut on_spawn,
@@ -291,6 +293,14 @@ fn resolve_user(name: Option<&str>) -> Result<Option<UserAccount>, String> {
     Ok(Some(user))
 }
 
+/// Who a step runs as and the environment it starts from.
+#[derive(Clone, Copy)]
+struct Launch<'a> {
+    /// The account to switch to, `None` for the agent's own.
+    user: Option<&'a UserAccount>,
+    env: &'a [(OsString, OsString)],
+}
+
 struct StepIo<'a> {
     stdout: &'a mut Capture,
     stderr: &'a mut Capture,
@@ -300,8 +310,7 @@ struct StepIo<'a> {
 async fn run_step(
     command: &RunCommand,
     step: &Step,
-    user: Option<&UserAccount>,
-    env: &[(OsString, OsString)],
+    launch: Launch<'_>,
     deadline: Option<Instant>,
     io: &mut StepIo<'_>,
     on_spawn: &mut (impl FnMut(ProcessRecord) + Send),
@@ -311,7 +320,7 @@ async fn run_step(
     if let Some(reason) = already_stopped {
         return StepEnd::Stopped(reason);
     }
-    let mut child = match spawn_step(command, step, user, env) {
+    let mut child = match spawn_step(command, step, launch) {
         Ok(child) => child,
         Err(detail) => return StepEnd::NotStarted { detail },
     };
@@ -412,8 +421,7 @@ async fn stopped(stop: &mut StopSignal) -> StopReason {
 fn spawn_step(
     command: &RunCommand,
     step: &Step,
-    user: Option<&UserAccount>,
-    env: &[(OsString, OsString)],
+    Launch { user, env }: Launch<'_>,
 ) -> Result<Child, String> {
     let cwd = step.working_directory.as_deref().or(command.cwd.as_deref());
     if let Some(dir) = cwd
