@@ -52,7 +52,17 @@ fn refused_server(data_dir: &Path) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-const ENROLL_SECRET_MARK: &str = "OPERON_ENROLL_TOKEN";
+/// A child process killed and reaped on drop (even if an assertion fails).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const ENROLL_TOKEN_VAR: &str = "OPERON_ENROLL_TOKEN";
 
 #[test]
 fn the_server_stops_on_sigterm_and_holds_its_data_dir_alone() {
@@ -78,17 +88,23 @@ fn the_server_stops_on_sigterm_and_holds_its_data_dir_alone() {
     // An agent given its enrollment token in the environment (as a unit
     // file would): commands do not see it, nor anything else of the agent's.
     let token = server.enroll_token(&[], 1, "1h");
-    let mut agent = operon()
+    let agent = operon()
         .args(["agent", "--server", &server.url, "--name", "web-1"])
         .arg("--state-dir")
         .arg(dir.path().join("web-1"))
-        .env(ENROLL_SECRET_MARK, &token)
+        .env(ENROLL_TOKEN_VAR, &token)
         .env("OPERON_AGENT_ONLY", "agent-only-value")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed on drop, even if an assertion fails.
+    let mut agent = AgentProcess {
+        child: agent,
+        name: "web-1".into(),
+        state_dir: dir.path().join("web-1"),
+    };
     server.wait_online(&["web-1"]);
     let out = server.cli(&[
         "run",
@@ -111,8 +127,8 @@ fn the_server_stops_on_sigterm_and_holds_its_data_dir_alone() {
     // SIGTERM with an agent connected and a live stream open: the server
     // ends the stream, drains, closes the database and exits 0, promptly.
     let mut follower =
-        server.spawn_cli(&["run", "--node", "web-1", "--", "echo started; sleep 30"]);
-    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+        Reaped(server.spawn_cli(&["run", "--node", "web-1", "--", "echo started; sleep 30"]));
+    let mut lines = BufReader::new(follower.0.stdout.take().unwrap()).lines();
     assert!(
         lines.any(|line| line.unwrap().contains("web-1 | started")),
         "the command's output"
@@ -138,10 +154,8 @@ fn the_server_stops_on_sigterm_and_holds_its_data_dir_alone() {
         !data_dir.join("operon.db-wal").exists(),
         "the write-ahead log was left behind"
     );
-    let _ = follower.kill();
-    let _ = follower.wait();
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(follower);
+    agent.kill();
 
     // The data directory's mode: one others may write to is refused as it
     // is; one others may read is closed, with a warning, and used.
