@@ -61,6 +61,9 @@ pub enum AgentError {
     StateDirLocked { path: PathBuf },
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Plain HTTP where a secret would be exposed (see [`crate::transport`]).
+    #[error(transparent)]
+    Transport(#[from] crate::transport::Refusal),
 }
 
 impl AgentError {

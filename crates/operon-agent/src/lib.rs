@@ -63,6 +63,7 @@ pub mod runner;
 pub mod supervisor;
 mod sys;
 pub mod tls;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -79,6 +80,7 @@ pub use credential::Credential;
 pub use enroll::enroll;
 pub use error::AgentError;
 pub use inventory::collect_inventory;
+pub use sys::UserAccount;
 
 use backoff::Backoff;
 use journal::Journal;
@@ -114,6 +116,9 @@ pub struct AgentConfig {
     pub server_fingerprint: Option<String>,
     /// A PEM file of CA certificates trusted besides the system roots.
     pub tls_ca: Option<PathBuf>,
+    /// Allow plain `http://` to a server that is not on a loopback address
+    /// (see [`transport`]). Never allows plain HTTP with a pinned certificate.
+    pub insecure: bool,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -130,6 +135,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("heartbeat_secs", &self.heartbeat_secs)
             .field("server_fingerprint", &self.server_fingerprint)
             .field("tls_ca", &self.tls_ca)
+            .field("insecure", &self.insecure)
             .finish()
     }
 }
@@ -143,6 +149,12 @@ pub async fn run(
     let mut shutdown = pin!(shutdown);
     check_server_url(&config.server_url)?;
     let pin = parse_pin(config.server_fingerprint.as_deref())?;
+    // Before the enrollment token or a credential is sent anywhere.
+    transport::check(
+        &config.server_url,
+        config.server_fingerprint.as_deref(),
+        config.insecure,
+    )?;
     credential::ensure_state_dir(&config.state_dir)?;
     let _lock = lock_state_dir(&config.state_dir)?;
     let Some(mut credential) = obtain_credential(&config, pin, &mut shutdown).await? else {
@@ -177,6 +189,12 @@ async fn obtain_credential(
     shutdown: &mut Pin<&mut (impl Future<Output = ()> + Send)>,
 ) -> Result<Option<Credential>, AgentError> {
     if let Some(credential) = credential::load_credential(&config.state_dir)? {
+        // A pin stored at enrollment means the server speaks TLS.
+        transport::check(
+            &config.server_url,
+            credential.server_fingerprint.as_deref(),
+            config.insecure,
+        )?;
         tracing::info!(node_id = %credential.node_id, name = %credential.name, "using the stored node credential");
         return Ok(Some(credential));
     }

@@ -9,10 +9,16 @@
 //! processes behind (as `nohup` users intend); they are not killed, and their
 //! output is awaited for at most a second.
 //!
+//! Steps do not inherit the agent's environment (which may hold
+//! `OPERON_ENROLL_TOKEN` and whatever else the service manager set): each
+//! starts from an empty one with only [`base_environment`] and the command's
+//! own `env`.
+//!
 //! The runner knows nothing of the journal or the connection: it reports each
 //! spawned process group through a callback and returns the final
 //! [`CommandResult`].
 
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::pin::pin;
 use std::process::{ExitStatus, Stdio};
@@ -31,6 +37,81 @@ use crate::sys::{self, ChildSetup, UserAccount};
 /// After a step's shell exits, how long to keep reading output that
 /// background processes it left behind may still hold open.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+
+/// `PATH` for commands when the agent has none, or when they run as another
+/// user (as `su -` and sudo's `secure_path` do).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Variables a command may inherit from the agent's environment as they are.
+const INHERITED: [&str; 2] = ["LANG", "LC_ALL"];
+
+/// The environment every step of a command starts from, before the
+/// command's own `env` (which may override any of it):
+///
+/// - `PATH`: the agent's own, without relative or empty entries, if the
+///   command runs as the agent's user; [`DEFAULT_PATH`] when it has none
+///   left or the command switches user;
+/// - `HOME`, `USER`, `LOGNAME`, `SHELL` of `account`, the account the command
+///   runs as (if the agent's own account cannot be looked up, the agent's own
+///   values of these four, when set);
+/// - `LANG` and `LC_ALL` if the agent has them.
+///
+/// Nothing else: in particular no `OPERON_*` variable, no proxy or cloud
+/// credentials, no `LD_PRELOAD` the agent happened to be started with.
+pub fn base_environment(
+    agent_env: impl IntoIterator<Item = (OsString, OsString)>,
+    account: Option<&UserAccount>,
+    switches_user: bool,
+) -> Vec<(OsString, OsString)> {
+    let agent_env: Vec<(OsString, OsString)> = agent_env.into_iter().collect();
+    let agent = |name: &str| {
+        agent_env
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let mut env = Vec::new();
+    let path = if switches_user {
+        None
+    } else {
+        agent("PATH").and_then(|path| absolute_path_entries(&path))
+    };
+    env.push(("PATH".into(), path.unwrap_or_else(|| DEFAULT_PATH.into())));
+    match account {
+        Some(account) => {
+            env.push(("HOME".into(), account.home.clone().into()));
+            env.push(("USER".into(), account.name.clone().into()));
+            env.push(("LOGNAME".into(), account.name.clone().into()));
+            env.push(("SHELL".into(), account.shell.clone().into()));
+        }
+        None => {
+            for name in ["HOME", "USER", "LOGNAME", "SHELL"] {
+                if let Some(value) = agent(name) {
+                    env.push((name.into(), value));
+                }
+            }
+        }
+    }
+    for name in INHERITED {
+        if let Some(value) = agent(name) {
+            env.push((name.into(), value));
+        }
+    }
+    env
+}
+
+/// `path` with only its absolute entries (a relative or empty entry would
+/// look commands up in the step's working directory), `None` if none is left.
+fn absolute_path_entries(path: &OsStr) -> Option<OsString> {
+    let kept: Vec<_> = std::env::split_paths(path)
+        .filter(|entry| entry.is_absolute())
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    std::env::join_paths(kept).ok()
+}
 
 /// Why a running invocation is being stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +181,12 @@ pub async fn run_invocation(
             outcome.detail = Some(detail);
         }
         Ok(user) => {
+            let switches_user = user.as_ref().is_some_and(|u| u.uid != sys::effective_uid());
+            let account = match &user {
+                Some(user) => Some(user.clone()),
+                None => sys::lookup_uid(sys::effective_uid()).ok().flatten(),
+            };
+            let env = base_environment(std::env::vars_os(), account.as_ref(), switches_user);
             for step in &command.steps {
                 let mut io = StepIo {
                     stdout: &mut stdout,
@@ -109,7 +196,10 @@ pub async fn run_invocation(
                 let end = run_step(
                     command,
                     step,
-                    user.as_ref(),
+                    Launch {
+                        user: user.as_ref(),
+                        env: &env,
+                    },
                     deadline,
                     &mut io,
                     &mut on_spawn,
@@ -203,6 +293,14 @@ fn resolve_user(name: Option<&str>) -> Result<Option<UserAccount>, String> {
     Ok(Some(user))
 }
 
+/// Who a step runs as and the environment it starts from.
+#[derive(Clone, Copy)]
+struct Launch<'a> {
+    /// The account to switch to, `None` for the agent's own.
+    user: Option<&'a UserAccount>,
+    env: &'a [(OsString, OsString)],
+}
+
 struct StepIo<'a> {
     stdout: &'a mut Capture,
     stderr: &'a mut Capture,
@@ -212,7 +310,7 @@ struct StepIo<'a> {
 async fn run_step(
     command: &RunCommand,
     step: &Step,
-    user: Option<&UserAccount>,
+    launch: Launch<'_>,
     deadline: Option<Instant>,
     io: &mut StepIo<'_>,
     on_spawn: &mut (impl FnMut(ProcessRecord) + Send),
@@ -222,7 +320,7 @@ async fn run_step(
     if let Some(reason) = already_stopped {
         return StepEnd::Stopped(reason);
     }
-    let mut child = match spawn_step(command, step, user) {
+    let mut child = match spawn_step(command, step, launch) {
         Ok(child) => child,
         Err(detail) => return StepEnd::NotStarted { detail },
     };
@@ -323,7 +421,7 @@ async fn stopped(stop: &mut StopSignal) -> StopReason {
 fn spawn_step(
     command: &RunCommand,
     step: &Step,
-    user: Option<&UserAccount>,
+    Launch { user, env }: Launch<'_>,
 ) -> Result<Child, String> {
     let cwd = step.working_directory.as_deref().or(command.cwd.as_deref());
     if let Some(dir) = cwd
@@ -343,16 +441,91 @@ fn spawn_step(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    if let Some(user) = user {
-        cmd.env("HOME", &user.home)
-            .env("USER", &user.name)
-            .env("LOGNAME", &user.name);
-    }
-    cmd.envs(&command.env);
+    cmd.env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(&command.env);
     ChildSetup {
         switch_to: user.filter(|u| u.uid != sys::effective_uid()).cloned(),
     }
     .apply(&mut cmd);
     cmd.spawn()
         .map_err(|err| format!("step '{}' could not start: {err}", step.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    fn get<'a>(env: &'a [(OsString, OsString)], name: &str) -> Option<&'a str> {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_str().unwrap())
+    }
+
+    fn account() -> UserAccount {
+        UserAccount {
+            name: "deploy".into(),
+            uid: 1001,
+            gid: 1001,
+            home: "/home/deploy".into(),
+            shell: "/bin/bash".into(),
+            groups: vec![1001],
+        }
+    }
+
+    const AGENT: [(&str, &str); 9] = [
+        ("OPERON_ENROLL_TOKEN", "ot-secret"),
+        ("OPERON_TOKEN", "tok-secret"),
+        ("AWS_SECRET_ACCESS_KEY", "aws-secret"),
+        ("LD_PRELOAD", "/tmp/evil.so"),
+        ("PATH", "/opt/tools/bin:.::relative/bin:/usr/bin"),
+        ("HOME", "/root"),
+        ("USER", "root"),
+        ("LANG", "C.UTF-8"),
+        ("TERM", "xterm"),
+    ];
+
+    #[test]
+    fn only_the_safe_set_is_inherited() {
+        let env = base_environment(env_of(&AGENT), Some(&account()), false);
+        let names: Vec<_> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG"],
+            "{env:?}"
+        );
+        // The agent's PATH, without the entries that resolve in the cwd.
+        assert_eq!(get(&env, "PATH"), Some("/opt/tools/bin:/usr/bin"));
+        assert_eq!(get(&env, "HOME"), Some("/home/deploy"));
+        assert_eq!(get(&env, "USER"), Some("deploy"));
+        assert_eq!(get(&env, "LOGNAME"), Some("deploy"));
+        assert_eq!(get(&env, "SHELL"), Some("/bin/bash"));
+        assert_eq!(get(&env, "LANG"), Some("C.UTF-8"));
+    }
+
+    #[test]
+    fn another_user_gets_the_default_path() {
+        let env = base_environment(env_of(&AGENT), Some(&account()), true);
+        assert_eq!(get(&env, "PATH"), Some(DEFAULT_PATH));
+        assert_eq!(get(&env, "HOME"), Some("/home/deploy"));
+    }
+
+    #[test]
+    fn without_a_path_or_an_account() {
+        let env = base_environment(
+            env_of(&[("PATH", ".:"), ("HOME", "/srv/agent"), ("OPERON_X", "1")]),
+            None,
+            false,
+        );
+        assert_eq!(
+            env,
+            env_of(&[("PATH", DEFAULT_PATH), ("HOME", "/srv/agent")])
+        );
+        let env = base_environment(Vec::new(), None, false);
+        assert_eq!(env, env_of(&[("PATH", DEFAULT_PATH)]));
+    }
 }

@@ -18,6 +18,8 @@ pub struct UserAccount {
     pub uid: u32,
     pub gid: u32,
     pub home: String,
+    /// The login shell (`/bin/sh` if the entry names none).
+    pub shell: String,
     /// Supplementary groups, the primary group included.
     pub groups: Vec<u32>,
 }
@@ -32,23 +34,39 @@ pub fn effective_uid() -> u32 {
 pub fn lookup_user(name: &str) -> io::Result<Option<UserAccount>> {
     let c_name = CString::new(name)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;
+    lookup_passwd(|pwd, buf, found| {
+        // SAFETY: every pointer is valid for the duration of the call; `buf`
+        // is writable for its length.
+        unsafe {
+            libc::getpwnam_r(
+                c_name.as_ptr(),
+                pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                found,
+            )
+        }
+    })
+}
+
+/// Look a user up by uid. `Ok(None)` if no account has it.
+pub fn lookup_uid(uid: u32) -> io::Result<Option<UserAccount>> {
+    lookup_passwd(|pwd, buf, found| {
+        // SAFETY: as in `lookup_user`.
+        unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), found) }
+    })
+}
+
+/// Run a `getpw*_r` call with a growing buffer and copy the entry out.
+fn lookup_passwd(
+    mut call: impl FnMut(&mut libc::passwd, &mut [u8], &mut *mut libc::passwd) -> libc::c_int,
+) -> io::Result<Option<UserAccount>> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         // SAFETY: an all-zero passwd is a valid value for this plain C struct.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut found: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the duration of the call; `buf` is
-        // writable for `buf.len()` bytes and outlives every use of `pwd`'s
-        // string pointers below, which point into it.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                c_name.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
+        let rc = call(&mut pwd, &mut buf, &mut found);
         if rc == libc::ERANGE && buf.len() < 1024 * 1024 {
             buf.resize(buf.len() * 4, 0);
             continue;
@@ -59,16 +77,32 @@ pub fn lookup_user(name: &str) -> io::Result<Option<UserAccount>> {
         if found.is_null() {
             return Ok(None);
         }
-        // SAFETY: on success pw_dir is a NUL-terminated string inside `buf`.
-        let home = unsafe { CStr::from_ptr(pwd.pw_dir) }
-            .to_string_lossy()
-            .into_owned();
+        // SAFETY: on success the string fields are NUL-terminated strings
+        // inside `buf`, which is alive and unchanged here; a null pw_shell is
+        // checked before it is read.
+        let (name, home, shell) = unsafe {
+            let text =
+                |ptr: *const libc::c_char| CStr::from_ptr(ptr).to_string_lossy().into_owned();
+            let shell = if pwd.pw_shell.is_null() {
+                String::new()
+            } else {
+                text(pwd.pw_shell)
+            };
+            (text(pwd.pw_name), text(pwd.pw_dir), shell)
+        };
+        let c_name = CString::new(name.clone())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "user name contains NUL"))?;
         let groups = group_list(&c_name, pwd.pw_gid)?;
         return Ok(Some(UserAccount {
-            name: name.to_owned(),
+            name,
             uid: pwd.pw_uid,
             gid: pwd.pw_gid,
             home,
+            shell: if shell.is_empty() {
+                "/bin/sh".to_owned()
+            } else {
+                shell
+            },
             groups,
         }));
     }

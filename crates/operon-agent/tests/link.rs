@@ -37,6 +37,7 @@ fn config(url: &str, state: &Path) -> AgentConfig {
         heartbeat_secs: None,
         server_fingerprint: None,
         tls_ca: None,
+        insecure: false,
     }
 }
 

@@ -154,6 +154,46 @@ async fn working_directory_and_environment_are_applied() {
     );
 }
 
+/// The agent's environment as a command must not see it.
+const SECRET: &str = "ot-secret-in-the-agents-environment";
+
+#[tokio::test]
+async fn commands_do_not_inherit_the_agents_environment() {
+    // A test cannot safely set variables in its own (threaded) process, so
+    // it runs itself again in a child that has them, as an agent started
+    // with OPERON_ENROLL_TOKEN in its environment would.
+    if std::env::var("OPERON_ENROLL_TOKEN").as_deref() != Ok(SECRET) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "commands_do_not_inherit_the_agents_environment"])
+            .env("OPERON_ENROLL_TOKEN", SECRET)
+            .env("OPERON_SERVER", "http://127.0.0.1:7780")
+            .env("SOME_CLOUD_SECRET", SECRET)
+            .env("LANG", "C")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(stdout.contains("1 passed"), "{stdout}");
+        return;
+    }
+    let mut cmd = command(vec![step(
+        "env",
+        // `ls` found through PATH; then the whole environment.
+        "command -v ls >/dev/null && echo ls-found; env",
+    )]);
+    cmd.env.insert("GREETING".into(), "hello".into());
+    let (result, _) = run(&cmd).await;
+    assert_eq!(result.status, InvocationStatus::Success, "{result:?}");
+    let out = &result.stdout;
+    assert!(out.starts_with("ls-found\n"), "{out}");
+    assert!(!out.contains(SECRET), "{out}");
+    assert!(!out.contains("OPERON_"), "{out}");
+    assert!(out.lines().any(|l| l == "GREETING=hello"), "{out}");
+    assert!(out.lines().any(|l| l == "LANG=C"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("PATH=/")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("HOME=")), "{out}");
+}
+
 #[tokio::test]
 async fn a_missing_working_directory_fails_clearly() {
     let mut cmd = command(vec![step("s", "true")]);

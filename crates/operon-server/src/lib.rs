@@ -57,6 +57,17 @@ pub use commands::DEFAULT_OUTPUT_CAP;
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// The database file in the data directory.
 pub const DATABASE_FILE: &str = "operon.db";
+/// File in the data directory that the running server holds an exclusive
+/// `flock` on (it also names the holder's pid), so that a second server
+/// cannot open the same database.
+pub const LOCK_FILE: &str = "server.lock";
+
+/// On shutdown, how long requests in flight get to finish before their
+/// connections are closed. Live streams (`text/event-stream`) end at once.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+/// On shutdown, how long the database gets to finish its last writes and
+/// checkpoint its write-ahead log.
+const SHUTDOWN_STORE_CLOSE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -97,6 +108,16 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the data directory {path} is writable by {who}, so they could replace the database or the keys; refusing to start (fix it with `chmod 700 {path}` after checking its contents)"
+    )]
+    UnsafeDataDir { path: PathBuf, who: &'static str },
+    #[error(
+        "another operon server{holder} is using the data directory {path} (it holds {lock}); stop it first, or give this one another --data-dir",
+        holder = pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+        lock = path.join(LOCK_FILE).display()
+    )]
+    DataDirLocked { path: PathBuf, pid: Option<u32> },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -150,8 +171,12 @@ pub struct Server {
     pub tls: Option<tls::ServerTls>,
     state: Arc<AppState>,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Set to `true` to stop accepting connections and end live streams.
+    stop: tokio::sync::watch::Sender<bool>,
     dispatcher: tokio::task::JoinHandle<()>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// The `flock` on [`LOCK_FILE`], held until the server has stopped.
+    lock: std::fs::File,
 }
 
 impl Server {
@@ -182,25 +207,55 @@ impl Server {
         Ok(token)
     }
 
-    /// Serve until `shutdown` completes.
+    /// Serve until `shutdown` completes, then stop: no new connections,
+    /// live streams ended, requests in flight given [`SHUTDOWN_DRAIN`] to
+    /// finish, the dispatcher and background loops stopped, the database
+    /// closed (its write-ahead log checkpointed) and the data directory
+    /// unlocked. Bounded: it returns within a few seconds whatever clients do.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         let Server {
-            serve,
+            mut serve,
+            stop,
             dispatcher,
             background,
+            state,
+            lock,
             ..
         } = self;
-        let result = tokio::select! {
-            result = serve => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            _ = shutdown => Ok(()),
+        let ended = tokio::select! {
+            result = &mut serve => Some(result.unwrap_or_else(|e| Err(std::io::Error::other(e)))),
+            _ = shutdown => None,
+        };
+        tracing::info!("shutting down");
+        stop.send_replace(true);
+        let result = match ended {
+            Some(result) => result,
+            None => match tokio::time::timeout(SHUTDOWN_DRAIN, &mut serve).await {
+                Ok(result) => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+                Err(_) => {
+                    tracing::warn!(drain = ?SHUTDOWN_DRAIN, "requests still in flight; closing their connections");
+                    serve.abort();
+                    Ok(())
+                }
+            },
         };
         dispatcher.abort();
+        let _ = dispatcher.await;
         for task in background {
             task.abort();
+            let _ = task.await;
         }
+        if tokio::time::timeout(SHUTDOWN_STORE_CLOSE, state.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the database did not close in time");
+        }
+        drop(lock);
+        tracing::info!("stopped");
         result
     }
 }
@@ -216,6 +271,7 @@ pub async fn start_with_clock(
     clock: Arc<dyn events::schedule::Clock>,
 ) -> Result<Server, ServerError> {
     prepare_data_dir(&config.data_dir)?;
+    let lock = lock_data_dir(&config.data_dir)?;
     let store = Store::open(&config.data_dir.join(DATABASE_FILE)).await?;
     let admin_token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
     let new_admin_token = ensure_admin_token(&store, &admin_token_path).await?;
@@ -263,13 +319,27 @@ pub async fn start_with_clock(
         refusals: refusals::RefusalLimiter::new(refusal_rate),
     });
     workflows::spawn(state.clone(), workflow_rx);
-    let app = api::router(state.clone()).into_make_service_with_connect_info::<PeerAddr>();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let app = api::router(state.clone())
+        .layer(axum::middleware::map_response({
+            let stopping = stopping.clone();
+            move |response| end_streams_when_stopping(stopping.clone(), response)
+        }))
+        .into_make_service_with_connect_info::<PeerAddr>();
     let serve = match &tls {
-        None => tokio::spawn(async move { axum::serve(listener, app).await }),
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped(stopping))
+                .await
+        }),
         Some(tls) => {
             let listener = tls::TlsListener::new(listener, tls.config.clone())
                 .map_err(|source| ServerError::Bind { addr, source })?;
-            tokio::spawn(async move { axum::serve(listener, app).await })
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped(stopping))
+                    .await
+            })
         }
     };
     let dispatcher = tokio::spawn(dispatcher::run(state.clone()));
@@ -281,6 +351,9 @@ pub async fn start_with_clock(
         }
         None => tracing::info!(%addr, "server listening"),
     }
+    if let Some(warning) = plain_http_warning(addr, tls.is_some()) {
+        tracing::warn!(%addr, "{warning}");
+    }
     Ok(Server {
         addr,
         new_admin_token,
@@ -288,9 +361,47 @@ pub async fn start_with_clock(
         tls,
         state,
         serve,
+        stop,
         dispatcher,
         background,
+        lock,
     })
+}
+
+/// Completes once the server is told to stop (never if it is dropped
+/// without being stopped: it then serves on, as before).
+async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Live streams (server-sent events) never end by themselves, so a graceful
+/// stop would wait for them forever: their bodies end when the server stops.
+async fn end_streams_when_stopping(
+    stopping: tokio::sync::watch::Receiver<bool>,
+    response: axum::response::Response,
+) -> axum::response::Response {
+    use futures_util::StreamExt;
+    let is_stream = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    if !is_stream {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = body.into_data_stream().take_until(stopped(stopping));
+    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(body))
+}
+
+/// What to warn about when serving plain HTTP on an address other hosts can
+/// reach: every secret crosses the network in clear.
+fn plain_http_warning(addr: SocketAddr, tls: bool) -> Option<&'static str> {
+    (!tls && !addr.ip().is_loopback()).then_some(
+        "serving plain HTTP on a non-loopback address: API tokens, enrollment tokens and node credentials cross the network in clear (use --tls-cert/--tls-key or --tls-self-signed; agents and the CLI refuse such a server without --insecure)",
+    )
 }
 
 /// The address of the client of a request, plain or TLS (axum's
@@ -325,8 +436,12 @@ async fn flood_summaries(state: Arc<AppState>) {
     }
 }
 
+/// Create the data directory (0700), or check an existing one: refuse one
+/// that others may write to (they could have replaced the database or the
+/// keys); take group and world access away from one others may read or
+/// enter, with a warning.
 fn prepare_data_dir(dir: &Path) -> Result<(), ServerError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let err = |source| ServerError::DataDir {
         path: dir.to_path_buf(),
         source,
@@ -335,7 +450,77 @@ fn prepare_data_dir(dir: &Path) -> Result<(), ServerError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(err)
+        .map_err(err)?;
+    let mode = std::fs::metadata(dir).map_err(err)?.permissions().mode() & 0o777;
+    match data_dir_mode_verdict(mode) {
+        DirModeVerdict::Fine => Ok(()),
+        DirModeVerdict::Writable(who) => Err(ServerError::UnsafeDataDir {
+            path: dir.to_path_buf(),
+            who,
+        }),
+        DirModeVerdict::Open => {
+            tracing::warn!(path = %dir.display(), mode = format!("{mode:o}"), "the data directory was open to other users; setting its mode to 700");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum DirModeVerdict {
+    /// Only the owner has access.
+    Fine,
+    /// The group or everyone may write (named): refuse.
+    Writable(&'static str),
+    /// The group or everyone may read or enter: close it.
+    Open,
+}
+
+fn data_dir_mode_verdict(mode: u32) -> DirModeVerdict {
+    if mode & 0o002 != 0 {
+        DirModeVerdict::Writable("every user")
+    } else if mode & 0o020 != 0 {
+        DirModeVerdict::Writable("its group")
+    } else if mode & 0o077 != 0 {
+        DirModeVerdict::Open
+    } else {
+        DirModeVerdict::Fine
+    }
+}
+
+/// Take the exclusive lock on `<dir>/server.lock` and write our pid in it;
+/// if another process holds it, say which.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
+    use std::io::{Read, Seek};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(LOCK_FILE);
+    let err = |source| ServerError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(err)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Err(ServerError::DataDirLocked {
+                path: dir.to_path_buf(),
+                pid: text.trim().parse().ok(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => return Err(err(source)),
+    }
+    file.set_len(0).map_err(err)?;
+    file.rewind().map_err(err)?;
+    writeln!(file, "{}", std::process::id()).map_err(err)?;
+    Ok(file)
 }
 
 /// On first start, create the admin token and write it (0600) to the data dir.
@@ -411,4 +596,70 @@ pub fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_dir_modes() {
+        use DirModeVerdict::*;
+        assert_eq!(data_dir_mode_verdict(0o700), Fine);
+        assert_eq!(data_dir_mode_verdict(0o500), Fine);
+        assert_eq!(data_dir_mode_verdict(0o750), Open);
+        assert_eq!(data_dir_mode_verdict(0o755), Open);
+        assert_eq!(data_dir_mode_verdict(0o701), Open);
+        assert_eq!(data_dir_mode_verdict(0o770), Writable("its group"));
+        assert_eq!(data_dir_mode_verdict(0o777), Writable("every user"));
+        assert_eq!(data_dir_mode_verdict(0o703), Writable("every user"));
+    }
+
+    #[test]
+    fn plain_http_is_warned_about_off_loopback_only() {
+        let at = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert!(plain_http_warning(at("127.0.0.1:7780"), false).is_none());
+        assert!(plain_http_warning(at("[::1]:7780"), false).is_none());
+        assert!(plain_http_warning(at("0.0.0.0:7780"), false).is_some());
+        assert!(plain_http_warning(at("10.0.0.5:7780"), false).is_some());
+        assert!(plain_http_warning(at("0.0.0.0:7780"), true).is_none());
+    }
+
+    #[test]
+    fn the_data_dir_is_locked_while_held_and_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_data_dir(dir.path()).unwrap();
+        let err = lock_data_dir(dir.path()).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&dir.path().display().to_string())
+                && message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
+        drop(held);
+        lock_data_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn an_open_data_dir_is_closed_and_a_writable_one_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let set = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        prepare_data_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        set(&data, 0o755);
+        prepare_data_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        for writable in [0o770, 0o707, 0o777] {
+            set(&data, writable);
+            let err = prepare_data_dir(&data).unwrap_err();
+            assert!(matches!(err, ServerError::UnsafeDataDir { .. }), "{err}");
+            assert!(err.to_string().contains("refusing"), "{err}");
+            assert_eq!(mode(&data), writable, "left as it was");
+        }
+    }
 }

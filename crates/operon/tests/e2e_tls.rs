@@ -127,6 +127,24 @@ fn agents_and_the_cli_pin_the_self_signed_certificate_and_work_over_tls() {
         stdout(&out)
     );
 
+    // With a pin stored, plain HTTP is refused, even on loopback.
+    agent.kill();
+    let mut plain = spawn_agent(
+        &format!("http://127.0.0.1:{port}"),
+        &dir.path().join("web-1"),
+        "web-1",
+        &[],
+    );
+    let (ok, err) = plain.wait_exit(Duration::from_secs(10));
+    assert!(
+        !ok,
+        "an agent with a pinned certificate must refuse http://"
+    );
+    assert!(
+        err.contains("pinned") && err.contains(&fingerprint) && err.contains("https://"),
+        "{err}"
+    );
+
     // A restart without --server-fingerprint uses the pin stored at enrollment.
     agent.restart(&server);
     std::thread::sleep(Duration::from_secs(1));

@@ -54,6 +54,7 @@ impl Fleet {
                 heartbeat_secs: None,
                 server_fingerprint: None,
                 tls_ca: None,
+                insecure: false,
             };
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(operon_agent::run(config, async move {

@@ -58,6 +58,13 @@ impl SqliteStore {
             .map_err(db(context))
     }
 
+    /// Close the database: wait for the connections in use to be returned,
+    /// then close them all (the last one checkpoints the write-ahead log).
+    /// Every later call fails.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// The schema version after migrations.
     pub async fn schema_version(&self) -> Result<i64> {
         migrations::current_version(&self.pool).await
@@ -65,7 +72,11 @@ impl SqliteStore {
 }
 
 /// A pool on the database file (WAL, `synchronous=FULL`), without migrations.
+/// The file is created 0600 (SQLite gives its `-wal` and `-shm` files the
+/// database's mode); an existing database, `-wal` or `-shm` readable by
+/// others is made 0600.
 pub(crate) async fn connect(path: &Path) -> Result<SqlitePool> {
+    private_files(path).map_err(db("restricting the database files to their owner"))?;
     let options = SqliteConnectOptions::from_str("sqlite://")
         .map_err(db("parsing connection options"))?
         .filename(path)
@@ -79,6 +90,36 @@ pub(crate) async fn connect(path: &Path) -> Result<SqlitePool> {
         .connect_with(options)
         .await
         .map_err(db("opening the database"))
+}
+
+/// Create `path` empty with mode 0600 if it does not exist (an empty file is
+/// an empty database to SQLite), and take group and world access away from
+/// it and its `-wal` and `-shm` files.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mut names = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(name.into());
+    }
+    for name in names {
+        let mode = match std::fs::metadata(&name) {
+            Ok(meta) => meta.permissions().mode(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&name, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    Ok(())
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {
@@ -105,4 +146,54 @@ mod suite {
     }
 
     crate::suite::store_suite!(open);
+}
+
+#[cfg(test)]
+mod file_modes {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use crate::SqliteStore;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn files(dir: &Path) -> [std::path::PathBuf; 3] {
+        ["operon.db", "operon.db-wal", "operon.db-shm"].map(|name| dir.join(name))
+    }
+
+    #[tokio::test]
+    async fn the_database_and_its_wal_and_shm_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
+        store.schema_version().await.unwrap();
+        for file in files(dir.path()) {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn files_readable_by_others_are_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("operon.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.close().await;
+        // What an older build (or a careless copy) left behind: a database
+        // and a log that others may read.
+        for file in files(dir.path()) {
+            if !file.exists() {
+                std::fs::write(&file, b"").unwrap();
+            }
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.schema_version().await.unwrap();
+        for file in files(dir.path()) {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
 }

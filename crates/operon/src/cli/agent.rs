@@ -38,6 +38,10 @@ pub struct AgentArgs {
     /// for an https:// server without a pinned fingerprint.
     #[arg(long, env = "OPERON_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// Allow plain http:// to a server that is not on a loopback address
+    /// (the node credential travels in clear). Never with a pinned certificate.
+    #[arg(long, env = "OPERON_INSECURE")]
+    pub insecure: bool,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -58,6 +62,7 @@ impl AgentArgs {
             heartbeat_secs: self.heartbeat_secs,
             server_fingerprint: self.server_fingerprint,
             tls_ca: self.tls_ca,
+            insecure: self.insecure,
         }
     }
 }

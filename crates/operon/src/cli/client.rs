@@ -41,6 +41,10 @@ pub struct ClientArgs {
     /// --data-dir is pinned if there is one, else the system roots decide.
     #[arg(long, global = true, env = "OPERON_SERVER_FINGERPRINT")]
     pub server_fingerprint: Option<String>,
+    /// Send the API token over plain http:// to a server that is not on a
+    /// loopback address (anyone on the network path can read it).
+    #[arg(long, global = true, env = "OPERON_INSECURE")]
+    pub insecure: bool,
 }
 
 /// How the CLI trusts an https:// server, and why (for error messages).
@@ -77,6 +81,15 @@ fn tls_trust(args: &ClientArgs) -> Result<(TlsTrust, String)> {
     Ok((TlsTrust::default(), "the system's trusted roots".into()))
 }
 
+/// Refuse, before any token is looked up or sent, plain HTTP to a server
+/// that is not on a loopback address, unless --insecure
+/// (see `operon_agent::transport`).
+pub fn check_transport(args: &ClientArgs) -> Result<()> {
+    let pin = args.server_fingerprint.as_deref();
+    operon_agent::transport::check(&args.server, pin, args.insecure)?;
+    Ok(())
+}
+
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -87,12 +100,14 @@ pub struct Client {
 
 impl Client {
     pub fn new(args: &ClientArgs) -> Result<Client> {
+        check_transport(args)?;
         let token = resolve_token(args)?;
         Self::with_token(args, token)
     }
 
     /// A client using exactly this token (for `operon login`).
     pub fn with_token(args: &ClientArgs, token: String) -> Result<Client> {
+        check_transport(args)?;
         let (trust, trusted_by) = if args.server.starts_with("https://") {
             tls_trust(args)?
         } else {

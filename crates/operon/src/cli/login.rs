@@ -83,6 +83,7 @@ fn store(server: &str, token: Option<&str>) -> Result<PathBuf> {
 /// `operon login`: check the token with the server (which audits the login),
 /// then store it.
 pub fn login(args: &ClientArgs) -> Result<ExitCode> {
+    super::client::check_transport(args)?;
     let token = match &args.token {
         Some(token) => token.trim().to_string(),
         None => {

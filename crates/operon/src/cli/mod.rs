@@ -29,6 +29,10 @@ pub fn init_logging(json: bool) {
     };
 }
 
+/// After a server has stopped, how long tasks still running get before the
+/// process exits anyway.
+pub const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Completes on ctrl-c or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -94,7 +94,7 @@ pub fn print_tls(server: &operon_server::Server) {
 pub fn run(args: ServerArgs) -> Result<ExitCode> {
     super::init_logging(args.log_json);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let server = operon_server::start(args.config()).await?;
         // Tests and scripts read this line to learn the bound address.
         println!("operon server listening on {}", server.url());
@@ -111,5 +111,9 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
             .await
             .context("serving")?;
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // `run_until` has stopped everything that matters; tasks still running
+    // (agent sessions, a request past the drain) must not delay the exit.
+    runtime.shutdown_timeout(super::RUNTIME_SHUTDOWN);
+    result
 }

@@ -15,7 +15,7 @@ const LOCAL_AGENT_DIR: &str = "local-agent";
 pub fn run(args: ServerArgs) -> Result<ExitCode> {
     super::init_logging(args.log_json);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let server = operon_server::start(args.config()).await?;
         let state_dir = args.data_dir.join(LOCAL_AGENT_DIR);
         let enrolled = state_dir.join("credential.json").exists();
@@ -40,6 +40,9 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
             // The local agent pins this server's certificate, whatever it is.
             server_fingerprint: server.tls.as_ref().map(|t| t.fingerprint.clone()),
             tls_ca: None,
+            // The agent talks to this very process at one of this host's own
+            // addresses (the listen address, loopback or not).
+            insecure: true,
         };
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(operon_agent::run(config, async move {
@@ -50,7 +53,9 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
         let _ = tokio::time::timeout(Duration::from_secs(5), agent).await;
         served.context("serving")?;
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    runtime.shutdown_timeout(super::RUNTIME_SHUTDOWN);
+    result
 }
 
 fn print_banner(server: &operon_server::Server, args: &ServerArgs) {
