@@ -36,6 +36,10 @@ pub struct TargetSpec {
     pub secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_sealed: Option<String>,
+    /// Shown instead of the sealed secret; accepted back only with the
+    /// `Secret` itself, so a described rule put back keeps signing.
+    #[serde(default, skip_serializing)]
+    pub has_secret: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,6 +141,12 @@ pub fn prepare(
     if spec.secret_sealed.is_some() {
         return Err(format!(
             "target {}: SecretSealed cannot be given; give the signing Secret in clear (it is stored sealed and never shown)",
+            spec.id
+        ));
+    }
+    if spec.has_secret == Some(true) && spec.secret.is_none() {
+        return Err(format!(
+            "target {}: HasSecret is true but no Secret is given; give the signing Secret again (it is never shown)",
             spec.id
         ));
     }

@@ -20,12 +20,19 @@ pub enum ServerWorkflowsCmd {
         name: String,
         #[arg(long)]
         definition: PathBuf,
+        /// The role its executions act as (needs roles:Pass on it); without
+        /// one they act as you.
+        #[arg(long)]
+        role: Option<String>,
     },
     /// Add a new version (running executions keep theirs).
     Update {
         name: String,
         #[arg(long)]
         definition: PathBuf,
+        /// A new role; without it the current one is kept, "" removes it.
+        #[arg(long)]
+        role: Option<String>,
     },
     /// List state machines.
     List,
@@ -134,20 +141,28 @@ pub fn workflows(args: &ClientArgs, cmd: ServerWorkflowsCmd) -> Result<ExitCode>
     let client = Client::new(args)?;
     runtime()?.block_on(async {
         match cmd {
-            ServerWorkflowsCmd::Create { name, definition } => {
+            ServerWorkflowsCmd::Create {
+                name,
+                definition,
+                role,
+            } => {
                 let definition = read_definition(&definition)?;
-                let body = json!({"name": name, "definition": definition});
+                let body = json!({"name": name, "definition": definition, "role": role});
                 let out = client.post("/v1/workflows", &body).await?;
                 print_or(args, &out, || {
                     format!("workflow {name} version {}", text(&out["version"]))
                 });
             }
-            ServerWorkflowsCmd::Update { name, definition } => {
+            ServerWorkflowsCmd::Update {
+                name,
+                definition,
+                role,
+            } => {
                 let definition = read_definition(&definition)?;
                 let out = client
                     .put(
                         &format!("/v1/workflows/{name}"),
-                        &json!({"definition": definition}),
+                        &json!({"definition": definition, "role": role}),
                     )
                     .await?;
                 print_or(args, &out, || {
