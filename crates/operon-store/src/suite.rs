@@ -366,12 +366,27 @@ pub(crate) async fn concurrent_audit_appends_form_one_chain(store: DynStore) {
     let chain = store.audit_chain().await.unwrap();
     assert_eq!(chain.len() as i64, total);
     assert_eq!(verify_chain(&chain), vec![], "one unbroken chain");
-    // Each call's head is the record it wrote last.
-    for (seq, hash) in &heads {
-        assert_eq!(&chain[(*seq - 1) as usize].hash, hash);
+    // Each call's head is the record it wrote last, and the head it
+    // extended is the record just before its first.
+    for head in &heads {
+        assert_eq!(chain[(head.seq - 1) as usize].hash, head.hash);
+        let first = &chain[head.prev_seq as usize];
+        assert_eq!(first.prev_hash, head.prev_hash);
+        if head.prev_seq > 0 {
+            assert_eq!(chain[(head.prev_seq - 1) as usize].hash, head.prev_hash);
+        }
     }
-    let last = heads.iter().max_by_key(|(seq, _)| *seq).unwrap();
-    assert_eq!(last.0, total);
+    let last = heads.iter().max_by_key(|h| h.seq).unwrap();
+    assert_eq!(last.seq, total);
+    assert_eq!(
+        store.audit_last().await.unwrap(),
+        Some((last.seq, last.hash.clone()))
+    );
+    assert_eq!(
+        store.audit_hash_at(2).await.unwrap().as_deref(),
+        Some(chain[1].hash.as_str())
+    );
+    assert_eq!(store.audit_hash_at(total + 1).await.unwrap(), None);
 }
 
 pub(crate) async fn batched_agent_writes_and_dispatches_are_idempotent(store: DynStore) {

@@ -15,8 +15,8 @@ use operon_proto::{CommandResult, InvocationStatus};
 use serde_json::Value;
 
 use crate::{
-    AgentWrite, ApiToken, Approval, Archive, AuditEntry, AuditFilter, AuditRecord, Bus,
-    ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
+    AgentWrite, ApiToken, Approval, Archive, AuditAdvance, AuditEntry, AuditFilter, AuditRecord,
+    Bus, ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
     EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow, InboundWebhook,
     Invocation, NewEvent, NewNode, Node, PolicyRecord, Replay, Result, Role, Rule, StatusTable,
     StepWrite, StoredAuditRecord, StoredEvent, TimerRow, User, Workflow, WorkflowTask,
@@ -302,12 +302,19 @@ pub trait IdentityStore: Send + Sync {
 /// for.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Append entries, chained, in one transaction. Returns the last record's
-    /// sequence number and hash (the new head), or `None` for no entries.
-    async fn append_audit(&self, entries: &[AuditEntry], at: i64) -> Result<Option<(i64, String)>>;
+    /// Append entries, chained, in one transaction. Returns the head the
+    /// records extended and the new one (the last record's sequence number
+    /// and hash), or `None` for no entries.
+    async fn append_audit(&self, entries: &[AuditEntry], at: i64) -> Result<Option<AuditAdvance>>;
 
     /// Records matching `filter`, oldest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
+
+    /// The hash of the record numbered `seq`, if there is one.
+    async fn audit_hash_at(&self, seq: i64) -> Result<Option<String>>;
+
+    /// The sequence number and hash of the last record, if any.
+    async fn audit_last(&self) -> Result<Option<(i64, String)>>;
 
     /// The whole log in sequence order, as stored (for verification).
     async fn audit_chain(&self) -> Result<Vec<StoredAuditRecord>>;
@@ -351,7 +358,7 @@ pub trait EventStore: Send + Sync {
         events: &[NewEvent],
         audit: &[crate::AuditEntry],
         audited_at: i64,
-    ) -> Result<(Vec<i64>, Option<(i64, String)>)>;
+    ) -> Result<(Vec<i64>, Option<AuditAdvance>)>;
 
     /// The first event with this id on `bus`.
     async fn event_by_id_on_bus(&self, id: &str, bus: &str) -> Result<Option<StoredEvent>>;
@@ -499,7 +506,7 @@ pub trait WorkflowStore: Send + Sync {
 
     /// Commit many executions' steps in one transaction: all of them or none.
     /// Returns the new audit head when the steps carried audit records.
-    async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<Option<(i64, String)>>;
+    async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<Option<AuditAdvance>>;
 
     // ----- Timers, tasks and approvals ------------------------------------
     /// Every timer of a running execution (the runner's heap after a restart).

@@ -633,8 +633,8 @@ async fn committer(state: Arc<AppState>, shared: Arc<Shared>, mut batches: mpsc:
             let started = std::time::Instant::now();
             match state.store.apply_workflow_steps(&batch.writes).await {
                 Ok(head) => {
-                    if let Some((seq, hash)) = head {
-                        state.audit.advance_head(seq, &hash);
+                    if let Some(head) = head {
+                        state.audit.advance_head(&head);
                     }
                     tracing::debug!(
                         seq,

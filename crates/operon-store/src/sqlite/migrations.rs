@@ -534,8 +534,8 @@ mod tests {
             outcome: "allowed".into(),
             detail: serde_json::json!({}),
         };
-        let (seq, _) = store.append_audit(&[entry], 3).await.unwrap().unwrap();
-        assert_eq!(seq, 3);
+        let head = store.append_audit(&[entry], 3).await.unwrap().unwrap();
+        assert_eq!((head.prev_seq, head.seq), (2, 3));
         let chain = store.audit_chain().await.unwrap();
         assert_eq!(
             chain[2].prev_hash, prev,
