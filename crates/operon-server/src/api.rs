@@ -257,6 +257,8 @@ async fn audit_call(
         (false, _) => format!("failed ({})", status.as_u16()),
     };
     let mut detail = notes;
+    // Which credential made the call: a user's tokens are told apart.
+    detail.insert("token".into(), principal.token_id.clone().into());
     detail.insert("method".into(), method.as_str().into());
     detail.insert("path".into(), path.into());
     detail.insert("status".into(), status.as_u16().into());
