@@ -17,6 +17,7 @@ macro_rules! store_suite {
             a_user_and_its_roles_are_written_together,
             concurrent_document_writes_get_distinct_versions,
             concurrent_enrollments_never_exceed_uses_or_fail_with_locks,
+            a_revoked_enrollment_token_enrolls_nothing,
             concurrent_event_batches_get_unique_gap_free_sequence_numbers,
             concurrent_audit_appends_form_one_chain,
             batched_agent_writes_and_dispatches_are_idempotent,
@@ -55,6 +56,7 @@ fn token(uses_allowed: i64, expires_at: i64) -> EnrollToken {
         uses: 0,
         expires_at,
         created_at: 0,
+        revoked_at: None,
     }
 }
 
@@ -112,6 +114,47 @@ pub(crate) async fn enrollment_counts_uses_refuses_expired_and_token_tags_win(st
         store.node("n-5").await.unwrap().is_none(),
         "a refused enrollment writes no node"
     );
+}
+
+pub(crate) async fn a_revoked_enrollment_token_enrolls_nothing(store: DynStore) {
+    store
+        .insert_enroll_token(&token(5, i64::MAX))
+        .await
+        .unwrap();
+    store
+        .enroll_node("hash-1", 10, new_node("n-1", "web"))
+        .await
+        .unwrap()
+        .unwrap();
+    let revoked = store
+        .revoke_enroll_token("et-1", 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(20));
+    assert_eq!(revoked.uses, 1);
+    // Revoking again keeps the first time; an unknown id is None.
+    let again = store
+        .revoke_enroll_token("et-1", 30)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(20));
+    assert!(
+        store
+            .revoke_enroll_token("et-9", 30)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let refused = store
+        .enroll_node("hash-1", 40, new_node("n-2", "db"))
+        .await
+        .unwrap();
+    assert_eq!(refused.unwrap_err(), EnrollRefusal::Revoked);
+    assert!(store.node("n-2").await.unwrap().is_none());
+    let listed = store.list_enroll_tokens().await.unwrap();
+    assert_eq!((listed[0].uses, listed[0].revoked_at), (1, Some(20)));
 }
 
 fn command(id: &str) -> Command {
@@ -736,6 +779,7 @@ async fn enroll_one(store: &DynStore) -> Node {
         uses: 0,
         expires_at: i64::MAX,
         created_at: 0,
+        revoked_at: None,
     };
     store.insert_enroll_token(&token).await.unwrap();
     let new = NewNode {

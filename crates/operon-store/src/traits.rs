@@ -68,6 +68,11 @@ pub trait NodeStore: Send + Sync {
 
     async fn list_enroll_tokens(&self) -> Result<Vec<EnrollToken>>;
 
+    /// Revoke an enrollment token: it enrolls nothing from now on (an
+    /// enrollment racing the revocation re-checks it in its own update).
+    /// Revoking twice keeps the first time. `None` if there is no such token.
+    async fn revoke_enroll_token(&self, id: &str, now: i64) -> Result<Option<EnrollToken>>;
+
     /// Enroll a node with a token, atomically: the token's use is counted and
     /// the node inserted in one transaction, so a token of N uses enrolls at
     /// most N nodes even under concurrent requests.

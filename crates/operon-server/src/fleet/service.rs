@@ -151,6 +151,7 @@ impl FleetService<'_> {
             uses: 0,
             expires_at: now + ttl_secs * 1000,
             created_at: now,
+            revoked_at: None,
         };
         self.store.insert_enroll_token(&record).await?;
         Ok((token, record))
@@ -158,6 +159,23 @@ impl FleetService<'_> {
 
     pub async fn list_enroll_tokens(&self) -> ServiceResult<Vec<EnrollToken>> {
         Ok(self.store.list_enroll_tokens().await?)
+    }
+
+    /// Revoke an enrollment token: it enrolls nothing from now on. Nodes it
+    /// already enrolled keep their credentials (revoke them one by one).
+    pub async fn revoke_enroll_token(&self, id: &str) -> ServiceResult<EnrollToken> {
+        let token = self
+            .store
+            .revoke_enroll_token(id, now_millis())
+            .await?
+            .ok_or_else(|| {
+                ServiceError::not_found(
+                    "UnknownEnrollToken",
+                    format!("no enrollment token with id {id:?}"),
+                )
+            })?;
+        tracing::info!(enroll_token_id = %token.id, "enrollment token revoked");
+        Ok(token)
     }
 
     async fn authorize_node(

@@ -73,6 +73,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(4, "0004_events.sql"),
     migration!(5, "0005_node_credentials.sql"),
     migration!(6, "0006_counters.sql"),
+    migration!(7, "0007_enroll_token_revocation.sql"),
 ];
 
 /// A migration as recorded in the database.

@@ -19,8 +19,8 @@ impl NodeStore for SqliteStore {
     // ----- Enrollment tokens -----------------------------------------------
     async fn insert_enroll_token(&self, token: &EnrollToken) -> Result<()> {
         sqlx::query(
-            "INSERT INTO enroll_tokens (id, token_hash, tags, uses_allowed, uses, expires_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO enroll_tokens (id, token_hash, tags, uses_allowed, uses, expires_at, created_at, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&token.id)
         .bind(&token.token_hash)
@@ -29,6 +29,7 @@ impl NodeStore for SqliteStore {
         .bind(token.uses)
         .bind(token.expires_at)
         .bind(token.created_at)
+        .bind(token.revoked_at)
         .execute(&self.pool)
         .await
         .map_err(db("inserting an enrollment token"))?;
@@ -37,13 +38,26 @@ impl NodeStore for SqliteStore {
 
     async fn list_enroll_tokens(&self) -> Result<Vec<EnrollToken>> {
         let rows = sqlx::query(
-            "SELECT id, token_hash, tags, uses_allowed, uses, expires_at, created_at
+            "SELECT id, token_hash, tags, uses_allowed, uses, expires_at, created_at, revoked_at
              FROM enroll_tokens ORDER BY created_at",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(db("listing enrollment tokens"))?;
         rows.iter().map(enroll_token_from_row).collect()
+    }
+
+    async fn revoke_enroll_token(&self, id: &str, now: i64) -> Result<Option<EnrollToken>> {
+        let row = sqlx::query(
+            "UPDATE enroll_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?
+             RETURNING id, token_hash, tags, uses_allowed, uses, expires_at, created_at, revoked_at",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("revoking an enrollment token"))?;
+        row.as_ref().map(enroll_token_from_row).transpose()
     }
 
     async fn enroll_node(
@@ -54,7 +68,7 @@ impl NodeStore for SqliteStore {
     ) -> Result<Result<Node, EnrollRefusal>> {
         let mut tx = self.begin_write("starting enrollment").await?;
         let row = sqlx::query(
-            "SELECT id, token_hash, tags, uses_allowed, uses, expires_at, created_at
+            "SELECT id, token_hash, tags, uses_allowed, uses, expires_at, created_at, revoked_at
              FROM enroll_tokens WHERE token_hash = ?",
         )
         .bind(token_hash)
@@ -65,12 +79,17 @@ impl NodeStore for SqliteStore {
             return Ok(Err(EnrollRefusal::Unknown));
         };
         let token = enroll_token_from_row(&row)?;
+        if token.revoked_at.is_some() {
+            return Ok(Err(EnrollRefusal::Revoked));
+        }
         if token.expires_at <= now {
             return Ok(Err(EnrollRefusal::Expired));
         }
+        // The condition is re-checked by the update itself: a revocation
+        // committed since the read above wins.
         let counted = sqlx::query(
             "UPDATE enroll_tokens SET uses = uses + 1
-             WHERE id = ? AND uses < uses_allowed AND expires_at > ?",
+             WHERE id = ? AND uses < uses_allowed AND expires_at > ? AND revoked_at IS NULL",
         )
         .bind(&token.id)
         .bind(now)
@@ -78,7 +97,17 @@ impl NodeStore for SqliteStore {
         .await
         .map_err(db("counting an enrollment token use"))?;
         if counted.rows_affected() == 0 {
-            return Ok(Err(EnrollRefusal::UsedUp));
+            let revoked: Option<i64> =
+                sqlx::query_scalar("SELECT revoked_at FROM enroll_tokens WHERE id = ?")
+                    .bind(&token.id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db("reading the enrollment token"))?;
+            return Ok(Err(if revoked.is_some() {
+                EnrollRefusal::Revoked
+            } else {
+                EnrollRefusal::UsedUp
+            }));
         }
         let mut tags = node.requested_tags;
         tags.extend(token.tags.clone());
@@ -354,5 +383,6 @@ fn enroll_token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EnrollToken> {
         uses: row.get("uses"),
         expires_at: row.get("expires_at"),
         created_at: row.get("created_at"),
+        revoked_at: row.get("revoked_at"),
     })
 }
