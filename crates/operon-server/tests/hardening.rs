@@ -138,3 +138,156 @@ async fn a_revoked_enrollment_token_enrolls_no_more_nodes() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn node_names_and_tags_are_validated_at_enrollment_and_tagging() {
+    let api = Api::start().await;
+    let (token, _) = enroll_token(&api, 10).await;
+    let prod = api
+        .ok(
+            "POST",
+            "/v1/agent/enroll",
+            Some(enrollment(&token, Some("prod"), json!({"env": "prod"}))),
+        )
+        .await;
+    let prod_id = prod["node_id"].as_str().unwrap().to_string();
+    for (name, tags, says) in [
+        (
+            Some("web\u{1b}]0;pwned\u{7}"),
+            json!({}),
+            "invalid node name",
+        ),
+        (Some(prod_id.as_str()), json!({}), "invalid node name"),
+        (Some("n-0123456789abcdef"), json!({}), "invalid node name"),
+        (Some(&*"x".repeat(64)), json!({}), "invalid node name"),
+        (Some("web"), json!({"env": "a\u{1b}[2J"}), "invalid value"),
+        (
+            Some("web"),
+            json!({"Env": "a", "env": "b"}),
+            "differ only in case",
+        ),
+    ] {
+        let (status, answer) = api
+            .call(
+                "POST",
+                "/v1/agent/enroll",
+                Some(enrollment(&token, name, tags)),
+            )
+            .await;
+        assert_eq!(status, 400, "{name:?}: {answer}");
+        assert!(message(&answer).contains(says), "{name:?}: {answer}");
+    }
+    // Refused enrollments used none of the token's uses.
+    let listed = api.ok("GET", "/v1/enroll-tokens", None).await;
+    assert_eq!(listed[0]["uses"], 1);
+
+    // A taken name gets a suffix: names stay unique.
+    let again = api
+        .ok(
+            "POST",
+            "/v1/agent/enroll",
+            Some(enrollment(&token, Some("prod"), json!({}))),
+        )
+        .await;
+    assert_eq!(again["name"], "prod-2");
+
+    // Tags set later follow the same rules, and a key differing only in
+    // case from one the node has is refused.
+    for (set, says) in [
+        (json!({"ENV": "x"}), "differs only in case"),
+        (json!({"env": "x\ry"}), "invalid value"),
+        (json!({"a=b": "x"}), "invalid tag key"),
+    ] {
+        let (status, answer) = api
+            .call("POST", "/v1/nodes/prod/tags", Some(json!({"set": set})))
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(message(&answer).contains(says), "{answer}");
+    }
+    // Replacing the key in one change is fine.
+    let node = api
+        .ok(
+            "POST",
+            "/v1/nodes/prod/tags",
+            Some(json!({"remove": ["env"], "set": {"Env": "prod"}})),
+        )
+        .await;
+    assert_eq!(node["tags"], json!({"Env": "prod"}));
+}
+
+#[tokio::test]
+async fn node_routes_refuse_unknown_names_as_they_refuse_known_ones() {
+    let api = Api::start().await;
+    let (token, _) = enroll_token(&api, 2).await;
+    for name in ["web-1", "db-1"] {
+        api.ok(
+            "POST",
+            "/v1/agent/enroll",
+            Some(enrollment(&token, Some(name), json!({}))),
+        )
+        .await;
+    }
+    api.ok(
+        "POST",
+        "/v1/policies",
+        Some(
+            json!({"name": "web-nodes", "document": {"Statement": [{"Effect": "Allow",
+            "Action": ["nodes:Get", "nodes:Tag", "nodes:Revoke", "nodes:RotateCredential"],
+            "Resource": "node/web-*"}]}}),
+        ),
+    )
+    .await;
+    api.ok(
+        "POST",
+        "/v1/roles",
+        Some(json!({"name": "web-ops", "policies": ["web-nodes"]})),
+    )
+    .await;
+    api.ok(
+        "POST",
+        "/v1/users",
+        Some(json!({"name": "bob", "roles": ["web-ops"]})),
+    )
+    .await;
+    let bob = api
+        .ok(
+            "POST",
+            "/v1/tokens",
+            Some(json!({"name": "t", "user": "bob"})),
+        )
+        .await;
+    let bob = bob["token"].as_str().unwrap();
+
+    let tag = json!({"set": {"x": "y"}});
+    for (method, path, body) in [
+        ("GET", "/v1/nodes/{}", None),
+        ("POST", "/v1/nodes/{}/tags", Some(tag.clone())),
+        ("POST", "/v1/nodes/{}/revoke", Some(json!({}))),
+        ("POST", "/v1/nodes/{}/rotate-credential", Some(json!({}))),
+    ] {
+        let (known, _) = api
+            .call_as(bob, method, &path.replace("{}", "db-1"), body.clone())
+            .await;
+        let (unknown, answer) = api
+            .call_as(bob, method, &path.replace("{}", "db-9"), body.clone())
+            .await;
+        assert_eq!((known, unknown), (403, 403), "{method} {path}: {answer}");
+        // Within reach by name, a missing node is a plain 404.
+        let (missing, _) = api
+            .call_as(bob, method, &path.replace("{}", "web-9"), body)
+            .await;
+        assert_eq!(missing, 404, "{method} {path}");
+    }
+    let (status, _) = api.call_as(bob, "GET", "/v1/nodes/web-1", None).await;
+    assert_eq!(status, 200);
+    // The refusal of a name no node has is audited like any other.
+    let trail = api.ok("GET", "/v1/audit?actor=bob", None).await;
+    assert!(
+        trail
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["outcome"] == "denied" && r["resource"] == "node/db-9"),
+        "{trail}"
+    );
+}

@@ -57,6 +57,10 @@ impl EnrollRefusal {
     }
 }
 
+/// The longest node name: a DNS label. A taken name gets `-2`, `-3`, ...
+/// and is shortened to stay within it.
+pub const NODE_NAME_MAX: usize = 63;
+
 /// A node about to be enrolled.
 #[derive(Debug, Clone)]
 pub struct NewNode {

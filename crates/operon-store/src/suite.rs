@@ -18,6 +18,7 @@ macro_rules! store_suite {
             concurrent_document_writes_get_distinct_versions,
             concurrent_enrollments_never_exceed_uses_or_fail_with_locks,
             a_revoked_enrollment_token_enrolls_nothing,
+            token_tags_win_over_keys_differing_in_case_and_suffixed_names_stay_short,
             concurrent_event_batches_get_unique_gap_free_sequence_numbers,
             concurrent_audit_appends_form_one_chain,
             batched_agent_writes_and_dispatches_are_idempotent,
@@ -155,6 +156,48 @@ pub(crate) async fn a_revoked_enrollment_token_enrolls_nothing(store: DynStore) 
     assert!(store.node("n-2").await.unwrap().is_none());
     let listed = store.list_enroll_tokens().await.unwrap();
     assert_eq!((listed[0].uses, listed[0].revoked_at), (1, Some(20)));
+}
+
+pub(crate) async fn token_tags_win_over_keys_differing_in_case_and_suffixed_names_stay_short(
+    store: DynStore,
+) {
+    store
+        .insert_enroll_token(&token(5, i64::MAX))
+        .await
+        .unwrap();
+    let mut node = new_node("n-1", "web");
+    node.requested_tags = BTreeMap::from([
+        ("ENV".into(), "prod".into()),
+        ("Env".into(), "prod".into()),
+        ("role".into(), "web".into()),
+    ]);
+    let node = store
+        .enroll_node("hash-1", 10, node)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        node.tags,
+        BTreeMap::from([
+            ("env".into(), "staging".into()),
+            ("role".into(), "web".into())
+        ]),
+        "the token's env wins over ENV and Env"
+    );
+    let long = "a".repeat(crate::NODE_NAME_MAX);
+    let first = store
+        .enroll_node("hash-1", 10, new_node("n-2", &long))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.name, long);
+    let second = store
+        .enroll_node("hash-1", 10, new_node("n-3", &long))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.name.len(), crate::NODE_NAME_MAX);
+    assert!(second.name.ends_with("a-2"), "{}", second.name);
 }
 
 fn command(id: &str) -> Command {

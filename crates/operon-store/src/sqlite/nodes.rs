@@ -109,7 +109,15 @@ impl NodeStore for SqliteStore {
                 EnrollRefusal::UsedUp
             }));
         }
+        // The token's tags win, also over a requested key that differs from
+        // one of them only in case (`Env` against the token's `env`).
         let mut tags = node.requested_tags;
+        tags.retain(|key, _| {
+            !token
+                .tags
+                .keys()
+                .any(|t| t != key && t.eq_ignore_ascii_case(key))
+        });
         tags.extend(token.tags.clone());
         let mut created = Node {
             id: node.id,
@@ -121,10 +129,20 @@ impl NodeStore for SqliteStore {
             revoked_at: None,
         };
         // The wanted name, else `name-2`, `name-3`, ...: the first the
-        // insert does not find taken.
+        // insert does not find taken, shortened to make room for the suffix
+        // so that no name is longer than NODE_NAME_MAX.
         for n in 1_u64.. {
             if n > 1 {
-                created.name = format!("{}-{n}", node.name);
+                let suffix = format!("-{n}");
+                let mut base = node.name.as_str();
+                while base.len() + suffix.len() > crate::NODE_NAME_MAX && !base.is_empty() {
+                    let mut cut = base.len() - 1;
+                    while !base.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    base = &base[..cut];
+                }
+                created.name = format!("{base}{suffix}");
             }
             let inserted = sqlx::query(
                 "INSERT INTO nodes (id, name, credential_hash, tags, inventory, enrolled_at, last_seen, revoked_at)
