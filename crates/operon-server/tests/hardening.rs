@@ -291,3 +291,94 @@ async fn node_routes_refuse_unknown_names_as_they_refuse_known_ones() {
         "{trail}"
     );
 }
+
+/// The token after `token` as sequential tokens (`<prefix>-<n>`, eight
+/// digits) would have it; otherwise `token` with its last digit changed.
+fn next_of(token: &str) -> String {
+    if let Some((prefix, n)) = token.rsplit_once('-')
+        && n.len() == 8
+        && let Ok(n) = n.parse::<u64>()
+    {
+        return format!("{prefix}-{:08}", n + 1);
+    }
+    let (head, last) = token.split_at(token.len() - 1);
+    format!("{head}{}", if last == "0" { "1" } else { "0" })
+}
+
+#[tokio::test]
+async fn sibling_task_tokens_are_independent() {
+    let api = Api::start().await;
+    let pass = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": "child", "definition": pass})),
+    )
+    .await;
+    // Two tasks waiting at once, each handing its token to a child execution.
+    let ask = |n: u32| {
+        json!({"StartAt": "Ask", "States": {"Ask": {"Type": "Task",
+            "Resource": "operon:startExecution.waitForTaskToken",
+            "Parameters": {"StateMachine": "child", "Input": {"n": n, "token.$": "$$.Task.Token"}},
+            "End": true}}})
+    };
+    let definition = json!({"StartAt": "Both", "States": {"Both": {"Type": "Parallel",
+        "End": true, "Branches": [ask(1), ask(2)]}}});
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": "waits", "definition": definition})),
+    )
+    .await;
+    let started = api
+        .ok("POST", "/v1/workflows/waits/executions", Some(json!({})))
+        .await;
+    let id = started["executionId"].as_str().unwrap().to_string();
+    let children = api
+        .get_until("/v1/executions?workflow=child", |list| {
+            list.as_array().is_some_and(|l| l.len() == 2)
+        })
+        .await;
+    let mut tokens = Vec::new();
+    for child in children.as_array().unwrap() {
+        let child_id = child["executionId"].as_str().unwrap();
+        let child = api
+            .ok("GET", &format!("/v1/executions/{child_id}"), None)
+            .await;
+        tokens.push(child["input"]["token"].as_str().unwrap().to_string());
+    }
+    let (a, b) = (&tokens[0], &tokens[1]);
+    // A fixed marker, then nothing in common (8 hex digits alike: 1 in 4e9).
+    assert!(a.starts_with("ott_") && b.starts_with("ott_"), "{tokens:?}");
+    let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    assert!(common < 4 + 8, "{tokens:?}");
+    assert!(!a.contains(&id) && !b.contains(&id), "{tokens:?}");
+
+    // A token made from a sibling's is refused; the real ones are accepted.
+    for token in [a, b] {
+        let derived = next_of(token);
+        assert!(!tokens.contains(&derived));
+        let (status, answer) = api
+            .call(
+                "POST",
+                "/v1/tasks/send-success",
+                Some(json!({"taskToken": derived, "output": {}})),
+            )
+            .await;
+        assert_eq!(status, 404, "{derived}: {answer}");
+    }
+    for token in &tokens {
+        api.ok(
+            "POST",
+            "/v1/tasks/send-success",
+            Some(json!({"taskToken": token, "output": {"ok": true}})),
+        )
+        .await;
+    }
+    let done = api
+        .get_until(&format!("/v1/executions/{id}"), |e| {
+            e["status"] != "RUNNING"
+        })
+        .await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+}
