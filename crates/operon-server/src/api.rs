@@ -141,7 +141,7 @@ pub(crate) async fn record_flood_summaries(state: &AppState) {
                 "count": summary.count,
                 "first_at": summary.first_at,
                 "last_at": summary.last_at,
-                "reason": "missing or invalid API token",
+                "reason": "missing or invalid API token or webhook signature",
             }),
         };
         if let Err(e) = state.audit.record(entry).await {

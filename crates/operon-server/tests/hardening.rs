@@ -382,3 +382,89 @@ async fn sibling_task_tokens_are_independent() {
         .await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
 }
+
+/// POST a webhook request signed with `secret` at `at` (Unix seconds).
+async fn post_hook(api: &Api, name: &str, secret: &str, at: i64, body: &str) -> (u16, Value) {
+    use operon_server::events::signing;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/hooks/{name}", api.server.url()))
+        .header("content-type", "application/json")
+        .header(signing::TIMESTAMP_HEADER, at.to_string())
+        .header(
+            signing::SIGNATURE_HEADER,
+            signing::signature(secret, at, body.as_bytes()),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let mut answer: Value = response.json().await.unwrap_or(Value::Null);
+    if let Some(value) = retry_after {
+        answer["retry-after"] = json!(value.to_str().unwrap());
+    }
+    (status, answer)
+}
+
+#[tokio::test]
+async fn inbound_webhooks_refuse_replays_alike_and_boundedly() {
+    let api = Api::start_with(|config| {
+        config.refusal_rate = operon_server::refusals::RefusalRate {
+            burst: 3,
+            per_minute: 1,
+        };
+    })
+    .await;
+    let secret = "a-webhook-secret-of-some-length";
+    api.ok(
+        "POST",
+        "/v1/webhooks",
+        Some(json!({"name": "ci", "secret": secret})),
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let body = r#"{"build": 7}"#;
+    let (status, answer) = post_hook(&api, "ci", secret, now, body).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // The same signed request again is a replay.
+    let (status, answer) = post_hook(&api, "ci", secret, now, body).await;
+    assert_eq!(status, 409, "{answer}");
+    let events = api.ok("GET", "/v1/audit?actor=webhook/ci", None).await;
+    assert_eq!(
+        events.as_array().unwrap().len(),
+        1,
+        "accepted once: {events}"
+    );
+
+    // A bad signature and an unknown webhook get the same answer.
+    let bad = post_hook(&api, "ci", "not-the-secret-at-all", now, body).await;
+    api.ok("DELETE", "/v1/webhooks/ci", None).await;
+    let unknown = post_hook(&api, "ci", secret, now + 1, body).await;
+    assert_eq!(bad.0, 401, "{bad:?}");
+    assert_eq!(bad, unknown);
+
+    // Each refusal is audited with its reason, up to the source's rate.
+    let trail = api.ok("GET", "/v1/audit?actor=anonymous", None).await;
+    let reasons: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["resource"] == "webhook/ci" && r["outcome"] == "unauthenticated")
+        .map(|r| r["detail"]["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{trail}");
+    assert!(reasons[0].starts_with("replayed"), "{reasons:?}");
+    assert!(reasons[1].contains("signature"), "{reasons:?}");
+    assert_eq!(reasons[2], "unknown webhook");
+    // Past it: 429 and no record (the minute's summary counts them).
+    let (status, answer) = post_hook(&api, "ci", secret, now, body).await;
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(answer["retry-after"], "60");
+    let trail = api.ok("GET", "/v1/audit?actor=anonymous", None).await;
+    assert_eq!(trail.as_array().unwrap().len(), 3, "{trail}");
+}
