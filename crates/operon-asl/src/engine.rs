@@ -31,11 +31,19 @@ pub struct ExecutionParams {
     pub record_history: bool,
     /// The execution fails with `States.Runtime` after this many state transitions.
     pub max_transitions: u64,
-    /// Task tokens are `<prefix>-<n>`; the prefix defaults to `name`. A durable
-    /// host sets a globally unique (and unguessable) prefix so that a token
-    /// alone identifies its execution.
+    /// Task tokens are `<prefix>-<n>`; the prefix defaults to `name`. With a
+    /// [`token_key`](Self::token_key) they are `<prefix><64 hex digits>`
+    /// instead, and the prefix is only a fixed marker of the kind of token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_prefix: Option<String>,
+    /// A secret key (a durable host gives each execution 32 random bytes):
+    /// the n-th token is then the SHA-256 of the key and n, so each token is
+    /// as unguessable as the key, and knowing some tokens of an execution
+    /// tells nothing about its others. Without it tokens are sequential, and
+    /// knowing one yields the next. Kept in the serialised state, so a
+    /// restored execution goes on with the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_key: Option<String>,
     /// The payload size quota, in bytes of compact UTF-8 JSON: Step Functions'
     /// 256 KiB (262,144 bytes) by default. The execution input, a state's
     /// input after `Parameters`/`Arguments` (Task, Parallel; for a Map each
@@ -109,6 +117,7 @@ impl Default for ExecutionParams {
             record_history: true,
             max_transitions: 25_000_000,
             token_prefix: None,
+            token_key: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             max_transitions_per_step: None,
             max_history_events: None,
@@ -740,7 +749,22 @@ impl Execution {
     }
 
     fn new_token(&mut self) -> String {
+        use sha2::{Digest, Sha256};
+        use std::fmt::Write;
         self.next_token += 1;
+        if let Some(key) = &self.params.token_key {
+            // Inputs of one length (the key is fixed per execution, n is 8
+            // bytes), so the hash is a keyed function of n.
+            let mut hash = Sha256::new();
+            hash.update((key.len() as u64).to_be_bytes());
+            hash.update(key.as_bytes());
+            hash.update(self.next_token.to_be_bytes());
+            let mut token = self.params.token_prefix.clone().unwrap_or_default();
+            for byte in hash.finalize() {
+                let _ = write!(token, "{byte:02x}");
+            }
+            return token;
+        }
         let prefix = self
             .params
             .token_prefix

@@ -1,9 +1,9 @@
 //! Access control: who may do what to which resource, and the record of it.
 //!
 //! Every handler names the action and the resource it acts on and calls
-//! [`authorize`] (or [`authorize_node`], which adds the node's tags as
-//! `operon:NodeTag/KEY` condition keys) before it changes or reveals
-//! anything. Actions are `noun:Verb` strings in the manner of IAM
+//! [`authorize`] (or, for a node, `FleetService::find_for`, which adds the
+//! node's tags as `operon:NodeTag/KEY` condition keys through
+//! [`node_request`]) before it changes or reveals anything. Actions are `noun:Verb` strings in the manner of IAM
 //! (`commands:Run`, `nodes:List`, `workflows:Start`); resources are
 //! `kind/name` paths (`node/web-1`, `workflow/deploy`, `bus/default`).
 //!
@@ -167,6 +167,11 @@ impl Principal {
     }
 }
 
+/// The request of `action` on `resource`, without condition keys.
+pub(crate) fn resource_request(principal: &Principal, action: &str, resource: &str) -> Request {
+    principal.request(action, resource)
+}
+
 /// The condition context of a node: its tags.
 pub fn node_request(principal: &Principal, action: &str, node: &Node) -> Request {
     principal
@@ -182,17 +187,6 @@ pub async fn authorize(
     resource: &str,
 ) -> ApiResult<()> {
     let request = principal.request(action, resource);
-    check(state, principal, &request).await
-}
-
-/// Allow or refuse `action` on a node, with its tags as condition keys.
-pub async fn authorize_node(
-    state: &AppState,
-    principal: &Principal,
-    action: &str,
-    node: &Node,
-) -> ApiResult<()> {
-    let request = node_request(principal, action, node);
     check(state, principal, &request).await
 }
 

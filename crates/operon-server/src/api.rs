@@ -141,7 +141,7 @@ pub(crate) async fn record_flood_summaries(state: &AppState) {
                 "count": summary.count,
                 "first_at": summary.first_at,
                 "last_at": summary.last_at,
-                "reason": "missing or invalid API token",
+                "reason": "missing or invalid API token or webhook signature",
             }),
         };
         if let Err(e) = state.audit.record(entry).await {
@@ -250,6 +250,8 @@ async fn audit_call(
         (false, _) => format!("failed ({})", status.as_u16()),
     };
     let mut detail = notes;
+    // Which credential made the call: a user's tokens are told apart.
+    detail.insert("token".into(), principal.token_id.clone().into());
     detail.insert("method".into(), method.as_str().into());
     detail.insert("path".into(), path.into());
     detail.insert("status".into(), status.as_u16().into());

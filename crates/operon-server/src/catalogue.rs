@@ -95,6 +95,12 @@ pub const ROUTES: &[Route] = &[
         "enrollTokens:List",
         P("enroll-token/*"),
     ),
+    route(
+        "POST",
+        "/v1/enroll-tokens/{id}/revoke",
+        "enrollTokens:Revoke",
+        P("enroll-token/{id}"),
+    ),
     route("GET", "/v1/nodes", "nodes:List", P("node/*")),
     route("GET", "/v1/nodes/{key}", "nodes:Get", Handler),
     route("POST", "/v1/nodes/{key}/tags", "nodes:Tag", Handler),

@@ -66,6 +66,57 @@ fn valid_name(kind: &str, name: &str) -> ApiResult<()> {
     }
 }
 
+/// Actor names the server uses itself: the admin token, unauthenticated
+/// callers, agent enrollment, and two kept for later (`system`, `root`).
+const RESERVED_NAMES: &[&str] = &["admin", "anonymous", "enrollment", "system", "root"];
+
+/// Kinds of actor the audit trail names `KIND/NAME` (`rule/critical`,
+/// `execution/x-1`, `webhook/prom`, a run-as `role/NAME`), with those planned
+/// (`schedule`, `association`, `window`, `alarm`).
+const ACTOR_KINDS: &[&str] = &[
+    "rule",
+    "execution",
+    "schedule",
+    "association",
+    "window",
+    "alarm",
+    "role",
+    "webhook",
+];
+
+/// The reserved word a user, role or policy name would be confused with, if
+/// any. Names cannot hold `/` or `:`, so `rule/x` is impossible already; what
+/// is refused is the bare word of a server actor and, for the actor kinds,
+/// the word followed by a separator (`rule-critical`, `Execution.x`), which
+/// reads like the actor in the trail. Case does not matter.
+pub(crate) fn reserved_word(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    if let Some(word) = RESERVED_NAMES.iter().find(|w| lower == **w) {
+        return Some(word);
+    }
+    ACTOR_KINDS.iter().copied().find(|kind| {
+        lower
+            .strip_prefix(kind)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '_', '.', '@']))
+    })
+}
+
+/// [`valid_name`] for names that appear as actors or grants: users, roles
+/// and policies must not be mistaken for the server's own actors.
+fn valid_identity_name(kind: &str, name: &str) -> ApiResult<()> {
+    valid_name(kind, name)?;
+    match reserved_word(name) {
+        None => Ok(()),
+        Some(word) => Err(ApiError::invalid(format!(
+            "invalid {kind} name {name:?}: {word:?} is reserved (the server's own actors are {}; \
+             names of the actor kinds {} followed by '-', '_', '.' or '@' are refused too, \
+             whatever the case)",
+            RESERVED_NAMES.join(", "),
+            ACTOR_KINDS.join(", ")
+        ))),
+    }
+}
+
 // ----- Who am I ------------------------------------------------------------------
 
 fn identity_view(principal: &Principal) -> Value {
@@ -115,7 +166,7 @@ async fn create_user(
         &format!("user/{}", body.name),
     )
     .await?;
-    valid_name("user", &body.name)?;
+    valid_identity_name("user", &body.name)?;
     let kind = body.kind.unwrap_or_else(|| "user".into());
     if kind != "user" && kind != "service" {
         return Err(ApiError::invalid(format!(
@@ -454,7 +505,7 @@ async fn put_policy(
         &format!("policy/{}", body.name),
     )
     .await?;
-    valid_name("policy", &body.name)?;
+    valid_identity_name("policy", &body.name)?;
     Policy::from_value(&body.document)
         .map_err(|e| ApiError::invalid(format!("policy {}: {e}", body.name)))?;
     state
@@ -615,7 +666,7 @@ async fn create_role(
         &format!("role/{}", body.name),
     )
     .await?;
-    valid_name("role", &body.name)?;
+    valid_identity_name("role", &body.name)?;
     for policy in &body.policies {
         require_policy(&state, policy).await?;
     }
@@ -724,4 +775,52 @@ async fn list_audit(
 async fn verify_audit(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     let report = state.audit.verify(&state.store).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_actor_names_are_reserved_whatever_the_case() {
+        for (name, word) in [
+            ("admin", "admin"),
+            ("Admin", "admin"),
+            ("ANONYMOUS", "anonymous"),
+            ("enrollment", "enrollment"),
+            ("system", "system"),
+            ("Root", "root"),
+            ("rule", "rule"),
+            ("rule-critical", "rule"),
+            ("Execution.x-1", "execution"),
+            ("schedule_nightly", "schedule"),
+            ("association@a", "association"),
+            ("window-1", "window"),
+            ("alarm", "alarm"),
+            ("role-ops", "role"),
+            ("webhook.prom", "webhook"),
+        ] {
+            assert_eq!(reserved_word(name), Some(word), "{name}");
+            let refused = valid_identity_name("user", name).unwrap_err();
+            assert!(
+                refused.message.contains(&format!("{word:?} is reserved")),
+                "{name}: {}",
+                refused.message
+            );
+        }
+        for name in [
+            "alice",
+            "admins",
+            "administrator",
+            "admin@example.com",
+            "rules",
+            "roleplay",
+            "ops-role",
+            "my-rule",
+            "windows",
+        ] {
+            assert_eq!(reserved_word(name), None, "{name}");
+            assert!(valid_identity_name("user", name).is_ok(), "{name}");
+        }
+    }
 }

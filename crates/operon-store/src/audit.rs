@@ -50,6 +50,20 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
+/// Where one append left the chain: the head it extended and the new head.
+/// Appends form one linear chain, so two appends never overlap: a record
+/// keeper that remembers a head can tell an append that continues the chain
+/// from one that rewrote it (see the server's audit head file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditAdvance {
+    /// The head before the append (0 and [`AUDIT_GENESIS`] for an empty log).
+    pub prev_seq: i64,
+    pub prev_hash: String,
+    /// The last record appended.
+    pub seq: i64,
+    pub hash: String,
+}
+
 /// Which records [`AuditStore::list_audit`](crate::AuditStore::list_audit) returns.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

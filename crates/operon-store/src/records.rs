@@ -32,6 +32,9 @@ pub struct EnrollToken {
     pub uses: i64,
     pub expires_at: i64,
     pub created_at: i64,
+    /// When the token was revoked; it enrolls nothing from then on.
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
 }
 
 /// Why an enrollment was refused.
@@ -40,6 +43,7 @@ pub enum EnrollRefusal {
     Unknown,
     Expired,
     UsedUp,
+    Revoked,
 }
 
 impl EnrollRefusal {
@@ -48,9 +52,14 @@ impl EnrollRefusal {
             Self::Unknown => "enrollment token is not known to this server",
             Self::Expired => "enrollment token has expired",
             Self::UsedUp => "enrollment token has no uses left",
+            Self::Revoked => "enrollment token has been revoked",
         }
     }
 }
+
+/// The longest node name: a DNS label. A taken name gets `-2`, `-3`, ...
+/// and is shortened to stay within it.
+pub const NODE_NAME_MAX: usize = 63;
 
 /// A node about to be enrolled.
 #[derive(Debug, Clone)]

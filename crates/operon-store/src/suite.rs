@@ -18,6 +18,8 @@ macro_rules! store_suite {
             a_user_and_its_roles_are_written_together,
             concurrent_document_writes_get_distinct_versions,
             concurrent_enrollments_never_exceed_uses_or_fail_with_locks,
+            a_revoked_enrollment_token_enrolls_nothing,
+            token_tags_win_over_keys_differing_in_case_and_suffixed_names_stay_short,
             concurrent_event_batches_get_unique_gap_free_sequence_numbers,
             concurrent_audit_appends_form_one_chain,
             batched_agent_writes_and_dispatches_are_idempotent,
@@ -56,6 +58,7 @@ fn token(uses_allowed: i64, expires_at: i64) -> EnrollToken {
         uses: 0,
         expires_at,
         created_at: 0,
+        revoked_at: None,
     }
 }
 
@@ -113,6 +116,89 @@ pub(crate) async fn enrollment_counts_uses_refuses_expired_and_token_tags_win(st
         store.node("n-5").await.unwrap().is_none(),
         "a refused enrollment writes no node"
     );
+}
+
+pub(crate) async fn a_revoked_enrollment_token_enrolls_nothing(store: DynStore) {
+    store
+        .insert_enroll_token(&token(5, i64::MAX))
+        .await
+        .unwrap();
+    store
+        .enroll_node("hash-1", 10, new_node("n-1", "web"))
+        .await
+        .unwrap()
+        .unwrap();
+    let revoked = store
+        .revoke_enroll_token("et-1", 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(20));
+    assert_eq!(revoked.uses, 1);
+    // Revoking again keeps the first time; an unknown id is None.
+    let again = store
+        .revoke_enroll_token("et-1", 30)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(20));
+    assert!(
+        store
+            .revoke_enroll_token("et-9", 30)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let refused = store
+        .enroll_node("hash-1", 40, new_node("n-2", "db"))
+        .await
+        .unwrap();
+    assert_eq!(refused.unwrap_err(), EnrollRefusal::Revoked);
+    assert!(store.node("n-2").await.unwrap().is_none());
+    let listed = store.list_enroll_tokens().await.unwrap();
+    assert_eq!((listed[0].uses, listed[0].revoked_at), (1, Some(20)));
+}
+
+pub(crate) async fn token_tags_win_over_keys_differing_in_case_and_suffixed_names_stay_short(
+    store: DynStore,
+) {
+    store
+        .insert_enroll_token(&token(5, i64::MAX))
+        .await
+        .unwrap();
+    let mut node = new_node("n-1", "web");
+    node.requested_tags = BTreeMap::from([
+        ("ENV".into(), "prod".into()),
+        ("Env".into(), "prod".into()),
+        ("role".into(), "web".into()),
+    ]);
+    let node = store
+        .enroll_node("hash-1", 10, node)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        node.tags,
+        BTreeMap::from([
+            ("env".into(), "staging".into()),
+            ("role".into(), "web".into())
+        ]),
+        "the token's env wins over ENV and Env"
+    );
+    let long = "a".repeat(crate::NODE_NAME_MAX);
+    let first = store
+        .enroll_node("hash-1", 10, new_node("n-2", &long))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.name, long);
+    let second = store
+        .enroll_node("hash-1", 10, new_node("n-3", &long))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.name.len(), crate::NODE_NAME_MAX);
+    assert!(second.name.ends_with("a-2"), "{}", second.name);
 }
 
 fn command(id: &str) -> Command {
@@ -446,12 +532,27 @@ pub(crate) async fn concurrent_audit_appends_form_one_chain(store: DynStore) {
     let chain = store.audit_chain().await.unwrap();
     assert_eq!(chain.len() as i64, total);
     assert_eq!(verify_chain(&chain), vec![], "one unbroken chain");
-    // Each call's head is the record it wrote last.
-    for (seq, hash) in &heads {
-        assert_eq!(&chain[(*seq - 1) as usize].hash, hash);
+    // Each call's head is the record it wrote last, and the head it
+    // extended is the record just before its first.
+    for head in &heads {
+        assert_eq!(chain[(head.seq - 1) as usize].hash, head.hash);
+        let first = &chain[head.prev_seq as usize];
+        assert_eq!(first.prev_hash, head.prev_hash);
+        if head.prev_seq > 0 {
+            assert_eq!(chain[(head.prev_seq - 1) as usize].hash, head.prev_hash);
+        }
     }
-    let last = heads.iter().max_by_key(|(seq, _)| *seq).unwrap();
-    assert_eq!(last.0, total);
+    let last = heads.iter().max_by_key(|h| h.seq).unwrap();
+    assert_eq!(last.seq, total);
+    assert_eq!(
+        store.audit_last().await.unwrap(),
+        Some((last.seq, last.hash.clone()))
+    );
+    assert_eq!(
+        store.audit_hash_at(2).await.unwrap().as_deref(),
+        Some(chain[1].hash.as_str())
+    );
+    assert_eq!(store.audit_hash_at(total + 1).await.unwrap(), None);
 }
 
 pub(crate) async fn batched_agent_writes_and_dispatches_are_idempotent(store: DynStore) {
@@ -819,6 +920,7 @@ async fn enroll_one(store: &DynStore) -> Node {
         uses: 0,
         expires_at: i64::MAX,
         created_at: 0,
+        revoked_at: None,
     };
     store.insert_enroll_token(&token).await.unwrap();
     let new = NewNode {

@@ -15,8 +15,8 @@ use operon_proto::{CommandResult, InvocationStatus};
 use serde_json::Value;
 
 use crate::{
-    AgentWrite, ApiToken, Approval, Archive, AuditEntry, AuditFilter, AuditRecord, Bus,
-    ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
+    AgentWrite, ApiToken, Approval, Archive, AuditAdvance, AuditEntry, AuditFilter, AuditRecord,
+    Bus, ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
     DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow,
     InboundWebhook, Invocation, NewEvent, NewNode, Node, PolicyRecord, Replay, Result, Role, Rule,
     StatusTable, StepWrite, StoredAuditRecord, StoredEvent, TimerRow, User, VersionRunAs, Workflow,
@@ -68,6 +68,11 @@ pub trait NodeStore: Send + Sync {
     async fn insert_enroll_token(&self, token: &EnrollToken) -> Result<()>;
 
     async fn list_enroll_tokens(&self) -> Result<Vec<EnrollToken>>;
+
+    /// Revoke an enrollment token: it enrolls nothing from now on (an
+    /// enrollment racing the revocation re-checks it in its own update).
+    /// Revoking twice keeps the first time. `None` if there is no such token.
+    async fn revoke_enroll_token(&self, id: &str, now: i64) -> Result<Option<EnrollToken>>;
 
     /// Enroll a node with a token, atomically: the token's use is counted and
     /// the node inserted in one transaction, so a token of N uses enrolls at
@@ -312,12 +317,19 @@ pub trait IdentityStore: Send + Sync {
 /// for.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Append entries, chained, in one transaction. Returns the last record's
-    /// sequence number and hash (the new head), or `None` for no entries.
-    async fn append_audit(&self, entries: &[AuditEntry], at: i64) -> Result<Option<(i64, String)>>;
+    /// Append entries, chained, in one transaction. Returns the head the
+    /// records extended and the new one (the last record's sequence number
+    /// and hash), or `None` for no entries.
+    async fn append_audit(&self, entries: &[AuditEntry], at: i64) -> Result<Option<AuditAdvance>>;
 
     /// Records matching `filter`, oldest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
+
+    /// The hash of the record numbered `seq`, if there is one.
+    async fn audit_hash_at(&self, seq: i64) -> Result<Option<String>>;
+
+    /// The sequence number and hash of the last record, if any.
+    async fn audit_last(&self) -> Result<Option<(i64, String)>>;
 
     /// The whole log in sequence order, as stored (for verification).
     async fn audit_chain(&self) -> Result<Vec<StoredAuditRecord>>;
@@ -361,7 +373,7 @@ pub trait EventStore: Send + Sync {
         events: &[NewEvent],
         audit: &[crate::AuditEntry],
         audited_at: i64,
-    ) -> Result<(Vec<i64>, Option<(i64, String)>)>;
+    ) -> Result<(Vec<i64>, Option<AuditAdvance>)>;
 
     /// The first event with this id on `bus`.
     async fn event_by_id_on_bus(&self, id: &str, bus: &str) -> Result<Option<StoredEvent>>;
@@ -514,7 +526,7 @@ pub trait WorkflowStore: Send + Sync {
 
     /// Commit many executions' steps in one transaction: all of them or none.
     /// Returns the new audit head when the steps carried audit records.
-    async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<Option<(i64, String)>>;
+    async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<Option<AuditAdvance>>;
 
     // ----- Timers, tasks and approvals ------------------------------------
     /// Every timer of a running execution (the runner's heap after a restart).

@@ -571,6 +571,8 @@ fn inbound_webhooks_tail_archives_and_replays() {
     );
     let accepted = post(&sign(&secret, now, &payload), now);
     assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
+    let replayed = post(&sign(&secret, now, &payload), now);
+    assert!(replayed.starts_with("HTTP/1.1 409"), "{replayed}");
 
     // Two firing alerts -> two deliveries; the resolved one matches no rule.
     wait_for("two alert deliveries", Duration::from_secs(20), || {

@@ -183,6 +183,7 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
         ("GET", "/metrics", json!({})),
         ("GET", "/v1/enroll-tokens", json!({})),
         ("POST", "/v1/enroll-tokens", json!({"uses": 1})),
+        ("POST", "/v1/enroll-tokens/{enroll_token}/revoke", json!({})),
         ("GET", "/v1/nodes", json!({})),
         ("GET", "/v1/nodes/web-1", json!({})),
         ("POST", "/v1/nodes/web-1/tags", json!({"set": {"x": "y"}})),
@@ -349,6 +350,7 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
             let path = path
                 .replace("{command}", &fx.command_id)
                 .replace("{token}", &fx.token_id)
+                .replace("{enroll_token}", &fx.enroll_token_id)
                 .replace("{execution}", &fx.execution_id)
                 .replace("{approval}", &fx.approval_id)
                 .replace("{dead}", &fx.dead_letter_id);
@@ -361,6 +363,7 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
 struct Fixtures {
     command_id: String,
     token_id: String,
+    enroll_token_id: String,
     execution_id: String,
     approval_id: String,
     task_token: String,
@@ -565,10 +568,12 @@ fn every_endpoint_refuses_every_kind_of_unauthorised_caller_and_audits_it() {
 
     let (execution_id, approval_id, task_token) = workflow_fixtures(&fleet);
     let dead_letter_id = event_fixtures(&fleet);
+    let enroll_token = admin(&fleet, "POST", "/v1/enroll-tokens", json!({"uses": 1}));
     let fixtures = Fixtures {
         dead_letter_id,
         command_id,
         token_id: alice_token_id,
+        enroll_token_id: enroll_token["id"].as_str().unwrap().to_string(),
         execution_id,
         approval_id,
         task_token,
@@ -704,6 +709,14 @@ fn audit_verify_reports_edited_removed_and_swapped_records() {
         let token = server.enroll_token(&[&format!("n={n}")], 1, "1h");
         assert!(token.starts_with("oet_"));
     }
+    // One of them revoked from the CLI (records 9 and on are not tampered with).
+    let listed = server.cli_json(&["enroll-tokens", "list"]);
+    let id = listed[0]["id"].as_str().unwrap();
+    let revoked = server.cli_json(&["enroll-tokens", "revoke", id]);
+    assert!(revoked["revoked_at"].as_i64().is_some(), "{revoked}");
+    let out = server.cli(&["enroll-tokens", "list"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REVOKED"));
     assert_eq!(server.cli_json(&["audit", "verify"])["ok"], true);
     server.kill();
     // Tamper with the database directly, as someone with disk access would.

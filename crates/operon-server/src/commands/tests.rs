@@ -42,6 +42,7 @@ impl Fixture {
                 uses: 0,
                 expires_at: i64::MAX,
                 created_at: 0,
+                revoked_at: None,
             })
             .await
             .unwrap();

@@ -139,8 +139,8 @@ async fn put_events(
             .collect::<Vec<_>>()
             .join(","),
         outcome: "allowed".into(),
-        detail: json!({"method": "POST", "path": "/v1/events", "status": 200,
-            "entries": answers.len(), "failed": failed}),
+        detail: json!({"token": principal.token_id, "method": "POST", "path": "/v1/events",
+            "status": 200, "entries": answers.len(), "failed": failed}),
     };
     super::accept_audited(&state, accepted, record).await?;
     principal.mark_recorded();

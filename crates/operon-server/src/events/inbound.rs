@@ -7,14 +7,30 @@
 //! detail `{"webhook", "payload"}`); an Alertmanager notification
 //! (`{"version": "4", "alerts": [...]}`) becomes one `Alertmanager Alert`
 //! event per alert, so a rule can start a runbook for each firing alert.
+//!
+//! Refusals give nothing away and cost a flood nothing:
+//! - an unknown webhook and a bad signature (or timestamp) get the same
+//!   answer, 401 `unknown webhook or bad signature`; the reason goes to the
+//!   audit record and the log;
+//! - a request whose signature was accepted within the skew window is a
+//!   replay and is refused with 409 (the signature covers the timestamp, so
+//!   a sender retrying signs again); the signatures are remembered until
+//!   their timestamp leaves the window, [`MAX_SEEN`] at most;
+//! - refusals are audited, limited per source address by the same
+//!   [`RefusalLimiter`](crate::refusals::RefusalLimiter) bucket as
+//!   unauthenticated API calls: past it, 429 and one summary record a minute.
 
 use operon_store::prelude::*;
 use std::sync::Arc;
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use operon_store::InboundWebhook;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -110,40 +126,140 @@ pub async fn delete(
     Ok(Json(json!({"deleted": name})))
 }
 
+/// Signatures accepted at most within one skew window: about 330 a second
+/// for five minutes. Past it (after expired ones are dropped) requests are
+/// refused with 429 rather than accepted without replay protection.
+pub const MAX_SEEN: usize = 100_000;
+
+/// Signatures of accepted requests, until their timestamp leaves the skew
+/// window (after which the signature check itself refuses them).
+#[derive(Default)]
+pub struct SeenSignatures(Mutex<Seen>);
+
+#[derive(Default)]
+struct Seen {
+    expiry: HashMap<String, i64>,
+    by_expiry: BTreeSet<(i64, String)>,
+}
+
+/// What [`SeenSignatures::insert`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// First time: remembered.
+    Fresh,
+    /// Seen within the window: a replay.
+    Replayed,
+    /// The table is full of live signatures.
+    Full,
+}
+
+impl SeenSignatures {
+    /// Remember `key` until `expires_at` (ms), unless it is already there.
+    pub fn insert(&self, key: &str, now: i64, expires_at: i64) -> Admission {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some((at, _)) = seen.by_expiry.first()
+            && *at <= now
+        {
+            if let Some((_, old)) = seen.by_expiry.pop_first() {
+                seen.expiry.remove(&old);
+            }
+        }
+        if seen.expiry.contains_key(key) {
+            return Admission::Replayed;
+        }
+        if seen.expiry.len() >= MAX_SEEN {
+            return Admission::Full;
+        }
+        seen.expiry.insert(key.to_string(), expires_at);
+        seen.by_expiry.insert((expires_at, key.to_string()));
+        Admission::Fresh
+    }
+
+    /// Forget `key` (its request failed: the sender may send it again).
+    pub fn forget(&self, key: &str) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = seen.expiry.remove(key) {
+            seen.by_expiry.remove(&(at, key.to_string()));
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().expiry.len()
+    }
+}
+
 /// A signed request from outside.
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let refused =
-        || ApiError::unauthorized(format!("webhook {name}: unknown webhook or bad signature"));
-    let Some(hook) = state.store.webhook(&name).await? else {
-        return Err(refused());
-    };
+) -> Response {
+    let source = extensions
+        .get::<ConnectInfo<crate::PeerAddr>>()
+        .map(|c| c.0.0.ip());
     let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let secret = state.events.key.open(&hook.secret_sealed).ok_or_else(|| {
+    let timestamp = header(signing::TIMESTAMP_HEADER);
+    let signature = header(signing::SIGNATURE_HEADER);
+    let now = now_millis();
+    let hook = match state.store.webhook(&name).await {
+        Ok(hook) => hook,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let Some(hook) = hook else {
+        // The same work as for a known hook, then the same answer.
+        let _ = signing::verify("unknown webhook", timestamp, signature, &body, now / 1000);
+        return refuse(&state, &name, source, "unknown webhook").await;
+    };
+    let Some(secret) = state.events.key.open(&hook.secret_sealed) else {
         tracing::error!(webhook = %name, "the webhook secret cannot be opened with events.key");
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
             "the webhook's secret cannot be read; see the server log",
         )
-    })?;
-    if let Err(reason) = signing::verify(
-        &secret,
-        header(signing::TIMESTAMP_HEADER),
-        header(signing::SIGNATURE_HEADER),
-        &body,
-        now_millis() / 1000,
-    ) {
-        tracing::warn!(webhook = %name, reason, "refused a webhook request");
-        return Err(ApiError::unauthorized(format!("webhook {name}: {reason}")));
+        .into_response();
+    };
+    if let Err(reason) = signing::verify(&secret, timestamp, signature, &body, now / 1000) {
+        return refuse(&state, &name, source, reason).await;
     }
-    let payload: Value = serde_json::from_slice(&body)
+    // Verified, so the timestamp is a number within the window.
+    let signed_at: i64 = timestamp.trim().parse().unwrap_or(0);
+    let expires_at = (signed_at + signing::MAX_CLOCK_SKEW_SECS + 1) * 1000;
+    let key = format!("{name}\n{}", signature.trim());
+    match state.events.seen_signatures.insert(&key, now, expires_at) {
+        Admission::Fresh => {}
+        Admission::Replayed => {
+            return refuse(
+                &state,
+                &name,
+                source,
+                "replayed: this signature was already accepted",
+            )
+            .await;
+        }
+        Admission::Full => {
+            tracing::warn!(webhook = %name, "too many webhook requests within the skew window");
+            return too_many(&state, "too many webhook requests; try again later");
+        }
+    }
+    match accept(&state, &name, &hook.bus, &body).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => {
+            state.events.seen_signatures.forget(&key);
+            e.into_response()
+        }
+    }
+}
+
+/// Turn a verified request's body into events and commit them with the
+/// call's audit record.
+async fn accept(state: &AppState, name: &str, bus: &str, body: &[u8]) -> ApiResult<Value> {
+    let payload: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("webhook {name}: the body is not JSON: {e}")))?;
-    let entries = entries_for(&name, &hook.bus, payload);
+    let entries = entries_for(name, bus, payload);
     let now = now_millis();
     let mut envelopes = Vec::with_capacity(entries.len());
     for (i, entry) in entries.iter().enumerate() {
@@ -155,12 +271,64 @@ pub async fn receive(
     let record = operon_store::AuditEntry {
         actor: format!("webhook/{name}"),
         action: "events:Put".into(),
-        resource: format!("bus/{}", hook.bus),
+        resource: format!("bus/{bus}"),
         outcome: "allowed".into(),
         detail: json!({"method": "POST", "path": format!("/v1/hooks/{name}"), "events": ids.len()}),
     };
-    super::accept_audited(&state, envelopes, record).await?;
-    Ok(Json(json!({"event_ids": ids})))
+    super::accept_audited(state, envelopes, record).await?;
+    Ok(json!({"event_ids": ids}))
+}
+
+/// Refuse a request: audited (within the source's rate, else counted into
+/// its summary and answered 429), then one answer for every reason but a
+/// replay.
+async fn refuse(
+    state: &AppState,
+    name: &str,
+    source: Option<std::net::IpAddr>,
+    reason: &str,
+) -> Response {
+    if state.refusals.check(source, now_millis()) == crate::refusals::Verdict::Suppress {
+        return too_many(
+            state,
+            "too many refused requests from this address; try again later",
+        );
+    }
+    tracing::warn!(webhook = %name, reason, "refused a webhook request");
+    let path = format!("/v1/hooks/{name}");
+    let entry = operon_store::AuditEntry {
+        actor: "anonymous".into(),
+        action: "events:Put".into(),
+        resource: format!("webhook/{name}"),
+        outcome: "unauthenticated".into(),
+        detail: json!({
+            "method": "POST",
+            "path": path,
+            "reason": reason,
+            "source": source.map(|ip| ip.to_string()),
+        }),
+    };
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(error = %e, "a refused webhook request could not be audited");
+    }
+    if reason.starts_with("replayed") {
+        return ApiError::conflict(format!(
+            "webhook {name}: this signed request was already received"
+        ))
+        .into_response();
+    }
+    ApiError::unauthorized(format!("webhook {name}: unknown webhook or bad signature"))
+        .into_response()
+}
+
+fn too_many(state: &AppState, message: &str) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message).into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(state.refusals.retry_after_secs()),
+    );
+    response
 }
 
 /// Is this an Alertmanager webhook notification?
@@ -208,6 +376,27 @@ pub fn entries_for(webhook: &str, bus: &str, payload: Value) -> Vec<PutEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_are_remembered_until_they_expire_and_the_table_is_bounded() {
+        let seen = SeenSignatures::default();
+        assert_eq!(seen.insert("a", 0, 1_000), Admission::Fresh);
+        assert_eq!(seen.insert("b", 0, 2_000), Admission::Fresh);
+        assert_eq!(seen.insert("a", 999, 1_000), Admission::Replayed);
+        // Past its expiry a signature is dropped (the timestamp check
+        // refuses the request by then).
+        assert_eq!(seen.insert("c", 1_000, 3_000), Admission::Fresh);
+        assert_eq!(seen.len(), 2);
+        seen.forget("c");
+        assert_eq!(seen.insert("c", 1_000, 3_000), Admission::Fresh);
+        let full = SeenSignatures::default();
+        for i in 0..MAX_SEEN {
+            assert_eq!(full.insert(&i.to_string(), 0, 10), Admission::Fresh);
+        }
+        assert_eq!(full.insert("one more", 5, 10), Admission::Full);
+        assert_eq!(full.insert("one more", 10, 20), Admission::Fresh);
+        assert_eq!(full.len(), 1);
+    }
 
     #[test]
     fn alertmanager_payloads_become_one_event_per_alert() {

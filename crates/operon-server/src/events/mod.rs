@@ -72,6 +72,9 @@ pub struct EventBus {
     pub(crate) http: reqwest::Client,
     /// Wakes the scheduler when rules change.
     pub(crate) schedule_changed: Notify,
+    /// Signatures of inbound webhook requests accepted within the clock
+    /// skew window: a replay is refused.
+    pub(crate) seen_signatures: inbound::SeenSignatures,
 }
 
 impl EventBus {
@@ -95,6 +98,7 @@ impl EventBus {
             tail: broadcast::channel(4096).0,
             http,
             schedule_changed: Notify::new(),
+            seen_signatures: inbound::SeenSignatures::default(),
         };
         for b in store.list_buses().await.map_err(|e| e.to_string())? {
             bus.write_rules().buses.insert(b.name);

@@ -72,8 +72,8 @@ async fn commit_loop(store: Store, audit_log: AuditLog, mut rx: mpsc::Receiver<B
             .put_events_audited(&events, &audit, crate::now_millis())
             .await
             .map(|(_, head)| {
-                if let Some((seq, hash)) = head {
-                    audit_log.advance_head(seq, &hash);
+                if let Some(head) = head {
+                    audit_log.advance_head(&head);
                 }
             })
             .map_err(|e| e.to_string());

@@ -37,17 +37,22 @@ pub async fn enroll(
     Json(request): Json<EnrollRequest>,
 ) -> ApiResult<Json<EnrollResponse>> {
     super::service::validate_tags(&request.tags)?;
-    let credential = auth::new_secret(NODE_CREDENTIAL_PREFIX);
-    let name = request
-        .name
-        .clone()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| request.inventory.hostname.clone());
-    let name = if name.trim().is_empty() {
-        "node".to_string()
-    } else {
-        name
+    // A name asked for must be valid; a hostname is made into one.
+    let name = match request.name.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => {
+            super::service::validate_node_name(name)?;
+            name.to_string()
+        }
+        _ => super::service::name_from_hostname(&request.inventory.hostname),
     };
+    // Never another node's id, whatever shape ids have (the shape of ours is
+    // refused above).
+    if state.store.node(&name).await?.is_some() {
+        return Err(ApiError::invalid(format!(
+            "invalid node name {name:?}: it is another node's id"
+        )));
+    }
+    let credential = auth::new_secret(NODE_CREDENTIAL_PREFIX);
     let node = NewNode {
         id: auth::new_id("n-"),
         name,

@@ -22,6 +22,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/enroll-tokens",
             post(create_enroll_token).get(list_enroll_tokens),
         )
+        .route("/v1/enroll-tokens/{id}/revoke", post(revoke_enroll_token))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{key}", get(show_node))
         .route("/v1/nodes/{key}/tags", post(tag_node))
@@ -74,6 +75,17 @@ async fn list_enroll_tokens(
     State(state): State<Arc<AppState>>,
 ) -> ApiResult<Json<Vec<EnrollToken>>> {
     Ok(Json(state.fleet().list_enroll_tokens().await?))
+}
+
+/// Authorized by the route layer (`enrollTokens:Revoke` on
+/// `enroll-token/{id}`) and audited by the middleware.
+async fn revoke_enroll_token(
+    Ctx { state, principal }: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EnrollToken>> {
+    let token = state.fleet().revoke_enroll_token(&id).await?;
+    principal.note("enroll_token_id", token.id.clone());
+    Ok(Json(token))
 }
 
 async fn list_nodes(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<NodeView>>> {

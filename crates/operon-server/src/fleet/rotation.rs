@@ -102,11 +102,9 @@ pub async fn rotate_credential(
     Path(key): Path<String>,
 ) -> ApiResult<Json<Rotated>> {
     let node = state
-        .store
-        .node_by_id_or_name(&key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no node with id or name {key:?}")))?;
-    crate::access::authorize_node(&state, &principal, "nodes:RotateCredential", &node).await?;
+        .fleet()
+        .find_for(&principal, "nodes:RotateCredential", &key)
+        .await?;
     check_rotatable(&state, &node)?;
 
     let credential = auth::new_secret(NODE_CREDENTIAL_PREFIX);

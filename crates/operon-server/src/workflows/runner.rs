@@ -37,6 +37,10 @@ use super::{RUNNING, execution_view, on_status_change};
 use crate::service::{ErrorKind, ServiceError, ServiceResult};
 use crate::{AppState, auth, now_millis};
 
+/// The marker of task tokens (`ott_` and 64 hex digits), like the other
+/// secrets' prefixes.
+pub(crate) const TASK_TOKEN_PREFIX: &str = "ott_";
+
 /// Most messages stepped and committed together.
 const MAX_BATCH: usize = 1024;
 
@@ -309,8 +313,10 @@ impl Runner {
             .clone()
             .unwrap_or_else(|| id.trim_start_matches("x-").to_string());
         let now = now_millis();
-        let mut secret = [0u8; 12];
-        rand::rng().fill_bytes(&mut secret);
+        // Each task token is the SHA-256 of this key and the task's number:
+        // independent values, none derivable from another.
+        let mut token_key = [0u8; 32];
+        rand::rng().fill_bytes(&mut token_key);
         let params = ExecutionParams {
             name: name.clone(),
             state_machine_name: req.workflow.clone(),
@@ -319,7 +325,8 @@ impl Runner {
             role_arn: String::new(),
             start_time_millis: now,
             seed: rand::rng().next_u64(),
-            token_prefix: Some(format!("{id}.{}", hex::encode(secret))),
+            token_prefix: Some(TASK_TOKEN_PREFIX.into()),
+            token_key: Some(hex::encode(token_key)),
             max_payload_bytes: self.state.config.max_payload_bytes,
             max_transitions_per_step: Some(TRANSITIONS_PER_STEP),
             max_history_events: Some(MAX_HISTORY_EVENTS),
@@ -647,8 +654,8 @@ async fn committer(state: Arc<AppState>, shared: Arc<Shared>, mut batches: mpsc:
             let started = std::time::Instant::now();
             match state.store.apply_workflow_steps(&batch.writes).await {
                 Ok(head) => {
-                    if let Some((seq, hash)) = head {
-                        state.audit.advance_head(seq, &hash);
+                    if let Some(head) = head {
+                        state.audit.advance_head(&head);
                     }
                     tracing::debug!(
                         seq,

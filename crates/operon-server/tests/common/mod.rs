@@ -18,11 +18,17 @@ pub struct Api {
 
 impl Api {
     pub async fn start() -> Api {
+        Api::start_with(|_| {}).await
+    }
+
+    /// [`Api::start`] with the configuration changed by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut operon_server::ServerConfig)) -> Api {
         let dir = tempfile::tempdir().unwrap();
-        let config = operon_server::ServerConfig::new(
+        let mut config = operon_server::ServerConfig::new(
             "127.0.0.1:0".parse().unwrap(),
             dir.path().join("server"),
         );
+        configure(&mut config);
         let server = operon_server::start(config).await.unwrap();
         Api {
             token: server.new_admin_token.clone().unwrap(),

@@ -5,16 +5,18 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use crate::{
-    AuditEntry, AuditFilter, AuditRecord, AuditStore, Result, StoredAuditRecord, audit_hash, db,
+    AuditAdvance, AuditEntry, AuditFilter, AuditRecord, AuditStore, Result, StoredAuditRecord,
+    audit_hash, db,
 };
 
 /// Append entries, chained, inside the caller's write transaction (so a
-/// record can commit together with what it records). Returns the new head.
+/// record can commit together with what it records). Returns the head it
+/// extended and the new head.
 pub(crate) async fn append_audit_in(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     entries: &[AuditEntry],
     at: i64,
-) -> Result<Option<(i64, String)>> {
+) -> Result<Option<AuditAdvance>> {
     if entries.is_empty() {
         return Ok(None);
     }
@@ -32,6 +34,7 @@ pub(crate) async fn append_audit_in(
     let (last, mut prev_hash) = head
         .ok_or_else(|| crate::corrupt("taking the audit head", "the audit_head row is missing"))?;
     let mut seq = last - n;
+    let (prev_seq, first_prev_hash) = (seq, prev_hash.clone());
     for entry in entries {
         seq += 1;
         let detail = serde_json::to_string(&entry.detail).expect("JSON values serialise");
@@ -67,7 +70,12 @@ pub(crate) async fn append_audit_in(
         .execute(&mut **tx)
         .await
         .map_err(db("moving the audit head"))?;
-    Ok(Some((seq, prev_hash)))
+    Ok(Some(AuditAdvance {
+        prev_seq,
+        prev_hash: first_prev_hash,
+        seq,
+        hash: prev_hash,
+    }))
 }
 
 const AUDIT_SELECT: &str =
@@ -89,7 +97,7 @@ fn stored_from_row(row: &sqlx::sqlite::SqliteRow) -> StoredAuditRecord {
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit(&self, entries: &[AuditEntry], at: i64) -> Result<Option<(i64, String)>> {
+    async fn append_audit(&self, entries: &[AuditEntry], at: i64) -> Result<Option<AuditAdvance>> {
         if entries.is_empty() {
             return Ok(None);
         }
@@ -137,6 +145,21 @@ impl AuditStore for SqliteStore {
             rows.iter().map(|r| stored_from_row(r).into()).collect();
         records.reverse();
         Ok(records)
+    }
+
+    async fn audit_hash_at(&self, seq: i64) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = ?")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading an audit record"))
+    }
+
+    async fn audit_last(&self) -> Result<Option<(i64, String)>> {
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading the last audit record"))
     }
 
     async fn audit_chain(&self) -> Result<Vec<StoredAuditRecord>> {

@@ -124,7 +124,7 @@ impl EventStore for SqliteStore {
         events: &[NewEvent],
         audit: &[crate::AuditEntry],
         audited_at: i64,
-    ) -> Result<(Vec<i64>, Option<(i64, String)>)> {
+    ) -> Result<(Vec<i64>, Option<crate::AuditAdvance>)> {
         // Rows go in as multi-row INSERTs: per-statement overhead, not the
         // disk, is what limits a large batch.
         let mut tx = self.begin_write("accepting events").await?;

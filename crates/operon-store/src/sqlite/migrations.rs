@@ -75,6 +75,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(6, "0006_counters.sql"),
     migration!(7, "0007_document_defaults.sql"),
     migration!(8, "0008_run_as.sql"),
+    migration!(9, "0009_enroll_token_revocation.sql"),
 ];
 
 /// A migration as recorded in the database.
@@ -648,8 +649,8 @@ mod tests {
             outcome: "allowed".into(),
             detail: serde_json::json!({}),
         };
-        let (seq, _) = store.append_audit(&[entry], 3).await.unwrap().unwrap();
-        assert_eq!(seq, 3);
+        let head = store.append_audit(&[entry], 3).await.unwrap().unwrap();
+        assert_eq!((head.prev_seq, head.seq), (2, 3));
         let chain = store.audit_chain().await.unwrap();
         assert_eq!(
             chain[2].prev_hash, prev,

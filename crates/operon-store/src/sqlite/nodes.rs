@@ -19,8 +19,8 @@ impl NodeStore for SqliteStore {
     // ----- Enrollment tokens -----------------------------------------------
     async fn insert_enroll_token(&self, token: &EnrollToken) -> Result<()> {
         sqlx::query(
-            "INSERT INTO enroll_tokens (id, token_hash, tags, uses_allowed, uses, expires_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO enroll_tokens (id, token_hash, tags, uses_allowed, uses, expires_at, created_at, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&token.id)
         .bind(&token.token_hash)
@@ -29,6 +29,7 @@ impl NodeStore for SqliteStore {
         .bind(token.uses)
         .bind(token.expires_at)
         .bind(token.created_at)
+        .bind(token.revoked_at)
         .execute(&self.pool)
         .await
         .map_err(db("inserting an enrollment token"))?;
@@ -37,13 +38,26 @@ impl NodeStore for SqliteStore {
 
     async fn list_enroll_tokens(&self) -> Result<Vec<EnrollToken>> {
         let rows = sqlx::query(
-            "SELECT id, token_hash, tags, uses_allowed, uses, expires_at, created_at
+            "SELECT id, token_hash, tags, uses_allowed, uses, expires_at, created_at, revoked_at
              FROM enroll_tokens ORDER BY created_at",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(db("listing enrollment tokens"))?;
         rows.iter().map(enroll_token_from_row).collect()
+    }
+
+    async fn revoke_enroll_token(&self, id: &str, now: i64) -> Result<Option<EnrollToken>> {
+        let row = sqlx::query(
+            "UPDATE enroll_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?
+             RETURNING id, token_hash, tags, uses_allowed, uses, expires_at, created_at, revoked_at",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("revoking an enrollment token"))?;
+        row.as_ref().map(enroll_token_from_row).transpose()
     }
 
     async fn enroll_node(
@@ -54,7 +68,7 @@ impl NodeStore for SqliteStore {
     ) -> Result<Result<Node, EnrollRefusal>> {
         let mut tx = self.begin_write("starting enrollment").await?;
         let row = sqlx::query(
-            "SELECT id, token_hash, tags, uses_allowed, uses, expires_at, created_at
+            "SELECT id, token_hash, tags, uses_allowed, uses, expires_at, created_at, revoked_at
              FROM enroll_tokens WHERE token_hash = ?",
         )
         .bind(token_hash)
@@ -65,12 +79,17 @@ impl NodeStore for SqliteStore {
             return Ok(Err(EnrollRefusal::Unknown));
         };
         let token = enroll_token_from_row(&row)?;
+        if token.revoked_at.is_some() {
+            return Ok(Err(EnrollRefusal::Revoked));
+        }
         if token.expires_at <= now {
             return Ok(Err(EnrollRefusal::Expired));
         }
+        // The condition is re-checked by the update itself: a revocation
+        // committed since the read above wins.
         let counted = sqlx::query(
             "UPDATE enroll_tokens SET uses = uses + 1
-             WHERE id = ? AND uses < uses_allowed AND expires_at > ?",
+             WHERE id = ? AND uses < uses_allowed AND expires_at > ? AND revoked_at IS NULL",
         )
         .bind(&token.id)
         .bind(now)
@@ -78,9 +97,27 @@ impl NodeStore for SqliteStore {
         .await
         .map_err(db("counting an enrollment token use"))?;
         if counted.rows_affected() == 0 {
-            return Ok(Err(EnrollRefusal::UsedUp));
+            let revoked: Option<i64> =
+                sqlx::query_scalar("SELECT revoked_at FROM enroll_tokens WHERE id = ?")
+                    .bind(&token.id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db("reading the enrollment token"))?;
+            return Ok(Err(if revoked.is_some() {
+                EnrollRefusal::Revoked
+            } else {
+                EnrollRefusal::UsedUp
+            }));
         }
+        // The token's tags win, also over a requested key that differs from
+        // one of them only in case (`Env` against the token's `env`).
         let mut tags = node.requested_tags;
+        tags.retain(|key, _| {
+            !token
+                .tags
+                .keys()
+                .any(|t| t != key && t.eq_ignore_ascii_case(key))
+        });
         tags.extend(token.tags.clone());
         let mut created = Node {
             id: node.id,
@@ -92,10 +129,20 @@ impl NodeStore for SqliteStore {
             revoked_at: None,
         };
         // The wanted name, else `name-2`, `name-3`, ...: the first the
-        // insert does not find taken.
+        // insert does not find taken, shortened to make room for the suffix
+        // so that no name is longer than NODE_NAME_MAX.
         for n in 1_u64.. {
             if n > 1 {
-                created.name = format!("{}-{n}", node.name);
+                let suffix = format!("-{n}");
+                let mut base = node.name.as_str();
+                while base.len() + suffix.len() > crate::NODE_NAME_MAX && !base.is_empty() {
+                    let mut cut = base.len() - 1;
+                    while !base.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    base = &base[..cut];
+                }
+                created.name = format!("{base}{suffix}");
             }
             let inserted = sqlx::query(
                 "INSERT INTO nodes (id, name, credential_hash, tags, inventory, enrolled_at, last_seen, revoked_at)
@@ -354,5 +401,6 @@ fn enroll_token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EnrollToken> {
         uses: row.get("uses"),
         expires_at: row.get("expires_at"),
         created_at: row.get("created_at"),
+        revoked_at: row.get("revoked_at"),
     })
 }

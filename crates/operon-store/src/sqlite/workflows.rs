@@ -322,7 +322,10 @@ impl WorkflowStore for SqliteStore {
             .collect())
     }
 
-    async fn apply_workflow_steps(&self, steps: &[StepWrite]) -> Result<Option<(i64, String)>> {
+    async fn apply_workflow_steps(
+        &self,
+        steps: &[StepWrite],
+    ) -> Result<Option<crate::AuditAdvance>> {
         let mut tx = self
             .begin_write("starting a batch of workflow steps")
             .await?;

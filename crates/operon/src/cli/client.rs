@@ -244,7 +244,11 @@ async fn api_error(response: reqwest::Response) -> anyhow::Error {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     match body["error"]["message"].as_str() {
-        Some(message) => anyhow!("{message} (HTTP {})", status.as_u16()),
+        Some(message) => anyhow!(
+            "{} (HTTP {})",
+            super::output::escape(message),
+            status.as_u16()
+        ),
         None => anyhow!("the server answered HTTP {status}"),
     }
 }

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::client::{Client, ClientArgs, Unreachable, key_value, runtime};
-use super::output::{duration, print_json, table, text, time};
+use super::output::{duration, escape, print_json, table, text, time};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -413,7 +413,7 @@ fn print_command(c: &Value) {
         text(&c["max_concurrency"]),
         text(&c["max_errors"])
     );
-    println!("Parameters     {}", c["parameters"]);
+    println!("Parameters     {}", escape(&c["parameters"].to_string()));
     for inv in c["invocations"].as_array().into_iter().flatten() {
         println!();
         println!(
@@ -422,7 +422,7 @@ fn print_command(c: &Value) {
             text(&inv["node_id"]),
             text(&inv["status"]),
             text(&inv["exit_code"]),
-            inv["status_detail"].as_str().unwrap_or("")
+            escape(inv["status_detail"].as_str().unwrap_or(""))
         );
         for (field, flag) in [
             ("stdout", "stdout_truncated"),

@@ -24,6 +24,12 @@ pub enum EnrollTokensCmd {
     },
     /// List enrollment tokens (never their secrets).
     List,
+    /// Revoke an enrollment token: it enrolls no more nodes. Nodes it
+    /// already enrolled keep their credentials (`operon nodes revoke`).
+    Revoke {
+        /// The token's id (`et-...`, from `enroll-tokens list`).
+        id: String,
+    },
 }
 
 pub fn enroll_tokens(client_args: &ClientArgs, cmd: EnrollTokensCmd) -> Result<ExitCode> {
@@ -69,10 +75,29 @@ pub fn enroll_tokens(client_args: &ClientArgs, cmd: EnrollTokensCmd) -> Result<E
                                 tags(&t["tags"]),
                                 format!("{}/{}", text(&t["uses"]), text(&t["uses_allowed"])),
                                 time(&t["expires_at"]),
+                                time(&t["revoked_at"]),
                             ]
                         })
                         .collect();
-                    println!("{}", table(&["ID", "TAGS", "USED", "EXPIRES"], rows));
+                    println!(
+                        "{}",
+                        table(&["ID", "TAGS", "USED", "EXPIRES", "REVOKED"], rows)
+                    );
+                }
+            }
+            EnrollTokensCmd::Revoke { id } => {
+                let path = format!("/v1/enroll-tokens/{}/revoke", segment(&id)?);
+                let revoked = client.post(&path, &json!({})).await?;
+                if client_args.json {
+                    print_json(&revoked);
+                } else {
+                    println!(
+                        "enrollment token {} revoked at {} ({} of {} uses taken); it enrolls no more nodes",
+                        text(&revoked["id"]),
+                        time(&revoked["revoked_at"]),
+                        text(&revoked["uses"]),
+                        text(&revoked["uses_allowed"])
+                    );
                 }
             }
         }
@@ -193,7 +218,7 @@ pub fn nodes(client_args: &ClientArgs, cmd: NodesCmd) -> Result<ExitCode> {
 /// A path segment from user input; ids and names never need escaping.
 fn segment(text: &str) -> Result<&str> {
     if text.is_empty() || text.contains(['/', '?', '#', '%', ' ']) {
-        bail!("invalid node id or name {text:?}");
+        bail!("invalid id or name {text:?}");
     }
     Ok(text)
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::client::{Client, ClientArgs, runtime};
 use super::input::{json_arg, read_json_or_yaml_file};
-use super::output::{duration, print_json, table, text, time};
+use super::output::{duration, escape, print_json, table, text, time};
 
 #[derive(clap::Subcommand)]
 pub enum ServerWorkflowsCmd {
@@ -320,9 +320,9 @@ fn describe_execution(e: &Value) {
         text(&e["startedBy"])
     );
     println!("stopped    {}", time(&e["stoppedAt"]));
-    println!("input      {}", e["input"]);
+    println!("input      {}", escape(&e["input"].to_string()));
     if !e["output"].is_null() {
-        println!("output     {}", e["output"]);
+        println!("output     {}", escape(&e["output"].to_string()));
     }
     if !e["error"].is_null() {
         println!("error      {}", text(&e["error"]));
