@@ -27,6 +27,7 @@ mod commands;
 mod coordination;
 mod dispatcher;
 pub mod documents;
+pub mod egress;
 mod error;
 pub mod events;
 mod fleet;
