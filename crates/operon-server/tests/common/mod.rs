@@ -19,10 +19,17 @@ pub struct Api {
 impl Api {
     pub async fn start() -> Api {
         let dir = tempfile::tempdir().unwrap();
-        let config = operon_server::ServerConfig::new(
+        let mut config = operon_server::ServerConfig::new(
             "127.0.0.1:0".parse().unwrap(),
             dir.path().join("server"),
         );
+        // The tests' webhook receivers and HTTP servers are on loopback.
+        config.http_allow = "127.0.0.1/32".parse().unwrap();
+        Api::start_with(config, dir).await
+    }
+
+    /// A server with this configuration and data directory.
+    pub async fn start_with(config: operon_server::ServerConfig, dir: tempfile::TempDir) -> Api {
         let server = operon_server::start(config).await.unwrap();
         Api {
             token: server.new_admin_token.clone().unwrap(),
