@@ -27,6 +27,7 @@ mod commands;
 mod coordination;
 mod dispatcher;
 pub mod documents;
+pub mod egress;
 mod error;
 pub mod events;
 mod fleet;
@@ -84,6 +85,10 @@ pub struct ServerConfig {
     /// Largest execution input and state input/output of a runbook, in bytes
     /// (AWS's 256 KiB by default); larger fails with `States.DataLimitExceeded`.
     pub max_payload_bytes: u64,
+    /// Where outbound HTTP (webhook targets, `operon:http`) may go beyond
+    /// public addresses: CIDR ranges and host names (see [`egress`]).
+    /// Empty by default: loopback, link-local and private are refused.
+    pub http_allow: egress::AllowList,
 }
 
 impl ServerConfig {
@@ -96,6 +101,7 @@ impl ServerConfig {
             tls: tls::TlsMode::Off,
             refusal_rate: refusals::RefusalRate::default(),
             max_payload_bytes: operon_asl::engine::DEFAULT_MAX_PAYLOAD_BYTES,
+            http_allow: egress::AllowList::default(),
         }
     }
 }
@@ -289,7 +295,17 @@ pub async fn start_with_clock(
     let online_window = Duration::from_secs(
         config.heartbeat_secs * operon_proto::MISSED_HEARTBEATS_BEFORE_DEAD + 1,
     );
-    let (workflows, workflow_rx) = workflows::Workflows::new();
+    if !config.http_allow.entries().is_empty() {
+        tracing::info!(allow = %config.http_allow, "outbound HTTP may also reach");
+    }
+    let outbound = |user_agent: &str, timeout| {
+        egress::client::Outbound::new(config.http_allow.clone(), user_agent, timeout)
+            .map_err(ServerError::Api)
+    };
+    let (workflows, workflow_rx) = workflows::Workflows::new(outbound(
+        concat!("operon-workflows/", env!("CARGO_PKG_VERSION")),
+        None,
+    )?);
     let happenings = happenings::Happenings::default();
     let key_path = config.data_dir.join(events::SEAL_KEY_FILE);
     let key = events::signing::SealKey::load_or_create(&key_path).map_err(|source| {
@@ -300,7 +316,11 @@ pub async fn start_with_clock(
     })?;
     let audit = audit::AuditLog::spawn(store.clone(), &config.data_dir);
     let refusal_rate = config.refusal_rate;
-    let event_bus = events::EventBus::load(&store, key, audit.clone())
+    let webhooks = outbound(
+        concat!("operon-events/", env!("CARGO_PKG_VERSION")),
+        Some(Duration::from_secs(10)),
+    )?;
+    let event_bus = events::EventBus::load(&store, key, audit.clone(), webhooks)
         .await
         .map_err(ServerError::Api)?;
     let state = Arc::new(AppState {

@@ -54,7 +54,7 @@ fn nodes_of(command: &Value) -> Vec<String> {
     nodes
 }
 
-async fn put_event(fleet: &Fleet, token: &str, source: &str, detail: Value) -> Value {
+async fn put_event(fleet: &common::Api, token: &str, source: &str, detail: Value) -> Value {
     let (status, answer) = fleet
         .call_as(
             token,
@@ -512,4 +512,157 @@ async fn a_rule_restarting_a_runbook_on_its_own_end_is_stopped() {
     let runs = api.ok("GET", "/v1/executions?workflow=looper", None).await;
     // The user's start, then three by the rule.
     assert_eq!(runs.as_array().unwrap().len(), 4, "{runs}");
+}
+
+/// A listener on 127.0.0.1 answering every connection with `answer`; the
+/// count of connections it accepted.
+fn listener(answer: Vec<u8>) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in socket.incoming() {
+            let Ok(mut stream) = stream else { return };
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0; 8192];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(&answer);
+        }
+    });
+    (port, count)
+}
+
+/// A port on 127.0.0.1 nothing listens on.
+fn closed_port() -> u16 {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+fn http_task(url: &str) -> Value {
+    json!({"StartAt": "Call", "States": {"Call": {"Type": "Task", "Resource": "operon:http",
+        "Parameters": {"Url": url, "Method": "GET"}, "End": true}}})
+}
+
+/// Run a one-task `operon:http` runbook to its end.
+async fn run_http(api: &common::Api, name: &str, url: &str) -> Value {
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": name, "definition": http_task(url)})),
+    )
+    .await;
+    let started = api
+        .ok(
+            "POST",
+            &format!("/v1/workflows/{name}/executions"),
+            Some(json!({})),
+        )
+        .await;
+    let id = started["executionId"].as_str().unwrap().to_string();
+    api.get_until(&format!("/v1/executions/{id}"), |e| {
+        e["status"] != "RUNNING"
+    })
+    .await
+}
+
+/// Webhook targets and `operon:http` were a way into the server's own
+/// network: loopback services, cloud metadata, and a port scanner through
+/// the dead letters' error texts. Without `--http-allow` they reach none of
+/// it, and a closed port reads exactly like an open one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_and_http_tasks_cannot_reach_loopback_and_do_not_scan_ports() {
+    let defaults =
+        operon_server::ServerConfig::new("127.0.0.1:0".parse().unwrap(), "unused".into());
+    assert!(
+        defaults.http_allow.entries().is_empty(),
+        "refused by default"
+    );
+    let api = common::Api::start_with(|config| config.http_allow = Default::default()).await;
+    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_vec();
+    let (open, reached) = listener(ok);
+    let closed = closed_port();
+    let urls = [
+        ("open", format!("http://127.0.0.1:{open}/admin")),
+        ("closed", format!("http://127.0.0.1:{closed}/admin")),
+        ("named", format!("http://localhost:{open}/admin")),
+        (
+            "metadata",
+            "http://169.254.169.254/latest/meta-data/".into(),
+        ),
+    ];
+    for (name, url) in &urls {
+        api.ok(
+            "PUT",
+            &format!("/v1/rules/{name}"),
+            Some(json!({"pattern": {"source": ["probe"]},
+                "targets": [{"Id": "hook", "Kind": "webhook", "Url": url}]})),
+        )
+        .await;
+    }
+    put_event(&api, &api.token, "probe", json!({})).await;
+    let dead = until("four dead letters", async || {
+        let list = api.ok("GET", "/v1/dlq", None).await;
+        (list.as_array().unwrap().len() == urls.len()).then_some(list)
+    })
+    .await;
+    let error_of = |rule: &str| {
+        let letter = dead
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["rule"] == rule)
+            .unwrap_or_else(|| panic!("no dead letter of {rule}: {dead}"));
+        assert_eq!(letter["attempts"], 1, "not retried: {letter}");
+        letter["last_error"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        error_of("open"),
+        "refused by the egress policy: 127.0.0.1 is not an allowed destination"
+    );
+    assert_eq!(error_of("closed"), error_of("open"), "no port scanner");
+    assert!(error_of("named").contains("egress policy: localhost"));
+    assert!(error_of("metadata").contains("egress policy: 169.254.169.254"));
+
+    let mut causes = Vec::new();
+    for (name, url) in &urls {
+        let done = run_http(&api, &format!("wf-{name}"), url).await;
+        assert_eq!(done["status"], "FAILED", "{done}");
+        assert_eq!(done["error"], "Operon.AccessDenied", "{done}");
+        let cause = done["cause"].as_str().unwrap().to_string();
+        assert!(cause.contains("egress policy"), "{cause}");
+        causes.push(cause);
+    }
+    assert_eq!(causes[0], causes[1], "no port scanner");
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the listener received nothing"
+    );
+}
+
+/// With loopback allowed, an answer larger than the cap is not read whole:
+/// the task fails with `Operon.HttpResponseTooLarge`.
+#[tokio::test]
+async fn an_http_task_answer_over_the_cap_fails_the_task() {
+    let api = common::Api::start().await;
+    let body = "x".repeat(2 << 20);
+    let big = format!("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n{body}").into_bytes();
+    let (port, _) = listener(big);
+    let done = run_http(&api, "big", &format!("http://127.0.0.1:{port}/")).await;
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert_eq!(done["error"], "Operon.HttpResponseTooLarge", "{done}");
+    let cause = done["cause"].as_str().unwrap();
+    assert!(cause.contains("1048576 bytes"), "{cause}");
+    let small = "HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}";
+    let (port, reached) = listener(small.as_bytes().to_vec());
+    let done = run_http(&api, "small", &format!("http://127.0.0.1:{port}/")).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        done["output"]["ResponseBody"],
+        json!({"ok": true}),
+        "{done}"
+    );
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

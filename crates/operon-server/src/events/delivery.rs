@@ -21,6 +21,7 @@ use super::signing;
 use super::targets::{CompiledTarget, RetryPolicy, RunCommandTarget, TargetKind};
 use crate::access::{Principal, check_in};
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
+use crate::egress::client::{OutboundError, drain};
 use crate::runas::{RunAs, actor_principal};
 use crate::service::{ErrorKind, ServiceError};
 use crate::{AppState, now_millis};
@@ -356,16 +357,28 @@ async fn post_webhook(
             signing::signature(secret, timestamp, payload.as_bytes()),
         );
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| TargetError::retryable(format!("POST {url}: {e}")))?;
+    let response = state.events.http.send(request).await.map_err(|e| match e {
+        // The same text for every way of not getting an answer, so the
+        // dead letters are no port scanner; it may work next time.
+        OutboundError::Unreachable { .. } | OutboundError::Read { .. } => {
+            TargetError::retryable(e.to_string())
+        }
+        OutboundError::Refused(_) | OutboundError::TooLarge { .. } | OutboundError::Invalid(_) => {
+            TargetError::permanent(e.to_string())
+        }
+    })?;
     let status = response.status();
+    // Only the status matters; a short body is read so the connection can
+    // be reused, a long one is not.
+    drain(response, WEBHOOK_BODY_READ).await;
     if status.is_success() {
         return Ok(());
     }
     Err(webhook_failure(url, status.as_u16()))
 }
+
+/// The most of a webhook's answer body read (and dropped).
+const WEBHOOK_BODY_READ: usize = 64 * 1024;
 
 /// Start a workflow execution for a rule target. The execution name is the
 /// delivery id, so a repeated delivery finds the execution already started.

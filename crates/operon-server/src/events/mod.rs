@@ -69,7 +69,8 @@ pub struct EventBus {
     /// Wakes the delivery loop when new deliveries are due.
     pub(crate) wake: Notify,
     pub(crate) tail: broadcast::Sender<TailEvent>,
-    pub(crate) http: reqwest::Client,
+    /// The webhook targets' client, under the egress policy.
+    pub(crate) http: crate::egress::client::Outbound,
     /// Wakes the scheduler when rules change.
     pub(crate) schedule_changed: Notify,
     /// Signatures of inbound webhook requests accepted within the clock
@@ -83,13 +84,8 @@ impl EventBus {
         store: &Store,
         key: SealKey,
         audit: crate::audit::AuditLog,
+        http: crate::egress::client::Outbound,
     ) -> Result<EventBus, String> {
-        crate::tls::install_default_provider();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("operon-events/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| format!("building the webhook HTTP client: {e}"))?;
         let bus = EventBus {
             key,
             rules: RwLock::new(Rules::default()),

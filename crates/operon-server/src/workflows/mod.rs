@@ -47,17 +47,13 @@ pub struct Workflows {
     pub(crate) command_done: Notify,
     /// Woken whenever an execution changes status (`.sync` children, watchers).
     pub(crate) status_changed: Notify,
-    pub(crate) http: reqwest::Client,
+    /// `operon:http`'s client, under the egress policy.
+    pub(crate) http: crate::egress::client::Outbound,
 }
 
 impl Workflows {
-    pub(crate) fn new() -> (Workflows, mpsc::Receiver<Msg>) {
+    pub(crate) fn new(http: crate::egress::client::Outbound) -> (Workflows, mpsc::Receiver<Msg>) {
         let (tx, rx) = mpsc::channel(8192);
-        crate::tls::install_default_provider();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("operon-workflows/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
         (
             Workflows {
                 tx,

@@ -3,7 +3,7 @@
 //! | resource | does |
 //! |---|---|
 //! | `operon:runCommand` | a Run Command in the shape of SSM SendCommand; returns the command id, or with `.sync` the per-node results |
-//! | `operon:http` | an HTTP request; non-2xx fails with `Operon.HttpError` |
+//! | `operon:http` | an HTTP request under the egress policy; non-2xx or no answer fails with `Operon.HttpError`, a refused destination with `Operon.AccessDenied`, a body over 1 MiB with `Operon.HttpResponseTooLarge` |
 //! | `operon:startExecution` | a child execution; `.sync` waits for it |
 //! | `operon:approval` | a pending approval answered by `operon approvals approve/reject` |
 //! | `operon:publishEvent` | puts an event on a bus (`Source`, `DetailType`, `Detail`, `EventBusName`, `Resources`) |
@@ -31,8 +31,13 @@ use crate::access::{Principal, check_in};
 use crate::commands::targets::TargetError;
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
 use crate::documents::DocumentVersion;
+use crate::egress::client::{OutboundError, read_capped};
 use crate::runas::{RunAs, actor_principal};
 use crate::service::{ErrorKind, ServiceError};
+
+/// The largest `operon:http` response body read; larger fails with
+/// `Operon.HttpResponseTooLarge`.
+pub const HTTP_RESPONSE_CAP: usize = 1024 * 1024;
 
 /// Bytes of stdout and of stderr per node kept in a `.sync` result.
 pub const SYNC_OUTPUT_CAP: usize = 8 * 1024;
@@ -520,22 +525,23 @@ async fn http(state: &AppState, task: &WorkflowTask) -> Result<Value, Failure> {
                 .body(other.to_string())
         }
     }
-    let response = request
-        .send()
+    let response = state
+        .workflows
+        .http
+        .send(request)
         .await
-        .map_err(|e| ("Operon.HttpError", format!("request to {url} failed: {e}")))?;
+        .map_err(http_failure)?;
     let status = response.status();
     let headers: Map<String, Value> = response
         .headers()
         .iter()
         .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.to_string()))))
         .collect();
-    let text = response.text().await.map_err(|e| {
-        (
-            "Operon.HttpError",
-            format!("reading the response from {url}: {e}"),
-        )
-    })?;
+    let host = response.url().host_str().unwrap_or_default().to_string();
+    let bytes = read_capped(response, &host, HTTP_RESPONSE_CAP)
+        .await
+        .map_err(http_failure)?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
     let result = json!({"StatusCode": status.as_u16(), "Headers": headers, "ResponseBody": body});
     if status.is_success() {
@@ -543,6 +549,18 @@ async fn http(state: &AppState, task: &WorkflowTask) -> Result<Value, Failure> {
     } else {
         Err(("Operon.HttpError", result.to_string()))
     }
+}
+
+/// A failed `operon:http` request in the runbook's error names. The texts
+/// are the same whatever went wrong on the way (see [`crate::egress`]).
+fn http_failure(e: OutboundError) -> Failure {
+    let name = match e {
+        OutboundError::Refused(_) => "Operon.AccessDenied",
+        OutboundError::TooLarge { .. } => "Operon.HttpResponseTooLarge",
+        OutboundError::Invalid(_) => "Operon.InvalidParameters",
+        OutboundError::Unreachable { .. } | OutboundError::Read { .. } => "Operon.HttpError",
+    };
+    (name, e.to_string())
 }
 
 // ----- operon:startExecution ----------------------------------------------------

@@ -28,6 +28,8 @@ impl Api {
             "127.0.0.1:0".parse().unwrap(),
             dir.path().join("server"),
         );
+        // The tests' webhook receivers and HTTP servers are on loopback.
+        config.http_allow = "127.0.0.1/32".parse().unwrap();
         configure(&mut config);
         let server = operon_server::start(config).await.unwrap();
         Api {

@@ -49,6 +49,18 @@ pub struct ServerArgs {
     /// larger fails with States.DataLimitExceeded (AWS's quota is 256 KiB).
     #[arg(long, default_value_t = operon_asl::engine::DEFAULT_MAX_PAYLOAD_BYTES)]
     pub max_payload_bytes: u64,
+    /// Let webhook targets and runbook `operon:http` tasks reach this
+    /// CIDR range (10.0.0.0/8, 127.0.0.1/32) or host name (the URL's host,
+    /// exactly). Loopback, link-local (cloud metadata), private, multicast
+    /// and reserved addresses are refused otherwise. Repeatable or
+    /// comma-separated.
+    #[arg(
+        long,
+        env = "OPERON_HTTP_ALLOW",
+        value_name = "CIDR|HOST",
+        value_delimiter = ','
+    )]
+    pub http_allow: Vec<operon_server::egress::AllowEntry>,
 }
 
 impl ServerArgs {
@@ -56,6 +68,7 @@ impl ServerArgs {
         let mut config = ServerConfig::new(self.listen, self.data_dir.clone());
         config.heartbeat_secs = self.heartbeat_secs.max(1);
         config.max_payload_bytes = self.max_payload_bytes;
+        config.http_allow = operon_server::egress::AllowList::new(self.http_allow.clone());
         config.refusal_rate = operon_server::refusals::RefusalRate {
             burst: self.refusal_burst,
             per_minute: self.refusals_per_minute,

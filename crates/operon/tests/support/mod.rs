@@ -80,6 +80,9 @@ impl ServerProcess {
                 &format!("127.0.0.1:{port}"),
                 "--heartbeat-secs",
                 "1",
+                // The tests' webhook receivers and HTTP servers are on loopback.
+                "--http-allow",
+                "127.0.0.1/32",
             ])
             .args(extra)
             .arg("--data-dir")
