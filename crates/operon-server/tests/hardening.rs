@@ -468,3 +468,47 @@ async fn inbound_webhooks_refuse_replays_alike_and_boundedly() {
     let trail = api.ok("GET", "/v1/audit?actor=anonymous", None).await;
     assert_eq!(trail.as_array().unwrap().len(), 3, "{trail}");
 }
+
+/// An agent connection with a bad credential, as a WebSocket client sends it.
+async fn connect_as(api: &Api, credential: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/v1/agent/connect", api.server.url()))
+        .bearer_auth(credential)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn refused_agent_connections_are_audited_boundedly() {
+    let api = Api::start_with(|config| {
+        config.refusal_rate = operon_server::refusals::RefusalRate {
+            burst: 2,
+            per_minute: 1,
+        };
+    })
+    .await;
+    assert_eq!(connect_as(&api, "opn_node_guessed").await, 401);
+    assert_eq!(connect_as(&api, "opn_node_guessed-again").await, 401);
+    let refused = audit_of(&api, "agent:Connect").await;
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|r| r["outcome"] == "unauthenticated" && r["detail"]["source"] == "127.0.0.1"),
+        "{refused:?}"
+    );
+    assert!(
+        !format!("{refused:?}").contains("guessed"),
+        "no credential in the trail"
+    );
+    // Past the source's budget: 429, and no record of its own.
+    assert_eq!(connect_as(&api, "opn_node_flood").await, 429);
+    assert_eq!(audit_of(&api, "agent:Connect").await.len(), 2);
+}

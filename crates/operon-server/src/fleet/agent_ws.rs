@@ -20,7 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use operon_proto::{
     AgentMessage, CommandResult, EnrollRequest, EnrollResponse, PROTOCOL_VERSION, ServerMessage,
 };
-use operon_store::{AgentWrite, CredentialMatch, NewNode, Node, split_invocation_id};
+use operon_store::{AgentWrite, AuditEntry, CredentialMatch, NewNode, Node, split_invocation_id};
 use tokio::sync::mpsc;
 
 use super::hub::Outbound;
@@ -114,12 +114,18 @@ async fn audit_enrollment(state: &AppState, node: &str, outcome: &str, detail: s
 /// `GET /v1/agent/connect`: authenticate the node, then upgrade.
 pub async fn connect(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let node = match authenticate_node(&state, &headers).await {
         Ok(node) => node,
-        Err(err) => return err.into_response(),
+        Err(err) => {
+            let source = extensions
+                .get::<axum::extract::ConnectInfo<crate::PeerAddr>>()
+                .map(|c| c.0.0.ip());
+            return refuse_connection(&state, source, err).await;
+        }
     };
     upgrade
         .max_message_size(16 << 20)
@@ -129,6 +135,51 @@ pub async fn connect(
                 tracing::info!(node_id, reason, "agent session ended");
             }
         })
+}
+
+/// A refused agent connection is audited like a refused API call, within
+/// the source address's refusal budget (past it: 429, counted into the
+/// address's summary record), so a flood of bad credentials cannot grow
+/// the audit trail without bound.
+async fn refuse_connection(
+    state: &AppState,
+    source: Option<std::net::IpAddr>,
+    err: ApiError,
+) -> Response {
+    if state.refusals.check(source, now_millis()) == crate::refusals::Verdict::Suppress {
+        let mut response = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "too many refused requests from this address; try again later",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(state.refusals.retry_after_secs()),
+        );
+        return response;
+    }
+    let outcome = if err.status == axum::http::StatusCode::FORBIDDEN {
+        "denied"
+    } else {
+        "unauthenticated"
+    };
+    let entry = AuditEntry {
+        actor: "anonymous".into(),
+        action: "agent:Connect".into(),
+        resource: "node/*".into(),
+        outcome: outcome.into(),
+        detail: serde_json::json!({
+            "path": "/v1/agent/connect",
+            "status": err.status.as_u16(),
+            "reason": err.message,
+            "source": source.map(|ip| ip.to_string()),
+        }),
+    };
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(error = %e, "a refused agent connection could not be audited");
+    }
+    err.into_response()
 }
 
 /// Accept the node's current credential, or the new one of a rotation the
