@@ -310,6 +310,7 @@ pub fn parse_target(spec: &str, index: usize) -> Result<Value> {
             "targets" => target.insert("Targets".into(), list(value)),
             "input" => target.insert("Input".into(), json!(value)),
             "input-path" => target.insert("InputPath".into(), json!(value)),
+            "role" => target.insert("RoleArn".into(), json!(value)),
             "max-retries" => retry.insert(
                 "MaximumRetryAttempts".into(),
                 json!(value.parse::<u32>().with_context(|| {
@@ -325,7 +326,7 @@ pub fn parse_target(spec: &str, index: usize) -> Result<Value> {
             other => match other.strip_prefix("param.") {
                 Some(name) => parameters.insert(name.to_string(), json!(value)),
                 None => bail!(
-                    "--target {spec:?}: unknown key {other:?} (id, kind, url, secret, workflow, bus, document, nodes, targets, param.NAME, input, input-path, max-retries, max-age)"
+                    "--target {spec:?}: unknown key {other:?} (id, kind, url, secret, workflow, bus, document, nodes, targets, param.NAME, input, input-path, role, max-retries, max-age)"
                 ),
             },
         };
@@ -776,12 +777,13 @@ mod tests {
         assert_eq!(t["Url"], "http://h/x?a=1");
         assert_eq!(t["RetryPolicy"]["MaximumRetryAttempts"], 3);
         let t = parse_target(
-            "kind=run-command,id=fix,targets=tag:env=prod;tag:role=web,param.commands=uptime",
+            "kind=run-command,id=fix,role=ops,targets=tag:env=prod;tag:role=web,param.commands=uptime",
             1,
         )
         .unwrap();
         assert_eq!(t["Targets"], json!(["tag:env=prod", "tag:role=web"]));
         assert_eq!(t["Parameters"]["commands"], "uptime");
+        assert_eq!(t["RoleArn"], "ops");
         assert!(parse_target("url=http://x", 0).is_err());
         assert!(parse_target("kind=log,colour=blue", 0).is_err());
         assert!(parse_target("kind=log,max-retries=many", 0).is_err());
