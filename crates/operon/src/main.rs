@@ -121,35 +121,35 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::bus::RulesCmd,
+        cmd: cli::rules::RulesCmd,
     },
     /// Dead letters: deliveries that exhausted their retries.
     Dlq {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::bus::DlqCmd,
+        cmd: cli::dlq::DlqCmd,
     },
     /// Inbound webhooks (signed requests become events).
     Webhooks {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::bus::WebhooksCmd,
+        cmd: cli::webhooks::WebhooksCmd,
     },
     /// Event archives.
     Archives {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::bus::ArchivesCmd,
+        cmd: cli::archives::ArchivesCmd,
     },
     /// Replays of archived events.
     Replays {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::bus::ReplaysCmd,
+        cmd: cli::replays::ReplaysCmd,
     },
     /// Events: put and tail on a server; offline pattern tests and rule-set matching.
     Events {
@@ -207,11 +207,11 @@ fn main() -> ExitCode {
         Command::Roles { client, cmd } => cli::identity::roles(&client, cmd),
         Command::Audit { client, cmd } => cli::identity::audit(&client, cmd),
         Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),
-        Command::Rules { client, cmd } => cli::bus::rules(&client, cmd),
-        Command::Dlq { client, cmd } => cli::bus::dlq(&client, cmd),
-        Command::Webhooks { client, cmd } => cli::bus::webhooks(&client, cmd),
-        Command::Archives { client, cmd } => cli::bus::archives(&client, cmd),
-        Command::Replays { client, cmd } => cli::bus::replays(&client, cmd),
+        Command::Rules { client, cmd } => cli::rules::rules(&client, cmd),
+        Command::Dlq { client, cmd } => cli::dlq::dlq(&client, cmd),
+        Command::Webhooks { client, cmd } => cli::webhooks::webhooks(&client, cmd),
+        Command::Archives { client, cmd } => cli::archives::archives(&client, cmd),
+        Command::Replays { client, cmd } => cli::replays::replays(&client, cmd),
         Command::Events { cmd } => cli::events::run(cmd),
         Command::Workflows { client, cmd } => cli::workflows::run(&client, cmd),
         Command::Executions { client, cmd } => cli::runbooks::executions(&client, cmd),

@@ -1,18 +1,23 @@
 //! Client commands, one module per noun, and the long-running commands.
 
 pub mod agent;
+pub mod archives;
 pub mod bus;
 pub mod client;
 pub mod commands;
+pub mod dlq;
 pub mod events;
 pub mod fleet;
 pub mod identity;
 pub mod input;
 pub mod login;
 pub mod output;
+pub mod replays;
+pub mod rules;
 pub mod runbooks;
 pub mod server;
 pub mod up;
+pub mod webhooks;
 pub mod workflows;
 
 /// Logs go to stderr; `RUST_LOG` filters (default `info`).
