@@ -48,7 +48,7 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::commands::DocumentsCmd,
+        cmd: cli::documents::DocumentsCmd,
     },
     /// Nodes of the fleet.
     Nodes {
@@ -62,7 +62,7 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::fleet::EnrollTokensCmd,
+        cmd: cli::enroll_tokens::EnrollTokensCmd,
     },
     /// Check an API token and store it for later commands (0600).
     Login {
@@ -79,35 +79,35 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::identity::UsersCmd,
+        cmd: cli::users::UsersCmd,
     },
     /// API tokens.
     Tokens {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::identity::TokensCmd,
+        cmd: cli::tokens::TokensCmd,
     },
     /// IAM-shaped access policies, and the simulator that explains them.
     Policies {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::identity::PoliciesCmd,
+        cmd: cli::policies::PoliciesCmd,
     },
     /// Roles: policies granted together to users.
     Roles {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::identity::RolesCmd,
+        cmd: cli::roles::RolesCmd,
     },
     /// The tamper-evident audit trail.
     Audit {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::identity::AuditCmd,
+        cmd: cli::audit::AuditCmd,
     },
     /// Event buses.
     Buses {
@@ -168,21 +168,21 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::runbooks::ExecutionsCmd,
+        cmd: cli::executions::ExecutionsCmd,
     },
     /// Human approvals requested by workflows.
     Approvals {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::runbooks::ApprovalsCmd,
+        cmd: cli::approvals::ApprovalsCmd,
     },
     /// Answer workflow tasks waiting for a task token.
     Tasks {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        cmd: cli::runbooks::TasksCmd,
+        cmd: cli::tasks::TasksCmd,
     },
 }
 
@@ -196,16 +196,16 @@ fn main() -> ExitCode {
         Command::Agent(args) => cli::agent::run(args),
         Command::Run { client, args } => cli::commands::run(&client, args),
         Command::Commands { client, cmd } => cli::commands::commands(&client, cmd),
-        Command::Documents { client, cmd } => cli::commands::documents(&client, cmd),
+        Command::Documents { client, cmd } => cli::documents::documents(&client, cmd),
         Command::Nodes { client, cmd } => cli::fleet::nodes(&client, cmd),
-        Command::EnrollTokens { client, cmd } => cli::fleet::enroll_tokens(&client, cmd),
+        Command::EnrollTokens { client, cmd } => cli::enroll_tokens::enroll_tokens(&client, cmd),
         Command::Login { client } => cli::login::login(&client),
         Command::Logout { client } => cli::login::logout(&client),
-        Command::Users { client, cmd } => cli::identity::users(&client, cmd),
-        Command::Tokens { client, cmd } => cli::identity::tokens(&client, cmd),
-        Command::Policies { client, cmd } => cli::identity::policies(&client, cmd),
-        Command::Roles { client, cmd } => cli::identity::roles(&client, cmd),
-        Command::Audit { client, cmd } => cli::identity::audit(&client, cmd),
+        Command::Users { client, cmd } => cli::users::users(&client, cmd),
+        Command::Tokens { client, cmd } => cli::tokens::tokens(&client, cmd),
+        Command::Policies { client, cmd } => cli::policies::policies(&client, cmd),
+        Command::Roles { client, cmd } => cli::roles::roles(&client, cmd),
+        Command::Audit { client, cmd } => cli::audit::audit(&client, cmd),
         Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),
         Command::Rules { client, cmd } => cli::rules::rules(&client, cmd),
         Command::Dlq { client, cmd } => cli::dlq::dlq(&client, cmd),
@@ -214,9 +214,9 @@ fn main() -> ExitCode {
         Command::Replays { client, cmd } => cli::replays::replays(&client, cmd),
         Command::Events { cmd } => cli::events::run(cmd),
         Command::Workflows { client, cmd } => cli::workflows::run(&client, cmd),
-        Command::Executions { client, cmd } => cli::runbooks::executions(&client, cmd),
-        Command::Approvals { client, cmd } => cli::runbooks::approvals(&client, cmd),
-        Command::Tasks { client, cmd } => cli::runbooks::tasks(&client, cmd),
+        Command::Executions { client, cmd } => cli::executions::executions(&client, cmd),
+        Command::Approvals { client, cmd } => cli::approvals::approvals(&client, cmd),
+        Command::Tasks { client, cmd } => cli::tasks::tasks(&client, cmd),
     };
     match result {
         Ok(code) => code,

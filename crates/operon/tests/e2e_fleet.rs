@@ -290,7 +290,9 @@ fn an_agent_killed_mid_command_does_not_run_it_again() {
     let mut fleet = Fleet::start();
     let marker = fleet.dir.path().join("marker");
     let script = format!(
-        "echo started >> {m}; sleep 4; echo finished >> {m}",
+        // Long enough for a restart on a loaded 2-core machine; the check
+        // below waits past it, so a surviving orphan is always seen.
+        "echo started >> {m}; sleep 8; echo finished >> {m}",
         m = marker.display()
     );
     let run = fleet
@@ -319,7 +321,7 @@ fn an_agent_killed_mid_command_does_not_run_it_again() {
         "{inv}"
     );
     // Long enough for a second run (or the orphaned first one) to finish.
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(9));
     let marks = std::fs::read_to_string(&marker).unwrap();
     assert_eq!(
         marks, "started\n",

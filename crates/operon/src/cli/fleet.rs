@@ -2,112 +2,15 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use super::client::{Client, ClientArgs, key_value, runtime};
 use super::output::{print_json, table, tags, text, time};
 
-#[derive(clap::Subcommand)]
-pub enum EnrollTokensCmd {
-    /// Create an enrollment token; it is printed once.
-    Create {
-        /// Tag given to every node enrolled with this token (repeatable).
-        #[arg(long = "tag", value_name = "KEY=VALUE")]
-        tags: Vec<String>,
-        /// How many nodes may enroll with it.
-        #[arg(long, default_value_t = 1)]
-        uses: i64,
-        /// Lifetime, e.g. 30m, 24h, 7d.
-        #[arg(long, default_value = "24h")]
-        expires: String,
-    },
-    /// List enrollment tokens (never their secrets).
-    List,
-    /// Revoke an enrollment token: it enrolls no more nodes. Nodes it
-    /// already enrolled keep their credentials (`operon nodes revoke`).
-    Revoke {
-        /// The token's id (`et-...`, from `enroll-tokens list`).
-        id: String,
-    },
-}
-
-pub fn enroll_tokens(client_args: &ClientArgs, cmd: EnrollTokensCmd) -> Result<ExitCode> {
-    let client = Client::new(client_args)?;
-    runtime()?.block_on(async {
-        match cmd {
-            EnrollTokensCmd::Create {
-                tags,
-                uses,
-                expires,
-            } => {
-                let ttl = humantime::parse_duration(&expires).with_context(|| {
-                    format!("--expires {expires:?}: use a duration such as 30m, 24h or 7d")
-                })?;
-                let tags = tags_object(&tags)?;
-                let body =
-                    json!({"tags": tags, "uses": uses, "expires_in_secs": ttl.as_secs().max(1)});
-                let created = client.post("/v1/enroll-tokens", &body).await?;
-                if client_args.json {
-                    print_json(&created);
-                } else {
-                    println!("{}", text(&created["token"]));
-                    eprintln!(
-                        "enrollment token {} for {} node(s), expires {}; it is shown only once",
-                        text(&created["id"]),
-                        uses,
-                        time(&created["expires_at"])
-                    );
-                    eprintln!("on the node, run:");
-                    eprintln!("  {}", agent_command_line(&client_args.server, &created));
-                }
-            }
-            EnrollTokensCmd::List => {
-                let list = client.get("/v1/enroll-tokens").await?;
-                if client_args.json {
-                    print_json(&list);
-                } else {
-                    let rows = as_array(&list)
-                        .iter()
-                        .map(|t| {
-                            vec![
-                                text(&t["id"]),
-                                tags(&t["tags"]),
-                                format!("{}/{}", text(&t["uses"]), text(&t["uses_allowed"])),
-                                time(&t["expires_at"]),
-                                time(&t["revoked_at"]),
-                            ]
-                        })
-                        .collect();
-                    println!(
-                        "{}",
-                        table(&["ID", "TAGS", "USED", "EXPIRES", "REVOKED"], rows)
-                    );
-                }
-            }
-            EnrollTokensCmd::Revoke { id } => {
-                let path = format!("/v1/enroll-tokens/{}/revoke", segment(&id)?);
-                let revoked = client.post(&path, &json!({})).await?;
-                if client_args.json {
-                    print_json(&revoked);
-                } else {
-                    println!(
-                        "enrollment token {} revoked at {} ({} of {} uses taken); it enrolls no more nodes",
-                        text(&revoked["id"]),
-                        time(&revoked["revoked_at"]),
-                        text(&revoked["uses"]),
-                        text(&revoked["uses_allowed"])
-                    );
-                }
-            }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
 /// The `operon agent` command line that enrolls a node with this token,
 /// pinning the server's certificate when it serves TLS.
-fn agent_command_line(server: &str, created: &Value) -> String {
+pub(super) fn agent_command_line(server: &str, created: &Value) -> String {
     let mut line = format!(
         "operon agent --server {} --enroll-token {}",
         server.trim_end_matches('/'),
@@ -119,14 +22,14 @@ fn agent_command_line(server: &str, created: &Value) -> String {
     line
 }
 
-fn tags_object(pairs: &[String]) -> Result<serde_json::Map<String, Value>> {
+pub(super) fn tags_object(pairs: &[String]) -> Result<serde_json::Map<String, Value>> {
     pairs
         .iter()
         .map(|p| key_value(p).map(|(k, v)| (k, Value::String(v))))
         .collect()
 }
 
-fn as_array(value: &Value) -> Vec<Value> {
+pub(super) fn as_array(value: &Value) -> Vec<Value> {
     value.as_array().cloned().unwrap_or_default()
 }
 
@@ -216,14 +119,14 @@ pub fn nodes(client_args: &ClientArgs, cmd: NodesCmd) -> Result<ExitCode> {
 }
 
 /// A path segment from user input; ids and names never need escaping.
-fn segment(text: &str) -> Result<&str> {
+pub(super) fn segment(text: &str) -> Result<&str> {
     if text.is_empty() || text.contains(['/', '?', '#', '%', ' ']) {
         bail!("invalid id or name {text:?}");
     }
     Ok(text)
 }
 
-fn print_node_table(list: &Value) {
+pub(super) fn print_node_table(list: &Value) {
     let rows = as_array(list)
         .iter()
         .map(|n| {
@@ -247,7 +150,7 @@ fn print_node_table(list: &Value) {
     );
 }
 
-fn print_node(n: &Value) {
+pub(super) fn print_node(n: &Value) {
     let inv = &n["inventory"];
     let memory_gib = inv["memory_bytes"].as_f64().unwrap_or(0.0) / (1u64 << 30) as f64;
     let ips = inv["ip_addresses"]

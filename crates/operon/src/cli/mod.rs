@@ -1,22 +1,32 @@
 //! Client commands, one module per noun, and the long-running commands.
 
 pub mod agent;
+pub mod approvals;
 pub mod archives;
+pub mod audit;
 pub mod bus;
 pub mod client;
 pub mod commands;
 pub mod dlq;
+pub mod documents;
+pub mod enroll_tokens;
 pub mod events;
+pub mod executions;
 pub mod fleet;
 pub mod identity;
 pub mod input;
 pub mod login;
 pub mod output;
+pub mod policies;
 pub mod replays;
+pub mod roles;
 pub mod rules;
 pub mod runbooks;
 pub mod server;
+pub mod tasks;
+pub mod tokens;
 pub mod up;
+pub mod users;
 pub mod webhooks;
 pub mod workflows;
 

@@ -52,88 +52,8 @@ pub enum ServerWorkflowsCmd {
     },
 }
 
-#[derive(clap::Subcommand)]
-pub enum ExecutionsCmd {
-    /// List executions, newest first.
-    List {
-        /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED.
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        workflow: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-    },
-    /// Show one execution.
-    Describe { id: String },
-    /// Print an execution's history events.
-    History { id: String },
-    /// Stop (abort) a running execution.
-    Stop {
-        id: String,
-        #[arg(long)]
-        error: Option<String>,
-        #[arg(long)]
-        cause: Option<String>,
-    },
-    /// Restart a failed, timed-out or aborted execution from the state that failed.
-    Redrive { id: String },
-    /// Follow an execution state by state until it ends; exit 0 if it succeeded.
-    Watch { id: String },
-}
-
-#[derive(clap::Subcommand)]
-pub enum ApprovalsCmd {
-    /// List approvals (pending by default).
-    List {
-        /// Pending, Approved, Rejected, Expired or all.
-        #[arg(long, default_value = "Pending")]
-        status: String,
-    },
-    /// Approve: the execution continues.
-    Approve {
-        id: String,
-        #[arg(long)]
-        comment: Option<String>,
-    },
-    /// Reject: the task fails with Operon.ApprovalRejected.
-    Reject {
-        id: String,
-        #[arg(long)]
-        comment: Option<String>,
-    },
-}
-
-/// The verbs are Step Functions' (`send-task-success`, ...), so they share a prefix.
-#[allow(clippy::enum_variant_names)]
-#[derive(clap::Subcommand)]
-pub enum TasksCmd {
-    /// Complete a .waitForTaskToken task with an output.
-    SendSuccess {
-        #[arg(value_name = "TOKEN")]
-        task_token: String,
-        /// The output: JSON text, or @FILE.
-        #[arg(long, default_value = "{}")]
-        output: String,
-    },
-    /// Fail a .waitForTaskToken task.
-    SendFailure {
-        #[arg(value_name = "TOKEN")]
-        task_token: String,
-        #[arg(long)]
-        error: Option<String>,
-        #[arg(long)]
-        cause: Option<String>,
-    },
-    /// Tell a task with HeartbeatSeconds that it is still alive.
-    SendHeartbeat {
-        #[arg(value_name = "TOKEN")]
-        task_token: String,
-    },
-}
-
 /// Read a definition file: JSON, or YAML (converted to JSON).
-fn read_definition(path: &Path) -> Result<Value> {
+pub(super) fn read_definition(path: &Path) -> Result<Value> {
     read_json_or_yaml_file("the definition", path)
 }
 
@@ -215,7 +135,7 @@ pub fn workflows(args: &ClientArgs, cmd: ServerWorkflowsCmd) -> Result<ExitCode>
     })
 }
 
-fn print_or(args: &ClientArgs, value: &Value, human: impl FnOnce() -> String) {
+pub(super) fn print_or(args: &ClientArgs, value: &Value, human: impl FnOnce() -> String) {
     if args.json {
         print_json(value);
     } else {
@@ -223,11 +143,11 @@ fn print_or(args: &ClientArgs, value: &Value, human: impl FnOnce() -> String) {
     }
 }
 
-fn items(list: &Value) -> impl Iterator<Item = &Value> {
+pub(super) fn items(list: &Value) -> impl Iterator<Item = &Value> {
     list.as_array().into_iter().flatten()
 }
 
-fn execution_rows(list: &Value) -> Vec<Vec<String>> {
+pub(super) fn execution_rows(list: &Value) -> Vec<Vec<String>> {
     items(list)
         .map(|e| {
             vec![
@@ -242,70 +162,7 @@ fn execution_rows(list: &Value) -> Vec<Vec<String>> {
         .collect()
 }
 
-pub fn executions(args: &ClientArgs, cmd: ExecutionsCmd) -> Result<ExitCode> {
-    let client = Client::new(args)?;
-    runtime()?.block_on(async {
-        match cmd {
-            ExecutionsCmd::List {
-                status,
-                workflow,
-                limit,
-            } => {
-                let mut path = format!("/v1/executions?limit={limit}");
-                if let Some(s) = status {
-                    path.push_str(&format!("&status={s}"));
-                }
-                if let Some(w) = workflow {
-                    path.push_str(&format!("&workflow={w}"));
-                }
-                let list = client.get(&path).await?;
-                print_or(args, &list, || {
-                    table(
-                        &["ID", "WORKFLOW", "NAME", "STATUS", "STARTED", "DURATION"],
-                        execution_rows(&list),
-                    )
-                });
-            }
-            ExecutionsCmd::Describe { id } => {
-                let e = client.get(&format!("/v1/executions/{id}")).await?;
-                if args.json {
-                    print_json(&e);
-                } else {
-                    describe_execution(&e);
-                }
-            }
-            ExecutionsCmd::History { id } => {
-                let h = client.get(&format!("/v1/executions/{id}/history")).await?;
-                if args.json {
-                    print_json(&h);
-                } else {
-                    for event in h["events"].as_array().into_iter().flatten() {
-                        println!("{}", history_line(event));
-                    }
-                }
-            }
-            ExecutionsCmd::Stop { id, error, cause } => {
-                let e = client
-                    .post(
-                        &format!("/v1/executions/{id}/stop"),
-                        &json!({"error": error, "cause": cause}),
-                    )
-                    .await?;
-                print_or(args, &e, || format!("{id} {}", text(&e["status"])));
-            }
-            ExecutionsCmd::Redrive { id } => {
-                let e = client
-                    .post(&format!("/v1/executions/{id}/redrive"), &json!({}))
-                    .await?;
-                print_or(args, &e, || format!("{id} {}", text(&e["status"])));
-            }
-            ExecutionsCmd::Watch { id } => return watch(args, &client, &id).await,
-        }
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-fn describe_execution(e: &Value) {
+pub(super) fn describe_execution(e: &Value) {
     println!("execution  {}", text(&e["executionId"]));
     println!(
         "workflow   {} (version {})",
@@ -330,7 +187,7 @@ fn describe_execution(e: &Value) {
     }
 }
 
-fn history_line(event: &Value) -> String {
+pub(super) fn history_line(event: &Value) -> String {
     let mut line = format!(
         "{:>4} {} {}",
         text(&event["id"]),
@@ -346,7 +203,7 @@ fn history_line(event: &Value) -> String {
 }
 
 /// Poll the history and print new events until the execution ends.
-async fn watch(args: &ClientArgs, client: &Client, id: &str) -> Result<ExitCode> {
+pub(super) async fn watch(args: &ClientArgs, client: &Client, id: &str) -> Result<ExitCode> {
     let mut after = 0i64;
     loop {
         let h = client
@@ -383,96 +240,4 @@ async fn watch(args: &ClientArgs, client: &Client, id: &str) -> Result<ExitCode>
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-}
-
-pub fn approvals(args: &ClientArgs, cmd: ApprovalsCmd) -> Result<ExitCode> {
-    let client = Client::new(args)?;
-    runtime()?.block_on(async {
-        match cmd {
-            ApprovalsCmd::List { status } => {
-                let path = if status.eq_ignore_ascii_case("all") {
-                    "/v1/approvals".to_string()
-                } else {
-                    format!("/v1/approvals?status={status}")
-                };
-                let list = client.get(&path).await?;
-                print_or(args, &list, || {
-                    let rows = items(&list)
-                        .map(|a| {
-                            vec![
-                                text(&a["id"]),
-                                text(&a["status"]),
-                                text(&a["execution_id"]),
-                                text(&a["state"]),
-                                text(&a["message"]),
-                                text(&a["decided_by"]),
-                            ]
-                        })
-                        .collect();
-                    table(
-                        &[
-                            "ID",
-                            "STATUS",
-                            "EXECUTION",
-                            "STATE",
-                            "MESSAGE",
-                            "DECIDED BY",
-                        ],
-                        rows,
-                    )
-                });
-            }
-            ApprovalsCmd::Approve { id, comment } => {
-                let a = client
-                    .post(
-                        &format!("/v1/approvals/{id}/approve"),
-                        &json!({"comment": comment}),
-                    )
-                    .await?;
-                print_or(args, &a, || {
-                    format!("{id} {} by {}", text(&a["status"]), text(&a["decided_by"]))
-                });
-            }
-            ApprovalsCmd::Reject { id, comment } => {
-                let a = client
-                    .post(
-                        &format!("/v1/approvals/{id}/reject"),
-                        &json!({"comment": comment}),
-                    )
-                    .await?;
-                print_or(args, &a, || {
-                    format!("{id} {} by {}", text(&a["status"]), text(&a["decided_by"]))
-                });
-            }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-pub fn tasks(args: &ClientArgs, cmd: TasksCmd) -> Result<ExitCode> {
-    let client = Client::new(args)?;
-    runtime()?.block_on(async {
-        let (path, body) = match cmd {
-            TasksCmd::SendSuccess { task_token, output } => (
-                "/v1/tasks/send-success",
-                json!({"taskToken": task_token, "output": json_arg("--output", &output)?}),
-            ),
-            TasksCmd::SendFailure {
-                task_token,
-                error,
-                cause,
-            } => (
-                "/v1/tasks/send-failure",
-                json!({"taskToken": task_token, "error": error, "cause": cause}),
-            ),
-            TasksCmd::SendHeartbeat { task_token } => {
-                ("/v1/tasks/send-heartbeat", json!({"taskToken": task_token}))
-            }
-        };
-        let out = client.post(path, &body).await?;
-        print_or(args, &out, || {
-            format!("accepted for execution {}", text(&out["executionId"]))
-        });
-        Ok(ExitCode::SUCCESS)
-    })
 }
