@@ -137,6 +137,13 @@ impl Default for Coordination {
 }
 
 impl Coordination {
+    /// Whether this process is the only one (the in-process backend): it may
+    /// then treat claims left by a predecessor as ownerless at start instead
+    /// of waiting for them to expire.
+    pub fn alone(&self) -> bool {
+        true
+    }
+
     pub fn notify(&self, topic: Topic) {
         self.backend.notify(topic);
     }

@@ -27,6 +27,7 @@ macro_rules! store_suite {
             outbox_claims_retries_dead_letters_and_redrives_with_the_same_id,
             buses_rules_and_refusing_to_delete_a_used_bus,
             event_sequence_numbers_are_never_reused_after_pruning,
+            claims_have_an_owner_and_expire,
             concurrent_claims_hand_out_each_delivery_once,
             both_credentials_work_until_the_rotation_completes_then_only_the_new_one,
             an_unconfirmed_rotation_is_retired_when_another_one_completes);
@@ -799,43 +800,68 @@ pub(crate) async fn outbox_claims_retries_dead_letters_and_redrives_with_the_sam
         .await
         .unwrap();
     assert_eq!(seqs.len(), 2);
-    assert!(store.claim_due_deliveries(99, 10).await.unwrap().is_empty());
-    let claimed = store.claim_due_deliveries(100, 10).await.unwrap();
+    assert!(
+        store
+            .claim_due_deliveries("p-1", 99, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = store
+        .claim_due_deliveries("p-1", 100, 60_000, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
     assert_eq!(claimed[0].event.id, "e1");
     // Claimed rows are not handed out twice, until the claims are released.
     assert!(
         store
-            .claim_due_deliveries(200, 10)
+            .claim_due_deliveries("p-1", 200, 60_000, 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(store.release_delivery_claims().await.unwrap(), 2);
-    assert_eq!(store.claim_due_deliveries(200, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .claim_due_deliveries("p-1", 200, 60_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     store
-        .apply_delivery_outcomes(&[
-            DeliveryOutcome::Delivered { id: "d1".into() },
-            DeliveryOutcome::Retry {
-                id: "d2".into(),
-                attempts: 1,
-                next_attempt_at: 500,
-                error: "HTTP 500".into(),
-            },
-        ])
+        .apply_delivery_outcomes(
+            "p-1",
+            &[
+                DeliveryOutcome::Delivered { id: "d1".into() },
+                DeliveryOutcome::Retry {
+                    id: "d2".into(),
+                    attempts: 1,
+                    next_attempt_at: 500,
+                    error: "HTTP 500".into(),
+                },
+            ],
+        )
         .await
         .unwrap();
     assert_eq!(store.count_pending_deliveries().await.unwrap(), 1);
     assert_eq!(store.next_delivery_due().await.unwrap(), Some(500));
-    let again = store.claim_due_deliveries(500, 10).await.unwrap();
+    let again = store
+        .claim_due_deliveries("p-1", 500, 60_000, 10)
+        .await
+        .unwrap();
     assert_eq!((again[0].id.as_str(), again[0].attempts), ("d2", 1));
     store
-        .apply_delivery_outcomes(&[DeliveryOutcome::Dead {
-            id: "d2".into(),
-            attempts: 2,
-            error: "HTTP 500".into(),
-            at: 600,
-        }])
+        .apply_delivery_outcomes(
+            "p-1",
+            &[DeliveryOutcome::Dead {
+                id: "d2".into(),
+                attempts: 2,
+                error: "HTTP 500".into(),
+                at: 600,
+            }],
+        )
         .await
         .unwrap();
     assert_eq!(store.count_pending_deliveries().await.unwrap(), 0);
@@ -848,7 +874,10 @@ pub(crate) async fn outbox_claims_retries_dead_letters_and_redrives_with_the_sam
         .unwrap();
     assert_eq!(redriven, vec!["d2".to_string()]);
     assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
-    let back = store.claim_due_deliveries(700, 10).await.unwrap();
+    let back = store
+        .claim_due_deliveries("p-1", 700, 60_000, 10)
+        .await
+        .unwrap();
     assert_eq!((back[0].id.as_str(), back[0].attempts), ("d2", 0));
 }
 
@@ -892,7 +921,7 @@ pub(crate) async fn event_sequence_numbers_are_never_reused_after_pruning(store:
     // "b" is kept: a delivery still needs it.
     assert_eq!(store.prune_events("default", 1_000).await.unwrap(), 1);
     store
-        .apply_delivery_outcomes(&[DeliveryOutcome::Delivered { id: "d1".into() }])
+        .apply_delivery_outcomes("p-1", &[DeliveryOutcome::Delivered { id: "d1".into() }])
         .await
         .unwrap();
     assert_eq!(store.prune_events("default", 1_000).await.unwrap(), 1);
@@ -1039,6 +1068,88 @@ pub(crate) async fn an_unconfirmed_rotation_is_retired_when_another_one_complete
     );
 }
 
+pub(crate) async fn claims_have_an_owner_and_expire(store: DynStore) {
+    store
+        .put_events(&[event_with("e", &["d1", "d2"])])
+        .await
+        .unwrap();
+    let mine = store
+        .claim_due_deliveries("p-1", 100, 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 2);
+    // Nobody else gets them while the claims hold.
+    assert!(
+        store
+            .claim_due_deliveries("p-2", 500, 1_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.release_expired_delivery_claims(1_099).await.unwrap(),
+        0
+    );
+    // p-1 hung: its claims expire and p-2 takes the deliveries over.
+    assert_eq!(
+        store.release_expired_delivery_claims(1_100).await.unwrap(),
+        2
+    );
+    let theirs = store
+        .claim_due_deliveries("p-2", 1_100, 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 2);
+    // p-1's late outcomes do not undo p-2's claims; a success still counts.
+    store
+        .apply_delivery_outcomes(
+            "p-1",
+            &[
+                DeliveryOutcome::Retry {
+                    id: "d1".into(),
+                    attempts: 1,
+                    next_attempt_at: 1_200,
+                    error: "late".into(),
+                },
+                DeliveryOutcome::Dead {
+                    id: "d2".into(),
+                    attempts: 9,
+                    error: "late".into(),
+                    at: 1_200,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.count_pending_deliveries().await.unwrap(), 2);
+    assert!(store.list_dead_letters(None, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due_deliveries("p-3", 1_300, 1_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .apply_delivery_outcomes("p-1", &[DeliveryOutcome::Delivered { id: "d1".into() }])
+        .await
+        .unwrap();
+    store
+        .apply_delivery_outcomes(
+            "p-2",
+            &[DeliveryOutcome::Dead {
+                id: "d2".into(),
+                attempts: 1,
+                error: "HTTP 410".into(),
+                at: 1_300,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.count_pending_deliveries().await.unwrap(), 0);
+    assert_eq!(store.list_dead_letters(None, 10).await.unwrap().len(), 1);
+}
+
 pub(crate) async fn concurrent_claims_hand_out_each_delivery_once(store: DynStore) {
     let ids: Vec<String> = (0..300).map(|i| format!("d{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -1049,7 +1160,7 @@ pub(crate) async fn concurrent_claims_hand_out_each_delivery_once(store: DynStor
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let batch = store.claim_due_deliveries(1_000, 16).await?;
+                    let batch = store.claim_due_deliveries("p-1", 1_000, 60_000, 16).await?;
                     if batch.is_empty() {
                         return Ok::<_, StoreError>(mine);
                     }

@@ -388,20 +388,39 @@ pub trait EventStore: Send + Sync {
         limit: i64,
     ) -> Result<Vec<StoredEvent>>;
 
-    /// Release every claim (called once at start: the claims of a crashed
-    /// process belong to no one).
+    /// Release every claim. Only a process that knows it is the only one
+    /// may call this (at start, the claims of a crashed predecessor belong
+    /// to no one); others wait for claims to expire.
     async fn release_delivery_claims(&self) -> Result<u64>;
 
-    /// Claim up to `limit` deliveries due at `now`, oldest first.
-    async fn claim_due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<ClaimedDelivery>>;
+    /// Release claims whose expiry has passed (their owner died or hung), so
+    /// the deliveries can be claimed again.
+    async fn release_expired_delivery_claims(&self, now: i64) -> Result<u64>;
+
+    /// Claim up to `limit` deliveries due at `now`, oldest first, for
+    /// `owner` until `now + lease_ms`.
+    async fn claim_due_deliveries(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedDelivery>>;
 
     /// When the next unclaimed delivery is due, if any.
     async fn next_delivery_due(&self) -> Result<Option<i64>>;
 
     async fn count_pending_deliveries(&self) -> Result<i64>;
 
-    /// Record the outcomes of attempts, all in one transaction.
-    async fn apply_delivery_outcomes(&self, outcomes: &[DeliveryOutcome]) -> Result<()>;
+    /// Record the outcomes of `owner`'s attempts, all in one transaction. A
+    /// retry or a dead letter applies only while the claim is still the
+    /// owner's (an expired claim taken by another process is theirs); a
+    /// success removes the delivery whoever holds it.
+    async fn apply_delivery_outcomes(
+        &self,
+        owner: &str,
+        outcomes: &[DeliveryOutcome],
+    ) -> Result<()>;
 
     // ----- Dead letters ------------------------------------------------------
     async fn list_dead_letters(&self, rule: Option<&str>, limit: i64) -> Result<Vec<DeadLetter>>;

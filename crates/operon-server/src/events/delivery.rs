@@ -32,6 +32,15 @@ const CONCURRENCY: usize = 256;
 /// Longest sleep when nothing is due (new work also wakes the loop).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
+/// How long a claim on a delivery lasts. An attempt is bounded well within
+/// it (webhooks and HTTP calls time out, starts and commands are local), so
+/// a claim still held after it belongs to a process that died or hung, and
+/// the delivery may be attempted again (at least once, same delivery id).
+const CLAIM_LEASE_MS: i64 = 10 * 60 * 1000;
+
+/// How often expired claims are looked for.
+const CLAIM_SWEEP_MS: i64 = 30 * 1000;
+
 /// Why an attempt failed, and whether trying again may help.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetError {
@@ -57,17 +66,24 @@ impl TargetError {
 
 /// The delivery loop; runs for the life of the server.
 pub async fn run(state: Arc<AppState>) {
-    match state.store.release_delivery_claims().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            deliveries = n,
-            "resuming deliveries interrupted by a restart"
-        ),
-        Err(e) => tracing::error!(error = %e, "releasing delivery claims failed"),
+    // Alone, the claims a crashed predecessor left belong to no one; with
+    // other processes, they are released when they expire (see `idle`).
+    if state.coordination.alone() {
+        match state.store.release_delivery_claims().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deliveries = n,
+                "resuming deliveries interrupted by a restart"
+            ),
+            Err(e) => tracing::error!(error = %e, "releasing delivery claims failed"),
+        }
     }
+    let owner = state.coordination.process.0.clone();
+    // A write, so not on every idle pass: expired claims can wait a little.
+    let mut next_sweep = now_millis();
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let (outcomes, rx) = mpsc::unbounded_channel();
-    tokio::spawn(commit_outcomes(state.clone(), rx));
+    tokio::spawn(commit_outcomes(state.clone(), owner.clone(), rx));
     loop {
         let free = permits.available_permits();
         if free == 0 {
@@ -76,7 +92,7 @@ pub async fn run(state: Arc<AppState>) {
         }
         let claimed = match state
             .store
-            .claim_due_deliveries(now_millis(), free as i64)
+            .claim_due_deliveries(&owner, now_millis(), CLAIM_LEASE_MS, free as i64)
             .await
         {
             Ok(claimed) => claimed,
@@ -87,6 +103,10 @@ pub async fn run(state: Arc<AppState>) {
             }
         };
         if claimed.is_empty() {
+            if now_millis() >= next_sweep {
+                release_expired_claims(&state).await;
+                next_sweep = now_millis() + CLAIM_SWEEP_MS;
+            }
             idle(&state).await;
             continue;
         }
@@ -105,7 +125,25 @@ pub async fn run(state: Arc<AppState>) {
     }
 }
 
-/// Sleep until the next delivery is due (at most [`IDLE_POLL`]) or new work arrives.
+/// Free the expired claims of other (dead or hung) processes, so their
+/// deliveries are attempted again.
+async fn release_expired_claims(state: &AppState) {
+    match state
+        .store
+        .release_expired_delivery_claims(now_millis())
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            deliveries = n,
+            "claims expired; the deliveries are attempted again"
+        ),
+        Err(e) => tracing::error!(error = %e, "releasing expired delivery claims failed"),
+    }
+}
+
+/// Sleep until the next delivery is due (at most [`IDLE_POLL`]) or new work
+/// arrives.
 async fn idle(state: &AppState) {
     let wait = match state.store.next_delivery_due().await {
         Ok(Some(at)) => Duration::from_millis((at - now_millis()).clamp(0, 1000) as u64),
@@ -117,7 +155,11 @@ async fn idle(state: &AppState) {
     }
 }
 
-async fn commit_outcomes(state: Arc<AppState>, mut rx: mpsc::UnboundedReceiver<DeliveryOutcome>) {
+async fn commit_outcomes(
+    state: Arc<AppState>,
+    owner: String,
+    mut rx: mpsc::UnboundedReceiver<DeliveryOutcome>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
@@ -131,7 +173,7 @@ async fn commit_outcomes(state: Arc<AppState>, mut rx: mpsc::UnboundedReceiver<D
             .any(|o| matches!(o, DeliveryOutcome::Retry { .. }));
         // An outcome that cannot be recorded leaves its row claimed; the
         // next start releases it and the delivery is repeated (same id).
-        if let Err(e) = state.store.apply_delivery_outcomes(&batch).await {
+        if let Err(e) = state.store.apply_delivery_outcomes(&owner, &batch).await {
             tracing::error!(error = %e, outcomes = batch.len(), "recording delivery outcomes failed");
         }
         if retries {

@@ -220,14 +220,35 @@ impl EventStore for SqliteStore {
     }
 
     async fn release_delivery_claims(&self) -> Result<u64> {
-        let done = sqlx::query("UPDATE event_deliveries SET claimed = 0 WHERE claimed = 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db("releasing delivery claims"))?;
+        let done = sqlx::query(
+            "UPDATE event_deliveries SET claimed = 0, claimed_by = NULL, claim_expires_at = 0
+             WHERE claimed = 1",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db("releasing delivery claims"))?;
         Ok(done.rows_affected())
     }
 
-    async fn claim_due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<ClaimedDelivery>> {
+    async fn release_expired_delivery_claims(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE event_deliveries SET claimed = 0, claimed_by = NULL, claim_expires_at = 0
+             WHERE claimed = 1 AND claim_expires_at <= ?",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db("releasing expired delivery claims"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedDelivery>> {
         let mut tx = self.begin_write("claiming deliveries").await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT d.id, d.rule, d.target_id, d.attempts, d.created_at AS delivery_created,
@@ -258,11 +279,14 @@ impl EventStore for SqliteStore {
         let mut taken = std::collections::HashSet::new();
         for chunk in claimed.chunks(ROWS_PER_INSERT) {
             let sql = format!(
-                "UPDATE event_deliveries SET claimed = 1 WHERE claimed = 0 AND id IN ({})
+                "UPDATE event_deliveries SET claimed = 1, claimed_by = ?, claim_expires_at = ?
+                 WHERE claimed = 0 AND id IN ({})
                  RETURNING id",
                 vec!["?"; chunk.len()].join(", ")
             );
-            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+                .bind(owner)
+                .bind(now.saturating_add(lease_ms));
             for delivery in chunk {
                 query = query.bind(&delivery.id);
             }
@@ -294,7 +318,11 @@ impl EventStore for SqliteStore {
             .map_err(db("counting deliveries"))
     }
 
-    async fn apply_delivery_outcomes(&self, outcomes: &[DeliveryOutcome]) -> Result<()> {
+    async fn apply_delivery_outcomes(
+        &self,
+        owner: &str,
+        outcomes: &[DeliveryOutcome],
+    ) -> Result<()> {
         let mut tx = self.begin_write("recording delivery outcomes").await?;
         let delivered: Vec<&String> = outcomes
             .iter()
@@ -328,12 +356,14 @@ impl EventStore for SqliteStore {
                 } => {
                     sqlx::query(
                         "UPDATE event_deliveries SET attempts = ?, next_attempt_at = ?,
-                            last_error = ?, claimed = 0 WHERE id = ?",
+                            last_error = ?, claimed = 0, claimed_by = NULL, claim_expires_at = 0
+                         WHERE id = ? AND claimed_by = ?",
                     )
                     .bind(attempts)
                     .bind(next_attempt_at)
                     .bind(error)
                     .bind(id)
+                    .bind(owner)
                     .execute(&mut *tx)
                     .await
                     .map_err(db("scheduling a retry"))?;
@@ -348,7 +378,7 @@ impl EventStore for SqliteStore {
                         "INSERT INTO event_dead_letters (id, event_seq, rule, target_id, attempts,
                             last_error, created_at, failed_at)
                          SELECT id, event_seq, rule, target_id, ?, ?, created_at, ?
-                         FROM event_deliveries WHERE id = ?
+                         FROM event_deliveries WHERE id = ? AND claimed_by = ?
                          ON CONFLICT (id) DO UPDATE SET attempts = excluded.attempts,
                             last_error = excluded.last_error, failed_at = excluded.failed_at",
                     )
@@ -356,11 +386,13 @@ impl EventStore for SqliteStore {
                     .bind(error)
                     .bind(at)
                     .bind(id)
+                    .bind(owner)
                     .execute(&mut *tx)
                     .await
                     .map_err(db("moving a delivery to the dead letters"))?;
-                    sqlx::query("DELETE FROM event_deliveries WHERE id = ?")
+                    sqlx::query("DELETE FROM event_deliveries WHERE id = ? AND claimed_by = ?")
                         .bind(id)
+                        .bind(owner)
                         .execute(&mut *tx)
                         .await
                         .map_err(db("removing a dead delivery"))?;

@@ -76,6 +76,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(7, "0007_document_defaults.sql"),
     migration!(8, "0008_run_as.sql"),
     migration!(9, "0009_enroll_token_revocation.sql"),
+    migration!(10, "0010_delivery_claim_owners.sql"),
 ];
 
 /// A migration as recorded in the database.
