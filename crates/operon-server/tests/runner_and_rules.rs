@@ -369,3 +369,46 @@ async fn starting_a_replay_needs_the_right_to_put_events_on_its_bus() {
     let (status, answer) = start(both, "rp3").await;
     assert_eq!(status, 200, "{answer}");
 }
+
+#[tokio::test]
+async fn a_malformed_rule_body_is_refused_only_after_rules_put_and_errors_keep_their_shape() {
+    let api = Api::start().await;
+    let body = json!({"pattern": {"source": ["app"]},
+        "targets": [{"Id": "t0", "Kind": "log"}, {"Id": "t1", "Kind": "log", "Bogus": 1}]});
+    let reader = api
+        .user_token(
+            "reader",
+            json!([{"Effect": "Allow", "Action": "rules:List", "Resource": "*"}]),
+        )
+        .await;
+    let (status, answer) = api
+        .call_as(&reader, "PUT", "/v1/rules/r1", Some(body.clone()))
+        .await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["error"]["code"], "Forbidden", "{answer}");
+    let trail = api
+        .ok("GET", "/v1/audit?actor=reader&action=rules:Put", None)
+        .await;
+    assert_eq!(trail[0]["outcome"], "denied", "{trail}");
+
+    let (status, answer) = api.call("PUT", "/v1/rules/r1", Some(body)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "ValidationError", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("Targets[1]: "), "{message}");
+
+    let duplicate = json!({"pattern": {"source": ["app"]},
+        "targets": [{"Id": "t", "Kind": "log"}, {"Id": "t", "Kind": "log"}]});
+    let (status, answer) = api.call("PUT", "/v1/rules/r1", Some(duplicate)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["message"], "Targets[1]: duplicate Id t");
+    let (status, answer) = api.call("DELETE", "/v1/rules/r1", None).await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(answer["error"]["code"], "NotFound", "{answer}");
+    assert_eq!(answer["error"]["message"], "no rule named r1");
+    let (status, answer) = api
+        .call("POST", "/v1/buses", Some(json!({"name": "default"})))
+        .await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["error"]["message"], "bus default already exists");
+}

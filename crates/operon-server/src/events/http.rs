@@ -12,15 +12,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
 use operon_pattern::{Matcher, Pattern, Scratch};
-use operon_store::Rule;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::envelope::{self, PutEntry};
-use super::targets::{self, TargetSpec};
-use super::{CompiledRule, check_name};
+use super::rules::{self, PutRule};
+use super::targets::TargetSpec;
 use crate::access::{Ctx, authorize};
-use crate::api::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, now_millis};
 
@@ -223,21 +221,7 @@ async fn create_bus(
     Ctx { state, principal }: Ctx,
     Json(body): Json<CreateBus>,
 ) -> ApiResult<Json<Value>> {
-    check_name("bus", &body.name)?;
-    authorize(
-        &state,
-        &principal,
-        "buses:Create",
-        &format!("bus/{}", body.name),
-    )
-    .await?;
-    if !state.store.create_bus(&body.name, now_millis()).await? {
-        return Err(ApiError::conflict(format!(
-            "bus {} already exists",
-            body.name
-        )));
-    }
-    state.events.add_bus(&body.name);
+    state.rules().create_bus(&principal, &body.name).await?;
     Ok(Json(json!({"name": body.name})))
 }
 
@@ -245,18 +229,7 @@ async fn delete_bus(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if name == envelope::DEFAULT_BUS {
-        return Err(ApiError::invalid("the default bus cannot be deleted"));
-    }
-    match state.store.delete_bus(&name).await {
-        Ok(true) => {}
-        Ok(false) => return Err(ApiError::not_found(format!("no bus named {name}"))),
-        Err(operon_store::StoreError::Conflict(message)) => {
-            return Err(ApiError::conflict(message));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    state.events.remove_bus(&name);
+    state.rules().delete_bus(&name).await?;
     Ok(Json(json!({"deleted": name})))
 }
 
@@ -264,7 +237,7 @@ async fn delete_bus(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PutRule {
+struct PutRuleBody {
     #[serde(default)]
     bus: Option<String>,
     #[serde(default)]
@@ -286,166 +259,57 @@ fn enabled_by_default() -> bool {
     true
 }
 
-/// A rule's targets act later, as a role or as the rule's author, and each
-/// effect is authorized when it happens (see [`crate::runas`]). When the
-/// rule is put, naming a role needs `roles:Pass` on it; a target without a
-/// role is checked now for what can be checked without the event (starting
-/// its workflow, putting on its bus), so mistakes show at once. Commands
-/// are checked per node at each delivery, with each node's tags.
-async fn authorize_target(
-    state: &AppState,
-    principal: &Principal,
-    spec: &TargetSpec,
-) -> ApiResult<()> {
-    if let Some(reference) = &spec.role_arn {
-        let role = crate::runas::role_name(reference)
-            .map_err(|e| ApiError::invalid(format!("target {}: RoleArn: {e}", spec.id)))?;
-        crate::runas::authorize_pass_role(&state.store, &state.audit, principal, &role).await?;
-        return Ok(());
-    }
-    let named = |value: &Option<String>| value.clone().unwrap_or_default();
-    match spec.kind.as_str() {
-        "workflow" => {
-            let resource = format!("workflow/{}", named(&spec.workflow));
-            authorize(state, principal, "workflows:Start", &resource).await
-        }
-        "bus" => {
-            let resource = format!("bus/{}", named(&spec.bus));
-            authorize(state, principal, "events:Put", &resource).await
-        }
-        _ => Ok(()),
-    }
-}
-
-fn rule_view(rule: &CompiledRule) -> Value {
-    let mut view = json!(rule.rule);
-    // Sealed secrets are write-only: say that there is one, never show it.
-    if let Some(targets) = view["targets"].as_array_mut() {
-        for target in targets.iter_mut().filter_map(Value::as_object_mut) {
-            if target.remove("SecretSealed").is_some() {
-                target.insert("HasSecret".into(), Value::Bool(true));
-            }
-        }
-    }
-    view["pattern"] = rule
-        .rule
-        .pattern
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or(Value::Null);
-    view
-}
-
 async fn list_rules(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
-    let mut rules = state.events.rules();
-    rules.sort_by(|a, b| a.rule.name.cmp(&b.rule.name));
+    let rules = state.rules().list();
     Ok(Json(Value::Array(
-        rules.iter().map(|r| rule_view(r)).collect(),
+        rules.iter().map(|r| rules::view(r)).collect(),
     )))
-}
-
-fn find_rule(state: &AppState, name: &str) -> ApiResult<Arc<CompiledRule>> {
-    state
-        .events
-        .rule(name)
-        .ok_or_else(|| ApiError::not_found(format!("no rule named {name}")))
 }
 
 async fn describe_rule(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let rule = find_rule(&state, &name)?;
-    Ok(Json(rule_view(&rule)))
+    let rule = state.rules().get(&name)?;
+    Ok(Json(rules::view(&rule)))
 }
 
 async fn put_rule(
     Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
-    Json(body): Json<PutRule>,
+    Json(body): Json<PutRuleBody>,
 ) -> ApiResult<Json<Value>> {
-    check_name("rule", &name)?;
-    authorize(&state, &principal, "rules:Put", &format!("rule/{name}")).await?;
-    let bus = state.events.require_bus(body.bus)?;
-    let pattern = super::pattern_text(body.pattern);
-    match (&pattern, &body.schedule) {
-        (None, None) => {
-            return Err(ApiError::invalid(
-                "a rule needs an event pattern or a schedule expression",
-            ));
-        }
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "give an event pattern or a schedule expression, not both",
-            ));
-        }
-        _ => {}
-    }
-    if let Some(text) = &pattern {
-        Pattern::parse(text).map_err(|e| ApiError::invalid(e.to_string()))?;
-    }
-    if let Some(expr) = &body.schedule {
-        super::schedule::check(expr, body.timezone.as_deref()).map_err(ApiError::invalid)?;
-    } else if body.timezone.is_some() {
-        return Err(ApiError::invalid("a time zone applies only to a schedule"));
-    }
-    if body.targets.len() > 5 {
-        return Err(ApiError::invalid(format!(
-            "a rule has at most 5 targets, got {}",
-            body.targets.len()
-        )));
-    }
-    let mut stored_targets = Vec::new();
+    let service = state.rules();
+    let mut targets = Vec::with_capacity(body.targets.len());
     for (i, raw) in body.targets.into_iter().enumerate() {
-        let spec: TargetSpec = serde_json::from_value(raw)
-            .map_err(|e| ApiError::invalid(format!("Targets[{i}]: {e}")))?;
-        if stored_targets.iter().any(|t: &TargetSpec| t.id == spec.id) {
-            return Err(ApiError::invalid(format!(
-                "Targets[{i}]: duplicate Id {}",
-                spec.id
-            )));
+        match serde_json::from_value::<TargetSpec>(raw) {
+            Ok(spec) => targets.push(spec),
+            Err(e) => {
+                // Who may not put the rule learns nothing about its body.
+                service.authorize_put(&principal, &name).await?;
+                return Err(ApiError::invalid(format!("Targets[{i}]: {e}")));
+            }
         }
-        authorize_target(&state, &principal, &spec).await?;
-        let (stored, _) = targets::prepare(spec, &state.events.key)
-            .map_err(|e| ApiError::invalid(format!("Targets[{i}]: {e}")))?;
-        stored_targets.push(stored);
     }
-    let now = now_millis();
-    let existing = state.store.rule(&name).await?;
-    let rule = Rule {
-        name: name.clone(),
-        bus,
+    let put = PutRule {
+        name,
+        bus: body.bus,
         description: body.description,
-        pattern,
+        pattern: super::pattern_text(body.pattern),
         schedule: body.schedule,
         timezone: body.timezone,
         enabled: body.enabled,
-        targets: json!(stored_targets),
-        created_at: existing.as_ref().map_or(now, |r| r.created_at),
-        updated_at: now,
-        last_fired_at: existing.as_ref().and_then(|r| r.last_fired_at),
-        author: Some(principal.name.clone()),
+        targets,
     };
-    let compiled = state
-        .events
-        .compile_rule(rule.clone())
-        .map_err(ApiError::invalid)?;
-    state.store.put_rule(&rule).await?;
-    let view = rule_view(&compiled);
-    state.events.install(compiled);
-    super::schedule::changed(&state);
-    Ok(Json(view))
+    let rule = service.put(&principal, put).await?;
+    Ok(Json(rules::view(&rule)))
 }
 
 async fn delete_rule(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if !state.store.delete_rule(&name).await? {
-        return Err(ApiError::not_found(format!("no rule named {name}")));
-    }
-    state.events.uninstall(&name);
-    super::schedule::changed(&state);
+    state.rules().delete(&name).await?;
     Ok(Json(json!({"deleted": name})))
 }
 
@@ -463,18 +327,8 @@ async fn set_enabled(
     enabled: bool,
 ) -> ApiResult<Json<Value>> {
     // Authorized by the catalogue (rules:Enable / rules:Disable on rule/NAME).
-    let current = find_rule(&state, &name)?;
-    state
-        .store
-        .set_rule_enabled(&name, enabled, now_millis())
-        .await?;
-    let mut rule = current.rule.clone();
-    rule.enabled = enabled;
-    let compiled = state.events.compile_rule(rule).map_err(ApiError::invalid)?;
-    let view = rule_view(&compiled);
-    state.events.install(compiled);
-    super::schedule::changed(&state);
-    Ok(Json(view))
+    let rule = state.rules().set_enabled(&name, enabled).await?;
+    Ok(Json(rules::view(&rule)))
 }
 
 #[derive(Deserialize)]
@@ -488,38 +342,21 @@ async fn test_rule(
     Path(name): Path<String>,
     Json(body): Json<TestRule>,
 ) -> ApiResult<Json<Value>> {
-    let rule = find_rule(&state, &name)?;
-    let text = body.event.to_string();
-    operon_pattern::validate_event_envelope(&text).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let matches = match rule.rule.pattern.as_deref() {
-        None => false,
-        Some(pattern) => {
-            let mut matcher = Matcher::new();
-            matcher
-                .add_json(name.clone(), pattern)
-                .map_err(|e| ApiError::invalid(e.to_string()))?;
-            !matcher
-                .matches(&text)
-                .map_err(|e| ApiError::invalid(e.to_string()))?
-                .is_empty()
-        }
-    };
-    let context = super::delivery::context(&rule, now_millis());
-    let targets: Vec<Value> = rule
+    let trial = state.rules().test(&name, &body.event)?;
+    let targets: Vec<Value> = trial
         .targets
         .iter()
         .map(|t| {
-            let input = t.payload(&body.event, &context);
             json!({
                 "id": t.id,
-                "input": input.as_deref().map(|i| serde_json::from_str::<Value>(i)
+                "input": t.input.as_deref().map(|i| serde_json::from_str::<Value>(i)
                     .unwrap_or_else(|_| Value::String(i.to_string()))),
-                "delivered": matches && input.is_some(),
+                "delivered": t.delivered,
             })
         })
         .collect();
     Ok(Json(
-        json!({"rule": name, "matches": matches, "targets": targets}),
+        json!({"rule": name, "matches": trial.matches, "targets": targets}),
     ))
 }
 

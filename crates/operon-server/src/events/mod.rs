@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod http;
 pub mod inbound;
 pub mod replay;
+pub mod rules;
 pub mod schedule;
 pub mod signing;
 pub mod targets;
@@ -41,6 +42,7 @@ use targets::{CompiledTarget, TargetSpec};
 pub const SEAL_KEY_FILE: &str = "events.key";
 
 /// A rule with its targets compiled.
+#[derive(Debug)]
 pub struct CompiledRule {
     pub rule: Rule,
     pub targets: Vec<CompiledTarget>,
@@ -102,7 +104,9 @@ impl EventBus {
         for rule in store.list_rules().await.map_err(|e| e.to_string())? {
             let name = rule.name.clone();
             match bus.compile_rule(rule) {
-                Ok(compiled) => bus.install(compiled),
+                Ok(compiled) => {
+                    bus.install(compiled);
+                }
                 Err(e) => {
                     tracing::error!(rule = %name, error = %e, "stored rule does not compile; skipped")
                 }
@@ -160,7 +164,7 @@ impl EventBus {
     }
 
     /// Make a compiled rule live (replacing one of the same name).
-    pub fn install(&self, compiled: CompiledRule) {
+    pub fn install(&self, compiled: CompiledRule) -> Arc<CompiledRule> {
         let mut rules = self.write_rules();
         let name = compiled.rule.name.clone();
         if let Some(old) = rules.by_name.remove(&name)
@@ -178,7 +182,9 @@ impl EventBus {
                 .or_default()
                 .add(name.clone(), &pattern);
         }
-        rules.by_name.insert(name, Arc::new(compiled));
+        let compiled = Arc::new(compiled);
+        rules.by_name.insert(name, compiled.clone());
+        compiled
     }
 
     pub fn uninstall(&self, name: &str) {
@@ -365,6 +371,17 @@ pub async fn forward_happenings(
             .collect();
         if let Err(e) = accept(&state, envelopes).await {
             tracing::warn!(error = %e.message, "putting server events on the bus failed");
+        }
+    }
+}
+
+impl AppState {
+    /// The rules service over this server's store, audit trail and bus.
+    pub(crate) fn rules(&self) -> rules::RuleService<'_> {
+        rules::RuleService {
+            store: &self.store,
+            audit: &self.audit,
+            events: &self.events,
         }
     }
 }

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use operon_asl::{Event, StateMachine};
+use operon_asl::Event;
 use operon_store::{ApprovalDecision, ExecutionFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::definitions::{NewVersion, NewWorkflow, Version};
 use super::{Msg, execution_view, start_execution};
 use crate::access::{Ctx, authorize};
 use crate::api::Principal;
@@ -64,62 +65,18 @@ struct UpdateWorkflow {
     role: Option<String>,
 }
 
-/// A runbook's tasks act later, as the version's role or its author, and
-/// each effect is authorized when it happens (see [`crate::runas`]). Naming
-/// a role needs `roles:Pass` on it. Returns the role's name.
-async fn authorize_role(
-    state: &AppState,
-    principal: &Principal,
-    role: Option<&str>,
-) -> ApiResult<Option<String>> {
-    let Some(reference) = role.filter(|r| !r.is_empty()) else {
-        return Ok(None);
-    };
-    let role =
-        crate::runas::role_name(reference).map_err(|e| ApiError::invalid(format!("role: {e}")))?;
-    crate::runas::authorize_pass_role(&state.store, &state.audit, principal, &role).await?;
-    Ok(Some(role))
-}
-
-/// Definitions may come as a JSON object or as the JSON text of one.
-fn parse_definition(definition: Value) -> ApiResult<Value> {
-    let definition = match definition {
-        Value::String(text) => serde_json::from_str(&text)
-            .map_err(|e| ApiError::invalid(format!("definition is not JSON: {e}")))?,
-        other => other,
-    };
-    StateMachine::from_value(&definition)
-        .map_err(|e| ApiError::invalid(format!("invalid definition: {e}")))?;
-    Ok(definition)
-}
-
 async fn create_workflow(
     Ctx { state, principal }: Ctx,
     Json(body): Json<CreateWorkflow>,
 ) -> ApiResult<Json<Value>> {
-    super::validate_name("workflow", &body.name)?;
-    authorize(
-        &state,
-        &principal,
-        "workflows:Create",
-        &format!("workflow/{}", body.name),
-    )
-    .await?;
-    let definition = parse_definition(body.definition)?;
-    let role = authorize_role(&state, &principal, body.role.as_deref()).await?;
-    let version = state
-        .store
-        .put_workflow(
-            &body.name,
-            &definition,
-            role.as_deref(),
-            &principal.name,
-            now_millis(),
-            true,
-        )
-        .await?
-        .map_err(ApiError::conflict)?;
-    Ok(Json(json!({"name": body.name, "version": version})))
+    let new = NewWorkflow {
+        name: body.name,
+        definition: body.definition,
+        role: body.role,
+    };
+    let name = new.name.clone();
+    let Version(version) = state.workflow_definitions().create(&principal, new).await?;
+    Ok(Json(json!({"name": name, "version": version})))
 }
 
 async fn update_workflow(
@@ -127,35 +84,17 @@ async fn update_workflow(
     Path(name): Path<String>,
     Json(body): Json<UpdateWorkflow>,
 ) -> ApiResult<Json<Value>> {
-    authorize(
-        &state,
-        &principal,
-        "workflows:Update",
-        &format!("workflow/{name}"),
-    )
-    .await?;
-    let definition = parse_definition(body.definition)?;
-    let role = match body.role {
-        Some(role) => authorize_role(&state, &principal, Some(&role)).await?,
-        None => state.store.workflow(&name).await?.and_then(|w| w.role),
+    let new = NewVersion {
+        name: name.clone(),
+        definition: body.definition,
+        role: body.role,
     };
-    let version = state
-        .store
-        .put_workflow(
-            &name,
-            &definition,
-            role.as_deref(),
-            &principal.name,
-            now_millis(),
-            false,
-        )
-        .await?
-        .map_err(ApiError::not_found)?;
+    let Version(version) = state.workflow_definitions().update(&principal, new).await?;
     Ok(Json(json!({"name": name, "version": version})))
 }
 
 async fn list_workflows(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Value>>> {
-    let list = state.store.list_workflows().await?;
+    let list = state.workflow_definitions().list().await?;
     Ok(Json(
         list.into_iter()
             .map(|w| json!({"name": w.name, "version": w.version, "createdAt": w.created_at, "updatedAt": w.updated_at, "role": w.role, "createdBy": w.created_by}))
@@ -167,11 +106,7 @@ async fn describe_workflow(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let w = state
-        .store
-        .workflow(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no workflow named {name:?}")))?;
+    let w = state.workflow_definitions().get(&name).await?;
     Ok(Json(json!({
         "name": w.name, "version": w.version, "definition": w.definition,
         "createdAt": w.created_at, "updatedAt": w.updated_at,
@@ -183,11 +118,8 @@ async fn delete_workflow(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    match state.store.delete_workflow(&name, now_millis()).await? {
-        Ok(()) => Ok(Json(json!({"name": name, "deleted": true}))),
-        Err(message) if message.starts_with("no workflow") => Err(ApiError::not_found(message)),
-        Err(message) => Err(ApiError::conflict(message)),
-    }
+    state.workflow_definitions().delete(&name).await?;
+    Ok(Json(json!({"name": name, "deleted": true})))
 }
 
 #[derive(Deserialize)]

@@ -18,6 +18,7 @@
 //! Every change of an execution's status goes through [`on_status_change`].
 
 pub mod api;
+pub mod definitions;
 pub mod runner;
 pub mod tasks;
 pub mod timers;
@@ -183,6 +184,16 @@ pub(crate) async fn start_with_parent(
         .workflows
         .ask(|reply| Msg::Start(Box::new(request), reply))
         .await
+}
+
+impl AppState {
+    /// The workflow definitions service over this server's store and audit trail.
+    pub(crate) fn workflow_definitions(&self) -> definitions::WorkflowService<'_> {
+        definitions::WorkflowService {
+            store: &self.store,
+            audit: &self.audit,
+        }
+    }
 }
 
 /// Workflow and execution names: 1 to 80 of letters, digits, `-` and `_`
