@@ -23,6 +23,7 @@
 //! sleeping.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -42,6 +43,53 @@ impl ProcessId {
 pub enum Topic {
     /// Commands or agents changed: the dispatcher should plan again.
     Dispatch,
+    /// Rules or buses changed: the scheduler should look again, and a
+    /// process that did not make the change should reload its rule cache.
+    Rules,
+    /// Deliveries became due (events put, redriven, retried): the delivery
+    /// loop should claim again.
+    Deliveries,
+    /// An execution changed status (`.sync` child executions wait for it).
+    ExecutionStatus,
+    /// A command reached a final status (`.sync` command tasks wait for it).
+    CommandStatus,
+}
+
+/// One topic's notifications: a count of them and the waiters to wake.
+#[derive(Debug, Default)]
+struct TopicState {
+    sent: AtomicU64,
+    notify: Notify,
+}
+
+/// A waiter's place on a topic: it remembers how many notifications it has
+/// seen, so one sent between two waits (while the waiter was busy) is not
+/// lost: the next wait returns at once. Every subscription sees every
+/// notification; several notifications in a row wake a waiter once.
+#[derive(Debug)]
+pub struct Subscription {
+    topic: Arc<TopicState>,
+    seen: u64,
+}
+
+impl Subscription {
+    /// Wait for a notification sent after this subscription was made or
+    /// last woken; return at once if one already was.
+    pub async fn notified(&mut self) {
+        loop {
+            let notified = self.topic.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the count is read: a notification sent
+            // between the read and the await still wakes it.
+            notified.as_mut().enable();
+            let sent = self.topic.sent.load(Ordering::Acquire);
+            if sent != self.seen {
+                self.seen = sent;
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// A held lease.
@@ -58,7 +106,7 @@ pub struct Lease {
 #[derive(Debug, Default)]
 pub struct InProcess {
     leases: Mutex<HashMap<String, Lease>>,
-    topics: Mutex<HashMap<Topic, Arc<Notify>>>,
+    topics: Mutex<HashMap<Topic, Arc<TopicState>>>,
     sessions: Mutex<HashMap<String, ProcessId>>,
 }
 
@@ -83,19 +131,24 @@ impl InProcess {
         Some(lease)
     }
 
-    fn topic(&self, topic: Topic) -> Arc<Notify> {
+    fn topic(&self, topic: Topic) -> Arc<TopicState> {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         topics.entry(topic).or_default().clone()
     }
 
-    /// Wake the waiters of `topic` (or the next one to wait, if none waits).
+    /// Wake every subscription of `topic`: those waiting now, and those busy
+    /// now at their next wait.
     pub fn notify(&self, topic: Topic) {
-        self.topic(topic).notify_one();
+        let topic = self.topic(topic);
+        topic.sent.fetch_add(1, Ordering::AcqRel);
+        topic.notify.notify_waiters();
     }
 
-    /// Wait for the next notification of `topic`.
-    pub async fn notified(&self, topic: Topic) {
-        self.topic(topic).notified().await
+    /// Subscribe to `topic`: notifications from now on wake it.
+    pub fn subscribe(&self, topic: Topic) -> Subscription {
+        let topic = self.topic(topic);
+        let seen = topic.sent.load(Ordering::Acquire);
+        Subscription { topic, seen }
     }
 
     /// `process` holds `node_id`'s connection now.
@@ -148,8 +201,10 @@ impl Coordination {
         self.backend.notify(topic);
     }
 
-    pub async fn notified(&self, topic: Topic) {
-        self.backend.notified(topic).await
+    /// Subscribe before reading the state the notifications are about, so
+    /// a change made after the read is not missed.
+    pub fn subscribe(&self, topic: Topic) -> Subscription {
+        self.backend.subscribe(topic)
     }
 }
 
@@ -196,22 +251,75 @@ mod tests {
         assert_eq!(c.session_route("n-1"), None);
     }
 
+    const SOON: Duration = Duration::from_secs(1);
+
+    /// The delivery loop and the dispatcher rely on it: a wake-up sent while
+    /// they are busy (not waiting) ends their next wait at once.
     #[tokio::test]
-    async fn a_notification_wakes_the_waiter_even_when_it_arrives_first() {
+    async fn a_notification_sent_while_the_subscriber_is_busy_ends_its_next_wait() {
         let c = Arc::new(InProcess::default());
-        c.notify(Topic::Dispatch);
-        tokio::time::timeout(Duration::from_secs(1), c.notified(Topic::Dispatch))
+        let mut sub = c.subscribe(Topic::Deliveries);
+        c.notify(Topic::Deliveries);
+        c.notify(Topic::Deliveries); // several in a row wake it once
+        tokio::time::timeout(SOON, sub.notified())
             .await
             .expect("a stored wake-up");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), sub.notified())
+                .await
+                .is_err(),
+            "no wake-up left"
+        );
         let waiter = {
             let c = c.clone();
-            tokio::spawn(async move { c.notified(Topic::Dispatch).await })
+            tokio::spawn(async move { c.subscribe(Topic::Deliveries).notified().await })
         };
         tokio::task::yield_now().await;
-        c.notify(Topic::Dispatch);
-        tokio::time::timeout(Duration::from_secs(1), waiter)
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        c.notify(Topic::Deliveries);
+        tokio::time::timeout(SOON, waiter)
             .await
             .expect("woken")
             .unwrap();
+    }
+
+    /// `.sync` waits rely on it: every waiter of a topic is woken (not just
+    /// one), including one that subscribed, then read the store, and only
+    /// then waited; notifications before subscribing are not its concern.
+    #[tokio::test]
+    async fn every_subscription_is_woken_by_a_notification_after_it_subscribed() {
+        let c = Arc::new(InProcess::default());
+        c.notify(Topic::ExecutionStatus); // before anyone subscribed
+        let mut late = c.subscribe(Topic::ExecutionStatus);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), late.notified())
+                .await
+                .is_err()
+        );
+        let mut waiters = Vec::new();
+        for _ in 0..3 {
+            let mut sub = c.subscribe(Topic::ExecutionStatus);
+            waiters.push(tokio::spawn(async move { sub.notified().await }));
+        }
+        let mut reading = c.subscribe(Topic::ExecutionStatus);
+        tokio::task::yield_now().await;
+        c.notify(Topic::ExecutionStatus); // while `reading` reads the store
+        for waiter in waiters {
+            tokio::time::timeout(SOON, waiter)
+                .await
+                .expect("every waiter woken")
+                .unwrap();
+        }
+        tokio::time::timeout(SOON, reading.notified())
+            .await
+            .expect("the change after subscribing is not missed");
+        // Other topics are independent.
+        let mut rules = c.subscribe(Topic::Rules);
+        c.notify(Topic::Dispatch);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), rules.notified())
+                .await
+                .is_err()
+        );
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use operon_store::ExecutionRecord;
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::happenings::Happening;
 
@@ -44,10 +44,6 @@ pub const RUNNING: &str = "RUNNING";
 pub struct Workflows {
     pub(crate) tx: mpsc::Sender<Msg>,
     pub(crate) timers: timers::Timers,
-    /// Woken whenever a command reaches a final status (`.sync` waiters).
-    pub(crate) command_done: Notify,
-    /// Woken whenever an execution changes status (`.sync` children, watchers).
-    pub(crate) status_changed: Notify,
     /// `operon:http`'s client, under the egress policy.
     pub(crate) http: crate::egress::client::Outbound,
 }
@@ -59,8 +55,6 @@ impl Workflows {
             Workflows {
                 tx,
                 timers: timers::Timers::default(),
-                command_done: Notify::new(),
-                status_changed: Notify::new(),
                 http,
             },
             rx,
@@ -225,7 +219,9 @@ pub(crate) fn on_status_change(state: &AppState, execution: &ExecutionRecord) {
         status = %execution.status,
         "execution status changed"
     );
-    state.workflows.status_changed.notify_waiters();
+    state
+        .coordination
+        .notify(crate::coordination::Topic::ExecutionStatus);
     state
         .happenings
         .publish(Happening::Execution(Box::new(execution.clone())));
