@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -131,6 +132,13 @@ impl InProcess {
         Some(lease)
     }
 
+    /// The unexpired holder of `name`, without taking it.
+    #[cfg(test)]
+    pub fn holder(&self, name: &str, now: i64) -> Option<Lease> {
+        let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        leases.get(name).filter(|l| l.expires_at > now).cloned()
+    }
+
     fn topic(&self, topic: Topic) -> Arc<TopicState> {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         topics.entry(topic).or_default().clone()
@@ -205,6 +213,31 @@ impl Coordination {
     /// a change made after the read is not missed.
     pub fn subscribe(&self, topic: Topic) -> Subscription {
         self.backend.subscribe(topic)
+    }
+
+    /// Wait until this process holds the lease `name` (taking it for
+    /// `ttl_ms`); a process that does not get it stands by and tries again
+    /// every third of `ttl_ms`.
+    pub async fn acquire(&self, name: &str, ttl_ms: i64) -> Lease {
+        loop {
+            if let Some(lease) = self.try_lease(name, ttl_ms) {
+                return lease;
+            }
+            tokio::time::sleep(Duration::from_millis((ttl_ms / 3).max(1) as u64)).await;
+        }
+    }
+
+    /// Take or renew the lease `name` for `ttl_ms` from now.
+    pub fn try_lease(&self, name: &str, ttl_ms: i64) -> Option<Lease> {
+        self.backend
+            .try_lease(name, &self.process, ttl_ms, crate::now_millis())
+    }
+
+    /// Renew `lease` (held by this process); false if it was lost meanwhile
+    /// (expired and taken by another, or taken again under a new epoch).
+    pub fn renew(&self, lease: &Lease, ttl_ms: i64) -> bool {
+        self.try_lease(&lease.name, ttl_ms)
+            .is_some_and(|renewed| renewed.epoch == lease.epoch)
     }
 }
 
@@ -321,5 +354,44 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_standby_acquires_the_lease_when_it_expires_and_the_old_holder_cannot_renew() {
+        let a = Arc::new(Coordination::default());
+        // Another process on the same backend.
+        let b = owner("b");
+        let held = a.try_lease("workflows.runner", 60).unwrap();
+        assert!(a.renew(&held, 60), "the holder renews");
+        assert!(
+            a.backend
+                .try_lease("workflows.runner", &b, 60, crate::now_millis())
+                .is_none(),
+            "held: the other stands by"
+        );
+        // `a` stops renewing: `b` takes it once it expires.
+        let taken = tokio::time::timeout(SOON, async {
+            loop {
+                if let Some(l) =
+                    a.backend
+                        .try_lease("workflows.runner", &b, 60, crate::now_millis())
+                {
+                    return l;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("taken after expiry");
+        assert!(taken.epoch > held.epoch);
+        assert!(!a.renew(&held, 60), "the old holder has lost it");
+        // `acquire` waits while another holds it.
+        let waiting = {
+            let a = a.clone();
+            tokio::spawn(async move { a.acquire("workflows.runner", 60).await })
+        };
+        let again = tokio::time::timeout(SOON, waiting).await.unwrap().unwrap();
+        assert_eq!(again.owner, a.process);
+        assert!(again.epoch > taken.epoch);
     }
 }

@@ -332,3 +332,41 @@ mod payload_tests {
         assert!(records[0].detail["execution_id"].is_string());
     }
 }
+
+#[cfg(test)]
+mod lease_tests {
+    use std::time::Duration;
+
+    use crate::coordination::ProcessId;
+    use crate::now_millis;
+
+    /// The runner and the timer wheel take their leases at start and keep
+    /// them; a second process would stand by.
+    #[tokio::test]
+    async fn the_runner_and_the_timer_wheel_hold_their_leases_so_a_second_process_stands_by() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().into());
+        let server = crate::start(config).await.unwrap();
+        let coordination = &server.state.coordination;
+        let other = ProcessId("p-other".into());
+        for name in [super::runner::RUNNER_LEASE, super::timers::TIMERS_LEASE] {
+            let mut held = None;
+            for _ in 0..100 {
+                held = coordination.backend.holder(name, now_millis());
+                if held.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let held = held.unwrap_or_else(|| panic!("{name} is taken at start"));
+            assert_eq!(held.owner, coordination.process, "{name}");
+            assert!(
+                coordination
+                    .backend
+                    .try_lease(name, &other, 15_000, now_millis())
+                    .is_none(),
+                "{name} cannot be taken while held"
+            );
+        }
+    }
+}
