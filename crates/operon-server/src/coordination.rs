@@ -12,12 +12,51 @@
 //! - **Leases**: a named role held by one owner until it expires; the holder
 //!   renews it by taking it again before expiry. A lease has an epoch that
 //!   grows with every new holder, so work stamped with an old epoch can be
-//!   recognised and refused (fencing).
-//! - **Notifier**: wake every waiter of a [`Topic`]. A notification reaches
-//!   each waiter at most once and never blocks the notifier; waiters re-read
+//!   recognised and refused (fencing). [`Coordination::acquire`] waits for
+//!   one (standing by while another process holds it).
+//! - **Notifier**: [`Coordination::notify`] wakes every [`Subscription`] of a
+//!   [`Topic`]. A subscription remembers what it has seen, so a notification
+//!   sent while its holder was busy ends its next wait at once (a stored
+//!   wake-up), and several in a row wake it once. Subscribe *before* reading
+//!   the state the topic is about. Notifying never blocks; waiters re-read
 //!   the store, so a missed wake-up costs latency, not correctness.
 //! - **Session router**: which process holds a node's agent connection, so a
 //!   frame for that node can be forwarded there.
+//!
+//! Who uses what:
+//!
+//! | Part | Through | |
+//! |---|---|---|
+//! | event scheduler (`events/schedule.rs`) | lease `events.scheduler` | renewed every pass (≤ 60 s, lease 180 s) |
+//! | workflow runner (`workflows/runner.rs`) | lease `workflows.runner` | renewed every 5 s (lease 15 s); on loss it drains its batches in flight, drops its cache and stands by |
+//! | timer wheel (`workflows/timers.rs`) | lease `workflows.timers` | renewed every pass (≤ 1 s, lease 15 s); a new holder reloads the heap from `workflow_timers` |
+//! | dispatcher | [`Topic::Dispatch`] | commands, fleet, agent sessions and results wake it |
+//! | delivery loop (`events/delivery.rs`) | [`Topic::Deliveries`] | puts, redrives, retries and scheduled events wake it; claims have an owner and an expiry in the store; [`Coordination::alone`] releases all claims at start |
+//! | rule cache and scheduler | [`Topic::Rules`] | rule and bus changes; the writer updates its own cache first, a process not alone reloads from the store on each |
+//! | `.sync` child executions | [`Topic::ExecutionStatus`] | announced by `workflows::on_status_change` |
+//! | `.sync` command tasks | [`Topic::CommandStatus`] | announced by the dispatcher when a command is final |
+//! | cancel | session router | only the process holding the node's connection sends it |
+//!
+//! Still assuming one process:
+//!
+//! - **Live output** (`live.rs`, `GET /v1/commands/{id}/stream`): output
+//!   chunks reach the process holding the agent's connection and are fanned
+//!   out from its memory. Acceptable because live output is best effort (the
+//!   stored result is the record) and a client can be sent to the right
+//!   process; a multi-process backend must route a stream request to the
+//!   session's process (the session router says which) or publish chunks on
+//!   a topic that carries data.
+//! - **The audit head file** (`audit-head` in the data directory): written by
+//!   the one audit writer after each commit, to detect a cut log. Several
+//!   processes cannot share one file; a multi-process backend must keep the
+//!   head outside the database another way (each process its own head file
+//!   checked against the chain, or an external witness) and serialise
+//!   appends (the chain is linear), e.g. under a lease.
+//! - **Starts and events reach the local runner**: messages to the runner
+//!   go through this process's channel; a process standing by queues them
+//!   until it holds the lease. A multi-process backend must forward them to
+//!   the holder, and fence the runner's commits with its lease epoch (the
+//!   store does not check it yet).
 //!
 //! Time is passed in (milliseconds), so the lease rules are tested without
 //! sleeping.
