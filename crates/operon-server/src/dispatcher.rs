@@ -41,9 +41,10 @@ pub fn run_message(
 }
 
 pub async fn run(state: Arc<AppState>) {
+    let mut wake = state.coordination.subscribe(Topic::Dispatch);
     loop {
         tokio::select! {
-            _ = state.coordination.notified(Topic::Dispatch) => {}
+            _ = wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         if let Err(e) = tick(&state).await {
@@ -146,7 +147,7 @@ async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store
             .set_command_status(&command.id, status, Some(now))
             .await?;
         state.live.publish(&command.id, LiveEvent::Done { status });
-        state.workflows.command_done.notify_waiters();
+        state.coordination.notify(Topic::CommandStatus);
         tracing::info!(command_id = %command.id, %status, "command finished");
     }
     Ok(())

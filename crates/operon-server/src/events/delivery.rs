@@ -15,6 +15,8 @@ use operon_store::{ClaimedDelivery, DeliveryOutcome};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::coordination::{Subscription, Topic};
+
 use super::CompiledRule;
 use super::envelope::{self, Envelope};
 use super::signing;
@@ -79,6 +81,8 @@ pub async fn run(state: Arc<AppState>) {
         }
     }
     let owner = state.coordination.process.0.clone();
+    // Kept across passes: a wake-up sent during a pass ends the next idle.
+    let mut wake = state.coordination.subscribe(Topic::Deliveries);
     // A write, so not on every idle pass: expired claims can wait a little.
     let mut next_sweep = now_millis();
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
@@ -107,7 +111,7 @@ pub async fn run(state: Arc<AppState>) {
                 release_expired_claims(&state).await;
                 next_sweep = now_millis() + CLAIM_SWEEP_MS;
             }
-            idle(&state).await;
+            idle(&state, &mut wake).await;
             continue;
         }
         for delivery in claimed {
@@ -144,14 +148,14 @@ async fn release_expired_claims(state: &AppState) {
 
 /// Sleep until the next delivery is due (at most [`IDLE_POLL`]) or new work
 /// arrives.
-async fn idle(state: &AppState) {
+async fn idle(state: &AppState, wake: &mut Subscription) {
     let wait = match state.store.next_delivery_due().await {
         Ok(Some(at)) => Duration::from_millis((at - now_millis()).clamp(0, 1000) as u64),
         _ => IDLE_POLL,
     };
     tokio::select! {
         _ = tokio::time::sleep(wait) => {}
-        _ = state.events.wake.notified() => {}
+        _ = wake.notified() => {}
     }
 }
 
@@ -177,7 +181,7 @@ async fn commit_outcomes(
             tracing::error!(error = %e, outcomes = batch.len(), "recording delivery outcomes failed");
         }
         if retries {
-            state.events.wake.notify_one();
+            super::wake_deliveries(&state);
         }
     }
 }

@@ -445,6 +445,6 @@ async fn redrive(
     }
     let redriven = state.store.redrive_dead_letters(&ids, now_millis()).await?;
     let missing: Vec<&String> = ids.iter().filter(|i| !redriven.contains(i)).collect();
-    state.events.wake.notify_one();
+    super::wake_deliveries(&state);
     Ok(Json(json!({"redriven": redriven, "not_found": missing})))
 }

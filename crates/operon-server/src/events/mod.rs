@@ -30,9 +30,10 @@ use std::sync::{Arc, RwLock};
 use operon_pattern::{Matcher, Pattern, Scratch};
 use operon_store::{NewDelivery, NewEvent, Rule, Store};
 use serde_json::Value;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 
 use crate::AppState;
+use crate::coordination::Topic;
 use crate::service::{ErrorKind, ServiceError, ServiceResult};
 use envelope::{Envelope, PutEntry};
 use signing::SealKey;
@@ -68,13 +69,9 @@ pub struct EventBus {
     pub(crate) key: SealKey,
     rules: RwLock<Rules>,
     pub(crate) writer: writer::EventWriter,
-    /// Wakes the delivery loop when new deliveries are due.
-    pub(crate) wake: Notify,
     pub(crate) tail: broadcast::Sender<TailEvent>,
     /// The webhook targets' client, under the egress policy.
     pub(crate) http: crate::egress::client::Outbound,
-    /// Wakes the scheduler when rules change.
-    pub(crate) schedule_changed: Notify,
     /// Signatures of inbound webhook requests accepted within the clock
     /// skew window: a replay is refused.
     pub(crate) seen_signatures: inbound::SeenSignatures,
@@ -92,27 +89,33 @@ impl EventBus {
             key,
             rules: RwLock::new(Rules::default()),
             writer: writer::EventWriter::spawn(store.clone(), audit),
-            wake: Notify::new(),
             tail: broadcast::channel(4096).0,
             http,
-            schedule_changed: Notify::new(),
             seen_signatures: inbound::SeenSignatures::default(),
         };
-        for b in store.list_buses().await.map_err(|e| e.to_string())? {
-            bus.write_rules().buses.insert(b.name);
-        }
-        for rule in store.list_rules().await.map_err(|e| e.to_string())? {
+        bus.reload(store).await?;
+        Ok(bus)
+    }
+
+    /// Replace the buses and rules with the store's, compiled.
+    pub(crate) async fn reload(&self, store: &Store) -> Result<(), String> {
+        let buses = store.list_buses().await.map_err(|e| e.to_string())?;
+        let stored = store.list_rules().await.map_err(|e| e.to_string())?;
+        let mut fresh = Rules::default();
+        fresh.buses.extend(buses.into_iter().map(|b| b.name));
+        for rule in stored {
             let name = rule.name.clone();
-            match bus.compile_rule(rule) {
+            match self.compile_rule(rule) {
                 Ok(compiled) => {
-                    bus.install(compiled);
+                    install_into(&mut fresh, compiled);
                 }
                 Err(e) => {
                     tracing::error!(rule = %name, error = %e, "stored rule does not compile; skipped")
                 }
             }
         }
-        Ok(bus)
+        *self.write_rules() = fresh;
+        Ok(())
     }
 
     fn read_rules(&self) -> std::sync::RwLockReadGuard<'_, Rules> {
@@ -165,26 +168,7 @@ impl EventBus {
 
     /// Make a compiled rule live (replacing one of the same name).
     pub fn install(&self, compiled: CompiledRule) -> Arc<CompiledRule> {
-        let mut rules = self.write_rules();
-        let name = compiled.rule.name.clone();
-        if let Some(old) = rules.by_name.remove(&name)
-            && let Some(m) = rules.matchers.get_mut(&old.rule.bus)
-        {
-            m.remove(&name);
-        }
-        if compiled.rule.enabled
-            && let Some(pattern) = compiled.rule.pattern.as_deref()
-            && let Ok(pattern) = Pattern::parse(pattern)
-        {
-            rules
-                .matchers
-                .entry(compiled.rule.bus.clone())
-                .or_default()
-                .add(name.clone(), &pattern);
-        }
-        let compiled = Arc::new(compiled);
-        rules.by_name.insert(name, compiled.clone());
-        compiled
+        install_into(&mut self.write_rules(), compiled)
     }
 
     pub fn uninstall(&self, name: &str) {
@@ -298,7 +282,7 @@ pub async fn accept_for_rules(
         .await
         .map_err(|e| ServiceError::new(ErrorKind::Internal, "InternalError", e))?;
     if any_delivery {
-        state.events.wake.notify_one();
+        wake_deliveries(state);
     }
     for event in tail {
         let _ = state.events.tail.send(event);
@@ -320,7 +304,28 @@ pub fn spawn(
         )),
         tokio::spawn(replay::retention_loop(state.clone())),
         tokio::spawn(schedule::run(state.clone(), clock)),
+        tokio::spawn(follow_rules(state.clone())),
     ]
+}
+
+/// Reload the rule cache when another process changes rules or buses
+/// (`Topic::Rules`). The process that makes a change updates its own cache
+/// before it notifies, so alone (the in-process backend, where every
+/// notification is this process's own) there is nothing to reload and this
+/// only waits. With others, every notification reloads, its own included:
+/// a reload that read the store before a change is followed by the reload
+/// of that change's notification, so the cache ends up like the store.
+async fn follow_rules(state: Arc<AppState>) {
+    if state.coordination.alone() {
+        return;
+    }
+    let mut changed = state.coordination.subscribe(Topic::Rules);
+    loop {
+        changed.notified().await;
+        if let Err(e) = state.events.reload(&state.store).await {
+            tracing::error!(error = %e, "reloading rules failed");
+        }
+    }
 }
 
 /// Put server happenings on the default bus as `operon.fleet`,
@@ -382,8 +387,37 @@ impl AppState {
             store: &self.store,
             audit: &self.audit,
             events: &self.events,
+            coordination: &self.coordination,
         }
     }
+}
+
+/// Make a compiled rule live in `rules` (replacing one of the same name).
+fn install_into(rules: &mut Rules, compiled: CompiledRule) -> Arc<CompiledRule> {
+    let name = compiled.rule.name.clone();
+    if let Some(old) = rules.by_name.remove(&name)
+        && let Some(m) = rules.matchers.get_mut(&old.rule.bus)
+    {
+        m.remove(&name);
+    }
+    if compiled.rule.enabled
+        && let Some(pattern) = compiled.rule.pattern.as_deref()
+        && let Ok(pattern) = Pattern::parse(pattern)
+    {
+        rules
+            .matchers
+            .entry(compiled.rule.bus.clone())
+            .or_default()
+            .add(name.clone(), &pattern);
+    }
+    let compiled = Arc::new(compiled);
+    rules.by_name.insert(name, compiled.clone());
+    compiled
+}
+
+/// Wake the delivery loop: deliveries became due (put, redriven, retried).
+pub(crate) fn wake_deliveries(state: &AppState) {
+    state.coordination.notify(Topic::Deliveries);
 }
 
 /// An event pattern given as a JSON object or as JSON text, as text.

@@ -20,6 +20,7 @@ use super::targets::{self, TargetSpec};
 use super::{CompiledRule, EventBus, check_name, envelope};
 use crate::access::{Principal, check_in, resource_request};
 use crate::audit::AuditLog;
+use crate::coordination::{Coordination, Topic};
 use crate::now_millis;
 use crate::service::{ServiceError, ServiceResult};
 
@@ -63,6 +64,9 @@ pub struct RuleService<'a> {
     pub(crate) store: &'a Store,
     pub(crate) audit: &'a AuditLog,
     pub(crate) events: &'a EventBus,
+    /// Rule and bus changes are announced on `Topic::Rules` (the scheduler
+    /// looks again; other processes reload their cache).
+    pub(crate) coordination: &'a Coordination,
 }
 
 impl RuleService<'_> {
@@ -176,7 +180,7 @@ impl RuleService<'_> {
             .map_err(|e| ServiceError::invalid("InvalidTarget", e))?;
         self.store.put_rule(&rule).await?;
         let installed = self.events.install(compiled);
-        self.events.schedule_changed.notify_one();
+        self.coordination.notify(Topic::Rules);
         Ok(installed)
     }
 
@@ -237,7 +241,7 @@ impl RuleService<'_> {
             ));
         }
         self.events.uninstall(name);
-        self.events.schedule_changed.notify_one();
+        self.coordination.notify(Topic::Rules);
         Ok(())
     }
 
@@ -255,7 +259,7 @@ impl RuleService<'_> {
             .compile_rule(rule)
             .map_err(|e| ServiceError::invalid("InvalidTarget", e))?;
         let installed = self.events.install(compiled);
-        self.events.schedule_changed.notify_one();
+        self.coordination.notify(Topic::Rules);
         Ok(installed)
     }
 
@@ -306,6 +310,7 @@ impl RuleService<'_> {
             ));
         }
         self.events.add_bus(name);
+        self.coordination.notify(Topic::Rules);
         Ok(())
     }
 
@@ -332,6 +337,7 @@ impl RuleService<'_> {
             Err(e) => return Err(e.into()),
         }
         self.events.remove_bus(name);
+        self.coordination.notify(Topic::Rules);
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ struct Fixture {
     store: Store,
     audit: AuditLog,
     events: EventBus,
+    coordination: crate::coordination::Coordination,
 }
 
 impl Fixture {
@@ -39,6 +40,7 @@ impl Fixture {
             store,
             audit,
             events,
+            coordination: Default::default(),
         }
     }
 
@@ -47,6 +49,7 @@ impl Fixture {
             store: &self.store,
             audit: &self.audit,
             events: &self.events,
+            coordination: &self.coordination,
         }
     }
 
@@ -427,4 +430,60 @@ async fn buses_are_created_once_and_the_default_bus_stays() {
     let err = s.create_bus(&nobody, "mine").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Forbidden);
     assert!(!f.events.bus_exists("mine"));
+}
+
+async fn announced(changed: &mut crate::coordination::Subscription) {
+    tokio::time::timeout(Duration::from_secs(1), changed.notified())
+        .await
+        .expect("announced on Topic::Rules")
+}
+
+/// Every rule or bus change is announced on `Topic::Rules`, and another
+/// process's cache (a second bus over the same store) follows it by
+/// reloading.
+#[tokio::test]
+async fn changes_are_announced_and_another_process_follows_them_by_reloading() {
+    let f = Fixture::new().await;
+    let s = f.service();
+    let http = crate::egress::client::Outbound::new(Default::default(), "test", None).unwrap();
+    let other = EventBus::load(
+        &f.store,
+        SealKey::from_bytes([7; 32]),
+        f.audit.clone(),
+        http,
+    )
+    .await
+    .unwrap();
+    let mut changed = f.coordination.subscribe(Topic::Rules);
+    let other_matches = |other: &EventBus| {
+        other.matching_rules("default", &event().to_string(), &mut Scratch::default())
+    };
+
+    s.put(&admin(), rule("r1", vec![target("t1")]))
+        .await
+        .unwrap();
+    announced(&mut changed).await;
+    assert!(other_matches(&other).is_empty(), "not reloaded yet");
+    other.reload(&f.store).await.unwrap();
+    assert_eq!(other_matches(&other), ["r1"]);
+
+    s.set_enabled("r1", false).await.unwrap();
+    announced(&mut changed).await;
+    other.reload(&f.store).await.unwrap();
+    assert!(other_matches(&other).is_empty());
+    assert!(other.rule("r1").is_some());
+
+    s.delete("r1").await.unwrap();
+    announced(&mut changed).await;
+    other.reload(&f.store).await.unwrap();
+    assert!(other.rule("r1").is_none());
+
+    s.create_bus(&admin(), "ops").await.unwrap();
+    announced(&mut changed).await;
+    other.reload(&f.store).await.unwrap();
+    assert!(other.bus_exists("ops"));
+    s.delete_bus("ops").await.unwrap();
+    announced(&mut changed).await;
+    other.reload(&f.store).await.unwrap();
+    assert!(!other.bus_exists("ops"));
 }

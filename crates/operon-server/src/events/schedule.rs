@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use super::CompiledRule;
 use super::envelope::{self, PutEntry};
 use crate::AppState;
+use crate::coordination::Topic;
 
 /// `source` and `detail-type` of scheduled events.
 pub const SOURCE: &str = "operon.events";
@@ -117,12 +118,13 @@ fn utc(ms: i64) -> DateTime<Utc> {
 
 /// Wake the scheduler (a rule was put, deleted, enabled or disabled).
 pub fn changed(state: &AppState) {
-    state.events.schedule_changed.notify_one();
+    state.coordination.notify(Topic::Rules);
 }
 
 /// The scheduler loop; runs for the life of the server.
 pub async fn run(state: Arc<AppState>, clock: Arc<dyn Clock>) {
     let coordination = &state.coordination;
+    let mut rules_changed = coordination.subscribe(Topic::Rules);
     loop {
         let now = clock.now_ms();
         // One scheduler fires: the holder of the lease, renewed every pass
@@ -140,7 +142,7 @@ pub async fn run(state: Arc<AppState>, clock: Arc<dyn Clock>) {
         let until = next.unwrap_or(now + MAX_SLEEP_MS).min(now + MAX_SLEEP_MS);
         tokio::select! {
             _ = clock.sleep_until(until) => {}
-            _ = state.events.schedule_changed.notified() => {}
+            _ = rules_changed.notified() => {}
         }
     }
 }
@@ -236,7 +238,7 @@ async fn fire(state: &AppState, rule: &CompiledRule, now: i64) -> Result<(), Str
     updated.last_fired_at = Some(now);
     let compiled = state.events.compile_rule(updated)?;
     state.events.install(compiled);
-    state.events.wake.notify_one();
+    super::wake_deliveries(state);
     let _ = state.events.tail.send(super::TailEvent {
         bus: env.bus,
         body: Arc::from(body.as_str()),

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use operon_store::ExecutionRecord;
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::happenings::Happening;
 
@@ -44,10 +44,6 @@ pub const RUNNING: &str = "RUNNING";
 pub struct Workflows {
     pub(crate) tx: mpsc::Sender<Msg>,
     pub(crate) timers: timers::Timers,
-    /// Woken whenever a command reaches a final status (`.sync` waiters).
-    pub(crate) command_done: Notify,
-    /// Woken whenever an execution changes status (`.sync` children, watchers).
-    pub(crate) status_changed: Notify,
     /// `operon:http`'s client, under the egress policy.
     pub(crate) http: crate::egress::client::Outbound,
 }
@@ -59,8 +55,6 @@ impl Workflows {
             Workflows {
                 tx,
                 timers: timers::Timers::default(),
-                command_done: Notify::new(),
-                status_changed: Notify::new(),
                 http,
             },
             rx,
@@ -225,7 +219,9 @@ pub(crate) fn on_status_change(state: &AppState, execution: &ExecutionRecord) {
         status = %execution.status,
         "execution status changed"
     );
-    state.workflows.status_changed.notify_waiters();
+    state
+        .coordination
+        .notify(crate::coordination::Topic::ExecutionStatus);
     state
         .happenings
         .publish(Happening::Execution(Box::new(execution.clone())));
@@ -334,5 +330,43 @@ mod payload_tests {
         assert_eq!(records[0].action, "workflows:StartExecution");
         assert_eq!(records[0].resource, "workflow/wf");
         assert!(records[0].detail["execution_id"].is_string());
+    }
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use std::time::Duration;
+
+    use crate::coordination::ProcessId;
+    use crate::now_millis;
+
+    /// The runner and the timer wheel take their leases at start and keep
+    /// them; a second process would stand by.
+    #[tokio::test]
+    async fn the_runner_and_the_timer_wheel_hold_their_leases_so_a_second_process_stands_by() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().into());
+        let server = crate::start(config).await.unwrap();
+        let coordination = &server.state.coordination;
+        let other = ProcessId("p-other".into());
+        for name in [super::runner::RUNNER_LEASE, super::timers::TIMERS_LEASE] {
+            let mut held = None;
+            for _ in 0..100 {
+                held = coordination.backend.holder(name, now_millis());
+                if held.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let held = held.unwrap_or_else(|| panic!("{name} is taken at start"));
+            assert_eq!(held.owner, coordination.process, "{name}");
+            assert!(
+                coordination
+                    .backend
+                    .try_lease(name, &other, 15_000, now_millis())
+                    .is_none(),
+                "{name} cannot be taken while held"
+            );
+        }
     }
 }

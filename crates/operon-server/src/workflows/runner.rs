@@ -16,7 +16,10 @@
 //!
 //! Being the only writer of executions makes the name check of a start
 //! (the idempotency key) race-free: names of starts not yet committed are
-//! held in a shared set.
+//! held in a shared set. The runner steps only while this process holds the
+//! lease [`RUNNER_LEASE`] (renewed every third of its time); another process
+//! stands by until it expires. With the in-process backend the runner takes
+//! it at start and keeps it.
 
 use operon_store::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -43,6 +46,11 @@ pub(crate) const TASK_TOKEN_PREFIX: &str = "ott_";
 
 /// Most messages stepped and committed together.
 const MAX_BATCH: usize = 1024;
+
+/// The lease of the one process whose runner steps executions.
+pub(crate) const RUNNER_LEASE: &str = "workflows.runner";
+/// How long the runner's lease lasts; it is renewed every third of it.
+const RUNNER_LEASE_MS: i64 = 15_000;
 
 /// State transitions an execution makes in one step before it yields to
 /// the others (it resumes on a timer due at once), so a tight loop in one
@@ -151,7 +159,28 @@ pub async fn run(state: Arc<AppState>, mut rx: mpsc::Receiver<Msg>) {
         seq: 0,
         finished: VecDeque::new(),
     };
-    while let Some(first) = rx.recv().await {
+    let state = runner.state.clone();
+    let coordination = &state.coordination;
+    let mut lease = coordination.acquire(RUNNER_LEASE, RUNNER_LEASE_MS).await;
+    let mut renew = tokio::time::interval(Duration::from_millis(RUNNER_LEASE_MS as u64 / 3));
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = renew.tick() => {
+                if !coordination.renew(&lease, RUNNER_LEASE_MS) {
+                    tracing::warn!("the workflow runner lost its lease; standing by");
+                    runner.stand_by().await;
+                    lease = coordination.acquire(RUNNER_LEASE, RUNNER_LEASE_MS).await;
+                    tracing::info!(epoch = lease.epoch, "the workflow runner holds its lease again");
+                }
+                continue;
+            }
+            msg = rx.recv() => match msg {
+                Some(msg) => msg,
+                None => return,
+            },
+        };
         let mut msgs = vec![first];
         while msgs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -610,6 +639,17 @@ impl Runner {
             .starting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The lease was lost: another process may step executions from now on,
+    /// so once the batches in flight are done, forget everything (the store
+    /// has the truth when the lease is taken again).
+    async fn stand_by(&mut self) {
+        while self.shared.done.load(Ordering::Acquire) < self.seq {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.cache.clear();
+        self.finished.clear();
     }
 
     /// Before building a batch: after a failed commit forget everything

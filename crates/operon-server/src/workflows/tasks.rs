@@ -30,6 +30,7 @@ use crate::AppState;
 use crate::access::{Principal, check_in};
 use crate::commands::targets::TargetError;
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
+use crate::coordination::Topic;
 use crate::documents::DocumentVersion;
 use crate::egress::client::{OutboundError, read_capped};
 use crate::runas::{RunAs, actor_principal};
@@ -306,8 +307,9 @@ async fn run_command(state: &AppState, task: &WorkflowTask, mode: Mode) -> Resul
 }
 
 async fn wait_for_command(state: &AppState, id: &str) -> Result<Command, Failure> {
+    // Subscribed before each read: a status set after the read wakes it.
+    let mut done = state.coordination.subscribe(Topic::CommandStatus);
     loop {
-        let done = state.workflows.command_done.notified();
         let command = state
             .store
             .command(id)
@@ -318,7 +320,7 @@ async fn wait_for_command(state: &AppState, id: &str) -> Result<Command, Failure
             return Ok(command);
         }
         tokio::select! {
-            _ = done => {}
+            _ = done.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
@@ -609,8 +611,8 @@ async fn start_execution(
             json!({"ExecutionId": child_id, "Name": started["name"], "StartDate": started["startedAt"]}),
         );
     }
+    let mut changed = state.coordination.subscribe(Topic::ExecutionStatus);
     loop {
-        let changed = state.workflows.status_changed.notified();
         let child = state
             .store
             .execution(&child_id)
@@ -634,7 +636,7 @@ async fn start_execution(
             };
         }
         tokio::select! {
-            _ = changed => {}
+            _ = changed.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }

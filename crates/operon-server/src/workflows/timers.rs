@@ -6,6 +6,10 @@
 //! the heap is rebuilt from the table, so a timer that fell due while the
 //! server was down fires at once. Firing sends `TimerFired` to the runner,
 //! whose step deletes the row; a timer fired twice is ignored by the engine.
+//!
+//! The wheel fires only while this process holds the lease [`TIMERS_LEASE`],
+//! renewed on every pass (passes are at most a second apart). A process that
+//! takes it over from another reloads the heap from the table first.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -13,10 +17,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use operon_asl::Event;
+use operon_store::prelude::*;
 use tokio::sync::Notify;
 
 use super::Msg;
 use crate::{AppState, now_millis};
+
+/// The lease of the one process whose wheel fires timers.
+pub(crate) const TIMERS_LEASE: &str = "workflows.timers";
+/// How long the wheel's lease lasts (passes are at most a second apart).
+const TIMERS_LEASE_MS: i64 = 15_000;
 
 #[derive(Default)]
 pub struct Timers {
@@ -52,7 +62,44 @@ impl Timers {
 
 pub async fn run(state: Arc<AppState>) {
     let timers = &state.workflows.timers;
+    let coordination = &state.coordination;
+    // The epoch of the lease while held; taken first at start, when
+    // `resume` loads the heap.
+    let mut held = Some(
+        coordination
+            .acquire(TIMERS_LEASE, TIMERS_LEASE_MS)
+            .await
+            .epoch,
+    );
     loop {
+        match coordination.try_lease(TIMERS_LEASE, TIMERS_LEASE_MS) {
+            Some(lease) if held == Some(lease.epoch) => {}
+            Some(lease) => {
+                // Taken over: timers added by another process are only in
+                // the table (a timer fired twice is ignored).
+                tracing::info!(epoch = lease.epoch, "the timer wheel holds its lease");
+                match state.store.workflow_timers().await {
+                    Ok(rows) => {
+                        for t in rows {
+                            timers.schedule(t.due_at, t.execution_id, t.timer_id);
+                        }
+                        held = Some(lease.epoch);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "loading workflow timers failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
+            None => {
+                if held.take().is_some() {
+                    tracing::warn!("the timer wheel lost its lease; standing by");
+                }
+                tokio::time::sleep(Duration::from_millis(TIMERS_LEASE_MS as u64 / 3)).await;
+                continue;
+            }
+        }
         let (due, next) = timers.take_due(now_millis());
         for (execution_id, timer_id) in due {
             let msg = Msg::Event {
