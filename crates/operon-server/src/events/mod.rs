@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod envelope;
 pub mod http;
 pub mod inbound;
+pub mod put_events;
 pub mod replay;
 pub mod rules;
 pub mod schedule;
@@ -267,43 +268,55 @@ pub async fn accept_for_rules(
     only: Option<&[String]>,
     audit: Option<operon_store::AuditEntry>,
 ) -> ServiceResult<()> {
-    let now = crate::now_millis();
-    let mut scratch = Scratch::default();
-    let mut batch = Vec::with_capacity(envelopes.len());
-    let mut any_delivery = false;
-    for env in &envelopes {
-        let body = env.text();
-        let names = state.events.matching_rules(&env.bus, &body, &mut scratch);
-        let deliveries = state.events.deliveries_for(&names, only);
-        any_delivery |= !deliveries.is_empty();
-        batch.push(NewEvent {
-            id: env.id.clone(),
-            bus: env.bus.clone(),
-            body,
-            ingested_at: now,
-            deliveries,
-        });
+    state.events.accept(envelopes, only, audit).await
+}
+
+impl EventBus {
+    /// Match, persist (with deliveries and the optional audit record, in one
+    /// transaction) and announce checked envelopes; deliver only to the
+    /// named rules when `only` is given.
+    pub(crate) async fn accept(
+        &self,
+        envelopes: Vec<Envelope>,
+        only: Option<&[String]>,
+        audit: Option<operon_store::AuditEntry>,
+    ) -> ServiceResult<()> {
+        let now = crate::now_millis();
+        let mut scratch = Scratch::default();
+        let mut batch = Vec::with_capacity(envelopes.len());
+        let mut any_delivery = false;
+        for env in &envelopes {
+            let body = env.text();
+            let names = self.matching_rules(&env.bus, &body, &mut scratch);
+            let deliveries = self.deliveries_for(&names, only);
+            any_delivery |= !deliveries.is_empty();
+            batch.push(NewEvent {
+                id: env.id.clone(),
+                bus: env.bus.clone(),
+                body,
+                ingested_at: now,
+                deliveries,
+            });
+        }
+        let tail: Vec<TailEvent> = batch
+            .iter()
+            .map(|e| TailEvent {
+                bus: e.bus.clone(),
+                body: Arc::from(e.body.as_str()),
+            })
+            .collect();
+        self.writer
+            .write(batch, audit)
+            .await
+            .map_err(|e| ServiceError::new(ErrorKind::Internal, "InternalError", e))?;
+        if any_delivery {
+            self.wake.notify_one();
+        }
+        for event in tail {
+            let _ = self.tail.send(event);
+        }
+        Ok(())
     }
-    let tail: Vec<TailEvent> = batch
-        .iter()
-        .map(|e| TailEvent {
-            bus: e.bus.clone(),
-            body: Arc::from(e.body.as_str()),
-        })
-        .collect();
-    state
-        .events
-        .writer
-        .write(batch, audit)
-        .await
-        .map_err(|e| ServiceError::new(ErrorKind::Internal, "InternalError", e))?;
-    if any_delivery {
-        state.events.wake.notify_one();
-    }
-    for event in tail {
-        let _ = state.events.tail.send(event);
-    }
-    Ok(())
 }
 
 /// Start the background parts: delivery workers, the scheduler, event
@@ -381,6 +394,22 @@ impl AppState {
         rules::RuleService {
             store: &self.store,
             audit: &self.audit,
+            events: &self.events,
+        }
+    }
+
+    /// The PutEvents service over this server's audit trail and bus.
+    pub(crate) fn put_events(&self) -> put_events::EventService<'_> {
+        put_events::EventService {
+            audit: &self.audit,
+            events: &self.events,
+        }
+    }
+
+    /// The dead-letter service over this server's store and bus.
+    pub(crate) fn dead_letters(&self) -> put_events::DeadLetterService<'_> {
+        put_events::DeadLetterService {
+            store: &self.store,
             events: &self.events,
         }
     }
