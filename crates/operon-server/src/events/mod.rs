@@ -406,6 +406,15 @@ impl AppState {
         }
     }
 
+    /// The archives-and-replays service over this server's store, audit trail and bus.
+    pub(crate) fn replays(&self) -> replay::ReplayService<'_> {
+        replay::ReplayService {
+            store: &self.store,
+            audit: &self.audit,
+            events: &self.events,
+        }
+    }
+
     /// The dead-letter service over this server's store and bus.
     pub(crate) fn dead_letters(&self) -> put_events::DeadLetterService<'_> {
         put_events::DeadLetterService {
