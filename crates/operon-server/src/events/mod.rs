@@ -251,16 +251,6 @@ pub async fn accept(state: &AppState, envelopes: Vec<Envelope>) -> ServiceResult
     accept_for_rules(state, envelopes, None, None).await
 }
 
-/// [`accept`], committing `audit` (the record of the call that put the
-/// events) in the same transaction as the events.
-pub async fn accept_audited(
-    state: &AppState,
-    envelopes: Vec<Envelope>,
-    audit: operon_store::AuditEntry,
-) -> ServiceResult<()> {
-    accept_for_rules(state, envelopes, None, Some(audit)).await
-}
-
 /// Like [`accept`], delivering only to the named rules when `only` is given.
 pub async fn accept_for_rules(
     state: &AppState,
@@ -409,6 +399,15 @@ impl AppState {
     /// The archives-and-replays service over this server's store, audit trail and bus.
     pub(crate) fn replays(&self) -> replay::ReplayService<'_> {
         replay::ReplayService {
+            store: &self.store,
+            audit: &self.audit,
+            events: &self.events,
+        }
+    }
+
+    /// The inbound-webhook service over this server's store, audit trail and bus.
+    pub(crate) fn webhooks(&self) -> inbound::WebhookService<'_> {
+        inbound::WebhookService {
             store: &self.store,
             audit: &self.audit,
             events: &self.events,
