@@ -224,17 +224,6 @@ pub(crate) async fn check_in(
 }
 
 /// Write the audit record of a refusal.
-pub(crate) async fn record_denial(
-    state: &AppState,
-    principal: &Principal,
-    action: &str,
-    resource: &str,
-    reason: &str,
-) {
-    record_denial_in(&state.audit, principal, action, resource, reason).await
-}
-
-/// [`record_denial`] for services that hold the audit trail, not the state.
 pub(crate) async fn record_denial_in(
     audit: &crate::audit::AuditLog,
     principal: &Principal,

@@ -412,3 +412,80 @@ async fn a_malformed_rule_body_is_refused_only_after_rules_put_and_errors_keep_t
     assert_eq!(status, 409, "{answer}");
     assert_eq!(answer["error"]["message"], "bus default already exists");
 }
+
+#[tokio::test]
+async fn an_approval_is_decided_only_by_its_approvers_and_its_token_is_not_a_task_token() {
+    let api = Api::start().await;
+    let definition = json!({
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {"Type": "Task", "Resource": "operon:approval",
+                "Parameters": {"Message": "go?", "Approvers": ["carol"]},
+                "TimeoutSeconds": 300, "ResultPath": "$.approval", "End": true}
+        }
+    });
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": "gate", "definition": definition})),
+    )
+    .await;
+    let started = api
+        .ok("POST", "/v1/workflows/gate/executions", Some(json!({})))
+        .await;
+    let id = started["executionId"].as_str().unwrap().to_string();
+    let pending = api
+        .get_until("/v1/approvals?status=Pending", |a| {
+            a.as_array().is_some_and(|l| !l.is_empty())
+        })
+        .await;
+    let approval = pending[0].clone();
+    assert_eq!(approval["execution_id"], id.as_str());
+    let approval_id = approval["id"].as_str().unwrap();
+
+    // Its token is answered as an approval, not as a task token.
+    let (status, answer) = api
+        .call(
+            "POST",
+            "/v1/tasks/send-success",
+            Some(json!({"taskToken": approval["token"], "output": {}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to an approval")
+    );
+
+    // Allowed to approve, but not among its approvers: refused and audited.
+    let statements = json!([{"Effect": "Allow", "Action": "approvals:Approve", "Resource": "*"}]);
+    let bob = api.user_token("bob", statements.clone()).await;
+    let path = format!("/v1/approvals/{approval_id}/approve");
+    let (status, answer) = api.call_as(&bob, "POST", &path, None).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not among the approvers")
+    );
+    let denied = api.audit_of("bob").await;
+    assert!(denied.iter().any(|r| r["outcome"] == "denied"
+        && r["action"] == "approvals:Approve"
+        && r["resource"] == format!("approval/{approval_id}")));
+
+    let carol = api.user_token("carol", statements).await;
+    let (status, decided) = api
+        .call_as(&carol, "POST", &path, Some(json!({"comment": "fine"})))
+        .await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["status"], "Approved");
+    assert_eq!(decided["decided_by"], "carol");
+    let done = api.execution_until(&id, |e| e["status"] != "RUNNING").await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    // Decided once: a second answer conflicts.
+    let (status, _) = api.call_as(&carol, "POST", &path, None).await;
+    assert_eq!(status, 409);
+}

@@ -15,15 +15,13 @@ use operon_pattern::{Matcher, Pattern, Scratch};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::envelope::{self, PutEntry};
+use super::envelope::PutEntry;
+use super::put_events::{EntryOutcome, RedriveRequest};
 use super::rules::{self, PutRule};
 use super::targets::TargetSpec;
-use crate::access::{Ctx, authorize};
+use crate::AppState;
+use crate::access::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::{AppState, now_millis};
-
-/// Most entries in one PutEvents request (AWS allows 10; a superset).
-pub const MAX_ENTRIES: usize = 100;
 
 /// Routes needing a bearer token.
 pub fn protected() -> Router<Arc<AppState>> {
@@ -83,67 +81,19 @@ async fn put_events(
     Ctx { state, principal }: Ctx,
     Json(request): Json<PutEventsRequest>,
 ) -> ApiResult<Json<Value>> {
-    if request.entries.is_empty() || request.entries.len() > MAX_ENTRIES {
-        return Err(ApiError::invalid(format!(
-            "Entries must hold 1 to {MAX_ENTRIES} entries, got {}",
-            request.entries.len()
-        )));
-    }
-    let now = now_millis();
-    let mut answers: Vec<Value> = Vec::with_capacity(request.entries.len());
-    let mut accepted = Vec::new();
-    let mut authorized: Vec<String> = Vec::new();
-    for entry in &request.entries {
-        let env = match envelope::check_source_not_reserved(entry)
-            .and_then(|()| envelope::envelope(entry, now))
-        {
-            Ok(env) => env,
-            Err(e) => {
-                answers.push(json!({"ErrorCode": e.code, "ErrorMessage": e.message}));
-                continue;
-            }
-        };
-        if !state.events.bus_exists(&env.bus) {
-            answers.push(json!({
-                "ErrorCode": "ResourceNotFoundException",
-                "ErrorMessage": format!("Event bus {} does not exist.", env.bus),
-            }));
-            continue;
-        }
-        if !authorized.contains(&env.bus) {
-            authorize(
-                &state,
-                &principal,
-                "events:Put",
-                &format!("bus/{}", env.bus),
-            )
-            .await?;
-            authorized.push(env.bus.clone());
-        }
-        answers.push(json!({"EventId": env.id}));
-        accepted.push(env);
-    }
-    let failed = answers
+    let outcome = state.put_events().put(&principal, &request.entries).await?;
+    let answers: Vec<Value> = outcome
+        .entries
         .iter()
-        .filter(|a| a.get("ErrorCode").is_some())
-        .count();
-    // The call's audit record commits with its events: one transaction.
-    let record = operon_store::AuditEntry {
-        actor: principal.name.clone(),
-        action: "events:Put".into(),
-        resource: authorized
-            .iter()
-            .map(|bus| format!("bus/{bus}"))
-            .collect::<Vec<_>>()
-            .join(","),
-        outcome: "allowed".into(),
-        detail: json!({"token": principal.token_id, "method": "POST", "path": "/v1/events",
-            "status": 200, "entries": answers.len(), "failed": failed}),
-    };
-    super::accept_audited(&state, accepted, record).await?;
-    principal.mark_recorded();
+        .map(|entry| match entry {
+            EntryOutcome::Accepted { event_id } => json!({"EventId": event_id}),
+            EntryOutcome::Failed { code, message } => {
+                json!({"ErrorCode": code, "ErrorMessage": message})
+            }
+        })
+        .collect();
     Ok(Json(
-        json!({"FailedEntryCount": failed, "Entries": answers}),
+        json!({"FailedEntryCount": outcome.failed(), "Entries": answers}),
     ))
 }
 
@@ -387,10 +337,9 @@ async fn list_dead_letters(
     State(state): State<Arc<AppState>>,
     Query(query): Query<DlqQuery>,
 ) -> ApiResult<Json<Value>> {
-    let limit = query.limit.unwrap_or(1000).clamp(1, 100_000);
     let letters = state
-        .store
-        .list_dead_letters(query.rule.as_deref(), limit)
+        .dead_letters()
+        .list(query.rule.as_deref(), query.limit)
         .await?;
     Ok(Json(Value::Array(
         letters.into_iter().map(dead_letter_view).collect(),
@@ -401,11 +350,7 @@ async fn show_dead_letter(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let letter = state
-        .store
-        .dead_letter(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")))?;
+    let letter = state.dead_letters().get(&id).await?;
     Ok(Json(dead_letter_view(letter)))
 }
 
@@ -426,25 +371,15 @@ async fn redrive(
     State(state): State<Arc<AppState>>,
     Json(body): Json<Redrive>,
 ) -> ApiResult<Json<Value>> {
-    let mut ids = body.ids;
-    if body.all || body.rule.is_some() {
-        let rule = if body.all { None } else { body.rule.as_deref() };
-        ids.extend(
-            state
-                .store
-                .list_dead_letters(rule, 100_000)
-                .await?
-                .into_iter()
-                .map(|d| d.id),
-        );
-    }
-    if ids.is_empty() {
-        return Err(ApiError::invalid(
-            "nothing to redrive: give ids, a rule, or all",
-        ));
-    }
-    let redriven = state.store.redrive_dead_letters(&ids, now_millis()).await?;
-    let missing: Vec<&String> = ids.iter().filter(|i| !redriven.contains(i)).collect();
-    super::wake_deliveries(&state);
-    Ok(Json(json!({"redriven": redriven, "not_found": missing})))
+    let done = state
+        .dead_letters()
+        .redrive(RedriveRequest {
+            ids: body.ids,
+            rule: body.rule,
+            all: body.all,
+        })
+        .await?;
+    Ok(Json(
+        json!({"redriven": done.redriven, "not_found": done.not_found}),
+    ))
 }

@@ -31,15 +31,16 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use operon_store::InboundWebhook;
+use operon_store::{InboundWebhook, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::check_name;
 use super::envelope::{self, PutEntry};
-use super::signing;
-use crate::access::{Ctx, authorize};
+use super::{EventBus, check_name, signing};
+use crate::access::{Ctx, Principal, check_in, resource_request};
+use crate::audit::AuditLog;
 use crate::error::{ApiError, ApiResult};
+use crate::service::{ErrorKind, ServiceError, ServiceResult};
 use crate::{AppState, now_millis};
 
 /// `source` of events made from webhook requests.
@@ -60,36 +61,12 @@ pub async fn create(
     Ctx { state, principal }: Ctx,
     Json(body): Json<CreateWebhook>,
 ) -> ApiResult<Json<Value>> {
-    check_name("webhook", &body.name)?;
-    authorize(
-        &state,
-        &principal,
-        "webhooks:Create",
-        &format!("webhook/{}", body.name),
-    )
-    .await?;
-    let bus = state.events.require_bus(body.bus)?;
-    let secret = match body.secret {
-        Some(s) if s.len() < 16 => {
-            return Err(ApiError::invalid(
-                "a webhook secret must be at least 16 characters",
-            ));
-        }
-        Some(s) => s,
-        None => crate::auth::new_secret("owh_"),
+    let new = NewWebhook {
+        name: body.name,
+        bus: body.bus,
+        secret: body.secret,
     };
-    let hook = InboundWebhook {
-        name: body.name.clone(),
-        bus,
-        secret_sealed: state.events.key.seal(&secret),
-        created_at: now_millis(),
-    };
-    if !state.store.create_webhook(&hook).await? {
-        return Err(ApiError::conflict(format!(
-            "webhook {} already exists",
-            body.name
-        )));
-    }
+    let (hook, secret) = state.webhooks().create(&principal, new).await?;
     Ok(Json(json!({
         "name": hook.name,
         "bus": hook.bus,
@@ -102,8 +79,8 @@ pub async fn create(
 
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     let hooks: Vec<Value> = state
-        .store
-        .list_webhooks()
+        .webhooks()
+        .list()
         .await?
         .into_iter()
         .map(|h| {
@@ -120,9 +97,7 @@ pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if !state.store.delete_webhook(&name).await? {
-        return Err(ApiError::not_found(format!("no webhook named {name}")));
-    }
+    state.webhooks().delete(&name).await?;
     Ok(Json(json!({"deleted": name})))
 }
 
@@ -189,6 +164,220 @@ impl SeenSignatures {
     }
 }
 
+/// A webhook as given to [`WebhookService::create`].
+#[derive(Debug, Clone, Default)]
+pub struct NewWebhook {
+    pub name: String,
+    /// `default` when absent.
+    pub bus: Option<String>,
+    /// The shared secret (at least [`MIN_SECRET_LEN`] characters); generated
+    /// when absent.
+    pub secret: Option<String>,
+}
+
+/// The shortest shared secret accepted.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// A signed request as received: the webhook named in the path, the
+/// timestamp and signature headers (empty when absent), the body.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'r> {
+    pub name: &'r str,
+    pub timestamp: &'r str,
+    pub signature: &'r str,
+    pub body: &'r [u8],
+}
+
+/// What became of a signed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// Verified, fresh, and its events committed with the call's audit record.
+    Accepted { event_ids: Vec<String> },
+    /// Refused: not audited yet (the edge audits it, within its rate limit).
+    Refused(Refusal),
+    /// The replay cache is full of live signatures: try again later.
+    Busy,
+}
+
+/// Why a signed request was refused. Only [`Refusal::Replayed`] is told to
+/// the sender; the others get one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownWebhook,
+    /// The signature or the timestamp is wrong (the reason says which).
+    BadSignature(&'static str),
+    /// This signature was already accepted within the skew window.
+    Replayed,
+}
+
+impl Refusal {
+    /// The reason, for the audit record and the log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::UnknownWebhook => "unknown webhook",
+            Refusal::BadSignature(reason) => reason,
+            Refusal::Replayed => "replayed: this signature was already accepted",
+        }
+    }
+}
+
+/// Inbound webhooks: the only code that creates and deletes them and turns
+/// signed requests into events. Typed in and out, [`ServiceError`] on
+/// failure; the HTTP edge (headers, the refusal audit and its rate limit)
+/// is [`receive`] and the management handlers above.
+pub struct WebhookService<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) audit: &'a AuditLog,
+    pub(crate) events: &'a EventBus,
+    /// Wakes the delivery loop.
+    pub(crate) coordination: &'a crate::coordination::Coordination,
+}
+
+impl WebhookService<'_> {
+    /// Create a webhook: its name, `webhooks:Create`, its bus and its secret
+    /// checked; the secret is stored sealed and returned once, here.
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        new: NewWebhook,
+    ) -> ServiceResult<(InboundWebhook, String)> {
+        check_name("webhook", &new.name)?;
+        check_in(
+            self.audit,
+            principal,
+            &resource_request(
+                principal,
+                "webhooks:Create",
+                &format!("webhook/{}", new.name),
+            ),
+        )
+        .await?;
+        let bus = self.events.require_bus(new.bus)?;
+        let secret = match new.secret {
+            Some(s) if s.len() < MIN_SECRET_LEN => {
+                return Err(ServiceError::invalid(
+                    "SecretTooShort",
+                    "a webhook secret must be at least 16 characters",
+                ));
+            }
+            Some(s) => s,
+            None => crate::auth::new_secret("owh_"),
+        };
+        let hook = InboundWebhook {
+            name: new.name,
+            bus,
+            secret_sealed: self.events.key.seal(&secret),
+            created_at: now_millis(),
+        };
+        if !self.store.create_webhook(&hook).await? {
+            return Err(ServiceError::conflict(
+                "WebhookExists",
+                format!("webhook {} already exists", hook.name),
+            ));
+        }
+        Ok((hook, secret))
+    }
+
+    pub async fn list(&self) -> ServiceResult<Vec<InboundWebhook>> {
+        Ok(self.store.list_webhooks().await?)
+    }
+
+    /// Authorized by the catalogue (`webhooks:Delete` on `webhook/NAME`).
+    pub async fn delete(&self, name: &str) -> ServiceResult<()> {
+        if !self.store.delete_webhook(name).await? {
+            return Err(ServiceError::not_found(
+                "NoSuchWebhook",
+                format!("no webhook named {name}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Decide a signed request at `now` (ms): the hook looked up, the
+    /// signature and timestamp verified (the same work for an unknown hook),
+    /// the signature remembered against replays, and the body's events
+    /// accepted. A request whose events fail is forgotten, so the sender may
+    /// send it again.
+    pub async fn receive(&self, request: SignedRequest<'_>, now: i64) -> ServiceResult<Receipt> {
+        let SignedRequest {
+            name,
+            timestamp,
+            signature,
+            body,
+        } = request;
+        let Some(hook) = self.store.webhook(name).await? else {
+            // The same work as for a known hook, then the same answer.
+            let _ = signing::verify("unknown webhook", timestamp, signature, body, now / 1000);
+            return Ok(Receipt::Refused(Refusal::UnknownWebhook));
+        };
+        let Some(secret) = self.events.key.open(&hook.secret_sealed) else {
+            tracing::error!(webhook = %name, "the webhook secret cannot be opened with events.key");
+            return Err(ServiceError::new(
+                ErrorKind::Internal,
+                "SecretUnreadable",
+                "the webhook's secret cannot be read; see the server log",
+            ));
+        };
+        if let Err(reason) = signing::verify(&secret, timestamp, signature, body, now / 1000) {
+            return Ok(Receipt::Refused(Refusal::BadSignature(reason)));
+        }
+        // Verified, so the timestamp is a number within the window.
+        let signed_at: i64 = timestamp.trim().parse().unwrap_or(0);
+        let expires_at = (signed_at + signing::MAX_CLOCK_SKEW_SECS + 1) * 1000;
+        let key = format!("{name}\n{}", signature.trim());
+        match self.events.seen_signatures.insert(&key, now, expires_at) {
+            Admission::Fresh => {}
+            Admission::Replayed => return Ok(Receipt::Refused(Refusal::Replayed)),
+            Admission::Full => {
+                tracing::warn!(webhook = %name, "too many webhook requests within the skew window");
+                return Ok(Receipt::Busy);
+            }
+        }
+        match self.accept(name, &hook.bus, body).await {
+            Ok(event_ids) => Ok(Receipt::Accepted { event_ids }),
+            Err(e) => {
+                self.events.seen_signatures.forget(&key);
+                Err(e)
+            }
+        }
+    }
+
+    /// Turn a verified request's body into events and commit them with the
+    /// call's audit record.
+    async fn accept(&self, name: &str, bus: &str, body: &[u8]) -> ServiceResult<Vec<String>> {
+        let payload: Value = serde_json::from_slice(body).map_err(|e| {
+            ServiceError::invalid(
+                "BodyNotJson",
+                format!("webhook {name}: the body is not JSON: {e}"),
+            )
+        })?;
+        let entries = entries_for(name, bus, payload);
+        let now = now_millis();
+        let mut envelopes = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            let env = envelope::envelope(entry, now).map_err(|e| {
+                ServiceError::invalid(
+                    "InvalidEvent",
+                    format!("webhook {name}: event {i}: {}", e.message),
+                )
+            })?;
+            envelopes.push(env);
+        }
+        let ids: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
+        let record = operon_store::AuditEntry {
+            actor: format!("webhook/{name}"),
+            action: "events:Put".into(),
+            resource: format!("bus/{bus}"),
+            outcome: "allowed".into(),
+            detail: json!({"method": "POST", "path": format!("/v1/hooks/{name}"), "events": ids.len()}),
+        };
+        self.events
+            .accept(self.coordination, envelopes, None, Some(record))
+            .await?;
+        Ok(ids)
+    }
+}
+
 /// A signed request from outside.
 pub async fn receive(
     State(state): State<Arc<AppState>>,
@@ -201,82 +390,20 @@ pub async fn receive(
         .get::<ConnectInfo<crate::PeerAddr>>()
         .map(|c| c.0.0.ip());
     let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let timestamp = header(signing::TIMESTAMP_HEADER);
-    let signature = header(signing::SIGNATURE_HEADER);
-    let now = now_millis();
-    let hook = match state.store.webhook(&name).await {
-        Ok(hook) => hook,
-        Err(e) => return ApiError::from(e).into_response(),
+    let request = SignedRequest {
+        name: &name,
+        timestamp: header(signing::TIMESTAMP_HEADER),
+        signature: header(signing::SIGNATURE_HEADER),
+        body: &body,
     };
-    let Some(hook) = hook else {
-        // The same work as for a known hook, then the same answer.
-        let _ = signing::verify("unknown webhook", timestamp, signature, &body, now / 1000);
-        return refuse(&state, &name, source, "unknown webhook").await;
-    };
-    let Some(secret) = state.events.key.open(&hook.secret_sealed) else {
-        tracing::error!(webhook = %name, "the webhook secret cannot be opened with events.key");
-        return ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "the webhook's secret cannot be read; see the server log",
-        )
-        .into_response();
-    };
-    if let Err(reason) = signing::verify(&secret, timestamp, signature, &body, now / 1000) {
-        return refuse(&state, &name, source, reason).await;
-    }
-    // Verified, so the timestamp is a number within the window.
-    let signed_at: i64 = timestamp.trim().parse().unwrap_or(0);
-    let expires_at = (signed_at + signing::MAX_CLOCK_SKEW_SECS + 1) * 1000;
-    let key = format!("{name}\n{}", signature.trim());
-    match state.events.seen_signatures.insert(&key, now, expires_at) {
-        Admission::Fresh => {}
-        Admission::Replayed => {
-            return refuse(
-                &state,
-                &name,
-                source,
-                "replayed: this signature was already accepted",
-            )
-            .await;
+    match state.webhooks().receive(request, now_millis()).await {
+        Ok(Receipt::Accepted { event_ids }) => {
+            Json(json!({"event_ids": event_ids})).into_response()
         }
-        Admission::Full => {
-            tracing::warn!(webhook = %name, "too many webhook requests within the skew window");
-            return too_many(&state, "too many webhook requests; try again later");
-        }
+        Ok(Receipt::Refused(refusal)) => refuse(&state, &name, source, refusal.reason()).await,
+        Ok(Receipt::Busy) => too_many(&state, "too many webhook requests; try again later"),
+        Err(e) => ApiError::from(e).into_response(),
     }
-    match accept(&state, &name, &hook.bus, &body).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(e) => {
-            state.events.seen_signatures.forget(&key);
-            e.into_response()
-        }
-    }
-}
-
-/// Turn a verified request's body into events and commit them with the
-/// call's audit record.
-async fn accept(state: &AppState, name: &str, bus: &str, body: &[u8]) -> ApiResult<Value> {
-    let payload: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("webhook {name}: the body is not JSON: {e}")))?;
-    let entries = entries_for(name, bus, payload);
-    let now = now_millis();
-    let mut envelopes = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
-        let env = envelope::envelope(entry, now)
-            .map_err(|e| ApiError::invalid(format!("webhook {name}: event {i}: {}", e.message)))?;
-        envelopes.push(env);
-    }
-    let ids: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
-    let record = operon_store::AuditEntry {
-        actor: format!("webhook/{name}"),
-        action: "events:Put".into(),
-        resource: format!("bus/{bus}"),
-        outcome: "allowed".into(),
-        detail: json!({"method": "POST", "path": format!("/v1/hooks/{name}"), "events": ids.len()}),
-    };
-    super::accept_audited(state, envelopes, record).await?;
-    Ok(json!({"event_ids": ids}))
 }
 
 /// Refuse a request: audited (within the source's rate, else counted into
@@ -372,6 +499,10 @@ pub fn entries_for(webhook: &str, bus: &str, payload: Value) -> Vec<PutEntry> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "inbound_tests.rs"]
+mod service_tests;
 
 #[cfg(test)]
 mod tests {

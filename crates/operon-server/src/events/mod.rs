@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod envelope;
 pub mod http;
 pub mod inbound;
+pub mod put_events;
 pub mod replay;
 pub mod rules;
 pub mod schedule;
@@ -234,16 +235,6 @@ pub async fn accept(state: &AppState, envelopes: Vec<Envelope>) -> ServiceResult
     accept_for_rules(state, envelopes, None, None).await
 }
 
-/// [`accept`], committing `audit` (the record of the call that put the
-/// events) in the same transaction as the events.
-pub async fn accept_audited(
-    state: &AppState,
-    envelopes: Vec<Envelope>,
-    audit: operon_store::AuditEntry,
-) -> ServiceResult<()> {
-    accept_for_rules(state, envelopes, None, Some(audit)).await
-}
-
 /// Like [`accept`], delivering only to the named rules when `only` is given.
 pub async fn accept_for_rules(
     state: &AppState,
@@ -251,43 +242,59 @@ pub async fn accept_for_rules(
     only: Option<&[String]>,
     audit: Option<operon_store::AuditEntry>,
 ) -> ServiceResult<()> {
-    let now = crate::now_millis();
-    let mut scratch = Scratch::default();
-    let mut batch = Vec::with_capacity(envelopes.len());
-    let mut any_delivery = false;
-    for env in &envelopes {
-        let body = env.text();
-        let names = state.events.matching_rules(&env.bus, &body, &mut scratch);
-        let deliveries = state.events.deliveries_for(&names, only);
-        any_delivery |= !deliveries.is_empty();
-        batch.push(NewEvent {
-            id: env.id.clone(),
-            bus: env.bus.clone(),
-            body,
-            ingested_at: now,
-            deliveries,
-        });
-    }
-    let tail: Vec<TailEvent> = batch
-        .iter()
-        .map(|e| TailEvent {
-            bus: e.bus.clone(),
-            body: Arc::from(e.body.as_str()),
-        })
-        .collect();
     state
         .events
-        .writer
-        .write(batch, audit)
+        .accept(&state.coordination, envelopes, only, audit)
         .await
-        .map_err(|e| ServiceError::new(ErrorKind::Internal, "InternalError", e))?;
-    if any_delivery {
-        wake_deliveries(state);
+}
+
+impl EventBus {
+    /// Match, persist (with deliveries and the optional audit record, in one
+    /// transaction) and announce checked envelopes; deliver only to the
+    /// named rules when `only` is given.
+    pub(crate) async fn accept(
+        &self,
+        coordination: &crate::coordination::Coordination,
+        envelopes: Vec<Envelope>,
+        only: Option<&[String]>,
+        audit: Option<operon_store::AuditEntry>,
+    ) -> ServiceResult<()> {
+        let now = crate::now_millis();
+        let mut scratch = Scratch::default();
+        let mut batch = Vec::with_capacity(envelopes.len());
+        let mut any_delivery = false;
+        for env in &envelopes {
+            let body = env.text();
+            let names = self.matching_rules(&env.bus, &body, &mut scratch);
+            let deliveries = self.deliveries_for(&names, only);
+            any_delivery |= !deliveries.is_empty();
+            batch.push(NewEvent {
+                id: env.id.clone(),
+                bus: env.bus.clone(),
+                body,
+                ingested_at: now,
+                deliveries,
+            });
+        }
+        let tail: Vec<TailEvent> = batch
+            .iter()
+            .map(|e| TailEvent {
+                bus: e.bus.clone(),
+                body: Arc::from(e.body.as_str()),
+            })
+            .collect();
+        self.writer
+            .write(batch, audit)
+            .await
+            .map_err(|e| ServiceError::new(ErrorKind::Internal, "InternalError", e))?;
+        if any_delivery {
+            coordination.notify(Topic::Deliveries);
+        }
+        for event in tail {
+            let _ = self.tail.send(event);
+        }
+        Ok(())
     }
-    for event in tail {
-        let _ = state.events.tail.send(event);
-    }
-    Ok(())
 }
 
 /// Start the background parts: delivery workers, the scheduler, event
@@ -387,6 +394,42 @@ impl AppState {
             store: &self.store,
             audit: &self.audit,
             events: &self.events,
+            coordination: &self.coordination,
+        }
+    }
+
+    /// The PutEvents service over this server's audit trail and bus.
+    pub(crate) fn put_events(&self) -> put_events::EventService<'_> {
+        put_events::EventService {
+            audit: &self.audit,
+            events: &self.events,
+            coordination: &self.coordination,
+        }
+    }
+
+    /// The archives-and-replays service over this server's store, audit trail and bus.
+    pub(crate) fn replays(&self) -> replay::ReplayService<'_> {
+        replay::ReplayService {
+            store: &self.store,
+            audit: &self.audit,
+            events: &self.events,
+        }
+    }
+
+    /// The inbound-webhook service over this server's store, audit trail and bus.
+    pub(crate) fn webhooks(&self) -> inbound::WebhookService<'_> {
+        inbound::WebhookService {
+            store: &self.store,
+            audit: &self.audit,
+            events: &self.events,
+            coordination: &self.coordination,
+        }
+    }
+
+    /// The dead-letter service over this server's store and bus.
+    pub(crate) fn dead_letters(&self) -> put_events::DeadLetterService<'_> {
+        put_events::DeadLetterService {
+            store: &self.store,
             coordination: &self.coordination,
         }
     }

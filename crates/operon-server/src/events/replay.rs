@@ -20,14 +20,16 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use operon_pattern::{Matcher, Pattern, Scratch};
-use operon_store::{Archive, Replay};
+use operon_store::{Archive, Replay, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::check_name;
 use super::envelope::{self, Envelope};
-use crate::access::{Ctx, authorize};
-use crate::error::{ApiError, ApiResult};
+use super::{EventBus, check_name};
+use crate::access::{Ctx, Principal, check_in, resource_request};
+use crate::audit::AuditLog;
+use crate::error::ApiResult;
+use crate::service::{ServiceError, ServiceResult};
 use crate::{AppState, now_millis};
 
 const DAY_MS: i64 = 86_400_000;
@@ -36,6 +38,206 @@ const MAX_RETENTION_DAYS: i64 = 36_500;
 /// Retention of a bus without archives.
 const DEFAULT_RETENTION_MS: i64 = DAY_MS;
 const REPLAY_PAGE: i64 = 500;
+
+/// An archive as given to [`ReplayService::create_archive`].
+#[derive(Debug, Clone, Default)]
+pub struct NewArchive {
+    pub name: String,
+    /// `default` when absent.
+    pub bus: Option<String>,
+    /// An event pattern as JSON text.
+    pub pattern: Option<String>,
+    /// Days to keep the archived events; forever when absent.
+    pub retention_days: Option<i64>,
+}
+
+/// A replay as given to [`ReplayService::start`].
+#[derive(Debug, Clone, Default)]
+pub struct NewReplay {
+    pub name: String,
+    pub archive: String,
+    /// RFC 3339 start of the window (inclusive).
+    pub from: String,
+    /// RFC 3339 end of the window (inclusive).
+    pub to: String,
+    /// Deliver only to these rules of the archive's bus; all when empty.
+    pub rules: Vec<String>,
+}
+
+/// A replay recorded as running, with its archive: what
+/// [`spawn_replay`] runs.
+#[derive(Debug, Clone)]
+pub struct StartedReplay {
+    pub archive: Archive,
+    pub replay: Replay,
+}
+
+/// The archives and replays of the event bus: the only code that creates
+/// and deletes archives and starts replays. Typed in and out,
+/// [`ServiceError`] on failure; the HTTP edge is `events/http.rs`.
+pub struct ReplayService<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) audit: &'a AuditLog,
+    pub(crate) events: &'a EventBus,
+}
+
+impl ReplayService<'_> {
+    async fn authorize(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+    ) -> ServiceResult<()> {
+        check_in(
+            self.audit,
+            principal,
+            &resource_request(principal, action, resource),
+        )
+        .await
+    }
+
+    /// Create an archive: its name, `archives:Create`, its bus, its pattern
+    /// and its retention checked first.
+    pub async fn create_archive(
+        &self,
+        principal: &Principal,
+        new: NewArchive,
+    ) -> ServiceResult<Archive> {
+        check_name("archive", &new.name)?;
+        self.authorize(
+            principal,
+            "archives:Create",
+            &format!("archive/{}", new.name),
+        )
+        .await?;
+        let bus = self.events.require_bus(new.bus)?;
+        if let Some(p) = &new.pattern {
+            Pattern::parse(p)
+                .map_err(|e| ServiceError::invalid("InvalidPattern", e.to_string()))?;
+        }
+        if let Some(days) = new.retention_days
+            && !(1..=MAX_RETENTION_DAYS).contains(&days)
+        {
+            return Err(ServiceError::invalid(
+                "InvalidRetention",
+                format!(
+                    "retention_days must be between 1 and {MAX_RETENTION_DAYS}, got {days} (omit it to keep events forever)"
+                ),
+            ));
+        }
+        let archive = Archive {
+            name: new.name,
+            bus,
+            pattern: new.pattern,
+            retention_days: new.retention_days,
+            created_at: now_millis(),
+        };
+        if !self.store.create_archive(&archive).await? {
+            return Err(ServiceError::conflict(
+                "ArchiveExists",
+                format!("archive {} already exists", archive.name),
+            ));
+        }
+        Ok(archive)
+    }
+
+    pub async fn list_archives(&self) -> ServiceResult<Vec<Archive>> {
+        Ok(self.store.list_archives().await?)
+    }
+
+    /// Authorized by the catalogue (`archives:Delete` on `archive/NAME`).
+    pub async fn delete_archive(&self, name: &str) -> ServiceResult<()> {
+        if !self.store.delete_archive(name).await? {
+            return Err(ServiceError::not_found(
+                "NoSuchArchive",
+                format!("no archive named {name}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Check and record a replay as running: its name, `replays:Start`, its
+    /// archive, `events:Put` on the archive's bus (a replay puts events there
+    /// again, where its rules act on them), its window and its rules. The
+    /// caller runs it ([`spawn_replay`]).
+    pub async fn start(
+        &self,
+        principal: &Principal,
+        new: NewReplay,
+    ) -> ServiceResult<StartedReplay> {
+        check_name("replay", &new.name)?;
+        self.authorize(principal, "replays:Start", &format!("replay/{}", new.name))
+            .await?;
+        let archive = self.store.archive(&new.archive).await?.ok_or_else(|| {
+            ServiceError::invalid("NoSuchArchive", format!("no archive named {}", new.archive))
+        })?;
+        self.authorize(principal, "events:Put", &format!("bus/{}", archive.bus))
+            .await?;
+        let from_ms = envelope::parse_time_ms(&new.from)
+            .map_err(|e| ServiceError::invalid("InvalidTime", format!("from: {e}")))?;
+        let to_ms = envelope::parse_time_ms(&new.to)
+            .map_err(|e| ServiceError::invalid("InvalidTime", format!("to: {e}")))?;
+        if from_ms > to_ms {
+            return Err(ServiceError::invalid(
+                "InvalidWindow",
+                "from must not be after to",
+            ));
+        }
+        for rule in &new.rules {
+            match self.events.rule(rule) {
+                Some(r) if r.rule.bus == archive.bus => {}
+                Some(_) => {
+                    return Err(ServiceError::invalid(
+                        "RuleNotOnBus",
+                        format!("rule {rule} is not on bus {}", archive.bus),
+                    ));
+                }
+                None => {
+                    return Err(ServiceError::invalid(
+                        "NoSuchRule",
+                        format!("no rule named {rule}"),
+                    ));
+                }
+            }
+        }
+        let replay = Replay {
+            name: new.name,
+            archive: archive.name.clone(),
+            from_ms,
+            to_ms,
+            rules: new.rules,
+            state: "running".into(),
+            events_replayed: 0,
+            started_at: now_millis(),
+            finished_at: None,
+            error: None,
+        };
+        if !self.store.create_replay(&replay).await? {
+            return Err(ServiceError::conflict(
+                "ReplayExists",
+                format!("replay {} already exists", replay.name),
+            ));
+        }
+        Ok(StartedReplay { archive, replay })
+    }
+
+    pub async fn list_replays(&self) -> ServiceResult<Vec<Replay>> {
+        Ok(self.store.list_replays().await?)
+    }
+
+    pub async fn get_replay(&self, name: &str) -> ServiceResult<Replay> {
+        self.store.replay(name).await?.ok_or_else(|| {
+            ServiceError::not_found("NoSuchReplay", format!("no replay named {name}"))
+        })
+    }
+}
+
+/// Run a started replay in the background; its row records the outcome.
+pub fn spawn_replay(state: Arc<AppState>, started: StartedReplay) {
+    tokio::spawn(run_replay(state, started.archive, started.replay));
+}
+
+// ----- HTTP ----------------------------------------------------------------------
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,44 +265,18 @@ pub async fn create_archive(
     Ctx { state, principal }: Ctx,
     Json(body): Json<CreateArchive>,
 ) -> ApiResult<Json<Value>> {
-    check_name("archive", &body.name)?;
-    authorize(
-        &state,
-        &principal,
-        "archives:Create",
-        &format!("archive/{}", body.name),
-    )
-    .await?;
-    let bus = state.events.require_bus(body.bus)?;
-    let pattern = super::pattern_text(body.pattern);
-    if let Some(p) = &pattern {
-        Pattern::parse(p).map_err(|e| ApiError::invalid(e.to_string()))?;
-    }
-    if let Some(days) = body.retention_days
-        && !(1..=MAX_RETENTION_DAYS).contains(&days)
-    {
-        return Err(ApiError::invalid(format!(
-            "retention_days must be between 1 and {MAX_RETENTION_DAYS}, got {days} (omit it to keep events forever)"
-        )));
-    }
-    let archive = Archive {
+    let new = NewArchive {
         name: body.name,
-        bus,
-        pattern,
+        bus: body.bus,
+        pattern: super::pattern_text(body.pattern),
         retention_days: body.retention_days,
-        created_at: now_millis(),
     };
-    if !state.store.create_archive(&archive).await? {
-        return Err(ApiError::conflict(format!(
-            "archive {} already exists",
-            archive.name
-        )));
-    }
+    let archive = state.replays().create_archive(&principal, new).await?;
     Ok(Json(archive_view(&archive)))
 }
 
 pub async fn list_archives(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
-    let archives = state.store.list_archives().await?;
+    let archives = state.replays().list_archives().await?;
     Ok(Json(Value::Array(
         archives.iter().map(archive_view).collect(),
     )))
@@ -110,9 +286,7 @@ pub async fn delete_archive(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if !state.store.delete_archive(&name).await? {
-        return Err(ApiError::not_found(format!("no archive named {name}")));
-    }
+    state.replays().delete_archive(&name).await?;
     Ok(Json(json!({"deleted": name})))
 }
 
@@ -133,84 +307,28 @@ pub async fn start_replay(
     Ctx { state, principal }: Ctx,
     Json(body): Json<StartReplay>,
 ) -> ApiResult<Json<Value>> {
-    check_name("replay", &body.name)?;
-    authorize(
-        &state,
-        &principal,
-        "replays:Start",
-        &format!("replay/{}", body.name),
-    )
-    .await?;
-    let archive = state
-        .store
-        .archive(&body.archive)
-        .await?
-        .ok_or_else(|| ApiError::invalid(format!("no archive named {}", body.archive)))?;
-    // A replay puts events on the archive's bus again, where its rules act
-    // on them: whoever starts it must be allowed to put events there.
-    authorize(
-        &state,
-        &principal,
-        "events:Put",
-        &format!("bus/{}", archive.bus),
-    )
-    .await?;
-    let from_ms =
-        envelope::parse_time_ms(&body.from).map_err(|e| ApiError::invalid(format!("from: {e}")))?;
-    let to_ms =
-        envelope::parse_time_ms(&body.to).map_err(|e| ApiError::invalid(format!("to: {e}")))?;
-    if from_ms > to_ms {
-        return Err(ApiError::invalid("from must not be after to"));
-    }
-    for rule in &body.rules {
-        match state.events.rule(rule) {
-            Some(r) if r.rule.bus == archive.bus => {}
-            Some(_) => {
-                return Err(ApiError::invalid(format!(
-                    "rule {rule} is not on bus {}",
-                    archive.bus
-                )));
-            }
-            None => return Err(ApiError::invalid(format!("no rule named {rule}"))),
-        }
-    }
-    let replay = Replay {
+    let new = NewReplay {
         name: body.name,
-        archive: archive.name.clone(),
-        from_ms,
-        to_ms,
+        archive: body.archive,
+        from: body.from,
+        to: body.to,
         rules: body.rules,
-        state: "running".into(),
-        events_replayed: 0,
-        started_at: now_millis(),
-        finished_at: None,
-        error: None,
     };
-    if !state.store.create_replay(&replay).await? {
-        return Err(ApiError::conflict(format!(
-            "replay {} already exists",
-            replay.name
-        )));
-    }
-    let view = json!(replay);
-    tokio::spawn(run_replay(state.clone(), archive, replay));
+    let started = state.replays().start(&principal, new).await?;
+    let view = json!(started.replay);
+    spawn_replay(state.clone(), started);
     Ok(Json(view))
 }
 
 pub async fn list_replays(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.store.list_replays().await?)))
+    Ok(Json(json!(state.replays().list_replays().await?)))
 }
 
 pub async fn describe_replay(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let replay = state
-        .store
-        .replay(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no replay named {name}")))?;
-    Ok(Json(json!(replay)))
+    Ok(Json(json!(state.replays().get_replay(&name).await?)))
 }
 
 async fn run_replay(state: Arc<AppState>, archive: Archive, replay: Replay) {
@@ -359,3 +477,7 @@ async fn prune(state: &AppState) -> Result<(), operon_store::StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "replay_tests.rs"]
+mod tests;

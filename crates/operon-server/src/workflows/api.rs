@@ -1,25 +1,25 @@
 //! HTTP API for workflows, executions, approvals and task tokens.
 //!
-//! `/v1/workflows`, `/v1/executions`, `/v1/approvals`, `/v1/tasks/*`. Every
-//! handler authorizes the principal before it reveals or changes anything.
+//! `/v1/workflows`, `/v1/executions`, `/v1/approvals`, `/v1/tasks/*`: parse
+//! the request, call the service (`workflows/definitions.rs`,
+//! `workflows/executions.rs`), shape the answer. The catalogue or the
+//! service authorizes the principal before anything is revealed or changed.
 
-use operon_store::prelude::*;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use operon_asl::Event;
-use operon_store::{ApprovalDecision, ExecutionFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::definitions::{NewVersion, NewWorkflow, Version};
-use super::{Msg, execution_view, start_execution};
-use crate::access::{Ctx, authorize};
+use super::executions::{ExecutionQuery, History, StartExecution, TaskAnswer};
+use super::{StartedBy, execution_view};
+use crate::AppState;
+use crate::access::Ctx;
 use crate::api::Principal;
-use crate::error::{ApiError, ApiResult};
-use crate::{AppState, now_millis};
+use crate::error::ApiResult;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -135,15 +135,15 @@ async fn start(
     Path(workflow): Path<String>,
     Json(body): Json<StartBody>,
 ) -> ApiResult<Json<Value>> {
-    let input = body.input.unwrap_or_else(|| json!({}));
-    let view = start_execution(
-        &state,
-        &workflow,
-        input,
-        body.name,
-        super::StartedBy::User(&principal.name),
-    )
-    .await?;
+    let start = StartExecution {
+        workflow,
+        input: body.input,
+        name: body.name,
+    };
+    let view = state
+        .executions()
+        .start(start, StartedBy::User(&principal.name))
+        .await?;
     Ok(Json(view))
 }
 
@@ -156,43 +156,24 @@ struct ListExecutions {
     limit: Option<i64>,
 }
 
-const STATUSES: [&str; 5] = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
-
 async fn list_executions(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListExecutions>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let status = q.status.map(|s| s.to_ascii_uppercase());
-    if let Some(s) = &status
-        && !STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::invalid(format!(
-            "unknown status {s:?}; expected one of {}",
-            STATUSES.join(", ")
-        )));
-    }
-    let filter = ExecutionFilter {
-        status,
+    let query = ExecutionQuery {
+        status: q.status,
         workflow: q.workflow,
-        limit: q.limit.unwrap_or(100).clamp(1, 10_000),
+        limit: q.limit,
     };
-    let list = state.store.list_executions(&filter).await?;
+    let list = state.executions().list(query).await?;
     Ok(Json(list.iter().map(execution_view).collect()))
-}
-
-async fn find_execution(state: &AppState, id: &str) -> ApiResult<operon_store::ExecutionRecord> {
-    state
-        .store
-        .execution(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no execution with id {id:?}")))
 }
 
 async fn describe_execution(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(execution_view(&find_execution(&state, &id).await?)))
+    Ok(Json(execution_view(&state.executions().get(&id).await?)))
 }
 
 #[derive(Deserialize)]
@@ -206,19 +187,7 @@ async fn history(
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Json<Value>> {
-    let execution = find_execution(&state, &id).await?;
-    let rows = state
-        .store
-        .execution_history(
-            &id,
-            q.after.unwrap_or(0),
-            q.limit.unwrap_or(1000).clamp(1, 10_000),
-        )
-        .await?;
-    let events: Vec<Value> = rows
-        .iter()
-        .map(|r| serde_json::from_str(&r.event).unwrap_or(Value::Null))
-        .collect();
+    let History { execution, events } = state.executions().history(&id, q.after, q.limit).await?;
     Ok(Json(
         json!({"executionId": id, "status": execution.status, "events": events}),
     ))
@@ -236,35 +205,15 @@ async fn stop(
     body: Option<Json<StopBody>>,
 ) -> ApiResult<Json<Value>> {
     let body = body.map(|Json(b)| b).unwrap_or_default();
-    find_execution(&state, &id).await?;
-    state
-        .workflows
-        .ask(|reply| Msg::Event {
-            execution_id: id.clone(),
-            event: Event::Stop {
-                error: body.error,
-                cause: body.cause,
-            },
-            decision: None,
-            reply: Some(reply),
-        })
-        .await?;
-    Ok(Json(execution_view(&find_execution(&state, &id).await?)))
+    let execution = state.executions().stop(&id, body.error, body.cause).await?;
+    Ok(Json(execution_view(&execution)))
 }
 
 async fn redrive(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    find_execution(&state, &id).await?;
-    let view = state
-        .workflows
-        .ask(|reply| Msg::Redrive {
-            execution_id: id.clone(),
-            reply,
-        })
-        .await?;
-    Ok(Json(view))
+    Ok(Json(state.executions().redrive(&id).await?))
 }
 
 // ----- Approvals ---------------------------------------------------------------------
@@ -280,8 +229,8 @@ async fn list_approvals(
     Query(q): Query<ListApprovals>,
 ) -> ApiResult<Json<Value>> {
     let list = state
-        .store
-        .list_approvals(q.status.as_deref(), q.limit.unwrap_or(100).clamp(1, 10_000))
+        .executions()
+        .list_approvals(q.status.as_deref(), q.limit)
         .await?;
     Ok(Json(serde_json::to_value(list).unwrap_or(Value::Null)))
 }
@@ -290,16 +239,8 @@ async fn describe_approval(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let approval = find_approval(&state, &id).await?;
+    let approval = state.executions().get_approval(&id).await?;
     Ok(Json(serde_json::to_value(approval).unwrap_or(Value::Null)))
-}
-
-async fn find_approval(state: &AppState, id: &str) -> ApiResult<operon_store::Approval> {
-    state
-        .store
-        .approval(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no approval with id {id:?}")))
 }
 
 #[derive(Deserialize, Default)]
@@ -313,7 +254,11 @@ async fn approve(
     body: Option<Json<DecisionBody>>,
 ) -> ApiResult<Json<Value>> {
     let comment = body.and_then(|Json(b)| b.comment);
-    decide(&state, &principal, &id, true, comment).await
+    let approval = state
+        .executions()
+        .decide(&principal, &id, true, comment)
+        .await?;
+    Ok(Json(serde_json::to_value(approval).unwrap_or(Value::Null)))
 }
 
 async fn reject(
@@ -322,92 +267,17 @@ async fn reject(
     body: Option<Json<DecisionBody>>,
 ) -> ApiResult<Json<Value>> {
     let comment = body.and_then(|Json(b)| b.comment);
-    decide(&state, &principal, &id, false, comment).await
-}
-
-/// Answer an approval: the decision and the execution's next step are
-/// committed together.
-async fn decide(
-    state: &Arc<AppState>,
-    principal: &Principal,
-    id: &str,
-    approved: bool,
-    comment: Option<String>,
-) -> ApiResult<Json<Value>> {
-    authorize(
-        state,
-        principal,
-        "approvals:Approve",
-        &format!("approval/{id}"),
-    )
-    .await?;
-    let approval = find_approval(state, id).await?;
-    if approval.status != "Pending" {
-        return Err(ApiError::conflict(format!(
-            "approval {id} is {}, not pending",
-            approval.status
-        )));
-    }
-    if !approval.approvers.is_empty() && !approval.approvers.contains(&principal.name) {
-        let reason = format!(
-            "{} is not among the approvers of {id} ({})",
-            principal.name,
-            approval.approvers.join(", ")
-        );
-        crate::access::record_denial(
-            state,
-            principal,
-            "approvals:Approve",
-            &format!("approval/{id}"),
-            &reason,
-        )
-        .await;
-        return Err(ApiError::forbidden(reason));
-    }
-    let now = now_millis();
-    let event = if approved {
-        Event::TaskSucceeded {
-            token: approval.token.clone(),
-            output: json!({
-                "Approved": true, "ApprovedBy": principal.name, "Comment": comment,
-                "ApprovalId": id,
-            }),
-        }
-    } else {
-        Event::TaskFailed {
-            token: approval.token.clone(),
-            error: Some("Operon.ApprovalRejected".into()),
-            cause: Some(
-                json!({"RejectedBy": principal.name, "Comment": comment, "ApprovalId": id})
-                    .to_string(),
-            ),
-        }
-    };
-    let decision = ApprovalDecision {
-        id: id.to_string(),
-        status: if approved { "Approved" } else { "Rejected" }.into(),
-        decided_by: principal.name.clone(),
-        comment,
-        at: now,
-    };
-    state
-        .workflows
-        .ask(|reply| Msg::Event {
-            execution_id: approval.execution_id.clone(),
-            event,
-            decision: Some(decision),
-            reply: Some(reply),
-        })
+    let approval = state
+        .executions()
+        .decide(&principal, &id, false, comment)
         .await?;
-    tracing::info!(approval_id = %id, approved, by = %principal.name, "approval decided");
-    let approval = find_approval(state, id).await?;
     Ok(Json(serde_json::to_value(approval).unwrap_or(Value::Null)))
 }
 
 // ----- Task tokens ---------------------------------------------------------------------
 
 #[derive(Deserialize)]
-struct TaskAnswer {
+struct TaskAnswerBody {
     #[serde(rename = "taskToken")]
     task_token: String,
     #[serde(default)]
@@ -420,88 +290,45 @@ struct TaskAnswer {
 
 async fn send_success(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<TaskAnswer>,
+    Json(body): Json<TaskAnswerBody>,
 ) -> ApiResult<Json<Value>> {
-    let output = body.output.clone().unwrap_or_else(|| json!({}));
-    let token = body.task_token.clone();
+    let output = body.output.unwrap_or_else(|| json!({}));
     answer(
         &state,
         &principal,
-        "tasks:SendSuccess",
         &body.task_token,
-        Event::TaskSucceeded { token, output },
+        TaskAnswer::Success { output },
     )
     .await
 }
 
 async fn send_failure(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<TaskAnswer>,
+    Json(body): Json<TaskAnswerBody>,
 ) -> ApiResult<Json<Value>> {
-    let event = Event::TaskFailed {
-        token: body.task_token.clone(),
+    let failure = TaskAnswer::Failure {
         error: body.error,
         cause: body.cause,
     };
-    answer(
-        &state,
-        &principal,
-        "tasks:SendFailure",
-        &body.task_token,
-        event,
-    )
-    .await
+    answer(&state, &principal, &body.task_token, failure).await
 }
 
 async fn send_heartbeat(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<TaskAnswer>,
+    Json(body): Json<TaskAnswerBody>,
 ) -> ApiResult<Json<Value>> {
-    let event = Event::Heartbeat {
-        token: body.task_token.clone(),
-    };
-    answer(
-        &state,
-        &principal,
-        "tasks:SendHeartbeat",
-        &body.task_token,
-        event,
-    )
-    .await
+    answer(&state, &principal, &body.task_token, TaskAnswer::Heartbeat).await
 }
 
 async fn answer(
-    state: &Arc<AppState>,
+    state: &AppState,
     principal: &Principal,
-    action: &str,
     token: &str,
-    event: Event,
+    answer: TaskAnswer,
 ) -> ApiResult<Json<Value>> {
-    let task = state.store.workflow_task(token).await?.ok_or_else(|| {
-        ApiError::not_found("no task is waiting for this token (unknown, answered or timed out)")
-    })?;
-    authorize(
-        state,
-        principal,
-        action,
-        &format!("execution/{}", task.execution_id),
-    )
-    .await?;
-    if task.resource.starts_with("operon:approval") {
-        return Err(ApiError::invalid(
-            "this token belongs to an approval; answer it with operon approvals approve|reject",
-        ));
-    }
-    state
-        .workflows
-        .ask(|reply| Msg::Event {
-            execution_id: task.execution_id.clone(),
-            event,
-            decision: None,
-            reply: Some(reply),
-        })
+    let execution_id = state
+        .executions()
+        .answer_task(principal, token, answer)
         .await?;
-    Ok(Json(
-        json!({"executionId": task.execution_id, "accepted": true}),
-    ))
+    Ok(Json(json!({"executionId": execution_id, "accepted": true})))
 }

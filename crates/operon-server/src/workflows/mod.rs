@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod definitions;
+pub mod executions;
 pub mod runner;
 pub mod tasks;
 pub mod timers;
@@ -144,39 +145,9 @@ pub(crate) async fn start_with_parent(
     started_by: StartedBy<'_>,
     parent_token: Option<String>,
 ) -> ServiceResult<Value> {
-    if let Some(name) = &name {
-        validate_name("execution", name)?;
-    }
-    // As StartExecution on AWS: an input over the payload quota is refused
-    // before anything starts (the engine would fail it at once).
-    let limit = state.config.max_payload_bytes;
-    if operon_asl::engine::exceeds_payload_limit(&input, limit) {
-        return Err(ServiceError::invalid(
-            "ValidationError",
-            format!("States.DataLimitExceeded: the execution input is larger than {limit} bytes"),
-        ));
-    }
-    let record = state.store.workflow(workflow).await?.ok_or_else(|| {
-        ServiceError::not_found("NotFound", format!("no workflow named {workflow:?}"))
-    })?;
-    let request = runner::StartRequest {
-        workflow: record.name,
-        version: record.version,
-        input,
-        name,
-        started_by: match started_by {
-            StartedBy::User(name) | StartedBy::Actor(name, _) => name.to_string(),
-        },
-        audit_as_actor: matches!(started_by, StartedBy::Actor(..)),
-        parent_token,
-        causation: match started_by {
-            StartedBy::User(_) => Vec::new(),
-            StartedBy::Actor(_, chain) => chain.to_vec(),
-        },
-    };
     state
-        .workflows
-        .ask(|reply| Msg::Start(Box::new(request), reply))
+        .executions()
+        .start_with_parent(workflow, input, name, started_by, parent_token)
         .await
 }
 
@@ -186,6 +157,17 @@ impl AppState {
         definitions::WorkflowService {
             store: &self.store,
             audit: &self.audit,
+        }
+    }
+
+    /// The executions service (executions, approvals, task tokens) over this
+    /// server's store, audit trail and workflow runner.
+    pub(crate) fn executions(&self) -> executions::ExecutionService<'_> {
+        executions::ExecutionService {
+            store: &self.store,
+            audit: &self.audit,
+            workflows: &self.workflows,
+            max_payload_bytes: self.config.max_payload_bytes,
         }
     }
 }
