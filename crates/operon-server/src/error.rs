@@ -1,4 +1,5 @@
-//! API errors: an HTTP status and a JSON body `{"error": {"code", "message"}}`.
+//! API errors: an HTTP status and a JSON body `{"error": {"code", "message"}}`
+//! (`operon_api::ErrorBody`).
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -72,7 +73,7 @@ impl From<crate::service::ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let body = operon_api::ErrorBody::new(self.code, self.message);
         (self.status, Json(body)).into_response()
     }
 }

@@ -34,6 +34,8 @@ mod fleet;
 mod happenings;
 mod identity;
 mod live;
+#[cfg(test)]
+mod openapi_drift;
 mod rate;
 pub mod refusals;
 mod runas;

@@ -1,6 +1,5 @@
 //! The HTTP edge of the commands service: `/v1/commands`.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +9,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use operon_api::commands as api;
+use operon_api::commands::CreateCommand;
+use serde::Deserialize;
+use serde_json::Value;
 
-use super::service::{CommandId, NewCommand, Requester};
+use super::service::{CommandId, CommandView, NewCommand, Requester};
 use super::targets::TargetSpec;
 use crate::AppState;
 use crate::access::Ctx;
@@ -29,36 +30,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/commands/{id}/stream", get(stream_command))
 }
 
-/// `POST /v1/commands`.
-#[derive(Default, Deserialize, Serialize)]
-pub struct CreateCommand {
-    #[serde(default)]
-    document: Option<String>,
-    /// A version number, `$DEFAULT` or `$LATEST`; the default when absent.
-    #[serde(default)]
-    document_version: Option<Value>,
-    #[serde(default)]
-    parameters: Map<String, Value>,
-    #[serde(default)]
-    node_ids: Vec<String>,
-    /// `tag:KEY=VALUE` or `all` strings, or SSM `{"Key", "Values"}` objects;
-    /// all must hold.
-    #[serde(default)]
-    targets: Vec<Value>,
-    max_concurrency: Option<String>,
-    max_errors: Option<String>,
-    timeout_secs: Option<i64>,
-    delivery_timeout_secs: Option<i64>,
-    cwd: Option<String>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    user: Option<String>,
-}
-
 async fn create_command(
     Ctx { state, principal }: Ctx,
     Json(body): Json<CreateCommand>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::CommandView>> {
     let targets = TargetSpec::parse(&body.node_ids, &body.targets, "targets")
         .map_err(super::service::target_error)?;
     let document_version = match &body.document_version {
@@ -99,7 +74,7 @@ async fn create_command(
         );
     }
     let view = commands.view(created.command).await?;
-    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+    Ok(Json(command_view(view)))
 }
 
 #[derive(Deserialize)]
@@ -110,38 +85,99 @@ struct ListQuery {
 async fn list_commands(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Vec<Value>>> {
+) -> ApiResult<Json<Vec<api::CommandSummary>>> {
     let views = state.commands().list(q.limit.unwrap_or(50)).await?;
-    let out = views
-        .into_iter()
-        .map(|view| {
-            let mut value = serde_json::to_value(view).unwrap_or(Value::Null);
-            if let Some(map) = value.as_object_mut() {
-                map.remove("invocations");
-            }
-            value
-        })
-        .collect();
-    Ok(Json(out))
+    Ok(Json(
+        views
+            .into_iter()
+            .map(|view| command_view(view).command)
+            .collect(),
+    ))
 }
 
 async fn show_command(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::CommandView>> {
     let commands = state.commands();
     let view = commands.view(commands.get(&id).await?).await?;
-    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+    Ok(Json(command_view(view)))
 }
 
 async fn cancel_command(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::CancelRequested>> {
     state.commands().cancel(&id).await?;
-    Ok(Json(
-        serde_json::json!({"id": id, "cancel_requested": true}),
-    ))
+    Ok(Json(api::CancelRequested {
+        id,
+        cancel_requested: true,
+    }))
+}
+
+/// The service's view in the API's shape (field for field, in the order the
+/// store record has always been written).
+fn command_view(view: CommandView) -> api::CommandView {
+    let c = view.command;
+    api::CommandView {
+        command: api::CommandSummary {
+            id: c.id,
+            document_name: c.document_name,
+            document_version: c.document_version,
+            parameters: c.parameters,
+            request: c.request,
+            run_template: serde_json::to_value(c.run_template).unwrap_or(Value::Null),
+            max_concurrency: c.max_concurrency,
+            max_errors: c.max_errors,
+            timeout_secs: c.timeout_secs,
+            delivery_timeout_secs: c.delivery_timeout_secs,
+            status: status(c.status),
+            created_at: c.created_at,
+            finished_at: c.finished_at,
+            cancel_requested: c.cancel_requested,
+            requested_by: c.requested_by,
+            target_count: view.target_count as u64,
+            completed_count: view.completed_count as u64,
+            error_count: view.error_count as u64,
+        },
+        invocations: view.invocations.into_iter().map(invocation).collect(),
+    }
+}
+
+fn invocation(i: operon_store::Invocation) -> api::Invocation {
+    api::Invocation {
+        command_id: i.command_id,
+        node_id: i.node_id,
+        node_name: i.node_name,
+        status: status(i.status),
+        status_detail: i.status_detail,
+        exit_code: i.exit_code,
+        stdout: i.stdout,
+        stderr: i.stderr,
+        stdout_truncated: i.stdout_truncated,
+        stderr_truncated: i.stderr_truncated,
+        dispatched_at: i.dispatched_at,
+        started_at: i.started_at,
+        finished_at: i.finished_at,
+        steps: i
+            .steps
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+            .collect(),
+    }
+}
+
+pub(crate) fn status(s: operon_proto::InvocationStatus) -> api::InvocationStatus {
+    use operon_proto::InvocationStatus as S;
+    match s {
+        S::Pending => api::InvocationStatus::Pending,
+        S::InProgress => api::InvocationStatus::InProgress,
+        S::Success => api::InvocationStatus::Success,
+        S::Failed => api::InvocationStatus::Failed,
+        S::TimedOut => api::InvocationStatus::TimedOut,
+        S::Cancelled => api::InvocationStatus::Cancelled,
+        S::Undeliverable => api::InvocationStatus::Undeliverable,
+    }
 }
 
 /// Server-sent events: the backlog, then live events, until the command is done.
@@ -179,4 +215,57 @@ async fn stream_command(
         },
     );
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The API's types write what the service's views wrote, byte for byte.
+    #[test]
+    fn answers_are_unchanged_by_the_api_types() {
+        let command: operon_store::Command = serde_json::from_value(json!({
+            "id": "c-1", "document_name": "AWS-RunShellScript", "document_version": 1,
+            "parameters": {"commands": ["echo hi"]},
+            "request": {"node_ids": ["web-1"], "env": {"A": "(sealed)"}},
+            "run_template": {"steps": [{"name": "run", "script": "echo hi",
+                "working_directory": null, "timeout_secs": 5}],
+                "cwd": "/tmp", "env": {"A": "sealed:x"}, "user": null, "output_cap_bytes": 1024},
+            "max_concurrency": "50", "max_errors": "0", "timeout_secs": 3600,
+            "delivery_timeout_secs": 3600, "status": "InProgress", "created_at": 1,
+            "finished_at": null, "cancel_requested": false, "requested_by": "admin"
+        }))
+        .unwrap();
+        let invocation: operon_store::Invocation = serde_json::from_value(json!({
+            "command_id": "c-1", "node_id": "n-1", "node_name": "web-1", "status": "Success",
+            "status_detail": null, "exit_code": 0, "stdout": "hi\n", "stderr": "",
+            "stdout_truncated": false, "stderr_truncated": false, "dispatched_at": 2,
+            "started_at": 3, "finished_at": 4,
+            "steps": [{"name": "run", "status": "Success", "exit_code": 0}]
+        }))
+        .unwrap();
+        let pending = operon_store::Invocation {
+            node_id: "n-2".into(),
+            node_name: "web-2".into(),
+            status: operon_proto::InvocationStatus::Pending,
+            steps: vec![],
+            ..invocation.clone()
+        };
+        let view = CommandView::new(command, vec![invocation, pending]);
+        let before = serde_json::to_string(&serde_json::to_value(&view).unwrap()).unwrap();
+        let mut summary_before = serde_json::to_value(&view).unwrap();
+        summary_before
+            .as_object_mut()
+            .unwrap()
+            .remove("invocations");
+        let after = command_view(view);
+        assert_eq!(serde_json::to_string(&after).unwrap(), before);
+        assert_eq!(
+            serde_json::to_string(&after.command).unwrap(),
+            serde_json::to_string(&summary_before).unwrap()
+        );
+        let back: api::CommandView = serde_json::from_str(&before).unwrap();
+        assert_eq!(back, after);
+    }
 }

@@ -8,6 +8,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
+use operon_api::documents::CreateDocument;
+
 use super::DocumentVersion;
 use super::service::{CreatedVersion, DefaultVersionChange, DocumentSummary, DocumentView};
 use crate::AppState;
@@ -22,12 +24,6 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/documents/{name}/default-version",
             post(update_default_version),
         )
-}
-
-#[derive(Deserialize)]
-struct CreateDocument {
-    name: String,
-    content: Value,
 }
 
 async fn create_document(

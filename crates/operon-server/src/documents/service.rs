@@ -9,51 +9,10 @@ use super::{DocumentVersion, RUN_SHELL_SCRIPT, parse_document, run_shell_script_
 use crate::now_millis;
 use crate::service::{ServiceError, ServiceResult};
 
-/// A document's versions, for listings.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct DocumentSummary {
-    pub name: String,
-    /// The latest version (kept from before default versions; the same as
-    /// `latest_version`).
-    pub version: i64,
-    /// The version that runs when none is named.
-    pub default_version: i64,
-    pub latest_version: i64,
-    /// When the latest version was stored; absent for the built-in document.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<i64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub builtin: bool,
-}
-
-/// One version of a document, with the document's default and latest.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct DocumentView {
-    pub name: String,
-    /// The version shown.
-    pub version: i64,
-    pub default_version: i64,
-    pub latest_version: i64,
-    pub content: Value,
-}
-
-/// A stored version: its number and the document's default version (which
-/// a new version does not change).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CreatedVersion {
-    pub name: String,
-    pub version: i64,
-    pub default_version: i64,
-}
-
-/// A changed default version.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct DefaultVersionChange {
-    pub name: String,
-    pub default_version: i64,
-    pub previous_default_version: i64,
-    pub latest_version: i64,
-}
+/// The service answers with the API's types.
+pub use operon_api::documents::{
+    CreatedVersion, DefaultVersionChange, DocumentSummary, DocumentView,
+};
 
 pub struct DocumentService<'a> {
     pub(crate) store: &'a Store,

@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use operon_api::fleet::{self as api, CreateEnrollToken, CreatedEnrollToken};
 use operon_store::EnrollToken;
-use serde::{Deserialize, Serialize};
 
 use super::service::{NodeView, TagChange};
 use crate::AppState;
@@ -34,24 +34,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/metrics", get(metrics))
 }
 
-#[derive(Deserialize)]
-struct CreateEnrollToken {
-    #[serde(default)]
-    tags: BTreeMap<String, String>,
-    uses: Option<i64>,
-    expires_in_secs: Option<i64>,
-}
-
-#[derive(Serialize)]
-struct CreatedEnrollToken {
-    token: String,
-    /// The fingerprint agents pin (`--server-fingerprint`), when serving TLS.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    server_fingerprint: Option<String>,
-    #[serde(flatten)]
-    record: EnrollToken,
-}
-
 async fn create_enroll_token(
     State(state): State<Arc<AppState>>,
     Json(body): Json<CreateEnrollToken>,
@@ -67,14 +49,15 @@ async fn create_enroll_token(
     Ok(Json(CreatedEnrollToken {
         token,
         server_fingerprint: state.tls_fingerprint.clone(),
-        record,
+        record: enroll_token(record),
     }))
 }
 
 async fn list_enroll_tokens(
     State(state): State<Arc<AppState>>,
-) -> ApiResult<Json<Vec<EnrollToken>>> {
-    Ok(Json(state.fleet().list_enroll_tokens().await?))
+) -> ApiResult<Json<Vec<api::EnrollToken>>> {
+    let tokens = state.fleet().list_enroll_tokens().await?;
+    Ok(Json(tokens.into_iter().map(enroll_token).collect()))
 }
 
 /// Authorized by the route layer (`enrollTokens:Revoke` on
@@ -82,50 +65,86 @@ async fn list_enroll_tokens(
 async fn revoke_enroll_token(
     Ctx { state, principal }: Ctx,
     Path(id): Path<String>,
-) -> ApiResult<Json<EnrollToken>> {
+) -> ApiResult<Json<api::EnrollToken>> {
     let token = state.fleet().revoke_enroll_token(&id).await?;
     principal.note("enroll_token_id", token.id.clone());
-    Ok(Json(token))
+    Ok(Json(enroll_token(token)))
 }
 
-async fn list_nodes(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<NodeView>>> {
-    Ok(Json(state.fleet().list().await?))
+async fn list_nodes(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<api::NodeView>>> {
+    let nodes = state.fleet().list().await?;
+    Ok(Json(nodes.into_iter().map(node_view).collect()))
 }
 
 async fn show_node(
     Ctx { state, principal }: Ctx,
     Path(key): Path<String>,
-) -> ApiResult<Json<NodeView>> {
+) -> ApiResult<Json<api::NodeView>> {
     let fleet = state.fleet();
     let node = fleet.find_for(&principal, "nodes:Get", &key).await?;
-    Ok(Json(fleet.view(node)))
-}
-
-#[derive(Deserialize)]
-struct TagBody {
-    #[serde(default)]
-    set: BTreeMap<String, String>,
-    #[serde(default)]
-    remove: Vec<String>,
+    Ok(Json(node_view(fleet.view(node))))
 }
 
 async fn tag_node(
     Ctx { state, principal }: Ctx,
     Path(key): Path<String>,
-    Json(body): Json<TagBody>,
-) -> ApiResult<Json<NodeView>> {
+    Json(body): Json<api::TagChange>,
+) -> ApiResult<Json<api::NodeView>> {
     let change = TagChange {
         set: body.set,
         remove: body.remove,
     };
-    Ok(Json(state.fleet().tag(&principal, &key, change).await?))
+    let view = state.fleet().tag(&principal, &key, change).await?;
+    Ok(Json(node_view(view)))
 }
 
 async fn revoke_node(
     Ctx { state, principal }: Ctx,
     Path(key): Path<String>,
-) -> ApiResult<Json<NodeView>> {
-    Ok(Json(state.fleet().revoke(&principal, &key).await?))
+) -> ApiResult<Json<api::NodeView>> {
+    Ok(Json(node_view(
+        state.fleet().revoke(&principal, &key).await?,
+    )))
+}
+
+/// The stored token in the API's shape (the hash stays behind).
+fn enroll_token(t: EnrollToken) -> api::EnrollToken {
+    api::EnrollToken {
+        id: t.id,
+        tags: t.tags,
+        uses_allowed: t.uses_allowed,
+        uses: t.uses,
+        expires_at: t.expires_at,
+        created_at: t.created_at,
+        revoked_at: t.revoked_at,
+    }
+}
+
+/// The service's node view in the API's shape.
+fn node_view(view: NodeView) -> api::NodeView {
+    let n = view.node;
+    let i = n.inventory;
+    api::NodeView {
+        id: n.id,
+        name: n.name,
+        tags: n.tags,
+        inventory: api::Inventory {
+            hostname: i.hostname,
+            os_name: i.os_name,
+            os_version: i.os_version,
+            kernel: i.kernel,
+            arch: i.arch,
+            cpus: i.cpus,
+            memory_bytes: i.memory_bytes,
+            ip_addresses: i.ip_addresses,
+            agent_version: i.agent_version,
+        },
+        enrolled_at: n.enrolled_at,
+        last_seen: n.last_seen,
+        revoked_at: n.revoked_at,
+        status: view.status,
+        online: view.online,
+    }
 }
 
 /// Prometheus text exposition (format 0.0.4) of the fleet and command state.
@@ -148,7 +167,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
     let mut nodes: BTreeMap<&str, i64> =
         BTreeMap::from([("online", 0), ("offline", 0), ("revoked", 0)]);
     for view in state.fleet().list().await? {
-        *nodes.entry(view.status).or_default() += 1;
+        *nodes.entry(view.status.as_str()).or_default() += 1;
     }
     let nodes: Vec<(String, i64)> = nodes
         .into_iter()
@@ -184,4 +203,53 @@ async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
         out,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API's types write what the service's views wrote, byte for byte.
+    #[test]
+    fn answers_are_unchanged_by_the_api_types() {
+        let node = operon_store::Node {
+            id: "n-1".into(),
+            name: "web-1".into(),
+            tags: [("env".to_string(), "prod".to_string())].into(),
+            inventory: operon_proto::Inventory {
+                hostname: "web-1".into(),
+                os_name: "linux".into(),
+                os_version: "6".into(),
+                kernel: "6.1".into(),
+                arch: "x86_64".into(),
+                cpus: 2,
+                memory_bytes: 1 << 30,
+                ip_addresses: vec!["10.0.0.1".into()],
+                agent_version: "0.1.0".into(),
+            },
+            enrolled_at: 1,
+            last_seen: Some(2),
+            revoked_at: None,
+        };
+        let view = NodeView {
+            node,
+            status: api::NodeStatus::Online,
+            online: true,
+        };
+        let before = serde_json::to_string(&view).unwrap();
+        assert_eq!(serde_json::to_string(&node_view(view)).unwrap(), before);
+
+        let token = EnrollToken {
+            id: "et-1".into(),
+            token_hash: "secret hash".into(),
+            tags: [("env".to_string(), "prod".to_string())].into(),
+            uses_allowed: 3,
+            uses: 1,
+            expires_at: 10,
+            created_at: 1,
+            revoked_at: None,
+        };
+        let before = serde_json::to_string(&token).unwrap();
+        assert_eq!(serde_json::to_string(&enroll_token(token)).unwrap(), before);
+    }
 }

@@ -3,6 +3,7 @@
 use operon_store::prelude::*;
 use std::collections::BTreeMap;
 
+use operon_api::fleet::NodeStatus;
 use operon_store::{EnrollToken, Node, Store};
 use serde::Serialize;
 
@@ -19,8 +20,7 @@ use crate::service::{ServiceError, ServiceResult};
 pub struct NodeView {
     #[serde(flatten)]
     pub node: Node,
-    /// `online`, `offline` or `revoked`.
-    pub status: &'static str,
+    pub status: NodeStatus,
     pub online: bool,
 }
 
@@ -50,9 +50,9 @@ impl FleetService<'_> {
         }
         let online = node.revoked_at.is_none() && self.hub.is_online(&node.id);
         let status = match (node.revoked_at, online) {
-            (Some(_), _) => "revoked",
-            (None, true) => "online",
-            (None, false) => "offline",
+            (Some(_), _) => NodeStatus::Revoked,
+            (None, true) => NodeStatus::Online,
+            (None, false) => NodeStatus::Offline,
         };
         NodeView {
             node,

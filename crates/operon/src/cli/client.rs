@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use operon_agent::tls::{Fingerprint, TlsTrust};
+use operon_api::{
+    CancelRequested, CommandSummary, CommandView, CreateCommand, CreateDocument, CreateEnrollToken,
+    CreatedEnrollToken, CreatedVersion, DefaultVersionChange, DocumentSummary, DocumentView,
+    EnrollToken, NodeView, TagChange, UpdateDefaultVersion,
+};
 use serde_json::Value;
 
 /// Connection options shared by every client command.
@@ -242,15 +247,130 @@ impl std::error::Error for Unreachable {}
 
 async fn api_error(response: reqwest::Response) -> anyhow::Error {
     let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    match body["error"]["message"].as_str() {
-        Some(message) => anyhow!(
+    match response.json::<operon_api::ErrorBody>().await {
+        Ok(body) => anyhow!(
             "{} (HTTP {})",
-            super::output::escape(message),
+            super::output::escape(&body.error.message),
             status.as_u16()
         ),
-        None => anyhow!("the server answered HTTP {status}"),
+        Err(_) => anyhow!("the server answered HTTP {status}"),
     }
+}
+
+/// A typed answer: the server's JSON as received (what `--json` prints) and
+/// its reading as the API's type.
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub json: Value,
+    pub value: T,
+}
+
+impl<T: serde::de::DeserializeOwned> Answer<T> {
+    fn read(json: Value) -> Result<Answer<T>> {
+        let value = T::deserialize(&json).with_context(|| {
+            format!(
+                "reading the server's answer as {}",
+                std::any::type_name::<T>()
+            )
+        })?;
+        Ok(Answer { json, value })
+    }
+}
+
+/// The typed API of commands, nodes, enrollment tokens and documents
+/// (`operon_api`'s types), over the untyped calls above.
+impl Client {
+    pub async fn create_command(&self, body: &CreateCommand) -> Result<Answer<CommandView>> {
+        Answer::read(self.post("/v1/commands", &to_json(body)?).await?)
+    }
+
+    pub async fn commands(&self, limit: u32) -> Result<Answer<Vec<CommandSummary>>> {
+        Answer::read(self.get(&format!("/v1/commands?limit={limit}")).await?)
+    }
+
+    pub async fn command(&self, id: &str) -> Result<Answer<CommandView>> {
+        Answer::read(self.get(&format!("/v1/commands/{id}")).await?)
+    }
+
+    pub async fn cancel_command(&self, id: &str) -> Result<Answer<CancelRequested>> {
+        let path = format!("/v1/commands/{id}/cancel");
+        Answer::read(self.post(&path, &serde_json::json!({})).await?)
+    }
+
+    pub async fn nodes(&self) -> Result<Answer<Vec<NodeView>>> {
+        Answer::read(self.get("/v1/nodes").await?)
+    }
+
+    /// A node by id or name.
+    pub async fn node(&self, key: &str) -> Result<Answer<NodeView>> {
+        Answer::read(self.get(&format!("/v1/nodes/{}", segment(key)?)).await?)
+    }
+
+    pub async fn tag_node(&self, key: &str, change: &TagChange) -> Result<Answer<NodeView>> {
+        let path = format!("/v1/nodes/{}/tags", segment(key)?);
+        Answer::read(self.post(&path, &to_json(change)?).await?)
+    }
+
+    pub async fn revoke_node(&self, key: &str) -> Result<Answer<NodeView>> {
+        let path = format!("/v1/nodes/{}/revoke", segment(key)?);
+        Answer::read(self.post(&path, &serde_json::json!({})).await?)
+    }
+
+    pub async fn create_enroll_token(
+        &self,
+        body: &CreateEnrollToken,
+    ) -> Result<Answer<CreatedEnrollToken>> {
+        Answer::read(self.post("/v1/enroll-tokens", &to_json(body)?).await?)
+    }
+
+    pub async fn enroll_tokens(&self) -> Result<Answer<Vec<EnrollToken>>> {
+        Answer::read(self.get("/v1/enroll-tokens").await?)
+    }
+
+    pub async fn revoke_enroll_token(&self, id: &str) -> Result<Answer<EnrollToken>> {
+        let path = format!("/v1/enroll-tokens/{}/revoke", segment(id)?);
+        Answer::read(self.post(&path, &serde_json::json!({})).await?)
+    }
+
+    pub async fn create_document(&self, body: &CreateDocument) -> Result<Answer<CreatedVersion>> {
+        Answer::read(self.post("/v1/documents", &to_json(body)?).await?)
+    }
+
+    pub async fn documents(&self) -> Result<Answer<Vec<DocumentSummary>>> {
+        Answer::read(self.get("/v1/documents").await?)
+    }
+
+    /// A version of a document (a number, `$DEFAULT` or `$LATEST`; the
+    /// default version when `None`).
+    pub async fn document(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Answer<DocumentView>> {
+        let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
+        Answer::read(self.get(&format!("/v1/documents/{name}{query}")).await?)
+    }
+
+    pub async fn update_default_version(
+        &self,
+        name: &str,
+        body: &UpdateDefaultVersion,
+    ) -> Result<Answer<DefaultVersionChange>> {
+        let path = format!("/v1/documents/{name}/default-version");
+        Answer::read(self.post(&path, &to_json(body)?).await?)
+    }
+}
+
+fn to_json<T: serde::Serialize>(body: &T) -> Result<Value> {
+    serde_json::to_value(body).context("encoding the request")
+}
+
+/// A path segment from user input; ids and names never need escaping.
+pub fn segment(text: &str) -> Result<&str> {
+    if text.is_empty() || text.contains(['/', '?', '#', '%', ' ']) {
+        bail!("invalid id or name {text:?}");
+    }
+    Ok(text)
 }
 
 /// Parse `KEY=VALUE`.
@@ -268,4 +388,22 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--json` prints what the server sent, fields the client does not know
+    /// included; the typed reading is beside it.
+    #[test]
+    fn answers_keep_the_json_as_received() {
+        let json = serde_json::json!({
+            "name": "deploy", "version": 2, "default_version": 1, "added_later": true
+        });
+        let answer = Answer::<CreatedVersion>::read(json.clone()).unwrap();
+        assert_eq!(answer.json, json);
+        assert_eq!(answer.value.version, 2);
+        assert!(Answer::<CreatedVersion>::read(serde_json::json!({"name": 1})).is_err());
+    }
 }

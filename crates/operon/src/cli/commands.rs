@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
+use operon_api::{CommandView, CreateCommand, InvocationStatus};
 use serde_json::{Map, Value, json};
 
-use super::client::{Client, ClientArgs, Unreachable, key_value, runtime};
+use super::client::{Answer, Client, ClientArgs, Unreachable, key_value, runtime};
 use super::documents::version_value;
-use super::output::{duration, escape, print_json, table, text, time};
+use super::output::{esc, escape, millis, millis_between, opt, print_json, table, text};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -61,15 +62,12 @@ pub fn run(client_args: &ClientArgs, args: RunArgs) -> Result<ExitCode> {
     let body = run_request(&args)?;
     let client = Client::new(client_args)?;
     runtime()?.block_on(async {
-        let created = client.post("/v1/commands", &body).await?;
-        let id = text(&created["id"]);
+        let created = client.create_command(&body).await?.value.command;
+        let id = created.id;
         if !client_args.json {
-            eprintln!(
-                "command {id} on {} node(s)",
-                created["target_count"].as_u64().unwrap_or(0)
-            );
+            eprintln!("command {} on {} node(s)", esc(&id), created.target_count);
         }
-        let refused = created["request"]["refused"]
+        let refused = created.request["refused"]
             .as_array()
             .cloned()
             .unwrap_or_default();
@@ -79,13 +77,13 @@ pub fn run(client_args: &ClientArgs, args: RunArgs) -> Result<ExitCode> {
         let streamed = follow(&client, &id, !client_args.json).await;
         let finished = wait_until_final(&client, &id).await?;
         if client_args.json {
-            print_json(&finished);
+            print_json(&finished.json);
         } else {
-            print_missed_output(&finished, &streamed);
-            println!("{}", summary_table(&finished));
+            print_missed_output(&finished.value, &streamed);
+            println!("{}", summary_table(&finished.value));
         }
         if refused.is_empty() {
-            Ok(exit_code_for(&finished))
+            Ok(exit_code_for(&finished.value))
         } else {
             // Refused nodes are failures the user must see in the exit code.
             Ok(ExitCode::from(1))
@@ -93,7 +91,7 @@ pub fn run(client_args: &ClientArgs, args: RunArgs) -> Result<ExitCode> {
     })
 }
 
-fn run_request(args: &RunArgs) -> Result<Value> {
+fn run_request(args: &RunArgs) -> Result<CreateCommand> {
     let mut parameters = Map::new();
     for param in &args.params {
         let (key, value) = key_value(param)?;
@@ -110,25 +108,25 @@ fn run_request(args: &RunArgs) -> Result<Value> {
             operon_server::documents::RUN_SHELL_SCRIPT.to_string()
         }
     };
-    let env: Map<String, Value> = args
+    let env = args
         .env
         .iter()
-        .map(|e| key_value(e).map(|(k, v)| (k, Value::String(v))))
+        .map(|e| key_value(e))
         .collect::<Result<_>>()?;
-    Ok(json!({
-        "document": document,
-        "document_version": args.document_version.as_deref().map(version_value),
-        "parameters": parameters,
-        "node_ids": args.nodes,
-        "targets": args.targets,
-        "max_concurrency": args.max_concurrency,
-        "max_errors": args.max_errors,
-        "timeout_secs": args.timeout,
-        "delivery_timeout_secs": args.delivery_timeout,
-        "cwd": args.cwd,
-        "env": env,
-        "user": args.user,
-    }))
+    Ok(CreateCommand {
+        document: Some(document),
+        document_version: args.document_version.as_deref().map(version_value),
+        parameters,
+        node_ids: args.nodes.clone(),
+        targets: args.targets.iter().cloned().map(Value::String).collect(),
+        max_concurrency: Some(args.max_concurrency.clone()),
+        max_errors: Some(args.max_errors.clone()),
+        timeout_secs: args.timeout,
+        delivery_timeout_secs: args.delivery_timeout,
+        cwd: args.cwd.clone(),
+        env,
+        user: args.user.clone(),
+    })
 }
 
 /// `k=a --param k=b` gives a list; a JSON array or object literal is parsed.
@@ -240,17 +238,14 @@ const SERVER_GONE_PATIENCE: Duration = Duration::from_secs(120);
 /// Poll until the command is final (after the live stream ended). A server
 /// that is briefly unreachable (restarting) is waited for: the command goes on
 /// without it and its results are kept by the agents.
-async fn wait_until_final(client: &Client, id: &str) -> Result<Value> {
+async fn wait_until_final(client: &Client, id: &str) -> Result<Answer<CommandView>> {
     let mut delay = Duration::from_millis(50);
     let mut unreachable_since: Option<std::time::Instant> = None;
     loop {
-        match client.get(&format!("/v1/commands/{id}")).await {
+        match client.command(id).await {
             Ok(command) => {
                 unreachable_since = None;
-                if !matches!(
-                    command["status"].as_str(),
-                    Some("Pending") | Some("InProgress")
-                ) {
+                if command.value.command.status.is_final() {
                     return Ok(command);
                 }
             }
@@ -284,40 +279,39 @@ fn shell_script(words: &[String]) -> anyhow::Result<String> {
     }
 }
 
-fn print_missed_output(command: &Value, streamed: &Streamed) {
-    for inv in command["invocations"].as_array().into_iter().flatten() {
-        let node = text(&inv["node_name"]);
+fn print_missed_output(command: &CommandView, streamed: &Streamed) {
+    for inv in &command.invocations {
+        let node = esc(&inv.node_name);
         if streamed.contains(&node) {
             continue;
         }
-        for (field, stream) in [("stdout", "stdout"), ("stderr", "stderr")] {
-            for line in inv[field].as_str().unwrap_or("").lines() {
+        for (body, stream) in [(&inv.stdout, "stdout"), (&inv.stderr, "stderr")] {
+            for line in body.lines() {
                 print_line(&node, stream, line);
             }
         }
     }
 }
 
-fn summary_table(command: &Value) -> String {
-    let rows = command["invocations"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn summary_table(command: &CommandView) -> String {
+    let rows = command
+        .invocations
+        .iter()
         .map(|inv| {
             vec![
-                text(&inv["node_name"]),
-                text(&inv["status"]),
-                text(&inv["exit_code"]),
-                duration(&inv["started_at"], &inv["finished_at"]),
-                text(&inv["status_detail"]),
+                esc(&inv.node_name),
+                inv.status.to_string(),
+                opt(inv.exit_code),
+                millis_between(inv.started_at, inv.finished_at),
+                opt(inv.status_detail.as_deref()),
             ]
         })
         .collect();
     table(&["NODE", "STATUS", "EXIT", "DURATION", "DETAIL"], rows)
 }
 
-fn exit_code_for(command: &Value) -> ExitCode {
-    if command["status"] == "Success" {
+fn exit_code_for(command: &CommandView) -> ExitCode {
+    if command.command.status == InvocationStatus::Success {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -342,27 +336,22 @@ pub fn commands(client_args: &ClientArgs, cmd: CommandsCmd) -> Result<ExitCode> 
     runtime()?.block_on(async {
         match cmd {
             CommandsCmd::List { limit } => {
-                let list = client.get(&format!("/v1/commands?limit={limit}")).await?;
+                let list = client.commands(limit).await?;
                 if client_args.json {
-                    print_json(&list);
+                    print_json(&list.json);
                     return Ok(ExitCode::SUCCESS);
                 }
                 let rows = list
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                    .value
+                    .iter()
                     .map(|c| {
                         vec![
-                            text(&c["id"]),
-                            text(&c["document_name"]),
-                            text(&c["status"]),
-                            format!(
-                                "{}/{}",
-                                text(&c["completed_count"]),
-                                text(&c["target_count"])
-                            ),
-                            text(&c["error_count"]),
-                            time(&c["created_at"]),
+                            esc(&c.id),
+                            esc(&c.document_name),
+                            c.status.to_string(),
+                            format!("{}/{}", c.completed_count, c.target_count),
+                            c.error_count.to_string(),
+                            millis(Some(c.created_at)),
                         ]
                     })
                     .collect();
@@ -375,19 +364,17 @@ pub fn commands(client_args: &ClientArgs, cmd: CommandsCmd) -> Result<ExitCode> 
                 );
             }
             CommandsCmd::Show { id } => {
-                let command = client.get(&format!("/v1/commands/{id}")).await?;
+                let command = client.command(&id).await?;
                 if client_args.json {
-                    print_json(&command);
+                    print_json(&command.json);
                     return Ok(ExitCode::SUCCESS);
                 }
-                print_command(&command);
+                print_command(&command.value);
             }
             CommandsCmd::Cancel { id } => {
-                let answer = client
-                    .post(&format!("/v1/commands/{id}/cancel"), &json!({}))
-                    .await?;
+                let answer = client.cancel_command(&id).await?;
                 if client_args.json {
-                    print_json(&answer);
+                    print_json(&answer.json);
                 } else {
                     println!("cancel requested for {id}");
                 }
@@ -397,46 +384,42 @@ pub fn commands(client_args: &ClientArgs, cmd: CommandsCmd) -> Result<ExitCode> 
     })
 }
 
-fn print_command(c: &Value) {
-    println!("Command        {}", text(&c["id"]));
+fn print_command(view: &CommandView) {
+    let c = &view.command;
+    println!("Command        {}", esc(&c.id));
     println!(
         "Document       {} (version {})",
-        text(&c["document_name"]),
-        text(&c["document_version"])
+        esc(&c.document_name),
+        c.document_version
     );
-    println!("Status         {}", text(&c["status"]));
-    println!("Requested by   {}", text(&c["requested_by"]));
-    println!("Created        {}", time(&c["created_at"]));
-    println!("Finished       {}", time(&c["finished_at"]));
+    println!("Status         {}", c.status);
+    println!("Requested by   {}", esc(&c.requested_by));
+    println!("Created        {}", millis(Some(c.created_at)));
+    println!("Finished       {}", millis(c.finished_at));
     println!(
         "Rate control   max-concurrency {}, max-errors {}",
-        text(&c["max_concurrency"]),
-        text(&c["max_errors"])
+        esc(&c.max_concurrency),
+        esc(&c.max_errors)
     );
-    println!("Parameters     {}", escape(&c["parameters"].to_string()));
-    for inv in c["invocations"].as_array().into_iter().flatten() {
+    println!("Parameters     {}", escape(&c.parameters.to_string()));
+    for inv in &view.invocations {
         println!();
         println!(
             "== {} ({}): {} exit={} {}",
-            text(&inv["node_name"]),
-            text(&inv["node_id"]),
-            text(&inv["status"]),
-            text(&inv["exit_code"]),
-            escape(inv["status_detail"].as_str().unwrap_or(""))
+            esc(&inv.node_name),
+            esc(&inv.node_id),
+            inv.status,
+            opt(inv.exit_code),
+            escape(inv.status_detail.as_deref().unwrap_or(""))
         );
-        for (field, flag) in [
-            ("stdout", "stdout_truncated"),
-            ("stderr", "stderr_truncated"),
+        for (field, body, truncated) in [
+            ("stdout", &inv.stdout, inv.stdout_truncated),
+            ("stderr", &inv.stderr, inv.stderr_truncated),
         ] {
-            let body = inv[field].as_str().unwrap_or("");
             if body.is_empty() {
                 continue;
             }
-            let note = if inv[flag] == true {
-                " (truncated)"
-            } else {
-                ""
-            };
+            let note = if truncated { " (truncated)" } else { "" };
             println!("-- {field}{note}");
             print!("{body}");
             if !body.ends_with('\n') {

@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
+use operon_api::{CreateDocument, UpdateDefaultVersion};
 use serde_json::{Value, json};
 
 use super::client::{Client, ClientArgs, runtime};
-use super::output::{print_json, table, text, time};
+use super::output::{esc, millis, print_json, table};
 
 #[derive(clap::Subcommand)]
 pub enum DocumentsCmd {
@@ -54,61 +55,59 @@ pub fn documents(client_args: &ClientArgs, cmd: DocumentsCmd) -> Result<ExitCode
             DocumentsCmd::Create { name, file } => {
                 let content = read_document(&file)?;
                 let created = client
-                    .post("/v1/documents", &json!({"name": name, "content": content}))
+                    .create_document(&CreateDocument { name, content })
                     .await?;
                 if client_args.json {
-                    print_json(&created);
+                    print_json(&created.json);
                 } else {
+                    let created = &created.value;
                     println!(
                         "document {} version {} (default version {})",
-                        text(&created["name"]),
-                        text(&created["version"]),
-                        text(&created["default_version"])
+                        esc(&created.name),
+                        created.version,
+                        created.default_version
                     );
                 }
             }
             DocumentsCmd::List => {
-                let list = client.get("/v1/documents").await?;
+                let list = client.documents().await?;
                 if client_args.json {
-                    print_json(&list);
+                    print_json(&list.json);
                     return Ok(ExitCode::SUCCESS);
                 }
                 let rows = list
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                    .value
+                    .iter()
                     .map(|d| {
                         vec![
-                            text(&d["name"]),
-                            text(&d["default_version"]),
-                            text(&d["latest_version"]),
-                            time(&d["created_at"]),
+                            esc(&d.name),
+                            d.default_version.to_string(),
+                            d.latest_version.to_string(),
+                            millis(d.created_at),
                         ]
                     })
                     .collect();
                 println!("{}", table(&["NAME", "DEFAULT", "LATEST", "CREATED"], rows));
             }
             DocumentsCmd::Show { name, version } => {
-                let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
-                let doc = client.get(&format!("/v1/documents/{name}{query}")).await?;
-                print_json(&doc);
+                let doc = client.document(&name, version.as_deref()).await?;
+                print_json(&doc.json);
             }
             DocumentsCmd::UpdateDefault { name, version } => {
-                let change = client
-                    .post(
-                        &format!("/v1/documents/{name}/default-version"),
-                        &json!({"version": version_value(&version)}),
-                    )
-                    .await?;
+                let body = UpdateDefaultVersion {
+                    version: version_value(&version),
+                };
+                let change = client.update_default_version(&name, &body).await?;
                 if client_args.json {
-                    print_json(&change);
+                    print_json(&change.json);
                 } else {
+                    let change = &change.value;
                     println!(
                         "document {} default version {} (was {}; latest {})",
-                        text(&change["name"]),
-                        text(&change["default_version"]),
-                        text(&change["previous_default_version"]),
-                        text(&change["latest_version"])
+                        esc(&change.name),
+                        change.default_version,
+                        change.previous_default_version,
+                        change.latest_version
                     );
                 }
             }

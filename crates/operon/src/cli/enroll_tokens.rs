@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use serde_json::json;
+use operon_api::CreateEnrollToken;
 
 use super::client::{Client, ClientArgs, runtime};
-use super::fleet::*;
-use super::output::{print_json, table, tags, text, time};
+use super::fleet::{agent_command_line, tag_pairs};
+use super::output::{esc, millis, print_json, table, tag_map};
 
 #[derive(clap::Subcommand)]
 pub enum EnrollTokensCmd {
@@ -45,38 +45,42 @@ pub fn enroll_tokens(client_args: &ClientArgs, cmd: EnrollTokensCmd) -> Result<E
                 let ttl = humantime::parse_duration(&expires).with_context(|| {
                     format!("--expires {expires:?}: use a duration such as 30m, 24h or 7d")
                 })?;
-                let tags = tags_object(&tags)?;
-                let body =
-                    json!({"tags": tags, "uses": uses, "expires_in_secs": ttl.as_secs().max(1)});
-                let created = client.post("/v1/enroll-tokens", &body).await?;
+                let body = CreateEnrollToken {
+                    tags: tag_pairs(&tags)?,
+                    uses: Some(uses),
+                    expires_in_secs: Some(i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX)),
+                };
+                let answer = client.create_enroll_token(&body).await?;
+                let created = &answer.value;
                 if client_args.json {
-                    print_json(&created);
+                    print_json(&answer.json);
                 } else {
-                    println!("{}", text(&created["token"]));
+                    println!("{}", esc(&created.token));
                     eprintln!(
                         "enrollment token {} for {} node(s), expires {}; it is shown only once",
-                        text(&created["id"]),
+                        esc(&created.record.id),
                         uses,
-                        time(&created["expires_at"])
+                        millis(Some(created.record.expires_at))
                     );
                     eprintln!("on the node, run:");
-                    eprintln!("  {}", agent_command_line(&client_args.server, &created));
+                    eprintln!("  {}", agent_command_line(&client_args.server, created));
                 }
             }
             EnrollTokensCmd::List => {
-                let list = client.get("/v1/enroll-tokens").await?;
+                let list = client.enroll_tokens().await?;
                 if client_args.json {
-                    print_json(&list);
+                    print_json(&list.json);
                 } else {
-                    let rows = as_array(&list)
+                    let rows = list
+                        .value
                         .iter()
                         .map(|t| {
                             vec![
-                                text(&t["id"]),
-                                tags(&t["tags"]),
-                                format!("{}/{}", text(&t["uses"]), text(&t["uses_allowed"])),
-                                time(&t["expires_at"]),
-                                time(&t["revoked_at"]),
+                                esc(&t.id),
+                                tag_map(&t.tags),
+                                format!("{}/{}", t.uses, t.uses_allowed),
+                                millis(Some(t.expires_at)),
+                                millis(t.revoked_at),
                             ]
                         })
                         .collect();
@@ -87,17 +91,17 @@ pub fn enroll_tokens(client_args: &ClientArgs, cmd: EnrollTokensCmd) -> Result<E
                 }
             }
             EnrollTokensCmd::Revoke { id } => {
-                let path = format!("/v1/enroll-tokens/{}/revoke", segment(&id)?);
-                let revoked = client.post(&path, &json!({})).await?;
+                let answer = client.revoke_enroll_token(&id).await?;
+                let revoked = &answer.value;
                 if client_args.json {
-                    print_json(&revoked);
+                    print_json(&answer.json);
                 } else {
                     println!(
                         "enrollment token {} revoked at {} ({} of {} uses taken); it enrolls no more nodes",
-                        text(&revoked["id"]),
-                        time(&revoked["revoked_at"]),
-                        text(&revoked["uses"]),
-                        text(&revoked["uses_allowed"])
+                        esc(&revoked.id),
+                        millis(revoked.revoked_at),
+                        revoked.uses,
+                        revoked.uses_allowed
                     );
                 }
             }

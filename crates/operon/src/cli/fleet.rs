@@ -1,36 +1,32 @@
 //! `operon enroll-tokens ...` and `operon nodes ...`.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
-use serde_json::{Value, json};
+use anyhow::Result;
+use operon_api::{CreatedEnrollToken, NodeView, TagChange};
+use serde_json::json;
 
+pub(super) use super::client::segment;
 use super::client::{Client, ClientArgs, key_value, runtime};
-use super::output::{print_json, table, tags, text, time};
+use super::output::{esc, millis, opt, print_json, table, tag_map, text, time};
 
 /// The `operon agent` command line that enrolls a node with this token,
 /// pinning the server's certificate when it serves TLS.
-pub(super) fn agent_command_line(server: &str, created: &Value) -> String {
+pub(super) fn agent_command_line(server: &str, created: &CreatedEnrollToken) -> String {
     let mut line = format!(
         "operon agent --server {} --enroll-token {}",
         server.trim_end_matches('/'),
-        text(&created["token"])
+        esc(&created.token)
     );
-    if let Some(fingerprint) = created["server_fingerprint"].as_str() {
-        line.push_str(&format!(" --server-fingerprint {fingerprint}"));
+    if let Some(fingerprint) = &created.server_fingerprint {
+        line.push_str(&format!(" --server-fingerprint {}", esc(fingerprint)));
     }
     line
 }
 
-pub(super) fn tags_object(pairs: &[String]) -> Result<serde_json::Map<String, Value>> {
-    pairs
-        .iter()
-        .map(|p| key_value(p).map(|(k, v)| (k, Value::String(v))))
-        .collect()
-}
-
-pub(super) fn as_array(value: &Value) -> Vec<Value> {
-    value.as_array().cloned().unwrap_or_default()
+pub(super) fn tag_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    pairs.iter().map(|p| key_value(p)).collect()
 }
 
 #[derive(clap::Subcommand)]
@@ -63,30 +59,28 @@ pub fn nodes(client_args: &ClientArgs, cmd: NodesCmd) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let shown = match cmd {
             NodesCmd::List => {
-                let list = client.get("/v1/nodes").await?;
+                let list = client.nodes().await?;
                 if client_args.json {
-                    print_json(&list);
+                    print_json(&list.json);
                 } else {
-                    print_node_table(&list);
+                    print_node_table(&list.value);
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            NodesCmd::Show { node } => {
-                client
-                    .get(&format!("/v1/nodes/{}", segment(&node)?))
-                    .await?
-            }
+            NodesCmd::Show { node } => client.node(&node).await?,
             NodesCmd::Tag { node, tags } => {
-                let body = json!({"set": tags_object(&tags)?});
-                client
-                    .post(&format!("/v1/nodes/{}/tags", segment(&node)?), &body)
-                    .await?
+                let change = TagChange {
+                    set: tag_pairs(&tags)?,
+                    remove: vec![],
+                };
+                client.tag_node(&node, &change).await?
             }
             NodesCmd::Untag { node, keys } => {
-                let body = json!({"remove": keys});
-                client
-                    .post(&format!("/v1/nodes/{}/tags", segment(&node)?), &body)
-                    .await?
+                let change = TagChange {
+                    set: BTreeMap::new(),
+                    remove: keys,
+                };
+                client.tag_node(&node, &change).await?
             }
             NodesCmd::RotateCredential { node } => {
                 let path = format!("/v1/nodes/{}/rotate-credential", segment(&node)?);
@@ -103,43 +97,31 @@ pub fn nodes(client_args: &ClientArgs, cmd: NodesCmd) -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            NodesCmd::Revoke { node } => {
-                client
-                    .post(&format!("/v1/nodes/{}/revoke", segment(&node)?), &json!({}))
-                    .await?
-            }
+            NodesCmd::Revoke { node } => client.revoke_node(&node).await?,
         };
         if client_args.json {
-            print_json(&shown);
+            print_json(&shown.json);
         } else {
-            print_node(&shown);
+            print_node(&shown.value);
         }
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// A path segment from user input; ids and names never need escaping.
-pub(super) fn segment(text: &str) -> Result<&str> {
-    if text.is_empty() || text.contains(['/', '?', '#', '%', ' ']) {
-        bail!("invalid id or name {text:?}");
-    }
-    Ok(text)
-}
-
-pub(super) fn print_node_table(list: &Value) {
-    let rows = as_array(list)
+pub(super) fn print_node_table(list: &[NodeView]) {
+    let rows = list
         .iter()
         .map(|n| {
             vec![
-                text(&n["id"]),
-                text(&n["name"]),
-                text(&n["status"]),
-                tags(&n["tags"]),
-                time(&n["last_seen"]),
+                esc(&n.id),
+                esc(&n.name),
+                n.status.to_string(),
+                tag_map(&n.tags),
+                millis(n.last_seen),
                 format!(
                     "{} {}",
-                    text(&n["inventory"]["os_name"]),
-                    text(&n["inventory"]["os_version"])
+                    esc(&n.inventory.os_name),
+                    esc(&n.inventory.os_version)
                 ),
             ]
         })
@@ -150,32 +132,34 @@ pub(super) fn print_node_table(list: &Value) {
     );
 }
 
-pub(super) fn print_node(n: &Value) {
-    let inv = &n["inventory"];
-    let memory_gib = inv["memory_bytes"].as_f64().unwrap_or(0.0) / (1u64 << 30) as f64;
-    let ips = inv["ip_addresses"]
-        .as_array()
-        .map(|a| a.iter().map(text).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default();
+pub(super) fn print_node(n: &NodeView) {
+    let inv = &n.inventory;
+    let memory_gib = inv.memory_bytes as f64 / (1u64 << 30) as f64;
+    let ips = inv
+        .ip_addresses
+        .iter()
+        .map(|ip| esc(ip))
+        .collect::<Vec<_>>()
+        .join(", ");
     let lines = [
-        ("ID", text(&n["id"])),
-        ("Name", text(&n["name"])),
-        ("Status", text(&n["status"])),
-        ("Tags", tags(&n["tags"])),
-        ("Enrolled", time(&n["enrolled_at"])),
-        ("Last seen", time(&n["last_seen"])),
-        ("Revoked", time(&n["revoked_at"])),
-        ("Hostname", text(&inv["hostname"])),
+        ("ID", esc(&n.id)),
+        ("Name", esc(&n.name)),
+        ("Status", n.status.to_string()),
+        ("Tags", tag_map(&n.tags)),
+        ("Enrolled", millis(Some(n.enrolled_at))),
+        ("Last seen", millis(n.last_seen)),
+        ("Revoked", millis(n.revoked_at)),
+        ("Hostname", esc(&inv.hostname)),
         (
             "OS",
-            format!("{} {}", text(&inv["os_name"]), text(&inv["os_version"])),
+            format!("{} {}", esc(&inv.os_name), esc(&inv.os_version)),
         ),
-        ("Kernel", text(&inv["kernel"])),
-        ("Arch", text(&inv["arch"])),
-        ("CPUs", text(&inv["cpus"])),
+        ("Kernel", esc(&inv.kernel)),
+        ("Arch", esc(&inv.arch)),
+        ("CPUs", opt(Some(inv.cpus))),
         ("Memory", format!("{memory_gib:.1} GiB")),
         ("IP addresses", ips),
-        ("Agent version", text(&inv["agent_version"])),
+        ("Agent version", esc(&inv.agent_version)),
     ];
     for (label, value) in lines {
         println!("{label:<14} {value}");

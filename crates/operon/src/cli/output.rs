@@ -86,16 +86,35 @@ pub fn text(value: &Value) -> String {
     }
 }
 
-pub fn tags(value: &Value) -> String {
-    value
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{}={}", escape(k), text(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
+/// Text from a typed answer, control characters escaped.
+pub fn esc(text: &str) -> String {
+    escape(text).into_owned()
+}
+
+/// A typed optional value for a cell: `-` when absent.
+pub fn opt<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| esc(&v.to_string()))
+}
+
+/// Optional milliseconds since the epoch, as [`time`] shows them.
+pub fn millis(ms: Option<i64>) -> String {
+    time(&ms.map_or(Value::Null, Value::from))
+}
+
+/// A duration between two optional millisecond timestamps, as [`duration`].
+pub fn millis_between(start: Option<i64>, end: Option<i64>) -> String {
+    duration(
+        &start.map_or(Value::Null, Value::from),
+        &end.map_or(Value::Null, Value::from),
+    )
+}
+
+/// Tags as `k=v,k=v`, escaped.
+pub fn tag_map(tags: &std::collections::BTreeMap<String, String>) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn print_json(value: &Value) {
@@ -126,13 +145,18 @@ mod tests {
 
     #[test]
     fn cells_labels_and_tags_never_carry_control_characters() {
-        let node = json!({
-            "name": "evil\u{1b}[2J\u{1b}[H",
-            "tags": {"env\u{1b}[31m": "prod\r", "role": ["\u{9b}x"]},
-        });
+        let node = json!({"name": "evil\u{1b}[2J\u{1b}[H"});
         let hostile = |s: &str| s.chars().any(needs_escape);
         assert_eq!(text(&node["name"]), "evil\\x1b[2J\\x1b[H");
-        let tags = tags(&node["tags"]);
+        assert_eq!(esc("evil\u{1b}[2J"), "evil\\x1b[2J");
+        assert_eq!(opt(Some("a\u{9b}x")), "a\\x9bx");
+        let tags = tag_map(
+            &[
+                ("env\u{1b}[31m".to_string(), "prod\r".to_string()),
+                ("role".to_string(), "\u{9b}x".to_string()),
+            ]
+            .into(),
+        );
         assert!(!hostile(&tags), "{tags:?}");
         assert!(tags.contains("env\\x1b[31m=prod\\r"), "{tags}");
         let rendered = table(
