@@ -106,6 +106,14 @@ impl Principal {
         }
     }
 
+    /// The same principal with a trail of its own: an actor resolved once
+    /// and used for several effects gets a clean trail for each.
+    pub(crate) fn with_fresh_trail(&self) -> Principal {
+        let mut fresh = self.clone();
+        fresh.trail = Arc::default();
+        fresh
+    }
+
     /// Add a detail to this request's audit record (never a secret).
     pub fn note(&self, key: &str, value: impl Into<Value>) {
         if let Ok(mut trail) = self.trail.lock() {

@@ -7,6 +7,7 @@
 //! on. Outcomes are group-committed like accepted events.
 
 use operon_store::prelude::*;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,14 +115,16 @@ pub async fn run(state: Arc<AppState>) {
             idle(&state, &mut wake).await;
             continue;
         }
+        let actors = Arc::new(BatchActors::default());
         for delivery in claimed {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
             let state = state.clone();
             let outcomes = outcomes.clone();
+            let actors = actors.clone();
             tokio::spawn(async move {
-                let outcome = attempt(&state, delivery).await;
+                let outcome = attempt(&state, delivery, &actors).await;
                 let _ = outcomes.send(outcome);
                 drop(permit);
             });
@@ -187,7 +190,11 @@ async fn commit_outcomes(
 }
 
 /// One attempt of one delivery.
-pub async fn attempt(state: &AppState, delivery: ClaimedDelivery) -> DeliveryOutcome {
+pub async fn attempt(
+    state: &AppState,
+    delivery: ClaimedDelivery,
+    actors: &BatchActors,
+) -> DeliveryOutcome {
     let now = now_millis();
     let attempts = delivery.attempts + 1;
     let dead = |error: String| DeliveryOutcome::Dead {
@@ -212,7 +219,7 @@ pub async fn attempt(state: &AppState, delivery: ClaimedDelivery) -> DeliveryOut
             target.retry.max_age.as_secs()
         ));
     }
-    let result = perform(state, &rule, target, &delivery).await;
+    let result = perform(state, &rule, target, &delivery, actors).await;
     match result {
         Ok(()) => DeliveryOutcome::Delivered {
             id: delivery.id.clone(),
@@ -250,6 +257,7 @@ async fn perform(
     rule: &CompiledRule,
     target: &CompiledTarget,
     delivery: &ClaimedDelivery,
+    actors: &BatchActors,
 ) -> Result<(), TargetError> {
     let event = || -> Result<Value, TargetError> {
         serde_json::from_str(&delivery.event.body)
@@ -267,7 +275,7 @@ async fn perform(
     };
     match &target.kind {
         TargetKind::Webhook { url, secret } => {
-            let actor = actor(state, rule, target).await?;
+            let actor = actors.get(state, rule, target).await?;
             allow(
                 state,
                 &actor,
@@ -279,7 +287,7 @@ async fn perform(
         }
         TargetKind::Workflow { workflow } => {
             let causation = guard_loop(state, rule, &event()?, delivery).await?;
-            let actor = actor(state, rule, target).await?;
+            let actor = actors.get(state, rule, target).await?;
             let resource = format!("workflow/{workflow}");
             allow(state, &actor, "workflows:Start", &resource).await?;
             let input = serde_json::from_str(&payload).unwrap_or(Value::String(payload.clone()));
@@ -288,11 +296,11 @@ async fn perform(
         }
         TargetKind::RunCommand(config) => {
             let causation = guard_loop(state, rule, &event()?, delivery).await?;
-            let actor = actor(state, rule, target).await?;
+            let actor = actors.get(state, rule, target).await?;
             run_command(state, config, &payload, delivery, actor, causation).await
         }
         TargetKind::Bus { bus } => {
-            let actor = actor(state, rule, target).await?;
+            let actor = actors.get(state, rule, target).await?;
             allow(state, &actor, "events:Put", &format!("bus/{bus}")).await?;
             put_on_bus(state, bus, &event()?).await
         }
@@ -348,6 +356,31 @@ async fn guard_loop(
         });
         TargetError::permanent(reason)
     })
+}
+
+/// What the targets of one claimed batch act as, resolved once per target
+/// for the batch rather than once per delivery: the same authority at the
+/// same moment (the batch's deliveries start together), without a store
+/// read per event competing for the database's few connections.
+#[derive(Default)]
+pub struct BatchActors(tokio::sync::Mutex<HashMap<(String, String), Principal>>);
+
+impl BatchActors {
+    async fn get(
+        &self,
+        state: &AppState,
+        rule: &CompiledRule,
+        target: &CompiledTarget,
+    ) -> Result<Principal, TargetError> {
+        let key = (rule.rule.name.clone(), target.id.clone());
+        let mut known = self.0.lock().await;
+        if let Some(principal) = known.get(&key) {
+            return Ok(principal.with_fresh_trail());
+        }
+        let principal = actor(state, rule, target).await?;
+        known.insert(key, principal.with_fresh_trail());
+        Ok(principal)
+    }
 }
 
 /// The principal a rule target's effect is authorized as: its role, or the
