@@ -4,94 +4,13 @@
 //! committed), unknown, badly signed, replayed.
 
 use operon_store::prelude::*;
-use std::time::Duration;
 
-use operon_policy::NamedPolicy;
-use operon_store::{AuditFilter, AuditRecord, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::*;
-use crate::access::Principal;
-use crate::audit::AuditLog;
-use crate::events::EventBus;
-use crate::events::signing::SealKey;
 use crate::service::ErrorKind;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Store,
-    audit: AuditLog,
-    events: EventBus,
-    coordination: crate::coordination::Coordination,
-}
-
-impl Fixture {
-    async fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
-        let audit = AuditLog::spawn(store.clone(), dir.path());
-        let http = crate::egress::client::Outbound::new(Default::default(), "test", None).unwrap();
-        let events = EventBus::load(&store, SealKey::from_bytes([7; 32]), audit.clone(), http)
-            .await
-            .unwrap();
-        Fixture {
-            _dir: dir,
-            store,
-            audit,
-            events,
-            coordination: Default::default(),
-        }
-    }
-
-    fn service(&self) -> WebhookService<'_> {
-        WebhookService {
-            store: &self.store,
-            audit: &self.audit,
-            events: &self.events,
-            coordination: &self.coordination,
-        }
-    }
-
-    /// The audit records of `actor` with `outcome`, waiting for the
-    /// background writer.
-    async fn records_of(&self, actor: &str, outcome: &str) -> Vec<AuditRecord> {
-        for _ in 0..100 {
-            let records: Vec<_> = self
-                .store
-                .list_audit(&AuditFilter {
-                    actor: Some(actor.into()),
-                    limit: 100,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|r| r.outcome == outcome)
-                .collect();
-            if !records.is_empty() {
-                return records;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Vec::new()
-    }
-}
-
-fn admin() -> Principal {
-    Principal::new("admin".into(), None, "tok-admin".into(), None, Vec::new())
-}
-
-fn user(statements: Value) -> Principal {
-    let policy = json!({"Version": "2012-10-17", "Statement": statements});
-    let policy = operon_policy::Policy::from_value(&policy).unwrap();
-    Principal::new(
-        "alice".into(),
-        Some("u-1".into()),
-        "tok-1".into(),
-        None,
-        vec![NamedPolicy::new("p", policy)],
-    )
-}
+use crate::events::test_fixture::{Fixture, admin, user};
 
 fn hook(name: &str) -> NewWebhook {
     NewWebhook {
@@ -104,7 +23,7 @@ fn hook(name: &str) -> NewWebhook {
 #[tokio::test]
 async fn creating_a_webhook_needs_webhooks_create_and_a_long_secret() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.webhooks();
     let alice = user(json!([{"Effect": "Allow", "Action": "events:Put", "Resource": "*"}]));
     let err = s.create(&alice, hook("ci")).await.unwrap_err();
     assert_eq!((err.kind, err.code), (ErrorKind::Forbidden, "Forbidden"));
@@ -152,7 +71,7 @@ async fn creating_a_webhook_needs_webhooks_create_and_a_long_secret() {
 #[tokio::test]
 async fn a_signed_request_is_accepted_once_and_refusals_are_typed() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.webhooks();
     let (_, secret) = s.create(&admin(), hook("ci")).await.unwrap();
     let now = 1_800_000_000_000i64;
     let at = now / 1000;
@@ -211,7 +130,7 @@ async fn a_signed_request_is_accepted_once_and_refusals_are_typed() {
 #[tokio::test]
 async fn a_body_that_is_not_json_is_invalid_and_may_be_sent_again() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.webhooks();
     let (_, secret) = s.create(&admin(), hook("ci")).await.unwrap();
     let now = 1_800_000_000_000i64;
     let body = b"not json";

@@ -22,6 +22,8 @@ pub mod rules;
 pub mod schedule;
 pub mod signing;
 pub mod targets;
+#[cfg(test)]
+pub(crate) mod test_fixture;
 pub mod writer;
 
 use operon_store::prelude::*;

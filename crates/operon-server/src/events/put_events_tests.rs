@@ -4,100 +4,13 @@
 //! dead-letter validation codes.
 
 use operon_store::prelude::*;
-use std::time::Duration;
 
-use operon_policy::NamedPolicy;
-use operon_store::{AuditFilter, AuditRecord, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::*;
-use crate::access::Principal;
-use crate::audit::AuditLog;
-use crate::events::EventBus;
-use crate::events::signing::SealKey;
 use crate::service::ErrorKind;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Store,
-    audit: AuditLog,
-    events: EventBus,
-    coordination: crate::coordination::Coordination,
-}
-
-impl Fixture {
-    async fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
-        let audit = AuditLog::spawn(store.clone(), dir.path());
-        let http = crate::egress::client::Outbound::new(Default::default(), "test", None).unwrap();
-        let events = EventBus::load(&store, SealKey::from_bytes([7; 32]), audit.clone(), http)
-            .await
-            .unwrap();
-        Fixture {
-            _dir: dir,
-            store,
-            audit,
-            events,
-            coordination: Default::default(),
-        }
-    }
-
-    fn service(&self) -> EventService<'_> {
-        EventService {
-            audit: &self.audit,
-            events: &self.events,
-            coordination: &self.coordination,
-        }
-    }
-
-    fn dead_letters(&self) -> DeadLetterService<'_> {
-        DeadLetterService {
-            store: &self.store,
-            coordination: &self.coordination,
-        }
-    }
-
-    /// The audit records of `actor` with `outcome`, waiting for the
-    /// background writer.
-    async fn records_of(&self, actor: &str, outcome: &str) -> Vec<AuditRecord> {
-        for _ in 0..100 {
-            let records: Vec<_> = self
-                .store
-                .list_audit(&AuditFilter {
-                    actor: Some(actor.into()),
-                    limit: 100,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|r| r.outcome == outcome)
-                .collect();
-            if !records.is_empty() {
-                return records;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Vec::new()
-    }
-}
-
-fn admin() -> Principal {
-    Principal::new("admin".into(), None, "tok-admin".into(), None, Vec::new())
-}
-
-fn user(statements: Value) -> Principal {
-    let policy = json!({"Version": "2012-10-17", "Statement": statements});
-    let policy = operon_policy::Policy::from_value(&policy).unwrap();
-    Principal::new(
-        "alice".into(),
-        Some("u-1".into()),
-        "tok-1".into(),
-        None,
-        vec![NamedPolicy::new("p", policy)],
-    )
-}
+use crate::events::test_fixture::{Fixture, admin, user};
 
 fn entry(source: &str, bus: Option<&str>) -> PutEntry {
     PutEntry {
@@ -121,7 +34,7 @@ async fn entries_are_answered_one_by_one_and_the_audit_record_commits_with_the_e
             ..entry("app", None)
         },
     ];
-    let outcome = f.service().put(&admin(), &entries).await.unwrap();
+    let outcome = f.put_events().put(&admin(), &entries).await.unwrap();
     assert_eq!(outcome.failed(), 3);
     let EntryOutcome::Accepted { event_id } = &outcome.entries[0] else {
         panic!("first entry refused: {:?}", outcome.entries[0]);
@@ -164,13 +77,13 @@ async fn entries_are_answered_one_by_one_and_the_audit_record_commits_with_the_e
 #[tokio::test]
 async fn the_entry_count_is_validated_with_a_stable_code() {
     let f = Fixture::new().await;
-    let none = f.service().put(&admin(), &[]).await.unwrap_err();
+    let none = f.put_events().put(&admin(), &[]).await.unwrap_err();
     assert_eq!(
         (none.kind, none.code),
         (ErrorKind::Invalid, "InvalidEntryCount")
     );
     let many = vec![entry("app", None); MAX_ENTRIES + 1];
-    let err = f.service().put(&admin(), &many).await.unwrap_err();
+    let err = f.put_events().put(&admin(), &many).await.unwrap_err();
     assert_eq!(err.code, "InvalidEntryCount");
     assert!(err.message.contains(&(MAX_ENTRIES + 1).to_string()));
 }
@@ -181,7 +94,7 @@ async fn events_put_is_asked_per_bus_and_a_refusal_is_audited_and_stores_nothing
     let alice = user(json!([{"Effect": "Allow", "Action": "events:Put",
         "Resource": "bus/default"}]));
     let ok = f
-        .service()
+        .put_events()
         .put(&alice, &[entry("app", None)])
         .await
         .unwrap();
@@ -195,7 +108,7 @@ async fn events_put_is_asked_per_bus_and_a_refusal_is_audited_and_stores_nothing
     };
     rules.create_bus(&admin(), "private").await.unwrap();
     let err = f
-        .service()
+        .put_events()
         .put(&alice, &[entry("app", None), entry("app", Some("private"))])
         .await
         .unwrap_err();

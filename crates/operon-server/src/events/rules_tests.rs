@@ -7,97 +7,14 @@ use operon_store::prelude::*;
 use std::time::Duration;
 
 use operon_pattern::Scratch;
-use operon_policy::NamedPolicy;
-use operon_store::{AuditFilter, Store};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::access::Principal;
-use crate::audit::AuditLog;
 use crate::events::EventBus;
 use crate::events::signing::SealKey;
 use crate::service::ErrorKind;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Store,
-    audit: AuditLog,
-    events: EventBus,
-    coordination: crate::coordination::Coordination,
-}
-
-impl Fixture {
-    async fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
-        let audit = AuditLog::spawn(store.clone(), dir.path());
-        let http = crate::egress::client::Outbound::new(Default::default(), "test", None).unwrap();
-        let events = EventBus::load(&store, SealKey::from_bytes([7; 32]), audit.clone(), http)
-            .await
-            .unwrap();
-        Fixture {
-            _dir: dir,
-            store,
-            audit,
-            events,
-            coordination: Default::default(),
-        }
-    }
-
-    fn service(&self) -> RuleService<'_> {
-        RuleService {
-            store: &self.store,
-            audit: &self.audit,
-            events: &self.events,
-            coordination: &self.coordination,
-        }
-    }
-
-    async fn denials_of(&self, actor: &str) -> Vec<operon_store::AuditRecord> {
-        // The audit writer commits in the background: wait for it.
-        for _ in 0..100 {
-            let records: Vec<_> = self
-                .store
-                .list_audit(&AuditFilter {
-                    actor: Some(actor.into()),
-                    limit: 100,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|r| r.outcome == "denied")
-                .collect();
-            if !records.is_empty() {
-                return records;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Vec::new()
-    }
-
-    /// The rules of the default bus that match `event`.
-    fn matching(&self, event: Value) -> Vec<String> {
-        self.events
-            .matching_rules("default", &event.to_string(), &mut Scratch::default())
-    }
-}
-
-fn admin() -> Principal {
-    Principal::new("admin".into(), None, "tok-admin".into(), None, Vec::new())
-}
-
-fn user(statements: Value) -> Principal {
-    let policy = json!({"Version": "2012-10-17", "Statement": statements});
-    let policy = operon_policy::Policy::from_value(&policy).unwrap();
-    Principal::new(
-        "alice".into(),
-        Some("u-1".into()),
-        "tok-1".into(),
-        None,
-        vec![NamedPolicy::new("p", policy)],
-    )
-}
+use crate::events::test_fixture::{Fixture, admin, user};
 
 fn target(id: &str) -> TargetSpec {
     TargetSpec {
@@ -128,7 +45,7 @@ fn event() -> Value {
 #[tokio::test]
 async fn put_installs_the_rule_with_its_author_and_delete_removes_it() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.rules();
     let put = s
         .put(&admin(), rule("r1", vec![target("t1")]))
         .await
@@ -153,7 +70,7 @@ async fn put_installs_the_rule_with_its_author_and_delete_removes_it() {
 #[tokio::test]
 async fn disable_leaves_the_matcher_and_enable_returns_to_it() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.rules();
     s.put(&admin(), rule("r1", vec![target("t1")]))
         .await
         .unwrap();
@@ -172,7 +89,7 @@ async fn disable_leaves_the_matcher_and_enable_returns_to_it() {
 #[tokio::test]
 async fn rules_are_validated_with_stable_codes_naming_the_field() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.rules();
     let cases: Vec<(PutRule, &str, &str)> = vec![
         (
             rule("r1", vec![target("a"), target("a")]),
@@ -287,7 +204,7 @@ async fn rules_are_validated_with_stable_codes_naming_the_field() {
 #[tokio::test]
 async fn a_webhook_secret_is_sealed_and_shown_only_as_has_secret() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.rules();
     let hook = TargetSpec {
         kind: "webhook".into(),
         url: Some("http://hooks.example/x".into()),
@@ -308,7 +225,7 @@ async fn a_webhook_secret_is_sealed_and_shown_only_as_has_secret() {
 async fn naming_a_role_needs_roles_pass_and_the_refusal_is_audited() {
     let f = Fixture::new().await;
     f.store.create_role("ops", "", 1).await.unwrap();
-    let s = f.service();
+    let s = f.rules();
     let alice = user(json!([{"Effect": "Allow", "Action": "rules:Put", "Resource": "*"}]));
     let with_role = TargetSpec {
         role_arn: Some("role/ops".into()),
@@ -319,7 +236,7 @@ async fn naming_a_role_needs_roles_pass_and_the_refusal_is_audited() {
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Forbidden, "{err:?}");
-    let denials = f.denials_of("alice").await;
+    let denials = f.records_of("alice", "denied").await;
     assert_eq!(denials.len(), 1, "{denials:?}");
     assert_eq!(denials[0].action, "roles:Pass");
     assert_eq!(denials[0].resource, "role/ops");
@@ -350,11 +267,11 @@ async fn naming_a_role_needs_roles_pass_and_the_refusal_is_audited() {
 #[tokio::test]
 async fn puts_and_targets_without_a_role_are_checked_against_the_author() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.rules();
     let nobody = user(json!([{"Effect": "Allow", "Action": "rules:List", "Resource": "*"}]));
     let err = s.put(&nobody, rule("r1", vec![])).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Forbidden);
-    assert_eq!(f.denials_of("alice").await[0].action, "rules:Put");
+    assert_eq!(f.records_of("alice", "denied").await[0].action, "rules:Put");
 
     let alice = user(json!([{"Effect": "Allow", "Action": "rules:Put", "Resource": "*"}]));
     let start = TargetSpec {
@@ -372,7 +289,7 @@ async fn puts_and_targets_without_a_role_are_checked_against_the_author() {
     let err = s.put(&alice, rule("r1", vec![put_on])).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Forbidden);
     let actions: Vec<String> = f
-        .denials_of("alice")
+        .records_of("alice", "denied")
         .await
         .into_iter()
         .map(|r| format!("{} {}", r.action, r.resource))
@@ -391,7 +308,7 @@ async fn puts_and_targets_without_a_role_are_checked_against_the_author() {
 #[tokio::test]
 async fn test_reports_the_match_and_each_targets_input() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.rules();
     let path = TargetSpec {
         input_path: Some("$.detail.missing".into()),
         ..target("t2")
@@ -415,7 +332,7 @@ async fn test_reports_the_match_and_each_targets_input() {
 #[tokio::test]
 async fn buses_are_created_once_and_the_default_bus_stays() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.rules();
     s.create_bus(&admin(), "ops").await.unwrap();
     assert!(f.events.bus_exists("ops"));
     let err = s.create_bus(&admin(), "ops").await.unwrap_err();
@@ -444,7 +361,7 @@ async fn announced(changed: &mut crate::coordination::Subscription) {
 #[tokio::test]
 async fn changes_are_announced_and_another_process_follows_them_by_reloading() {
     let f = Fixture::new().await;
-    let s = f.service();
+    let s = f.rules();
     let http = crate::egress::client::Outbound::new(Default::default(), "test", None).unwrap();
     let other = EventBus::load(
         &f.store,
