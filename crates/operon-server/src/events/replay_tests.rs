@@ -3,7 +3,6 @@
 //! `events:Put` on the archive's bus (a refusal audited, nothing recorded),
 //! its window and rules checked.
 
-
 use serde_json::json;
 
 use super::*;
