@@ -176,8 +176,15 @@ impl Principal {
 }
 
 /// The request of `action` on `resource`, without condition keys.
-pub(crate) fn resource_request(principal: &Principal, action: &str, resource: &str) -> Request {
-    principal.request(action, resource)
+/// [`check_in`] for `action` on `resource` without condition context: the
+/// gate services call for everything that is not a node.
+pub(crate) async fn check_action(
+    audit: &crate::audit::AuditLog,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+) -> crate::service::ServiceResult<()> {
+    check_in(audit, principal, &principal.request(action, resource)).await
 }
 
 /// The condition context of a node: its tags.
@@ -194,12 +201,7 @@ pub async fn authorize(
     action: &str,
     resource: &str,
 ) -> ApiResult<()> {
-    let request = principal.request(action, resource);
-    check(state, principal, &request).await
-}
-
-async fn check(state: &AppState, principal: &Principal, request: &Request) -> ApiResult<()> {
-    Ok(check_in(&state.audit, principal, request).await?)
+    Ok(check_action(&state.audit, principal, action, resource).await?)
 }
 
 /// The one gate, for services that hold the audit trail: allow (and note it

@@ -148,9 +148,7 @@ pub async fn authorize_pass_role(
     principal: &Principal,
     role: &str,
 ) -> ServiceResult<()> {
-    let request = operon_policy::Request::new("roles:Pass", format!("role/{role}"))
-        .with_principal(principal.name.clone());
-    crate::access::check_in(audit, principal, &request).await?;
+    crate::access::check_action(audit, principal, "roles:Pass", &format!("role/{role}")).await?;
     if store.role(role).await?.is_none() {
         return Err(ServiceError::invalid(
             "NoSuchRole",

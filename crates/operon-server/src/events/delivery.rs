@@ -22,7 +22,7 @@ use super::CompiledRule;
 use super::envelope::{self, Envelope};
 use super::signing;
 use super::targets::{CompiledTarget, RetryPolicy, RunCommandTarget, TargetKind};
-use crate::access::{Principal, check_in};
+use crate::access::{Principal, check_action};
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
 use crate::egress::client::{OutboundError, drain};
 use crate::runas::{RunAs, actor_principal};
@@ -405,8 +405,7 @@ async fn allow(
     action: &str,
     resource: &str,
 ) -> Result<(), TargetError> {
-    let request = operon_policy::Request::new(action, resource).with_principal(actor.name.clone());
-    check_in(&state.audit, actor, &request)
+    check_action(&state.audit, actor, action, resource)
         .await
         .map_err(|e| service_failure("refused", e))
 }

@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 
 use super::envelope::{self, PutEntry};
 use super::{EventBus, check_name, signing};
-use crate::access::{Ctx, Principal, check_in, resource_request};
+use crate::access::{Ctx, Principal, check_action};
 use crate::audit::AuditLog;
 use crate::error::{ApiError, ApiResult};
 use crate::service::{ErrorKind, ServiceError, ServiceResult};
@@ -242,16 +242,8 @@ impl WebhookService<'_> {
         new: NewWebhook,
     ) -> ServiceResult<(InboundWebhook, String)> {
         check_name("webhook", &new.name)?;
-        check_in(
-            self.audit,
-            principal,
-            &resource_request(
-                principal,
-                "webhooks:Create",
-                &format!("webhook/{}", new.name),
-            ),
-        )
-        .await?;
+        let resource = format!("webhook/{}", new.name);
+        check_action(self.audit, principal, "webhooks:Create", &resource).await?;
         let bus = self.events.require_bus(new.bus)?;
         let secret = match new.secret {
             Some(s) if s.len() < MIN_SECRET_LEN => {

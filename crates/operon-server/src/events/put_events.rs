@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::EventBus;
 use super::envelope::{self, PutEntry};
-use crate::access::{Principal, check_in, resource_request};
+use crate::access::{Principal, check_action};
 use crate::audit::AuditLog;
 use crate::now_millis;
 use crate::service::{ServiceError, ServiceResult};
@@ -105,12 +105,8 @@ impl EventService<'_> {
                 continue;
             }
             if !authorized.contains(&env.bus) {
-                check_in(
-                    self.audit,
-                    principal,
-                    &resource_request(principal, "events:Put", &format!("bus/{}", env.bus)),
-                )
-                .await?;
+                let bus = format!("bus/{}", env.bus);
+                check_action(self.audit, principal, "events:Put", &bus).await?;
                 authorized.push(env.bus.clone());
             }
             answers.push(EntryOutcome::Accepted {

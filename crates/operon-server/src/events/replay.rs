@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use super::envelope::{self, Envelope};
 use super::{EventBus, check_name};
-use crate::access::{Ctx, Principal, check_in, resource_request};
+use crate::access::{Ctx, Principal, check_action};
 use crate::audit::AuditLog;
 use crate::error::ApiResult;
 use crate::service::{ServiceError, ServiceResult};
@@ -88,12 +88,7 @@ impl ReplayService<'_> {
         action: &str,
         resource: &str,
     ) -> ServiceResult<()> {
-        check_in(
-            self.audit,
-            principal,
-            &resource_request(principal, action, resource),
-        )
-        .await
+        check_action(self.audit, principal, action, resource).await
     }
 
     /// Create an archive: its name, `archives:Create`, its bus, its pattern

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::targets::{self, TargetSpec};
 use super::{CompiledRule, EventBus, check_name, envelope};
-use crate::access::{Principal, check_in, resource_request};
+use crate::access::{Principal, check_action};
 use crate::audit::AuditLog;
 use crate::coordination::{Coordination, Topic};
 use crate::now_millis;
@@ -76,12 +76,7 @@ impl RuleService<'_> {
         action: &str,
         resource: &str,
     ) -> ServiceResult<()> {
-        check_in(
-            self.audit,
-            principal,
-            &resource_request(principal, action, resource),
-        )
-        .await
+        check_action(self.audit, principal, action, resource).await
     }
 
     /// Check that `principal` may put a rule named `name` (the name's

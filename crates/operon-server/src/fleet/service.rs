@@ -8,7 +8,7 @@ use operon_store::{EnrollToken, Node, Store};
 use serde::Serialize;
 
 use super::hub::Hub;
-use crate::access::{Principal, check_in, node_request, resource_request};
+use crate::access::{Principal, check_action, check_in, node_request};
 use crate::audit::AuditLog;
 use crate::auth::{self, ENROLL_TOKEN_PREFIX};
 use crate::coordination::{Coordination, Topic};
@@ -92,8 +92,7 @@ impl FleetService<'_> {
                 Ok(node)
             }
             None => {
-                let request = resource_request(principal, action, &format!("node/{key}"));
-                check_in(self.audit, principal, &request).await?;
+                check_action(self.audit, principal, action, &format!("node/{key}")).await?;
                 Err(unknown_node(key))
             }
         }

@@ -19,7 +19,7 @@ use operon_store::{
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::access::{Principal, check_in, record_denial_in, resource_request, scope_policy};
+use crate::access::{Principal, check_action, record_denial_in, scope_policy};
 use crate::audit::{AuditLog, Verification};
 use crate::service::{ErrorKind, ServiceError, ServiceResult};
 use crate::{auth, now_millis};
@@ -314,12 +314,7 @@ impl IdentityService<'_> {
         action: &str,
         resource: &str,
     ) -> ServiceResult<()> {
-        check_in(
-            self.audit,
-            principal,
-            &resource_request(principal, action, resource),
-        )
-        .await
+        check_action(self.audit, principal, action, resource).await
     }
 
     /// `operon login`: the token was checked; the login is noted for the

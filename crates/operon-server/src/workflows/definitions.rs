@@ -12,7 +12,7 @@ use operon_asl::StateMachine;
 use operon_store::{Store, Workflow};
 use serde_json::Value;
 
-use crate::access::{Principal, check_in, resource_request};
+use crate::access::{Principal, check_action};
 use crate::audit::AuditLog;
 use crate::now_millis;
 use crate::service::{ServiceError, ServiceResult};
@@ -54,8 +54,7 @@ impl WorkflowService<'_> {
         action: &str,
         name: &str,
     ) -> ServiceResult<()> {
-        let request = resource_request(principal, action, &format!("workflow/{name}"));
-        check_in(self.audit, principal, &request).await
+        check_action(self.audit, principal, action, &format!("workflow/{name}")).await
     }
 
     /// Create a workflow (version 1), authored by `principal`

@@ -19,7 +19,7 @@ use operon_store::{Approval, ApprovalDecision, ExecutionFilter, ExecutionRecord,
 use serde_json::{Value, json};
 
 use super::{Msg, StartedBy, Workflows, runner, validate_name};
-use crate::access::{Principal, check_in, record_denial_in, resource_request};
+use crate::access::{Principal, check_action, record_denial_in};
 use crate::audit::AuditLog;
 use crate::now_millis;
 use crate::service::{ErrorKind, ServiceError, ServiceResult};
@@ -265,12 +265,7 @@ impl ExecutionService<'_> {
         comment: Option<String>,
     ) -> ServiceResult<Approval> {
         let resource = format!("approval/{id}");
-        check_in(
-            self.audit,
-            principal,
-            &resource_request(principal, "approvals:Approve", &resource),
-        )
-        .await?;
+        check_action(self.audit, principal, "approvals:Approve", &resource).await?;
         let approval = self.get_approval(id).await?;
         if approval.status != "Pending" {
             return Err(ServiceError::conflict(
@@ -351,16 +346,8 @@ impl ExecutionService<'_> {
                 "no task is waiting for this token (unknown, answered or timed out)",
             )
         })?;
-        check_in(
-            self.audit,
-            principal,
-            &resource_request(
-                principal,
-                answer.action(),
-                &format!("execution/{}", task.execution_id),
-            ),
-        )
-        .await?;
+        let execution = format!("execution/{}", task.execution_id);
+        check_action(self.audit, principal, answer.action(), &execution).await?;
         if task.resource.starts_with("operon:approval") {
             return Err(ServiceError::invalid(
                 "TokenOfApproval",

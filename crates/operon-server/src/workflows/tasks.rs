@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Msg, RUNNING};
 use crate::AppState;
-use crate::access::{Principal, check_in};
+use crate::access::{Principal, check_action};
 use crate::commands::targets::TargetError;
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
 use crate::coordination::Topic;
@@ -690,8 +690,7 @@ async fn allow(
     action: &str,
     resource: &str,
 ) -> Result<(), Failure> {
-    let request = operon_policy::Request::new(action, resource).with_principal(actor.name.clone());
-    check_in(&state.audit, actor, &request)
+    check_action(&state.audit, actor, action, resource)
         .await
         .map_err(|e| ("Operon.AccessDenied", e.message))
 }
