@@ -9,9 +9,8 @@
 # policy, a role, workflows with a pending approval and a waiting task token,
 # a bus, a rule, a dead letter, a webhook, an archive, a replay) so that half
 # of the generated path parameters name something that exists, then runs
-# schemathesis with the schema loaded from the FILE
-# crates/operon-server/src/openapi.json (edits take effect without a rebuild),
-# and stops the server. Bounded: examples per operation, a time budget, a
+# schemathesis with the document the server serves (/v1/openapi.json, saved to
+# the work dir first so the run reads one fixed copy), and stops the server. Bounded: examples per operation, a time budget, a
 # per-request timeout. Only 127.0.0.1 is ever contacted.
 #
 # Exits non-zero when schemathesis reports a failure or an error, or when the
@@ -33,7 +32,6 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 binary="${1:-$root/target/debug/operon}"
-schema="$root/crates/operon-server/src/openapi.json"
 port="${FUZZ_PORT:-17781}"
 max_examples="${FUZZ_MAX_EXAMPLES:-25}"
 max_time="${FUZZ_MAX_TIME:-420}"
@@ -51,7 +49,6 @@ case "$(schemathesis --version 2>&1)" in
     *) echo "fuzz-api: needs schemathesis 4, found: $(schemathesis --version 2>&1)" >&2; exit 2 ;;
 esac
 [ -x "$binary" ] || { echo "fuzz-api: no executable at $binary (cargo build -p operon first)" >&2; exit 2; }
-[ -f "$schema" ] || { echo "fuzz-api: no schema at $schema" >&2; exit 2; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/operon-fuzz.XXXXXX")"
 reports="${FUZZ_REPORT_DIR:-$work/reports}"
@@ -93,6 +90,11 @@ python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], time
     keep=1; echo "fuzz-api: the server did not answer $base/v1/health within 20 s" >&2; exit 1
 }
 token="$(cat "$work/data/admin-token")"
+
+# The document under test: the one this binary serves.
+schema="$work/openapi.json"
+python3 -c 'import sys, urllib.request; open(sys.argv[2], "wb").write(urllib.request.urlopen(sys.argv[1], timeout=5).read())' \
+    "$base/v1/openapi.json" "$schema" || { keep=1; echo "fuzz-api: could not fetch $base/v1/openapi.json" >&2; exit 1; }
 
 # Seed fixtures and write the schemathesis config binding path parameters to them.
 python3 - "$base" "$work/data/admin-token" "$work/schemathesis.toml" <<'EOF' || { keep=1; exit 1; }

@@ -283,15 +283,10 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-/// The OpenAPI document, kept by hand beside this file; tests check that
-/// every path it lists is served and catalogued, and that its schemas of the
-/// `operon-api` types match the generated ones (`openapi_drift.rs`).
-pub const OPENAPI: &str = include_str!("openapi.json");
-
 async fn openapi() -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        OPENAPI,
+        crate::openapi::text(),
     )
         .into_response()
 }

@@ -34,6 +34,7 @@ mod fleet;
 mod happenings;
 mod identity;
 mod live;
+mod openapi;
 #[cfg(test)]
 mod openapi_drift;
 mod rate;

@@ -128,7 +128,7 @@ fn compare(
 
 #[test]
 fn the_documented_schemas_match_the_api_types() {
-    let doc: Value = serde_json::from_str(crate::api::OPENAPI).unwrap();
+    let doc = crate::openapi::document();
     let doc_schemas = &doc["components"]["schemas"];
     let generated = serde_json::to_value(operon_api::openapi::components()).unwrap();
     let gen_schemas = &generated["schemas"];
@@ -156,7 +156,7 @@ fn the_documented_schemas_match_the_api_types() {
         "the OpenAPI document drifted:\n{}",
         drift.join("\n")
     );
-    assert!(compared >= 18, "{compared} schemas compared");
+    assert!(compared >= 11, "{compared} schemas compared");
 }
 
 /// The comparison notices what it is meant to.
