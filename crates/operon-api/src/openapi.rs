@@ -36,6 +36,9 @@ const AUTHENTICATED_ERRORS: &[u16] = &[400, 401, 403, 404, 429];
 /// Errors the framework answers when it reads a JSON body.
 const BODY_ERRORS: &[u16] = &[413, 415, 422];
 
+/// A schema and the name it has under `components/schemas`.
+type NamedSchema = (String, RefOr<Schema>);
+
 /// One operation of the API.
 #[derive(Clone)]
 pub struct Op {
@@ -43,7 +46,7 @@ pub struct Op {
     path: &'static str,
     operation: Map<String, Value>,
     errors: BTreeSet<u16>,
-    schemas: Vec<(String, RefOr<Schema>)>,
+    schemas: Vec<NamedSchema>,
 }
 
 impl Op {
@@ -200,7 +203,7 @@ impl Op {
     }
 
     /// The operation as the document holds it, with its error answers.
-    fn into_parts(mut self) -> (Map<String, Value>, Vec<(String, RefOr<Schema>)>) {
+    fn into_parts(mut self) -> (Map<String, Value>, Vec<NamedSchema>) {
         let responses = self
             .operation
             .entry("responses")
