@@ -2,7 +2,6 @@
 //! except the health check and the agent endpoints (which carry their own
 //! credentials).
 
-use operon_store::prelude::*;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -293,7 +292,6 @@ async fn openapi() -> Response {
 
 #[cfg(test)]
 mod flood_tests {
-    use operon_store::prelude::*;
 
     use crate::refusals::RefusalRate;
     use crate::{ServerConfig, start};

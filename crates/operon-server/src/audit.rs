@@ -17,7 +17,6 @@
 //! it, and the head file is never written again, so it keeps pointing at what
 //! was lost. Only an operator moving the file aside starts a new head.
 
-use operon_store::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -341,7 +340,7 @@ mod tests {
     async fn a_cut_tail_written_again_after_a_restart_never_verifies() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("operon.db");
-        let store = Store::open(&db).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&db).await.unwrap();
         let log = AuditLog::spawn(store.clone(), dir.path());
         record(&log, 10).await;
         assert!(log.verify(&store).await.unwrap().ok);
@@ -350,7 +349,7 @@ mod tests {
 
         cut_after(&db, 6).await;
         // A restart, then ordinary calls that write records 7..11 again.
-        let store = Store::open(&db).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&db).await.unwrap();
         let log = AuditLog::spawn(store.clone(), dir.path());
         record(&log, 5).await;
         let report = log.verify(&store).await.unwrap();
@@ -365,7 +364,7 @@ mod tests {
         assert_eq!(head_file(dir.path()), head, "the head file stays put");
 
         // And after one more restart, the log still does not verify.
-        let store = Store::open(&db).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&db).await.unwrap();
         let log = AuditLog::spawn(store.clone(), dir.path());
         record(&log, 1).await;
         let report = log.verify(&store).await.unwrap();
@@ -384,7 +383,7 @@ mod tests {
     async fn a_cut_tail_written_again_while_running_never_verifies() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("operon.db");
-        let store = Store::open(&db).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&db).await.unwrap();
         let log = AuditLog::spawn(store.clone(), dir.path());
         record(&log, 10).await;
         let head = head_file(dir.path());
@@ -399,7 +398,7 @@ mod tests {
     async fn a_head_file_trailing_the_log_is_fine() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("operon.db");
-        let store = Store::open(&db).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&db).await.unwrap();
         let log = AuditLog::spawn(store.clone(), dir.path());
         record(&log, 3).await;
         let at_three = head_file(dir.path());

@@ -8,7 +8,6 @@
 //! (new command, agent connect/disconnect, result) and at least once a second
 //! for timeouts.
 
-use operon_store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 

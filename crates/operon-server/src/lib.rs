@@ -45,7 +45,6 @@ pub mod tls;
 mod workflows;
 mod writer;
 
-use operon_store::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -281,7 +280,7 @@ pub async fn start_with_clock(
 ) -> Result<Server, ServerError> {
     prepare_data_dir(&config.data_dir)?;
     let lock = lock_data_dir(&config.data_dir)?;
-    let store = Store::open(&config.data_dir.join(DATABASE_FILE)).await?;
+    let store = operon_store::SqliteStore::open_dyn(&config.data_dir.join(DATABASE_FILE)).await?;
     let admin_token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
     let new_admin_token = ensure_admin_token(&store, &admin_token_path).await?;
     let tls = tls::prepare(&config.tls, &config.data_dir, config.listen)?;

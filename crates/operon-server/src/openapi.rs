@@ -23,6 +23,7 @@ static TEXT: LazyLock<String> =
     LazyLock::new(|| serde_json::to_string(&*DOCUMENT).expect("the document serialises"));
 
 /// The document.
+#[cfg(test)]
 pub(crate) fn document() -> &'static Value {
     &DOCUMENT
 }

@@ -15,7 +15,6 @@
 //! so nobody lends a rule or a runbook more than they may hand out.
 
 use operon_policy::NamedPolicy;
-use operon_store::prelude::*;
 use operon_store::{PolicyRecord, Store};
 
 use crate::access::Principal;

@@ -7,7 +7,6 @@
 //! waiting, commits them in one transaction, and answers each writer: the
 //! batch grows exactly when the disk is the bottleneck.
 
-use operon_store::prelude::*;
 use operon_store::{AgentWrite, Store};
 use tokio::sync::{mpsc, oneshot};
 

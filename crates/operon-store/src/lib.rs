@@ -31,8 +31,9 @@
 //! type parameter on the server, would compile the whole server once per
 //! backend and carry the parameter through every handler; one boxed future
 //! per store call costs far less than the database round trip it waits for.
-//! Until the PostgreSQL backend exists the server holds the SQLite backend
-//! directly ([`Store`]) and calls the same trait methods.
+//! [`SqliteStore::open_dyn`] opens the SQLite backend that way; a PostgreSQL
+//! backend will add its own `open_dyn` and the server will choose between
+//! them from its configuration.
 //!
 //! # Invariants every backend keeps
 //!
@@ -68,8 +69,8 @@ pub use sqlite::SqliteStore;
 pub use traits::*;
 pub use workflows::*;
 
-/// The SQLite backend under the name the server uses today.
-pub type Store = SqliteStore;
+/// How the server holds its backend: [`DynStore`].
+pub type Store = DynStore;
 
 /// Errors from the store. The message names the operation that failed.
 #[derive(Debug, thiserror::Error)]

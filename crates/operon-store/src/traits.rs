@@ -25,7 +25,8 @@ use crate::{
 
 /// Every store trait: what a backend is.
 pub trait Backend:
-    NodeStore
+    Lifecycle
+    + NodeStore
     + DocumentStore
     + CommandStore
     + IdentityStore
@@ -39,7 +40,8 @@ pub trait Backend:
 }
 
 impl<T> Backend for T where
-    T: NodeStore
+    T: Lifecycle
+        + NodeStore
         + DocumentStore
         + CommandStore
         + IdentityStore
@@ -54,6 +56,17 @@ impl<T> Backend for T where
 
 /// A backend chosen at run time, shared by the server's tasks.
 pub type DynStore = Arc<dyn Backend>;
+
+/// What a backend does besides keeping records.
+#[async_trait]
+pub trait Lifecycle: Send + Sync {
+    /// Wait for the connections in use to be returned, then close them all.
+    /// Every later call fails.
+    async fn close(&self);
+
+    /// The schema version after migrations.
+    async fn schema_version(&self) -> Result<i64>;
+}
 
 /// The fleet: enrollment tokens, nodes and their credentials.
 ///
@@ -566,6 +579,6 @@ pub trait WorkflowStore: Send + Sync {
 pub mod prelude {
     pub use super::{
         AuditStore as _, Backend as _, CommandStore as _, DocumentStore as _, EventStore as _,
-        IdentityStore as _, NodeStore as _, WorkflowStore as _,
+        IdentityStore as _, Lifecycle as _, NodeStore as _, WorkflowStore as _,
     };
 }

@@ -7,7 +7,6 @@
 //! one `Pending` invocation per node are written in one transaction before
 //! anything is acknowledged; the dispatcher then drives them.
 
-use operon_store::prelude::*;
 use std::collections::BTreeMap;
 
 use operon_proto::{InvocationStatus, ServerMessage};

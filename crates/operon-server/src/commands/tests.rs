@@ -2,7 +2,6 @@
 //! rule, per-node authorization, rate-control validation, idempotent derived
 //! ids, cancel, and the audit records of users and actors.
 
-use operon_store::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -31,7 +30,9 @@ impl Fixture {
     /// web-1 (staging), web-2 (prod), db-1 (prod), old-1 (prod, revoked).
     async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
         let audit = AuditLog::spawn(store.clone(), dir.path());
         store
             .insert_enroll_token(&EnrollToken {

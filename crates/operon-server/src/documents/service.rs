@@ -2,7 +2,6 @@
 //! documents. `AWS-RunShellScript` is built in and cannot be replaced.
 
 use operon_store::Store;
-use operon_store::prelude::*;
 use serde_json::Value;
 
 use super::{DocumentVersion, RUN_SHELL_SCRIPT, parse_document, run_shell_script_document};
@@ -199,7 +198,9 @@ mod tests {
     #[tokio::test]
     async fn versions_names_and_the_builtin_document() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&dir.path().join("db"))
+            .await
+            .unwrap();
         let docs = DocumentService { store: &store };
         assert_eq!(docs.create("deploy", &doc()).await.unwrap().version, 1);
         let second = docs.create("deploy", &doc()).await.unwrap();
@@ -272,7 +273,9 @@ mod tests {
     async fn the_default_version_runs_until_another_is_made_the_default() {
         use DocumentVersion::{Default, Latest, Number};
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&dir.path().join("db"))
+            .await
+            .unwrap();
         let docs = DocumentService { store: &store };
         docs.create("deploy", &echo("one")).await.unwrap();
         docs.create("deploy", &echo("two")).await.unwrap();

@@ -6,7 +6,6 @@
 //! execution name and in the run-command id), which receivers deduplicate
 //! on. Outcomes are group-committed like accepted events.
 
-use operon_store::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! HTTP API of the event bus: PutEvents, buses, rules (with `test`), the
 //! live tail, dead letters, inbound-webhook management, archives, replays.
 
-use operon_store::prelude::*;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,7 +20,6 @@
 //!   [`RefusalLimiter`](crate::refusals::RefusalLimiter) bucket as
 //!   unauthenticated API calls: past it, 429 and one summary record a minute.
 
-use operon_store::prelude::*;
 use std::sync::Arc;
 
 use std::collections::{BTreeSet, HashMap};

@@ -3,8 +3,6 @@
 //! typed decision on a signed request: accepted (events and audit record
 //! committed), unknown, badly signed, replayed.
 
-use operon_store::prelude::*;
-
 use serde_json::json;
 
 use super::*;

@@ -26,7 +26,6 @@ pub mod targets;
 pub(crate) mod test_fixture;
 pub mod writer;
 
-use operon_store::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 

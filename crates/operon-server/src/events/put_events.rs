@@ -8,8 +8,6 @@
 //! commits the call's audit record in the same transaction as the accepted
 //! events.
 
-use operon_store::prelude::*;
-
 use operon_store::{DeadLetter, Store};
 use serde_json::json;
 

@@ -3,8 +3,6 @@
 //! stored), the call's audit record committed with the events, and the
 //! dead-letter validation codes.
 
-use operon_store::prelude::*;
-
 use serde_json::json;
 
 use super::*;

@@ -13,7 +13,6 @@
 //! restart is marked failed rather than resumed (resuming could deliver a
 //! window twice).
 
-use operon_store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 

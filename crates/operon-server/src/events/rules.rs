@@ -9,7 +9,6 @@
 //! sealed; a sealed secret is never accepted back). The rule records its
 //! author, whose authority (or its targets' roles) its effects use later.
 
-use operon_store::prelude::*;
 use std::sync::Arc;
 
 use operon_pattern::{Matcher, Pattern};

@@ -3,7 +3,6 @@
 //! the author recorded, and put/enable/disable/delete reaching the matcher
 //! and the store.
 
-use operon_store::prelude::*;
 use std::time::Duration;
 
 use operon_pattern::Scratch;

@@ -8,7 +8,6 @@
 //! next firing is computed from now: a schedule that came due several times
 //! while the server was down fires once on start, not once per missed tick.
 
-use operon_store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use operon_pattern::Scratch;
 use operon_policy::NamedPolicy;
-use operon_store::prelude::*;
 use operon_store::{AuditFilter, AuditRecord, Store};
 use serde_json::{Value, json};
 
@@ -27,7 +26,9 @@ pub(crate) struct Fixture {
 impl Fixture {
     pub async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
         let audit = AuditLog::spawn(store.clone(), dir.path());
         let http = crate::egress::client::Outbound::new(Default::default(), "test", None).unwrap();
         let events = EventBus::load(&store, SealKey::from_bytes([7; 32]), audit.clone(), http)

@@ -6,7 +6,6 @@
 //! answers each request, so concurrent producers share fsyncs: the batch
 //! grows exactly when the disk is the bottleneck.
 
-use operon_store::prelude::*;
 use operon_store::{AuditEntry, NewEvent, Store};
 
 use crate::audit::AuditLog;

@@ -7,7 +7,6 @@
 //! heartbeats, live output, and results, which are persisted before they are
 //! acknowledged.
 
-use operon_store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! The HTTP edge of the fleet: `/v1/nodes`, `/v1/enroll-tokens`, `/metrics`.
 
-use operon_store::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

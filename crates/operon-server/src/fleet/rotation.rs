@@ -22,7 +22,6 @@
 //!
 //! The API call waits for the agent's answer (at most [`CONFIRM_TIMEOUT`]).
 
-use operon_store::prelude::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -1,6 +1,5 @@
 //! The fleet service: node views, tags, revocation and enrollment tokens.
 
-use operon_store::prelude::*;
 use std::collections::BTreeMap;
 
 use operon_api::fleet::NodeStatus;

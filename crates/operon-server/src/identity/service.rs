@@ -8,7 +8,6 @@
 //! from the path (`users:Disable` on `user/{name}`, see `crate::catalogue`)
 //! and take the principal only for the notes of the call's audit record.
 
-use operon_store::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use operon_store::prelude::*;
 use operon_store::{ApiToken, AuditFilter, AuditRecord, Store};
 use serde_json::{Value, json};
 
@@ -22,7 +21,9 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
         let audit = AuditLog::spawn(store.clone(), dir.path());
         Fixture { dir, store, audit }
     }

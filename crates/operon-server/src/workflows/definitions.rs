@@ -6,8 +6,6 @@
 //! executions' tasks act as that role or else as the author, authorized at
 //! each effect (see [`crate::runas`]). Naming a role needs `roles:Pass`.
 
-use operon_store::prelude::*;
-
 use operon_asl::StateMachine;
 use operon_store::{Store, Workflow};
 use serde_json::Value;

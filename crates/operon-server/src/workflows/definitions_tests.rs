@@ -2,7 +2,6 @@
 //! definitions validated, versions with their author and role, roles:Pass
 //! refusals audited, update and delete of unknown workflows.
 
-use operon_store::prelude::*;
 use std::time::Duration;
 
 use operon_policy::NamedPolicy;
@@ -23,7 +22,9 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
         let audit = AuditLog::spawn(store.clone(), dir.path());
         store.create_role("ops", "", 1).await.unwrap();
         Fixture {

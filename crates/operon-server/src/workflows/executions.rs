@@ -12,8 +12,6 @@
 //! (`tasks:SendSuccess`, ...) on the token's `execution/ID`. Every refusal
 //! here is audited.
 
-use operon_store::prelude::*;
-
 use operon_asl::Event;
 use operon_store::{Approval, ApprovalDecision, ExecutionFilter, ExecutionRecord, Store};
 use serde_json::{Value, json};

@@ -3,7 +3,6 @@
 //! `tests/`): starts, listings, approvals and task tokens validated with
 //! stable codes, and refusals audited before anything is revealed.
 
-use operon_store::prelude::*;
 use std::time::Duration;
 
 use operon_policy::NamedPolicy;
@@ -28,7 +27,9 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("operon.db")).await.unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&dir.path().join("operon.db"))
+            .await
+            .unwrap();
         let audit = AuditLog::spawn(store.clone(), dir.path());
         let http = crate::egress::client::Outbound::new(Default::default(), "test", None).unwrap();
         let (workflows, _rx) = Workflows::new(http);

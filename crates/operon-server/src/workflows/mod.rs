@@ -24,7 +24,6 @@ pub mod runner;
 pub mod tasks;
 pub mod timers;
 
-use operon_store::prelude::*;
 use std::sync::Arc;
 
 use operon_store::ExecutionRecord;
@@ -231,7 +230,6 @@ pub(crate) fn execution_view(e: &ExecutionRecord) -> Value {
 
 #[cfg(test)]
 mod payload_tests {
-    use operon_store::prelude::*;
     use serde_json::{Value, json};
 
     /// The server refuses a start whose input is over its payload limit (the

@@ -21,7 +21,6 @@
 //! stands by until it expires. With the in-process backend the runner takes
 //! it at start and keeps it.
 
-use operon_store::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

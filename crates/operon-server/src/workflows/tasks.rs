@@ -15,7 +15,6 @@
 //! for every pending task after a restart. They are idempotent by the task
 //! token: a command's id and a child execution's name are derived from it.
 
-use operon_store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 

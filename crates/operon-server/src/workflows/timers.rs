@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use operon_asl::Event;
-use operon_store::prelude::*;
 use tokio::sync::Notify;
 
 use super::Msg;

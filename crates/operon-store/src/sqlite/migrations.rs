@@ -286,8 +286,8 @@ pub(crate) fn latest_version() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SqliteStore;
     use crate::{AuditStore, DocumentStore, EventStore};
+    use crate::{Lifecycle as _, SqliteStore};
 
     async fn pool(dir: &tempfile::TempDir) -> SqlitePool {
         super::super::connect(&dir.path().join("operon.db"))

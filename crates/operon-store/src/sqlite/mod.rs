@@ -58,15 +58,21 @@ impl SqliteStore {
             .map_err(db(context))
     }
 
+    /// Open the database as the server holds a backend.
+    pub async fn open_dyn(path: &Path) -> Result<crate::DynStore> {
+        Ok(std::sync::Arc::new(SqliteStore::open(path).await?))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Lifecycle for SqliteStore {
     /// Close the database: wait for the connections in use to be returned,
     /// then close them all (the last one checkpoints the write-ahead log).
-    /// Every later call fails.
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.pool.close().await;
     }
 
-    /// The schema version after migrations.
-    pub async fn schema_version(&self) -> Result<i64> {
+    async fn schema_version(&self) -> Result<i64> {
         migrations::current_version(&self.pool).await
     }
 }
@@ -153,7 +159,7 @@ mod file_modes {
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
-    use crate::SqliteStore;
+    use crate::{Lifecycle as _, SqliteStore};
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
