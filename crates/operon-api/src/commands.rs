@@ -242,7 +242,10 @@ pub(crate) fn describe(api: &mut Api) {
         .push(json!({"type": "null"}));
     api.refine("CreateCommand/properties/document_version", version);
     api.refine("CreateCommand/properties/targets/items", target_filter());
-    api.refine("CancelRequested/properties/cancel_requested", json!({"const": true}));
+    api.refine(
+        "CancelRequested/properties/cancel_requested",
+        json!({"const": true}),
+    );
     api.refine(
         "CommandStreamEvent/properties/data",
         json!({
@@ -251,52 +254,48 @@ pub(crate) fn describe(api: &mut Api) {
             "contentSchema": reference::<LiveEvent>(),
         }),
     );
-    api.op(
-        Op::get("/v1/commands", TAG, "List recent commands")
-            .query(
-                "limit",
-                json!({
-                    "type": "integer", "format": "int64",
-                    "minimum": i64::MIN, "maximum": i64::MAX,
-                }),
-                "Newest first; clamped to 1..1000, default 50",
-            )
-            .ok_list::<CommandSummary>(),
-    );
-    api.op(
-        Op::post("/v1/commands", TAG, "Run a document on targets")
-            .body::<CreateCommand>()
-            .example(json!({
-                "targets": ["tag:env=staging"],
-                "parameters": {"commands": ["uptime"]},
-                "max_concurrency": "10%",
-                "max_errors": "0",
-                "timeout_secs": 600,
-            }))
-            .ok::<CommandView>(),
-    );
-    api.op(
-        Op::get("/v1/commands/{id}", TAG, "Show a command with per-node results")
-            .ok::<CommandView>(),
-    );
+    api.op(Op::get("/v1/commands", TAG, "List recent commands")
+        .query(
+            "limit",
+            json!({
+                "type": "integer", "format": "int64",
+                "minimum": i64::MIN, "maximum": i64::MAX,
+            }),
+            "Newest first; clamped to 1..1000, default 50",
+        )
+        .ok_list::<CommandSummary>());
+    api.op(Op::post("/v1/commands", TAG, "Run a document on targets")
+        .body::<CreateCommand>()
+        .example(json!({
+            "targets": ["tag:env=staging"],
+            "parameters": {"commands": ["uptime"]},
+            "max_concurrency": "10%",
+            "max_errors": "0",
+            "timeout_secs": 600,
+        }))
+        .ok::<CommandView>());
+    api.op(Op::get(
+        "/v1/commands/{id}",
+        TAG,
+        "Show a command with per-node results",
+    )
+    .ok::<CommandView>());
     api.op(
         Op::post("/v1/commands/{id}/cancel", TAG, "Cancel a command")
             .may(&[409])
             .ok::<CancelRequested>(),
     );
-    api.op(
-        Op::get(
-            "/v1/commands/{id}/stream",
-            TAG,
-            "Live output and status as server-sent events (event: output|status|done)",
-        )
-        .collect::<LiveEvent>()
-        .collect::<CommandStreamEvent>()
-        .answers(
-            200,
-            "OK",
-            "text/event-stream",
-            reference::<CommandStreamEvent>(),
-        ),
-    );
+    api.op(Op::get(
+        "/v1/commands/{id}/stream",
+        TAG,
+        "Live output and status as server-sent events (event: output|status|done)",
+    )
+    .collect::<LiveEvent>()
+    .collect::<CommandStreamEvent>()
+    .answers(
+        200,
+        "OK",
+        "text/event-stream",
+        reference::<CommandStreamEvent>(),
+    ));
 }

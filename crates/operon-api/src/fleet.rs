@@ -204,94 +204,80 @@ pub(crate) fn describe(api: &mut Api) {
     api.refine("Health/properties/status", json!({"const": "ok"}));
 
     const SYSTEM: &str = "system";
-    api.op(
-        Op::get("/v1/health", SYSTEM, "Liveness and version")
-            .public(&[400, 404])
-            .ok::<Health>(),
-    );
-    api.op(
-        Op::get("/v1/openapi.json", SYSTEM, "This document")
-            .public(&[400, 404])
-            .answers(
-                200,
-                "OK",
-                "application/json",
-                json!({"type": "object", "description": "This OpenAPI 3.1 document"}),
-            ),
-    );
-    api.op(
-        Op::get(
-            "/metrics",
-            SYSTEM,
-            "Prometheus metrics (text format 0.0.4): agents connected, nodes, commands and \
+    api.op(Op::get("/v1/health", SYSTEM, "Liveness and version")
+        .public(&[400, 404])
+        .ok::<Health>());
+    api.op(Op::get("/v1/openapi.json", SYSTEM, "This document")
+        .public(&[400, 404])
+        .answers(
+            200,
+            "OK",
+            "application/json",
+            json!({"type": "object", "description": "This OpenAPI 3.1 document"}),
+        ));
+    api.op(Op::get(
+        "/metrics",
+        SYSTEM,
+        "Prometheus metrics (text format 0.0.4): agents connected, nodes, commands and \
              invocations by status",
-        )
-        .answers(200, "OK", "text/plain", json!({"type": "string"})),
-    );
+    )
+    .answers(200, "OK", "text/plain", json!({"type": "string"})));
 
     const AGENT: &str = "agent";
-    api.op(
-        Op::post(
-            "/v1/agent/enroll",
-            AGENT,
-            "Exchange an enrollment token for a node credential",
-        )
-        .public(&[400, 401, 404])
-        .body::<EnrollRequest>()
-        .example(json!({
-            "enroll_token": "oet_not-a-real-token",
-            "name": "web-1",
-            "tags": {"env": "staging"},
-            "inventory": {
-                "hostname": "web-1",
-                "os_name": "Debian GNU/Linux",
-                "os_version": "12",
-                "kernel": "6.1.0",
-                "arch": "x86_64",
-                "cpus": 2,
-                "memory_bytes": 4294967296_u64,
-                "ip_addresses": ["10.0.0.5"],
-                "agent_version": "0.1.0",
-            },
-        }))
-        .ok::<EnrollResponse>(),
-    );
-    api.op(
-        Op::get(
-            "/v1/agent/connect",
-            AGENT,
-            "Agent WebSocket (Authorization: Bearer <node credential>); frames are \
+    api.op(Op::post(
+        "/v1/agent/enroll",
+        AGENT,
+        "Exchange an enrollment token for a node credential",
+    )
+    .public(&[400, 401, 404])
+    .body::<EnrollRequest>()
+    .example(json!({
+        "enroll_token": "oet_not-a-real-token",
+        "name": "web-1",
+        "tags": {"env": "staging"},
+        "inventory": {
+            "hostname": "web-1",
+            "os_name": "Debian GNU/Linux",
+            "os_version": "12",
+            "kernel": "6.1.0",
+            "arch": "x86_64",
+            "cpus": 2,
+            "memory_bytes": 4294967296_u64,
+            "ip_addresses": ["10.0.0.5"],
+            "agent_version": "0.1.0",
+        },
+    }))
+    .ok::<EnrollResponse>());
+    api.op(Op::get(
+        "/v1/agent/connect",
+        AGENT,
+        "Agent WebSocket (Authorization: Bearer <node credential>); frames are \
              operon-proto messages",
-        )
-        .public(&[400, 401, 404, 426])
-        .answers_without_body(
-            101,
-            "Switching Protocols: the WebSocket session (needs Connection: upgrade, Upgrade: \
+    )
+    .public(&[400, 401, 404, 426])
+    .answers_without_body(
+        101,
+        "Switching Protocols: the WebSocket session (needs Connection: upgrade, Upgrade: \
              websocket, Sec-WebSocket-Key and -Version headers)",
-        ),
-    );
+    ));
 
     const FLEET: &str = "fleet";
     api.op(Op::get("/v1/enroll-tokens", FLEET, "List enrollment tokens").ok_list::<EnrollToken>());
-    api.op(
-        Op::post(
-            "/v1/enroll-tokens",
-            FLEET,
-            "Create an enrollment token (returned once)",
-        )
-        .body::<CreateEnrollToken>()
-        .example(json!({"tags": {"env": "staging"}, "uses": 1, "expires_in_secs": 3600}))
-        .ok::<CreatedEnrollToken>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/enroll-tokens/{id}/revoke",
-            FLEET,
-            "Revoke an enrollment token: it enrolls no more nodes (nodes it enrolled keep \
+    api.op(Op::post(
+        "/v1/enroll-tokens",
+        FLEET,
+        "Create an enrollment token (returned once)",
+    )
+    .body::<CreateEnrollToken>()
+    .example(json!({"tags": {"env": "staging"}, "uses": 1, "expires_in_secs": 3600}))
+    .ok::<CreatedEnrollToken>());
+    api.op(Op::post(
+        "/v1/enroll-tokens/{id}/revoke",
+        FLEET,
+        "Revoke an enrollment token: it enrolls no more nodes (nodes it enrolled keep \
              their credentials)",
-        )
-        .ok::<EnrollToken>(),
-    );
+    )
+    .ok::<EnrollToken>());
     api.op(Op::get("/v1/nodes", FLEET, "List nodes with status").ok_list::<NodeView>());
     api.op(Op::get("/v1/nodes/{key}", FLEET, "Show a node by id or name").ok::<NodeView>());
     api.op(
@@ -300,23 +286,19 @@ pub(crate) fn describe(api: &mut Api) {
             .example(json!({"set": {"role": "web"}, "remove": ["old"]}))
             .ok::<NodeView>(),
     );
-    api.op(
-        Op::post(
-            "/v1/nodes/{key}/revoke",
-            FLEET,
-            "Revoke a node and drop its connection",
-        )
-        .ok::<NodeView>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/nodes/{key}/rotate-credential",
-            FLEET,
-            "Give a connected node a new credential over its session; the old one is refused \
+    api.op(Op::post(
+        "/v1/nodes/{key}/revoke",
+        FLEET,
+        "Revoke a node and drop its connection",
+    )
+    .ok::<NodeView>());
+    api.op(Op::post(
+        "/v1/nodes/{key}/rotate-credential",
+        FLEET,
+        "Give a connected node a new credential over its session; the old one is refused \
              once the agent has stored the new one (409 if the node is not connected, 504 if \
              the agent does not confirm)",
-        )
-        .may(&[409, 502, 504])
-        .ok::<CredentialRotated>(),
-    );
+    )
+    .may(&[409, 502, 504])
+    .ok::<CredentialRotated>());
 }

@@ -301,7 +301,10 @@ mod tests {
             "cpus": 1, "memory_bytes": 1, "agent_version": "0"}});
         let read: api::EnrollRequest = serde_json::from_value(minimal.clone()).unwrap();
         let proto: operon_proto::EnrollRequest = serde_json::from_value(minimal).unwrap();
-        assert_eq!(serde_json::to_value(&read).unwrap(), serde_json::to_value(&proto).unwrap());
+        assert_eq!(
+            serde_json::to_value(&read).unwrap(),
+            serde_json::to_value(&proto).unwrap()
+        );
         let answer = api::EnrollResponse {
             node_id: "n-1".into(),
             name: "web-1".into(),

@@ -30,9 +30,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
+use operon_api::fleet::CredentialRotated;
 use operon_proto::{CAPABILITY_CREDENTIAL_ROTATION, ServerMessage};
 use operon_store::Node;
-use operon_api::fleet::CredentialRotated;
 use tokio::sync::oneshot;
 
 use crate::access::Ctx;
