@@ -27,8 +27,6 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
-use utoipa::openapi::{Components, ComponentsBuilder};
-
 use crate::{commands, documents, error, fleet};
 
 /// The standard errors of an authenticated operation.
@@ -253,6 +251,8 @@ impl Api {
 fn api() -> Api {
     let mut api = Api::default();
     documents::describe(&mut api);
+    fleet::describe(&mut api);
+    commands::describe(&mut api);
     api
 }
 
@@ -339,26 +339,6 @@ own refusals (400/422 for malformed JSON or a missing or mistyped field, 413 for
 over 2 MiB, 415 without content-type: application/json, 405 for a method a path does not \
 serve, with Allow) and the 429 (with Retry-After) answered to an address past its rate of \
 unauthenticated refusals. Times are Unix milliseconds unless named _secs.";
-
-/// The schemas of the types whose operations the document does not list
-/// yet, for the server's drift test against its hand-kept document.
-pub fn components() -> Components {
-    ComponentsBuilder::new()
-        .schema_from::<commands::InvocationStatus>()
-        .schema_from::<fleet::NodeStatus>()
-        .schema_from::<commands::CreateCommand>()
-        .schema_from::<commands::CommandSummary>()
-        .schema_from::<commands::CommandView>()
-        .schema_from::<commands::Invocation>()
-        .schema_from::<commands::CancelRequested>()
-        .schema_from::<fleet::CreateEnrollToken>()
-        .schema_from::<fleet::EnrollToken>()
-        .schema_from::<fleet::CreatedEnrollToken>()
-        .schema_from::<fleet::Inventory>()
-        .schema_from::<fleet::NodeView>()
-        .schema_from::<fleet::TagChange>()
-        .build()
-}
 
 #[cfg(test)]
 mod tests {

@@ -273,13 +273,13 @@ async fn audit_call(
     }
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(serde_json::json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "agents_connected": state.hub.connected_count(),
-        "tls_fingerprint": state.tls_fingerprint,
-    }))
+async fn health(State(state): State<Arc<AppState>>) -> Json<operon_api::fleet::Health> {
+    Json(operon_api::fleet::Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        agents_connected: state.hub.connected_count() as u64,
+        tls_fingerprint: state.tls_fingerprint.clone(),
+    })
 }
 
 async fn openapi() -> Response {

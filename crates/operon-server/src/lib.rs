@@ -35,8 +35,6 @@ mod happenings;
 mod identity;
 mod live;
 mod openapi;
-#[cfg(test)]
-mod openapi_drift;
 mod rate;
 pub mod refusals;
 mod runas;

@@ -20,7 +20,7 @@ static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
 });
 
 static TEXT: LazyLock<String> =
-    LazyLock::new(|| serde_json::to_string(&*DOCUMENT).expect("the document serialises"));
+    LazyLock::new(|| serde_json::to_string(document()).expect("the document serialises"));
 
 /// The document.
 #[cfg(test)]

@@ -180,6 +180,40 @@ pub(crate) fn status(s: operon_proto::InvocationStatus) -> api::InvocationStatus
     }
 }
 
+/// A live event in the API's shape.
+fn live_event(event: LiveEvent) -> api::LiveEvent {
+    match event {
+        LiveEvent::Output {
+            node_id,
+            node_name,
+            stream,
+            data,
+        } => api::LiveEvent::Output {
+            node_id,
+            node_name,
+            stream: match stream {
+                operon_proto::OutputStream::Stdout => api::OutputStream::Stdout,
+                operon_proto::OutputStream::Stderr => api::OutputStream::Stderr,
+            },
+            data,
+        },
+        LiveEvent::Status {
+            node_id,
+            node_name,
+            status: s,
+            exit_code,
+            detail,
+        } => api::LiveEvent::Status {
+            node_id,
+            node_name,
+            status: status(s),
+            exit_code,
+            detail,
+        },
+        LiveEvent::Done { status: s } => api::LiveEvent::Done { status: status(s) },
+    }
+}
+
 /// Server-sent events: the backlog, then live events, until the command is done.
 async fn stream_command(
     State(state): State<Arc<AppState>>,
@@ -209,7 +243,7 @@ async fn stream_command(
             };
             let done = matches!(event, LiveEvent::Done { .. });
             let sse = Event::default()
-                .json_data(&event)
+                .json_data(live_event(event))
                 .unwrap_or_else(|_| Event::default());
             Some((Ok(sse), (backlog, receiver, None, done)))
         },
@@ -267,5 +301,49 @@ mod tests {
         );
         let back: api::CommandView = serde_json::from_str(&before).unwrap();
         assert_eq!(back, after);
+    }
+
+    /// Live events are written as the server's own live events were.
+    #[test]
+    fn live_events_are_unchanged_by_the_api_types() {
+        use operon_proto::{InvocationStatus, OutputStream};
+        let events = [
+            LiveEvent::Output {
+                node_id: "n-1".into(),
+                node_name: "web-1".into(),
+                stream: OutputStream::Stderr,
+                data: "oops\n".into(),
+            },
+            LiveEvent::Output {
+                node_id: "n-1".into(),
+                node_name: "web-1".into(),
+                stream: OutputStream::Stdout,
+                data: "hi\n".into(),
+            },
+            LiveEvent::Status {
+                node_id: "n-1".into(),
+                node_name: "web-1".into(),
+                status: InvocationStatus::Failed,
+                exit_code: Some(2),
+                detail: Some("exit 2".into()),
+            },
+            LiveEvent::Status {
+                node_id: "n-1".into(),
+                node_name: "web-1".into(),
+                status: InvocationStatus::InProgress,
+                exit_code: None,
+                detail: None,
+            },
+            LiveEvent::Done {
+                status: InvocationStatus::TimedOut,
+            },
+        ];
+        for event in events {
+            let before = serde_json::to_string(&event).unwrap();
+            let after = live_event(event);
+            assert_eq!(serde_json::to_string(&after).unwrap(), before);
+            let back: api::LiveEvent = serde_json::from_str(&before).unwrap();
+            assert_eq!(back, after);
+        }
     }
 }

@@ -16,9 +16,8 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use operon_proto::{
-    AgentMessage, CommandResult, EnrollRequest, EnrollResponse, PROTOCOL_VERSION, ServerMessage,
-};
+use operon_api::fleet::{EnrollRequest, EnrollResponse};
+use operon_proto::{AgentMessage, CommandResult, PROTOCOL_VERSION, ServerMessage};
 use operon_store::{AgentWrite, AuditEntry, CredentialMatch, NewNode, Node, split_invocation_id};
 use tokio::sync::mpsc;
 
@@ -57,7 +56,7 @@ pub async fn enroll(
         name,
         credential_hash: auth::hash_secret(&credential),
         requested_tags: request.tags,
-        inventory: request.inventory,
+        inventory: super::http::proto_inventory(request.inventory),
     };
     let token_hash = auth::hash_secret(request.enroll_token.trim());
     match state

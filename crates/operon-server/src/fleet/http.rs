@@ -146,6 +146,22 @@ fn node_view(view: NodeView) -> api::NodeView {
     }
 }
 
+/// An enrolling agent's inventory in the protocol's shape (what the store
+/// keeps).
+pub(super) fn proto_inventory(i: api::Inventory) -> operon_proto::Inventory {
+    operon_proto::Inventory {
+        hostname: i.hostname,
+        os_name: i.os_name,
+        os_version: i.os_version,
+        kernel: i.kernel,
+        arch: i.arch,
+        cpus: i.cpus,
+        memory_bytes: i.memory_bytes,
+        ip_addresses: i.ip_addresses,
+        agent_version: i.agent_version,
+    }
+}
+
 /// Prometheus text exposition (format 0.0.4) of the fleet and command state.
 /// Authenticated like every other call: scrapers send a bearer token.
 async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
@@ -250,5 +266,54 @@ mod tests {
         };
         let before = serde_json::to_string(&token).unwrap();
         assert_eq!(serde_json::to_string(&enroll_token(token)).unwrap(), before);
+    }
+
+    /// The API's enrollment types read and write what the agents' protocol
+    /// types do.
+    #[test]
+    fn enrollment_is_the_protocol_on_the_wire() {
+        let inventory = operon_proto::Inventory {
+            hostname: "web-1".into(),
+            os_name: "linux".into(),
+            os_version: "6".into(),
+            kernel: "6.1".into(),
+            arch: "x86_64".into(),
+            cpus: 2,
+            memory_bytes: 1 << 30,
+            ip_addresses: vec!["10.0.0.1".into()],
+            agent_version: "0.1.0".into(),
+        };
+        for name in [Some("web-1".to_string()), None] {
+            let sent = operon_proto::EnrollRequest {
+                enroll_token: "oet_x".into(),
+                name,
+                tags: [("env".to_string(), "prod".to_string())].into(),
+                inventory: inventory.clone(),
+            };
+            let wire = serde_json::to_string(&sent).unwrap();
+            let read: api::EnrollRequest = serde_json::from_str(&wire).unwrap();
+            assert_eq!(serde_json::to_string(&read).unwrap(), wire);
+            assert_eq!(proto_inventory(read.inventory), inventory);
+        }
+        let minimal = serde_json::json!({"enroll_token": "oet_x", "inventory": {
+            "hostname": "h", "os_name": "o", "os_version": "v", "kernel": "k", "arch": "a",
+            "cpus": 1, "memory_bytes": 1, "agent_version": "0"}});
+        let read: api::EnrollRequest = serde_json::from_value(minimal.clone()).unwrap();
+        let proto: operon_proto::EnrollRequest = serde_json::from_value(minimal).unwrap();
+        assert_eq!(
+            serde_json::to_value(&read).unwrap(),
+            serde_json::to_value(&proto).unwrap()
+        );
+        let answer = api::EnrollResponse {
+            node_id: "n-1".into(),
+            name: "web-1".into(),
+            credential: "onc_x".into(),
+        };
+        let back: operon_proto::EnrollResponse =
+            serde_json::from_str(&serde_json::to_string(&answer).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&back).unwrap(),
+            serde_json::to_string(&answer).unwrap()
+        );
     }
 }

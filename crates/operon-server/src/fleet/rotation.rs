@@ -29,9 +29,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
+use operon_api::fleet::CredentialRotated;
 use operon_proto::{CAPABILITY_CREDENTIAL_ROTATION, ServerMessage};
 use operon_store::Node;
-use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::access::Ctx;
@@ -84,22 +84,11 @@ impl Waiters {
     }
 }
 
-/// Answer of a completed rotation (never the credential itself: only the
-/// agent ever sees it).
-#[derive(Debug, Serialize)]
-pub struct Rotated {
-    pub node_id: String,
-    pub name: String,
-    pub rotation_id: String,
-    /// When the new credential became current (Unix ms).
-    pub rotated_at: i64,
-}
-
 /// `POST /v1/nodes/{key}/rotate-credential`.
 pub async fn rotate_credential(
     Ctx { state, principal }: Ctx,
     Path(key): Path<String>,
-) -> ApiResult<Json<Rotated>> {
+) -> ApiResult<Json<CredentialRotated>> {
     let node = state
         .fleet()
         .find_for(&principal, "nodes:RotateCredential", &key)
@@ -130,7 +119,7 @@ pub async fn rotate_credential(
     let outcome = tokio::time::timeout(CONFIRM_TIMEOUT, answer).await;
     state.rotations.forget(&rotation_id);
     match outcome {
-        Ok(Ok(Outcome::Stored { at })) => Ok(Json(Rotated {
+        Ok(Ok(Outcome::Stored { at })) => Ok(Json(CredentialRotated {
             node_id: node.id,
             name: node.name,
             rotation_id,

@@ -266,7 +266,7 @@ pub struct Answer<T> {
 }
 
 impl<T: serde::de::DeserializeOwned> Answer<T> {
-    fn read(json: Value) -> Result<Answer<T>> {
+    pub(super) fn read(json: Value) -> Result<Answer<T>> {
         let value = T::deserialize(&json).with_context(|| {
             format!(
                 "reading the server's answer as {}",

@@ -5,11 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use operon_api::{CreatedEnrollToken, NodeView, TagChange};
-use serde_json::json;
 
-pub(super) use super::client::segment;
 use super::client::{Client, ClientArgs, key_value, runtime};
-use super::output::{esc, millis, opt, print_json, table, tag_map, text, time};
+use super::output::{esc, millis, opt, print_json, table, tag_map};
 
 /// The `operon agent` command line that enrolls a node with this token,
 /// pinning the server's certificate when it serves TLS.
@@ -83,16 +81,16 @@ pub fn nodes(client_args: &ClientArgs, cmd: NodesCmd) -> Result<ExitCode> {
                 client.tag_node(&node, &change).await?
             }
             NodesCmd::RotateCredential { node } => {
-                let path = format!("/v1/nodes/{}/rotate-credential", segment(&node)?);
-                let rotated = client.post(&path, &json!({})).await?;
+                let answer = client.rotate_credential(&node).await?;
                 if client_args.json {
-                    print_json(&rotated);
+                    print_json(&answer.json);
                 } else {
+                    let rotated = &answer.value;
                     println!(
                         "node {} ({}) has a new credential since {}; the old one is refused from now on",
-                        text(&rotated["node_id"]),
-                        text(&rotated["name"]),
-                        time(&rotated["rotated_at"])
+                        esc(&rotated.node_id),
+                        esc(&rotated.name),
+                        millis(Some(rotated.rotated_at))
                     );
                 }
                 return Ok(ExitCode::SUCCESS);
