@@ -8,6 +8,7 @@
 pub mod catalogue;
 pub mod commands;
 pub mod documents;
+pub mod events;
 pub mod error;
 pub mod fleet;
 pub mod openapi;
