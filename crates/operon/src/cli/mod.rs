@@ -6,6 +6,7 @@ pub mod archives;
 pub mod audit;
 pub mod bus;
 pub mod client;
+mod client_events;
 pub mod commands;
 pub mod dlq;
 pub mod documents;
