@@ -462,7 +462,9 @@ pub(crate) fn describe(api: &mut Api) {
         EVENTS,
         "Delete a bus that no rule, archive or webhook uses",
     )
-    .describe("The default bus cannot be deleted (400); a bus a rule, archive or webhook uses is a 409")
+    .describe(
+        "The default bus cannot be deleted (400); a bus a rule, archive or webhook uses is a 409",
+    )
     .may(&[409])
     .ok::<DeletedName>());
     api.op(Op::get(
@@ -518,7 +520,11 @@ pub(crate) fn describe(api: &mut Api) {
     .ok::<RuleTestResult>());
 
     api.op(Op::get("/v1/dlq", RULES, "List dead letters")
-        .query("rule", json!({"type": "string"}), "Only this rule's dead letters")
+        .query(
+            "rule",
+            json!({"type": "string"}),
+            "Only this rule's dead letters",
+        )
         .query(
             "limit",
             json!({"type": "integer", "format": "int64"}),
@@ -526,12 +532,14 @@ pub(crate) fn describe(api: &mut Api) {
         )
         .ok_list::<DeadLetter>());
     api.op(Op::get("/v1/dlq/{id}", RULES, "Show a dead letter with its event").ok::<DeadLetter>());
-    api.op(
-        Op::post("/v1/dlq/redrive", RULES, "Redrive dead letters (same delivery ids)")
-            .body::<RedriveDeadLetters>()
-            .example(json!({"ids": ["dl-0000000000000000"]}))
-            .ok::<Redriven>(),
-    );
+    api.op(Op::post(
+        "/v1/dlq/redrive",
+        RULES,
+        "Redrive dead letters (same delivery ids)",
+    )
+    .body::<RedriveDeadLetters>()
+    .example(json!({"ids": ["dl-0000000000000000"]}))
+    .ok::<Redriven>());
 
     api.op(Op::get("/v1/webhooks", EVENTS, "List inbound webhooks").ok_list::<Webhook>());
     api.op(Op::post(
@@ -544,8 +552,7 @@ pub(crate) fn describe(api: &mut Api) {
     .may(&[409])
     .ok::<CreatedWebhook>());
     api.op(
-        Op::delete("/v1/webhooks/{name}", EVENTS, "Delete an inbound webhook")
-            .ok::<DeletedName>(),
+        Op::delete("/v1/webhooks/{name}", EVENTS, "Delete an inbound webhook").ok::<DeletedName>(),
     );
     api.op(Op::post(
         "/v1/hooks/{name}",
@@ -559,7 +566,9 @@ pub(crate) fn describe(api: &mut Api) {
          clock; x-operon-signature, sha256=hex(HMAC-SHA256(secret, timestamp + '.' + body)). \
          An unknown webhook and a bad signature get the same 401.",
     )
-    .body_schema(json!({"description": "Any JSON; Alertmanager payloads become one event per alert"}))
+    .body_schema(
+        json!({"description": "Any JSON; Alertmanager payloads become one event per alert"}),
+    )
     .example(json!({
         "receiver": "operon",
         "groupKey": "{}:{}",

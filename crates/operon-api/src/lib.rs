@@ -8,8 +8,8 @@
 pub mod catalogue;
 pub mod commands;
 pub mod documents;
-pub mod events;
 pub mod error;
+pub mod events;
 pub mod fleet;
 pub mod openapi;
 

@@ -11,8 +11,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
-use operon_pattern::{Matcher, Pattern, Scratch};
 use operon_api::events as api;
+use operon_pattern::{Matcher, Pattern, Scratch};
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use operon_pattern::{Matcher, Pattern, Scratch};
 use operon_api::events as api;
+use operon_pattern::{Matcher, Pattern, Scratch};
 use operon_store::{Archive, Replay, Store};
 use serde_json::Value;
 

@@ -223,7 +223,9 @@ pub fn buses(client_args: &ClientArgs, cmd: BusesCmd) -> Result<ExitCode> {
             }
             BusesCmd::Delete { name } => {
                 let deleted = client.delete_bus(&name).await?;
-                done(client_args, &deleted.json, |_| println!("deleted bus {name}"))
+                done(client_args, &deleted.json, |_| {
+                    println!("deleted bus {name}")
+                })
             }
         })
     })

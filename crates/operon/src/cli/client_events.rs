@@ -19,7 +19,10 @@ impl Client {
     /// PutEvents. The entries go as given (a file's entries are the
     /// server's to judge, entry by entry).
     pub async fn put_events(&self, entries: &[Value]) -> Result<Answer<PutEventsResult>> {
-        Answer::read(self.post("/v1/events", &json!({"Entries": entries})).await?)
+        Answer::read(
+            self.post("/v1/events", &json!({"Entries": entries}))
+                .await?,
+        )
     }
 
     pub async fn buses(&self) -> Result<Answer<Vec<Bus>>> {
@@ -43,7 +46,10 @@ impl Client {
     }
 
     pub async fn put_rule(&self, name: &str, body: &PutRule) -> Result<Answer<Rule>> {
-        Answer::read(self.put(&format!("/v1/rules/{name}"), &to_json(body)?).await?)
+        Answer::read(
+            self.put(&format!("/v1/rules/{name}"), &to_json(body)?)
+                .await?,
+        )
     }
 
     pub async fn delete_rule(&self, name: &str) -> Result<Answer<DeletedName>> {
@@ -53,7 +59,10 @@ impl Client {
     /// Enable (`true`) or disable a rule.
     pub async fn set_rule_enabled(&self, name: &str, enabled: bool) -> Result<Answer<Rule>> {
         let verb = if enabled { "enable" } else { "disable" };
-        Answer::read(self.post(&format!("/v1/rules/{name}/{verb}"), &json!({})).await?)
+        Answer::read(
+            self.post(&format!("/v1/rules/{name}/{verb}"), &json!({}))
+                .await?,
+        )
     }
 
     pub async fn test_rule(&self, name: &str, body: &TestRule) -> Result<Answer<RuleTestResult>> {

@@ -220,7 +220,9 @@ pub fn rules(client_args: &ClientArgs, cmd: RulesCmd) -> Result<ExitCode> {
             }
             RulesCmd::Delete { name } => {
                 let deleted = client.delete_rule(&name).await?;
-                done(client_args, &deleted.json, |_| println!("deleted rule {name}"))
+                done(client_args, &deleted.json, |_| {
+                    println!("deleted rule {name}")
+                })
             }
             RulesCmd::Enable { name } => {
                 let rule = client.set_rule_enabled(&name, true).await?;
@@ -228,7 +230,9 @@ pub fn rules(client_args: &ClientArgs, cmd: RulesCmd) -> Result<ExitCode> {
             }
             RulesCmd::Disable { name } => {
                 let rule = client.set_rule_enabled(&name, false).await?;
-                done(client_args, &rule.json, |_| println!("disabled rule {name}"))
+                done(client_args, &rule.json, |_| {
+                    println!("disabled rule {name}")
+                })
             }
             RulesCmd::Test { name, event } => {
                 let event = json_arg("--event", &event)?;
