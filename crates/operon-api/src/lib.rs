@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod commands;
 pub mod documents;
 pub mod error;
+pub mod events;
 pub mod fleet;
 pub mod openapi;
 

@@ -27,7 +27,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::{commands, documents, error, fleet};
+use crate::{commands, documents, error, events, fleet};
 
 /// The standard errors of an authenticated operation.
 const AUTHENTICATED_ERRORS: &[u16] = &[400, 401, 403, 404, 429];
@@ -253,6 +253,7 @@ fn api() -> Api {
     documents::describe(&mut api);
     fleet::describe(&mut api);
     commands::describe(&mut api);
+    events::describe(&mut api);
     api
 }
 

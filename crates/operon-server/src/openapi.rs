@@ -23,7 +23,6 @@ static TEXT: LazyLock<String> =
     LazyLock::new(|| serde_json::to_string(document()).expect("the document serialises"));
 
 /// The document.
-#[cfg(test)]
 pub(crate) fn document() -> &'static Value {
     &DOCUMENT
 }

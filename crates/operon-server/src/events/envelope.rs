@@ -35,6 +35,19 @@ pub struct PutEntry {
     pub event_bus_name: Option<String>,
 }
 
+impl From<operon_api::events::PutEventsEntry> for PutEntry {
+    fn from(entry: operon_api::events::PutEventsEntry) -> PutEntry {
+        PutEntry {
+            source: entry.source,
+            detail_type: entry.detail_type,
+            detail: entry.detail,
+            resources: entry.resources,
+            time: entry.time,
+            event_bus_name: entry.event_bus_name,
+        }
+    }
+}
+
 /// Why an entry was refused: PutEvents' per-entry ErrorCode and ErrorMessage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryError {

@@ -10,9 +10,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
+use operon_api::events as api;
 use operon_pattern::{Matcher, Pattern, Scratch};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::envelope::PutEntry;
 use super::put_events::{EntryOutcome, RedriveRequest};
@@ -70,30 +71,29 @@ pub fn public() -> Router<Arc<AppState>> {
 
 // ----- PutEvents -------------------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutEventsRequest {
-    entries: Vec<PutEntry>,
-}
-
 async fn put_events(
     Ctx { state, principal }: Ctx,
-    Json(request): Json<PutEventsRequest>,
-) -> ApiResult<Json<Value>> {
-    let outcome = state.put_events().put(&principal, &request.entries).await?;
-    let answers: Vec<Value> = outcome
+    Json(request): Json<api::PutEvents>,
+) -> ApiResult<Json<api::PutEventsResult>> {
+    let entries: Vec<PutEntry> = request.entries.into_iter().map(PutEntry::from).collect();
+    let outcome = state.put_events().put(&principal, &entries).await?;
+    let answers = outcome
         .entries
         .iter()
         .map(|entry| match entry {
-            EntryOutcome::Accepted { event_id } => json!({"EventId": event_id}),
-            EntryOutcome::Failed { code, message } => {
-                json!({"ErrorCode": code, "ErrorMessage": message})
-            }
+            EntryOutcome::Accepted { event_id } => api::PutEventsResultEntry::Accepted {
+                event_id: event_id.clone(),
+            },
+            EntryOutcome::Failed { code, message } => api::PutEventsResultEntry::Failed {
+                error_code: code.to_string(),
+                error_message: message.clone(),
+            },
         })
         .collect();
-    Ok(Json(
-        json!({"FailedEntryCount": outcome.failed(), "Entries": answers}),
-    ))
+    Ok(Json(api::PutEventsResult {
+        failed_entry_count: outcome.failed() as u64,
+        entries: answers,
+    }))
 }
 
 // ----- Live tail -------------------------------------------------------------
@@ -157,68 +157,46 @@ async fn tail(
 
 // ----- Buses -----------------------------------------------------------------
 
-#[derive(Deserialize)]
-struct CreateBus {
-    name: String,
-}
-
-async fn list_buses(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.store.list_buses().await?)))
+async fn list_buses(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<api::Bus>>> {
+    let buses = state.store.list_buses().await?;
+    Ok(Json(
+        buses
+            .into_iter()
+            .map(|b| api::Bus {
+                name: b.name,
+                created_at: b.created_at,
+            })
+            .collect(),
+    ))
 }
 
 async fn create_bus(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<CreateBus>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<api::CreateBus>,
+) -> ApiResult<Json<api::BusCreated>> {
     state.rules().create_bus(&principal, &body.name).await?;
-    Ok(Json(json!({"name": body.name})))
+    Ok(Json(api::BusCreated { name: body.name }))
 }
 
 async fn delete_bus(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::DeletedName>> {
     state.rules().delete_bus(&name).await?;
-    Ok(Json(json!({"deleted": name})))
+    Ok(Json(api::DeletedName { deleted: name }))
 }
 
 // ----- Rules -----------------------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutRuleBody {
-    #[serde(default)]
-    bus: Option<String>,
-    #[serde(default)]
-    description: Option<String>,
-    /// An event pattern: a JSON object, or JSON text.
-    #[serde(default)]
-    pattern: Option<Value>,
-    #[serde(default)]
-    schedule: Option<String>,
-    #[serde(default)]
-    timezone: Option<String>,
-    #[serde(default = "enabled_by_default")]
-    enabled: bool,
-    #[serde(default)]
-    targets: Vec<Value>,
-}
-
-fn enabled_by_default() -> bool {
-    true
-}
-
-async fn list_rules(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
+async fn list_rules(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<api::Rule>>> {
     let rules = state.rules().list();
-    Ok(Json(Value::Array(
-        rules.iter().map(|r| rules::view(r)).collect(),
-    )))
+    Ok(Json(rules.iter().map(|r| rules::view(r)).collect()))
 }
 
 async fn describe_rule(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::Rule>> {
     let rule = state.rules().get(&name)?;
     Ok(Json(rules::view(&rule)))
 }
@@ -226,8 +204,8 @@ async fn describe_rule(
 async fn put_rule(
     Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
-    Json(body): Json<PutRuleBody>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<api::PutRule>,
+) -> ApiResult<Json<api::Rule>> {
     let service = state.rules();
     let mut targets = Vec::with_capacity(body.targets.len());
     for (i, raw) in body.targets.into_iter().enumerate() {
@@ -257,16 +235,22 @@ async fn put_rule(
 async fn delete_rule(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::DeletedName>> {
     state.rules().delete(&name).await?;
-    Ok(Json(json!({"deleted": name})))
+    Ok(Json(api::DeletedName { deleted: name }))
 }
 
-async fn enable_rule(state: State<Arc<AppState>>, name: Path<String>) -> ApiResult<Json<Value>> {
+async fn enable_rule(
+    state: State<Arc<AppState>>,
+    name: Path<String>,
+) -> ApiResult<Json<api::Rule>> {
     set_enabled(state, name, true).await
 }
 
-async fn disable_rule(state: State<Arc<AppState>>, name: Path<String>) -> ApiResult<Json<Value>> {
+async fn disable_rule(
+    state: State<Arc<AppState>>,
+    name: Path<String>,
+) -> ApiResult<Json<api::Rule>> {
     set_enabled(state, name, false).await
 }
 
@@ -274,39 +258,35 @@ async fn set_enabled(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     enabled: bool,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::Rule>> {
     // Authorized by the catalogue (rules:Enable / rules:Disable on rule/NAME).
     let rule = state.rules().set_enabled(&name, enabled).await?;
     Ok(Json(rules::view(&rule)))
-}
-
-#[derive(Deserialize)]
-struct TestRule {
-    event: Value,
 }
 
 /// Whether the rule matches the event, and what each target would receive.
 async fn test_rule(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Json(body): Json<TestRule>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<api::TestRule>,
+) -> ApiResult<Json<api::RuleTestResult>> {
     let trial = state.rules().test(&name, &body.event)?;
-    let targets: Vec<Value> = trial
+    let targets = trial
         .targets
         .iter()
-        .map(|t| {
-            json!({
-                "id": t.id,
-                "input": t.input.as_deref().map(|i| serde_json::from_str::<Value>(i)
-                    .unwrap_or_else(|_| Value::String(i.to_string()))),
-                "delivered": t.delivered,
-            })
+        .map(|t| api::RuleTestTarget {
+            id: t.id.clone(),
+            input: t.input.as_deref().map(|i| {
+                serde_json::from_str::<Value>(i).unwrap_or_else(|_| Value::String(i.to_string()))
+            }),
+            delivered: t.delivered,
         })
         .collect();
-    Ok(Json(
-        json!({"rule": name, "matches": trial.matches, "targets": targets}),
-    ))
+    Ok(Json(api::RuleTestResult {
+        rule: name,
+        matches: trial.matches,
+        targets,
+    }))
 }
 
 // ----- Dead letters ------------------------------------------------------------
@@ -317,59 +297,45 @@ struct DlqQuery {
     limit: Option<i64>,
 }
 
-fn dead_letter_view(dl: operon_store::DeadLetter) -> Value {
+fn dead_letter_view(dl: operon_store::DeadLetter) -> api::DeadLetter {
     let event: Value = serde_json::from_str(&dl.event.body).unwrap_or(Value::Null);
-    json!({
-        "id": dl.id,
-        "rule": dl.rule,
-        "target_id": dl.target_id,
-        "attempts": dl.attempts,
-        "last_error": dl.last_error,
-        "created_at": dl.created_at,
-        "failed_at": dl.failed_at,
-        "event_id": dl.event.id,
-        "event": event,
-    })
+    api::DeadLetter {
+        id: dl.id,
+        rule: dl.rule,
+        target_id: dl.target_id,
+        attempts: dl.attempts,
+        last_error: dl.last_error,
+        created_at: dl.created_at,
+        failed_at: dl.failed_at,
+        event_id: dl.event.id,
+        event,
+    }
 }
 
 async fn list_dead_letters(
     State(state): State<Arc<AppState>>,
     Query(query): Query<DlqQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<api::DeadLetter>>> {
     let letters = state
         .dead_letters()
         .list(query.rule.as_deref(), query.limit)
         .await?;
-    Ok(Json(Value::Array(
-        letters.into_iter().map(dead_letter_view).collect(),
-    )))
+    Ok(Json(letters.into_iter().map(dead_letter_view).collect()))
 }
 
 async fn show_dead_letter(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::DeadLetter>> {
     let letter = state.dead_letters().get(&id).await?;
     Ok(Json(dead_letter_view(letter)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Redrive {
-    #[serde(default)]
-    ids: Vec<String>,
-    /// Redrive every dead letter of this rule.
-    rule: Option<String>,
-    /// Redrive every dead letter.
-    #[serde(default)]
-    all: bool,
 }
 
 /// Move dead letters back to the outbox (same delivery ids, attempts reset).
 async fn redrive(
     State(state): State<Arc<AppState>>,
-    Json(body): Json<Redrive>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<api::RedriveDeadLetters>,
+) -> ApiResult<Json<api::Redriven>> {
     let done = state
         .dead_letters()
         .redrive(RedriveRequest {
@@ -378,7 +344,8 @@ async fn redrive(
             all: body.all,
         })
         .await?;
-    Ok(Json(
-        json!({"redriven": done.redriven, "not_found": done.not_found}),
-    ))
+    Ok(Json(api::Redriven {
+        redriven: done.redriven,
+        not_found: done.not_found,
+    }))
 }

@@ -30,8 +30,8 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use operon_api::events as api;
 use operon_store::{InboundWebhook, Store};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::envelope::{self, PutEntry};
@@ -45,59 +45,48 @@ use crate::{AppState, now_millis};
 /// `source` of events made from webhook requests.
 pub const SOURCE: &str = "operon.webhooks";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateWebhook {
-    name: String,
-    #[serde(default)]
-    bus: Option<String>,
-    /// The shared secret; generated when absent.
-    #[serde(default)]
-    secret: Option<String>,
-}
-
 pub async fn create(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<CreateWebhook>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<api::CreateWebhook>,
+) -> ApiResult<Json<api::CreatedWebhook>> {
     let new = NewWebhook {
         name: body.name,
         bus: body.bus,
         secret: body.secret,
     };
     let (hook, secret) = state.webhooks().create(&principal, new).await?;
-    Ok(Json(json!({
-        "name": hook.name,
-        "bus": hook.bus,
-        "path": format!("/v1/hooks/{}", hook.name),
-        "secret": secret,
-        "signature_header": signing::SIGNATURE_HEADER,
-        "timestamp_header": signing::TIMESTAMP_HEADER,
-    })))
+    Ok(Json(api::CreatedWebhook {
+        path: format!("/v1/hooks/{}", hook.name),
+        name: hook.name,
+        bus: hook.bus,
+        secret,
+        signature_header: signing::SIGNATURE_HEADER.into(),
+        timestamp_header: signing::TIMESTAMP_HEADER.into(),
+    }))
 }
 
-pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
-    let hooks: Vec<Value> = state
+pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<api::Webhook>>> {
+    let hooks = state
         .webhooks()
         .list()
         .await?
         .into_iter()
-        .map(|h| {
-            let path = format!("/v1/hooks/{}", h.name);
-            let mut v = json!(h);
-            v["path"] = json!(path);
-            v
+        .map(|h| api::Webhook {
+            path: format!("/v1/hooks/{}", h.name),
+            name: h.name,
+            bus: h.bus,
+            created_at: h.created_at,
         })
         .collect();
-    Ok(Json(Value::Array(hooks)))
+    Ok(Json(hooks))
 }
 
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::DeletedName>> {
     state.webhooks().delete(&name).await?;
-    Ok(Json(json!({"deleted": name})))
+    Ok(Json(api::DeletedName { deleted: name }))
 }
 
 /// Signatures accepted at most within one skew window: about 330 a second
@@ -389,7 +378,7 @@ pub async fn receive(
     };
     match state.webhooks().receive(request, now_millis()).await {
         Ok(Receipt::Accepted { event_ids }) => {
-            Json(json!({"event_ids": event_ids})).into_response()
+            Json(api::HookAccepted { event_ids }).into_response()
         }
         Ok(Receipt::Refused(refusal)) => refuse(&state, &name, source, refusal.reason()).await,
         Ok(Receipt::Busy) => too_many(&state, "too many webhook requests; try again later"),

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use operon_api::events as api;
 use operon_pattern::{Matcher, Pattern, Scratch};
 use operon_store::{Archive, Replay, Store};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::envelope::{self, Envelope};
 use super::{EventBus, check_name};
@@ -233,32 +233,38 @@ pub fn spawn_replay(state: Arc<AppState>, started: StartedReplay) {
 
 // ----- HTTP ----------------------------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateArchive {
-    name: String,
-    #[serde(default)]
-    bus: Option<String>,
-    #[serde(default)]
-    pattern: Option<Value>,
-    #[serde(default)]
-    retention_days: Option<i64>,
+fn archive_view(a: &Archive) -> api::Archive {
+    api::Archive {
+        name: a.name.clone(),
+        bus: a.bus.clone(),
+        pattern: a
+            .pattern
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok()),
+        retention_days: a.retention_days,
+        created_at: a.created_at,
+    }
 }
 
-fn archive_view(a: &Archive) -> Value {
-    let mut v = json!(a);
-    v["pattern"] = a
-        .pattern
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or(Value::Null);
-    v
+fn replay_view(r: Replay) -> api::Replay {
+    api::Replay {
+        name: r.name,
+        archive: r.archive,
+        from_ms: r.from_ms,
+        to_ms: r.to_ms,
+        rules: r.rules,
+        state: r.state,
+        events_replayed: r.events_replayed,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        error: r.error,
+    }
 }
 
 pub async fn create_archive(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<CreateArchive>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<api::CreateArchive>,
+) -> ApiResult<Json<api::Archive>> {
     let new = NewArchive {
         name: body.name,
         bus: body.bus,
@@ -269,38 +275,25 @@ pub async fn create_archive(
     Ok(Json(archive_view(&archive)))
 }
 
-pub async fn list_archives(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
+pub async fn list_archives(
+    State(state): State<Arc<AppState>>,
+) -> ApiResult<Json<Vec<api::Archive>>> {
     let archives = state.replays().list_archives().await?;
-    Ok(Json(Value::Array(
-        archives.iter().map(archive_view).collect(),
-    )))
+    Ok(Json(archives.iter().map(archive_view).collect()))
 }
 
 pub async fn delete_archive(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::DeletedName>> {
     state.replays().delete_archive(&name).await?;
-    Ok(Json(json!({"deleted": name})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StartReplay {
-    name: String,
-    archive: String,
-    /// RFC 3339 start of the window (inclusive).
-    from: String,
-    /// RFC 3339 end of the window (inclusive).
-    to: String,
-    #[serde(default)]
-    rules: Vec<String>,
+    Ok(Json(api::DeletedName { deleted: name }))
 }
 
 pub async fn start_replay(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<StartReplay>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<api::StartReplay>,
+) -> ApiResult<Json<api::Replay>> {
     let new = NewReplay {
         name: body.name,
         archive: body.archive,
@@ -309,20 +302,21 @@ pub async fn start_replay(
         rules: body.rules,
     };
     let started = state.replays().start(&principal, new).await?;
-    let view = json!(started.replay);
+    let view = replay_view(started.replay.clone());
     spawn_replay(state.clone(), started);
     Ok(Json(view))
 }
 
-pub async fn list_replays(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.replays().list_replays().await?)))
+pub async fn list_replays(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<api::Replay>>> {
+    let replays = state.replays().list_replays().await?;
+    Ok(Json(replays.into_iter().map(replay_view).collect()))
 }
 
 pub async fn describe_replay(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.replays().get_replay(&name).await?)))
+) -> ApiResult<Json<api::Replay>> {
+    Ok(Json(replay_view(state.replays().get_replay(&name).await?)))
 }
 
 async fn run_replay(state: Arc<AppState>, archive: Archive, replay: Replay) {

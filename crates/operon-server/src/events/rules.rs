@@ -337,23 +337,35 @@ impl RuleService<'_> {
 }
 
 /// A rule as shown: sealed secrets replaced by `HasSecret`, the pattern as JSON.
-pub fn view(rule: &CompiledRule) -> Value {
-    let mut view = json!(rule.rule);
+pub fn view(rule: &CompiledRule) -> operon_api::events::Rule {
+    let stored = &rule.rule;
+    let mut targets = match &stored.targets {
+        Value::Array(targets) => targets.clone(),
+        _ => Vec::new(),
+    };
     // Sealed secrets are write-only: say that there is one, never show it.
-    if let Some(targets) = view["targets"].as_array_mut() {
-        for target in targets.iter_mut().filter_map(Value::as_object_mut) {
-            if target.remove("SecretSealed").is_some() {
-                target.insert("HasSecret".into(), Value::Bool(true));
-            }
+    for target in targets.iter_mut().filter_map(Value::as_object_mut) {
+        if target.remove("SecretSealed").is_some() {
+            target.insert("HasSecret".into(), Value::Bool(true));
         }
     }
-    view["pattern"] = rule
-        .rule
-        .pattern
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or(Value::Null);
-    view
+    operon_api::events::Rule {
+        name: stored.name.clone(),
+        bus: stored.bus.clone(),
+        description: stored.description.clone(),
+        pattern: stored
+            .pattern
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok()),
+        schedule: stored.schedule.clone(),
+        timezone: stored.timezone.clone(),
+        enabled: stored.enabled,
+        targets,
+        created_at: stored.created_at,
+        updated_at: stored.updated_at,
+        last_fired_at: stored.last_fired_at,
+        author: stored.author.clone(),
+    }
 }
 
 #[cfg(test)]

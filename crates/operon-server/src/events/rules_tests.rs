@@ -214,7 +214,7 @@ async fn a_webhook_secret_is_sealed_and_shown_only_as_has_secret() {
     let stored = f.store.rule("r1").await.unwrap().unwrap();
     let sealed = stored.targets[0]["SecretSealed"].as_str().unwrap();
     assert!(!sealed.contains("s3cret"));
-    let shown = view(&put);
+    let shown = serde_json::to_value(view(&put)).unwrap();
     assert_eq!(shown["targets"][0]["HasSecret"], true);
     assert!(shown["targets"][0].get("SecretSealed").is_none());
     assert!(!shown.to_string().contains("s3cret"));

@@ -3,12 +3,13 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::json;
+use operon_api::events::CreateArchive;
+use serde_json::Value;
 
-use super::bus::{as_array, done};
+use super::bus::done;
 use super::client::{Client, ClientArgs, runtime};
 use super::input::json_arg;
-use super::output::{table, text, time};
+use super::output::{escape, table, text, time};
 
 // ----- archives and replays ----------------------------------------------------
 
@@ -43,22 +44,29 @@ pub fn archives(client_args: &ClientArgs, cmd: ArchivesCmd) -> Result<ExitCode> 
                 retention_days,
             } => {
                 let pattern = pattern.map(|p| json_arg("--pattern", &p)).transpose()?;
-                let body = json!({"name": name, "bus": bus, "pattern": pattern,
-                    "retention_days": retention_days});
-                let v = client.post("/v1/archives", &body).await?;
-                done(client_args, &v, |_| println!("created archive {name}"))
+                let body = CreateArchive {
+                    name: name.clone(),
+                    bus: Some(bus),
+                    pattern,
+                    retention_days,
+                };
+                let created = client.create_archive(&body).await?;
+                done(client_args, &created.json, |_| {
+                    println!("created archive {name}")
+                })
             }
             ArchivesCmd::List => {
-                let v = client.get("/v1/archives").await?;
-                done(client_args, &v, |v| {
-                    let rows = as_array(v)
+                let archives = client.archives().await?;
+                done(client_args, &archives.json, |_| {
+                    let rows = archives
+                        .value
                         .iter()
                         .map(|a| {
                             vec![
-                                text(&a["name"]),
-                                text(&a["bus"]),
-                                text(&a["retention_days"]),
-                                time(&a["created_at"]),
+                                escape(&a.name).into_owned(),
+                                escape(&a.bus).into_owned(),
+                                text(&Value::from(a.retention_days)),
+                                time(&Value::from(a.created_at)),
                             ]
                         })
                         .collect();
@@ -69,8 +77,10 @@ pub fn archives(client_args: &ClientArgs, cmd: ArchivesCmd) -> Result<ExitCode> 
                 })
             }
             ArchivesCmd::Delete { name } => {
-                let v = client.delete(&format!("/v1/archives/{name}")).await?;
-                done(client_args, &v, |_| println!("deleted archive {name}"))
+                let deleted = client.delete_archive(&name).await?;
+                done(client_args, &deleted.json, |_| {
+                    println!("deleted archive {name}")
+                })
             }
         })
     })

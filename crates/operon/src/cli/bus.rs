@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::client::{Client, ClientArgs, runtime};
 use super::input::{json_arg, read_json_file as read_json};
-use super::output::{print_json, table, text, time};
+use super::output::{escape, print_json, table, text, time};
+use operon_api::events::CreateBus;
 
 pub(super) fn as_array(value: &Value) -> &[Value] {
     value.as_array().map(Vec::as_slice).unwrap_or(&[])
@@ -99,11 +100,9 @@ pub fn put(client_args: &ClientArgs, args: PutArgs) -> Result<ExitCode> {
         let mut answers = Vec::new();
         let mut failed = 0;
         for chunk in entries.chunks(100) {
-            let answer = client
-                .post("/v1/events", &json!({"Entries": chunk}))
-                .await?;
-            failed += answer["FailedEntryCount"].as_u64().unwrap_or(0);
-            answers.extend(as_array(&answer["Entries"]).iter().cloned());
+            let answer = client.put_events(chunk).await?;
+            failed += answer.value.failed_entry_count;
+            answers.extend(as_array(&answer.json["Entries"]).iter().cloned());
         }
         let result = json!({"FailedEntryCount": failed, "Entries": answers});
         if client_args.json {
@@ -201,24 +200,32 @@ pub fn buses(client_args: &ClientArgs, cmd: BusesCmd) -> Result<ExitCode> {
     runtime()?.block_on(async {
         Ok(match cmd {
             BusesCmd::Create { name } => {
-                let v = client.post("/v1/buses", &json!({"name": name})).await?;
-                done(client_args, &v, |v| {
-                    println!("created bus {}", text(&v["name"]))
+                let created = client.create_bus(&CreateBus { name }).await?;
+                done(client_args, &created.json, |_| {
+                    println!("created bus {}", escape(&created.value.name))
                 })
             }
             BusesCmd::List => {
-                let v = client.get("/v1/buses").await?;
-                done(client_args, &v, |v| {
-                    let rows = as_array(v)
+                let buses = client.buses().await?;
+                done(client_args, &buses.json, |_| {
+                    let rows = buses
+                        .value
                         .iter()
-                        .map(|b| vec![text(&b["name"]), time(&b["created_at"])])
+                        .map(|b| {
+                            vec![
+                                escape(&b.name).into_owned(),
+                                time(&Value::from(b.created_at)),
+                            ]
+                        })
                         .collect();
                     println!("{}", table(&["NAME", "CREATED"], rows));
                 })
             }
             BusesCmd::Delete { name } => {
-                let v = client.delete(&format!("/v1/buses/{name}")).await?;
-                done(client_args, &v, |_| println!("deleted bus {name}"))
+                let deleted = client.delete_bus(&name).await?;
+                done(client_args, &deleted.json, |_| {
+                    println!("deleted bus {name}")
+                })
             }
         })
     })

@@ -361,7 +361,7 @@ impl Client {
     }
 }
 
-fn to_json<T: serde::Serialize>(body: &T) -> Result<Value> {
+pub(super) fn to_json<T: serde::Serialize>(body: &T) -> Result<Value> {
     serde_json::to_value(body).context("encoding the request")
 }
 

@@ -3,11 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::json;
+use operon_api::events::RedriveDeadLetters;
+use serde_json::Value;
 
-use super::bus::{as_array, done, encode};
+use super::bus::done;
 use super::client::{Client, ClientArgs, runtime};
-use super::output::{print_json, table, text, time};
+use super::output::{escape, print_json, table, time};
 
 // ----- dead letters ------------------------------------------------------------
 
@@ -37,22 +38,19 @@ pub fn dlq(client_args: &ClientArgs, cmd: DlqCmd) -> Result<ExitCode> {
     runtime()?.block_on(async {
         Ok(match cmd {
             DlqCmd::List { rule } => {
-                let path = match rule {
-                    Some(r) => format!("/v1/dlq?rule={}", encode(&r)),
-                    None => "/v1/dlq".to_string(),
-                };
-                let v = client.get(&path).await?;
-                done(client_args, &v, |v| {
-                    let rows = as_array(v)
+                let letters = client.dead_letters(rule.as_deref()).await?;
+                done(client_args, &letters.json, |_| {
+                    let rows = letters
+                        .value
                         .iter()
                         .map(|d| {
                             vec![
-                                text(&d["id"]),
-                                text(&d["rule"]),
-                                text(&d["target_id"]),
-                                text(&d["attempts"]),
-                                time(&d["failed_at"]),
-                                text(&d["last_error"]),
+                                escape(&d.id).into_owned(),
+                                escape(&d.rule).into_owned(),
+                                escape(&d.target_id).into_owned(),
+                                d.attempts.to_string(),
+                                time(&Value::from(d.failed_at)),
+                                escape(&d.last_error).into_owned(),
                             ]
                         })
                         .collect();
@@ -66,21 +64,18 @@ pub fn dlq(client_args: &ClientArgs, cmd: DlqCmd) -> Result<ExitCode> {
                 })
             }
             DlqCmd::Show { id } => {
-                print_json(&client.get(&format!("/v1/dlq/{id}")).await?);
+                print_json(&client.dead_letter(&id).await?.json);
                 ExitCode::SUCCESS
             }
             DlqCmd::Redrive { ids, rule, all } => {
-                let v = client
-                    .post(
-                        "/v1/dlq/redrive",
-                        &json!({"ids": ids, "rule": rule, "all": all}),
-                    )
+                let done_ = client
+                    .redrive(&RedriveDeadLetters { ids, rule, all })
                     .await?;
-                let missing = as_array(&v["not_found"]).len();
-                done(client_args, &v, |v| {
-                    println!("redrove {} dead letter(s)", as_array(&v["redriven"]).len());
-                    for id in as_array(&v["not_found"]) {
-                        eprintln!("no dead letter {}", text(id));
+                let missing = done_.value.not_found.len();
+                done(client_args, &done_.json, |_| {
+                    println!("redrove {} dead letter(s)", done_.value.redriven.len());
+                    for id in &done_.value.not_found {
+                        eprintln!("no dead letter {}", escape(id));
                     }
                 });
                 if missing > 0 {

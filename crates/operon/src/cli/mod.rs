@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bus;
 pub mod client;
 mod client_fleet;
+mod client_events;
 pub mod commands;
 pub mod dlq;
 pub mod documents;

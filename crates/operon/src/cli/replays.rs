@@ -3,11 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::json;
+use operon_api::events::StartReplay;
+use serde_json::Value;
 
-use super::bus::{as_array, done};
+use super::bus::done;
 use super::client::{Client, ClientArgs, runtime};
-use super::output::{print_json, table, text, time};
+use super::output::{escape, print_json, table, time};
 
 #[derive(clap::Subcommand)]
 pub enum ReplaysCmd {
@@ -52,25 +53,31 @@ pub fn replays(client_args: &ClientArgs, cmd: ReplaysCmd) -> Result<ExitCode> {
                         .unwrap_or(0);
                     format!("replay-{now}")
                 });
-                let body = json!({"name": name, "archive": archive, "from": from, "to": to,
-                    "rules": rules});
-                let v = client.post("/v1/replays", &body).await?;
-                done(client_args, &v, |v| {
-                    println!("started replay {}", text(&v["name"]))
+                let body = StartReplay {
+                    name,
+                    archive,
+                    from,
+                    to,
+                    rules,
+                };
+                let started = client.start_replay(&body).await?;
+                done(client_args, &started.json, |_| {
+                    println!("started replay {}", escape(&started.value.name))
                 })
             }
             ReplaysCmd::List => {
-                let v = client.get("/v1/replays").await?;
-                done(client_args, &v, |v| {
-                    let rows = as_array(v)
+                let replays = client.replays().await?;
+                done(client_args, &replays.json, |_| {
+                    let rows = replays
+                        .value
                         .iter()
                         .map(|r| {
                             vec![
-                                text(&r["name"]),
-                                text(&r["archive"]),
-                                text(&r["state"]),
-                                text(&r["events_replayed"]),
-                                time(&r["started_at"]),
+                                escape(&r.name).into_owned(),
+                                escape(&r.archive).into_owned(),
+                                escape(&r.state).into_owned(),
+                                r.events_replayed.to_string(),
+                                time(&Value::from(r.started_at)),
                             ]
                         })
                         .collect();
@@ -81,8 +88,7 @@ pub fn replays(client_args: &ClientArgs, cmd: ReplaysCmd) -> Result<ExitCode> {
                 })
             }
             ReplaysCmd::Describe { name } => {
-                let v = client.get(&format!("/v1/replays/{name}")).await?;
-                print_json(&v);
+                print_json(&client.replay(&name).await?.json);
                 ExitCode::SUCCESS
             }
         })

@@ -12,10 +12,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 
-use super::bus::{as_array, done};
+use super::bus::done;
 use super::client::{Client, ClientArgs, runtime};
 use super::input::{json_arg, read_json_file as read_json};
-use super::output::{print_json, table, text};
+use super::output::{escape, print_json, table, text};
+use operon_api::events::{PutRule, TestRule};
 
 // ----- rules -------------------------------------------------------------------
 
@@ -163,49 +164,43 @@ pub fn rules(client_args: &ClientArgs, cmd: RulesCmd) -> Result<ExitCode> {
                     .as_deref()
                     .map(|p| json_arg("--pattern", p))
                     .transpose()?;
-                let body = json!({
-                    "bus": args.bus,
-                    "description": args.description,
-                    "pattern": pattern,
-                    "schedule": args.schedule,
-                    "timezone": args.timezone,
-                    "enabled": !args.disabled,
-                    "targets": targets,
-                });
-                let v = client
-                    .put(&format!("/v1/rules/{}", args.name), &body)
-                    .await?;
-                done(client_args, &v, |v| {
+                let body = PutRule {
+                    bus: Some(args.bus),
+                    description: args.description,
+                    pattern,
+                    schedule: args.schedule,
+                    timezone: args.timezone,
+                    enabled: !args.disabled,
+                    targets,
+                };
+                let rule = client.put_rule(&args.name, &body).await?;
+                done(client_args, &rule.json, |_| {
+                    let r = &rule.value;
                     println!(
                         "rule {} on bus {} with {} target(s)",
-                        text(&v["name"]),
-                        text(&v["bus"]),
-                        as_array(&v["targets"]).len()
+                        escape(&r.name),
+                        escape(&r.bus),
+                        r.targets.len()
                     )
                 })
             }
             RulesCmd::List => {
-                let v = client.get("/v1/rules").await?;
-                done(client_args, &v, |v| {
-                    let rows = as_array(v)
+                let rules = client.rules().await?;
+                done(client_args, &rules.json, |_| {
+                    let rows = rules
+                        .value
                         .iter()
                         .map(|r| {
-                            let trigger = if r["schedule"].is_string() {
-                                text(&r["schedule"])
-                            } else {
-                                "pattern".to_string()
+                            let trigger = match &r.schedule {
+                                Some(schedule) => escape(schedule).into_owned(),
+                                None => "pattern".to_string(),
                             };
                             vec![
-                                text(&r["name"]),
-                                text(&r["bus"]),
-                                if r["enabled"] == true {
-                                    "enabled"
-                                } else {
-                                    "disabled"
-                                }
-                                .into(),
+                                escape(&r.name).into_owned(),
+                                escape(&r.bus).into_owned(),
+                                if r.enabled { "enabled" } else { "disabled" }.into(),
                                 trigger,
-                                as_array(&r["targets"])
+                                r.targets
                                     .iter()
                                     .map(|t| format!("{}:{}", text(&t["Id"]), text(&t["Kind"])))
                                     .collect::<Vec<_>>()
@@ -220,40 +215,38 @@ pub fn rules(client_args: &ClientArgs, cmd: RulesCmd) -> Result<ExitCode> {
                 })
             }
             RulesCmd::Describe { name } => {
-                let v = client.get(&format!("/v1/rules/{name}")).await?;
-                print_json(&v);
+                print_json(&client.rule(&name).await?.json);
                 ExitCode::SUCCESS
             }
             RulesCmd::Delete { name } => {
-                let v = client.delete(&format!("/v1/rules/{name}")).await?;
-                done(client_args, &v, |_| println!("deleted rule {name}"))
+                let deleted = client.delete_rule(&name).await?;
+                done(client_args, &deleted.json, |_| {
+                    println!("deleted rule {name}")
+                })
             }
             RulesCmd::Enable { name } => {
-                let v = client
-                    .post(&format!("/v1/rules/{name}/enable"), &json!({}))
-                    .await?;
-                done(client_args, &v, |_| println!("enabled rule {name}"))
+                let rule = client.set_rule_enabled(&name, true).await?;
+                done(client_args, &rule.json, |_| println!("enabled rule {name}"))
             }
             RulesCmd::Disable { name } => {
-                let v = client
-                    .post(&format!("/v1/rules/{name}/disable"), &json!({}))
-                    .await?;
-                done(client_args, &v, |_| println!("disabled rule {name}"))
+                let rule = client.set_rule_enabled(&name, false).await?;
+                done(client_args, &rule.json, |_| {
+                    println!("disabled rule {name}")
+                })
             }
             RulesCmd::Test { name, event } => {
                 let event = json_arg("--event", &event)?;
-                let v = client
-                    .post(&format!("/v1/rules/{name}/test"), &json!({"event": event}))
-                    .await?;
-                done(client_args, &v, |v| {
-                    let verdict = if v["matches"] == true {
+                let trial = client.test_rule(&name, &TestRule { event }).await?;
+                done(client_args, &trial.json, |_| {
+                    let verdict = if trial.value.matches {
                         "matches"
                     } else {
                         "does not match"
                     };
                     println!("rule {name} {verdict}");
-                    for t in as_array(&v["targets"]) {
-                        println!("target {}: {}", text(&t["id"]), text(&t["input"]));
+                    for t in &trial.value.targets {
+                        let input = t.input.clone().unwrap_or(Value::Null);
+                        println!("target {}: {}", escape(&t.id), text(&input));
                     }
                 })
             }

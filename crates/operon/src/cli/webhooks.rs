@@ -3,11 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::json;
+use operon_api::events::CreateWebhook;
+use serde_json::{Value, json};
 
-use super::bus::{as_array, done};
+use super::bus::done;
 use super::client::{Client, ClientArgs, runtime};
-use super::output::{table, text, time};
+use super::output::{escape, table, text, time};
 
 // ----- webhooks ----------------------------------------------------------------
 
@@ -34,10 +35,14 @@ pub fn webhooks(client_args: &ClientArgs, cmd: WebhooksCmd) -> Result<ExitCode> 
     runtime()?.block_on(async {
         Ok(match cmd {
             WebhooksCmd::Create { name, bus, secret } => {
-                let mut v = client
-                    .post("/v1/webhooks", &json!({"name": name, "bus": bus, "secret": secret}))
-                    .await?;
-                v["url"] = json!(format!("{base}{}", text(&v["path"])));
+                let body = CreateWebhook {
+                    name,
+                    bus: Some(bus),
+                    secret,
+                };
+                let created = client.create_webhook(&body).await?;
+                let mut v = created.json;
+                v["url"] = json!(format!("{base}{}", escape(&created.value.path)));
                 done(client_args, &v, |v| {
                     println!("url:    {}", text(&v["url"]));
                     println!("secret: {}", text(&v["secret"]));
@@ -49,16 +54,17 @@ pub fn webhooks(client_args: &ClientArgs, cmd: WebhooksCmd) -> Result<ExitCode> 
                 })
             }
             WebhooksCmd::List => {
-                let v = client.get("/v1/webhooks").await?;
-                done(client_args, &v, |v| {
-                    let rows = as_array(v)
+                let hooks = client.webhooks().await?;
+                done(client_args, &hooks.json, |_| {
+                    let rows = hooks
+                        .value
                         .iter()
                         .map(|h| {
                             vec![
-                                text(&h["name"]),
-                                text(&h["bus"]),
-                                format!("{base}{}", text(&h["path"])),
-                                time(&h["created_at"]),
+                                escape(&h.name).into_owned(),
+                                escape(&h.bus).into_owned(),
+                                format!("{base}{}", escape(&h.path)),
+                                time(&Value::from(h.created_at)),
                             ]
                         })
                         .collect();
@@ -66,8 +72,10 @@ pub fn webhooks(client_args: &ClientArgs, cmd: WebhooksCmd) -> Result<ExitCode> 
                 })
             }
             WebhooksCmd::Delete { name } => {
-                let v = client.delete(&format!("/v1/webhooks/{name}")).await?;
-                done(client_args, &v, |_| println!("deleted webhook {name}"))
+                let deleted = client.delete_webhook(&name).await?;
+                done(client_args, &deleted.json, |_| {
+                    println!("deleted webhook {name}")
+                })
             }
         })
     })
