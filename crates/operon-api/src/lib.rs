@@ -10,6 +10,7 @@ pub mod commands;
 pub mod documents;
 pub mod error;
 pub mod fleet;
+pub mod identity;
 pub mod openapi;
 
 pub use commands::{
