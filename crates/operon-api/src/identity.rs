@@ -407,10 +407,7 @@ fn refine(api: &mut Api) {
             "description": "Extra condition keys, e.g. {\"operon:NodeTag/env\": \"staging\"}; values are a string or a list of strings",
         }),
     );
-    api.refine(
-        "User/properties/kind",
-        json!({"enum": ["user", "service"]}),
-    );
+    api.refine("User/properties/kind", json!({"enum": ["user", "service"]}));
     api.refine(
         "User/properties/status",
         json!({"enum": ["active", "disabled"]}),
@@ -432,22 +429,18 @@ fn refine(api: &mut Api) {
 
 fn identity_ops(api: &mut Api) {
     const TAG: &str = "identity";
-    api.op(
-        Op::get(
-            "/v1/whoami",
-            TAG,
-            "The caller's identity, roles' policies and token scopes",
-        )
-        .ok::<Identity>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/login",
-            TAG,
-            "Check a token and record the login in the audit trail",
-        )
-        .ok::<Identity>(),
-    );
+    api.op(Op::get(
+        "/v1/whoami",
+        TAG,
+        "The caller's identity, roles' policies and token scopes",
+    )
+    .ok::<Identity>());
+    api.op(Op::post(
+        "/v1/login",
+        TAG,
+        "Check a token and record the login in the audit trail",
+    )
+    .ok::<Identity>());
     api.op(Op::get("/v1/users", TAG, "List users").ok_list::<User>());
     api.op(
         Op::post("/v1/users", TAG, "Create a user or service account")
@@ -457,90 +450,82 @@ fn identity_ops(api: &mut Api) {
             .ok::<User>(),
     );
     api.op(Op::get("/v1/users/{name}", TAG, "Show a user").ok::<User>());
-    api.op(
-        Op::post(
-            "/v1/users/{name}/disable",
-            TAG,
-            "Disable a user; its tokens stop working",
-        )
-        .ok::<User>(),
-    );
+    api.op(Op::post(
+        "/v1/users/{name}/disable",
+        TAG,
+        "Disable a user; its tokens stop working",
+    )
+    .ok::<User>());
     api.op(
         Op::post("/v1/users/{name}/roles", TAG, "Grant or take back roles")
             .body::<RoleChange>()
             .example(json!({"grant": ["operators"], "revoke": []}))
             .ok::<User>(),
     );
-    api.op(
-        Op::get(
-            "/v1/tokens",
-            TAG,
-            "List API tokens (never secrets); ?user=NAME",
-        )
-        .query(
-            "user",
-            json!({"type": "string"}),
-            "The owner; the caller when absent (the admin token then lists every token)",
-        )
-        .ok_list::<Token>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/tokens",
-            TAG,
-            "Create an API token; the secret is returned once",
-        )
-        .body::<CreateToken>()
-        .example(json!({
-            "name": "ci", "user": "alice", "scopes": ["commands:*"], "expires_in_secs": 86400,
-        }))
-        .may(&[409])
-        .ok::<CreatedToken>(),
-    );
+    api.op(Op::get(
+        "/v1/tokens",
+        TAG,
+        "List API tokens (never secrets); ?user=NAME",
+    )
+    .query(
+        "user",
+        json!({"type": "string"}),
+        "The owner; the caller when absent (the admin token then lists every token)",
+    )
+    .ok_list::<Token>());
+    api.op(Op::post(
+        "/v1/tokens",
+        TAG,
+        "Create an API token; the secret is returned once",
+    )
+    .body::<CreateToken>()
+    .example(json!({
+        "name": "ci", "user": "alice", "scopes": ["commands:*"], "expires_in_secs": 86400,
+    }))
+    .may(&[409])
+    .ok::<CreatedToken>());
     api.op(Op::post("/v1/tokens/{id}/revoke", TAG, "Revoke an API token").ok::<Token>());
-    api.op(
-        Op::post(
-            "/v1/admin-token/rotate",
-            TAG,
-            "Replace the admin token (admin token only)",
-        )
-        .ok::<AdminTokenRotated>(),
-    );
+    api.op(Op::post(
+        "/v1/admin-token/rotate",
+        TAG,
+        "Replace the admin token (admin token only)",
+    )
+    .ok::<AdminTokenRotated>());
 }
 
 fn policy_ops(api: &mut Api) {
     const TAG: &str = "identity";
     api.op(Op::get("/v1/policies", TAG, "List policies").ok_list::<Policy>());
-    api.op(
-        Op::post("/v1/policies", TAG, "Create or replace an IAM-shaped policy")
-            .body::<PutPolicy>()
-            .example(json!({
-                "name": "read-only",
-                "document": {
-                    "Version": "2012-10-17",
-                    "Statement": [{
-                        "Effect": "Allow",
-                        "Action": ["nodes:List", "nodes:Get"],
-                        "Resource": "*",
-                    }],
-                },
-            }))
-            .collect::<PolicyDocument>()
-            .collect::<PolicyStatement>()
-            .ok::<Policy>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/policies/simulate",
-            TAG,
-            "Explain how a user's policies decide a request",
-        )
-        .body::<SimulateRequest>()
-        .example(json!({
-            "user": "alice", "action": "nodes:List", "resource": "node/*", "context": {},
-        }))
-        .ok::<Simulation>(),
-    );
+    api.op(Op::post(
+        "/v1/policies",
+        TAG,
+        "Create or replace an IAM-shaped policy",
+    )
+    .body::<PutPolicy>()
+    .example(json!({
+        "name": "read-only",
+        "document": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": ["nodes:List", "nodes:Get"],
+                "Resource": "*",
+            }],
+        },
+    }))
+    .collect::<PolicyDocument>()
+    .collect::<PolicyStatement>()
+    .ok::<Policy>());
+    api.op(Op::post(
+        "/v1/policies/simulate",
+        TAG,
+        "Explain how a user's policies decide a request",
+    )
+    .body::<SimulateRequest>()
+    .example(json!({
+        "user": "alice", "action": "nodes:List", "resource": "node/*", "context": {},
+    }))
+    .ok::<Simulation>());
     api.op(Op::get("/v1/policies/{name}", TAG, "Show a policy").ok::<Policy>());
     api.op(
         Op::delete("/v1/policies/{name}", TAG, "Delete a policy no role uses")
@@ -548,65 +533,56 @@ fn policy_ops(api: &mut Api) {
             .ok::<Deleted>(),
     );
     api.op(Op::get("/v1/roles", TAG, "List roles").ok_list::<Role>());
-    api.op(
-        Op::post("/v1/roles", TAG, "Create a role")
-            .body::<CreateRole>()
-            .example(json!({
-                "name": "operators", "description": "Read the fleet", "policies": ["read-only"],
-            }))
-            .may(&[409])
-            .ok::<Role>(),
-    );
+    api.op(Op::post("/v1/roles", TAG, "Create a role")
+        .body::<CreateRole>()
+        .example(json!({
+            "name": "operators", "description": "Read the fleet", "policies": ["read-only"],
+        }))
+        .may(&[409])
+        .ok::<Role>());
     api.op(Op::get("/v1/roles/{name}", TAG, "Show a role").ok::<Role>());
-    api.op(
-        Op::delete("/v1/roles/{name}", TAG, "Delete a role").ok::<Deleted>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/roles/{name}/policies",
-            TAG,
-            "Attach or detach policies",
-        )
-        .body::<PolicyChange>()
-        .example(json!({"attach": ["read-only"], "detach": []}))
-        .ok::<Role>(),
-    );
+    api.op(Op::delete("/v1/roles/{name}", TAG, "Delete a role").ok::<Deleted>());
+    api.op(Op::post(
+        "/v1/roles/{name}/policies",
+        TAG,
+        "Attach or detach policies",
+    )
+    .body::<PolicyChange>()
+    .example(json!({"attach": ["read-only"], "detach": []}))
+    .ok::<Role>());
 }
 
 fn audit_ops(api: &mut Api) {
     const TAG: &str = "audit";
     let int64 = json!({"type": "integer", "format": "int64"});
+    api.op(Op::get(
+        "/v1/audit",
+        TAG,
+        "List audit records; ?actor=&action=&since=&limit=",
+    )
+    .query(
+        "actor",
+        json!({"type": "string"}),
+        "Only this actor's records (a user, admin, rule/NAME, ...)",
+    )
+    .query(
+        "action",
+        json!({"type": "string"}),
+        "An exact action, or a prefix ending in * (commands:*)",
+    )
+    .query(
+        "since",
+        int64.clone(),
+        "Only records at or after this Unix time in milliseconds",
+    )
+    .query(
+        "limit",
+        int64,
+        "The most recent records (oldest first); clamped to 1..10000, default 100",
+    )
+    .ok_list::<AuditRecord>());
     api.op(
-        Op::get(
-            "/v1/audit",
-            TAG,
-            "List audit records; ?actor=&action=&since=&limit=",
-        )
-        .query(
-            "actor",
-            json!({"type": "string"}),
-            "Only this actor's records (a user, admin, rule/NAME, ...)",
-        )
-        .query(
-            "action",
-            json!({"type": "string"}),
-            "An exact action, or a prefix ending in * (commands:*)",
-        )
-        .query(
-            "since",
-            int64.clone(),
-            "Only records at or after this Unix time in milliseconds",
-        )
-        .query(
-            "limit",
-            int64,
-            "The most recent records (oldest first); clamped to 1..10000, default 100",
-        )
-        .ok_list::<AuditRecord>(),
-    );
-    api.op(
-        Op::post("/v1/audit/verify", TAG, "Verify the audit hash chain")
-            .ok::<AuditVerification>(),
+        Op::post("/v1/audit/verify", TAG, "Verify the audit hash chain").ok::<AuditVerification>(),
     );
 }
 
@@ -642,7 +618,10 @@ mod tests {
             explanation: "no statement allows".into(),
             policies: vec![],
         };
-        assert_eq!(serde_json::to_value(&simulation).unwrap()["statement"], Value::Null);
+        assert_eq!(
+            serde_json::to_value(&simulation).unwrap()["statement"],
+            Value::Null
+        );
         let statement = StatementRef {
             policy: "p".into(),
             statement: 0,

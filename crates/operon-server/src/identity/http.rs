@@ -225,7 +225,9 @@ async fn create_role(
         description: body.description,
         policies: body.policies,
     };
-    Ok(Json(role(state.identity().create_role(&principal, new).await?)))
+    Ok(Json(role(
+        state.identity().create_role(&principal, new).await?,
+    )))
 }
 
 async fn list_roles(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Role>>> {

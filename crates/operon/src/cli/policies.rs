@@ -89,7 +89,9 @@ pub fn policies(args: &ClientArgs, cmd: PoliciesCmd) -> Result<ExitCode> {
             }
             PoliciesCmd::Delete { name } => {
                 let deleted = client.delete_policy(&segment("policy", &name)?).await?;
-                show(args, &deleted, |d| format!("policy {} deleted", esc(&d.name)));
+                show(args, &deleted, |d| {
+                    format!("policy {} deleted", esc(&d.name))
+                });
             }
             PoliciesCmd::Simulate {
                 user,

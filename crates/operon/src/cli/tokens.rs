@@ -62,7 +62,9 @@ pub fn tokens(args: &ClientArgs, cmd: TokensCmd) -> Result<ExitCode> {
                     .map(|e| {
                         humantime::parse_duration(&e)
                             .map(|d| d.as_secs().max(1))
-                            .with_context(|| format!("--expires {e:?}: use a duration such as 12h or 90d"))
+                            .with_context(|| {
+                                format!("--expires {e:?}: use a duration such as 12h or 90d")
+                            })
                     })
                     .transpose()?;
                 let scopes = (!scopes.is_empty()).then_some(scopes);
@@ -106,7 +108,10 @@ pub fn tokens(args: &ClientArgs, cmd: TokensCmd) -> Result<ExitCode> {
                         .collect();
                     println!(
                         "{}",
-                        table(&["ID", "NAME", "USER", "STATUS", "SCOPES", "EXPIRES"], table_rows)
+                        table(
+                            &["ID", "NAME", "USER", "STATUS", "SCOPES", "EXPIRES"],
+                            table_rows
+                        )
                     );
                 }
             }
