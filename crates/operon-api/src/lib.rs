@@ -11,6 +11,7 @@ pub mod documents;
 pub mod error;
 pub mod events;
 pub mod fleet;
+pub mod identity;
 pub mod openapi;
 
 pub use commands::{

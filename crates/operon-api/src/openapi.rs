@@ -27,7 +27,8 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::{commands, documents, error, events, fleet};
+use crate::{commands, documents, error, events, fleet, identity};
+
 
 /// The standard errors of an authenticated operation.
 const AUTHENTICATED_ERRORS: &[u16] = &[400, 401, 403, 404, 429];
@@ -254,6 +255,7 @@ fn api() -> Api {
     fleet::describe(&mut api);
     commands::describe(&mut api);
     events::describe(&mut api);
+    identity::describe(&mut api);
     api
 }
 

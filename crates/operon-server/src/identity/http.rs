@@ -7,14 +7,15 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use operon_store::{AuditFilter, AuditRecord, PolicyRecord, Role};
-use serde::Deserialize;
-use serde_json::Value;
-
-use super::service::{
-    CreatedToken, Deleted, Identity, NewRole, NewToken, NewUser, PolicyChange, RoleChange,
-    RotatedAdminToken, Simulate, Simulation, TokenView, UserView,
+use operon_api::identity::{
+    AdminTokenRotated, AuditRecord, AuditVerification, CreateRole, CreateToken, CreateUser,
+    CreatedToken, Deleted, Identity, Policy, PolicyChange, PutPolicy, Role, RoleChange,
+    SimulateRequest, Simulation, StatementRef, Token, User,
 };
+use operon_store::{AuditFilter, PolicyRecord};
+use serde::Deserialize;
+
+use super::service::{self, NewRole, NewToken, NewUser, Simulate, TokenView, UserView};
 use crate::AppState;
 use crate::access::{Ctx, Principal};
 use crate::audit::Verification;
@@ -47,98 +48,66 @@ pub fn routes() -> Router<Arc<AppState>> {
 // ----- Who am I ------------------------------------------------------------------
 
 async fn whoami(Extension(principal): Extension<Principal>) -> Json<Identity> {
-    Json(Identity::of(&principal))
+    Json(identity(service::Identity::of(&principal)))
 }
 
 /// `operon login`: checks the token and records the login in the audit trail
 /// (the middleware audits this POST).
 async fn login(Ctx { state, principal }: Ctx) -> Json<Identity> {
-    Json(state.identity().login(&principal))
+    Json(identity(state.identity().login(&principal)))
 }
 
 // ----- Users ---------------------------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateUser {
-    name: String,
-    /// `user` (default) or `service`.
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    roles: Vec<String>,
-}
-
 async fn create_user(
     Ctx { state, principal }: Ctx,
     Json(body): Json<CreateUser>,
-) -> ApiResult<Json<UserView>> {
+) -> ApiResult<Json<User>> {
     let new = NewUser {
         name: body.name,
         kind: body.kind,
         roles: body.roles,
     };
-    Ok(Json(state.identity().create_user(&principal, new).await?))
+    let view = state.identity().create_user(&principal, new).await?;
+    Ok(Json(user(view)))
 }
 
-async fn list_users(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<UserView>>> {
-    Ok(Json(state.identity().list_users().await?))
+async fn list_users(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<User>>> {
+    let views = state.identity().list_users().await?;
+    Ok(Json(views.into_iter().map(user).collect()))
 }
 
 async fn show_user(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<UserView>> {
-    Ok(Json(state.identity().user(&name).await?))
+) -> ApiResult<Json<User>> {
+    Ok(Json(user(state.identity().user(&name).await?)))
 }
 
 async fn disable_user(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<UserView>> {
-    Ok(Json(state.identity().disable_user(&name).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RoleChangeBody {
-    #[serde(default)]
-    grant: Vec<String>,
-    #[serde(default)]
-    revoke: Vec<String>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(user(state.identity().disable_user(&name).await?)))
 }
 
 async fn change_user_roles(
     Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
-    Json(body): Json<RoleChangeBody>,
-) -> ApiResult<Json<UserView>> {
-    let change = RoleChange {
+    Json(body): Json<RoleChange>,
+) -> ApiResult<Json<User>> {
+    let change = service::RoleChange {
         grant: body.grant,
         revoke: body.revoke,
     };
-    let user = state
+    let view = state
         .identity()
         .change_user_roles(&principal, &name, change)
         .await?;
-    Ok(Json(user))
+    Ok(Json(user(view)))
 }
 
 // ----- Tokens --------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateToken {
-    /// Owner; defaults to the caller.
-    #[serde(default)]
-    user: Option<String>,
-    name: String,
-    /// Action patterns the token is limited to (`nodes:*`); none means all.
-    #[serde(default)]
-    scopes: Option<Vec<String>>,
-    #[serde(default)]
-    expires_in_secs: Option<i64>,
-}
 
 async fn create_token(
     Ctx { state, principal }: Ctx,
@@ -150,7 +119,8 @@ async fn create_token(
         scopes: body.scopes,
         expires_in_secs: body.expires_in_secs,
     };
-    Ok(Json(state.identity().create_token(&principal, new).await?))
+    let created = state.identity().create_token(&principal, new).await?;
+    Ok(Json(created_token(created)))
 }
 
 #[derive(Deserialize)]
@@ -161,74 +131,58 @@ struct TokenQuery {
 async fn list_tokens(
     Ctx { state, principal }: Ctx,
     Query(q): Query<TokenQuery>,
-) -> ApiResult<Json<Vec<TokenView>>> {
-    Ok(Json(
-        state.identity().list_tokens(&principal, q.user).await?,
-    ))
+) -> ApiResult<Json<Vec<Token>>> {
+    let views = state.identity().list_tokens(&principal, q.user).await?;
+    Ok(Json(views.into_iter().map(token).collect()))
 }
 
 async fn revoke_token(
     Ctx { state, principal }: Ctx,
     Path(id): Path<String>,
-) -> ApiResult<Json<TokenView>> {
-    Ok(Json(state.identity().revoke_token(&principal, &id).await?))
+) -> ApiResult<Json<Token>> {
+    let view = state.identity().revoke_token(&principal, &id).await?;
+    Ok(Json(token(view)))
 }
 
-async fn rotate_admin_token(Ctx { state, principal }: Ctx) -> ApiResult<Json<RotatedAdminToken>> {
-    Ok(Json(state.identity().rotate_admin_token(&principal).await?))
+async fn rotate_admin_token(Ctx { state, principal }: Ctx) -> ApiResult<Json<AdminTokenRotated>> {
+    let rotated = state.identity().rotate_admin_token(&principal).await?;
+    Ok(Json(AdminTokenRotated {
+        id: rotated.id,
+        token: rotated.token,
+        file: rotated.file,
+    }))
 }
 
 // ----- Policies ------------------------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutPolicy {
-    name: String,
-    document: Value,
-}
-
 async fn put_policy(
     Ctx { state, principal }: Ctx,
     Json(body): Json<PutPolicy>,
-) -> ApiResult<Json<PolicyRecord>> {
+) -> ApiResult<Json<Policy>> {
     let record = state
         .identity()
         .put_policy(&principal, &body.name, &body.document)
         .await?;
-    Ok(Json(record))
+    Ok(Json(policy(record)))
 }
 
-async fn list_policies(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<PolicyRecord>>> {
-    Ok(Json(state.identity().list_policies().await?))
+async fn list_policies(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Policy>>> {
+    let records = state.identity().list_policies().await?;
+    Ok(Json(records.into_iter().map(policy).collect()))
 }
 
 async fn show_policy(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<PolicyRecord>> {
-    Ok(Json(state.identity().policy(&name).await?))
+) -> ApiResult<Json<Policy>> {
+    Ok(Json(policy(state.identity().policy(&name).await?)))
 }
 
 async fn delete_policy(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Deleted>> {
-    Ok(Json(state.identity().delete_policy(&name).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SimulateRequest {
-    user: String,
-    action: String,
-    resource: String,
-    /// Extra condition keys, e.g. `{"operon:NodeTag/env": "staging"}`.
-    #[serde(default)]
-    context: serde_json::Map<String, Value>,
-    /// Use this node's tags as `operon:NodeTag/...` keys (and `node/NAME` as
-    /// the resource when `resource` is empty).
-    #[serde(default)]
-    node: Option<String>,
+    Ok(Json(deleted(state.identity().delete_policy(&name).await?)))
 }
 
 /// Explain how a user's policies decide a request, naming the statement.
@@ -243,20 +197,24 @@ async fn simulate(
         context: body.context,
         node: body.node,
     };
-    Ok(Json(state.identity().simulate(&principal, ask).await?))
+    let simulation = state.identity().simulate(&principal, ask).await?;
+    Ok(Json(Simulation {
+        user: simulation.user,
+        action: simulation.action,
+        resource: simulation.resource,
+        context: simulation.context,
+        decision: simulation.decision.into(),
+        statement: simulation.statement.map(|s| StatementRef {
+            policy: s.policy,
+            statement: s.statement,
+            sid: s.sid,
+        }),
+        explanation: simulation.explanation,
+        policies: simulation.policies,
+    }))
 }
 
 // ----- Roles ---------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateRole {
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    policies: Vec<String>,
-}
 
 async fn create_role(
     Ctx { state, principal }: Ctx,
@@ -267,50 +225,44 @@ async fn create_role(
         description: body.description,
         policies: body.policies,
     };
-    Ok(Json(state.identity().create_role(&principal, new).await?))
+    Ok(Json(role(
+        state.identity().create_role(&principal, new).await?,
+    )))
 }
 
 async fn list_roles(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Role>>> {
-    Ok(Json(state.identity().list_roles().await?))
+    let roles = state.identity().list_roles().await?;
+    Ok(Json(roles.into_iter().map(role).collect()))
 }
 
 async fn show_role(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Role>> {
-    Ok(Json(state.identity().role(&name).await?))
+    Ok(Json(role(state.identity().role(&name).await?)))
 }
 
 async fn delete_role(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Deleted>> {
-    Ok(Json(state.identity().delete_role(&name).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyChangeBody {
-    #[serde(default)]
-    attach: Vec<String>,
-    #[serde(default)]
-    detach: Vec<String>,
+    Ok(Json(deleted(state.identity().delete_role(&name).await?)))
 }
 
 async fn change_role_policies(
     Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
-    Json(body): Json<PolicyChangeBody>,
+    Json(body): Json<PolicyChange>,
 ) -> ApiResult<Json<Role>> {
-    let change = PolicyChange {
+    let change = service::PolicyChange {
         attach: body.attach,
         detach: body.detach,
     };
-    let role = state
+    let changed = state
         .identity()
         .change_role_policies(&principal, &name, change)
         .await?;
-    Ok(Json(role))
+    Ok(Json(role(changed)))
 }
 
 // ----- Audit ---------------------------------------------------------------------
@@ -334,9 +286,119 @@ async fn list_audit(
         since: q.since,
         limit: q.limit.unwrap_or(100),
     };
-    Ok(Json(state.identity().list_audit(filter).await?))
+    let records = state.identity().list_audit(filter).await?;
+    Ok(Json(records.into_iter().map(audit_record).collect()))
 }
 
-async fn verify_audit(State(state): State<Arc<AppState>>) -> ApiResult<Json<Verification>> {
-    Ok(Json(state.identity().verify_audit().await?))
+async fn verify_audit(State(state): State<Arc<AppState>>) -> ApiResult<Json<AuditVerification>> {
+    let Verification {
+        records,
+        head_seq,
+        ok,
+        problems,
+    } = state.identity().verify_audit().await?;
+    Ok(Json(AuditVerification {
+        records,
+        head_seq,
+        ok,
+        problems,
+    }))
+}
+
+// ----- The answers: the service's views and the store's rows as the API's types
+
+fn identity(who: service::Identity) -> Identity {
+    Identity {
+        name: who.name,
+        user_id: who.user_id,
+        token_id: who.token_id,
+        admin: who.admin,
+        scopes: who.scopes,
+        policies: who.policies,
+    }
+}
+
+fn user(view: UserView) -> User {
+    let UserView {
+        user,
+        roles,
+        status,
+    } = view;
+    User {
+        id: user.id,
+        name: user.name,
+        kind: user.kind,
+        created_at: user.created_at,
+        disabled_at: user.disabled_at,
+        roles,
+        status: status.into(),
+    }
+}
+
+fn token(view: TokenView) -> Token {
+    Token {
+        id: view.id,
+        name: view.name,
+        user: view.user,
+        scopes: view.scopes,
+        created_at: view.created_at,
+        expires_at: view.expires_at,
+        revoked_at: view.revoked_at,
+        status: view.status.into(),
+    }
+}
+
+fn created_token(created: service::CreatedToken) -> CreatedToken {
+    let view = created.view;
+    CreatedToken {
+        id: view.id,
+        name: view.name,
+        user: view.user,
+        scopes: view.scopes,
+        created_at: view.created_at,
+        expires_at: view.expires_at,
+        revoked_at: view.revoked_at,
+        status: view.status.into(),
+        token: created.token,
+    }
+}
+
+fn policy(record: PolicyRecord) -> Policy {
+    Policy {
+        name: record.name,
+        document: record.document,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+    }
+}
+
+fn role(role: operon_store::Role) -> Role {
+    Role {
+        name: role.name,
+        description: role.description,
+        created_at: role.created_at,
+        policies: role.policies,
+        users: role.users,
+    }
+}
+
+fn deleted(deleted: service::Deleted) -> Deleted {
+    Deleted {
+        name: deleted.name,
+        deleted: deleted.deleted,
+    }
+}
+
+fn audit_record(record: operon_store::AuditRecord) -> AuditRecord {
+    AuditRecord {
+        seq: record.seq,
+        at: record.at,
+        actor: record.actor,
+        action: record.action,
+        resource: record.resource,
+        outcome: record.outcome,
+        detail: record.detail,
+        prev_hash: record.prev_hash,
+        hash: record.hash,
+    }
 }

@@ -3,11 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::json;
 
 use super::client::{Client, ClientArgs, runtime};
-use super::identity::*;
-use super::output::{print_json, table, text, time};
+use super::output::{esc, millis, print_json, table};
 
 #[derive(clap::Subcommand)]
 pub enum AuditCmd {
@@ -63,30 +61,31 @@ pub fn audit(args: &ClientArgs, cmd: AuditCmd) -> Result<ExitCode> {
                 since,
                 limit,
             } => {
-                let mut path = format!("/v1/audit?limit={limit}");
+                let mut query = format!("limit={limit}");
                 if let Some(actor) = actor {
-                    path.push_str(&format!("&actor={}", query_value(&actor)));
+                    query.push_str(&format!("&actor={}", query_value(&actor)));
                 }
                 if let Some(action) = action {
-                    path.push_str(&format!("&action={}", query_value(&action)));
+                    query.push_str(&format!("&action={}", query_value(&action)));
                 }
                 if let Some(since) = since {
-                    path.push_str(&format!("&since={}", since_millis(&since)?));
+                    query.push_str(&format!("&since={}", since_millis(&since)?));
                 }
-                let records = client.get(&path).await?;
+                let records = client.audit_records(&query).await?;
                 if args.json {
-                    print_json(&records);
+                    print_json(&records.json);
                 } else {
-                    let table_rows = rows(&records)
+                    let table_rows = records
+                        .value
                         .iter()
                         .map(|r| {
                             vec![
-                                text(&r["seq"]),
-                                time(&r["at"]),
-                                text(&r["actor"]),
-                                text(&r["action"]),
-                                text(&r["resource"]),
-                                text(&r["outcome"]),
+                                r.seq.to_string(),
+                                millis(Some(r.at)),
+                                esc(&r.actor),
+                                esc(&r.action),
+                                esc(&r.resource),
+                                esc(&r.outcome),
                             ]
                         })
                         .collect();
@@ -101,18 +100,18 @@ pub fn audit(args: &ClientArgs, cmd: AuditCmd) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             AuditCmd::Verify => {
-                let report = client.post("/v1/audit/verify", &json!({})).await?;
-                let ok = report["ok"].as_bool() == Some(true);
+                let report = client.verify_audit().await?;
+                let ok = report.value.ok;
                 if args.json {
-                    print_json(&report);
+                    print_json(&report.json);
                 } else if ok {
                     println!(
                         "audit log intact: {} records, chain verified",
-                        text(&report["records"])
+                        report.value.records
                     );
                 } else {
-                    for problem in rows(&report["problems"]) {
-                        println!("TAMPERED: {}", text(&problem));
+                    for problem in &report.value.problems {
+                        println!("TAMPERED: {}", esc(problem));
                     }
                 }
                 Ok(if ok {

@@ -1,10 +1,9 @@
 //! Helpers shared by the identity nouns (`users.rs`, `tokens.rs`, `policies.rs`, `roles.rs`, `audit.rs`).
 
 use anyhow::{Result, bail};
-use serde_json::Value;
 
-use super::client::ClientArgs;
-use super::output::{print_json, text};
+use super::client::{Answer, ClientArgs};
+use super::output::{esc, print_json};
 
 pub(super) fn segment(kind: &str, value: &str) -> Result<String> {
     if value.is_empty() || value.contains(['/', '?', '#', '%', ' ']) {
@@ -13,24 +12,20 @@ pub(super) fn segment(kind: &str, value: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-pub(super) fn rows(value: &Value) -> Vec<Value> {
-    value.as_array().cloned().unwrap_or_default()
-}
-
-pub(super) fn list(value: &Value) -> String {
-    match value.as_array() {
-        Some(items) if !items.is_empty() => items.iter().map(text).collect::<Vec<_>>().join(","),
-        _ => "-".into(),
-    }
-}
-
-/// Print JSON, or a one-line summary for people.
-pub(super) fn show(args: &ClientArgs, value: &Value, summary: impl FnOnce(&Value) -> String) {
-    if args.json {
-        print_json(value);
+/// Names as `a,b`, escaped; `-` for none.
+pub(super) fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
     } else {
-        println!("{}", summary(value));
+        items.iter().map(|s| esc(s)).collect::<Vec<_>>().join(",")
     }
 }
 
-// ----- users -----------------------------------------------------------------------
+/// Print the answer's JSON, or a one-line summary for people.
+pub(super) fn show<T>(args: &ClientArgs, answer: &Answer<T>, summary: impl FnOnce(&T) -> String) {
+    if args.json {
+        print_json(&answer.json);
+    } else {
+        println!("{}", summary(&answer.value));
+    }
+}

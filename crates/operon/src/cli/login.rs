@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::client::{Client, ClientArgs, runtime};
-use super::output::{print_json, text};
+use super::output::{esc, print_json};
 
 const CREDENTIALS_FILE: &str = "credentials.json";
 
@@ -100,17 +100,17 @@ pub fn login(args: &ClientArgs) -> Result<ExitCode> {
         bail!("no token given: pass --token, set OPERON_TOKEN or type it when asked");
     }
     let client = Client::with_token(args, token.clone())?;
-    let who = runtime()?.block_on(client.post("/v1/login", &json!({})))?;
+    let who = runtime()?.block_on(client.login())?;
     let path = store(&args.server, Some(&token))?;
     if args.json {
         print_json(
-            &json!({"server": server_key(&args.server), "identity": who, "stored_in": path}),
+            &json!({"server": server_key(&args.server), "identity": who.json, "stored_in": path}),
         );
     } else {
         println!(
             "logged in to {} as {}; token stored in {}",
             server_key(&args.server),
-            text(&who["name"]),
+            esc(&who.value.name),
             path.display()
         );
     }

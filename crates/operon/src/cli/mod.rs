@@ -8,6 +8,7 @@ pub mod bus;
 pub mod client;
 mod client_fleet;
 mod client_events;
+mod client_identity;
 pub mod commands;
 pub mod dlq;
 pub mod documents;

@@ -3,11 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
+use operon_api::identity::{PutPolicy, SimulateRequest};
+use serde_json::Value;
 
 use super::client::{Client, ClientArgs, key_value, runtime};
 use super::identity::*;
-use super::output::{print_json, table, text, time};
+use super::output::{esc, millis, print_json, table};
 
 #[derive(clap::Subcommand)]
 pub enum PoliciesCmd {
@@ -50,43 +51,47 @@ pub fn policies(args: &ClientArgs, cmd: PoliciesCmd) -> Result<ExitCode> {
                     .with_context(|| format!("reading {}", document.display()))?;
                 let document_json: Value = serde_json::from_str(&text_in)
                     .with_context(|| format!("{} is not JSON", document.display()))?;
-                let stored = client
-                    .post("/v1/policies", &json!({"name": name, "document": document_json}))
-                    .await?;
-                show(args, &stored, |p| format!("policy {} stored", text(&p["name"])));
+                let body = PutPolicy {
+                    name,
+                    document: document_json,
+                };
+                let stored = client.put_policy(&body).await?;
+                show(args, &stored, |p| format!("policy {} stored", esc(&p.name)));
             }
             PoliciesCmd::List => {
-                let all = client.get("/v1/policies").await?;
+                let all = client.policies().await?;
                 if args.json {
-                    print_json(&all);
+                    print_json(&all.json);
                 } else {
-                    let table_rows = rows(&all)
+                    let table_rows = all
+                        .value
                         .iter()
                         .map(|p| {
-                            let statements = p["document"]["Statement"]
-                                .as_array()
-                                .map_or(1, Vec::len);
-                            vec![text(&p["name"]), statements.to_string(), time(&p["updated_at"])]
+                            let statements = p.document["Statement"].as_array().map_or(1, Vec::len);
+                            vec![
+                                esc(&p.name),
+                                statements.to_string(),
+                                millis(Some(p.updated_at)),
+                            ]
                         })
                         .collect();
                     println!("{}", table(&["NAME", "STATEMENTS", "UPDATED"], table_rows));
                 }
             }
             PoliciesCmd::Show { name } => {
-                let policy = client
-                    .get(&format!("/v1/policies/{}", segment("policy", &name)?))
-                    .await?;
+                let policy = client.policy(&segment("policy", &name)?).await?;
                 if args.json {
-                    print_json(&policy);
+                    print_json(&policy.json);
                 } else {
-                    print_json(&policy["document"]);
+                    // As received: the author's key order.
+                    print_json(&policy.json["document"]);
                 }
             }
             PoliciesCmd::Delete { name } => {
-                let deleted = client
-                    .delete(&format!("/v1/policies/{}", segment("policy", &name)?))
-                    .await?;
-                show(args, &deleted, |d| format!("policy {} deleted", text(&d["name"])));
+                let deleted = client.delete_policy(&segment("policy", &name)?).await?;
+                show(args, &deleted, |d| {
+                    format!("policy {} deleted", esc(&d.name))
+                });
             }
             PoliciesCmd::Simulate {
                 user,
@@ -100,19 +105,26 @@ pub fn policies(args: &ClientArgs, cmd: PoliciesCmd) -> Result<ExitCode> {
                     let (key, value) = key_value(pair)?;
                     keys.insert(key, Value::String(value));
                 }
-                let body = json!({"user": user, "action": action, "resource": resource, "node": node, "context": keys});
-                let answer = client.post("/v1/policies/simulate", &body).await?;
+                let body = SimulateRequest {
+                    user,
+                    action,
+                    resource,
+                    context: keys,
+                    node,
+                };
+                let answer = client.simulate(&body).await?;
                 if args.json {
-                    print_json(&answer);
+                    print_json(&answer.json);
                 } else {
+                    let answer = &answer.value;
                     println!(
                         "{}: {} {} on {}",
-                        text(&answer["decision"]).to_uppercase(),
-                        text(&answer["user"]),
-                        text(&answer["action"]),
-                        text(&answer["resource"])
+                        esc(&answer.decision).to_uppercase(),
+                        esc(&answer.user),
+                        esc(&answer.action),
+                        esc(&answer.resource)
                     );
-                    println!("{}", text(&answer["explanation"]));
+                    println!("{}", esc(&answer.explanation));
                 }
             }
         }

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::{Value, json};
+use operon_api::identity::{CreateRole, PolicyChange, Role};
 
 use super::client::{Client, ClientArgs, runtime};
 use super::identity::*;
-use super::output::{print_json, table, text};
+use super::output::{esc, print_json, table};
 
 #[derive(clap::Subcommand)]
 pub enum RolesCmd {
@@ -41,12 +41,12 @@ pub enum RolesCmd {
     },
 }
 
-fn role_line(r: &Value) -> String {
+fn role_line(r: &Role) -> String {
     format!(
         "role {}: policies {}; users {}",
-        text(&r["name"]),
-        list(&r["policies"]),
-        list(&r["users"])
+        esc(&r.name),
+        list(&r.policies),
+        list(&r.users)
     )
 }
 
@@ -59,22 +59,27 @@ pub fn roles(args: &ClientArgs, cmd: RolesCmd) -> Result<ExitCode> {
                 description,
                 policies,
             } => {
-                let body = json!({"name": name, "description": description, "policies": policies});
-                client.post("/v1/roles", &body).await?
+                let body = CreateRole {
+                    name,
+                    description,
+                    policies,
+                };
+                client.create_role(&body).await?
             }
             RolesCmd::List => {
-                let all = client.get("/v1/roles").await?;
+                let all = client.roles().await?;
                 if args.json {
-                    print_json(&all);
+                    print_json(&all.json);
                 } else {
-                    let table_rows = rows(&all)
+                    let table_rows = all
+                        .value
                         .iter()
                         .map(|r| {
                             vec![
-                                text(&r["name"]),
-                                list(&r["policies"]),
-                                list(&r["users"]),
-                                text(&r["description"]),
+                                esc(&r.name),
+                                list(&r.policies),
+                                list(&r.users),
+                                esc(&r.description),
                             ]
                         })
                         .collect();
@@ -85,27 +90,29 @@ pub fn roles(args: &ClientArgs, cmd: RolesCmd) -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            RolesCmd::Show { name } => {
-                client
-                    .get(&format!("/v1/roles/{}", segment("role", &name)?))
-                    .await?
-            }
+            RolesCmd::Show { name } => client.role(&segment("role", &name)?).await?,
             RolesCmd::Delete { name } => {
-                let deleted = client
-                    .delete(&format!("/v1/roles/{}", segment("role", &name)?))
-                    .await?;
-                show(args, &deleted, |d| {
-                    format!("role {} deleted", text(&d["name"]))
-                });
+                let deleted = client.delete_role(&segment("role", &name)?).await?;
+                show(args, &deleted, |d| format!("role {} deleted", esc(&d.name)));
                 return Ok(ExitCode::SUCCESS);
             }
             RolesCmd::Attach { role, policies } => {
-                let path = format!("/v1/roles/{}/policies", segment("role", &role)?);
-                client.post(&path, &json!({"attach": policies})).await?
+                let change = PolicyChange {
+                    attach: policies,
+                    detach: vec![],
+                };
+                client
+                    .change_role_policies(&segment("role", &role)?, &change)
+                    .await?
             }
             RolesCmd::Detach { role, policies } => {
-                let path = format!("/v1/roles/{}/policies", segment("role", &role)?);
-                client.post(&path, &json!({"detach": policies})).await?
+                let change = PolicyChange {
+                    attach: vec![],
+                    detach: policies,
+                };
+                client
+                    .change_role_policies(&segment("role", &role)?, &change)
+                    .await?
             }
         };
         show(args, &shown, role_line);

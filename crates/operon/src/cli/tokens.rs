@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
+use operon_api::identity::{CreateToken, Token};
 
 use super::client::{Client, ClientArgs, runtime};
 use super::identity::*;
-use super::output::{print_json, table, text, time};
+use super::output::{esc, millis, print_json, table};
 
 #[derive(clap::Subcommand)]
 pub enum TokensCmd {
@@ -38,13 +38,13 @@ pub enum TokensCmd {
     RotateAdmin,
 }
 
-fn token_line(t: &Value) -> String {
+fn token_line(t: &Token) -> String {
     format!(
         "token {} \"{}\" of {}: {}",
-        text(&t["id"]),
-        text(&t["name"]),
-        text(&t["user"]),
-        text(&t["status"])
+        esc(&t.id),
+        esc(&t.name),
+        esc(&t.user),
+        esc(&t.status)
     )
 }
 
@@ -62,62 +62,74 @@ pub fn tokens(args: &ClientArgs, cmd: TokensCmd) -> Result<ExitCode> {
                     .map(|e| {
                         humantime::parse_duration(&e)
                             .map(|d| d.as_secs().max(1))
-                            .with_context(|| format!("--expires {e:?}: use a duration such as 12h or 90d"))
+                            .with_context(|| {
+                                format!("--expires {e:?}: use a duration such as 12h or 90d")
+                            })
                     })
                     .transpose()?;
                 let scopes = (!scopes.is_empty()).then_some(scopes);
-                let body = json!({"name": name, "user": user, "scopes": scopes, "expires_in_secs": expires_in_secs});
-                let created = client.post("/v1/tokens", &body).await?;
+                let body = CreateToken {
+                    user,
+                    name,
+                    scopes,
+                    // Past i64 the server refuses it as too long, not as unreadable.
+                    expires_in_secs: expires_in_secs.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+                };
+                let created = client.create_token(&body).await?;
                 if args.json {
-                    print_json(&created);
+                    print_json(&created.json);
                 } else {
-                    println!("{}", text(&created["token"]));
-                    eprintln!("{}; the secret is shown only once", token_line(&created));
+                    println!("{}", esc(&created.value.token));
+                    eprintln!(
+                        "{}; the secret is shown only once",
+                        token_line(&created.value.view())
+                    );
                 }
             }
             TokensCmd::List { user } => {
-                let path = match user {
-                    Some(user) => format!("/v1/tokens?user={}", segment("user", &user)?),
-                    None => "/v1/tokens".to_string(),
-                };
-                let all = client.get(&path).await?;
+                let user = user.map(|user| segment("user", &user)).transpose()?;
+                let all = client.tokens(user.as_deref()).await?;
                 if args.json {
-                    print_json(&all);
+                    print_json(&all.json);
                 } else {
-                    let table_rows = rows(&all)
+                    let table_rows = all
+                        .value
                         .iter()
                         .map(|t| {
                             vec![
-                                text(&t["id"]),
-                                text(&t["name"]),
-                                text(&t["user"]),
-                                text(&t["status"]),
-                                list(&t["scopes"]),
-                                time(&t["expires_at"]),
+                                esc(&t.id),
+                                esc(&t.name),
+                                esc(&t.user),
+                                esc(&t.status),
+                                t.scopes.as_deref().map_or_else(|| "-".into(), list),
+                                millis(t.expires_at),
                             ]
                         })
                         .collect();
                     println!(
                         "{}",
-                        table(&["ID", "NAME", "USER", "STATUS", "SCOPES", "EXPIRES"], table_rows)
+                        table(
+                            &["ID", "NAME", "USER", "STATUS", "SCOPES", "EXPIRES"],
+                            table_rows
+                        )
                     );
                 }
             }
             TokensCmd::Revoke { id } => {
-                let path = format!("/v1/tokens/{}/revoke", segment("token id", &id)?);
-                let revoked = client.post(&path, &json!({})).await?;
+                let revoked = client.revoke_token(&segment("token id", &id)?).await?;
                 show(args, &revoked, token_line);
             }
             TokensCmd::RotateAdmin => {
-                let rotated = client.post("/v1/admin-token/rotate", &json!({})).await?;
+                let rotated = client.rotate_admin_token().await?;
                 if args.json {
-                    print_json(&rotated);
+                    print_json(&rotated.json);
                 } else {
-                    println!("{}", text(&rotated["token"]));
+                    let rotated = &rotated.value;
+                    println!("{}", esc(&rotated.token));
                     eprintln!(
                         "admin token rotated ({}); the old one no longer works; also written to {}",
-                        text(&rotated["id"]),
-                        text(&rotated["file"])
+                        esc(&rotated.id),
+                        esc(&rotated.file)
                     );
                 }
             }

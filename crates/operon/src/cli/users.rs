@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::{Value, json};
+use operon_api::identity::{CreateUser, RoleChange, User};
 
 use super::client::{Client, ClientArgs, runtime};
 use super::identity::*;
-use super::output::{print_json, table, text, time};
+use super::output::{esc, millis, print_json, table};
 
 #[derive(clap::Subcommand)]
 pub enum UsersCmd {
@@ -40,13 +40,13 @@ pub enum UsersCmd {
     },
 }
 
-fn user_line(u: &Value) -> String {
+fn user_line(u: &User) -> String {
     format!(
         "user {} ({}, {}), roles: {}",
-        text(&u["name"]),
-        text(&u["kind"]),
-        text(&u["status"]),
-        list(&u["roles"])
+        esc(&u.name),
+        esc(&u.kind),
+        esc(&u.status),
+        list(&u.roles)
     )
 }
 
@@ -60,23 +60,28 @@ pub fn users(args: &ClientArgs, cmd: UsersCmd) -> Result<ExitCode> {
                 roles,
             } => {
                 let kind = if service { "service" } else { "user" };
-                let body = json!({"name": name, "kind": kind, "roles": roles});
-                client.post("/v1/users", &body).await?
+                let body = CreateUser {
+                    name,
+                    kind: Some(kind.into()),
+                    roles,
+                };
+                client.create_user(&body).await?
             }
             UsersCmd::List => {
-                let all = client.get("/v1/users").await?;
+                let all = client.users().await?;
                 if args.json {
-                    print_json(&all);
+                    print_json(&all.json);
                 } else {
-                    let table_rows = rows(&all)
+                    let table_rows = all
+                        .value
                         .iter()
                         .map(|u| {
                             vec![
-                                text(&u["name"]),
-                                text(&u["kind"]),
-                                text(&u["status"]),
-                                list(&u["roles"]),
-                                time(&u["created_at"]),
+                                esc(&u.name),
+                                esc(&u.kind),
+                                esc(&u.status),
+                                list(&u.roles),
+                                millis(Some(u.created_at)),
                             ]
                         })
                         .collect();
@@ -87,22 +92,25 @@ pub fn users(args: &ClientArgs, cmd: UsersCmd) -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            UsersCmd::Show { name } => {
+            UsersCmd::Show { name } => client.user(&segment("user", &name)?).await?,
+            UsersCmd::Disable { name } => client.disable_user(&segment("user", &name)?).await?,
+            UsersCmd::Grant { name, roles } => {
+                let change = RoleChange {
+                    grant: roles,
+                    revoke: vec![],
+                };
                 client
-                    .get(&format!("/v1/users/{}", segment("user", &name)?))
+                    .change_user_roles(&segment("user", &name)?, &change)
                     .await?
             }
-            UsersCmd::Disable { name } => {
-                let path = format!("/v1/users/{}/disable", segment("user", &name)?);
-                client.post(&path, &json!({})).await?
-            }
-            UsersCmd::Grant { name, roles } => {
-                let path = format!("/v1/users/{}/roles", segment("user", &name)?);
-                client.post(&path, &json!({"grant": roles})).await?
-            }
             UsersCmd::Ungrant { name, roles } => {
-                let path = format!("/v1/users/{}/roles", segment("user", &name)?);
-                client.post(&path, &json!({"revoke": roles})).await?
+                let change = RoleChange {
+                    grant: vec![],
+                    revoke: roles,
+                };
+                client
+                    .change_user_roles(&segment("user", &name)?, &change)
+                    .await?
             }
         };
         show(args, &shown, user_line);
