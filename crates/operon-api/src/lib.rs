@@ -11,6 +11,7 @@ pub mod documents;
 pub mod error;
 pub mod fleet;
 pub mod openapi;
+pub mod workflows;
 
 pub use commands::{
     CancelRequested, CommandSummary, CommandView, CreateCommand, Invocation, InvocationStatus,

@@ -29,7 +29,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use utoipa::openapi::{Components, ComponentsBuilder};
 
-use crate::{commands, documents, error, fleet};
+use crate::{commands, documents, error, fleet, workflows};
 
 /// The standard errors of an authenticated operation.
 const AUTHENTICATED_ERRORS: &[u16] = &[400, 401, 403, 404, 429];
@@ -253,6 +253,7 @@ impl Api {
 fn api() -> Api {
     let mut api = Api::default();
     documents::describe(&mut api);
+    workflows::describe(&mut api);
     api
 }
 
