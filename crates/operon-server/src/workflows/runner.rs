@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use operon_api::workflows::Execution as ExecutionView;
 use operon_asl::{Effect, Event, Execution, ExecutionParams, Outcome, StateMachine, Status};
 use operon_store::{
     Approval, ApprovalDecision, ExecutionRecord, HistoryRow, StepWrite, WorkflowTask,
@@ -81,7 +82,7 @@ pub struct StartRequest {
 /// boxing the larger variant would buy nothing.)
 #[allow(clippy::large_enum_variant)]
 pub enum Msg {
-    Start(Box<StartRequest>, oneshot::Sender<ServiceResult<Value>>),
+    Start(Box<StartRequest>, oneshot::Sender<ServiceResult<ExecutionView>>),
     /// Feed an event to an execution. `decision` (an approval's answer) is
     /// written in the same step. Without `reply` the event is internal
     /// (a timer or a performer's outcome) and is retried if the commit fails.
@@ -93,7 +94,7 @@ pub enum Msg {
     },
     Redrive {
         execution_id: String,
-        reply: oneshot::Sender<ServiceResult<Value>>,
+        reply: oneshot::Sender<ServiceResult<ExecutionView>>,
     },
 }
 
@@ -104,7 +105,7 @@ struct Live {
 }
 
 enum Reply {
-    Value(oneshot::Sender<ServiceResult<Value>>, Value),
+    Value(oneshot::Sender<ServiceResult<ExecutionView>>, ExecutionView),
     Unit(oneshot::Sender<ServiceResult<()>>),
 }
 
@@ -298,7 +299,7 @@ impl Runner {
         &mut self,
         req: StartRequest,
         batch: &mut Batch,
-    ) -> ServiceResult<Option<Value>> {
+    ) -> ServiceResult<Option<ExecutionView>> {
         if let Some(name) = &req.name {
             let key = (req.workflow.clone(), name.clone());
             if self.starting().contains(&key) {
@@ -318,7 +319,7 @@ impl Runner {
             {
                 if existing.input == req.input {
                     let mut view = execution_view(&existing);
-                    view["alreadyExisted"] = Value::Bool(true);
+                    view.already_existed = Some(true);
                     return Ok(Some(view));
                 }
                 return Err(ServiceError::conflict(
@@ -496,7 +497,7 @@ impl Runner {
         Ok(true)
     }
 
-    async fn redrive(&mut self, id: &str, batch: &mut Batch) -> ServiceResult<Value> {
+    async fn redrive(&mut self, id: &str, batch: &mut Batch) -> ServiceResult<ExecutionView> {
         self.load(id).await?;
         let mut live = self.cache.remove(id).expect("loaded above");
         let now = now_millis();
