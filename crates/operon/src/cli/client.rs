@@ -266,7 +266,7 @@ pub struct Answer<T> {
 }
 
 impl<T: serde::de::DeserializeOwned> Answer<T> {
-    fn read(json: Value) -> Result<Answer<T>> {
+    pub(super) fn read(json: Value) -> Result<Answer<T>> {
         let value = T::deserialize(&json).with_context(|| {
             format!(
                 "reading the server's answer as {}",
@@ -361,7 +361,7 @@ impl Client {
     }
 }
 
-fn to_json<T: serde::Serialize>(body: &T) -> Result<Value> {
+pub(super) fn to_json<T: serde::Serialize>(body: &T) -> Result<Value> {
     serde_json::to_value(body).context("encoding the request")
 }
 

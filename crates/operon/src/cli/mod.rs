@@ -6,6 +6,7 @@ pub mod archives;
 pub mod audit;
 pub mod bus;
 pub mod client;
+pub mod client_workflows;
 pub mod commands;
 pub mod dlq;
 pub mod documents;
