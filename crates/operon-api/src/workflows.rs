@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 use crate::openapi::{Api, Op};
 
 /// An execution's status.
-pub const EXECUTION_STATUSES: [&str; 5] = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
+pub const EXECUTION_STATUSES: [&str; 5] =
+    ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
 
 /// `POST /v1/workflows`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -246,8 +247,7 @@ fn example_definition() -> Value {
 }
 
 /// What an optional body's operation says about it.
-const OPTIONAL_BODY: &str =
-    "The body is optional; when sent, content-type must be application/json (415) and the \
+const OPTIONAL_BODY: &str = "The body is optional; when sent, content-type must be application/json (415) and the \
      JSON valid (400/422)";
 
 pub(crate) fn describe(api: &mut Api) {
@@ -299,56 +299,46 @@ pub(crate) fn describe(api: &mut Api) {
 
 fn workflows(api: &mut Api) {
     const TAG: &str = "workflows";
-    api.op(
-        Op::post(
-            "/v1/workflows",
-            TAG,
-            "Create a workflow (ASL state machine), version 1",
-        )
-        .body::<CreateWorkflow>()
-        .example(json!({"name": "deploy", "definition": example_definition()}))
-        .may(&[409])
-        .ok::<WorkflowVersion>(),
-    );
+    api.op(Op::post(
+        "/v1/workflows",
+        TAG,
+        "Create a workflow (ASL state machine), version 1",
+    )
+    .body::<CreateWorkflow>()
+    .example(json!({"name": "deploy", "definition": example_definition()}))
+    .may(&[409])
+    .ok::<WorkflowVersion>());
     api.op(Op::get("/v1/workflows", TAG, "List workflows").ok_list::<WorkflowSummary>());
-    api.op(
-        Op::get(
-            "/v1/workflows/{name}",
-            TAG,
-            "Describe a workflow and its latest definition",
-        )
-        .ok::<Workflow>(),
-    );
-    api.op(
-        Op::put(
-            "/v1/workflows/{name}",
-            TAG,
-            "Add a version to a workflow (running executions keep theirs)",
-        )
-        .body::<UpdateWorkflow>()
-        .example(json!({"definition": example_definition()}))
-        .ok::<WorkflowVersion>(),
-    );
-    api.op(
-        Op::delete(
-            "/v1/workflows/{name}",
-            TAG,
-            "Delete a workflow (refused while executions run)",
-        )
-        .may(&[409])
-        .ok::<WorkflowDeleted>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/workflows/{name}/executions",
-            TAG,
-            "Start an execution; the name is an idempotency key",
-        )
-        .body::<StartExecution>()
-        .example(json!({"input": {"version": "1.2.3"}, "name": "deploy-1-2-3"}))
-        .may(&[409, 503])
-        .ok::<Execution>(),
-    );
+    api.op(Op::get(
+        "/v1/workflows/{name}",
+        TAG,
+        "Describe a workflow and its latest definition",
+    )
+    .ok::<Workflow>());
+    api.op(Op::put(
+        "/v1/workflows/{name}",
+        TAG,
+        "Add a version to a workflow (running executions keep theirs)",
+    )
+    .body::<UpdateWorkflow>()
+    .example(json!({"definition": example_definition()}))
+    .ok::<WorkflowVersion>());
+    api.op(Op::delete(
+        "/v1/workflows/{name}",
+        TAG,
+        "Delete a workflow (refused while executions run)",
+    )
+    .may(&[409])
+    .ok::<WorkflowDeleted>());
+    api.op(Op::post(
+        "/v1/workflows/{name}/executions",
+        TAG,
+        "Start an execution; the name is an idempotency key",
+    )
+    .body::<StartExecution>()
+    .example(json!({"input": {"version": "1.2.3"}, "name": "deploy-1-2-3"}))
+    .may(&[409, 503])
+    .ok::<Execution>());
 }
 
 fn executions(api: &mut Api) {
@@ -374,55 +364,47 @@ fn executions(api: &mut Api) {
             .ok_list::<Execution>(),
     );
     api.op(Op::get("/v1/executions/{id}", TAG, "Describe an execution").ok::<Execution>());
-    api.op(
-        Op::get(
-            "/v1/executions/{id}/history",
-            TAG,
-            "History events of an execution (after a sequence number)",
-        )
-        .query("after", int(), "Only events after this event id")
-        .query("limit", int(), "Clamped to 1..10000, default 1000")
-        .ok::<ExecutionHistory>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/executions/{id}/stop",
-            TAG,
-            "Stop (abort) a running execution",
-        )
-        .describe(OPTIONAL_BODY)
-        .body::<StopExecution>()
-        .example(json!({"error": "Operator.Abort", "cause": "wrong version"}))
-        .may(&[409, 503])
-        .ok::<Execution>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/executions/{id}/redrive",
-            TAG,
-            "Restart a failed, timed-out or aborted execution from the state that failed",
-        )
-        .may(&[409, 503])
-        .ok::<Execution>(),
-    );
+    api.op(Op::get(
+        "/v1/executions/{id}/history",
+        TAG,
+        "History events of an execution (after a sequence number)",
+    )
+    .query("after", int(), "Only events after this event id")
+    .query("limit", int(), "Clamped to 1..10000, default 1000")
+    .ok::<ExecutionHistory>());
+    api.op(Op::post(
+        "/v1/executions/{id}/stop",
+        TAG,
+        "Stop (abort) a running execution",
+    )
+    .describe(OPTIONAL_BODY)
+    .body::<StopExecution>()
+    .example(json!({"error": "Operator.Abort", "cause": "wrong version"}))
+    .may(&[409, 503])
+    .ok::<Execution>());
+    api.op(Op::post(
+        "/v1/executions/{id}/redrive",
+        TAG,
+        "Restart a failed, timed-out or aborted execution from the state that failed",
+    )
+    .may(&[409, 503])
+    .ok::<Execution>());
 }
 
 fn approvals(api: &mut Api) {
     const TAG: &str = "approvals";
-    api.op(
-        Op::get("/v1/approvals", TAG, "List approvals")
-            .query(
-                "status",
-                json!({"type": "string"}),
-                "Pending, Approved, Rejected or Expired",
-            )
-            .query(
-                "limit",
-                json!({"type": "integer", "format": "int64"}),
-                "Clamped to 1..10000, default 100",
-            )
-            .ok_list::<Approval>(),
-    );
+    api.op(Op::get("/v1/approvals", TAG, "List approvals")
+        .query(
+            "status",
+            json!({"type": "string"}),
+            "Pending, Approved, Rejected or Expired",
+        )
+        .query(
+            "limit",
+            json!({"type": "integer", "format": "int64"}),
+            "Clamped to 1..10000, default 100",
+        )
+        .ok_list::<Approval>());
     api.op(Op::get("/v1/approvals/{id}", TAG, "Describe an approval").ok::<Approval>());
     for (path, summary, comment) in [
         (
@@ -436,14 +418,12 @@ fn approvals(api: &mut Api) {
             "not today",
         ),
     ] {
-        api.op(
-            Op::post(path, TAG, summary)
-                .describe(OPTIONAL_BODY)
-                .body::<Decision>()
-                .example(json!({"comment": comment}))
-                .may(&[409, 503])
-                .ok::<Approval>(),
-        );
+        api.op(Op::post(path, TAG, summary)
+            .describe(OPTIONAL_BODY)
+            .body::<Decision>()
+            .example(json!({"comment": comment}))
+            .may(&[409, 503])
+            .ok::<Approval>());
     }
 }
 
@@ -467,13 +447,11 @@ fn tasks(api: &mut Api) {
             json!({"taskToken": TOKEN}),
         ),
     ] {
-        api.op(
-            Op::post(path, TAG, summary)
-                .body::<TaskAnswer>()
-                .example(example)
-                .may(&[409, 503])
-                .ok::<TaskAccepted>(),
-        );
+        api.op(Op::post(path, TAG, summary)
+            .body::<TaskAnswer>()
+            .example(example)
+            .may(&[409, 503])
+            .ok::<TaskAccepted>());
     }
 }
 

@@ -82,7 +82,10 @@ pub struct StartRequest {
 /// boxing the larger variant would buy nothing.)
 #[allow(clippy::large_enum_variant)]
 pub enum Msg {
-    Start(Box<StartRequest>, oneshot::Sender<ServiceResult<ExecutionView>>),
+    Start(
+        Box<StartRequest>,
+        oneshot::Sender<ServiceResult<ExecutionView>>,
+    ),
     /// Feed an event to an execution. `decision` (an approval's answer) is
     /// written in the same step. Without `reply` the event is internal
     /// (a timer or a performer's outcome) and is retried if the commit fails.
@@ -105,7 +108,10 @@ struct Live {
 }
 
 enum Reply {
-    Value(oneshot::Sender<ServiceResult<ExecutionView>>, ExecutionView),
+    Value(
+        oneshot::Sender<ServiceResult<ExecutionView>>,
+        Box<ExecutionView>,
+    ),
     Unit(oneshot::Sender<ServiceResult<()>>),
 }
 
@@ -218,7 +224,7 @@ impl Runner {
     async fn handle(&mut self, msg: Msg, batch: &mut Batch) {
         match msg {
             Msg::Start(request, reply) => match self.start(*request, batch).await {
-                Ok(Some(view)) => batch.replies.push(Reply::Value(reply, view)),
+                Ok(Some(view)) => batch.replies.push(Reply::Value(reply, Box::new(view))),
                 Ok(None) => {}
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -260,7 +266,7 @@ impl Runner {
                 execution_id,
                 reply,
             } => match self.redrive(&execution_id, batch).await {
-                Ok(view) => batch.replies.push(Reply::Value(reply, view)),
+                Ok(view) => batch.replies.push(Reply::Value(reply, Box::new(view))),
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
@@ -772,7 +778,7 @@ fn fail_batch(state: &Arc<AppState>, batch: Batch, why: &str) {
 fn send_ok(reply: Reply) {
     match reply {
         Reply::Value(tx, v) => {
-            let _ = tx.send(Ok(v));
+            let _ = tx.send(Ok(*v));
         }
         Reply::Unit(tx) => {
             let _ = tx.send(Ok(()));

@@ -3,9 +3,9 @@
 
 use anyhow::Result;
 use operon_api::workflows::{
-    Approval, CreateWorkflow, Decision, Execution, ExecutionHistory, StartExecution,
-    StopExecution, TaskAccepted, TaskAnswer, UpdateWorkflow, Workflow, WorkflowDeleted,
-    WorkflowSummary, WorkflowVersion,
+    Approval, CreateWorkflow, Decision, Execution, ExecutionHistory, StartExecution, StopExecution,
+    TaskAccepted, TaskAnswer, UpdateWorkflow, Workflow, WorkflowDeleted, WorkflowSummary,
+    WorkflowVersion,
 };
 
 use super::client::{Answer, Client, to_json};

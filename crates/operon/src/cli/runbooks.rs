@@ -113,7 +113,11 @@ pub fn workflows(args: &ClientArgs, cmd: ServerWorkflowsCmd) -> Result<ExitCode>
                 if args.json {
                     print_json(&w.json);
                 } else {
-                    println!("workflow {} version {}", esc(&w.value.name), w.value.version);
+                    println!(
+                        "workflow {} version {}",
+                        esc(&w.value.name),
+                        w.value.version
+                    );
                     println!("{}", serde_json::to_string_pretty(&w.value.definition)?);
                 }
             }
