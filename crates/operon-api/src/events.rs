@@ -561,10 +561,14 @@ pub(crate) fn describe(api: &mut Api) {
          (sha256=HMAC-SHA256(secret, timestamp.body)); Alertmanager payloads become one \
          event per alert",
     )
-    .describe(
-        "Headers: x-operon-timestamp, Unix time in seconds within 5 minutes of the server's \
-         clock; x-operon-signature, sha256=hex(HMAC-SHA256(secret, timestamp + '.' + body)). \
-         An unknown webhook and a bad signature get the same 401.",
+    .describe("An unknown webhook and a bad signature get the same 401.")
+    .header(
+        "x-operon-timestamp",
+        "Unix time in seconds; within 5 minutes of the server's clock",
+    )
+    .header(
+        "x-operon-signature",
+        "sha256=hex(HMAC-SHA256(secret, timestamp + '.' + body))",
     )
     .body_schema(
         json!({"description": "Any JSON; Alertmanager payloads become one event per alert"}),
@@ -575,7 +579,8 @@ pub(crate) fn describe(api: &mut Api) {
         "status": "firing",
         "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull", "instance": "web-1"}}],
     }))
-    .public(&[400, 401, 404, 413])
+    // 429: an address past its rate of refusals (the refusal limiter).
+    .public(&[400, 401, 404, 413, 429])
     .ok::<HookAccepted>());
 
     api.op(Op::get("/v1/archives", EVENTS, "List archives").ok_list::<Archive>());

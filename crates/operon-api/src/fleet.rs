@@ -254,7 +254,8 @@ pub(crate) fn describe(api: &mut Api) {
         "Agent WebSocket (Authorization: Bearer <node credential>); frames are \
              operon-proto messages",
     )
-    .public(&[400, 401, 404, 426])
+    // 429: an address past its rate of refusals (the refusal limiter).
+    .public(&[400, 401, 404, 426, 429])
     .answers_without_body(
         101,
         "Switching Protocols: the WebSocket session (needs Connection: upgrade, Upgrade: \

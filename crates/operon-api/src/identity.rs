@@ -290,8 +290,7 @@ pub struct Role {
     pub users: Vec<String>,
 }
 
-/// A policy or role that was deleted (the workflows' hand-kept delete
-/// answers this schema too).
+/// A deleted policy, role or workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Deleted {
     pub name: String,
@@ -440,6 +439,7 @@ fn identity_ops(api: &mut Api) {
         TAG,
         "Check a token and record the login in the audit trail",
     )
+    .unread_body()
     .ok::<Identity>());
     api.op(Op::get("/v1/users", TAG, "List users").ok_list::<User>());
     api.op(
@@ -455,6 +455,7 @@ fn identity_ops(api: &mut Api) {
         TAG,
         "Disable a user; its tokens stop working",
     )
+    .unread_body()
     .ok::<User>());
     api.op(
         Op::post("/v1/users/{name}/roles", TAG, "Grant or take back roles")
@@ -484,12 +485,17 @@ fn identity_ops(api: &mut Api) {
     }))
     .may(&[409])
     .ok::<CreatedToken>());
-    api.op(Op::post("/v1/tokens/{id}/revoke", TAG, "Revoke an API token").ok::<Token>());
+    api.op(
+        Op::post("/v1/tokens/{id}/revoke", TAG, "Revoke an API token")
+            .unread_body()
+            .ok::<Token>(),
+    );
     api.op(Op::post(
         "/v1/admin-token/rotate",
         TAG,
         "Replace the admin token (admin token only)",
     )
+    .unread_body()
     .ok::<AdminTokenRotated>());
 }
 
@@ -582,7 +588,9 @@ fn audit_ops(api: &mut Api) {
     )
     .ok_list::<AuditRecord>());
     api.op(
-        Op::post("/v1/audit/verify", TAG, "Verify the audit hash chain").ok::<AuditVerification>(),
+        Op::post("/v1/audit/verify", TAG, "Verify the audit hash chain")
+            .unread_body()
+            .ok::<AuditVerification>(),
     );
 }
 

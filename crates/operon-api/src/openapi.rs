@@ -16,9 +16,8 @@
 //! - `security: []` for the public operations ([`Op::public`]), which list
 //!   their errors themselves.
 //!
-//! The server serves this document at `/v1/openapi.json` (while features
-//! move over, merged with the hand-kept remainder; see
-//! `operon-server/src/openapi.rs`).
+//! The server serves this document at `/v1/openapi.json`; nothing in it is
+//! kept by hand. A new feature adds its module's `describe` to [`api`].
 
 use std::collections::BTreeSet;
 
@@ -27,13 +26,16 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::{commands, documents, error, events, fleet, identity};
-
+use crate::{commands, documents, error, events, fleet, identity, workflows};
 
 /// The standard errors of an authenticated operation.
 const AUTHENTICATED_ERRORS: &[u16] = &[400, 401, 403, 404, 429];
 /// Errors the framework answers when it reads a JSON body.
 const BODY_ERRORS: &[u16] = &[413, 415, 422];
+
+/// No fields: the body is not read (any body, or none); send {} or nothing.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, ToSchema)]
+pub struct Empty {}
 
 /// A schema and the name it has under `components/schemas`.
 type NamedSchema = (String, RefOr<Schema>);
@@ -121,6 +123,51 @@ impl Op {
             json!({"required": true, "content": {"application/json": {"schema": schema}}}),
         );
         self.errors.extend(BODY_ERRORS);
+        self
+    }
+
+    /// An optional JSON body of type `T`: when sent it must be JSON of that
+    /// type (so 413, 415 and 422 can answer), and none is fine too.
+    pub fn optional_body<T: ToSchema>(mut self, description: &str) -> Op {
+        self = self.collect::<T>();
+        self.operation.insert(
+            "requestBody".into(),
+            json!({
+                "required": false,
+                "description": description,
+                "content": {"application/json": {"schema": reference::<T>()}},
+            }),
+        );
+        self.errors.extend(BODY_ERRORS);
+        self
+    }
+
+    /// A body the server does not read: any, or none.
+    pub fn unread_body(mut self) -> Op {
+        self = self.collect::<Empty>();
+        self.operation.insert(
+            "requestBody".into(),
+            json!({
+                "required": false,
+                "description": "Not read: any body, or none",
+                "content": {"application/json": {"schema": reference::<Empty>(), "example": {}}},
+            }),
+        );
+        self
+    }
+
+    /// A required header (a webhook's signature).
+    pub fn header(mut self, name: &str, description: &str) -> Op {
+        let parameter = json!({
+            "name": name, "in": "header", "required": true,
+            "description": description, "schema": {"type": "string"},
+        });
+        self.operation
+            .entry("parameters")
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("parameters is an array")
+            .push(parameter);
         self
     }
 
@@ -256,6 +303,7 @@ fn api() -> Api {
     commands::describe(&mut api);
     events::describe(&mut api);
     identity::describe(&mut api);
+    workflows::describe(&mut api);
     api
 }
 
@@ -401,6 +449,27 @@ mod tests {
         assert_eq!(op["security"], json!([]));
         let statuses: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
         assert_eq!(statuses, ["200", "400"]);
+    }
+
+    #[test]
+    fn optional_unread_bodies_and_headers_are_described() {
+        let (op, named) = Op::post("/v1/x/{id}/stop", "t", "Stop")
+            .optional_body::<error::ErrorBody>("Optional")
+            .header("x-sig", "the signature")
+            .ok::<Empty>()
+            .into_parts();
+        assert_eq!(op["requestBody"]["required"], false);
+        assert!(op["responses"].get("415").is_some(), "a body that is read");
+        assert_eq!(op["parameters"][1]["in"], "header");
+        assert_eq!(op["parameters"][1]["required"], true);
+        assert!(named.iter().any(|(name, _)| name == "Error"));
+        let (op, named) = Op::post("/v1/login", "t", "Login")
+            .unread_body()
+            .ok::<Empty>()
+            .into_parts();
+        assert_eq!(op["requestBody"]["required"], false);
+        assert!(op["responses"].get("415").is_none(), "a body not read");
+        assert!(named.iter().any(|(name, _)| name == "Empty"));
     }
 
     #[test]

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use operon_api::workflows as wire;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::definitions::{NewVersion, NewWorkflow, Version};
 use super::executions::{ExecutionQuery, History, StartExecution, TaskAnswer};
@@ -47,28 +48,10 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 // ----- State machines ------------------------------------------------------------
 
-#[derive(Deserialize)]
-struct CreateWorkflow {
-    name: String,
-    definition: Value,
-    /// The role its executions act as; without one they act as the author
-    /// of the version.
-    #[serde(default)]
-    role: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct UpdateWorkflow {
-    definition: Value,
-    /// A new role; omitted keeps the current version's, `""` removes it.
-    #[serde(default)]
-    role: Option<String>,
-}
-
 async fn create_workflow(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<CreateWorkflow>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<wire::CreateWorkflow>,
+) -> ApiResult<Json<wire::WorkflowVersion>> {
     let new = NewWorkflow {
         name: body.name,
         definition: body.definition,
@@ -76,28 +59,37 @@ async fn create_workflow(
     };
     let name = new.name.clone();
     let Version(version) = state.workflow_definitions().create(&principal, new).await?;
-    Ok(Json(json!({"name": name, "version": version})))
+    Ok(Json(wire::WorkflowVersion { name, version }))
 }
 
 async fn update_workflow(
     Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
-    Json(body): Json<UpdateWorkflow>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<wire::UpdateWorkflow>,
+) -> ApiResult<Json<wire::WorkflowVersion>> {
     let new = NewVersion {
         name: name.clone(),
         definition: body.definition,
         role: body.role,
     };
     let Version(version) = state.workflow_definitions().update(&principal, new).await?;
-    Ok(Json(json!({"name": name, "version": version})))
+    Ok(Json(wire::WorkflowVersion { name, version }))
 }
 
-async fn list_workflows(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Value>>> {
+async fn list_workflows(
+    State(state): State<Arc<AppState>>,
+) -> ApiResult<Json<Vec<wire::WorkflowSummary>>> {
     let list = state.workflow_definitions().list().await?;
     Ok(Json(
         list.into_iter()
-            .map(|w| json!({"name": w.name, "version": w.version, "createdAt": w.created_at, "updatedAt": w.updated_at, "role": w.role, "createdBy": w.created_by}))
+            .map(|w| wire::WorkflowSummary {
+                name: w.name,
+                version: w.version,
+                created_at: w.created_at,
+                updated_at: w.updated_at,
+                role: w.role,
+                created_by: w.created_by,
+            })
             .collect(),
     ))
 }
@@ -105,36 +97,35 @@ async fn list_workflows(State(state): State<Arc<AppState>>) -> ApiResult<Json<Ve
 async fn describe_workflow(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Workflow>> {
     let w = state.workflow_definitions().get(&name).await?;
-    Ok(Json(json!({
-        "name": w.name, "version": w.version, "definition": w.definition,
-        "createdAt": w.created_at, "updatedAt": w.updated_at,
-        "role": w.role, "createdBy": w.created_by,
-    })))
+    Ok(Json(wire::Workflow {
+        name: w.name,
+        version: w.version,
+        definition: w.definition,
+        created_at: w.created_at,
+        updated_at: w.updated_at,
+        role: w.role,
+        created_by: w.created_by,
+    }))
 }
 
 async fn delete_workflow(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::WorkflowDeleted>> {
     state.workflow_definitions().delete(&name).await?;
-    Ok(Json(json!({"name": name, "deleted": true})))
-}
-
-#[derive(Deserialize)]
-struct StartBody {
-    #[serde(default)]
-    input: Option<Value>,
-    #[serde(default)]
-    name: Option<String>,
+    Ok(Json(wire::WorkflowDeleted {
+        name,
+        deleted: true,
+    }))
 }
 
 async fn start(
     Ctx { state, principal }: Ctx,
     Path(workflow): Path<String>,
-    Json(body): Json<StartBody>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<wire::StartExecution>,
+) -> ApiResult<Json<wire::Execution>> {
     let start = StartExecution {
         workflow,
         input: body.input,
@@ -159,7 +150,7 @@ struct ListExecutions {
 async fn list_executions(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListExecutions>,
-) -> ApiResult<Json<Vec<Value>>> {
+) -> ApiResult<Json<Vec<wire::Execution>>> {
     let query = ExecutionQuery {
         status: q.status,
         workflow: q.workflow,
@@ -172,7 +163,7 @@ async fn list_executions(
 async fn describe_execution(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Execution>> {
     Ok(Json(execution_view(&state.executions().get(&id).await?)))
 }
 
@@ -186,24 +177,20 @@ async fn history(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::ExecutionHistory>> {
     let History { execution, events } = state.executions().history(&id, q.after, q.limit).await?;
-    Ok(Json(
-        json!({"executionId": id, "status": execution.status, "events": events}),
-    ))
-}
-
-#[derive(Deserialize, Default)]
-struct StopBody {
-    error: Option<String>,
-    cause: Option<String>,
+    Ok(Json(wire::ExecutionHistory {
+        execution_id: id,
+        status: execution.status,
+        events,
+    }))
 }
 
 async fn stop(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    body: Option<Json<StopBody>>,
-) -> ApiResult<Json<Value>> {
+    body: Option<Json<wire::StopExecution>>,
+) -> ApiResult<Json<wire::Execution>> {
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let execution = state.executions().stop(&id, body.error, body.cause).await?;
     Ok(Json(execution_view(&execution)))
@@ -212,7 +199,7 @@ async fn stop(
 async fn redrive(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Execution>> {
     Ok(Json(state.executions().redrive(&id).await?))
 }
 
@@ -224,74 +211,74 @@ struct ListApprovals {
     limit: Option<i64>,
 }
 
+/// An approval row as the API shows it.
+fn approval_view(a: operon_store::Approval) -> wire::Approval {
+    wire::Approval {
+        id: a.id,
+        execution_id: a.execution_id,
+        token: a.token,
+        state: a.state,
+        message: a.message,
+        approvers: a.approvers,
+        status: a.status,
+        decided_by: a.decided_by,
+        comment: a.comment,
+        created_at: a.created_at,
+        decided_at: a.decided_at,
+    }
+}
+
 async fn list_approvals(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListApprovals>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<wire::Approval>>> {
     let list = state
         .executions()
         .list_approvals(q.status.as_deref(), q.limit)
         .await?;
-    Ok(Json(serde_json::to_value(list).unwrap_or(Value::Null)))
+    Ok(Json(list.into_iter().map(approval_view).collect()))
 }
 
 async fn describe_approval(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Approval>> {
     let approval = state.executions().get_approval(&id).await?;
-    Ok(Json(serde_json::to_value(approval).unwrap_or(Value::Null)))
-}
-
-#[derive(Deserialize, Default)]
-struct DecisionBody {
-    comment: Option<String>,
+    Ok(Json(approval_view(approval)))
 }
 
 async fn approve(
     Ctx { state, principal }: Ctx,
     Path(id): Path<String>,
-    body: Option<Json<DecisionBody>>,
-) -> ApiResult<Json<Value>> {
+    body: Option<Json<wire::Decision>>,
+) -> ApiResult<Json<wire::Approval>> {
     let comment = body.and_then(|Json(b)| b.comment);
     let approval = state
         .executions()
         .decide(&principal, &id, true, comment)
         .await?;
-    Ok(Json(serde_json::to_value(approval).unwrap_or(Value::Null)))
+    Ok(Json(approval_view(approval)))
 }
 
 async fn reject(
     Ctx { state, principal }: Ctx,
     Path(id): Path<String>,
-    body: Option<Json<DecisionBody>>,
-) -> ApiResult<Json<Value>> {
+    body: Option<Json<wire::Decision>>,
+) -> ApiResult<Json<wire::Approval>> {
     let comment = body.and_then(|Json(b)| b.comment);
     let approval = state
         .executions()
         .decide(&principal, &id, false, comment)
         .await?;
-    Ok(Json(serde_json::to_value(approval).unwrap_or(Value::Null)))
+    Ok(Json(approval_view(approval)))
 }
 
 // ----- Task tokens ---------------------------------------------------------------------
 
-#[derive(Deserialize)]
-struct TaskAnswerBody {
-    #[serde(rename = "taskToken")]
-    task_token: String,
-    #[serde(default)]
-    output: Option<Value>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    cause: Option<String>,
-}
-
 async fn send_success(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<TaskAnswerBody>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<wire::TaskAnswer>,
+) -> ApiResult<Json<wire::TaskAccepted>> {
     let output = body.output.unwrap_or_else(|| json!({}));
     answer(
         &state,
@@ -304,8 +291,8 @@ async fn send_success(
 
 async fn send_failure(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<TaskAnswerBody>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<wire::TaskAnswer>,
+) -> ApiResult<Json<wire::TaskAccepted>> {
     let failure = TaskAnswer::Failure {
         error: body.error,
         cause: body.cause,
@@ -315,8 +302,8 @@ async fn send_failure(
 
 async fn send_heartbeat(
     Ctx { state, principal }: Ctx,
-    Json(body): Json<TaskAnswerBody>,
-) -> ApiResult<Json<Value>> {
+    Json(body): Json<wire::TaskAnswer>,
+) -> ApiResult<Json<wire::TaskAccepted>> {
     answer(&state, &principal, &body.task_token, TaskAnswer::Heartbeat).await
 }
 
@@ -325,10 +312,13 @@ async fn answer(
     principal: &Principal,
     token: &str,
     answer: TaskAnswer,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::TaskAccepted>> {
     let execution_id = state
         .executions()
         .answer_task(principal, token, answer)
         .await?;
-    Ok(Json(json!({"executionId": execution_id, "accepted": true})))
+    Ok(Json(wire::TaskAccepted {
+        execution_id,
+        accepted: true,
+    }))
 }

@@ -12,6 +12,7 @@
 //! (`tasks:SendSuccess`, ...) on the token's `execution/ID`. Every refusal
 //! here is audited.
 
+use operon_api::workflows::Execution as ExecutionView;
 use operon_asl::Event;
 use operon_store::{Approval, ApprovalDecision, ExecutionFilter, ExecutionRecord, Store};
 use serde_json::{Value, json};
@@ -95,7 +96,7 @@ impl ExecutionService<'_> {
         &self,
         start: StartExecution,
         started_by: StartedBy<'_>,
-    ) -> ServiceResult<Value> {
+    ) -> ServiceResult<ExecutionView> {
         let input = start.input.unwrap_or_else(|| json!({}));
         self.start_with_parent(&start.workflow, input, start.name, started_by, None)
             .await
@@ -110,7 +111,7 @@ impl ExecutionService<'_> {
         name: Option<String>,
         started_by: StartedBy<'_>,
         parent_token: Option<String>,
-    ) -> ServiceResult<Value> {
+    ) -> ServiceResult<ExecutionView> {
         if let Some(name) = &name {
             validate_name("execution", name)?;
         }
@@ -221,7 +222,7 @@ impl ExecutionService<'_> {
 
     /// Run a failed, timed-out or aborted execution again from where it
     /// stopped; returns its view.
-    pub async fn redrive(&self, id: &str) -> ServiceResult<Value> {
+    pub async fn redrive(&self, id: &str) -> ServiceResult<ExecutionView> {
         self.get(id).await?;
         self.workflows
             .ask(|reply| Msg::Redrive {

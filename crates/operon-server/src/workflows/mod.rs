@@ -121,7 +121,7 @@ pub async fn start_execution(
     input: Value,
     name: Option<String>,
     started_by: StartedBy<'_>,
-) -> ServiceResult<Value> {
+) -> ServiceResult<operon_api::workflows::Execution> {
     start_with_parent(state, workflow, input, name, started_by, None).await
 }
 
@@ -143,7 +143,7 @@ pub(crate) async fn start_with_parent(
     name: Option<String>,
     started_by: StartedBy<'_>,
     parent_token: Option<String>,
-) -> ServiceResult<Value> {
+) -> ServiceResult<operon_api::workflows::Execution> {
     state
         .executions()
         .start_with_parent(workflow, input, name, started_by, parent_token)
@@ -209,23 +209,24 @@ pub(crate) fn on_status_change(state: &AppState, execution: &ExecutionRecord) {
 }
 
 /// A view of an execution for the API.
-pub(crate) fn execution_view(e: &ExecutionRecord) -> Value {
-    serde_json::json!({
-        "executionId": e.id,
-        "workflow": e.workflow,
-        "version": e.version,
-        "name": e.name,
-        "status": e.status,
-        "input": e.input,
-        "output": e.output,
-        "error": e.error,
-        "cause": e.cause,
-        "startedBy": e.started_by,
-        "startedAt": e.started_at,
-        "stoppedAt": e.stopped_at,
-        "redriveCount": e.redrive_count,
-        "parentTaskToken": e.parent_token,
-    })
+pub(crate) fn execution_view(e: &ExecutionRecord) -> operon_api::workflows::Execution {
+    operon_api::workflows::Execution {
+        execution_id: e.id.clone(),
+        workflow: e.workflow.clone(),
+        version: e.version,
+        name: e.name.clone(),
+        status: e.status.clone(),
+        input: e.input.clone(),
+        output: e.output.clone(),
+        error: e.error.clone(),
+        cause: e.cause.clone(),
+        started_by: e.started_by.clone(),
+        started_at: e.started_at,
+        stopped_at: e.stopped_at,
+        redrive_count: e.redrive_count,
+        parent_task_token: e.parent_token.clone(),
+        already_existed: None,
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use operon_api::workflows::Execution as ExecutionView;
 use operon_asl::{Effect, Event, Execution, ExecutionParams, Outcome, StateMachine, Status};
 use operon_store::{
     Approval, ApprovalDecision, ExecutionRecord, HistoryRow, StepWrite, WorkflowTask,
@@ -80,7 +81,10 @@ pub struct StartRequest {
 /// boxing the larger variant would buy nothing.)
 #[allow(clippy::large_enum_variant)]
 pub enum Msg {
-    Start(Box<StartRequest>, oneshot::Sender<ServiceResult<Value>>),
+    Start(
+        Box<StartRequest>,
+        oneshot::Sender<ServiceResult<ExecutionView>>,
+    ),
     /// Feed an event to an execution. `decision` (an approval's answer) is
     /// written in the same step. Without `reply` the event is internal
     /// (a timer or a performer's outcome) and is retried if the commit fails.
@@ -92,7 +96,7 @@ pub enum Msg {
     },
     Redrive {
         execution_id: String,
-        reply: oneshot::Sender<ServiceResult<Value>>,
+        reply: oneshot::Sender<ServiceResult<ExecutionView>>,
     },
 }
 
@@ -103,7 +107,10 @@ struct Live {
 }
 
 enum Reply {
-    Value(oneshot::Sender<ServiceResult<Value>>, Value),
+    Value(
+        oneshot::Sender<ServiceResult<ExecutionView>>,
+        Box<ExecutionView>,
+    ),
     Unit(oneshot::Sender<ServiceResult<()>>),
 }
 
@@ -216,7 +223,7 @@ impl Runner {
     async fn handle(&mut self, msg: Msg, batch: &mut Batch) {
         match msg {
             Msg::Start(request, reply) => match self.start(*request, batch).await {
-                Ok(Some(view)) => batch.replies.push(Reply::Value(reply, view)),
+                Ok(Some(view)) => batch.replies.push(Reply::Value(reply, Box::new(view))),
                 Ok(None) => {}
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -258,7 +265,7 @@ impl Runner {
                 execution_id,
                 reply,
             } => match self.redrive(&execution_id, batch).await {
-                Ok(view) => batch.replies.push(Reply::Value(reply, view)),
+                Ok(view) => batch.replies.push(Reply::Value(reply, Box::new(view))),
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
@@ -297,7 +304,7 @@ impl Runner {
         &mut self,
         req: StartRequest,
         batch: &mut Batch,
-    ) -> ServiceResult<Option<Value>> {
+    ) -> ServiceResult<Option<ExecutionView>> {
         if let Some(name) = &req.name {
             let key = (req.workflow.clone(), name.clone());
             if self.starting().contains(&key) {
@@ -317,7 +324,7 @@ impl Runner {
             {
                 if existing.input == req.input {
                     let mut view = execution_view(&existing);
-                    view["alreadyExisted"] = Value::Bool(true);
+                    view.already_existed = Some(true);
                     return Ok(Some(view));
                 }
                 return Err(ServiceError::conflict(
@@ -495,7 +502,7 @@ impl Runner {
         Ok(true)
     }
 
-    async fn redrive(&mut self, id: &str, batch: &mut Batch) -> ServiceResult<Value> {
+    async fn redrive(&mut self, id: &str, batch: &mut Batch) -> ServiceResult<ExecutionView> {
         self.load(id).await?;
         let mut live = self.cache.remove(id).expect("loaded above");
         let now = now_millis();
@@ -770,7 +777,7 @@ fn fail_batch(state: &Arc<AppState>, batch: Batch, why: &str) {
 fn send_ok(reply: Reply) {
     match reply {
         Reply::Value(tx, v) => {
-            let _ = tx.send(Ok(v));
+            let _ = tx.send(Ok(*v));
         }
         Reply::Unit(tx) => {
             let _ = tx.send(Ok(()));

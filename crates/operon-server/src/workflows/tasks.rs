@@ -601,13 +601,10 @@ async fn start_execution(
     )
     .await
     .map_err(|e| ("Operon.StartExecutionFailed", e.message))?;
-    let child_id = started["executionId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let child_id = started.execution_id.clone();
     if mode != Mode::Sync {
         return Ok(
-            json!({"ExecutionId": child_id, "Name": started["name"], "StartDate": started["startedAt"]}),
+            json!({"ExecutionId": child_id, "Name": started.name, "StartDate": started.started_at}),
         );
     }
     let mut changed = state.coordination.subscribe(Topic::ExecutionStatus);

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::json;
+use operon_api::workflows::{Approval, Decision};
 
 use super::client::{Client, ClientArgs, runtime};
-use super::output::{table, text};
+use super::output::{esc, opt, table};
 use super::runbooks::*;
 
 #[derive(clap::Subcommand)]
@@ -36,22 +36,20 @@ pub fn approvals(args: &ClientArgs, cmd: ApprovalsCmd) -> Result<ExitCode> {
     runtime()?.block_on(async {
         match cmd {
             ApprovalsCmd::List { status } => {
-                let path = if status.eq_ignore_ascii_case("all") {
-                    "/v1/approvals".to_string()
-                } else {
-                    format!("/v1/approvals?status={status}")
-                };
-                let list = client.get(&path).await?;
-                print_or(args, &list, || {
-                    let rows = items(&list)
+                let status = (!status.eq_ignore_ascii_case("all")).then_some(status);
+                let list = client.approvals(status.as_deref()).await?;
+                print_or(args, &list.json, || {
+                    let rows = list
+                        .value
+                        .iter()
                         .map(|a| {
                             vec![
-                                text(&a["id"]),
-                                text(&a["status"]),
-                                text(&a["execution_id"]),
-                                text(&a["state"]),
-                                text(&a["message"]),
-                                text(&a["decided_by"]),
+                                esc(&a.id),
+                                esc(&a.status),
+                                esc(&a.execution_id),
+                                esc(&a.state),
+                                esc(&a.message),
+                                opt(a.decided_by.as_deref()),
                             ]
                         })
                         .collect();
@@ -70,27 +68,26 @@ pub fn approvals(args: &ClientArgs, cmd: ApprovalsCmd) -> Result<ExitCode> {
             }
             ApprovalsCmd::Approve { id, comment } => {
                 let a = client
-                    .post(
-                        &format!("/v1/approvals/{id}/approve"),
-                        &json!({"comment": comment}),
-                    )
+                    .decide_approval(&id, true, &Decision { comment })
                     .await?;
-                print_or(args, &a, || {
-                    format!("{id} {} by {}", text(&a["status"]), text(&a["decided_by"]))
-                });
+                print_or(args, &a.json, || decided(&id, &a.value));
             }
             ApprovalsCmd::Reject { id, comment } => {
                 let a = client
-                    .post(
-                        &format!("/v1/approvals/{id}/reject"),
-                        &json!({"comment": comment}),
-                    )
+                    .decide_approval(&id, false, &Decision { comment })
                     .await?;
-                print_or(args, &a, || {
-                    format!("{id} {} by {}", text(&a["status"]), text(&a["decided_by"]))
-                });
+                print_or(args, &a.json, || decided(&id, &a.value));
             }
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `ID STATUS by WHO`, after a decision.
+fn decided(id: &str, a: &Approval) -> String {
+    format!(
+        "{id} {} by {}",
+        esc(&a.status),
+        opt(a.decided_by.as_deref())
+    )
 }

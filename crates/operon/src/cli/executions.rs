@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::json;
+use operon_api::workflows::StopExecution;
 
 use super::client::{Client, ClientArgs, runtime};
-use super::output::{print_json, table, text};
+use super::output::{esc, print_json, table};
 use super::runbooks::*;
 
 #[derive(clap::Subcommand)]
@@ -48,53 +48,43 @@ pub fn executions(args: &ClientArgs, cmd: ExecutionsCmd) -> Result<ExitCode> {
                 workflow,
                 limit,
             } => {
-                let mut path = format!("/v1/executions?limit={limit}");
-                if let Some(s) = status {
-                    path.push_str(&format!("&status={s}"));
-                }
-                if let Some(w) = workflow {
-                    path.push_str(&format!("&workflow={w}"));
-                }
-                let list = client.get(&path).await?;
-                print_or(args, &list, || {
+                let list = client
+                    .executions(status.as_deref(), workflow.as_deref(), limit)
+                    .await?;
+                print_or(args, &list.json, || {
                     table(
                         &["ID", "WORKFLOW", "NAME", "STATUS", "STARTED", "DURATION"],
-                        execution_rows(&list),
+                        execution_rows(&list.value),
                     )
                 });
             }
             ExecutionsCmd::Describe { id } => {
-                let e = client.get(&format!("/v1/executions/{id}")).await?;
+                let e = client.execution(&id).await?;
                 if args.json {
-                    print_json(&e);
+                    print_json(&e.json);
                 } else {
-                    describe_execution(&e);
+                    describe_execution(&e.value);
                 }
             }
             ExecutionsCmd::History { id } => {
-                let h = client.get(&format!("/v1/executions/{id}/history")).await?;
+                let h = client.execution_history(&id, None).await?;
                 if args.json {
-                    print_json(&h);
+                    print_json(&h.json);
                 } else {
-                    for event in h["events"].as_array().into_iter().flatten() {
+                    for event in &h.value.events {
                         println!("{}", history_line(event));
                     }
                 }
             }
             ExecutionsCmd::Stop { id, error, cause } => {
                 let e = client
-                    .post(
-                        &format!("/v1/executions/{id}/stop"),
-                        &json!({"error": error, "cause": cause}),
-                    )
+                    .stop_execution(&id, &StopExecution { error, cause })
                     .await?;
-                print_or(args, &e, || format!("{id} {}", text(&e["status"])));
+                print_or(args, &e.json, || format!("{id} {}", esc(&e.value.status)));
             }
             ExecutionsCmd::Redrive { id } => {
-                let e = client
-                    .post(&format!("/v1/executions/{id}/redrive"), &json!({}))
-                    .await?;
-                print_or(args, &e, || format!("{id} {}", text(&e["status"])));
+                let e = client.redrive_execution(&id).await?;
+                print_or(args, &e.json, || format!("{id} {}", esc(&e.value.status)));
             }
             ExecutionsCmd::Watch { id } => return watch(args, &client, &id).await,
         }

@@ -9,9 +9,11 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{Value, json};
 
+use operon_api::workflows::{CreateWorkflow, Execution, StartExecution, UpdateWorkflow};
+
 use super::client::{Client, ClientArgs, runtime};
 use super::input::{json_arg, read_json_or_yaml_file};
-use super::output::{duration, escape, print_json, table, text, time};
+use super::output::{esc, escape, millis, millis_between, opt, print_json, table, text, time};
 
 #[derive(clap::Subcommand)]
 pub enum ServerWorkflowsCmd {
@@ -67,10 +69,14 @@ pub fn workflows(args: &ClientArgs, cmd: ServerWorkflowsCmd) -> Result<ExitCode>
                 role,
             } => {
                 let definition = read_definition(&definition)?;
-                let body = json!({"name": name, "definition": definition, "role": role});
-                let out = client.post("/v1/workflows", &body).await?;
-                print_or(args, &out, || {
-                    format!("workflow {name} version {}", text(&out["version"]))
+                let body = CreateWorkflow {
+                    name: name.clone(),
+                    definition,
+                    role,
+                };
+                let out = client.create_workflow(&body).await?;
+                print_or(args, &out.json, || {
+                    format!("workflow {name} version {}", out.value.version)
                 });
             }
             ServerWorkflowsCmd::Update {
@@ -79,41 +85,45 @@ pub fn workflows(args: &ClientArgs, cmd: ServerWorkflowsCmd) -> Result<ExitCode>
                 role,
             } => {
                 let definition = read_definition(&definition)?;
-                let out = client
-                    .put(
-                        &format!("/v1/workflows/{name}"),
-                        &json!({"definition": definition, "role": role}),
-                    )
-                    .await?;
-                print_or(args, &out, || {
-                    format!("workflow {name} version {}", text(&out["version"]))
+                let body = UpdateWorkflow { definition, role };
+                let out = client.update_workflow(&name, &body).await?;
+                print_or(args, &out.json, || {
+                    format!("workflow {name} version {}", out.value.version)
                 });
             }
             ServerWorkflowsCmd::List => {
-                let list = client.get("/v1/workflows").await?;
-                print_or(args, &list, || {
-                    let rows = items(&list)
-                        .map(|w| vec![text(&w["name"]), text(&w["version"]), time(&w["updatedAt"])])
+                let list = client.workflows().await?;
+                print_or(args, &list.json, || {
+                    let rows = list
+                        .value
+                        .iter()
+                        .map(|w| {
+                            vec![
+                                esc(&w.name),
+                                w.version.to_string(),
+                                millis(Some(w.updated_at)),
+                            ]
+                        })
                         .collect();
                     table(&["NAME", "VERSION", "UPDATED"], rows)
                 });
             }
             ServerWorkflowsCmd::Describe { name } => {
-                let w = client.get(&format!("/v1/workflows/{name}")).await?;
+                let w = client.workflow(&name).await?;
                 if args.json {
-                    print_json(&w);
+                    print_json(&w.json);
                 } else {
                     println!(
                         "workflow {} version {}",
-                        text(&w["name"]),
-                        text(&w["version"])
+                        esc(&w.value.name),
+                        w.value.version
                     );
-                    println!("{}", serde_json::to_string_pretty(&w["definition"])?);
+                    println!("{}", serde_json::to_string_pretty(&w.value.definition)?);
                 }
             }
             ServerWorkflowsCmd::Delete { name } => {
-                let out = client.delete(&format!("/v1/workflows/{name}")).await?;
-                print_or(args, &out, || format!("workflow {name} deleted"));
+                let out = client.delete_workflow(&name).await?;
+                print_or(args, &out.json, || format!("workflow {name} deleted"));
             }
             ServerWorkflowsCmd::Start {
                 name,
@@ -124,11 +134,12 @@ pub fn workflows(args: &ClientArgs, cmd: ServerWorkflowsCmd) -> Result<ExitCode>
                     Some(i) => json_arg("--input", &i)?,
                     None => json!({}),
                 };
-                let body = json!({"input": input, "name": execution_name});
-                let out = client
-                    .post(&format!("/v1/workflows/{name}/executions"), &body)
-                    .await?;
-                print_or(args, &out, || text(&out["executionId"]));
+                let body = StartExecution {
+                    input: Some(input),
+                    name: execution_name,
+                };
+                let out = client.start_execution(&name, &body).await?;
+                print_or(args, &out.json, || esc(&out.value.execution_id));
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -143,47 +154,39 @@ pub(super) fn print_or(args: &ClientArgs, value: &Value, human: impl FnOnce() ->
     }
 }
 
-pub(super) fn items(list: &Value) -> impl Iterator<Item = &Value> {
-    list.as_array().into_iter().flatten()
-}
-
-pub(super) fn execution_rows(list: &Value) -> Vec<Vec<String>> {
-    items(list)
+pub(super) fn execution_rows(list: &[Execution]) -> Vec<Vec<String>> {
+    list.iter()
         .map(|e| {
             vec![
-                text(&e["executionId"]),
-                text(&e["workflow"]),
-                text(&e["name"]),
-                text(&e["status"]),
-                time(&e["startedAt"]),
-                duration(&e["startedAt"], &e["stoppedAt"]),
+                esc(&e.execution_id),
+                esc(&e.workflow),
+                esc(&e.name),
+                esc(&e.status),
+                millis(Some(e.started_at)),
+                millis_between(Some(e.started_at), e.stopped_at),
             ]
         })
         .collect()
 }
 
-pub(super) fn describe_execution(e: &Value) {
-    println!("execution  {}", text(&e["executionId"]));
-    println!(
-        "workflow   {} (version {})",
-        text(&e["workflow"]),
-        text(&e["version"])
-    );
-    println!("name       {}", text(&e["name"]));
-    println!("status     {}", text(&e["status"]));
+pub(super) fn describe_execution(e: &Execution) {
+    println!("execution  {}", esc(&e.execution_id));
+    println!("workflow   {} (version {})", esc(&e.workflow), e.version);
+    println!("name       {}", esc(&e.name));
+    println!("status     {}", esc(&e.status));
     println!(
         "started    {} by {}",
-        time(&e["startedAt"]),
-        text(&e["startedBy"])
+        millis(Some(e.started_at)),
+        esc(&e.started_by)
     );
-    println!("stopped    {}", time(&e["stoppedAt"]));
-    println!("input      {}", escape(&e["input"].to_string()));
-    if !e["output"].is_null() {
-        println!("output     {}", escape(&e["output"].to_string()));
+    println!("stopped    {}", millis(e.stopped_at));
+    println!("input      {}", escape(&e.input.to_string()));
+    if let Some(output) = &e.output {
+        println!("output     {}", escape(&output.to_string()));
     }
-    if !e["error"].is_null() {
-        println!("error      {}", text(&e["error"]));
-        println!("cause      {}", text(&e["cause"]));
+    if let Some(error) = &e.error {
+        println!("error      {}", esc(error));
+        println!("cause      {}", opt(e.cause.as_deref()));
     }
 }
 
@@ -206,10 +209,8 @@ pub(super) fn history_line(event: &Value) -> String {
 pub(super) async fn watch(args: &ClientArgs, client: &Client, id: &str) -> Result<ExitCode> {
     let mut after = 0i64;
     loop {
-        let h = client
-            .get(&format!("/v1/executions/{id}/history?after={after}"))
-            .await?;
-        for event in h["events"].as_array().into_iter().flatten() {
+        let h = client.execution_history(id, Some(after)).await?.value;
+        for event in &h.events {
             after = after.max(event["id"].as_i64().unwrap_or(after));
             if args.json {
                 println!("{event}");
@@ -217,21 +218,19 @@ pub(super) async fn watch(args: &ClientArgs, client: &Client, id: &str) -> Resul
                 println!("{}", history_line(event));
             }
         }
-        let status = text(&h["status"]);
+        let status = h.status;
         if status != "RUNNING" {
             // Events committed with the final status may have arrived after
             // this page was read: one more page catches them.
-            let tail = client
-                .get(&format!("/v1/executions/{id}/history?after={after}"))
-                .await?;
-            for event in tail["events"].as_array().into_iter().flatten() {
+            let tail = client.execution_history(id, Some(after)).await?.value;
+            for event in &tail.events {
                 if args.json {
                     println!("{event}");
                 } else {
                     println!("{}", history_line(event));
                 }
             }
-            eprintln!("execution {id} {status}");
+            eprintln!("execution {id} {}", esc(&status));
             return Ok(if status == "SUCCEEDED" {
                 ExitCode::SUCCESS
             } else {

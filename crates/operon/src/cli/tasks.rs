@@ -3,11 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::json;
+use operon_api::workflows::TaskAnswer;
 
 use super::client::{Client, ClientArgs, runtime};
+use super::client_workflows::TaskVerb;
 use super::input::json_arg;
-use super::output::text;
+use super::output::esc;
 use super::runbooks::*;
 
 /// The verbs are Step Functions' (`send-task-success`, ...), so they share a prefix.
@@ -41,26 +42,39 @@ pub enum TasksCmd {
 pub fn tasks(args: &ClientArgs, cmd: TasksCmd) -> Result<ExitCode> {
     let client = Client::new(args)?;
     runtime()?.block_on(async {
-        let (path, body) = match cmd {
+        let (verb, body) = match cmd {
             TasksCmd::SendSuccess { task_token, output } => (
-                "/v1/tasks/send-success",
-                json!({"taskToken": task_token, "output": json_arg("--output", &output)?}),
+                TaskVerb::Success,
+                TaskAnswer {
+                    task_token,
+                    output: Some(json_arg("--output", &output)?),
+                    ..TaskAnswer::default()
+                },
             ),
             TasksCmd::SendFailure {
                 task_token,
                 error,
                 cause,
             } => (
-                "/v1/tasks/send-failure",
-                json!({"taskToken": task_token, "error": error, "cause": cause}),
+                TaskVerb::Failure,
+                TaskAnswer {
+                    task_token,
+                    error,
+                    cause,
+                    ..TaskAnswer::default()
+                },
             ),
-            TasksCmd::SendHeartbeat { task_token } => {
-                ("/v1/tasks/send-heartbeat", json!({"taskToken": task_token}))
-            }
+            TasksCmd::SendHeartbeat { task_token } => (
+                TaskVerb::Heartbeat,
+                TaskAnswer {
+                    task_token,
+                    ..TaskAnswer::default()
+                },
+            ),
         };
-        let out = client.post(path, &body).await?;
-        print_or(args, &out, || {
-            format!("accepted for execution {}", text(&out["executionId"]))
+        let out = client.answer_task(verb, &body).await?;
+        print_or(args, &out.json, || {
+            format!("accepted for execution {}", esc(&out.value.execution_id))
         });
         Ok(ExitCode::SUCCESS)
     })
