@@ -5,23 +5,27 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
 use operon_api::events as api;
 use operon_pattern::{Matcher, Pattern, Scratch};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::envelope::PutEntry;
 use super::put_events::{EntryOutcome, RedriveRequest};
 use super::rules::{self, PutRule};
 use super::targets::TargetSpec;
-use crate::AppState;
+use super::{inbound, replay, signing};
 use crate::access::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::{AppState, now_millis};
 
 /// Routes needing a bearer token.
 pub fn protected() -> Router<Arc<AppState>> {
@@ -41,32 +45,17 @@ pub fn protected() -> Router<Arc<AppState>> {
         .route("/v1/dlq", get(list_dead_letters))
         .route("/v1/dlq/redrive", post(redrive))
         .route("/v1/dlq/{id}", get(show_dead_letter))
-        .route(
-            "/v1/webhooks",
-            get(super::inbound::list).post(super::inbound::create),
-        )
-        .route(
-            "/v1/webhooks/{name}",
-            axum::routing::delete(super::inbound::delete),
-        )
-        .route(
-            "/v1/archives",
-            get(super::replay::list_archives).post(super::replay::create_archive),
-        )
-        .route(
-            "/v1/archives/{name}",
-            axum::routing::delete(super::replay::delete_archive),
-        )
-        .route(
-            "/v1/replays",
-            get(super::replay::list_replays).post(super::replay::start_replay),
-        )
-        .route("/v1/replays/{name}", get(super::replay::describe_replay))
+        .route("/v1/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/v1/webhooks/{name}", axum::routing::delete(delete_webhook))
+        .route("/v1/archives", get(list_archives).post(create_archive))
+        .route("/v1/archives/{name}", axum::routing::delete(delete_archive))
+        .route("/v1/replays", get(list_replays).post(start_replay))
+        .route("/v1/replays/{name}", get(describe_replay))
 }
 
 /// Routes authenticated otherwise (inbound webhooks carry an HMAC signature).
 pub fn public() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/hooks/{name}", post(super::inbound::receive))
+    Router::new().route("/v1/hooks/{name}", post(receive))
 }
 
 // ----- PutEvents -------------------------------------------------------------
@@ -348,4 +337,220 @@ async fn redrive(
         redriven: done.redriven,
         not_found: done.not_found,
     }))
+}
+
+// ----- Archives and replays -------------------------------------------------------
+
+fn archive_view(a: &operon_store::Archive) -> api::Archive {
+    api::Archive {
+        name: a.name.clone(),
+        bus: a.bus.clone(),
+        pattern: a
+            .pattern
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok()),
+        retention_days: a.retention_days,
+        created_at: a.created_at,
+    }
+}
+
+fn replay_view(r: operon_store::Replay) -> api::Replay {
+    api::Replay {
+        name: r.name,
+        archive: r.archive,
+        from_ms: r.from_ms,
+        to_ms: r.to_ms,
+        rules: r.rules,
+        state: r.state,
+        events_replayed: r.events_replayed,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        error: r.error,
+    }
+}
+
+async fn create_archive(
+    Ctx { state, principal }: Ctx,
+    Json(body): Json<api::CreateArchive>,
+) -> ApiResult<Json<api::Archive>> {
+    let new = replay::NewArchive {
+        name: body.name,
+        bus: body.bus,
+        pattern: super::pattern_text(body.pattern),
+        retention_days: body.retention_days,
+    };
+    let archive = state.replays().create_archive(&principal, new).await?;
+    Ok(Json(archive_view(&archive)))
+}
+
+async fn list_archives(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<api::Archive>>> {
+    let archives = state.replays().list_archives().await?;
+    Ok(Json(archives.iter().map(archive_view).collect()))
+}
+
+async fn delete_archive(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<api::DeletedName>> {
+    state.replays().delete_archive(&name).await?;
+    Ok(Json(api::DeletedName { deleted: name }))
+}
+
+async fn start_replay(
+    Ctx { state, principal }: Ctx,
+    Json(body): Json<api::StartReplay>,
+) -> ApiResult<Json<api::Replay>> {
+    let new = replay::NewReplay {
+        name: body.name,
+        archive: body.archive,
+        from: body.from,
+        to: body.to,
+        rules: body.rules,
+    };
+    let started = state.replays().start(&principal, new).await?;
+    let view = replay_view(started.replay.clone());
+    replay::spawn_replay(state.clone(), started);
+    Ok(Json(view))
+}
+
+async fn list_replays(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<api::Replay>>> {
+    let replays = state.replays().list_replays().await?;
+    Ok(Json(replays.into_iter().map(replay_view).collect()))
+}
+
+async fn describe_replay(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<api::Replay>> {
+    Ok(Json(replay_view(state.replays().get_replay(&name).await?)))
+}
+
+// ----- Inbound webhooks -----------------------------------------------------------
+
+async fn create_webhook(
+    Ctx { state, principal }: Ctx,
+    Json(body): Json<api::CreateWebhook>,
+) -> ApiResult<Json<api::CreatedWebhook>> {
+    let new = inbound::NewWebhook {
+        name: body.name,
+        bus: body.bus,
+        secret: body.secret,
+    };
+    let (hook, secret) = state.webhooks().create(&principal, new).await?;
+    Ok(Json(api::CreatedWebhook {
+        path: format!("/v1/hooks/{}", hook.name),
+        name: hook.name,
+        bus: hook.bus,
+        secret,
+        signature_header: signing::SIGNATURE_HEADER.into(),
+        timestamp_header: signing::TIMESTAMP_HEADER.into(),
+    }))
+}
+
+async fn list_webhooks(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<api::Webhook>>> {
+    let hooks = state
+        .webhooks()
+        .list()
+        .await?
+        .into_iter()
+        .map(|h| api::Webhook {
+            path: format!("/v1/hooks/{}", h.name),
+            name: h.name,
+            bus: h.bus,
+            created_at: h.created_at,
+        })
+        .collect();
+    Ok(Json(hooks))
+}
+
+async fn delete_webhook(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<api::DeletedName>> {
+    state.webhooks().delete(&name).await?;
+    Ok(Json(api::DeletedName { deleted: name }))
+}
+
+/// A signed request from outside.
+async fn receive(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let source = extensions
+        .get::<ConnectInfo<crate::PeerAddr>>()
+        .map(|c| c.0.0.ip());
+    let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let request = inbound::SignedRequest {
+        name: &name,
+        timestamp: header(signing::TIMESTAMP_HEADER),
+        signature: header(signing::SIGNATURE_HEADER),
+        body: &body,
+    };
+    match state.webhooks().receive(request, now_millis()).await {
+        Ok(inbound::Receipt::Accepted { event_ids }) => {
+            Json(api::HookAccepted { event_ids }).into_response()
+        }
+        Ok(inbound::Receipt::Refused(refusal)) => {
+            refuse(&state, &name, source, refusal.reason()).await
+        }
+        Ok(inbound::Receipt::Busy) => {
+            too_many(&state, "too many webhook requests; try again later")
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Refuse a request: audited (within the source's rate, else counted into
+/// its summary and answered 429), then one answer for every reason but a
+/// replay.
+async fn refuse(
+    state: &AppState,
+    name: &str,
+    source: Option<std::net::IpAddr>,
+    reason: &str,
+) -> Response {
+    if state.refusals.check(source, now_millis()) == crate::refusals::Verdict::Suppress {
+        return too_many(
+            state,
+            "too many refused requests from this address; try again later",
+        );
+    }
+    tracing::warn!(webhook = %name, reason, "refused a webhook request");
+    let path = format!("/v1/hooks/{name}");
+    let entry = operon_store::AuditEntry {
+        actor: "anonymous".into(),
+        action: "events:Put".into(),
+        resource: format!("webhook/{name}"),
+        outcome: "unauthenticated".into(),
+        detail: json!({
+            "method": "POST",
+            "path": path,
+            "reason": reason,
+            "source": source.map(|ip| ip.to_string()),
+        }),
+    };
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(error = %e, "a refused webhook request could not be audited");
+    }
+    if reason.starts_with("replayed") {
+        return ApiError::conflict(format!(
+            "webhook {name}: this signed request was already received"
+        ))
+        .into_response();
+    }
+    ApiError::unauthorized(format!("webhook {name}: unknown webhook or bad signature"))
+        .into_response()
+}
+
+fn too_many(state: &AppState, message: &str) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message).into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(state.refusals.retry_after_secs()),
+    );
+    response
 }

@@ -16,78 +16,25 @@
 //!   replay and is refused with 409 (the signature covers the timestamp, so
 //!   a sender retrying signs again); the signatures are remembered until
 //!   their timestamp leaves the window, [`MAX_SEEN`] at most;
-//! - refusals are audited, limited per source address by the same
+//! - refusals are audited (by the HTTP edge, `events/http.rs`), limited per source address by the same
 //!   [`RefusalLimiter`](crate::refusals::RefusalLimiter) bucket as
 //!   unauthenticated API calls: past it, 429 and one summary record a minute.
-
-use std::sync::Arc;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use operon_api::events as api;
 use operon_store::{InboundWebhook, Store};
 use serde_json::{Value, json};
 
 use super::envelope::{self, PutEntry};
 use super::{EventBus, check_name, signing};
-use crate::access::{Ctx, Principal, check_action};
+use crate::access::{Principal, check_action};
 use crate::audit::AuditLog;
-use crate::error::{ApiError, ApiResult};
+use crate::now_millis;
 use crate::service::{ErrorKind, ServiceError, ServiceResult};
-use crate::{AppState, now_millis};
 
 /// `source` of events made from webhook requests.
 pub const SOURCE: &str = "operon.webhooks";
-
-pub async fn create(
-    Ctx { state, principal }: Ctx,
-    Json(body): Json<api::CreateWebhook>,
-) -> ApiResult<Json<api::CreatedWebhook>> {
-    let new = NewWebhook {
-        name: body.name,
-        bus: body.bus,
-        secret: body.secret,
-    };
-    let (hook, secret) = state.webhooks().create(&principal, new).await?;
-    Ok(Json(api::CreatedWebhook {
-        path: format!("/v1/hooks/{}", hook.name),
-        name: hook.name,
-        bus: hook.bus,
-        secret,
-        signature_header: signing::SIGNATURE_HEADER.into(),
-        timestamp_header: signing::TIMESTAMP_HEADER.into(),
-    }))
-}
-
-pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<api::Webhook>>> {
-    let hooks = state
-        .webhooks()
-        .list()
-        .await?
-        .into_iter()
-        .map(|h| api::Webhook {
-            path: format!("/v1/hooks/{}", h.name),
-            name: h.name,
-            bus: h.bus,
-            created_at: h.created_at,
-        })
-        .collect();
-    Ok(Json(hooks))
-}
-
-pub async fn delete(
-    State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<api::DeletedName>> {
-    state.webhooks().delete(&name).await?;
-    Ok(Json(api::DeletedName { deleted: name }))
-}
 
 /// Signatures accepted at most within one skew window: about 330 a second
 /// for five minutes. Past it (after expired ones are dropped) requests are
@@ -356,86 +303,6 @@ impl WebhookService<'_> {
             .await?;
         Ok(ids)
     }
-}
-
-/// A signed request from outside.
-pub async fn receive(
-    State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
-    extensions: Extensions,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let source = extensions
-        .get::<ConnectInfo<crate::PeerAddr>>()
-        .map(|c| c.0.0.ip());
-    let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let request = SignedRequest {
-        name: &name,
-        timestamp: header(signing::TIMESTAMP_HEADER),
-        signature: header(signing::SIGNATURE_HEADER),
-        body: &body,
-    };
-    match state.webhooks().receive(request, now_millis()).await {
-        Ok(Receipt::Accepted { event_ids }) => {
-            Json(api::HookAccepted { event_ids }).into_response()
-        }
-        Ok(Receipt::Refused(refusal)) => refuse(&state, &name, source, refusal.reason()).await,
-        Ok(Receipt::Busy) => too_many(&state, "too many webhook requests; try again later"),
-        Err(e) => ApiError::from(e).into_response(),
-    }
-}
-
-/// Refuse a request: audited (within the source's rate, else counted into
-/// its summary and answered 429), then one answer for every reason but a
-/// replay.
-async fn refuse(
-    state: &AppState,
-    name: &str,
-    source: Option<std::net::IpAddr>,
-    reason: &str,
-) -> Response {
-    if state.refusals.check(source, now_millis()) == crate::refusals::Verdict::Suppress {
-        return too_many(
-            state,
-            "too many refused requests from this address; try again later",
-        );
-    }
-    tracing::warn!(webhook = %name, reason, "refused a webhook request");
-    let path = format!("/v1/hooks/{name}");
-    let entry = operon_store::AuditEntry {
-        actor: "anonymous".into(),
-        action: "events:Put".into(),
-        resource: format!("webhook/{name}"),
-        outcome: "unauthenticated".into(),
-        detail: json!({
-            "method": "POST",
-            "path": path,
-            "reason": reason,
-            "source": source.map(|ip| ip.to_string()),
-        }),
-    };
-    if let Err(e) = state.audit.record(entry).await {
-        tracing::error!(error = %e, "a refused webhook request could not be audited");
-    }
-    if reason.starts_with("replayed") {
-        return ApiError::conflict(format!(
-            "webhook {name}: this signed request was already received"
-        ))
-        .into_response();
-    }
-    ApiError::unauthorized(format!("webhook {name}: unknown webhook or bad signature"))
-        .into_response()
-}
-
-fn too_many(state: &AppState, message: &str) -> Response {
-    let mut response =
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message).into_response();
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from(state.refusals.retry_after_secs()),
-    );
-    response
 }
 
 /// Is this an Alertmanager webhook notification?

@@ -16,18 +16,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Path, State};
-use operon_api::events as api;
 use operon_pattern::{Matcher, Pattern, Scratch};
 use operon_store::{Archive, Replay, Store};
 use serde_json::Value;
 
 use super::envelope::{self, Envelope};
 use super::{EventBus, check_name};
-use crate::access::{Ctx, Principal, check_action};
+use crate::access::{Principal, check_action};
 use crate::audit::AuditLog;
-use crate::error::ApiResult;
 use crate::service::{ServiceError, ServiceResult};
 use crate::{AppState, now_millis};
 
@@ -229,94 +225,6 @@ impl ReplayService<'_> {
 /// Run a started replay in the background; its row records the outcome.
 pub fn spawn_replay(state: Arc<AppState>, started: StartedReplay) {
     tokio::spawn(run_replay(state, started.archive, started.replay));
-}
-
-// ----- HTTP ----------------------------------------------------------------------
-
-fn archive_view(a: &Archive) -> api::Archive {
-    api::Archive {
-        name: a.name.clone(),
-        bus: a.bus.clone(),
-        pattern: a
-            .pattern
-            .as_deref()
-            .and_then(|p| serde_json::from_str(p).ok()),
-        retention_days: a.retention_days,
-        created_at: a.created_at,
-    }
-}
-
-fn replay_view(r: Replay) -> api::Replay {
-    api::Replay {
-        name: r.name,
-        archive: r.archive,
-        from_ms: r.from_ms,
-        to_ms: r.to_ms,
-        rules: r.rules,
-        state: r.state,
-        events_replayed: r.events_replayed,
-        started_at: r.started_at,
-        finished_at: r.finished_at,
-        error: r.error,
-    }
-}
-
-pub async fn create_archive(
-    Ctx { state, principal }: Ctx,
-    Json(body): Json<api::CreateArchive>,
-) -> ApiResult<Json<api::Archive>> {
-    let new = NewArchive {
-        name: body.name,
-        bus: body.bus,
-        pattern: super::pattern_text(body.pattern),
-        retention_days: body.retention_days,
-    };
-    let archive = state.replays().create_archive(&principal, new).await?;
-    Ok(Json(archive_view(&archive)))
-}
-
-pub async fn list_archives(
-    State(state): State<Arc<AppState>>,
-) -> ApiResult<Json<Vec<api::Archive>>> {
-    let archives = state.replays().list_archives().await?;
-    Ok(Json(archives.iter().map(archive_view).collect()))
-}
-
-pub async fn delete_archive(
-    State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<api::DeletedName>> {
-    state.replays().delete_archive(&name).await?;
-    Ok(Json(api::DeletedName { deleted: name }))
-}
-
-pub async fn start_replay(
-    Ctx { state, principal }: Ctx,
-    Json(body): Json<api::StartReplay>,
-) -> ApiResult<Json<api::Replay>> {
-    let new = NewReplay {
-        name: body.name,
-        archive: body.archive,
-        from: body.from,
-        to: body.to,
-        rules: body.rules,
-    };
-    let started = state.replays().start(&principal, new).await?;
-    let view = replay_view(started.replay.clone());
-    spawn_replay(state.clone(), started);
-    Ok(Json(view))
-}
-
-pub async fn list_replays(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<api::Replay>>> {
-    let replays = state.replays().list_replays().await?;
-    Ok(Json(replays.into_iter().map(replay_view).collect()))
-}
-
-pub async fn describe_replay(
-    State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<api::Replay>> {
-    Ok(Json(replay_view(state.replays().get_replay(&name).await?)))
 }
 
 async fn run_replay(state: Arc<AppState>, archive: Archive, replay: Replay) {
