@@ -218,6 +218,9 @@ fn main() {
     drop(listen);
     let mut child = Command::new(env!("CARGO_BIN_EXE_operon"))
         .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        // The loop's task calls a server on loopback, which the egress
+        // policy refuses unless allowed.
+        .args(["--http-allow", "127.0.0.1/32"])
         .arg("--data-dir")
         .arg(dir.path())
         .env(
