@@ -149,7 +149,7 @@ impl Principal {
         }
     }
 
-    fn request(&self, action: &str, resource: &str) -> Request {
+    pub(crate) fn request(&self, action: &str, resource: &str) -> Request {
         Request::new(action, resource).with_principal(self.name.clone())
     }
 

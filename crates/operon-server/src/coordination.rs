@@ -35,6 +35,7 @@
 //! | rule cache and scheduler | [`Topic::Rules`] | rule and bus changes; the writer updates its own cache first, a process not alone reloads from the store on each |
 //! | `.sync` child executions | [`Topic::ExecutionStatus`] | announced by `workflows::on_status_change` |
 //! | `.sync` command tasks | [`Topic::CommandStatus`] | announced by the dispatcher when a command is final |
+//! | resolved actors (`runas::ActorCache`) | [`Topic::Identity`] | every user, role and policy change bumps its generation; an actor resolved under an older one is resolved again |
 //! | cancel | session router | only the process holding the node's connection sends it |
 //!
 //! Still assuming one process:
@@ -93,6 +94,9 @@ pub enum Topic {
     ExecutionStatus,
     /// A command reached a final status (`.sync` command tasks wait for it).
     CommandStatus,
+    /// Users, roles or policies changed: actors resolved before must be
+    /// resolved again ([`crate::runas::ActorCache`]).
+    Identity,
 }
 
 /// One topic's notifications: a count of them and the waiters to wake.
@@ -191,6 +195,12 @@ impl InProcess {
         topic.notify.notify_waiters();
     }
 
+    /// How many notifications `topic` has had: a generation number that
+    /// grows with every change the topic announces.
+    pub fn generation(&self, topic: Topic) -> u64 {
+        self.topic(topic).sent.load(Ordering::Acquire)
+    }
+
     /// Subscribe to `topic`: notifications from now on wake it.
     pub fn subscribe(&self, topic: Topic) -> Subscription {
         let topic = self.topic(topic);
@@ -252,6 +262,12 @@ impl Coordination {
     /// a change made after the read is not missed.
     pub fn subscribe(&self, topic: Topic) -> Subscription {
         self.backend.subscribe(topic)
+    }
+
+    /// The count of `topic`'s notifications so far. Read it before reading
+    /// the state it is about; state read under an older generation is stale.
+    pub fn generation(&self, topic: Topic) -> u64 {
+        self.backend.generation(topic)
     }
 
     /// Wait until this process holds the lease `name` (taking it for

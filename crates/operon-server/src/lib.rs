@@ -164,6 +164,23 @@ pub struct AppState {
     /// What happened (node, command, execution changes), for listeners
     /// such as the event bus.
     pub(crate) happenings: happenings::Happenings,
+    /// What rule targets and runbooks act as, until an identity change.
+    pub(crate) actors: runas::ActorCache,
+}
+
+impl AppState {
+    /// The principal an indirect effect is authorized as, with what its
+    /// role or author holds now ([`runas::ActorCache`]).
+    pub(crate) async fn actor(
+        &self,
+        actor: &str,
+        run_as: &runas::RunAs,
+    ) -> service::ServiceResult<access::Principal> {
+        let generation = self.coordination.generation(coordination::Topic::Identity);
+        self.actors
+            .principal(&self.store, generation, actor, run_as)
+            .await
+    }
 }
 
 /// A started server.
@@ -331,6 +348,7 @@ pub async fn start_with_clock(
         hub: fleet::hub::Hub::new(online_window),
         live: live::Live::new(happenings.clone()),
         happenings,
+        actors: runas::ActorCache::default(),
         coordination: coordination::Coordination::default(),
         config,
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),

@@ -4,9 +4,10 @@
 //! was configured. A rule target (`RoleArn`) or a workflow version (`role`)
 //! names a role; without one it acts as its author (whoever put the rule or
 //! made the version). At each effect — each command on each node, each child
-//! start, each event put, each HTTP call — [`actor_principal`] builds a
-//! principal named after the actor (`rule/NAME`, `execution/ID`) holding the
-//! role's (or the author's) policies *as they are now*, and the effect goes
+//! start, each event put, each HTTP call — [`ActorCache::principal`] builds
+//! a principal named after the actor (`rule/NAME`, `execution/ID`) holding
+//! the role's (or the author's) policies *as they are now* (resolved again
+//! after any identity change), and the effect goes
 //! through the same gate ([`crate::access::check_in`], or the commands
 //! service's per-node check) as a person's call. Refusals are audited under
 //! the actor's name with what it acted as.
@@ -25,7 +26,7 @@ use crate::service::{ServiceError, ServiceResult};
 pub const ADMIN: &str = "admin";
 
 /// What an actor's effects are authorized as.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RunAs {
     /// A role's policies.
     Role(String),
@@ -86,28 +87,88 @@ pub fn host_resource(url: &str) -> String {
     format!("host/{host}")
 }
 
-/// The principal an actor's effect is authorized as, with the policies its
-/// role or author holds now. A missing role, a disabled or deleted author
-/// and an unknown author hold no policies, so every effect is refused.
-pub async fn actor_principal(
-    store: &Store,
-    actor: &str,
-    run_as: &RunAs,
-) -> ServiceResult<Principal> {
-    let label = run_as.label();
-    let policies = match run_as {
-        RunAs::Role(role) => role_policies(store, role).await?,
+/// Whether `run_as` is the built-in admin, and the policies it holds now.
+/// A missing role, a disabled or deleted author and an unknown author hold
+/// no policies, so every effect is refused.
+async fn resolve(store: &Store, run_as: &RunAs) -> ServiceResult<(bool, Vec<NamedPolicy>)> {
+    Ok(match run_as {
+        RunAs::Role(role) => (false, role_policies(store, role).await?),
         RunAs::Author(Some(name)) => match store.user_by_name(name).await? {
-            Some(user) if user.disabled_at.is_none() => {
-                parse_policies(store.policies_for_user(&user.id).await?)
-            }
-            Some(_) => Vec::new(),
-            None if name == ADMIN => return Ok(Principal::actor(actor, label, true, Vec::new())),
-            None => Vec::new(),
+            Some(user) if user.disabled_at.is_none() => (
+                false,
+                parse_policies(store.policies_for_user(&user.id).await?),
+            ),
+            Some(_) => (false, Vec::new()),
+            None if name == ADMIN => (true, Vec::new()),
+            None => (false, Vec::new()),
         },
-        RunAs::Author(None) => Vec::new(),
-    };
-    Ok(Principal::actor(actor, label, false, policies))
+        RunAs::Author(None) => (false, Vec::new()),
+    })
+}
+
+/// Actors resolved under the current identity generation
+/// ([`Topic::Identity`](crate::coordination::Topic::Identity)): rule
+/// deliveries and runbook tasks authorize every effect, and resolving an
+/// actor is three or four store reads that queued behind the writers on a
+/// busy server. Every change of a user, role or policy bumps the generation
+/// after it commits, so an effect authorized after a change sees it: the
+/// same moment a fresh read would. One entry per role or author.
+#[derive(Default)]
+pub struct ActorCache {
+    resolved: std::sync::Mutex<std::collections::HashMap<RunAs, Resolved>>,
+}
+
+#[derive(Clone)]
+struct Resolved {
+    generation: u64,
+    admin: bool,
+    policies: Vec<NamedPolicy>,
+}
+
+impl ActorCache {
+    /// The principal an actor's effect is authorized as, with the policies
+    /// its role or author holds now: from the cache when nothing changed.
+    /// `generation` must be read before the store would be (a change that
+    /// commits during the read leaves an entry that is already stale).
+    pub async fn principal(
+        &self,
+        store: &Store,
+        generation: u64,
+        actor: &str,
+        run_as: &RunAs,
+    ) -> ServiceResult<Principal> {
+        let known = self.lock().get(run_as).cloned();
+        let resolved = match known {
+            Some(known) if known.generation == generation => known,
+            _ => {
+                let (admin, policies) = resolve(store, run_as).await?;
+                let resolved = Resolved {
+                    generation,
+                    admin,
+                    policies,
+                };
+                let mut entries = self.lock();
+                // Keep the newer of two racing resolutions.
+                if entries
+                    .get(run_as)
+                    .is_none_or(|e| e.generation <= generation)
+                {
+                    entries.insert(run_as.clone(), resolved.clone());
+                }
+                resolved
+            }
+        };
+        Ok(Principal::actor(
+            actor,
+            run_as.label(),
+            resolved.admin,
+            resolved.policies,
+        ))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<RunAs, Resolved>> {
+        self.resolved.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 async fn role_policies(store: &Store, role: &str) -> ServiceResult<Vec<NamedPolicy>> {
@@ -160,6 +221,54 @@ pub async fn authorize_pass_role(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn allow(action: &str) -> serde_json::Value {
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": action, "Resource": "*"}]})
+    }
+
+    async fn may(cache: &ActorCache, store: &Store, generation: u64, action: &str) -> bool {
+        let run_as = RunAs::new(Some("ops"), Some("alice"));
+        let actor = cache
+            .principal(store, generation, "rule/r", &run_as)
+            .await
+            .unwrap();
+        actor.decide(&actor.request(action, "workflow/w")).is_ok()
+    }
+
+    /// An actor is resolved once per identity generation: a change the
+    /// generation does not announce is not seen, one it announces is.
+    #[tokio::test]
+    async fn actors_are_resolved_again_when_the_identity_generation_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = operon_store::SqliteStore::open_dyn(&dir.path().join("db"))
+            .await
+            .unwrap();
+        store.create_role("ops", "", 1).await.unwrap();
+        store
+            .put_policy("start", &allow("workflows:Start"), 1)
+            .await
+            .unwrap();
+        store.set_role_policy("ops", "start", true).await.unwrap();
+        let cache = ActorCache::default();
+        assert!(may(&cache, &store, 1, "workflows:Start").await);
+        assert!(!may(&cache, &store, 1, "events:Put").await);
+
+        store
+            .put_policy("start", &allow("events:Put"), 2)
+            .await
+            .unwrap();
+        assert!(
+            may(&cache, &store, 1, "workflows:Start").await,
+            "same generation: the resolved actor is reused"
+        );
+        assert!(!may(&cache, &store, 2, "workflows:Start").await);
+        assert!(may(&cache, &store, 2, "events:Put").await);
+
+        store.set_role_policy("ops", "start", false).await.unwrap();
+        assert!(!may(&cache, &store, 3, "events:Put").await, "detached");
+    }
 
     #[test]
     fn role_references_take_three_forms() {

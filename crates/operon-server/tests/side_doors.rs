@@ -666,3 +666,55 @@ async fn an_http_task_answer_over_the_cap_fails_the_task() {
     );
     assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// A rule acts with what its author holds at each delivery, not what they
+/// held when it was written or at its last delivery: a permission taken away
+/// refuses the next start (the server reuses resolved actors only until an
+/// identity change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permission_taken_from_the_author_refuses_the_next_delivery() {
+    let api = common::Api::start().await;
+    let all = json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    let bob = api.user_with_policy("bob", all).await;
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": "w", "definition":
+            {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}})),
+    )
+    .await;
+    let rule = json!({"pattern": {"source": ["app"]},
+        "targets": [{"Id": "w", "Kind": "workflow", "Workflow": "w"}]});
+    let (status, answer) = api.call_as(&bob, "PUT", "/v1/rules/r", Some(rule)).await;
+    assert_eq!(status, 200, "{answer}");
+    let executions = async || {
+        let list = api.ok("GET", "/v1/executions?workflow=w", None).await;
+        list.as_array().unwrap().len()
+    };
+    put_event(&api, &bob, "app", json!({"n": 1})).await;
+    until("the first execution", async || {
+        (executions().await == 1).then_some(())
+    })
+    .await;
+
+    let no_starts = json!({"Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "workflows:Start", "Resource": "*"}]});
+    api.ok(
+        "POST",
+        "/v1/policies",
+        Some(json!({"name": "bob", "document": no_starts})),
+    )
+    .await;
+    put_event(&api, &bob, "app", json!({"n": 2})).await;
+    let denial = until("the refusal of the second start", async || {
+        api.audit_of("rule/r")
+            .await
+            .into_iter()
+            .find(|r| r["outcome"] == "denied")
+    })
+    .await;
+    assert_eq!(denial["resource"], "workflow/w");
+    assert_eq!(denial["detail"]["acting_as"], "user/bob");
+    assert_eq!(executions().await, 1, "no second execution");
+}

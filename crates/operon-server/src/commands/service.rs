@@ -62,7 +62,7 @@ pub enum Requester<'a> {
     /// node's tags); refused nodes are left out, all refused is Forbidden.
     Principal(&'a Principal),
     /// A non-human actor (`rule/NAME`, `execution/ID`) with the authority
-    /// of what it acts as ([`crate::runas::actor_principal`]), authorized
+    /// of what it acts as ([`crate::runas::ActorCache`]), authorized
     /// per node now exactly like a person. Its commands are audited under
     /// its name, with what it acted as.
     Actor(Principal),

@@ -24,7 +24,7 @@ use super::targets::{CompiledTarget, RetryPolicy, RunCommandTarget, TargetKind};
 use crate::access::{Principal, check_action};
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
 use crate::egress::client::{OutboundError, drain};
-use crate::runas::{RunAs, actor_principal};
+use crate::runas::RunAs;
 use crate::service::{ErrorKind, ServiceError};
 use crate::{AppState, now_millis};
 
@@ -391,7 +391,8 @@ async fn actor(
 ) -> Result<Principal, TargetError> {
     let run_as = RunAs::new(target.role.as_deref(), rule.rule.author.as_deref());
     let name = format!("rule/{}", rule.rule.name);
-    actor_principal(&state.store, &name, &run_as)
+    state
+        .actor(&name, &run_as)
         .await
         .map_err(|e| service_failure("resolving what the target acts as", e))
 }

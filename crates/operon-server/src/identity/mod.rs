@@ -38,6 +38,7 @@ impl AppState {
         IdentityService {
             store: &self.store,
             audit: &self.audit,
+            coordination: &self.coordination,
             data_dir: &self.config.data_dir,
         }
     }

@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::access::{Principal, check_action, record_denial_in, scope_policy};
 use crate::audit::{AuditLog, Verification};
+use crate::coordination::{Coordination, Topic};
 use crate::service::{ErrorKind, ServiceError, ServiceResult};
 use crate::{auth, now_millis};
 
@@ -280,6 +281,9 @@ pub struct Simulation {
 pub struct IdentityService<'a> {
     pub(crate) store: &'a Store,
     pub(crate) audit: &'a AuditLog,
+    /// Told of every user, role and policy change ([`Topic::Identity`]), so
+    /// actors resolved before it are resolved again.
+    pub(crate) coordination: &'a Coordination,
     /// Where the admin-token file is written on rotation.
     pub(crate) data_dir: &'a Path,
 }
@@ -324,6 +328,12 @@ impl IdentityService<'_> {
         Identity::of(principal)
     }
 
+    /// Tell the actor cache (through [`Topic::Identity`]) that users, roles
+    /// or policies changed; called after each such write commits.
+    fn identity_changed(&self) {
+        self.coordination.notify(Topic::Identity);
+    }
+
     // ----- Users
 
     /// Create a user with its roles, in one transaction.
@@ -357,6 +367,7 @@ impl IdentityService<'_> {
             .insert_user(&user, &new.roles)
             .await
             .map_err(conflict_as("UserExists"))?;
+        self.identity_changed();
         principal.note("roles", new.roles);
         self.user_view(user).await
     }
@@ -399,6 +410,7 @@ impl IdentityService<'_> {
     pub async fn disable_user(&self, name: &str) -> ServiceResult<UserView> {
         let user = self.find_user(name).await?;
         self.store.disable_user(&user.id, now_millis()).await?;
+        self.identity_changed();
         self.user(name).await
     }
 
@@ -416,9 +428,11 @@ impl IdentityService<'_> {
         }
         for role in &change.grant {
             self.store.set_user_role(&user.id, role, true).await?;
+            self.identity_changed();
         }
         for role in &change.revoke {
             self.store.set_user_role(&user.id, role, false).await?;
+            self.identity_changed();
         }
         principal.note("granted", change.grant);
         principal.note("revoked", change.revoke);
@@ -615,6 +629,7 @@ impl IdentityService<'_> {
         Policy::from_value(document)
             .map_err(|e| ServiceError::invalid("InvalidPolicy", format!("policy {name}: {e}")))?;
         self.store.put_policy(name, document, now_millis()).await?;
+        self.identity_changed();
         self.policy(name).await
     }
 
@@ -640,6 +655,7 @@ impl IdentityService<'_> {
         {
             return Err(no_such_policy(name));
         }
+        self.identity_changed();
         Ok(Deleted {
             name: name.to_string(),
             deleted: true,
@@ -745,8 +761,10 @@ impl IdentityService<'_> {
             .create_role(&new.name, &new.description, now_millis())
             .await
             .map_err(conflict_as("RoleExists"))?;
+        self.identity_changed();
         for policy in &new.policies {
             self.store.set_role_policy(&new.name, policy, true).await?;
+            self.identity_changed();
         }
         principal.note("policies", new.policies);
         self.role(&new.name).await
@@ -765,7 +783,9 @@ impl IdentityService<'_> {
 
     /// Delete a role. Authorized by the route layer.
     pub async fn delete_role(&self, name: &str) -> ServiceResult<Deleted> {
-        if !self.store.delete_role(name).await? {
+        let deleted = self.store.delete_role(name).await?;
+        self.identity_changed();
+        if !deleted {
             return Err(no_such_role(name));
         }
         Ok(Deleted {
@@ -790,9 +810,11 @@ impl IdentityService<'_> {
         }
         for policy in &change.attach {
             self.store.set_role_policy(name, policy, true).await?;
+            self.identity_changed();
         }
         for policy in &change.detach {
             self.store.set_role_policy(name, policy, false).await?;
+            self.identity_changed();
         }
         principal.note("attached", change.attach);
         principal.note("detached", change.detach);

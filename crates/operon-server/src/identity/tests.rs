@@ -16,6 +16,7 @@ struct Fixture {
     dir: tempfile::TempDir,
     store: Store,
     audit: AuditLog,
+    coordination: crate::coordination::Coordination,
 }
 
 impl Fixture {
@@ -25,13 +26,19 @@ impl Fixture {
             .await
             .unwrap();
         let audit = AuditLog::spawn(store.clone(), dir.path());
-        Fixture { dir, store, audit }
+        Fixture {
+            dir,
+            store,
+            audit,
+            coordination: crate::coordination::Coordination::default(),
+        }
     }
 
     fn service(&self) -> IdentityService<'_> {
         IdentityService {
             store: &self.store,
             audit: &self.audit,
+            coordination: &self.coordination,
             data_dir: self.dir.path(),
         }
     }

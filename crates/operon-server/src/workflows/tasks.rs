@@ -32,7 +32,7 @@ use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
 use crate::coordination::Topic;
 use crate::documents::DocumentVersion;
 use crate::egress::client::{OutboundError, read_capped};
-use crate::runas::{RunAs, actor_principal};
+use crate::runas::RunAs;
 use crate::service::{ErrorKind, ServiceError};
 
 /// The largest `operon:http` response body read; larger fails with
@@ -671,7 +671,8 @@ async fn execution_actor_and_causation(
         None => RunAs::Author(None),
     };
     let name = format!("execution/{}", task.execution_id);
-    let actor = actor_principal(&state.store, &name, &run_as)
+    let actor = state
+        .actor(&name, &run_as)
         .await
         .map_err(|e| ("Operon.InternalError", e.message))?;
     Ok((actor, execution.causation))
