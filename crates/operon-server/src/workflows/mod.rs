@@ -46,6 +46,8 @@ pub struct Workflows {
     pub(crate) timers: timers::Timers,
     /// `operon:http`'s client, under the egress policy.
     pub(crate) http: crate::egress::client::Outbound,
+    /// What each running execution's tasks act as and carry on.
+    pub(crate) origins: tasks::Origins,
 }
 
 impl Workflows {
@@ -56,6 +58,7 @@ impl Workflows {
                 tx,
                 timers: timers::Timers::default(),
                 http,
+                origins: tasks::Origins::default(),
             },
             rx,
         )

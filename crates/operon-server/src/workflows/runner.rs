@@ -739,6 +739,9 @@ fn after_commit(state: &Arc<AppState>, batch: Batch) {
         tasks::perform(state.clone(), task);
     }
     for record in &batch.changed {
+        if record.status != RUNNING {
+            state.workflows.origins.forget(&record.id);
+        }
         on_status_change(state, record);
     }
     let abandoned: Vec<String> = batch

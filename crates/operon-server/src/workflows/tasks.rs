@@ -15,6 +15,7 @@
 //! for every pending task after a restart. They are idempotent by the task
 //! token: a command's id and a child execution's name are derived from it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -650,15 +651,30 @@ async fn execution_actor_and_causation(
     state: &AppState,
     task: &WorkflowTask,
 ) -> Result<(Principal, Vec<String>), Failure> {
+    let origin = match state.workflows.origins.get(&task.execution_id) {
+        Some(origin) => origin,
+        None => read_origin(state, &task.execution_id).await?,
+    };
+    let name = format!("execution/{}", task.execution_id);
+    let actor = state
+        .actor(&name, &origin.run_as)
+        .await
+        .map_err(|e| ("Operon.InternalError", e.message))?;
+    Ok((actor, origin.causation.clone()))
+}
+
+/// What an execution acts as and its causation chain, from the store; kept
+/// for its next tasks while it runs.
+async fn read_origin(state: &AppState, execution_id: &str) -> Result<Arc<Origin>, Failure> {
     let execution = state
         .store
-        .execution(&task.execution_id)
+        .execution(execution_id)
         .await
         .map_err(internal)?
         .ok_or_else(|| {
             (
                 "Operon.InternalError",
-                format!("execution {} disappeared", task.execution_id),
+                format!("execution {execution_id} disappeared"),
             )
         })?;
     let version = state
@@ -670,12 +686,57 @@ async fn execution_actor_and_causation(
         Some(v) => RunAs::new(v.role.as_deref(), Some(&v.created_by)),
         None => RunAs::Author(None),
     };
-    let name = format!("execution/{}", task.execution_id);
-    let actor = state
-        .actor(&name, &run_as)
-        .await
-        .map_err(|e| ("Operon.InternalError", e.message))?;
-    Ok((actor, execution.causation))
+    let origin = Arc::new(Origin {
+        run_as,
+        causation: execution.causation,
+    });
+    if execution.status == super::RUNNING {
+        state.workflows.origins.keep(execution_id, origin.clone());
+    }
+    Ok(origin)
+}
+
+/// What an execution's tasks act as (its version's role, or the version's
+/// author) and the causation chain they carry on. Both are fixed for the
+/// life of the execution (a version never changes, a redrive keeps it), so
+/// they are read once per running execution instead of twice per task;
+/// the policies behind the role or author are not kept here but in
+/// [`crate::runas::ActorCache`], which follows identity changes.
+pub(crate) struct Origin {
+    run_as: RunAs,
+    causation: Vec<String>,
+}
+
+/// The [`Origin`]s of running executions; an execution's is dropped when it
+/// reaches a final status.
+#[derive(Default)]
+pub(crate) struct Origins(std::sync::Mutex<HashMap<String, Arc<Origin>>>);
+
+/// A bound for the unlikely leftovers of executions that finished while a
+/// task was reading their origin.
+const MAX_ORIGINS: usize = 100_000;
+
+impl Origins {
+    fn get(&self, execution_id: &str) -> Option<Arc<Origin>> {
+        self.lock().get(execution_id).cloned()
+    }
+
+    fn keep(&self, execution_id: &str, origin: Arc<Origin>) {
+        let mut origins = self.lock();
+        if origins.len() >= MAX_ORIGINS {
+            origins.clear();
+        }
+        origins.insert(execution_id.to_string(), origin);
+    }
+
+    /// The execution reached a final status.
+    pub(crate) fn forget(&self, execution_id: &str) {
+        self.lock().remove(execution_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Origin>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Authorize one effect of a task now. A refusal is audited under the
@@ -784,5 +845,38 @@ mod tests {
         let (kept, cut) = cap(&text);
         assert!(cut && kept.len() <= SYNC_OUTPUT_CAP && text.starts_with(kept));
         assert_eq!(cap("short"), ("short", false));
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    fn origin(role: &str) -> Arc<Origin> {
+        Arc::new(Origin {
+            run_as: RunAs::Role(role.into()),
+            causation: vec!["rule/r".into()],
+        })
+    }
+
+    #[test]
+    fn origins_are_kept_while_an_execution_runs_and_dropped_when_it_ends() {
+        let origins = Origins::default();
+        assert!(origins.get("x-1").is_none());
+        origins.keep("x-1", origin("ops"));
+        let kept = origins.get("x-1").unwrap();
+        assert_eq!(kept.run_as, RunAs::Role("ops".into()));
+        assert_eq!(kept.causation, ["rule/r"]);
+        origins.forget("x-1");
+        assert!(origins.get("x-1").is_none());
+    }
+
+    #[test]
+    fn origins_never_grow_past_their_bound() {
+        let origins = Origins::default();
+        for i in 0..MAX_ORIGINS + 10 {
+            origins.keep(&format!("x-{i}"), origin("ops"));
+        }
+        assert!(origins.lock().len() <= MAX_ORIGINS);
     }
 }
