@@ -190,43 +190,10 @@ pub struct Token {
 /// A created token: the token's fields and its secret, returned once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
-    pub id: String,
-    pub name: String,
-    /// The owner's name; (admin) for the admin token
-    pub user: String,
-    #[serde(default)]
-    #[schema(required = true)]
-    pub scopes: Option<Vec<String>>,
-    /// Unix time in milliseconds
-    pub created_at: i64,
-    /// Unix time in milliseconds
-    #[serde(default)]
-    #[schema(required = true)]
-    pub expires_at: Option<i64>,
-    /// Unix time in milliseconds
-    #[serde(default)]
-    #[schema(required = true)]
-    pub revoked_at: Option<i64>,
-    /// `active`, `expired` or `revoked`.
-    pub status: String,
+    #[serde(flatten)]
+    pub view: Token,
     /// The secret; returned once
     pub token: String,
-}
-
-impl CreatedToken {
-    /// The token's fields, without the secret.
-    pub fn view(&self) -> Token {
-        Token {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            user: self.user.clone(),
-            scopes: self.scopes.clone(),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            revoked_at: self.revoked_at,
-            status: self.status.clone(),
-        }
-    }
 }
 
 /// The new admin token, shown this once, and the file it was written to.
@@ -412,8 +379,8 @@ fn refine(api: &mut Api) {
         json!({"enum": ["active", "disabled"]}),
     );
     let token_status = json!({"enum": ["active", "expired", "revoked"]});
-    api.refine("Token/properties/status", token_status.clone());
-    api.refine("CreatedToken/properties/status", token_status);
+    // CreatedToken flattens Token, so this refines both.
+    api.refine("Token/properties/status", token_status);
     api.refine(
         "Simulation/properties/decision",
         json!({"enum": ["allowed", "explicit_deny", "implicit_deny"]}),
@@ -601,14 +568,16 @@ mod tests {
     #[test]
     fn answers_keep_their_wire_shape() {
         let token = CreatedToken {
-            id: "tok-1".into(),
-            name: "ci".into(),
-            user: "alice".into(),
-            scopes: None,
-            created_at: 1,
-            expires_at: None,
-            revoked_at: None,
-            status: "active".into(),
+            view: Token {
+                id: "tok-1".into(),
+                name: "ci".into(),
+                user: "alice".into(),
+                scopes: None,
+                created_at: 1,
+                expires_at: None,
+                revoked_at: None,
+                status: "active".into(),
+            },
             token: "secret".into(),
         };
         let text = serde_json::to_string(&token).unwrap();

@@ -349,16 +349,8 @@ fn token(view: TokenView) -> Token {
 }
 
 fn created_token(created: service::CreatedToken) -> CreatedToken {
-    let view = created.view;
     CreatedToken {
-        id: view.id,
-        name: view.name,
-        user: view.user,
-        scopes: view.scopes,
-        created_at: view.created_at,
-        expires_at: view.expires_at,
-        revoked_at: view.revoked_at,
-        status: view.status.into(),
+        view: token(created.view),
         token: created.token,
     }
 }

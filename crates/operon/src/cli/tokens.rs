@@ -82,7 +82,7 @@ pub fn tokens(args: &ClientArgs, cmd: TokensCmd) -> Result<ExitCode> {
                     println!("{}", esc(&created.value.token));
                     eprintln!(
                         "{}; the secret is shown only once",
-                        token_line(&created.value.view())
+                        token_line(&created.value.view)
                     );
                 }
             }
