@@ -53,6 +53,7 @@
 mod audit;
 mod events;
 mod identity;
+mod params;
 mod records;
 mod sqlite;
 mod traits;
@@ -64,6 +65,7 @@ mod suite;
 pub use audit::*;
 pub use events::*;
 pub use identity::*;
+pub use params::*;
 pub use records::*;
 pub use sqlite::SqliteStore;
 pub use traits::*;

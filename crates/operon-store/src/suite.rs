@@ -30,7 +30,10 @@ macro_rules! store_suite {
             claims_have_an_owner_and_expire,
             concurrent_claims_hand_out_each_delivery_once,
             both_credentials_work_until_the_rotation_completes_then_only_the_new_one,
-            an_unconfirmed_rotation_is_retired_when_another_one_completes);
+            an_unconfirmed_rotation_is_retired_when_another_one_completes,
+            parameters_are_versioned_labelled_trimmed_and_deleted,
+            concurrent_parameter_puts_get_distinct_versions_or_move,
+            sealed_parameters_and_access_keys_are_resealed_only_from_what_was_read);
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
@@ -1177,4 +1180,322 @@ pub(crate) async fn concurrent_claims_hand_out_each_delivery_once(store: DynStor
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(all, expected, "every delivery claimed exactly once");
+}
+
+fn param_version(name: &str, value: &str, at: i64) -> NewParameterVersion {
+    NewParameterVersion {
+        name: name.into(),
+        param_type: "String".into(),
+        value: Some(value.into()),
+        sealed: None,
+        key_id: None,
+        description: Some("d".into()),
+        allowed_pattern: None,
+        tier: "Standard".into(),
+        data_type: "text".into(),
+        policies: None,
+        modified_at: at,
+        modified_by: "alice".into(),
+    }
+}
+
+pub(crate) async fn parameters_are_versioned_labelled_trimmed_and_deleted(store: DynStore) {
+    let tags = Tags::from([("env".to_string(), "prod".to_string())]);
+    let put = |v, expect| {
+        let store = store.clone();
+        let tags = tags.clone();
+        async move { store.put_parameter(&v, expect, &tags).await.unwrap() }
+    };
+    assert_eq!(put(param_version("/a/b", "1", 1), None).await, Ok(1));
+    assert_eq!(
+        put(param_version("/a/b", "x", 2), None).await,
+        Err(PutRefusal::AlreadyExists)
+    );
+    assert_eq!(
+        put(param_version("/a/b", "x", 2), Some(7)).await,
+        Err(PutRefusal::Moved)
+    );
+    assert_eq!(put(param_version("/a/b", "2", 2), Some(1)).await, Ok(2));
+    assert_eq!(put(param_version("/a/bc", "z", 2), None).await, Ok(1));
+    assert_eq!(put(param_version("/a_c", "z", 2), None).await, Ok(1));
+    let latest = store.parameter("/a/b").await.unwrap().unwrap();
+    assert_eq!(
+        (latest.version, latest.fields.value.as_deref()),
+        (2, Some("2"))
+    );
+
+    // Labels move between versions; a version holds at most ten.
+    let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    store
+        .label_parameter("/a/b", 1, &labels(&["prod", "old"]))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .label_parameter("/a/b", 2, &labels(&["prod"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .parameter_by_label("/a/b", "prod")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        store
+            .parameter_version("/a/b", 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .labels,
+        ["old"]
+    );
+    assert_eq!(
+        store
+            .label_parameter("/a/b", 9, &labels(&["x"]))
+            .await
+            .unwrap(),
+        Err(LabelRefusal::VersionNotFound)
+    );
+    assert_eq!(
+        store
+            .label_parameter("/nope", 1, &labels(&["x"]))
+            .await
+            .unwrap(),
+        Err(LabelRefusal::ParameterNotFound)
+    );
+    let eleven: Vec<String> = (0..11).map(|i| format!("l{i}")).collect();
+    assert_eq!(
+        store.label_parameter("/a/b", 2, &eleven).await.unwrap(),
+        Err(LabelRefusal::LabelLimitExceeded)
+    );
+    assert_eq!(
+        store.parameter("/a/b").await.unwrap().unwrap().labels,
+        ["prod"],
+        "rolled back"
+    );
+    assert_eq!(
+        store
+            .unlabel_parameter("/a/b", 1, &labels(&["old", "prod"]))
+            .await
+            .unwrap(),
+        Ok(labels(&["old"]))
+    );
+    store
+        .label_parameter("/a/b", 1, &labels(&["keep"]))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A prefix is a prefix: `_` is not a wildcard.
+    let under: Vec<String> = store
+        .parameters_after("/a/", None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.name().to_string())
+        .collect();
+    assert_eq!(under, ["/a/b", "/a/bc"]);
+    let page = store.parameters_after("/a", Some("/a/b"), 1).await.unwrap();
+    assert_eq!(page[0].name(), "/a/bc");
+
+    // The 101st version drops the oldest unlabelled one (3), not the
+    // labelled 1 (`keep`) and 2 (`prod`).
+    for version in 3..=101 {
+        let v = param_version("/a/b", &version.to_string(), version);
+        assert_eq!(put(v, Some(version - 1)).await, Ok(version));
+    }
+    let history = store.parameter_history("/a/b").await.unwrap();
+    assert_eq!(history.len(), 100);
+    let first: Vec<i64> = history[..3].iter().map(|v| v.version).collect();
+    assert_eq!(first, [1, 2, 4]);
+
+    assert_eq!(
+        store.parameter_tags("/a/b").await.unwrap(),
+        Some(tags.clone())
+    );
+    assert!(
+        store
+            .tag_parameter(
+                "/a/b",
+                &Tags::from([("team".into(), "x".into())]),
+                &["env".into()]
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .parameter_tags("/a/b")
+            .await
+            .unwrap()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["team"]
+    );
+    assert!(
+        !store
+            .tag_parameter("/nope", &Tags::new(), &[])
+            .await
+            .unwrap()
+    );
+
+    let deleted = store.delete_parameter("/a/b").await.unwrap().unwrap();
+    assert_eq!(deleted.version, 101);
+    assert_eq!(store.delete_parameter("/a/b").await.unwrap(), None);
+    assert!(store.parameter_history("/a/b").await.unwrap().is_empty());
+    assert_eq!(store.parameter_tags("/a/b").await.unwrap(), None);
+    // Created again, it starts over at 1.
+    assert_eq!(put(param_version("/a/b", "new", 5), None).await, Ok(1));
+    assert!(
+        store
+            .parameter_by_label("/a/b", "keep")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub(crate) async fn concurrent_parameter_puts_get_distinct_versions_or_move(store: DynStore) {
+    store
+        .put_parameter(&param_version("/c", "0", 0), None, &Tags::new())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Each writer retries from what it reads, like the service.
+            loop {
+                let latest = store.parameter("/c").await.unwrap().unwrap().version;
+                match store
+                    .put_parameter(
+                        &param_version("/c", &i.to_string(), 1),
+                        Some(latest),
+                        &Tags::new(),
+                    )
+                    .await
+                    .unwrap()
+                {
+                    Ok(v) => return v,
+                    Err(PutRefusal::Moved) => continue,
+                    Err(other) => panic!("unexpected {other:?}"),
+                }
+            }
+        }));
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.push(t.await.unwrap());
+    }
+    versions.sort();
+    assert_eq!(versions, (2..=17).collect::<Vec<i64>>());
+}
+
+pub(crate) async fn sealed_parameters_and_access_keys_are_resealed_only_from_what_was_read(
+    store: DynStore,
+) {
+    for name in ["/s/1", "/s/2"] {
+        let mut v = param_version(name, "", 1);
+        v.param_type = "SecureString".into();
+        v.value = None;
+        v.sealed = Some(b"old".to_vec());
+        store
+            .put_parameter(&v, None, &Tags::new())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    store
+        .put_parameter(&param_version("/s/plain", "p", 1), None, &Tags::new())
+        .await
+        .unwrap()
+        .unwrap();
+    let first = store.sealed_parameter_versions(None, 1).await.unwrap();
+    assert_eq!(first, [("/s/1".to_string(), 1, b"old".to_vec())]);
+    let rest = store
+        .sealed_parameter_versions(Some(("/s/1", 1)), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(
+        store
+            .reseal_parameter_version("/s/1", 1, b"old", b"new")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .reseal_parameter_version("/s/1", 1, b"old", b"newer")
+            .await
+            .unwrap()
+    );
+    let sealed = store
+        .parameter("/s/1")
+        .await
+        .unwrap()
+        .unwrap()
+        .fields
+        .sealed;
+    assert_eq!(sealed.as_deref(), Some(&b"new"[..]));
+
+    let user = User {
+        id: "u-k".into(),
+        name: "keyholder".into(),
+        kind: "service".into(),
+        created_at: 1,
+        disabled_at: None,
+    };
+    store.insert_user(&user, &[]).await.unwrap();
+    let key = AccessKey {
+        id: "AKIATEST".into(),
+        user_id: "u-k".into(),
+        sealed_secret: b"s1".to_vec(),
+        created_at: 1,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    store.insert_access_key(&key).await.unwrap();
+    assert_eq!(
+        store.access_key("AKIATEST").await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(store.list_access_keys(Some("u-k")).await.unwrap().len(), 1);
+    assert!(
+        store
+            .list_access_keys(Some("u-other"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .reseal_access_key("AKIATEST", b"s1", b"s2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .reseal_access_key("AKIATEST", b"s1", b"s3")
+            .await
+            .unwrap()
+    );
+    assert!(store.revoke_access_key("AKIATEST", 5).await.unwrap());
+    assert!(store.revoke_access_key("AKIATEST", 9).await.unwrap());
+    assert_eq!(
+        store
+            .access_key("AKIATEST")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(5)
+    );
+    assert!(!store.revoke_access_key("AKIANONE", 9).await.unwrap());
 }

@@ -15,11 +15,12 @@ use operon_proto::{CommandResult, InvocationStatus};
 use serde_json::Value;
 
 use crate::{
-    AgentWrite, ApiToken, Approval, Archive, AuditAdvance, AuditEntry, AuditFilter, AuditRecord,
-    Bus, ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
-    DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow,
-    InboundWebhook, Invocation, NewEvent, NewNode, Node, PolicyRecord, Replay, Result, Role, Rule,
-    StatusTable, StepWrite, StoredAuditRecord, StoredEvent, TimerRow, User, VersionRunAs, Workflow,
+    AccessKey, AgentWrite, ApiToken, Approval, Archive, AuditAdvance, AuditEntry, AuditFilter,
+    AuditRecord, Bus, ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome,
+    Document, DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord,
+    HistoryRow, InboundWebhook, Invocation, LabelRefusal, NewEvent, NewNode, NewParameterVersion,
+    Node, ParameterVersion, PolicyRecord, PutRefusal, Replay, Result, Role, Rule, StatusTable,
+    StepWrite, StoredAuditRecord, StoredEvent, Tags, TimerRow, User, VersionRunAs, Workflow,
     WorkflowTask,
 };
 
@@ -33,6 +34,7 @@ pub trait Backend:
     + AuditStore
     + EventStore
     + WorkflowStore
+    + ParameterStore
     + Send
     + Sync
     + 'static
@@ -48,6 +50,7 @@ impl<T> Backend for T where
         + AuditStore
         + EventStore
         + WorkflowStore
+        + ParameterStore
         + Send
         + Sync
         + 'static
@@ -581,4 +584,108 @@ pub mod prelude {
         AuditStore as _, Backend as _, CommandStore as _, DocumentStore as _, EventStore as _,
         IdentityStore as _, Lifecycle as _, NodeStore as _, WorkflowStore as _,
     };
+}
+
+/// Parameter Store: versioned parameters, labels, tags; and the access keys
+/// of SigV4-signed calls. Each method is one transaction.
+#[async_trait]
+pub trait ParameterStore: Send + Sync {
+    /// Write the next version of a parameter. `expect_latest` is the latest
+    /// version the caller validated against (`None`: the parameter must not
+    /// exist, and it is created with `tags`). Past
+    /// [`MAX_PARAMETER_VERSIONS`](crate::MAX_PARAMETER_VERSIONS) the oldest
+    /// version without labels is dropped. Answers the new version number.
+    async fn put_parameter(
+        &self,
+        version: &NewParameterVersion,
+        expect_latest: Option<i64>,
+        tags: &Tags,
+    ) -> Result<std::result::Result<i64, PutRefusal>>;
+
+    /// The latest version of a parameter.
+    async fn parameter(&self, name: &str) -> Result<Option<ParameterVersion>>;
+
+    /// One version, by number.
+    async fn parameter_version(&self, name: &str, version: i64)
+    -> Result<Option<ParameterVersion>>;
+
+    /// The version carrying `label`.
+    async fn parameter_by_label(&self, name: &str, label: &str)
+    -> Result<Option<ParameterVersion>>;
+
+    /// Latest versions of the parameters whose names start with `prefix`
+    /// and sort after `after`, in name order, at most `limit`.
+    async fn parameters_after(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ParameterVersion>>;
+
+    /// Every kept version of a parameter, oldest first (empty if none).
+    async fn parameter_history(&self, name: &str) -> Result<Vec<ParameterVersion>>;
+
+    /// Put `labels` on one version, moving each from whatever version had it.
+    async fn label_parameter(
+        &self,
+        name: &str,
+        version: i64,
+        labels: &[String],
+    ) -> Result<std::result::Result<(), LabelRefusal>>;
+
+    /// Take `labels` off one version; answers those it carried.
+    async fn unlabel_parameter(
+        &self,
+        name: &str,
+        version: i64,
+        labels: &[String],
+    ) -> Result<std::result::Result<Vec<String>, LabelRefusal>>;
+
+    /// Delete a parameter with every version, label and tag; answers the
+    /// latest version it had, if it existed.
+    async fn delete_parameter(&self, name: &str) -> Result<Option<ParameterVersion>>;
+
+    /// A parameter's tags, `None` if there is no such parameter.
+    async fn parameter_tags(&self, name: &str) -> Result<Option<Tags>>;
+
+    /// Add (replacing values) and remove tags; `false` if no such parameter.
+    async fn tag_parameter(&self, name: &str, add: &Tags, remove: &[String]) -> Result<bool>;
+
+    /// Sealed versions after `(name, version)` in key order, at most `limit`:
+    /// what a key rewrap walks.
+    async fn sealed_parameter_versions(
+        &self,
+        after: Option<(&str, i64)>,
+        limit: usize,
+    ) -> Result<Vec<(String, i64, Vec<u8>)>>;
+
+    /// Replace a sealed envelope if it is still `old`; `false` otherwise.
+    async fn reseal_parameter_version(
+        &self,
+        name: &str,
+        version: i64,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool>;
+
+    /// Latest versions that carry policies, with when they were last
+    /// evaluated.
+    async fn parameters_with_policies(&self) -> Result<Vec<(ParameterVersion, Option<i64>)>>;
+
+    /// Record that a parameter's policies were evaluated up to `at`.
+    async fn set_policy_checked(&self, name: &str, at: i64) -> Result<()>;
+
+    // ----- Access keys ---------------------------------------------------------
+    async fn insert_access_key(&self, key: &AccessKey) -> Result<()>;
+
+    async fn access_key(&self, id: &str) -> Result<Option<AccessKey>>;
+
+    /// Keys of one user, or every key with `None`, newest first.
+    async fn list_access_keys(&self, user_id: Option<&str>) -> Result<Vec<AccessKey>>;
+
+    /// Revoke a key. Idempotent; the first revocation time is kept.
+    async fn revoke_access_key(&self, id: &str, now: i64) -> Result<bool>;
+
+    /// Every access key's sealed secret, for a key rewrap.
+    async fn reseal_access_key(&self, id: &str, old: &[u8], new: &[u8]) -> Result<bool>;
 }

@@ -77,6 +77,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(8, "0008_run_as.sql"),
     migration!(9, "0009_enroll_token_revocation.sql"),
     migration!(10, "0010_delivery_claim_owners.sql"),
+    migration!(11, "0011_parameters.sql"),
 ];
 
 /// A migration as recorded in the database.

@@ -18,6 +18,7 @@ mod events;
 mod identity;
 pub(crate) mod migrations;
 mod nodes;
+mod params;
 mod workflows;
 
 use std::path::Path;
