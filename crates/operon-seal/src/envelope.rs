@@ -5,8 +5,8 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use rand::CryptoRng;
 use zeroize::Zeroizing;
 
-use crate::keyring::{KEY_LEN, KeyId, Keyring};
 use crate::SealError;
+use crate::keyring::{KEY_LEN, KeyId, Keyring};
 
 /// The four bytes every envelope starts with: `OPS` and the format version `1`.
 pub const MAGIC: &[u8; 4] = b"OPS1";
@@ -177,8 +177,8 @@ fn unwrap_key(
         .secret(parsed.key_id)
         .ok_or_else(|| SealError::UnknownKey(parsed.key_id.to_owned()))?;
     let rejected = || SealError::WrappedKeyRejected(parsed.key_id.to_owned());
-    let plain = decrypt(kek, parsed.wrap_nonce, parsed.header, parsed.wrapped_key)
-        .ok_or_else(rejected)?;
+    let plain =
+        decrypt(kek, parsed.wrap_nonce, parsed.header, parsed.wrapped_key).ok_or_else(rejected)?;
     let mut data_key = Zeroizing::new([0u8; KEY_LEN]);
     if plain.len() != KEY_LEN {
         return Err(rejected());
@@ -199,7 +199,12 @@ fn random_nonce(rng: &mut impl CryptoRng) -> [u8; NONCE_LEN] {
     nonce
 }
 
-fn encrypt(key: &[u8; KEY_LEN], nonce: &[u8; NONCE_LEN], aad: &[u8], msg: &[u8]) -> Option<Vec<u8>> {
+fn encrypt(
+    key: &[u8; KEY_LEN],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    msg: &[u8],
+) -> Option<Vec<u8>> {
     // From a slice rather than by value, so no unwiped copy of the key lands on the stack.
     let cipher = Aes256Gcm::new_from_slice(key).ok()?;
     cipher
@@ -208,7 +213,12 @@ fn encrypt(key: &[u8; KEY_LEN], nonce: &[u8; NONCE_LEN], aad: &[u8], msg: &[u8])
 }
 
 /// `None` when `nonce` is not NONCE_LEN bytes or the tag does not verify.
-fn decrypt(key: &[u8; KEY_LEN], nonce: &[u8], aad: &[u8], msg: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+fn decrypt(
+    key: &[u8; KEY_LEN],
+    nonce: &[u8],
+    aad: &[u8],
+    msg: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
     let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
     let cipher = Aes256Gcm::new_from_slice(key).ok()?;
     cipher

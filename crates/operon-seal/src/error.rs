@@ -32,10 +32,14 @@ pub enum SealError {
     #[error("envelope is sealed under key {0}, which the key ring does not hold")]
     UnknownKey(String),
     /// The wrapped data key did not authenticate under the named key.
-    #[error("the data key wrapped under {0} failed authentication: the envelope was altered or the key ring holds a different {0}")]
+    #[error(
+        "the data key wrapped under {0} failed authentication: the envelope was altered or the key ring holds a different {0}"
+    )]
     WrappedKeyRejected(String),
     /// The value did not authenticate under its data key.
-    #[error("the sealed value failed authentication: wrong associated data or the envelope was altered")]
+    #[error(
+        "the sealed value failed authentication: wrong associated data or the envelope was altered"
+    )]
     ValueRejected,
     /// The plaintext is larger than AES-GCM can encrypt under one nonce (64 GiB).
     #[error("plaintext of {0} bytes is too large to seal")]
@@ -61,7 +65,9 @@ pub enum SealError {
     #[error("key ring has no keys")]
     EmptyKeyring,
     /// A key id in the key ring text is not of the form `k<N>`.
-    #[error("key ring key id {0:?} is not of the form k<N> with N from 1 to 999999 and no leading zeros")]
+    #[error(
+        "key ring key id {0:?} is not of the form k<N> with N from 1 to 999999 and no leading zeros"
+    )]
     BadKeyId(String),
     /// The same key id appears twice in the key ring text.
     #[error("key ring lists key {0} more than once")]

@@ -54,7 +54,10 @@ impl KeyId {
         if !canonical {
             return None;
         }
-        digits.parse().ok().filter(|n| (1..=MAX_KEY_NUMBER).contains(n))
+        digits
+            .parse()
+            .ok()
+            .filter(|n| (1..=MAX_KEY_NUMBER).contains(n))
     }
 }
 
@@ -245,9 +248,8 @@ fn fingerprint(secret: &[u8; KEY_LEN]) -> String {
 
 fn key_entry_from_text(text: &KeyEntryIn) -> Result<KeyEntry, SealError> {
     let id = KeyId::parse(&text.id).ok_or_else(|| SealError::BadKeyId(text.id.clone()))?;
-    let bytes = Zeroizing::new(
-        hex::decode(&text.key).map_err(|_| SealError::BadKeyHex(text.id.clone()))?,
-    );
+    let bytes =
+        Zeroizing::new(hex::decode(&text.key).map_err(|_| SealError::BadKeyHex(text.id.clone()))?);
     let mut secret = Zeroizing::new([0u8; KEY_LEN]);
     if bytes.len() != KEY_LEN {
         return Err(SealError::BadKeyLength {
