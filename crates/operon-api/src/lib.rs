@@ -13,6 +13,7 @@ pub mod events;
 pub mod fleet;
 pub mod identity;
 pub mod openapi;
+pub mod params;
 pub mod workflows;
 
 pub use commands::{

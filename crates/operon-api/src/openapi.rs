@@ -26,7 +26,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::{commands, documents, error, events, fleet, identity, workflows};
+use crate::{commands, documents, error, events, fleet, identity, params, workflows};
 
 /// The standard errors of an authenticated operation.
 const AUTHENTICATED_ERRORS: &[u16] = &[400, 401, 403, 404, 429];
@@ -304,6 +304,7 @@ fn api() -> Api {
     events::describe(&mut api);
     identity::describe(&mut api);
     workflows::describe(&mut api);
+    params::describe(&mut api);
     api
 }
 

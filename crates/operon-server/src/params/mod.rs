@@ -1,0 +1,73 @@
+//! Parameter Store: versioned configuration and secrets.
+//!
+//! ```text
+//! service.rs      ParamService: puts, reads, labels, tags, deletes, decrypted
+//!                 reads audited, change events on the default bus
+//! keys.rs         KeyService: the key ring listed, rotated, and rewrapped
+//!                 (every sealed SecureString version and access-key secret)
+//! access_keys.rs  AccessKeyService: AWS-style access keys (secret sealed)
+//! http.rs         /v1/parameters, /v1/parameters-by-path, /v1/keys, /v1/access-keys
+//! ```
+//!
+//! The rules of Parameter Store (names, labels, values, filters, policies,
+//! the SSM wire) are the pure `operon-params` crate; envelope encryption is
+//! `operon-seal` under the server's key ring (`crate::keyring`).
+
+pub mod access_keys;
+pub mod http;
+pub mod keys;
+pub mod service;
+
+use operon_api::events::PutEntry;
+
+use crate::AppState;
+
+impl AppState {
+    /// The params service over this server's store, key ring, audit and bus.
+    pub(crate) fn params(&self) -> service::ParamService<'_> {
+        service::ParamService { state: self }
+    }
+
+    pub(crate) fn key_ring(&self) -> keys::KeyService<'_> {
+        keys::KeyService { state: self }
+    }
+
+    pub(crate) fn access_keys(&self) -> access_keys::AccessKeyService<'_> {
+        access_keys::AccessKeyService { state: self }
+    }
+}
+
+/// The source of Parameter Store's events.
+pub const EVENT_SOURCE: &str = "operon.params";
+
+/// Put one `operon.params` event on the default bus, naming the parameter
+/// as its resource. Never carries a value. Best effort, like the server's
+/// other events: the change has committed; a failure is logged.
+pub(crate) async fn put_event(
+    state: &AppState,
+    detail_type: &str,
+    name: &str,
+    detail: serde_json::Value,
+) {
+    let entry = PutEntry {
+        source: Some(EVENT_SOURCE.into()),
+        detail_type: Some(detail_type.into()),
+        detail: Some(detail.to_string()),
+        resources: vec![operon_params::arn(
+            crate::events::envelope::REGION,
+            crate::events::envelope::ACCOUNT,
+            name,
+        )],
+        ..PutEntry::default()
+    };
+    let envelope = match crate::events::envelope::envelope(&entry, crate::now_millis()) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "a parameter event was refused");
+            return;
+        }
+    };
+    if let Err(e) = crate::events::accept(state, vec![envelope]).await {
+        tracing::warn!(error = %e.message, parameter = name, "putting a parameter event failed");
+    }
+}
