@@ -62,6 +62,8 @@ CASES = [
      [HOST, ("X-Amz-Target", "AmazonSSM.GetParameter"),
       ("Content-Type", "application/x-amz-json-1.1"), DATE],
      '{"Name": "/app/db/password", "WithDecryption": true}'),
+    ("operon-date-header", "GET", "/", "",
+     [HOST, ("Date", "Sun, 30 Aug 2015 12:36:00 GMT")], ""),
     ("operon-content-sha256-signed", "PUT", "/a/b%2Fc", "k=v%20w&empty=",
      [HOST, DATE, ("X-Amz-Content-SHA256", "UNSIGNED-PAYLOAD")], "ignored body"),
 ]
