@@ -59,6 +59,10 @@ pub enum SigError {
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
     )]
     SignatureMismatch,
+    /// A signed `x-amz-content-sha256` header is not the SHA-256 of the body received (or is
+    /// `UNSIGNED-PAYLOAD`, which this crate does not accept: the body would be unprotected).
+    #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
+    ContentSha256Mismatch,
     /// The access key id is not known to the server (decided by the server, see
     /// [`SigError::unknown_access_key`]).
     #[error("The security token included in the request is invalid.")]
@@ -79,7 +83,8 @@ impl SigError {
             SigError::CredentialDateMismatch { .. }
             | SigError::SignatureExpired { .. }
             | SigError::SignatureNotYetCurrent { .. }
-            | SigError::SignatureMismatch => "InvalidSignatureException",
+            | SigError::SignatureMismatch
+            | SigError::ContentSha256Mismatch => "InvalidSignatureException",
             SigError::UnrecognizedClient => "UnrecognizedClientException",
         }
     }

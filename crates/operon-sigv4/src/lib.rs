@@ -203,7 +203,9 @@ pub fn parse(req: &Request<'_>) -> Result<Authorization, SigError> {
 ///
 /// Refuses a timestamp more than [`MAX_CLOCK_SKEW_SECS`] from `now_unix` either way
 /// ([`SigError::SignatureExpired`], [`SigError::SignatureNotYetCurrent`]), then a signature
-/// that does not match ([`SigError::SignatureMismatch`]). Region and service are not
+/// that does not match ([`SigError::SignatureMismatch`]), then a signed
+/// `x-amz-content-sha256` that is not the body's hash ([`SigError::ContentSha256Mismatch`];
+/// `UNSIGNED-PAYLOAD` is refused the same way). Region and service are not
 /// checked here: the server compares [`Credential::region`] and [`Credential::service`]
 /// with its own.
 pub fn verify(
@@ -220,10 +222,30 @@ pub fn verify(
         auth.timestamp,
         secret_access_key,
     );
-    if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+    if !bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+        return Err(SigError::SignatureMismatch);
+    }
+    check_declared_body_hash(auth, req)
+}
+
+/// A signed `x-amz-content-sha256` replaces the body in the canonical request, so the body
+/// itself must be checked against it, or it could be swapped without breaking the signature.
+fn check_declared_body_hash(auth: &Authorization, req: &Request<'_>) -> Result<(), SigError> {
+    let signed = auth
+        .signed_headers
+        .iter()
+        .any(|name| name == canonical::CONTENT_SHA256);
+    let Some(declared) = req.header(canonical::CONTENT_SHA256).filter(|_| signed) else {
+        return Ok(());
+    };
+    let actual = hex::encode(Sha256::digest(req.body));
+    if declared
+        .trim_ascii()
+        .eq_ignore_ascii_case(actual.as_bytes())
+    {
         Ok(())
     } else {
-        Err(SigError::SignatureMismatch)
+        Err(SigError::ContentSha256Mismatch)
     }
 }
 
