@@ -8,6 +8,11 @@ The requests are the AWS SigV4 test-suite cases (aws-sig-v4-test-suite), written
 travel on the wire (percent-encoded path and query), plus a few Operon-shaped ones (an SSM
 JSON 1.1 call, a signed x-amz-content-sha256). botocore's pieces (canonical_request,
 string_to_sign, signature) are called directly so the timestamp is fixed.
+
+get-vanilla, get-vanilla-query-order-key-case and post-x-www-form-urlencoded give the
+signatures AWS published in its suite. get-utf8 and get-space differ from the suite's
+files on purpose: the suite writes those paths unencoded, while on the wire they arrive
+percent-encoded and non-S3 services encode them once more (`%20` -> `%2520`), as here.
 """
 import json
 import sys

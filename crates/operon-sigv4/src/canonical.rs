@@ -83,7 +83,7 @@ fn is_whitespace(byte: u8) -> bool {
 /// services compute it: dot segments and empty segments removed, then every byte outside
 /// the unreserved set and `/` percent-encoded once more (so `%20` becomes `%2520`).
 pub(crate) fn canonical_uri(raw_path: &str) -> String {
-    uri_encode(&normalize_path(raw_path), true)
+    uri_encode(normalize_path(raw_path), true)
 }
 
 /// Removes `.`, `..` and empty segments, keeping a leading `/` and a trailing `/` if the
@@ -120,8 +120,8 @@ pub(crate) fn canonical_query(raw_query: &str) -> String {
         .map(|piece| {
             let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
             (
-                uri_encode(&percent_decode(name), false),
-                uri_encode(&percent_decode(value), false),
+                uri_encode(percent_decode(name), false),
+                uri_encode(percent_decode(value), false),
             )
         })
         .collect();
@@ -140,20 +140,13 @@ fn percent_decode(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
-        let escaped = (bytes[index] == b'%')
-            .then(|| bytes.get(index + 1..index + 3))
-            .flatten()
-            .and_then(|hex_digits| {
-                let hex_digits = std::str::from_utf8(hex_digits).ok()?;
-                u8::from_str_radix(hex_digits, 16).ok()
-            })
-            // from_str_radix accepts a sign; only two plain hex digits are an escape.
-            .filter(|_| {
-                bytes[index + 1].is_ascii_hexdigit() && bytes[index + 2].is_ascii_hexdigit()
-            });
+        let escaped = match bytes.get(index..index + 3) {
+            Some(&[b'%', high, low]) => hex_value(high).zip(hex_value(low)),
+            _ => None,
+        };
         match escaped {
-            Some(byte) => {
-                out.push(byte);
+            Some((high, low)) => {
+                out.push(high << 4 | low);
                 index += 3;
             }
             None => {
@@ -163,6 +156,12 @@ fn percent_decode(text: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit)
+        .to_digit(16)
+        .and_then(|value| u8::try_from(value).ok())
 }
 
 /// Percent-encodes every byte outside `A-Za-z0-9-_.~` (and `/` when `keep_slash`), with

@@ -244,7 +244,7 @@ fn whitespace_variations_are_tolerated() {
 
 #[test]
 fn timestamp_headers_must_be_present_and_well_formed() {
-    let missing = with_headers(|h| h.retain(|(n, _)| n != "x-amz-date"), |req| parse(req));
+    let missing = with_headers(|h| h.retain(|(n, _)| n != "x-amz-date"), parse);
     let err = missing.expect_err("no date");
     assert_eq!(err.code(), "IncompleteSignatureException");
     assert!(
@@ -260,7 +260,7 @@ fn timestamp_headers_must_be_present_and_well_formed() {
                 }
             }
         },
-        |req| parse(req),
+        parse,
     );
     let err = bad.expect_err("bad date");
     assert_eq!(err.code(), "IncompleteSignatureException");
