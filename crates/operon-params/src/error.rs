@@ -108,6 +108,16 @@ pub enum ParamError {
         "The policy type \"{kind}\" isn't supported. Parameter Store supports the following policy types: Expiration, ExpirationNotification, and NoChangeNotification."
     )]
     InvalidPolicyType { kind: String },
+    /// Two policies of the same type.
+    #[error(
+        "There is a conflict in the policies specified for this parameter: the {kind} policy appears more than once."
+    )]
+    IncompatiblePolicies { kind: String },
+    /// Policies on a Standard-tier parameter.
+    #[error(
+        "Parameter policies are available only for Advanced-tier parameters; use Tier Advanced or Intelligent-Tiering."
+    )]
+    PoliciesNeedAdvancedTier,
     /// A policy whose JSON or attributes are wrong.
     #[error("A policy attribute or its value is invalid: {reason}")]
     InvalidPolicyAttribute { reason: String },
@@ -131,6 +141,7 @@ impl ParamError {
             | UnsupportedDataType { .. }
             | ValueTooLarge { .. }
             | DescriptionTooLong { .. }
+            | PoliciesNeedAdvancedTier
             | FilterValidation { .. } => SsmErrorCode::ValidationException,
             HierarchyTooDeep { .. } => SsmErrorCode::HierarchyLevelLimitExceededException,
             InvalidAllowedPattern { .. } => SsmErrorCode::InvalidAllowedPatternException,
@@ -139,6 +150,7 @@ impl ParamError {
             InvalidFilterKey { .. } => SsmErrorCode::InvalidFilterKey,
             InvalidFilterOption { .. } => SsmErrorCode::InvalidFilterOption,
             InvalidFilterValue { .. } => SsmErrorCode::InvalidFilterValue,
+            IncompatiblePolicies { .. } => SsmErrorCode::IncompatiblePolicyException,
             InvalidPolicyType { .. } => SsmErrorCode::InvalidPolicyTypeException,
             InvalidPolicyAttribute { .. } => SsmErrorCode::InvalidPolicyAttributeException,
         }

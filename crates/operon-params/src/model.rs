@@ -133,6 +133,15 @@ pub fn effective_tier(
     }
 }
 
+/// Policies need the Advanced tier: a Standard put (after
+/// [`effective_tier`]) that carries policies is refused.
+pub fn check_policies_tier(effective: Tier, has_policies: bool) -> Result<(), ParamError> {
+    if has_policies && effective == Tier::Standard {
+        return Err(ParamError::PoliciesNeedAdvancedTier);
+    }
+    Ok(())
+}
+
 /// `DataType` of a parameter. Only `text` is supported by Operon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DataType {

@@ -93,10 +93,9 @@ pub fn parse_policies(text: &str) -> Result<Vec<ParsedPolicy>, ParamError> {
             .iter()
             .any(|seen| seen.policy.type_name() == policy.type_name())
         {
-            return Err(attribute_error(format!(
-                "the policy type {} appears more than once",
-                policy.type_name()
-            )));
+            return Err(ParamError::IncompatiblePolicies {
+                kind: policy.type_name().to_owned(),
+            });
         }
         parsed.push(ParsedPolicy {
             policy,
