@@ -171,7 +171,11 @@ fn invalid_value(value: &str, reason: impl Into<String>) -> ParamError {
     }
 }
 
-fn check_values(key: &FilterKey, values: &[String]) -> Result<(), ParamError> {
+fn check_values(
+    key: &FilterKey,
+    option: FilterOption,
+    values: &[String],
+) -> Result<(), ParamError> {
     if values.is_empty() && !matches!(key, FilterKey::Tag(_)) {
         return Err(invalid_value("", "The filter needs at least one value."));
     }
@@ -182,12 +186,15 @@ fn check_values(key: &FilterKey, values: &[String]) -> Result<(), ParamError> {
         ));
     }
     for value in values {
-        check_value(key, value)?;
+        check_value(key, option, value)?;
     }
     Ok(())
 }
 
-fn check_value(key: &FilterKey, value: &str) -> Result<(), ParamError> {
+/// Enumerated keys (Type, Tier, DataType) check their values only with
+/// `Equals`: a `BeginsWith` prefix such as `Secure` is legitimately partial.
+fn check_value(key: &FilterKey, option: FilterOption, value: &str) -> Result<(), ParamError> {
+    let exact = option == FilterOption::Equals;
     let len = value.chars().count();
     if len == 0 || len > MAX_FILTER_VALUE_LEN {
         return Err(invalid_value(
@@ -196,18 +203,17 @@ fn check_value(key: &FilterKey, value: &str) -> Result<(), ParamError> {
         ));
     }
     match key {
-        FilterKey::Type if value.parse::<ParameterType>().is_err() => Err(invalid_value(
+        FilterKey::Type if exact && value.parse::<ParameterType>().is_err() => Err(invalid_value(
             value,
             "Valid values for Type are String, StringList, SecureString.",
         )),
-        FilterKey::Tier if value.parse::<Tier>().is_err() => Err(invalid_value(
+        FilterKey::Tier if exact && value.parse::<Tier>().is_err() => Err(invalid_value(
             value,
             "Valid values for Tier are Standard, Advanced, Intelligent-Tiering.",
         )),
-        FilterKey::DataType if value != "text" && value != "aws:ec2:image" => Err(invalid_value(
-            value,
-            "Valid values for DataType are text, aws:ec2:image.",
-        )),
+        FilterKey::DataType if exact && value != "text" && value != "aws:ec2:image" => Err(
+            invalid_value(value, "Valid values for DataType are text, aws:ec2:image."),
+        ),
         FilterKey::Path if names::validate_path(value).is_err() => Err(invalid_value(
             value,
             "A path must begin with '/' and have at most 15 levels.",
@@ -243,7 +249,7 @@ fn validate_one(
             })?,
     };
     let values = filter.values.clone().unwrap_or_default();
-    check_values(&key, &values)?;
+    check_values(&key, option, &values)?;
     Ok(ParameterFilter {
         key,
         option,
