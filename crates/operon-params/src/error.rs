@@ -84,6 +84,15 @@ pub enum ParamError {
         "You attempted to create a new version of {name} by calling the PutParameter API with the overwrite flag. Version {oldest}, the oldest version, can't be deleted because it has a label associated with it. Move the label to another version of the parameter, and try again."
     )]
     MaxVersionsAllLabeled { name: String, oldest: u64 },
+    /// A version would carry more than 10 labels.
+    #[error(
+        "A parameter version can have maximum 10 labels: version {version} of {name} would have {would_have}."
+    )]
+    TooManyLabels {
+        name: String,
+        version: u64,
+        would_have: usize,
+    },
     /// A filter key that is not allowed here.
     #[error(
         "The following filter key is not valid: {key}. Valid filter keys include: [{allowed}]."
@@ -147,6 +156,7 @@ impl ParamError {
             InvalidAllowedPattern { .. } => SsmErrorCode::InvalidAllowedPatternException,
             PatternMismatch { .. } => SsmErrorCode::ParameterPatternMismatchException,
             MaxVersionsAllLabeled { .. } => SsmErrorCode::ParameterMaxVersionLimitExceeded,
+            TooManyLabels { .. } => SsmErrorCode::ParameterVersionLabelLimitExceeded,
             InvalidFilterKey { .. } => SsmErrorCode::InvalidFilterKey,
             InvalidFilterOption { .. } => SsmErrorCode::InvalidFilterOption,
             InvalidFilterValue { .. } => SsmErrorCode::InvalidFilterValue,

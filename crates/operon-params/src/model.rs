@@ -263,3 +263,28 @@ pub fn trim_history(name: &str, versions: &[VersionInfo]) -> Result<Option<u64>,
         }),
     }
 }
+
+/// Checks that attaching `adding` labels to a version that has `current`
+/// keeps it within 10. Labels already on the version are not counted twice
+/// (re-attaching is a no-op in AWS).
+pub fn check_label_limit(
+    name: &str,
+    version: u64,
+    current: &[String],
+    adding: &[String],
+) -> Result<(), ParamError> {
+    let mut all: Vec<&str> = current.iter().map(String::as_str).collect();
+    for label in adding {
+        if !all.contains(&label.as_str()) {
+            all.push(label);
+        }
+    }
+    if all.len() > MAX_LABELS_PER_VERSION {
+        return Err(ParamError::TooManyLabels {
+            name: name.to_owned(),
+            version,
+            would_have: all.len(),
+        });
+    }
+    Ok(())
+}

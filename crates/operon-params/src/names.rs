@@ -74,7 +74,14 @@ fn check_depth(name: &str) -> Result<(), ParamError> {
     Ok(())
 }
 
-/// Checks a parameter name against every AWS naming rule.
+/// The name AWS works with: spaces at the beginning or end are removed
+/// (spaces inside still fail validation).
+pub fn normalize_name(name: &str) -> &str {
+    name.trim_matches(' ')
+}
+
+/// Checks a parameter name against every AWS naming rule. Call it on the
+/// [`normalize_name`]d name.
 pub fn validate_name(name: &str) -> Result<(), ParamError> {
     check_len(name, "name")?;
     check_chars(name)?;

@@ -14,6 +14,78 @@ use serde::{Deserialize, Serialize};
 use crate::error::ParamError;
 use crate::filters::{ParameterStringFilter, ParametersFilter};
 
+/// The Parameter Store operations of the `AmazonSSM` target prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    PutParameter,
+    GetParameter,
+    GetParameters,
+    GetParametersByPath,
+    GetParameterHistory,
+    DescribeParameters,
+    DeleteParameter,
+    DeleteParameters,
+    LabelParameterVersion,
+    UnlabelParameterVersion,
+    AddTagsToResource,
+    ListTagsForResource,
+    RemoveTagsFromResource,
+}
+
+impl Operation {
+    const ALL: [Operation; 13] = [
+        Operation::PutParameter,
+        Operation::GetParameter,
+        Operation::GetParameters,
+        Operation::GetParametersByPath,
+        Operation::GetParameterHistory,
+        Operation::DescribeParameters,
+        Operation::DeleteParameter,
+        Operation::DeleteParameters,
+        Operation::LabelParameterVersion,
+        Operation::UnlabelParameterVersion,
+        Operation::AddTagsToResource,
+        Operation::ListTagsForResource,
+        Operation::RemoveTagsFromResource,
+    ];
+
+    /// The operation name as in `X-Amz-Target`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::PutParameter => "PutParameter",
+            Operation::GetParameter => "GetParameter",
+            Operation::GetParameters => "GetParameters",
+            Operation::GetParametersByPath => "GetParametersByPath",
+            Operation::GetParameterHistory => "GetParameterHistory",
+            Operation::DescribeParameters => "DescribeParameters",
+            Operation::DeleteParameter => "DeleteParameter",
+            Operation::DeleteParameters => "DeleteParameters",
+            Operation::LabelParameterVersion => "LabelParameterVersion",
+            Operation::UnlabelParameterVersion => "UnlabelParameterVersion",
+            Operation::AddTagsToResource => "AddTagsToResource",
+            Operation::ListTagsForResource => "ListTagsForResource",
+            Operation::RemoveTagsFromResource => "RemoveTagsFromResource",
+        }
+    }
+
+    /// Reads an `X-Amz-Target` header (`AmazonSSM.GetParameter`). Another
+    /// prefix or an operation Operon does not serve is
+    /// `UnknownOperationException`, as AWS answers.
+    pub fn from_target(target: &str) -> Result<Operation, SsmError> {
+        let unknown = || {
+            SsmError::new(
+                SsmErrorCode::UnknownOperationException,
+                format!("The operation in X-Amz-Target {target:?} is not supported."),
+            )
+        };
+        let name = target.strip_prefix("AmazonSSM.").ok_or_else(unknown)?;
+        Operation::ALL
+            .into_iter()
+            .find(|operation| operation.as_str() == name)
+            .ok_or_else(unknown)
+    }
+}
+
 /// Every SSM error code Operon answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SsmErrorCode {

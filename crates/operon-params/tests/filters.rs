@@ -248,3 +248,36 @@ fn matching_labels_and_missing_key_id() {
     };
     assert!(!matches(&plain, &key));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // A name one level under a path is also under it recursively.
+        #[test]
+        fn one_level_implies_recursive(
+            segments in prop::collection::vec("[a-c]{1,2}", 1..6),
+            cut in 0usize..6,
+        ) {
+            let name = format!("/{}", segments.join("/"));
+            let cut = cut.min(segments.len());
+            let path = format!("/{}", segments[..cut].join("/"));
+            let meta = ParameterMeta { name, ..ParameterMeta::default() };
+            let one = validate_filters(FilterContext::DescribeParameters, &[filter("Path", Some("OneLevel"), &[&path])]).unwrap();
+            let deep = validate_filters(FilterContext::DescribeParameters, &[filter("Path", Some("Recursive"), &[&path])]).unwrap();
+            if matches(&meta, &one) {
+                prop_assert!(matches(&meta, &deep));
+            }
+            // Exactly the parent path matches one level.
+            prop_assert_eq!(matches(&meta, &one), cut + 1 == segments.len());
+        }
+
+        #[test]
+        fn validation_never_panics(key in any::<String>(), option in proptest::option::of(any::<String>()), values in prop::collection::vec(any::<String>(), 0..3)) {
+            let f = ParameterStringFilter { key, option, values: Some(values) };
+            let _ = validate_filters(FilterContext::DescribeParameters, std::slice::from_ref(&f));
+            let _ = validate_by_path_filters(&[f]);
+        }
+    }
+}

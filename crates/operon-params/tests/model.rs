@@ -159,3 +159,21 @@ fn constants_match_aws() {
     assert_eq!(MAX_LABELS_PER_VERSION, 10);
     assert_eq!(MAX_LEVELS, 15);
 }
+
+#[test]
+fn label_limit_per_version() {
+    let labels = |n: usize| (0..n).map(|i| format!("L{i}")).collect::<Vec<_>>();
+    assert!(check_label_limit("p", 1, &labels(9), &["new".into()]).is_ok());
+    // Re-attaching labels already there does not count.
+    assert!(check_label_limit("p", 1, &labels(10), &labels(3)).is_ok());
+    let err = check_label_limit("p", 4, &labels(10), &["new".into()]).unwrap_err();
+    assert_eq!(err.code(), SsmErrorCode::ParameterVersionLabelLimitExceeded);
+    assert_eq!(
+        err,
+        ParamError::TooManyLabels {
+            name: "p".into(),
+            version: 4,
+            would_have: 11
+        }
+    );
+}

@@ -243,3 +243,10 @@ proptest! {
         prop_assert_eq!(parse_selector(&input).unwrap(), ("/p", Selector::Label(label.clone())));
     }
 }
+
+#[test]
+fn normalize_trims_outer_spaces_only() {
+    assert_eq!(normalize_name("  /a/b "), "/a/b");
+    assert!(validate_name(normalize_name(" /a/b ")).is_ok());
+    assert!(validate_name(normalize_name("/a b")).is_err());
+}

@@ -207,3 +207,59 @@ fn expiration_notification_needs_an_expiration() {
     assert_eq!(next_due(&only_notice, 0, 0), None);
     assert!(due(&only_notice, 0, 0, i64::MAX).is_empty());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn policies() -> impl Strategy<Value = Vec<ParsedPolicy>> {
+        (0i64..400, 1i64..50, 1i64..50, any::<bool>()).prop_map(|(days, before, after, hours)| {
+            let unit = if hours { "Hours" } else { "Days" };
+            let text = format!(
+                r#"[{{"Type":"Expiration","Version":"1.0","Attributes":{{"Timestamp":"{}"}}}},
+                    {{"Type":"ExpirationNotification","Version":"1.0","Attributes":{{"Before":"{before}","Unit":"{unit}"}}}},
+                    {{"Type":"NoChangeNotification","Version":"1.0","Attributes":{{"After":"{after}","Unit":"{unit}"}}}}]"#,
+                chrono::DateTime::from_timestamp(EXPIRES + days * DAY, 0).unwrap().to_rfc3339()
+            );
+            parse_policies(&text).unwrap()
+        })
+    }
+
+    proptest! {
+        // Consecutive windows fire every event exactly once.
+        #[test]
+        fn windows_partition_events(
+            parsed in policies(),
+            a in 0i64..1000, b in 0i64..1000,
+        ) {
+            let modified = EXPIRES - 100 * DAY;
+            let start = modified;
+            let middle = start + a * DAY;
+            let end = middle + b * DAY;
+            let mut split = due(&parsed, modified, start, middle);
+            split.extend(due(&parsed, modified, middle, end));
+            prop_assert_eq!(split, due(&parsed, modified, start, end));
+        }
+
+        // What next_due announces is what due fires when that time comes.
+        #[test]
+        fn next_due_agrees_with_due(parsed in policies(), offset in 0i64..(800 * DAY)) {
+            let modified = EXPIRES - 100 * DAY;
+            let now = modified + offset;
+            match next_due(&parsed, modified, now) {
+                Some((at, action)) => {
+                    prop_assert!(at > now);
+                    let fired = due(&parsed, modified, now, at);
+                    prop_assert!(fired.contains(&action));
+                    prop_assert!(due(&parsed, modified, now, at - 1).is_empty());
+                }
+                None => prop_assert!(due(&parsed, modified, now, i64::MAX).is_empty()),
+            }
+        }
+
+        #[test]
+        fn parsing_never_panics(text in any::<String>()) {
+            let _ = parse_policies(&text);
+        }
+    }
+}

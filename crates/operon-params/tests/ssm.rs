@@ -357,3 +357,27 @@ fn error_bodies_and_statuses() {
         SsmErrorCode::HierarchyLevelLimitExceededException
     );
 }
+
+#[test]
+fn targets() {
+    assert_eq!(
+        Operation::from_target("AmazonSSM.GetParameter").unwrap(),
+        Operation::GetParameter
+    );
+    assert_eq!(
+        Operation::from_target("AmazonSSM.RemoveTagsFromResource").unwrap(),
+        Operation::RemoveTagsFromResource
+    );
+    for bad in [
+        "AmazonSSM.SendCommand",
+        "GetParameter",
+        "AmazonSSM.",
+        "AWSEvents.PutRule",
+    ] {
+        assert_eq!(
+            Operation::from_target(bad).unwrap_err().code,
+            SsmErrorCode::UnknownOperationException,
+            "{bad}"
+        );
+    }
+}
