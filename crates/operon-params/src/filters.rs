@@ -120,7 +120,7 @@ pub struct ParameterFilter {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ParameterMeta {
     pub name: String,
-    pub parameter_type: Option<ParameterType>,
+    pub parameter_type: ParameterType,
     pub key_id: Option<String>,
     pub tier: Tier,
     pub data_type: String,
@@ -347,7 +347,7 @@ fn any_value(filter: &ParameterFilter, actual: Option<&str>) -> bool {
 fn filter_matches(meta: &ParameterMeta, filter: &ParameterFilter) -> bool {
     match &filter.key {
         FilterKey::Name => any_value(filter, Some(&meta.name)),
-        FilterKey::Type => any_value(filter, meta.parameter_type.map(ParameterType::as_str)),
+        FilterKey::Type => any_value(filter, Some(meta.parameter_type.as_str())),
         FilterKey::KeyId => any_value(filter, meta.key_id.as_deref()),
         FilterKey::Tier => any_value(filter, Some(meta.tier.as_str())),
         FilterKey::DataType => any_value(filter, Some(&meta.data_type)),

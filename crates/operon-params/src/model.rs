@@ -23,8 +23,9 @@ pub const MAX_DESCRIPTION_LEN: usize = 1024;
 pub const MAX_ALLOWED_PATTERN_LEN: usize = 1024;
 
 /// `Type` of a parameter, spelled as AWS spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ParameterType {
+    #[default]
     String,
     StringList,
     SecureString,

@@ -16,6 +16,7 @@ use chrono::{DateTime, NaiveDateTime};
 use serde_json::{Map, Value};
 
 use crate::error::ParamError;
+use crate::ssm::ParameterInlinePolicy;
 
 /// The unit of a notification delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,18 @@ impl Policy {
 pub struct ParsedPolicy {
     pub policy: Policy,
     pub text: String,
+}
+
+impl ParsedPolicy {
+    /// The policy as DescribeParameters and GetParameterHistory report it;
+    /// `status` is AWS's `Pending`, `InProgress`, `Finished` or `Failed`.
+    pub fn to_inline(&self, status: &str) -> ParameterInlinePolicy {
+        ParameterInlinePolicy {
+            policy_text: Some(self.text.clone()),
+            policy_type: Some(self.policy.type_name().to_owned()),
+            policy_status: Some(status.to_owned()),
+        }
+    }
 }
 
 /// What a due policy asks the server to do.

@@ -280,9 +280,15 @@ impl Violations {
         }
     }
 
-    /// A list of `min..=max` members.
-    pub fn list_len<T: fmt::Debug>(&mut self, list: &[T], field: &str, min: usize, max: usize) {
-        let shown = format!("{list:?}");
+    /// A list of `min..=max` members, shown as AWS shows lists (`[a, b]`).
+    pub fn list_len<S: AsRef<str>>(&mut self, list: &[S], field: &str, min: usize, max: usize) {
+        let shown = format!(
+            "[{}]",
+            list.iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         if list.len() < min {
             self.add(
                 &shown,
@@ -345,7 +351,6 @@ pub struct Tag {
 pub const MAX_TAGS: usize = 50;
 
 fn check_tags(tags: &[Tag], violations: &mut Violations) {
-    violations.list_len(tags, "tags", 0, 1000);
     for (index, tag) in tags.iter().enumerate() {
         let at = index + 1;
         violations.str_len(&tag.key, &format!("tags.{at}.member.key"), 1, 128);

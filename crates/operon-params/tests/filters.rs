@@ -171,7 +171,7 @@ fn legacy_filters() {
 fn meta() -> ParameterMeta {
     ParameterMeta {
         name: "/prod/db/password".into(),
-        parameter_type: Some(ParameterType::SecureString),
+        parameter_type: ParameterType::SecureString,
         key_id: Some("alias/aws/ssm".into()),
         tier: Tier::Advanced,
         data_type: "text".into(),

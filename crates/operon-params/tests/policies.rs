@@ -37,6 +37,10 @@ fn parses_the_three_types() {
     assert_eq!(parsed[0].policy.type_name(), "Expiration");
     let text: serde_json::Value = serde_json::from_str(&parsed[1].text).unwrap();
     assert_eq!(text["Attributes"]["Before"], "15");
+    let inline = parsed[0].to_inline("Pending");
+    assert_eq!(inline.policy_type.as_deref(), Some("Expiration"));
+    assert_eq!(inline.policy_status.as_deref(), Some("Pending"));
+    assert_eq!(inline.policy_text.as_deref(), Some(parsed[0].text.as_str()));
 }
 
 #[test]
