@@ -28,6 +28,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::identity::routes())
         .merge(crate::workflows::api::routes())
         .merge(crate::events::http::protected())
+        .merge(crate::params::http::routes())
         // Layers run last-added first: the token, then the catalogue's check.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -38,6 +39,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             require_token,
         ));
     Router::new()
+        // The SSM JSON 1.1 protocol (AWS CLI and SDKs), told apart by its
+        // X-Amz-Target header; it authenticates with SigV4 itself.
+        .route("/", post(crate::params::aws::handle))
         .route("/v1/health", get(health))
         .route("/v1/openapi.json", get(openapi))
         .route(
@@ -106,10 +110,10 @@ async fn require_token(
 }
 
 /// The actor of refusals whose token names no one.
-const ANONYMOUS: &str = "anonymous";
+pub(crate) const ANONYMOUS: &str = "anonymous";
 
 /// 429 for an address past its rate of unauthenticated refusals.
-fn too_many_refusals(state: &AppState) -> Response {
+pub(crate) fn too_many_refusals(state: &AppState) -> Response {
     let mut response = ApiError::new(
         axum::http::StatusCode::TOO_MANY_REQUESTS,
         "TooManyRequests",
@@ -202,25 +206,33 @@ async fn authenticate(
         Some(user) => return Err((user.name, "user is disabled".into())),
         None => return Err((who, "the token's user no longer exists".into())),
     };
-    let policies = crate::runas::parse_policies(
-        state
-            .store
-            .policies_for_user(&user.id)
-            .await
-            .map_err(failed)?,
-    );
+    user_principal(state, user, record.id, record.scopes)
+        .await
+        .map_err(failed)
+}
+
+/// The principal of an enabled user calling with credential `credential_id`
+/// (an API token's id, or an access key's): the user's policies now.
+pub(crate) async fn user_principal(
+    state: &AppState,
+    user: operon_store::User,
+    credential_id: String,
+    scopes: Option<Vec<String>>,
+) -> Result<Principal, operon_store::StoreError> {
+    let policies =
+        crate::runas::parse_policies(state.store.policies_for_user(&user.id).await?);
     Ok(Principal::new(
         user.name,
         Some(user.id),
-        record.id,
-        record.scopes,
+        credential_id,
+        scopes,
         policies,
     ))
 }
 
 /// The audit record of a mutating call: the checks it passed, the handler's
 /// notes and how it ended. Refused calls were recorded when refused.
-async fn audit_call(
+pub(crate) async fn audit_call(
     state: &AppState,
     principal: &Principal,
     method: &Method,

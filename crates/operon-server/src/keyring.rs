@@ -91,7 +91,7 @@ impl Keys {
     }
 
     /// Open an envelope sealed with the same `aad`.
-    pub fn open(
+    pub fn unseal(
         &self,
         aad: &[u8],
         envelope: &[u8],
@@ -167,12 +167,12 @@ mod tests {
         let reloaded = Keys::open(dir.path()).unwrap();
         assert_eq!(reloaded.active(), second.as_str());
         assert_eq!(reloaded.list().len(), 2);
-        assert_eq!(&reloaded.open(b"aad", &old).unwrap()[..], b"secret");
+        assert_eq!(&reloaded.unseal(b"aad", &old).unwrap()[..], b"secret");
         let moved = reloaded.rewrap(&old).unwrap().unwrap();
         assert_eq!(operon_seal::key_id(&moved).unwrap(), second.as_str());
-        assert_eq!(&reloaded.open(b"aad", &moved).unwrap()[..], b"secret");
+        assert_eq!(&reloaded.unseal(b"aad", &moved).unwrap()[..], b"secret");
         assert!(reloaded.rewrap(&moved).unwrap().is_none());
-        assert!(reloaded.open(b"other", &old).is_err());
+        assert!(reloaded.unseal(b"other", &old).is_err());
     }
 
     #[test]

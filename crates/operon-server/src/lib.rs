@@ -33,8 +33,10 @@ pub mod events;
 mod fleet;
 mod happenings;
 mod identity;
+pub mod keyring;
 mod live;
 mod openapi;
+mod params;
 mod rate;
 pub mod refusals;
 mod runas;
@@ -134,6 +136,8 @@ pub enum ServerError {
     Store(#[from] operon_store::StoreError),
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),
+    #[error(transparent)]
+    Keyring(#[from] keyring::KeyringError),
     #[error("{0}")]
     Api(String),
 }
@@ -166,6 +170,8 @@ pub struct AppState {
     pub(crate) happenings: happenings::Happenings,
     /// What rule targets and runbooks act as, until an identity change.
     pub(crate) actors: runas::ActorCache,
+    /// The key ring sealing SecureStrings and access-key secrets.
+    pub(crate) keys: keyring::Keys,
 }
 
 impl AppState {
@@ -331,6 +337,7 @@ pub async fn start_with_clock(
             source,
         }
     })?;
+    let keys = keyring::Keys::open(&config.data_dir).map_err(ServerError::Keyring)?;
     let audit = audit::AuditLog::spawn(store.clone(), &config.data_dir);
     let refusal_rate = config.refusal_rate;
     let webhooks = outbound(
@@ -349,6 +356,7 @@ pub async fn start_with_clock(
         live: live::Live::new(happenings.clone()),
         happenings,
         actors: runas::ActorCache::default(),
+        keys,
         coordination: coordination::Coordination::default(),
         config,
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),

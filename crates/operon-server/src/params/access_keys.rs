@@ -212,7 +212,7 @@ impl AccessKeyService<'_> {
         let clear = self
             .state
             .keys
-            .open(&seal_aad(&key.id), &key.sealed_secret)
+            .unseal(&seal_aad(&key.id), &key.sealed_secret)
             .map_err(|e| {
                 tracing::error!(key = %key.id, error = %e, "an access key secret does not open");
                 ServiceError::new(ErrorKind::Internal, "InternalError", "access key unreadable")

@@ -12,7 +12,7 @@ use operon_api::params::{
     AccessKey, CreateAccessKey, KeyInfo, LabelChange, LabelResult, Parameter, ParameterDeleted,
     ParameterPage, ParameterTags, ParameterWritten, PutParameter, Rewrapped, TagChange,
 };
-use operon_params::{FilterContext, ParameterStringFilter};
+use operon_params::filters::{FilterContext, ParameterStringFilter};
 
 use super::access_keys::AccessKeyView;
 use super::service::{self, Labelled, ParamView};

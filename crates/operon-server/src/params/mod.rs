@@ -7,6 +7,7 @@
 //!                 (every sealed SecureString version and access-key secret)
 //! access_keys.rs  AccessKeyService: AWS-style access keys (secret sealed)
 //! http.rs         /v1/parameters, /v1/parameters-by-path, /v1/keys, /v1/access-keys
+//! aws.rs          the SSM JSON 1.1 protocol (AWS CLI and SDKs), SigV4-signed
 //! ```
 //!
 //! The rules of Parameter Store (names, labels, values, filters, policies,
@@ -14,11 +15,12 @@
 //! `operon-seal` under the server's key ring (`crate::keyring`).
 
 pub mod access_keys;
+pub mod aws;
 pub mod http;
 pub mod keys;
 pub mod service;
 
-use operon_api::events::PutEntry;
+use crate::events::envelope::PutEntry;
 
 use crate::AppState;
 
@@ -53,7 +55,7 @@ pub(crate) async fn put_event(
         source: Some(EVENT_SOURCE.into()),
         detail_type: Some(detail_type.into()),
         detail: Some(detail.to_string()),
-        resources: vec![operon_params::arn(
+        resources: vec![operon_params::names::arn(
             crate::events::envelope::REGION,
             crate::events::envelope::ACCOUNT,
             name,

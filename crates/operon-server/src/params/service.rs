@@ -19,9 +19,11 @@
 
 use std::fmt;
 
-use operon_params::{
-    FilterContext, ParamError, ParameterFilter, ParameterMeta, ParameterType, Selector, Tier,
-};
+use operon_params::ParamError;
+use operon_params::filters::{FilterContext, FilterKey, ParameterFilter, ParameterMeta};
+use operon_params::model::{DataType, ParameterType, Tier};
+use operon_params::names::Selector;
+use operon_params::{filters, model, names, policies};
 use operon_store::{
     AuditEntry, LabelRefusal, NewParameterVersion, ParameterVersion, PutRefusal, Tags,
 };
@@ -215,7 +217,7 @@ fn after_token(token: Option<&str>) -> ServiceResult<Option<String>> {
 fn meta(v: &ParamView, tags: Tags) -> ParameterMeta {
     ParameterMeta {
         name: v.name.clone(),
-        parameter_type: v.param_type.parse().ok(),
+        parameter_type: v.param_type.parse().unwrap_or_default(),
         key_id: v.key_id.clone(),
         tier: v.tier.parse().unwrap_or(Tier::Standard),
         data_type: v.data_type.clone(),
@@ -228,7 +230,7 @@ fn meta(v: &ParamView, tags: Tags) -> ParameterMeta {
 fn needs_tags(filters: &[ParameterFilter]) -> bool {
     filters
         .iter()
-        .any(|f| matches!(f.key, operon_params::FilterKey::Tag(_)))
+        .any(|f| matches!(f.key, FilterKey::Tag(_)))
 }
 
 /// The params service over the server's store, key ring, audit trail and bus.
@@ -242,7 +244,7 @@ impl ParamService<'_> {
     /// Write a new version (or the first). Retries when another put moved
     /// the latest version between the checks and the write.
     pub async fn put(&self, principal: &Principal, put: PutParameter) -> ServiceResult<Written> {
-        operon_params::validate_name(&put.name).map_err(rule)?;
+        names::validate_name(&put.name).map_err(rule)?;
         check_action(&self.state.audit, principal, "params:Put", &resource(&put.name)).await?;
         if put.overwrite && !put.tags.is_empty() {
             return Err(validation(
@@ -318,7 +320,7 @@ impl ParamService<'_> {
             (None, None) => ParameterType::String,
         };
         if let Some(data_type) = &put.data_type {
-            data_type.parse::<operon_params::DataType>().map_err(rule)?;
+            data_type.parse::<DataType>().map_err(rule)?;
         }
         if put.key_id.is_some() && param_type != ParameterType::SecureString {
             return Err(validation(
@@ -342,19 +344,20 @@ impl ParamService<'_> {
             .clone()
             .or_else(|| before.and_then(|b| b.description.clone()));
         if let Some(d) = &description {
-            operon_params::check_description(d).map_err(rule)?;
+            model::check_description(d).map_err(rule)?;
         }
         let allowed_pattern = put
             .allowed_pattern
             .clone()
             .or_else(|| before.and_then(|b| b.allowed_pattern.clone()));
         if let Some(pattern) = &allowed_pattern {
-            operon_params::check_allowed_pattern(pattern, &put.value).map_err(rule)?;
+            let regex = model::compile_allowed_pattern(pattern).map_err(rule)?;
+            model::check_allowed_pattern(&regex, pattern, &put.value).map_err(rule)?;
         }
         let policies = match &put.policies {
             Some(text) => {
-                let parsed = operon_params::parse_policies(text).map_err(rule)?;
-                operon_params::check_not_expired(&parsed, now_millis() / 1000).map_err(rule)?;
+                let parsed = policies::parse_policies(text).map_err(rule)?;
+                policies::check_not_expired(&parsed, now_millis() / 1000).map_err(rule)?;
                 (!parsed.is_empty()).then(|| text.clone())
             }
             None => before.and_then(|b| b.policies.clone()),
@@ -364,7 +367,7 @@ impl ParamService<'_> {
             None => Tier::Standard,
         };
         let currently_advanced = before.is_some_and(|b| b.tier == Tier::Advanced.as_str());
-        let tier = operon_params::effective_tier(
+        let tier = model::effective_tier(
             requested,
             put.value.len(),
             policies.is_some(),
@@ -373,7 +376,7 @@ impl ParamService<'_> {
         if policies.is_some() && tier == Tier::Standard {
             return Err(rule(ParamError::PoliciesNeedAdvancedTier));
         }
-        operon_params::check_value(param_type, tier, &put.value).map_err(rule)?;
+        model::check_value(param_type, tier, &put.value).map_err(rule)?;
         let version = latest.map_or(1, |l| l.version + 1);
         let (value, sealed, key_id) = if param_type == ParameterType::SecureString {
             let sealed = self
@@ -410,7 +413,7 @@ impl ParamService<'_> {
 
     /// Delete a parameter with all its versions.
     pub async fn delete(&self, principal: &Principal, name: &str) -> ServiceResult<i64> {
-        operon_params::validate_name(name).map_err(|_| not_found(name))?;
+        names::validate_name(name).map_err(|_| not_found(name))?;
         check_action(&self.state.audit, principal, "params:Delete", &resource(name)).await?;
         let deleted = self
             .state
@@ -447,7 +450,7 @@ impl ParamService<'_> {
             .await?
             .ok_or_else(|| not_found(name))?;
         let version = version.unwrap_or(latest.version);
-        let (valid, invalid) = operon_params::split_labels(labels);
+        let (valid, invalid) = names::split_labels(labels);
         if !valid.is_empty() {
             match self.state.store.label_parameter(name, version, &valid).await? {
                 Ok(()) => {}
@@ -549,8 +552,8 @@ impl ParamService<'_> {
         selector: &str,
         decrypt: bool,
     ) -> ServiceResult<ParamView> {
-        let (name, selection) = operon_params::parse_selector(selector).map_err(rule)?;
-        operon_params::validate_name(name).map_err(|_| not_found(name))?;
+        let (name, selection) = names::parse_selector(selector).map_err(rule)?;
+        names::validate_name(name).map_err(|_| not_found(name))?;
         check_action(&self.state.audit, principal, "params:Get", &resource(name)).await?;
         let mut view = self.select(name, &selection).await?;
         view.selector = selection.to_wire();
@@ -594,11 +597,11 @@ impl ParamService<'_> {
         let mut found = Vec::new();
         let mut invalid = Vec::new();
         for selector in selectors {
-            let Ok((name, selection)) = operon_params::parse_selector(selector) else {
+            let Ok((name, selection)) = names::parse_selector(selector) else {
                 invalid.push(selector.clone());
                 continue;
             };
-            if operon_params::validate_name(name).is_err() {
+            if names::validate_name(name).is_err() {
                 invalid.push(selector.clone());
                 continue;
             }
@@ -630,7 +633,7 @@ impl ParamService<'_> {
         max_results: Option<usize>,
         token: Option<&str>,
     ) -> ServiceResult<Page<ParamView>> {
-        operon_params::validate_path(path).map_err(rule)?;
+        names::validate_path(path).map_err(rule)?;
         let prefix = if path.ends_with('/') {
             path.to_string()
         } else {
@@ -638,7 +641,7 @@ impl ParamService<'_> {
         };
         let mut page = self
             .scan(principal, "params:Get", &prefix, filters, max_results, token, |name| {
-                operon_params::under_path(name, path, recursive)
+                names::under_path(name, path, recursive)
             })
             .await?;
         if decrypt {
@@ -705,7 +708,7 @@ impl ParamService<'_> {
                     } else {
                         Tags::new()
                     };
-                    if !operon_params::matches(&meta(&view, tags), filters) {
+                    if !filters::matches(&meta(&view, tags), filters) {
                         continue;
                     }
                 }
@@ -813,7 +816,7 @@ impl ParamService<'_> {
             let clear = self
                 .state
                 .keys
-                .open(&seal_aad(&view.name, view.version), &sealed)
+                .unseal(&seal_aad(&view.name, view.version), &sealed)
                 .map_err(|e| {
                     tracing::error!(name = %view.name, version = view.version, error = %e, "a SecureString does not open");
                     ServiceError::new(
@@ -870,7 +873,7 @@ fn label_refusal(name: &str, version: i64, refusal: LabelRefusal) -> ServiceErro
 /// Whether a filter context accepts the filters (for the edges).
 pub fn validate_filters(
     context: FilterContext,
-    filters: &[operon_params::ParameterStringFilter],
+    filters: &[operon_params::filters::ParameterStringFilter],
 ) -> ServiceResult<Vec<ParameterFilter>> {
-    operon_params::validate_filters(context, filters).map_err(rule)
+    filters::validate_filters(context, filters).map_err(rule)
 }
