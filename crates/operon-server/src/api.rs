@@ -219,8 +219,7 @@ pub(crate) async fn user_principal(
     credential_id: String,
     scopes: Option<Vec<String>>,
 ) -> Result<Principal, operon_store::StoreError> {
-    let policies =
-        crate::runas::parse_policies(state.store.policies_for_user(&user.id).await?);
+    let policies = crate::runas::parse_policies(state.store.policies_for_user(&user.id).await?);
     Ok(Principal::new(
         user.name,
         Some(user.id),

@@ -36,8 +36,7 @@ pub fn seal_aad(id: &str) -> Vec<u8> {
 }
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const SECRET_ALPHABET: &[u8] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 fn random_text(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
@@ -215,7 +214,11 @@ impl AccessKeyService<'_> {
             .unseal(&seal_aad(&key.id), &key.sealed_secret)
             .map_err(|e| {
                 tracing::error!(key = %key.id, error = %e, "an access key secret does not open");
-                ServiceError::new(ErrorKind::Internal, "InternalError", "access key unreadable")
+                ServiceError::new(
+                    ErrorKind::Internal,
+                    "InternalError",
+                    "access key unreadable",
+                )
             })?;
         let secret = String::from_utf8_lossy(&clear).into_owned();
         Ok(Some((zeroize::Zeroizing::new(secret), user)))

@@ -96,7 +96,10 @@ fn sig_error(err: &SigError) -> Response {
 }
 
 /// `POST /` carrying `X-Amz-Target`.
-pub async fn handle(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+) -> Response {
     if !is_aws_request(request.headers()) {
         return crate::error::ApiError::not_found(
             "no such endpoint (POST / serves the SSM JSON protocol: X-Amz-Target: AmazonSSM.<Operation>)",
@@ -240,7 +243,11 @@ impl From<ServiceError> for Failure {
 }
 
 fn request<T: DeserializeOwned>(body: &[u8]) -> Result<T, SsmError> {
-    let body = if body.is_empty() { b"{}" as &[u8] } else { body };
+    let body = if body.is_empty() {
+        b"{}" as &[u8]
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| {
         SsmError::new(
             SsmErrorCode::SerializationException,
@@ -534,7 +541,10 @@ fn history_page<'a>(
             .ok()
             .filter(|i| *i <= versions.len())
             .ok_or_else(|| {
-                SsmError::new(SsmErrorCode::InvalidNextToken, "The specified token isn't valid.")
+                SsmError::new(
+                    SsmErrorCode::InvalidNextToken,
+                    "The specified token isn't valid.",
+                )
             })?,
     };
     let end = (start + max.unwrap_or(50)).min(versions.len());
@@ -550,9 +560,15 @@ mod tests {
     fn only_ssm_targets_are_this_edge() {
         let mut headers = HeaderMap::new();
         assert!(!is_aws_request(&headers));
-        headers.insert("x-amz-target", HeaderValue::from_static("AmazonSSM.GetParameter"));
+        headers.insert(
+            "x-amz-target",
+            HeaderValue::from_static("AmazonSSM.GetParameter"),
+        );
         assert!(is_aws_request(&headers));
-        headers.insert("x-amz-target", HeaderValue::from_static("AWSEvents.PutEvents"));
+        headers.insert(
+            "x-amz-target",
+            HeaderValue::from_static("AWSEvents.PutEvents"),
+        );
         assert!(!is_aws_request(&headers));
     }
 

@@ -19,6 +19,7 @@ use super::service::{self, Labelled, ParamView};
 use crate::AppState;
 use crate::access::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::service::ServiceError;
 use crate::keyring::KeyView;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -36,8 +37,26 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/keys", get(keys))
         .route("/v1/keys/rotate", post(rotate))
         .route("/v1/keys/rewrap", post(rewrap))
-        .route("/v1/access-keys", post(create_access_key).get(list_access_keys))
-        .route("/v1/access-keys/{id}", axum::routing::delete(revoke_access_key))
+        .route(
+            "/v1/access-keys",
+            post(create_access_key).get(list_access_keys),
+        )
+        .route(
+            "/v1/access-keys/{id}",
+            axum::routing::delete(revoke_access_key),
+        )
+}
+
+/// A service refusal with its SSM code kept (`ParameterNotFound`,
+/// `ParameterAlreadyExists`, ...), so the native API names the same rule the
+/// AWS edge does; the status comes from the kind as everywhere.
+fn coded(err: ServiceError) -> ApiError {
+    let code = err.code;
+    let mut api: ApiError = err.into();
+    if !matches!(code, "Forbidden" | "InternalError") {
+        api.code = code;
+    }
+    api
 }
 
 /// The wire view of a parameter version.
@@ -80,7 +99,7 @@ async fn put(
         key_id: None,
         data_type: None,
     };
-    let written = state.params().put(&principal, put).await?;
+    let written = state.params().put(&principal, put).await.map_err(coded)?;
     principal.note("version", written.version);
     Ok(Json(ParameterWritten {
         name,
@@ -101,7 +120,7 @@ async fn get_one(
     Path(name): Path<String>,
     Query(q): Query<DecryptQuery>,
 ) -> ApiResult<Json<Parameter>> {
-    let view = state.params().get(&principal, &name, q.decrypt).await?;
+    let view = state.params().get(&principal, &name, q.decrypt).await.map_err(coded)?;
     Ok(Json(parameter(view)))
 }
 
@@ -109,7 +128,7 @@ async fn delete(
     Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ParameterDeleted>> {
-    let version = state.params().delete(&principal, &name).await?;
+    let version = state.params().delete(&principal, &name).await.map_err(coded)?;
     Ok(Json(ParameterDeleted { name, version }))
 }
 
@@ -170,7 +189,7 @@ async fn list(
         }
         filters.push(f);
     }
-    let filters = service::validate_filters(FilterContext::DescribeParameters, &filters)?;
+    let filters = service::validate_filters(FilterContext::DescribeParameters, &filters).map_err(coded)?;
     let page = state
         .params()
         .describe(
@@ -179,7 +198,7 @@ async fn list(
             page_size(q.max_results, 50)?,
             q.next_token.as_deref(),
         )
-        .await?;
+        .await.map_err(coded)?;
     Ok(Json(ParameterPage {
         parameters: page.items.into_iter().map(parameter).collect(),
         next_token: page.next_token,
@@ -207,7 +226,7 @@ async fn by_path(
     if let Some(label) = q.label {
         filters.push(filter("Label", Some("Equals"), vec![label]));
     }
-    let filters = service::validate_filters(FilterContext::GetParametersByPath, &filters)?;
+    let filters = service::validate_filters(FilterContext::GetParametersByPath, &filters).map_err(coded)?;
     let page = state
         .params()
         .get_by_path(
@@ -219,7 +238,7 @@ async fn by_path(
             page_size(q.max_results, 10)?,
             q.next_token.as_deref(),
         )
-        .await?;
+        .await.map_err(coded)?;
     Ok(Json(ParameterPage {
         parameters: page.items.into_iter().map(parameter).collect(),
         next_token: page.next_token,
@@ -231,7 +250,7 @@ async fn history(
     Path(name): Path<String>,
     Query(q): Query<DecryptQuery>,
 ) -> ApiResult<Json<Vec<Parameter>>> {
-    let versions = state.params().history(&principal, &name, q.decrypt).await?;
+    let versions = state.params().history(&principal, &name, q.decrypt).await.map_err(coded)?;
     Ok(Json(versions.into_iter().map(parameter).collect()))
 }
 
@@ -251,7 +270,7 @@ async fn label(
     let done = state
         .params()
         .label(&principal, &name, body.version, &body.labels)
-        .await?;
+        .await.map_err(coded)?;
     Ok(Json(label_result(done)))
 }
 
@@ -266,7 +285,7 @@ async fn unlabel(
     let done = state
         .params()
         .unlabel(&principal, &name, version, &body.labels)
-        .await?;
+        .await.map_err(coded)?;
     Ok(Json(label_result(done)))
 }
 
@@ -274,7 +293,7 @@ async fn tags(
     Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ParameterTags>> {
-    let tags = state.params().tags(&principal, &name).await?;
+    let tags = state.params().tags(&principal, &name).await.map_err(coded)?;
     Ok(Json(ParameterTags { name, tags }))
 }
 
@@ -286,7 +305,7 @@ async fn tag(
     let tags = state
         .params()
         .tag(&principal, &name, &body.add, &body.remove)
-        .await?;
+        .await.map_err(coded)?;
     Ok(Json(ParameterTags { name, tags }))
 }
 
@@ -300,11 +319,13 @@ fn key_info(k: KeyView) -> KeyInfo {
 }
 
 async fn keys(Ctx { state, .. }: Ctx) -> ApiResult<Json<Vec<KeyInfo>>> {
-    Ok(Json(state.key_ring().list().into_iter().map(key_info).collect()))
+    Ok(Json(
+        state.key_ring().list().into_iter().map(key_info).collect(),
+    ))
 }
 
 async fn rotate(Ctx { state, principal }: Ctx) -> ApiResult<Json<Vec<KeyInfo>>> {
-    let keys = state.key_ring().rotate()?;
+    let keys = state.key_ring().rotate().map_err(coded)?;
     if let Some(active) = keys.iter().find(|k| k.active) {
         principal.note("active", active.id.clone());
     }
@@ -312,7 +333,7 @@ async fn rotate(Ctx { state, principal }: Ctx) -> ApiResult<Json<Vec<KeyInfo>>> 
 }
 
 async fn rewrap(Ctx { state, principal }: Ctx) -> ApiResult<Json<Rewrapped>> {
-    let count = state.key_ring().rewrap().await?;
+    let count = state.key_ring().rewrap().await.map_err(coded)?;
     principal.note("rewrapped", count.rewrapped);
     Ok(Json(Rewrapped {
         active: state.keys.active(),
@@ -338,7 +359,7 @@ async fn create_access_key(
     let key = state
         .access_keys()
         .create(&principal, body.user.as_deref())
-        .await?;
+        .await.map_err(coded)?;
     Ok(Json(access_key(key)))
 }
 
@@ -355,7 +376,7 @@ async fn list_access_keys(
     let keys = state
         .access_keys()
         .list(&principal, q.user.as_deref())
-        .await?;
+        .await.map_err(coded)?;
     Ok(Json(keys.into_iter().map(access_key).collect()))
 }
 
@@ -364,6 +385,6 @@ async fn revoke_access_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AccessKey>> {
     Ok(Json(access_key(
-        state.access_keys().revoke(&principal, &id).await?,
+        state.access_keys().revoke(&principal, &id).await.map_err(coded)?,
     )))
 }

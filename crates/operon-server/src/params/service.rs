@@ -228,9 +228,7 @@ fn meta(v: &ParamView, tags: Tags) -> ParameterMeta {
 }
 
 fn needs_tags(filters: &[ParameterFilter]) -> bool {
-    filters
-        .iter()
-        .any(|f| matches!(f.key, FilterKey::Tag(_)))
+    filters.iter().any(|f| matches!(f.key, FilterKey::Tag(_)))
 }
 
 /// The params service over the server's store, key ring, audit trail and bus.
@@ -245,7 +243,13 @@ impl ParamService<'_> {
     /// the latest version between the checks and the write.
     pub async fn put(&self, principal: &Principal, put: PutParameter) -> ServiceResult<Written> {
         names::validate_name(&put.name).map_err(rule)?;
-        check_action(&self.state.audit, principal, "params:Put", &resource(&put.name)).await?;
+        check_action(
+            &self.state.audit,
+            principal,
+            "params:Put",
+            &resource(&put.name),
+        )
+        .await?;
         if put.overwrite && !put.tags.is_empty() {
             return Err(validation(
                 "Invalid request: tags and overwrite can't be used together. To create a parameter \
@@ -264,7 +268,12 @@ impl ParamService<'_> {
             }
             let (version, row) = self.next_version(principal, &put, latest.as_ref())?;
             let expect = latest.as_ref().map(|l| l.version);
-            match self.state.store.put_parameter(&row, expect, &put.tags).await? {
+            match self
+                .state
+                .store
+                .put_parameter(&row, expect, &put.tags)
+                .await?
+            {
                 Ok(written) => {
                     debug_assert_eq!(written, version);
                     let operation = if expect.is_some() { "Update" } else { "Create" };
@@ -414,15 +423,27 @@ impl ParamService<'_> {
     /// Delete a parameter with all its versions.
     pub async fn delete(&self, principal: &Principal, name: &str) -> ServiceResult<i64> {
         names::validate_name(name).map_err(|_| not_found(name))?;
-        check_action(&self.state.audit, principal, "params:Delete", &resource(name)).await?;
+        check_action(
+            &self.state.audit,
+            principal,
+            "params:Delete",
+            &resource(name),
+        )
+        .await?;
         let deleted = self
             .state
             .store
             .delete_parameter(name)
             .await?
             .ok_or_else(|| not_found(name))?;
-        self.announce("Delete", name, &deleted.fields.param_type, deleted.version, None)
-            .await;
+        self.announce(
+            "Delete",
+            name,
+            &deleted.fields.param_type,
+            deleted.version,
+            None,
+        )
+        .await;
         Ok(deleted.version)
     }
 
@@ -442,7 +463,13 @@ impl ParamService<'_> {
                 labels.len()
             )));
         }
-        check_action(&self.state.audit, principal, "params:Label", &resource(name)).await?;
+        check_action(
+            &self.state.audit,
+            principal,
+            "params:Label",
+            &resource(name),
+        )
+        .await?;
         let latest = self
             .state
             .store
@@ -452,7 +479,12 @@ impl ParamService<'_> {
         let version = version.unwrap_or(latest.version);
         let (valid, invalid) = names::split_labels(labels);
         if !valid.is_empty() {
-            match self.state.store.label_parameter(name, version, &valid).await? {
+            match self
+                .state
+                .store
+                .label_parameter(name, version, &valid)
+                .await?
+            {
                 Ok(()) => {}
                 Err(refusal) => return Err(label_refusal(name, version, refusal)),
             }
@@ -488,8 +520,19 @@ impl ParamService<'_> {
                 labels.len()
             )));
         }
-        check_action(&self.state.audit, principal, "params:Unlabel", &resource(name)).await?;
-        let removed = match self.state.store.unlabel_parameter(name, version, labels).await? {
+        check_action(
+            &self.state.audit,
+            principal,
+            "params:Unlabel",
+            &resource(name),
+        )
+        .await?;
+        let removed = match self
+            .state
+            .store
+            .unlabel_parameter(name, version, labels)
+            .await?
+        {
             Ok(removed) => removed,
             Err(refusal) => return Err(label_refusal(name, version, refusal)),
         };
@@ -507,8 +550,14 @@ impl ParamService<'_> {
                 .map(|p| p.fields.param_type)
                 .unwrap_or_default();
             let detail = json!({"labels": removed});
-            self.announce("UnlabelParameterVersion", name, &param_type, version, Some(detail))
-                .await;
+            self.announce(
+                "UnlabelParameterVersion",
+                name,
+                &param_type,
+                version,
+                Some(detail),
+            )
+            .await;
         }
         Ok(Labelled {
             version,
@@ -539,7 +588,12 @@ impl ParamService<'_> {
                 format!("The resource ID {name:?} is not valid. Verify the ID and try again."),
             ));
         }
-        Ok(self.state.store.parameter_tags(name).await?.unwrap_or_default())
+        Ok(self
+            .state
+            .store
+            .parameter_tags(name)
+            .await?
+            .unwrap_or_default())
     }
 
     // ----- Reads ---------------------------------------------------------------------
@@ -640,9 +694,15 @@ impl ParamService<'_> {
             format!("{path}/")
         };
         let mut page = self
-            .scan(principal, "params:Get", &prefix, filters, max_results, token, |name| {
-                names::under_path(name, path, recursive)
-            })
+            .scan(
+                principal,
+                "params:Get",
+                &prefix,
+                filters,
+                max_results,
+                token,
+                |name| names::under_path(name, path, recursive),
+            )
             .await?;
         if decrypt {
             self.decrypt_all(principal, &mut page.items).await?;
@@ -659,7 +719,15 @@ impl ParamService<'_> {
         token: Option<&str>,
     ) -> ServiceResult<Page<ParamView>> {
         let mut page = self
-            .scan(principal, "params:List", "", filters, max_results, token, |_| true)
+            .scan(
+                principal,
+                "params:List",
+                "",
+                filters,
+                max_results,
+                token,
+                |_| true,
+            )
             .await?;
         for item in &mut page.items {
             item.value = None;
@@ -704,7 +772,11 @@ impl ParamService<'_> {
                 }
                 if !filters.is_empty() {
                     let tags = if with_tags {
-                        self.state.store.parameter_tags(&view.name).await?.unwrap_or_default()
+                        self.state
+                            .store
+                            .parameter_tags(&view.name)
+                            .await?
+                            .unwrap_or_default()
                     } else {
                         Tags::new()
                     };
@@ -739,7 +811,13 @@ impl ParamService<'_> {
         name: &str,
         decrypt: bool,
     ) -> ServiceResult<Vec<ParamView>> {
-        check_action(&self.state.audit, principal, "params:GetHistory", &resource(name)).await?;
+        check_action(
+            &self.state.audit,
+            principal,
+            "params:GetHistory",
+            &resource(name),
+        )
+        .await?;
         let mut versions: Vec<ParamView> = self
             .state
             .store
@@ -759,7 +837,13 @@ impl ParamService<'_> {
 
     /// A parameter's tags.
     pub async fn tags(&self, principal: &Principal, name: &str) -> ServiceResult<Tags> {
-        check_action(&self.state.audit, principal, "params:ListTags", &resource(name)).await?;
+        check_action(
+            &self.state.audit,
+            principal,
+            "params:ListTags",
+            &resource(name),
+        )
+        .await?;
         self.state.store.parameter_tags(name).await?.ok_or_else(|| {
             ServiceError::invalid(
                 "InvalidResourceId",
@@ -771,7 +855,11 @@ impl ParamService<'_> {
     /// Open the SecureStrings among `views`: `params:GetDecrypted` on each
     /// (all or nothing), then one audit record naming every name and
     /// version read, committed before any value leaves.
-    async fn decrypt_all(&self, principal: &Principal, views: &mut [ParamView]) -> ServiceResult<()> {
+    async fn decrypt_all(
+        &self,
+        principal: &Principal,
+        views: &mut [ParamView],
+    ) -> ServiceResult<()> {
         let mut read = Vec::new();
         for view in views.iter().filter(|v| v.is_secure()) {
             check_action(

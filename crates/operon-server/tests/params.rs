@@ -1,0 +1,493 @@
+//! Parameter Store on a real server (loopback, temporary data directory):
+//! versions, selectors, labels, history, the error codes, SecureStrings
+//! sealed at rest and decrypted only with `params:GetDecrypted` (audited),
+//! listings that show only what a caller may see, change events on the bus,
+//! and key rotation with rewrap.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+
+use common::Api;
+
+/// A parameter's path segment: the name percent-encoded.
+fn at(name: &str) -> String {
+    let mut out = String::from("/v1/parameters/");
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn put(api: &Api, name: &str, body: Value) -> Value {
+    api.ok("PUT", &at(name), Some(body)).await
+}
+
+#[tokio::test]
+async fn versions_selectors_labels_history_and_delete() {
+    let api = Api::start().await;
+    let first = put(&api, "/app/prod/db_url", json!({"value": "postgres://a"})).await;
+    assert_eq!(
+        first,
+        json!({"name": "/app/prod/db_url", "version": 1, "tier": "Standard"})
+    );
+
+    // A second put without overwrite is a conflict and changes nothing.
+    let (status, err) = api
+        .call("PUT", &at("/app/prod/db_url"), Some(json!({"value": "x"})))
+        .await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["error"]["code"], "ParameterAlreadyExists");
+
+    let second = put(
+        &api,
+        "/app/prod/db_url",
+        json!({"value": "postgres://b", "overwrite": true, "description": "the db"}),
+    )
+    .await;
+    assert_eq!(second["version"], 2);
+    let latest = api.ok("GET", &at("/app/prod/db_url"), None).await;
+    assert_eq!(
+        (latest["value"].as_str(), latest["version"].as_i64()),
+        (Some("postgres://b"), Some(2))
+    );
+    assert_eq!(latest["last_modified_by"], "admin");
+    let v1 = api.ok("GET", &at("/app/prod/db_url:1"), None).await;
+    assert_eq!(
+        (v1["value"].as_str(), v1["selector"].as_str()),
+        (Some("postgres://a"), Some(":1"))
+    );
+
+    // Labels: put on v1, moved to v2, read by label.
+    let labelled = api
+        .ok(
+            "POST",
+            &format!("{}/labels", at("/app/prod/db_url")),
+            Some(json!({"version": 1, "labels": ["live", "9bad"]})),
+        )
+        .await;
+    assert_eq!(labelled, json!({"version": 1, "invalid_labels": ["9bad"]}));
+    api.ok(
+        "POST",
+        &format!("{}/labels", at("/app/prod/db_url")),
+        Some(json!({"labels": ["live"]})),
+    )
+    .await;
+    let live = api.ok("GET", &at("/app/prod/db_url:live"), None).await;
+    assert_eq!(live["version"], 2);
+    let (status, err) = api.call("GET", &at("/app/prod/db_url:gone"), None).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("ParameterVersionNotFound"))
+    );
+    let (status, err) = api.call("GET", &at("/app/prod/db_url:7"), None).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("ParameterVersionNotFound"))
+    );
+
+    let history = api
+        .ok("GET", &format!("{}/history", at("/app/prod/db_url")), None)
+        .await;
+    let versions: Vec<(i64, Value)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_i64().unwrap(), v["labels"].clone()))
+        .collect();
+    assert_eq!(versions, [(1, json!([])), (2, json!(["live"]))]);
+    let unlabelled = api
+        .ok(
+            "POST",
+            &format!("{}/unlabel", at("/app/prod/db_url")),
+            Some(json!({"version": 2, "labels": ["live", "never"]})),
+        )
+        .await;
+    assert_eq!(
+        unlabelled,
+        json!({"version": 2, "invalid_labels": ["never"], "removed_labels": ["live"]})
+    );
+
+    // Rules of values and names, with SSM's codes.
+    let (status, err) = api
+        .call(
+            "PUT",
+            &at("/app/port"),
+            Some(json!({"value": "80x", "allowed_pattern": "^\\d+$"})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("ParameterPatternMismatchException")),
+        "{err}"
+    );
+    let (status, err) = api
+        .call("PUT", &at("/aws/x"), Some(json!({"value": "v"})))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    let (status, err) = api
+        .call("PUT", &at("app/x"), Some(json!({"value": "v"})))
+        .await;
+    assert_eq!(status, 400, "not fully qualified: {err}");
+    let deep = format!(
+        "/{}",
+        (0..16)
+            .map(|i| format!("l{i}"))
+            .collect::<Vec<_>>()
+            .join("/")
+    );
+    let (status, err) = api
+        .call("PUT", &at(&deep), Some(json!({"value": "v"})))
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("HierarchyLevelLimitExceededException")),
+        "{err}"
+    );
+    let (status, err) = api
+        .call(
+            "PUT",
+            &at("/app/t"),
+            Some(json!({"value": "v", "type": "Secret"})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("ValidationException")),
+        "{err}"
+    );
+
+    // Delete, then it is gone (and a second delete says so).
+    let deleted = api.ok("DELETE", &at("/app/prod/db_url"), None).await;
+    assert_eq!(deleted, json!({"name": "/app/prod/db_url", "version": 2}));
+    let (status, err) = api.call("DELETE", &at("/app/prod/db_url"), None).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("ParameterNotFound"))
+    );
+    let (status, _) = api.call("GET", &at("/app/prod/db_url"), None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn paths_and_listings_page_and_filter() {
+    let api = Api::start().await;
+    for i in 0..13 {
+        put(
+            &api,
+            &format!("/svc/a/p{i:02}"),
+            json!({"value": format!("v{i}")}),
+        )
+        .await;
+    }
+    put(
+        &api,
+        "/svc/a/deep/x",
+        json!({"value": "d", "tags": {"team": "core"}}),
+    )
+    .await;
+    put(&api, "/svc/b", json!({"value": "b", "type": "StringList"})).await;
+
+    // One level: 13 parameters, two pages of 10 and 3.
+    let page = api
+        .ok("GET", "/v1/parameters-by-path?path=/svc/a", None)
+        .await;
+    assert_eq!(page["parameters"].as_array().unwrap().len(), 10);
+    let token = page["next_token"].as_str().unwrap();
+    let rest = api
+        .ok(
+            "GET",
+            &format!("/v1/parameters-by-path?path=/svc/a&next_token={token}"),
+            None,
+        )
+        .await;
+    let names: Vec<&str> = rest["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/svc/a/p10", "/svc/a/p11", "/svc/a/p12"]);
+    assert!(rest.get("next_token").is_none());
+    // Recursive reaches the deeper one.
+    let all = api
+        .ok(
+            "GET",
+            "/v1/parameters-by-path?path=/svc/a/&recursive=true&max_results=10",
+            None,
+        )
+        .await;
+    let token = all["next_token"].as_str().unwrap();
+    let rest = api
+        .ok(
+            "GET",
+            &format!("/v1/parameters-by-path?path=/svc/a/&recursive=true&next_token={token}"),
+            None,
+        )
+        .await;
+    let recursive: Vec<&Value> = all["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["parameters"].as_array().unwrap())
+        .collect();
+    assert_eq!(recursive.len(), 14);
+    assert!(recursive.iter().any(|p| p["name"] == "/svc/a/deep/x"));
+    let (status, err) = api
+        .call(
+            "GET",
+            "/v1/parameters-by-path?path=/svc&next_token=zz",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("InvalidNextToken"))
+    );
+
+    // Metadata listings by type and tag, without values.
+    let lists = api.ok("GET", "/v1/parameters?type=StringList", None).await;
+    let listed = lists["parameters"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["name"], "/svc/b");
+    assert!(listed[0].get("value").is_none(), "listings carry no values");
+    let tagged = api.ok("GET", "/v1/parameters?tag=team=core", None).await;
+    assert_eq!(tagged["parameters"][0]["name"], "/svc/a/deep/x");
+    let tags = api
+        .ok("GET", &format!("{}/tags", at("/svc/a/deep/x")), None)
+        .await;
+    assert_eq!(tags["tags"], json!({"team": "core"}));
+}
+
+/// Whether `needle` occurs in the database files (the WAL included).
+fn database_contains(api: &Api, needle: &[u8]) -> bool {
+    let dir = api.dir.path().join("server");
+    ["operon.db", "operon.db-wal"].iter().any(|file| {
+        std::fs::read(dir.join(file))
+            .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test]
+async fn secure_strings_are_sealed_decrypted_only_when_allowed_and_every_read_audited() {
+    let api = Api::start().await;
+    const SECRET: &str = "s3cr3t-value-4b1f9e";
+    put(
+        &api,
+        "/app/prod/password",
+        json!({"value": SECRET, "type": "SecureString"}),
+    )
+    .await;
+    put(&api, "/app/prod/user", json!({"value": "app"})).await;
+    assert!(
+        !database_contains(&api, SECRET.as_bytes()),
+        "the value is sealed at rest"
+    );
+
+    let plain = api.ok("GET", &at("/app/prod/password"), None).await;
+    assert!(plain.get("value").is_none(), "{plain}");
+    assert_eq!(plain["key_id"], "alias/aws/ssm");
+    let clear = api
+        .ok(
+            "GET",
+            &format!("{}?decrypt=true", at("/app/prod/password")),
+            None,
+        )
+        .await;
+    assert_eq!(clear["value"], SECRET);
+
+    // A reader of /app without GetDecrypted: metadata yes, value no, refusal audited.
+    let reader = api
+        .user_token(
+            "reader",
+            json!([{"Effect": "Allow", "Action": ["params:Get", "params:List"], "Resource": "param/app/*"}]),
+        )
+        .await;
+    let (status, seen) = api
+        .call_as(&reader, "GET", &at("/app/prod/password"), None)
+        .await;
+    assert_eq!(status, 200, "{seen}");
+    assert!(seen.get("value").is_none());
+    let (status, err) = api
+        .call_as(
+            &reader,
+            "GET",
+            &format!("{}?decrypt=true", at("/app/prod/password")),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{err}");
+    assert!(!err.to_string().contains(SECRET));
+    let (status, _) = api
+        .call_as(
+            &reader,
+            "GET",
+            "/v1/parameters-by-path?path=/app/prod&decrypt=true",
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "decrypting a listing needs GetDecrypted on each SecureString"
+    );
+    let denied = api.audit_of("reader").await;
+    assert!(
+        denied
+            .iter()
+            .any(|r| r["action"] == "params:GetDecrypted" && r["outcome"] == "denied"),
+        "{denied:?}"
+    );
+    // Out of its path, nothing; a listing shows only what it may see.
+    put(&api, "/other/x", json!({"value": "o"})).await;
+    let (status, _) = api.call_as(&reader, "GET", &at("/other/x"), None).await;
+    assert_eq!(status, 403);
+    let (_, listed) = api
+        .call_as(&reader, "GET", "/v1/parameters?recursive=true", None)
+        .await;
+    let names: Vec<&str> = listed["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/app/prod/password", "/app/prod/user"]);
+
+    // The admin's decrypted read was audited with name and version, never the value.
+    let trail = api.audit_of("admin").await;
+    let reads: Vec<&Value> = trail
+        .iter()
+        .filter(|r| r["action"] == "params:GetDecrypted")
+        .collect();
+    assert_eq!(reads.len(), 1, "{trail:?}");
+    assert_eq!(
+        reads[0]["detail"]["parameters"],
+        json!([{"name": "/app/prod/password", "version": 1}])
+    );
+    let everything = api.ok("GET", "/v1/audit?limit=1000", None).await;
+    assert!(!everything.to_string().contains(SECRET));
+}
+
+#[tokio::test]
+async fn keys_rotate_and_rewrap_keeping_every_version_readable() {
+    let api = Api::start().await;
+    put(
+        &api,
+        "/k/s",
+        json!({"value": "one", "type": "SecureString"}),
+    )
+    .await;
+    let keys = api.ok("POST", "/v1/keys/rotate", None).await;
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        (keys[0]["active"].as_bool(), keys[1]["active"].as_bool()),
+        (Some(false), Some(true))
+    );
+    put(&api, "/k/s", json!({"value": "two", "overwrite": true})).await;
+    let rewrap = api.ok("POST", "/v1/keys/rewrap", None).await;
+    assert_eq!(
+        (rewrap["rewrapped"].as_u64(), rewrap["unchanged"].as_u64()),
+        (Some(1), Some(1)),
+        "{rewrap}"
+    );
+    let again = api.ok("POST", "/v1/keys/rewrap", None).await;
+    assert_eq!(again["rewrapped"], 0);
+    for (selector, value) in [("/k/s:1", "one"), ("/k/s:2", "two")] {
+        let read = api
+            .ok("GET", &format!("{}?decrypt=true", at(selector)), None)
+            .await;
+        assert_eq!(read["value"], value);
+        assert_eq!(read["type"], "SecureString", "an overwrite keeps the type");
+    }
+    // The ring survives a restart of the key ring file's reader.
+    let ring = std::fs::read_to_string(api.dir.path().join("server/keyring")).unwrap();
+    assert!(
+        ring.contains("\"active\": \"k2\"") || ring.contains("\"active\":\"k2\""),
+        "{ring}"
+    );
+}
+
+#[tokio::test]
+async fn every_change_puts_a_parameter_store_change_event_without_the_value() {
+    let api = Api::start().await;
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": "onchange", "definition": definition})),
+    )
+    .await;
+    let rule = json!({
+        "pattern": {"source": ["operon.params"], "detail-type": ["Parameter Store Change"]},
+        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": "onchange"}]
+    });
+    api.ok("PUT", "/v1/rules/params", Some(rule)).await;
+    put(
+        &api,
+        "/e/s",
+        json!({"value": "hidden-9f2", "type": "SecureString"}),
+    )
+    .await;
+    put(
+        &api,
+        "/e/s",
+        json!({"value": "hidden-a71", "overwrite": true}),
+    )
+    .await;
+    api.ok(
+        "POST",
+        &format!("{}/labels", at("/e/s")),
+        Some(json!({"labels": ["prod"]})),
+    )
+    .await;
+    api.ok("DELETE", &at("/e/s"), None).await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let executions = loop {
+        let list = api
+            .ok("GET", "/v1/executions?workflow=onchange", None)
+            .await;
+        if list.as_array().unwrap().len() == 4 {
+            break list;
+        }
+        assert!(Instant::now() < deadline, "events: {list}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let mut seen = Vec::new();
+    for e in executions.as_array().unwrap() {
+        let id = e["executionId"].as_str().unwrap();
+        let full = api.ok("GET", &format!("/v1/executions/{id}"), None).await;
+        let input = match &full["input"] {
+            Value::String(text) => serde_json::from_str(text).unwrap(),
+            other => other.clone(),
+        };
+        assert!(!input.to_string().contains("hidden-"), "{input}");
+        assert_eq!(input["source"], "operon.params");
+        let detail = &input["detail"];
+        assert_eq!(
+            (detail["name"].as_str(), detail["type"].as_str()),
+            (Some("/e/s"), Some("SecureString"))
+        );
+        seen.push((
+            detail["operation"].as_str().unwrap().to_string(),
+            detail["version"].as_i64().unwrap(),
+        ));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("Create".to_string(), 1),
+            ("Delete".to_string(), 2),
+            ("LabelParameterVersion".to_string(), 2),
+            ("Update".to_string(), 2)
+        ]
+    );
+}
