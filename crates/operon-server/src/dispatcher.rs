@@ -19,10 +19,12 @@ use crate::live::LiveEvent;
 use crate::rate::{self, Limit, PlanInput, Target};
 use crate::{AppState, now_millis};
 
-/// Build the `Run` message for one node of a command (environment values
-/// opened here, at the last moment).
+/// Build the `Run` message for one node of a command from the steps to
+/// send (parameter references resolved, see [`crate::params::refs`]);
+/// environment values are opened here, at the last moment.
 pub fn run_message(
     command: &Command,
+    steps: Vec<operon_proto::Step>,
     node_id: &str,
     seal: &crate::events::signing::SealKey,
 ) -> RunCommand {
@@ -30,7 +32,7 @@ pub fn run_message(
     RunCommand {
         invocation_id: invocation_id(&command.id, node_id),
         command_id: command.id.clone(),
-        steps: template.steps.clone(),
+        steps,
         timeout_secs: command.timeout_secs.max(1) as u64,
         cwd: template.cwd.clone(),
         env: crate::commands::service::open_env(seal, &template.env),
@@ -116,7 +118,26 @@ async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store
             );
         }
     }
-    if !plan.start.is_empty() {
+    let steps = if plan.start.is_empty() {
+        None
+    } else {
+        match crate::params::refs::steps_to_send(state, command).await {
+            Ok(steps) => Some(steps),
+            Err(e) if e.kind.is_transient() => {
+                tracing::warn!(command_id = %command.id, error = %e.message, "parameter references not readable now; trying again");
+                None
+            }
+            Err(e) => {
+                let detail = format!(
+                    "not sent: a parameter reference cannot be read: {}",
+                    e.message
+                );
+                fail_unsent(state, command, &plan.start, &detail, now, &name_of).await?;
+                None
+            }
+        }
+    };
+    if let Some(steps) = steps {
         // Persisted before any Run is sent: a crash in between is repaired by
         // the resend on reconnect, never by a second dispatch.
         let dispatched = state
@@ -126,7 +147,12 @@ async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store
         for node_id in &dispatched {
             state.hub.send(
                 node_id,
-                ServerMessage::Run(run_message(command, node_id, &state.events.key)),
+                ServerMessage::Run(run_message(
+                    command,
+                    steps.clone(),
+                    node_id,
+                    &state.events.key,
+                )),
             );
             state.live.publish(
                 &command.id,
@@ -149,5 +175,43 @@ async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store
         state.coordination.notify(Topic::CommandStatus);
         tracing::info!(command_id = %command.id, %status, "command finished");
     }
+    Ok(())
+}
+
+/// End targets that could not be sent (their parameter references cannot
+/// be read by whoever asked for the command) as Failed, with why.
+async fn fail_unsent(
+    state: &AppState,
+    command: &Command,
+    node_ids: &[String],
+    detail: &str,
+    now: i64,
+    name_of: &impl Fn(&str) -> String,
+) -> Result<(), operon_store::StoreError> {
+    for node_id in node_ids {
+        let changed = state
+            .store
+            .finish_invocation_without_result(
+                &command.id,
+                node_id,
+                operon_proto::InvocationStatus::Failed,
+                detail,
+                now,
+            )
+            .await?;
+        if changed {
+            state.live.publish(
+                &command.id,
+                LiveEvent::Status {
+                    node_id: node_id.clone(),
+                    node_name: name_of(node_id),
+                    status: operon_proto::InvocationStatus::Failed,
+                    exit_code: None,
+                    detail: Some(detail.to_string()),
+                },
+            );
+        }
+    }
+    state.coordination.notify(Topic::Dispatch);
     Ok(())
 }

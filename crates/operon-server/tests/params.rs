@@ -491,3 +491,126 @@ async fn every_change_puts_a_parameter_store_change_event_without_the_value() {
         ]
     );
 }
+
+#[tokio::test]
+async fn commands_read_parameter_references_when_sent_as_whoever_asked() {
+    use common::fleet::Fleet;
+    let fleet = Fleet::start_tagged(&[
+        ("web-1", vec![("env", "staging")]),
+        ("web-2", vec![("env", "staging")]),
+    ])
+    .await;
+    put(&fleet, "/app/staging/greeting", json!({"value": "hello"})).await;
+    put(
+        &fleet,
+        "/app/staging/pw",
+        json!({"value": "pw-9c1e", "type": "SecureString"}),
+    )
+    .await;
+    let script = "echo {{ssm:/app/staging/greeting}} {{ ssm-secure:/app/staging/pw }}";
+    let done = fleet
+        .run(json!({"node_ids": ["web-1"], "parameters": {"commands": [script]}}))
+        .await;
+    assert_eq!(done["status"], "Success", "{done}");
+    assert_eq!(done["invocations"][0]["stdout"], "hello pw-9c1e\n");
+    // The stored command keeps the references, not the values.
+    let stored = fleet
+        .ok(
+            "GET",
+            &format!("/v1/commands/{}", done["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert!(
+        stored["parameters"]
+            .to_string()
+            .contains("{{ssm:/app/staging/greeting}}")
+    );
+    let stored_text = stored.to_string().replace("pw-9c1e\\n", "");
+    assert!(
+        !stored_text.contains("pw-9c1e"),
+        "only the node's output may hold it: {stored}"
+    );
+    // Sending read the SecureString as the requester, audited.
+    let trail = fleet.audit_of("admin").await;
+    assert!(trail.iter().any(|r| r["action"] == "params:GetDecrypted"
+        && r["detail"]["parameters"][0]["name"] == "/app/staging/pw"));
+
+    // A reference that cannot be read is refused when the command is made,
+    // naming it; the wrong kind of reference too.
+    let operator = fleet
+        .user_token(
+            "operator",
+            json!([
+                {"Effect": "Allow", "Action": "commands:*", "Resource": "*"},
+                {"Effect": "Allow", "Action": "params:Get", "Resource": "param/app/*"}
+            ]),
+        )
+        .await;
+    let (status, err) = fleet
+        .call_as(
+            &operator,
+            "POST",
+            "/v1/commands",
+            Some(json!({"node_ids": ["web-1"], "parameters": {"commands": [script]}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("{{ssm-secure:/app/staging/pw}}"),
+        "{err}"
+    );
+    let (status, err) = fleet
+        .call_as(&operator, "POST", "/v1/commands", Some(json!({"node_ids": ["web-1"], "parameters": {"commands": ["echo {{ssm:/app/staging/pw}}"]}})))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SecureString"),
+        "{err}"
+    );
+    let allowed = fleet
+        .call_as(&operator, "POST", "/v1/commands", Some(json!({"node_ids": ["web-1"], "parameters": {"commands": ["echo {{ssm:/app/staging/greeting}}"]}})))
+        .await;
+    assert_eq!(allowed.0, 200, "{allowed:?}");
+
+    // Deleted between creation and sending: one node at a time, the
+    // first runs (slowly), the parameter goes, the second is never sent the
+    // reference unresolved: it fails saying why.
+    put(&fleet, "/app/staging/gone", json!({"value": "x"})).await;
+    let created = fleet
+        .ok(
+            "POST",
+            "/v1/commands",
+            Some(
+                json!({"node_ids": ["web-1", "web-2"], "max_concurrency": "1", "max_errors": "1",
+                "parameters": {"commands": ["echo {{ssm:/app/staging/gone}}; sleep 1"]}}),
+            ),
+        )
+        .await;
+    fleet.ok("DELETE", &at("/app/staging/gone"), None).await;
+    let done = fleet.finished(created["id"].as_str().unwrap()).await;
+    let mut outcomes: Vec<(String, String)> = done["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["status"].as_str().unwrap().to_string(),
+                i["status_detail"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(outcomes[0].0, "Failed", "{done}");
+    assert!(
+        outcomes[0].1.contains("{{ssm:/app/staging/gone}}"),
+        "{done}"
+    );
+    assert_eq!(outcomes[1].0, "Success", "{done}");
+}

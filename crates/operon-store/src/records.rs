@@ -111,6 +111,25 @@ pub struct RunTemplate {
     pub env: BTreeMap<String, String>,
     pub user: Option<String>,
     pub output_cap_bytes: usize,
+    /// Who the steps' `{{ssm:...}}` references are resolved as when the
+    /// command is sent; absent when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters_as: Option<ParameterAuthority>,
+}
+
+/// The authority a command's parameter references are read with at send
+/// time: the requesting user with the scopes of the token used, or an
+/// actor (`rule/NAME`, `execution/ID`) with what it acts as (`role/ops`,
+/// `user/alice`, `admin`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ParameterAuthority {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acting_as: Option<String>,
 }
 
 /// A command sent to a set of nodes.

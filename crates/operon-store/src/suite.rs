@@ -218,6 +218,7 @@ fn command(id: &str) -> Command {
             env: BTreeMap::new(),
             user: None,
             output_cap_bytes: 1024,
+            parameters_as: None,
         },
         max_concurrency: "50".into(),
         max_errors: "0".into(),

@@ -240,6 +240,14 @@ impl CommandService<'_> {
                 format!("parameters for {document_name}: {e}"),
             )
         })?;
+        let references = crate::params::refs::step_references(&steps);
+        let parameters_as = if references.is_empty() {
+            None
+        } else {
+            crate::params::refs::check_all(self.store, self.audit, by.principal(), &references)
+                .await?;
+            Some(crate::params::refs::authority_of(by.principal()))
+        };
         let mut request = new.request;
         if !refused.is_empty() {
             if !request.is_object() {
@@ -261,6 +269,7 @@ impl CommandService<'_> {
                 env: seal_env(self.seal, new.env),
                 user: new.user,
                 output_cap_bytes: self.output_cap_bytes,
+                parameters_as,
             },
             max_concurrency,
             max_errors,

@@ -518,11 +518,12 @@ async fn environment_values_are_stored_sealed_and_never_shown() {
         "the names stay visible: {shown}"
     );
     // Only the message to the node carries the value.
-    let run = crate::dispatcher::run_message(&stored, "n-1", &f.seal);
+    let run =
+        crate::dispatcher::run_message(&stored, stored.run_template.steps.clone(), "n-1", &f.seal);
     assert_eq!(run.env["DB_PASSWORD"], "hunter2");
     // A command stored before sealing (a clear value) still runs.
     let mut old = stored;
     old.run_template.env.insert("OLD".into(), "clear".into());
-    let run = crate::dispatcher::run_message(&old, "n-1", &f.seal);
+    let run = crate::dispatcher::run_message(&old, old.run_template.steps.clone(), "n-1", &f.seal);
     assert_eq!(run.env["OLD"], "clear");
 }

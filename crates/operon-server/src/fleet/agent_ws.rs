@@ -345,11 +345,20 @@ async fn resend_in_progress(
                 invocation_id: invocation.invocation_id(),
             }
         } else {
-            ServerMessage::Run(crate::dispatcher::run_message(
-                &command,
-                node_id,
-                &state.events.key,
-            ))
+            match crate::params::refs::steps_to_send(state, &command).await {
+                Ok(steps) => ServerMessage::Run(crate::dispatcher::run_message(
+                    &command,
+                    steps,
+                    node_id,
+                    &state.events.key,
+                )),
+                Err(e) => {
+                    // Not resent; the dispatcher's next pass decides again
+                    // (a permanent refusal ends it there as Failed).
+                    tracing::warn!(command_id = %command.id, error = %e.message, "a resend's parameter references cannot be read");
+                    continue;
+                }
+            }
         };
         tx.send(Outbound::Message(message))
             .await

@@ -19,8 +19,8 @@ use super::service::{self, Labelled, ParamView};
 use crate::AppState;
 use crate::access::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::service::ServiceError;
 use crate::keyring::KeyView;
+use crate::service::ServiceError;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -120,7 +120,11 @@ async fn get_one(
     Path(name): Path<String>,
     Query(q): Query<DecryptQuery>,
 ) -> ApiResult<Json<Parameter>> {
-    let view = state.params().get(&principal, &name, q.decrypt).await.map_err(coded)?;
+    let view = state
+        .params()
+        .get(&principal, &name, q.decrypt)
+        .await
+        .map_err(coded)?;
     Ok(Json(parameter(view)))
 }
 
@@ -128,7 +132,11 @@ async fn delete(
     Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ParameterDeleted>> {
-    let version = state.params().delete(&principal, &name).await.map_err(coded)?;
+    let version = state
+        .params()
+        .delete(&principal, &name)
+        .await
+        .map_err(coded)?;
     Ok(Json(ParameterDeleted { name, version }))
 }
 
@@ -189,7 +197,8 @@ async fn list(
         }
         filters.push(f);
     }
-    let filters = service::validate_filters(FilterContext::DescribeParameters, &filters).map_err(coded)?;
+    let filters =
+        service::validate_filters(FilterContext::DescribeParameters, &filters).map_err(coded)?;
     let page = state
         .params()
         .describe(
@@ -198,7 +207,8 @@ async fn list(
             page_size(q.max_results, 50)?,
             q.next_token.as_deref(),
         )
-        .await.map_err(coded)?;
+        .await
+        .map_err(coded)?;
     Ok(Json(ParameterPage {
         parameters: page.items.into_iter().map(parameter).collect(),
         next_token: page.next_token,
@@ -226,7 +236,8 @@ async fn by_path(
     if let Some(label) = q.label {
         filters.push(filter("Label", Some("Equals"), vec![label]));
     }
-    let filters = service::validate_filters(FilterContext::GetParametersByPath, &filters).map_err(coded)?;
+    let filters =
+        service::validate_filters(FilterContext::GetParametersByPath, &filters).map_err(coded)?;
     let page = state
         .params()
         .get_by_path(
@@ -238,7 +249,8 @@ async fn by_path(
             page_size(q.max_results, 10)?,
             q.next_token.as_deref(),
         )
-        .await.map_err(coded)?;
+        .await
+        .map_err(coded)?;
     Ok(Json(ParameterPage {
         parameters: page.items.into_iter().map(parameter).collect(),
         next_token: page.next_token,
@@ -250,7 +262,11 @@ async fn history(
     Path(name): Path<String>,
     Query(q): Query<DecryptQuery>,
 ) -> ApiResult<Json<Vec<Parameter>>> {
-    let versions = state.params().history(&principal, &name, q.decrypt).await.map_err(coded)?;
+    let versions = state
+        .params()
+        .history(&principal, &name, q.decrypt)
+        .await
+        .map_err(coded)?;
     Ok(Json(versions.into_iter().map(parameter).collect()))
 }
 
@@ -270,7 +286,8 @@ async fn label(
     let done = state
         .params()
         .label(&principal, &name, body.version, &body.labels)
-        .await.map_err(coded)?;
+        .await
+        .map_err(coded)?;
     Ok(Json(label_result(done)))
 }
 
@@ -285,7 +302,8 @@ async fn unlabel(
     let done = state
         .params()
         .unlabel(&principal, &name, version, &body.labels)
-        .await.map_err(coded)?;
+        .await
+        .map_err(coded)?;
     Ok(Json(label_result(done)))
 }
 
@@ -293,7 +311,11 @@ async fn tags(
     Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ParameterTags>> {
-    let tags = state.params().tags(&principal, &name).await.map_err(coded)?;
+    let tags = state
+        .params()
+        .tags(&principal, &name)
+        .await
+        .map_err(coded)?;
     Ok(Json(ParameterTags { name, tags }))
 }
 
@@ -305,7 +327,8 @@ async fn tag(
     let tags = state
         .params()
         .tag(&principal, &name, &body.add, &body.remove)
-        .await.map_err(coded)?;
+        .await
+        .map_err(coded)?;
     Ok(Json(ParameterTags { name, tags }))
 }
 
@@ -359,7 +382,8 @@ async fn create_access_key(
     let key = state
         .access_keys()
         .create(&principal, body.user.as_deref())
-        .await.map_err(coded)?;
+        .await
+        .map_err(coded)?;
     Ok(Json(access_key(key)))
 }
 
@@ -376,7 +400,8 @@ async fn list_access_keys(
     let keys = state
         .access_keys()
         .list(&principal, q.user.as_deref())
-        .await.map_err(coded)?;
+        .await
+        .map_err(coded)?;
     Ok(Json(keys.into_iter().map(access_key).collect()))
 }
 
@@ -385,6 +410,10 @@ async fn revoke_access_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AccessKey>> {
     Ok(Json(access_key(
-        state.access_keys().revoke(&principal, &id).await.map_err(coded)?,
+        state
+            .access_keys()
+            .revoke(&principal, &id)
+            .await
+            .map_err(coded)?,
     )))
 }
