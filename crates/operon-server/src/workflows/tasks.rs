@@ -7,6 +7,7 @@
 //! | `operon:startExecution` | a child execution; `.sync` waits for it |
 //! | `operon:approval` | a pending approval answered by `operon approvals approve/reject` |
 //! | `operon:publishEvent` | puts an event on a bus (`Source`, `DetailType`, `Detail`, `EventBusName`, `Resources`) |
+//! | `operon:getParameters` | reads parameters (`Names`, or `Path` with `Recursive`; `WithDecryption`) as GetParameters answers; a SecureString's value never enters the execution: with `WithDecryption` it is a reference pinned to its version (`{{ssm-secure:/db/pw:3}}`) that a later `runCommand` resolves when it sends the command |
 //!
 //! `.waitForTaskToken` on any of them performs the request and then waits for
 //! `operon tasks send-success|send-failure TOKEN`.
@@ -50,6 +51,7 @@ pub enum Base {
     StartExecution,
     Approval,
     PublishEvent,
+    GetParameters,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +72,8 @@ pub fn classify(resource: &str) -> Result<(Base, Mode), Failure> {
             "Operon.UnknownResource",
             format!(
                 "unknown task resource {resource:?}; known: operon:runCommand, operon:http, \
-                 operon:startExecution, operon:approval, operon:publishEvent \
-                 (with .sync or .waitForTaskToken)"
+                 operon:startExecution, operon:approval, operon:publishEvent, \
+                 operon:getParameters (with .sync or .waitForTaskToken)"
             ),
         )
     };
@@ -88,8 +90,15 @@ pub fn classify(resource: &str) -> Result<(Base, Mode), Failure> {
         "startExecution" => Base::StartExecution,
         "approval" => Base::Approval,
         "publishEvent" => Base::PublishEvent,
+        "getParameters" => Base::GetParameters,
         _ => return Err(unknown()),
     };
+    if base == Base::GetParameters && mode != Mode::Plain {
+        return Err((
+            "Operon.UnknownResource",
+            format!("{resource:?}: getParameters answers at once; it has no .sync or .waitForTaskToken"),
+        ));
+    }
     if mode == Mode::Sync && !matches!(base, Base::RunCommand | Base::StartExecution) {
         return Err((
             "Operon.UnknownResource",
@@ -165,6 +174,7 @@ pub fn perform(state: Arc<AppState>, task: WorkflowTask) {
             Base::Http => http(&state, &task).await,
             Base::StartExecution => start_execution(&state, &task, mode).await,
             Base::PublishEvent => publish_event(&state, &task).await,
+            Base::GetParameters => get_parameters(&state, &task).await,
             Base::Approval => return,
         };
         let event = match outcome {
@@ -252,6 +262,105 @@ async fn publish_event(state: &AppState, task: &WorkflowTask) -> Result<Value, F
         .await
         .map_err(|e| ("Operon.PublishFailed", e.message))?;
     Ok(json!({"EventId": id}))
+}
+
+// ----- operon:getParameters -------------------------------------------------------
+
+/// The most parameters a `Path` read returns (all pages).
+const MAX_PATH_PARAMETERS: usize = 500;
+
+/// Read parameters as the execution's actor. `Names` (1 to 10, with
+/// `:version` / `:label`) answers `Parameters` and `InvalidParameters`;
+/// `Path` (with `Recursive`) answers `Parameters`. SecureStrings: without
+/// `WithDecryption` no value; with it (and `params:GetDecrypted` now) a
+/// reference pinned to the version, resolved only when a command carrying
+/// it is sent, so no secret is written to the execution's history.
+async fn get_parameters(state: &AppState, task: &WorkflowTask) -> Result<Value, Failure> {
+    let invalid = |m: String| ("Operon.InvalidParameters", m);
+    let input = task.input.as_object().cloned().unwrap_or_default();
+    let decrypt = match input.get("WithDecryption") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(invalid(format!("getParameters WithDecryption must be a boolean, got {other}"))),
+    };
+    let actor = execution_actor(state, task).await?;
+    let denied = |e: crate::service::ServiceError| match e.kind {
+        crate::service::ErrorKind::Forbidden => ("Operon.AccessDenied", e.message),
+        crate::service::ErrorKind::Internal | crate::service::ErrorKind::Unavailable => {
+            ("Operon.InternalError", e.message)
+        }
+        _ => ("Operon.InvalidParameters", e.message),
+    };
+    let params = state.params();
+    let (views, invalid_names) = match (input.get("Names"), input.get("Path")) {
+        (Some(Value::Array(names)), None) => {
+            let names: Vec<String> = names
+                .iter()
+                .map(|n| n.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| invalid("getParameters Names must be a list of strings".into()))?;
+            if names.is_empty() || names.len() > 10 {
+                return Err(invalid(format!("getParameters takes 1 to 10 Names, got {}", names.len())));
+            }
+            let (found, missing) = params.get_many(&actor, &names, false).await.map_err(denied)?;
+            (found, Some(missing))
+        }
+        (None, Some(Value::String(path))) => {
+            let recursive = matches!(input.get("Recursive"), Some(Value::Bool(true)));
+            let mut all = Vec::new();
+            let mut token = None;
+            loop {
+                let page = params
+                    .get_by_path(&actor, path, recursive, &[], false, Some(10), token.as_deref())
+                    .await
+                    .map_err(denied)?;
+                all.extend(page.items);
+                if all.len() > MAX_PATH_PARAMETERS {
+                    return Err(invalid(format!(
+                        "getParameters: more than {MAX_PATH_PARAMETERS} parameters under {path}; read a narrower path"
+                    )));
+                }
+                match page.next_token {
+                    Some(next) => token = Some(next),
+                    None => break,
+                }
+            }
+            (all, None)
+        }
+        _ => return Err(invalid("getParameters takes Names (a list) or Path (a string)".into())),
+    };
+    let mut parameters = Vec::with_capacity(views.len());
+    for view in views {
+        let value = if view.is_secure() {
+            if !decrypt {
+                None
+            } else {
+                allow(state, &actor, "params:GetDecrypted", &crate::params::service::resource(&view.name)).await?;
+                Some(format!("{{{{ssm-secure:{}:{}}}}}", view.name, view.version))
+            }
+        } else {
+            view.value.clone()
+        };
+        let mut entry = json!({
+            "Name": view.name,
+            "Type": view.param_type,
+            "Version": view.version,
+            "LastModifiedDate": crate::events::envelope::rfc3339(view.modified_at),
+            "DataType": view.data_type,
+        });
+        if let Some(value) = value {
+            entry["Value"] = Value::String(value);
+        }
+        if let Some(selector) = &view.selector {
+            entry["Selector"] = Value::String(selector.clone());
+        }
+        parameters.push(entry);
+    }
+    let mut output = json!({"Parameters": parameters});
+    if let Some(missing) = invalid_names {
+        output["InvalidParameters"] = json!(missing);
+    }
+    Ok(output)
 }
 
 // ----- operon:runCommand ---------------------------------------------------------
