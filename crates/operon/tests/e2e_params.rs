@@ -520,6 +520,27 @@ fn a_reader_without_get_decrypted_is_refused_the_secret_and_other_paths() {
     );
     assert_eq!(stdout(&elsewhere), "");
 
+    // The key ring is not hers to list or change.
+    for (action, args) in [
+        ("keys:List", ["keys", "list"]),
+        ("keys:Rotate", ["keys", "rotate"]),
+        ("keys:Rewrap", ["keys", "rewrap"]),
+    ] {
+        let refused = as_carol(&args);
+        assert!(!refused.status.success(), "{action} is refused");
+        assert!(
+            stderr(&refused).contains("HTTP 403"),
+            "{}",
+            stderr(&refused)
+        );
+    }
+    let keys = server.cli_json(&["keys", "list"]);
+    assert_eq!(
+        keys.as_array().unwrap().len(),
+        1,
+        "no key was added: {keys}"
+    );
+
     // More than a page (10) under a path: every page is followed.
     let many: Vec<String> = (0..12).map(|i| format!("/app/many/p{i:02}")).collect();
     for name in &many {
@@ -543,5 +564,6 @@ fn a_reader_without_get_decrypted_is_refused_the_secret_and_other_paths() {
         "{audit}"
     );
     assert!(denied("params:Get", "param/other/x"), "{audit}");
+    assert!(denied("keys:Rotate", "key/*"), "{audit}");
     assert!(!audit.to_string().contains(SECRET));
 }
