@@ -109,6 +109,27 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::audit::AuditCmd,
     },
+    /// Parameter Store: configuration values and secrets, versioned.
+    Params {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::params::ParamsCmd,
+    },
+    /// The key ring that seals SecureStrings: list, rotate, rewrap.
+    Keys {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::keys::KeysCmd,
+    },
+    /// AWS-style access keys for SigV4-signed calls (AWS SDKs and CLI).
+    AccessKeys {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::access_keys::AccessKeysCmd,
+    },
     /// Event buses.
     Buses {
         #[command(flatten)]
@@ -206,6 +227,9 @@ fn main() -> ExitCode {
         Command::Policies { client, cmd } => cli::policies::policies(&client, cmd),
         Command::Roles { client, cmd } => cli::roles::roles(&client, cmd),
         Command::Audit { client, cmd } => cli::audit::audit(&client, cmd),
+        Command::Params { client, cmd } => cli::params::params(&client, cmd),
+        Command::Keys { client, cmd } => cli::keys::keys(&client, cmd),
+        Command::AccessKeys { client, cmd } => cli::access_keys::access_keys(&client, cmd),
         Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),
         Command::Rules { client, cmd } => cli::rules::rules(&client, cmd),
         Command::Dlq { client, cmd } => cli::dlq::dlq(&client, cmd),

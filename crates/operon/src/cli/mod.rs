@@ -1,5 +1,6 @@
 //! Client commands, one module per noun, and the long-running commands.
 
+pub mod access_keys;
 pub mod agent;
 pub mod approvals;
 pub mod archives;
@@ -9,6 +10,7 @@ pub mod client;
 mod client_events;
 mod client_fleet;
 mod client_identity;
+pub mod client_params;
 pub mod client_workflows;
 pub mod commands;
 pub mod dlq;
@@ -19,8 +21,10 @@ pub mod executions;
 pub mod fleet;
 pub mod identity;
 pub mod input;
+pub mod keys;
 pub mod login;
 pub mod output;
+pub mod params;
 pub mod policies;
 pub mod replays;
 pub mod roles;
