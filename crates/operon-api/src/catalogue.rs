@@ -364,17 +364,42 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/v1/parameters/{name}", "params:Delete", Handler),
     route("GET", "/v1/parameters", "params:List", Handler),
     route("GET", "/v1/parameters-by-path", "params:Get", Handler),
-    route("GET", "/v1/parameters/{name}/history", "params:GetHistory", Handler),
-    route("POST", "/v1/parameters/{name}/labels", "params:Label", Handler),
-    route("POST", "/v1/parameters/{name}/unlabel", "params:Unlabel", Handler),
-    route("GET", "/v1/parameters/{name}/tags", "params:ListTags", Handler),
+    route(
+        "GET",
+        "/v1/parameters/{name}/history",
+        "params:GetHistory",
+        Handler,
+    ),
+    route(
+        "POST",
+        "/v1/parameters/{name}/labels",
+        "params:Label",
+        Handler,
+    ),
+    route(
+        "POST",
+        "/v1/parameters/{name}/unlabel",
+        "params:Unlabel",
+        Handler,
+    ),
+    route(
+        "GET",
+        "/v1/parameters/{name}/tags",
+        "params:ListTags",
+        Handler,
+    ),
     route("POST", "/v1/parameters/{name}/tags", "params:Tag", Handler),
     route("GET", "/v1/keys", "keys:List", P("key/*")),
     route("POST", "/v1/keys/rotate", "keys:Rotate", P("key/*")),
     route("POST", "/v1/keys/rewrap", "keys:Rewrap", P("key/*")),
     route("POST", "/v1/access-keys", "accessKeys:Create", Handler),
     route("GET", "/v1/access-keys", "accessKeys:List", Handler),
-    route("DELETE", "/v1/access-keys/{id}", "accessKeys:Delete", Handler),
+    route(
+        "DELETE",
+        "/v1/access-keys/{id}",
+        "accessKeys:Delete",
+        Handler,
+    ),
 ];
 
 /// The catalogue entry of a method and matched route (HEAD is GET's).

@@ -220,145 +220,171 @@ impl std::fmt::Debug for AccessKey {
 pub(crate) fn describe(api: &mut Api) {
     const TAG: &str = "params";
     let bool_query = json!({"type": "boolean"});
-    api.op(
-        Op::put(
-            "/v1/parameters/{name}",
-            TAG,
-            "Put a parameter (params:Put on param/NAME): each put makes a new version",
-        )
-        .body::<PutParameter>()
-        .example(json!({"value": "postgres://db.prod:5432/app", "type": "String"}))
-        .may(&[409])
-        .ok::<ParameterWritten>(),
-    );
-    api.op(
-        Op::get(
-            "/v1/parameters/{name}",
-            TAG,
-            "Get a parameter, NAME, NAME:VERSION or NAME:LABEL (params:Get; with decrypt, \
+    api.op(Op::put(
+        "/v1/parameters/{name}",
+        TAG,
+        "Put a parameter (params:Put on param/NAME): each put makes a new version",
+    )
+    .body::<PutParameter>()
+    .example(json!({"value": "postgres://db.prod:5432/app", "type": "String"}))
+    .may(&[409])
+    .ok::<ParameterWritten>());
+    api.op(Op::get(
+        "/v1/parameters/{name}",
+        TAG,
+        "Get a parameter, NAME, NAME:VERSION or NAME:LABEL (params:Get; with decrypt, \
              params:GetDecrypted, audited)",
-        )
-        .query("decrypt", bool_query.clone(), "Show a SecureString's value")
-        .ok::<Parameter>(),
-    );
-    api.op(
-        Op::delete(
-            "/v1/parameters/{name}",
-            TAG,
-            "Delete a parameter and every version (params:Delete)",
-        )
-        .ok::<ParameterDeleted>(),
-    );
-    api.op(
-        Op::get(
-            "/v1/parameters",
-            TAG,
-            "List parameters' metadata (those params:List allows), filtered",
-        )
-        .query("path", json!({"type": "string"}), "Only parameters under this path")
-        .query("recursive", bool_query.clone(), "With path: every level below it")
-        .query("type", json!({"enum": ["String", "StringList", "SecureString"]}), "Only this type")
-        .query("name_contains", json!({"type": "string"}), "Only names containing this")
-        .query("tag", json!({"type": "string"}), "KEY or KEY=VALUE: only parameters with the tag")
-        .query("max_results", json!({"type": "integer", "minimum": 1, "maximum": 50}), "Page size (10)")
-        .query("next_token", json!({"type": "string"}), "The token of the page before")
-        .ok::<ParameterPage>(),
-    );
-    api.op(
-        Op::get(
-            "/v1/parameters-by-path",
-            TAG,
-            "Get the parameters under a path with their values (those params:Get allows)",
-        )
-        .query("path", json!({"type": "string"}), "The path, starting with /")
-        .query("recursive", bool_query.clone(), "Every level below the path")
-        .query("decrypt", bool_query.clone(), "Show SecureString values")
-        .query("label", json!({"type": "string"}), "Only versions carrying this label")
-        .query("max_results", json!({"type": "integer", "minimum": 1, "maximum": 10}), "Page size (10)")
-        .query("next_token", json!({"type": "string"}), "The token of the page before")
-        .ok::<ParameterPage>(),
-    );
-    api.op(
-        Op::get(
-            "/v1/parameters/{name}/history",
-            TAG,
-            "Every kept version of a parameter (params:GetHistory)",
-        )
-        .query("decrypt", bool_query, "Show SecureString values")
-        .ok_list::<Parameter>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/parameters/{name}/labels",
-            TAG,
-            "Label a version (params:Label); a label moves from the version that had it",
-        )
-        .body::<LabelChange>()
-        .example(json!({"version": 3, "labels": ["prod"]}))
-        .ok::<LabelResult>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/parameters/{name}/unlabel",
-            TAG,
-            "Take labels off a version (params:Unlabel)",
-        )
-        .body::<LabelChange>()
-        .ok::<LabelResult>(),
-    );
-    api.op(
-        Op::get("/v1/parameters/{name}/tags", TAG, "A parameter's tags (params:ListTags)")
-            .ok::<ParameterTags>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/parameters/{name}/tags",
-            TAG,
-            "Add and remove a parameter's tags (params:Tag)",
-        )
-        .body::<TagChange>()
-        .ok::<ParameterTags>(),
-    );
+    )
+    .query("decrypt", bool_query.clone(), "Show a SecureString's value")
+    .ok::<Parameter>());
+    api.op(Op::delete(
+        "/v1/parameters/{name}",
+        TAG,
+        "Delete a parameter and every version (params:Delete)",
+    )
+    .ok::<ParameterDeleted>());
+    api.op(Op::get(
+        "/v1/parameters",
+        TAG,
+        "List parameters' metadata (those params:List allows), filtered",
+    )
+    .query(
+        "path",
+        json!({"type": "string"}),
+        "Only parameters under this path",
+    )
+    .query(
+        "recursive",
+        bool_query.clone(),
+        "With path: every level below it",
+    )
+    .query(
+        "type",
+        json!({"enum": ["String", "StringList", "SecureString"]}),
+        "Only this type",
+    )
+    .query(
+        "name_contains",
+        json!({"type": "string"}),
+        "Only names containing this",
+    )
+    .query(
+        "tag",
+        json!({"type": "string"}),
+        "KEY or KEY=VALUE: only parameters with the tag",
+    )
+    .query(
+        "max_results",
+        json!({"type": "integer", "minimum": 1, "maximum": 50}),
+        "Page size (10)",
+    )
+    .query(
+        "next_token",
+        json!({"type": "string"}),
+        "The token of the page before",
+    )
+    .ok::<ParameterPage>());
+    api.op(Op::get(
+        "/v1/parameters-by-path",
+        TAG,
+        "Get the parameters under a path with their values (those params:Get allows)",
+    )
+    .query(
+        "path",
+        json!({"type": "string"}),
+        "The path, starting with /",
+    )
+    .query(
+        "recursive",
+        bool_query.clone(),
+        "Every level below the path",
+    )
+    .query("decrypt", bool_query.clone(), "Show SecureString values")
+    .query(
+        "label",
+        json!({"type": "string"}),
+        "Only versions carrying this label",
+    )
+    .query(
+        "max_results",
+        json!({"type": "integer", "minimum": 1, "maximum": 10}),
+        "Page size (10)",
+    )
+    .query(
+        "next_token",
+        json!({"type": "string"}),
+        "The token of the page before",
+    )
+    .ok::<ParameterPage>());
+    api.op(Op::get(
+        "/v1/parameters/{name}/history",
+        TAG,
+        "Every kept version of a parameter (params:GetHistory)",
+    )
+    .query("decrypt", bool_query, "Show SecureString values")
+    .ok_list::<Parameter>());
+    api.op(Op::post(
+        "/v1/parameters/{name}/labels",
+        TAG,
+        "Label a version (params:Label); a label moves from the version that had it",
+    )
+    .body::<LabelChange>()
+    .example(json!({"version": 3, "labels": ["prod"]}))
+    .ok::<LabelResult>());
+    api.op(Op::post(
+        "/v1/parameters/{name}/unlabel",
+        TAG,
+        "Take labels off a version (params:Unlabel)",
+    )
+    .body::<LabelChange>()
+    .ok::<LabelResult>());
+    api.op(Op::get(
+        "/v1/parameters/{name}/tags",
+        TAG,
+        "A parameter's tags (params:ListTags)",
+    )
+    .ok::<ParameterTags>());
+    api.op(Op::post(
+        "/v1/parameters/{name}/tags",
+        TAG,
+        "Add and remove a parameter's tags (params:Tag)",
+    )
+    .body::<TagChange>()
+    .ok::<ParameterTags>());
     api.op(Op::get("/v1/keys", TAG, "The key ring's keys (keys:List)").ok_list::<KeyInfo>());
-    api.op(
-        Op::post(
-            "/v1/keys/rotate",
-            TAG,
-            "Add a key to the key ring and make it active (keys:Rotate); nothing is re-encrypted",
-        )
-        .unread_body()
-        .ok_list::<KeyInfo>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/keys/rewrap",
-            TAG,
-            "Re-wrap every stored data key under the active key (keys:Rewrap)",
-        )
-        .unread_body()
-        .ok::<Rewrapped>(),
-    );
-    api.op(
-        Op::post(
-            "/v1/access-keys",
-            TAG,
-            "Create an AWS-style access key for SigV4-signed calls (accessKeys:Create on \
+    api.op(Op::post(
+        "/v1/keys/rotate",
+        TAG,
+        "Add a key to the key ring and make it active (keys:Rotate); nothing is re-encrypted",
+    )
+    .unread_body()
+    .ok_list::<KeyInfo>());
+    api.op(Op::post(
+        "/v1/keys/rewrap",
+        TAG,
+        "Re-wrap every stored data key under the active key (keys:Rewrap)",
+    )
+    .unread_body()
+    .ok::<Rewrapped>());
+    api.op(Op::post(
+        "/v1/access-keys",
+        TAG,
+        "Create an AWS-style access key for SigV4-signed calls (accessKeys:Create on \
              user/NAME); the secret is shown once",
-        )
-        .body::<CreateAccessKey>()
-        .ok::<AccessKey>(),
-    );
-    api.op(
-        Op::get("/v1/access-keys", TAG, "List access keys (accessKeys:List on user/NAME)")
-            .query("user", json!({"type": "string"}), "Only this user's keys")
-            .ok_list::<AccessKey>(),
-    );
-    api.op(
-        Op::delete(
-            "/v1/access-keys/{id}",
-            TAG,
-            "Revoke an access key (accessKeys:Delete on its user)",
-        )
-        .ok::<AccessKey>(),
-    );
+    )
+    .body::<CreateAccessKey>()
+    .ok::<AccessKey>());
+    api.op(Op::get(
+        "/v1/access-keys",
+        TAG,
+        "List access keys (accessKeys:List on user/NAME)",
+    )
+    .query("user", json!({"type": "string"}), "Only this user's keys")
+    .ok_list::<AccessKey>());
+    api.op(Op::delete(
+        "/v1/access-keys/{id}",
+        TAG,
+        "Revoke an access key (accessKeys:Delete on its user)",
+    )
+    .ok::<AccessKey>());
 }

@@ -28,9 +28,9 @@ use operon_store::AuditEntry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::service::{ParamView, PutParameter};
+use super::service::{ParamView, PathRead, PutParameter};
 use crate::access::Principal;
-use crate::events::envelope::{ACCOUNT, REGION};
+use crate::events::envelope::ACCOUNT;
 use crate::refusals::Verdict;
 use crate::service::{ErrorKind, ServiceError};
 use crate::{AppState, now_millis};
@@ -126,8 +126,8 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let principal = match authenticate(&state, &method, &uri, &headers, &body).await {
-        Ok(principal) => principal,
+    let (principal, region) = match authenticate(&state, &method, &uri, &headers, &body).await {
+        Ok(signed) => signed,
         Err((actor, err)) => {
             if actor == crate::api::ANONYMOUS
                 && state.refusals.check(source, now_millis()) == Verdict::Suppress
@@ -151,7 +151,7 @@ pub async fn handle(
         Ok(operation) => operation,
         Err(err) => return ssm_error(err),
     };
-    let response = match dispatch(&state, &principal, operation, &body).await {
+    let response = match dispatch(&state, &principal, &region, operation, &body).await {
         Ok(response) => response,
         Err(Failure::Ssm(err)) => ssm_error(err),
         Err(Failure::Service(err)) => service_error(err),
@@ -184,7 +184,7 @@ async fn authenticate(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Principal, (String, SigError)> {
+) -> Result<(Principal, String), (String, SigError)> {
     let anonymous = |err| (crate::api::ANONYMOUS.to_string(), err);
     let pairs: Vec<(&str, &[u8])> = headers
         .iter()
@@ -217,8 +217,10 @@ async fn authenticate(
     }
     operon_sigv4::verify(&auth, &request, &secret, now_millis() / 1000)
         .map_err(|e| (who.clone(), e))?;
+    let region = auth.credential.region.clone();
     crate::api::user_principal(state, user, key_id, None)
         .await
+        .map(|principal| (principal, region))
         .map_err(|e| {
             tracing::error!(error = %e, "cannot load a user's policies");
             (who, SigError::unknown_access_key())
@@ -256,8 +258,29 @@ fn request<T: DeserializeOwned>(body: &[u8]) -> Result<T, SsmError> {
     })
 }
 
-fn arn(name: &str) -> String {
-    operon_params::names::arn(REGION, ACCOUNT, name)
+/// A parameter's ARN in the region the caller signed for (Operon has one
+/// region; answering in the caller's keeps ARNs the SDKs build themselves
+/// equal to ours).
+fn arn(region: &str, name: &str) -> String {
+    operon_params::names::arn(region, ACCOUNT, name)
+}
+
+/// A name as the API takes it: the name itself, or its ARN
+/// (`arn:aws:ssm:REGION:ACCOUNT:parameter/app/x` is `/app/x`,
+/// `...:parameter/x` is `x`), with a `:version`/`:label` kept.
+fn name_of(given: &str) -> String {
+    let given = operon_params::names::normalize_name(given);
+    let Some(rest) = given.strip_prefix("arn:") else {
+        return given.to_string();
+    };
+    // arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME[:SELECTOR]
+    let mut parts = rest.splitn(5, ':');
+    let resource = parts.nth(4).unwrap_or_default();
+    match resource.strip_prefix("parameter/") {
+        Some(name) if name.contains('/') => format!("/{name}"),
+        Some(name) => name.to_string(),
+        None => given.to_string(),
+    }
 }
 
 /// The value AWS shows: clear, or a SecureString's envelope in base64 when
@@ -270,7 +293,7 @@ fn wire_value(view: &ParamView) -> String {
     }
 }
 
-fn wire_parameter(view: &ParamView) -> ssm::Parameter {
+fn wire_parameter(view: &ParamView, region: &str) -> ssm::Parameter {
     ssm::Parameter {
         name: view.name.clone(),
         parameter_type: view.param_type.clone(),
@@ -279,7 +302,7 @@ fn wire_parameter(view: &ParamView) -> ssm::Parameter {
         selector: view.selector.clone(),
         source_result: None,
         last_modified_date: ssm::epoch_seconds(view.modified_at),
-        arn: arn(&view.name),
+        arn: arn(region, &view.name),
         data_type: view.data_type.clone(),
     }
 }
@@ -292,10 +315,10 @@ fn inline_policies(view: &ParamView) -> Vec<ssm::ParameterInlinePolicy> {
         .unwrap_or_default()
 }
 
-fn metadata(view: &ParamView) -> ssm::ParameterMetadata {
+fn metadata(view: &ParamView, region: &str) -> ssm::ParameterMetadata {
     ssm::ParameterMetadata {
         name: view.name.clone(),
-        arn: arn(&view.name),
+        arn: arn(region, &view.name),
         parameter_type: view.param_type.clone(),
         key_id: view.key_id.clone(),
         last_modified_date: ssm::epoch_seconds(view.modified_at),
@@ -334,6 +357,7 @@ fn page_size(max: Option<i64>) -> Option<usize> {
 async fn dispatch(
     state: &AppState,
     principal: &Principal,
+    region: &str,
     operation: Operation,
     body: &[u8],
 ) -> Result<Response, Failure> {
@@ -371,20 +395,25 @@ async fn dispatch(
             let r: ssm::GetParameterRequest = request(body)?;
             r.validate()?;
             let view = params
-                .get(principal, &r.name, r.with_decryption.unwrap_or(false))
+                .get(
+                    principal,
+                    &name_of(&r.name),
+                    r.with_decryption.unwrap_or(false),
+                )
                 .await?;
             answer(&ssm::GetParameterResponse {
-                parameter: wire_parameter(&view),
+                parameter: wire_parameter(&view, region),
             })
         }
         Operation::GetParameters => {
             let r: ssm::GetParametersRequest = request(body)?;
             r.validate()?;
+            let names: Vec<String> = r.names.iter().map(|n| name_of(n)).collect();
             let (found, invalid) = params
-                .get_many(principal, &r.names, r.with_decryption.unwrap_or(false))
+                .get_many(principal, &names, r.with_decryption.unwrap_or(false))
                 .await?;
             answer(&ssm::GetParametersResponse {
-                parameters: found.iter().map(wire_parameter).collect(),
+                parameters: found.iter().map(|v| wire_parameter(v, region)).collect(),
                 invalid_parameters: invalid,
             })
         }
@@ -399,16 +428,22 @@ async fn dispatch(
             let page = params
                 .get_by_path(
                     principal,
-                    &r.path,
-                    r.recursive.unwrap_or(false),
-                    &filters,
-                    r.with_decryption.unwrap_or(false),
-                    page_size(r.max_results),
-                    r.next_token.as_deref(),
+                    &PathRead {
+                        path: &r.path,
+                        recursive: r.recursive.unwrap_or(false),
+                        filters: &filters,
+                        decrypt: r.with_decryption.unwrap_or(false),
+                        max_results: page_size(r.max_results),
+                        token: r.next_token.as_deref(),
+                    },
                 )
                 .await?;
             answer(&ssm::GetParametersByPathResponse {
-                parameters: page.items.iter().map(wire_parameter).collect(),
+                parameters: page
+                    .items
+                    .iter()
+                    .map(|v| wire_parameter(v, region))
+                    .collect(),
                 next_token: page.next_token,
             })
         }
@@ -416,7 +451,11 @@ async fn dispatch(
             let r: ssm::GetParameterHistoryRequest = request(body)?;
             r.validate()?;
             let versions = params
-                .history(principal, &r.name, r.with_decryption.unwrap_or(false))
+                .history(
+                    principal,
+                    &name_of(&r.name),
+                    r.with_decryption.unwrap_or(false),
+                )
                 .await?;
             let (items, next_token) =
                 history_page(&versions, page_size(r.max_results), r.next_token.as_deref())?;
@@ -442,14 +481,14 @@ async fn dispatch(
                 )
                 .await?;
             answer(&ssm::DescribeParametersResponse {
-                parameters: page.items.iter().map(metadata).collect(),
+                parameters: page.items.iter().map(|v| metadata(v, region)).collect(),
                 next_token: page.next_token,
             })
         }
         Operation::DeleteParameter => {
             let r: ssm::DeleteParameterRequest = request(body)?;
             r.validate()?;
-            params.delete(principal, &r.name).await?;
+            params.delete(principal, &name_of(&r.name)).await?;
             answer(&ssm::EmptyResponse {})
         }
         Operation::DeleteParameters => {
@@ -458,7 +497,7 @@ async fn dispatch(
             let mut deleted = Vec::new();
             let mut invalid = Vec::new();
             for name in r.names {
-                match params.delete(principal, &name).await {
+                match params.delete(principal, &name_of(&name)).await {
                     Ok(_) => deleted.push(name),
                     Err(e) if e.kind == ErrorKind::NotFound => invalid.push(name),
                     Err(e) => return Err(e.into()),
@@ -473,7 +512,7 @@ async fn dispatch(
             let r: ssm::LabelParameterVersionRequest = request(body)?;
             r.validate()?;
             let done = params
-                .label(principal, &r.name, r.parameter_version, &r.labels)
+                .label(principal, &name_of(&r.name), r.parameter_version, &r.labels)
                 .await?;
             answer(&ssm::LabelParameterVersionResponse {
                 invalid_labels: done.invalid_labels,
@@ -484,7 +523,7 @@ async fn dispatch(
             let r: ssm::UnlabelParameterVersionRequest = request(body)?;
             r.validate()?;
             let done = params
-                .unlabel(principal, &r.name, r.parameter_version, &r.labels)
+                .unlabel(principal, &name_of(&r.name), r.parameter_version, &r.labels)
                 .await?;
             answer(&ssm::UnlabelParameterVersionResponse {
                 removed_labels: done.removed_labels,
@@ -570,6 +609,31 @@ mod tests {
             HeaderValue::from_static("AWSEvents.PutEvents"),
         );
         assert!(!is_aws_request(&headers));
+    }
+
+    #[test]
+    fn arns_name_parameters() {
+        assert_eq!(
+            name_of("arn:aws:ssm:us-east-1:123:parameter/app/x"),
+            "/app/x"
+        );
+        assert_eq!(
+            name_of("arn:aws:ssm:us-east-1:123:parameter/app/x:3"),
+            "/app/x:3"
+        );
+        assert_eq!(
+            name_of("arn:aws:ssm:us-east-1:123:parameter/plain"),
+            "plain"
+        );
+        assert_eq!(name_of(" /app/x "), "/app/x");
+        assert_eq!(
+            name_of("arn:aws:ssm:r:a:document/x"),
+            "arn:aws:ssm:r:a:document/x"
+        );
+        assert_eq!(
+            arn("eu-west-1", "/app/x"),
+            "arn:aws:ssm:eu-west-1:000000000000:parameter/app/x"
+        );
     }
 
     #[test]

@@ -242,12 +242,14 @@ async fn by_path(
         .params()
         .get_by_path(
             &principal,
-            &q.path,
-            q.recursive,
-            &filters,
-            q.decrypt,
-            page_size(q.max_results, 10)?,
-            q.next_token.as_deref(),
+            &service::PathRead {
+                path: &q.path,
+                recursive: q.recursive,
+                filters: &filters,
+                decrypt: q.decrypt,
+                max_results: page_size(q.max_results, 10)?,
+                token: q.next_token.as_deref(),
+            },
         )
         .await
         .map_err(coded)?;

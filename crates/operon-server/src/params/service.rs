@@ -139,6 +139,17 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
+/// A GetParametersByPath read.
+#[derive(Debug, Clone, Copy)]
+pub struct PathRead<'a> {
+    pub path: &'a str,
+    pub recursive: bool,
+    pub filters: &'a [ParameterFilter],
+    pub decrypt: bool,
+    pub max_results: Option<usize>,
+    pub token: Option<&'a str>,
+}
+
 /// What a label call changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Labelled {
@@ -675,18 +686,21 @@ impl ParamService<'_> {
         Ok((found, invalid))
     }
 
-    /// The latest versions under `path` (one level, or every level with
-    /// `recursive`) that pass `filters` and that the principal may get.
+    /// The latest versions under a path (one level, or every level with
+    /// `recursive`) that pass the filters and that the principal may get.
     pub async fn get_by_path(
         &self,
         principal: &Principal,
-        path: &str,
-        recursive: bool,
-        filters: &[ParameterFilter],
-        decrypt: bool,
-        max_results: Option<usize>,
-        token: Option<&str>,
+        read: &PathRead<'_>,
     ) -> ServiceResult<Page<ParamView>> {
+        let PathRead {
+            path,
+            recursive,
+            filters,
+            decrypt,
+            max_results,
+            token,
+        } = *read;
         names::validate_path(path).map_err(rule)?;
         let prefix = if path.ends_with('/') {
             path.to_string()
@@ -937,10 +951,9 @@ impl ParamService<'_> {
             "type": param_type,
             "version": version,
         });
-        if let (Some(extra), Some(map)) = (extra, detail.as_object_mut()) {
-            if let Some(extra) = extra.as_object() {
-                map.extend(extra.clone());
-            }
+        if let (Some(serde_json::Value::Object(extra)), Some(map)) = (extra, detail.as_object_mut())
+        {
+            map.extend(extra);
         }
         super::put_event(self.state, "Parameter Store Change", name, detail).await;
     }

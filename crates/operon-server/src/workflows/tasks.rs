@@ -96,7 +96,9 @@ pub fn classify(resource: &str) -> Result<(Base, Mode), Failure> {
     if base == Base::GetParameters && mode != Mode::Plain {
         return Err((
             "Operon.UnknownResource",
-            format!("{resource:?}: getParameters answers at once; it has no .sync or .waitForTaskToken"),
+            format!(
+                "{resource:?}: getParameters answers at once; it has no .sync or .waitForTaskToken"
+            ),
         ));
     }
     if mode == Mode::Sync && !matches!(base, Base::RunCommand | Base::StartExecution) {
@@ -281,7 +283,11 @@ async fn get_parameters(state: &AppState, task: &WorkflowTask) -> Result<Value, 
     let decrypt = match input.get("WithDecryption") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(invalid(format!("getParameters WithDecryption must be a boolean, got {other}"))),
+        Some(other) => {
+            return Err(invalid(format!(
+                "getParameters WithDecryption must be a boolean, got {other}"
+            )));
+        }
     };
     let actor = execution_actor(state, task).await?;
     let denied = |e: crate::service::ServiceError| match e.kind {
@@ -300,9 +306,15 @@ async fn get_parameters(state: &AppState, task: &WorkflowTask) -> Result<Value, 
                 .collect::<Option<_>>()
                 .ok_or_else(|| invalid("getParameters Names must be a list of strings".into()))?;
             if names.is_empty() || names.len() > 10 {
-                return Err(invalid(format!("getParameters takes 1 to 10 Names, got {}", names.len())));
+                return Err(invalid(format!(
+                    "getParameters takes 1 to 10 Names, got {}",
+                    names.len()
+                )));
             }
-            let (found, missing) = params.get_many(&actor, &names, false).await.map_err(denied)?;
+            let (found, missing) = params
+                .get_many(&actor, &names, false)
+                .await
+                .map_err(denied)?;
             (found, Some(missing))
         }
         (None, Some(Value::String(path))) => {
@@ -311,7 +323,17 @@ async fn get_parameters(state: &AppState, task: &WorkflowTask) -> Result<Value, 
             let mut token = None;
             loop {
                 let page = params
-                    .get_by_path(&actor, path, recursive, &[], false, Some(10), token.as_deref())
+                    .get_by_path(
+                        &actor,
+                        &crate::params::service::PathRead {
+                            path,
+                            recursive,
+                            filters: &[],
+                            decrypt: false,
+                            max_results: Some(10),
+                            token: token.as_deref(),
+                        },
+                    )
                     .await
                     .map_err(denied)?;
                 all.extend(page.items);
@@ -327,7 +349,11 @@ async fn get_parameters(state: &AppState, task: &WorkflowTask) -> Result<Value, 
             }
             (all, None)
         }
-        _ => return Err(invalid("getParameters takes Names (a list) or Path (a string)".into())),
+        _ => {
+            return Err(invalid(
+                "getParameters takes Names (a list) or Path (a string)".into(),
+            ));
+        }
     };
     let mut parameters = Vec::with_capacity(views.len());
     for view in views {
@@ -335,7 +361,13 @@ async fn get_parameters(state: &AppState, task: &WorkflowTask) -> Result<Value, 
             if !decrypt {
                 None
             } else {
-                allow(state, &actor, "params:GetDecrypted", &crate::params::service::resource(&view.name)).await?;
+                allow(
+                    state,
+                    &actor,
+                    "params:GetDecrypted",
+                    &crate::params::service::resource(&view.name),
+                )
+                .await?;
                 Some(format!("{{{{ssm-secure:{}:{}}}}}", view.name, view.version))
             }
         } else {
