@@ -614,3 +614,67 @@ async fn commands_read_parameter_references_when_sent_as_whoever_asked() {
     );
     assert_eq!(outcomes[1].0, "Success", "{done}");
 }
+
+#[tokio::test]
+async fn runbooks_read_parameters_and_pass_secrets_on_only_as_references() {
+    use common::fleet::Fleet;
+    let fleet = Fleet::start_tagged(&[("web-1", vec![("env", "staging")])]).await;
+    put(&fleet, "/wf/greeting", json!({"value": "hello"})).await;
+    put(
+        &fleet,
+        "/wf/pw",
+        json!({"value": "pw-wf-77", "type": "SecureString"}),
+    )
+    .await;
+    let definition = json!({
+        "StartAt": "Read",
+        "States": {
+            "Read": {"Type": "Task", "Resource": "operon:getParameters",
+                     "Parameters": {"Names": ["/wf/greeting", "/wf/pw", "/wf/none"], "WithDecryption": true},
+                     "ResultPath": "$.p", "Next": "Path"},
+            "Path": {"Type": "Task", "Resource": "operon:getParameters",
+                     "Parameters": {"Path": "/wf"}, "ResultPath": "$.path", "Next": "Run"},
+            "Run": {"Type": "Task", "Resource": "operon:runCommand.sync",
+                    "Parameters": {"InstanceIds": ["web-1"], "Parameters": {
+                        "commands.$": "States.Array(States.Format('test {} = $(echo cHctd2YtNzc= | base64 -d) && echo {} secure-ok', $.p.Parameters[1].Value, $.p.Parameters[0].Value))"}},
+                    "End": true}
+        }
+    });
+    fleet
+        .ok(
+            "POST",
+            "/v1/workflows",
+            Some(json!({"name": "reader", "definition": definition})),
+        )
+        .await;
+    let started = fleet
+        .ok(
+            "POST",
+            "/v1/workflows/reader/executions",
+            Some(json!({"input": {}})),
+        )
+        .await;
+    let id = started["executionId"].as_str().unwrap();
+    let done = fleet
+        .get_until(&format!("/v1/executions/{id}"), |e| {
+            e["status"] != "RUNNING"
+        })
+        .await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let output = done["output"].to_string();
+    assert!(output.contains("hello secure-ok"), "{output}");
+    let history = fleet
+        .ok("GET", &format!("/v1/executions/{id}/history"), None)
+        .await
+        .to_string();
+    assert!(history.contains("{{ssm-secure:/wf/pw:1}}"), "{history}");
+    assert!(
+        history.contains("/wf/none"),
+        "InvalidParameters lists it: {history}"
+    );
+    assert!(
+        !history.contains("pw-wf-77"),
+        "the secret never enters the history"
+    );
+    assert!(!output.contains("pw-wf-77"));
+}
