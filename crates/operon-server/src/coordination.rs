@@ -97,6 +97,8 @@ pub enum Topic {
     /// Users, roles or policies changed: actors resolved before must be
     /// resolved again ([`crate::runas::ActorCache`]).
     Identity,
+    /// A parameter with policies was put: the policy evaluator looks again.
+    ParameterPolicies,
 }
 
 /// One topic's notifications: a count of them and the waiters to wake.

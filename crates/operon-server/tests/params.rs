@@ -678,3 +678,75 @@ async fn runbooks_read_parameters_and_pass_secrets_on_only_as_references() {
     );
     assert!(!output.contains("pw-wf-77"));
 }
+
+#[tokio::test]
+async fn an_expiration_policy_deletes_the_parameter_when_due_and_says_so() {
+    let api = Api::start().await;
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": "onpolicy", "definition": definition})),
+    )
+    .await;
+    let rule = json!({
+        "pattern": {"source": ["operon.params"], "detail-type": ["Parameter Store Policy Action"]},
+        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": "onpolicy"}]
+    });
+    api.ok("PUT", "/v1/rules/policies", Some(rule)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let due = chrono::DateTime::from_timestamp(now + 2, 0).unwrap();
+    let policies = json!([{"Type": "Expiration", "Version": "1.0",
+        "Attributes": {"Timestamp": due.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()}}]);
+    // Policies need the Advanced tier.
+    let (status, err) = api
+        .call(
+            "PUT",
+            &at("/tmp/token"),
+            Some(json!({"value": "t", "policies": policies})),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    let written = put(
+        &api,
+        "/tmp/token",
+        json!({"value": "t", "policies": policies, "tier": "Advanced"}),
+    )
+    .await;
+    assert_eq!(written["tier"], "Advanced");
+    let shown = api.ok("GET", &at("/tmp/token"), None).await;
+    assert_eq!(shown["policies"][0]["Type"], "Expiration");
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _) = api.call("GET", &at("/tmp/token"), None).await;
+        if status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let executions = api
+        .get_until("/v1/executions?workflow=onpolicy", |l| {
+            l.as_array().unwrap().len() == 1
+        })
+        .await;
+    let id = executions[0]["executionId"].as_str().unwrap();
+    let full = api.ok("GET", &format!("/v1/executions/{id}"), None).await;
+    let input = match &full["input"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    };
+    assert_eq!(input["detail"]["policy-type"], "Expiration", "{input}");
+    assert_eq!(input["detail"]["parameter-name"], "/tmp/token");
+    let system = api.audit_of("system").await;
+    assert!(
+        system
+            .iter()
+            .any(|r| r["action"] == "params:Delete" && r["resource"] == "param/tmp/token"),
+        "{system:?}"
+    );
+}

@@ -7,6 +7,8 @@
 //!                 (every sealed SecureString version and access-key secret)
 //! access_keys.rs  AccessKeyService: AWS-style access keys (secret sealed)
 //! http.rs         /v1/parameters, /v1/parameters-by-path, /v1/keys, /v1/access-keys
+//! policies.rs     Expiration, ExpirationNotification, NoChangeNotification,
+//!                 evaluated by one process, durably
 //! refs.rs         {{ssm:...}} / {{ssm-secure:...}} references in commands,
 //!                 resolved when sent, as the requester
 //! aws.rs          the SSM JSON 1.1 protocol (AWS CLI and SDKs), SigV4-signed
@@ -20,6 +22,7 @@ pub mod access_keys;
 pub mod aws;
 pub mod http;
 pub mod keys;
+pub mod policies;
 pub mod refs;
 pub mod service;
 

@@ -287,6 +287,11 @@ impl ParamService<'_> {
             {
                 Ok(written) => {
                     debug_assert_eq!(written, version);
+                    if row.policies.is_some() {
+                        self.state
+                            .coordination
+                            .notify(crate::coordination::Topic::ParameterPolicies);
+                    }
                     let operation = if expect.is_some() { "Update" } else { "Create" };
                     self.announce(operation, &put.name, &row.param_type, written, None)
                         .await;
