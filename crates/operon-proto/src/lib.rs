@@ -36,6 +36,12 @@
 //!   [`AgentMessage::CredentialNotStored`] with a reason). The server keeps the
 //!   old credential valid until that answer, or until the agent connects with
 //!   the new one, so the node is never locked out.
+//! - [`CAPABILITY_FILE_SYNC`]: the server may send [`ServerMessage::SyncFile`]
+//!   (keep this file with this content) and [`ServerMessage::SyncForget`]
+//!   (stop keeping it); the agent answers every `SyncFile` with
+//!   [`AgentMessage::SyncApplied`] and reports a kept file changed behind its
+//!   back with [`AgentMessage::SyncDrifted`]. Parameter Store's
+//!   `params sync` uses it for files that follow parameters.
 
 use std::collections::BTreeMap;
 
@@ -59,8 +65,11 @@ pub const MISSED_HEARTBEATS_BEFORE_DEAD: u64 = 3;
 /// Capability: the agent understands [`ServerMessage::RotateCredential`].
 pub const CAPABILITY_CREDENTIAL_ROTATION: &str = "credential_rotation";
 
+/// Capability: the agent keeps files in sync ([`ServerMessage::SyncFile`]).
+pub const CAPABILITY_FILE_SYNC: &str = "file_sync";
+
 /// Every capability this build of the agent announces in its `Hello`.
-pub const AGENT_CAPABILITIES: &[&str] = &[CAPABILITY_CREDENTIAL_ROTATION];
+pub const AGENT_CAPABILITIES: &[&str] = &[CAPABILITY_CREDENTIAL_ROTATION, CAPABILITY_FILE_SYNC];
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type UnixMillis = i64;
@@ -135,6 +144,20 @@ pub enum AgentMessage {
     CredentialStored { rotation_id: String },
     /// The agent could not store the new credential and keeps the old one.
     CredentialNotStored { rotation_id: String, reason: String },
+    /// The outcome of a [`ServerMessage::SyncFile`] (sent for every one).
+    SyncApplied(SyncReport),
+    /// A kept file no longer has the content last applied (edited by hand,
+    /// replaced or removed). Sent once per drift; the server answers with
+    /// the content again ([`ServerMessage::SyncFile`]).
+    SyncDrifted {
+        sync_id: String,
+        path: String,
+        /// The digest last applied.
+        expected_digest: String,
+        /// The digest found; `None` when the file is gone.
+        found_digest: Option<String>,
+        at: UnixMillis,
+    },
 }
 
 /// Frames sent by the server.
@@ -168,6 +191,64 @@ pub enum ServerMessage {
         rotation_id: String,
         credential: Secret,
     },
+    /// Keep `path` with exactly this content (sent only to agents announcing
+    /// [`CAPABILITY_FILE_SYNC`]); answered by [`AgentMessage::SyncApplied`].
+    SyncFile(SyncFile),
+    /// Stop keeping the file of `sync_id` (the file itself is left as it is).
+    SyncForget { sync_id: String },
+}
+
+/// A file the agent keeps equal to what the server says.
+///
+/// The agent writes it only when its bytes, mode or owner differ: to a
+/// temporary file in the same directory (created with `mode`, owned as
+/// asked, fsynced), renamed over `path`, the directory fsynced, so readers
+/// see the old file or the new one, never half. When it wrote, it then
+/// runs `on_change` once (with `/bin/sh -c`, its own process group,
+/// `on_change_timeout_secs`), journaling that it is owed before the rename
+/// so a crash in between still runs it once at the next start. It remembers
+/// (in its state directory, digests only, never the content) what it
+/// applied, and watches the file: a change is reported with
+/// [`AgentMessage::SyncDrifted`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyncFile {
+    /// Names the sync on this node (the server's sync name).
+    pub sync_id: String,
+    /// Absolute path of the file.
+    pub path: String,
+    /// The whole content; may hold decrypted secrets (never logged).
+    pub content: Secret,
+    /// Hex SHA-256 of `content`.
+    pub digest: String,
+    /// Permission bits (`0o600`).
+    pub mode: u32,
+    /// User and group names to own the file; unchanged when absent.
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// Run once after the file was (re)written.
+    pub on_change: Option<String>,
+    pub on_change_timeout_secs: u64,
+}
+
+/// What the agent did with a [`SyncFile`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyncReport {
+    pub sync_id: String,
+    /// The digest in place now (the one sent, unless `error`).
+    pub digest: String,
+    /// The file was written (it differed or did not exist).
+    pub changed: bool,
+    /// The file had been changed since the agent last applied it (by hand,
+    /// or by another program), and was put back.
+    pub drift: bool,
+    /// The exit code of `on_change` when it ran (`None`: not run, or killed
+    /// at its timeout, see `on_change_output`).
+    pub on_change_exit: Option<i32>,
+    /// The last 4 KiB of `on_change`'s output (stdout then stderr).
+    pub on_change_output: Option<String>,
+    /// Why the file could not be written (it is as it was).
+    pub error: Option<String>,
+    pub at: UnixMillis,
 }
 
 /// A secret on the wire: serialised as the plain string, but `Debug` never
