@@ -83,3 +83,44 @@ pub struct AccessKey {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
 }
+
+/// A file kept equal to the parameters under a path on every targeted node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamSync {
+    pub name: String,
+    pub path: String,
+    pub recursive: bool,
+    /// The target grammar's entries (`["tag:env=prod"]`).
+    pub targets: serde_json::Value,
+    pub file: String,
+    /// `dotenv`, `json` or `yaml`.
+    pub format: String,
+    pub mode: i64,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub on_change: Option<String>,
+    /// The role the sync acts as; its author when absent.
+    pub role: Option<String>,
+    pub author: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One node's state of a sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamSyncNode {
+    pub sync_name: String,
+    pub node_id: String,
+    pub node_name: String,
+    /// `pending`, `sent`, `applied`, `drifted`, `failed`, `refused` or
+    /// `unsupported` (an agent without file sync).
+    pub status: String,
+    pub detail: Option<String>,
+    /// The parameter versions the content was made of (`name:version`, ...).
+    pub version_set: Option<String>,
+    pub sent_digest: Option<String>,
+    pub sent_at: Option<i64>,
+    pub applied_digest: Option<String>,
+    pub applied_at: Option<i64>,
+    pub on_change_exit: Option<i32>,
+}

@@ -33,7 +33,8 @@ macro_rules! store_suite {
             an_unconfirmed_rotation_is_retired_when_another_one_completes,
             parameters_are_versioned_labelled_trimmed_and_deleted,
             concurrent_parameter_puts_get_distinct_versions_or_move,
-            sealed_parameters_and_access_keys_are_resealed_only_from_what_was_read);
+            sealed_parameters_and_access_keys_are_resealed_only_from_what_was_read,
+            syncs_and_their_node_states_are_kept_and_deleted_together);
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
@@ -1499,4 +1500,56 @@ pub(crate) async fn sealed_parameters_and_access_keys_are_resealed_only_from_wha
         Some(5)
     );
     assert!(!store.revoke_access_key("AKIANONE", 9).await.unwrap());
+}
+
+pub(crate) async fn syncs_and_their_node_states_are_kept_and_deleted_together(store: DynStore) {
+    let mut sync = ParamSync {
+        name: "app-env".into(),
+        path: "/app/prod/".into(),
+        recursive: false,
+        targets: serde_json::json!(["tag:env=prod"]),
+        file: "/etc/app/env".into(),
+        format: "dotenv".into(),
+        mode: 0o600,
+        owner: Some("app".into()),
+        group: None,
+        on_change: Some("systemctl restart app".into()),
+        role: None,
+        author: "alice".into(),
+        created_at: 1,
+        updated_at: 1,
+    };
+    assert!(store.put_param_sync(&sync).await.unwrap());
+    sync.file = "/etc/app/env2".into();
+    sync.updated_at = 2;
+    assert!(!store.put_param_sync(&sync).await.unwrap(), "replaced");
+    assert_eq!(store.param_sync("app-env").await.unwrap(), Some(sync.clone()));
+    let mut node = ParamSyncNode {
+        sync_name: "app-env".into(),
+        node_id: "n-1".into(),
+        node_name: "web-1".into(),
+        status: "sent".into(),
+        detail: None,
+        version_set: Some("/app/prod/a:1".into()),
+        sent_digest: Some("d1".into()),
+        sent_at: Some(3),
+        applied_digest: None,
+        applied_at: None,
+        on_change_exit: None,
+    };
+    store.put_param_sync_node(&node).await.unwrap();
+    node.status = "applied".into();
+    node.applied_digest = Some("d1".into());
+    node.on_change_exit = Some(0);
+    store.put_param_sync_node(&node).await.unwrap();
+    assert_eq!(store.param_sync_nodes("app-env").await.unwrap(), [node.clone()]);
+    // A state of a sync that does not exist is not written.
+    let mut stray = node.clone();
+    stray.sync_name = "nope".into();
+    store.put_param_sync_node(&stray).await.unwrap();
+    assert!(store.param_sync_nodes("nope").await.unwrap().is_empty());
+    assert_eq!(store.list_param_syncs().await.unwrap().len(), 1);
+    assert!(store.delete_param_sync("app-env").await.unwrap());
+    assert!(!store.delete_param_sync("app-env").await.unwrap());
+    assert!(store.param_sync_nodes("app-env").await.unwrap().is_empty());
 }

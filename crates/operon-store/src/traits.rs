@@ -19,9 +19,9 @@ use crate::{
     AuditRecord, Bus, ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome,
     Document, DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord,
     HistoryRow, InboundWebhook, Invocation, LabelRefusal, NewEvent, NewNode, NewParameterVersion,
-    Node, ParameterVersion, PolicyRecord, PutRefusal, Replay, Result, Role, Rule, StatusTable,
-    StepWrite, StoredAuditRecord, StoredEvent, Tags, TimerRow, User, VersionRunAs, Workflow,
-    WorkflowTask,
+    Node, ParamSync, ParamSyncNode, ParameterVersion, PolicyRecord, PutRefusal, Replay, Result,
+    Role, Rule, StatusTable, StepWrite, StoredAuditRecord, StoredEvent, Tags, TimerRow, User,
+    VersionRunAs, Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -688,4 +688,23 @@ pub trait ParameterStore: Send + Sync {
 
     /// Every access key's sealed secret, for a key rewrap.
     async fn reseal_access_key(&self, id: &str, old: &[u8], new: &[u8]) -> Result<bool>;
+
+    // ----- Syncs (files that follow parameters) ---------------------------------------
+    /// Create or replace a sync (its node states are kept); true if created.
+    async fn put_param_sync(&self, sync: &ParamSync) -> Result<bool>;
+
+    async fn param_sync(&self, name: &str) -> Result<Option<ParamSync>>;
+
+    async fn list_param_syncs(&self) -> Result<Vec<ParamSync>>;
+
+    /// Delete a sync with its node states; false if there was none.
+    async fn delete_param_sync(&self, name: &str) -> Result<bool>;
+
+    /// A sync's node states, by node name.
+    async fn param_sync_nodes(&self, name: &str) -> Result<Vec<ParamSyncNode>>;
+
+    /// Write one node's state of a sync (insert or replace).
+    async fn put_param_sync_node(&self, node: &ParamSyncNode) -> Result<()>;
+
+    async fn delete_param_sync_node(&self, name: &str, node_id: &str) -> Result<()>;
 }

@@ -78,6 +78,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(9, "0009_enroll_token_revocation.sql"),
     migration!(10, "0010_delivery_claim_owners.sql"),
     migration!(11, "0011_parameters.sql"),
+    migration!(12, "0012_parameter_syncs.sql"),
 ];
 
 /// A migration as recorded in the database.

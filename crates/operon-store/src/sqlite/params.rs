@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::SqliteStore;
 use crate::{
     AccessKey, LabelRefusal, MAX_LABELS_PER_VERSION, MAX_PARAMETER_VERSIONS, NewParameterVersion,
-    ParameterStore, ParameterVersion, PutRefusal, Result, Tags, db,
+    ParamSync, ParamSyncNode, ParameterStore, ParameterVersion, PutRefusal, Result, Tags, db,
 };
 
 /// The columns of a version with its labels (one per line), over `v`.
@@ -566,4 +566,161 @@ impl ParameterStore for SqliteStore {
         .map_err(db("resealing an access key"))?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn put_param_sync(&self, sync: &ParamSync) -> Result<bool> {
+        let existed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM param_syncs WHERE name = ?")
+            .bind(&sync.name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a sync"))?;
+        sqlx::query(
+            "INSERT INTO param_syncs (name, path, recursive, targets, file, format, mode, owner,
+                grp, on_change, role, author, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET path = excluded.path,
+                recursive = excluded.recursive, targets = excluded.targets,
+                file = excluded.file, format = excluded.format, mode = excluded.mode,
+                owner = excluded.owner, grp = excluded.grp, on_change = excluded.on_change,
+                role = excluded.role, author = excluded.author,
+                updated_at = excluded.updated_at",
+        )
+        .bind(&sync.name)
+        .bind(&sync.path)
+        .bind(sync.recursive)
+        .bind(super::to_json(&sync.targets))
+        .bind(&sync.file)
+        .bind(&sync.format)
+        .bind(sync.mode)
+        .bind(&sync.owner)
+        .bind(&sync.group)
+        .bind(&sync.on_change)
+        .bind(&sync.role)
+        .bind(&sync.author)
+        .bind(sync.created_at)
+        .bind(sync.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("writing a sync"))?;
+        Ok(existed.is_none())
+    }
+
+    async fn param_sync(&self, name: &str) -> Result<Option<ParamSync>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SYNC_SELECT} WHERE name = ?")))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a sync"))?;
+        row.as_ref().map(sync_from_row).transpose()
+    }
+
+    async fn list_param_syncs(&self) -> Result<Vec<ParamSync>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SYNC_SELECT} ORDER BY name")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("listing syncs"))?;
+        rows.iter().map(sync_from_row).collect()
+    }
+
+    async fn delete_param_sync(&self, name: &str) -> Result<bool> {
+        let mut tx = self.begin_write("starting a sync delete").await?;
+        sqlx::query("DELETE FROM param_sync_nodes WHERE sync_name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("deleting a sync's nodes"))?;
+        let done = sqlx::query("DELETE FROM param_syncs WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("deleting a sync"))?;
+        tx.commit().await.map_err(db("committing a sync delete"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn param_sync_nodes(&self, name: &str) -> Result<Vec<ParamSyncNode>> {
+        let rows = sqlx::query(
+            "SELECT sync_name, node_id, node_name, status, detail, version_set, sent_digest,
+                sent_at, applied_digest, applied_at, on_change_exit
+             FROM param_sync_nodes WHERE sync_name = ? ORDER BY node_name",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading a sync's nodes"))?;
+        Ok(rows
+            .iter()
+            .map(|r| ParamSyncNode {
+                sync_name: r.get("sync_name"),
+                node_id: r.get("node_id"),
+                node_name: r.get("node_name"),
+                status: r.get("status"),
+                detail: r.get("detail"),
+                version_set: r.get("version_set"),
+                sent_digest: r.get("sent_digest"),
+                sent_at: r.get("sent_at"),
+                applied_digest: r.get("applied_digest"),
+                applied_at: r.get("applied_at"),
+                on_change_exit: r.get("on_change_exit"),
+            })
+            .collect())
+    }
+
+    async fn put_param_sync_node(&self, n: &ParamSyncNode) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO param_sync_nodes (sync_name, node_id, node_name, status,
+                detail, version_set, sent_digest, sent_at, applied_digest, applied_at,
+                on_change_exit)
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS
+                (SELECT 1 FROM param_syncs WHERE name = ?)",
+        )
+        .bind(&n.sync_name)
+        .bind(&n.node_id)
+        .bind(&n.node_name)
+        .bind(&n.status)
+        .bind(&n.detail)
+        .bind(&n.version_set)
+        .bind(&n.sent_digest)
+        .bind(n.sent_at)
+        .bind(&n.applied_digest)
+        .bind(n.applied_at)
+        .bind(n.on_change_exit)
+        .bind(&n.sync_name)
+        .execute(&self.pool)
+        .await
+        .map_err(db("writing a sync's node state"))?;
+        Ok(())
+    }
+
+    async fn delete_param_sync_node(&self, name: &str, node_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM param_sync_nodes WHERE sync_name = ? AND node_id = ?")
+            .bind(name)
+            .bind(node_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("deleting a sync's node state"))?;
+        Ok(())
+    }
+}
+
+const SYNC_SELECT: &str = "SELECT name, path, recursive, targets, file, format, mode, owner, grp,
+    on_change, role, author, created_at, updated_at FROM param_syncs";
+
+fn sync_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ParamSync> {
+    let targets: String = r.get("targets");
+    Ok(ParamSync {
+        name: r.get("name"),
+        path: r.get("path"),
+        recursive: r.get("recursive"),
+        targets: super::from_json("reading a sync's targets", &targets)?,
+        file: r.get("file"),
+        format: r.get("format"),
+        mode: r.get("mode"),
+        owner: r.get("owner"),
+        group: r.get("grp"),
+        on_change: r.get("on_change"),
+        role: r.get("role"),
+        author: r.get("author"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    })
 }
