@@ -217,6 +217,94 @@ impl std::fmt::Debug for AccessKey {
     }
 }
 
+/// `PUT /v1/param-syncs/{name}`: keep a file on the targeted nodes equal to
+/// the parameters under a path.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSync {
+    /// The path whose parameters the file holds (`/app/prod/`)
+    pub path: String,
+    /// Every level below the path, not only its direct children
+    #[serde(default)]
+    pub recursive: bool,
+    /// The target grammar: `tag:KEY=VALUE`, `all`, or node names
+    pub targets: Vec<String>,
+    /// The absolute path of the file on the nodes
+    pub file: String,
+    /// `dotenv` (the default), `json` or `yaml`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Octal permission bits (`0600` by default)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// A shell command run on a node once each time its file changed
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_change: Option<String>,
+    /// The role the sync acts as (roles:Pass); its author when absent
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// A sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Sync {
+    pub name: String,
+    pub path: String,
+    pub recursive: bool,
+    pub targets: Vec<String>,
+    pub file: String,
+    pub format: String,
+    /// Octal (`0600`)
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_change: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub author: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One node's state of a sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SyncNode {
+    pub node_id: String,
+    pub node_name: String,
+    /// `pending`, `sent`, `applied`, `drifted`, `failed`, `refused` or
+    /// `unsupported`
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The parameter versions of the content last sent (`NAME:VERSION,...`)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<i64>,
+    /// The exit code of the on-change command the last time it ran
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_change_exit: Option<i32>,
+}
+
+/// A sync with its nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SyncStatus {
+    #[serde(flatten)]
+    pub sync: Sync,
+    pub nodes: Vec<SyncNode>,
+}
+
 pub(crate) fn describe(api: &mut Api) {
     const TAG: &str = "params";
     let bool_query = json!({"type": "boolean"});
@@ -351,6 +439,36 @@ pub(crate) fn describe(api: &mut Api) {
     )
     .body::<TagChange>()
     .ok::<ParameterTags>());
+    api.op(Op::put(
+        "/v1/param-syncs/{name}",
+        TAG,
+        "Create or replace a sync (paramSyncs:Create on param-sync/NAME): every targeted \
+             node keeps FILE equal to the parameters under PATH",
+    )
+    .body::<PutSync>()
+    .example(
+        json!({"path": "/app/prod/", "targets": ["tag:env=prod"], "file": "/etc/app/env",
+                        "on_change": "systemctl restart app"}),
+    )
+    .ok::<Sync>());
+    api.op(Op::get(
+        "/v1/param-syncs",
+        TAG,
+        "List syncs (those paramSyncs:Get allows)",
+    )
+    .ok_list::<Sync>());
+    api.op(Op::get(
+        "/v1/param-syncs/{name}",
+        TAG,
+        "A sync and each node's state (paramSyncs:Get)",
+    )
+    .ok::<SyncStatus>());
+    api.op(Op::delete(
+        "/v1/param-syncs/{name}",
+        TAG,
+        "Delete a sync (paramSyncs:Delete); the files stay as they are",
+    )
+    .ok::<Sync>());
     api.op(Op::get("/v1/keys", TAG, "The key ring's keys (keys:List)").ok_list::<KeyInfo>());
     api.op(Op::post(
         "/v1/keys/rotate",

@@ -195,7 +195,9 @@ pub enum ServerMessage {
     /// [`CAPABILITY_FILE_SYNC`]); answered by [`AgentMessage::SyncApplied`].
     SyncFile(SyncFile),
     /// Stop keeping the file of `sync_id` (the file itself is left as it is).
-    SyncForget { sync_id: String },
+    SyncForget {
+        sync_id: String,
+    },
 }
 
 /// A file the agent keeps equal to what the server says.

@@ -99,6 +99,9 @@ pub enum Topic {
     Identity,
     /// A parameter with policies was put: the policy evaluator looks again.
     ParameterPolicies,
+    /// Parameters, syncs or agents changed, or an agent reported on a sync:
+    /// the sync reconciler looks again.
+    ParameterSyncs,
 }
 
 /// One topic's notifications: a count of them and the waiters to wake.

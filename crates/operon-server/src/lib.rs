@@ -392,6 +392,7 @@ pub async fn start_with_clock(
     let mut background = events::spawn(&state, clock);
     background.push(tokio::spawn(flood_summaries(state.clone())));
     background.push(tokio::spawn(params::policies::run(state.clone())));
+    background.push(tokio::spawn(params::sync::run(state.clone())));
     match &tls {
         Some(tls) => {
             tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")

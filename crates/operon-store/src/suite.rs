@@ -1523,7 +1523,10 @@ pub(crate) async fn syncs_and_their_node_states_are_kept_and_deleted_together(st
     sync.file = "/etc/app/env2".into();
     sync.updated_at = 2;
     assert!(!store.put_param_sync(&sync).await.unwrap(), "replaced");
-    assert_eq!(store.param_sync("app-env").await.unwrap(), Some(sync.clone()));
+    assert_eq!(
+        store.param_sync("app-env").await.unwrap(),
+        Some(sync.clone())
+    );
     let mut node = ParamSyncNode {
         sync_name: "app-env".into(),
         node_id: "n-1".into(),
@@ -1542,7 +1545,10 @@ pub(crate) async fn syncs_and_their_node_states_are_kept_and_deleted_together(st
     node.applied_digest = Some("d1".into());
     node.on_change_exit = Some(0);
     store.put_param_sync_node(&node).await.unwrap();
-    assert_eq!(store.param_sync_nodes("app-env").await.unwrap(), [node.clone()]);
+    assert_eq!(
+        store.param_sync_nodes("app-env").await.unwrap(),
+        [node.clone()]
+    );
     // A state of a sync that does not exist is not written.
     let mut stray = node.clone();
     stray.sync_name = "nope".into();

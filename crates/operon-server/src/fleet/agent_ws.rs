@@ -251,6 +251,10 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
 
     let (tx, mut rx) = mpsc::channel::<Outbound>(1024);
     let session_id = state.hub.register(&node.id, tx.clone(), capabilities);
+    // A node (back) online may have files to catch up on.
+    state
+        .coordination
+        .notify(crate::coordination::Topic::ParameterSyncs);
     let coordination = &state.coordination;
     coordination
         .backend
@@ -451,6 +455,27 @@ async fn handle_frame(
             rotation_id,
             reason,
         } => super::rotation::not_stored(state, node, &rotation_id, reason),
+        AgentMessage::SyncApplied(report) => {
+            crate::params::sync::on_applied(state, node, report).await;
+            state
+                .coordination
+                .notify(crate::coordination::Topic::ParameterSyncs);
+        }
+        AgentMessage::SyncDrifted {
+            sync_id,
+            expected_digest,
+            found_digest,
+            ..
+        } => {
+            crate::params::sync::on_drifted(
+                state,
+                node,
+                &sync_id,
+                &expected_digest,
+                found_digest.as_deref(),
+            )
+            .await;
+        }
     }
     Ok(())
 }

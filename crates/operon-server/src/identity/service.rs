@@ -49,10 +49,12 @@ pub fn valid_name(kind: &str, name: &str) -> ServiceResult<()> {
 pub const RESERVED_NAMES: &[&str] = &["admin", "anonymous", "enrollment", "system", "root"];
 
 /// Kinds of actor the audit trail names `KIND/NAME` (`rule/critical`,
-/// `execution/x-1`, `webhook/prom`, a run-as `role/NAME`), with those planned
-/// (`schedule`, `association`, `window`, `alarm`).
+/// `execution/x-1`, `webhook/prom`, a run-as `role/NAME`, a parameter
+/// `sync/NAME`), with those planned (`schedule`, `association`, `window`,
+/// `alarm`).
 pub const ACTOR_KINDS: &[&str] = &[
     "rule",
+    "sync",
     "execution",
     "schedule",
     "association",

@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use operon_api::params::{
     AccessKey, CreateAccessKey, KeyInfo, LabelChange, LabelResult, Parameter, ParameterDeleted,
-    ParameterPage, ParameterTags, ParameterWritten, PutParameter, Rewrapped, TagChange,
+    ParameterPage, ParameterTags, ParameterWritten, PutParameter, PutSync, Rewrapped, Sync,
+    SyncNode, SyncStatus, TagChange,
 };
 use operon_params::filters::{FilterContext, ParameterStringFilter};
 
@@ -34,6 +35,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/parameters/{name}/labels", post(label))
         .route("/v1/parameters/{name}/unlabel", post(unlabel))
         .route("/v1/parameters/{name}/tags", get(tags).post(tag))
+        .route("/v1/param-syncs", get(list_syncs))
+        .route(
+            "/v1/param-syncs/{name}",
+            get(show_sync).put(put_sync).delete(delete_sync),
+        )
         .route("/v1/keys", get(keys))
         .route("/v1/keys/rotate", post(rotate))
         .route("/v1/keys/rewrap", post(rewrap))
@@ -418,4 +424,109 @@ async fn revoke_access_key(
             .await
             .map_err(coded)?,
     )))
+}
+
+fn sync_view(s: operon_store::ParamSync) -> Sync {
+    Sync {
+        targets: s
+            .targets
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        name: s.name,
+        path: s.path,
+        recursive: s.recursive,
+        file: s.file,
+        format: s.format,
+        mode: format!("{:04o}", s.mode),
+        owner: s.owner,
+        group: s.group,
+        on_change: s.on_change,
+        role: s.role,
+        author: s.author,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    }
+}
+
+async fn put_sync(
+    Ctx { state, principal }: Ctx,
+    Path(name): Path<String>,
+    Json(body): Json<PutSync>,
+) -> ApiResult<Json<Sync>> {
+    let new = super::sync::NewSync {
+        name,
+        path: body.path,
+        recursive: body.recursive,
+        targets: body.targets,
+        file: body.file,
+        format: body.format,
+        mode: body.mode,
+        owner: body.owner,
+        group: body.group,
+        on_change: body.on_change,
+        role: body.role,
+    };
+    let (sync, created) = state
+        .param_syncs()
+        .put(&principal, new)
+        .await
+        .map_err(coded)?;
+    principal.note("created", created);
+    Ok(Json(sync_view(sync)))
+}
+
+async fn list_syncs(Ctx { state, principal }: Ctx) -> ApiResult<Json<Vec<Sync>>> {
+    let syncs = state.param_syncs().list(&principal).await.map_err(coded)?;
+    Ok(Json(syncs.into_iter().map(sync_view).collect()))
+}
+
+async fn show_sync(
+    Ctx { state, principal }: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SyncStatus>> {
+    let view = state
+        .param_syncs()
+        .get(&principal, &name)
+        .await
+        .map_err(coded)?;
+    Ok(Json(SyncStatus {
+        sync: sync_view(view.sync),
+        nodes: view
+            .nodes
+            .into_iter()
+            .map(|n| SyncNode {
+                node_id: n.node_id,
+                node_name: n.node_name,
+                status: n.status,
+                detail: n.detail,
+                versions: n.version_set,
+                applied_digest: n.applied_digest,
+                applied_at: n.applied_at,
+                sent_at: n.sent_at,
+                on_change_exit: n.on_change_exit,
+            })
+            .collect(),
+    }))
+}
+
+async fn delete_sync(
+    Ctx { state, principal }: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Sync>> {
+    let view = state
+        .param_syncs()
+        .get(&principal, &name)
+        .await
+        .map_err(coded)?;
+    state
+        .param_syncs()
+        .delete(&principal, &name)
+        .await
+        .map_err(coded)?;
+    Ok(Json(sync_view(view.sync)))
 }

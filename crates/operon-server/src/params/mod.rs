@@ -11,6 +11,8 @@
 //!                 evaluated by one process, durably
 //! refs.rs         {{ssm:...}} / {{ssm-secure:...}} references in commands,
 //!                 resolved when sent, as the requester
+//! render.rs       pure: a sync's file (dotenv, JSON, YAML) from parameters
+//! sync.rs         SyncService and the reconciler: files that follow parameters
 //! aws.rs          the SSM JSON 1.1 protocol (AWS CLI and SDKs), SigV4-signed
 //! ```
 //!
@@ -24,7 +26,9 @@ pub mod http;
 pub mod keys;
 pub mod policies;
 pub mod refs;
+pub mod render;
 pub mod service;
+pub mod sync;
 
 use crate::events::envelope::PutEntry;
 
@@ -43,6 +47,10 @@ impl AppState {
     pub(crate) fn access_keys(&self) -> access_keys::AccessKeyService<'_> {
         access_keys::AccessKeyService { state: self }
     }
+
+    pub(crate) fn param_syncs(&self) -> sync::SyncService<'_> {
+        sync::SyncService { state: self }
+    }
 }
 
 /// The source of Parameter Store's events.
@@ -57,15 +65,36 @@ pub(crate) async fn put_event(
     name: &str,
     detail: serde_json::Value,
 ) {
+    let arn = operon_params::names::arn(
+        crate::events::envelope::REGION,
+        crate::events::envelope::ACCOUNT,
+        name,
+    );
+    put_event_with(state, detail_type, vec![arn], detail).await;
+}
+
+/// Put one `operon.params` event about a file on the nodes (a sync's).
+pub(crate) async fn put_event_about(
+    state: &AppState,
+    detail_type: &str,
+    file: &str,
+    detail: serde_json::Value,
+) {
+    put_event_with(state, detail_type, vec![format!("file:{file}")], detail).await;
+}
+
+async fn put_event_with(
+    state: &AppState,
+    detail_type: &str,
+    resources: Vec<String>,
+    detail: serde_json::Value,
+) {
+    let name = resources.first().cloned().unwrap_or_default();
     let entry = PutEntry {
         source: Some(EVENT_SOURCE.into()),
         detail_type: Some(detail_type.into()),
         detail: Some(detail.to_string()),
-        resources: vec![operon_params::names::arn(
-            crate::events::envelope::REGION,
-            crate::events::envelope::ACCOUNT,
-            name,
-        )],
+        resources,
         ..PutEntry::default()
     };
     let envelope = match crate::events::envelope::envelope(&entry, crate::now_millis()) {
@@ -76,6 +105,6 @@ pub(crate) async fn put_event(
         }
     };
     if let Err(e) = crate::events::accept(state, vec![envelope]).await {
-        tracing::warn!(error = %e.message, parameter = name, "putting a parameter event failed");
+        tracing::warn!(error = %e.message, resource = %name, "putting a parameter event failed");
     }
 }

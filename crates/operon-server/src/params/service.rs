@@ -960,6 +960,9 @@ impl ParamService<'_> {
         {
             map.extend(extra);
         }
+        self.state
+            .coordination
+            .notify(crate::coordination::Topic::ParameterSyncs);
         super::put_event(self.state, "Parameter Store Change", name, detail).await;
     }
 }
