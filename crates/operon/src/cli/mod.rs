@@ -24,6 +24,7 @@ pub mod input;
 pub mod keys;
 pub mod login;
 pub mod output;
+pub mod param_syncs;
 pub mod params;
 pub mod policies;
 pub mod replays;

@@ -134,6 +134,11 @@ pub enum ParamsCmd {
     },
     /// A parameter's tags.
     Tags { name: String },
+    /// Files on the nodes that follow the parameters under a path.
+    Sync {
+        #[command(subcommand)]
+        cmd: super::param_syncs::SyncCmd,
+    },
 }
 
 pub fn params(args: &ClientArgs, cmd: ParamsCmd) -> Result<ExitCode> {
@@ -352,6 +357,7 @@ pub fn params(args: &ClientArgs, cmd: ParamsCmd) -> Result<ExitCode> {
                     format!("{} tags: {}", esc(&t.name), tag_list(&t.tags))
                 });
             }
+            ParamsCmd::Sync { cmd } => super::param_syncs::sync(&client, args, cmd).await?,
             ParamsCmd::Tags { name } => {
                 let tags = client.parameter_tags(&name).await?;
                 if args.json {
