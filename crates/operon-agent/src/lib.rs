@@ -46,6 +46,12 @@
 //! link; it replaces `credential.json` atomically before it is confirmed and
 //! is used for every later connection (see the `link` module).
 //!
+//! **File sync** (see [`file_sync`]): the server may ask the agent to keep a
+//! file equal to a content it sends (`SyncFile`); the agent writes it
+//! atomically only when it differs, runs its `on_change` hook once per write,
+//! journals digests (never the content) in `file-sync/`, and reports a kept
+//! file changed behind its back (`SyncDrifted`), checking every 2 seconds.
+//!
 //! Only one agent may use a state directory at a time (`agent.lock`, flock).
 //! On shutdown, running commands are stopped and journaled as interrupted;
 //! their results are sent on the next start.
@@ -54,6 +60,7 @@ pub mod backoff;
 pub mod credential;
 mod enroll;
 mod error;
+pub mod file_sync;
 pub mod inventory;
 pub mod journal;
 mod link;
@@ -166,12 +173,16 @@ pub async fn run(
     }
     let journal = Journal::open(&config.state_dir)?;
     supervisor::settle_journal_at_start(&journal).await?;
+    let file_sync = file_sync::FileSync::open(&config.state_dir)?;
+    let (file_sync, sync_events) = file_sync::spawn(file_sync, file_sync::DRIFT_CHECK_INTERVAL);
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
         supervisor: Supervisor::new(journal, outbox_tx, done_tx),
         outbox: outbox_rx,
         done: done_rx,
+        file_sync,
+        sync_events,
         heartbeat_seq: 0,
     };
     let result = agent
@@ -328,6 +339,11 @@ struct Agent {
     supervisor: Supervisor,
     outbox: mpsc::Receiver<AgentMessage>,
     done: mpsc::UnboundedReceiver<CommandResult>,
+    /// Where `SyncFile` and `SyncForget` go.
+    file_sync: file_sync::FileSyncHandle,
+    /// `SyncApplied` and `SyncDrifted` frames: left queued while there is no
+    /// link, sent after the next `Welcome`.
+    sync_events: mpsc::UnboundedReceiver<AgentMessage>,
     heartbeat_seq: u64,
 }
 
@@ -352,6 +368,8 @@ impl Agent {
                         supervisor: &mut self.supervisor,
                         outbox: &mut self.outbox,
                         done: &mut self.done,
+                        file_sync: &self.file_sync,
+                        sync_events: &mut self.sync_events,
                         heartbeat_override: config.heartbeat_secs,
                         heartbeat_seq: &mut self.heartbeat_seq,
                         credential: &mut *credential,

@@ -5,6 +5,10 @@
 //! A `RotateCredential` frame is handled here: the new credential is written
 //! to `credential.json` atomically (temporary file, fsync, rename) and only
 //! then confirmed to the server and used for later connections.
+//!
+//! `SyncFile` and `SyncForget` go to the file-sync task
+//! ([`crate::file_sync`]); its `SyncApplied` and `SyncDrifted` frames are
+//! sent once the link is welcomed (they wait in their queue while offline).
 
 use std::future::Future;
 use std::path::Path;
@@ -28,6 +32,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::credential::{self, Credential};
 use crate::enroll::error_chain;
 use crate::error::server_error_message;
+use crate::file_sync::FileSyncHandle;
 use crate::inventory::collect_inventory;
 use crate::supervisor::{Control, Supervisor};
 use crate::tls::{self, PinMismatch};
@@ -122,6 +127,10 @@ pub struct LinkContext<'a> {
     pub supervisor: &'a mut Supervisor,
     pub outbox: &'a mut mpsc::Receiver<AgentMessage>,
     pub done: &'a mut mpsc::UnboundedReceiver<CommandResult>,
+    /// Takes `SyncFile` and `SyncForget`.
+    pub file_sync: &'a FileSyncHandle,
+    /// `SyncApplied` and `SyncDrifted`, sent once the link is welcomed.
+    pub sync_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     pub heartbeat_override: Option<u64>,
     pub heartbeat_seq: &'a mut u64,
     /// Replaced (in memory and on disk) when the server rotates it.
@@ -158,6 +167,8 @@ pub async fn run_link(
     let mut reader = Reader {
         supervisor: ctx.supervisor,
         done: ctx.done,
+        file_sync: ctx.file_sync,
+        sync_events: ctx.sync_events,
         control: Some(control_tx),
         heartbeats: heartbeat_tx,
         heartbeat_override: ctx.heartbeat_override,
@@ -222,6 +233,8 @@ struct ReadEnd {
 struct Reader<'a> {
     supervisor: &'a mut Supervisor,
     done: &'a mut mpsc::UnboundedReceiver<CommandResult>,
+    file_sync: &'a FileSyncHandle,
+    sync_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     control: Control,
     heartbeats: mpsc::Sender<AgentMessage>,
     heartbeat_override: Option<u64>,
@@ -267,6 +280,12 @@ impl Reader<'_> {
                     }
                 }
                 Some(result) = self.done.recv() => self.supervisor.on_done(result, &self.control),
+                // Only after Welcome: the server takes reports from a session it accepted.
+                Some(event) = self.sync_events.recv(), if self.welcomed => {
+                    if let Some(control) = &self.control {
+                        let _ = control.send(event);
+                    }
+                }
                 () = tick(&mut heartbeat) => {
                     *self.heartbeat_seq += 1;
                     // A heartbeat still queued means the link is slow; one is enough.
@@ -322,8 +341,8 @@ impl Reader<'_> {
                 rotation_id,
                 credential,
             } => self.rotate_credential(rotation_id, credential.0),
-            // TEMPORARY until the agent's file sync lands (helper branch h-agent).
-            ServerMessage::SyncFile(_) | ServerMessage::SyncForget { .. } => {}
+            ServerMessage::SyncFile(file) => self.file_sync.apply(file),
+            ServerMessage::SyncForget { sync_id } => self.file_sync.forget(sync_id),
         }
         None
     }

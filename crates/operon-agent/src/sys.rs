@@ -207,3 +207,62 @@ pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
         Err(err)
     }
 }
+
+/// A group's id by its name. `Ok(None)` if no such group exists.
+pub fn lookup_group(name: &str) -> io::Result<Option<u32>> {
+    let c_name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "group name contains NUL"))?;
+    lookup_group_entry(|grp, buf, found| {
+        // SAFETY: every pointer is valid for the duration of the call; `buf`
+        // is writable for its length.
+        unsafe {
+            libc::getgrnam_r(
+                c_name.as_ptr(),
+                grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                found,
+            )
+        }
+    })
+    .map(|entry| entry.map(|(gid, _)| gid))
+}
+
+/// A group's name by its id. `Ok(None)` if no group has it.
+#[cfg(test)]
+pub fn group_name(gid: u32) -> io::Result<Option<String>> {
+    lookup_group_entry(|grp, buf, found| {
+        // SAFETY: as in `lookup_group`.
+        unsafe { libc::getgrgid_r(gid, grp, buf.as_mut_ptr().cast(), buf.len(), found) }
+    })
+    .map(|entry| entry.map(|(_, name)| name))
+}
+
+/// Run a `getgr*_r` call with a growing buffer; the group's id and name.
+fn lookup_group_entry(
+    mut call: impl FnMut(&mut libc::group, &mut [u8], &mut *mut libc::group) -> libc::c_int,
+) -> io::Result<Option<(u32, String)>> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        // SAFETY: an all-zero group is a valid value for this plain C struct.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = call(&mut grp, &mut buf, &mut found);
+        if rc == libc::ERANGE && buf.len() < 4 * 1024 * 1024 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        if found.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: on success gr_name is a NUL-terminated string inside `buf`,
+        // which is alive and unchanged here.
+        let name = unsafe { CStr::from_ptr(grp.gr_name) }
+            .to_string_lossy()
+            .into_owned();
+        return Ok(Some((grp.gr_gid, name)));
+    }
+}
