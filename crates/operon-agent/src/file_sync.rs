@@ -184,6 +184,9 @@ pub struct HookOutcome {
 #[derive(Debug)]
 pub struct FileSync {
     dir: PathBuf,
+    /// Where `/` of the paths the server names is (see
+    /// [`AgentConfig::host_root`](crate::AgentConfig::host_root)).
+    host_root: Option<PathBuf>,
     records: BTreeMap<String, SyncRecord>,
     /// Syncs whose drift was reported since they were last applied.
     drift_reported: BTreeSet<String>,
@@ -228,9 +231,32 @@ impl FileSync {
         }
         Ok(FileSync {
             dir,
+            host_root: None,
             records,
             drift_reported: BTreeSet::new(),
         })
+    }
+
+    /// Resolve the paths the server names below `root` (the host's file
+    /// system mounted in a container); `None` keeps them as they are.
+    pub fn with_host_root(mut self, root: Option<PathBuf>) -> FileSync {
+        self.host_root = root;
+        self
+    }
+
+    /// The file as this agent writes it: below the host root, if any. A
+    /// path with `..` is refused later (it could leave the root).
+    fn rooted(&self, file: &SyncFile) -> SyncFile {
+        let mut file = file.clone();
+        if let Some(root) = &self.host_root
+            && file.path.starts_with('/')
+        {
+            file.path = root
+                .join(file.path.trim_start_matches('/'))
+                .to_string_lossy()
+                .into_owned();
+        }
+        file
     }
 
     /// The record of a sync, if this node keeps it.
@@ -276,6 +302,7 @@ impl FileSync {
     /// Apply a `SyncFile` and say what happened. Never panics; errors leave
     /// the file as it was.
     pub async fn apply(&mut self, file: &SyncFile, at: UnixMillis) -> SyncReport {
+        let file = &self.rooted(file);
         let mut report = SyncReport {
             sync_id: file.sync_id.clone(),
             digest: file.digest.clone(),
@@ -404,7 +431,12 @@ impl FileSync {
                 output: String::new(),
             };
         };
-        let outcome = run_on_change(script, hook_timeout(record.on_change_timeout_secs)).await;
+        let mut extra = vec![("OPERON_SYNC_FILE", record.path.clone())];
+        if let Some(root) = &self.host_root {
+            extra.push(("OPERON_HOST_ROOT", root.to_string_lossy().into_owned()));
+        }
+        let outcome =
+            run_on_change(script, hook_timeout(record.on_change_timeout_secs), &extra).await;
         tracing::info!(%sync_id, exit = ?outcome.exit, "on_change ran");
         let cleared = SyncRecord {
             on_change_pending: false,
@@ -496,7 +528,10 @@ fn checked_path(file: &SyncFile) -> Result<&Path, ApplyError> {
     let bad = || ApplyError::BadPath {
         path: file.path.clone(),
     };
-    if !path.is_absolute() || file.path.ends_with('/') || file.path.contains('\0') {
+    let climbs = path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir));
+    if !path.is_absolute() || file.path.ends_with('/') || file.path.contains('\0') || climbs {
         return Err(bad());
     }
     match path.file_name() {
@@ -667,9 +702,17 @@ fn hook_timeout(secs: u64) -> Duration {
 
 /// Run `script` with `/bin/sh -c` in its own process group, from the same
 /// environment command steps get; kill the group at `timeout`.
-pub async fn run_on_change(script: &str, timeout: Duration) -> HookOutcome {
+/// `extra` adds variables to the base environment: the hook is told which
+/// file changed (`OPERON_SYNC_FILE`) and, in a container, where the host is
+/// (`OPERON_HOST_ROOT`).
+pub async fn run_on_change(
+    script: &str,
+    timeout: Duration,
+    extra: &[(&str, String)],
+) -> HookOutcome {
     let account = sys::lookup_uid(sys::effective_uid()).ok().flatten();
-    let env = runner::base_environment(std::env::vars_os(), account.as_ref(), false);
+    let mut env = runner::base_environment(std::env::vars_os(), account.as_ref(), false);
+    env.extend(extra.iter().map(|(k, v)| ((*k).into(), v.into())));
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
@@ -1031,6 +1074,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_host_root_holds_the_files_and_paths_cannot_climb_out() {
+        let fx = Fixture::new();
+        std::fs::create_dir_all(fx.path("etc/app")).unwrap();
+        let mut sync = fx
+            .open()
+            .with_host_root(Some(fx.target.path().to_path_buf()));
+        let mut file = fx.file("env", "A=1\n");
+        file.path = "/etc/app/env".into();
+        file.on_change = Some("printf '%s|%s' \"$OPERON_SYNC_FILE\" \"$OPERON_HOST_ROOT\"".into());
+        let report = sync.apply(&file, 1).await;
+        assert!(report.changed, "{report:?}");
+        assert_eq!(
+            std::fs::read_to_string(fx.path("etc/app/env")).unwrap(),
+            "A=1\n"
+        );
+        let root = fx.target.path().to_string_lossy().into_owned();
+        assert_eq!(
+            report.on_change_output.unwrap(),
+            format!("{}|{root}", fx.path("etc/app/env").display())
+        );
+        file.path = "/etc/../../escape".into();
+        let refused = sync.apply(&file, 2).await;
+        assert!(refused.error.is_some(), "{refused:?}");
+        assert!(!fx.target.path().parent().unwrap().join("escape").exists());
+    }
+
+    #[tokio::test]
     async fn on_change_gets_only_the_base_environment() {
         let fx = Fixture::new();
         let mut sync = fx.open();
@@ -1041,8 +1111,17 @@ mod tests {
         for name in names.split_whitespace() {
             assert!(
                 [
-                    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "PWD", "SHLVL",
-                    "_"
+                    "PATH",
+                    "HOME",
+                    "USER",
+                    "LOGNAME",
+                    "SHELL",
+                    "LANG",
+                    "LC_ALL",
+                    "PWD",
+                    "SHLVL",
+                    "_",
+                    "OPERON_SYNC_FILE"
                 ]
                 .contains(&name),
                 "unexpected variable {name} in {names}"

@@ -126,6 +126,10 @@ pub struct AgentConfig {
     /// Allow plain `http://` to a server that is not on a loopback address
     /// (see [`transport`]). Never allows plain HTTP with a pinned certificate.
     pub insecure: bool,
+    /// Where the host's file system is, for an agent that runs in a
+    /// container with the host mounted (`/host`): files kept in sync
+    /// ([`file_sync`]) are written below it. `None`: `/`.
+    pub host_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -173,7 +177,8 @@ pub async fn run(
     }
     let journal = Journal::open(&config.state_dir)?;
     supervisor::settle_journal_at_start(&journal).await?;
-    let file_sync = file_sync::FileSync::open(&config.state_dir)?;
+    let file_sync =
+        file_sync::FileSync::open(&config.state_dir)?.with_host_root(config.host_root.clone());
     let (file_sync, sync_events) = file_sync::spawn(file_sync, file_sync::DRIFT_CHECK_INTERVAL);
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let (done_tx, done_rx) = mpsc::unbounded_channel();

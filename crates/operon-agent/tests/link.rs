@@ -38,6 +38,7 @@ fn config(url: &str, state: &Path) -> AgentConfig {
         server_fingerprint: None,
         tls_ca: None,
         insecure: false,
+        host_root: None,
     }
 }
 

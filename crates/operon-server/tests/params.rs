@@ -750,3 +750,168 @@ async fn an_expiration_policy_deletes_the_parameter_when_due_and_says_so() {
         "{system:?}"
     );
 }
+
+/// Each in-process agent keeps synced files below its own host root.
+fn node_file(api: &Api, node: &str, path: &str) -> std::path::PathBuf {
+    api.dir
+        .path()
+        .join(format!("{node}-root"))
+        .join(path.trim_start_matches('/'))
+}
+
+#[tokio::test]
+async fn a_sync_keeps_files_equal_to_the_parameters_on_exactly_the_targeted_nodes() {
+    use common::fleet::Fleet;
+    let fleet = Fleet::start_tagged(&[
+        ("web-1", vec![("env", "staging")]),
+        ("web-2", vec![("env", "staging")]),
+        ("db-1", vec![("env", "prod")]),
+    ])
+    .await;
+    for node in ["web-1", "web-2", "db-1"] {
+        std::fs::create_dir_all(node_file(&fleet, node, "/etc/app")).unwrap();
+    }
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    fleet
+        .ok(
+            "POST",
+            "/v1/workflows",
+            Some(json!({"name": "onsync", "definition": definition})),
+        )
+        .await;
+    let rule = json!({
+        "pattern": {"source": ["operon.params"], "detail-type": [{"prefix": "Parameter Sync Drift"}]},
+        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": "onsync"}]
+    });
+    fleet.ok("PUT", "/v1/rules/drift", Some(rule)).await;
+    put(
+        &fleet,
+        "/app/staging/db_url",
+        json!({"value": "postgres://s"}),
+    )
+    .await;
+    put(
+        &fleet,
+        "/app/staging/pw",
+        json!({"value": "pw-sync-1", "type": "SecureString"}),
+    )
+    .await;
+    let sync = fleet
+        .ok(
+            "PUT",
+            "/v1/param-syncs/app-env",
+            Some(json!({"path": "/app/staging/", "targets": ["tag:env=staging"], "file": "/etc/app/env",
+                "on_change": "echo changed >> \"$(dirname \"$OPERON_SYNC_FILE\")/changes\""})),
+        )
+        .await;
+    assert_eq!(
+        (sync["mode"].as_str(), sync["format"].as_str()),
+        (Some("0600"), Some("dotenv"))
+    );
+
+    let applied = |versions: &'static str| {
+        move |s: &Value| {
+            let nodes = s["nodes"].as_array().unwrap();
+            nodes.len() == 2
+                && nodes.iter().all(|n| {
+                    n["status"] == "applied"
+                        && n["versions"].as_str().is_some_and(|v| v.contains(versions))
+                })
+        }
+    };
+    let status = fleet
+        .get_until("/v1/param-syncs/app-env", applied("/app/staging/db_url:1"))
+        .await;
+    assert_eq!(status["nodes"][0]["on_change_exit"], 0, "{status}");
+    let expected = "DB_URL=\"postgres://s\"\nPW=\"pw-sync-1\"\n";
+    for node in ["web-1", "web-2"] {
+        let file = node_file(&fleet, node, "/etc/app/env");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), expected);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let changes = std::fs::read_to_string(node_file(&fleet, node, "/etc/app/changes")).unwrap();
+        assert_eq!(changes.lines().count(), 1, "{node}");
+    }
+    assert!(
+        !node_file(&fleet, "db-1", "/etc/app/env").exists(),
+        "another environment is never touched"
+    );
+
+    // A change reaches both files once; the on-change command runs once more per node.
+    put(
+        &fleet,
+        "/app/staging/db_url",
+        json!({"value": "postgres://s2", "overwrite": true}),
+    )
+    .await;
+    fleet
+        .get_until("/v1/param-syncs/app-env", applied("/app/staging/db_url:2"))
+        .await;
+    for node in ["web-1", "web-2"] {
+        let text = std::fs::read_to_string(node_file(&fleet, node, "/etc/app/env")).unwrap();
+        assert!(text.starts_with("DB_URL=\"postgres://s2\"\n"), "{text}");
+        let changes = std::fs::read_to_string(node_file(&fleet, node, "/etc/app/changes")).unwrap();
+        assert_eq!(changes.lines().count(), 2, "{node}");
+    }
+
+    // A hand edit is seen, put back, and said.
+    let edited = node_file(&fleet, "web-1", "/etc/app/env");
+    std::fs::write(&edited, "DB_URL=\"hand-edited\"\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&edited).unwrap();
+        if text.starts_with("DB_URL=\"postgres://s2\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edit was never put back: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = fleet
+        .get_until("/v1/executions?workflow=onsync", |l| {
+            l.as_array().unwrap().len() == 2
+        })
+        .await;
+    let mut kinds = Vec::new();
+    for e in events.as_array().unwrap() {
+        let full = fleet
+            .ok(
+                "GET",
+                &format!("/v1/executions/{}", e["executionId"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        let input = match &full["input"] {
+            Value::String(text) => serde_json::from_str(text).unwrap(),
+            other => other.clone(),
+        };
+        assert_eq!(input["detail"]["node-name"], "web-1", "{input}");
+        kinds.push(input["detail-type"].as_str().unwrap().to_string());
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "Parameter Sync Drift Corrected",
+            "Parameter Sync Drift Detected"
+        ]
+    );
+
+    // The secret is in the nodes' files only: not in the database, not in the trail.
+    assert!(!database_contains(&fleet, b"pw-sync-1"));
+    let trail = fleet
+        .ok("GET", "/v1/audit?limit=1000", None)
+        .await
+        .to_string();
+    assert!(!trail.contains("pw-sync-1"));
+    assert!(trail.contains("paramSyncs:Write"), "each write is audited");
+
+    // Deleting the sync leaves the files.
+    fleet.ok("DELETE", "/v1/param-syncs/app-env", None).await;
+    assert!(node_file(&fleet, "web-2", "/etc/app/env").exists());
+}

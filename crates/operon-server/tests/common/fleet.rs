@@ -55,6 +55,9 @@ impl Fleet {
                 server_fingerprint: None,
                 tls_ca: None,
                 insecure: false,
+                // Each agent keeps synced files below its own directory,
+                // as if it were its own host.
+                host_root: Some(api.dir.path().join(format!("{name}-root"))),
             };
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(operon_agent::run(config, async move {

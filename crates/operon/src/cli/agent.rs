@@ -42,6 +42,11 @@ pub struct AgentArgs {
     /// (the node credential travels in clear). Never with a pinned certificate.
     #[arg(long, env = "OPERON_INSECURE")]
     pub insecure: bool,
+    /// Where the host's file system is mounted when the agent runs in a
+    /// container (/host): files kept in sync (operon params sync) are
+    /// written below it.
+    #[arg(long, env = "OPERON_HOST_ROOT")]
+    pub host_root: Option<PathBuf>,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -63,6 +68,7 @@ impl AgentArgs {
             server_fingerprint: self.server_fingerprint,
             tls_ca: self.tls_ca,
             insecure: self.insecure,
+            host_root: self.host_root,
         }
     }
 }

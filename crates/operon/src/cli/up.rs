@@ -43,6 +43,7 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
             // The agent talks to this very process at one of this host's own
             // addresses (the listen address, loopback or not).
             insecure: true,
+            host_root: None,
         };
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(operon_agent::run(config, async move {
