@@ -318,9 +318,15 @@ pub fn operations() -> Vec<(&'static str, &'static str)> {
 pub fn document() -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
+    // Two types of one name would silently share one schema: refused.
     let mut add = |name: String, schema: RefOr<Schema>| {
         let value = serde_json::to_value(schema).expect("a schema serialises");
-        schemas.insert(name, value);
+        if let Some(before) = schemas.insert(name.clone(), value.clone()) {
+            assert!(
+                before == value,
+                "two different types are both named {name} in the API document"
+            );
+        }
     };
     add(
         error::ErrorBody::name().into_owned(),

@@ -147,7 +147,7 @@ pub struct ParameterDeleted {
 /// `POST /v1/parameters/{name}/tags`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TagChange {
+pub struct ParameterTagChange {
     #[serde(default)]
     pub add: BTreeMap<String, String>,
     #[serde(default)]
@@ -437,7 +437,7 @@ pub(crate) fn describe(api: &mut Api) {
         TAG,
         "Add and remove a parameter's tags (params:Tag)",
     )
-    .body::<TagChange>()
+    .body::<ParameterTagChange>()
     .ok::<ParameterTags>());
     api.op(Op::put(
         "/v1/param-syncs/{name}",

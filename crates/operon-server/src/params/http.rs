@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use operon_api::params::{
     AccessKey, CreateAccessKey, KeyInfo, LabelChange, LabelResult, Parameter, ParameterDeleted,
-    ParameterPage, ParameterTags, ParameterWritten, PutParameter, PutSync, Rewrapped, Sync,
-    SyncNode, SyncStatus, TagChange,
+    ParameterPage, ParameterTagChange, ParameterTags, ParameterWritten, PutParameter, PutSync,
+    Rewrapped, Sync, SyncNode, SyncStatus,
 };
 use operon_params::filters::{FilterContext, ParameterStringFilter};
 
@@ -330,7 +330,7 @@ async fn tags(
 async fn tag(
     Ctx { state, principal }: Ctx,
     Path(name): Path<String>,
-    Json(body): Json<TagChange>,
+    Json(body): Json<ParameterTagChange>,
 ) -> ApiResult<Json<ParameterTags>> {
     let tags = state
         .params()

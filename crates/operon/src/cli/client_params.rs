@@ -5,7 +5,7 @@
 use anyhow::Result;
 use operon_api::params::{
     AccessKey, CreateAccessKey, KeyInfo, LabelChange, LabelResult, Parameter, ParameterDeleted,
-    ParameterPage, ParameterTags, ParameterWritten, PutParameter, Rewrapped, TagChange,
+    ParameterPage, ParameterTagChange, ParameterTags, ParameterWritten, PutParameter, Rewrapped,
 };
 use serde_json::json;
 
@@ -169,7 +169,7 @@ impl Client {
     pub async fn tag_parameter(
         &self,
         name: &str,
-        change: &TagChange,
+        change: &ParameterTagChange,
     ) -> Result<Answer<ParameterTags>> {
         let path = format!("/v1/parameters/{}/tags", encode(name));
         Answer::read(self.post(&path, &to_json(change)?).await?)

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use operon_api::params::{LabelChange, Parameter, ParameterPage, PutParameter, TagChange};
+use operon_api::params::{LabelChange, Parameter, ParameterPage, ParameterTagChange, PutParameter};
 use serde_json::Value;
 
 use super::client::{Answer, Client, ClientArgs, key_value, runtime};
@@ -351,7 +351,7 @@ pub fn params(args: &ClientArgs, cmd: ParamsCmd) -> Result<ExitCode> {
                     .iter()
                     .map(|t| key_value(t))
                     .collect::<Result<BTreeMap<_, _>>>()?;
-                let change = TagChange { add, remove };
+                let change = ParameterTagChange { add, remove };
                 let tags = client.tag_parameter(&name, &change).await?;
                 show(args, &tags, |t| {
                     format!("{} tags: {}", esc(&t.name), tag_list(&t.tags))
