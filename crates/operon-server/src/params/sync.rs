@@ -241,7 +241,11 @@ impl SyncService<'_> {
 
 /// A sync's content as last rendered (kept in memory only).
 struct Rendered {
+    /// The parameter versions rendered (`NAME:VERSION,...`), as shown.
     version_set: String,
+    /// The versions and the settings that shape the file: rendered again
+    /// when any of them changes.
+    cache_key: String,
     content: zeroize::Zeroizing<String>,
     digest: String,
 }
@@ -292,14 +296,13 @@ async fn reconcile(
     sync: &ParamSync,
     all_nodes: &[Node],
 ) -> ServiceResult<()> {
-    let targeted = match target_spec(&sync.targets).and_then(|spec| {
-        spec.select(all_nodes)
-            .map_err(|e| invalid(format!("targets: {e:?}")))
-    }) {
-        Ok(nodes) => nodes,
-        // No matching node (yet) is not an error: nodes may join later.
-        Err(_) => Vec::new(),
-    };
+    // No matching node (yet) is not an error: nodes may join later.
+    let targeted = target_spec(&sync.targets)
+        .and_then(|spec| {
+            spec.select(all_nodes)
+                .map_err(|e| invalid(format!("targets: {e:?}")))
+        })
+        .unwrap_or_default();
     let rows: BTreeMap<String, ParamSyncNode> = state
         .store
         .param_sync_nodes(&sync.name)
@@ -525,13 +528,13 @@ async fn content<'c>(
         .map(|v| format!("{}:{}", v.name(), v.version))
         .collect::<Vec<_>>()
         .join(",");
-    let settings = format!(
+    let cache_key = format!(
         "{version_set}|{}|{}|{}",
         sync.format, sync.path, sync.recursive
     );
     if cache
         .get(&sync.name)
-        .is_some_and(|r| r.version_set == settings)
+        .is_some_and(|r| r.cache_key == cache_key)
     {
         return Ok(Ok(&cache[&sync.name]));
     }
@@ -601,7 +604,8 @@ async fn content<'c>(
     cache.insert(
         sync.name.clone(),
         Rendered {
-            version_set: settings,
+            version_set,
+            cache_key,
             content: text,
             digest,
         },

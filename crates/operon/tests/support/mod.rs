@@ -253,6 +253,30 @@ impl AgentProcess {
         name: &str,
         tags: &[&str],
     ) -> AgentProcess {
+        Self::launch(server, enroll_token, state_dir, name, tags, None)
+    }
+
+    /// Start with `--host-root DIR`: the files it keeps in sync land below
+    /// DIR, so agents on one machine each have their own `/etc/...`.
+    pub fn start_with_host_root(
+        server: &ServerProcess,
+        enroll_token: &str,
+        state_dir: &Path,
+        name: &str,
+        tags: &[&str],
+        host_root: &Path,
+    ) -> AgentProcess {
+        Self::launch(server, enroll_token, state_dir, name, tags, Some(host_root))
+    }
+
+    fn launch(
+        server: &ServerProcess,
+        enroll_token: &str,
+        state_dir: &Path,
+        name: &str,
+        tags: &[&str],
+        host_root: Option<&Path>,
+    ) -> AgentProcess {
         let mut cmd = operon();
         cmd.args([
             "agent",
@@ -271,6 +295,9 @@ impl AgentProcess {
         for tag in tags {
             cmd.args(["--tag", tag]);
         }
+        if let Some(root) = host_root {
+            cmd.arg("--host-root").arg(root);
+        }
         // Pinned at enrollment; a restart relies on the stored pin.
         if let Some(fingerprint) = &server.fingerprint {
             cmd.args(["--server-fingerprint", fingerprint]);
@@ -285,17 +312,27 @@ impl AgentProcess {
 
     /// Restart with the stored credential (no enrollment token).
     pub fn restart(&mut self, server: &ServerProcess) {
+        self.relaunch(server, None);
+    }
+
+    /// Restart with the stored credential and `--host-root DIR`.
+    pub fn restart_with_host_root(&mut self, server: &ServerProcess, host_root: &Path) {
+        self.relaunch(server, Some(host_root));
+    }
+
+    fn relaunch(&mut self, server: &ServerProcess, host_root: Option<&Path>) {
         self.kill();
-        let child = operon()
-            .args(["agent", "--server", &server.url, "--name", &self.name])
+        let mut cmd = operon();
+        cmd.args(["agent", "--server", &server.url, "--name", &self.name])
             .arg("--state-dir")
             .arg(&self.state_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("respawn operon agent");
-        self.child = child;
+            .stderr(Stdio::piped());
+        if let Some(root) = host_root {
+            cmd.arg("--host-root").arg(root);
+        }
+        self.child = cmd.spawn().expect("respawn operon agent");
     }
 
     pub fn kill(&mut self) {
