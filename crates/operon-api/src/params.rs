@@ -145,10 +145,8 @@ pub struct ParameterDeleted {
 }
 
 /// `POST /v1/parameters/{name}/tags`.
+/// (Named apart from the nodes' `TagChange`: schema names are one namespace.)
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-// Named apart from the nodes' `TagChange` (set/remove), whose schema this
-// one would otherwise replace in the OpenAPI document.
-#[schema(as = ParameterTagChange)]
 #[serde(deny_unknown_fields)]
 pub struct ParameterTagChange {
     #[serde(default)]

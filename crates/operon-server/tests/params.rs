@@ -348,8 +348,18 @@ async fn secure_strings_are_sealed_decrypted_only_when_allowed_and_every_read_au
     put(&api, "/other/x", json!({"value": "o"})).await;
     let (status, _) = api.call_as(&reader, "GET", &at("/other/x"), None).await;
     assert_eq!(status, 403);
+    let (status, _) = api.call_as(&reader, "GET", "/v1/parameters", None).await;
+    assert_eq!(
+        status, 403,
+        "listing everything needs params:List on param/*"
+    );
     let (_, listed) = api
-        .call_as(&reader, "GET", "/v1/parameters?recursive=true", None)
+        .call_as(
+            &reader,
+            "GET",
+            "/v1/parameters?path=/app&recursive=true",
+            None,
+        )
         .await;
     let names: Vec<&str> = listed["parameters"]
         .as_array()

@@ -343,6 +343,42 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
             json!({"name": "rp2", "archive": "ar1", "from": "2020-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"}),
         ),
         ("GET", "/v1/replays/rp1", json!({})),
+        ("PUT", "/v1/parameters/%2Fsec%2Fx", json!({"value": "v"})),
+        ("GET", "/v1/parameters/%2Fsec%2Fx", json!({})),
+        ("DELETE", "/v1/parameters/%2Fsec%2Fx", json!({})),
+        ("GET", "/v1/parameters", json!({})),
+        ("GET", "/v1/parameters-by-path?path=/sec", json!({})),
+        ("GET", "/v1/parameters/%2Fsec%2Fx/history", json!({})),
+        (
+            "POST",
+            "/v1/parameters/%2Fsec%2Fx/labels",
+            json!({"labels": ["l"]}),
+        ),
+        (
+            "POST",
+            "/v1/parameters/%2Fsec%2Fx/unlabel",
+            json!({"version": 1, "labels": ["l"]}),
+        ),
+        ("GET", "/v1/parameters/%2Fsec%2Fx/tags", json!({})),
+        (
+            "POST",
+            "/v1/parameters/%2Fsec%2Fx/tags",
+            json!({"add": {"a": "b"}}),
+        ),
+        (
+            "PUT",
+            "/v1/param-syncs/s1",
+            json!({"path": "/sec/", "targets": ["all"], "file": "/tmp/operon-sec-x"}),
+        ),
+        ("GET", "/v1/param-syncs", json!({})),
+        ("GET", "/v1/param-syncs/s1", json!({})),
+        ("DELETE", "/v1/param-syncs/s1", json!({})),
+        ("GET", "/v1/keys", json!({})),
+        ("POST", "/v1/keys/rotate", json!({})),
+        ("POST", "/v1/keys/rewrap", json!({})),
+        ("POST", "/v1/access-keys", json!({"user": "alice"})),
+        ("GET", "/v1/access-keys", json!({})),
+        ("DELETE", "/v1/access-keys/AKIANOSUCHKEY", json!({})),
     ];
     table
         .into_iter()
@@ -499,6 +535,10 @@ fn snapshot(fleet: &Fleet) -> Value {
         "/v1/webhooks",
         "/v1/archives",
         "/v1/replays",
+        "/v1/parameters",
+        "/v1/param-syncs",
+        "/v1/keys",
+        "/v1/access-keys",
     ];
     let mut all = serde_json::Map::new();
     for path in paths {

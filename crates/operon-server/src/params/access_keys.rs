@@ -162,7 +162,11 @@ impl AccessKeyService<'_> {
     pub async fn revoke(&self, principal: &Principal, id: &str) -> ServiceResult<AccessKeyView> {
         let missing =
             || ServiceError::not_found("UnknownAccessKey", format!("no access key {id:?}"));
-        let key = self.state.store.access_key(id).await?.ok_or_else(missing)?;
+        let Some(key) = self.state.store.access_key(id).await? else {
+            // Whether a key exists is told only to who may revoke any.
+            check_action(&self.state.audit, principal, "accessKeys:Delete", "user/*").await?;
+            return Err(missing());
+        };
         let user = self
             .state
             .store

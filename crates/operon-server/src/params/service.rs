@@ -12,8 +12,8 @@
 //! Authorization, per parameter, on `param/<name>` (`param/app/prod/db_url`
 //! for `/app/prod/db_url`): `params:Put`, `params:Get` (metadata and
 //! String values), `params:GetDecrypted` (SecureString values, audited on
-//! every read), `params:GetHistory`, `params:List` (listings show only what
-//! may be listed), `params:Label`, `params:Unlabel`, `params:Delete`,
+//! every read), `params:GetHistory`, `params:List` (on the path listed, or
+//! `param/*`; then each parameter), `params:Label`, `params:Unlabel`, `params:Delete`,
 //! `params:Tag`, `params:ListTags`. Key ring: `keys:List`, `keys:Rotate`,
 //! `keys:Rewrap` on `key/*`.
 
@@ -712,6 +712,10 @@ impl ParamService<'_> {
         } else {
             format!("{path}/")
         };
+        // The path itself, as IAM authorizes GetParametersByPath; then each
+        // parameter (a Deny on one hides it).
+        let scope = format!("{}*", resource(&prefix));
+        check_action(&self.state.audit, principal, "params:Get", &scope).await?;
         let mut page = self
             .scan(
                 principal,
@@ -737,6 +741,18 @@ impl ParamService<'_> {
         max_results: Option<usize>,
         token: Option<&str>,
     ) -> ServiceResult<Page<ParamView>> {
+        // Listing is authorized on the path the filters name (everything
+        // without one); then each parameter (a Deny on one hides it).
+        let path = filters.iter().find_map(|f| match f.key {
+            FilterKey::Path => f.values.first().cloned(),
+            _ => None,
+        });
+        let scope = match &path {
+            Some(p) if p.ends_with('/') => format!("{}*", resource(p)),
+            Some(p) => format!("{}/*", resource(p)),
+            None => "param/*".to_string(),
+        };
+        check_action(&self.state.audit, principal, "params:List", &scope).await?;
         let mut page = self
             .scan(
                 principal,

@@ -177,7 +177,16 @@ impl SyncService<'_> {
         Ok((sync, created))
     }
 
+    /// Syncs (`paramSyncs:Get` on `param-sync/*`, then each: a Deny on one
+    /// hides it).
     pub async fn list(&self, principal: &Principal) -> ServiceResult<Vec<ParamSync>> {
+        check_action(
+            &self.state.audit,
+            principal,
+            "paramSyncs:Get",
+            "param-sync/*",
+        )
+        .await?;
         Ok(self
             .state
             .store
