@@ -1540,11 +1540,17 @@ pub(crate) async fn syncs_and_their_node_states_are_kept_and_deleted_together(st
         applied_at: None,
         on_change_exit: None,
     };
-    store.put_param_sync_node(&node).await.unwrap();
+    store
+        .put_param_sync_nodes(std::slice::from_ref(&node))
+        .await
+        .unwrap();
     node.status = "applied".into();
     node.applied_digest = Some("d1".into());
     node.on_change_exit = Some(0);
-    store.put_param_sync_node(&node).await.unwrap();
+    store
+        .put_param_sync_nodes(std::slice::from_ref(&node))
+        .await
+        .unwrap();
     assert_eq!(
         store.param_sync_nodes("app-env").await.unwrap(),
         [node.clone()]
@@ -1552,7 +1558,7 @@ pub(crate) async fn syncs_and_their_node_states_are_kept_and_deleted_together(st
     // A state of a sync that does not exist is not written.
     let mut stray = node.clone();
     stray.sync_name = "nope".into();
-    store.put_param_sync_node(&stray).await.unwrap();
+    store.put_param_sync_nodes(&[stray]).await.unwrap();
     assert!(store.param_sync_nodes("nope").await.unwrap().is_empty());
     assert_eq!(store.list_param_syncs().await.unwrap().len(), 1);
     assert!(store.delete_param_sync("app-env").await.unwrap());

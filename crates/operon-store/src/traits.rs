@@ -703,8 +703,9 @@ pub trait ParameterStore: Send + Sync {
     /// A sync's node states, by node name.
     async fn param_sync_nodes(&self, name: &str) -> Result<Vec<ParamSyncNode>>;
 
-    /// Write one node's state of a sync (insert or replace).
-    async fn put_param_sync_node(&self, node: &ParamSyncNode) -> Result<()>;
+    /// Write nodes' states of syncs (insert or replace), in one transaction;
+    /// states of a sync that no longer exists are not written.
+    async fn put_param_sync_nodes(&self, nodes: &[ParamSyncNode]) -> Result<()>;
 
     async fn delete_param_sync_node(&self, name: &str, node_id: &str) -> Result<()>;
 }

@@ -203,7 +203,8 @@ fn validation(message: impl Into<String>) -> ServiceError {
 
 /// The page size a listing uses when the caller names none.
 const PAGE: usize = 10;
-/// How many store rows a filtered listing reads per round.
+/// The most store rows a filtered listing reads per round (a round reads
+/// a little more than the page it fills, so a page of 10 of 1,000 reads 21).
 const SCAN: usize = 200;
 
 /// Opaque next-page tokens: the hex of the last name shown.
@@ -792,9 +793,9 @@ impl ParamService<'_> {
             let rows = self
                 .state
                 .store
-                .parameters_after(prefix, after.as_deref(), SCAN)
+                .parameters_after(prefix, after.as_deref(), (2 * limit + 1).min(SCAN))
                 .await?;
-            let exhausted = rows.len() < SCAN;
+            let exhausted = rows.len() < (2 * limit + 1).min(SCAN);
             for row in rows {
                 after = Some(row.name().to_string());
                 let view = ParamView::of(row);

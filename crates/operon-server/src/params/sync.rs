@@ -351,6 +351,7 @@ async fn reconcile(
         }
     };
     let now = now_millis();
+    let mut to_send = Vec::new();
     for node in &targeted {
         let row = row_for(sync, node, rows.get(&node.id));
         if row.applied_digest.as_deref() == Some(&rendered.digest) && row.status == "applied" {
@@ -404,9 +405,9 @@ async fn reconcile(
         if fresh_send {
             continue;
         }
-        send(state, sync, &actor, node, row, rendered, now).await?;
+        to_send.push((node, row));
     }
-    Ok(())
+    send(state, sync, &actor, to_send, rendered, now).await
 }
 
 fn row_for(sync: &ParamSync, node: &Node, existing: Option<&ParamSyncNode>) -> ParamSyncNode {
@@ -436,7 +437,10 @@ async fn set_status(
     }
     row.status = status.into();
     row.detail = detail;
-    state.store.put_param_sync_node(&row).await?;
+    state
+        .store
+        .put_param_sync_nodes(std::slice::from_ref(&row))
+        .await?;
     Ok(())
 }
 
@@ -457,46 +461,68 @@ async fn audit(state: &AppState, actor: &Principal, node: &Node, outcome: &str, 
     }
 }
 
+/// Send the content to `nodes`: their states are recorded first, in one
+/// transaction (a crash before the frames leave resends them), then one
+/// audit record names every node sent to.
 async fn send(
     state: &AppState,
     sync: &ParamSync,
     actor: &Principal,
-    node: &Node,
-    mut row: ParamSyncNode,
+    nodes: Vec<(&Node, ParamSyncNode)>,
     rendered: &Rendered,
     now: i64,
 ) -> ServiceResult<()> {
-    let frame = SyncFile {
-        sync_id: sync.name.clone(),
-        path: sync.file.clone(),
-        content: operon_proto::Secret(rendered.content.to_string()),
-        digest: rendered.digest.clone(),
-        mode: u32::try_from(sync.mode).unwrap_or(0o600),
-        owner: sync.owner.clone(),
-        group: sync.group.clone(),
-        on_change: sync.on_change.clone(),
-        on_change_timeout_secs: ON_CHANGE_TIMEOUT_SECS,
-    };
-    // Recorded before it is sent: a crash in between resends it.
-    row.status = "sent".into();
-    row.detail = None;
-    row.sent_digest = Some(rendered.digest.clone());
-    row.sent_at = Some(now);
-    row.version_set = Some(rendered.version_set.clone());
-    state.store.put_param_sync_node(&row).await?;
-    if state
-        .hub
-        .send(&node.id, operon_proto::ServerMessage::SyncFile(frame))
-    {
-        audit(
-            state,
-            actor,
-            node,
-            "allowed",
-            json!({"sync": sync.name, "file": sync.file, "digest": rendered.digest,
-                   "versions": rendered.version_set}),
-        )
-        .await;
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<ParamSyncNode> = nodes
+        .iter()
+        .map(|(_, row)| ParamSyncNode {
+            status: "sent".into(),
+            detail: None,
+            sent_digest: Some(rendered.digest.clone()),
+            sent_at: Some(now),
+            version_set: Some(rendered.version_set.clone()),
+            ..row.clone()
+        })
+        .collect();
+    state.store.put_param_sync_nodes(&rows).await?;
+    let mut sent = Vec::with_capacity(nodes.len());
+    for (node, _) in &nodes {
+        let frame = SyncFile {
+            sync_id: sync.name.clone(),
+            path: sync.file.clone(),
+            content: operon_proto::Secret(rendered.content.to_string()),
+            digest: rendered.digest.clone(),
+            mode: u32::try_from(sync.mode).unwrap_or(0o600),
+            owner: sync.owner.clone(),
+            group: sync.group.clone(),
+            on_change: sync.on_change.clone(),
+            on_change_timeout_secs: ON_CHANGE_TIMEOUT_SECS,
+        };
+        if state
+            .hub
+            .send(&node.id, operon_proto::ServerMessage::SyncFile(frame))
+        {
+            sent.push(node.name.clone());
+        }
+    }
+    if !sent.is_empty() {
+        let mut detail = json!({"nodes": sent, "file": sync.file, "digest": rendered.digest,
+                                "versions": rendered.version_set});
+        if let Some(acting_as) = &actor.acting_as {
+            detail["acting_as"] = json!(acting_as);
+        }
+        let entry = AuditEntry {
+            actor: actor.name.clone(),
+            action: "paramSyncs:Write".into(),
+            resource: resource(&sync.name),
+            outcome: "allowed".into(),
+            detail,
+        };
+        if let Err(e) = state.audit.record(entry).await {
+            tracing::error!(error = %e, "a sync's writes could not be audited");
+        }
     }
     Ok(())
 }
@@ -650,7 +676,11 @@ pub async fn on_applied(state: &AppState, node: &Node, report: SyncReport) {
             }
         }
     }
-    if let Err(e) = state.store.put_param_sync_node(&row).await {
+    if let Err(e) = state
+        .store
+        .put_param_sync_nodes(std::slice::from_ref(&row))
+        .await
+    {
         tracing::error!(error = %e, "a sync report could not be stored");
         return;
     }
@@ -696,7 +726,11 @@ pub async fn on_drifted(
         None => "the file was removed on the node".into(),
     });
     row.applied_digest = None;
-    if let Err(e) = state.store.put_param_sync_node(&row).await {
+    if let Err(e) = state
+        .store
+        .put_param_sync_nodes(std::slice::from_ref(&row))
+        .await
+    {
         tracing::error!(error = %e, "a drift report could not be stored");
         return;
     }

@@ -665,29 +665,35 @@ impl ParameterStore for SqliteStore {
             .collect())
     }
 
-    async fn put_param_sync_node(&self, n: &ParamSyncNode) -> Result<()> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO param_sync_nodes (sync_name, node_id, node_name, status,
-                detail, version_set, sent_digest, sent_at, applied_digest, applied_at,
-                on_change_exit)
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS
-                (SELECT 1 FROM param_syncs WHERE name = ?)",
-        )
-        .bind(&n.sync_name)
-        .bind(&n.node_id)
-        .bind(&n.node_name)
-        .bind(&n.status)
-        .bind(&n.detail)
-        .bind(&n.version_set)
-        .bind(&n.sent_digest)
-        .bind(n.sent_at)
-        .bind(&n.applied_digest)
-        .bind(n.applied_at)
-        .bind(n.on_change_exit)
-        .bind(&n.sync_name)
-        .execute(&self.pool)
-        .await
-        .map_err(db("writing a sync's node state"))?;
+    async fn put_param_sync_nodes(&self, nodes: &[ParamSyncNode]) -> Result<()> {
+        let mut tx = self.begin_write("starting a sync node write").await?;
+        for n in nodes {
+            sqlx::query(
+                "INSERT OR REPLACE INTO param_sync_nodes (sync_name, node_id, node_name, status,
+                    detail, version_set, sent_digest, sent_at, applied_digest, applied_at,
+                    on_change_exit)
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS
+                    (SELECT 1 FROM param_syncs WHERE name = ?)",
+            )
+            .bind(&n.sync_name)
+            .bind(&n.node_id)
+            .bind(&n.node_name)
+            .bind(&n.status)
+            .bind(&n.detail)
+            .bind(&n.version_set)
+            .bind(&n.sent_digest)
+            .bind(n.sent_at)
+            .bind(&n.applied_digest)
+            .bind(n.applied_at)
+            .bind(n.on_change_exit)
+            .bind(&n.sync_name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("writing a sync's node state"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(db("committing sync node states"))?;
         Ok(())
     }
 
