@@ -95,28 +95,16 @@ async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store
             .unwrap_or_default()
     };
     for ending in &plan.end {
-        let changed = state
-            .store
-            .finish_invocation_without_result(
-                &command.id,
-                &ending.node_id,
-                ending.status,
-                &ending.detail,
-                now,
-            )
-            .await?;
-        if changed {
-            state.live.publish(
-                &command.id,
-                LiveEvent::Status {
-                    node_id: ending.node_id.clone(),
-                    node_name: name_of(&ending.node_id),
-                    status: ending.status,
-                    exit_code: None,
-                    detail: Some(ending.detail.clone()),
-                },
-            );
-        }
+        end_without_result(
+            state,
+            command,
+            &ending.node_id,
+            ending.status,
+            &ending.detail,
+            now,
+            &name_of,
+        )
+        .await?;
     }
     let steps = if plan.start.is_empty() {
         None
@@ -178,6 +166,36 @@ async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store
     Ok(())
 }
 
+/// End one target without a result from its agent (the planner's endings,
+/// or a send that could not be made), and say so to the live view.
+async fn end_without_result(
+    state: &AppState,
+    command: &Command,
+    node_id: &str,
+    status: operon_proto::InvocationStatus,
+    detail: &str,
+    now: i64,
+    name_of: &impl Fn(&str) -> String,
+) -> Result<(), operon_store::StoreError> {
+    let changed = state
+        .store
+        .finish_invocation_without_result(&command.id, node_id, status, detail, now)
+        .await?;
+    if changed {
+        state.live.publish(
+            &command.id,
+            LiveEvent::Status {
+                node_id: node_id.to_string(),
+                node_name: name_of(node_id),
+                status,
+                exit_code: None,
+                detail: Some(detail.to_string()),
+            },
+        );
+    }
+    Ok(())
+}
+
 /// End targets that could not be sent (their parameter references cannot
 /// be read by whoever asked for the command) as Failed, with why.
 async fn fail_unsent(
@@ -189,28 +207,8 @@ async fn fail_unsent(
     name_of: &impl Fn(&str) -> String,
 ) -> Result<(), operon_store::StoreError> {
     for node_id in node_ids {
-        let changed = state
-            .store
-            .finish_invocation_without_result(
-                &command.id,
-                node_id,
-                operon_proto::InvocationStatus::Failed,
-                detail,
-                now,
-            )
-            .await?;
-        if changed {
-            state.live.publish(
-                &command.id,
-                LiveEvent::Status {
-                    node_id: node_id.clone(),
-                    node_name: name_of(node_id),
-                    status: operon_proto::InvocationStatus::Failed,
-                    exit_code: None,
-                    detail: Some(detail.to_string()),
-                },
-            );
-        }
+        let failed = operon_proto::InvocationStatus::Failed;
+        end_without_result(state, command, node_id, failed, detail, now, name_of).await?;
     }
     state.coordination.notify(Topic::Dispatch);
     Ok(())

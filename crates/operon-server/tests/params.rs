@@ -25,6 +25,15 @@ fn at(name: &str) -> String {
     out
 }
 
+/// The input an execution started with (the event a rule delivered).
+async fn execution_input(api: &Api, id: &str) -> Value {
+    let full = api.ok("GET", &format!("/v1/executions/{id}"), None).await;
+    match &full["input"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    }
+}
+
 async fn put(api: &Api, name: &str, body: Value) -> Value {
     api.ok("PUT", &at(name), Some(body)).await
 }
@@ -473,11 +482,7 @@ async fn every_change_puts_a_parameter_store_change_event_without_the_value() {
     let mut seen = Vec::new();
     for e in executions.as_array().unwrap() {
         let id = e["executionId"].as_str().unwrap();
-        let full = api.ok("GET", &format!("/v1/executions/{id}"), None).await;
-        let input = match &full["input"] {
-            Value::String(text) => serde_json::from_str(text).unwrap(),
-            other => other.clone(),
-        };
+        let input = execution_input(&api, id).await;
         assert!(!input.to_string().contains("hidden-"), "{input}");
         assert_eq!(input["source"], "operon.params");
         let detail = &input["detail"];
@@ -745,11 +750,7 @@ async fn an_expiration_policy_deletes_the_parameter_when_due_and_says_so() {
         })
         .await;
     let id = executions[0]["executionId"].as_str().unwrap();
-    let full = api.ok("GET", &format!("/v1/executions/{id}"), None).await;
-    let input = match &full["input"] {
-        Value::String(text) => serde_json::from_str(text).unwrap(),
-        other => other.clone(),
-    };
+    let input = execution_input(&api, id).await;
     assert_eq!(input["detail"]["policy-type"], "Expiration", "{input}");
     assert_eq!(input["detail"]["parameter-name"], "/tmp/token");
     let system = api.audit_of("system").await;
@@ -889,17 +890,7 @@ async fn a_sync_keeps_files_equal_to_the_parameters_on_exactly_the_targeted_node
         .await;
     let mut kinds = Vec::new();
     for e in events.as_array().unwrap() {
-        let full = fleet
-            .ok(
-                "GET",
-                &format!("/v1/executions/{}", e["executionId"].as_str().unwrap()),
-                None,
-            )
-            .await;
-        let input = match &full["input"] {
-            Value::String(text) => serde_json::from_str(text).unwrap(),
-            other => other.clone(),
-        };
+        let input = execution_input(&fleet, e["executionId"].as_str().unwrap()).await;
         assert_eq!(input["detail"]["node-name"], "web-1", "{input}");
         kinds.push(input["detail-type"].as_str().unwrap().to_string());
     }

@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::process::{Output, Stdio};
 
 use serde_json::{Value, json};
@@ -36,25 +35,6 @@ fn ok(server: &ServerProcess, args: &[&str]) -> String {
         stdout(&out)
     );
     stdout(&out)
-}
-
-/// Run a command with `input` on its stdin.
-fn with_stdin(server: &ServerProcess, args: &[&str], input: &str) -> Output {
-    let mut child = server
-        .cli_command()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn operon CLI");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn names(parameters: &Value) -> Vec<String> {
@@ -115,8 +95,7 @@ fn parameters_are_versioned_labelled_listed_and_secrets_never_leak() {
         written,
         json!({"name": "/app/staging/hosts", "version": 1, "tier": "Standard"})
     );
-    let out = with_stdin(
-        &server,
+    let out = server.cli_with_stdin(
         &[
             "params",
             "put",
@@ -322,8 +301,7 @@ fn parameters_are_versioned_labelled_listed_and_secrets_never_leak() {
     let keys = server.cli_json(&["keys", "list"]);
     assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
     ok(&server, &["keys", "rotate"]);
-    let out = with_stdin(
-        &server,
+    let out = server.cli_with_stdin(
         &[
             "params",
             "put",

@@ -12,10 +12,9 @@
 
 mod support;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -43,25 +42,6 @@ fn ok(server: &ServerProcess, args: &[&str]) -> String {
         text(&out.stdout)
     );
     text(&out.stdout)
-}
-
-/// Run a command with `input` on its stdin.
-fn with_stdin(server: &ServerProcess, args: &[&str], input: &str) -> Output {
-    let mut child = server
-        .cli_command()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn operon CLI");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -171,8 +151,7 @@ fn a_synced_file_follows_its_parameters_catches_up_and_never_leaks_the_secret() 
         &server,
         &["params", "put", "/app/staging/db_url", "--value", DB_URL_1],
     );
-    let out = with_stdin(
-        &server,
+    let out = server.cli_with_stdin(
         &[
             "params",
             "put",

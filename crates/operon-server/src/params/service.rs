@@ -473,13 +473,7 @@ impl ParamService<'_> {
         version: Option<i64>,
         labels: &[String],
     ) -> ServiceResult<Labelled> {
-        if labels.is_empty() || labels.len() > operon_store::MAX_LABELS_PER_VERSION {
-            return Err(validation(format!(
-                "1 validation error detected: Value at 'labels' failed to satisfy constraint: \
-                 Member must have length between 1 and 10 (it has {})",
-                labels.len()
-            )));
-        }
+        check_label_count(labels)?;
         check_action(
             &self.state.audit,
             principal,
@@ -530,13 +524,7 @@ impl ParamService<'_> {
         version: i64,
         labels: &[String],
     ) -> ServiceResult<Labelled> {
-        if labels.is_empty() || labels.len() > operon_store::MAX_LABELS_PER_VERSION {
-            return Err(validation(format!(
-                "1 validation error detected: Value at 'labels' failed to satisfy constraint: \
-                 Member must have length between 1 and 10 (it has {})",
-                labels.len()
-            )));
-        }
+        check_label_count(labels)?;
         check_action(
             &self.state.audit,
             principal,
@@ -982,6 +970,18 @@ impl ParamService<'_> {
             .notify(crate::coordination::Topic::ParameterSyncs);
         super::put_event(self.state, "Parameter Store Change", name, detail).await;
     }
+}
+
+/// A label call names 1 to 10 labels, as SSM requires.
+fn check_label_count(labels: &[String]) -> ServiceResult<()> {
+    if labels.is_empty() || labels.len() > operon_store::MAX_LABELS_PER_VERSION {
+        return Err(validation(format!(
+            "1 validation error detected: Value at 'labels' failed to satisfy constraint: \
+             Member must have length between 1 and 10 (it has {})",
+            labels.len()
+        )));
+    }
+    Ok(())
 }
 
 fn label_refusal(name: &str, version: i64, refusal: LabelRefusal) -> ServiceError {

@@ -162,6 +162,26 @@ impl ServerProcess {
     }
 
     /// Start a CLI command in the background, stdout piped, stderr discarded.
+    /// Run the CLI with `input` on its stdin (secrets stay out of argv).
+    pub fn cli_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cli_command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn operon CLI");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     pub fn spawn_cli(&self, args: &[&str]) -> Child {
         self.cli_command()
             .args(args)
