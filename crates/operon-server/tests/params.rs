@@ -25,6 +25,24 @@ fn at(name: &str) -> String {
     out
 }
 
+/// A workflow that does nothing and a rule starting it for every event
+/// matching `pattern`: each execution's input is an event to look at.
+async fn capture_events(api: &Api, workflow: &str, pattern: Value) {
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": workflow, "definition": definition})),
+    )
+    .await;
+    let rule = json!({
+        "pattern": pattern,
+        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": workflow}]
+    });
+    api.ok("PUT", &format!("/v1/rules/{workflow}"), Some(rule))
+        .await;
+}
+
 /// The input an execution started with (the event a rule delivered).
 async fn execution_input(api: &Api, id: &str) -> Value {
     let full = api.ok("GET", &format!("/v1/executions/{id}"), None).await;
@@ -436,18 +454,12 @@ async fn keys_rotate_and_rewrap_keeping_every_version_readable() {
 #[tokio::test]
 async fn every_change_puts_a_parameter_store_change_event_without_the_value() {
     let api = Api::start().await;
-    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
-    api.ok(
-        "POST",
-        "/v1/workflows",
-        Some(json!({"name": "onchange", "definition": definition})),
+    capture_events(
+        &api,
+        "onchange",
+        json!({"source": ["operon.params"], "detail-type": ["Parameter Store Change"]}),
     )
     .await;
-    let rule = json!({
-        "pattern": {"source": ["operon.params"], "detail-type": ["Parameter Store Change"]},
-        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": "onchange"}]
-    });
-    api.ok("PUT", "/v1/rules/params", Some(rule)).await;
     put(
         &api,
         "/e/s",
@@ -697,18 +709,12 @@ async fn runbooks_read_parameters_and_pass_secrets_on_only_as_references() {
 #[tokio::test]
 async fn an_expiration_policy_deletes_the_parameter_when_due_and_says_so() {
     let api = Api::start().await;
-    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
-    api.ok(
-        "POST",
-        "/v1/workflows",
-        Some(json!({"name": "onpolicy", "definition": definition})),
+    capture_events(
+        &api,
+        "onpolicy",
+        json!({"source": ["operon.params"], "detail-type": ["Parameter Store Policy Action"]}),
     )
     .await;
-    let rule = json!({
-        "pattern": {"source": ["operon.params"], "detail-type": ["Parameter Store Policy Action"]},
-        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": "onpolicy"}]
-    });
-    api.ok("PUT", "/v1/rules/policies", Some(rule)).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -782,19 +788,12 @@ async fn a_sync_keeps_files_equal_to_the_parameters_on_exactly_the_targeted_node
     for node in ["web-1", "web-2", "db-1"] {
         std::fs::create_dir_all(node_file(&fleet, node, "/etc/app")).unwrap();
     }
-    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
-    fleet
-        .ok(
-            "POST",
-            "/v1/workflows",
-            Some(json!({"name": "onsync", "definition": definition})),
-        )
-        .await;
-    let rule = json!({
-        "pattern": {"source": ["operon.params"], "detail-type": [{"prefix": "Parameter Sync Drift"}]},
-        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": "onsync"}]
-    });
-    fleet.ok("PUT", "/v1/rules/drift", Some(rule)).await;
+    capture_events(
+        &fleet,
+        "onsync",
+        json!({"source": ["operon.params"], "detail-type": [{"prefix": "Parameter Sync Drift"}]}),
+    )
+    .await;
     put(
         &fleet,
         "/app/staging/db_url",

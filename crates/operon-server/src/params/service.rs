@@ -249,19 +249,18 @@ pub struct ParamService<'a> {
 }
 
 impl ParamService<'_> {
+    /// The one gate for `action` on the parameter `name`.
+    async fn allow(&self, principal: &Principal, action: &str, name: &str) -> ServiceResult<()> {
+        check_action(&self.state.audit, principal, action, &resource(name)).await
+    }
+
     // ----- Writes ------------------------------------------------------------------
 
     /// Write a new version (or the first). Retries when another put moved
     /// the latest version between the checks and the write.
     pub async fn put(&self, principal: &Principal, put: PutParameter) -> ServiceResult<Written> {
         names::validate_name(&put.name).map_err(rule)?;
-        check_action(
-            &self.state.audit,
-            principal,
-            "params:Put",
-            &resource(&put.name),
-        )
-        .await?;
+        self.allow(principal, "params:Put", &put.name).await?;
         if put.overwrite && !put.tags.is_empty() {
             return Err(validation(
                 "Invalid request: tags and overwrite can't be used together. To create a parameter \
@@ -440,13 +439,7 @@ impl ParamService<'_> {
     /// Delete a parameter with all its versions.
     pub async fn delete(&self, principal: &Principal, name: &str) -> ServiceResult<i64> {
         names::validate_name(name).map_err(|_| not_found(name))?;
-        check_action(
-            &self.state.audit,
-            principal,
-            "params:Delete",
-            &resource(name),
-        )
-        .await?;
+        self.allow(principal, "params:Delete", name).await?;
         let deleted = self
             .state
             .store
@@ -474,13 +467,7 @@ impl ParamService<'_> {
         labels: &[String],
     ) -> ServiceResult<Labelled> {
         check_label_count(labels)?;
-        check_action(
-            &self.state.audit,
-            principal,
-            "params:Label",
-            &resource(name),
-        )
-        .await?;
+        self.allow(principal, "params:Label", name).await?;
         let latest = self
             .state
             .store
@@ -525,13 +512,7 @@ impl ParamService<'_> {
         labels: &[String],
     ) -> ServiceResult<Labelled> {
         check_label_count(labels)?;
-        check_action(
-            &self.state.audit,
-            principal,
-            "params:Unlabel",
-            &resource(name),
-        )
-        .await?;
+        self.allow(principal, "params:Unlabel", name).await?;
         let removed = match self
             .state
             .store
@@ -579,7 +560,7 @@ impl ParamService<'_> {
         add: &Tags,
         remove: &[String],
     ) -> ServiceResult<Tags> {
-        check_action(&self.state.audit, principal, "params:Tag", &resource(name)).await?;
+        self.allow(principal, "params:Tag", name).await?;
         for (key, value) in add {
             if key.is_empty() || key.len() > 128 || value.len() > 256 {
                 return Err(validation(format!(
@@ -613,7 +594,7 @@ impl ParamService<'_> {
     ) -> ServiceResult<ParamView> {
         let (name, selection) = names::parse_selector(selector).map_err(rule)?;
         names::validate_name(name).map_err(|_| not_found(name))?;
-        check_action(&self.state.audit, principal, "params:Get", &resource(name)).await?;
+        self.allow(principal, "params:Get", name).await?;
         let mut view = self.select(name, &selection).await?;
         view.selector = selection.to_wire();
         if decrypt {
@@ -664,7 +645,7 @@ impl ParamService<'_> {
                 invalid.push(selector.clone());
                 continue;
             }
-            check_action(&self.state.audit, principal, "params:Get", &resource(name)).await?;
+            self.allow(principal, "params:Get", name).await?;
             match self.select(name, &selection).await {
                 Ok(mut view) => {
                     view.selector = selection.to_wire();
@@ -835,13 +816,7 @@ impl ParamService<'_> {
         name: &str,
         decrypt: bool,
     ) -> ServiceResult<Vec<ParamView>> {
-        check_action(
-            &self.state.audit,
-            principal,
-            "params:GetHistory",
-            &resource(name),
-        )
-        .await?;
+        self.allow(principal, "params:GetHistory", name).await?;
         let mut versions: Vec<ParamView> = self
             .state
             .store
@@ -861,13 +836,7 @@ impl ParamService<'_> {
 
     /// A parameter's tags.
     pub async fn tags(&self, principal: &Principal, name: &str) -> ServiceResult<Tags> {
-        check_action(
-            &self.state.audit,
-            principal,
-            "params:ListTags",
-            &resource(name),
-        )
-        .await?;
+        self.allow(principal, "params:ListTags", name).await?;
         self.state.store.parameter_tags(name).await?.ok_or_else(|| {
             ServiceError::invalid(
                 "InvalidResourceId",
@@ -886,13 +855,8 @@ impl ParamService<'_> {
     ) -> ServiceResult<()> {
         let mut read = Vec::new();
         for view in views.iter().filter(|v| v.is_secure()) {
-            check_action(
-                &self.state.audit,
-                principal,
-                "params:GetDecrypted",
-                &resource(&view.name),
-            )
-            .await?;
+            self.allow(principal, "params:GetDecrypted", &view.name)
+                .await?;
             read.push(json!({"name": view.name, "version": view.version}));
         }
         if read.is_empty() {
