@@ -915,3 +915,50 @@ async fn a_sync_keeps_files_equal_to_the_parameters_on_exactly_the_targeted_node
     fleet.ok("DELETE", "/v1/param-syncs/app-env", None).await;
     assert!(node_file(&fleet, "web-2", "/etc/app/env").exists());
 }
+
+#[tokio::test]
+async fn a_sync_reads_only_what_its_author_may_and_says_why_not() {
+    use common::fleet::Fleet;
+    let fleet = Fleet::start_tagged(&[("web-1", vec![("env", "staging")])]).await;
+    std::fs::create_dir_all(node_file(&fleet, "web-1", "/etc/app")).unwrap();
+    put(&fleet, "/app/s/url", json!({"value": "u"})).await;
+    put(
+        &fleet,
+        "/app/s/pw",
+        json!({"value": "p-7", "type": "SecureString"}),
+    )
+    .await;
+    let limited = fleet
+        .user_token(
+            "limited",
+            json!([
+                {"Effect": "Allow", "Action": ["paramSyncs:*", "commands:Run"], "Resource": "*"},
+                {"Effect": "Allow", "Action": "params:Get", "Resource": "param/app/*"}
+            ]),
+        )
+        .await;
+    let (status, answer) = fleet
+        .call_as(
+            &limited,
+            "PUT",
+            "/v1/param-syncs/limited-env",
+            Some(json!({"path": "/app/s/", "targets": ["all"], "file": "/etc/app/env"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let status = fleet
+        .get_until("/v1/param-syncs/limited-env", |s| {
+            s["nodes"][0]["status"] == "failed"
+        })
+        .await;
+    let detail = status["nodes"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("params:GetDecrypted"), "{detail}");
+    assert!(!node_file(&fleet, "web-1", "/etc/app/env").exists());
+    let trail = fleet.audit_of("sync/limited-env").await;
+    assert!(
+        trail
+            .iter()
+            .any(|r| r["action"] == "paramSyncs:Render" && r["outcome"] == "denied"),
+        "{trail:?}"
+    );
+}

@@ -343,9 +343,33 @@ async fn reconcile(
     let rendered = match content(state, cache, sync, &actor).await? {
         Ok(rendered) => rendered,
         Err(RenderRefusal(why)) => {
-            for node in &targeted {
-                let row = row_for(sync, node, rows.get(&node.id));
-                set_status(state, row, "failed", Some(why.clone())).await?;
+            // Audited once, when the nodes first learn of it.
+            let news = targeted.iter().any(|node| {
+                rows.get(&node.id)
+                    .is_none_or(|r| r.detail.as_deref() != Some(why.as_str()))
+            });
+            if news {
+                let entry = AuditEntry {
+                    actor: actor.name.clone(),
+                    action: "paramSyncs:Render".into(),
+                    resource: resource(&sync.name),
+                    outcome: "denied".into(),
+                    detail: json!({"reason": why, "acting_as": actor.acting_as}),
+                };
+                if let Err(e) = state.audit.record(entry).await {
+                    tracing::error!(error = %e, "a sync's refusal could not be audited");
+                }
+            }
+            let failed: Vec<ParamSyncNode> = targeted
+                .iter()
+                .map(|node| ParamSyncNode {
+                    status: "failed".into(),
+                    detail: Some(why.clone()),
+                    ..row_for(sync, node, rows.get(&node.id))
+                })
+                .collect();
+            if news {
+                state.store.put_param_sync_nodes(&failed).await?;
             }
             return Ok(());
         }
