@@ -492,6 +492,7 @@ pub(crate) fn describe(api: &mut Api) {
              user/NAME); the secret is shown once",
     )
     .body::<CreateAccessKey>()
+    .may(&[409])
     .ok::<AccessKey>());
     api.op(Op::get(
         "/v1/access-keys",
