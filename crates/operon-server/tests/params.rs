@@ -962,3 +962,55 @@ async fn a_sync_reads_only_what_its_author_may_and_says_why_not() {
         "{trail:?}"
     );
 }
+
+#[tokio::test]
+async fn an_event_cannot_make_a_rule_read_a_parameter_its_author_did_not_name() {
+    use common::fleet::Fleet;
+    let fleet = Fleet::start_tagged(&[("web-1", vec![("env", "staging")])]).await;
+    put(
+        &fleet,
+        "/db/pw",
+        json!({"value": "pw-evt-3", "type": "SecureString"}),
+    )
+    .await;
+    let rule = json!({
+        "pattern": {"source": ["app.deploy"]},
+        "targets": [{"Id": "run", "Kind": "run-command", "Targets": ["tag:env=staging"],
+                     "InputPath": "$.detail",
+                     "Parameters": {"commands": ["echo deploy"]}}]
+    });
+    fleet.ok("PUT", "/v1/rules/deploy", Some(rule)).await;
+    let detail = json!({"parameters": {"commands": ["echo {{ssm-secure:/db/pw}}"]}});
+    fleet
+        .ok(
+            "POST",
+            "/v1/events",
+            Some(
+                json!({"Entries": [{"Source": "app.deploy", "DetailType": "d",
+                                     "Detail": detail.to_string()}]}),
+            ),
+        )
+        .await;
+    let dead = fleet
+        .get_until("/v1/dlq", |l| !l.as_array().unwrap().is_empty())
+        .await;
+    let text = dead.to_string();
+    assert!(text.contains("only the target's own"), "{text}");
+    let commands = fleet.ok("GET", "/v1/commands", None).await;
+    assert!(commands.as_array().unwrap().is_empty(), "{commands}");
+    // The target's own parameters still run.
+    let plain = json!({"parameters": {"commands": ["echo plain"]}});
+    fleet
+        .ok(
+            "POST",
+            "/v1/events",
+            Some(
+                json!({"Entries": [{"Source": "app.deploy", "DetailType": "d",
+                                     "Detail": plain.to_string()}]}),
+            ),
+        )
+        .await;
+    fleet
+        .get_until("/v1/commands", |l| l.as_array().unwrap().len() == 1)
+        .await;
+}

@@ -515,6 +515,21 @@ fn execution_name(delivery_id: &str) -> String {
         .collect()
 }
 
+/// The first `{{ssm:...}}` or `{{ssm-secure:...}}` in any string of `values`.
+fn first_parameter_reference(
+    values: &serde_json::Map<String, Value>,
+) -> Option<crate::params::refs::Reference> {
+    fn walk(value: &Value) -> Option<crate::params::refs::Reference> {
+        match value {
+            Value::String(text) => crate::params::refs::references(text).into_iter().next(),
+            Value::Array(items) => items.iter().find_map(walk),
+            Value::Object(map) => map.values().find_map(walk),
+            _ => None,
+        }
+    }
+    values.values().find_map(walk)
+}
+
 /// Run a command or document. An object payload may set `node_ids` and
 /// `targets`, which may only narrow the target's own (see
 /// [`crate::commands::narrow`]), and `parameters`, merged over the target's
@@ -541,6 +556,15 @@ async fn run_command(
     };
     let mut parameters = config.parameters.clone();
     if let Some(Value::Object(extra)) = overrides.get("parameters") {
+        // The rule reads parameters with its own authority: only what its
+        // author wrote may name them, never what an event brings.
+        if let Some(reference) = first_parameter_reference(extra) {
+            return Err(TargetError::permanent(format!(
+                "the event's parameters name a parameter ({}): only the target's own \
+                 parameters and its document may read Parameter Store",
+                reference.text()
+            )));
+        }
         parameters.extend(extra.clone());
     }
     let own = TargetSpec::from_strings(&config.node_ids, &config.targets);
