@@ -111,6 +111,22 @@ struct Point {
     breaching: bool,
 }
 
+/// What the state was decided from, for the reason text.
+enum Basis {
+    /// `breaching` of `total` evaluated datapoints breach; `filled` of them
+    /// are missing periods filled in by `breaching`/`notBreaching`.
+    Counted {
+        breaching: usize,
+        total: usize,
+        filled: usize,
+    },
+    /// The real datapoints could not decide (`missing` or `ignore`).
+    Undecided,
+    /// The documented `missing` case where only breaching datapoints exist and
+    /// the oldest period of the range is one of them.
+    OldestBreaching,
+}
+
 fn evaluate_inner(
     config: &AlarmConfig,
     previous: State,
@@ -120,7 +136,15 @@ fn evaluate_inner(
     // N = 0 would evaluate nothing; CloudWatch requires N >= 1 and 1 <= M <= N.
     let n = config.evaluation_periods.max(1);
     let m = config.datapoints_to_alarm.clamp(1, n);
-    let real: Vec<Point> = window
+    let real = real_points(config, window);
+    let (state, basis, evaluated) = decide(config, previous, window, &real, n, m);
+    let reason = reason(config, state, previous, basis, evaluated, n, m, newest_ms);
+    Evaluation { state, reason }
+}
+
+/// The real (non-missing, non-NaN) datapoints, newest first.
+fn real_points(config: &AlarmConfig, window: &[Option<f64>]) -> Vec<Point> {
+    window
         .iter()
         .rev()
         .enumerate()
@@ -130,134 +154,156 @@ fn evaluate_inner(
             value,
             breaching: config.comparison.breaches(value, config.threshold),
         })
-        .collect();
-    let oldest_is_real_breach = window
-        .first()
-        .is_some_and(|v| v.is_some_and(|x| config.comparison.breaches(x, config.threshold)));
-    let describe = |state: State, evaluated: &[Point], filled: usize| Evaluation {
-        state,
-        reason: reason(config, state, previous, evaluated, filled, m, newest_ms),
-    };
+        .collect()
+}
 
-    // Enough real datapoints: the most recent N decide; missing data is irrelevant.
-    if real.len() >= n {
-        let evaluated = &real[..n];
-        let breaching = evaluated.iter().filter(|p| p.breaching).count();
-        let state = if breaching >= m {
+fn decide<'p>(
+    config: &AlarmConfig,
+    previous: State,
+    window: &[Option<f64>],
+    real: &'p [Point],
+    n: usize,
+    m: usize,
+) -> (State, Basis, &'p [Point]) {
+    let alarm_if = |breaching: usize| {
+        if breaching >= m {
             State::Alarm
         } else {
             State::Ok
+        }
+    };
+    // Enough real datapoints: the most recent N decide and the
+    // TreatMissingData setting "is not needed and is ignored".
+    if let Some(evaluated) = real.get(..n) {
+        let breaching = evaluated.iter().filter(|p| p.breaching).count();
+        let basis = Basis::Counted {
+            breaching,
+            total: n,
+            filled: 0,
         };
-        return describe(state, evaluated, 0);
+        return (alarm_if(breaching), basis, evaluated);
     }
-
+    // Fewer real datapoints than N: all of them count, and the gap is filled
+    // according to TreatMissingData.
     let fill = n - real.len();
     let breaching = real.iter().filter(|p| p.breaching).count();
-    let any_non_breaching = real.iter().any(|p| !p.breaching);
-    let state = match config.treat_missing_data {
+    let counted = |breaching| Basis::Counted {
+        breaching,
+        total: n,
+        filled: fill,
+    };
+    let undecided = match config.treat_missing_data {
         TreatMissingData::Breaching => {
-            if breaching + fill >= m {
-                State::Alarm
-            } else {
-                State::Ok
-            }
+            return (alarm_if(breaching + fill), counted(breaching + fill), real);
         }
-        TreatMissingData::NotBreaching => {
-            if breaching >= m {
-                State::Alarm
-            } else {
-                State::Ok
-            }
-        }
-        TreatMissingData::Missing | TreatMissingData::Ignore => {
-            let undecided = if config.treat_missing_data == TreatMissingData::Missing {
-                State::InsufficientData
-            } else {
-                previous
-            };
-            if real.is_empty() {
-                undecided
-            } else if breaching >= m {
-                State::Alarm
-            } else if any_non_breaching {
-                // The documented rows (0 - - - -, 0 - X - -, - - - - 0) are OK.
-                State::Ok
-            } else if oldest_is_real_breach
-                && config.treat_missing_data == TreatMissingData::Missing
-            {
-                // Documented row "X - - - -" (3 of 3, missing): ALARM "because the
-                // oldest evaluated data point is breaching and there aren't any
-                // non-breaching data points"; ignore retains the state there.
-                State::Alarm
-            } else {
-                undecided
-            }
-        }
+        TreatMissingData::NotBreaching => return (alarm_if(breaching), counted(breaching), real),
+        TreatMissingData::Missing => State::InsufficientData,
+        TreatMissingData::Ignore => previous,
     };
-    let filled = match config.treat_missing_data {
-        TreatMissingData::Breaching | TreatMissingData::NotBreaching => fill,
-        _ => 0,
+    let real_only = Basis::Counted {
+        breaching,
+        total: real.len(),
+        filled: 0,
     };
-    describe(state, &real, filled)
+    if real.is_empty() {
+        (undecided, Basis::Undecided, real)
+    } else if breaching >= m {
+        (State::Alarm, real_only, real)
+    } else if breaching < real.len() {
+        // A datapoint within the threshold: the documented rows
+        // "0 - - - -", "0 - X - -" and "- - - - 0" are OK for missing and ignore.
+        (State::Ok, real_only, real)
+    } else if config.treat_missing_data == TreatMissingData::Missing
+        && oldest_is_breaching(config, window)
+    {
+        // Documented row "X - - - -" (3 of 3): ALARM under missing "because the
+        // oldest evaluated data point is breaching and there aren't any
+        // non-breaching data points"; ignore retains the state there.
+        (State::Alarm, Basis::OldestBreaching, real)
+    } else {
+        (undecided, Basis::Undecided, real)
+    }
 }
 
+fn oldest_is_breaching(config: &AlarmConfig, window: &[Option<f64>]) -> bool {
+    matches!(window.first(), Some(Some(v)) if config.comparison.breaches(*v, config.threshold))
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn reason(
     config: &AlarmConfig,
     state: State,
     previous: State,
+    basis: Basis,
     evaluated: &[Point],
-    filled: usize,
+    n: usize,
     m: usize,
     newest_ms: Option<i64>,
 ) -> String {
-    if evaluated.is_empty() && filled == 0 {
-        return match state {
-            State::InsufficientData => {
-                "Insufficient Data: no datapoints were received in the evaluation range.".into()
-            }
-            _ => format!(
-                "No datapoints were received; treating missing data as ignore keeps the state {}.",
-                state.as_str()
-            ),
-        };
-    }
-    // CloudWatch lists the newest datapoint first.
-    let listed: Vec<String> = evaluated
-        .iter()
-        .filter(|p| p.breaching == (state == State::Alarm) || state != State::Alarm)
-        .map(|p| describe_point(p, config.period_secs, newest_ms))
-        .collect();
-    let breaching = evaluated.iter().filter(|p| p.breaching).count();
-    let total = evaluated.len() + filled;
-    let filled_note = if filled > 0 {
-        let kind = match config.treat_missing_data {
-            TreatMissingData::Breaching => "breaching",
-            _ => "not breaching",
-        };
-        format!(" ({filled} missing datapoints treated as {kind})")
-    } else {
-        String::new()
+    // CloudWatch lists the datapoints that support the new state, newest first.
+    let list = |breaching: bool| -> String {
+        let shown: Vec<String> = evaluated
+            .iter()
+            .filter(|p| p.breaching == breaching)
+            .map(|p| describe_point(p, config.period_secs, newest_ms))
+            .collect();
+        shown.join(", ")
     };
+    let phrase = config.comparison.phrase();
+    let threshold = config.threshold;
     let transition = format!("{} -> {}", previous.as_str(), state.as_str());
-    match state {
-        State::Alarm => format!(
-            "Threshold Crossed: {} out of the last {total} datapoints [{}] were {} the threshold ({:?}){filled_note} (minimum {m} datapoints for {transition} transition).",
-            breaching
-                + if config.treat_missing_data == TreatMissingData::Breaching {
-                    filled
-                } else {
-                    0
-                },
-            listed.join(", "),
-            config.comparison.phrase(),
-            config.threshold,
+    match basis {
+        Basis::Counted {
+            breaching,
+            total,
+            filled,
+        } => {
+            let filled_note = match (filled, config.treat_missing_data) {
+                (0, _) => String::new(),
+                (k, TreatMissingData::Breaching) => {
+                    format!(", {k} of them missing and treated as breaching")
+                }
+                (k, _) => format!(", {k} of them missing and treated as not breaching"),
+            };
+            if state == State::Alarm {
+                format!(
+                    "Threshold Crossed: {breaching} out of the last {total} datapoints [{}] were {phrase} the threshold ({threshold:?}){filled_note} (minimum {m} datapoints for {transition} transition).",
+                    list(true)
+                )
+            } else {
+                // OK needs enough datapoints within the threshold that M breaching is impossible.
+                format!(
+                    "Threshold Crossed: {} out of the last {total} datapoints [{}] were not {phrase} the threshold ({threshold:?}){filled_note} (minimum {} datapoints for {transition} transition).",
+                    total - breaching,
+                    list(false),
+                    n - m + 1
+                )
+            }
+        }
+        Basis::OldestBreaching => format!(
+            "Threshold Crossed: the oldest datapoint in the evaluation range and every other received datapoint [{}] were {phrase} the threshold ({threshold:?}) and missing data is treated as missing ({transition} transition).",
+            list(true)
         ),
-        _ => format!(
-            "Threshold Crossed: {breaching} out of the last {total} datapoints [{}] were {} the threshold ({:?}){filled_note}, fewer than the minimum {m} for ALARM ({transition}).",
-            listed.join(", "),
-            config.comparison.phrase(),
-            config.threshold,
-        ),
+        Basis::Undecided => {
+            let received = if evaluated.is_empty() {
+                "no datapoints were received".to_string()
+            } else {
+                format!(
+                    "only {} of the {n} datapoints needed were received [{}]",
+                    evaluated.len(),
+                    list(true)
+                )
+            };
+            match config.treat_missing_data {
+                TreatMissingData::Ignore => format!(
+                    "Unchanged: {received} and missing data is treated as ignore, so the state stays {}.",
+                    state.as_str()
+                ),
+                _ => format!(
+                    "Insufficient Data: {received} and missing data is treated as missing ({transition} transition)."
+                ),
+            }
+        }
     }
 }
 

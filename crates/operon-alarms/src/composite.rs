@@ -54,6 +54,24 @@ impl Rule {
     }
 }
 
+/// Prints the rule in the syntax [`Rule::parse`] reads, fully parenthesised
+/// and with quoted names, so that printing and parsing give the same rule.
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rule::True => f.write_str("TRUE"),
+            Rule::False => f.write_str("FALSE"),
+            Rule::StateIs(state, name) => {
+                let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
+                write!(f, "{}(\"{escaped}\")", state.as_str())
+            }
+            Rule::Not(inner) => write!(f, "NOT {inner}"),
+            Rule::And(a, b) => write!(f, "({a} AND {b})"),
+            Rule::Or(a, b) => write!(f, "({a} OR {b})"),
+        }
+    }
+}
+
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
