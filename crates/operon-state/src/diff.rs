@@ -330,6 +330,19 @@ pub(crate) mod tests {
                 "X\n2\n3\n4\n5\n6\n7\nY\n9\n10\n",
                 "@@ -1,10 +1,10 @@\n-1\n+X\n 2\n 3\n 4\n 5\n 6\n 7\n-8\n+Y\n 9\n 10\n",
             ),
+            // A block replaced: removals first, as `diff -u`.
+            (
+                "x\na\nb\ny\n",
+                "x\nc\nd\ny\n",
+                "@@ -1,4 +1,4 @@\n x\n-a\n-b\n+c\n+d\n y\n",
+            ),
+            // The example of Myers' paper: the paper's script. GNU diff's
+            // heuristics print another one as short (`-a -b c -a b +a b a +c`).
+            (
+                "a\nb\nc\na\nb\nb\na\n",
+                "c\nb\na\nb\na\nc\n",
+                "@@ -1,7 +1,6 @@\n-a\n-b\n c\n+b\n a\n b\n-b\n a\n+c\n",
+            ),
             // Insert in the middle.
             (
                 "a\nb\nc\nd\n",
