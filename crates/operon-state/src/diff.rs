@@ -224,12 +224,12 @@ fn backtrack(frontiers: &[Vec<isize>], n: isize, m: isize) -> Vec<Edit> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use proptest::prelude::*;
 
     /// Apply a unified diff to `old`; `None` when it does not apply.
-    pub(crate) fn apply(old: &str, diff: &str) -> Option<String> {
+    fn apply(old: &str, diff: &str) -> Option<String> {
         if diff.is_empty() {
             return Some(old.to_string());
         }
@@ -237,7 +237,6 @@ pub(crate) mod tests {
         let mut out = String::new();
         let mut next_old = 0usize;
         let mut diff_lines = lines(diff).into_iter().skip(2).peekable();
-        let mut last_pushed: Option<bool> = None; // whether the last line came from the new side
         while let Some(header) = diff_lines.next() {
             let rest = header.strip_prefix("@@ -")?;
             let old_range = rest.split(' ').next()?;
@@ -278,10 +277,8 @@ pub(crate) mod tests {
                     b'+' => out.push_str(&text),
                     _ => return None,
                 }
-                last_pushed = Some(true);
             }
         }
-        let _ = last_pushed;
         while next_old < old_lines.len() {
             out.push_str(old_lines[next_old]);
             next_old += 1;

@@ -943,7 +943,6 @@ fn read_file(
         ]),
         errors,
     );
-    let before = errors.list.len();
     let path = object.path("path", true, errors);
     let state = object.presence(errors);
     let sources: Vec<&str> = ["content", "template", "source"]
@@ -972,15 +971,15 @@ fn read_file(
             errors.push(&object.at("template"), problem);
         }
         FileContent::Template(text)
-    } else if object.has("source") {
-        FileContent::Source(object.required_string("source", errors)?)
+    } else if let Some(name) = non_empty(object, "source", errors) {
+        FileContent::Source(name)
     } else {
         FileContent::Unmanaged
     };
     let mode = object.mode(errors);
     let owner = object.account("owner", errors);
     let group = object.account("group", errors);
-    (errors.list.len() == before).then_some(FileSpec {
+    Some(FileSpec {
         path: path?,
         content,
         mode,
@@ -1533,6 +1532,37 @@ mod tests {
             got[4],
             "/parameters/d-e: \"d-e\" is not a parameter name (letters, digits, _)"
         );
+    }
+
+    #[test]
+    fn a_resource_with_a_bad_field_is_still_known_to_the_others() {
+        let text = doc(
+            "  - {name: conf, type: file, path: /c, mode: \"9\"}\n  - {name: svc, type: service, requires: [conf]}\n",
+        );
+        assert_eq!(
+            problems(&text),
+            vec!["/resources/0/mode: \"9\" is not an octal mode (resource \"conf\")"]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_parsed_or_refused_without_panic(text in "[a-z:{}\\[\\], \"/0-9\n-]{0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn any_resource_shape_is_parsed_or_refused_without_panic(
+            fields in proptest::collection::btree_map(
+                proptest::sample::select(vec!["name", "type", "path", "mode", "content", "state", "requires", "notify", "user", "uid", "run", "creates", "line", "match", "version", "enabled"]),
+                proptest::sample::select(vec!["\"a\"", "\"/x\"", "\"file\"", "\"user\"", "\"command\"", "\"service\"", "1", "-1", "true", "[\"a\"]", "{}", "null", "\"0644\"", "\"absent\""]),
+                0..8,
+            )
+        ) {
+            let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            let text = format!("{{\"schemaVersion\": \"operon-state/1\", \"resources\": [{{{}}}, {{\"name\": \"a\", \"type\": \"group\"}}]}}", body.join(", "));
+            let _ = parse(&text);
+        }
     }
 
     #[test]
