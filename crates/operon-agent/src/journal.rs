@@ -119,6 +119,7 @@ pub fn interrupted_result(entry: &JournalEntry, now: UnixMillis) -> CommandResul
         finished_at: now,
         detail: Some(INTERRUPTED_DETAIL.to_owned()),
         steps: Vec::new(),
+        resources: Vec::new(),
     }
 }
 
@@ -340,6 +341,7 @@ mod tests {
             finished_at: 2,
             detail: None,
             steps: vec![],
+            resources: Vec::new(),
         }
     }
 

@@ -343,6 +343,8 @@ impl Reader<'_> {
             } => self.rotate_credential(rotation_id, credential.0),
             ServerMessage::SyncFile(file) => self.file_sync.apply(file),
             ServerMessage::SyncForget { sync_id } => self.file_sync.forget(sync_id),
+            // Drift watching of desired state arrives with the state engine.
+            ServerMessage::StateForget { .. } => {}
         }
         None
     }

@@ -226,6 +226,7 @@ pub async fn run_invocation(
         finished_at: now_millis(),
         detail: outcome.detail,
         steps: outcome.steps,
+        resources: Vec::new(),
     }
 }
 

@@ -259,6 +259,7 @@ fn unstarted_result(id: &str, status: InvocationStatus, detail: String) -> Comma
         finished_at: now_millis(),
         detail: Some(detail),
         steps: Vec::new(),
+        resources: Vec::new(),
     }
 }
 

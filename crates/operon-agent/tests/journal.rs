@@ -83,6 +83,7 @@ fn run_command(id: &str, script: &str) -> RunCommand {
             script: script.into(),
             working_directory: None,
             timeout_secs: None,
+            state: None,
         }],
         timeout_secs: 30,
         cwd: None,
@@ -306,6 +307,7 @@ async fn old_tombstones_are_pruned_recent_ones_kept() {
             finished_at: now - acked_days_ago * day,
             detail: None,
             steps: vec![],
+            resources: Vec::new(),
         };
         let mut entry = JournalEntry::finished(result);
         entry.acked_at = Some(now - acked_days_ago * day);

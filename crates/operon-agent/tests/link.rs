@@ -184,6 +184,7 @@ fn run_command(id: &str, script: &str) -> ServerMessage {
             script: script.into(),
             working_directory: None,
             timeout_secs: None,
+            state: None,
         }],
         timeout_secs: 30,
         cwd: None,

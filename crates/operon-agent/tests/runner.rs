@@ -16,6 +16,7 @@ fn step(name: &str, script: &str) -> Step {
         script: script.into(),
         working_directory: None,
         timeout_secs: None,
+        state: None,
     }
 }
 
@@ -300,6 +301,7 @@ async fn a_step_timeout_is_reported_as_the_steps() {
         step("quick", "echo quick"),
         Step {
             timeout_secs: Some(1),
+            state: None,
             ..step("slow", "sleep 300")
         },
     ]);

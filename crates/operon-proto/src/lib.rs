@@ -42,6 +42,15 @@
 //!   [`AgentMessage::SyncApplied`] and reports a kept file changed behind its
 //!   back with [`AgentMessage::SyncDrifted`]. Parameter Store's
 //!   `params sync` uses it for files that follow parameters.
+//! - [`CAPABILITY_DESIRED_STATE`]: a [`Step`] may carry a [`StateStep`] (a
+//!   desired-state document the agent applies or checks natively, resource by
+//!   resource); the [`CommandResult`] then lists a [`ResourceReport`] per
+//!   resource. The agent watches the files an association manages and reports
+//!   a change made behind its back with [`AgentMessage::StateDrifted`] (again
+//!   on every connection while it lasts); [`ServerMessage::StateForget`] stops
+//!   the watching. A state step also carries a `script` that fails, so an agent
+//!   that somehow received one without the capability fails it rather than
+//!   doing something else; the server never sends it to such an agent.
 
 use std::collections::BTreeMap;
 
@@ -68,8 +77,15 @@ pub const CAPABILITY_CREDENTIAL_ROTATION: &str = "credential_rotation";
 /// Capability: the agent keeps files in sync ([`ServerMessage::SyncFile`]).
 pub const CAPABILITY_FILE_SYNC: &str = "file_sync";
 
+/// Capability: the agent applies desired-state steps ([`StateStep`]).
+pub const CAPABILITY_DESIRED_STATE: &str = "desired_state";
+
 /// Every capability this build of the agent announces in its `Hello`.
-pub const AGENT_CAPABILITIES: &[&str] = &[CAPABILITY_CREDENTIAL_ROTATION, CAPABILITY_FILE_SYNC];
+pub const AGENT_CAPABILITIES: &[&str] = &[
+    CAPABILITY_CREDENTIAL_ROTATION,
+    CAPABILITY_FILE_SYNC,
+    CAPABILITY_DESIRED_STATE,
+];
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type UnixMillis = i64;
@@ -158,6 +174,21 @@ pub enum AgentMessage {
         found_digest: Option<String>,
         at: UnixMillis,
     },
+    /// A file managed by an association's last apply no longer is as that
+    /// run left it (sent when seen, and on every connection while it lasts).
+    StateDrifted(StateDrift),
+}
+
+/// A managed file changed since the association's last apply on this node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StateDrift {
+    pub association: String,
+    /// The resource that manages the file.
+    pub resource: String,
+    pub path: String,
+    /// What changed, for people ("content changed", "removed", "mode 0644, expected 0600").
+    pub detail: String,
+    pub at: UnixMillis,
 }
 
 /// Frames sent by the server.
@@ -197,6 +228,11 @@ pub enum ServerMessage {
     /// Stop keeping the file of `sync_id` (the file itself is left as it is).
     SyncForget {
         sync_id: String,
+    },
+    /// Stop watching the files of `association` on this node (deleted, or the
+    /// node is no longer a target); the files themselves are left as they are.
+    StateForget {
+        association: String,
     },
 }
 
@@ -300,6 +336,90 @@ pub struct Step {
     pub working_directory: Option<String>,
     /// Per-step timeout in seconds (bounded by the invocation's timeout).
     pub timeout_secs: Option<u64>,
+    /// A desired-state step: applied natively by agents announcing
+    /// [`CAPABILITY_DESIRED_STATE`] instead of running `script`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateStep>,
+}
+
+/// The script a state step carries for agents that do not understand it.
+pub const STATE_STEP_FALLBACK_SCRIPT: &str =
+    "echo 'this agent cannot apply desired-state documents; upgrade it' >&2; exit 2";
+
+/// Apply (or check) a desired-state document on the node.
+///
+/// The document is `operon-state/1` JSON with every `{{ parameter }}`
+/// substituted and every Parameter Store reference resolved by the server;
+/// `sources` holds the content of `file` resources that name a `source`.
+/// The agent parses and validates it again (with `operon-state`), applies the
+/// resources in dependency order, and reports each in the result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StateStep {
+    /// The association this run belongs to (`None` for a one-off run); the
+    /// agent watches the files it manages under this name.
+    pub association: Option<String>,
+    pub mode: StateMode,
+    /// The document as JSON text; may hold secrets (never logged).
+    pub document: Secret,
+    /// Content of `file` resources with a `source`, by resource name.
+    #[serde(default)]
+    pub sources: BTreeMap<String, Secret>,
+    /// Resources whose content holds secrets: no diff is reported for them.
+    #[serde(default)]
+    pub sensitive: Vec<String>,
+}
+
+/// Whether a state step changes the node.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum StateMode {
+    /// Make every resource as declared.
+    Apply,
+    /// Only report what would change (Salt's `test=True`).
+    Check,
+}
+
+/// What happened to one resource of a state step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResourceReport {
+    /// The resource's name in the document.
+    pub name: String,
+    /// Its type (`file`, `package`, ...).
+    pub kind: String,
+    pub status: ResourceStatus,
+    /// What differed, one short phrase each ("content", "mode 0644 -> 0600",
+    /// "created", "restarted (notified by app-conf)").
+    #[serde(default)]
+    pub changes: Vec<String>,
+    /// A unified diff of a file's content (not for sensitive resources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// Why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// The outcome of one resource.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceStatus {
+    /// Already as declared.
+    Unchanged,
+    /// Was not as declared and was made so (apply mode).
+    Changed,
+    /// Is not as declared; check mode left it (check mode).
+    WouldChange,
+    Failed,
+    /// Not applied: a resource it requires failed or was skipped.
+    Skipped,
+}
+
+impl ResourceStatus {
+    /// Whether the resource is as declared now.
+    pub fn is_compliant(self) -> bool {
+        matches!(self, Self::Unchanged | Self::Changed)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -384,6 +504,9 @@ pub struct CommandResult {
     pub detail: Option<String>,
     #[serde(default)]
     pub steps: Vec<StepResult>,
+    /// For a desired-state step: every resource, in document order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

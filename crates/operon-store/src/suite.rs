@@ -268,6 +268,7 @@ pub(crate) async fn results_are_idempotent_the_first_final_result_wins(store: Dy
         finished_at: 7,
         detail: None,
         steps: vec![],
+        resources: Vec::new(),
     };
     assert!(store.record_result("c-1", "n-1", &result).await.unwrap());
     result.status = InvocationStatus::Failed;
@@ -593,6 +594,7 @@ pub(crate) async fn batched_agent_writes_and_dispatches_are_idempotent(store: Dy
         finished_at: 9,
         detail: None,
         steps: vec![],
+        resources: Vec::new(),
     };
     let writes = vec![
         AgentWrite::Started {

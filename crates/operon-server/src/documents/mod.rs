@@ -590,6 +590,7 @@ fn render_step(
         script: lines.join("\n"),
         working_directory,
         timeout_secs,
+        state: None,
     })
 }
 

@@ -476,6 +476,10 @@ async fn handle_frame(
             )
             .await;
         }
+        AgentMessage::StateDrifted(drift) => {
+            // Recorded by the State Manager (issue 13, in progress).
+            tracing::info!(node_id = %node.id, association = %drift.association, resource = %drift.resource, "managed file drifted");
+        }
     }
     Ok(())
 }

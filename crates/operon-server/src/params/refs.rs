@@ -358,6 +358,7 @@ mod tests {
             script: "echo {{ssm:/a}} {{ssm:/a}}".into(),
             working_directory: Some("/srv/{{ssm:/d}}".into()),
             timeout_secs: None,
+            state: None,
         }];
         assert_eq!(step_references(&steps), [r(false, "/a"), r(false, "/d")]);
         let values = BTreeMap::from([
