@@ -49,6 +49,10 @@ pub struct CreateCommand {
     pub env: BTreeMap<String, String>,
     /// Run as this user on the node
     pub user: Option<String>,
+    /// For a desired-state document: report what would change on each node,
+    /// change nothing
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check: bool,
 }
 
 /// Status of a command, or of a command on one node, named as SSM names them.

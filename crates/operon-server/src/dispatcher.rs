@@ -126,11 +126,12 @@ async fn advance(state: &AppState, command: &Command) -> Result<(), operon_store
         }
     };
     if let Some(steps) = steps {
+        let start = refuse_incapable(state, command, &steps, &plan.start, now, &name_of).await?;
         // Persisted before any Run is sent: a crash in between is repaired by
         // the resend on reconnect, never by a second dispatch.
         let dispatched = state
             .store
-            .mark_dispatched_many(&command.id, &plan.start, now)
+            .mark_dispatched_many(&command.id, &start, now)
             .await?;
         for node_id in &dispatched {
             state.hub.send(
@@ -194,6 +195,34 @@ async fn end_without_result(
         );
     }
     Ok(())
+}
+
+/// The nodes of `start` whose agents can run `steps`: a desired-state step
+/// goes only to agents announcing [`operon_proto::CAPABILITY_DESIRED_STATE`];
+/// the others fail now, saying why, rather than receive what they would
+/// not understand.
+async fn refuse_incapable(
+    state: &AppState,
+    command: &Command,
+    steps: &[operon_proto::Step],
+    start: &[String],
+    now: i64,
+    name_of: &impl Fn(&str) -> String,
+) -> Result<Vec<String>, operon_store::StoreError> {
+    if !steps.iter().any(|s| s.state.is_some()) {
+        return Ok(start.to_vec());
+    }
+    let (able, unable): (Vec<String>, Vec<String>) = start.iter().cloned().partition(|node| {
+        state
+            .hub
+            .supports(node, operon_proto::CAPABILITY_DESIRED_STATE)
+            != Some(false)
+    });
+    if !unable.is_empty() {
+        let detail = "not sent: the agent on this node cannot apply desired-state documents (it does not announce the desired_state capability); upgrade it";
+        fail_unsent(state, command, &unable, detail, now, name_of).await?;
+    }
+    Ok(able)
 }
 
 /// End targets that could not be sent (their parameter references cannot

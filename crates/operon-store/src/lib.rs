@@ -50,6 +50,7 @@
 //! for every backend; backend-specific tests (migrations) live with the
 //! backend.
 
+mod associations;
 mod audit;
 mod events;
 mod identity;
@@ -62,6 +63,7 @@ mod workflows;
 #[cfg(test)]
 mod suite;
 
+pub use associations::*;
 pub use audit::*;
 pub use events::*;
 pub use identity::*;

@@ -34,7 +34,8 @@ macro_rules! store_suite {
             parameters_are_versioned_labelled_trimmed_and_deleted,
             concurrent_parameter_puts_get_distinct_versions_or_move,
             sealed_parameters_and_access_keys_are_resealed_only_from_what_was_read,
-            syncs_and_their_node_states_are_kept_and_deleted_together);
+            syncs_and_their_node_states_are_kept_and_deleted_together,
+            associations_are_versioned_and_compliance_follows_the_resources);
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
@@ -1566,4 +1567,170 @@ pub(crate) async fn syncs_and_their_node_states_are_kept_and_deleted_together(st
     assert!(store.delete_param_sync("app-env").await.unwrap());
     assert!(!store.delete_param_sync("app-env").await.unwrap());
     assert!(store.param_sync_nodes("app-env").await.unwrap().is_empty());
+}
+
+pub async fn associations_are_versioned_and_compliance_follows_the_resources(store: Store) {
+    let record = |version: i64, spec: serde_json::Value| AssociationRecord {
+        name: "web".into(),
+        version,
+        spec,
+        author: "alice".into(),
+        created_at: 1,
+        updated_at: version * 10,
+        last_scheduled_at: None,
+        applied_document_version: None,
+    };
+    assert!(
+        store
+            .put_association(&record(1, serde_json::json!({"a": 1})), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put_association(&record(1, serde_json::json!({"a": 1})), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put_association(&record(2, serde_json::json!({"a": 2})), Some(5))
+            .await
+            .unwrap()
+    );
+    store
+        .mark_association("web", Some(100), Some(3))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .put_association(&record(2, serde_json::json!({"a": 2})), Some(1))
+            .await
+            .unwrap()
+    );
+    let got = store.association("web").await.unwrap().unwrap();
+    assert_eq!((got.version, got.spec["a"].as_i64()), (2, Some(2)));
+    assert_eq!(
+        (got.last_scheduled_at, got.applied_document_version),
+        (Some(100), Some(3)),
+        "marks survive updates"
+    );
+    let versions = store.association_versions("web").await.unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(versions[0].spec["a"], 1);
+
+    let run = AssociationRun {
+        command_id: "c-1".into(),
+        association: "web".into(),
+        version: 2,
+        reason: "created".into(),
+        mode: "apply".into(),
+        node_id: None,
+        created_at: 5,
+    };
+    store.insert_association_run(&run).await.unwrap();
+    store.insert_association_run(&run).await.unwrap();
+    assert_eq!(
+        store.association_run("c-1").await.unwrap(),
+        Some(run.clone())
+    );
+    assert_eq!(store.association_runs("web", 10).await.unwrap().len(), 1);
+
+    let resource = |name: &str, status: &str| ComplianceResource {
+        association: "web".into(),
+        node_id: "n-1".into(),
+        resource: name.into(),
+        kind: "file".into(),
+        status: status.into(),
+        outcome: if status == COMPLIANT {
+            "unchanged".into()
+        } else {
+            "drifted".into()
+        },
+        changes: vec!["content".into()],
+        diff: None,
+        message: None,
+        command_id: Some("c-1".into()),
+        at: 7,
+    };
+    let report = |resources: Vec<ComplianceResource>, replace: bool| ComplianceReport {
+        association: "web".into(),
+        node_id: "n-1".into(),
+        node_name: "web-1".into(),
+        severity: "HIGH".into(),
+        command_id: Some("c-1".into()),
+        at: 7,
+        resources,
+        replace,
+    };
+    let first = store
+        .record_compliance(&report(
+            vec![resource("a", COMPLIANT), resource("b", COMPLIANT)],
+            true,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.before, first.after.as_str()), (None, COMPLIANT));
+    let drift = store
+        .record_compliance(&report(vec![resource("b", NON_COMPLIANT)], false))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (drift.before.as_deref(), drift.after.as_str()),
+        (Some(COMPLIANT), NON_COMPLIANT)
+    );
+    assert_eq!(
+        store
+            .compliance_resources(Some("web"), Some("n-1"))
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "a partial report keeps the others"
+    );
+    let rerun = store
+        .record_compliance(&report(vec![resource("a", COMPLIANT)], true))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rerun.after, COMPLIANT,
+        "a whole run drops resources that left the document"
+    );
+    let resources = store.compliance_resources(None, None).await.unwrap();
+    assert_eq!(
+        resources
+            .iter()
+            .map(|r| r.resource.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a"]
+    );
+    assert_eq!(resources[0].changes, vec!["content".to_string()]);
+    let nodes = store.compliance_nodes(Some("web"), None).await.unwrap();
+    assert_eq!((nodes.len(), nodes[0].severity.as_str()), (1, "HIGH"));
+    assert!(
+        store
+            .compliance_nodes(None, Some("n-2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(store.delete_association("web").await.unwrap());
+    assert!(!store.delete_association("web").await.unwrap());
+    assert!(store.compliance_nodes(None, None).await.unwrap().is_empty());
+    assert!(store.association_versions("web").await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .record_compliance(&report(vec![resource("a", COMPLIANT)], true))
+            .await
+            .unwrap(),
+        None,
+        "nothing is recorded for a deleted association"
+    );
 }

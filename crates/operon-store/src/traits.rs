@@ -15,13 +15,14 @@ use operon_proto::{CommandResult, InvocationStatus};
 use serde_json::Value;
 
 use crate::{
-    AccessKey, AgentWrite, ApiToken, Approval, Archive, AuditAdvance, AuditEntry, AuditFilter,
-    AuditRecord, Bus, ClaimedDelivery, Command, CredentialMatch, DeadLetter, DeliveryOutcome,
-    Document, DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord,
-    HistoryRow, InboundWebhook, Invocation, LabelRefusal, NewEvent, NewNode, NewParameterVersion,
-    Node, ParamSync, ParamSyncNode, ParameterVersion, PolicyRecord, PutRefusal, Replay, Result,
-    Role, Rule, StatusTable, StepWrite, StoredAuditRecord, StoredEvent, Tags, TimerRow, User,
-    VersionRunAs, Workflow, WorkflowTask,
+    AccessKey, AgentWrite, ApiToken, Approval, Archive, AssociationRecord, AssociationRun,
+    AssociationVersion, AuditAdvance, AuditEntry, AuditFilter, AuditRecord, Bus, ClaimedDelivery,
+    Command, ComplianceChange, ComplianceNode, ComplianceReport, ComplianceResource,
+    CredentialMatch, DeadLetter, DeliveryOutcome, Document, DocumentVersions, EnrollRefusal,
+    EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow, InboundWebhook, Invocation,
+    LabelRefusal, NewEvent, NewNode, NewParameterVersion, Node, ParamSync, ParamSyncNode,
+    ParameterVersion, PolicyRecord, PutRefusal, Replay, Result, Role, Rule, StatusTable, StepWrite,
+    StoredAuditRecord, StoredEvent, Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -35,6 +36,7 @@ pub trait Backend:
     + EventStore
     + WorkflowStore
     + ParameterStore
+    + AssociationStore
     + Send
     + Sync
     + 'static
@@ -51,6 +53,7 @@ impl<T> Backend for T where
         + EventStore
         + WorkflowStore
         + ParameterStore
+        + AssociationStore
         + Send
         + Sync
         + 'static
@@ -708,4 +711,70 @@ pub trait ParameterStore: Send + Sync {
     async fn put_param_sync_nodes(&self, nodes: &[ParamSyncNode]) -> Result<()>;
 
     async fn delete_param_sync_node(&self, name: &str, node_id: &str) -> Result<()>;
+}
+
+/// State Manager: associations, their runs and compliance. Each method is
+/// one transaction.
+#[async_trait]
+pub trait AssociationStore: Send + Sync {
+    /// Write an association's next version (and keep it in its versions).
+    /// `expect_version`: `None` creates (false if the name exists), `Some(v)`
+    /// updates only if the current version is `v` (false otherwise). The
+    /// scheduler's marks are kept across updates.
+    async fn put_association(
+        &self,
+        record: &AssociationRecord,
+        expect_version: Option<i64>,
+    ) -> Result<bool>;
+
+    async fn association(&self, name: &str) -> Result<Option<AssociationRecord>>;
+
+    /// Every association, by name.
+    async fn list_associations(&self) -> Result<Vec<AssociationRecord>>;
+
+    /// Versions of an association, oldest first.
+    async fn association_versions(&self, name: &str) -> Result<Vec<AssociationVersion>>;
+
+    /// Delete an association with its versions, runs and compliance; false if
+    /// there was none.
+    async fn delete_association(&self, name: &str) -> Result<bool>;
+
+    /// Set the scheduler's marks (each `Some` replaces, `None` keeps).
+    async fn mark_association(
+        &self,
+        name: &str,
+        last_scheduled_at: Option<i64>,
+        applied_document_version: Option<i64>,
+    ) -> Result<()>;
+
+    /// Remember a command an association started.
+    async fn insert_association_run(&self, run: &AssociationRun) -> Result<()>;
+
+    async fn association_run(&self, command_id: &str) -> Result<Option<AssociationRun>>;
+
+    /// The newest runs of an association first, at most `limit`.
+    async fn association_runs(&self, name: &str, limit: i64) -> Result<Vec<AssociationRun>>;
+
+    /// Record what was seen of an association on a node, and the node's
+    /// status that follows (non-compliant if any of its resources is).
+    /// Nothing is written for an association that no longer exists
+    /// (answered `None`).
+    async fn record_compliance(
+        &self,
+        report: &ComplianceReport,
+    ) -> Result<Option<ComplianceChange>>;
+
+    /// Node states, optionally of one association and/or one node.
+    async fn compliance_nodes(
+        &self,
+        association: Option<&str>,
+        node_id: Option<&str>,
+    ) -> Result<Vec<ComplianceNode>>;
+
+    /// Resource states, optionally of one association and/or one node.
+    async fn compliance_resources(
+        &self,
+        association: Option<&str>,
+        node_id: Option<&str>,
+    ) -> Result<Vec<ComplianceResource>>;
 }

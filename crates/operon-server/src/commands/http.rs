@@ -60,6 +60,10 @@ async fn create_command(
         env: body.env,
         user: body.user,
         request,
+        state: super::service::StateOptions {
+            mode: body.check.then_some(operon_proto::StateMode::Check),
+            association: None,
+        },
     };
     let commands = state.commands();
     let created = commands

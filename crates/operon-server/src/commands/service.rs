@@ -108,6 +108,17 @@ pub struct NewCommand {
     pub user: Option<String>,
     /// What the requester sent, kept with the command for everyone to see.
     pub request: Value,
+    /// For a desired-state document: check or apply, and the association.
+    pub state: StateOptions,
+}
+
+/// How a desired-state document runs; refused with a command document.
+#[derive(Debug, Clone, Default)]
+pub struct StateOptions {
+    /// Apply unless `Check` is asked for.
+    pub mode: Option<operon_proto::StateMode>,
+    /// The association the run belongs to (its agents watch its files).
+    pub association: Option<String>,
 }
 
 /// A node a command was not run on, and why.
@@ -231,15 +242,9 @@ impl CommandService<'_> {
             .unwrap_or_else(|| RUN_SHELL_SCRIPT.into());
         let (version, content) =
             load_document(self.store, &document_name, new.document_version).await?;
-        let document = documents::parse_document(&content).map_err(|e| {
-            ServiceError::invalid("InvalidDocument", format!("document {document_name}: {e}"))
-        })?;
-        let (parameters, steps) = document.render(&new.parameters).map_err(|e| {
-            ServiceError::invalid(
-                "InvalidParameters",
-                format!("parameters for {document_name}: {e}"),
-            )
-        })?;
+        let (parameters, steps) = self
+            .render(&document_name, &content, &new.parameters, &new.state)
+            .await?;
         let references = crate::params::refs::step_references(&steps);
         let parameters_as = if references.is_empty() {
             None
@@ -307,6 +312,88 @@ impl CommandService<'_> {
             refused,
             new: true,
         })
+    }
+
+    /// Render a document of any kind to the steps a node runs.
+    async fn render(
+        &self,
+        name: &str,
+        content: &Value,
+        given: &Map<String, Value>,
+        state: &StateOptions,
+    ) -> ServiceResult<(Map<String, Value>, Vec<operon_proto::Step>)> {
+        let document = documents::parse_any(content).map_err(|e| {
+            ServiceError::invalid("InvalidDocument", format!("document {name}: {e}"))
+        })?;
+        let bad_parameters = |e: documents::DocumentError| {
+            ServiceError::invalid("InvalidParameters", format!("parameters for {name}: {e}"))
+        };
+        match document {
+            documents::AnyDocument::Command(document) => {
+                if state.mode.is_some() || state.association.is_some() {
+                    return Err(ServiceError::invalid(
+                        "NotStateDocument",
+                        format!(
+                            "document {name} is a command document: check mode and associations apply to desired-state documents (schemaVersion operon-state/1)"
+                        ),
+                    ));
+                }
+                let (values, steps) = document.render(given).map_err(bad_parameters)?;
+                Ok((values, steps))
+            }
+            documents::AnyDocument::State(document) => {
+                let mode = state.mode.unwrap_or(operon_proto::StateMode::Apply);
+                let (values, mut step) = documents::state::render(
+                    &document,
+                    content,
+                    given,
+                    mode,
+                    state.association.as_deref(),
+                )
+                .map_err(bad_parameters)?;
+                if let Some(state_step) = step.state.as_mut() {
+                    for (resource, source) in documents::state::sources(&document) {
+                        let text = self.source_content(name, &resource, &source).await?;
+                        state_step
+                            .sources
+                            .insert(resource, operon_proto::Secret(text));
+                    }
+                }
+                Ok((values, vec![step]))
+            }
+            documents::AnyDocument::File(_) => Err(ServiceError::invalid(
+                "NotRunnable",
+                format!(
+                    "document {name} is a file document ({}): name it as the source of a file in a desired-state document",
+                    documents::state::FILE_SCHEMA
+                ),
+            )),
+        }
+    }
+
+    /// The content of the file document a state document's resource names.
+    async fn source_content(
+        &self,
+        name: &str,
+        resource: &str,
+        source: &str,
+    ) -> ServiceResult<String> {
+        let unusable = |why: String| {
+            ServiceError::invalid(
+                "InvalidDocument",
+                format!("document {name}, resource {resource:?}: source {source:?} {why}"),
+            )
+        };
+        let (_, content) = load_document(self.store, source, DocumentVersion::Default)
+            .await
+            .map_err(|e| unusable(format!("cannot be read: {}", e.message)))?;
+        match documents::parse_any(&content) {
+            Ok(documents::AnyDocument::File(text)) => Ok(text),
+            _ => Err(unusable(format!(
+                "is not a file document (schemaVersion {})",
+                documents::state::FILE_SCHEMA
+            ))),
+        }
     }
 
     /// Ask a running command to stop: pending nodes are not started, running

@@ -15,6 +15,7 @@
 
 pub(crate) mod http;
 pub(crate) mod service;
+pub mod state;
 
 impl crate::AppState {
     /// The documents service over this server's store.
@@ -171,7 +172,34 @@ pub fn run_shell_script_document() -> Value {
     })
 }
 
-/// Validate a document's JSON.
+/// A stored document of any kind.
+#[derive(Debug, Clone)]
+pub enum AnyDocument {
+    /// SSM `schemaVersion: "2.2"`: steps run with `/bin/sh`.
+    Command(CommandDocument),
+    /// `operon-state/1`: resources the agent makes so ([`state`]).
+    State(operon_state::document::StateDocument),
+    /// `operon-file/1`: the content of a state document's `source` file.
+    File(String),
+}
+
+/// Validate a document of any kind, told apart by its `schemaVersion`.
+pub fn parse_any(doc: &Value) -> Result<AnyDocument, DocumentError> {
+    match doc.get("schemaVersion").and_then(Value::as_str) {
+        Some(operon_state::document::SCHEMA_VERSION) => operon_state::document::from_value(doc)
+            .map(AnyDocument::State)
+            .map_err(state::state_error),
+        Some(state::FILE_SCHEMA) => {
+            let root = doc
+                .as_object()
+                .ok_or_else(|| err("", "a document must be an object"))?;
+            state::parse_file(root).map(AnyDocument::File)
+        }
+        _ => parse_document(doc).map(AnyDocument::Command),
+    }
+}
+
+/// Validate a command document's JSON.
 pub fn parse_document(doc: &Value) -> Result<CommandDocument, DocumentError> {
     let root = doc
         .as_object()
@@ -181,7 +209,11 @@ pub fn parse_document(doc: &Value) -> Result<CommandDocument, DocumentError> {
         Some(other) => {
             return Err(err(
                 "/schemaVersion",
-                format!("unsupported schemaVersion {other}; only \"2.2\" is supported"),
+                format!(
+                    "unsupported schemaVersion {other}; use \"2.2\" (commands), \"{}\" (desired state) or \"{}\" (a file)",
+                    operon_state::document::SCHEMA_VERSION,
+                    state::FILE_SCHEMA
+                ),
             ));
         }
         None => return Err(err("/schemaVersion", "missing schemaVersion (use \"2.2\")")),
@@ -424,7 +456,7 @@ fn is_identifier(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn escape_pointer(segment: &str) -> String {
+pub(crate) fn escape_pointer(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 

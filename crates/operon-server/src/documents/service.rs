@@ -4,7 +4,7 @@
 use operon_store::Store;
 use serde_json::Value;
 
-use super::{DocumentVersion, RUN_SHELL_SCRIPT, parse_document, run_shell_script_document};
+use super::{DocumentVersion, RUN_SHELL_SCRIPT, run_shell_script_document};
 use crate::now_millis;
 use crate::service::{ServiceError, ServiceResult};
 
@@ -26,7 +26,7 @@ impl DocumentService<'_> {
         if name == RUN_SHELL_SCRIPT {
             return Err(builtin());
         }
-        parse_document(content).map_err(|e| {
+        super::parse_any(content).map_err(|e| {
             ServiceError::invalid("InvalidDocument", format!("invalid document: {e}"))
         })?;
         let version = self.store.put_document(name, content, now_millis()).await?;

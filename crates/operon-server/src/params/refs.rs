@@ -99,6 +99,30 @@ pub fn substitute(text: &str, values: &BTreeMap<Reference, String>) -> String {
     out
 }
 
+/// A state step with the references in its document's strings replaced
+/// (in the parsed JSON, so a value is escaped as JSON wants).
+fn resolve_state(
+    state: &operon_proto::StateStep,
+    values: &BTreeMap<Reference, String>,
+) -> operon_proto::StateStep {
+    fn walk(value: &mut serde_json::Value, values: &BTreeMap<Reference, String>) {
+        match value {
+            serde_json::Value::String(text) => *text = substitute(text, values),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(v, values)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(v, values)),
+            _ => {}
+        }
+    }
+    let mut resolved = state.clone();
+    // The document was produced by the server as JSON; if it somehow is
+    // not, it is sent as it is and the agent refuses it.
+    if let Ok(mut document) = serde_json::from_str::<serde_json::Value>(state.document.expose()) {
+        walk(&mut document, values);
+        resolved.document = operon_proto::Secret(document.to_string());
+    }
+    resolved
+}
+
 /// The distinct references of a command's steps.
 pub fn step_references(steps: &[Step]) -> Vec<Reference> {
     let mut all: Vec<Reference> = steps
@@ -107,6 +131,9 @@ pub fn step_references(steps: &[Step]) -> Vec<Reference> {
             let mut refs = references(&s.script);
             if let Some(dir) = &s.working_directory {
                 refs.extend(references(dir));
+            }
+            if let Some(state) = &s.state {
+                refs.extend(references(state.document.expose()));
             }
             refs
         })
@@ -126,6 +153,7 @@ pub fn resolve_steps(steps: &[Step], values: &BTreeMap<Reference, String>) -> Ve
                 .working_directory
                 .as_deref()
                 .map(|d| substitute(d, values)),
+            state: s.state.as_ref().map(|state| resolve_state(state, values)),
             ..s.clone()
         })
         .collect()
