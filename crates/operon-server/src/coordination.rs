@@ -102,6 +102,8 @@ pub enum Topic {
     /// Parameters, syncs or agents changed, or an agent reported on a sync:
     /// the sync reconciler looks again.
     ParameterSyncs,
+    /// Associations changed: the loop that keeps them applied looks again.
+    Associations,
 }
 
 /// One topic's notifications: a count of them and the waiters to wake.

@@ -20,6 +20,7 @@
 
 mod access;
 mod api;
+mod associations;
 mod audit;
 mod auth;
 pub mod catalogue;
@@ -393,6 +394,7 @@ pub async fn start_with_clock(
     background.push(tokio::spawn(flood_summaries(state.clone())));
     background.push(tokio::spawn(params::policies::run(state.clone())));
     background.push(tokio::spawn(params::sync::run(state.clone())));
+    background.push(tokio::spawn(associations::runner::run(state.clone())));
     match &tls {
         Some(tls) => {
             tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")

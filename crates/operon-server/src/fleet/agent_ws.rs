@@ -477,8 +477,9 @@ async fn handle_frame(
             .await;
         }
         AgentMessage::StateDrifted(drift) => {
-            // Recorded by the State Manager (issue 13, in progress).
-            tracing::info!(node_id = %node.id, association = %drift.association, resource = %drift.resource, "managed file drifted");
+            if let Err(e) = crate::associations::runner::record_drift(state, node, &drift).await {
+                tracing::warn!(node_id = %node.id, association = %drift.association, error = %e.message, "a drift report could not be recorded");
+            }
         }
     }
     Ok(())
@@ -505,6 +506,14 @@ async fn record_result(
         result: result.clone(),
     };
     let changed = state.writer.write(write).await?;
+    // Compliance is recorded before the acknowledgement: a crash in between
+    // makes the agent send the result again, and recording it twice is harmless.
+    if !result.resources.is_empty()
+        && let Err(e) =
+            crate::associations::runner::record_result(state, node, command_id, &result).await
+    {
+        tracing::warn!(node_id = %node.id, %command_id, error = %e.message, "compliance could not be recorded");
+    }
     if changed {
         state.live.publish(
             command_id,
