@@ -130,6 +130,20 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::access_keys::AccessKeysCmd,
     },
+    /// State Manager: desired-state documents kept applied to nodes.
+    Associations {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::associations::AssociationsCmd,
+    },
+    /// What each node looks like against its associations.
+    Compliance {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::associations::ComplianceCmd,
+    },
     /// Event buses.
     Buses {
         #[command(flatten)]
@@ -230,6 +244,8 @@ fn main() -> ExitCode {
         Command::Params { client, cmd } => cli::params::params(&client, cmd),
         Command::Keys { client, cmd } => cli::keys::keys(&client, cmd),
         Command::AccessKeys { client, cmd } => cli::access_keys::access_keys(&client, cmd),
+        Command::Associations { client, cmd } => cli::associations::associations(&client, cmd),
+        Command::Compliance { client, cmd } => cli::associations::compliance(&client, cmd),
         Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),
         Command::Rules { client, cmd } => cli::rules::rules(&client, cmd),
         Command::Dlq { client, cmd } => cli::dlq::dlq(&client, cmd),

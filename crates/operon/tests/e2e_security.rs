@@ -379,6 +379,22 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
         ("POST", "/v1/access-keys", json!({"user": "alice"})),
         ("GET", "/v1/access-keys", json!({})),
         ("DELETE", "/v1/access-keys/AKIANOSUCHKEY", json!({})),
+        (
+            "POST",
+            "/v1/associations",
+            json!({"name": "a1", "document": "AWS-RunShellScript", "targets": ["all"]}),
+        ),
+        ("GET", "/v1/associations", json!({})),
+        ("GET", "/v1/associations/a1", json!({})),
+        (
+            "PUT",
+            "/v1/associations/a1",
+            json!({"document": "AWS-RunShellScript", "targets": ["all"]}),
+        ),
+        ("DELETE", "/v1/associations/a1", json!({})),
+        ("POST", "/v1/associations/a1/run", json!({})),
+        ("GET", "/v1/compliance", json!({})),
+        ("GET", "/v1/compliance/summary", json!({})),
     ];
     table
         .into_iter()
@@ -539,6 +555,8 @@ fn snapshot(fleet: &Fleet) -> Value {
         "/v1/param-syncs",
         "/v1/keys",
         "/v1/access-keys",
+        "/v1/associations",
+        "/v1/compliance",
     ];
     let mut all = serde_json::Map::new();
     for path in paths {

@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// Run as this user on the nodes.
     #[arg(long)]
     user: Option<String>,
+    /// With a desired-state --document: report what would change on each
+    /// node (with diffs), change nothing.
+    #[arg(long, requires = "document")]
+    check: bool,
     /// The shell command, after `--`.
     #[arg(last = true)]
     command: Vec<String>,
@@ -74,21 +78,29 @@ pub fn run(client_args: &ClientArgs, args: RunArgs) -> Result<ExitCode> {
         for r in &refused {
             eprintln!("refused on {}: {}", text(&r["node"]), text(&r["reason"]));
         }
-        let streamed = follow(&client, &id, !client_args.json).await;
-        let finished = wait_until_final(&client, &id).await?;
-        if client_args.json {
-            print_json(&finished.json);
-        } else {
-            print_missed_output(&finished.value, &streamed);
-            println!("{}", summary_table(&finished.value));
-        }
+        let code = follow_to_end(&client, &id, client_args.json).await?;
         if refused.is_empty() {
-            Ok(exit_code_for(&finished.value))
+            Ok(code)
         } else {
             // Refused nodes are failures the user must see in the exit code.
             Ok(ExitCode::from(1))
         }
     })
+}
+
+/// Follow a command's output live (unless `json`), wait for its end, print
+/// the summary (or the JSON of the finished command) and give the exit code
+/// its statuses call for.
+pub(super) async fn follow_to_end(client: &Client, id: &str, json: bool) -> Result<ExitCode> {
+    let streamed = follow(client, id, !json).await;
+    let finished = wait_until_final(client, id).await?;
+    if json {
+        print_json(&finished.json);
+    } else {
+        print_missed_output(&finished.value, &streamed);
+        println!("{}", summary_table(&finished.value));
+    }
+    Ok(exit_code_for(&finished.value))
 }
 
 fn run_request(args: &RunArgs) -> Result<CreateCommand> {
@@ -126,11 +138,12 @@ fn run_request(args: &RunArgs) -> Result<CreateCommand> {
         cwd: args.cwd.clone(),
         env,
         user: args.user.clone(),
+        check: args.check,
     })
 }
 
 /// `k=a --param k=b` gives a list; a JSON array or object literal is parsed.
-fn add_param(parameters: &mut Map<String, Value>, key: String, value: String) {
+pub(super) fn add_param(parameters: &mut Map<String, Value>, key: String, value: String) {
     let parsed = match value.trim_start().chars().next() {
         Some('[') | Some('{') => serde_json::from_str(&value).unwrap_or(Value::String(value)),
         _ => Value::String(value),

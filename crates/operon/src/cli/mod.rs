@@ -4,6 +4,7 @@ pub mod access_keys;
 pub mod agent;
 pub mod approvals;
 pub mod archives;
+pub mod associations;
 pub mod audit;
 pub mod bus;
 pub mod client;
