@@ -13,8 +13,10 @@ pub struct CreateDocument {
     /// built in (409)
     #[schema(pattern = r"^[A-Za-z0-9_.-]{1,128}$")]
     pub name: String,
-    /// An SSM command document, schemaVersion 2.2 (400 if it does not parse,
-    /// or a {{ parameter }} reference is not declared)
+    /// An SSM command document (schemaVersion 2.2), a desired-state document
+    /// (schemaVersion operon-state/1) or a file document (schemaVersion
+    /// operon-file/1, the source of a state document's file); 400 if it does
+    /// not validate, naming where
     #[schema(value_type = Object)]
     pub content: Value,
 }
