@@ -14,10 +14,21 @@ use super::output::{esc, millis, print_json, table};
 pub enum DocumentsCmd {
     /// Store a document from YAML or JSON: a new version if the name exists,
     /// which runs by name only once made the default (update-default).
+    /// Command documents (schemaVersion 2.2) and desired-state documents
+    /// (operon-state/1) are stored alike.
     Create {
         name: String,
-        #[arg(long)]
-        file: PathBuf,
+        /// The document, YAML or JSON.
+        #[arg(
+            long,
+            required_unless_present = "content_from",
+            conflicts_with = "content_from"
+        )]
+        file: Option<PathBuf>,
+        /// Store this file's text as a file document (operon-file/1), which a
+        /// desired-state document's file resource names as its `source`.
+        #[arg(long, value_name = "PATH")]
+        content_from: Option<PathBuf>,
     },
     /// List documents with their default and latest versions.
     List,
@@ -52,8 +63,16 @@ pub fn documents(client_args: &ClientArgs, cmd: DocumentsCmd) -> Result<ExitCode
     let client = Client::new(client_args)?;
     runtime()?.block_on(async {
         match cmd {
-            DocumentsCmd::Create { name, file } => {
-                let content = read_document(&file)?;
+            DocumentsCmd::Create {
+                name,
+                file,
+                content_from,
+            } => {
+                let content = match (file, content_from) {
+                    (Some(file), _) => read_document(&file)?,
+                    (None, Some(path)) => file_document(&path)?,
+                    (None, None) => anyhow::bail!("give --file or --content-from"),
+                };
                 let created = client
                     .create_document(&CreateDocument { name, content })
                     .await?;
@@ -114,6 +133,17 @@ pub fn documents(client_args: &ClientArgs, cmd: DocumentsCmd) -> Result<ExitCode
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A file document holding the text of `path`.
+fn file_document(path: &std::path::Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "--content-from {}: {e} (a file document holds text)",
+            path.display()
+        )
+    })?;
+    Ok(json!({"schemaVersion": "operon-file/1", "content": text}))
 }
 
 /// Read a YAML or JSON document file.
