@@ -67,6 +67,7 @@ mod link;
 pub mod output;
 pub mod procfs;
 pub mod runner;
+pub mod state;
 pub mod supervisor;
 mod sys;
 pub mod tls;
