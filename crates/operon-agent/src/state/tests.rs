@@ -448,3 +448,156 @@ async fn the_deadline_stops_the_run() {
     assert_eq!(run.interrupted, Some(Interrupt::TimedOut));
     assert!(!run.success);
 }
+
+mod drift_watch {
+    use super::*;
+    use crate::state::drift::{self, StateWatch, WatchedFile, drift_detail};
+    use operon_proto::AgentMessage;
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    #[test]
+    fn details_table() {
+        let file = WatchedFile {
+            resource: "r".into(),
+            path: "/p".into(),
+            digest: "abc".into(),
+            mode: 0o600,
+        };
+        assert_eq!(drift_detail(&file, None).as_deref(), Some("removed"));
+        assert_eq!(
+            drift_detail(&file, Some(&("xyz".into(), 0o600))).as_deref(),
+            Some("content changed")
+        );
+        assert_eq!(
+            drift_detail(&file, Some(&("abc".into(), 0o644))).as_deref(),
+            Some("mode 0644, expected 0600")
+        );
+        assert_eq!(drift_detail(&file, Some(&("abc".into(), 0o600))), None);
+    }
+
+    async fn next_drift(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) -> operon_proto::StateDrift {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(AgentMessage::StateDrifted(drift))) => drift,
+            other => panic!("expected a drift, got {other:?}"),
+        }
+    }
+
+    async fn quiet(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) {
+        if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(400), rx.recv()).await {
+            panic!("unexpected {message:?}");
+        }
+    }
+
+    async fn wait_for(what: impl Fn() -> bool) {
+        for _ in 0..100 {
+            if what() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting");
+    }
+
+    fn conf_doc(content: &str) -> String {
+        doc(json!([
+            {"name": "a", "type": "file", "path": "/a.conf", "content": content, "mode": "0600"},
+            {"name": "b", "type": "file", "path": "/b.conf", "content": "b\n", "mode": "0600"},
+            {"name": "c", "type": "line", "path": "/c.conf", "line": "c=1"},
+            {"name": "gone", "type": "file", "path": "/gone", "state": "absent"},
+            {"name": "broken", "type": "file", "path": "/missing/dir/x", "content": "x"},
+        ]))
+    }
+
+    #[tokio::test]
+    async fn applied_files_are_recorded_watched_and_forgotten() {
+        let fx = Fx::new();
+        let state = tempfile::tempdir().unwrap();
+        let watch = StateWatch::open(state.path())
+            .unwrap()
+            .with_host_root(Some(fx.root.path().to_path_buf()));
+        let record_path = watch.record_path("assoc-1");
+        let (handle, mut events) = drift::spawn(watch, Duration::from_millis(100));
+        let ctx = StateContext {
+            host_root: Some(fx.root.path().to_path_buf()),
+            watch: Some(handle.clone()),
+        };
+        let mut s = step(conf_doc("secret-ish\n"), StateMode::Apply);
+        s.association = Some("assoc-1".into());
+        let run = run_with(&s, &ctx).await;
+        assert_eq!(status(&run, "broken"), ResourceStatus::Failed);
+        wait_for(|| record_path.exists()).await;
+        assert_eq!(mode_of(&record_path), 0o600);
+        let text = std::fs::read_to_string(&record_path).unwrap();
+        assert!(!text.contains("secret-ish"), "{text}");
+        let record: drift::StateRecord = serde_json::from_str(&text).unwrap();
+        let names: Vec<&str> = record.files.iter().map(|f| f.resource.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(record.files[0].path, "/a.conf");
+        quiet(&mut events).await;
+
+        // A check run records nothing; a new apply's own writes are no drift.
+        let mut s2 = step(conf_doc("new\n"), StateMode::Apply);
+        s2.association = Some("assoc-1".into());
+        run_with(&s2, &ctx).await;
+        quiet(&mut events).await;
+
+        fx.write("/a.conf", "edited\n");
+        let drift = next_drift(&mut events).await;
+        assert_eq!(
+            (drift.association.as_str(), drift.resource.as_str(), drift.path.as_str(), drift.detail.as_str()),
+            ("assoc-1", "a", "/a.conf", "content changed")
+        );
+        quiet(&mut events).await; // once per change
+        std::fs::set_permissions(fx.path("/b.conf"), PermissionsExt::from_mode(0o644)).unwrap();
+        assert_eq!(next_drift(&mut events).await.detail, "mode 0644, expected 0600");
+        std::fs::remove_file(fx.path("/c.conf")).unwrap();
+        assert_eq!(next_drift(&mut events).await.detail, "removed");
+        quiet(&mut events).await;
+
+        // A new connection: everything still different is sent again.
+        handle.resync();
+        let mut again: Vec<String> = Vec::new();
+        for _ in 0..3 {
+            again.push(next_drift(&mut events).await.resource);
+        }
+        again.sort();
+        assert_eq!(again, ["a", "b", "c"]);
+
+        handle.forget("assoc-1".into());
+        wait_for(|| !record_path.exists()).await;
+        fx.write("/a.conf", "edited again\n");
+        handle.resync();
+        quiet(&mut events).await;
+    }
+
+    #[tokio::test]
+    async fn records_survive_a_restart() {
+        let fx = Fx::new();
+        let state = tempfile::tempdir().unwrap();
+        {
+            let watch = StateWatch::open(state.path())
+                .unwrap()
+                .with_host_root(Some(fx.root.path().to_path_buf()));
+            let (handle, _events) = drift::spawn(watch, Duration::from_secs(3600));
+            let ctx = StateContext {
+                host_root: Some(fx.root.path().to_path_buf()),
+                watch: Some(handle),
+            };
+            let mut s = step(conf_doc("x\n"), StateMode::Apply);
+            s.association = Some("kept".into());
+            run_with(&s, &ctx).await;
+            let path = state.path().join("state").join("kept.json");
+            wait_for(|| path.exists()).await;
+        }
+        fx.write("/b.conf", "changed\n");
+        let mut watch = StateWatch::open(state.path())
+            .unwrap()
+            .with_host_root(Some(fx.root.path().to_path_buf()));
+        assert!(watch.record_of("kept").is_some());
+        let drifts = watch.check(1, false);
+        assert_eq!(drifts.len(), 1, "{drifts:?}");
+        assert!(watch.check(2, false).is_empty());
+        assert_eq!(watch.check(3, true).len(), 1);
+    }
+}
