@@ -399,4 +399,6 @@ pub fn summary(reports: &[ResourceReport], interrupted: Option<Interrupt>) -> St
 }
 
 #[cfg(test)]
+mod system_tests;
+#[cfg(test)]
 mod tests;

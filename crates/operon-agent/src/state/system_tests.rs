@@ -1,0 +1,245 @@
+//! Resources acting on the real system (services, users, groups,
+//! packages): unique names, cleaned up by Drop guards, skipped loudly when
+//! not root.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::Command;
+
+use operon_proto::{ResourceStatus, StateMode};
+use serde_json::json;
+
+use super::tests::{is_root, unique};
+use super::*;
+
+fn sh(script: &str) -> bool {
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+async fn run(document: serde_json::Value, mode: StateMode) -> StateRun {
+    let text = json!({"schemaVersion": "operon-state/1", "resources": document}).to_string();
+    let step = operon_proto::StateStep {
+        association: None,
+        mode,
+        document: operon_proto::Secret(text),
+        sources: Default::default(),
+        sensitive: Vec::new(),
+    };
+    let (_tx, stop) = crate::runner::stop_channel();
+    let mut on_spawn = |_| {};
+    run_state_step(
+        &step,
+        &StateContext::default(),
+        Limits {
+            stop,
+            deadline: None,
+            on_spawn: &mut on_spawn,
+        },
+    )
+    .await
+}
+
+fn changes(run: &StateRun, name: &str) -> Vec<String> {
+    run.reports
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.changes.clone())
+        .unwrap_or_else(|| panic!("no report for {name}: {run:?}"))
+}
+
+fn statuses(run: &StateRun) -> Vec<ResourceStatus> {
+    run.reports.iter().map(|r| r.status).collect()
+}
+
+struct ServiceGuard {
+    name: String,
+}
+
+impl Drop for ServiceGuard {
+    fn drop(&mut self) {
+        let n = &self.name;
+        sh(&format!(
+            "/etc/init.d/{n} stop >/dev/null 2>&1; update-rc.d -f {n} remove >/dev/null 2>&1; rm -f /etc/init.d/{n} /tmp/{n}.pid /tmp/{n}.log /tmp/{n}.conf"
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_sysv_service_is_started_enabled_restarted_and_stopped() {
+    if !is_root() {
+        eprintln!("SKIPPED: a_sysv_service_is_started_enabled_restarted_and_stopped needs root");
+        return;
+    }
+    if std::path::Path::new("/run/systemd/system").exists() {
+        eprintln!("SKIPPED: this node runs systemd; the SysV test needs SysV init");
+        return;
+    }
+    let name = unique("operon-svc-");
+    let guard = ServiceGuard { name: name.clone() };
+    let script = format!(
+        r#"#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          {name}
+# Required-Start:
+# Required-Stop:
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: operon test service
+### END INIT INFO
+PIDFILE=/tmp/{name}.pid
+case "$1" in
+  start) echo start >> /tmp/{name}.log; sleep 1000 >/dev/null 2>&1 & echo $! > $PIDFILE ;;
+  stop) [ -f $PIDFILE ] && kill $(cat $PIDFILE); rm -f $PIDFILE ;;
+  restart) "$0" stop; "$0" start ;;
+  status) [ -f $PIDFILE ] && kill -0 $(cat $PIDFILE) 2>/dev/null ;;
+  *) exit 3 ;;
+esac
+"#
+    );
+    let path = PathBuf::from(format!("/etc/init.d/{name}"));
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, PermissionsExt::from_mode(0o755)).unwrap();
+    let running = json!([{"name": "svc", "type": "service", "service": name, "state": "running", "enabled": true}]);
+
+    let checked = run(running.clone(), StateMode::Check).await;
+    assert_eq!(changes(&checked, "svc"), ["enabled", "started"]);
+    assert!(!sh(&format!("/etc/init.d/{name} status")));
+
+    let first = run(running.clone(), StateMode::Apply).await;
+    assert_eq!(statuses(&first), [ResourceStatus::Changed], "{first:?}");
+    assert_eq!(changes(&first, "svc"), ["enabled", "started"]);
+    assert!(sh(&format!("/etc/init.d/{name} status")));
+    assert!(sh(&format!("ls /etc/rc2.d/S??{name}")));
+    let again = run(running.clone(), StateMode::Apply).await;
+    assert_eq!(statuses(&again), [ResourceStatus::Unchanged], "{again:?}");
+
+    // A changed file notifying it restarts it.
+    let notified = json!([
+        {"name": "svc", "type": "service", "service": name, "state": "running", "enabled": true},
+        {"name": "conf", "type": "file", "path": format!("/tmp/{name}.conf"), "content": "x\n", "notify": ["svc"]},
+    ]);
+    let checked = run(notified.clone(), StateMode::Check).await;
+    assert_eq!(changes(&checked, "svc"), ["would restart (notified by conf)"]);
+    let restarted = run(notified.clone(), StateMode::Apply).await;
+    assert_eq!(changes(&restarted, "svc"), ["restarted (notified by conf)"]);
+    let log = std::fs::read_to_string(format!("/tmp/{name}.log")).unwrap();
+    assert_eq!(log, "start\nstart\n");
+    let quiet = run(notified, StateMode::Apply).await;
+    assert_eq!(statuses(&quiet), [ResourceStatus::Unchanged, ResourceStatus::Unchanged]);
+
+    let stopped = json!([{"name": "svc", "type": "service", "service": name, "state": "stopped", "enabled": false}]);
+    let run_stop = run(stopped.clone(), StateMode::Apply).await;
+    assert_eq!(changes(&run_stop, "svc"), ["disabled", "stopped"]);
+    assert!(!sh(&format!("/etc/init.d/{name} status")));
+    assert!(!sh(&format!("ls /etc/rc2.d/S??{name} 2>/dev/null")));
+    assert_eq!(
+        statuses(&run(stopped, StateMode::Apply).await),
+        [ResourceStatus::Unchanged]
+    );
+
+    let missing = run(
+        json!([{"name": "nope", "type": "service", "service": unique("operon-none-"), "state": "running"}]),
+        StateMode::Apply,
+    )
+    .await;
+    assert_eq!(statuses(&missing), [ResourceStatus::Failed]);
+    drop(guard);
+}
+
+struct AccountGuard {
+    user: String,
+    group: String,
+}
+
+impl Drop for AccountGuard {
+    fn drop(&mut self) {
+        sh(&format!(
+            "userdel -r {} >/dev/null 2>&1; groupdel {} >/dev/null 2>&1",
+            self.user, self.group
+        ));
+    }
+}
+
+/// A gid no group has, from 45000 up.
+fn free_gid() -> u32 {
+    let groups = user::groups().unwrap();
+    let users = user::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap());
+    (45000 + (std::process::id() % 1000) * 7..)
+        .find(|id| !groups.iter().any(|g| g.gid == *id) && !users.iter().any(|u| u.uid == *id))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn users_and_groups_are_created_changed_and_removed() {
+    if !is_root() {
+        eprintln!("SKIPPED: users_and_groups_are_created_changed_and_removed needs root");
+        return;
+    }
+    let user_name = unique("opu");
+    let group_name = unique("opg");
+    let _guard = AccountGuard {
+        user: user_name.clone(),
+        group: group_name.clone(),
+    };
+    let gid = free_gid();
+    let home = format!("/home/{user_name}");
+    let wanted = |shell: &str, key: &str| {
+        json!([
+            {"name": "g", "type": "group", "group": group_name, "gid": gid},
+            {"name": "u", "type": "user", "user": user_name, "groups": [group_name], "shell": shell,
+             "home": home, "authorized_keys": [key], "requires": ["g"]},
+        ])
+    };
+    let checked = run(wanted("/bin/sh", "ssh-ed25519 AAAA one"), StateMode::Check).await;
+    assert_eq!(changes(&checked, "g"), ["created"]);
+    assert_eq!(changes(&checked, "u"), ["created", "authorized_keys"]);
+    assert!(user::find_user(&user_name).unwrap().is_none());
+
+    let first = run(wanted("/bin/sh", "ssh-ed25519 AAAA one"), StateMode::Apply).await;
+    assert!(first.success, "{first:?}");
+    assert_eq!(changes(&first, "u"), ["created", "authorized_keys"]);
+    let entry = user::find_user(&user_name).unwrap().unwrap();
+    assert_eq!(entry.shell, "/bin/sh");
+    assert_eq!(entry.home, home);
+    let group = user::groups().unwrap().into_iter().find(|g| g.name == group_name).unwrap();
+    assert_eq!(group.gid, gid);
+    assert_eq!(group.members, [user_name.clone()]);
+    let keys = format!("{home}/.ssh/authorized_keys");
+    assert_eq!(std::fs::read_to_string(&keys).unwrap(), "ssh-ed25519 AAAA one\n");
+    let meta = std::fs::metadata(&keys).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o600, entry.uid));
+    let dir = std::fs::metadata(format!("{home}/.ssh")).unwrap();
+    assert_eq!((dir.mode() & 0o7777, dir.uid()), (0o700, entry.uid));
+
+    let again = run(wanted("/bin/sh", "ssh-ed25519 AAAA one"), StateMode::Apply).await;
+    assert_eq!(statuses(&again), [ResourceStatus::Unchanged, ResourceStatus::Unchanged], "{again:?}");
+
+    let changed = run(wanted("/bin/bash", "ssh-ed25519 AAAA two"), StateMode::Apply).await;
+    assert_eq!(changes(&changed, "u"), ["shell /bin/sh -> /bin/bash", "authorized_keys"]);
+    assert_eq!(std::fs::read_to_string(&keys).unwrap(), "ssh-ed25519 AAAA two\n");
+
+    // Locked: a usable hash gets `!` in front.
+    assert!(sh(&format!("usermod -p '$6$abc$def' {user_name}")));
+    let lock = json!([{"name": "u", "type": "user", "user": user_name, "locked": true}]);
+    assert_eq!(changes(&run(lock.clone(), StateMode::Apply).await, "u"), ["locked"]);
+    let shadow = std::fs::read_to_string("/etc/shadow").unwrap();
+    assert!(user::shadow_hash(&shadow, &user_name).unwrap().starts_with('!'));
+    assert_eq!(statuses(&run(lock, StateMode::Apply).await), [ResourceStatus::Unchanged]);
+
+    let gone = json!([
+        {"name": "u", "type": "user", "user": user_name, "state": "absent"},
+        {"name": "g", "type": "group", "group": group_name, "state": "absent", "requires": ["u"]},
+    ]);
+    let removed = run(gone.clone(), StateMode::Apply).await;
+    assert_eq!(statuses(&removed), [ResourceStatus::Changed, ResourceStatus::Changed], "{removed:?}");
+    assert!(user::find_user(&user_name).unwrap().is_none());
+    assert_eq!(
+        statuses(&run(gone, StateMode::Apply).await),
+        [ResourceStatus::Unchanged, ResourceStatus::Unchanged]
+    );
+}
