@@ -243,3 +243,122 @@ async fn users_and_groups_are_created_changed_and_removed() {
         [ResourceStatus::Unchanged, ResourceStatus::Unchanged]
     );
 }
+
+struct PackageGuard {
+    name: String,
+    repo: tempfile::TempDir,
+    list: PathBuf,
+}
+
+impl Drop for PackageGuard {
+    fn drop(&mut self) {
+        sh(&format!("dpkg --purge {} >/dev/null 2>&1", self.name));
+        let _ = std::fs::remove_file(&self.list);
+        // apt's copy of the local Packages index: named after the directory.
+        let marker = self
+            .repo
+            .path()
+            .display()
+            .to_string()
+            .trim_start_matches('/')
+            .replace('/', "_");
+        if let Ok(dir) = std::fs::read_dir("/var/lib/apt/lists") {
+            for entry in dir.flatten() {
+                if entry.file_name().to_string_lossy().contains(&marker) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+fn build_deb(repo: &std::path::Path, name: &str, version: &str) {
+    let root = repo.join(format!("build-{version}"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Operon Tests <t@example.invalid>\nDescription: operon test package\n"
+        ),
+    )
+    .unwrap();
+    let deb = repo.join(format!("{name}_{version}_all.deb"));
+    assert!(sh(&format!(
+        "dpkg-deb --build {} {} >/dev/null",
+        root.display(),
+        deb.display()
+    )));
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[tokio::test]
+async fn packages_are_installed_pinned_upgraded_and_removed() {
+    if !is_root() {
+        eprintln!("SKIPPED: packages_are_installed_pinned_upgraded_and_removed needs root");
+        return;
+    }
+    if package::manager() != Some(package::Manager::Apt) {
+        eprintln!("SKIPPED: the package test needs apt");
+        return;
+    }
+    let name = unique("operon-test-pkg-");
+    // Not a hidden directory: apt skips those.
+    let repo = tempfile::Builder::new()
+        .prefix("operon-apt-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(repo.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let list = PathBuf::from(format!("/etc/apt/sources.list.d/{name}.list"));
+    let guard = PackageGuard {
+        name: name.clone(),
+        repo,
+        list: list.clone(),
+    };
+    let dir = guard.repo.path().to_path_buf();
+    build_deb(&dir, &name, "1.0");
+    build_deb(&dir, &name, "1.1");
+    assert!(sh(&format!(
+        "cd {} && dpkg-scanpackages -m . /dev/null > Packages 2>/dev/null",
+        dir.display()
+    )));
+    std::fs::write(&list, format!("deb [trusted=yes] file:{} ./\n", dir.display())).unwrap();
+    // Refresh only this source: fast, and no network.
+    assert!(sh(&format!(
+        "apt-get update -qq -o Dir::Etc::sourcelist={} -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 >/dev/null 2>&1",
+        list.display()
+    )));
+
+    let pinned = json!([{"name": "pkg", "type": "package", "package": name, "version": "1.0"}]);
+    let checked = run(pinned.clone(), StateMode::Check).await;
+    assert_eq!(changes(&checked, "pkg"), ["installed 1.0"]);
+    let first = run(pinned.clone(), StateMode::Apply).await;
+    assert_eq!(statuses(&first), [ResourceStatus::Changed], "{first:?}");
+    assert_eq!(changes(&first, "pkg"), ["installed 1.0"]);
+    assert_eq!(
+        statuses(&run(pinned, StateMode::Apply).await),
+        [ResourceStatus::Unchanged]
+    );
+    let any = json!([{"name": "pkg", "type": "package", "package": name}]);
+    assert_eq!(statuses(&run(any, StateMode::Apply).await), [ResourceStatus::Unchanged]);
+
+    let latest = json!([{"name": "pkg", "type": "package", "package": name, "version": "latest"}]);
+    let upgraded = run(latest.clone(), StateMode::Apply).await;
+    assert_eq!(changes(&upgraded, "pkg"), ["1.0 -> 1.1"], "{upgraded:?}");
+    assert_eq!(
+        statuses(&run(latest, StateMode::Apply).await),
+        [ResourceStatus::Unchanged]
+    );
+
+    let absent = json!([{"name": "pkg", "type": "package", "package": name, "state": "absent"}]);
+    assert_eq!(changes(&run(absent.clone(), StateMode::Apply).await, "pkg"), ["removed 1.1"]);
+    assert_eq!(
+        statuses(&run(absent, StateMode::Apply).await),
+        [ResourceStatus::Unchanged]
+    );
+
+    let unknown = json!([{"name": "pkg", "type": "package", "package": unique("operon-no-such-pkg-")}]);
+    let failed = run(unknown, StateMode::Apply).await;
+    assert_eq!(statuses(&failed), [ResourceStatus::Failed]);
+    assert!(failed.reports[0].message.as_deref().unwrap().contains("installing"));
+    drop(guard);
+}
