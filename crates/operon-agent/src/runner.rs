@@ -31,8 +31,8 @@ use tokio::sync::watch;
 use tokio::time::{Duration, Instant};
 
 use crate::output::{Capture, OutputSink, pump};
-use crate::state::{self, Interrupt, StateContext};
 use crate::procfs::{self, KILL_GRACE, ProcessRecord};
+use crate::state::{self, Interrupt, StateContext};
 use crate::sys::{self, ChildSetup, UserAccount};
 
 /// After a step's shell exits, how long to keep reading output that
@@ -143,11 +143,18 @@ pub fn now_millis() -> UnixMillis {
 #[derive(Debug)]
 enum StepEnd {
     Exited(ExitStatus),
-    TimedOut { detail: String },
+    TimedOut {
+        detail: String,
+    },
     Stopped(StopReason),
-    NotStarted { detail: String },
+    NotStarted {
+        detail: String,
+    },
     /// A desired-state step ran to its end: 0 when no resource failed.
-    Finished { code: i32, detail: Option<String> },
+    Finished {
+        code: i32,
+        detail: Option<String>,
+    },
 }
 
 /// Accumulates the invocation's outcome as steps run.

@@ -98,7 +98,9 @@ async fn a_state_step_reports_resources_and_streams_its_summary() {
     // All compliant: success, exit code 0.
     let (_stop_tx, stop) = runner::stop_channel();
     let ok = state_command(
-        doc(serde_json::json!([{"name": "motd", "type": "file", "path": "/motd", "content": "hi\n"}])),
+        doc(
+            serde_json::json!([{"name": "motd", "type": "file", "path": "/motd", "content": "hi\n"}]),
+        ),
         30,
     );
     let no_sink = OutputSink {
@@ -139,7 +141,8 @@ async fn cancel_and_timeout_stop_a_state_step() {
 
     let (_stop_tx, stop) = runner::stop_channel();
     let command = state_command(slow, 1);
-    let result = runner::run_invocation(&command, runner::now_millis(), no_sink(), |_| {}, stop).await;
+    let result =
+        runner::run_invocation(&command, runner::now_millis(), no_sink(), |_| {}, stop).await;
     assert_eq!(result.status, InvocationStatus::TimedOut);
     assert_eq!(result.detail.as_deref(), Some("timed out after 1 s"));
 }
@@ -157,9 +160,16 @@ async fn an_invalid_document_fails_the_step() {
     assert_eq!(result.exit_code, Some(1));
     assert!(result.resources.is_empty());
     assert!(
-        result.stdout.starts_with("the desired-state document is refused"),
+        result
+            .stdout
+            .starts_with("the desired-state document is refused"),
         "{}",
         result.stdout
     );
-    assert!(result.detail.unwrap().starts_with("step 'apply': the desired-state document is refused"));
+    assert!(
+        result
+            .detail
+            .unwrap()
+            .starts_with("step 'apply': the desired-state document is refused")
+    );
 }

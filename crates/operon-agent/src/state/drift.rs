@@ -195,7 +195,9 @@ impl StateWatch {
         let path = self.record_path(&association);
         let stored = serde_json::to_vec_pretty(&record)
             .map_err(|err| err.to_string())
-            .and_then(|bytes| journal::write_atomically(&path, &bytes, 0o600).map_err(|e| e.to_string()));
+            .and_then(|bytes| {
+                journal::write_atomically(&path, &bytes, 0o600).map_err(|e| e.to_string())
+            });
         if let Err(err) = stored {
             tracing::error!(%association, %err, "cannot store the state record");
         }
@@ -362,4 +364,3 @@ pub fn spawn(
     });
     (handle, events_rx)
 }
-

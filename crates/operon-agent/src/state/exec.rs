@@ -91,7 +91,11 @@ fn base_command(program: &str, user: Option<&UserAccount>) -> Command {
 /// Run a system tool to its end (or [`TOOL_TIMEOUT`]). Tools are not
 /// interrupted by a cancel: stopping `apt-get` half-way would leave dpkg
 /// broken; the run stops after the resource instead.
-pub async fn tool(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<ToolOutput, String> {
+pub async fn tool(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<ToolOutput, String> {
     let mut command = base_command(program, None);
     command.args(args).current_dir("/");
     for (k, v) in env {
@@ -163,11 +167,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 async fn stopped(limits: &mut Option<&mut Limits<'_>>) -> StopReason {
     match limits {
         Some(limits) => {
-            let reason = limits
-                .stop
-                .wait_for(Option::is_some)
-                .await
-                .map(|r| *r);
+            let reason = limits.stop.wait_for(Option::is_some).await.map(|r| *r);
             match reason {
                 Ok(Some(reason)) => reason,
                 _ => std::future::pending().await,
@@ -207,7 +207,10 @@ async fn run(
     let end;
     {
         let mut pumps = std::pin::pin!(async {
-            tokio::join!(read_tail(out_pipe, &mut stdout), read_tail(err_pipe, &mut stderr))
+            tokio::join!(
+                read_tail(out_pipe, &mut stdout),
+                read_tail(err_pipe, &mut stderr)
+            )
         });
         let mut pumps_done = false;
         let waited = loop {
@@ -222,8 +225,7 @@ async fn run(
         if !matches!(waited, Wait::Exited(_)) {
             if let Some(pid) = pid {
                 let kill = procfs::terminate_group(pid, KILL_GRACE);
-                let (_, drained) =
-                    tokio::join!(kill, tokio::time::timeout(KILL_GRACE, &mut pumps));
+                let (_, drained) = tokio::join!(kill, tokio::time::timeout(KILL_GRACE, &mut pumps));
                 pumps_done = pumps_done || drained.is_ok();
             }
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;

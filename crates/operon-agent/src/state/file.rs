@@ -18,7 +18,11 @@ pub const DEFAULT_FILE_MODE: u32 = 0o644;
 pub const HIDDEN_CONTENT: &str = "content (hidden: holds secure parameters)";
 
 /// The bytes the file must hold; `None` when content is not managed.
-fn wanted<'a>(name: &str, spec: &'a FileSpec, env: &'a Env<'_>) -> Result<Option<&'a [u8]>, String> {
+fn wanted<'a>(
+    name: &str,
+    spec: &'a FileSpec,
+    env: &'a Env<'_>,
+) -> Result<Option<&'a [u8]>, String> {
     Ok(match &spec.content {
         FileContent::Content(text) | FileContent::Template(text) => Some(text.as_bytes()),
         FileContent::Source(source) => Some(

@@ -183,7 +183,8 @@ pub fn write_atomically(
         .ok_or_else(|| format!("{} is not a file path", path.display()))?;
     let temp = dir.join(format!(".{name}.operon-state.tmp"));
     let _ = fs::remove_file(&temp);
-    let fail = |what: &str, p: &Path, err: io::Error| format!("cannot {what} {}: {err}", p.display());
+    let fail =
+        |what: &str, p: &Path, err: io::Error| format!("cannot {what} {}: {err}", p.display());
     let written = (|| {
         let mut file = OpenOptions::new()
             .write(true)

@@ -14,7 +14,12 @@ use super::{Env, Found, Mode};
 /// The text after making `spec` true of `text`. Pure.
 pub fn edit(text: &str, line: &str, matcher: Option<&Regex>, state: Presence) -> String {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let bare = |l: &str| l.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(l).to_string();
+    let bare = |l: &str| {
+        l.strip_suffix('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .unwrap_or(l)
+            .to_string()
+    };
     let hit = |l: &str| match matcher {
         Some(re) => re.is_match(&bare(l)),
         None => bare(l) == line,
@@ -74,8 +79,12 @@ pub fn ensure(name: &str, spec: &LineSpec, env: &Env<'_>, mode: Mode) -> Result<
                 .map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
             (text, Some(meta))
         }
-        Entry::Directory(_) => return Err(format!("{} is a directory, not a file", path.display())),
-        Entry::Other(kind) => return Err(format!("{} is {kind}, not a regular file", path.display())),
+        Entry::Directory(_) => {
+            return Err(format!("{} is a directory, not a file", path.display()));
+        }
+        Entry::Other(kind) => {
+            return Err(format!("{} is {kind}, not a regular file", path.display()));
+        }
     };
     let new = edit(&old, &spec.line, matcher.as_ref(), spec.state);
     if new == old && meta.is_some() {
@@ -122,8 +131,20 @@ mod tests {
                 p,
                 "PermitRootLogin no\nB\nPermitRootLogin maybe\n",
             ),
-            ("PermitRootLogin no\n", "PermitRootLogin no", Some(&re), p, "PermitRootLogin no\n"),
-            ("A\n", "PermitRootLogin no", Some(&re), p, "A\nPermitRootLogin no\n"),
+            (
+                "PermitRootLogin no\n",
+                "PermitRootLogin no",
+                Some(&re),
+                p,
+                "PermitRootLogin no\n",
+            ),
+            (
+                "A\n",
+                "PermitRootLogin no",
+                Some(&re),
+                p,
+                "A\nPermitRootLogin no\n",
+            ),
             (
                 "PermitRootLogin yes\nB\nPermitRootLogin no\n",
                 "PermitRootLogin no",
@@ -131,7 +152,13 @@ mod tests {
                 a,
                 "B\n",
             ),
-            ("PermitRootLogin yes", "PermitRootLogin no", Some(&re), p, "PermitRootLogin no"),
+            (
+                "PermitRootLogin yes",
+                "PermitRootLogin no",
+                Some(&re),
+                p,
+                "PermitRootLogin no",
+            ),
         ];
         for (text, line, matcher, state, expected) in cases {
             assert_eq!(

@@ -297,9 +297,7 @@ pub async fn run_state_step(step: &StateStep, ctx: &StateContext, limits: Limits
         let files = drift::files_to_watch(&document.resources, &reports, ctx.host_root.as_deref());
         watch.record(association, files);
     }
-    let failed = reports
-        .iter()
-        .any(|r| r.status == ResourceStatus::Failed);
+    let failed = reports.iter().any(|r| r.status == ResourceStatus::Failed);
     StateRun {
         summary: summary(&reports, interrupted),
         success: !failed && interrupted.is_none(),

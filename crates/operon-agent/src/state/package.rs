@@ -27,8 +27,7 @@ pub enum Manager {
 static MANAGER: OnceLock<Option<Manager>> = OnceLock::new();
 
 fn on_path(program: &str) -> bool {
-    let path = std::env::var_os("PATH")
-        .unwrap_or_else(|| crate::runner::DEFAULT_PATH.into());
+    let path = std::env::var_os("PATH").unwrap_or_else(|| crate::runner::DEFAULT_PATH.into());
     std::env::split_paths(&path)
         .chain(std::env::split_paths(crate::runner::DEFAULT_PATH))
         .any(|dir| dir.join(program).is_file())
@@ -85,7 +84,8 @@ async fn installed(manager: Manager, name: &str) -> Result<Option<String>, Strin
             })
         }
         Manager::Dnf => {
-            let out = exec::tool("rpm", &["-q", "--qf", "%{VERSION}-%{RELEASE}", name], &[]).await?;
+            let out =
+                exec::tool("rpm", &["-q", "--qf", "%{VERSION}-%{RELEASE}", name], &[]).await?;
             Ok(out.success().then(|| out.output.trim().to_string()))
         }
     }
@@ -97,7 +97,15 @@ async fn newest(manager: Manager, name: &str) -> Result<String, String> {
         Manager::Dnf => {
             exec::tool(
                 "dnf",
-                &["-q", "repoquery", "--latest-limit", "1", "--qf", "%{version}-%{release}", name],
+                &[
+                    "-q",
+                    "repoquery",
+                    "--latest-limit",
+                    "1",
+                    "--qf",
+                    "%{version}-%{release}",
+                    name,
+                ],
                 &[],
             )
             .await?
@@ -108,7 +116,12 @@ async fn newest(manager: Manager, name: &str) -> Result<String, String> {
     }
     let found = match manager {
         Manager::Apt => parse_candidate(&out.output),
-        Manager::Dnf => out.output.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string),
+        Manager::Dnf => out
+            .output
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string),
     };
     found.ok_or_else(|| format!("package {name} has no installable version"))
 }
@@ -218,7 +231,10 @@ mod tests {
     fn candidate_table() {
         let policy = "x:\n  Installed: 1.0\n  Candidate: 1.1\n  Version table:\n";
         assert_eq!(parse_candidate(policy), Some("1.1".into()));
-        assert_eq!(parse_candidate("x:\n  Installed: (none)\n  Candidate: (none)\n"), None);
+        assert_eq!(
+            parse_candidate("x:\n  Installed: (none)\n  Candidate: (none)\n"),
+            None
+        );
         assert_eq!(parse_candidate(""), None);
     }
 }

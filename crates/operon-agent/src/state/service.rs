@@ -42,7 +42,10 @@ fn sysv_links() -> Vec<String> {
     let mut names = Vec::new();
     for level in 2..=5 {
         if let Ok(dir) = std::fs::read_dir(format!("/etc/rc{level}.d")) {
-            names.extend(dir.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+            names.extend(
+                dir.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
         }
     }
     names
@@ -103,7 +106,11 @@ impl Service<'_> {
                 }
             }
             Init::SysV => {
-                let steps: &[&str] = if on { &["defaults", "enable"] } else { &["disable"] };
+                let steps: &[&str] = if on {
+                    &["defaults", "enable"]
+                } else {
+                    &["disable"]
+                };
                 for verb in steps {
                     let out = exec::tool("update-rc.d", &[self.name, verb], &[]).await?;
                     if !out.success() {
@@ -122,7 +129,11 @@ pub async fn ensure(spec: &ServiceSpec, mode: Mode, notifiers: &[&str]) -> Resul
         init: init(),
     };
     if service.init == Init::SysV && !Path::new(&service.script()).exists() {
-        return Err(format!("service {}: no init script {}", spec.name, service.script()));
+        return Err(format!(
+            "service {}: no init script {}",
+            spec.name,
+            service.script()
+        ));
     }
     let mut found = Found::compliant();
     let mut started = false;
@@ -132,7 +143,9 @@ pub async fn ensure(spec: &ServiceSpec, mode: Mode, notifiers: &[&str]) -> Resul
         if mode == Mode::Apply {
             service.set_enabled(enabled).await?;
         }
-        found.changes.push(if enabled { "enabled" } else { "disabled" }.into());
+        found
+            .changes
+            .push(if enabled { "enabled" } else { "disabled" }.into());
     }
     let running = service.running().await?;
     match spec.state {
@@ -155,7 +168,9 @@ pub async fn ensure(spec: &ServiceSpec, mode: Mode, notifiers: &[&str]) -> Resul
     if !notifiers.is_empty() && restartable {
         let by = notifiers.join(", ");
         match mode {
-            Mode::Check => found.changes.push(format!("would restart (notified by {by})")),
+            Mode::Check => found
+                .changes
+                .push(format!("would restart (notified by {by})")),
             Mode::Apply => {
                 service.must("restart").await?;
                 found.changes.push(format!("restarted (notified by {by})"));

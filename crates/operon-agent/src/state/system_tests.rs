@@ -124,13 +124,19 @@ esac
         {"name": "conf", "type": "file", "path": format!("/tmp/{name}.conf"), "content": "x\n", "notify": ["svc"]},
     ]);
     let checked = run(notified.clone(), StateMode::Check).await;
-    assert_eq!(changes(&checked, "svc"), ["would restart (notified by conf)"]);
+    assert_eq!(
+        changes(&checked, "svc"),
+        ["would restart (notified by conf)"]
+    );
     let restarted = run(notified.clone(), StateMode::Apply).await;
     assert_eq!(changes(&restarted, "svc"), ["restarted (notified by conf)"]);
     let log = std::fs::read_to_string(format!("/tmp/{name}.log")).unwrap();
     assert_eq!(log, "start\nstart\n");
     let quiet = run(notified, StateMode::Apply).await;
-    assert_eq!(statuses(&quiet), [ResourceStatus::Unchanged, ResourceStatus::Unchanged]);
+    assert_eq!(
+        statuses(&quiet),
+        [ResourceStatus::Unchanged, ResourceStatus::Unchanged]
+    );
 
     let stopped = json!([{"name": "svc", "type": "service", "service": name, "state": "stopped", "enabled": false}]);
     let run_stop = run(stopped.clone(), StateMode::Apply).await;
@@ -206,37 +212,72 @@ async fn users_and_groups_are_created_changed_and_removed() {
     let entry = user::find_user(&user_name).unwrap().unwrap();
     assert_eq!(entry.shell, "/bin/sh");
     assert_eq!(entry.home, home);
-    let group = user::groups().unwrap().into_iter().find(|g| g.name == group_name).unwrap();
+    let group = user::groups()
+        .unwrap()
+        .into_iter()
+        .find(|g| g.name == group_name)
+        .unwrap();
     assert_eq!(group.gid, gid);
-    assert_eq!(group.members, [user_name.clone()]);
+    assert_eq!(group.members, std::slice::from_ref(&user_name));
     let keys = format!("{home}/.ssh/authorized_keys");
-    assert_eq!(std::fs::read_to_string(&keys).unwrap(), "ssh-ed25519 AAAA one\n");
+    assert_eq!(
+        std::fs::read_to_string(&keys).unwrap(),
+        "ssh-ed25519 AAAA one\n"
+    );
     let meta = std::fs::metadata(&keys).unwrap();
     assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o600, entry.uid));
     let dir = std::fs::metadata(format!("{home}/.ssh")).unwrap();
     assert_eq!((dir.mode() & 0o7777, dir.uid()), (0o700, entry.uid));
 
     let again = run(wanted("/bin/sh", "ssh-ed25519 AAAA one"), StateMode::Apply).await;
-    assert_eq!(statuses(&again), [ResourceStatus::Unchanged, ResourceStatus::Unchanged], "{again:?}");
+    assert_eq!(
+        statuses(&again),
+        [ResourceStatus::Unchanged, ResourceStatus::Unchanged],
+        "{again:?}"
+    );
 
-    let changed = run(wanted("/bin/bash", "ssh-ed25519 AAAA two"), StateMode::Apply).await;
-    assert_eq!(changes(&changed, "u"), ["shell /bin/sh -> /bin/bash", "authorized_keys"]);
-    assert_eq!(std::fs::read_to_string(&keys).unwrap(), "ssh-ed25519 AAAA two\n");
+    let changed = run(
+        wanted("/bin/bash", "ssh-ed25519 AAAA two"),
+        StateMode::Apply,
+    )
+    .await;
+    assert_eq!(
+        changes(&changed, "u"),
+        ["shell /bin/sh -> /bin/bash", "authorized_keys"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&keys).unwrap(),
+        "ssh-ed25519 AAAA two\n"
+    );
 
     // Locked: a usable hash gets `!` in front.
     assert!(sh(&format!("usermod -p '$6$abc$def' {user_name}")));
     let lock = json!([{"name": "u", "type": "user", "user": user_name, "locked": true}]);
-    assert_eq!(changes(&run(lock.clone(), StateMode::Apply).await, "u"), ["locked"]);
+    assert_eq!(
+        changes(&run(lock.clone(), StateMode::Apply).await, "u"),
+        ["locked"]
+    );
     let shadow = std::fs::read_to_string("/etc/shadow").unwrap();
-    assert!(user::shadow_hash(&shadow, &user_name).unwrap().starts_with('!'));
-    assert_eq!(statuses(&run(lock, StateMode::Apply).await), [ResourceStatus::Unchanged]);
+    assert!(
+        user::shadow_hash(&shadow, &user_name)
+            .unwrap()
+            .starts_with('!')
+    );
+    assert_eq!(
+        statuses(&run(lock, StateMode::Apply).await),
+        [ResourceStatus::Unchanged]
+    );
 
     let gone = json!([
         {"name": "u", "type": "user", "user": user_name, "state": "absent"},
         {"name": "g", "type": "group", "group": group_name, "state": "absent", "requires": ["u"]},
     ]);
     let removed = run(gone.clone(), StateMode::Apply).await;
-    assert_eq!(statuses(&removed), [ResourceStatus::Changed, ResourceStatus::Changed], "{removed:?}");
+    assert_eq!(
+        statuses(&removed),
+        [ResourceStatus::Changed, ResourceStatus::Changed],
+        "{removed:?}"
+    );
     assert!(user::find_user(&user_name).unwrap().is_none());
     assert_eq!(
         statuses(&run(gone, StateMode::Apply).await),
@@ -321,7 +362,11 @@ async fn packages_are_installed_pinned_upgraded_and_removed() {
         "cd {} && dpkg-scanpackages -m . /dev/null > Packages 2>/dev/null",
         dir.display()
     )));
-    std::fs::write(&list, format!("deb [trusted=yes] file:{} ./\n", dir.display())).unwrap();
+    std::fs::write(
+        &list,
+        format!("deb [trusted=yes] file:{} ./\n", dir.display()),
+    )
+    .unwrap();
     // Refresh only this source: fast, and no network.
     assert!(sh(&format!(
         "apt-get update -qq -o Dir::Etc::sourcelist={} -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 >/dev/null 2>&1",
@@ -339,7 +384,10 @@ async fn packages_are_installed_pinned_upgraded_and_removed() {
         [ResourceStatus::Unchanged]
     );
     let any = json!([{"name": "pkg", "type": "package", "package": name}]);
-    assert_eq!(statuses(&run(any, StateMode::Apply).await), [ResourceStatus::Unchanged]);
+    assert_eq!(
+        statuses(&run(any, StateMode::Apply).await),
+        [ResourceStatus::Unchanged]
+    );
 
     let latest = json!([{"name": "pkg", "type": "package", "package": name, "version": "latest"}]);
     let upgraded = run(latest.clone(), StateMode::Apply).await;
@@ -350,15 +398,25 @@ async fn packages_are_installed_pinned_upgraded_and_removed() {
     );
 
     let absent = json!([{"name": "pkg", "type": "package", "package": name, "state": "absent"}]);
-    assert_eq!(changes(&run(absent.clone(), StateMode::Apply).await, "pkg"), ["removed 1.1"]);
+    assert_eq!(
+        changes(&run(absent.clone(), StateMode::Apply).await, "pkg"),
+        ["removed 1.1"]
+    );
     assert_eq!(
         statuses(&run(absent, StateMode::Apply).await),
         [ResourceStatus::Unchanged]
     );
 
-    let unknown = json!([{"name": "pkg", "type": "package", "package": unique("operon-no-such-pkg-")}]);
+    let unknown =
+        json!([{"name": "pkg", "type": "package", "package": unique("operon-no-such-pkg-")}]);
     let failed = run(unknown, StateMode::Apply).await;
     assert_eq!(statuses(&failed), [ResourceStatus::Failed]);
-    assert!(failed.reports[0].message.as_deref().unwrap().contains("installing"));
+    assert!(
+        failed.reports[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("installing")
+    );
     drop(guard);
 }

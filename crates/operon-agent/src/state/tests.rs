@@ -114,8 +114,10 @@ pub fn is_root() -> bool {
 async fn a_file_is_created_then_unchanged_then_fixed_with_a_diff() {
     let fx = Fx::new();
     fx.mkdir("/etc/app");
-    let d = doc(json!([{"name": "conf", "type": "file", "path": "/etc/app/app.conf",
-        "content": "port = 80\nhost = a\n", "mode": "0600"}]));
+    let d = doc(
+        json!([{"name": "conf", "type": "file", "path": "/etc/app/app.conf",
+        "content": "port = 80\nhost = a\n", "mode": "0600"}]),
+    );
     let first = apply(&fx, &d).await;
     assert!(first.success, "{first:?}");
     assert_eq!(status(&first, "conf"), ResourceStatus::Changed);
@@ -129,17 +131,26 @@ async fn a_file_is_created_then_unchanged_then_fixed_with_a_diff() {
     assert_eq!(second.summary, "file conf: unchanged\n");
 
     fx.write("/etc/app/app.conf", "port = 81\nhost = a\n");
-    std::fs::set_permissions(fx.path("/etc/app/app.conf"), PermissionsExt::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(
+        fx.path("/etc/app/app.conf"),
+        PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let checked = check(&fx, &d).await;
     let r = report(&checked, "conf");
     assert_eq!(r.status, ResourceStatus::WouldChange);
     assert_eq!(r.changes, ["content", "mode 0644 -> 0600"]);
     assert_eq!(
         r.diff.as_deref(),
-        Some("--- a/etc/app/app.conf\n+++ b/etc/app/app.conf\n@@ -1,2 +1,2 @@\n-port = 81\n+port = 80\n host = a\n")
+        Some(
+            "--- a/etc/app/app.conf\n+++ b/etc/app/app.conf\n@@ -1,2 +1,2 @@\n-port = 81\n+port = 80\n host = a\n"
+        )
     );
-    assert_eq!(fx.read("/etc/app/app.conf"), "port = 81\nhost = a\n", "check mode touched the file");
+    assert_eq!(
+        fx.read("/etc/app/app.conf"),
+        "port = 81\nhost = a\n",
+        "check mode touched the file"
+    );
     assert_eq!(mode_of(&fx.path("/etc/app/app.conf")), 0o644);
 
     let fixed = apply(&fx, &d).await;
@@ -203,14 +214,21 @@ async fn a_missing_directory_or_a_climbing_path_fails() {
     let d = doc(json!([{"name": "b", "type": "file", "path": "/x/../../escape", "content": "x"}]));
     let run = apply(&fx, &d).await;
     assert!(!run.success);
-    assert!(run.summary.contains("contains a \"..\" component"), "{}", run.summary);
+    assert!(
+        run.summary.contains("contains a \"..\" component"),
+        "{}",
+        run.summary
+    );
     assert!(!fx.root.path().parent().unwrap().join("escape").exists());
 }
 
 #[tokio::test]
 async fn node_paths_stay_below_the_root() {
     let root = Path::new("/host");
-    assert_eq!(node_path(Some(root), "/etc/x").unwrap(), Path::new("/host/etc/x"));
+    assert_eq!(
+        node_path(Some(root), "/etc/x").unwrap(),
+        Path::new("/host/etc/x")
+    );
     assert_eq!(node_path(None, "/etc/x").unwrap(), Path::new("/etc/x"));
     assert!(node_path(Some(root), "/etc/../../x").is_err());
     assert!(node_path(Some(root), "etc/x").is_err());
@@ -223,28 +241,49 @@ async fn an_absent_file_is_removed() {
     let d = doc(json!([{"name": "old", "type": "file", "path": "/old", "state": "absent"}]));
     assert_eq!(report(&check(&fx, &d).await, "old").changes, ["removed"]);
     assert!(fx.path("/old").exists());
-    assert_eq!(status(&apply(&fx, &d).await, "old"), ResourceStatus::Changed);
+    assert_eq!(
+        status(&apply(&fx, &d).await, "old"),
+        ResourceStatus::Changed
+    );
     assert!(!fx.path("/old").exists());
-    assert_eq!(status(&apply(&fx, &d).await, "old"), ResourceStatus::Unchanged);
+    assert_eq!(
+        status(&apply(&fx, &d).await, "old"),
+        ResourceStatus::Unchanged
+    );
 }
 
 #[tokio::test]
 async fn directories_are_created_and_removed_only_when_empty() {
     let fx = Fx::new();
     let d = doc(json!([{"name": "d", "type": "directory", "path": "/srv", "mode": "0750"}]));
-    assert_eq!(status(&check(&fx, &d).await, "d"), ResourceStatus::WouldChange);
+    assert_eq!(
+        status(&check(&fx, &d).await, "d"),
+        ResourceStatus::WouldChange
+    );
     assert!(!fx.path("/srv").exists());
     assert_eq!(report(&apply(&fx, &d).await, "d").changes, ["created"]);
     assert_eq!(mode_of(&fx.path("/srv")), 0o750);
-    assert_eq!(status(&apply(&fx, &d).await, "d"), ResourceStatus::Unchanged);
+    assert_eq!(
+        status(&apply(&fx, &d).await, "d"),
+        ResourceStatus::Unchanged
+    );
 
     fx.write("/srv/keep", "x");
     let gone = doc(json!([{"name": "d", "type": "directory", "path": "/srv", "state": "absent"}]));
     let run = apply(&fx, &gone).await;
     assert_eq!(status(&run, "d"), ResourceStatus::Failed);
-    assert!(report(&run, "d").message.as_deref().unwrap().contains("is not empty"));
+    assert!(
+        report(&run, "d")
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("is not empty")
+    );
     std::fs::remove_file(fx.path("/srv/keep")).unwrap();
-    assert_eq!(status(&apply(&fx, &gone).await, "d"), ResourceStatus::Changed);
+    assert_eq!(
+        status(&apply(&fx, &gone).await, "d"),
+        ResourceStatus::Changed
+    );
     assert!(!fx.path("/srv").exists());
 }
 
@@ -261,13 +300,25 @@ async fn lines_are_added_replaced_and_kept_idempotent() {
     let run = apply(&fx, &d).await;
     assert!(run.success, "{run:?}");
     assert_eq!(report(&run, "root-login").changes, ["content"]);
-    assert!(report(&run, "root-login").diff.as_deref().unwrap().contains("+PermitRootLogin no"));
+    assert!(
+        report(&run, "root-login")
+            .diff
+            .as_deref()
+            .unwrap()
+            .contains("+PermitRootLogin no")
+    );
     assert_eq!(report(&run, "new-file").changes, ["created", "content"]);
     assert_eq!(fx.read("/sshd_config"), "Port 22\nPermitRootLogin no\n");
     assert_eq!(mode_of(&fx.path("/sshd_config")), 0o600, "the mode is kept");
     assert_eq!(fx.read("/hosts.allow"), "sshd: ALL\n");
     let again = apply(&fx, &d).await;
-    assert!(again.reports.iter().all(|r| r.status == ResourceStatus::Unchanged), "{again:?}");
+    assert!(
+        again
+            .reports
+            .iter()
+            .all(|r| r.status == ResourceStatus::Unchanged),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]
@@ -319,7 +370,10 @@ async fn commands_get_a_clean_environment_and_their_cwd() {
     let run = apply(&fx, &d).await;
     assert!(run.success, "{run:?}");
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.starts_with(&format!("{}\n", fx.path("/work").display())), "{text}");
+    assert!(
+        text.starts_with(&format!("{}\n", fx.path("/work").display())),
+        "{text}"
+    );
     assert!(!text.contains("OPERON"), "{text}");
     assert!(text.contains("PATH"), "{text}");
 }
@@ -366,7 +420,10 @@ async fn a_notified_command_runs_only_when_its_notifier_changed() {
         {"name": "conf", "type": "file", "path": "/conf", "content": "a\n", "notify": ["reload"]},
     ]));
     let checked = check(&fx, &d).await;
-    assert_eq!(report(&checked, "reload").changes, ["would run (notified by conf)"]);
+    assert_eq!(
+        report(&checked, "reload").changes,
+        ["would run (notified by conf)"]
+    );
     assert!(!count.exists());
     let run = apply(&fx, &d).await;
     let order: Vec<&str> = run.reports.iter().map(|r| r.name.as_str()).collect();
@@ -383,7 +440,11 @@ async fn an_invalid_document_fails_the_step_with_the_parser_text() {
     let run = apply(&fx, "{\"schemaVersion\": \"operon-state/1\", \"resources\": [{\"name\": \"d\", \"type\": \"directory\", \"path\": \"/srv\", \"mode\": \"0999\"}]}").await;
     assert!(!run.success);
     assert!(run.reports.is_empty());
-    assert!(run.summary.contains("\"0999\" is not an octal mode"), "{}", run.summary);
+    assert!(
+        run.summary.contains("\"0999\" is not an octal mode"),
+        "{}",
+        run.summary
+    );
     let run = apply(&fx, "not: [valid").await;
     assert!(!run.success);
 }
@@ -419,7 +480,10 @@ async fn a_cancel_kills_the_running_command_and_stops_the_run() {
     .await;
     let _tx = canceller.await.unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    assert_eq!(run.interrupted, Some(Interrupt::Stopped(StopReason::Cancelled)));
+    assert_eq!(
+        run.interrupted,
+        Some(Interrupt::Stopped(StopReason::Cancelled))
+    );
     assert_eq!(run.reports.len(), 1, "{run:?}");
     assert_eq!(status(&run, "slow"), ResourceStatus::Failed);
     assert!(run.summary.ends_with("stopped: cancelled\n"));
@@ -476,7 +540,9 @@ mod drift_watch {
         assert_eq!(drift_detail(&file, Some(&("abc".into(), 0o600))), None);
     }
 
-    async fn next_drift(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) -> operon_proto::StateDrift {
+    async fn next_drift(
+        rx: &mut mpsc::UnboundedReceiver<AgentMessage>,
+    ) -> operon_proto::StateDrift {
         match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
             Ok(Some(AgentMessage::StateDrifted(drift))) => drift,
             other => panic!("expected a drift, got {other:?}"),
@@ -484,7 +550,8 @@ mod drift_watch {
     }
 
     async fn quiet(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) {
-        if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(400), rx.recv()).await {
+        if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(400), rx.recv()).await
+        {
             panic!("unexpected {message:?}");
         }
     }
@@ -545,12 +612,20 @@ mod drift_watch {
         fx.write("/a.conf", "edited\n");
         let drift = next_drift(&mut events).await;
         assert_eq!(
-            (drift.association.as_str(), drift.resource.as_str(), drift.path.as_str(), drift.detail.as_str()),
+            (
+                drift.association.as_str(),
+                drift.resource.as_str(),
+                drift.path.as_str(),
+                drift.detail.as_str()
+            ),
             ("assoc-1", "a", "/a.conf", "content changed")
         );
         quiet(&mut events).await; // once per change
         std::fs::set_permissions(fx.path("/b.conf"), PermissionsExt::from_mode(0o644)).unwrap();
-        assert_eq!(next_drift(&mut events).await.detail, "mode 0644, expected 0600");
+        assert_eq!(
+            next_drift(&mut events).await.detail,
+            "mode 0644, expected 0600"
+        );
         std::fs::remove_file(fx.path("/c.conf")).unwrap();
         assert_eq!(next_drift(&mut events).await.detail, "removed");
         quiet(&mut events).await;

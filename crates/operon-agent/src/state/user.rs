@@ -222,7 +222,9 @@ pub async fn ensure(spec: &UserSpec, mode: Mode) -> Result<Found, String> {
             if let Some(shell) = &spec.shell
                 && *shell != entry.shell
             {
-                found.changes.push(format!("shell {} -> {shell}", entry.shell));
+                found
+                    .changes
+                    .push(format!("shell {} -> {shell}", entry.shell));
                 args.extend(["-s".into(), shell.clone()]);
             }
             if let Some(home) = &spec.home
@@ -235,7 +237,8 @@ pub async fn ensure(spec: &UserSpec, mode: Mode) -> Result<Found, String> {
                 let have = member_of(&groups()?, name);
                 let want: BTreeSet<String> = spec.groups.iter().cloned().collect();
                 if have != want {
-                    let show = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+                    let show =
+                        |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
                     found
                         .changes
                         .push(format!("groups {} -> {}", show(&have), show(&want)));
