@@ -307,12 +307,11 @@ async fn run_state_step(
         stop: stop.clone(),
         deadline: limit,
         on_spawn,
+        progress: Some(io.sink),
     };
+    // The engine streams each summary line as its resource is done.
     let run = state::run_state_step(args.state_step, args.ctx, limits).await;
     io.stdout.push(run.summary.as_bytes());
-    io.sink
-        .send(OutputStream::Stdout, run.summary.as_bytes())
-        .await;
     let failed = run
         .reports
         .iter()

@@ -58,6 +58,7 @@ use operon_state::document::{self, Presence, Resource, ResourceSpec};
 use operon_state::plan::{self, Graph, Outcome};
 use tokio::time::Instant;
 
+use crate::output::OutputSink;
 use crate::procfs::ProcessRecord;
 use crate::runner::{StopReason, StopSignal};
 
@@ -80,6 +81,9 @@ pub struct Limits<'a> {
     pub deadline: Option<Instant>,
     /// Told of every process group a `command` resource starts (the journal).
     pub on_spawn: &'a mut (dyn FnMut(ProcessRecord) + Send),
+    /// Where each summary line goes as soon as its resource is done (live
+    /// views); `None`: only the returned summary.
+    pub progress: Option<&'a OutputSink>,
 }
 
 impl Limits<'_> {
@@ -180,17 +184,21 @@ pub fn node_path(root: Option<&Path>, path: &str) -> Result<PathBuf, String> {
 
 /// Run (apply or check) a state step to its end.
 pub async fn run_state_step(step: &StateStep, ctx: &StateContext, limits: Limits<'_>) -> StateRun {
-    let document = match document::parse(step.document.expose()) {
-        Ok(document) => document,
-        Err(err) => return failed_run(format!("the desired-state document is refused: {err}")),
-    };
-    let graph = match Graph::from_document(&document) {
-        Ok(graph) => graph,
-        Err(err) => return failed_run(err.to_string()),
-    };
-    let order = match graph.order() {
-        Ok(order) => order,
-        Err(err) => return failed_run(err.to_string()),
+    let progress = limits.progress;
+    let planned = document::parse(step.document.expose())
+        .map_err(|err| format!("the desired-state document is refused: {err}"))
+        .and_then(|document| {
+            let graph = Graph::from_document(&document).map_err(|err| err.to_string())?;
+            let order = graph.order().map_err(|err| err.to_string())?;
+            Ok((document, graph, order))
+        });
+    let (document, graph, order) = match planned {
+        Ok(planned) => planned,
+        Err(message) => {
+            let run = failed_run(message);
+            send_line(progress, &run.summary).await;
+            return run;
+        }
     };
     let recording = match (step.mode, &step.association, &ctx.watch) {
         (StateMode::Apply, Some(association), Some(watch)) => {
@@ -289,6 +297,9 @@ pub async fn run_state_step(step: &StateStep, ctx: &StateContext, limits: Limits
             message,
             duration_ms: started.elapsed().as_millis() as u64,
         });
+        if let Some(report) = reports.last() {
+            send_line(progress, &summary_line(report)).await;
+        }
         if interrupted.is_some() {
             break;
         }
@@ -363,36 +374,53 @@ pub fn mode_text(mode: u32) -> String {
     format!("{mode:04o}")
 }
 
+async fn send_line(progress: Option<&OutputSink>, line: &str) {
+    if let Some(sink) = progress {
+        sink.send(operon_proto::OutputStream::Stdout, line.as_bytes())
+            .await;
+    }
+}
+
+/// The summary's last line when the run was stopped.
+fn interrupt_line(why: Interrupt) -> &'static str {
+    match why {
+        Interrupt::TimedOut => "stopped: the timeout was reached\n",
+        Interrupt::Stopped(StopReason::Cancelled) => "stopped: cancelled\n",
+        Interrupt::Stopped(StopReason::AgentStopping) => "stopped: the agent is stopping\n",
+    }
+}
+
 /// One line per resource: `file app-conf: changed (content, mode 0644 -> 0600)`.
 pub fn summary(reports: &[ResourceReport], interrupted: Option<Interrupt>) -> String {
-    let mut out = String::new();
-    for report in reports {
-        let status = match report.status {
-            ResourceStatus::Unchanged => "unchanged",
-            ResourceStatus::Changed => "changed",
-            ResourceStatus::WouldChange => "would change",
-            ResourceStatus::Failed => "failed",
-            ResourceStatus::Skipped => "skipped",
-        };
-        out.push_str(&format!("{} {}: {status}", report.kind, report.name));
-        if !report.changes.is_empty() {
-            out.push_str(&format!(" ({})", report.changes.join(", ")));
-        }
-        if let Some(message) = &report.message {
-            // Keep the summary one line per resource.
-            let first = message.lines().next().unwrap_or_default();
-            out.push_str(&format!(": {first}"));
-        }
-        out.push('\n');
+    let mut out: String = reports.iter().map(summary_line).collect();
+    if let Some(why) = interrupted {
+        out.push_str(interrupt_line(why));
     }
-    match interrupted {
-        Some(Interrupt::TimedOut) => out.push_str("stopped: the timeout was reached\n"),
-        Some(Interrupt::Stopped(StopReason::Cancelled)) => out.push_str("stopped: cancelled\n"),
-        Some(Interrupt::Stopped(StopReason::AgentStopping)) => {
-            out.push_str("stopped: the agent is stopping\n")
-        }
-        None => {}
+    out
+}
+
+/// The summary line of one resource, newline included.
+pub fn summary_line(report: &ResourceReport) -> String {
+    let status = match report.status {
+        ResourceStatus::Unchanged => "unchanged",
+        ResourceStatus::Changed => "changed",
+        ResourceStatus::WouldChange => "would change",
+        ResourceStatus::Failed => "failed",
+        ResourceStatus::Skipped => "skipped",
+    };
+    let mut out = format!("{} {}: {status}", report.kind, report.name);
+    if !report.changes.is_empty() {
+        out.push_str(&format!(" ({})", report.changes.join(", ")));
     }
+    // Why it failed or was skipped; one line per resource.
+    if matches!(
+        report.status,
+        ResourceStatus::Failed | ResourceStatus::Skipped
+    ) && let Some(first) = report.message.as_deref().and_then(|m| m.lines().next())
+    {
+        out.push_str(&format!(": {first}"));
+    }
+    out.push('\n');
     out
 }
 

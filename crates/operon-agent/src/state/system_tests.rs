@@ -39,6 +39,7 @@ async fn run(document: serde_json::Value, mode: StateMode) -> StateRun {
             stop,
             deadline: None,
             on_spawn: &mut on_spawn,
+            progress: None,
         },
     )
     .await

@@ -68,6 +68,7 @@ async fn run_with(step: &StateStep, ctx: &StateContext) -> StateRun {
         stop,
         deadline: None,
         on_spawn: &mut on_spawn,
+        progress: None,
     };
     run_state_step(step, ctx, limits).await
 }
@@ -475,6 +476,7 @@ async fn a_cancel_kills_the_running_command_and_stops_the_run() {
             stop,
             deadline: None,
             on_spawn: &mut on_spawn,
+            progress: None,
         },
     )
     .await;
@@ -506,6 +508,7 @@ async fn the_deadline_stops_the_run() {
             stop,
             deadline: Some(tokio::time::Instant::now() + std::time::Duration::from_millis(300)),
             on_spawn: &mut on_spawn,
+            progress: None,
         },
     )
     .await;
