@@ -17,7 +17,7 @@
 //! reported again. While an association is being applied its files are not
 //! checked, so the run's own writes are never reported.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -47,6 +47,27 @@ pub struct WatchedFile {
     /// Hex SHA-256 of the bytes the apply left.
     pub digest: String,
     pub mode: u32,
+}
+
+/// Runs in progress per association, shared by the engine and the watcher.
+type Applying = Arc<Mutex<BTreeMap<String, usize>>>;
+
+fn lock(applying: &Applying) -> std::sync::MutexGuard<'_, BTreeMap<String, usize>> {
+    match applying.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// One run of `association` is over.
+fn finished(applying: &Applying, association: &str) {
+    let mut applying = lock(applying);
+    if let Some(count) = applying.get_mut(association) {
+        *count -= 1;
+        if *count == 0 {
+            applying.remove(association);
+        }
+    }
 }
 
 /// What is kept of one association.
@@ -129,8 +150,8 @@ pub struct StateWatch {
     records: BTreeMap<String, StateRecord>,
     /// (association, resource) -> the detail last reported.
     reported: BTreeMap<(String, String), String>,
-    /// Associations being applied right now: not checked.
-    applying: Arc<Mutex<BTreeSet<String>>>,
+    /// Associations being applied right now (how many runs): not checked.
+    applying: Applying,
 }
 
 impl StateWatch {
@@ -219,13 +240,10 @@ impl StateWatch {
     /// Check every recorded file; `all` reports every file that differs,
     /// otherwise only findings not reported before.
     pub fn check(&mut self, at: UnixMillis, all: bool) -> Vec<AgentMessage> {
-        let applying = match self.applying.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let applying = lock(&self.applying);
         let mut out = Vec::new();
         for record in self.records.values() {
-            if applying.contains(&record.association) {
+            if applying.contains_key(&record.association) {
                 continue;
             }
             for file in &record.files {
@@ -284,18 +302,16 @@ enum Request {
 #[derive(Debug, Clone)]
 pub struct StateWatchHandle {
     requests: mpsc::UnboundedSender<Request>,
-    applying: Arc<Mutex<BTreeSet<String>>>,
+    applying: Applying,
 }
 
 impl StateWatchHandle {
     /// An apply of `association` starts: its files are not checked until
     /// its record is replaced.
     pub fn begin(&self, association: &str) {
-        let mut applying = match self.applying.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        applying.insert(association.to_string());
+        *lock(&self.applying)
+            .entry(association.to_string())
+            .or_default() += 1;
     }
 
     /// The apply ended: these are its compliant files.
@@ -306,9 +322,7 @@ impl StateWatchHandle {
         };
         if self.requests.send(Request::Record(record)).is_err() {
             // No task any more: at least do not leave the association muted.
-            if let Ok(mut applying) = self.applying.lock() {
-                applying.remove(association);
-            }
+            finished(&self.applying, association);
         }
     }
 
@@ -343,9 +357,7 @@ pub fn spawn(
                     Some(Request::Record(record)) => {
                         let association = record.association.clone();
                         watch.store(record);
-                        if let Ok(mut applying) = applying.lock() {
-                            applying.remove(&association);
-                        }
+                        finished(&applying, &association);
                         Vec::new()
                     }
                     Some(Request::Forget(association)) => {

@@ -298,6 +298,11 @@ async fn lines_are_added_replaced_and_kept_idempotent() {
          "line": "PermitRootLogin no", "match": "^PermitRootLogin"},
         {"name": "new-file", "type": "line", "path": "/hosts.allow", "line": "sshd: ALL"},
     ]));
+    let checked = check(&fx, &d).await;
+    assert_eq!(status(&checked, "root-login"), ResourceStatus::WouldChange);
+    assert_eq!(report(&checked, "new-file").changes, ["created", "content"]);
+    assert_eq!(fx.read("/sshd_config"), "Port 22\nPermitRootLogin yes\n");
+    assert!(!fx.path("/hosts.allow").exists());
     let run = apply(&fx, &d).await;
     assert!(run.success, "{run:?}");
     assert_eq!(report(&run, "root-login").changes, ["content"]);
