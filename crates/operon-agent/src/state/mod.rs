@@ -109,7 +109,8 @@ pub enum Interrupt {
 /// The outcome of a state step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateRun {
-    /// One report per resource run (or skipped), in the order they went.
+    /// One report per resource, in document order (the summary has them
+    /// in the order they went).
     pub reports: Vec<ResourceReport>,
     /// No resource failed and the document was valid.
     pub success: bool,
@@ -263,18 +264,8 @@ pub async fn run_state_step(step: &StateStep, ctx: &StateContext, limits: Limits
                     }
                     Err(Failure::Interrupted(why)) => {
                         interrupted = Some(why);
-                        let message = match why {
-                            Interrupt::TimedOut => "stopped: the timeout was reached",
-                            Interrupt::Stopped(StopReason::Cancelled) => "stopped: cancelled",
-                            Interrupt::Stopped(StopReason::AgentStopping) => {
-                                "stopped: the agent is stopping"
-                            }
-                        };
-                        (
-                            ResourceStatus::Failed,
-                            Found::default(),
-                            Some(message.into()),
-                        )
+                        let message = interrupt_line(why).trim_end().to_string();
+                        (ResourceStatus::Failed, Found::default(), Some(message))
                     }
                     Err(Failure::Error(message)) => {
                         (ResourceStatus::Failed, Found::default(), Some(message))
@@ -288,7 +279,7 @@ pub async fn run_state_step(step: &StateStep, ctx: &StateContext, limits: Limits
             ResourceStatus::Failed => Outcome::Failed,
             ResourceStatus::Skipped => Outcome::Skipped,
         });
-        reports.push(ResourceReport {
+        let report = ResourceReport {
             name: resource.name.clone(),
             kind: resource.spec.type_name().to_string(),
             status,
@@ -296,21 +287,44 @@ pub async fn run_state_step(step: &StateStep, ctx: &StateContext, limits: Limits
             diff: found.diff,
             message,
             duration_ms: started.elapsed().as_millis() as u64,
-        });
-        if let Some(report) = reports.last() {
-            send_line(progress, &summary_line(report)).await;
-        }
+        };
+        send_line(progress, &summary_line(&report)).await;
+        reports.push((i, report));
         if interrupted.is_some() {
             break;
         }
     }
+    let summary = summary(reports.iter().map(|(_, r)| r), interrupted);
+    if let Some(why) = interrupted {
+        send_line(progress, interrupt_line(why)).await;
+    }
+    // The result lists every resource in document order, those a stop
+    // left unreached included.
+    for (i, resource) in document.resources.iter().enumerate() {
+        if outcomes[i].is_none() {
+            reports.push((
+                i,
+                ResourceReport {
+                    name: resource.name.clone(),
+                    kind: resource.spec.type_name().to_string(),
+                    status: ResourceStatus::Skipped,
+                    changes: Vec::new(),
+                    diff: None,
+                    message: Some("not reached: the run was stopped".into()),
+                    duration_ms: 0,
+                },
+            ));
+        }
+    }
+    reports.sort_by_key(|(i, _)| *i);
+    let reports: Vec<ResourceReport> = reports.into_iter().map(|(_, r)| r).collect();
     if let Some((association, watch)) = recording {
         let files = drift::files_to_watch(&document.resources, &reports, ctx.host_root.as_deref());
         watch.record(association, files);
     }
     let failed = reports.iter().any(|r| r.status == ResourceStatus::Failed);
     StateRun {
-        summary: summary(&reports, interrupted),
+        summary,
         success: !failed && interrupted.is_none(),
         reports,
         interrupted,
@@ -391,8 +405,11 @@ fn interrupt_line(why: Interrupt) -> &'static str {
 }
 
 /// One line per resource: `file app-conf: changed (content, mode 0644 -> 0600)`.
-pub fn summary(reports: &[ResourceReport], interrupted: Option<Interrupt>) -> String {
-    let mut out: String = reports.iter().map(summary_line).collect();
+pub fn summary<'a>(
+    reports: impl IntoIterator<Item = &'a ResourceReport>,
+    interrupted: Option<Interrupt>,
+) -> String {
+    let mut out: String = reports.into_iter().map(summary_line).collect();
     if let Some(why) = interrupted {
         out.push_str(interrupt_line(why));
     }
