@@ -66,6 +66,7 @@ pub mod credential;
 mod enroll;
 mod error;
 pub mod file_sync;
+mod fsutil;
 pub mod inventory;
 pub mod journal;
 mod link;

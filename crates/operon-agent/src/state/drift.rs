@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use crate::file_sync::sha256_hex;
+use crate::fsutil::digest_of_file;
 use crate::journal::{self, JournalError};
 use crate::runner::now_millis;
 
@@ -87,12 +87,7 @@ fn observe(path: &Path) -> io::Result<Option<(String, u32)>> {
     if !meta.is_file() {
         return Ok(Some((String::new(), meta.mode() & 0o7777)));
     }
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err),
-    };
-    Ok(Some((sha256_hex(&bytes), meta.mode() & 0o7777)))
+    Ok(digest_of_file(path)?.map(|digest| (digest, meta.mode() & 0o7777)))
 }
 
 /// What differs between the record and what is found, for people. Pure.

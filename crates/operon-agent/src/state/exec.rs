@@ -10,12 +10,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::time::Instant;
 
 use super::{Interrupt, Limits};
 use crate::file_sync::tail_text;
+use crate::fsutil::read_tail;
 use crate::procfs::{self, KILL_GRACE, ProcessRecord};
 use crate::runner::{self, StopReason};
 use crate::sys::{self, ChildSetup, UserAccount};
@@ -143,20 +143,6 @@ pub async fn shell(
         .map_err(|err| format!("/bin/sh could not start: {err}"))
 }
 
-async fn read_tail<R: AsyncRead + Unpin>(pipe: Option<R>, kept: &mut Vec<u8>) {
-    let Some(mut pipe) = pipe else { return };
-    let mut buf = [0u8; 8 * 1024];
-    while let Ok(read) = pipe.read(&mut buf).await {
-        if read == 0 {
-            break;
-        }
-        kept.extend_from_slice(&buf[..read]);
-        if kept.len() > 2 * OUTPUT_TAIL_BYTES {
-            kept.drain(..kept.len() - OUTPUT_TAIL_BYTES);
-        }
-    }
-}
-
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -208,8 +194,8 @@ async fn run(
     {
         let mut pumps = std::pin::pin!(async {
             tokio::join!(
-                read_tail(out_pipe, &mut stdout),
-                read_tail(err_pipe, &mut stderr)
+                read_tail(out_pipe, &mut stdout, OUTPUT_TAIL_BYTES),
+                read_tail(err_pipe, &mut stderr, OUTPUT_TAIL_BYTES)
             )
         });
         let mut pumps_done = false;

@@ -2,11 +2,12 @@
 //! mode, owner), atomic replacement (temporary file in the same directory,
 //! fsync, rename, fsync of the directory), owner and group by name.
 
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, Permissions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::fsutil;
 use crate::sys;
 
 /// Permission bits a mode may carry.
@@ -168,7 +169,8 @@ pub fn existing_parent(path: &Path) -> Result<PathBuf, String> {
 
 /// Replace `path` with `bytes` atomically: a temporary file beside it
 /// (created 0600, owned and moded as asked, fsynced), renamed over it, the
-/// directory fsynced. Error messages never hold the content.
+/// directory fsynced ([`crate::fsutil`], as file sync does). Error messages
+/// never hold the content.
 pub fn write_atomically(
     path: &Path,
     bytes: &[u8],
@@ -177,39 +179,10 @@ pub fn write_atomically(
     gid: Option<u32>,
 ) -> Result<(), String> {
     let dir = existing_parent(path)?;
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .ok_or_else(|| format!("{} is not a file path", path.display()))?;
-    let temp = dir.join(format!(".{name}.operon-state.tmp"));
-    let _ = fs::remove_file(&temp);
-    let fail =
-        |what: &str, p: &Path, err: io::Error| format!("cannot {what} {}: {err}", p.display());
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(|e| fail("create", &temp, e))?;
-        file.write_all(bytes).map_err(|e| fail("write", &temp, e))?;
-        if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::fchown(&file, uid, gid)
-                .map_err(|e| fail("change the owner of", &temp, e))?;
-        }
-        file.set_permissions(Permissions::from_mode(mode))
-            .map_err(|e| fail("set the mode of", &temp, e))?;
-        file.sync_all().map_err(|e| fail("fsync", &temp, e))
-    })();
-    if let Err(err) = written {
+    let temp = fsutil::prepare_temp_file(path, bytes, mode, uid, gid, "operon-state")
+        .map_err(|err| err.to_string())?;
+    fsutil::replace(&temp, path, &dir).map_err(|err| {
         let _ = fs::remove_file(&temp);
-        return Err(err);
-    }
-    if let Err(err) = fs::rename(&temp, path) {
-        let _ = fs::remove_file(&temp);
-        return Err(fail("rename the new file over", path, err));
-    }
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| fail("fsync directory", &dir, e))
+        err.to_string()
+    })
 }
