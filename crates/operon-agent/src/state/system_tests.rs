@@ -421,3 +421,39 @@ async fn packages_are_installed_pinned_upgraded_and_removed() {
     );
     drop(guard);
 }
+
+#[tokio::test]
+async fn commands_run_as_their_user_and_files_get_their_owner() {
+    if !is_root() {
+        eprintln!("SKIPPED: commands_run_as_their_user_and_files_get_their_owner needs root");
+        return;
+    }
+    let Ok(Some(nobody)) = crate::sys::lookup_user("nobody") else {
+        eprintln!("SKIPPED: no user nobody on this node");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("owned");
+    let run = run(
+        json!([
+            {"name": "who", "type": "command", "run": "id -un; echo $HOME", "user": "nobody"},
+            {"name": "owned", "type": "file", "path": file.display().to_string(), "content": "x\n",
+             "owner": "nobody", "mode": "0640"},
+            {"name": "ghost", "type": "command", "run": "true", "user": unique("nosuchuser")},
+        ]),
+        StateMode::Apply,
+    )
+    .await;
+    let who = run.reports.iter().find(|r| r.name == "who").unwrap();
+    assert_eq!(
+        who.message.as_deref(),
+        Some(format!("nobody\n{}", nobody.home).as_str())
+    );
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (nobody.uid, 0o640));
+    let ghost = run.reports.iter().find(|r| r.name == "ghost").unwrap();
+    assert_eq!(ghost.status, ResourceStatus::Failed);
+    assert!(ghost.message.as_deref().unwrap().contains("does not exist"));
+    let again = super::tests::run_file_only(&file).await;
+    assert_eq!(again, ResourceStatus::Unchanged);
+}

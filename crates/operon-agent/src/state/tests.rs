@@ -107,6 +107,16 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Apply the `owned` file of the system tests again (no host root).
+pub async fn run_file_only(path: &Path) -> ResourceStatus {
+    let d = doc(
+        json!([{"name": "owned", "type": "file", "path": path.display().to_string(),
+        "content": "x\n", "owner": "nobody", "mode": "0640"}]),
+    );
+    let run = run_with(&step(d, StateMode::Apply), &StateContext::default()).await;
+    status(&run, "owned")
+}
+
 pub fn is_root() -> bool {
     crate::sys::effective_uid() == 0
 }
