@@ -64,9 +64,9 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -74,11 +74,11 @@ use std::time::Duration;
 use operon_proto::{AgentMessage, SyncFile, SyncReport, UnixMillis};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
+use crate::fsutil::{self, IoFailure, digest_of_file, read_tail};
 use crate::journal::{self, JournalError};
 use crate::procfs::{self, KILL_GRACE};
 use crate::runner::{self, now_millis};
@@ -153,6 +153,16 @@ enum ApplyError {
     },
     #[error("cannot record the sync in the agent's journal: {0}")]
     Journal(#[from] JournalError),
+}
+
+impl From<IoFailure> for ApplyError {
+    fn from(failure: IoFailure) -> ApplyError {
+        ApplyError::Io {
+            action: failure.action,
+            path: failure.path,
+            source: failure.source,
+        }
+    }
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ApplyError + 'a {
@@ -388,17 +398,17 @@ impl FileSync {
                 drift,
             });
         }
-        let temp = prepare_temp_file(path, bytes, file.mode, uid, gid)?;
+        let temp = fsutil::prepare_temp_file(path, bytes, file.mode, uid, gid, "operon-sync")?;
         // Journaled before the rename: a crash after it still owes the hook.
         record.on_change_pending = file.on_change.is_some();
         if let Err(err) = self.store(record) {
             let _ = fs::remove_file(&temp);
             return Err(err.into());
         }
-        if let Err(err) = replace(&temp, path, dir) {
+        if let Err(err) = fsutil::replace(&temp, path, dir) {
             let _ = fs::remove_file(&temp);
             self.restore(&file.sync_id, previous);
-            return Err(err);
+            return Err(err.into());
         }
         Ok(Written {
             changed: true,
@@ -619,79 +629,6 @@ fn read_current(path: &Path) -> Result<Option<Current>, ApplyError> {
     }))
 }
 
-/// Hex SHA-256 of the file's bytes, `None` if it does not exist.
-fn digest_of_file(path: &Path) -> io::Result<Option<String>> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err),
-    };
-    let mut hasher = Sha256::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        let read = file.read(&mut buf)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buf[..read]);
-    }
-    Ok(Some(hex::encode(hasher.finalize())))
-}
-
-/// Write the new file beside `path`: created 0600 (only the agent's user can
-/// read it while it is incomplete), written, owned and moded as asked,
-/// fsynced. Returns the temporary path.
-fn prepare_temp_file(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    uid: Option<u32>,
-    gid: Option<u32>,
-) -> Result<PathBuf, ApplyError> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.operon-sync.tmp"));
-    // A leftover from a crash; `create_new` below refuses anything in the way
-    // (a symbolic link planted there included).
-    let _ = fs::remove_file(&temp);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(io_error("cannot create", &temp))?;
-        file.write_all(bytes)
-            .map_err(io_error("cannot write", &temp))?;
-        if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::fchown(&file, uid, gid)
-                .map_err(io_error("cannot change the owner of", &temp))?;
-        }
-        // After chown, which clears setuid/setgid bits.
-        file.set_permissions(Permissions::from_mode(mode))
-            .map_err(io_error("cannot set the mode of", &temp))?;
-        file.sync_all().map_err(io_error("cannot fsync", &temp))
-    })();
-    match result {
-        Ok(()) => Ok(temp),
-        Err(err) => {
-            let _ = fs::remove_file(&temp);
-            Err(err)
-        }
-    }
-}
-
-/// Rename `temp` over `path`, then make the rename durable.
-fn replace(temp: &Path, path: &Path, dir: &Path) -> Result<(), ApplyError> {
-    fs::rename(temp, path).map_err(io_error("cannot rename the new file over", path))?;
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(io_error("cannot fsync directory", dir))
-}
-
 fn hook_timeout(secs: u64) -> Duration {
     if secs == 0 {
         DEFAULT_ON_CHANGE_TIMEOUT
@@ -741,8 +678,8 @@ pub async fn run_on_change(
     {
         let mut pumps = std::pin::pin!(async {
             tokio::join!(
-                read_tail(out_pipe, &mut stdout),
-                read_tail(err_pipe, &mut stderr)
+                read_tail(out_pipe, &mut stdout, ON_CHANGE_OUTPUT_BYTES),
+                read_tail(err_pipe, &mut stderr, ON_CHANGE_OUTPUT_BYTES)
             )
         });
         let mut pumps_done = false;
@@ -781,21 +718,6 @@ pub async fn run_on_change(
     HookOutcome {
         exit: exit.flatten(),
         output,
-    }
-}
-
-/// Read `pipe` to its end, keeping only its last [`ON_CHANGE_OUTPUT_BYTES`].
-async fn read_tail<R: AsyncRead + Unpin>(pipe: Option<R>, kept: &mut Vec<u8>) {
-    let Some(mut pipe) = pipe else { return };
-    let mut buf = [0u8; 8 * 1024];
-    while let Ok(read) = pipe.read(&mut buf).await {
-        if read == 0 {
-            break;
-        }
-        kept.extend_from_slice(&buf[..read]);
-        if kept.len() > 2 * ON_CHANGE_OUTPUT_BYTES {
-            kept.drain(..kept.len() - ON_CHANGE_OUTPUT_BYTES);
-        }
     }
 }
 
@@ -892,6 +814,8 @@ mod tests {
     use super::*;
     use operon_proto::Secret;
     use proptest::prelude::*;
+    use std::fs::Permissions;
+    use std::os::unix::fs::PermissionsExt;
     use std::time::Instant;
 
     struct Fixture {

@@ -52,6 +52,11 @@
 //! journals digests (never the content) in `file-sync/`, and reports a kept
 //! file changed behind its back (`SyncDrifted`), checking every 2 seconds.
 //!
+//! **Desired state** (see [`state`]): a step carrying a `StateStep` is
+//! applied (or checked) natively, resource by resource, and reported per
+//! resource; the files an association's apply left are watched
+//! (`state/`, digests only) and changes reported (`StateDrifted`).
+//!
 //! Only one agent may use a state directory at a time (`agent.lock`, flock).
 //! On shutdown, running commands are stopped and journaled as interrupted;
 //! their results are sent on the next start.
@@ -61,12 +66,14 @@ pub mod credential;
 mod enroll;
 mod error;
 pub mod file_sync;
+mod fsutil;
 pub mod inventory;
 pub mod journal;
 mod link;
 pub mod output;
 pub mod procfs;
 pub mod runner;
+pub mod state;
 pub mod supervisor;
 mod sys;
 pub mod tls;
@@ -128,7 +135,8 @@ pub struct AgentConfig {
     pub insecure: bool,
     /// Where the host's file system is, for an agent that runs in a
     /// container with the host mounted (`/host`): files kept in sync
-    /// ([`file_sync`]) are written below it. `None`: `/`.
+    /// ([`file_sync`]) and the files of desired-state steps ([`state`]) are
+    /// written below it. `None`: `/`.
     pub host_root: Option<PathBuf>,
 }
 
@@ -180,14 +188,24 @@ pub async fn run(
     let file_sync =
         file_sync::FileSync::open(&config.state_dir)?.with_host_root(config.host_root.clone());
     let (file_sync, sync_events) = file_sync::spawn(file_sync, file_sync::DRIFT_CHECK_INTERVAL);
+    let state_watch =
+        state::StateWatch::open(&config.state_dir)?.with_host_root(config.host_root.clone());
+    let (state_watch, state_events) =
+        state::drift::spawn(state_watch, state::drift::DRIFT_CHECK_INTERVAL);
+    let state_context = state::StateContext {
+        host_root: config.host_root.clone(),
+        watch: Some(state_watch.clone()),
+    };
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
-        supervisor: Supervisor::new(journal, outbox_tx, done_tx),
+        supervisor: Supervisor::new(journal, outbox_tx, done_tx).with_state(state_context),
         outbox: outbox_rx,
         done: done_rx,
         file_sync,
         sync_events,
+        state_watch,
+        state_events,
         heartbeat_seq: 0,
     };
     let result = agent
@@ -349,6 +367,10 @@ struct Agent {
     /// `SyncApplied` and `SyncDrifted` frames: left queued while there is no
     /// link, sent after the next `Welcome`.
     sync_events: mpsc::UnboundedReceiver<AgentMessage>,
+    /// Where `StateForget` goes.
+    state_watch: state::StateWatchHandle,
+    /// `StateDrifted` frames, sent after the next `Welcome`.
+    state_events: mpsc::UnboundedReceiver<AgentMessage>,
     heartbeat_seq: u64,
 }
 
@@ -375,6 +397,8 @@ impl Agent {
                         done: &mut self.done,
                         file_sync: &self.file_sync,
                         sync_events: &mut self.sync_events,
+                        state_watch: &self.state_watch,
+                        state_events: &mut self.state_events,
                         heartbeat_override: config.heartbeat_secs,
                         heartbeat_seq: &mut self.heartbeat_seq,
                         credential: &mut *credential,

@@ -9,6 +9,10 @@
 //! `SyncFile` and `SyncForget` go to the file-sync task
 //! ([`crate::file_sync`]); its `SyncApplied` and `SyncDrifted` frames are
 //! sent once the link is welcomed (they wait in their queue while offline).
+//!
+//! `StateForget` goes to the desired-state watcher ([`crate::state::drift`]);
+//! its `StateDrifted` frames are sent once the link is welcomed, and every
+//! `Welcome` asks it to report again every file that still differs.
 
 use std::future::Future;
 use std::path::Path;
@@ -34,6 +38,7 @@ use crate::enroll::error_chain;
 use crate::error::server_error_message;
 use crate::file_sync::FileSyncHandle;
 use crate::inventory::collect_inventory;
+use crate::state::StateWatchHandle;
 use crate::supervisor::{Control, Supervisor};
 use crate::tls::{self, PinMismatch};
 
@@ -131,6 +136,10 @@ pub struct LinkContext<'a> {
     pub file_sync: &'a FileSyncHandle,
     /// `SyncApplied` and `SyncDrifted`, sent once the link is welcomed.
     pub sync_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    /// Takes `StateForget` and the resync after `Welcome`.
+    pub state_watch: &'a StateWatchHandle,
+    /// `StateDrifted`, sent once the link is welcomed.
+    pub state_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     pub heartbeat_override: Option<u64>,
     pub heartbeat_seq: &'a mut u64,
     /// Replaced (in memory and on disk) when the server rotates it.
@@ -169,6 +178,8 @@ pub async fn run_link(
         done: ctx.done,
         file_sync: ctx.file_sync,
         sync_events: ctx.sync_events,
+        state_watch: ctx.state_watch,
+        state_events: ctx.state_events,
         control: Some(control_tx),
         heartbeats: heartbeat_tx,
         heartbeat_override: ctx.heartbeat_override,
@@ -235,6 +246,8 @@ struct Reader<'a> {
     done: &'a mut mpsc::UnboundedReceiver<CommandResult>,
     file_sync: &'a FileSyncHandle,
     sync_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    state_watch: &'a StateWatchHandle,
+    state_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     control: Control,
     heartbeats: mpsc::Sender<AgentMessage>,
     heartbeat_override: Option<u64>,
@@ -286,6 +299,11 @@ impl Reader<'_> {
                         let _ = control.send(event);
                     }
                 }
+                Some(event) = self.state_events.recv(), if self.welcomed => {
+                    if let Some(control) = &self.control {
+                        let _ = control.send(event);
+                    }
+                }
                 () = tick(&mut heartbeat) => {
                     *self.heartbeat_seq += 1;
                     // A heartbeat still queued means the link is slow; one is enough.
@@ -329,6 +347,7 @@ impl Reader<'_> {
                 tracing::info!(%node_id, %name, heartbeat_secs = secs, "connected");
                 self.welcomed = true;
                 self.supervisor.resend_unacknowledged(&self.control);
+                self.state_watch.resync();
                 return Some(Duration::from_secs(secs));
             }
             ServerMessage::HeartbeatAck { .. } => {}
@@ -343,8 +362,7 @@ impl Reader<'_> {
             } => self.rotate_credential(rotation_id, credential.0),
             ServerMessage::SyncFile(file) => self.file_sync.apply(file),
             ServerMessage::SyncForget { sync_id } => self.file_sync.forget(sync_id),
-            // Drift watching of desired state arrives with the state engine.
-            ServerMessage::StateForget { .. } => {}
+            ServerMessage::StateForget { association } => self.state_watch.forget(association),
         }
         None
     }

@@ -78,7 +78,8 @@ pub struct OutputSink {
 }
 
 impl OutputSink {
-    async fn send(&self, stream: OutputStream, bytes: &[u8]) {
+    /// Send `bytes` as one live chunk (nothing when empty or without a queue).
+    pub async fn send(&self, stream: OutputStream, bytes: &[u8]) {
         let Some(tx) = &self.tx else { return };
         if bytes.is_empty() {
             return;

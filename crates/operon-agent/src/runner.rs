@@ -32,6 +32,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::output::{Capture, OutputSink, pump};
 use crate::procfs::{self, KILL_GRACE, ProcessRecord};
+use crate::state::{self, Interrupt, StateContext};
 use crate::sys::{self, ChildSetup, UserAccount};
 
 /// After a step's shell exits, how long to keep reading output that
@@ -142,9 +143,18 @@ pub fn now_millis() -> UnixMillis {
 #[derive(Debug)]
 enum StepEnd {
     Exited(ExitStatus),
-    TimedOut { detail: String },
+    TimedOut {
+        detail: String,
+    },
     Stopped(StopReason),
-    NotStarted { detail: String },
+    NotStarted {
+        detail: String,
+    },
+    /// A desired-state step ran to its end: 0 when no resource failed.
+    Finished {
+        code: i32,
+        detail: Option<String>,
+    },
 }
 
 /// Accumulates the invocation's outcome as steps run.
@@ -157,14 +167,42 @@ struct Outcome {
 
 /// Run `command` to its end and return its result. `started_at` is when the
 /// agent accepted it; `on_spawn` is told each step's process group as soon as
-/// it exists (the caller journals it).
+/// it exists (the caller journals it). Desired-state steps run with a
+/// default [`StateContext`] (no host root, no drift recording).
 pub async fn run_invocation(
+    command: &RunCommand,
+    started_at: UnixMillis,
+    sink: OutputSink,
+    on_spawn: impl FnMut(ProcessRecord) + Send,
+    stop: StopSignal,
+) -> CommandResult {
+    run_invocation_in(
+        command,
+        started_at,
+        sink,
+        on_spawn,
+        stop,
+        &StateContext::default(),
+    )
+    .await
+}
+
+/// [`run_invocation`] with the agent's [`StateContext`]: a step carrying a
+/// [`operon_proto::StateStep`] goes to the desired-state engine
+/// ([`crate::state`]) instead of `/bin/sh`. Its summary (one line per
+/// resource) is the step's stdout, its reports go to
+/// [`CommandResult::resources`], and it exits 0 when no resource failed, 1
+/// otherwise. A cancel or the timeout stops it between resources (and kills
+/// a running `command` resource).
+pub async fn run_invocation_in(
     command: &RunCommand,
     started_at: UnixMillis,
     sink: OutputSink,
     mut on_spawn: impl FnMut(ProcessRecord) + Send,
     mut stop: StopSignal,
+    state_ctx: &StateContext,
 ) -> CommandResult {
+    let mut resources = Vec::new();
     let mut stdout = Capture::new(command.output_cap_bytes);
     let mut stderr = Capture::new(command.output_cap_bytes);
     let mut outcome = Outcome {
@@ -193,19 +231,33 @@ pub async fn run_invocation(
                     stderr: &mut stderr,
                     sink: &sink,
                 };
-                let end = run_step(
-                    command,
-                    step,
-                    Launch {
-                        user: user.as_ref(),
-                        env: &env,
-                    },
-                    deadline,
-                    &mut io,
-                    &mut on_spawn,
-                    &mut stop,
-                )
-                .await;
+                let end = match &step.state {
+                    Some(state_step) => {
+                        let run = StateRunArgs {
+                            command,
+                            step,
+                            state_step,
+                            ctx: state_ctx,
+                            deadline,
+                        };
+                        run_state_step(run, &mut io, &mut on_spawn, &stop, &mut resources).await
+                    }
+                    None => {
+                        run_step(
+                            command,
+                            step,
+                            Launch {
+                                user: user.as_ref(),
+                                env: &env,
+                            },
+                            deadline,
+                            &mut io,
+                            &mut on_spawn,
+                            &mut stop,
+                        )
+                        .await
+                    }
+                };
                 if !record_step(&mut outcome, step, end) {
                     break;
                 }
@@ -226,7 +278,71 @@ pub async fn run_invocation(
         finished_at: now_millis(),
         detail: outcome.detail,
         steps: outcome.steps,
-        resources: Vec::new(),
+        resources,
+    }
+}
+
+/// What a desired-state step needs besides its I/O.
+struct StateRunArgs<'a> {
+    command: &'a RunCommand,
+    step: &'a Step,
+    state_step: &'a operon_proto::StateStep,
+    ctx: &'a StateContext,
+    deadline: Option<Instant>,
+}
+
+async fn run_state_step(
+    args: StateRunArgs<'_>,
+    io: &mut StepIo<'_>,
+    on_spawn: &mut (impl FnMut(ProcessRecord) + Send),
+    stop: &StopSignal,
+    resources: &mut Vec<operon_proto::ResourceReport>,
+) -> StepEnd {
+    let already_stopped = *stop.borrow();
+    if let Some(reason) = already_stopped {
+        return StepEnd::Stopped(reason);
+    }
+    let (limit, timeout_detail) = step_limit(args.command, args.step, args.deadline);
+    let limits = state::Limits {
+        stop: stop.clone(),
+        deadline: limit,
+        on_spawn,
+        progress: Some(io.sink),
+    };
+    // The engine streams each summary line as its resource is done.
+    let run = state::run_state_step(args.state_step, args.ctx, limits).await;
+    io.stdout.push(run.summary.as_bytes());
+    let failed = run
+        .reports
+        .iter()
+        .filter(|r| r.status == operon_proto::ResourceStatus::Failed)
+        .count();
+    let total = run.reports.len();
+    resources.extend(run.reports);
+    match run.interrupted {
+        Some(Interrupt::Stopped(reason)) => StepEnd::Stopped(reason),
+        Some(Interrupt::TimedOut) => StepEnd::TimedOut {
+            detail: timeout_detail,
+        },
+        None if run.success => StepEnd::Finished {
+            code: 0,
+            detail: None,
+        },
+        None if failed == 0 => StepEnd::Finished {
+            code: 1,
+            detail: Some(format!(
+                "step '{}': {}",
+                args.step.name,
+                run.summary.lines().next().unwrap_or("failed")
+            )),
+        },
+        None => StepEnd::Finished {
+            code: 1,
+            detail: Some(format!(
+                "step '{}': {failed} of {total} resources failed",
+                args.step.name
+            )),
+        },
     }
 }
 
@@ -265,6 +381,8 @@ fn record_step(outcome: &mut Outcome, step: &Step, end: StepEnd) -> bool {
             Some("interrupted: the agent was stopped while the command was running".to_owned()),
         ),
         StepEnd::NotStarted { detail } => (InvocationStatus::Failed, None, Some(detail)),
+        StepEnd::Finished { code: 0, .. } => (InvocationStatus::Success, Some(0), None),
+        StepEnd::Finished { code, detail } => (InvocationStatus::Failed, Some(code), detail),
     };
     outcome.steps.push(StepResult {
         name: step.name.clone(),

@@ -15,6 +15,7 @@ use crate::journal::{self, Journal, JournalEntry, JournalError, RunAction};
 use crate::output::OutputSink;
 use crate::procfs::{self, KILL_GRACE};
 use crate::runner::{self, StopReason, now_millis};
+use crate::state::StateContext;
 
 /// Frames for the current link, if there is one.
 pub type Control = Option<mpsc::UnboundedSender<AgentMessage>>;
@@ -34,6 +35,8 @@ pub struct Supervisor {
     running: HashMap<String, Running>,
     outbox: mpsc::Sender<AgentMessage>,
     done: mpsc::UnboundedSender<CommandResult>,
+    /// What desired-state steps run with.
+    state: StateContext,
 }
 
 impl Supervisor {
@@ -51,7 +54,14 @@ impl Supervisor {
             running: HashMap::new(),
             outbox,
             done,
+            state: StateContext::default(),
         }
+    }
+
+    /// Run desired-state steps with `state` (host root, drift recording).
+    pub fn with_state(mut self, state: StateContext) -> Self {
+        self.state = state;
+        self
     }
 
     pub fn running_count(&self) -> usize {
@@ -131,6 +141,7 @@ impl Supervisor {
             journal: self.journal.clone(),
             outbox: self.outbox.clone(),
             done: self.done.clone(),
+            state: self.state.clone(),
         };
         tokio::spawn(task.run(command, entry, stop_rx));
     }
@@ -305,6 +316,7 @@ struct InvocationTask {
     journal: Journal,
     outbox: mpsc::Sender<AgentMessage>,
     done: mpsc::UnboundedSender<CommandResult>,
+    state: StateContext,
 }
 
 impl InvocationTask {
@@ -329,7 +341,8 @@ impl InvocationTask {
                 tracing::error!(invocation_id = %entry.invocation_id, %err, "cannot journal the step's process");
             }
         };
-        let run = runner::run_invocation(&command, started_at, sink, on_spawn, stop);
+        let run =
+            runner::run_invocation_in(&command, started_at, sink, on_spawn, stop, &self.state);
         let result = match AssertUnwindSafe(run).catch_unwind().await {
             Ok(result) => result,
             Err(_) => {

@@ -229,7 +229,6 @@ pub fn lookup_group(name: &str) -> io::Result<Option<u32>> {
 }
 
 /// A group's name by its id. `Ok(None)` if no group has it.
-#[cfg(test)]
 pub fn group_name(gid: u32) -> io::Result<Option<String>> {
     lookup_group_entry(|grp, buf, found| {
         // SAFETY: as in `lookup_group`.

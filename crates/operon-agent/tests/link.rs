@@ -618,3 +618,110 @@ async fn an_invalid_fingerprint_is_refused_before_anything_else() {
     assert!(matches!(err, AgentError::BadFingerprint(_)), "{err:?}");
     assert!(err.to_string().contains("--server-fingerprint"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_apply_is_watched_for_drift_until_forgotten() {
+    let state = tempfile::tempdir().unwrap();
+    let host = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut cfg = config(&url, state.path());
+    cfg.host_root = Some(host.path().to_path_buf());
+    let (stop, agent) = spawn_agent(cfg);
+    serve_enrollment(&listener).await;
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+
+    let document = serde_json::json!({"schemaVersion": "operon-state/1", "resources": [
+        {"name": "motd", "type": "file", "path": "/motd", "content": "hello\n", "mode": "0644"}
+    ]});
+    let ServerMessage::Run(mut command) = run_command("inv-state", "exit 2") else {
+        unreachable!()
+    };
+    command.steps[0].state = Some(operon_proto::StateStep {
+        association: Some("assoc-1".into()),
+        mode: operon_proto::StateMode::Apply,
+        document: operon_proto::Secret(document.to_string()),
+        sources: BTreeMap::new(),
+        sensitive: Vec::new(),
+    });
+    send(&mut ws, &ServerMessage::Run(command)).await;
+    let (_, result) = until_finished(&mut ws).await;
+    assert_eq!(result.status, InvocationStatus::Success, "{result:?}");
+    assert_eq!(result.stdout, "file motd: changed (created)\n");
+    assert_eq!(result.resources.len(), 1);
+    let motd = host.path().join("motd");
+    assert_eq!(std::fs::read_to_string(&motd).unwrap(), "hello\n");
+    send(
+        &mut ws,
+        &ServerMessage::ResultAck {
+            invocation_id: "inv-state".into(),
+        },
+    )
+    .await;
+    let record = state.path().join("state").join("assoc-1.json");
+    for _ in 0..100 {
+        if record.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(record.exists());
+
+    std::fs::write(&motd, "edited\n").unwrap();
+    let drift = recv_skipping_heartbeats(&mut ws).await;
+    let AgentMessage::StateDrifted(drift) = drift else {
+        panic!("expected a drift, got {drift:?}")
+    };
+    assert_eq!(
+        (
+            drift.association.as_str(),
+            drift.resource.as_str(),
+            drift.path.as_str(),
+            drift.detail.as_str()
+        ),
+        ("assoc-1", "motd", "/motd", "content changed")
+    );
+
+    // A new connection hears about it again.
+    drop(ws);
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+    assert!(matches!(
+        recv_skipping_heartbeats(&mut ws).await,
+        AgentMessage::StateDrifted(d) if d.resource == "motd"
+    ));
+
+    send(
+        &mut ws,
+        &ServerMessage::StateForget {
+            association: "assoc-1".into(),
+        },
+    )
+    .await;
+    for _ in 0..100 {
+        if !record.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!record.exists());
+    std::fs::remove_file(&motd).unwrap();
+    drop(ws);
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+    // Nothing but heartbeats now.
+    for _ in 0..3 {
+        assert!(matches!(
+            recv(&mut ws).await,
+            AgentMessage::Heartbeat { .. }
+        ));
+    }
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
