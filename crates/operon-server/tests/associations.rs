@@ -183,3 +183,398 @@ async fn associations_refuse_what_could_never_run_and_keep_versions() {
     let (status, _) = api.call("GET", "/v1/associations/web", None).await;
     assert_eq!(status, 404);
 }
+
+/// A rule that starts workflow `workflow` (a Pass) for every event `pattern`
+/// matches: what the test reads the events back from.
+async fn capture_events(api: &Api, workflow: &str, pattern: Value) {
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    api.ok(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"name": workflow, "definition": definition})),
+    )
+    .await;
+    let rule = json!({
+        "pattern": pattern,
+        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": workflow}]
+    });
+    api.ok("PUT", &format!("/v1/rules/{workflow}"), Some(rule))
+        .await;
+}
+
+/// The events a capture saw, oldest first.
+async fn captured(api: &Api, workflow: &str) -> Vec<Value> {
+    let list = api
+        .ok("GET", &format!("/v1/executions?workflow={workflow}"), None)
+        .await;
+    let mut events = Vec::new();
+    for execution in list.as_array().unwrap() {
+        let id = execution["executionId"].as_str().unwrap();
+        let full = api.ok("GET", &format!("/v1/executions/{id}"), None).await;
+        let input = match &full["input"] {
+            Value::String(text) => serde_json::from_str(text).unwrap(),
+            other => other.clone(),
+        };
+        events.push(input);
+    }
+    events.sort_by_key(|e| e["time"].as_str().unwrap_or_default().to_string());
+    events
+}
+
+fn node_path(api: &Api, node: &str, path: &str) -> std::path::PathBuf {
+    api.dir
+        .path()
+        .join(format!("{node}-root"))
+        .join(path.trim_start_matches('/'))
+}
+
+/// The compliance of one association on one node, once `done` holds.
+async fn compliance_until(
+    api: &Api,
+    association: &str,
+    node: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let path = format!("/v1/compliance?association={association}&node={node}");
+    let list = api
+        .get_until(&path, |list| {
+            list.as_array().unwrap().first().is_some_and(&done)
+        })
+        .await;
+    list[0].clone()
+}
+
+fn outcomes(node: &Value) -> Vec<(String, String)> {
+    node["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["resource"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn all(outcome: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |node: &Value| {
+        node["resources"]
+            .as_array()
+            .is_some_and(|rs| !rs.is_empty() && rs.iter().all(|r| r["outcome"] == outcome))
+    }
+}
+
+#[tokio::test]
+async fn an_association_converges_reports_drift_and_puts_it_back() {
+    let fleet = Fleet::start(&[("web-1", "web"), ("db-1", "db")]).await;
+    let api = &fleet.api;
+    create_document(api, "baseline", baseline()).await;
+    capture_events(api, "onstate", json!({"source": ["operon.state"]})).await;
+
+    // Applied at creation on the web node only; every resource changes.
+    let created = api
+        .ok(
+            "POST",
+            "/v1/associations",
+            Some(
+                json!({"name": "web", "document": "baseline", "targets": ["tag:role=web"],
+                        "parameters": {"port": "9090"}, "compliance_severity": "HIGH"}),
+            ),
+        )
+        .await;
+    assert_eq!(created["version"], 1);
+    let first = compliance_until(api, "web", "web-1", |n| n["status"] == "COMPLIANT").await;
+    let first = outcomes(&first);
+    assert_eq!(
+        first,
+        vec![
+            ("app-conf".into(), "changed".into()),
+            ("app-dir".into(), "changed".into()),
+            ("motd".into(), "changed".into()),
+            ("reload".into(), "changed".into()),
+            ("seed".into(), "unchanged".into()),
+        ],
+        "the file notified reload, which ran; seed's `creates` held"
+    );
+    let conf = node_path(api, "web-1", "/srv/app/app.conf");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "port=9090\nlog=info\n"
+    );
+    assert!(
+        !node_path(api, "db-1", "/srv/app").exists(),
+        "db-1 is not targeted"
+    );
+
+    // Applied again: nothing changes.
+    let run = api
+        .ok("POST", "/v1/associations/web/run", Some(json!({})))
+        .await;
+    fleet.finished(run["command_id"].as_str().unwrap()).await;
+    compliance_until(api, "web", "web-1", all("unchanged")).await;
+
+    // A hand edit is seen within seconds: drifted, non-compliant.
+    std::fs::write(&conf, "port=1\nlog=debug\n").unwrap();
+    let drifted = compliance_until(api, "web", "web-1", |n| n["status"] == "NON_COMPLIANT").await;
+    let conf_state = drifted["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "app-conf")
+        .unwrap()
+        .clone();
+    assert_eq!(conf_state["outcome"], "drifted", "{conf_state}");
+    assert_eq!(conf_state["message"], "content changed");
+
+    // Check mode reports the diff and changes nothing.
+    let check = api
+        .ok(
+            "POST",
+            "/v1/associations/web/run",
+            Some(json!({"check": true})),
+        )
+        .await;
+    assert_eq!(check["mode"], "check");
+    let command = fleet.finished(check["command_id"].as_str().unwrap()).await;
+    assert_eq!(command["status"], "Success", "{command}");
+    let checked = compliance_until(api, "web", "web-1", |n| {
+        n["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resource"] == "app-conf" && r["outcome"] == "would_change")
+    })
+    .await;
+    let diff = checked["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "app-conf")
+        .unwrap()["diff"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        diff.contains("-port=1\n") && diff.contains("+port=9090\n"),
+        "{diff}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "port=1\nlog=debug\n"
+    );
+
+    // Put back by the next apply; compliant again.
+    let run = api
+        .ok("POST", "/v1/associations/web/run", Some(json!({})))
+        .await;
+    fleet.finished(run["command_id"].as_str().unwrap()).await;
+    compliance_until(api, "web", "web-1", |n| n["status"] == "COMPLIANT").await;
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "port=9090\nlog=info\n"
+    );
+
+    // With remediate_drift, a hand edit is put back without anyone asking.
+    api.ok(
+        "PUT",
+        "/v1/associations/web",
+        Some(json!({"document": "baseline", "targets": ["tag:role=web"],
+                    "parameters": {"port": "9090"}, "compliance_severity": "HIGH",
+                    "remediate_drift": true})),
+    )
+    .await;
+    // The update applies version 2; wait until it has.
+    let detail = api
+        .get_until("/v1/associations/web", |d| {
+            d["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["version"] == 2)
+        })
+        .await;
+    let update_run = detail["runs"][0]["command_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fleet.finished(&update_run).await;
+    compliance_until(api, "web", "web-1", |n| {
+        n["command_id"] == update_run.as_str()
+    })
+    .await;
+    std::fs::write(&conf, "tampered\n").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&conf).unwrap() != "port=9090\nlog=info\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the drift was not put back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let detail = api.ok("GET", "/v1/associations/web", None).await;
+    assert!(
+        detail["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["reason"] == "drift" && r["node_id"].as_str().is_some()),
+        "{detail}"
+    );
+
+    // The events: non-compliant then compliant, with drift detected between.
+    let events = api
+        .get_until("/v1/executions?workflow=onstate", |l| {
+            l.as_array().unwrap().len() >= 5
+        })
+        .await;
+    assert!(events.as_array().unwrap().len() >= 5);
+    let events = captured(api, "onstate").await;
+    let kinds: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["detail-type"].as_str().unwrap().to_string(),
+                e["detail"]["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("Association Drift Detected".into(), String::new())),
+        "{kinds:?}"
+    );
+    let changes: Vec<&str> = kinds
+        .iter()
+        .filter(|(t, _)| t == "Association Compliance Change")
+        .map(|(_, s)| s.as_str())
+        .collect();
+    assert!(
+        changes.starts_with(&["NON_COMPLIANT", "COMPLIANT"]),
+        "{kinds:?}"
+    );
+    let change = events
+        .iter()
+        .find(|e| e["detail-type"] == "Association Compliance Change")
+        .unwrap();
+    assert_eq!(change["detail"]["association"], "web");
+    assert_eq!(change["detail"]["node-name"], "web-1");
+    assert_eq!(change["detail"]["severity"], "HIGH");
+    assert_eq!(
+        change["detail"]["non-compliant-resources"],
+        json!(["app-conf"])
+    );
+
+    // Summary and a deleted association's compliance.
+    let summary = api.ok("GET", "/v1/compliance/summary", None).await;
+    assert_eq!(summary["associations"][0]["association"], "web");
+    assert_eq!(summary["severities"][0]["severity"], "HIGH");
+    api.ok("DELETE", "/v1/associations/web", None).await;
+    let list = api.ok("GET", "/v1/compliance", None).await;
+    assert!(list.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_resource_fails_only_itself_and_what_requires_it() {
+    let fleet = Fleet::start(&[("web-1", "web")]).await;
+    let api = &fleet.api;
+    let document = json!({
+        "schemaVersion": "operon-state/1",
+        "resources": [
+            {"name": "broken", "type": "command", "run": "echo no >&2; exit 3"},
+            {"name": "after-broken", "type": "file", "path": "/srv/after", "content": "x\n",
+             "requires": ["broken"]},
+            {"name": "independent", "type": "file", "path": "/srv/independent", "content": "y\n"}
+        ]
+    });
+    create_document(api, "broken", document).await;
+    std::fs::create_dir_all(node_path(api, "web-1", "/srv")).unwrap();
+    api.ok(
+        "POST",
+        "/v1/associations",
+        Some(json!({"name": "broken", "document": "broken", "targets": ["all"]})),
+    )
+    .await;
+    let node = compliance_until(api, "broken", "web-1", |_| true).await;
+    assert_eq!(node["status"], "NON_COMPLIANT");
+    let by_name: std::collections::BTreeMap<String, String> = outcomes(&node).into_iter().collect();
+    assert_eq!(by_name["broken"], "failed");
+    assert_eq!(by_name["after-broken"], "skipped");
+    assert_eq!(by_name["independent"], "changed");
+    let skipped = node["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "after-broken")
+        .unwrap();
+    assert!(
+        skipped["message"].as_str().unwrap().contains("broken"),
+        "{skipped}"
+    );
+}
+
+#[tokio::test]
+async fn an_association_acts_as_its_author_node_by_node() {
+    let fleet = Fleet::start(&[("web-1", "web"), ("db-1", "db")]).await;
+    let api = &fleet.api;
+    create_document(api, "baseline", baseline()).await;
+    let alice = api
+        .user_token(
+            "alice",
+            json!([
+                {"Effect": "Allow", "Action": ["associations:*", "compliance:Get"], "Resource": "*"},
+                {"Effect": "Allow", "Action": "commands:Run", "Resource": "node/*",
+                 "Condition": {"StringEquals": {"operon:NodeTag/role": "web"}}}
+            ]),
+        )
+        .await;
+    let (status, answer) = api
+        .call_as(
+            &alice,
+            "POST",
+            "/v1/associations",
+            Some(json!({"name": "everywhere", "document": "baseline", "targets": ["all"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    compliance_until(api, "everywhere", "web-1", |n| n["status"] == "COMPLIANT").await;
+    // db-1 was refused: alice may not run there, so neither may her association.
+    let refusals = api.audit_of("association%2Feverywhere").await;
+    assert!(
+        refusals.iter().any(|r| r["outcome"] == "denied"
+            && r["resource"].as_str().is_some_and(|s| s.contains("db-1"))),
+        "{refusals:?}"
+    );
+    assert!(!node_path(api, "db-1", "/srv/app").exists());
+
+    // A user allowed nothing of compliance is refused; one limited to web
+    // nodes sees only them.
+    let nobody = api
+        .user_token(
+            "nobody",
+            json!([{"Effect": "Allow", "Action": "nodes:List", "Resource": "*"}]),
+        )
+        .await;
+    let (status, _) = api.call_as(&nobody, "GET", "/v1/compliance", None).await;
+    assert_eq!(status, 403);
+    let (status, _) = api
+        .call_as(&nobody, "GET", "/v1/compliance/summary", None)
+        .await;
+    assert_eq!(status, 403);
+    let web_only = api
+        .user_token(
+            "webview",
+            json!([{"Effect": "Allow", "Action": "compliance:Get", "Resource": "node/*",
+                    "Condition": {"StringEquals": {"operon:NodeTag/role": "web"}}}]),
+        )
+        .await;
+    let (status, list) = api.call_as(&web_only, "GET", "/v1/compliance", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["node_name"] == "web-1"),
+        "{list}"
+    );
+}

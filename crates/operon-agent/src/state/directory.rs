@@ -1,4 +1,5 @@
-//! `directory`: created (its parent must exist) with mode, owner and group;
+//! `directory`: created with mode, owner and group (missing parents too,
+//! like `mkdir -p`, with the default mode and the agent's owner);
 //! `absent` removes it only when it is empty.
 
 use std::fs;
@@ -39,8 +40,12 @@ pub fn ensure(spec: &DirectorySpec, env: &Env<'_>, mode: Mode) -> Result<Found, 
         (_, Entry::File(_)) => Err(format!("{} is a file, not a directory", path.display())),
         (_, Entry::Other(kind)) => Err(format!("{} is {kind}, not a directory", path.display())),
         (Presence::Present, Entry::Missing) => {
-            fsio::existing_parent(&path)?;
+            let parents_missing = path.parent().is_some_and(|p| !p.exists());
             if mode == Mode::Apply {
+                if parents_missing && let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent)
+                        .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
+                }
                 match fs::create_dir(&path) {
                     Ok(()) => {}
                     Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
@@ -53,7 +58,11 @@ pub fn ensure(spec: &DirectorySpec, env: &Env<'_>, mode: Mode) -> Result<Found, 
                     group,
                 )?;
             }
-            Ok(Found::change("created"))
+            Ok(Found::change(if parents_missing {
+                "created (with its missing parents)"
+            } else {
+                "created"
+            }))
         }
         (Presence::Present, Entry::Directory(meta)) => {
             let changes = fsio::meta_changes(meta, spec.mode, owner, group);

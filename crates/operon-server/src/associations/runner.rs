@@ -7,9 +7,11 @@
 //!   latest missed one: [`operon_schedule::Schedule::due`]);
 //! - it follows its document's default version and that moved since the
 //!   last fleet-wide apply (reason `document`);
-//! - a targeted node is online with no compliance for it yet and none was
-//!   started for it in the last [`JOIN_RETRY_MS`] (a node that joined, or
-//!   one that was offline until now: reason `joined`, that node only).
+//! - a targeted node is online with no compliance for it yet, the
+//!   association was written more than [`JOIN_GRACE_MS`] ago (its writer
+//!   applies a new version everywhere), and no run was started for the node
+//!   in the last [`JOIN_RETRY_MS`] (a node that joined, or one that was
+//!   offline until now: reason `joined`, that node only).
 //!
 //! [`record_result`] turns a node's state-step result into compliance (the
 //! last result per resource) and [`record_drift`] a drift report; a node
@@ -41,6 +43,9 @@ const TICK: Duration = Duration::from_secs(5);
 /// A node that got a `joined` run and still has no compliance gets another
 /// after this long.
 pub const JOIN_RETRY_MS: i64 = 10 * 60 * 1000;
+/// How long after an association is written before nodes without its
+/// compliance count as joined.
+pub const JOIN_GRACE_MS: i64 = 60 * 1000;
 /// The source of the State Manager's events.
 pub const EVENT_SOURCE: &str = "operon.state";
 
@@ -122,7 +127,9 @@ async fn keep(
             return Ok(());
         }
     }
-    if spec.apply_only_at_cron_interval {
+    // A new version is being applied to every node by its writer (the run
+    // may not be recorded yet): joined nodes wait until it had its chance.
+    if spec.apply_only_at_cron_interval || now - record.updated_at < JOIN_GRACE_MS {
         return Ok(());
     }
     let targeted = target_spec(&spec)?.select(nodes).unwrap_or_default();

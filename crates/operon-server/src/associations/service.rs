@@ -334,13 +334,12 @@ impl AssociationService<'_> {
         spec: &AssociationSpec,
         reason: Reason,
     ) {
-        self.state.coordination.notify(Topic::Associations);
-        if spec.apply_only_at_cron_interval {
-            return;
-        }
-        if let Err(e) = start_run(self.state, record, spec, reason, None, None).await {
+        if !spec.apply_only_at_cron_interval
+            && let Err(e) = start_run(self.state, record, spec, reason, None, None).await
+        {
             tracing::warn!(association = %record.name, error = %e.message, "could not apply the association now");
         }
+        self.state.coordination.notify(Topic::Associations);
     }
 
     /// Associations `associations:Get` allows, each.
