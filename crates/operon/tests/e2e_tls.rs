@@ -271,36 +271,6 @@ fn connect_with_credential(port: u16, credential: &str) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
-/// A WebSocket session as an agent from before the rotation frames would
-/// open it: a `Hello` without `capabilities`. Returns once welcomed.
-fn old_agent_session(port: u16, credential: &str) -> std::net::TcpStream {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /v1/agent/connect HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {credential}\r\n\r\n"
-    )
-    .unwrap();
-    let hello = r#"{"type":"hello","protocol_version":1,"inventory":{"hostname":"old","os_name":"","os_version":"","kernel":"","arch":"","cpus":1,"memory_bytes":0,"agent_version":"0.0.1"}}"#;
-    // One masked text frame (a zero mask leaves the payload as it is).
-    let mut frame = vec![0x81u8, 0x80 | 126];
-    frame.extend_from_slice(&(hello.len() as u16).to_be_bytes());
-    frame.extend_from_slice(&[0, 0, 0, 0]);
-    frame.extend_from_slice(hello.as_bytes());
-    stream.write_all(&frame).unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !String::from_utf8_lossy(&seen).contains("\"welcome\"") {
-        let n = stream.read(&mut buf).expect("a welcome in time");
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
-    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 101"));
-    stream
-}
-
 fn secret_in(state_dir: &Path) -> String {
     let text = std::fs::read_to_string(state_dir.join("credential.json")).unwrap();
     let value: Value = serde_json::from_str(&text).unwrap();
