@@ -578,3 +578,85 @@ async fn an_association_acts_as_its_author_node_by_node() {
         "{list}"
     );
 }
+
+#[tokio::test]
+async fn secure_parameters_reach_the_file_but_never_a_diff_a_row_or_a_view() {
+    const SECRET: &str = "pw-St4te-never-in-a-diff";
+    let fleet = Fleet::start(&[("web-1", "web")]).await;
+    let api = &fleet.api;
+    api.ok(
+        "PUT",
+        "/v1/parameters/%2Fapp%2Fpw",
+        Some(json!({"value": SECRET, "type": "SecureString"})),
+    )
+    .await;
+    let document = json!({
+        "schemaVersion": "operon-state/1",
+        "resources": [
+            {"name": "env", "type": "file", "path": "/etc/app.env", "mode": "0600",
+             "template": "PASSWORD={{ssm-secure:/app/pw}}\n"}
+        ]
+    });
+    create_document(api, "secret-env", document).await;
+    std::fs::create_dir_all(node_path(api, "web-1", "/etc")).unwrap();
+    api.ok(
+        "POST",
+        "/v1/associations",
+        Some(json!({"name": "env", "document": "secret-env", "targets": ["all"]})),
+    )
+    .await;
+    compliance_until(api, "env", "web-1", |n| n["status"] == "COMPLIANT").await;
+    let file = node_path(api, "web-1", "/etc/app.env");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("PASSWORD={SECRET}\n")
+    );
+
+    // A hand edit, then a check: what differs is said, the content is not.
+    std::fs::write(&file, "PASSWORD=guess\n").unwrap();
+    compliance_until(api, "env", "web-1", |n| n["status"] == "NON_COMPLIANT").await;
+    let check = api
+        .ok(
+            "POST",
+            "/v1/associations/env/run",
+            Some(json!({"check": true})),
+        )
+        .await;
+    let command_id = check["command_id"].as_str().unwrap().to_string();
+    let command = fleet.finished(&command_id).await;
+    let checked = compliance_until(api, "env", "web-1", |n| {
+        n["resources"][0]["outcome"] == "would_change"
+    })
+    .await;
+    let resource = &checked["resources"][0];
+    assert!(resource["diff"].is_null(), "{resource}");
+    assert!(
+        resource["changes"].to_string().contains("hidden"),
+        "{resource}"
+    );
+    for (what, value) in [("compliance", checked.clone()), ("command", command)] {
+        assert!(
+            !value.to_string().contains(SECRET),
+            "{what} shows the secret: {value}"
+        );
+        assert!(
+            !value.to_string().contains("guess"),
+            "{what} shows the old content: {value}"
+        );
+    }
+    let detail = api.ok("GET", "/v1/associations/env", None).await;
+    assert!(!detail.to_string().contains(SECRET));
+    let server = api.dir.path().join("server");
+    let size = |file: &str| std::fs::metadata(server.join(file)).map_or(0, |m| m.len());
+    assert!(
+        size("operon.db") + size("operon.db-wal") > 64 * 1024,
+        "the database is where the test reads it"
+    );
+    for file in ["operon.db", "operon.db-wal"] {
+        let bytes = std::fs::read(server.join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "{file} holds the secret"
+        );
+    }
+}
