@@ -660,3 +660,36 @@ async fn secure_parameters_reach_the_file_but_never_a_diff_a_row_or_a_view() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_node_that_joins_the_target_gets_the_association() {
+    let mut fleet = Fleet::start(&[("web-1", "web")]).await;
+    create_document(&fleet.api, "baseline", baseline()).await;
+    fleet
+        .ok(
+            "POST",
+            "/v1/associations",
+            Some(json!({"name": "web", "document": "baseline", "targets": ["tag:role=web"]})),
+        )
+        .await;
+    compliance_until(&fleet.api, "web", "web-1", |n| n["status"] == "COMPLIANT").await;
+    fleet.join("web-2", &[("role", "web")]).await;
+    fleet.join("db-1", &[("role", "db")]).await;
+    let joined = compliance_until(&fleet.api, "web", "web-2", |n| n["status"] == "COMPLIANT").await;
+    let by_name: std::collections::BTreeMap<String, String> =
+        outcomes(&joined).into_iter().collect();
+    assert_eq!(by_name["app-conf"], "changed", "{joined}");
+    let detail = fleet.ok("GET", "/v1/associations/web", None).await;
+    let runs = detail["runs"].as_array().unwrap();
+    let joined_runs: Vec<&Value> = runs.iter().filter(|r| r["reason"] == "joined").collect();
+    assert_eq!(
+        joined_runs.len(),
+        1,
+        "one run for the node that joined: {runs:?}"
+    );
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(
+        !node_path(&fleet.api, "db-1", "/srv/app").exists(),
+        "db-1 is not targeted"
+    );
+}

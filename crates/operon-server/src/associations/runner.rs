@@ -7,11 +7,12 @@
 //!   latest missed one: [`operon_schedule::Schedule::due`]);
 //! - it follows its document's default version and that moved since the
 //!   last fleet-wide apply (reason `document`);
-//! - a targeted node is online with no compliance for it yet, the
-//!   association was written more than [`JOIN_GRACE_MS`] ago (its writer
-//!   applies a new version everywhere), and no run was started for the node
-//!   in the last [`JOIN_RETRY_MS`] (a node that joined, or one that was
-//!   offline until now: reason `joined`, that node only).
+//! - a targeted node is online with no compliance for it yet, no recent run
+//!   is still pending on it (a node that was offline when a run started gets
+//!   that run when it connects), the association was written more than
+//!   [`JOIN_GRACE_MS`] ago (its writer's run may not be recorded yet), and no
+//!   `joined` run was started for it in the last [`JOIN_RETRY_MS`]: reason
+//!   `joined`, that node only.
 //!
 //! [`record_result`] turns a node's state-step result into compliance (the
 //! last result per resource) and [`record_drift`] a drift report; a node
@@ -44,8 +45,11 @@ const TICK: Duration = Duration::from_secs(5);
 /// after this long.
 pub const JOIN_RETRY_MS: i64 = 10 * 60 * 1000;
 /// How long after an association is written before nodes without its
-/// compliance count as joined.
-pub const JOIN_GRACE_MS: i64 = 60 * 1000;
+/// compliance count as joined (its writer's run may not be recorded yet).
+pub const JOIN_GRACE_MS: i64 = 10 * 1000;
+/// How many of an association's newest runs are looked at for nodes they
+/// have not reached yet.
+const RECENT_RUNS: i64 = 20;
 /// The source of the State Manager's events.
 pub const EVENT_SOURCE: &str = "operon.state";
 
@@ -140,26 +144,47 @@ async fn keep(
         .store
         .compliance_nodes(Some(&record.name), None)
         .await?;
-    let first_run = state.store.association_runs(&record.name, 1).await?;
-    for node in targeted {
-        if !state.hub.is_online(&node.id) || known.iter().any(|k| k.node_id == node.id) {
+    let waiting: Vec<Node> = targeted
+        .into_iter()
+        .filter(|node| state.hub.is_online(&node.id) && !known.iter().any(|k| k.node_id == node.id))
+        .filter(|node| {
+            let key = (record.name.clone(), node.id.clone());
+            joined.get(&key).is_none_or(|at| now - at >= JOIN_RETRY_MS)
+        })
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let pending = nodes_with_pending_runs(state, &record.name).await?;
+    for node in waiting {
+        if pending.contains(&node.id) {
             continue;
         }
-        // A fleet-wide run newer than the retry time still covers it.
-        if first_run
-            .first()
-            .is_some_and(|r| r.node_id.is_none() && now - r.created_at < JOIN_RETRY_MS)
-        {
-            continue;
-        }
-        let key = (record.name.clone(), node.id.clone());
-        if joined.get(&key).is_some_and(|at| now - at < JOIN_RETRY_MS) {
-            continue;
-        }
-        joined.insert(key, now);
+        joined.insert((record.name.clone(), node.id.clone()), now);
         start_run(state, record, &spec, Reason::Joined, Some(&node.id), None).await?;
     }
     Ok(())
+}
+
+/// Nodes a recent run of the association has not finished on yet (a node
+/// that was offline when a run started gets it when it connects).
+async fn nodes_with_pending_runs(
+    state: &AppState,
+    association: &str,
+) -> ServiceResult<std::collections::HashSet<String>> {
+    let mut pending = std::collections::HashSet::new();
+    for run in state
+        .store
+        .association_runs(association, RECENT_RUNS)
+        .await?
+    {
+        for invocation in state.store.invocations(&run.command_id).await? {
+            if !invocation.status.is_final() {
+                pending.insert(invocation.node_id);
+            }
+        }
+    }
+    Ok(pending)
 }
 
 fn outcome_text(status: ResourceStatus) -> &'static str {

@@ -251,10 +251,14 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
 
     let (tx, mut rx) = mpsc::channel::<Outbound>(1024);
     let session_id = state.hub.register(&node.id, tx.clone(), capabilities);
-    // A node (back) online may have files to catch up on.
+    // A node (back) online may have files to catch up on, and associations
+    // to apply if it just joined.
     state
         .coordination
         .notify(crate::coordination::Topic::ParameterSyncs);
+    state
+        .coordination
+        .notify(crate::coordination::Topic::Associations);
     let coordination = &state.coordination;
     coordination
         .backend

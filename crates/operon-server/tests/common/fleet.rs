@@ -33,50 +33,68 @@ impl Fleet {
 
     /// A server and one agent per `(name, tags)`, all online.
     pub async fn start_tagged(agents: &[(&str, Vec<(&str, &str)>)]) -> Fleet {
-        let api = Api::start().await;
-        let mut stops = Vec::new();
+        let mut fleet = Fleet {
+            api: Api::start().await,
+            stops: Vec::new(),
+        };
         for (name, tags) in agents {
-            let tags: BTreeMap<String, String> = tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let enroll = api
-                .server
-                .create_enroll_token(tags, 1, Duration::from_secs(60))
-                .await
-                .unwrap();
-            let config = operon_agent::AgentConfig {
-                server_url: api.server.url(),
-                state_dir: api.dir.path().join(name),
-                enroll_token: Some(enroll),
-                name: Some(name.to_string()),
-                tags: BTreeMap::new(),
-                heartbeat_secs: None,
-                server_fingerprint: None,
-                tls_ca: None,
-                insecure: false,
-                // Each agent keeps synced files below its own directory,
-                // as if it were its own host.
-                host_root: Some(api.dir.path().join(format!("{name}-root"))),
-            };
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(operon_agent::run(config, async move {
-                let _ = stopped.await;
-            }));
-            stops.push(stop);
+            fleet.spawn_agent(name, tags).await;
         }
-        let online = agents.len();
-        api.get_until("/v1/nodes", |nodes| {
-            nodes
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|n| n["online"] == true)
-                .count()
-                == online
-        })
-        .await;
-        Fleet { api, stops }
+        fleet.wait_online(agents.len()).await;
+        fleet
+    }
+
+    /// Start one more agent (a node joining) and wait until it is online.
+    pub async fn join(&mut self, name: &str, tags: &[(&str, &str)]) {
+        let online = self.stops.len() + 1;
+        self.spawn_agent(name, tags).await;
+        self.wait_online(online).await;
+    }
+
+    async fn spawn_agent(&mut self, name: &str, tags: &[(&str, &str)]) {
+        let api = &self.api;
+        let tags: BTreeMap<String, String> = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let enroll = api
+            .server
+            .create_enroll_token(tags, 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let config = operon_agent::AgentConfig {
+            server_url: api.server.url(),
+            state_dir: api.dir.path().join(name),
+            enroll_token: Some(enroll),
+            name: Some(name.to_string()),
+            tags: BTreeMap::new(),
+            heartbeat_secs: None,
+            server_fingerprint: None,
+            tls_ca: None,
+            insecure: false,
+            // Each agent keeps synced files below its own directory,
+            // as if it were its own host.
+            host_root: Some(api.dir.path().join(format!("{name}-root"))),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(operon_agent::run(config, async move {
+            let _ = stopped.await;
+        }));
+        self.stops.push(stop);
+    }
+
+    async fn wait_online(&self, online: usize) {
+        self.api
+            .get_until("/v1/nodes", |nodes| {
+                nodes
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|n| n["online"] == true)
+                    .count()
+                    == online
+            })
+            .await;
     }
 
     /// Create a command and wait for its final status.
