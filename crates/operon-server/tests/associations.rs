@@ -423,13 +423,13 @@ async fn an_association_converges_reports_drift_and_puts_it_back() {
         "{detail}"
     );
 
-    // The events: non-compliant then compliant, with drift detected between.
-    let events = api
-        .get_until("/v1/executions?workflow=onstate", |l| {
-            l.as_array().unwrap().len() >= 5
-        })
-        .await;
-    assert!(events.as_array().unwrap().len() >= 5);
+    // The events (their times are whole seconds, so counted, not ordered):
+    // twice non-compliant (two hand edits), twice compliant again (the apply,
+    // the remediation), two drifts detected.
+    api.get_until("/v1/executions?workflow=onstate", |l| {
+        l.as_array().unwrap().len() >= 6
+    })
+    .await;
     let events = captured(api, "onstate").await;
     let kinds: Vec<(String, String)> = events
         .iter()
@@ -440,23 +440,31 @@ async fn an_association_converges_reports_drift_and_puts_it_back() {
             )
         })
         .collect();
-    assert!(
-        kinds.contains(&("Association Drift Detected".into(), String::new())),
+    let count = |kind: &str, status: &str| {
+        kinds
+            .iter()
+            .filter(|(k, s)| k == kind && s == status)
+            .count()
+    };
+    assert_eq!(count("Association Drift Detected", ""), 2, "{kinds:?}");
+    assert_eq!(
+        count("Association Compliance Change", "NON_COMPLIANT"),
+        2,
         "{kinds:?}"
     );
-    let changes: Vec<&str> = kinds
-        .iter()
-        .filter(|(t, _)| t == "Association Compliance Change")
-        .map(|(_, s)| s.as_str())
-        .collect();
-    assert!(
-        changes.starts_with(&["NON_COMPLIANT", "COMPLIANT"]),
+    assert_eq!(
+        count("Association Compliance Change", "COMPLIANT"),
+        2,
         "{kinds:?}"
     );
     let change = events
         .iter()
-        .find(|e| e["detail-type"] == "Association Compliance Change")
+        .find(|e| {
+            e["detail-type"] == "Association Compliance Change"
+                && e["detail"]["status"] == "NON_COMPLIANT"
+        })
         .unwrap();
+    assert_eq!(change["detail"]["previous-status"], "COMPLIANT");
     assert_eq!(change["detail"]["association"], "web");
     assert_eq!(change["detail"]["node-name"], "web-1");
     assert_eq!(change["detail"]["severity"], "HIGH");
