@@ -79,6 +79,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(10, "0010_delivery_claim_owners.sql"),
     migration!(11, "0011_parameters.sql"),
     migration!(12, "0012_parameter_syncs.sql"),
+    migration!(13, "0013_inventory.sql"),
 ];
 
 /// A migration as recorded in the database.
