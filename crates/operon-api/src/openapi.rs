@@ -26,7 +26,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::{commands, documents, error, events, fleet, identity, params, workflows};
+use crate::{commands, documents, error, events, fleet, identity, inventory, params, workflows};
 
 /// The standard errors of an authenticated operation.
 const AUTHENTICATED_ERRORS: &[u16] = &[400, 401, 403, 404, 429];
@@ -305,6 +305,7 @@ fn api() -> Api {
     identity::describe(&mut api);
     workflows::describe(&mut api);
     params::describe(&mut api);
+    inventory::describe(&mut api);
     api
 }
 

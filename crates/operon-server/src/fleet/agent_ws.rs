@@ -476,6 +476,19 @@ async fn handle_frame(
             )
             .await;
         }
+        AgentMessage::InventoryReport(delta) => {
+            match state.inventory().record(node, &delta).await {
+                Ok(Some(answer)) => tx
+                    .send(Outbound::Message(answer))
+                    .await
+                    .map_err(|_| "connection closed".to_string())?,
+                Ok(None) => {}
+                // Not answered: the agent sends it again after its next collection.
+                Err(e) => {
+                    tracing::warn!(node_id = %node.id, kind = %delta.kind, error = %e.message, "storing an inventory report failed")
+                }
+            }
+        }
         AgentMessage::StateDrifted(drift) => {
             // Recorded by the State Manager (issue 13, in progress).
             tracing::info!(node_id = %node.id, association = %drift.association, resource = %drift.resource, "managed file drifted");
