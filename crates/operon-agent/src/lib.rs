@@ -52,6 +52,11 @@
 //! journals digests (never the content) in `file-sync/`, and reports a kept
 //! file changed behind its back (`SyncDrifted`), checking every 2 seconds.
 //!
+//! **Inventory** (see [`inventory_sets`]): packages, services, users,
+//! groups, interfaces, listening ports, the OS and custom JSON files are
+//! collected after each `Welcome` and every `inventory_interval`, and sent as
+//! deltas against what the server acknowledged (kept in `inventory/`).
+//!
 //! Only one agent may use a state directory at a time (`agent.lock`, flock).
 //! On shutdown, running commands are stopped and journaled as interrupted;
 //! their results are sent on the next start.
@@ -62,6 +67,7 @@ mod enroll;
 mod error;
 pub mod file_sync;
 pub mod inventory;
+pub mod inventory_sets;
 pub mod journal;
 mod link;
 pub mod output;
@@ -130,6 +136,12 @@ pub struct AgentConfig {
     /// container with the host mounted (`/host`): files kept in sync
     /// ([`file_sync`]) are written below it. `None`: `/`.
     pub host_root: Option<PathBuf>,
+    /// How often inventory is collected (besides right after each
+    /// `Welcome`); [`inventory_sets::DEFAULT_INTERVAL`] by default.
+    pub inventory_interval: Duration,
+    /// Custom inventory: every `*.json` file here
+    /// ([`inventory_sets::DEFAULT_CUSTOM_DIR`] by default).
+    pub custom_inventory_dir: PathBuf,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -147,6 +159,8 @@ impl std::fmt::Debug for AgentConfig {
             .field("server_fingerprint", &self.server_fingerprint)
             .field("tls_ca", &self.tls_ca)
             .field("insecure", &self.insecure)
+            .field("inventory_interval", &self.inventory_interval)
+            .field("custom_inventory_dir", &self.custom_inventory_dir)
             .finish()
     }
 }
@@ -180,6 +194,13 @@ pub async fn run(
     let file_sync =
         file_sync::FileSync::open(&config.state_dir)?.with_host_root(config.host_root.clone());
     let (file_sync, sync_events) = file_sync::spawn(file_sync, file_sync::DRIFT_CHECK_INTERVAL);
+    let (inventory, inventory_events) = inventory_sets::spawn(
+        &config.state_dir,
+        inventory_sets::Sources {
+            custom_dir: config.custom_inventory_dir.clone(),
+        },
+        config.inventory_interval,
+    );
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
@@ -188,6 +209,8 @@ pub async fn run(
         done: done_rx,
         file_sync,
         sync_events,
+        inventory,
+        inventory_events,
         heartbeat_seq: 0,
     };
     let result = agent
@@ -349,6 +372,10 @@ struct Agent {
     /// `SyncApplied` and `SyncDrifted` frames: left queued while there is no
     /// link, sent after the next `Welcome`.
     sync_events: mpsc::UnboundedReceiver<AgentMessage>,
+    /// Where `Welcome`, `InventoryAck` and `InventoryResync` go.
+    inventory: inventory_sets::InventoryHandle,
+    /// `InventoryReport` frames, sent once the link is welcomed.
+    inventory_events: mpsc::UnboundedReceiver<AgentMessage>,
     heartbeat_seq: u64,
 }
 
@@ -375,6 +402,8 @@ impl Agent {
                         done: &mut self.done,
                         file_sync: &self.file_sync,
                         sync_events: &mut self.sync_events,
+                        inventory: &self.inventory,
+                        inventory_events: &mut self.inventory_events,
                         heartbeat_override: config.heartbeat_secs,
                         heartbeat_seq: &mut self.heartbeat_seq,
                         credential: &mut *credential,

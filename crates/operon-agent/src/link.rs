@@ -34,6 +34,7 @@ use crate::enroll::error_chain;
 use crate::error::server_error_message;
 use crate::file_sync::FileSyncHandle;
 use crate::inventory::collect_inventory;
+use crate::inventory_sets::InventoryHandle;
 use crate::supervisor::{Control, Supervisor};
 use crate::tls::{self, PinMismatch};
 
@@ -131,6 +132,10 @@ pub struct LinkContext<'a> {
     pub file_sync: &'a FileSyncHandle,
     /// `SyncApplied` and `SyncDrifted`, sent once the link is welcomed.
     pub sync_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    /// Takes `Welcome`, `InventoryAck` and `InventoryResync`.
+    pub inventory: &'a InventoryHandle,
+    /// `InventoryReport`, sent once the link is welcomed.
+    pub inventory_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     pub heartbeat_override: Option<u64>,
     pub heartbeat_seq: &'a mut u64,
     /// Replaced (in memory and on disk) when the server rotates it.
@@ -169,6 +174,8 @@ pub async fn run_link(
         done: ctx.done,
         file_sync: ctx.file_sync,
         sync_events: ctx.sync_events,
+        inventory: ctx.inventory,
+        inventory_events: ctx.inventory_events,
         control: Some(control_tx),
         heartbeats: heartbeat_tx,
         heartbeat_override: ctx.heartbeat_override,
@@ -235,6 +242,8 @@ struct Reader<'a> {
     done: &'a mut mpsc::UnboundedReceiver<CommandResult>,
     file_sync: &'a FileSyncHandle,
     sync_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    inventory: &'a InventoryHandle,
+    inventory_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     control: Control,
     heartbeats: mpsc::Sender<AgentMessage>,
     heartbeat_override: Option<u64>,
@@ -286,6 +295,11 @@ impl Reader<'_> {
                         let _ = control.send(event);
                     }
                 }
+                Some(event) = self.inventory_events.recv(), if self.welcomed => {
+                    if let Some(control) = &self.control {
+                        let _ = control.send(event);
+                    }
+                }
                 () = tick(&mut heartbeat) => {
                     *self.heartbeat_seq += 1;
                     // A heartbeat still queued means the link is slow; one is enough.
@@ -329,6 +343,7 @@ impl Reader<'_> {
                 tracing::info!(%node_id, %name, heartbeat_secs = secs, "connected");
                 self.welcomed = true;
                 self.supervisor.resend_unacknowledged(&self.control);
+                self.inventory.welcomed();
                 return Some(Duration::from_secs(secs));
             }
             ServerMessage::HeartbeatAck { .. } => {}
@@ -345,6 +360,10 @@ impl Reader<'_> {
             ServerMessage::SyncForget { sync_id } => self.file_sync.forget(sync_id),
             // Drift watching of desired state arrives with the state engine.
             ServerMessage::StateForget { .. } => {}
+            ServerMessage::InventoryAck { kind, digest } => {
+                self.inventory.acknowledged(kind, digest)
+            }
+            ServerMessage::InventoryResync { kind } => self.inventory.resync(kind),
         }
         None
     }

@@ -39,6 +39,8 @@ fn config(url: &str, state: &Path) -> AgentConfig {
         tls_ca: None,
         insecure: false,
         host_root: None,
+        inventory_interval: operon_agent::inventory_sets::DEFAULT_INTERVAL,
+        custom_inventory_dir: state.join("inventory.d"),
     }
 }
 

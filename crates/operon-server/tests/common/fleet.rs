@@ -22,6 +22,11 @@ impl std::ops::Deref for Fleet {
 }
 
 impl Fleet {
+    /// Where agent `name` reads its custom inventory files.
+    pub fn custom_inventory_dir(&self, name: &str) -> std::path::PathBuf {
+        self.api.dir.path().join(format!("{name}-inventory.d"))
+    }
+
     /// A server and one agent per `(name, role)`, all online.
     pub async fn start(agents: &[(&str, &str)]) -> Fleet {
         let tagged: Vec<(&str, Vec<(&str, &str)>)> = agents
@@ -33,6 +38,16 @@ impl Fleet {
 
     /// A server and one agent per `(name, tags)`, all online.
     pub async fn start_tagged(agents: &[(&str, Vec<(&str, &str)>)]) -> Fleet {
+        Fleet::start_with(agents, operon_agent::inventory_sets::DEFAULT_INTERVAL).await
+    }
+
+    /// [`start_tagged`](Self::start_tagged), collecting inventory every
+    /// `inventory_interval`; each agent reads custom inventory from
+    /// `<dir>/<name>-inventory.d` ([`Fleet::custom_inventory_dir`]).
+    pub async fn start_with(
+        agents: &[(&str, Vec<(&str, &str)>)],
+        inventory_interval: Duration,
+    ) -> Fleet {
         let api = Api::start().await;
         let mut stops = Vec::new();
         for (name, tags) in agents {
@@ -58,6 +73,8 @@ impl Fleet {
                 // Each agent keeps synced files below its own directory,
                 // as if it were its own host.
                 host_root: Some(api.dir.path().join(format!("{name}-root"))),
+                inventory_interval,
+                custom_inventory_dir: api.dir.path().join(format!("{name}-inventory.d")),
             };
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(operon_agent::run(config, async move {
