@@ -13,7 +13,7 @@ use operon_store::InventoryRow;
 
 use crate::AppState;
 use crate::access::Ctx;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::service::ServiceError;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -36,6 +36,17 @@ struct QueryQuery {
     filter: String,
 }
 
+/// The service's code (`InvalidFilter`, `InvalidInventoryType`, `UnknownNode`)
+/// as the answer's, as Parameter Store's routes do.
+fn coded(err: ServiceError) -> ApiError {
+    let code = err.code;
+    let mut api: ApiError = err.into();
+    if !matches!(code, "Forbidden" | "InternalError") {
+        api.code = code;
+    }
+    api
+}
+
 fn item(row: InventoryRow) -> api::InventoryItem {
     api::InventoryItem {
         kind: row.kind,
@@ -54,7 +65,8 @@ async fn show(
     let found = state
         .inventory()
         .show(&principal, &key, q.kind.as_deref())
-        .await?;
+        .await
+        .map_err(coded)?;
     Ok(Json(api::NodeInventory {
         node_id: found.node.id,
         node_name: found.node.name,
@@ -68,12 +80,16 @@ async fn query(
     Query(q): Query<QueryQuery>,
 ) -> ApiResult<Json<api::InventoryQueryAnswer>> {
     let kind = q.kind.ok_or_else(|| {
-        ServiceError::invalid("InvalidInventoryType", "type is required (packages, ...)")
+        coded(ServiceError::invalid(
+            "InvalidInventoryType",
+            "type is required (packages, ...)",
+        ))
     })?;
     let found = state
         .inventory()
         .query(&principal, &kind, &q.filter)
-        .await?;
+        .await
+        .map_err(coded)?;
     Ok(Json(api::InventoryQueryAnswer {
         kind,
         filter: q.filter,

@@ -59,7 +59,7 @@ impl InventoryService<'_> {
         match answer {
             Ok(change) => {
                 if !change.is_empty() {
-                    self.put_change_event(node, &delta.kind, &change).await;
+                    self.put_change_event(node, delta, &change).await;
                 }
                 Ok(Some(ServerMessage::InventoryAck {
                     kind: delta.kind.clone(),
@@ -154,7 +154,16 @@ impl InventoryService<'_> {
 
     /// Put one `operon.inventory` "Inventory Change" event on the default
     /// bus. Best effort: the change has committed; a failure is logged.
-    async fn put_change_event(&self, node: &Node, kind: &str, change: &InventoryChange) {
+    /// The detail says what changed (counts, the first keys of each list)
+    /// and what the agent sent: `full` (its whole set) and `sent` (items
+    /// upserted or removed).
+    async fn put_change_event(
+        &self,
+        node: &Node,
+        delta: &InventoryDelta,
+        change: &InventoryChange,
+    ) {
+        let kind = &delta.kind;
         let first = |keys: &[String]| keys.iter().take(EVENT_KEYS).cloned().collect::<Vec<_>>();
         let detail = json!({
             "node_id": node.id,
@@ -166,6 +175,8 @@ impl InventoryService<'_> {
             "added_keys": first(&change.added),
             "removed_keys": first(&change.removed),
             "updated_keys": first(&change.updated),
+            "full": delta.base.is_none(),
+            "sent": delta.upserts.len() + delta.removals.len(),
         });
         let entry = PutEntry {
             source: Some(super::EVENT_SOURCE.into()),

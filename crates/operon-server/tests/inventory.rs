@@ -1,0 +1,322 @@
+//! Inventory with real agents on a real server (loopback, temporary data
+//! directory): a custom inventory file appears, a change travels as a
+//! delta carrying only the change, fleet-wide queries and
+//! `inventory:KIND:FILTER` targets find the node, and reads are authorized
+//! per node with its tags.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+
+use common::fleet::Fleet;
+
+/// A workflow that does nothing and a rule starting it for every event
+/// matching `pattern`: each execution's input is an event to look at.
+async fn capture_events(fleet: &Fleet, workflow: &str, pattern: Value) {
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    fleet
+        .ok(
+            "POST",
+            "/v1/workflows",
+            Some(json!({"name": workflow, "definition": definition})),
+        )
+        .await;
+    let rule = json!({
+        "pattern": pattern,
+        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": workflow}]
+    });
+    fleet
+        .ok("PUT", &format!("/v1/rules/{workflow}"), Some(rule))
+        .await;
+}
+
+/// The details of the events captured by `workflow`, once there are `count`.
+async fn captured(fleet: &Fleet, workflow: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let executions = loop {
+        let list = fleet
+            .ok("GET", &format!("/v1/executions?workflow={workflow}"), None)
+            .await;
+        if list.as_array().unwrap().len() >= count {
+            break list;
+        }
+        assert!(Instant::now() < deadline, "events: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut details = Vec::new();
+    for e in executions.as_array().unwrap() {
+        let id = e["executionId"].as_str().unwrap();
+        let full = fleet.ok("GET", &format!("/v1/executions/{id}"), None).await;
+        let input: Value = match &full["input"] {
+            Value::String(text) => serde_json::from_str(text).unwrap(),
+            other => other.clone(),
+        };
+        assert_eq!(input["source"], "operon.inventory");
+        assert_eq!(input["detail-type"], "Inventory Change");
+        details.push(input["detail"].clone());
+    }
+    details
+}
+
+fn write_custom(fleet: &Fleet, node: &str, name: &str, content: Value) {
+    let dir = fleet.custom_inventory_dir(node);
+    std::fs::create_dir_all(&dir).unwrap();
+    let temp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&temp, content.to_string()).unwrap();
+    std::fs::rename(&temp, dir.join(format!("{name}.json"))).unwrap();
+}
+
+fn keys(answer: &Value, field: &str) -> Vec<String> {
+    answer[field]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_inventory_appears_changes_as_a_delta_and_is_found_by_queries_and_targets() {
+    let fleet = Fleet::start_with(
+        &[("web-1", vec![("env", "prod")]), ("web-2", vec![])],
+        Duration::from_millis(300),
+    )
+    .await;
+    capture_events(
+        &fleet,
+        "oninventory",
+        json!({"source": ["operon.inventory"], "detail": {"type": ["custom:apps"]}}),
+    )
+    .await;
+
+    // Built-in kinds arrive right after the Welcome.
+    let users = fleet
+        .get_until("/v1/nodes/web-2/inventory?type=users", |a| {
+            keys(a, "items").contains(&"root".to_string())
+        })
+        .await;
+    assert_eq!(users["node_name"], "web-2");
+
+    // A custom file appears on its node at the next collection.
+    write_custom(
+        &fleet,
+        "web-1",
+        "apps",
+        json!({"billing": {"version": "2.1", "port": 8080}, "ledger": {"version": "1.0"}}),
+    );
+    let apps = fleet
+        .get_until("/v1/nodes/web-1/inventory?type=custom:apps", |a| {
+            a["items"].as_array().unwrap().len() == 2
+        })
+        .await;
+    assert_eq!(keys(&apps, "items"), ["billing", "ledger"]);
+    assert_eq!(apps["items"][0]["attributes"]["port"], "8080");
+    assert_eq!(apps["items"][0]["type"], "custom:apps");
+
+    // A change to one item travels as a delta carrying only that item.
+    write_custom(
+        &fleet,
+        "web-1",
+        "apps",
+        json!({"billing": {"version": "2.2", "port": 8080}, "ledger": {"version": "1.0"}}),
+    );
+    fleet
+        .get_until("/v1/nodes/web-1/inventory?type=custom:apps", |a| {
+            a["items"][0]["attributes"]["version"] == "2.2"
+        })
+        .await;
+    let events = captured(&fleet, "oninventory", 2).await;
+    let first = events.iter().find(|d| d["added"] == 2).unwrap();
+    assert_eq!(first["full"], true, "{first}");
+    assert_eq!(first["node_name"], "web-1");
+    assert_eq!(first["added_keys"], json!(["billing", "ledger"]));
+    let change = events.iter().find(|d| d["updated"] == 1).unwrap();
+    assert_eq!(change["full"], false, "{change}");
+    assert_eq!(
+        change["sent"], 1,
+        "only the changed item was sent: {change}"
+    );
+    assert_eq!(change["updated_keys"], json!(["billing"]));
+    assert_eq!(
+        (change["added"].as_u64(), change["removed"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // Fleet-wide queries, with Debian version order.
+    let query = |filter: &str| {
+        let encoded: String = filter
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        format!("/v1/inventory?type=custom:apps&filter={encoded}")
+    };
+    let found = fleet
+        .ok("GET", &query("name=billing,version>=2.2~rc1"), None)
+        .await;
+    assert_eq!(found["matches"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["matches"][0]["node_name"], "web-1");
+    assert_eq!(found["matches"][0]["key"], "billing");
+    let none = fleet
+        .ok("GET", &query("name=billing,version<2.2"), None)
+        .await;
+    assert_eq!(none["matches"], json!([]));
+    let regex = fleet.ok("GET", &query("name~^led"), None).await;
+    assert_eq!(keys(&regex, "matches"), ["ledger"]);
+    let (status, err) = fleet.call("GET", &query("version"), None).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["code"], "InvalidFilter", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"version\"")
+    );
+    let (status, err) = fleet.call("GET", "/v1/inventory?type=kernels", None).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("InvalidInventoryType"))
+    );
+
+    // Targets by inventory: only the node with the item runs the command.
+    let command = fleet
+        .run(
+            json!({"targets": ["inventory:custom:apps:name=billing,version>=2.2"],
+            "parameters": {"commands": ["echo found"]}}),
+        )
+        .await;
+    assert_eq!(command["status"], "Success", "{command}");
+    let ran: Vec<&str> = command["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["node_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["web-1"]);
+    let (status, err) = fleet
+        .call(
+            "POST",
+            "/v1/commands",
+            Some(json!({"targets": ["inventory:custom:apps:name=nothing"],
+            "parameters": {"commands": ["true"]}})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("ValidationError")),
+        "{err}"
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no nodes match"),
+        "{err}"
+    );
+    let (status, err) = fleet
+        .call(
+            "POST",
+            "/v1/commands",
+            Some(json!({"targets": ["inventory:packages:name~("],
+            "parameters": {"commands": ["true"]}})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("ValidationError")),
+        "{err}"
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("inventory:packages:name~("),
+        "{err}"
+    );
+
+    // Removing the file empties the kind on the server.
+    std::fs::remove_file(fleet.custom_inventory_dir("web-1").join("apps.json")).unwrap();
+    fleet
+        .get_until("/v1/nodes/web-1/inventory?type=custom:apps", |a| {
+            a["items"].as_array().unwrap().is_empty()
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_reads_are_authorized_per_node_with_its_tags() {
+    let fleet = Fleet::start_tagged(&[("web-1", vec![("env", "prod")]), ("web-2", vec![])]).await;
+    for node in ["web-1", "web-2"] {
+        fleet
+            .get_until(&format!("/v1/nodes/{node}/inventory?type=users"), |a| {
+                !a["items"].as_array().unwrap().is_empty()
+            })
+            .await;
+    }
+    let prod = fleet
+        .user_token(
+            "prod-reader",
+            json!([
+                {"Effect": "Allow", "Action": "inventory:Query", "Resource": "node/*"},
+                {"Effect": "Allow", "Action": "inventory:Get", "Resource": "node/*",
+                 "Condition": {"StringEquals": {"operon:NodeTag/env": "prod"}}}
+            ]),
+        )
+        .await;
+    let (status, found) = fleet
+        .call_as(
+            &prod,
+            "GET",
+            "/v1/inventory?type=users&filter=name=root",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{found}");
+    let nodes: Vec<&str> = found["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["node_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["web-1"], "only the node its policy allows");
+    let (status, _) = fleet
+        .call_as(&prod, "GET", "/v1/nodes/web-1/inventory", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, err) = fleet
+        .call_as(&prod, "GET", "/v1/nodes/web-2/inventory", None)
+        .await;
+    assert_eq!(status, 403, "{err}");
+    let (status, _) = fleet
+        .call_as(&prod, "GET", "/v1/nodes/nosuch/inventory", None)
+        .await;
+    assert_eq!(
+        status, 403,
+        "an unknown name is refused like one it may not read"
+    );
+
+    let nobody = fleet
+        .user_token(
+            "nobody",
+            json!([{"Effect": "Allow", "Action": "nodes:List", "Resource": "node/*"}]),
+        )
+        .await;
+    let (status, err) = fleet
+        .call_as(&nobody, "GET", "/v1/inventory?type=users", None)
+        .await;
+    assert_eq!(status, 403, "{err}");
+    let refusals = fleet.audit_of("nobody").await;
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r["action"] == "inventory:Query" && r["outcome"] == "denied"),
+        "{refusals:?}"
+    );
+}
