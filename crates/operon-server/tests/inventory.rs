@@ -320,3 +320,169 @@ async fn inventory_reads_are_authorized_per_node_with_its_tags() {
         "{refusals:?}"
     );
 }
+
+/// An agent speaking the protocol by hand: enrolled, connected, welcomed.
+struct RawAgent {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl RawAgent {
+    async fn connect(api: &common::Api, name: &str) -> RawAgent {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let token = api
+            .server
+            .create_enroll_token(Default::default(), 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let enrolled: Value = reqwest::Client::new()
+            .post(format!("{}/v1/agent/enroll", api.server.url()))
+            .json(&json!({"enroll_token": token, "name": name, "inventory": operon_proto::Inventory::default()}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let credential = enrolled["credential"].as_str().unwrap();
+        let url = format!(
+            "{}/v1/agent/connect",
+            api.server.url().replacen("http://", "ws://", 1)
+        );
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {credential}").parse().unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let mut agent = RawAgent { ws };
+        let hello = operon_proto::AgentMessage::Hello {
+            protocol_version: operon_proto::PROTOCOL_VERSION,
+            inventory: Default::default(),
+            capabilities: vec![operon_proto::CAPABILITY_INVENTORY.into()],
+        };
+        agent
+            .ws
+            .send(operon_proto::encode(&hello).into())
+            .await
+            .unwrap();
+        match agent.next().await {
+            operon_proto::ServerMessage::Welcome { .. } => agent,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn send(&mut self, message: operon_proto::AgentMessage) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(operon_proto::encode(&message).into())
+            .await
+            .unwrap();
+    }
+
+    async fn next(&mut self) -> operon_proto::ServerMessage {
+        use futures_util::StreamExt;
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("a frame within 10 s")
+                .unwrap()
+                .unwrap();
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+                return operon_proto::decode(&text).unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_acknowledged_on_their_base_and_resynced_otherwise() {
+    use operon_proto::{
+        AgentMessage, InventoryDelta, InventoryItem, ServerMessage, inventory_digest,
+    };
+    let api = common::Api::start().await;
+    let mut agent = RawAgent::connect(&api, "raw-1").await;
+    let item = |key: &str, version: &str| InventoryItem {
+        key: key.into(),
+        attributes: [("version".to_string(), version.to_string())].into(),
+    };
+    let v1 = vec![item("bash", "5.2"), item("openssl", "3.0.2")];
+    let d1 = inventory_digest(&v1);
+    let report =
+        |base: Option<&str>, digest: &str, upserts: Vec<InventoryItem>, removals: Vec<&str>| {
+            AgentMessage::InventoryReport(InventoryDelta {
+                kind: "packages".into(),
+                base: base.map(str::to_string),
+                digest: digest.to_string(),
+                upserts,
+                removals: removals.into_iter().map(str::to_string).collect(),
+                at: 1,
+            })
+        };
+    // A whole set is stored and acknowledged.
+    agent.send(report(None, &d1, v1.clone(), vec![])).await;
+    assert_eq!(
+        agent.next().await,
+        ServerMessage::InventoryAck {
+            kind: "packages".into(),
+            digest: d1.clone()
+        }
+    );
+    // A delta on a base the server does not hold: send the whole set.
+    agent.send(report(Some("0000"), &d1, vec![], vec![])).await;
+    assert_eq!(
+        agent.next().await,
+        ServerMessage::InventoryResync {
+            kind: "packages".into()
+        }
+    );
+    // A delta whose result is not what the agent says: the same.
+    agent
+        .send(report(Some(&d1), "ffff", vec![item("zsh", "5.9")], vec![]))
+        .await;
+    assert_eq!(
+        agent.next().await,
+        ServerMessage::InventoryResync {
+            kind: "packages".into()
+        }
+    );
+    // A delta on the held base is applied.
+    let v2 = vec![item("bash", "5.2"), item("openssl", "3.0.7")];
+    let d2 = inventory_digest(&v2);
+    agent
+        .send(report(
+            Some(&d1),
+            &d2,
+            vec![item("openssl", "3.0.7")],
+            vec![],
+        ))
+        .await;
+    assert_eq!(
+        agent.next().await,
+        ServerMessage::InventoryAck {
+            kind: "packages".into(),
+            digest: d2.clone()
+        }
+    );
+    let shown = api
+        .ok("GET", "/v1/nodes/raw-1/inventory?type=packages", None)
+        .await;
+    assert_eq!(shown["items"][1]["attributes"]["version"], "3.0.7");
+    assert_eq!(shown["items"].as_array().unwrap().len(), 2);
+    // A report of an unknown kind is dropped unanswered: the heartbeat's
+    // answer is the next frame.
+    agent
+        .send(AgentMessage::InventoryReport(InventoryDelta {
+            kind: "kernels".into(),
+            base: None,
+            digest: inventory_digest(&[]),
+            upserts: vec![],
+            removals: vec![],
+            at: 1,
+        }))
+        .await;
+    agent.send(AgentMessage::Heartbeat { seq: 7 }).await;
+    assert_eq!(agent.next().await, ServerMessage::HeartbeatAck { seq: 7 });
+}

@@ -559,4 +559,87 @@ mod tests {
             }]
         );
     }
+
+    #[test]
+    fn inventory_targets_select_the_nodes_with_a_matching_item() {
+        let targets = |t: &[&str]| {
+            let t: Vec<String> = t.iter().map(|s| s.to_string()).collect();
+            TargetSpec::from_strings(&[], &t)
+        };
+        let spec = targets(&["inventory:packages:name=openssl,version<3.0.7"]).unwrap();
+        assert_eq!(
+            spec.filters,
+            [Filter::Inventory {
+                kind: "packages".into(),
+                filter: "name=openssl,version<3.0.7".into()
+            }]
+        );
+        assert_eq!(
+            spec.inventory_filters(),
+            [(
+                "packages".to_string(),
+                "name=openssl,version<3.0.7".to_string()
+            )]
+        );
+        let custom = targets(&["inventory:custom:apps:name=billing"]).unwrap();
+        assert_eq!(
+            custom.filters,
+            [Filter::Inventory {
+                kind: "custom:apps".into(),
+                filter: "name=billing".into()
+            }]
+        );
+        // A kind alone: nodes with any item of it.
+        let any = targets(&["inventory:ports"]).unwrap();
+        assert_eq!(any.describe(), "inventory:ports:");
+
+        // The matches come from the caller; revoked nodes never count, and
+        // inventory filters combine with tags like any other filter.
+        let matches = InventoryMatches::from([(
+            (
+                "packages".to_string(),
+                "name=openssl,version<3.0.7".to_string(),
+            ),
+            ["n-1", "n-2", "n-4"]
+                .map(String::from)
+                .into_iter()
+                .collect(),
+        )]);
+        let names = |spec: &TargetSpec| -> Vec<String> {
+            spec.select_with(&fleet(), &matches)
+                .unwrap()
+                .into_iter()
+                .map(|n| n.name)
+                .collect()
+        };
+        assert_eq!(names(&spec), ["db-1", "web-1"]);
+        let prod = targets(&[
+            "inventory:packages:name=openssl,version<3.0.7",
+            "tag:env=prod",
+        ])
+        .unwrap();
+        assert_eq!(names(&prod), ["db-1"]);
+        // Without matches (select), an inventory filter selects nothing.
+        assert!(matches!(
+            spec.select(&fleet()),
+            Err(TargetError::NoMatch(_))
+        ));
+
+        for (bad, want) in [
+            (
+                "inventory:kernels:name=x",
+                "unknown inventory type \"kernels\"",
+            ),
+            (
+                "inventory:custom::name=x",
+                "unknown inventory type \"custom:\"",
+            ),
+            ("inventory:packages:name~(", "bad regular expression"),
+            ("inventory:packages:version", "has no operator"),
+        ] {
+            let err = targets(&[bad]).unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+            assert!(err.starts_with("targets[0]"), "{err}");
+        }
+    }
 }
