@@ -100,20 +100,20 @@ impl Condition {
 
 /// Split on commas not preceded by a backslash; `\,` becomes `,`.
 fn split_unescaped(text: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
+    let mut parts = Vec::new();
+    let mut part = String::new();
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\\' if chars.peek() == Some(&',') => {
                 chars.next();
-                parts.last_mut().map(|p| p.push(','));
+                part.push(',');
             }
-            ',' => parts.push(String::new()),
-            c => {
-                parts.last_mut().map(|p| p.push(c));
-            }
+            ',' => parts.push(std::mem::take(&mut part)),
+            c => part.push(c),
         }
     }
+    parts.push(part);
     parts
 }
 
