@@ -329,7 +329,7 @@ struct RawAgent {
 }
 
 impl RawAgent {
-    async fn connect(api: &common::Api, name: &str) -> RawAgent {
+    async fn connect(api: &common::Api, name: &str, capabilities: &[&str]) -> RawAgent {
         use futures_util::SinkExt;
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let token = api
@@ -361,7 +361,7 @@ impl RawAgent {
         let hello = operon_proto::AgentMessage::Hello {
             protocol_version: operon_proto::PROTOCOL_VERSION,
             inventory: Default::default(),
-            capabilities: vec![operon_proto::CAPABILITY_INVENTORY.into()],
+            capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
         };
         agent
             .ws
@@ -403,7 +403,7 @@ async fn reports_are_acknowledged_on_their_base_and_resynced_otherwise() {
         AgentMessage, InventoryDelta, InventoryItem, ServerMessage, inventory_digest,
     };
     let api = common::Api::start().await;
-    let mut agent = RawAgent::connect(&api, "raw-1").await;
+    let mut agent = RawAgent::connect(&api, "raw-1", &[operon_proto::CAPABILITY_INVENTORY]).await;
     let item = |key: &str, version: &str| InventoryItem {
         key: key.into(),
         attributes: [("version".to_string(), version.to_string())].into(),
@@ -485,4 +485,13 @@ async fn reports_are_acknowledged_on_their_base_and_resynced_otherwise() {
         .await;
     agent.send(AgentMessage::Heartbeat { seq: 7 }).await;
     assert_eq!(agent.next().await, ServerMessage::HeartbeatAck { seq: 7 });
+
+    // An agent that did not announce the capability gets no answer and
+    // nothing is stored.
+    let mut old = RawAgent::connect(&api, "raw-old", &[]).await;
+    old.send(report(None, &d1, v1.clone(), vec![])).await;
+    old.send(AgentMessage::Heartbeat { seq: 1 }).await;
+    assert_eq!(old.next().await, ServerMessage::HeartbeatAck { seq: 1 });
+    let shown = api.ok("GET", "/v1/nodes/raw-old/inventory", None).await;
+    assert_eq!(shown["items"], json!([]));
 }

@@ -476,6 +476,15 @@ async fn handle_frame(
             )
             .await;
         }
+        AgentMessage::InventoryReport(delta)
+            if state
+                .hub
+                .supports(&node.id, operon_proto::CAPABILITY_INVENTORY)
+                != Some(true) =>
+        {
+            // The answers are frames it did not announce it understands.
+            tracing::warn!(node_id = %node.id, kind = %delta.kind, "ignoring an inventory report from an agent that did not announce the inventory capability");
+        }
         AgentMessage::InventoryReport(delta) => {
             match state.inventory().record(node, &delta).await {
                 Ok(Some(answer)) => tx
