@@ -3,8 +3,8 @@
 //! `ports`, `custom:<file stem>`), sent to the server as deltas.
 //!
 //! The parsers (dpkg-query and rpm output, `/etc/passwd`, `/etc/group`,
-//! `/proc/net/{tcp,tcp6,udp,udp6}`, `systemctl list-units` and
-//! `service --status-all` output, custom JSON files) are pure functions.
+//! `/proc/net/{tcp,tcp6,udp,udp6}`, `systemctl list-units` output, SysV
+//! init scripts and their runlevel links, custom JSON files) are pure functions.
 //! [`spawn`] runs the collection: right after each `Welcome` and every
 //! interval. Per kind, the [`Tracker`] remembers the set the server last
 //! acknowledged (`<state_dir>/inventory/<kind>.json`, written atomically) and
@@ -259,33 +259,36 @@ pub fn parse_systemctl_units(text: &str) -> Set {
     set
 }
 
-/// `service --status-all`: ` [ + ]  cron` (running), `[ - ]` (stopped),
-/// `[ ? ]` (unknown).
-pub fn parse_service_status_all(text: &str) -> Set {
-    let mut set = Set::new();
-    for line in text.lines() {
-        let line = line.trim();
-        let Some(rest) = line.strip_prefix('[') else {
-            continue;
-        };
-        let Some((mark, name)) = rest.split_once(']') else {
-            continue;
-        };
-        let name = name.trim();
-        if name.is_empty() {
-            continue;
-        }
-        let state = match mark.trim() {
-            "+" => "active",
-            "-" => "inactive",
-            _ => "unknown",
-        };
-        set.insert(
-            name.to_owned(),
-            attrs([("state", state), ("manager", "sysvinit")]),
-        );
-    }
-    set
+/// SysV init scripts (the names in `/etc/init.d`) with whether each is
+/// started in a multi-user runlevel: `rc_links` are the names in
+/// `/etc/rc2.d` to `/etc/rc5.d` (`S01cron`). Whether a script's service runs
+/// is not asked (`service --status-all` runs every script and can take
+/// seconds), so `state` is `unknown`.
+pub fn sysv_services(scripts: &[String], rc_links: &[String]) -> Set {
+    let enabled = |name: &str| {
+        rc_links.iter().any(|link| {
+            link.strip_prefix('S')
+                .map(|rest| rest.trim_start_matches(|c: char| c.is_ascii_digit()))
+                == Some(name)
+        })
+    };
+    scripts
+        .iter()
+        .filter(|n| {
+            !n.starts_with('.') && !matches!(n.as_str(), "README" | "skeleton" | "rc" | "rcS")
+        })
+        .map(|name| {
+            let on = if enabled(name) { "true" } else { "false" };
+            (
+                name.clone(),
+                attrs([
+                    ("state", "unknown"),
+                    ("enabled", on),
+                    ("manager", "sysvinit"),
+                ]),
+            )
+        })
+        .collect()
 }
 
 /// A custom inventory file: a JSON object of objects (`{"key": {"attr":
@@ -666,18 +669,22 @@ fn services_set() -> Option<Set> {
     {
         return Some(parse_systemctl_units(&text));
     }
-    if let Some(text) = run("service", &["--status-all"]) {
-        return Some(parse_service_status_all(&text));
-    }
-    let entries = fs::read_dir("/etc/init.d").ok()?;
-    Some(
-        entries
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.') && n != "README")
-            .map(|n| (n, attrs([("state", "unknown"), ("manager", "sysvinit")])))
-            .collect(),
-    )
+    let names = |dir: &str| -> Option<Vec<String>> {
+        Some(
+            fs::read_dir(dir)
+                .ok()?
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect(),
+        )
+    };
+    let scripts = names("/etc/init.d")?;
+    let links: Vec<String> = ["/etc/rc2.d", "/etc/rc3.d", "/etc/rc4.d", "/etc/rc5.d"]
+        .into_iter()
+        .filter_map(names)
+        .flatten()
+        .collect();
+    Some(sysv_services(&scripts, &links))
 }
 
 fn interfaces_set() -> Set {
@@ -1009,11 +1016,19 @@ mod tests {
             got["cron"]["description"],
             "Regular background program processing daemon"
         );
-        let sysv = " [ - ]  dbus\n [ ? ]  hwclock.sh\n [ + ]  postgresql\nnoise\n";
-        let got = parse_service_status_all(sysv);
-        assert_eq!(got["postgresql"]["state"], "active");
-        assert_eq!(got["dbus"]["state"], "inactive");
-        assert_eq!(got["hwclock.sh"]["state"], "unknown");
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let got = sysv_services(
+            &names(&["cron", "mariadb", "README", ".depend.boot", "hwclock.sh"]),
+            &names(&["S01cron", "K01mariadb", "README", "S02hwclock.sh.dpkg-old"]),
+        );
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            ["cron", "hwclock.sh", "mariadb"]
+        );
+        assert_eq!(got["cron"]["enabled"], "true");
+        assert_eq!(got["mariadb"]["enabled"], "false", "K links stop it");
+        assert_eq!(got["hwclock.sh"]["enabled"], "false");
+        assert_eq!(got["cron"]["state"], "unknown");
     }
 
     #[test]
