@@ -241,6 +241,26 @@ async fn custom_inventory_appears_changes_as_a_delta_and_is_found_by_queries_and
         "{err}"
     );
 
+    // Syncs decide their nodes by tags alone: inventory targets are refused.
+    let (status, err) = fleet
+        .call(
+            "PUT",
+            "/v1/param-syncs/s1",
+            Some(
+                json!({"path": "/app/", "targets": ["inventory:custom:apps:name=billing"],
+                "file": "/etc/app/env"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not supported for syncs"),
+        "{err}"
+    );
+
     // Removing the file empties the kind on the server.
     std::fs::remove_file(fleet.custom_inventory_dir("web-1").join("apps.json")).unwrap();
     fleet
