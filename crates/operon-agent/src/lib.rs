@@ -446,14 +446,18 @@ impl Agent {
 
     /// Drive `future` while there is no link: live output is dropped (it is
     /// best effort; the result carries the captured output) so commands never
-    /// stall, and finished invocations are settled (their results, already
-    /// journaled, are sent after the next `Welcome`).
+    /// stall, inventory reports are dropped (recomputed after the next
+    /// `Welcome`), and finished invocations are settled (their results,
+    /// already journaled, are sent after the next `Welcome`).
     async fn offline<F: Future>(&mut self, future: F) -> F::Output {
         let mut future = pin!(future);
         loop {
             tokio::select! {
                 output = &mut future => return output,
                 Some(_) = self.outbox.recv() => {}
+                // Stale once the link is gone: after the next Welcome every
+                // kind is sent again against what the server acknowledged.
+                Some(_) = self.inventory_events.recv() => {}
                 Some(result) = self.done.recv() => self.supervisor.on_done(result, &None),
             }
         }
