@@ -56,6 +56,10 @@
 //! applied (or checked) natively, resource by resource, and reported per
 //! resource; the files an association's apply left are watched
 //! (`state/`, digests only) and changes reported (`StateDrifted`).
+//! **Inventory** (see [`inventory_sets`]): packages, services, users,
+//! groups, interfaces, listening ports, the OS and custom JSON files are
+//! collected after each `Welcome` and every `inventory_interval`, and sent as
+//! deltas against what the server acknowledged (kept in `inventory/`).
 //!
 //! Only one agent may use a state directory at a time (`agent.lock`, flock).
 //! On shutdown, running commands are stopped and journaled as interrupted;
@@ -68,6 +72,7 @@ mod error;
 pub mod file_sync;
 mod fsutil;
 pub mod inventory;
+pub mod inventory_sets;
 pub mod journal;
 mod link;
 pub mod output;
@@ -138,6 +143,12 @@ pub struct AgentConfig {
     /// ([`file_sync`]) and the files of desired-state steps ([`state`]) are
     /// written below it. `None`: `/`.
     pub host_root: Option<PathBuf>,
+    /// How often inventory is collected (besides right after each
+    /// `Welcome`); [`inventory_sets::DEFAULT_INTERVAL`] by default.
+    pub inventory_interval: Duration,
+    /// Custom inventory: every `*.json` file here
+    /// ([`inventory_sets::DEFAULT_CUSTOM_DIR`] by default).
+    pub custom_inventory_dir: PathBuf,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -155,6 +166,8 @@ impl std::fmt::Debug for AgentConfig {
             .field("server_fingerprint", &self.server_fingerprint)
             .field("tls_ca", &self.tls_ca)
             .field("insecure", &self.insecure)
+            .field("inventory_interval", &self.inventory_interval)
+            .field("custom_inventory_dir", &self.custom_inventory_dir)
             .finish()
     }
 }
@@ -196,6 +209,13 @@ pub async fn run(
         host_root: config.host_root.clone(),
         watch: Some(state_watch.clone()),
     };
+    let (inventory, inventory_events) = inventory_sets::spawn(
+        &config.state_dir,
+        inventory_sets::Sources {
+            custom_dir: config.custom_inventory_dir.clone(),
+        },
+        config.inventory_interval,
+    );
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
@@ -206,6 +226,8 @@ pub async fn run(
         sync_events,
         state_watch,
         state_events,
+        inventory,
+        inventory_events,
         heartbeat_seq: 0,
     };
     let result = agent
@@ -371,6 +393,10 @@ struct Agent {
     state_watch: state::StateWatchHandle,
     /// `StateDrifted` frames, sent after the next `Welcome`.
     state_events: mpsc::UnboundedReceiver<AgentMessage>,
+    /// Where `Welcome`, `InventoryAck` and `InventoryResync` go.
+    inventory: inventory_sets::InventoryHandle,
+    /// `InventoryReport` frames, sent once the link is welcomed.
+    inventory_events: mpsc::UnboundedReceiver<AgentMessage>,
     heartbeat_seq: u64,
 }
 
@@ -399,6 +425,8 @@ impl Agent {
                         sync_events: &mut self.sync_events,
                         state_watch: &self.state_watch,
                         state_events: &mut self.state_events,
+                        inventory: &self.inventory,
+                        inventory_events: &mut self.inventory_events,
                         heartbeat_override: config.heartbeat_secs,
                         heartbeat_seq: &mut self.heartbeat_seq,
                         credential: &mut *credential,
@@ -441,14 +469,18 @@ impl Agent {
 
     /// Drive `future` while there is no link: live output is dropped (it is
     /// best effort; the result carries the captured output) so commands never
-    /// stall, and finished invocations are settled (their results, already
-    /// journaled, are sent after the next `Welcome`).
+    /// stall, inventory reports are dropped (recomputed after the next
+    /// `Welcome`), and finished invocations are settled (their results,
+    /// already journaled, are sent after the next `Welcome`).
     async fn offline<F: Future>(&mut self, future: F) -> F::Output {
         let mut future = pin!(future);
         loop {
             tokio::select! {
                 output = &mut future => return output,
                 Some(_) = self.outbox.recv() => {}
+                // Stale once the link is gone: after the next Welcome every
+                // kind is sent again against what the server acknowledged.
+                Some(_) = self.inventory_events.recv() => {}
                 Some(result) = self.done.recv() => self.supervisor.on_done(result, &None),
             }
         }

@@ -38,6 +38,7 @@ use crate::enroll::error_chain;
 use crate::error::server_error_message;
 use crate::file_sync::FileSyncHandle;
 use crate::inventory::collect_inventory;
+use crate::inventory_sets::InventoryHandle;
 use crate::state::StateWatchHandle;
 use crate::supervisor::{Control, Supervisor};
 use crate::tls::{self, PinMismatch};
@@ -140,6 +141,10 @@ pub struct LinkContext<'a> {
     pub state_watch: &'a StateWatchHandle,
     /// `StateDrifted`, sent once the link is welcomed.
     pub state_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    /// Takes `Welcome`, `InventoryAck` and `InventoryResync`.
+    pub inventory: &'a InventoryHandle,
+    /// `InventoryReport`, sent once the link is welcomed.
+    pub inventory_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     pub heartbeat_override: Option<u64>,
     pub heartbeat_seq: &'a mut u64,
     /// Replaced (in memory and on disk) when the server rotates it.
@@ -180,6 +185,8 @@ pub async fn run_link(
         sync_events: ctx.sync_events,
         state_watch: ctx.state_watch,
         state_events: ctx.state_events,
+        inventory: ctx.inventory,
+        inventory_events: ctx.inventory_events,
         control: Some(control_tx),
         heartbeats: heartbeat_tx,
         heartbeat_override: ctx.heartbeat_override,
@@ -248,6 +255,8 @@ struct Reader<'a> {
     sync_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     state_watch: &'a StateWatchHandle,
     state_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    inventory: &'a InventoryHandle,
+    inventory_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     control: Control,
     heartbeats: mpsc::Sender<AgentMessage>,
     heartbeat_override: Option<u64>,
@@ -304,6 +313,11 @@ impl Reader<'_> {
                         let _ = control.send(event);
                     }
                 }
+                Some(event) = self.inventory_events.recv(), if self.welcomed => {
+                    if let Some(control) = &self.control {
+                        let _ = control.send(event);
+                    }
+                }
                 () = tick(&mut heartbeat) => {
                     *self.heartbeat_seq += 1;
                     // A heartbeat still queued means the link is slow; one is enough.
@@ -348,6 +362,7 @@ impl Reader<'_> {
                 self.welcomed = true;
                 self.supervisor.resend_unacknowledged(&self.control);
                 self.state_watch.resync();
+                self.inventory.welcomed();
                 return Some(Duration::from_secs(secs));
             }
             ServerMessage::HeartbeatAck { .. } => {}
@@ -363,6 +378,10 @@ impl Reader<'_> {
             ServerMessage::SyncFile(file) => self.file_sync.apply(file),
             ServerMessage::SyncForget { sync_id } => self.file_sync.forget(sync_id),
             ServerMessage::StateForget { association } => self.state_watch.forget(association),
+            ServerMessage::InventoryAck { kind, digest } => {
+                self.inventory.acknowledged(kind, digest)
+            }
+            ServerMessage::InventoryResync { kind } => self.inventory.resync(kind),
         }
         None
     }

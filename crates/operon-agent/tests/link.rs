@@ -39,6 +39,8 @@ fn config(url: &str, state: &Path) -> AgentConfig {
         tls_ca: None,
         insecure: false,
         host_root: None,
+        inventory_interval: operon_agent::inventory_sets::DEFAULT_INTERVAL,
+        custom_inventory_dir: state.join("inventory.d"),
     }
 }
 
@@ -127,6 +129,8 @@ async fn accept_link_with(listener: &TcpListener, credential: &str) -> Ws {
     .unwrap()
 }
 
+/// The next frame, inventory reports left out (sent after every Welcome;
+/// `inventory_sets` tests them).
 async fn recv(ws: &mut Ws) -> AgentMessage {
     loop {
         let frame = tokio::time::timeout(WAIT, ws.next())
@@ -135,7 +139,10 @@ async fn recv(ws: &mut Ws) -> AgentMessage {
             .unwrap()
             .unwrap();
         if let Message::Text(text) = frame {
-            return operon_proto::decode(text.as_str()).unwrap();
+            match operon_proto::decode(text.as_str()).unwrap() {
+                AgentMessage::InventoryReport(_) => continue,
+                message => return message,
+            }
         }
     }
 }

@@ -89,6 +89,8 @@ pub const ROUTES: &[Route] = &[
     ),
     route("GET", "/v1/nodes", "nodes:List", P("node/*")),
     route("GET", "/v1/nodes/{key}", "nodes:Get", Handler),
+    route("GET", "/v1/nodes/{key}/inventory", "inventory:Get", Handler),
+    route("GET", "/v1/inventory", "inventory:Query", Handler),
     route("POST", "/v1/nodes/{key}/tags", "nodes:Tag", Handler),
     route("POST", "/v1/nodes/{key}/revoke", "nodes:Revoke", Handler),
     route(

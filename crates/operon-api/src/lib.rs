@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod identity;
+pub mod inventory;
 pub mod openapi;
 pub mod params;
 pub mod workflows;

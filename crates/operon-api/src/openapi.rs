@@ -26,7 +26,9 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::{associations, commands, documents, error, events, fleet, identity, params, workflows};
+use crate::{
+    associations, commands, documents, error, events, fleet, identity, inventory, params, workflows,
+};
 
 /// The standard errors of an authenticated operation.
 const AUTHENTICATED_ERRORS: &[u16] = &[400, 401, 403, 404, 429];
@@ -306,6 +308,7 @@ fn api() -> Api {
     workflows::describe(&mut api);
     params::describe(&mut api);
     associations::describe(&mut api);
+    inventory::describe(&mut api);
     api
 }
 

@@ -51,6 +51,13 @@
 //!   the watching. A state step also carries a `script` that fails, so an agent
 //!   that somehow received one without the capability fails it rather than
 //!   doing something else; the server never sends it to such an agent.
+//! - [`CAPABILITY_INVENTORY`]: the agent reports what is installed and
+//!   running, one kind at a time ([`INVENTORY_KINDS`], plus `custom:<name>`),
+//!   as [`AgentMessage::InventoryReport`] deltas against the set the server
+//!   last acknowledged (`base`, the [`inventory_digest`] of that set; `None`
+//!   for a whole set). The server answers [`ServerMessage::InventoryAck`]
+//!   once stored, or [`ServerMessage::InventoryResync`] when it holds another
+//!   base, after which the agent sends the whole set.
 
 use std::collections::BTreeMap;
 
@@ -85,7 +92,91 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
     CAPABILITY_CREDENTIAL_ROTATION,
     CAPABILITY_FILE_SYNC,
     CAPABILITY_DESIRED_STATE,
+    CAPABILITY_INVENTORY,
 ];
+
+/// Capability: the agent sends [`AgentMessage::InventoryReport`] and
+/// understands [`ServerMessage::InventoryAck`] and [`ServerMessage::InventoryResync`].
+pub const CAPABILITY_INVENTORY: &str = "inventory";
+
+/// The built-in inventory kinds; custom ones are `custom:<file stem>`.
+pub const INVENTORY_KINDS: &[&str] = &[
+    "os",
+    "packages",
+    "services",
+    "users",
+    "groups",
+    "interfaces",
+    "ports",
+];
+
+/// Whether `kind` names an inventory kind: a built-in one or
+/// `custom:<name>` (letters, digits, `-`, `_`, `.`; 1 to 64 characters).
+pub fn valid_inventory_kind(kind: &str) -> bool {
+    if INVENTORY_KINDS.contains(&kind) {
+        return true;
+    }
+    match kind.strip_prefix("custom:") {
+        Some(name) => {
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        }
+        None => false,
+    }
+}
+
+/// One inventory entry: a package, a service, a user, a listening port...
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InventoryItem {
+    /// Unique within its kind (packages: the name; ports: `tcp/0.0.0.0:22`).
+    pub key: String,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A change of one kind of inventory (see the module docs).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InventoryDelta {
+    pub kind: String,
+    /// Digest of the set this delta applies to; `None`: `upserts` is the whole set.
+    pub base: Option<String>,
+    /// [`inventory_digest`] of the set once the delta is applied.
+    pub digest: String,
+    /// Items added or changed (the whole item).
+    #[serde(default)]
+    pub upserts: Vec<InventoryItem>,
+    /// Keys of items gone.
+    #[serde(default)]
+    pub removals: Vec<String>,
+    pub at: UnixMillis,
+}
+
+/// Hex SHA-256 over the canonical form of a set: items sorted by key, each
+/// `key`, then `attr=value` pairs in order, fields separated by `\0`, items by `\n`,
+/// every string length-prefixed so no two sets share a form.
+pub fn inventory_digest<'a>(items: impl IntoIterator<Item = &'a InventoryItem>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&InventoryItem> = items.into_iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut hasher = Sha256::new();
+    let mut put = |text: &str| {
+        hasher.update((text.len() as u64).to_be_bytes());
+        hasher.update(text.as_bytes());
+    };
+    for item in sorted {
+        put(&item.key);
+        put(&item.attributes.len().to_string());
+        for (name, value) in &item.attributes {
+            put(name);
+            put(value);
+        }
+    }
+    let digest = hasher.finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type UnixMillis = i64;
@@ -177,6 +268,10 @@ pub enum AgentMessage {
     /// A file managed by an association's last apply no longer is as that
     /// run left it (sent when seen, and on every connection while it lasts).
     StateDrifted(StateDrift),
+    /// A change of one kind of inventory (agents announcing
+    /// [`CAPABILITY_INVENTORY`]); answered by [`ServerMessage::InventoryAck`]
+    /// or [`ServerMessage::InventoryResync`].
+    InventoryReport(InventoryDelta),
 }
 
 /// A managed file changed since the association's last apply on this node.
@@ -233,6 +328,15 @@ pub enum ServerMessage {
     /// node is no longer a target); the files themselves are left as they are.
     StateForget {
         association: String,
+    },
+    /// The server stored the inventory of `kind` as of `digest`.
+    InventoryAck {
+        kind: String,
+        digest: String,
+    },
+    /// The server holds another base for `kind`: send the whole set.
+    InventoryResync {
+        kind: String,
     },
 }
 
@@ -568,6 +672,43 @@ mod tests {
         let text = encode(&answer);
         assert!(text.contains(r#""type":"credential_not_stored""#), "{text}");
         assert_eq!(decode::<AgentMessage>(&text).unwrap(), answer);
+    }
+
+    #[test]
+    fn inventory_frames_round_trip_and_digests_ignore_order() {
+        let item = |key: &str, version: &str| InventoryItem {
+            key: key.into(),
+            attributes: BTreeMap::from([("version".to_owned(), version.to_owned())]),
+        };
+        let a = [item("openssl", "3.0.2"), item("bash", "5.2")];
+        let b = [item("bash", "5.2"), item("openssl", "3.0.2")];
+        assert_eq!(inventory_digest(&a), inventory_digest(&b));
+        assert_ne!(inventory_digest(&a), inventory_digest(&a[..1]));
+        assert_ne!(
+            inventory_digest(&[item("a", "bc")]),
+            inventory_digest(&[item("ab", "c")])
+        );
+        assert_eq!(inventory_digest(&[]).len(), 64);
+        let msg = AgentMessage::InventoryReport(InventoryDelta {
+            kind: "packages".into(),
+            base: None,
+            digest: inventory_digest(&a),
+            upserts: a.to_vec(),
+            removals: vec![],
+            at: 1,
+        });
+        let text = encode(&msg);
+        assert!(text.contains(r#""type":"inventory_report""#), "{text}");
+        assert_eq!(decode::<AgentMessage>(&text).unwrap(), msg);
+        let ack = ServerMessage::InventoryResync {
+            kind: "custom:apps".into(),
+        };
+        assert_eq!(decode::<ServerMessage>(&encode(&ack)).unwrap(), ack);
+        assert!(valid_inventory_kind("packages"));
+        assert!(valid_inventory_kind("custom:my-apps_1.x"));
+        assert!(!valid_inventory_kind("custom:"));
+        assert!(!valid_inventory_kind("custom:a/b"));
+        assert!(!valid_inventory_kind("kernel"));
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod events;
 mod fleet;
 mod happenings;
 mod identity;
+mod inventory;
 pub mod keyring;
 mod live;
 mod openapi;

@@ -18,6 +18,7 @@
 //! | [`AuditStore`] | the hash-chained audit log |
 //! | [`EventStore`] | buses, events and their delivery outbox, dead letters, rules, webhooks, archives, replays |
 //! | [`WorkflowStore`] | state machines, executions, history, timers, tasks, approvals |
+//! | [`InventoryStore`] | per node and kind: inventory items and the digest of the set |
 //!
 //! [`Backend`] is all of them together. Signatures carry only this crate's
 //! records, `operon-proto` types, `serde_json::Value` and [`StoreError`]: no
@@ -54,6 +55,7 @@ mod associations;
 mod audit;
 mod events;
 mod identity;
+mod inventory;
 mod params;
 mod records;
 mod sqlite;
@@ -67,6 +69,7 @@ pub use associations::*;
 pub use audit::*;
 pub use events::*;
 pub use identity::*;
+pub use inventory::*;
 pub use params::*;
 pub use records::*;
 pub use sqlite::SqliteStore;

@@ -35,7 +35,8 @@ macro_rules! store_suite {
             concurrent_parameter_puts_get_distinct_versions_or_move,
             sealed_parameters_and_access_keys_are_resealed_only_from_what_was_read,
             syncs_and_their_node_states_are_kept_and_deleted_together,
-            associations_are_versioned_and_compliance_follows_the_resources);
+            associations_are_versioned_and_compliance_follows_the_resources,
+            inventory_deltas_apply_against_their_base_and_report_changes);
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
@@ -1733,4 +1734,159 @@ pub async fn associations_are_versioned_and_compliance_follows_the_resources(sto
         None,
         "nothing is recorded for a deleted association"
     );
+}
+
+pub(crate) async fn inventory_deltas_apply_against_their_base_and_report_changes(store: DynStore) {
+    use operon_proto::{InventoryDelta, InventoryItem, inventory_digest};
+    let item = |key: &str, version: &str| InventoryItem {
+        key: key.into(),
+        attributes: BTreeMap::from([("version".to_owned(), version.to_owned())]),
+    };
+    let full = vec![
+        item("bash", "5.2"),
+        item("openssl", "3.0.2"),
+        item("vim", "9.0"),
+    ];
+    let d1 = inventory_digest(&full);
+    let delta =
+        |base: Option<&str>, digest: &str, upserts: Vec<InventoryItem>, removals: Vec<&str>| {
+            InventoryDelta {
+                kind: "packages".into(),
+                base: base.map(str::to_owned),
+                digest: digest.to_owned(),
+                upserts,
+                removals: removals.into_iter().map(str::to_owned).collect(),
+                at: 1,
+            }
+        };
+    // A delta against a base nothing holds is refused.
+    assert_eq!(
+        store
+            .apply_inventory("n-1", &delta(Some("x"), &d1, vec![], vec![]), 1)
+            .await
+            .unwrap(),
+        Err(InventoryRefusal::BaseMismatch { held: None })
+    );
+    let change = store
+        .apply_inventory("n-1", &delta(None, &d1, full.clone(), vec![]), 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.added, vec!["bash", "openssl", "vim"]);
+    // A wrong digest writes nothing.
+    let refused = store
+        .apply_inventory(
+            "n-1",
+            &delta(Some(&d1), "bad", vec![item("zsh", "5")], vec![]),
+            2,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, Err(InventoryRefusal::DigestMismatch { .. })),
+        "{refused:?}"
+    );
+    let after = vec![
+        item("bash", "5.2"),
+        item("openssl", "3.0.7"),
+        item("zsh", "5.9"),
+    ];
+    let d2 = inventory_digest(&after);
+    let change = store
+        .apply_inventory(
+            "n-1",
+            &delta(
+                Some(&d1),
+                &d2,
+                vec![
+                    item("openssl", "3.0.7"),
+                    item("zsh", "5.9"),
+                    item("bash", "5.2"),
+                ],
+                vec!["vim"],
+            ),
+            3,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.added, vec!["zsh"]);
+    assert_eq!(change.updated, vec!["openssl"]);
+    assert_eq!(change.removed, vec!["vim"]);
+    // The old base is no longer held.
+    assert_eq!(
+        store
+            .apply_inventory("n-1", &delta(Some(&d1), &d2, vec![], vec![]), 4)
+            .await
+            .unwrap(),
+        Err(InventoryRefusal::BaseMismatch {
+            held: Some(d2.clone())
+        })
+    );
+    // An empty delta on the held base changes nothing.
+    assert!(
+        store
+            .apply_inventory("n-1", &delta(Some(&d2), &d2, vec![], vec![]), 5)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
+    let rows = store.node_inventory("n-1", Some("packages")).await.unwrap();
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["bash", "openssl", "zsh"]);
+    assert_eq!(rows[0].updated_at, 1, "bash never changed");
+    assert_eq!(rows[1].updated_at, 3);
+    // A second node, and another kind.
+    let other = vec![item("openssl", "1.1.1")];
+    store
+        .apply_inventory(
+            "n-2",
+            &delta(None, &inventory_digest(&other), other, vec![]),
+            6,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let users = InventoryDelta {
+        kind: "users".into(),
+        ..delta(
+            None,
+            &inventory_digest(&[item("root", "0")]),
+            vec![item("root", "0")],
+            vec![],
+        )
+    };
+    store
+        .apply_inventory("n-1", &users, 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.node_inventory("n-1", None).await.unwrap().len(), 4);
+    let openssl = store
+        .inventory_items("packages", Some("openssl"))
+        .await
+        .unwrap();
+    let nodes: Vec<(&str, &str)> = openssl
+        .iter()
+        .map(|r| (r.node_id.as_str(), r.attributes["version"].as_str()))
+        .collect();
+    assert_eq!(nodes, [("n-1", "3.0.7"), ("n-2", "1.1.1")]);
+    assert_eq!(
+        store.inventory_items("packages", None).await.unwrap().len(),
+        4
+    );
+    // A whole set replaces what was held.
+    let only = vec![item("bash", "5.3")];
+    let change = store
+        .apply_inventory(
+            "n-1",
+            &delta(None, &inventory_digest(&only), only, vec![]),
+            8,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.removed, vec!["openssl", "zsh"]);
+    assert_eq!(change.updated, vec!["bash"]);
 }

@@ -19,10 +19,11 @@ use crate::{
     AssociationVersion, AuditAdvance, AuditEntry, AuditFilter, AuditRecord, Bus, ClaimedDelivery,
     Command, ComplianceChange, ComplianceNode, ComplianceReport, ComplianceResource,
     CredentialMatch, DeadLetter, DeliveryOutcome, Document, DocumentVersions, EnrollRefusal,
-    EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow, InboundWebhook, Invocation,
-    LabelRefusal, NewEvent, NewNode, NewParameterVersion, Node, ParamSync, ParamSyncNode,
-    ParameterVersion, PolicyRecord, PutRefusal, Replay, Result, Role, Rule, StatusTable, StepWrite,
-    StoredAuditRecord, StoredEvent, Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
+    EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow, InboundWebhook, InventoryChange,
+    InventoryRefusal, InventoryRow, Invocation, LabelRefusal, NewEvent, NewNode,
+    NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion, PolicyRecord,
+    PutRefusal, Replay, Result, Role, Rule, StatusTable, StepWrite, StoredAuditRecord, StoredEvent,
+    Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -37,6 +38,7 @@ pub trait Backend:
     + WorkflowStore
     + ParameterStore
     + AssociationStore
+    + InventoryStore
     + Send
     + Sync
     + 'static
@@ -54,6 +56,7 @@ impl<T> Backend for T where
         + WorkflowStore
         + ParameterStore
         + AssociationStore
+        + InventoryStore
         + Send
         + Sync
         + 'static
@@ -585,7 +588,8 @@ pub trait WorkflowStore: Send + Sync {
 pub mod prelude {
     pub use super::{
         AuditStore as _, Backend as _, CommandStore as _, DocumentStore as _, EventStore as _,
-        IdentityStore as _, Lifecycle as _, NodeStore as _, WorkflowStore as _,
+        IdentityStore as _, InventoryStore as _, Lifecycle as _, NodeStore as _,
+        WorkflowStore as _,
     };
 }
 
@@ -777,4 +781,27 @@ pub trait AssociationStore: Send + Sync {
         association: Option<&str>,
         node_id: Option<&str>,
     ) -> Result<Vec<ComplianceResource>>;
+}
+
+/// Inventory: per node and kind, the items an agent reported and the digest
+/// of that set ([`operon_proto::inventory_digest`]).
+#[async_trait]
+pub trait InventoryStore: Send + Sync {
+    /// Apply one delta in one transaction: `base` must be the digest held
+    /// (`None`: the delta is the whole set, replacing what is held), then
+    /// upserts and removals are written and the set's digest is checked
+    /// against `delta.digest` and stored. A refusal writes nothing.
+    async fn apply_inventory(
+        &self,
+        node_id: &str,
+        delta: &operon_proto::InventoryDelta,
+        now: i64,
+    ) -> Result<std::result::Result<InventoryChange, InventoryRefusal>>;
+
+    /// One node's items, of one kind or all, ordered by kind and key.
+    async fn node_inventory(&self, node_id: &str, kind: Option<&str>) -> Result<Vec<InventoryRow>>;
+
+    /// Items of `kind` across nodes, only those keyed `key` when given,
+    /// ordered by node and key.
+    async fn inventory_items(&self, kind: &str, key: Option<&str>) -> Result<Vec<InventoryRow>>;
 }

@@ -109,6 +109,14 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::audit::AuditCmd,
     },
+    /// What the agents report about their nodes: packages, services,
+    /// users, ports, custom inventory; per node or across the fleet.
+    Inventory {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::inventory::InventoryCmd,
+    },
     /// Parameter Store: configuration values and secrets, versioned.
     Params {
         #[command(flatten)]
@@ -241,6 +249,7 @@ fn main() -> ExitCode {
         Command::Policies { client, cmd } => cli::policies::policies(&client, cmd),
         Command::Roles { client, cmd } => cli::roles::roles(&client, cmd),
         Command::Audit { client, cmd } => cli::audit::audit(&client, cmd),
+        Command::Inventory { client, cmd } => cli::inventory::inventory(&client, cmd),
         Command::Params { client, cmd } => cli::params::params(&client, cmd),
         Command::Keys { client, cmd } => cli::keys::keys(&client, cmd),
         Command::AccessKeys { client, cmd } => cli::access_keys::access_keys(&client, cmd),

@@ -189,6 +189,8 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
         ("POST", "/v1/nodes/web-1/tags", json!({"set": {"x": "y"}})),
         ("POST", "/v1/nodes/web-1/revoke", json!({})),
         ("POST", "/v1/nodes/web-1/rotate-credential", json!({})),
+        ("GET", "/v1/nodes/web-1/inventory", json!({})),
+        ("GET", "/v1/inventory?type=users", json!({})),
         ("GET", "/v1/documents", json!({})),
         (
             "POST",
@@ -557,6 +559,7 @@ fn snapshot(fleet: &Fleet) -> Value {
         "/v1/access-keys",
         "/v1/associations",
         "/v1/compliance",
+        "/v1/inventory?type=users",
     ];
     let mut all = serde_json::Map::new();
     for path in paths {

@@ -458,7 +458,14 @@ impl CommandService<'_> {
     /// The nodes a target spec selects now.
     pub async fn resolve(&self, targets: &TargetSpec) -> ServiceResult<Vec<Node>> {
         let nodes = self.store.list_nodes().await?;
-        targets.select(&nodes).map_err(target_error)
+        let mut inventory = super::targets::InventoryMatches::new();
+        for (kind, filter) in targets.inventory_filters() {
+            let ids = crate::inventory::service::matching_nodes(self.store, &kind, &filter).await?;
+            inventory.insert((kind, filter), ids);
+        }
+        targets
+            .select_with(&nodes, &inventory)
+            .map_err(target_error)
     }
 
     async fn found(&self, command: Command) -> ServiceResult<Created> {

@@ -12,13 +12,19 @@
 //!     (the values are alternatives);
 //!   - `{"Key": "tag-key", "Values": [K1, K2]}`: the node has one of the tags;
 //!   - `{"Key": "InstanceIds", "Values": [...]}`: the node's id or name is one
-//!     of the values.
+//!     of the values;
+//!   - `inventory:KIND:FILTER` (`inventory:packages:name=openssl,version<3.0.7`):
+//!     the node reported at least one item of that kind the filter accepts
+//!     (see `crate::inventory::filter`). Which nodes those are is read from
+//!     the store by the caller and handed to [`TargetSpec::select_with`];
+//!     [`TargetSpec::select`] knows of none.
 //!
 //!   Filters never select revoked nodes.
 //!
 //! The selected nodes are the named ones plus those every filter accepts,
 //! without duplicates, ordered by name. An empty selection is an error.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use operon_store::Node;
@@ -35,7 +41,14 @@ pub enum Filter {
     TagKey(Vec<String>),
     /// The node's id or name is one of these.
     Nodes(Vec<String>),
+    /// The node has an inventory item of `kind` that `filter` accepts
+    /// (the filter's text, checked when parsed).
+    Inventory { kind: String, filter: String },
 }
+
+/// For each inventory filter (kind, filter text), the ids of the nodes
+/// having a matching item.
+pub type InventoryMatches = BTreeMap<(String, String), BTreeSet<String>>;
 
 /// What a command is aimed at, parsed and checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,12 +136,34 @@ impl TargetSpec {
             Filter::Tag { key, values } => format!("tag:{key}={}", values.join("|")),
             Filter::TagKey(keys) => format!("tag-key={}", keys.join("|")),
             Filter::Nodes(keys) => format!("InstanceIds={}", keys.join("|")),
+            Filter::Inventory { kind, filter } => format!("inventory:{kind}:{filter}"),
         }));
         parts.join(" ")
     }
 
-    /// The nodes these targets select among `nodes` (every enrolled node).
+    /// The inventory filters (kind, filter text), for the caller to resolve.
+    pub fn inventory_filters(&self) -> Vec<(String, String)> {
+        self.filters
+            .iter()
+            .filter_map(|f| match f {
+                Filter::Inventory { kind, filter } => Some((kind.clone(), filter.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The nodes these targets select among `nodes` (every enrolled node),
+    /// inventory filters selecting nothing.
     pub fn select(&self, nodes: &[Node]) -> Result<Vec<Node>, TargetError> {
+        self.select_with(nodes, &InventoryMatches::new())
+    }
+
+    /// [`select`](Self::select), with the nodes each inventory filter matches.
+    pub fn select_with(
+        &self,
+        nodes: &[Node],
+        inventory: &InventoryMatches,
+    ) -> Result<Vec<Node>, TargetError> {
         self.check()?;
         let mut chosen: Vec<&Node> = Vec::new();
         for key in &self.nodes {
@@ -145,7 +180,7 @@ impl TargetSpec {
         }
         if !self.filters.is_empty() {
             for node in nodes.iter().filter(|n| n.revoked_at.is_none()) {
-                if self.filters.iter().all(|f| f.accepts(node))
+                if self.filters.iter().all(|f| f.accepts(node, inventory))
                     && !chosen.iter().any(|c| c.id == node.id)
                 {
                     chosen.push(node);
@@ -198,8 +233,11 @@ pub fn narrow(
 }
 
 impl Filter {
-    fn accepts(&self, node: &Node) -> bool {
+    fn accepts(&self, node: &Node, inventory: &InventoryMatches) -> bool {
         match self {
+            Filter::Inventory { kind, filter } => inventory
+                .get(&(kind.clone(), filter.clone()))
+                .is_some_and(|ids| ids.contains(&node.id)),
             Filter::All => true,
             Filter::Tag { key, values } => node.tags.get(key).is_some_and(|v| values.contains(v)),
             Filter::TagKey(keys) => keys.iter().any(|k| node.tags.contains_key(k)),
@@ -214,9 +252,10 @@ fn parse_entry(entry: &Value, at: &str) -> Result<Filter, TargetError> {
         message,
     };
     match entry {
+        Value::String(text) if text.starts_with("inventory:") => parse_inventory(text).map_err(bad),
         Value::String(text) => parse_text(text).ok_or_else(|| {
             bad(format!(
-                "invalid target {text:?}: expected tag:KEY=VALUE or all"
+                "invalid target {text:?}: expected tag:KEY=VALUE, inventory:KIND:FILTER or all"
             ))
         }),
         Value::Object(map) => {
@@ -253,6 +292,33 @@ fn parse_entry(entry: &Value, at: &str) -> Result<Filter, TargetError> {
             "expected \"tag:KEY=VALUE\", \"all\" or {{\"Key\", \"Values\"}}, got {other}"
         ))),
     }
+}
+
+/// `inventory:KIND:FILTER`; KIND may itself be `custom:NAME`.
+fn parse_inventory(text: &str) -> Result<Filter, String> {
+    let rest = text.strip_prefix("inventory:").unwrap_or(text);
+    let (kind, filter) = match rest.strip_prefix("custom:") {
+        Some(custom) => {
+            let (name, filter) = custom.split_once(':').unwrap_or((custom, ""));
+            (format!("custom:{name}"), filter)
+        }
+        None => {
+            let (kind, filter) = rest.split_once(':').unwrap_or((rest, ""));
+            (kind.to_string(), filter)
+        }
+    };
+    if !operon_proto::valid_inventory_kind(&kind) {
+        return Err(format!(
+            "invalid target {text:?}: unknown inventory type {kind:?} (one of {}, custom:NAME)",
+            operon_proto::INVENTORY_KINDS.join(", ")
+        ));
+    }
+    crate::inventory::filter::Filter::parse(filter)
+        .map_err(|e| format!("invalid target {text:?}: {e}"))?;
+    Ok(Filter::Inventory {
+        kind,
+        filter: filter.to_string(),
+    })
 }
 
 fn parse_text(text: &str) -> Option<Filter> {
@@ -492,5 +558,88 @@ mod tests {
                 values: vec![String::new()]
             }]
         );
+    }
+
+    #[test]
+    fn inventory_targets_select_the_nodes_with_a_matching_item() {
+        let targets = |t: &[&str]| {
+            let t: Vec<String> = t.iter().map(|s| s.to_string()).collect();
+            TargetSpec::from_strings(&[], &t)
+        };
+        let spec = targets(&["inventory:packages:name=openssl,version<3.0.7"]).unwrap();
+        assert_eq!(
+            spec.filters,
+            [Filter::Inventory {
+                kind: "packages".into(),
+                filter: "name=openssl,version<3.0.7".into()
+            }]
+        );
+        assert_eq!(
+            spec.inventory_filters(),
+            [(
+                "packages".to_string(),
+                "name=openssl,version<3.0.7".to_string()
+            )]
+        );
+        let custom = targets(&["inventory:custom:apps:name=billing"]).unwrap();
+        assert_eq!(
+            custom.filters,
+            [Filter::Inventory {
+                kind: "custom:apps".into(),
+                filter: "name=billing".into()
+            }]
+        );
+        // A kind alone: nodes with any item of it.
+        let any = targets(&["inventory:ports"]).unwrap();
+        assert_eq!(any.describe(), "inventory:ports:");
+
+        // The matches come from the caller; revoked nodes never count, and
+        // inventory filters combine with tags like any other filter.
+        let matches = InventoryMatches::from([(
+            (
+                "packages".to_string(),
+                "name=openssl,version<3.0.7".to_string(),
+            ),
+            ["n-1", "n-2", "n-4"]
+                .map(String::from)
+                .into_iter()
+                .collect(),
+        )]);
+        let names = |spec: &TargetSpec| -> Vec<String> {
+            spec.select_with(&fleet(), &matches)
+                .unwrap()
+                .into_iter()
+                .map(|n| n.name)
+                .collect()
+        };
+        assert_eq!(names(&spec), ["db-1", "web-1"]);
+        let prod = targets(&[
+            "inventory:packages:name=openssl,version<3.0.7",
+            "tag:env=prod",
+        ])
+        .unwrap();
+        assert_eq!(names(&prod), ["db-1"]);
+        // Without matches (select), an inventory filter selects nothing.
+        assert!(matches!(
+            spec.select(&fleet()),
+            Err(TargetError::NoMatch(_))
+        ));
+
+        for (bad, want) in [
+            (
+                "inventory:kernels:name=x",
+                "unknown inventory type \"kernels\"",
+            ),
+            (
+                "inventory:custom::name=x",
+                "unknown inventory type \"custom:\"",
+            ),
+            ("inventory:packages:name~(", "bad regular expression"),
+            ("inventory:packages:version", "has no operator"),
+        ] {
+            let err = targets(&[bad]).unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+            assert!(err.starts_with("targets[0]"), "{err}");
+        }
     }
 }

@@ -480,6 +480,28 @@ async fn handle_frame(
             )
             .await;
         }
+        AgentMessage::InventoryReport(delta)
+            if state
+                .hub
+                .supports(&node.id, operon_proto::CAPABILITY_INVENTORY)
+                != Some(true) =>
+        {
+            // The answers are frames it did not announce it understands.
+            tracing::warn!(node_id = %node.id, kind = %delta.kind, "ignoring an inventory report from an agent that did not announce the inventory capability");
+        }
+        AgentMessage::InventoryReport(delta) => {
+            match state.inventory().record(node, &delta).await {
+                Ok(Some(answer)) => tx
+                    .send(Outbound::Message(answer))
+                    .await
+                    .map_err(|_| "connection closed".to_string())?,
+                Ok(None) => {}
+                // Not answered: the agent sends it again after its next collection.
+                Err(e) => {
+                    tracing::warn!(node_id = %node.id, kind = %delta.kind, error = %e.message, "storing an inventory report failed")
+                }
+            }
+        }
         AgentMessage::StateDrifted(drift) => {
             if let Err(e) = crate::associations::runner::record_drift(state, node, &drift).await {
                 tracing::warn!(node_id = %node.id, association = %drift.association, error = %e.message, "a drift report could not be recorded");

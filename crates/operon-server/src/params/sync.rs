@@ -96,7 +96,15 @@ fn parse_mode(text: Option<&str>) -> ServiceResult<i64> {
 
 fn target_spec(targets: &Value) -> ServiceResult<TargetSpec> {
     let entries: Vec<Value> = targets.as_array().cloned().unwrap_or_default();
-    TargetSpec::parse(&[], &entries, "targets").map_err(|e| invalid(format!("targets: {e:?}")))
+    let spec = TargetSpec::parse(&[], &entries, "targets")
+        .map_err(|e| invalid(format!("targets: {e:?}")))?;
+    // A sync's nodes are decided from tags alone (no store read per pass).
+    if !spec.inventory_filters().is_empty() {
+        return Err(invalid(
+            "targets: inventory:KIND:FILTER targets are not supported for syncs; use tags",
+        ));
+    }
+    Ok(spec)
 }
 
 pub struct SyncService<'a> {

@@ -12,6 +12,7 @@ use super::Api;
 pub struct Fleet {
     pub api: Api,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    inventory_interval: Duration,
 }
 
 impl std::ops::Deref for Fleet {
@@ -22,6 +23,11 @@ impl std::ops::Deref for Fleet {
 }
 
 impl Fleet {
+    /// Where agent `name` reads its custom inventory files.
+    pub fn custom_inventory_dir(&self, name: &str) -> std::path::PathBuf {
+        self.api.dir.path().join(format!("{name}-inventory.d"))
+    }
+
     /// A server and one agent per `(name, role)`, all online.
     pub async fn start(agents: &[(&str, &str)]) -> Fleet {
         let tagged: Vec<(&str, Vec<(&str, &str)>)> = agents
@@ -33,9 +39,20 @@ impl Fleet {
 
     /// A server and one agent per `(name, tags)`, all online.
     pub async fn start_tagged(agents: &[(&str, Vec<(&str, &str)>)]) -> Fleet {
+        Fleet::start_with(agents, operon_agent::inventory_sets::DEFAULT_INTERVAL).await
+    }
+
+    /// [`start_tagged`](Self::start_tagged), collecting inventory every
+    /// `inventory_interval`; each agent reads custom inventory from
+    /// `<dir>/<name>-inventory.d` ([`Fleet::custom_inventory_dir`]).
+    pub async fn start_with(
+        agents: &[(&str, Vec<(&str, &str)>)],
+        inventory_interval: Duration,
+    ) -> Fleet {
         let mut fleet = Fleet {
             api: Api::start().await,
             stops: Vec::new(),
+            inventory_interval,
         };
         for (name, tags) in agents {
             fleet.spawn_agent(name, tags).await;
@@ -75,6 +92,8 @@ impl Fleet {
             // Each agent keeps synced files below its own directory,
             // as if it were its own host.
             host_root: Some(api.dir.path().join(format!("{name}-root"))),
+            inventory_interval: self.inventory_interval,
+            custom_inventory_dir: self.custom_inventory_dir(name),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(operon_agent::run(config, async move {

@@ -80,6 +80,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(11, "0011_parameters.sql"),
     migration!(12, "0012_parameter_syncs.sql"),
     migration!(14, "0014_associations.sql"),
+    migration!(13, "0013_inventory.sql"),
 ];
 
 /// A migration as recorded in the database.

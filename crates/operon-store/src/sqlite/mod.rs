@@ -17,6 +17,7 @@ mod audit;
 mod commands;
 mod events;
 mod identity;
+mod inventory;
 pub(crate) mod migrations;
 mod nodes;
 mod params;

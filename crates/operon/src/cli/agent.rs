@@ -47,6 +47,13 @@ pub struct AgentArgs {
     /// written below it.
     #[arg(long, env = "OPERON_HOST_ROOT")]
     pub host_root: Option<PathBuf>,
+    /// Custom inventory: every *.json file here (an object of objects, or
+    /// an array of objects with a key or name) is reported as custom:<file stem>.
+    #[arg(long, env = "OPERON_CUSTOM_INVENTORY_DIR", default_value = operon_agent::inventory_sets::DEFAULT_CUSTOM_DIR)]
+    pub custom_inventory_dir: PathBuf,
+    /// Seconds between inventory collections (besides one at each connection).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub inventory_interval_secs: u64,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -69,6 +76,8 @@ impl AgentArgs {
             tls_ca: self.tls_ca,
             insecure: self.insecure,
             host_root: self.host_root,
+            inventory_interval: std::time::Duration::from_secs(self.inventory_interval_secs),
+            custom_inventory_dir: self.custom_inventory_dir,
         }
     }
 }
