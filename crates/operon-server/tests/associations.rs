@@ -555,8 +555,8 @@ async fn an_association_acts_as_its_author_node_by_node() {
     );
     assert!(!node_path(api, "db-1", "/srv/app").exists());
 
-    // A user allowed nothing of compliance is refused; one limited to web
-    // nodes sees only them.
+    // A user allowed nothing of compliance is refused; one denied the db
+    // nodes sees only the others.
     let nobody = api
         .user_token(
             "nobody",
@@ -572,8 +572,9 @@ async fn an_association_acts_as_its_author_node_by_node() {
     let web_only = api
         .user_token(
             "webview",
-            json!([{"Effect": "Allow", "Action": "compliance:Get", "Resource": "node/*",
-                    "Condition": {"StringEquals": {"operon:NodeTag/role": "web"}}}]),
+            json!([{"Effect": "Allow", "Action": "compliance:Get", "Resource": "node/*"},
+                   {"Effect": "Deny", "Action": "compliance:Get", "Resource": "node/*",
+                    "Condition": {"StringEquals": {"operon:NodeTag/role": "db"}}}]),
         )
         .await;
     let (status, list) = api.call_as(&web_only, "GET", "/v1/compliance", None).await;
@@ -700,4 +701,85 @@ async fn a_node_that_joins_the_target_gets_the_association() {
         !node_path(&fleet.api, "db-1", "/srv/app").exists(),
         "db-1 is not targeted"
     );
+}
+
+#[tokio::test]
+async fn a_new_default_document_version_is_applied_and_inventory_targets_choose_nodes() {
+    let fleet = Fleet::start_with(
+        &[
+            ("web-1", vec![("role", "web")]),
+            ("web-2", vec![("role", "web")]),
+        ],
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    let api = &fleet.api;
+    // Only web-2 reports the application in its custom inventory.
+    let dir = fleet.custom_inventory_dir("web-2");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("apps.json"),
+        json!({"billing": {"version": "2.1"}}).to_string(),
+    )
+    .unwrap();
+    api.get_until("/v1/nodes/web-2/inventory?type=custom:apps", |a| {
+        a["items"].as_array().is_some_and(|i| i.len() == 1)
+    })
+    .await;
+    let version = |word: &str| {
+        json!({"schemaVersion": "operon-state/1", "resources": [
+            {"name": "marker", "type": "file", "path": "/srv/marker", "content": format!("{word}\n")}
+        ]})
+    };
+    create_document(api, "marker", version("one")).await;
+    for node in ["web-1", "web-2"] {
+        std::fs::create_dir_all(node_path(api, node, "/srv")).unwrap();
+    }
+    api.ok(
+        "POST",
+        "/v1/associations",
+        Some(json!({"name": "billing", "document": "marker",
+                    "targets": ["inventory:custom:apps:name=billing,version>=2"]})),
+    )
+    .await;
+    compliance_until(api, "billing", "web-2", |n| n["status"] == "COMPLIANT").await;
+    let marker = node_path(api, "web-2", "/srv/marker");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "one\n");
+    assert!(
+        !node_path(api, "web-1", "/srv/marker").exists(),
+        "web-1 has no billing"
+    );
+
+    // Version 2 of the document is stored: nothing happens until it is the default.
+    create_document(api, "marker", version("two")).await;
+    api.ok(
+        "POST",
+        "/v1/documents/marker/default-version",
+        Some(json!({"version": 2})),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&marker).unwrap() != "two\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new default was not applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let detail = api.ok("GET", "/v1/associations/billing", None).await;
+    assert_eq!(detail["runs"][0]["reason"], "document", "{detail}");
+
+    // An association waiting for its schedule does nothing at creation.
+    api.ok(
+        "POST",
+        "/v1/associations",
+        Some(
+            json!({"name": "nightly", "document": "marker", "targets": ["all"],
+                    "schedule": "cron(0 3 * * ? *)", "apply_only_at_cron_interval": true}),
+        ),
+    )
+    .await;
+    let nightly = api.ok("GET", "/v1/associations/nightly", None).await;
+    assert!(nightly["runs"].as_array().unwrap().is_empty(), "{nightly}");
+    assert!(nightly["next_run_at"].as_i64().unwrap() > 0);
 }

@@ -31,7 +31,7 @@ use operon_store::{
 };
 use serde_json::json;
 
-use super::service::{self, Reason, spec_of, start_run, target_spec};
+use super::service::{self, Reason, spec_of, start_run};
 use crate::coordination::Topic;
 use crate::events::envelope::PutEntry;
 use crate::service::ServiceResult;
@@ -75,11 +75,10 @@ pub async fn run(state: Arc<AppState>) {
 }
 
 async fn pass(state: &AppState, joined: &mut HashMap<(String, String), i64>) -> ServiceResult<()> {
-    let nodes = state.store.list_nodes().await?;
     let associations = state.store.list_associations().await?;
     joined.retain(|(name, _), _| associations.iter().any(|a| &a.name == name));
     for record in associations {
-        if let Err(e) = keep(state, &record, &nodes, joined).await {
+        if let Err(e) = keep(state, &record, joined).await {
             tracing::warn!(association = %record.name, error = %e.message, "an association could not be applied now");
         }
     }
@@ -89,7 +88,6 @@ async fn pass(state: &AppState, joined: &mut HashMap<(String, String), i64>) -> 
 async fn keep(
     state: &AppState,
     record: &AssociationRecord,
-    nodes: &[Node],
     joined: &mut HashMap<(String, String), i64>,
 ) -> ServiceResult<()> {
     let spec = spec_of(record)?;
@@ -136,7 +134,7 @@ async fn keep(
     if spec.apply_only_at_cron_interval || now - record.updated_at < JOIN_GRACE_MS {
         return Ok(());
     }
-    let targeted = target_spec(&spec)?.select(nodes).unwrap_or_default();
+    let targeted = service::targeted_nodes(state, &spec).await?;
     if targeted.is_empty() {
         return Ok(());
     }

@@ -112,6 +112,13 @@ pub fn target_spec(spec: &AssociationSpec) -> ServiceResult<TargetSpec> {
     })
 }
 
+/// The nodes an association targets now (tags, names and inventory
+/// conditions, as commands resolve them); none when nothing matches.
+pub async fn targeted_nodes(state: &AppState, spec: &AssociationSpec) -> ServiceResult<Vec<Node>> {
+    let targets = target_spec(spec)?;
+    Ok(state.commands().resolve(&targets).await.unwrap_or_default())
+}
+
 pub fn schedule_of(spec: &AssociationSpec) -> ServiceResult<Option<operon_schedule::Schedule>> {
     spec.schedule
         .as_deref()
@@ -492,8 +499,7 @@ impl AssociationService<'_> {
     }
 
     async fn targeted(&self, spec: &AssociationSpec) -> ServiceResult<Vec<Node>> {
-        let nodes = self.state.store.list_nodes().await?;
-        Ok(target_spec(spec)?.select(&nodes).unwrap_or_default())
+        targeted_nodes(self.state, spec).await
     }
 
     async fn view(&self, record: &AssociationRecord) -> ServiceResult<Association> {
@@ -525,11 +531,14 @@ impl AssociationService<'_> {
 
     // ----- Compliance --------------------------------------------------------------
 
-    /// The nodes `principal` may read compliance of (`compliance:Get` on the
-    /// node with its tags); a caller allowed none is refused.
+    /// The nodes `principal` may read compliance of: listing is
+    /// `compliance:Get` on `node/*` (checked and audited, as every fleet-wide
+    /// listing is), then each node with its tags, so a Deny on some tags
+    /// hides those nodes.
     async fn readable_nodes(&self, principal: &Principal) -> ServiceResult<BTreeMap<String, Node>> {
+        check_action(&self.state.audit, principal, "compliance:Get", "node/*").await?;
         let nodes = self.state.store.list_nodes().await?;
-        let readable: BTreeMap<String, Node> = nodes
+        Ok(nodes
             .into_iter()
             .filter(|n| {
                 principal
@@ -537,11 +546,7 @@ impl AssociationService<'_> {
                     .is_ok()
             })
             .map(|n| (n.id.clone(), n))
-            .collect();
-        if readable.is_empty() {
-            check_action(&self.state.audit, principal, "compliance:Get", "node/*").await?;
-        }
-        Ok(readable)
+            .collect())
     }
 
     /// Node states with their resources, filtered.
@@ -685,8 +690,13 @@ pub async fn start_run(
         },
         None => target_spec(spec)?,
     };
-    let nodes = state.store.list_nodes().await?;
-    if targets.select(&nodes).map(|n| n.is_empty()).unwrap_or(true) {
+    if state
+        .commands()
+        .resolve(&targets)
+        .await
+        .map(|n| n.is_empty())
+        .unwrap_or(true)
+    {
         return Ok(AssociationRunStarted {
             command_id: None,
             mode: mode_text(mode).into(),
