@@ -79,8 +79,8 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(10, "0010_delivery_claim_owners.sql"),
     migration!(11, "0011_parameters.sql"),
     migration!(12, "0012_parameter_syncs.sql"),
-    migration!(14, "0014_associations.sql"),
     migration!(13, "0013_inventory.sql"),
+    migration!(14, "0014_associations.sql"),
 ];
 
 /// A migration as recorded in the database.
