@@ -405,6 +405,32 @@ fn desired_state_converges_drift_is_seen_and_put_back_check_mode_changes_nothing
         std::fs::read_to_string(&conf).unwrap(),
         "port=9090\nlevel=info\n"
     );
+    // A new version with another parameter: applied at once.
+    let updated = server.cli_json(&[
+        "associations",
+        "update",
+        "web-baseline",
+        "--param",
+        "port=8081",
+    ]);
+    assert_eq!(updated["version"], 2, "{updated}");
+    assert_eq!(
+        updated["compliance_severity"], "HIGH",
+        "the rest is kept: {updated}"
+    );
+    wait_for("version 2 on web-1", WAIT, || {
+        (std::fs::read_to_string(&conf).ok()? == "port=8081\nlevel=info\n").then_some(())
+    });
+    let described = ok(&server, &["associations", "describe", "web-baseline"]);
+    assert!(
+        described.contains("updated") && described.contains("created"),
+        "{described}"
+    );
+    let listed = ok(&server, &["associations", "list"]);
+    assert!(
+        listed.contains("web-baseline") && listed.contains("tag:role=web"),
+        "{listed}"
+    );
     let summary = server.cli_json(&["compliance", "summary"]);
     assert_eq!(summary["associations"][0]["compliant"], 1, "{summary}");
 
