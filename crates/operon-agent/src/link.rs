@@ -382,6 +382,8 @@ impl Reader<'_> {
                 self.inventory.acknowledged(kind, digest)
             }
             ServerMessage::InventoryResync { kind } => self.inventory.resync(kind),
+            // Metrics arrive with the metrics sampler (issue 14).
+            ServerMessage::MetricsAck { .. } => {}
         }
         None
     }

@@ -58,6 +58,12 @@
 //!   for a whole set). The server answers [`ServerMessage::InventoryAck`]
 //!   once stored, or [`ServerMessage::InventoryResync`] when it holds another
 //!   base, after which the agent sends the whole set.
+//! - [`CAPABILITY_METRICS`]: the agent samples its node (and the health checks
+//!   and log watchers it is told about) every few seconds and sends the
+//!   datapoints in batches ([`AgentMessage::Metrics`]); the server answers
+//!   [`ServerMessage::MetricsAck`] once they are stored. Unacknowledged
+//!   batches are kept (a bounded amount, oldest dropped first) and sent again
+//!   after a reconnect; a repeated batch is stored once.
 
 use std::collections::BTreeMap;
 
@@ -94,6 +100,10 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
     CAPABILITY_DESIRED_STATE,
     CAPABILITY_INVENTORY,
 ];
+
+/// Capability: the agent sends [`AgentMessage::Metrics`] and understands
+/// [`ServerMessage::MetricsAck`].
+pub const CAPABILITY_METRICS: &str = "metrics";
 
 /// Capability: the agent sends [`AgentMessage::InventoryReport`] and
 /// understands [`ServerMessage::InventoryAck`] and [`ServerMessage::InventoryResync`].
@@ -272,6 +282,36 @@ pub enum AgentMessage {
     /// [`CAPABILITY_INVENTORY`]); answered by [`ServerMessage::InventoryAck`]
     /// or [`ServerMessage::InventoryResync`].
     InventoryReport(InventoryDelta),
+    /// Datapoints sampled on the node (agents announcing
+    /// [`CAPABILITY_METRICS`]); answered by [`ServerMessage::MetricsAck`].
+    Metrics(MetricBatch),
+}
+
+/// Datapoints from one node, in one frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MetricBatch {
+    /// Increases by one per batch of this agent process (starting at a
+    /// random value each start), so the server can tell a resent batch.
+    pub seq: u64,
+    pub points: Vec<MetricPoint>,
+}
+
+/// One datapoint: a metric (with its dimensions) at an instant.
+///
+/// Names are dotted (`cpu.used`, `mem.used_percent`, `disk.used_percent`,
+/// `net.rx_bytes_per_sec`, `log.matches`); dimensions say which instance
+/// (`{"mount": "/"}`, `{"interface": "eth0"}`, `{"check": "app-http"}`).
+/// The node itself is not a dimension: the link says which node sent it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MetricPoint {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
+    pub at: UnixMillis,
+    pub value: f64,
+    /// `Percent`, `Bytes`, `Bytes/Second`, `Count`, `Seconds`, ... (CloudWatch's unit names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// A managed file changed since the association's last apply on this node.
@@ -337,6 +377,10 @@ pub enum ServerMessage {
     /// The server holds another base for `kind`: send the whole set.
     InventoryResync {
         kind: String,
+    },
+    /// The server stored metric batch `seq`; the agent may forget it.
+    MetricsAck {
+        seq: u64,
     },
 }
 

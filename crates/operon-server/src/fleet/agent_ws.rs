@@ -502,6 +502,10 @@ async fn handle_frame(
                 }
             }
         }
+        AgentMessage::Metrics(batch) => {
+            // Stored by the metrics feature (issue 14, in progress).
+            tracing::debug!(node_id = %node.id, points = batch.points.len(), "metrics batch ignored");
+        }
         AgentMessage::StateDrifted(drift) => {
             if let Err(e) = crate::associations::runner::record_drift(state, node, &drift).await {
                 tracing::warn!(node_id = %node.id, association = %drift.association, error = %e.message, "a drift report could not be recorded");
