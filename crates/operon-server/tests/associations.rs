@@ -184,43 +184,6 @@ async fn associations_refuse_what_could_never_run_and_keep_versions() {
     assert_eq!(status, 404);
 }
 
-/// A rule that starts workflow `workflow` (a Pass) for every event `pattern`
-/// matches: what the test reads the events back from.
-async fn capture_events(api: &Api, workflow: &str, pattern: Value) {
-    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
-    api.ok(
-        "POST",
-        "/v1/workflows",
-        Some(json!({"name": workflow, "definition": definition})),
-    )
-    .await;
-    let rule = json!({
-        "pattern": pattern,
-        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": workflow}]
-    });
-    api.ok("PUT", &format!("/v1/rules/{workflow}"), Some(rule))
-        .await;
-}
-
-/// The events a capture saw, oldest first.
-async fn captured(api: &Api, workflow: &str) -> Vec<Value> {
-    let list = api
-        .ok("GET", &format!("/v1/executions?workflow={workflow}"), None)
-        .await;
-    let mut events = Vec::new();
-    for execution in list.as_array().unwrap() {
-        let id = execution["executionId"].as_str().unwrap();
-        let full = api.ok("GET", &format!("/v1/executions/{id}"), None).await;
-        let input = match &full["input"] {
-            Value::String(text) => serde_json::from_str(text).unwrap(),
-            other => other.clone(),
-        };
-        events.push(input);
-    }
-    events.sort_by_key(|e| e["time"].as_str().unwrap_or_default().to_string());
-    events
-}
-
 fn node_path(api: &Api, node: &str, path: &str) -> std::path::PathBuf {
     api.dir
         .path()
@@ -271,7 +234,8 @@ async fn an_association_converges_reports_drift_and_puts_it_back() {
     let fleet = Fleet::start(&[("web-1", "web"), ("db-1", "db")]).await;
     let api = &fleet.api;
     create_document(api, "baseline", baseline()).await;
-    capture_events(api, "onstate", json!({"source": ["operon.state"]})).await;
+    api.capture_events("onstate", json!({"source": ["operon.state"]}))
+        .await;
 
     // Applied at creation on the web node only; every resource changes.
     let created = api
@@ -426,11 +390,7 @@ async fn an_association_converges_reports_drift_and_puts_it_back() {
     // The events (their times are whole seconds, so counted, not ordered):
     // twice non-compliant (two hand edits), twice compliant again (the apply,
     // the remediation), two drifts detected.
-    api.get_until("/v1/executions?workflow=onstate", |l| {
-        l.as_array().unwrap().len() >= 6
-    })
-    .await;
-    let events = captured(api, "onstate").await;
+    let events = api.captured_events("onstate", 6).await;
     let kinds: Vec<(String, String)> = events
         .iter()
         .map(|e| {

@@ -4,7 +4,7 @@
 //! `inventory:KIND:FILTER` targets find the node, and reads are authorized
 //! per node with its tags.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -12,47 +12,10 @@ mod common;
 
 use common::fleet::Fleet;
 
-/// A workflow that does nothing and a rule starting it for every event
-/// matching `pattern`: each execution's input is an event to look at.
-async fn capture_events(fleet: &Fleet, workflow: &str, pattern: Value) {
-    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
-    fleet
-        .ok(
-            "POST",
-            "/v1/workflows",
-            Some(json!({"name": workflow, "definition": definition})),
-        )
-        .await;
-    let rule = json!({
-        "pattern": pattern,
-        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": workflow}]
-    });
-    fleet
-        .ok("PUT", &format!("/v1/rules/{workflow}"), Some(rule))
-        .await;
-}
-
 /// The details of the events captured by `workflow`, once there are `count`.
 async fn captured(fleet: &Fleet, workflow: &str, count: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let executions = loop {
-        let list = fleet
-            .ok("GET", &format!("/v1/executions?workflow={workflow}"), None)
-            .await;
-        if list.as_array().unwrap().len() >= count {
-            break list;
-        }
-        assert!(Instant::now() < deadline, "events: {list}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
     let mut details = Vec::new();
-    for e in executions.as_array().unwrap() {
-        let id = e["executionId"].as_str().unwrap();
-        let full = fleet.ok("GET", &format!("/v1/executions/{id}"), None).await;
-        let input: Value = match &full["input"] {
-            Value::String(text) => serde_json::from_str(text).unwrap(),
-            other => other.clone(),
-        };
+    for input in fleet.captured_events(workflow, count).await {
         assert_eq!(input["source"], "operon.inventory");
         assert_eq!(input["detail-type"], "Inventory Change");
         details.push(input["detail"].clone());
@@ -84,12 +47,12 @@ async fn custom_inventory_appears_changes_as_a_delta_and_is_found_by_queries_and
         Duration::from_millis(300),
     )
     .await;
-    capture_events(
-        &fleet,
-        "oninventory",
-        json!({"source": ["operon.inventory"], "detail": {"type": ["custom:apps"]}}),
-    )
-    .await;
+    fleet
+        .capture_events(
+            "oninventory",
+            json!({"source": ["operon.inventory"], "detail": {"type": ["custom:apps"]}}),
+        )
+        .await;
 
     // Built-in kinds arrive right after the Welcome.
     let users = fleet

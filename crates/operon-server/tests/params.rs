@@ -25,24 +25,6 @@ fn at(name: &str) -> String {
     out
 }
 
-/// A workflow that does nothing and a rule starting it for every event
-/// matching `pattern`: each execution's input is an event to look at.
-async fn capture_events(api: &Api, workflow: &str, pattern: Value) {
-    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
-    api.ok(
-        "POST",
-        "/v1/workflows",
-        Some(json!({"name": workflow, "definition": definition})),
-    )
-    .await;
-    let rule = json!({
-        "pattern": pattern,
-        "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": workflow}]
-    });
-    api.ok("PUT", &format!("/v1/rules/{workflow}"), Some(rule))
-        .await;
-}
-
 /// The input an execution started with (the event a rule delivered).
 async fn execution_input(api: &Api, id: &str) -> Value {
     let full = api.ok("GET", &format!("/v1/executions/{id}"), None).await;
@@ -454,8 +436,7 @@ async fn keys_rotate_and_rewrap_keeping_every_version_readable() {
 #[tokio::test]
 async fn every_change_puts_a_parameter_store_change_event_without_the_value() {
     let api = Api::start().await;
-    capture_events(
-        &api,
+    api.capture_events(
         "onchange",
         json!({"source": ["operon.params"], "detail-type": ["Parameter Store Change"]}),
     )
@@ -620,6 +601,17 @@ async fn commands_read_parameter_references_when_sent_as_whoever_asked() {
             ),
         )
         .await;
+    // The first node has been sent its value before the parameter goes.
+    let id = created["id"].as_str().unwrap();
+    fleet
+        .get_until(&format!("/v1/commands/{id}"), |c| {
+            c["invocations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["dispatched_at"].is_i64())
+        })
+        .await;
     fleet.ok("DELETE", &at("/app/staging/gone"), None).await;
     let done = fleet.finished(created["id"].as_str().unwrap()).await;
     let mut outcomes: Vec<(String, String)> = done["invocations"]
@@ -709,8 +701,7 @@ async fn runbooks_read_parameters_and_pass_secrets_on_only_as_references() {
 #[tokio::test]
 async fn an_expiration_policy_deletes_the_parameter_when_due_and_says_so() {
     let api = Api::start().await;
-    capture_events(
-        &api,
+    api.capture_events(
         "onpolicy",
         json!({"source": ["operon.params"], "detail-type": ["Parameter Store Policy Action"]}),
     )
@@ -788,9 +779,7 @@ async fn a_sync_keeps_files_equal_to_the_parameters_on_exactly_the_targeted_node
     for node in ["web-1", "web-2", "db-1"] {
         std::fs::create_dir_all(node_file(&fleet, node, "/etc/app")).unwrap();
     }
-    capture_events(
-        &fleet,
-        "onsync",
+    fleet.capture_events("onsync",
         json!({"source": ["operon.params"], "detail-type": [{"prefix": "Parameter Sync Drift"}]}),
     )
     .await;

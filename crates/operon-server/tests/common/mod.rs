@@ -121,6 +121,45 @@ impl Api {
         records.as_array().unwrap().clone()
     }
 
+    /// A workflow that does nothing and a rule starting it for every event
+    /// matching `pattern`: each execution's input is an event to look at
+    /// ([`Api::captured_events`]).
+    pub async fn capture_events(&self, workflow: &str, pattern: Value) {
+        let definition =
+            serde_json::json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+        self.ok(
+            "POST",
+            "/v1/workflows",
+            Some(serde_json::json!({"name": workflow, "definition": definition})),
+        )
+        .await;
+        let rule = serde_json::json!({
+            "pattern": pattern,
+            "targets": [{"Id": "wf", "Kind": "workflow", "Workflow": workflow}]
+        });
+        self.ok("PUT", &format!("/v1/rules/{workflow}"), Some(rule))
+            .await;
+    }
+
+    /// The events `workflow` captured, once there are at least `count`
+    /// (20 s at most), in no particular order.
+    pub async fn captured_events(&self, workflow: &str, count: usize) -> Vec<Value> {
+        let path = format!("/v1/executions?workflow={workflow}");
+        let executions = self
+            .get_until(&path, |list| list.as_array().unwrap().len() >= count)
+            .await;
+        let mut events = Vec::new();
+        for execution in executions.as_array().unwrap() {
+            let id = execution["executionId"].as_str().unwrap();
+            let full = self.ok("GET", &format!("/v1/executions/{id}"), None).await;
+            events.push(match &full["input"] {
+                Value::String(text) => serde_json::from_str(text).unwrap(),
+                other => other.clone(),
+            });
+        }
+        events
+    }
+
     /// GET `path` until `done` holds for the answer (20 s at most).
     pub async fn get_until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
