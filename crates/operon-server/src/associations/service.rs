@@ -276,19 +276,9 @@ impl AssociationService<'_> {
         spec: AssociationSpec,
         expected_version: Option<i64>,
     ) -> ServiceResult<Association> {
-        check_action(
-            &self.state.audit,
-            principal,
-            "associations:Update",
-            &resource(name),
-        )
-        .await?;
         let current = self
-            .state
-            .store
-            .association(name)
-            .await?
-            .ok_or_else(|| unknown(name))?;
+            .authorized(principal, "associations:Update", name)
+            .await?;
         if let Some(expected) = expected_version
             && expected != current.version
         {
@@ -349,6 +339,21 @@ impl AssociationService<'_> {
         self.state.coordination.notify(Topic::Associations);
     }
 
+    /// The association `name`, once `principal` may `action` it.
+    async fn authorized(
+        &self,
+        principal: &Principal,
+        action: &str,
+        name: &str,
+    ) -> ServiceResult<AssociationRecord> {
+        check_action(&self.state.audit, principal, action, &resource(name)).await?;
+        self.state
+            .store
+            .association(name)
+            .await?
+            .ok_or_else(|| unknown(name))
+    }
+
     /// Associations `associations:Get` allows, each.
     pub async fn list(&self, principal: &Principal) -> ServiceResult<Vec<Association>> {
         check_action(
@@ -372,19 +377,7 @@ impl AssociationService<'_> {
 
     /// One association with its versions and its 20 newest runs.
     pub async fn get(&self, principal: &Principal, name: &str) -> ServiceResult<AssociationDetail> {
-        check_action(
-            &self.state.audit,
-            principal,
-            "associations:Get",
-            &resource(name),
-        )
-        .await?;
-        let record = self
-            .state
-            .store
-            .association(name)
-            .await?
-            .ok_or_else(|| unknown(name))?;
+        let record = self.authorized(principal, "associations:Get", name).await?;
         let versions = self
             .state
             .store
@@ -431,19 +424,9 @@ impl AssociationService<'_> {
     /// Delete an association (`associations:Delete`) with its compliance;
     /// its nodes stop watching its files.
     pub async fn delete(&self, principal: &Principal, name: &str) -> ServiceResult<Association> {
-        check_action(
-            &self.state.audit,
-            principal,
-            "associations:Delete",
-            &resource(name),
-        )
-        .await?;
         let record = self
-            .state
-            .store
-            .association(name)
-            .await?
-            .ok_or_else(|| unknown(name))?;
+            .authorized(principal, "associations:Delete", name)
+            .await?;
         let view = self.view(&record).await?;
         let nodes = self.state.store.compliance_nodes(Some(name), None).await?;
         if !self.state.store.delete_association(name).await? {
@@ -479,19 +462,7 @@ impl AssociationService<'_> {
         name: &str,
         check: bool,
     ) -> ServiceResult<AssociationRunStarted> {
-        check_action(
-            &self.state.audit,
-            principal,
-            "associations:Run",
-            &resource(name),
-        )
-        .await?;
-        let record = self
-            .state
-            .store
-            .association(name)
-            .await?
-            .ok_or_else(|| unknown(name))?;
+        let record = self.authorized(principal, "associations:Run", name).await?;
         let spec = spec_of(&record)?;
         let mode = check.then_some(StateMode::Check);
         let started = start_run(self.state, &record, &spec, Reason::Manual, None, mode).await?;
