@@ -309,13 +309,18 @@ async fn wait_compliance(
     let path = format!("/v1/compliance?association={ASSOCIATION}");
     loop {
         // The full answer (A x 50 resources) is large: ask for it only once
-        // the cheap count says every node reported, or every 500 ms for a run.
+        // a cheap answer says every node reported (the association's count
+        // of compliant nodes; for a run, the newest command finished).
         let ready = match command_id {
             None => {
                 let detail = get(http, server, &format!("/v1/associations/{ASSOCIATION}")).await;
                 detail["nodes"]["compliant"].as_u64() == Some(agents as u64)
             }
-            Some(_) => true,
+            Some(id) => {
+                let newest = get(http, server, "/v1/commands?limit=1").await;
+                let newest = &newest[0];
+                newest["id"] == id && !newest["finished_at"].is_null()
+            }
         };
         if ready {
             let at = since.elapsed();
@@ -330,12 +335,7 @@ async fn wait_compliance(
             );
         }
         assert!(since.elapsed() < TIMEOUT, "association not applied");
-        tokio::time::sleep(Duration::from_millis(if command_id.is_some() {
-            500
-        } else {
-            100
-        }))
-        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
