@@ -21,8 +21,12 @@
 //!    200 x 1,000 is counted once through `GET /v1/inventory`). The bytes
 //!    sent are the JSON frames the agents send for that kind, built with the
 //!    agent's own code (`inventory_sets::delta`, `operon_proto::encode`).
-//!    Then 10 items change on every agent and the same is measured for the
-//!    delta.
+//!    Then the agents are restarted with nothing changed (what reconnecting
+//!    200 agents costs by itself: every kind is sent again as an empty
+//!    delta), and last 10 items change on every agent and the same is
+//!    measured for the delta. "online" (every node listed online) and "all
+//!    held" are timed separately; the phase's server CPU is read when all
+//!    hold.
 //!
 //! Run: `cargo bench -p operon --bench state` (env STATE_AGENTS,
 //! STATE_FILES, STATE_ITEMS, STATE_CHANGED override 200, 50, 1000, 10).
@@ -466,7 +470,7 @@ async fn inventory_phase(
         })
         .collect();
     let path = format!("/v1/inventory?type={KIND}&filter={encoded}");
-    let mut online = None;
+    let (mut online, mut all_held) = (None, None);
     loop {
         if online.is_none() && online_count(http, server).await == agents.count {
             online = Some(started.elapsed());
@@ -476,13 +480,18 @@ async fn inventory_phase(
             .as_array()
             .map(Vec::len)
             .unwrap_or(0);
-        if held == agents.count && online.is_some() {
+        if all_held.is_none() && held == agents.count {
+            all_held = Some(at);
+        }
+        if let (Some(online), Some(wall)) = (online, all_held) {
+            // Read once both hold: a reconnection with nothing new is done
+            // when every node is online, whatever was held before.
             let phase = Phase {
-                wall: at,
+                wall,
                 server_cpu: cpu_seconds(server.pid) - server_cpu,
                 agents_cpu: agents.cpu_seconds(),
             };
-            return (phase, online.unwrap_or(at));
+            return (phase, online);
         }
         assert!(
             started.elapsed() < TIMEOUT,
@@ -499,7 +508,7 @@ async fn inventory_benchmark(
     agents: &mut Agents,
     items: usize,
     changed: usize,
-) -> (Inventory, Inventory) {
+) -> (Inventory, Inventory, Inventory) {
     let last = format!("pkg-{items:04}");
     // Full set: every agent's file is new to the server.
     agents.stop();
@@ -531,6 +540,25 @@ async fn inventory_benchmark(
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    // Nothing changed: what reconnecting alone costs (every kind is sent
+    // again after a Welcome, as empty deltas).
+    agents.stop();
+    wait_online(http, server, 0, Instant::now()).await;
+    let bytes = sets.iter().map(|set| frame_bytes(Some(set), set)).sum();
+    let (phase, online) =
+        inventory_phase(http, server, agents, &format!("name={last},version<2")).await;
+    eprintln!(
+        "restart, nothing changed, online in {:.2} s",
+        online.as_secs_f64()
+    );
+    let unchanged = Inventory {
+        phase,
+        online,
+        bytes,
+        items_sent: 0,
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
     // Delta: the last `changed` items get a new version on every agent.
     agents.stop();
     wait_online(http, server, 0, Instant::now()).await;
@@ -549,7 +577,7 @@ async fn inventory_benchmark(
         bytes,
         items_sent: changed * agents.count,
     };
-    (full, delta)
+    (full, unchanged, delta)
 }
 
 fn print_report(
@@ -557,7 +585,7 @@ fn print_report(
     files: usize,
     online: Duration,
     apply: (Phase, Phase),
-    inventory: (Inventory, Inventory),
+    inventory: (Inventory, Inventory, Inventory),
 ) {
     println!(
         "\nState Manager, {agents} agents (enrolled and online in {:.2} s)",
@@ -586,7 +614,7 @@ fn print_report(
             phase.agents_cpu
         );
     }
-    let (full, delta) = inventory;
+    let (full, unchanged, delta) = inventory;
     println!("\ninventory kind {KIND}, agents restarted (already enrolled)");
     println!(
         "| {:<34} | {:>8} | {:>9} | {:>12} | {:>12} | {:>12} |",
@@ -596,7 +624,11 @@ fn print_report(
         "| {:-<34} | {:->8} | {:->9} | {:->12} | {:->12} | {:->12} |",
         "", "", "", "", "", ""
     );
-    for (label, inv) in [("full set", &full), ("delta", &delta)] {
+    for (label, inv) in [
+        ("full set (every item new)", &full),
+        ("nothing changed (reconnect only)", &unchanged),
+        ("delta (items changed)", &delta),
+    ] {
         println!(
             "| {:<34} | {:>8} | {:>9.2} | {:>12.2} | {:>12} | {:>12.2} |",
             label,
