@@ -427,10 +427,13 @@ fn package_set(agent: usize, items: usize, changed: usize) -> Set {
         .collect()
 }
 
-/// `{"pkg-0001": {"version": ..., "arch": ...}, ...}` as a custom file.
+/// `{"pkg-0001": {"version": ..., "arch": ...}, ...}` as a custom file,
+/// checked to read back (as the agent reads it) as `set`, so the bytes
+/// counted are those of the set the agent sends.
 fn write_packages(dir: &Path, set: &Set) {
     std::fs::create_dir_all(dir).expect("custom inventory dir");
     let text = serde_json::to_string(set).expect("custom inventory JSON");
+    assert_eq!(inventory_sets::parse_custom(&text).as_ref(), Ok(set));
     std::fs::write(dir.join("packages.json"), text).expect("write custom inventory");
 }
 
