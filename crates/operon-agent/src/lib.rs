@@ -75,6 +75,7 @@ pub mod inventory;
 pub mod inventory_sets;
 pub mod journal;
 mod link;
+pub mod metrics;
 pub mod output;
 pub mod procfs;
 pub mod runner;
@@ -149,6 +150,12 @@ pub struct AgentConfig {
     /// Custom inventory: every `*.json` file here
     /// ([`inventory_sets::DEFAULT_CUSTOM_DIR`] by default).
     pub custom_inventory_dir: PathBuf,
+    /// How often the node's metrics are sampled; zero turns metrics off
+    /// ([`metrics::DEFAULT_INTERVAL`] by default).
+    pub metrics_interval: Duration,
+    /// Custom metrics: files dropped here by scripts on the node
+    /// (`operon metrics put`; [`metrics::DEFAULT_CUSTOM_DIR`] by default).
+    pub custom_metrics_dir: PathBuf,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -168,6 +175,8 @@ impl std::fmt::Debug for AgentConfig {
             .field("insecure", &self.insecure)
             .field("inventory_interval", &self.inventory_interval)
             .field("custom_inventory_dir", &self.custom_inventory_dir)
+            .field("metrics_interval", &self.metrics_interval)
+            .field("custom_metrics_dir", &self.custom_metrics_dir)
             .finish()
     }
 }

@@ -384,6 +384,8 @@ impl Reader<'_> {
             ServerMessage::InventoryResync { kind } => self.inventory.resync(kind),
             // Metrics arrive with the metrics sampler (issue 14).
             ServerMessage::MetricsAck { .. } => {}
+            // Health checks and log watchers arrive with issue 14's monitors.
+            ServerMessage::Monitors(_) => {}
         }
         None
     }

@@ -41,6 +41,8 @@ fn config(url: &str, state: &Path) -> AgentConfig {
         host_root: None,
         inventory_interval: operon_agent::inventory_sets::DEFAULT_INTERVAL,
         custom_inventory_dir: state.join("inventory.d"),
+        metrics_interval: std::time::Duration::ZERO,
+        custom_metrics_dir: state.join("metrics.d"),
     }
 }
 

@@ -105,6 +105,11 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
 /// [`ServerMessage::MetricsAck`].
 pub const CAPABILITY_METRICS: &str = "metrics";
 
+/// Capability: the agent runs the health checks and log watchers of
+/// [`ServerMessage::Monitors`] and reports them as metrics (so it also
+/// announces [`CAPABILITY_METRICS`]).
+pub const CAPABILITY_MONITORS: &str = "monitors";
+
 /// Capability: the agent sends [`AgentMessage::InventoryReport`] and
 /// understands [`ServerMessage::InventoryAck`] and [`ServerMessage::InventoryResync`].
 pub const CAPABILITY_INVENTORY: &str = "inventory";
@@ -381,6 +386,81 @@ pub enum ServerMessage {
     /// The server stored metric batch `seq`; the agent may forget it.
     MetricsAck {
         seq: u64,
+    },
+    /// The whole set of health checks and log watchers this node runs
+    /// (sent only to agents announcing [`CAPABILITY_MONITORS`], after every
+    /// `Welcome` and whenever the set changes). It replaces the previous
+    /// set: what is not in it stops.
+    Monitors(MonitorSet),
+}
+
+/// What a node watches besides its own resources ([`CAPABILITY_MONITORS`]).
+///
+/// Results come back as metrics in [`AgentMessage::Metrics`]:
+/// `check.healthy` (1 healthy, 0 not) and `check.latency_ms` with dimension
+/// `check`, and `log.matches` (lines matching in the sampling interval,
+/// 0 included) with dimension `watcher`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MonitorSet {
+    #[serde(default)]
+    pub checks: Vec<HealthCheck>,
+    #[serde(default)]
+    pub watchers: Vec<LogWatcher>,
+}
+
+/// A probe run every `interval_secs`, failing when it takes longer than
+/// `timeout_secs`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HealthCheck {
+    pub name: String,
+    pub interval_secs: u32,
+    pub timeout_secs: u32,
+    pub probe: Probe,
+}
+
+/// What a health check looks at.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Probe {
+    /// Healthy when `systemctl is-active UNIT` says `active`.
+    Systemd { unit: String },
+    /// Healthy when a process whose name (`/proc/PID/comm`) or first
+    /// argument's file name equals `name` runs.
+    Process { name: String },
+    /// Healthy when a TCP connection to `host:port` opens.
+    Tcp { host: String, port: u16 },
+    /// Healthy when `GET url` answers `expect_status` (any 2xx or 3xx when
+    /// absent) and, if given, the body matches `body_regex`.
+    Http {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect_status: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_regex: Option<String>,
+    },
+    /// Healthy when `/bin/sh -c COMMAND`, run as `run_as`, exits 0.
+    Command { command: String, run_as: String },
+}
+
+/// Count the lines of a log that match `pattern` (a regular expression).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogWatcher {
+    pub name: String,
+    pub source: LogSource,
+    pub pattern: String,
+}
+
+/// Where a log watcher reads: a file it follows (across rotation and
+/// truncation, from its end when first seen) or the systemd journal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LogSource {
+    File {
+        path: String,
+    },
+    Journal {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unit: Option<String>,
     },
 }
 

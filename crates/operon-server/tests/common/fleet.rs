@@ -13,6 +13,7 @@ pub struct Fleet {
     pub api: Api,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
     inventory_interval: Duration,
+    metrics_interval: Duration,
 }
 
 impl std::ops::Deref for Fleet {
@@ -53,6 +54,26 @@ impl Fleet {
             api: Api::start().await,
             stops: Vec::new(),
             inventory_interval,
+            metrics_interval: Duration::ZERO,
+        };
+        for (name, tags) in agents {
+            fleet.spawn_agent(name, tags).await;
+        }
+        fleet.wait_online(agents.len()).await;
+        fleet
+    }
+
+    /// A server and agents that sample metrics (and run monitors) every
+    /// `metrics_interval`; other fleets' agents send no metrics.
+    pub async fn start_metered(
+        agents: &[(&str, Vec<(&str, &str)>)],
+        metrics_interval: Duration,
+    ) -> Fleet {
+        let mut fleet = Fleet {
+            api: Api::start().await,
+            stops: Vec::new(),
+            inventory_interval: operon_agent::inventory_sets::DEFAULT_INTERVAL,
+            metrics_interval,
         };
         for (name, tags) in agents {
             fleet.spawn_agent(name, tags).await;
@@ -94,6 +115,8 @@ impl Fleet {
             host_root: Some(api.dir.path().join(format!("{name}-root"))),
             inventory_interval: self.inventory_interval,
             custom_inventory_dir: self.custom_inventory_dir(name),
+            metrics_interval: self.metrics_interval,
+            custom_metrics_dir: api.dir.path().join(format!("{name}-metrics.d")),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(operon_agent::run(config, async move {

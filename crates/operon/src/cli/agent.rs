@@ -54,6 +54,14 @@ pub struct AgentArgs {
     /// Seconds between inventory collections (besides one at each connection).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub inventory_interval_secs: u64,
+    /// Seconds between metric samples (and the pace of log watchers); 0 turns
+    /// metrics off.
+    #[arg(long, default_value_t = 10)]
+    pub metrics_interval_secs: u64,
+    /// Custom metrics: files written here by `operon metrics put` or by
+    /// scripts on the node are sent with the next batch.
+    #[arg(long, env = "OPERON_CUSTOM_METRICS_DIR", default_value = operon_agent::metrics::DEFAULT_CUSTOM_DIR)]
+    pub custom_metrics_dir: PathBuf,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -78,6 +86,8 @@ impl AgentArgs {
             host_root: self.host_root,
             inventory_interval: std::time::Duration::from_secs(self.inventory_interval_secs),
             custom_inventory_dir: self.custom_inventory_dir,
+            metrics_interval: std::time::Duration::from_secs(self.metrics_interval_secs),
+            custom_metrics_dir: self.custom_metrics_dir,
         }
     }
 }

@@ -46,6 +46,8 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
             host_root: None,
             inventory_interval: operon_agent::inventory_sets::DEFAULT_INTERVAL,
             custom_inventory_dir: operon_agent::inventory_sets::DEFAULT_CUSTOM_DIR.into(),
+            metrics_interval: operon_agent::metrics::DEFAULT_INTERVAL,
+            custom_metrics_dir: operon_agent::metrics::DEFAULT_CUSTOM_DIR.into(),
         };
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(operon_agent::run(config, async move {
