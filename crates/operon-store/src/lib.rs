@@ -51,6 +51,7 @@
 //! for every backend; backend-specific tests (migrations) live with the
 //! backend.
 
+mod alarms;
 mod associations;
 mod audit;
 mod events;
@@ -65,6 +66,7 @@ mod workflows;
 #[cfg(test)]
 mod suite;
 
+pub use alarms::*;
 pub use associations::*;
 pub use audit::*;
 pub use events::*;

@@ -36,7 +36,8 @@ macro_rules! store_suite {
             sealed_parameters_and_access_keys_are_resealed_only_from_what_was_read,
             syncs_and_their_node_states_are_kept_and_deleted_together,
             associations_are_versioned_and_compliance_follows_the_resources,
-            inventory_deltas_apply_against_their_base_and_report_changes);
+            inventory_deltas_apply_against_their_base_and_report_changes,
+            alarm_states_change_once_and_their_history_is_an_outbox);
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
@@ -1889,4 +1890,55 @@ pub(crate) async fn inventory_deltas_apply_against_their_base_and_report_changes
         .unwrap();
     assert_eq!(change.removed, vec!["openssl", "zsh"]);
     assert_eq!(change.updated, vec!["bash"]);
+}
+
+pub async fn alarm_states_change_once_and_their_history_is_an_outbox(store: Store) {
+    use crate::{AlarmRecord, AlarmStateRow};
+    let record = AlarmRecord {
+        name: "cpu".into(),
+        version: 1,
+        spec: serde_json::json!({"metric": "cpu.used"}),
+        author: "alice".into(),
+        created_at: 1,
+        updated_at: 1,
+    };
+    assert!(store.put_alarm(&record, None).await.unwrap());
+    assert!(!store.put_alarm(&record, None).await.unwrap(), "the name is taken");
+    let v2 = AlarmRecord { version: 2, updated_at: 2, ..record.clone() };
+    assert!(!store.put_alarm(&v2, Some(5)).await.unwrap(), "stale version");
+    assert!(store.put_alarm(&v2, Some(1)).await.unwrap());
+    assert_eq!(store.alarm("cpu").await.unwrap().unwrap().version, 2);
+
+    let state = |s: &str, at: i64| AlarmStateRow {
+        alarm: "cpu".into(),
+        node_id: "n1".into(),
+        state: s.into(),
+        reason: format!("now {s}"),
+        reason_data: Some(serde_json::json!({"at": at})),
+        updated_at: at,
+    };
+    let first = store.transition_alarm(&state("OK", 10)).await.unwrap().unwrap();
+    assert!(first.previous.is_none());
+    assert!(store.transition_alarm(&state("OK", 11)).await.unwrap().is_none(), "no change, no row");
+    let second = store.transition_alarm(&state("ALARM", 12)).await.unwrap().unwrap();
+    assert_eq!(second.previous.as_ref().unwrap().state, "OK");
+    assert_eq!(second.previous.as_ref().unwrap().updated_at, 10);
+    let states = store.alarm_states(Some("cpu")).await.unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].state, "ALARM");
+
+    let pending = store.unpublished_alarm_history(10).await.unwrap();
+    assert_eq!(pending.iter().map(|h| h.id).collect::<Vec<_>>(), vec![first.id, second.id]);
+    store.mark_alarm_history_published(&[first.id]).await.unwrap();
+    let pending = store.unpublished_alarm_history(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    let history = store.alarm_history("cpu", Some("n1"), 10).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].state, "ALARM", "newest first");
+    assert!(history[1].published);
+
+    assert!(store.delete_alarm("cpu").await.unwrap());
+    assert!(store.alarm_states(None).await.unwrap().is_empty());
+    assert!(store.transition_alarm(&state("OK", 13)).await.unwrap().is_none(), "deleted alarm");
+    assert_eq!(store.alarm_history("cpu", None, 10).await.unwrap().len(), 2, "history stays");
 }

@@ -15,7 +15,7 @@ use operon_proto::{CommandResult, InvocationStatus};
 use serde_json::Value;
 
 use crate::{
-    AccessKey, AgentWrite, ApiToken, Approval, Archive, AssociationRecord, AssociationRun,
+    AccessKey, AgentWrite, AlarmHistoryRow, AlarmRecord, AlarmStateRow, ApiToken, Approval, Archive, AssociationRecord, AssociationRun,
     AssociationVersion, AuditAdvance, AuditEntry, AuditFilter, AuditRecord, Bus, ClaimedDelivery,
     Command, ComplianceChange, ComplianceNode, ComplianceReport, ComplianceResource,
     CredentialMatch, DeadLetter, DeliveryOutcome, Document, DocumentVersions, EnrollRefusal,
@@ -39,6 +39,7 @@ pub trait Backend:
     + ParameterStore
     + AssociationStore
     + InventoryStore
+    + AlarmStore
     + Send
     + Sync
     + 'static
@@ -57,6 +58,7 @@ impl<T> Backend for T where
         + ParameterStore
         + AssociationStore
         + InventoryStore
+        + AlarmStore
         + Send
         + Sync
         + 'static
@@ -804,4 +806,48 @@ pub trait InventoryStore: Send + Sync {
     /// Items of `kind` across nodes, only those keyed `key` when given,
     /// ordered by node and key.
     async fn inventory_items(&self, kind: &str, key: Option<&str>) -> Result<Vec<InventoryRow>>;
+}
+
+/// Alarms: definitions, the state of each instance, and the history of
+/// state changes (the outbox of their events). Each method is one transaction.
+#[async_trait]
+pub trait AlarmStore: Send + Sync {
+    /// Write an alarm's next version. `expect_version`: `None` creates (false
+    /// if the name exists), `Some(v)` updates only if the current version is
+    /// `v` (false otherwise). States are kept across updates.
+    async fn put_alarm(&self, record: &AlarmRecord, expect_version: Option<i64>) -> Result<bool>;
+
+    async fn alarm(&self, name: &str) -> Result<Option<AlarmRecord>>;
+
+    /// Every alarm, by name.
+    async fn list_alarms(&self) -> Result<Vec<AlarmRecord>>;
+
+    /// Delete an alarm and its states (its history stays); false if there was none.
+    async fn delete_alarm(&self, name: &str) -> Result<bool>;
+
+    /// Current states, of one alarm or of all, by alarm then node.
+    async fn alarm_states(&self, alarm: Option<&str>) -> Result<Vec<AlarmStateRow>>;
+
+    /// Move an instance to `next.state` (with its reason), recording the
+    /// change in the history (unpublished). Nothing is written, and `None`
+    /// answered, when the instance is already in that state or the alarm no
+    /// longer exists.
+    async fn transition_alarm(&self, next: &AlarmStateRow) -> Result<Option<AlarmHistoryRow>>;
+
+    /// Forget the state of an instance (its node is no longer targeted).
+    async fn delete_alarm_state(&self, alarm: &str, node_id: &str) -> Result<()>;
+
+    /// History of an alarm (of one of its nodes if given), newest first.
+    async fn alarm_history(
+        &self,
+        alarm: &str,
+        node_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AlarmHistoryRow>>;
+
+    /// History rows whose events are not on the bus yet, oldest first.
+    async fn unpublished_alarm_history(&self, limit: i64) -> Result<Vec<AlarmHistoryRow>>;
+
+    /// Mark history rows' events as put on the bus.
+    async fn mark_alarm_history_published(&self, ids: &[i64]) -> Result<()>;
 }

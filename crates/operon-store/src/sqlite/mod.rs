@@ -12,6 +12,7 @@
 //!
 //! Migrations are in `migrations/sqlite/` (see [`migrations`]).
 
+mod alarms;
 mod associations;
 mod audit;
 mod commands;
