@@ -19,6 +19,8 @@
 //!   `ALARM("a") AND (OK("b") OR NOT ALARM("c"))`; an alarm that is not
 //!   known is `INSUFFICIENT_DATA`.
 //! * [`forecast`]: a least-squares trend and when it crosses a threshold.
+//! * [`anomaly`]: a band of expected values learned from a metric's own
+//!   history, with daily and weekly seasonality.
 //!
 //! ```
 //! use operon_alarms::{evaluate_at, AlarmConfig, Comparison, State, TreatMissingData};
@@ -45,6 +47,7 @@
 //! ```
 
 pub mod alarm;
+pub mod anomaly;
 pub mod composite;
 pub mod forecast;
 pub mod statistic;
@@ -52,6 +55,7 @@ pub mod statistic;
 pub use alarm::{
     AlarmConfig, Comparison, Evaluation, State, TreatMissingData, evaluate, evaluate_at,
 };
+pub use anomaly::{Band, Seasonality, band};
 pub use composite::{Rule, RuleError};
 pub use forecast::{Trend, time_until_crossing, trend};
 pub use statistic::{Statistic, StatisticError, aggregate};
