@@ -137,10 +137,16 @@ mod tests {
         let at_night = band(&history, night, 3.0).unwrap();
         assert_eq!(at_night.seasonality, Seasonality::Daily);
         assert!(at_night.contains(10.5));
-        assert!(!at_night.contains(80.0), "busy at 03:00 is an anomaly: {at_night:?}");
+        assert!(
+            !at_night.contains(80.0),
+            "busy at 03:00 is an anomaly: {at_night:?}"
+        );
         let by_day = band(&history, afternoon, 3.0).unwrap();
         assert!(by_day.contains(80.0));
-        assert!(!by_day.contains(10.0), "quiet at 14:00 is an anomaly: {by_day:?}");
+        assert!(
+            !by_day.contains(10.0),
+            "quiet at 14:00 is an anomaly: {by_day:?}"
+        );
     }
 
     #[test]
@@ -158,7 +164,10 @@ mod tests {
         let wednesday_noon = MONDAY + 3 * WEEK_MS + 2 * DAY_MS + 12 * HOUR_MS;
         let saturday = band(&history, saturday_noon, 3.0).unwrap();
         assert_eq!(saturday.seasonality, Seasonality::Weekly);
-        assert!(!saturday.contains(50.0), "weekday load on a Saturday: {saturday:?}");
+        assert!(
+            !saturday.contains(50.0),
+            "weekday load on a Saturday: {saturday:?}"
+        );
         assert!(saturday.contains(5.0));
         assert!(band(&history, wednesday_noon, 3.0).unwrap().contains(50.0));
 

@@ -38,6 +38,29 @@ impl Rule {
         Ok(rule)
     }
 
+    /// The alarm names the rule reads, in order of first mention.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        self.collect_names(&mut names);
+        names
+    }
+
+    fn collect_names<'a>(&'a self, names: &mut Vec<&'a str>) {
+        match self {
+            Rule::True | Rule::False => {}
+            Rule::StateIs(_, name) => {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+            Rule::Not(inner) => inner.collect_names(names),
+            Rule::And(a, b) | Rule::Or(a, b) => {
+                a.collect_names(names);
+                b.collect_names(names);
+            }
+        }
+    }
+
     /// Evaluates against the alarms' states; an alarm absent from `states`
     /// is INSUFFICIENT_DATA.
     pub fn evaluate(&self, states: &HashMap<String, State>) -> bool {
@@ -229,6 +252,12 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_listed_once_in_order() {
+        let rule = Rule::parse(r#"ALARM("b") AND (OK("a") OR NOT ALARM("b")) OR TRUE"#).unwrap();
+        assert_eq!(rule.names(), vec!["b", "a"]);
+    }
 
     fn states(pairs: &[(&str, State)]) -> HashMap<String, State> {
         pairs.iter().map(|(n, s)| (n.to_string(), *s)).collect()

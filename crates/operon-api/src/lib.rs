@@ -5,6 +5,7 @@
 //! No I/O: serde and utoipa only. Field order is the order the server has
 //! always written, so answers stay byte-for-byte what they were.
 
+pub mod alarms;
 pub mod associations;
 pub mod catalogue;
 pub mod commands;

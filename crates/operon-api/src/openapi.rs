@@ -27,7 +27,8 @@ use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::{
-    associations, commands, documents, error, events, fleet, identity, inventory, params, workflows,
+    alarms, associations, commands, documents, error, events, fleet, identity, inventory, params,
+    workflows,
 };
 
 /// The standard errors of an authenticated operation.
@@ -308,6 +309,7 @@ fn api() -> Api {
     workflows::describe(&mut api);
     params::describe(&mut api);
     associations::describe(&mut api);
+    alarms::describe(&mut api);
     inventory::describe(&mut api);
     api
 }

@@ -104,6 +104,8 @@ pub enum Topic {
     ParameterSyncs,
     /// Associations changed: the loop that keeps them applied looks again.
     Associations,
+    /// Alarms were written: the evaluation loop reads them again.
+    Alarms,
 }
 
 /// One topic's notifications: a count of them and the waiters to wake.

@@ -19,6 +19,7 @@
 //! after a restart.
 
 mod access;
+mod alarms;
 mod api;
 mod associations;
 mod audit;
@@ -396,6 +397,7 @@ pub async fn start_with_clock(
     background.push(tokio::spawn(params::policies::run(state.clone())));
     background.push(tokio::spawn(params::sync::run(state.clone())));
     background.push(tokio::spawn(associations::runner::run(state.clone())));
+    background.push(tokio::spawn(alarms::runner::run(state.clone())));
     match &tls {
         Some(tls) => {
             tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")

@@ -1903,9 +1903,19 @@ pub async fn alarm_states_change_once_and_their_history_is_an_outbox(store: Stor
         updated_at: 1,
     };
     assert!(store.put_alarm(&record, None).await.unwrap());
-    assert!(!store.put_alarm(&record, None).await.unwrap(), "the name is taken");
-    let v2 = AlarmRecord { version: 2, updated_at: 2, ..record.clone() };
-    assert!(!store.put_alarm(&v2, Some(5)).await.unwrap(), "stale version");
+    assert!(
+        !store.put_alarm(&record, None).await.unwrap(),
+        "the name is taken"
+    );
+    let v2 = AlarmRecord {
+        version: 2,
+        updated_at: 2,
+        ..record.clone()
+    };
+    assert!(
+        !store.put_alarm(&v2, Some(5)).await.unwrap(),
+        "stale version"
+    );
     assert!(store.put_alarm(&v2, Some(1)).await.unwrap());
     assert_eq!(store.alarm("cpu").await.unwrap().unwrap().version, 2);
 
@@ -1917,10 +1927,25 @@ pub async fn alarm_states_change_once_and_their_history_is_an_outbox(store: Stor
         reason_data: Some(serde_json::json!({"at": at})),
         updated_at: at,
     };
-    let first = store.transition_alarm(&state("OK", 10)).await.unwrap().unwrap();
+    let first = store
+        .transition_alarm(&state("OK", 10))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(first.previous.is_none());
-    assert!(store.transition_alarm(&state("OK", 11)).await.unwrap().is_none(), "no change, no row");
-    let second = store.transition_alarm(&state("ALARM", 12)).await.unwrap().unwrap();
+    assert!(
+        store
+            .transition_alarm(&state("OK", 11))
+            .await
+            .unwrap()
+            .is_none(),
+        "no change, no row"
+    );
+    let second = store
+        .transition_alarm(&state("ALARM", 12))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(second.previous.as_ref().unwrap().state, "OK");
     assert_eq!(second.previous.as_ref().unwrap().updated_at, 10);
     let states = store.alarm_states(Some("cpu")).await.unwrap();
@@ -1928,8 +1953,14 @@ pub async fn alarm_states_change_once_and_their_history_is_an_outbox(store: Stor
     assert_eq!(states[0].state, "ALARM");
 
     let pending = store.unpublished_alarm_history(10).await.unwrap();
-    assert_eq!(pending.iter().map(|h| h.id).collect::<Vec<_>>(), vec![first.id, second.id]);
-    store.mark_alarm_history_published(&[first.id]).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![first.id, second.id]
+    );
+    store
+        .mark_alarm_history_published(&[first.id])
+        .await
+        .unwrap();
     let pending = store.unpublished_alarm_history(10).await.unwrap();
     assert_eq!(pending.len(), 1);
     let history = store.alarm_history("cpu", Some("n1"), 10).await.unwrap();
@@ -1939,6 +1970,17 @@ pub async fn alarm_states_change_once_and_their_history_is_an_outbox(store: Stor
 
     assert!(store.delete_alarm("cpu").await.unwrap());
     assert!(store.alarm_states(None).await.unwrap().is_empty());
-    assert!(store.transition_alarm(&state("OK", 13)).await.unwrap().is_none(), "deleted alarm");
-    assert_eq!(store.alarm_history("cpu", None, 10).await.unwrap().len(), 2, "history stays");
+    assert!(
+        store
+            .transition_alarm(&state("OK", 13))
+            .await
+            .unwrap()
+            .is_none(),
+        "deleted alarm"
+    );
+    assert_eq!(
+        store.alarm_history("cpu", None, 10).await.unwrap().len(),
+        2,
+        "history stays"
+    );
 }

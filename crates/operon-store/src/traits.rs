@@ -15,15 +15,15 @@ use operon_proto::{CommandResult, InvocationStatus};
 use serde_json::Value;
 
 use crate::{
-    AccessKey, AgentWrite, AlarmHistoryRow, AlarmRecord, AlarmStateRow, ApiToken, Approval, Archive, AssociationRecord, AssociationRun,
-    AssociationVersion, AuditAdvance, AuditEntry, AuditFilter, AuditRecord, Bus, ClaimedDelivery,
-    Command, ComplianceChange, ComplianceNode, ComplianceReport, ComplianceResource,
-    CredentialMatch, DeadLetter, DeliveryOutcome, Document, DocumentVersions, EnrollRefusal,
-    EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow, InboundWebhook, InventoryChange,
-    InventoryRefusal, InventoryRow, Invocation, LabelRefusal, NewEvent, NewNode,
-    NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion, PolicyRecord,
-    PutRefusal, Replay, Result, Role, Rule, StatusTable, StepWrite, StoredAuditRecord, StoredEvent,
-    Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
+    AccessKey, AgentWrite, AlarmHistoryRow, AlarmRecord, AlarmStateRow, ApiToken, Approval,
+    Archive, AssociationRecord, AssociationRun, AssociationVersion, AuditAdvance, AuditEntry,
+    AuditFilter, AuditRecord, Bus, ClaimedDelivery, Command, ComplianceChange, ComplianceNode,
+    ComplianceReport, ComplianceResource, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
+    DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow,
+    InboundWebhook, InventoryChange, InventoryRefusal, InventoryRow, Invocation, LabelRefusal,
+    NewEvent, NewNode, NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion,
+    PolicyRecord, PutRefusal, Replay, Result, Role, Rule, StatusTable, StepWrite,
+    StoredAuditRecord, StoredEvent, Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.

@@ -6,8 +6,7 @@ use sqlx::Row;
 use super::{SqliteStore, from_json, to_json};
 use crate::{AlarmHistoryRow, AlarmRecord, AlarmStateRow, AlarmStore, Result, db};
 
-const ALARM_SELECT: &str =
-    "SELECT name, version, spec, author, created_at, updated_at FROM alarms";
+const ALARM_SELECT: &str = "SELECT name, version, spec, author, created_at, updated_at FROM alarms";
 const STATE_SELECT: &str =
     "SELECT alarm, node_id, state, reason, reason_data, updated_at FROM alarm_states";
 const HISTORY_SELECT: &str = "SELECT id, alarm, node_id, at, previous, state, reason,
@@ -91,11 +90,13 @@ impl AlarmStore for SqliteStore {
     }
 
     async fn alarm(&self, name: &str) -> Result<Option<AlarmRecord>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{ALARM_SELECT} WHERE name = ?")))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("reading an alarm"))?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ALARM_SELECT} WHERE name = ?"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading an alarm"))?;
         row.as_ref().map(alarm_from_row).transpose()
     }
 
@@ -119,23 +120,29 @@ impl AlarmStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db("deleting an alarm"))?;
-        tx.commit().await.map_err(db("committing an alarm delete"))?;
+        tx.commit()
+            .await
+            .map_err(db("committing an alarm delete"))?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn alarm_states(&self, alarm: Option<&str>) -> Result<Vec<AlarmStateRow>> {
         let rows = match alarm {
-            Some(name) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{STATE_SELECT} WHERE alarm = ? ORDER BY alarm, node_id"
-            )))
-            .bind(name)
-            .fetch_all(&self.pool)
-            .await,
-            None => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{STATE_SELECT} ORDER BY alarm, node_id"
-            )))
-            .fetch_all(&self.pool)
-            .await,
+            Some(name) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{STATE_SELECT} WHERE alarm = ? ORDER BY alarm, node_id"
+                )))
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{STATE_SELECT} ORDER BY alarm, node_id"
+                )))
+                .fetch_all(&self.pool)
+                .await
+            }
         }
         .map_err(db("reading alarm states"))?;
         rows.iter().map(state_from_row).collect()
@@ -262,7 +269,9 @@ impl AlarmStore for SqliteStore {
                 .await
                 .map_err(db("marking an alarm event put"))?;
         }
-        tx.commit().await.map_err(db("committing alarm event marks"))?;
+        tx.commit()
+            .await
+            .map_err(db("committing alarm event marks"))?;
         Ok(())
     }
 }
