@@ -245,7 +245,8 @@ impl AlarmService<'_> {
         node: Option<&str>,
         limit: Option<i64>,
     ) -> ServiceResult<Vec<AlarmHistoryItem>> {
-        self.authorized(principal, "alarms:Get", name).await?;
+        // A deleted alarm's history stays readable.
+        check_action(&self.state.audit, principal, "alarms:Get", &resource(name)).await?;
         let node_id = match node {
             Some(key) => Some(self.find_node(key).await?.id),
             None => None,
@@ -256,6 +257,9 @@ impl AlarmService<'_> {
             .store
             .alarm_history(name, node_id.as_deref(), limit)
             .await?;
+        if rows.is_empty() && self.state.store.alarm(name).await?.is_none() {
+            return Err(unknown(name));
+        }
         let names = self.node_names().await?;
         Ok(rows
             .into_iter()

@@ -11,7 +11,7 @@ use super::Api;
 /// A server and in-process agents.
 pub struct Fleet {
     pub api: Api,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    stops: Vec<Option<tokio::sync::oneshot::Sender<()>>>,
     inventory_interval: Duration,
     metrics_interval: Duration,
 }
@@ -84,7 +84,7 @@ impl Fleet {
 
     /// Start one more agent (a node joining) and wait until it is online.
     pub async fn join(&mut self, name: &str, tags: &[(&str, &str)]) {
-        let online = self.stops.len() + 1;
+        let online = self.stops.iter().filter(|s| s.is_some()).count() + 1;
         self.spawn_agent(name, tags).await;
         self.wait_online(online).await;
     }
@@ -122,7 +122,17 @@ impl Fleet {
         tokio::spawn(operon_agent::run(config, async move {
             let _ = stopped.await;
         }));
-        self.stops.push(stop);
+        self.stops.push(Some(stop));
+    }
+
+    /// Stop the `index`th agent started (from 0); its node goes offline.
+    #[allow(dead_code)] // not every test binary stops agents
+    pub async fn stop_agent(&mut self, index: usize) {
+        if let Some(stop) = self.stops[index].take() {
+            let _ = stop.send(());
+        }
+        let online = self.stops.iter().filter(|s| s.is_some()).count();
+        self.wait_online(online).await;
     }
 
     async fn wait_online(&self, online: usize) {
@@ -155,7 +165,7 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        for stop in self.stops.drain(..) {
+        for stop in self.stops.drain(..).flatten() {
             let _ = stop.send(());
         }
     }
