@@ -138,6 +138,13 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::access_keys::AccessKeysCmd,
     },
+    /// Alarms on node metrics: threshold, anomaly, forecast and composite.
+    Alarms {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::alarms::AlarmsCmd,
+    },
     /// State Manager: desired-state documents kept applied to nodes.
     Associations {
         #[command(flatten)]
@@ -253,6 +260,7 @@ fn main() -> ExitCode {
         Command::Params { client, cmd } => cli::params::params(&client, cmd),
         Command::Keys { client, cmd } => cli::keys::keys(&client, cmd),
         Command::AccessKeys { client, cmd } => cli::access_keys::access_keys(&client, cmd),
+        Command::Alarms { client, cmd } => cli::alarms::alarms(&client, cmd),
         Command::Associations { client, cmd } => cli::associations::associations(&client, cmd),
         Command::Compliance { client, cmd } => cli::associations::compliance(&client, cmd),
         Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),

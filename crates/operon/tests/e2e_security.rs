@@ -397,6 +397,20 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
         ("POST", "/v1/associations/a1/run", json!({})),
         ("GET", "/v1/compliance", json!({})),
         ("GET", "/v1/compliance/summary", json!({})),
+        (
+            "PUT",
+            "/v1/alarms/a1",
+            json!({"metric": "cpu.used", "threshold": 90, "targets": ["all"]}),
+        ),
+        ("GET", "/v1/alarms", json!({})),
+        ("GET", "/v1/alarms/a1", json!({})),
+        ("GET", "/v1/alarms/a1/history", json!({})),
+        ("DELETE", "/v1/alarms/a1", json!({})),
+        (
+            "POST",
+            "/v1/alarms/a1/state",
+            json!({"state": "OK", "reason": "x"}),
+        ),
     ];
     table
         .into_iter()
@@ -560,6 +574,7 @@ fn snapshot(fleet: &Fleet) -> Value {
         "/v1/associations",
         "/v1/compliance",
         "/v1/inventory?type=users",
+        "/v1/alarms",
     ];
     let mut all = serde_json::Map::new();
     for path in paths {

@@ -2,6 +2,7 @@
 
 pub mod access_keys;
 pub mod agent;
+pub mod alarms;
 pub mod approvals;
 pub mod archives;
 pub mod associations;
