@@ -47,3 +47,73 @@ pub struct AlarmHistoryRow {
     /// Whether its event is on the bus.
     pub published: bool,
 }
+
+/// One alarm episode of one instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub alarm: String,
+    pub node_id: String,
+    /// `open` (in ALARM), `recovered` (back to OK) or `resolved` (closed by a person).
+    pub status: String,
+    /// The alarm's reason when it opened.
+    pub reason: String,
+    pub opened_at: i64,
+    pub recovered_at: Option<i64>,
+    pub escalated_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<i64>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<i64>,
+}
+
+/// One entry of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentEvent {
+    pub incident_id: String,
+    pub seq: i64,
+    pub at: i64,
+    /// `detected`, `state`, `recovered`, `heal_started`, `heal_finished`,
+    /// `confirmed`, `heal_failed`, `escalated`, `acknowledged`, `resolved`, `note`.
+    pub kind: String,
+    pub message: String,
+    pub data: Option<serde_json::Value>,
+}
+
+/// Which incidents to list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncidentFilter {
+    pub status: Option<String>,
+    pub alarm: Option<String>,
+    pub node_id: Option<String>,
+    pub since: Option<i64>,
+    pub limit: i64,
+}
+
+/// A heal as stored: its settings are the service's JSON (`spec`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealRecord {
+    pub name: String,
+    pub version: i64,
+    pub spec: serde_json::Value,
+    pub author: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One attempt of a heal on one incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealRun {
+    pub id: String,
+    pub heal: String,
+    pub incident_id: String,
+    pub alarm: String,
+    pub node_id: String,
+    pub attempt: i64,
+    /// `starting`, `running`, `confirming`, `confirmed`, `failed`.
+    pub status: String,
+    pub execution_id: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub detail: Option<String>,
+}

@@ -1968,6 +1968,137 @@ pub async fn alarm_states_change_once_and_their_history_is_an_outbox(store: Stor
     assert_eq!(history[0].state, "ALARM", "newest first");
     assert!(history[1].published);
 
+    // The ALARM opened an incident; OK recovers it, a new ALARM opens another.
+    let filter = crate::IncidentFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let incidents = store.incidents(&filter).await.unwrap();
+    assert_eq!(incidents.len(), 1);
+    let first_incident = incidents[0].clone();
+    assert_eq!(
+        (first_incident.status.as_str(), first_incident.opened_at),
+        ("open", 12)
+    );
+    store
+        .transition_alarm(&state("INSUFFICIENT_DATA", 13))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .transition_alarm(&state("OK", 14))
+        .await
+        .unwrap()
+        .unwrap();
+    let recovered = store.incident(&first_incident.id).await.unwrap().unwrap();
+    assert_eq!(
+        (recovered.status.as_str(), recovered.recovered_at),
+        ("recovered", Some(14))
+    );
+    let kinds: Vec<String> = store
+        .incident_events(&first_incident.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["detected", "state", "recovered"]);
+    store
+        .transition_alarm(&state("ALARM", 15))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.incidents(&filter).await.unwrap().len(), 2);
+    assert!(
+        store
+            .escalate_incident(&first_incident.id, "paged", 16)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .escalate_incident(&first_incident.id, "paged", 17)
+            .await
+            .unwrap(),
+        "once"
+    );
+    let acked = store
+        .acknowledge_incident(&first_incident.id, "bob", 18)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("bob"));
+    let resolved = store
+        .resolve_incident(&first_incident.id, "bob", Some("fixed"), 19)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resolved.status, "resolved");
+    assert_eq!(
+        store
+            .incident_events(&first_incident.id)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    let open = crate::IncidentFilter {
+        status: Some("open".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.incidents(&open).await.unwrap().len(), 1);
+
+    // Heal runs: one row per attempt, counted per instance.
+    let run = crate::HealRun {
+        id: "h-1".into(),
+        heal: "restart".into(),
+        incident_id: first_incident.id.clone(),
+        alarm: "cpu".into(),
+        node_id: "n1".into(),
+        attempt: 1,
+        status: "starting".into(),
+        execution_id: None,
+        started_at: 20,
+        finished_at: None,
+        detail: None,
+    };
+    assert!(store.insert_heal_run(&run).await.unwrap());
+    assert!(
+        !store
+            .insert_heal_run(&crate::HealRun {
+                id: "h-2".into(),
+                ..run.clone()
+            })
+            .await
+            .unwrap(),
+        "same attempt"
+    );
+    assert_eq!(store.unfinished_heal_runs().await.unwrap().len(), 1);
+    store
+        .update_heal_run(&crate::HealRun {
+            status: "confirmed".into(),
+            finished_at: Some(30),
+            ..run.clone()
+        })
+        .await
+        .unwrap();
+    assert!(store.unfinished_heal_runs().await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .count_heal_runs_since("restart", "cpu", "n1", 20)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_heal_runs_since("restart", "cpu", "n1", 21)
+            .await
+            .unwrap(),
+        0
+    );
+
     assert!(store.delete_alarm("cpu").await.unwrap());
     assert!(store.alarm_states(None).await.unwrap().is_empty());
     assert!(
@@ -1980,7 +2111,7 @@ pub async fn alarm_states_change_once_and_their_history_is_an_outbox(store: Stor
     );
     assert_eq!(
         store.alarm_history("cpu", None, 10).await.unwrap().len(),
-        2,
+        5,
         "history stays"
     );
 }

@@ -19,11 +19,12 @@ use crate::{
     Archive, AssociationRecord, AssociationRun, AssociationVersion, AuditAdvance, AuditEntry,
     AuditFilter, AuditRecord, Bus, ClaimedDelivery, Command, ComplianceChange, ComplianceNode,
     ComplianceReport, ComplianceResource, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
-    DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow,
-    InboundWebhook, InventoryChange, InventoryRefusal, InventoryRow, Invocation, LabelRefusal,
-    NewEvent, NewNode, NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion,
-    PolicyRecord, PutRefusal, Replay, Result, Role, Rule, StatusTable, StepWrite,
-    StoredAuditRecord, StoredEvent, Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
+    DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HealRecord,
+    HealRun, HistoryRow, InboundWebhook, Incident, IncidentEvent, IncidentFilter, InventoryChange,
+    InventoryRefusal, InventoryRow, Invocation, LabelRefusal, NewEvent, NewNode,
+    NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion, PolicyRecord,
+    PutRefusal, Replay, Result, Role, Rule, StatusTable, StepWrite, StoredAuditRecord, StoredEvent,
+    Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -40,6 +41,8 @@ pub trait Backend:
     + AssociationStore
     + InventoryStore
     + AlarmStore
+    + IncidentStore
+    + HealStore
     + Send
     + Sync
     + 'static
@@ -59,6 +62,8 @@ impl<T> Backend for T where
         + AssociationStore
         + InventoryStore
         + AlarmStore
+        + IncidentStore
+        + HealStore
         + Send
         + Sync
         + 'static
@@ -829,7 +834,9 @@ pub trait AlarmStore: Send + Sync {
     async fn alarm_states(&self, alarm: Option<&str>) -> Result<Vec<AlarmStateRow>>;
 
     /// Move an instance to `next.state` (with its reason), recording the
-    /// change in the history (unpublished). Nothing is written, and `None`
+    /// change in the history (unpublished) and in the instance's incident:
+    /// going to ALARM opens one (unless one is open), going to OK recovers
+    /// the open one, and every change is on its timeline. Nothing is written, and `None`
     /// answered, when the instance is already in that state or the alarm no
     /// longer exists.
     async fn transition_alarm(&self, next: &AlarmStateRow) -> Result<Option<AlarmHistoryRow>>;
@@ -850,4 +857,82 @@ pub trait AlarmStore: Send + Sync {
 
     /// Mark history rows' events as put on the bus.
     async fn mark_alarm_history_published(&self, ids: &[i64]) -> Result<()>;
+}
+
+/// Incidents: alarm episodes and their timelines (opened and recovered by
+/// [`AlarmStore::transition_alarm`]). Each method is one transaction.
+#[async_trait]
+pub trait IncidentStore: Send + Sync {
+    /// Incidents matching `filter`, newest first.
+    async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>>;
+
+    async fn incident(&self, id: &str) -> Result<Option<Incident>>;
+
+    /// The timeline, oldest first.
+    async fn incident_events(&self, id: &str) -> Result<Vec<IncidentEvent>>;
+
+    /// Add to the timeline; false if there is no such incident.
+    async fn add_incident_event(
+        &self,
+        id: &str,
+        at: i64,
+        kind: &str,
+        message: &str,
+        data: Option<&serde_json::Value>,
+    ) -> Result<bool>;
+
+    /// Record who acknowledged it (the first one wins), with a timeline entry.
+    async fn acknowledge_incident(&self, id: &str, by: &str, at: i64) -> Result<Option<Incident>>;
+
+    /// Close it (`resolved`), with a timeline entry and `note`.
+    async fn resolve_incident(
+        &self,
+        id: &str,
+        by: &str,
+        note: Option<&str>,
+        at: i64,
+    ) -> Result<Option<Incident>>;
+
+    /// Mark it escalated with a timeline entry; false if it already was (so
+    /// an escalation happens once).
+    async fn escalate_incident(&self, id: &str, message: &str, at: i64) -> Result<bool>;
+}
+
+/// Heals and their runs. Each method is one transaction.
+#[async_trait]
+pub trait HealStore: Send + Sync {
+    /// Write a heal's next version; `expect_version` as for alarms.
+    async fn put_heal(&self, record: &HealRecord, expect_version: Option<i64>) -> Result<bool>;
+
+    async fn heal(&self, name: &str) -> Result<Option<HealRecord>>;
+
+    async fn list_heals(&self) -> Result<Vec<HealRecord>>;
+
+    /// Delete a heal (its runs stay, as history); false if there was none.
+    async fn delete_heal(&self, name: &str) -> Result<bool>;
+
+    /// Runs of a heal and/or of an incident, oldest first.
+    async fn heal_runs(
+        &self,
+        heal: Option<&str>,
+        incident_id: Option<&str>,
+    ) -> Result<Vec<HealRun>>;
+
+    /// Runs not finished yet (starting, running, confirming), oldest first.
+    async fn unfinished_heal_runs(&self) -> Result<Vec<HealRun>>;
+
+    /// Record an attempt before it starts; false if that attempt exists.
+    async fn insert_heal_run(&self, run: &HealRun) -> Result<bool>;
+
+    /// Write a run's status, execution, end and detail.
+    async fn update_heal_run(&self, run: &HealRun) -> Result<()>;
+
+    /// Runs of `heal` on the instance (alarm, node) started at or after `since`.
+    async fn count_heal_runs_since(
+        &self,
+        heal: &str,
+        alarm: &str,
+        node_id: &str,
+        since: i64,
+    ) -> Result<i64>;
 }

@@ -200,6 +200,7 @@ impl AlarmStore for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db("writing an alarm's history"))?;
+        follow_incident(&mut tx, next, previous.as_ref(), id).await?;
         tx.commit()
             .await
             .map_err(db("committing an alarm transition"))?;
@@ -274,4 +275,77 @@ impl AlarmStore for SqliteStore {
             .map_err(db("committing alarm event marks"))?;
         Ok(())
     }
+}
+
+/// Keep the instance's incident in step with a state change (inside the
+/// change's transaction): ALARM opens one unless one is open, OK recovers
+/// the open one, and the change is on the open one's timeline.
+async fn follow_incident(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    next: &AlarmStateRow,
+    previous: Option<&AlarmStateRow>,
+    history_id: i64,
+) -> Result<()> {
+    let open: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM incidents WHERE alarm = ? AND node_id = ? AND status = 'open'
+         ORDER BY opened_at DESC LIMIT 1",
+    )
+    .bind(&next.alarm)
+    .bind(&next.node_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db("reading an open incident"))?;
+    let data = serde_json::json!({
+        "previous": previous.map(|p| p.state.clone()),
+        "state": next.state,
+        "reasonData": next.reason_data,
+    });
+    match (open, next.state.as_str()) {
+        (None, "ALARM") => {
+            let id = format!("inc-{history_id}");
+            sqlx::query(
+                "INSERT INTO incidents (id, alarm, node_id, status, reason, opened_at)
+                 VALUES (?, ?, ?, 'open', ?, ?)",
+            )
+            .bind(&id)
+            .bind(&next.alarm)
+            .bind(&next.node_id)
+            .bind(&next.reason)
+            .bind(next.updated_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("opening an incident"))?;
+            let message = format!("alarm {} went to ALARM: {}", next.alarm, next.reason);
+            super::heal::append_event(tx, &id, next.updated_at, "detected", &message, Some(&data))
+                .await?;
+        }
+        (Some(id), state) => {
+            let recovered = state == "OK";
+            let (kind, message) = if recovered {
+                (
+                    "recovered",
+                    format!("alarm {} returned to OK: {}", next.alarm, next.reason),
+                )
+            } else {
+                (
+                    "state",
+                    format!("alarm {} went to {state}: {}", next.alarm, next.reason),
+                )
+            };
+            super::heal::append_event(tx, &id, next.updated_at, kind, &message, Some(&data))
+                .await?;
+            if recovered {
+                sqlx::query(
+                    "UPDATE incidents SET status = 'recovered', recovered_at = ? WHERE id = ?",
+                )
+                .bind(next.updated_at)
+                .bind(&id)
+                .execute(&mut **tx)
+                .await
+                .map_err(db("recovering an incident"))?;
+            }
+        }
+        (None, _) => {}
+    }
+    Ok(())
 }

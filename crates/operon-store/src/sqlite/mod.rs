@@ -17,6 +17,7 @@ mod associations;
 mod audit;
 mod commands;
 mod events;
+mod heal;
 mod identity;
 mod inventory;
 pub(crate) mod migrations;
