@@ -13,6 +13,7 @@ pub mod documents;
 pub mod error;
 pub mod events;
 pub mod fleet;
+pub mod heal;
 pub mod identity;
 pub mod inventory;
 pub mod openapi;

@@ -27,8 +27,8 @@ use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::{
-    alarms, associations, commands, documents, error, events, fleet, identity, inventory, params,
-    workflows,
+    alarms, associations, commands, documents, error, events, fleet, heal, identity, inventory,
+    params, workflows,
 };
 
 /// The standard errors of an authenticated operation.
@@ -310,6 +310,7 @@ fn api() -> Api {
     params::describe(&mut api);
     associations::describe(&mut api);
     alarms::describe(&mut api);
+    heal::describe(&mut api);
     inventory::describe(&mut api);
     api
 }

@@ -106,6 +106,8 @@ pub enum Topic {
     Associations,
     /// Alarms were written: the evaluation loop reads them again.
     Alarms,
+    /// Heals were written: the healing loop looks again.
+    Heals,
 }
 
 /// One topic's notifications: a count of them and the waiters to wake.

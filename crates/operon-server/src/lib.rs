@@ -34,6 +34,7 @@ mod error;
 pub mod events;
 mod fleet;
 mod happenings;
+mod heal;
 mod identity;
 mod inventory;
 pub mod keyring;
@@ -398,6 +399,7 @@ pub async fn start_with_clock(
     background.push(tokio::spawn(params::sync::run(state.clone())));
     background.push(tokio::spawn(associations::runner::run(state.clone())));
     background.push(tokio::spawn(alarms::runner::run(state.clone())));
+    background.push(tokio::spawn(heal::runner::run(state.clone())));
     match &tls {
         Some(tls) => {
             tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")
