@@ -459,7 +459,7 @@ mod tests {
 
         let (points, delivered) = collect(dir.path());
         assert_eq!(points, [point("app.x", 3.0)]);
-        assert_eq!(delivered, [written.clone()]);
+        assert_eq!(delivered, std::slice::from_ref(&written));
         assert!(dir.path().join("bad.json.invalid").exists());
         assert!(!dir.path().join("bad.json").exists());
 
