@@ -242,7 +242,8 @@ fn is_drop_name(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
-    !name.starts_with('.') && name.ends_with(".json") && path.is_file()
+    // Type checks (regular file, not a symlink) happen on the opened file.
+    !name.starts_with('.') && name.ends_with(".json")
 }
 
 enum DropError {
@@ -252,19 +253,36 @@ enum DropError {
 }
 
 fn read_drop(path: &Path) -> Result<Vec<MetricPoint>, DropError> {
-    let metadata = match std::fs::metadata(path) {
-        Ok(metadata) => metadata,
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // The agent may run as root and the directory be writable by others:
+    // never follow a symlink (to a file the writer could not read) and
+    // never block on a FIFO.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(DropError::Gone),
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(DropError::Invalid("a symbolic link, not a file".into()));
+        }
         Err(err) => return Err(DropError::Invalid(err.to_string())),
     };
+    let metadata = file
+        .metadata()
+        .map_err(|err| DropError::Invalid(err.to_string()))?;
+    if !metadata.is_file() {
+        return Err(DropError::Invalid("not a regular file".into()));
+    }
     if metadata.len() > MAX_DROP_BYTES {
         return Err(DropError::Invalid(CustomMetricError::TooLarge.to_string()));
     }
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(DropError::Gone),
-        Err(err) => return Err(DropError::Invalid(err.to_string())),
-    };
+    let mut text = String::new();
+    file.take(MAX_DROP_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|err| DropError::Invalid(err.to_string()))?;
     let modified = metadata
         .modified()
         .ok()
@@ -479,6 +497,20 @@ mod tests {
         let err = write_drop(&missing, &[point("bad name", 1.0)]).unwrap_err();
         assert!(err.to_string().contains("invalid metric name"), "{err}");
         assert!(!missing.exists());
+    }
+
+    #[test]
+    fn symlinks_and_directories_are_set_aside_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, r#"{"name":"leak","value":1}"#).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("link.json")).unwrap();
+        std::fs::create_dir(dir.path().join("sub.json")).unwrap();
+        let (points, delivered) = collect(dir.path());
+        assert_eq!((points, delivered), (vec![], vec![]));
+        assert!(dir.path().join("link.json.invalid").is_symlink());
+        assert!(dir.path().join("sub.json.invalid").is_dir());
+        assert!(secret.exists());
     }
 
     #[test]
