@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use operon_proto::{AgentMessage, MetricBatch, MetricPoint, UnixMillis};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 pub use queue::MetricQueue;
@@ -207,6 +208,10 @@ impl MetricsTask {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
         // A sample late (slow statvfs, busy node) is not followed by a burst.
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // At most one reading at a time, off the runtime; acks and Welcomes
+        // are handled while it runs, and a reading that hangs (a stuck
+        // mount) costs one thread and skipped samples, not the task.
+        let mut reading: Option<JoinHandle<Reading>> = None;
         loop {
             tokio::select! {
                 request = requests.recv() => match request {
@@ -214,7 +219,22 @@ impl MetricsTask {
                     None => return,
                 },
                 _ = ticker.tick() => {
-                    if !self.sample().await {
+                    if reading.is_some() {
+                        tracing::warn!("the previous reading of the node is still running (a file system not answering?); skipping this sample");
+                    } else {
+                        reading = Some(self.start_reading());
+                    }
+                }
+                read = finished(&mut reading) => {
+                    reading = None;
+                    let keep_going = match read {
+                        Ok(read) => self.sampled(read),
+                        Err(err) => {
+                            tracing::warn!(%err, "reading the node's metrics failed");
+                            !self.events.is_closed()
+                        }
+                    };
+                    if !keep_going {
                         return;
                     }
                 }
@@ -235,21 +255,27 @@ impl MetricsTask {
         }
     }
 
-    /// Take one sample and queue (and maybe send) its batch. `false` once
-    /// nobody listens any more.
-    async fn sample(&mut self) -> bool {
+    fn start_reading(&self) -> JoinHandle<Reading> {
         let sources = self.sources.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let readings = read::read_node(&sources.proc_dir);
-            let custom = custom::collect(&sources.custom_dir);
-            (readings, custom)
+        tokio::task::spawn_blocking(move || {
+            let at = now_millis();
+            Reading {
+                at,
+                node: read::read_node(&sources.proc_dir),
+                custom: custom::collect(&sources.custom_dir),
+            }
         })
-        .await;
-        let Ok((readings, (custom_points, delivered))) = read else {
-            tracing::warn!("reading the node's metrics failed");
-            return !self.events.is_closed();
-        };
-        let mut points = self.sampler.next(readings, now_millis());
+    }
+
+    /// Turn a reading into a batch, queue it and send it if online.
+    /// `false` once nobody listens any more.
+    fn sampled(&mut self, read: Reading) -> bool {
+        let Reading {
+            at,
+            node: readings,
+            custom: (custom_points, delivered),
+        } = read;
+        let mut points = self.sampler.next(readings, at);
         while let Ok(point) = self.sink_points.try_recv() {
             points.push(point);
         }
@@ -274,6 +300,24 @@ impl MetricsTask {
 
     fn send(&self, batch: MetricBatch) -> bool {
         self.events.send(AgentMessage::Metrics(batch)).is_ok()
+    }
+}
+
+/// What one blocking reading found.
+struct Reading {
+    at: UnixMillis,
+    node: Readings,
+    /// Custom points and the drop files they came from.
+    custom: (Vec<MetricPoint>, Vec<PathBuf>),
+}
+
+/// The result of the reading in flight; never resolves without one.
+async fn finished(
+    reading: &mut Option<JoinHandle<Reading>>,
+) -> Result<Reading, tokio::task::JoinError> {
+    match reading {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -353,6 +397,42 @@ mod tests {
 
     fn has(batch: &MetricBatch, name: &str) -> bool {
         batch.points.iter().any(|p| p.name == name)
+    }
+
+    #[test]
+    fn a_hung_reading_skips_samples_but_not_the_task() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // Reading a FIFO with no writer blocks, like statvfs on a dead mount.
+        let fifo = dir.path().join("stat");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        runtime.block_on(async {
+            let sources = Sources {
+                proc_dir: dir.path().into(),
+                custom_dir: dir.path().join("custom"),
+            };
+            let (handle, sink, mut events) = spawn(sources, Duration::from_millis(50));
+            assert!(sink.put(point("check.healthy")));
+            // Release the first reading: its batch is queued (not sent: no Welcome yet).
+            let writer = fifo.clone();
+            tokio::task::spawn_blocking(move || std::fs::write(writer, "cpu 1 2 3 4\n"))
+                .await
+                .unwrap()
+                .unwrap();
+            // The next readings hang, and the ticks meanwhile are skipped.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(events.try_recv().is_err());
+            // The Welcome is served all the same: the queued batch is resent.
+            handle.welcomed();
+            let batch = next(&mut events).await;
+            assert!(has(&batch, "check.healthy"), "{batch:?}");
+        });
+        // The next reading hangs on the FIFO again: do not wait for it.
+        runtime.shutdown_timeout(Duration::from_millis(100));
     }
 
     #[test]
