@@ -16,9 +16,10 @@
 //! stopped before that loses it). Writers must create the file under another
 //! name (not ending in `.json`) and rename it into place, as
 //! [`write_drop`] (and so `operon metrics put`) does, so a half-written
-//! file is never read. A file that is not a valid drop is logged with its
-//! name and renamed to `NAME.invalid`, out of the way, for someone to look
-//! at.
+//! file is never read (a file that does not parse and was modified in the
+//! last two seconds gets one more look at the next sample, for writers that
+//! do not). A file that is not a valid drop is logged with its name and
+//! renamed to `NAME.invalid`, out of the way, for someone to look at.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -35,6 +36,9 @@ pub const MAX_DIMENSIONS: usize = 30;
 pub const MAX_DROP_BYTES: u64 = 1024 * 1024;
 /// Most points in one drop file.
 pub const MAX_DROP_POINTS: usize = 1000;
+/// Most custom points taken into one sample (keeps a batch well below the
+/// server's frame limit); further drops wait for the next sample.
+pub const MAX_SAMPLE_POINTS: usize = 5 * MAX_DROP_POINTS;
 
 /// CloudWatch's unit names, the only units a custom metric may carry.
 pub const UNITS: &[&str] = &[
@@ -202,8 +206,9 @@ pub fn parse_drop(
         .collect()
 }
 
-/// The points of every drop in `dir` and the files they came from (to
-/// delete with [`remove_delivered`] once the points are queued). Invalid
+/// The points of the drops in `dir`, oldest names first, and the files
+/// they came from (to delete with [`remove_delivered`] once the points are
+/// queued); at most [`MAX_SAMPLE_POINTS`] points, the rest wait. Invalid
 /// drops are renamed to `NAME.invalid`. A missing directory has no drops.
 /// Blocking.
 pub fn collect(dir: &Path) -> (Vec<MetricPoint>, Vec<PathBuf>) {
@@ -225,12 +230,15 @@ pub fn collect(dir: &Path) -> (Vec<MetricPoint>, Vec<PathBuf>) {
     let mut points = Vec::new();
     let mut delivered = Vec::new();
     for path in files {
+        if points.len() + MAX_DROP_POINTS > MAX_SAMPLE_POINTS {
+            break;
+        }
         match read_drop(&path) {
             Ok(found) => {
                 points.extend(found);
                 delivered.push(path);
             }
-            Err(DropError::Gone) => {}
+            Err(DropError::Gone | DropError::MaybeBeingWritten) => {}
             Err(DropError::Invalid(err)) => set_aside(&path, &err),
         }
     }
@@ -246,7 +254,14 @@ fn is_drop_name(path: &Path) -> bool {
     !name.starts_with('.') && name.ends_with(".json")
 }
 
+/// A file that does not parse but changed this recently may still be
+/// written by a writer that does not rename (`echo ... > x.json`): it gets
+/// another chance at the next sample before it is set aside.
+const WRITE_GRACE_MILLIS: UnixMillis = 2_000;
+
 enum DropError {
+    /// Unparsable but just modified: looked at again next time.
+    MaybeBeingWritten,
     /// Removed between listing and reading (another reader, or its writer).
     Gone,
     Invalid(String),
@@ -289,7 +304,14 @@ fn read_drop(path: &Path) -> Result<Vec<MetricPoint>, DropError> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as UnixMillis)
         .unwrap_or_else(super::now_millis);
-    parse_drop(&text, modified).map_err(|err| DropError::Invalid(err.to_string()))
+    parse_drop(&text, modified).map_err(|err| {
+        let fresh = (super::now_millis() - modified).abs() < WRITE_GRACE_MILLIS;
+        if fresh && matches!(err, CustomMetricError::BadJson(_)) {
+            DropError::MaybeBeingWritten
+        } else {
+            DropError::Invalid(err.to_string())
+        }
+    })
 }
 
 /// Log a bad drop and move it out of the way so it is not read again.
@@ -471,7 +493,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let written = write_drop(dir.path(), &[point("app.x", 3.0)]).unwrap();
         assert!(written.extension().is_some_and(|e| e == "json"));
-        std::fs::write(dir.path().join("bad.json"), "{not json").unwrap();
+        std::fs::write(
+            dir.path().join("bad.json"),
+            r#"{"name":"x","value":1,"unit":"Furlongs"}"#,
+        )
+        .unwrap();
         std::fs::write(dir.path().join(".half.tmp"), "{").unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
 
@@ -497,6 +523,54 @@ mod tests {
         let err = write_drop(&missing, &[point("bad name", 1.0)]).unwrap_err();
         assert!(err.to_string().contains("invalid metric name"), "{err}");
         assert!(!missing.exists());
+    }
+
+    #[test]
+    fn a_fresh_unparsable_file_waits_and_a_stale_one_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("half.json");
+        std::fs::write(&path, r#"{"name": "a", "val"#).unwrap();
+        assert_eq!(collect(dir.path()), (vec![], vec![]));
+        assert!(path.exists(), "left for the writer to finish");
+        // A fresh file with valid JSON but a bad point is refused at once.
+        std::fs::write(dir.path().join("bad.json"), r#"{"name":"a b","value":1}"#).unwrap();
+        collect(dir.path());
+        assert!(dir.path().join("bad.json.invalid").exists());
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        collect(dir.path());
+        assert!(!path.exists());
+        assert!(dir.path().join("half.json.invalid").exists());
+    }
+
+    #[test]
+    fn a_flood_of_drops_is_taken_a_bounded_part_per_sample() {
+        let dir = tempfile::tempdir().unwrap();
+        let full: Vec<MetricPoint> = (0..MAX_DROP_POINTS).map(|_| point("a", 1.0)).collect();
+        for i in 0..7 {
+            std::fs::write(
+                dir.path().join(format!("{i}.json")),
+                serde_json::to_string(
+                    &full
+                        .iter()
+                        .map(|p| serde_json::json!({"name": p.name, "value": p.value}))
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        }
+        let (points, delivered) = collect(dir.path());
+        assert_eq!(points.len(), MAX_SAMPLE_POINTS);
+        assert_eq!(delivered.len(), 5);
+        remove_delivered(&delivered);
+        let (points, delivered) = collect(dir.path());
+        assert_eq!((points.len(), delivered.len()), (2 * MAX_DROP_POINTS, 2));
     }
 
     #[test]

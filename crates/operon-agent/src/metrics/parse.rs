@@ -225,7 +225,7 @@ pub struct Mount {
 ///   minutes, which would stall sampling.
 ///
 /// `overlay` is kept: it is the root of an agent running in a container.
-const SKIPPED_FS_TYPES: &[&str] = &[
+pub const SKIPPED_FS_TYPES: &[&str] = &[
     "proc",
     "sysfs",
     "devtmpfs",
