@@ -28,9 +28,10 @@ pub fn parse_cpu(text: &str) -> Option<CpuTimes> {
     if fields.len() < 4 {
         return None;
     }
-    let idle = fields[3] + fields.get(4).copied().unwrap_or(0);
+    // Saturating: a corrupt line must not overflow (and panic in debug).
+    let idle = fields[3].saturating_add(fields.get(4).copied().unwrap_or(0));
     Some(CpuTimes {
-        total: fields.iter().sum(),
+        total: fields.iter().fold(0u64, |sum, f| sum.saturating_add(*f)),
         idle,
     })
 }
@@ -69,7 +70,7 @@ pub fn parse_meminfo(text: &str) -> Option<MemInfo> {
         None => ["MemFree", "Buffers", "Cached"]
             .iter()
             .map(|name| fields.get(name).copied().unwrap_or(0))
-            .sum(),
+            .fold(0u64, u64::saturating_add),
     };
     Some(MemInfo {
         total,
@@ -496,5 +497,37 @@ mod tests {
         assert_eq!(unescape_mount_field(r"/a\\"), r"/a\\");
         assert_eq!(unescape_mount_field(r"/a\04"), r"/a\04");
         assert_eq!(unescape_mount_field(r"/a\999"), r"/a\999");
+    }
+
+    proptest::proptest! {
+        /// Whatever the kernel (or a corrupted file) writes, parsing never
+        /// panics.
+        #[test]
+        fn parsers_never_panic(text in "(?s)[ -~\\t\\n\\\\:|]{0,400}") {
+            let _ = parse_cpu(&text);
+            let _ = parse_meminfo(&text);
+            let _ = parse_loadavg(&text);
+            let _ = parse_diskstats(&text);
+            let _ = parse_net_dev(&text);
+            let _ = parse_mounts(&text);
+        }
+
+        #[test]
+        fn huge_counters_never_overflow(values in proptest::collection::vec(proptest::num::u64::ANY, 8)) {
+            let line = values.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+            let _ = parse_cpu(&format!("cpu {line}\n"));
+            let mem = format!("MemTotal: {} kB\nMemFree: {}\nBuffers: {}\nCached: {}\n", values[0], values[1], values[2], values[3]);
+            let _ = parse_meminfo(&mem);
+        }
+
+        #[test]
+        fn numeric_lines_never_panic(fields in proptest::collection::vec("[0-9]{1,22}|[a-z]{1,8}[0-9]{0,3}", 0..20)) {
+            let line = fields.join(" ");
+            let text = format!("cpu {line}\n{line}\neth0: {line}\nMemTotal: {line}\n");
+            let _ = parse_cpu(&text);
+            let _ = parse_meminfo(&text);
+            let _ = parse_diskstats(&text);
+            let _ = parse_net_dev(&text);
+        }
     }
 }

@@ -166,7 +166,7 @@ fn levels(readings: &Readings, points: &mut Points) {
         // As `df` computes Use%: used over what users can have (used + avail),
         // so a disk whose reserved blocks are all that is left shows 100 %.
         let used = fs.total_bytes.saturating_sub(fs.free_bytes);
-        let usable = used + fs.available_bytes;
+        let usable = used.saturating_add(fs.available_bytes);
         points.push(
             "disk.used_percent",
             mount,
