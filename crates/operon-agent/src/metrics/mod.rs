@@ -22,7 +22,8 @@
 //! `disk.inodes_used_percent` per `mount`, `disk.read_bytes_per_sec` and
 //! `disk.write_bytes_per_sec` per `device`, `net.rx_bytes_per_sec` and
 //! `net.tx_bytes_per_sec` per `interface`. Which mounts, devices and
-//! interfaces are reported is documented in [`parse`].
+//! interfaces are reported is documented in [`parse`]. The agent reads its
+//! own `/proc`, not below `AgentConfig::host_root` (see [`read`]).
 //!
 //! # Points from elsewhere in the agent
 //!
