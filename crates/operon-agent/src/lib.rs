@@ -60,6 +60,11 @@
 //! groups, interfaces, listening ports, the OS and custom JSON files are
 //! collected after each `Welcome` and every `inventory_interval`, and sent as
 //! deltas against what the server acknowledged (kept in `inventory/`).
+//! **Metrics** (see [`metrics`]): unless `metrics_interval` is zero (then
+//! `metrics` is not announced), the node is sampled every interval and each
+//! sample sent as a batch, kept until the server's `MetricsAck` and resent
+//! after every `Welcome`; other parts of the agent add points through the
+//! [`metrics::MetricSink`].
 //!
 //! Only one agent may use a state directory at a time (`agent.lock`, flock).
 //! On shutdown, running commands are stopped and journaled as interrupted;
@@ -225,6 +230,7 @@ pub async fn run(
         },
         config.inventory_interval,
     );
+    let (metrics, metric_sink, metric_events) = start_metrics(&config);
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
@@ -237,6 +243,9 @@ pub async fn run(
         state_events,
         inventory,
         inventory_events,
+        metrics,
+        metric_events,
+        metric_sink,
         heartbeat_seq: 0,
     };
     let result = agent
@@ -244,6 +253,27 @@ pub async fn run(
         .await;
     agent.stop_running().await;
     result
+}
+
+/// Start the metrics task unless metrics are off (interval zero): then
+/// there is no handle, no frame ever comes out, and the sink discards.
+fn start_metrics(
+    config: &AgentConfig,
+) -> (
+    Option<metrics::MetricsHandle>,
+    metrics::MetricSink,
+    mpsc::UnboundedReceiver<AgentMessage>,
+) {
+    if config.metrics_interval.is_zero() {
+        let (_, never) = mpsc::unbounded_channel();
+        return (None, metrics::MetricSink::disconnected(), never);
+    }
+    let sources = metrics::Sources {
+        proc_dir: PathBuf::from("/proc"),
+        custom_dir: config.custom_metrics_dir.clone(),
+    };
+    let (handle, sink, events) = metrics::spawn(sources, config.metrics_interval);
+    (Some(handle), sink, events)
 }
 
 /// The stored credential, or a new one from enrollment. `None` if shutdown
@@ -406,6 +436,18 @@ struct Agent {
     inventory: inventory_sets::InventoryHandle,
     /// `InventoryReport` frames, sent once the link is welcomed.
     inventory_events: mpsc::UnboundedReceiver<AgentMessage>,
+    /// Where `Welcome`, `MetricsAck` and the end of a link go; `None` with
+    /// metrics off.
+    metrics: Option<metrics::MetricsHandle>,
+    /// `Metrics` frames, sent while the link is welcomed.
+    metric_events: mpsc::UnboundedReceiver<AgentMessage>,
+    /// The entry for datapoints from elsewhere in the agent (health checks,
+    /// log watchers): give clones of it to whatever produces them.
+    #[expect(
+        dead_code,
+        reason = "the monitors runner (issue 14) takes clones of it"
+    )]
+    metric_sink: metrics::MetricSink,
     heartbeat_seq: u64,
 }
 
@@ -436,12 +478,17 @@ impl Agent {
                         state_events: &mut self.state_events,
                         inventory: &self.inventory,
                         inventory_events: &mut self.inventory_events,
+                        metrics: self.metrics.as_ref(),
+                        metric_events: &mut self.metric_events,
                         heartbeat_override: config.heartbeat_secs,
                         heartbeat_seq: &mut self.heartbeat_seq,
                         credential: &mut *credential,
                         state_dir: &config.state_dir,
                     };
                     let end = link::run_link(ws, ctx, shutdown).await;
+                    if let Some(metrics) = &self.metrics {
+                        metrics.link_lost();
+                    }
                     if end.shutdown {
                         return Ok(());
                     }
@@ -490,6 +537,8 @@ impl Agent {
                 // Stale once the link is gone: after the next Welcome every
                 // kind is sent again against what the server acknowledged.
                 Some(_) = self.inventory_events.recv() => {}
+                // Still queued in the metrics task: resent after the next Welcome.
+                Some(_) = self.metric_events.recv() => {}
                 Some(result) = self.done.recv() => self.supervisor.on_done(result, &None),
             }
         }

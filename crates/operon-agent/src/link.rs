@@ -13,6 +13,11 @@
 //! `StateForget` goes to the desired-state watcher ([`crate::state::drift`]);
 //! its `StateDrifted` frames are sent once the link is welcomed, and every
 //! `Welcome` asks it to report again every file that still differs.
+//!
+//! `Metrics` batches from the metrics task ([`crate::metrics`]) are sent
+//! once the link is welcomed; every `Welcome` makes the task resend the
+//! unacknowledged ones, and `MetricsAck` goes back to it. `metrics` is
+//! announced in `Hello` only when the task runs (interval not zero).
 
 use std::future::Future;
 use std::path::Path;
@@ -39,6 +44,7 @@ use crate::error::server_error_message;
 use crate::file_sync::FileSyncHandle;
 use crate::inventory::collect_inventory;
 use crate::inventory_sets::InventoryHandle;
+use crate::metrics::MetricsHandle;
 use crate::state::StateWatchHandle;
 use crate::supervisor::{Control, Supervisor};
 use crate::tls::{self, PinMismatch};
@@ -145,6 +151,11 @@ pub struct LinkContext<'a> {
     pub inventory: &'a InventoryHandle,
     /// `InventoryReport`, sent once the link is welcomed.
     pub inventory_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    /// Takes `Welcome` and `MetricsAck`; `None` with metrics off (then
+    /// `metrics` is not announced).
+    pub metrics: Option<&'a MetricsHandle>,
+    /// `Metrics`, sent once the link is welcomed.
+    pub metric_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     pub heartbeat_override: Option<u64>,
     pub heartbeat_seq: &'a mut u64,
     /// Replaced (in memory and on disk) when the server rotates it.
@@ -163,10 +174,7 @@ pub async fn run_link(
     let hello = AgentMessage::Hello {
         protocol_version: PROTOCOL_VERSION,
         inventory: collect_inventory(),
-        capabilities: operon_proto::AGENT_CAPABILITIES
-            .iter()
-            .map(|c| c.to_string())
-            .collect(),
+        capabilities: capabilities(ctx.metrics.is_some()),
     };
     if let Err(err) = sink.send(Message::text(operon_proto::encode(&hello))).await {
         return LinkEnd {
@@ -187,6 +195,8 @@ pub async fn run_link(
         state_events: ctx.state_events,
         inventory: ctx.inventory,
         inventory_events: ctx.inventory_events,
+        metrics: ctx.metrics,
+        metric_events: ctx.metric_events,
         control: Some(control_tx),
         heartbeats: heartbeat_tx,
         heartbeat_override: ctx.heartbeat_override,
@@ -208,6 +218,16 @@ pub async fn run_link(
         shutdown: outcome.shutdown,
         reason: outcome.reason,
     }
+}
+
+/// What this agent announces: every capability of the build, but `metrics`
+/// only when metrics are on.
+fn capabilities(metrics_on: bool) -> Vec<String> {
+    operon_proto::AGENT_CAPABILITIES
+        .iter()
+        .filter(|c| metrics_on || **c != operon_proto::CAPABILITY_METRICS)
+        .map(|c| c.to_string())
+        .collect()
 }
 
 /// The queues the writer serves, in priority order.
@@ -257,6 +277,8 @@ struct Reader<'a> {
     state_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     inventory: &'a InventoryHandle,
     inventory_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    metrics: Option<&'a MetricsHandle>,
+    metric_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     control: Control,
     heartbeats: mpsc::Sender<AgentMessage>,
     heartbeat_override: Option<u64>,
@@ -318,6 +340,11 @@ impl Reader<'_> {
                         let _ = control.send(event);
                     }
                 }
+                Some(event) = self.metric_events.recv(), if self.welcomed => {
+                    if let Some(control) = &self.control {
+                        let _ = control.send(event);
+                    }
+                }
                 () = tick(&mut heartbeat) => {
                     *self.heartbeat_seq += 1;
                     // A heartbeat still queued means the link is slow; one is enough.
@@ -363,6 +390,9 @@ impl Reader<'_> {
                 self.supervisor.resend_unacknowledged(&self.control);
                 self.state_watch.resync();
                 self.inventory.welcomed();
+                if let Some(metrics) = self.metrics {
+                    metrics.welcomed();
+                }
                 return Some(Duration::from_secs(secs));
             }
             ServerMessage::HeartbeatAck { .. } => {}
@@ -382,8 +412,11 @@ impl Reader<'_> {
                 self.inventory.acknowledged(kind, digest)
             }
             ServerMessage::InventoryResync { kind } => self.inventory.resync(kind),
-            // Metrics arrive with the metrics sampler (issue 14).
-            ServerMessage::MetricsAck { .. } => {}
+            ServerMessage::MetricsAck { seq } => {
+                if let Some(metrics) = self.metrics {
+                    metrics.acknowledged(seq);
+                }
+            }
             // Health checks and log watchers arrive with issue 14's monitors.
             ServerMessage::Monitors(_) => {}
         }
@@ -439,5 +472,15 @@ mod tests {
             "wss://ops.example/v1/agent/connect"
         );
         assert!(connect_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn metrics_is_announced_only_when_on() {
+        let on = capabilities(true);
+        let off = capabilities(false);
+        assert!(on.iter().any(|c| c == operon_proto::CAPABILITY_METRICS));
+        assert!(!off.iter().any(|c| c == operon_proto::CAPABILITY_METRICS));
+        assert_eq!(on.len(), operon_proto::AGENT_CAPABILITIES.len());
+        assert_eq!(off.len() + 1, on.len());
     }
 }

@@ -1,6 +1,6 @@
 //! The agent's few direct system calls: sessions and process groups, signals to
-//! groups, user lookup and switching, and an exclusive lock on the state
-//! directory.
+//! groups, user lookup and switching, an exclusive lock on the state
+//! directory, and file system space (`statvfs`).
 //!
 //! This is the only module allowed to use `unsafe`; every block says why it is
 //! sound. Everything outside sees safe functions with `io::Result`s.
@@ -264,4 +264,37 @@ fn lookup_group_entry(
             .into_owned();
         return Ok(Some((grp.gr_gid, name)));
     }
+}
+
+/// Space and inodes of the file system holding `path`, as `statvfs` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    /// Free for unprivileged users.
+    pub available_bytes: u64,
+    pub total_inodes: u64,
+    pub free_inodes: u64,
+}
+
+pub fn statvfs(path: &std::path::Path) -> io::Result<FsStats> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: an all-zero statvfs is a valid value for this plain C struct.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is NUL-terminated and alive; `stats` is writable.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Block counts are in units of f_frsize (f_bsize is only the preferred
+    // I/O size).
+    let unit = stats.f_frsize as u64;
+    Ok(FsStats {
+        total_bytes: (stats.f_blocks as u64).saturating_mul(unit),
+        free_bytes: (stats.f_bfree as u64).saturating_mul(unit),
+        available_bytes: (stats.f_bavail as u64).saturating_mul(unit),
+        total_inodes: stats.f_files as u64,
+        free_inodes: stats.f_ffree as u64,
+    })
 }

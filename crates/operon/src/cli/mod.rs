@@ -27,6 +27,8 @@ pub mod input;
 pub mod inventory;
 pub mod keys;
 pub mod login;
+pub mod metrics;
+mod metrics_put;
 pub mod output;
 pub mod param_syncs;
 pub mod params;
