@@ -150,6 +150,20 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::alarms::AlarmsCmd,
     },
+    /// Auto-healing: a runbook started when an alarm goes to ALARM.
+    Heal {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::heal::HealCmd,
+    },
+    /// Alarm episodes with their timelines.
+    Incidents {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::heal::IncidentsCmd,
+    },
     /// State Manager: desired-state documents kept applied to nodes.
     Associations {
         #[command(flatten)]
@@ -267,6 +281,8 @@ fn main() -> ExitCode {
         Command::Keys { client, cmd } => cli::keys::keys(&client, cmd),
         Command::AccessKeys { client, cmd } => cli::access_keys::access_keys(&client, cmd),
         Command::Alarms { client, cmd } => cli::alarms::alarms(&client, cmd),
+        Command::Heal { client, cmd } => cli::heal::heal(&client, cmd),
+        Command::Incidents { client, cmd } => cli::heal::incidents(&client, cmd),
         Command::Associations { client, cmd } => cli::associations::associations(&client, cmd),
         Command::Compliance { client, cmd } => cli::associations::compliance(&client, cmd),
         Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),

@@ -411,6 +411,18 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
             "/v1/alarms/a1/state",
             json!({"state": "OK", "reason": "x"}),
         ),
+        (
+            "PUT",
+            "/v1/heals/h1",
+            json!({"alarm": "a1", "workflow": "w1"}),
+        ),
+        ("GET", "/v1/heals", json!({})),
+        ("GET", "/v1/heals/h1", json!({})),
+        ("DELETE", "/v1/heals/h1", json!({})),
+        ("GET", "/v1/incidents", json!({})),
+        ("GET", "/v1/incidents/inc-1", json!({})),
+        ("POST", "/v1/incidents/inc-1/ack", json!({})),
+        ("POST", "/v1/incidents/inc-1/resolve", json!({})),
     ];
     table
         .into_iter()
@@ -575,6 +587,8 @@ fn snapshot(fleet: &Fleet) -> Value {
         "/v1/compliance",
         "/v1/inventory?type=users",
         "/v1/alarms",
+        "/v1/heals",
+        "/v1/incidents",
     ];
     let mut all = serde_json::Map::new();
     for path in paths {

@@ -22,6 +22,7 @@ pub mod enroll_tokens;
 pub mod events;
 pub mod executions;
 pub mod fleet;
+pub mod heal;
 pub mod identity;
 pub mod input;
 pub mod inventory;
