@@ -314,3 +314,69 @@ async fn a_heal_acts_as_its_author_when_each_attempt_starts() {
         .await;
     assert!(executions.as_array().unwrap().is_empty());
 }
+
+/// The shipped runbook and document (examples/heal) restart a service on
+/// the alarm's node through Run Command and fail when its health check does.
+#[tokio::test]
+async fn the_shipped_restart_runbook_restarts_on_the_alarm_node() {
+    let fleet = Fleet::start(&[("web-1", "web")]).await;
+    let document: Value = serde_json::from_str(include_str!(
+        "../../../examples/heal/restart-service.document.json"
+    ))
+    .unwrap();
+    let runbook: Value = serde_json::from_str(include_str!(
+        "../../../examples/heal/restart-service.asl.json"
+    ))
+    .unwrap();
+    fleet
+        .ok(
+            "POST",
+            "/v1/documents",
+            Some(json!({"name": "operon-restart-service", "content": document})),
+        )
+        .await;
+    workflow(&fleet, "restart-service", runbook).await;
+    slow_alarm(&fleet, "app-errors-web").await;
+    let marker = fleet.dir.path().join("restarted");
+    let restart = format!("echo restarted >> {}", marker.display());
+    fleet
+        .ok("PUT", "/v1/heals/app", Some(json!({"alarm": "app-errors-web", "workflow": "restart-service",
+            "input": {"service": "app", "restartCommand": restart, "healthCheck": "true", "settleSeconds": "0"},
+            "confirm_within": 60})))
+        .await;
+    set_state(&fleet, "app-errors-web", "ALARM").await;
+    let incident = incident_of(&fleet, "app-errors-web").await;
+    let path = format!("/v1/incidents/{}", incident["id"].as_str().unwrap());
+    let detail = fleet
+        .get_until(&path, |d| {
+            d["heal_runs"][0]["status"] == "confirming" || d["heal_runs"][0]["status"] == "failed"
+        })
+        .await;
+    assert_eq!(detail["heal_runs"][0]["status"], "confirming", "{detail}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "restarted\n");
+
+    // A health check that fails after the restart fails the attempt.
+    fleet
+        .ok("PUT", "/v1/heals/app", Some(json!({"alarm": "app-errors-web", "workflow": "restart-service",
+            "input": {"service": "app", "restartCommand": restart, "healthCheck": "exit 3", "settleSeconds": "0"},
+            "confirm_within": 60, "max_runs": 5})))
+        .await;
+    set_state(&fleet, "app-errors-web", "OK").await;
+    set_state(&fleet, "app-errors-web", "ALARM").await;
+    let list = fleet
+        .get_until("/v1/incidents?alarm=app-errors-web", |l| {
+            l.as_array().unwrap().len() == 2
+        })
+        .await;
+    let path = format!("/v1/incidents/{}", list[0]["id"].as_str().unwrap());
+    let detail = fleet
+        .get_until(&path, |d| d["heal_runs"][0]["status"] == "failed")
+        .await;
+    assert!(
+        detail["heal_runs"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("FAILED"),
+        "{detail}"
+    );
+}
