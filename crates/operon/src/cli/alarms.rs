@@ -78,7 +78,7 @@ pub enum AlarmsCmd {
     Put {
         name: String,
         #[command(flatten)]
-        spec: SpecArgs,
+        spec: Box<SpecArgs>,
     },
     /// Alarms with their state.
     List {
@@ -264,7 +264,7 @@ pub fn alarms(args: &ClientArgs, cmd: AlarmsCmd) -> Result<ExitCode> {
     runtime()?.block_on(async {
         match cmd {
             AlarmsCmd::Put { name, spec: s } => {
-                let answer = client.put_alarm(&name, &spec(s)?).await?;
+                let answer = client.put_alarm(&name, &spec(*s)?).await?;
                 if args.json {
                     print_json(&answer.json);
                 } else {
