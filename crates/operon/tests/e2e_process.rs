@@ -208,3 +208,25 @@ fn credentials_are_not_sent_over_plain_http_off_loopback() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_server_logs_json_lines_with_log_format_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::launch(
+        &dir.path().join("data"),
+        free_port(),
+        "info",
+        std::process::Stdio::piped(),
+        &["--log-format", "json"],
+    );
+    let stderr = server.child.stderr.take().unwrap();
+    let line = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .next()
+        .expect("a log line")
+        .unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+    assert!(record["level"].is_string(), "{record}");
+    assert!(record["timestamp"].is_string(), "{record}");
+    server.kill();
+}

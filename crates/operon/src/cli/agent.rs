@@ -26,9 +26,12 @@ pub struct AgentArgs {
     /// Heartbeat interval in seconds (default: what the server says).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_secs: Option<u64>,
-    /// Log as JSON lines.
+    /// Log as JSON lines (the same as --log-format json).
     #[arg(long)]
     pub log_json: bool,
+    /// `text` (the default) or `json` (one JSON object per line).
+    #[arg(long, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
     /// Pin the server's TLS certificate by fingerprint (sha256:<hex>, as
     /// `operon server` and `operon enroll-tokens create` print it). Stored at
     /// enrollment and checked on every connection.
@@ -93,7 +96,7 @@ impl AgentArgs {
 }
 
 pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
-    super::init_logging(args.log_json);
+    super::init_logging(args.log_json || args.log_format.as_deref() == Some("json"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

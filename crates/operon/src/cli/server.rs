@@ -19,9 +19,12 @@ pub struct ServerArgs {
     /// Seconds between agent heartbeats (agents are offline after 3 missed).
     #[arg(long, default_value_t = operon_proto::DEFAULT_HEARTBEAT_SECS)]
     pub heartbeat_secs: u64,
-    /// Log as JSON lines.
+    /// Log as JSON lines (the same as --log-format json).
     #[arg(long)]
     pub log_json: bool,
+    /// `text` (the default) or `json` (one JSON object per line).
+    #[arg(long, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM, end-entity first).
     #[arg(
         long,
@@ -105,7 +108,7 @@ pub fn print_tls(server: &operon_server::Server) {
 }
 
 pub fn run(args: ServerArgs) -> Result<ExitCode> {
-    super::init_logging(args.log_json);
+    super::init_logging(args.log_json || args.log_format.as_deref() == Some("json"));
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let result = runtime.block_on(async {
         let server = operon_server::start(args.config()).await?;

@@ -13,7 +13,7 @@ use super::server::ServerArgs;
 const LOCAL_AGENT_DIR: &str = "local-agent";
 
 pub fn run(args: ServerArgs) -> Result<ExitCode> {
-    super::init_logging(args.log_json);
+    super::init_logging(args.log_json || args.log_format.as_deref() == Some("json"));
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let result = runtime.block_on(async {
         let server = operon_server::start(args.config()).await?;

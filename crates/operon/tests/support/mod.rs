@@ -66,7 +66,8 @@ impl ServerProcess {
         Self::launch(data_dir, port, "warn", Stdio::inherit(), extra)
     }
 
-    fn launch(
+    /// Start with this log filter, stderr and extra `operon server` arguments.
+    pub fn launch(
         data_dir: &Path,
         port: u16,
         rust_log: &str,
