@@ -419,6 +419,7 @@ impl Reader<'_> {
             }
             // Health checks and log watchers arrive with issue 14's monitors.
             ServerMessage::Monitors(_) => {}
+            ServerMessage::LogsAck { .. } => {}
         }
         None
     }

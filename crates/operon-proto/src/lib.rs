@@ -111,6 +111,10 @@ pub const CAPABILITY_METRICS: &str = "metrics";
 /// announces [`CAPABILITY_METRICS`]).
 pub const CAPABILITY_MONITORS: &str = "monitors";
 
+/// Capability: the agent ships the logs named in [`MonitorSet::shipped`]
+/// as [`AgentMessage::Logs`] and understands [`ServerMessage::LogsAck`].
+pub const CAPABILITY_LOGS: &str = "logs";
+
 /// Capability: the agent sends [`AgentMessage::InventoryReport`] and
 /// understands [`ServerMessage::InventoryAck`] and [`ServerMessage::InventoryResync`].
 pub const CAPABILITY_INVENTORY: &str = "inventory";
@@ -291,6 +295,70 @@ pub enum AgentMessage {
     /// Datapoints sampled on the node (agents announcing
     /// [`CAPABILITY_METRICS`]); answered by [`ServerMessage::MetricsAck`].
     Metrics(MetricBatch),
+    /// Log lines the node ships (agents announcing [`CAPABILITY_LOGS`]);
+    /// answered by [`ServerMessage::LogsAck`].
+    Logs(LogBatch),
+}
+
+/// Log lines from one node, in one frame. Like metric batches: kept until
+/// acknowledged (bounded), sent again after a reconnect, stored once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogBatch {
+    pub seq: u64,
+    pub entries: Vec<LogEntry>,
+}
+
+/// One log line, structured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogEntry {
+    pub at: UnixMillis,
+    /// `file:/var/log/app.log` or `journal:nginx.service` (`journal:` for
+    /// the whole journal).
+    pub source: String,
+    /// `critical`, `error`, `warning`, `info` or `debug` when the line says
+    /// (see [`log_level`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Log levels from most to least severe; a query for a level includes
+/// the more severe ones.
+pub const LOG_LEVELS: &[&str] = &["critical", "error", "warning", "info", "debug"];
+
+/// The level a log line states, read from the words servers commonly
+/// write (`ERROR`, `[warn]`, `level=info`, `CRITICAL`, `FATAL`, `panic`):
+/// the first such word decides. `None` when it states none.
+pub fn log_level(line: &str) -> Option<&'static str> {
+    for word in line
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(12)
+    {
+        let level = match word.to_ascii_lowercase().as_str() {
+            "critical" | "crit" | "fatal" | "emerg" | "emergency" | "alert" | "panic" => "critical",
+            "error" | "err" | "severe" => "error",
+            "warning" | "warn" => "warning",
+            "info" | "notice" => "info",
+            "debug" | "trace" => "debug",
+            _ => continue,
+        };
+        return Some(level);
+    }
+    None
+}
+
+/// The level of a syslog/journal priority (0 emerg .. 7 debug).
+pub fn priority_level(priority: u8) -> &'static str {
+    match priority {
+        0..=2 => "critical",
+        3 => "error",
+        4 => "warning",
+        5 | 6 => "info",
+        _ => "debug",
+    }
 }
 
 /// Datapoints from one node, in one frame.
@@ -388,6 +456,10 @@ pub enum ServerMessage {
     MetricsAck {
         seq: u64,
     },
+    /// The server stored log batch `seq`; the agent may forget it.
+    LogsAck {
+        seq: u64,
+    },
     /// The whole set of health checks and log watchers this node runs
     /// (sent only to agents announcing [`CAPABILITY_MONITORS`], after every
     /// `Welcome` and whenever the set changes). It replaces the previous
@@ -407,6 +479,16 @@ pub struct MonitorSet {
     pub checks: Vec<HealthCheck>,
     #[serde(default)]
     pub watchers: Vec<LogWatcher>,
+    /// Logs shipped to the server ([`CAPABILITY_LOGS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shipped: Vec<LogShipping>,
+}
+
+/// A log the agent ships line by line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogShipping {
+    pub name: String,
+    pub source: LogSource,
 }
 
 /// A probe run every `interval_secs`, failing when it takes longer than
@@ -755,6 +837,31 @@ pub fn encode<T: Serialize>(message: &T) -> String {
 /// Decode a frame, with the serde error (what and where) on bad input.
 pub fn decode<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, serde_json::Error> {
     serde_json::from_str(text)
+}
+
+#[cfg(test)]
+mod log_level_tests {
+    use super::*;
+
+    #[test]
+    fn the_first_level_word_decides() {
+        let cases = [
+            ("2026-12-03 ERROR payment failed", Some("error")),
+            ("[warn] disk almost full", Some("warning")),
+            ("level=info msg=started", Some("info")),
+            ("CRITICAL OutOfMemory", Some("critical")),
+            ("thread 'main' panicked at src/main.rs", None),
+            ("panic: runtime error", Some("critical")),
+            ("INFO retry after error", Some("info")),
+            ("no level here", None),
+            ("", None),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(log_level(line), expected, "{line}");
+        }
+        assert_eq!(priority_level(3), "error");
+        assert_eq!(priority_level(6), "info");
+    }
 }
 
 #[cfg(test)]

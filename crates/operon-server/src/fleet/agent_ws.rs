@@ -502,6 +502,10 @@ async fn handle_frame(
                 }
             }
         }
+        AgentMessage::Logs(batch) => {
+            // Stored by the logs feature (issue 14, in progress).
+            tracing::debug!(node_id = %node.id, entries = batch.entries.len(), "log batch ignored");
+        }
         AgentMessage::Metrics(batch) => {
             // Stored by the metrics feature (issue 14, in progress).
             tracing::debug!(node_id = %node.id, points = batch.points.len(), "metrics batch ignored");
