@@ -36,7 +36,8 @@ macro_rules! store_suite {
             sealed_parameters_and_access_keys_are_resealed_only_from_what_was_read,
             syncs_and_their_node_states_are_kept_and_deleted_together,
             associations_are_versioned_and_compliance_follows_the_resources,
-            inventory_deltas_apply_against_their_base_and_report_changes);
+            inventory_deltas_apply_against_their_base_and_report_changes,
+            metric_batches_are_stored_once_with_rollups_and_pruned_in_steps);
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
@@ -1889,4 +1890,179 @@ pub(crate) async fn inventory_deltas_apply_against_their_base_and_report_changes
         .unwrap();
     assert_eq!(change.removed, vec!["openssl", "zsh"]);
     assert_eq!(change.updated, vec!["bash"]);
+}
+
+fn metric_sample(name: &str, dims: &[(&str, &str)], at: i64, value: f64) -> MetricSample {
+    MetricSample {
+        name: name.into(),
+        dimensions: dims
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        unit: Some("Percent".into()),
+        at,
+        value,
+    }
+}
+
+pub(crate) async fn metric_batches_are_stored_once_with_rollups_and_pruned_in_steps(
+    store: DynStore,
+) {
+    // Two minutes of cpu at 20 s, one disk point; 1_800_000 is a minute (and hour) boundary.
+    let t0 = 3_600_000;
+    let cpu: Vec<MetricSample> = (0..6)
+        .map(|i| metric_sample("cpu.used", &[], t0 + i * 20_000, (i * 10) as f64))
+        .collect();
+    let mut samples = cpu.clone();
+    samples.push(metric_sample(
+        "disk.used_percent",
+        &[("mount", "/")],
+        t0,
+        50.0,
+    ));
+    let batch = |node: &str, seq: u64, samples: Vec<MetricSample>| MetricBatchWrite {
+        node_id: node.into(),
+        seq,
+        received_at: t0,
+        samples,
+    };
+    let stored = store
+        .write_metric_batches(&[
+            batch("n-1", u64::MAX, samples.clone()),
+            batch("n-1", u64::MAX, samples.clone()),
+            batch("n-2", u64::MAX, cpu[..1].to_vec()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![true, false, true],
+        "the same seq twice is stored once"
+    );
+    // A resend in a later transaction, and a new seq repeating a point: nothing doubles.
+    let again = store
+        .write_metric_batches(&[
+            batch("n-1", u64::MAX, samples.clone()),
+            batch("n-1", 7, cpu[..2].to_vec()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![false, true]);
+
+    let series = store.metric_series(Some("cpu.used"), None).await.unwrap();
+    assert_eq!(series.len(), 2);
+    let n1 = &series[0];
+    assert_eq!(
+        (n1.node_id.as_str(), n1.last_at, n1.last_value),
+        ("n-1", t0 + 100_000, 50.0)
+    );
+    assert_eq!(n1.unit.as_deref(), Some("Percent"));
+    let disk = store.metric_series(None, Some("n-1")).await.unwrap();
+    assert_eq!(disk.len(), 2);
+    assert_eq!(
+        disk[1].dimensions.get("mount").map(String::as_str),
+        Some("/")
+    );
+
+    let points = store.metric_points(n1.id, t0, t0 + 60_000).await.unwrap();
+    assert_eq!(
+        points,
+        vec![(t0, 0.0), (t0 + 20_000, 10.0), (t0 + 40_000, 20.0)]
+    );
+    let minutes = store
+        .metric_rollups(n1.id, Resolution::Minute, 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        minutes,
+        vec![
+            MetricRollup {
+                bucket: t0,
+                count: 3,
+                sum: 30.0,
+                min: 0.0,
+                max: 20.0
+            },
+            MetricRollup {
+                bucket: t0 + 60_000,
+                count: 3,
+                sum: 120.0,
+                min: 30.0,
+                max: 50.0
+            },
+        ]
+    );
+    let hours = store
+        .metric_rollups(n1.id, Resolution::Hour, 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        hours,
+        vec![MetricRollup {
+            bucket: t0,
+            count: 6,
+            sum: 150.0,
+            min: 0.0,
+            max: 50.0
+        }]
+    );
+
+    // Pruning raw before the second minute, one series per step.
+    let mut first = 0;
+    let mut deleted = 0;
+    let mut steps = 0;
+    loop {
+        let step = store
+            .prune_metrics(Resolution::Raw, t0 + 60_000, first, 1)
+            .await
+            .unwrap();
+        deleted += step.deleted;
+        steps += 1;
+        match step.next {
+            Some(next) => first = next,
+            None => break,
+        }
+    }
+    assert_eq!(
+        (deleted, steps),
+        (3 + 1 + 1, 3),
+        "n-1 cpu and disk, n-2 cpu"
+    );
+    assert_eq!(
+        store.metric_points(n1.id, 0, i64::MAX).await.unwrap().len(),
+        3
+    );
+    assert_eq!(
+        store
+            .metric_rollups(n1.id, Resolution::Minute, 0, i64::MAX)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "rollups have their own retention"
+    );
+    let step = store
+        .prune_metrics(Resolution::Minute, t0 + 60_000, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        step,
+        PruneStep {
+            deleted: 1 + 1 + 1,
+            next: None
+        }
+    );
+
+    // Bookkeeping: seqs forgotten (a resend is stored again), stale series dropped.
+    store
+        .prune_metric_bookkeeping(t0 + 1, t0 + 1)
+        .await
+        .unwrap();
+    let left = store.metric_series(None, None).await.unwrap();
+    assert_eq!(left.len(), 1, "only n-1 cpu has a point after t0: {left:?}");
+    let stored = store
+        .write_metric_batches(&[batch("n-1", u64::MAX, cpu[5..].to_vec())])
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![true]);
 }

@@ -18,6 +18,7 @@ mod commands;
 mod events;
 mod identity;
 mod inventory;
+mod metrics;
 pub(crate) mod migrations;
 mod nodes;
 mod params;
