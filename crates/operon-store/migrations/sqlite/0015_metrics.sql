@@ -1,5 +1,5 @@
--- Metrics: one series per node, name and dimensions; raw points and
--- 1-minute / 1-hour rollups kept for their own retention; the batch seqs
+-- Metrics: one series per node, name and dimensions, raw points and
+-- 1-minute / 1-hour rollups kept for their own retention, and the batch seqs
 -- recently stored per node (a resent batch is stored once).
 CREATE TABLE metric_series (
     id         INTEGER PRIMARY KEY,
