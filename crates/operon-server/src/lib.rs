@@ -37,6 +37,7 @@ mod identity;
 mod inventory;
 pub mod keyring;
 mod live;
+pub mod metrics;
 mod openapi;
 mod params;
 mod rate;
@@ -93,6 +94,9 @@ pub struct ServerConfig {
     /// public addresses: CIDR ranges and host names (see [`egress`]).
     /// Empty by default: loopback, link-local and private are refused.
     pub http_allow: egress::AllowList,
+    /// How long metric points (raw) and their 1-minute and 1-hour rollups
+    /// are kept (1 day, 15 days, 400 days by default).
+    pub metrics_retention: metrics::Retention,
 }
 
 impl ServerConfig {
@@ -106,6 +110,7 @@ impl ServerConfig {
             refusal_rate: refusals::RefusalRate::default(),
             max_payload_bytes: operon_asl::engine::DEFAULT_MAX_PAYLOAD_BYTES,
             http_allow: egress::AllowList::default(),
+            metrics_retention: metrics::Retention::default(),
         }
     }
 }
@@ -149,6 +154,8 @@ pub struct AppState {
     pub(crate) store: Store,
     /// Group-commits agent starts and results.
     pub(crate) writer: writer::AgentWriter,
+    /// Group-commits agent metric batches.
+    pub(crate) metrics_writer: metrics::writer::MetricsWriter,
     pub(crate) hub: fleet::hub::Hub,
     pub(crate) live: live::Live,
     /// The hash-chained audit trail.
@@ -352,6 +359,7 @@ pub async fn start_with_clock(
     let state = Arc::new(AppState {
         events: event_bus,
         writer: writer::AgentWriter::spawn(store.clone()),
+        metrics_writer: metrics::writer::MetricsWriter::spawn(store.clone()),
         audit,
         store,
         hub: fleet::hub::Hub::new(online_window),
@@ -396,6 +404,7 @@ pub async fn start_with_clock(
     background.push(tokio::spawn(params::policies::run(state.clone())));
     background.push(tokio::spawn(params::sync::run(state.clone())));
     background.push(tokio::spawn(associations::runner::run(state.clone())));
+    background.push(tokio::spawn(metrics::run(state.clone())));
     match &tls {
         Some(tls) => {
             tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")
