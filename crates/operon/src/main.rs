@@ -117,6 +117,13 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::inventory::InventoryCmd,
     },
+    /// Metrics the agents push: statistics per period, sparklines, charts.
+    Metrics {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::metrics_query::MetricsQueryCmd,
+    },
     /// Parameter Store: configuration values and secrets, versioned.
     Params {
         #[command(flatten)]
@@ -250,6 +257,7 @@ fn main() -> ExitCode {
         Command::Roles { client, cmd } => cli::roles::roles(&client, cmd),
         Command::Audit { client, cmd } => cli::audit::audit(&client, cmd),
         Command::Inventory { client, cmd } => cli::inventory::inventory(&client, cmd),
+        Command::Metrics { client, cmd } => cli::metrics_query::metrics_query(&client, cmd),
         Command::Params { client, cmd } => cli::params::params(&client, cmd),
         Command::Keys { client, cmd } => cli::keys::keys(&client, cmd),
         Command::AccessKeys { client, cmd } => cli::access_keys::access_keys(&client, cmd),
