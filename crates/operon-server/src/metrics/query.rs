@@ -410,7 +410,9 @@ mod tests {
         };
         let avg = Statistic::Average;
         let p90 = Statistic::Percentile(90.0);
-        let cases: &[(Ask, Result<(i64, i64, u64, Resolution), ()>)] = &[
+        // (from, to, period, resolution) of the plan, or a refusal.
+        type Planned = Result<(i64, i64, u64, Resolution), ()>;
+        let cases: &[(Ask, Planned)] = &[
             // Minute periods: the 1m rollup; the range grows to whole periods.
             (
                 ask(HOUR, Some(60), avg),
