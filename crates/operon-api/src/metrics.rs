@@ -12,7 +12,7 @@ use crate::openapi::{Api, Op};
 /// One answered series: the statistic per period, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MetricSeriesAnswer {
-    /// The node, when the series is one node's (`by=node` or `by=series`)
+    /// The node, when the series is one node's (`by=node`, `by=series` or `node=`)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

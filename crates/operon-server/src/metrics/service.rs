@@ -77,7 +77,7 @@ pub struct MetricQuery {
 /// One answered series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answered {
-    /// The node (`by` node or series).
+    /// The node (`by` node or series, or the one node queried).
     pub node: Option<Node>,
     /// The series' dimensions (`by` series).
     pub dimensions: BTreeMap<String, String>,
@@ -235,7 +235,7 @@ impl MetricsService<'_> {
                 By::Series => (Some(s.node_id.as_str()), Some(s.id)),
             };
             let group = groups.entry(key).or_insert_with(|| Group {
-                node: (q.by != By::All)
+                node: (q.by != By::All || q.node.is_some())
                     .then(|| nodes.get(&s.node_id).cloned())
                     .flatten(),
                 dimensions: if q.by == By::Series {
