@@ -31,6 +31,8 @@ const MAX_POINTS: usize = 10_000;
 const MAX_FUTURE_MS: i64 = 3_600_000;
 /// Series not updated for this long are left out of `/metrics` (stale).
 const PROMETHEUS_STALE_MS: i64 = 15 * 60_000;
+/// Most stored rows (raw points or rollup buckets) one query may read.
+const MAX_ROWS_READ: usize = 2_000_000;
 /// The action guarding metric reads.
 const ACTION: &str = "metrics:Get";
 
@@ -227,42 +229,9 @@ impl MetricsService<'_> {
             .into_iter()
             .filter(|s| nodes.contains_key(&s.node_id) && includes(&s.dimensions, &q.dimensions))
             .collect();
-        let mut groups: BTreeMap<(Option<&str>, Option<i64>), Group> = BTreeMap::new();
-        for s in &series {
-            let key = match q.by {
-                By::All => (None, None),
-                By::Node => (Some(s.node_id.as_str()), None),
-                By::Series => (Some(s.node_id.as_str()), Some(s.id)),
-            };
-            let group = groups.entry(key).or_insert_with(|| Group {
-                node: (q.by != By::All || q.node.is_some())
-                    .then(|| nodes.get(&s.node_id).cloned())
-                    .flatten(),
-                dimensions: if q.by == By::Series {
-                    s.dimensions.clone()
-                } else {
-                    BTreeMap::new()
-                },
-                unit: s.unit.clone(),
-                ..Group::default()
-            });
-            match plan.resolution {
-                Resolution::Raw => group.points.extend(
-                    self.state
-                        .store
-                        .metric_points(s.id, plan.from, plan.to)
-                        .await?,
-                ),
-                r => group.rollups.extend(
-                    self.state
-                        .store
-                        .metric_rollups(s.id, r, plan.from, plan.to)
-                        .await?,
-                ),
-            }
-        }
+        let groups = self.read_groups(q, &plan, &series, &nodes).await?;
         let mut answered: Vec<Answered> = groups
-            .into_values()
+            .into_iter()
             .map(|g| Answered {
                 points: match plan.resolution {
                     Resolution::Raw => query::from_raw(&g.points, &plan, q.stat),
@@ -281,6 +250,70 @@ impl MetricsService<'_> {
             plan,
             series: answered,
         })
+    }
+
+    /// Read the stored rows of `series`, grouped as the query asks; refused
+    /// past [`MAX_ROWS_READ`] rows.
+    async fn read_groups(
+        &self,
+        q: &MetricQuery,
+        plan: &Plan,
+        series: &[MetricSeries],
+        nodes: &BTreeMap<String, Node>,
+    ) -> ServiceResult<Vec<Group>> {
+        let mut groups: BTreeMap<(Option<&str>, Option<i64>), Group> = BTreeMap::new();
+        let mut read = 0;
+        for s in series {
+            let key = match q.by {
+                By::All => (None, None),
+                By::Node => (Some(s.node_id.as_str()), None),
+                By::Series => (Some(s.node_id.as_str()), Some(s.id)),
+            };
+            let group = groups.entry(key).or_insert_with(|| Group {
+                node: (q.by != By::All || q.node.is_some())
+                    .then(|| nodes.get(&s.node_id).cloned())
+                    .flatten(),
+                dimensions: if q.by == By::Series {
+                    s.dimensions.clone()
+                } else {
+                    BTreeMap::new()
+                },
+                unit: s.unit.clone(),
+                ..Group::default()
+            });
+            let rows = match plan.resolution {
+                Resolution::Raw => {
+                    let points = self
+                        .state
+                        .store
+                        .metric_points(s.id, plan.from, plan.to)
+                        .await?;
+                    let n = points.len();
+                    group.points.extend(points);
+                    n
+                }
+                r => {
+                    let rollups = self
+                        .state
+                        .store
+                        .metric_rollups(s.id, r, plan.from, plan.to)
+                        .await?;
+                    let n = rollups.len();
+                    group.rollups.extend(rollups);
+                    n
+                }
+            };
+            read += rows;
+            if read > MAX_ROWS_READ {
+                return Err(ServiceError::invalid(
+                    "QueryTooLarge",
+                    format!(
+                        "the query reads more than {MAX_ROWS_READ} stored datapoints: name a node or dimensions, or ask for a shorter range or a longer period"
+                    ),
+                ));
+            }
+        }
+        Ok(groups.into_values().collect())
     }
 
     /// The metric names stored for the nodes the caller may `metrics:Get`.
