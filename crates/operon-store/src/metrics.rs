@@ -16,12 +16,13 @@ pub struct MetricSample {
     pub value: f64,
 }
 
-/// One agent batch: stored whole, once per `(node_id, seq)`.
+/// One agent batch: stored whole, once per `(node_id, seq)` (among the
+/// node's recent seqs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricBatchWrite {
     pub node_id: String,
     pub seq: u64,
-    /// When the server received it (Unix ms): how long its seq is remembered.
+    /// When the server received it (Unix ms).
     pub received_at: i64,
     pub samples: Vec<MetricSample>,
 }

@@ -1948,6 +1948,15 @@ pub(crate) async fn metric_batches_are_stored_once_with_rollups_and_pruned_in_st
         .await
         .unwrap();
     assert_eq!(again, vec![false, true]);
+    // The seqs remembered are the node's latest, a bounded set: once enough
+    // newer batches came, an old seq is new again (its points still are not).
+    let newer: Vec<MetricBatchWrite> = (1000..1300).map(|seq| batch("n-9", seq, vec![])).collect();
+    store.write_metric_batches(&newer).await.unwrap();
+    let old_and_recent = store
+        .write_metric_batches(&[batch("n-9", 1000, vec![]), batch("n-9", 1299, vec![])])
+        .await
+        .unwrap();
+    assert_eq!(old_and_recent, vec![true, false]);
 
     let series = store.metric_series(Some("cpu.used"), None).await.unwrap();
     assert_eq!(series.len(), 2);

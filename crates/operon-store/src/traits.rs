@@ -814,7 +814,7 @@ pub trait InventoryStore: Send + Sync {
 #[async_trait]
 pub trait MetricStore: Send + Sync {
     /// Store many batches in one transaction (group commit). A batch whose
-    /// `(node_id, seq)` is already stored writes nothing (`false`); a point
+    /// seq is among the node's recent ones writes nothing (`false`); a point
     /// already stored for its series and instant is skipped. Rollups are
     /// updated with exactly the points inserted, so they always agree with
     /// the raw points they were made from.
@@ -853,7 +853,8 @@ pub trait MetricStore: Send + Sync {
         series_count: u32,
     ) -> Result<PruneStep>;
 
-    /// Forget batch seqs received before `seqs_before`, and series whose
+    /// Forget the batch seqs of nodes that sent none since `seqs_before`
+    /// (each node's are a bounded set of its latest), and series whose
     /// latest point is older than `series_before` (with their remaining
     /// points and rollups). Answers the series removed.
     async fn prune_metric_bookkeeping(&self, seqs_before: i64, series_before: i64) -> Result<u64>;

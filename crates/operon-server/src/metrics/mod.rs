@@ -40,8 +40,8 @@ const LEASE: &str = "metrics.retention";
 pub const RETENTION_EVERY_MS: i64 = 5 * 60_000;
 /// Series pruned per transaction.
 pub(crate) const PRUNE_SERIES_PER_STEP: u32 = 200;
-/// How long a node's batch seqs are remembered: a batch resent later than
-/// this would be stored twice (agents resend within minutes of a reconnect).
+/// A node silent this long has its recent batch seqs forgotten (its points
+/// stay keyed by series and instant, so a late resend still adds nothing).
 pub(crate) const SEQ_MEMORY_MS: i64 = 86_400_000;
 
 const DAY_MS: i64 = 86_400_000;

@@ -40,10 +40,10 @@ CREATE TABLE metric_rollups_1h (
     PRIMARY KEY (series_id, bucket)
 ) WITHOUT ROWID;
 
+-- Per node, the seqs of its most recent batches (a JSON array, newest
+-- last, bounded) and when it last sent one.
 CREATE TABLE metric_batches (
-    node_id     TEXT NOT NULL,
-    seq         INTEGER NOT NULL,
-    received_at INTEGER NOT NULL,
-    PRIMARY KEY (node_id, seq)
-) WITHOUT ROWID;
-CREATE INDEX metric_batches_by_time ON metric_batches (received_at);
+    node_id     TEXT PRIMARY KEY,
+    seqs        TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+);
