@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{SqliteStore, from_json, to_json};
 use crate::{
@@ -15,16 +15,6 @@ use crate::{
 };
 
 // SQL per table, spelled out: sqlx takes only literal SQL.
-const UPSERT_1M: &str = "INSERT INTO metric_rollups_1m (series_id, bucket, count, sum, min, max)
-    VALUES (?, ?, 1, ?, ?, ?)
-    ON CONFLICT (series_id, bucket) DO UPDATE SET
-       count = count + 1, sum = sum + excluded.sum,
-       min = MIN(min, excluded.min), max = MAX(max, excluded.max)";
-const UPSERT_1H: &str = "INSERT INTO metric_rollups_1h (series_id, bucket, count, sum, min, max)
-    VALUES (?, ?, 1, ?, ?, ?)
-    ON CONFLICT (series_id, bucket) DO UPDATE SET
-       count = count + 1, sum = sum + excluded.sum,
-       min = MIN(min, excluded.min), max = MAX(max, excluded.max)";
 const SELECT_1M: &str = "SELECT bucket, count, sum, min, max FROM metric_rollups_1m
     WHERE series_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket";
 const SELECT_1H: &str = "SELECT bucket, count, sum, min, max FROM metric_rollups_1h
@@ -89,41 +79,87 @@ async fn upsert_series(
     Ok(id)
 }
 
-/// Insert one raw point; if it is new, add it to its rollup buckets.
-async fn insert_point(
+/// Rows per multi-row statement (3 or 6 variables each, far below SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// A raw point bound for a series: `(series_id, at, value)`.
+type PointRow = (i64, i64, f64);
+
+/// Insert raw points, many per statement; answers those that were new
+/// (a point already stored for its series and instant is skipped).
+async fn insert_points(
     tx: &mut Transaction<'static, Sqlite>,
-    series_id: i64,
-    at: i64,
-    value: f64,
-) -> Result<()> {
-    let inserted = sqlx::query(
-        "INSERT INTO metric_points (series_id, at, value) VALUES (?, ?, ?)
-         ON CONFLICT (series_id, at) DO NOTHING",
-    )
-    .bind(series_id)
-    .bind(at)
-    .bind(value)
-    .execute(&mut **tx)
-    .await
-    .map_err(db("writing a metric point"))?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(());
-    }
-    for (resolution, sql) in [
-        (Resolution::Minute, UPSERT_1M),
-        (Resolution::Hour, UPSERT_1H),
-    ] {
-        let bucket = at - at.rem_euclid(resolution.bucket_ms());
-        sqlx::query(sql)
-            .bind(series_id)
-            .bind(bucket)
-            .bind(value)
-            .bind(value)
-            .bind(value)
-            .execute(&mut **tx)
+    rows: &[PointRow],
+) -> Result<Vec<PointRow>> {
+    let mut inserted = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut insert =
+            QueryBuilder::<Sqlite>::new("INSERT INTO metric_points (series_id, at, value) ");
+        insert.push_values(chunk, |mut row, (series, at, value)| {
+            row.push_bind(*series).push_bind(*at).push_bind(*value);
+        });
+        insert.push(" ON CONFLICT (series_id, at) DO NOTHING RETURNING series_id, at, value");
+        let new = insert
+            .build()
+            .fetch_all(&mut **tx)
             .await
-            .map_err(db("writing a metric rollup"))?;
+            .map_err(db("writing metric points"))?;
+        inserted.extend(new.iter().map(|r| (r.get(0), r.get(1), r.get(2))));
+    }
+    Ok(inserted)
+}
+
+/// Add new raw points to their 1-minute and 1-hour buckets: summed per
+/// bucket first, then one upsert row per bucket.
+async fn add_to_rollups(tx: &mut Transaction<'static, Sqlite>, points: &[PointRow]) -> Result<()> {
+    for (resolution, table) in [
+        (Resolution::Minute, "metric_rollups_1m"),
+        (Resolution::Hour, "metric_rollups_1h"),
+    ] {
+        let mut buckets: BTreeMap<(i64, i64), MetricRollup> = BTreeMap::new();
+        for &(series, at, value) in points {
+            let bucket = at - at.rem_euclid(resolution.bucket_ms());
+            buckets
+                .entry((series, bucket))
+                .and_modify(|r| {
+                    r.count += 1;
+                    r.sum += value;
+                    r.min = r.min.min(value);
+                    r.max = r.max.max(value);
+                })
+                .or_insert(MetricRollup {
+                    bucket,
+                    count: 1,
+                    sum: value,
+                    min: value,
+                    max: value,
+                });
+        }
+        let rows: Vec<((i64, i64), MetricRollup)> = buckets.into_iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            // `table` is one of the two names above, never input.
+            let mut upsert = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO {table} (series_id, bucket, count, sum, min, max) "
+            ));
+            upsert.push_values(chunk, |mut row, ((series, _), r)| {
+                row.push_bind(*series)
+                    .push_bind(r.bucket)
+                    .push_bind(r.count as i64)
+                    .push_bind(r.sum)
+                    .push_bind(r.min)
+                    .push_bind(r.max);
+            });
+            upsert.push(
+                " ON CONFLICT (series_id, bucket) DO UPDATE SET
+                    count = count + excluded.count, sum = sum + excluded.sum,
+                    min = MIN(min, excluded.min), max = MAX(max, excluded.max)",
+            );
+            upsert
+                .build()
+                .execute(&mut **tx)
+                .await
+                .map_err(db("writing metric rollups"))?;
+        }
     }
     Ok(())
 }
@@ -170,13 +206,14 @@ async fn remember_seq(
     Ok(true)
 }
 
-/// Store one batch unless its seq is already stored for the node.
-async fn write_batch(
+/// Resolve one batch's series (created or their latest value moved) and
+/// answer its points as rows, unless its seq is already stored for the node.
+async fn batch_rows(
     tx: &mut Transaction<'static, Sqlite>,
     batch: &MetricBatchWrite,
-) -> Result<bool> {
+) -> Result<Option<Vec<PointRow>>> {
     if !remember_seq(tx, &batch.node_id, batch.seq, batch.received_at).await? {
-        return Ok(false);
+        return Ok(None);
     }
     let mut by_series: BTreeMap<(&str, String), Vec<&MetricSample>> = BTreeMap::new();
     for sample in &batch.samples {
@@ -185,13 +222,12 @@ async fn write_batch(
             .or_default()
             .push(sample);
     }
+    let mut rows = Vec::with_capacity(batch.samples.len());
     for ((name, dimensions), samples) in by_series {
         let series_id = upsert_series(tx, &batch.node_id, name, &dimensions, &samples).await?;
-        for sample in samples {
-            insert_point(tx, series_id, sample.at, sample.value).await?;
-        }
+        rows.extend(samples.iter().map(|s| (series_id, s.at, s.value)));
     }
-    Ok(true)
+    Ok(Some(rows))
 }
 
 #[async_trait]
@@ -199,9 +235,15 @@ impl MetricStore for SqliteStore {
     async fn write_metric_batches(&self, batches: &[MetricBatchWrite]) -> Result<Vec<bool>> {
         let mut tx = self.begin_write("starting a metrics write").await?;
         let mut stored = Vec::with_capacity(batches.len());
+        let mut rows = Vec::new();
         for batch in batches {
-            stored.push(write_batch(&mut tx, batch).await?);
+            let new = batch_rows(&mut tx, batch).await?;
+            stored.push(new.is_some());
+            rows.extend(new.into_iter().flatten());
         }
+        // Points of every batch together: a few statements per commit.
+        let inserted = insert_points(&mut tx, &rows).await?;
+        add_to_rollups(&mut tx, &inserted).await?;
         tx.commit().await.map_err(db("committing metrics"))?;
         Ok(stored)
     }
