@@ -37,7 +37,8 @@ macro_rules! store_suite {
             syncs_and_their_node_states_are_kept_and_deleted_together,
             associations_are_versioned_and_compliance_follows_the_resources,
             inventory_deltas_apply_against_their_base_and_report_changes,
-            metric_batches_are_stored_once_with_rollups_and_pruned_in_steps);
+            metric_batches_are_stored_once_with_rollups_and_pruned_in_steps,
+            concurrent_metric_writers_store_every_point_once);
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
@@ -2074,4 +2075,49 @@ pub(crate) async fn metric_batches_are_stored_once_with_rollups_and_pruned_in_st
         .await
         .unwrap();
     assert_eq!(stored, vec![true]);
+}
+
+pub(crate) async fn concurrent_metric_writers_store_every_point_once(store: DynStore) {
+    // Eight writers, each sending every batch twice, for two nodes sharing
+    // series names: every point once, rollups counting each once.
+    let minute = 60_000;
+    let mut tasks = Vec::new();
+    for writer in 0..8i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10i64 {
+                let node = format!("n-{}", writer % 2);
+                let at = (writer * 10 + round) * 1_000;
+                let batch = MetricBatchWrite {
+                    node_id: node,
+                    seq: (writer * 100 + round) as u64,
+                    received_at: at,
+                    samples: vec![metric_sample("cpu.used", &[], at, 1.0)],
+                };
+                for _ in 0..2 {
+                    store.write_metric_batches(&[batch.clone()]).await.unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let series = store.metric_series(Some("cpu.used"), None).await.unwrap();
+    assert_eq!(series.len(), 2);
+    for s in &series {
+        assert_eq!(
+            store.metric_points(s.id, 0, i64::MAX).await.unwrap().len(),
+            40
+        );
+        let minutes = store
+            .metric_rollups(s.id, Resolution::Minute, 0, minute * 10)
+            .await
+            .unwrap();
+        let counted: u64 = minutes.iter().map(|r| r.count).sum();
+        assert_eq!(
+            (counted, minutes.iter().map(|r| r.sum).sum::<f64>()),
+            (40, 40.0)
+        );
+    }
 }
