@@ -2095,7 +2095,10 @@ pub(crate) async fn concurrent_metric_writers_store_every_point_once(store: DynS
                     samples: vec![metric_sample("cpu.used", &[], at, 1.0)],
                 };
                 for _ in 0..2 {
-                    store.write_metric_batches(&[batch.clone()]).await.unwrap();
+                    store
+                        .write_metric_batches(std::slice::from_ref(&batch))
+                        .await
+                        .unwrap();
                 }
             }
         }));
