@@ -466,3 +466,49 @@ async fn retention_prunes_each_resolution_on_its_own() {
     assert_eq!(report.series, 1, "{report:?}");
     assert!(metrics.series("cpu.used", &none).await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_agents_at_once_are_each_acknowledged_and_stored_once() {
+    let api = common::Api::start().await;
+    let t = (now() - 30 * MIN).div_euclid(MIN) * MIN;
+    let mut agents = Vec::new();
+    for i in 0..12 {
+        agents.push(RawAgent::connect(&api, &format!("n-{i}"), &[]).await);
+    }
+    // Every agent sends five batches (each twice) at the same time: the
+    // writer commits whatever is waiting together.
+    let sending = agents.into_iter().map(|mut agent| {
+        tokio::spawn(async move {
+            for b in 0..5i64 {
+                let points: Vec<MetricPoint> = (0..20)
+                    .map(|m| point(&format!("m.{m}"), &[], t + b * 10_000, (b * 10) as f64))
+                    .collect();
+                agent.send_batch(900 + b as u64, points.clone()).await;
+                agent.send_batch(900 + b as u64, points).await;
+            }
+        })
+    });
+    for task in futures_util::future::join_all(sending).await {
+        task.unwrap();
+    }
+    let answer = api
+        .ok(
+            "GET",
+            &format!("/v1/metrics/query?metric=m.7&stat=count&period=60&from={t}&by=node"),
+            None,
+        )
+        .await;
+    let series = answer["series"].as_array().unwrap();
+    assert_eq!(series.len(), 12);
+    for s in series {
+        assert_eq!(points(s, t), [(0, 5.0)], "{s}");
+    }
+    let sum = api
+        .ok(
+            "GET",
+            &format!("/v1/metrics/query?metric=m.0&stat=sum&period=60&from={t}"),
+            None,
+        )
+        .await;
+    assert_eq!(points(&sum["series"][0], t), [(0, 12.0 * 100.0)]);
+}
