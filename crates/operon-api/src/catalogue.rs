@@ -91,6 +91,9 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/nodes/{key}", "nodes:Get", Handler),
     route("GET", "/v1/nodes/{key}/inventory", "inventory:Get", Handler),
     route("GET", "/v1/inventory", "inventory:Query", Handler),
+    // Metrics
+    route("GET", "/v1/metrics/query", "metrics:Get", Handler),
+    route("GET", "/v1/metrics/names", "metrics:Get", Handler),
     route("POST", "/v1/nodes/{key}/tags", "nodes:Tag", Handler),
     route("POST", "/v1/nodes/{key}/revoke", "nodes:Revoke", Handler),
     route(

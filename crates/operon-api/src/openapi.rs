@@ -28,7 +28,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::{
     alarms, associations, commands, documents, error, events, fleet, heal, identity, inventory,
-    params, workflows,
+    metrics, params, workflows,
 };
 
 /// The standard errors of an authenticated operation.
@@ -312,6 +312,7 @@ fn api() -> Api {
     alarms::describe(&mut api);
     heal::describe(&mut api);
     inventory::describe(&mut api);
+    metrics::describe(&mut api);
     api
 }
 

@@ -39,6 +39,7 @@ mod identity;
 mod inventory;
 pub mod keyring;
 mod live;
+pub mod metrics;
 mod openapi;
 mod params;
 mod rate;
@@ -95,6 +96,9 @@ pub struct ServerConfig {
     /// public addresses: CIDR ranges and host names (see [`egress`]).
     /// Empty by default: loopback, link-local and private are refused.
     pub http_allow: egress::AllowList,
+    /// How long metric points (raw) and their 1-minute and 1-hour rollups
+    /// are kept (1 day, 15 days, 400 days by default).
+    pub metrics_retention: metrics::Retention,
 }
 
 impl ServerConfig {
@@ -108,6 +112,7 @@ impl ServerConfig {
             refusal_rate: refusals::RefusalRate::default(),
             max_payload_bytes: operon_asl::engine::DEFAULT_MAX_PAYLOAD_BYTES,
             http_allow: egress::AllowList::default(),
+            metrics_retention: metrics::Retention::default(),
         }
     }
 }
@@ -151,6 +156,8 @@ pub struct AppState {
     pub(crate) store: Store,
     /// Group-commits agent starts and results.
     pub(crate) writer: writer::AgentWriter,
+    /// Group-commits agent metric batches.
+    pub(crate) metrics_writer: metrics::writer::MetricsWriter,
     pub(crate) hub: fleet::hub::Hub,
     pub(crate) live: live::Live,
     /// The hash-chained audit trail.
@@ -354,6 +361,7 @@ pub async fn start_with_clock(
     let state = Arc::new(AppState {
         events: event_bus,
         writer: writer::AgentWriter::spawn(store.clone()),
+        metrics_writer: metrics::writer::MetricsWriter::spawn(store.clone()),
         audit,
         store,
         hub: fleet::hub::Hub::new(online_window),
@@ -400,6 +408,7 @@ pub async fn start_with_clock(
     background.push(tokio::spawn(associations::runner::run(state.clone())));
     background.push(tokio::spawn(alarms::runner::run(state.clone())));
     background.push(tokio::spawn(heal::runner::run(state.clone())));
+    background.push(tokio::spawn(metrics::run(state.clone())));
     match &tls {
         Some(tls) => {
             tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")

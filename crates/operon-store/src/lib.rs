@@ -19,6 +19,7 @@
 //! | [`EventStore`] | buses, events and their delivery outbox, dead letters, rules, webhooks, archives, replays |
 //! | [`WorkflowStore`] | state machines, executions, history, timers, tasks, approvals |
 //! | [`InventoryStore`] | per node and kind: inventory items and the digest of the set |
+//! | [`MetricStore`] | metric series per node, raw points, 1-minute and 1-hour rollups |
 //!
 //! [`Backend`] is all of them together. Signatures carry only this crate's
 //! records, `operon-proto` types, `serde_json::Value` and [`StoreError`]: no
@@ -57,6 +58,7 @@ mod audit;
 mod events;
 mod identity;
 mod inventory;
+mod metrics;
 mod params;
 mod records;
 mod sqlite;
@@ -72,6 +74,7 @@ pub use audit::*;
 pub use events::*;
 pub use identity::*;
 pub use inventory::*;
+pub use metrics::*;
 pub use params::*;
 pub use records::*;
 pub use sqlite::SqliteStore;

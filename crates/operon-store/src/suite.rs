@@ -37,7 +37,9 @@ macro_rules! store_suite {
             syncs_and_their_node_states_are_kept_and_deleted_together,
             associations_are_versioned_and_compliance_follows_the_resources,
             inventory_deltas_apply_against_their_base_and_report_changes,
-            alarm_states_change_once_and_their_history_is_an_outbox);
+            alarm_states_change_once_and_their_history_is_an_outbox,
+            metric_batches_are_stored_once_with_rollups_and_pruned_in_steps,
+            concurrent_metric_writers_store_every_point_once);
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
@@ -2114,4 +2116,236 @@ pub async fn alarm_states_change_once_and_their_history_is_an_outbox(store: Stor
         5,
         "history stays"
     );
+}
+
+fn metric_sample(name: &str, dims: &[(&str, &str)], at: i64, value: f64) -> MetricSample {
+    MetricSample {
+        name: name.into(),
+        dimensions: dims
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        unit: Some("Percent".into()),
+        at,
+        value,
+    }
+}
+
+pub(crate) async fn metric_batches_are_stored_once_with_rollups_and_pruned_in_steps(
+    store: DynStore,
+) {
+    // Two minutes of cpu at 20 s, one disk point; 1_800_000 is a minute (and hour) boundary.
+    let t0 = 3_600_000;
+    let cpu: Vec<MetricSample> = (0..6)
+        .map(|i| metric_sample("cpu.used", &[], t0 + i * 20_000, (i * 10) as f64))
+        .collect();
+    let mut samples = cpu.clone();
+    samples.push(metric_sample(
+        "disk.used_percent",
+        &[("mount", "/")],
+        t0,
+        50.0,
+    ));
+    let batch = |node: &str, seq: u64, samples: Vec<MetricSample>| MetricBatchWrite {
+        node_id: node.into(),
+        seq,
+        received_at: t0,
+        samples,
+    };
+    let stored = store
+        .write_metric_batches(&[
+            batch("n-1", u64::MAX, samples.clone()),
+            batch("n-1", u64::MAX, samples.clone()),
+            batch("n-2", u64::MAX, cpu[..1].to_vec()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![true, false, true],
+        "the same seq twice is stored once"
+    );
+    // A resend in a later transaction, and a new seq repeating a point: nothing doubles.
+    let again = store
+        .write_metric_batches(&[
+            batch("n-1", u64::MAX, samples.clone()),
+            batch("n-1", 7, cpu[..2].to_vec()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![false, true]);
+    // The seqs remembered are the node's latest, a bounded set: once enough
+    // newer batches came, an old seq is new again (its points still are not).
+    let newer: Vec<MetricBatchWrite> = (1000..1300).map(|seq| batch("n-9", seq, vec![])).collect();
+    store.write_metric_batches(&newer).await.unwrap();
+    let old_and_recent = store
+        .write_metric_batches(&[batch("n-9", 1000, vec![]), batch("n-9", 1299, vec![])])
+        .await
+        .unwrap();
+    assert_eq!(old_and_recent, vec![true, false]);
+
+    let series = store.metric_series(Some("cpu.used"), None).await.unwrap();
+    assert_eq!(series.len(), 2);
+    let n1 = &series[0];
+    assert_eq!(
+        (n1.node_id.as_str(), n1.last_at, n1.last_value),
+        ("n-1", t0 + 100_000, 50.0)
+    );
+    assert_eq!(n1.unit.as_deref(), Some("Percent"));
+    let disk = store.metric_series(None, Some("n-1")).await.unwrap();
+    assert_eq!(disk.len(), 2);
+    assert_eq!(
+        disk[1].dimensions.get("mount").map(String::as_str),
+        Some("/")
+    );
+
+    let points = store.metric_points(n1.id, t0, t0 + 60_000).await.unwrap();
+    assert_eq!(
+        points,
+        vec![(t0, 0.0), (t0 + 20_000, 10.0), (t0 + 40_000, 20.0)]
+    );
+    let minutes = store
+        .metric_rollups(n1.id, Resolution::Minute, 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        minutes,
+        vec![
+            MetricRollup {
+                bucket: t0,
+                count: 3,
+                sum: 30.0,
+                min: 0.0,
+                max: 20.0
+            },
+            MetricRollup {
+                bucket: t0 + 60_000,
+                count: 3,
+                sum: 120.0,
+                min: 30.0,
+                max: 50.0
+            },
+        ]
+    );
+    let hours = store
+        .metric_rollups(n1.id, Resolution::Hour, 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        hours,
+        vec![MetricRollup {
+            bucket: t0,
+            count: 6,
+            sum: 150.0,
+            min: 0.0,
+            max: 50.0
+        }]
+    );
+
+    // Pruning raw before the second minute, one series per step.
+    let mut first = 0;
+    let mut deleted = 0;
+    let mut steps = 0;
+    loop {
+        let step = store
+            .prune_metrics(Resolution::Raw, t0 + 60_000, first, 1)
+            .await
+            .unwrap();
+        deleted += step.deleted;
+        steps += 1;
+        match step.next {
+            Some(next) => first = next,
+            None => break,
+        }
+    }
+    assert_eq!(
+        (deleted, steps),
+        (3 + 1 + 1, 3),
+        "n-1 cpu and disk, n-2 cpu"
+    );
+    assert_eq!(
+        store.metric_points(n1.id, 0, i64::MAX).await.unwrap().len(),
+        3
+    );
+    assert_eq!(
+        store
+            .metric_rollups(n1.id, Resolution::Minute, 0, i64::MAX)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "rollups have their own retention"
+    );
+    let step = store
+        .prune_metrics(Resolution::Minute, t0 + 60_000, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        step,
+        PruneStep {
+            deleted: 1 + 1 + 1,
+            next: None
+        }
+    );
+
+    // Bookkeeping: seqs forgotten (a resend is stored again), stale series dropped.
+    store
+        .prune_metric_bookkeeping(t0 + 1, t0 + 1)
+        .await
+        .unwrap();
+    let left = store.metric_series(None, None).await.unwrap();
+    assert_eq!(left.len(), 1, "only n-1 cpu has a point after t0: {left:?}");
+    let stored = store
+        .write_metric_batches(&[batch("n-1", u64::MAX, cpu[5..].to_vec())])
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![true]);
+}
+
+pub(crate) async fn concurrent_metric_writers_store_every_point_once(store: DynStore) {
+    // Eight writers, each sending every batch twice, for two nodes sharing
+    // series names: every point once, rollups counting each once.
+    let minute = 60_000;
+    let mut tasks = Vec::new();
+    for writer in 0..8i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10i64 {
+                let node = format!("n-{}", writer % 2);
+                let at = (writer * 10 + round) * 1_000;
+                let batch = MetricBatchWrite {
+                    node_id: node,
+                    seq: (writer * 100 + round) as u64,
+                    received_at: at,
+                    samples: vec![metric_sample("cpu.used", &[], at, 1.0)],
+                };
+                for _ in 0..2 {
+                    store
+                        .write_metric_batches(std::slice::from_ref(&batch))
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let series = store.metric_series(Some("cpu.used"), None).await.unwrap();
+    assert_eq!(series.len(), 2);
+    for s in &series {
+        assert_eq!(
+            store.metric_points(s.id, 0, i64::MAX).await.unwrap().len(),
+            40
+        );
+        let minutes = store
+            .metric_rollups(s.id, Resolution::Minute, 0, minute * 10)
+            .await
+            .unwrap();
+        let counted: u64 = minutes.iter().map(|r| r.count).sum();
+        assert_eq!(
+            (counted, minutes.iter().map(|r| r.sum).sum::<f64>()),
+            (40, 40.0)
+        );
+    }
 }

@@ -21,10 +21,11 @@ use crate::{
     ComplianceReport, ComplianceResource, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
     DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HealRecord,
     HealRun, HistoryRow, InboundWebhook, Incident, IncidentEvent, IncidentFilter, InventoryChange,
-    InventoryRefusal, InventoryRow, Invocation, LabelRefusal, NewEvent, NewNode,
-    NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion, PolicyRecord,
-    PutRefusal, Replay, Result, Role, Rule, StatusTable, StepWrite, StoredAuditRecord, StoredEvent,
-    Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
+    InventoryRefusal, InventoryRow, Invocation, LabelRefusal, MetricBatchWrite, MetricRollup,
+    MetricSeries, NewEvent, NewNode, NewParameterVersion, Node, ParamSync, ParamSyncNode,
+    ParameterVersion, PolicyRecord, PruneStep, PutRefusal, Replay, Resolution, Result, Role, Rule,
+    StatusTable, StepWrite, StoredAuditRecord, StoredEvent, Tags, TimerRow, User, VersionRunAs,
+    Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -43,6 +44,7 @@ pub trait Backend:
     + AlarmStore
     + IncidentStore
     + HealStore
+    + MetricStore
     + Send
     + Sync
     + 'static
@@ -64,6 +66,7 @@ impl<T> Backend for T where
         + AlarmStore
         + IncidentStore
         + HealStore
+        + MetricStore
         + Send
         + Sync
         + 'static
@@ -935,4 +938,55 @@ pub trait HealStore: Send + Sync {
         node_id: &str,
         since: i64,
     ) -> Result<i64>;
+}
+
+/// Metrics: series per node, name and dimensions; raw points with 1-minute
+/// and 1-hour rollups kept in step; the batch seqs recently stored.
+#[async_trait]
+pub trait MetricStore: Send + Sync {
+    /// Store many batches in one transaction (group commit). A batch whose
+    /// seq is among the node's recent ones writes nothing (`false`); a point
+    /// already stored for its series and instant is skipped. Rollups are
+    /// updated with exactly the points inserted, so they always agree with
+    /// the raw points they were made from.
+    async fn write_metric_batches(&self, batches: &[MetricBatchWrite]) -> Result<Vec<bool>>;
+
+    /// Series named `name` (all names when `None`), of one node or all,
+    /// ordered by node, name and dimensions.
+    async fn metric_series(
+        &self,
+        name: Option<&str>,
+        node_id: Option<&str>,
+    ) -> Result<Vec<MetricSeries>>;
+
+    /// Raw points of a series with `from <= at < to`, oldest first.
+    async fn metric_points(&self, series_id: i64, from: i64, to: i64) -> Result<Vec<(i64, f64)>>;
+
+    /// Rollup buckets (`Minute` or `Hour`) of a series starting in
+    /// `[from, to)`, oldest first. `Raw` answers nothing.
+    async fn metric_rollups(
+        &self,
+        series_id: i64,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<MetricRollup>>;
+
+    /// Delete the rows of `resolution` older than `before` of up to
+    /// `series_count` series with ids from `first_series` on, in one short
+    /// transaction. Callers go on from [`PruneStep::next`] until it is `None`,
+    /// so no transaction holds the write lock long.
+    async fn prune_metrics(
+        &self,
+        resolution: Resolution,
+        before: i64,
+        first_series: i64,
+        series_count: u32,
+    ) -> Result<PruneStep>;
+
+    /// Forget the batch seqs of nodes that sent none since `seqs_before`
+    /// (each node's are a bounded set of its latest), and series whose
+    /// latest point is older than `series_before` (with their remaining
+    /// points and rollups). Answers the series removed.
+    async fn prune_metric_bookkeeping(&self, seqs_before: i64, series_before: i64) -> Result<u64>;
 }

@@ -117,8 +117,11 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::inventory::InventoryCmd,
     },
-    /// Metrics: custom metrics from scripts on a node (put).
+    /// Metrics: statistics per period, sparklines and charts of what the
+    /// agents push; `put` sends a custom metric from a script on a node.
     Metrics {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         cmd: cli::metrics::MetricsCmd,
     },
@@ -276,7 +279,7 @@ fn main() -> ExitCode {
         Command::Roles { client, cmd } => cli::roles::roles(&client, cmd),
         Command::Audit { client, cmd } => cli::audit::audit(&client, cmd),
         Command::Inventory { client, cmd } => cli::inventory::inventory(&client, cmd),
-        Command::Metrics { cmd } => cli::metrics::metrics(cmd),
+        Command::Metrics { client, cmd } => cli::metrics::metrics(&client, cmd),
         Command::Params { client, cmd } => cli::params::params(&client, cmd),
         Command::Keys { client, cmd } => cli::keys::keys(&client, cmd),
         Command::AccessKeys { client, cmd } => cli::access_keys::access_keys(&client, cmd),

@@ -191,6 +191,8 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
         ("POST", "/v1/nodes/web-1/rotate-credential", json!({})),
         ("GET", "/v1/nodes/web-1/inventory", json!({})),
         ("GET", "/v1/inventory?type=users", json!({})),
+        ("GET", "/v1/metrics/query?metric=cpu.used", json!({})),
+        ("GET", "/v1/metrics/names", json!({})),
         ("GET", "/v1/documents", json!({})),
         (
             "POST",

@@ -293,9 +293,10 @@ async fn datapoints(
     from: i64,
     to: i64,
 ) -> ServiceResult<Vec<(i64, f64)>> {
-    // MERGE: the metrics service (branch h-mserver) answers this.
-    let _ = (state, node_id, query, from, to);
-    Ok(Vec::new())
+    state
+        .metrics()
+        .datapoints(node_id, &query.metric, &query.dimensions, from, to)
+        .await
 }
 
 /// The history an anomaly band is learned from: per-minute averages.
@@ -306,9 +307,10 @@ async fn history(
     from: i64,
     to: i64,
 ) -> ServiceResult<Vec<(i64, f64)>> {
-    // MERGE: the metrics service (branch h-mserver) answers this.
-    let _ = (state, node_id, query, from, to);
-    Ok(Vec::new())
+    state
+        .metrics()
+        .minute_averages(node_id, &query.metric, &query.dimensions, from, to)
+        .await
 }
 
 fn parse_state(text: &str) -> State {

@@ -507,8 +507,18 @@ async fn handle_frame(
             tracing::debug!(node_id = %node.id, entries = batch.entries.len(), "log batch ignored");
         }
         AgentMessage::Metrics(batch) => {
-            // Stored by the metrics feature (issue 14, in progress).
-            tracing::debug!(node_id = %node.id, points = batch.points.len(), "metrics batch ignored");
+            let seq = batch.seq;
+            match state.metrics().record(node, batch).await {
+                // Acknowledged only once committed: until then the agent keeps it.
+                Ok(()) => tx
+                    .send(Outbound::Message(ServerMessage::MetricsAck { seq }))
+                    .await
+                    .map_err(|_| "connection closed".to_string())?,
+                // Not acknowledged: the agent sends it again after a reconnect.
+                Err(e) => {
+                    tracing::warn!(node_id = %node.id, seq, error = %e.message, "storing a metrics batch failed")
+                }
+            }
         }
         AgentMessage::StateDrifted(drift) => {
             if let Err(e) = crate::associations::runner::record_drift(state, node, &drift).await {

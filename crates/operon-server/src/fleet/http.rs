@@ -162,9 +162,12 @@ pub(super) fn proto_inventory(i: api::Inventory) -> operon_proto::Inventory {
     }
 }
 
-/// Prometheus text exposition (format 0.0.4) of the fleet and command state.
+/// Prometheus text exposition (format 0.0.4) of the fleet and command state,
+/// then the latest metric values of the nodes the caller may `metrics:Get`.
 /// Authenticated like every other call: scrapers send a bearer token.
-async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
+async fn metrics(
+    crate::access::Ctx { state, principal }: crate::access::Ctx,
+) -> ApiResult<Response> {
     use std::fmt::Write;
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, samples: &[(String, i64)]| {
@@ -210,6 +213,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
             .collect();
         gauge(name, help, &samples);
     }
+    out.push_str(&state.metrics().prometheus(&principal).await?);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -20,6 +20,7 @@ mod events;
 mod heal;
 mod identity;
 mod inventory;
+mod metrics;
 pub(crate) mod migrations;
 mod nodes;
 mod params;

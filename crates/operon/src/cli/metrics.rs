@@ -1,4 +1,5 @@
-//! `operon metrics ...`: custom metrics from scripts on a node (`put`).
+//! `operon metrics put|query|names`: custom metrics from scripts on a node
+//! (`put`, no server login needed) and what the server stores (`query`, `names`).
 
 use std::process::ExitCode;
 
@@ -14,10 +15,13 @@ pub enum MetricsCmd {
     // Negative values (`-3`) are values, not flags.
     #[command(allow_negative_numbers = true)]
     Put(PutArgs),
+    #[command(flatten)]
+    Server(super::metrics_query::MetricsQueryCmd),
 }
 
-pub fn metrics(cmd: MetricsCmd) -> Result<ExitCode> {
+pub fn metrics(client: &super::client::ClientArgs, cmd: MetricsCmd) -> Result<ExitCode> {
     match cmd {
         MetricsCmd::Put(args) => metrics_put::put(args),
+        MetricsCmd::Server(cmd) => super::metrics_query::metrics_query(client, cmd),
     }
 }

@@ -64,6 +64,21 @@ pub struct ServerArgs {
         value_delimiter = ','
     )]
     pub http_allow: Vec<operon_server::egress::AllowEntry>,
+    /// How long raw metric points are kept (90m, 36h, 1d, 2w). Percentiles
+    /// are computed from them, so only over this range.
+    #[arg(long, default_value = "1d", value_name = "DURATION", value_parser = retention)]
+    pub metrics_raw_retention: i64,
+    /// How long 1-minute metric rollups are kept.
+    #[arg(long, default_value = "15d", value_name = "DURATION", value_parser = retention)]
+    pub metrics_minute_retention: i64,
+    /// How long 1-hour metric rollups are kept.
+    #[arg(long, default_value = "400d", value_name = "DURATION", value_parser = retention)]
+    pub metrics_hour_retention: i64,
+}
+
+/// A retention like `1d`, in ms.
+fn retention(text: &str) -> Result<i64, String> {
+    operon_server::metrics::query::parse_duration(text)
 }
 
 impl ServerArgs {
@@ -72,6 +87,11 @@ impl ServerArgs {
         config.heartbeat_secs = self.heartbeat_secs.max(1);
         config.max_payload_bytes = self.max_payload_bytes;
         config.http_allow = operon_server::egress::AllowList::new(self.http_allow.clone());
+        config.metrics_retention = operon_server::metrics::Retention {
+            raw_ms: self.metrics_raw_retention,
+            minute_ms: self.metrics_minute_retention,
+            hour_ms: self.metrics_hour_retention,
+        };
         config.refusal_rate = operon_server::refusals::RefusalRate {
             burst: self.refusal_burst,
             per_minute: self.refusals_per_minute,
