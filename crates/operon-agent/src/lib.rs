@@ -76,6 +76,7 @@ pub mod inventory_sets;
 pub mod journal;
 mod link;
 pub mod metrics;
+pub mod monitors;
 pub mod output;
 pub mod procfs;
 pub mod runner;
@@ -237,6 +238,7 @@ pub async fn run(
         state_events,
         inventory,
         inventory_events,
+        monitors: monitors::Monitors::new(monitor_points(), monitor_tick(&config)),
         heartbeat_seq: 0,
     };
     let result = agent
@@ -244,6 +246,30 @@ pub async fn run(
         .await;
     agent.stop_running().await;
     result
+}
+
+/// Where health check and log watcher results go.
+///
+/// Until the metric sampler's batch queue takes them, they are logged at
+/// debug level and dropped. LEAD: replace this by the sampler's point sink.
+fn monitor_points() -> mpsc::Sender<operon_proto::MetricPoint> {
+    let (points, mut taken) = mpsc::channel::<operon_proto::MetricPoint>(1024);
+    tokio::spawn(async move {
+        while let Some(point) = taken.recv().await {
+            tracing::debug!(name = %point.name, dimensions = ?point.dimensions, value = point.value, "monitor result (no metric queue yet)");
+        }
+    });
+    points
+}
+
+/// Log watchers count per metric sample: the metrics interval, or its
+/// default when metrics are off.
+fn monitor_tick(config: &AgentConfig) -> Duration {
+    if config.metrics_interval.is_zero() {
+        metrics::DEFAULT_INTERVAL
+    } else {
+        config.metrics_interval
+    }
 }
 
 /// The stored credential, or a new one from enrollment. `None` if shutdown
@@ -406,6 +432,8 @@ struct Agent {
     inventory: inventory_sets::InventoryHandle,
     /// `InventoryReport` frames, sent once the link is welcomed.
     inventory_events: mpsc::UnboundedReceiver<AgentMessage>,
+    /// Where `Monitors` goes; its results go to the metric sink.
+    monitors: monitors::Monitors,
     heartbeat_seq: u64,
 }
 
@@ -436,6 +464,7 @@ impl Agent {
                         state_events: &mut self.state_events,
                         inventory: &self.inventory,
                         inventory_events: &mut self.inventory_events,
+                        monitors: &mut self.monitors,
                         heartbeat_override: config.heartbeat_secs,
                         heartbeat_seq: &mut self.heartbeat_seq,
                         credential: &mut *credential,

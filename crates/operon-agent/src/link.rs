@@ -39,6 +39,7 @@ use crate::error::server_error_message;
 use crate::file_sync::FileSyncHandle;
 use crate::inventory::collect_inventory;
 use crate::inventory_sets::InventoryHandle;
+use crate::monitors::Monitors;
 use crate::state::StateWatchHandle;
 use crate::supervisor::{Control, Supervisor};
 use crate::tls::{self, PinMismatch};
@@ -145,6 +146,8 @@ pub struct LinkContext<'a> {
     pub inventory: &'a InventoryHandle,
     /// `InventoryReport`, sent once the link is welcomed.
     pub inventory_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    /// Takes `Monitors` (the running set outlives the link).
+    pub monitors: &'a mut Monitors,
     pub heartbeat_override: Option<u64>,
     pub heartbeat_seq: &'a mut u64,
     /// Replaced (in memory and on disk) when the server rotates it.
@@ -187,6 +190,7 @@ pub async fn run_link(
         state_events: ctx.state_events,
         inventory: ctx.inventory,
         inventory_events: ctx.inventory_events,
+        monitors: ctx.monitors,
         control: Some(control_tx),
         heartbeats: heartbeat_tx,
         heartbeat_override: ctx.heartbeat_override,
@@ -257,6 +261,7 @@ struct Reader<'a> {
     state_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     inventory: &'a InventoryHandle,
     inventory_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    monitors: &'a mut Monitors,
     control: Control,
     heartbeats: mpsc::Sender<AgentMessage>,
     heartbeat_override: Option<u64>,
@@ -384,8 +389,7 @@ impl Reader<'_> {
             ServerMessage::InventoryResync { kind } => self.inventory.resync(kind),
             // Metrics arrive with the metrics sampler (issue 14).
             ServerMessage::MetricsAck { .. } => {}
-            // Health checks and log watchers arrive with issue 14's monitors.
-            ServerMessage::Monitors(_) => {}
+            ServerMessage::Monitors(set) => self.monitors.apply(set),
         }
         None
     }

@@ -99,6 +99,7 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
     CAPABILITY_FILE_SYNC,
     CAPABILITY_DESIRED_STATE,
     CAPABILITY_INVENTORY,
+    CAPABILITY_MONITORS,
 ];
 
 /// Capability: the agent sends [`AgentMessage::Metrics`] and understands
