@@ -36,7 +36,8 @@ macro_rules! store_suite {
             sealed_parameters_and_access_keys_are_resealed_only_from_what_was_read,
             syncs_and_their_node_states_are_kept_and_deleted_together,
             associations_are_versioned_and_compliance_follows_the_resources,
-            inventory_deltas_apply_against_their_base_and_report_changes);
+            inventory_deltas_apply_against_their_base_and_report_changes,
+            monitors_are_versioned_and_deleted);
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
@@ -1889,4 +1890,47 @@ pub(crate) async fn inventory_deltas_apply_against_their_base_and_report_changes
         .unwrap();
     assert_eq!(change.removed, vec!["openssl", "zsh"]);
     assert_eq!(change.updated, vec!["bash"]);
+}
+
+pub(crate) async fn monitors_are_versioned_and_deleted(store: DynStore) {
+    use crate::{MONITOR_CHECK, MonitorRecord};
+    let record = MonitorRecord {
+        name: "app-http".into(),
+        kind: MONITOR_CHECK.into(),
+        spec: serde_json::json!({"interval_secs": 30, "probe": {"type": "tcp", "host": "h", "port": 80}}),
+        targets: vec!["tag:role=web".into()],
+        author: "alice".into(),
+        role: Some("ops".into()),
+        version: 1,
+        created_at: 10,
+        updated_at: 10,
+    };
+    assert!(store.put_monitor(&record, None).await.unwrap());
+    assert!(
+        !store.put_monitor(&record, None).await.unwrap(),
+        "the name is taken"
+    );
+    assert_eq!(
+        store.monitor("app-http").await.unwrap(),
+        Some(record.clone())
+    );
+    let next = MonitorRecord {
+        version: 2,
+        targets: vec!["all".into()],
+        role: None,
+        updated_at: 20,
+        ..record.clone()
+    };
+    assert!(
+        !store.put_monitor(&next, Some(7)).await.unwrap(),
+        "a stale version"
+    );
+    assert!(store.put_monitor(&next, Some(1)).await.unwrap());
+    let listed = store.list_monitors().await.unwrap();
+    assert_eq!(listed, vec![next.clone()]);
+    assert_eq!(listed[0].created_at, 10);
+    assert!(!store.delete_monitor("app-http", Some(1)).await.unwrap());
+    assert!(store.delete_monitor("app-http", None).await.unwrap());
+    assert!(!store.delete_monitor("app-http", None).await.unwrap());
+    assert_eq!(store.monitor("app-http").await.unwrap(), None);
 }

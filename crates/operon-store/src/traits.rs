@@ -20,7 +20,7 @@ use crate::{
     Command, ComplianceChange, ComplianceNode, ComplianceReport, ComplianceResource,
     CredentialMatch, DeadLetter, DeliveryOutcome, Document, DocumentVersions, EnrollRefusal,
     EnrollToken, ExecutionFilter, ExecutionRecord, HistoryRow, InboundWebhook, InventoryChange,
-    InventoryRefusal, InventoryRow, Invocation, LabelRefusal, NewEvent, NewNode,
+    InventoryRefusal, InventoryRow, Invocation, LabelRefusal, MonitorRecord, NewEvent, NewNode,
     NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion, PolicyRecord,
     PutRefusal, Replay, Result, Role, Rule, StatusTable, StepWrite, StoredAuditRecord, StoredEvent,
     Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
@@ -39,6 +39,7 @@ pub trait Backend:
     + ParameterStore
     + AssociationStore
     + InventoryStore
+    + MonitorStore
     + Send
     + Sync
     + 'static
@@ -57,6 +58,7 @@ impl<T> Backend for T where
         + ParameterStore
         + AssociationStore
         + InventoryStore
+        + MonitorStore
         + Send
         + Sync
         + 'static
@@ -588,7 +590,7 @@ pub trait WorkflowStore: Send + Sync {
 pub mod prelude {
     pub use super::{
         AuditStore as _, Backend as _, CommandStore as _, DocumentStore as _, EventStore as _,
-        IdentityStore as _, InventoryStore as _, Lifecycle as _, NodeStore as _,
+        IdentityStore as _, InventoryStore as _, Lifecycle as _, MonitorStore as _, NodeStore as _,
         WorkflowStore as _,
     };
 }
@@ -804,4 +806,27 @@ pub trait InventoryStore: Send + Sync {
     /// Items of `kind` across nodes, only those keyed `key` when given,
     /// ordered by node and key.
     async fn inventory_items(&self, kind: &str, key: Option<&str>) -> Result<Vec<InventoryRow>>;
+}
+
+/// Monitors: health checks and log watchers pushed to nodes. Each method is
+/// one transaction.
+#[async_trait]
+pub trait MonitorStore: Send + Sync {
+    /// Write a monitor's next version. `expect_version`: `None` creates
+    /// (false if the name exists), `Some(v)` replaces only version `v`
+    /// (false otherwise).
+    async fn put_monitor(
+        &self,
+        record: &MonitorRecord,
+        expect_version: Option<i64>,
+    ) -> Result<bool>;
+
+    async fn monitor(&self, name: &str) -> Result<Option<MonitorRecord>>;
+
+    /// Every monitor, by name.
+    async fn list_monitors(&self) -> Result<Vec<MonitorRecord>>;
+
+    /// Delete a monitor (only at `expect_version` when given); false if
+    /// nothing was deleted.
+    async fn delete_monitor(&self, name: &str, expect_version: Option<i64>) -> Result<bool>;
 }

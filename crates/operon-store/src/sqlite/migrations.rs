@@ -81,6 +81,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(12, "0012_parameter_syncs.sql"),
     migration!(13, "0013_inventory.sql"),
     migration!(14, "0014_associations.sql"),
+    migration!(16, "0016_monitors.sql"),
 ];
 
 /// A migration as recorded in the database.

@@ -19,6 +19,7 @@ mod events;
 mod identity;
 mod inventory;
 pub(crate) mod migrations;
+mod monitors;
 mod nodes;
 mod params;
 mod workflows;
