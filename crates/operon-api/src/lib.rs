@@ -14,6 +14,7 @@ pub mod events;
 pub mod fleet;
 pub mod identity;
 pub mod inventory;
+pub mod monitors;
 pub mod openapi;
 pub mod params;
 pub mod workflows;

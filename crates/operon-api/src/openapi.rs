@@ -27,7 +27,8 @@ use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::{
-    associations, commands, documents, error, events, fleet, identity, inventory, params, workflows,
+    associations, commands, documents, error, events, fleet, identity, inventory, monitors, params,
+    workflows,
 };
 
 /// The standard errors of an authenticated operation.
@@ -309,6 +310,7 @@ fn api() -> Api {
     params::describe(&mut api);
     associations::describe(&mut api);
     inventory::describe(&mut api);
+    monitors::describe(&mut api);
     api
 }
 
