@@ -30,6 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::events::http::protected())
         .merge(crate::params::http::routes())
         .merge(crate::associations::http::routes())
+        .merge(crate::monitors::http::routes())
         .merge(crate::inventory::http::routes())
         // Layers run last-added first: the token, then the catalogue's check.
         .route_layer(axum::middleware::from_fn_with_state(

@@ -104,6 +104,9 @@ pub enum Topic {
     ParameterSyncs,
     /// Associations changed: the loop that keeps them applied looks again.
     Associations,
+    /// Monitors changed or an agent that runs them connected: every
+    /// process's push loop looks again.
+    Monitors,
 }
 
 /// One topic's notifications: a count of them and the waiters to wake.

@@ -37,6 +37,7 @@ mod identity;
 mod inventory;
 pub mod keyring;
 mod live;
+mod monitors;
 mod openapi;
 mod params;
 mod rate;
@@ -396,6 +397,7 @@ pub async fn start_with_clock(
     background.push(tokio::spawn(params::policies::run(state.clone())));
     background.push(tokio::spawn(params::sync::run(state.clone())));
     background.push(tokio::spawn(associations::runner::run(state.clone())));
+    background.push(tokio::spawn(monitors::service::run(state.clone())));
     match &tls {
         Some(tls) => {
             tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")
