@@ -53,8 +53,18 @@ pub fn spec_of(record: &MonitorRecord) -> ServiceResult<MonitorSpec> {
     })
 }
 
+/// Node names (or ids) and filters (`all`, `tag:`, `inventory:`) of a
+/// target list: an entry without `:` other than `all` names a node.
+pub fn split_targets(targets: &[String]) -> (Vec<String>, Vec<String>) {
+    targets
+        .iter()
+        .cloned()
+        .partition(|t| !t.contains(':') && t != "all")
+}
+
 fn target_spec(targets: &[String]) -> ServiceResult<TargetSpec> {
-    TargetSpec::from_strings(&[], targets).map_err(|e| {
+    let (names, filters) = split_targets(targets);
+    TargetSpec::from_strings(&names, &filters).map_err(|e| {
         invalid(format!(
             "targets: {}",
             crate::commands::service::target_error(e).message
@@ -62,10 +72,25 @@ fn target_spec(targets: &[String]) -> ServiceResult<TargetSpec> {
     })
 }
 
-/// The nodes `targets` select now; none when the inventory cannot be read.
+/// The nodes `targets` select now: those named (unknown names are skipped:
+/// the node may enroll later) and those the filters select (none when the
+/// inventory cannot be read).
 async fn targeted_nodes(state: &AppState, targets: &[String]) -> ServiceResult<Vec<Node>> {
-    let spec = target_spec(targets)?;
-    Ok(state.commands().resolve(&spec).await.unwrap_or_default())
+    let (names, filters) = split_targets(targets);
+    let mut out = Vec::new();
+    if !filters.is_empty() {
+        let spec = target_spec(&filters)?;
+        out = state.commands().resolve(&spec).await.unwrap_or_default();
+    }
+    if !names.is_empty() {
+        for node in state.store.list_nodes().await? {
+            let named = names.iter().any(|n| *n == node.id || *n == node.name);
+            if named && node.revoked_at.is_none() && !out.iter().any(|o| o.id == node.id) {
+                out.push(node);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Whether `actor` may put the monitor on `node`; the refused action and why.
@@ -398,4 +423,34 @@ fn set_for(node: &Node, placements: &[Placement]) -> (MonitorSet, Vec<Refusal>) 
         }
     }
     (set, refusals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_into_node_names_and_filters() {
+        let table: &[(&[&str], &[&str], &[&str])] = &[
+            (&["all"], &[], &["all"]),
+            (&["web-1", "db-1"], &["web-1", "db-1"], &[]),
+            (&["tag:role=web", "web-9"], &["web-9"], &["tag:role=web"]),
+            (
+                &["inventory:packages:name=nginx"],
+                &[],
+                &["inventory:packages:name=nginx"],
+            ),
+        ];
+        for (targets, names, filters) in table {
+            let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+            let (n, f) = split_targets(&targets);
+            let n: Vec<&str> = n.iter().map(String::as_str).collect();
+            let f: Vec<&str> = f.iter().map(String::as_str).collect();
+            assert_eq!(
+                (n.as_slice(), f.as_slice()),
+                (*names, *filters),
+                "{targets:?}"
+            );
+        }
+    }
 }
