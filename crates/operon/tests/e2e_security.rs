@@ -397,6 +397,15 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
         ("POST", "/v1/associations/a1/run", json!({})),
         ("GET", "/v1/compliance", json!({})),
         ("GET", "/v1/compliance/summary", json!({})),
+        (
+            "PUT",
+            "/v1/monitors/m1",
+            json!({"kind": "check", "targets": ["all"],
+                   "probe": {"type": "tcp", "host": "127.0.0.1", "port": 22}}),
+        ),
+        ("GET", "/v1/monitors", json!({})),
+        ("GET", "/v1/monitors/m1", json!({})),
+        ("DELETE", "/v1/monitors/m1", json!({})),
     ];
     table
         .into_iter()
@@ -559,6 +568,7 @@ fn snapshot(fleet: &Fleet) -> Value {
         "/v1/access-keys",
         "/v1/associations",
         "/v1/compliance",
+        "/v1/monitors",
         "/v1/inventory?type=users",
     ];
     let mut all = serde_json::Map::new();
