@@ -63,6 +63,8 @@ pub struct CheckArgs {
     role: Option<String>,
 }
 
+// Parsed once from the command line: boxing `Put` would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand)]
 pub enum ChecksCmd {
     /// Create or replace a health check.
@@ -109,6 +111,7 @@ pub struct WatcherArgs {
     role: Option<String>,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand)]
 pub enum LogWatchersCmd {
     /// Create or replace a log watcher.
