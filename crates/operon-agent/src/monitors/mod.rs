@@ -18,6 +18,8 @@
 //!   unit `Count`) every tick for each watcher, dimension `watcher` = name.
 //!   A watcher whose source cannot be read (unreadable file, no
 //!   `journalctl`) sends nothing, so alarms see missing data rather than 0.
+//!   (A `journalctl` that runs but has no journal to follow, as in a
+//!   container without systemd, simply prints nothing: 0 matches.)
 //!
 //! A check or watcher whose regular expression does not compile (the server
 //! validates first, so only an older or newer server could send one) or

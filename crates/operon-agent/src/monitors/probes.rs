@@ -16,7 +16,7 @@ use regex::Regex;
 use tokio::process::Command;
 
 use crate::enroll::error_chain;
-use crate::procfs::{self, KILL_GRACE};
+use crate::procfs;
 use crate::runner::{base_environment, resolve_user};
 use crate::sys::{self, ChildSetup};
 
@@ -184,7 +184,10 @@ pub fn status_ok(status: u16, expect: Option<u16>) -> bool {
 }
 
 /// Kills the command's process group if the probe is dropped (timed out or
-/// stopped) before the command exited.
+/// stopped) before the command exited. Declared after the child, so it is
+/// dropped first: the shell is not reaped yet and its group id cannot have
+/// been handed to another group. SIGKILL at once, synchronously: a check has
+/// nothing to save, and a drop may happen while the runtime shuts down.
 struct GroupGuard {
     pgid: i32,
     exited: bool,
@@ -193,15 +196,17 @@ struct GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if !self.exited {
-            let pgid = self.pgid;
-            tokio::spawn(procfs::terminate_group(pgid, KILL_GRACE));
+            let _ = sys::signal_group(self.pgid, sys::SIGKILL);
         }
     }
 }
 
 /// Healthy when `/bin/sh -c COMMAND`, run as `run_as` in its own session,
 /// exits 0. Its output is discarded; it starts in `/` with the same clean
-/// environment as a command step for that user.
+/// environment as a command step for that user. Dropped before it exits
+/// (the timeout), its whole process group is killed; processes it leaves
+/// running in the background after a normal exit are its own business (its
+/// group id may already name another group by then).
 pub async fn command(script: &str, run_as: &str) -> ProbeResult {
     let user = resolve_user(Some(run_as))?.ok_or_else(|| format!("no user {run_as}"))?;
     let switches_user = user.uid != sys::effective_uid();
@@ -232,8 +237,6 @@ pub async fn command(script: &str, run_as: &str) -> ProbeResult {
     };
     let status = child.wait().await;
     guard.exited = true;
-    // Background processes it left in its group are not ours to keep.
-    let _ = sys::signal_group(pgid, sys::SIGKILL);
     match status {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!("the command ended with {status}")),
