@@ -341,3 +341,31 @@ async fn a_real_agent_runs_the_checks_it_is_sent() {
         .await
         .expect("the agent ran the command check");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retagging_a_node_moves_it_in_and_out_of_a_monitors_targets() {
+    let api = Api::start().await;
+    let mut node =
+        RawAgent::connect(&api, "app-1", &[("role", "db")], &[CAPABILITY_MONITORS]).await;
+    assert_eq!(node.monitors().await, MonitorSet::default());
+    api.ok(
+        "PUT",
+        "/v1/monitors/web-port",
+        Some(tcp_check(&["tag:role=web"])),
+    )
+    .await;
+    api.ok(
+        "POST",
+        "/v1/nodes/app-1/tags",
+        Some(json!({"set": {"role": "web"}})),
+    )
+    .await;
+    assert_eq!(names(&node.monitors().await), (vec!["web-port"], vec![]));
+    api.ok(
+        "POST",
+        "/v1/nodes/app-1/tags",
+        Some(json!({"set": {"role": "db"}})),
+    )
+    .await;
+    assert_eq!(node.monitors().await, MonitorSet::default());
+}

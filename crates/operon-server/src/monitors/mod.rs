@@ -10,9 +10,9 @@
 //!
 //! **Push.** A node whose agent announced `CAPABILITY_MONITORS` is sent its
 //! whole `MonitorSet` after every `Welcome` and whenever it changes: a
-//! definition put or deleted, users, roles or policies changed, or (checked
-//! every [`service::TICK`]) its tags or inventory moved it in or out of a
-//! target. The loop runs in every server process for that process's
+//! definition put or deleted, a node's tags changed, users, roles or
+//! policies changed, or (checked every [`service::TICK`]) its inventory moved
+//! it in or out of a target. The loop runs in every server process for that process's
 //! sessions, and sends a set only when it differs from what that session
 //! last got.
 //!
