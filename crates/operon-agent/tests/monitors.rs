@@ -413,3 +413,46 @@ async fn journal_watcher_counts_journalctl_output_and_is_silent_without_it() {
     let silent = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await;
     assert!(silent.is_err(), "no journalctl: no datapoints, not zeros");
 }
+
+#[tokio::test]
+async fn a_check_removed_from_the_set_mid_run_loses_its_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let (tx, _rx) = mpsc::channel(256);
+    let mut monitors = Monitors::new(tx, Duration::from_secs(1));
+    let slow = HealthCheck {
+        name: "slow".into(),
+        interval_secs: 60,
+        timeout_secs: 30,
+        probe: Probe::Command {
+            command: format!("sleep 60 & echo $! > {}; wait", pidfile.display()),
+            run_as: current_user(),
+        },
+    };
+    monitors.apply(MonitorSet {
+        checks: vec![slow],
+        watchers: vec![],
+    });
+    let started = async {
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&pidfile)
+                && let Ok(pid) = text.trim().parse::<i32>()
+            {
+                return pid;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let pid = tokio::time::timeout(Duration::from_secs(5), started)
+        .await
+        .expect("the check's command started");
+    monitors.apply(MonitorSet::default());
+    let gone = async {
+        while operon_agent::procfs::stat_of(pid).is_some_and(|s| s.state != 'Z') {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), gone)
+        .await
+        .expect("the removed check's command was killed");
+}
