@@ -81,6 +81,7 @@ pub mod inventory_sets;
 pub mod journal;
 mod link;
 pub mod metrics;
+pub mod monitors;
 pub mod output;
 pub mod procfs;
 pub mod runner;
@@ -245,7 +246,7 @@ pub async fn run(
         inventory_events,
         metrics,
         metric_events,
-        metric_sink,
+        monitors: monitors::Monitors::new(monitor_points(metric_sink), monitor_tick(&config)),
         heartbeat_seq: 0,
     };
     let result = agent
@@ -274,6 +275,29 @@ fn start_metrics(
     };
     let (handle, sink, events) = metrics::spawn(sources, config.metrics_interval);
     (Some(handle), sink, events)
+}
+
+/// Where health check and log watcher results go: into the next metric
+/// batch, through the sampler's sink (which discards them with metrics off;
+/// the agent then announces neither metrics nor monitors).
+fn monitor_points(sink: metrics::MetricSink) -> mpsc::Sender<operon_proto::MetricPoint> {
+    let (points, mut taken) = mpsc::channel::<operon_proto::MetricPoint>(1024);
+    tokio::spawn(async move {
+        while let Some(point) = taken.recv().await {
+            sink.put(point);
+        }
+    });
+    points
+}
+
+/// Log watchers count per metric sample: the metrics interval, or its
+/// default when metrics are off.
+fn monitor_tick(config: &AgentConfig) -> Duration {
+    if config.metrics_interval.is_zero() {
+        metrics::DEFAULT_INTERVAL
+    } else {
+        config.metrics_interval
+    }
 }
 
 /// The stored credential, or a new one from enrollment. `None` if shutdown
@@ -441,13 +465,8 @@ struct Agent {
     metrics: Option<metrics::MetricsHandle>,
     /// `Metrics` frames, sent while the link is welcomed.
     metric_events: mpsc::UnboundedReceiver<AgentMessage>,
-    /// The entry for datapoints from elsewhere in the agent (health checks,
-    /// log watchers): give clones of it to whatever produces them.
-    #[expect(
-        dead_code,
-        reason = "the monitors runner (issue 14) takes clones of it"
-    )]
-    metric_sink: metrics::MetricSink,
+    /// Where `Monitors` goes; its results go to the metric sink.
+    monitors: monitors::Monitors,
     heartbeat_seq: u64,
 }
 
@@ -480,6 +499,7 @@ impl Agent {
                         inventory_events: &mut self.inventory_events,
                         metrics: self.metrics.as_ref(),
                         metric_events: &mut self.metric_events,
+                        monitors: &mut self.monitors,
                         heartbeat_override: config.heartbeat_secs,
                         heartbeat_seq: &mut self.heartbeat_seq,
                         credential: &mut *credential,

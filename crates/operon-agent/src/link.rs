@@ -45,6 +45,7 @@ use crate::file_sync::FileSyncHandle;
 use crate::inventory::collect_inventory;
 use crate::inventory_sets::InventoryHandle;
 use crate::metrics::MetricsHandle;
+use crate::monitors::Monitors;
 use crate::state::StateWatchHandle;
 use crate::supervisor::{Control, Supervisor};
 use crate::tls::{self, PinMismatch};
@@ -156,6 +157,8 @@ pub struct LinkContext<'a> {
     pub metrics: Option<&'a MetricsHandle>,
     /// `Metrics`, sent once the link is welcomed.
     pub metric_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    /// Takes `Monitors` (the running set outlives the link).
+    pub monitors: &'a mut Monitors,
     pub heartbeat_override: Option<u64>,
     pub heartbeat_seq: &'a mut u64,
     /// Replaced (in memory and on disk) when the server rotates it.
@@ -197,6 +200,7 @@ pub async fn run_link(
         inventory_events: ctx.inventory_events,
         metrics: ctx.metrics,
         metric_events: ctx.metric_events,
+        monitors: ctx.monitors,
         control: Some(control_tx),
         heartbeats: heartbeat_tx,
         heartbeat_override: ctx.heartbeat_override,
@@ -225,7 +229,12 @@ pub async fn run_link(
 fn capabilities(metrics_on: bool) -> Vec<String> {
     operon_proto::AGENT_CAPABILITIES
         .iter()
-        .filter(|c| metrics_on || **c != operon_proto::CAPABILITY_METRICS)
+        // Monitors report through metrics: both or neither.
+        .filter(|c| {
+            metrics_on
+                || (**c != operon_proto::CAPABILITY_METRICS
+                    && **c != operon_proto::CAPABILITY_MONITORS)
+        })
         .map(|c| c.to_string())
         .collect()
 }
@@ -279,6 +288,7 @@ struct Reader<'a> {
     inventory_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     metrics: Option<&'a MetricsHandle>,
     metric_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
+    monitors: &'a mut Monitors,
     control: Control,
     heartbeats: mpsc::Sender<AgentMessage>,
     heartbeat_override: Option<u64>,
@@ -417,8 +427,7 @@ impl Reader<'_> {
                     metrics.acknowledged(seq);
                 }
             }
-            // Health checks and log watchers arrive with issue 14's monitors.
-            ServerMessage::Monitors(_) => {}
+            ServerMessage::Monitors(set) => self.monitors.apply(set),
             ServerMessage::LogsAck { .. } => {}
         }
         None
@@ -481,6 +490,7 @@ mod tests {
         let off = capabilities(false);
         assert!(on.iter().any(|c| c == operon_proto::CAPABILITY_METRICS));
         assert!(!off.iter().any(|c| c == operon_proto::CAPABILITY_METRICS));
+        assert!(!off.iter().any(|c| c == operon_proto::CAPABILITY_MONITORS));
         assert_eq!(on.len(), operon_proto::AGENT_CAPABILITIES.len());
         assert_eq!(off.len() + 1, on.len());
     }

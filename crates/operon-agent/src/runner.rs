@@ -396,7 +396,7 @@ fn record_step(outcome: &mut Outcome, step: &Step, end: StepEnd) -> bool {
 }
 
 /// The account to switch to, `None` to run as the agent's own user.
-fn resolve_user(name: Option<&str>) -> Result<Option<UserAccount>, String> {
+pub(crate) fn resolve_user(name: Option<&str>) -> Result<Option<UserAccount>, String> {
     let Some(name) = name else { return Ok(None) };
     let user = match sys::lookup_user(name) {
         Ok(Some(user)) => user,

@@ -734,3 +734,82 @@ async fn a_state_apply_is_watched_for_drift_until_forgotten() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_set_from_the_server_runs_its_checks_until_replaced() {
+    let state = tempfile::tempdir().unwrap();
+    let marks = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, agent) = spawn_agent(config(&url, state.path()));
+    serve_enrollment(&listener).await;
+    let mut ws = accept_link(&listener).await;
+    let hello = recv(&mut ws).await;
+    let AgentMessage::Hello { capabilities, .. } = &hello else {
+        panic!("{hello:?}")
+    };
+    assert!(
+        capabilities
+            .iter()
+            .any(|c| c == operon_proto::CAPABILITY_MONITORS)
+    );
+    send(
+        &mut ws,
+        &ServerMessage::Welcome {
+            node_id: "n-1".into(),
+            name: "node-a".into(),
+            protocol_version: 1,
+            heartbeat_secs: 1,
+        },
+    )
+    .await;
+    // A command check leaves a mark each run: the set is running.
+    let me = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let mark = marks.path().join("ran");
+    let check = operon_proto::HealthCheck {
+        name: "marker".into(),
+        interval_secs: 1,
+        timeout_secs: 1,
+        probe: operon_proto::Probe::Command {
+            command: format!("echo x >> {}", mark.display()),
+            run_as: me,
+        },
+    };
+    send(
+        &mut ws,
+        &ServerMessage::Monitors(operon_proto::MonitorSet {
+            checks: vec![check],
+            watchers: vec![],
+            shipped: Vec::new(),
+        }),
+    )
+    .await;
+    let ran = async {
+        while !mark.exists() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, ran)
+        .await
+        .expect("the check ran");
+    // An empty set stops it.
+    send(&mut ws, &ServerMessage::Monitors(Default::default())).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs = std::fs::read_to_string(&mark).unwrap().lines().count();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(
+        std::fs::read_to_string(&mark).unwrap().lines().count(),
+        runs
+    );
+    stop.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+}

@@ -17,6 +17,7 @@ pub mod heal;
 pub mod identity;
 pub mod inventory;
 pub mod metrics;
+pub mod monitors;
 pub mod openapi;
 pub mod params;
 pub mod workflows;

@@ -100,6 +100,7 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
     CAPABILITY_DESIRED_STATE,
     CAPABILITY_INVENTORY,
     CAPABILITY_METRICS,
+    CAPABILITY_MONITORS,
 ];
 
 /// Capability: the agent sends [`AgentMessage::Metrics`] and understands
@@ -470,9 +471,13 @@ pub enum ServerMessage {
 /// What a node watches besides its own resources ([`CAPABILITY_MONITORS`]).
 ///
 /// Results come back as metrics in [`AgentMessage::Metrics`]:
-/// `check.healthy` (1 healthy, 0 not) and `check.latency_ms` with dimension
-/// `check`, and `log.matches` (lines matching in the sampling interval,
-/// 0 included) with dimension `watcher`.
+/// `check.healthy` (1 healthy, 0 not; unit `Count`) and `check.latency_ms`
+/// (the probe's time whatever its outcome; unit `Milliseconds`) after every
+/// run, with dimension `check`, and `log.matches` (lines matching in the
+/// sampling interval, 0 included; unit `Count`) with dimension `watcher`. A
+/// watcher that cannot read its source sends no datapoint rather than 0.
+/// Names are unique per kind within a set; the agent keeps the first of a
+/// repeated name.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MonitorSet {
     #[serde(default)]

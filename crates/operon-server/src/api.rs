@@ -32,6 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::associations::http::routes())
         .merge(crate::alarms::http::routes())
         .merge(crate::heal::http::routes())
+        .merge(crate::monitors::http::routes())
         .merge(crate::inventory::http::routes())
         .merge(crate::metrics::http::routes())
         // Layers run last-added first: the token, then the catalogue's check.

@@ -108,6 +108,9 @@ pub enum Topic {
     Alarms,
     /// Heals were written: the healing loop looks again.
     Heals,
+    /// Monitors changed or an agent that runs them connected: every
+    /// process's push loop looks again.
+    Monitors,
 }
 
 /// One topic's notifications: a count of them and the waiters to wake.

@@ -40,6 +40,7 @@ mod inventory;
 pub mod keyring;
 mod live;
 pub mod metrics;
+mod monitors;
 mod openapi;
 mod params;
 mod rate;
@@ -409,6 +410,7 @@ pub async fn start_with_clock(
     background.push(tokio::spawn(alarms::runner::run(state.clone())));
     background.push(tokio::spawn(heal::runner::run(state.clone())));
     background.push(tokio::spawn(metrics::run(state.clone())));
+    background.push(tokio::spawn(monitors::service::run(state.clone())));
     match &tls {
         Some(tls) => {
             tracing::info!(%addr, fingerprint = %tls.fingerprint, "server listening (TLS)")

@@ -39,7 +39,9 @@ macro_rules! store_suite {
             inventory_deltas_apply_against_their_base_and_report_changes,
             alarm_states_change_once_and_their_history_is_an_outbox,
             metric_batches_are_stored_once_with_rollups_and_pruned_in_steps,
-            concurrent_metric_writers_store_every_point_once);
+            concurrent_metric_writers_store_every_point_once,
+
+            monitors_are_versioned_and_deleted);
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
@@ -2348,4 +2350,47 @@ pub(crate) async fn concurrent_metric_writers_store_every_point_once(store: DynS
             (40, 40.0)
         );
     }
+}
+
+pub(crate) async fn monitors_are_versioned_and_deleted(store: DynStore) {
+    use crate::{MONITOR_CHECK, MonitorRecord};
+    let record = MonitorRecord {
+        name: "app-http".into(),
+        kind: MONITOR_CHECK.into(),
+        spec: serde_json::json!({"interval_secs": 30, "probe": {"type": "tcp", "host": "h", "port": 80}}),
+        targets: vec!["tag:role=web".into()],
+        author: "alice".into(),
+        role: Some("ops".into()),
+        version: 1,
+        created_at: 10,
+        updated_at: 10,
+    };
+    assert!(store.put_monitor(&record, None).await.unwrap());
+    assert!(
+        !store.put_monitor(&record, None).await.unwrap(),
+        "the name is taken"
+    );
+    assert_eq!(
+        store.monitor("app-http").await.unwrap(),
+        Some(record.clone())
+    );
+    let next = MonitorRecord {
+        version: 2,
+        targets: vec!["all".into()],
+        role: None,
+        updated_at: 20,
+        ..record.clone()
+    };
+    assert!(
+        !store.put_monitor(&next, Some(7)).await.unwrap(),
+        "a stale version"
+    );
+    assert!(store.put_monitor(&next, Some(1)).await.unwrap());
+    let listed = store.list_monitors().await.unwrap();
+    assert_eq!(listed, vec![next.clone()]);
+    assert_eq!(listed[0].created_at, 10);
+    assert!(!store.delete_monitor("app-http", Some(1)).await.unwrap());
+    assert!(store.delete_monitor("app-http", None).await.unwrap());
+    assert!(!store.delete_monitor("app-http", None).await.unwrap());
+    assert_eq!(store.monitor("app-http").await.unwrap(), None);
 }

@@ -22,10 +22,10 @@ use crate::{
     DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HealRecord,
     HealRun, HistoryRow, InboundWebhook, Incident, IncidentEvent, IncidentFilter, InventoryChange,
     InventoryRefusal, InventoryRow, Invocation, LabelRefusal, MetricBatchWrite, MetricRollup,
-    MetricSeries, NewEvent, NewNode, NewParameterVersion, Node, ParamSync, ParamSyncNode,
-    ParameterVersion, PolicyRecord, PruneStep, PutRefusal, Replay, Resolution, Result, Role, Rule,
-    StatusTable, StepWrite, StoredAuditRecord, StoredEvent, Tags, TimerRow, User, VersionRunAs,
-    Workflow, WorkflowTask,
+    MetricSeries, MonitorRecord, NewEvent, NewNode, NewParameterVersion, Node, ParamSync,
+    ParamSyncNode, ParameterVersion, PolicyRecord, PruneStep, PutRefusal, Replay, Resolution,
+    Result, Role, Rule, StatusTable, StepWrite, StoredAuditRecord, StoredEvent, Tags, TimerRow,
+    User, VersionRunAs, Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -45,6 +45,7 @@ pub trait Backend:
     + IncidentStore
     + HealStore
     + MetricStore
+    + MonitorStore
     + Send
     + Sync
     + 'static
@@ -67,6 +68,7 @@ impl<T> Backend for T where
         + IncidentStore
         + HealStore
         + MetricStore
+        + MonitorStore
         + Send
         + Sync
         + 'static
@@ -598,7 +600,7 @@ pub trait WorkflowStore: Send + Sync {
 pub mod prelude {
     pub use super::{
         AuditStore as _, Backend as _, CommandStore as _, DocumentStore as _, EventStore as _,
-        IdentityStore as _, InventoryStore as _, Lifecycle as _, NodeStore as _,
+        IdentityStore as _, InventoryStore as _, Lifecycle as _, MonitorStore as _, NodeStore as _,
         WorkflowStore as _,
     };
 }
@@ -989,4 +991,27 @@ pub trait MetricStore: Send + Sync {
     /// latest point is older than `series_before` (with their remaining
     /// points and rollups). Answers the series removed.
     async fn prune_metric_bookkeeping(&self, seqs_before: i64, series_before: i64) -> Result<u64>;
+}
+
+/// Monitors: health checks and log watchers pushed to nodes. Each method is
+/// one transaction.
+#[async_trait]
+pub trait MonitorStore: Send + Sync {
+    /// Write a monitor's next version. `expect_version`: `None` creates
+    /// (false if the name exists), `Some(v)` replaces only version `v`
+    /// (false otherwise).
+    async fn put_monitor(
+        &self,
+        record: &MonitorRecord,
+        expect_version: Option<i64>,
+    ) -> Result<bool>;
+
+    async fn monitor(&self, name: &str) -> Result<Option<MonitorRecord>>;
+
+    /// Every monitor, by name.
+    async fn list_monitors(&self) -> Result<Vec<MonitorRecord>>;
+
+    /// Delete a monitor (only at `expect_version` when given); false if
+    /// nothing was deleted.
+    async fn delete_monitor(&self, name: &str, expect_version: Option<i64>) -> Result<bool>;
 }

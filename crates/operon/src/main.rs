@@ -174,6 +174,22 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::associations::AssociationsCmd,
     },
+    /// Health checks the agents run: HTTP, TCP, systemd unit, process,
+    /// command (metrics check.healthy, check.latency_ms).
+    Checks {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::checks::ChecksCmd,
+    },
+    /// Log watchers the agents run: count lines of a file or the journal
+    /// matching a pattern (metric log.matches).
+    LogWatchers {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::checks::LogWatchersCmd,
+    },
     /// What each node looks like against its associations.
     Compliance {
         #[command(flatten)]
@@ -288,6 +304,8 @@ fn main() -> ExitCode {
         Command::Incidents { client, cmd } => cli::heal::incidents(&client, cmd),
         Command::Associations { client, cmd } => cli::associations::associations(&client, cmd),
         Command::Compliance { client, cmd } => cli::associations::compliance(&client, cmd),
+        Command::Checks { client, cmd } => cli::checks::checks(&client, cmd),
+        Command::LogWatchers { client, cmd } => cli::checks::log_watchers(&client, cmd),
         Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),
         Command::Rules { client, cmd } => cli::rules::rules(&client, cmd),
         Command::Dlq { client, cmd } => cli::dlq::dlq(&client, cmd),

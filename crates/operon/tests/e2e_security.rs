@@ -425,6 +425,15 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
         ("GET", "/v1/incidents/inc-1", json!({})),
         ("POST", "/v1/incidents/inc-1/ack", json!({})),
         ("POST", "/v1/incidents/inc-1/resolve", json!({})),
+        (
+            "PUT",
+            "/v1/monitors/m1",
+            json!({"kind": "check", "targets": ["all"],
+                   "probe": {"type": "tcp", "host": "127.0.0.1", "port": 22}}),
+        ),
+        ("GET", "/v1/monitors", json!({})),
+        ("GET", "/v1/monitors/m1", json!({})),
+        ("DELETE", "/v1/monitors/m1", json!({})),
     ];
     table
         .into_iter()
@@ -587,6 +596,7 @@ fn snapshot(fleet: &Fleet) -> Value {
         "/v1/access-keys",
         "/v1/associations",
         "/v1/compliance",
+        "/v1/monitors",
         "/v1/inventory?type=users",
         "/v1/alarms",
         "/v1/heals",

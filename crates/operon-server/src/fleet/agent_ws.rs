@@ -293,6 +293,14 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
         heartbeat_secs: state.config.heartbeat_secs,
     };
     let _ = tx.send(Outbound::Message(welcome)).await;
+    // After the Welcome: the push loop sends this new session its monitor set.
+    if state
+        .hub
+        .supports(&node.id, operon_proto::CAPABILITY_MONITORS)
+        == Some(true)
+    {
+        state.coordination.notify(Topic::Monitors);
+    }
     let result = async {
         resend_in_progress(&state, &node.id, &tx).await?;
         state.coordination.notify(Topic::Dispatch);

@@ -134,6 +134,16 @@ impl Hub {
         }
     }
 
+    /// Node ids and session ids of the live sessions that announced
+    /// `capability`.
+    pub fn sessions_with(&self, capability: &str) -> Vec<(String, u64)> {
+        self.lock()
+            .iter()
+            .filter(|(_, s)| !s.tx.is_closed() && s.capabilities.iter().any(|c| c == capability))
+            .map(|(node_id, s)| (node_id.clone(), s.id))
+            .collect()
+    }
+
     pub fn connected_count(&self) -> usize {
         self.lock().len()
     }

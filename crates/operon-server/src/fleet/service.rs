@@ -129,6 +129,8 @@ impl FleetService<'_> {
         self.authorize_node(principal, "nodes:Tag", &node).await?;
         principal.note("tags", serde_json::to_value(&node.tags).unwrap_or_default());
         self.store.set_node_tags(&node.id, &node.tags).await?;
+        // Tags target monitors and decide their authorization.
+        self.coordination.notify(Topic::Monitors);
         Ok(self.view(node))
     }
 

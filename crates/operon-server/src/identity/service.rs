@@ -60,6 +60,7 @@ pub const ACTOR_KINDS: &[&str] = &[
     "association",
     "window",
     "alarm",
+    "monitor",
     "role",
     "webhook",
 ];

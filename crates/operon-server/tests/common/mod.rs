@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own part of it
 
 pub mod fleet;
+pub mod raw_agent;
 
 use std::time::{Duration, Instant};
 

@@ -82,6 +82,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(13, "0013_inventory.sql"),
     migration!(14, "0014_associations.sql"),
     migration!(15, "0015_metrics.sql"),
+    migration!(16, "0016_monitors.sql"),
     migration!(17, "0017_alarms.sql"),
     migration!(18, "0018_heal.sql"),
 ];

@@ -22,6 +22,7 @@ mod identity;
 mod inventory;
 mod metrics;
 pub(crate) mod migrations;
+mod monitors;
 mod nodes;
 mod params;
 mod workflows;
