@@ -492,6 +492,6 @@ mod tests {
         assert!(!off.iter().any(|c| c == operon_proto::CAPABILITY_METRICS));
         assert!(!off.iter().any(|c| c == operon_proto::CAPABILITY_MONITORS));
         assert_eq!(on.len(), operon_proto::AGENT_CAPABILITIES.len());
-        assert_eq!(off.len() + 1, on.len());
+        assert_eq!(off.len() + 2, on.len());
     }
 }

@@ -741,7 +741,10 @@ async fn a_monitor_set_from_the_server_runs_its_checks_until_replaced() {
     let marks = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, agent) = spawn_agent(config(&url, state.path()));
+    // Monitors report through metrics: announced only with metrics on.
+    let mut with_metrics = config(&url, state.path());
+    with_metrics.metrics_interval = Duration::from_secs(1);
+    let (stop, agent) = spawn_agent(with_metrics);
     serve_enrollment(&listener).await;
     let mut ws = accept_link(&listener).await;
     let hello = recv(&mut ws).await;
@@ -801,6 +804,23 @@ async fn a_monitor_set_from_the_server_runs_its_checks_until_replaced() {
     tokio::time::timeout(WAIT, ran)
         .await
         .expect("the check ran");
+    // Its result travels in the node's metric batches.
+    let healthy = async {
+        loop {
+            if let AgentMessage::Metrics(batch) = recv(&mut ws).await
+                && batch.points.iter().any(|p| {
+                    p.name == "check.healthy"
+                        && p.dimensions.get("check").map(String::as_str) == Some("marker")
+                        && p.value == 1.0
+                })
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, healthy)
+        .await
+        .expect("check.healthy in a metric batch");
     // An empty set stops it.
     send(&mut ws, &ServerMessage::Monitors(Default::default())).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

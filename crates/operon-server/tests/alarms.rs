@@ -199,7 +199,10 @@ async fn missing_data_set_state_composites_and_their_events() {
     let (status, _) = fleet.call("GET", "/v1/alarms/both", None).await;
     assert_eq!(status, 404);
     let kept = fleet.ok("GET", "/v1/alarms/both/history", None).await;
-    assert_eq!(kept[0]["state"], "ALARM", "{kept}");
+    assert!(
+        kept.as_array().unwrap().iter().any(|h| h["state"] == "ALARM"),
+        "{kept}"
+    );
     let (status, _) = fleet.call("GET", "/v1/alarms/never/history", None).await;
     assert_eq!(status, 404);
 }

@@ -1,5 +1,5 @@
 -- Alarms (issue 14): definitions, the state of each alarm (one row per node
--- for an alarm templated over nodes; node_id '' for one that is not), and
+-- for an alarm templated over nodes, node_id '' for one that is not), and
 -- the history of state changes. A history row is an outbox entry too: its
 -- event is put on the bus after the row is committed and `published` set
 -- once it is, so a crash in between puts it at the next start.

@@ -4,7 +4,7 @@
 -- instance goes to ALARM (in the same transaction as the state change),
 -- recovered when it returns to OK, resolved by a person. Its timeline is
 -- `incident_events`. A heal starts a runbook for incidents of the alarms it
--- names; each attempt is a `heal_runs` row written before its execution
+-- names. Each attempt is a `heal_runs` row written before its execution
 -- starts (the execution is named after the row, so a restart never starts
 -- a second one for the same attempt).
 CREATE TABLE incidents (

@@ -274,7 +274,19 @@ impl AgentProcess {
         name: &str,
         tags: &[&str],
     ) -> AgentProcess {
-        Self::launch(server, enroll_token, state_dir, name, tags, None)
+        Self::launch(server, enroll_token, state_dir, name, tags, None, &[])
+    }
+
+    /// Start with extra `operon agent` arguments (`--metrics-interval-secs 1`).
+    pub fn start_with_args(
+        server: &ServerProcess,
+        enroll_token: &str,
+        state_dir: &Path,
+        name: &str,
+        tags: &[&str],
+        extra: &[&str],
+    ) -> AgentProcess {
+        Self::launch(server, enroll_token, state_dir, name, tags, None, extra)
     }
 
     /// Start with `--host-root DIR`: the files it keeps in sync land below
@@ -287,7 +299,15 @@ impl AgentProcess {
         tags: &[&str],
         host_root: &Path,
     ) -> AgentProcess {
-        Self::launch(server, enroll_token, state_dir, name, tags, Some(host_root))
+        Self::launch(
+            server,
+            enroll_token,
+            state_dir,
+            name,
+            tags,
+            Some(host_root),
+            &[],
+        )
     }
 
     fn launch(
@@ -297,6 +317,7 @@ impl AgentProcess {
         name: &str,
         tags: &[&str],
         host_root: Option<&Path>,
+        extra: &[&str],
     ) -> AgentProcess {
         let mut cmd = operon();
         cmd.args([
@@ -319,6 +340,7 @@ impl AgentProcess {
         if let Some(root) = host_root {
             cmd.arg("--host-root").arg(root);
         }
+        cmd.args(extra);
         // Pinned at enrollment; a restart relies on the stored pin.
         if let Some(fingerprint) = &server.fingerprint {
             cmd.args(["--server-fingerprint", fingerprint]);
