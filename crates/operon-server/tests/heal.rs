@@ -91,7 +91,10 @@ async fn a_heal_repairs_and_the_incident_is_confirmed_with_its_timeline() {
         )
         .await;
     fleet
-        .capture_events("heal-events", json!({"source": ["operon.heal"]}))
+        .capture_events(
+            "heal-events",
+            json!({"source": ["operon.heal", "operon.incidents"]}),
+        )
         .await;
 
     set_state(&fleet, "app-errors-web", "ALARM").await;
@@ -152,12 +155,14 @@ async fn a_heal_repairs_and_the_incident_is_confirmed_with_its_timeline() {
         .await;
     assert_eq!(resolved["status"], "resolved");
     assert_eq!(resolved["acknowledged_by"], "admin");
-    let events = fleet.captured_events("heal-events", 4).await;
+    let events = fleet.captured_events("heal-events", 6).await;
     let types: Vec<&str> = events
         .iter()
         .map(|e| e["detail-type"].as_str().unwrap())
         .collect();
     for expected in [
+        "Incident Opened",
+        "Incident Recovered",
         "Heal Started",
         "Heal Confirmed",
         "Incident Acknowledged",

@@ -49,6 +49,7 @@ pub async fn publish_pending(state: &AppState) {
         let count = rows.len();
         match publish(state, &rows).await {
             Ok(()) => {
+                incident_events(state, &rows).await;
                 let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
                 if let Err(e) = state.store.mark_alarm_history_published(&ids).await {
                     tracing::warn!(error = %e, "marking alarm events put failed");
@@ -176,4 +177,40 @@ fn configuration(record: &AlarmRecord, node_name: Option<&str>) -> Value {
     }]);
     configuration["kind"] = json!(spec.kind.as_deref().unwrap_or("threshold"));
     configuration
+}
+
+/// "Incident Opened" for a change to ALARM (the change opened it, in the
+/// same transaction) and "Incident Recovered" for a change to OK that
+/// recovered one.
+async fn incident_events(state: &AppState, rows: &[AlarmHistoryRow]) {
+    for row in rows {
+        let detail_type = match row.state.as_str() {
+            "ALARM" => "Incident Opened",
+            "OK" => "Incident Recovered",
+            _ => continue,
+        };
+        let filter = operon_store::IncidentFilter {
+            alarm: Some(row.alarm.clone()),
+            node_id: Some(row.node_id.clone()),
+            limit: 1,
+            ..Default::default()
+        };
+        let Ok(newest) = state.store.incidents(&filter).await else {
+            continue;
+        };
+        let Some(incident) = newest.first() else {
+            continue;
+        };
+        let caused = match detail_type {
+            "Incident Opened" => incident.opened_at == row.at,
+            _ => incident.recovered_at == Some(row.at),
+        };
+        if !caused {
+            continue;
+        }
+        if let Ok(Some(view)) = crate::heal::runner::incident_view(state, &incident.id).await {
+            let extra = json!({"alarm": row.alarm, "state": row.state, "reason": row.reason});
+            crate::heal::runner::put_event(state, detail_type, &view, extra).await;
+        }
+    }
 }

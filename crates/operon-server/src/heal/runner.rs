@@ -39,6 +39,8 @@ use crate::{AppState, now_millis};
 const LEASE: &str = "heals";
 const TICK: Duration = Duration::from_secs(1);
 pub const EVENT_SOURCE: &str = "operon.heal";
+/// The source of incident events (opened, recovered, acknowledged, resolved).
+pub const INCIDENT_SOURCE: &str = "operon.incidents";
 /// Open incidents looked at per pass.
 const OPEN_INCIDENTS: i64 = 1000;
 
@@ -460,7 +462,10 @@ async fn post_escalation(
     }
 }
 
-async fn incident_view(state: &AppState, id: &str) -> ServiceResult<Option<IncidentView>> {
+pub(crate) async fn incident_view(
+    state: &AppState,
+    id: &str,
+) -> ServiceResult<Option<IncidentView>> {
     let Some(incident) = state.store.incident(id).await? else {
         return Ok(None);
     };
@@ -486,9 +491,15 @@ async fn incident_view(state: &AppState, id: &str) -> ServiceResult<Option<Incid
     }))
 }
 
-/// Put one `operon.heal` event about an incident. Best effort, like the
+/// Put one event about an incident: `Heal ...` ones from `operon.heal`,
+/// `Incident ...` ones from `operon.incidents`. Best effort, like the
 /// server's other operational events.
 pub async fn put_event(state: &AppState, detail_type: &str, incident: &IncidentView, extra: Value) {
+    let source = if detail_type.starts_with("Incident") {
+        INCIDENT_SOURCE
+    } else {
+        EVENT_SOURCE
+    };
     let mut resources = vec![
         format!("incident/{}", incident.id),
         format!("alarm/{}", incident.alarm),
@@ -498,7 +509,7 @@ pub async fn put_event(state: &AppState, detail_type: &str, incident: &IncidentV
     }
     let detail = json!({"incident": incident, "detail": extra});
     let entry = PutEntry {
-        source: Some(EVENT_SOURCE.into()),
+        source: Some(source.into()),
         detail_type: Some(detail_type.into()),
         detail: Some(detail.to_string()),
         resources,
