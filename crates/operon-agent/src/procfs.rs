@@ -25,6 +25,10 @@ pub struct ProcStat {
     pub state: char,
     pub pgid: i32,
     pub start_time: u64,
+    /// CPU time in user and kernel mode, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Resident set size, in pages.
+    pub rss_pages: u64,
 }
 
 /// Parse the text of `/proc/<pid>/stat`. The command name (field 2) may hold
@@ -37,6 +41,8 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         state: fields.first()?.chars().next()?,
         pgid: fields.get(2)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
+        cpu_ticks: fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?,
+        rss_pages: fields.get(21)?.parse().ok()?,
     })
 }
 
@@ -113,11 +119,13 @@ mod tests {
 
     #[test]
     fn stat_fields_are_counted_after_the_command_name() {
-        let text = "4242 (sh (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 2437120 200 18446744073709551615";
+        let text = "4242 (sh (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0 987654 2437120 200 18446744073709551615";
         let stat = parse_stat(text).unwrap();
         assert_eq!(stat.state, 'S');
         assert_eq!(stat.pgid, 4242);
         assert_eq!(stat.start_time, 987654);
+        assert_eq!(stat.cpu_ticks, 7 + 5);
+        assert_eq!(stat.rss_pages, 200);
     }
 
     #[test]

@@ -25,6 +25,21 @@ pub struct UserAccount {
 }
 
 /// The effective user id of this process.
+/// Clock ticks per second (`USER_HZ`), the unit of a process's CPU times
+/// in `/proc/<pid>/stat`; 100 if the system does not say.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes a plain integer and returns one.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100)
+}
+
+/// The memory page size in bytes, the unit of `rss` in `/proc/<pid>/stat`.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf takes a plain integer and returns one.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
+}
+
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }

@@ -462,3 +462,41 @@ async fn a_check_removed_from_the_set_mid_run_loses_its_command() {
         .await
         .expect("the removed check's command was killed");
 }
+
+#[tokio::test]
+async fn a_process_check_reports_what_its_processes_use() {
+    // A busy shell under a name of its own, twice.
+    let dir = tempfile::tempdir().unwrap();
+    let busy = dir.path().join("opmon-busy");
+    std::fs::copy("/bin/sh", &busy).unwrap();
+    let spawn = || {
+        tokio::process::Command::new(&busy)
+            .args(["-c", "while :; do :; done"])
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let (_a, _b) = (spawn(), spawn());
+    let (tx, mut rx) = mpsc::channel(256);
+    let mut monitors = Monitors::new(tx, Duration::from_millis(200));
+    monitors.apply(MonitorSet {
+        checks: vec![check(
+            "busy",
+            Probe::Process {
+                name: "opmon-busy".into(),
+            },
+        )],
+        watchers: vec![],
+        shipped: Vec::new(),
+    });
+    let count = next_of(&mut rx, "process.count", "check", "busy").await;
+    assert_eq!(count.value, 2.0);
+    let rss = next_of(&mut rx, "process.rss_bytes", "check", "busy").await;
+    assert!(rss.value > 100_000.0, "two shells use memory: {rss:?}");
+    assert_eq!(rss.unit.as_deref(), Some("Bytes"));
+    // From the second run on: two busy loops, on a machine with at least
+    // one core, use more than half a core between them.
+    let cpu = next_of(&mut rx, "process.cpu_percent", "check", "busy").await;
+    assert!(cpu.value > 50.0, "{cpu:?}");
+    assert_eq!(cpu.unit.as_deref(), Some("Percent"));
+}

@@ -1,5 +1,8 @@
 //! One health check's task: run the probe every `interval_secs`, bounded by
-//! `timeout_secs`, and emit `check.healthy` and `check.latency_ms`.
+//! `timeout_secs`, and emit `check.healthy` and `check.latency_ms`. A
+//! process check also reports what the processes it names use:
+//! `process.count`, `process.rss_bytes` and `process.cpu_percent` (of one
+//! core, summed over them; from the second run on).
 
 use std::time::Duration;
 
@@ -66,6 +69,7 @@ pub async fn run_check(check: HealthCheck, probe: ReadyProbe, points: mpsc::Send
     let mut ticker = tokio::time::interval(secs_at_least_one(check.interval_secs));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_failure: Option<String> = None;
+    let mut last_usage: Option<(probes::ProcessUsage, Instant)> = None;
     loop {
         ticker.tick().await;
         let started = Instant::now();
@@ -99,6 +103,13 @@ pub async fn run_check(check: HealthCheck, probe: ReadyProbe, points: mpsc::Send
         if sent.await.is_err() {
             return; // nobody takes points any more: the agent is stopping
         }
+        if let ReadyProbe::Process(name) = &probe
+            && send_usage(&check.name, name, &mut last_usage, &points)
+                .await
+                .is_err()
+        {
+            return;
+        }
     }
 }
 
@@ -117,4 +128,53 @@ fn log_transition(name: &str, result: &ProbeResult, last_failure: &mut Option<St
         }
         Err(_) => {}
     }
+}
+
+/// Report what the processes called `name` use.
+async fn send_usage(
+    check: &str,
+    name: &str,
+    last: &mut Option<(probes::ProcessUsage, Instant)>,
+    points: &mpsc::Sender<MetricPoint>,
+) -> Result<(), mpsc::error::SendError<MetricPoint>> {
+    let wanted = name.to_owned();
+    let Ok(usage) = tokio::task::spawn_blocking(move || probes::process_usage(&wanted)).await
+    else {
+        return Ok(());
+    };
+    let now = Instant::now();
+    let page = crate::sys::page_size();
+    points
+        .send(point(
+            "process.count",
+            "check",
+            check,
+            usage.count as f64,
+            "Count",
+        ))
+        .await?;
+    points
+        .send(point(
+            "process.rss_bytes",
+            "check",
+            check,
+            (usage.rss_pages * page) as f64,
+            "Bytes",
+        ))
+        .await?;
+    let cpu = last.and_then(|(before, at)| {
+        probes::cpu_percent(
+            before.cpu_ticks,
+            usage.cpu_ticks,
+            now.duration_since(at).as_secs_f64(),
+            crate::sys::clock_ticks_per_second(),
+        )
+    });
+    if let Some(cpu) = cpu {
+        points
+            .send(point("process.cpu_percent", "check", check, cpu, "Percent"))
+            .await?;
+    }
+    *last = Some((usage, now));
+    Ok(())
 }

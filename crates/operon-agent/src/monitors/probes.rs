@@ -92,6 +92,51 @@ pub fn find_process(name: &str) -> Option<i32> {
         })
 }
 
+/// What the processes called `name` use, summed over all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProcessUsage {
+    pub count: u64,
+    /// User and kernel CPU time, in clock ticks.
+    pub cpu_ticks: u64,
+    pub rss_pages: u64,
+}
+
+/// Scan `/proc` for every live process called `name`.
+pub fn process_usage(name: &str) -> ProcessUsage {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return ProcessUsage::default();
+    };
+    let mut usage = ProcessUsage::default();
+    for pid in dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        let Some(stat) = procfs::stat_of(pid).filter(|s| s.state != 'Z' && s.state != 'X') else {
+            continue;
+        };
+        let comm = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if process_matches(name, &comm, &cmdline) {
+            usage.count += 1;
+            usage.cpu_ticks += stat.cpu_ticks;
+            usage.rss_pages += stat.rss_pages;
+        }
+    }
+    usage
+}
+
+/// CPU use between two scans in percent of one core: `None` when there is
+/// no earlier scan, no time passed, or the total went down (a process
+/// exited or restarted, so the difference means nothing).
+pub fn cpu_percent(
+    before: u64,
+    after: u64,
+    elapsed_secs: f64,
+    ticks_per_second: u64,
+) -> Option<f64> {
+    if elapsed_secs <= 0.0 || after < before || ticks_per_second == 0 {
+        return None;
+    }
+    Some((after - before) as f64 / ticks_per_second as f64 / elapsed_secs * 100.0)
+}
+
 /// Healthy when a TCP connection to `host:port` opens.
 pub async fn tcp(host: &str, port: u16) -> ProbeResult {
     tokio::net::TcpStream::connect((host, port))
@@ -247,6 +292,26 @@ pub async fn command(script: &str, run_as: &str) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_percent_of_one_core() {
+        assert_eq!(cpu_percent(100, 150, 1.0, 100), Some(50.0));
+        assert_eq!(
+            cpu_percent(100, 500, 2.0, 100),
+            Some(200.0),
+            "two cores busy"
+        );
+        assert_eq!(cpu_percent(150, 100, 1.0, 100), None, "a process exited");
+        assert_eq!(cpu_percent(100, 150, 0.0, 100), None);
+    }
+
+    #[test]
+    fn this_process_uses_memory_and_is_counted() {
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let usage = process_usage(comm.trim());
+        assert!(usage.count >= 1, "{usage:?}");
+        assert!(usage.rss_pages > 0, "{usage:?}");
+    }
 
     #[test]
     fn process_names_match_comm_or_first_argument() {
