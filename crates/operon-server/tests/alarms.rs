@@ -282,3 +282,32 @@ async fn evaluation_acts_as_the_author_node_by_node() {
     let listed = fleet.call_as(&reader, "GET", "/v1/alarms", None).await;
     assert_eq!(listed.1.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_composite_alarm_reads_only_alarms_its_author_may_read() {
+    let fleet = Fleet::start(&[("web-1", "web")]).await;
+    fleet
+        .ok(
+            "PUT",
+            "/v1/alarms/secret-cpu",
+            Some(json!({"metric": "cpu.used", "threshold": 90, "node": "web-1"})),
+        )
+        .await;
+    let token = fleet
+        .user_token(
+            "composer",
+            json!([{"Effect": "Allow", "Action": ["alarms:Put", "alarms:Get"], "Resource": "alarm/mine-*"}]),
+        )
+        .await;
+    let (status, body) = fleet
+        .call_as(
+            &token,
+            "PUT",
+            "/v1/alarms/mine-peek",
+            Some(json!({"kind": "composite", "rule": "ALARM(\"secret-cpu\")"})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = fleet.call("GET", "/v1/alarms/mine-peek", None).await;
+    assert_eq!(status, 404, "nothing written");
+}

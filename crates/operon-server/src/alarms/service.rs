@@ -134,6 +134,13 @@ impl AlarmService<'_> {
             Scope::None => {}
         }
         if let Kind::Composite(rule) = &definition.kind {
+            // A composite reveals the states it reads: its author must be
+            // allowed to read each of them (asked first: a refusal tells
+            // nothing about whether the alarm exists).
+            for reference in rule.names() {
+                let alarm = alarm_part(reference);
+                check_action(&self.state.audit, principal, "alarms:Get", &resource(alarm)).await?;
+            }
             self.check_rule(name, rule).await?;
         }
         if let Some(role) = &spec.role {
