@@ -84,10 +84,6 @@ impl Drop for App {
     }
 }
 
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/heal")
-}
-
 fn ok(server: &ServerProcess, args: &[&str]) -> String {
     let out = server.cli(args);
     assert!(
@@ -113,28 +109,9 @@ fn setup(dir: &Path, port: u16) -> (ServerProcess, AgentProcess) {
         &["--metrics-interval-secs", "1"],
     );
     server.wait_online(&["app-1"]);
-    let document = examples().join("restart-service.document.json");
-    let runbook = examples().join("restart-service.asl.json");
-    ok(
-        &server,
-        &[
-            "documents",
-            "create",
-            "operon-restart-service",
-            "--file",
-            document.to_str().unwrap(),
-        ],
-    );
-    ok(
-        &server,
-        &[
-            "workflows",
-            "create",
-            "restart-service",
-            "--definition",
-            runbook.to_str().unwrap(),
-        ],
-    );
+    // The shipped runbook (examples/heal, built into the binary).
+    let installed = ok(&server, &["heal", "install-runbook"]);
+    assert!(installed.contains("runbook restart-service"), "{installed}");
     let log = dir.join("app/app.log");
     ok(
         &server,

@@ -11,6 +11,14 @@ use super::client::{Answer, Client, ClientArgs, key_value, runtime, to_json};
 use super::client_params::encode;
 use super::output::{esc, millis, print_json, table};
 
+/// The ready runbook for the common heal (restart a service, check it is
+/// active and healthy), as shipped in examples/heal and tested there.
+const RESTART_DOCUMENT: &str =
+    include_str!("../../../../examples/heal/restart-service.document.json");
+const RESTART_RUNBOOK: &str = include_str!("../../../../examples/heal/restart-service.asl.json");
+const RESTART_DOCUMENT_NAME: &str = "operon-restart-service";
+const RESTART_RUNBOOK_NAME: &str = "restart-service";
+
 #[derive(clap::Subcommand)]
 pub enum HealCmd {
     /// Create or replace a heal: on ALARM start the runbook, then wait for OK.
@@ -39,6 +47,13 @@ pub enum HealCmd {
         #[arg(long, default_value = "event")]
         escalate: String,
         /// The role attempts act as (roles:Pass); yourself when absent.
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Install the ready restart runbook: the document operon-restart-service
+    /// and the workflow restart-service (examples/heal, built in).
+    InstallRunbook {
+        /// The role the runbook's executions act as (roles:Pass); you when absent.
         #[arg(long)]
         role: Option<String>,
     },
@@ -228,6 +243,31 @@ pub fn heal(args: &ClientArgs, cmd: HealCmd) -> Result<ExitCode> {
                         h.version,
                         esc(&h.spec.alarm),
                         esc(&h.spec.workflow)
+                    );
+                }
+            }
+            HealCmd::InstallRunbook { role } => {
+                let document: Value = serde_json::from_str(RESTART_DOCUMENT)?;
+                let definition: Value = serde_json::from_str(RESTART_RUNBOOK)?;
+                let created = client
+                    .create_document(&operon_api::documents::CreateDocument {
+                        name: RESTART_DOCUMENT_NAME.into(),
+                        content: document,
+                    })
+                    .await?;
+                let workflow = client
+                    .create_workflow(&operon_api::workflows::CreateWorkflow {
+                        name: RESTART_RUNBOOK_NAME.into(),
+                        definition,
+                        role,
+                    })
+                    .await?;
+                if args.json {
+                    print_json(&serde_json::json!({"document": created.json, "workflow": workflow.json}));
+                } else {
+                    println!(
+                        "installed document {RESTART_DOCUMENT_NAME} and runbook {RESTART_RUNBOOK_NAME}: \
+                         operon heal create NAME --alarm ALARM --workflow {RESTART_RUNBOOK_NAME} --param service=UNIT"
                     );
                 }
             }
