@@ -500,3 +500,43 @@ async fn a_process_check_reports_what_its_processes_use() {
     assert!(cpu.value > 50.0, "{cpu:?}");
     assert_eq!(cpu.unit.as_deref(), Some("Percent"));
 }
+
+#[tokio::test]
+async fn a_command_check_that_prints_a_number_is_a_custom_metric() {
+    let (tx, mut rx) = mpsc::channel(256);
+    let mut monitors = Monitors::new(tx, Duration::from_millis(200));
+    let me = current_user();
+    monitors.apply(MonitorSet {
+        checks: vec![
+            check(
+                "queue-depth",
+                Probe::Command {
+                    command: "echo 42; echo done".into(),
+                    run_as: me.clone(),
+                },
+            ),
+            check(
+                "words",
+                Probe::Command {
+                    command: "echo fine".into(),
+                    run_as: me,
+                },
+            ),
+        ],
+        watchers: vec![],
+        shipped: Vec::new(),
+    });
+    let value = next_of(&mut rx, "check.value", "check", "queue-depth").await;
+    assert_eq!(value.value, 42.0);
+    // A check printing no number reports health only.
+    let healthy = next_of(&mut rx, METRIC_CHECK_HEALTHY, "check", "words").await;
+    assert_eq!(healthy.value, 1.0);
+    let again = next_of(&mut rx, METRIC_CHECK_HEALTHY, "check", "words").await;
+    assert_eq!(again.value, 1.0);
+    while let Ok(point) = rx.try_recv() {
+        assert!(
+            !(point.name == "check.value" && point.dimensions["check"] == "words"),
+            "{point:?}"
+        );
+    }
+}

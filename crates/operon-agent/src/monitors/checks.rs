@@ -2,7 +2,9 @@
 //! `timeout_secs`, and emit `check.healthy` and `check.latency_ms`. A
 //! process check also reports what the processes it names use:
 //! `process.count`, `process.rss_bytes` and `process.cpu_percent` (of one
-//! core, summed over them; from the second run on).
+//! core, summed over them; from the second run on). A command check whose
+//! output starts with a number reports it as `check.value`: a custom
+//! metric the agent measures itself.
 
 use std::time::Duration;
 
@@ -47,6 +49,16 @@ impl ReadyProbe {
         })
     }
 
+    /// Run the probe; a command probe also answers the value it printed.
+    pub async fn run_measured(&self) -> (ProbeResult, Option<f64>) {
+        match self {
+            ReadyProbe::Command { script, run_as } => {
+                probes::command_measured(script, run_as).await
+            }
+            other => (other.run().await, None),
+        }
+    }
+
     pub async fn run(&self) -> ProbeResult {
         match self {
             ReadyProbe::Systemd(unit) => probes::systemd(unit).await,
@@ -73,9 +85,12 @@ pub async fn run_check(check: HealthCheck, probe: ReadyProbe, points: mpsc::Send
     loop {
         ticker.tick().await;
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, probe.run()).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        let (result, value) = match tokio::time::timeout(timeout, probe.run_measured()).await {
+            Ok(answer) => answer,
+            Err(_) => (
+                Err(format!("no answer within {} s", timeout.as_secs())),
+                None,
+            ),
         };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         log_transition(&check.name, &result, &mut last_failure);
@@ -102,6 +117,14 @@ pub async fn run_check(check: HealthCheck, probe: ReadyProbe, points: mpsc::Send
         };
         if sent.await.is_err() {
             return; // nobody takes points any more: the agent is stopping
+        }
+        if let Some(value) = value
+            && points
+                .send(point("check.value", "check", &check.name, value, "None"))
+                .await
+                .is_err()
+        {
+            return;
         }
         if let ReadyProbe::Process(name) = &probe
             && send_usage(&check.name, name, &mut last_usage, &points)

@@ -253,6 +253,31 @@ impl Drop for GroupGuard {
 /// running in the background after a normal exit are its own business (its
 /// group id may already name another group by then).
 pub async fn command(script: &str, run_as: &str) -> ProbeResult {
+    command_measured(script, run_as).await.0
+}
+
+/// The most of a command check's output read for its value.
+const VALUE_OUTPUT_LIMIT: u64 = 4096;
+
+/// The value a command check printed: its output's first line, when that
+/// is a finite number (`42`, `0.75`, `-3`), else `None`.
+pub fn printed_value(output: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(output).ok()?;
+    let first = text.lines().next()?.trim();
+    first.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// [`command`], with the value it printed ([`printed_value`]): a command
+/// check is also a custom metric (`check.value`).
+pub async fn command_measured(script: &str, run_as: &str) -> (ProbeResult, Option<f64>) {
+    match run_command(script, run_as).await {
+        Ok((result, output)) => (result, printed_value(&output)),
+        Err(err) => (Err(err), None),
+    }
+}
+
+async fn run_command(script: &str, run_as: &str) -> Result<(ProbeResult, Vec<u8>), String> {
+    use tokio::io::AsyncReadExt;
     let user = resolve_user(Some(run_as))?.ok_or_else(|| format!("no user {run_as}"))?;
     let switches_user = user.uid != sys::effective_uid();
     let env = base_environment(std::env::vars_os(), Some(&user), switches_user);
@@ -261,7 +286,7 @@ pub async fn command(script: &str, run_as: &str) -> ProbeResult {
         .arg(script)
         .current_dir("/")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .env_clear()
         .envs(env);
@@ -280,18 +305,44 @@ pub async fn command(script: &str, run_as: &str) -> ProbeResult {
         pgid,
         exited: false,
     };
-    let status = child.wait().await;
+    // Read (a bounded amount) while waiting, so a chatty command never
+    // blocks on a full pipe.
+    let stdout = child.stdout.take();
+    let read = async {
+        let mut output = Vec::new();
+        if let Some(stdout) = stdout {
+            let _ = stdout
+                .take(VALUE_OUTPUT_LIMIT)
+                .read_to_end(&mut output)
+                .await;
+        }
+        output
+    };
+    let (output, status) = tokio::join!(read, child.wait());
     guard.exited = true;
-    match status {
+    let result = match status {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!("the command ended with {status}")),
         Err(err) => Err(format!("waiting for the command failed: {err}")),
-    }
+    };
+    Ok((result, output))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_printed_value_is_the_first_line_when_it_is_a_number() {
+        assert_eq!(printed_value(b"42\n"), Some(42.0));
+        assert_eq!(printed_value(b" 0.75 \nmore"), Some(0.75));
+        assert_eq!(printed_value(b"-3"), Some(-3.0));
+        assert_eq!(printed_value(b"ok\n12"), None);
+        assert_eq!(printed_value(b"NaN"), None);
+        assert_eq!(printed_value(b"inf"), None);
+        assert_eq!(printed_value(b""), None);
+        assert_eq!(printed_value(&[0xff, 0xfe]), None);
+    }
 
     #[test]
     fn cpu_percent_of_one_core() {
