@@ -261,6 +261,21 @@ fn a_critical_error_is_healed_confirmed_and_written_up() {
     ]);
     let text = matches.to_string();
     assert!(text.contains("app-1") || text.contains("series"), "{text}");
+    // For people: tables.
+    let alarms = ok(&server, &["alarms", "list"]);
+    assert!(
+        alarms.contains("app-errors-app") && alarms.contains("OK"),
+        "{alarms}"
+    );
+    let heal = ok(&server, &["heal", "describe", "restart-app"]);
+    assert!(heal.contains(&id) && heal.contains("confirmed"), "{heal}");
+    let incidents = ok(&server, &["incidents", "list"]);
+    assert!(
+        incidents.contains(&id) && incidents.contains("recovered"),
+        "{incidents}"
+    );
+    let shown = ok(&server, &["incidents", "show", &id]);
+    assert!(shown.contains("heal_started"), "{shown}");
     let history = server.cli_json(&["alarms", "history", "app-errors-app"]);
     let states: Vec<&str> = history
         .as_array()
