@@ -311,3 +311,145 @@ async fn a_composite_alarm_reads_only_alarms_its_author_may_read() {
     let (status, _) = fleet.call("GET", "/v1/alarms/mine-peek", None).await;
     assert_eq!(status, 404, "nothing written");
 }
+
+fn point(name: &str, dims: &[(&str, &str)], at: i64, value: f64) -> operon_proto::MetricPoint {
+    operon_proto::MetricPoint {
+        name: name.into(),
+        dimensions: dims
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        at,
+        value,
+        unit: None,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Threshold, forecast and anomaly alarms on datapoints the server stored
+/// (sent by a hand-written agent, history backdated).
+#[tokio::test]
+async fn alarms_decide_on_stored_datapoints() {
+    let api = common::Api::start().await;
+    let mut agent = common::raw_agent::RawAgent::connect(
+        &api,
+        "db-1",
+        &[("role", "db")],
+        &[operon_proto::CAPABILITY_METRICS],
+    )
+    .await;
+    let now = now_ms();
+    let (minute, hour) = (60_000, 3_600_000);
+    let mut seq = 0;
+    let mut send = |points: Vec<operon_proto::MetricPoint>| {
+        seq += 1;
+        (seq, points)
+    };
+    // The disk fills at 3 %/h: 66 % now, 95 % in about 9.7 h.
+    let disk: Vec<_> = (0..=24)
+        .map(|i| {
+            let at = now - 2 * hour + i * 5 * minute;
+            point(
+                "disk.used_percent",
+                &[("mount", "/")],
+                at,
+                60.0 + 3.0 * (at - (now - 2 * hour)) as f64 / hour as f64,
+            )
+        })
+        .collect();
+    // Three quiet days of requests (10 a minute), then 50 in the last minutes.
+    let mut requests: Vec<_> = (1..=3 * 1440)
+        .map(|i| {
+            point(
+                "app.requests",
+                &[],
+                now - 10 * minute - i * minute,
+                10.0 + (i % 3) as f64,
+            )
+        })
+        .collect();
+    requests.extend((0..10).map(|i| point("app.requests", &[], now - i * 20_000, 50.0)));
+    // A steady series stays within its band.
+    let steady: Vec<_> = (0..3 * 1440 + 10)
+        .map(|i| point("app.latency", &[], now - i * minute, 20.0 + (i % 3) as f64))
+        .collect();
+    let cpu: Vec<_> = (0..12)
+        .map(|i| point("cpu.used", &[], now - i * 10_000, 95.0))
+        .collect();
+    for batch in [disk, cpu]
+        .into_iter()
+        .chain(requests.chunks(2000).map(<[_]>::to_vec))
+        .chain(steady.chunks(2000).map(<[_]>::to_vec))
+    {
+        let (seq, points) = send(batch);
+        agent.send_metrics(seq, points).await;
+    }
+
+    let put = |name: &str, spec: Value| {
+        let path = format!("/v1/alarms/{name}");
+        let api = &api;
+        async move { api.ok("PUT", &path, Some(spec)).await }
+    };
+    put(
+        "cpu-high",
+        json!({"metric": "cpu.used", "threshold": 90, "period": 60, "node": "db-1"}),
+    )
+    .await;
+    put(
+        "disk-soon",
+        json!({"kind": "forecast", "metric": "disk.used_percent",
+        "dimensions": {"mount": "/"}, "threshold": 95, "forecast_horizon": 86_400,
+        "forecast_lookback": 7200, "node": "db-1"}),
+    )
+    .await;
+    put(
+        "disk-later",
+        json!({"kind": "forecast", "metric": "disk.used_percent",
+        "dimensions": {"mount": "/"}, "threshold": 95, "forecast_horizon": 6 * 3600,
+        "forecast_lookback": 7200, "node": "db-1"}),
+    )
+    .await;
+    put(
+        "requests-odd",
+        json!({"kind": "anomaly", "metric": "app.requests", "period": 60,
+        "history_days": 3, "band_width": 3, "node": "db-1"}),
+    )
+    .await;
+    put(
+        "latency-odd",
+        json!({"kind": "anomaly", "metric": "app.latency", "period": 60,
+        "history_days": 3, "band_width": 3, "node": "db-1"}),
+    )
+    .await;
+
+    let decided = |name: &'static str, want: &'static str| {
+        let api = &api;
+        async move {
+            api.get_until(&format!("/v1/alarms/{name}"), |a| a["state"] == want)
+                .await
+        }
+    };
+    decided("cpu-high", "ALARM").await;
+    let soon = decided("disk-soon", "ALARM").await;
+    let reason = soon["instances"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("reaches the threshold 95 in 9.") || reason.contains("in 9.7 h"),
+        "{reason}"
+    );
+    decided("disk-later", "OK").await;
+    let odd = decided("requests-odd", "ALARM").await;
+    let reason = odd["instances"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("outside the expected band"), "{reason}");
+    let band = &odd["instances"][0]["reason_data"]["threshold"];
+    assert!(
+        band["upper"].as_f64().unwrap() < 20.0,
+        "learned from the quiet days: {band}"
+    );
+    decided("latency-odd", "OK").await;
+}

@@ -96,6 +96,26 @@ impl RawAgent {
         }
     }
 
+    /// Send a metric batch and wait for its `MetricsAck` (other frames
+    /// skipped), within 10 s.
+    #[allow(dead_code)] // not every test binary sends metrics
+    pub async fn send_metrics(&mut self, seq: u64, points: Vec<operon_proto::MetricPoint>) {
+        let batch = AgentMessage::Metrics(operon_proto::MetricBatch { seq, points });
+        self.ws
+            .send(operon_proto::encode(&batch).into())
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Some(ServerMessage::MetricsAck { seq: acked }) if acked == seq => return,
+                Some(_) => continue,
+                None => panic!("metric batch {seq} not acknowledged within 10 s"),
+            }
+        }
+    }
+
     /// The next `Monitors` frame (other frames skipped), within 10 s.
     pub async fn monitors(&mut self) -> operon_proto::MonitorSet {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
