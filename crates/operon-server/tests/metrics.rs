@@ -6,9 +6,9 @@
 //! and retention prunes each resolution on its own.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use operon_proto::{AgentMessage, MetricBatch, MetricPoint, ServerMessage};
+use common::raw_agent::RawAgent;
+use operon_proto::MetricPoint;
 use serde_json::{Value, json};
 
 mod common;
@@ -16,95 +16,9 @@ mod common;
 const MIN: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 
-/// An agent speaking the protocol by hand: enrolled (with tags), connected, welcomed.
-struct RawAgent {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-}
-
-impl RawAgent {
-    async fn connect(api: &common::Api, name: &str, tags: &[(&str, &str)]) -> RawAgent {
-        use futures_util::SinkExt;
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let tags = tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let token = api
-            .server
-            .create_enroll_token(tags, 1, Duration::from_secs(60))
-            .await
-            .unwrap();
-        let enrolled: Value = reqwest::Client::new()
-            .post(format!("{}/v1/agent/enroll", api.server.url()))
-            .json(&json!({"enroll_token": token, "name": name, "inventory": operon_proto::Inventory::default()}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let credential = enrolled["credential"].as_str().unwrap();
-        let url = format!(
-            "{}/v1/agent/connect",
-            api.server.url().replacen("http://", "ws://", 1)
-        );
-        let mut request = url.into_client_request().unwrap();
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {credential}").parse().unwrap(),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let mut agent = RawAgent { ws };
-        let hello = AgentMessage::Hello {
-            protocol_version: operon_proto::PROTOCOL_VERSION,
-            inventory: Default::default(),
-            capabilities: vec![operon_proto::CAPABILITY_METRICS.to_string()],
-        };
-        agent
-            .ws
-            .send(operon_proto::encode(&hello).into())
-            .await
-            .unwrap();
-        match agent.next().await {
-            ServerMessage::Welcome { .. } => agent,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    /// Send a batch and wait for its acknowledgement (other frames skipped).
-    async fn send_batch(&mut self, seq: u64, points: Vec<MetricPoint>) {
-        use futures_util::SinkExt;
-        let message = AgentMessage::Metrics(MetricBatch { seq, points });
-        self.ws
-            .send(operon_proto::encode(&message).into())
-            .await
-            .unwrap();
-        loop {
-            match self.next().await {
-                ServerMessage::MetricsAck { seq: acked } => {
-                    assert_eq!(acked, seq);
-                    return;
-                }
-                _ => continue,
-            }
-        }
-    }
-
-    async fn next(&mut self) -> ServerMessage {
-        use futures_util::StreamExt;
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .expect("a frame within 10 s")
-                .unwrap()
-                .unwrap();
-            if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
-                return operon_proto::decode(&text).unwrap();
-            }
-        }
-    }
+/// A hand-written agent announcing metrics: enrolled (with tags), connected, welcomed.
+async fn metered(api: &common::Api, name: &str, tags: &[(&str, &str)]) -> RawAgent {
+    RawAgent::connect(api, name, tags, &[operon_proto::CAPABILITY_METRICS]).await
 }
 
 fn point(name: &str, dims: &[(&str, &str)], at: i64, value: f64) -> MetricPoint {
@@ -142,8 +56,8 @@ fn points(series: &Value, t: i64) -> Vec<(i64, f64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_stored_once_and_queried_per_period_and_per_node() {
     let api = common::Api::start().await;
-    let mut web1 = RawAgent::connect(&api, "web-1", &[("env", "prod")]).await;
-    let mut web2 = RawAgent::connect(&api, "web-2", &[("env", "dev")]).await;
+    let mut web1 = metered(&api, "web-1", &[("env", "prod")]).await;
+    let mut web2 = metered(&api, "web-2", &[("env", "dev")]).await;
     // Two whole minutes starting on a minute boundary, ten minutes ago.
     let t = (now() - 10 * MIN).div_euclid(MIN) * MIN;
     let cpu1: Vec<MetricPoint> = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
@@ -154,7 +68,7 @@ async fn batches_are_stored_once_and_queried_per_period_and_per_node() {
     let mut batch = cpu1.clone();
     batch.push(point("disk.used_percent", &[("mount", "/")], t, 50.0));
     batch.push(point("disk.used_percent", &[("mount", "/var")], t, 70.0));
-    web1.send_batch(u64::MAX - 1, batch.clone()).await;
+    web1.send_metrics(u64::MAX - 1, batch.clone()).await;
 
     // Acknowledged means committed: the alarm evaluator's read sees it at once.
     let state = api.server.state();
@@ -168,8 +82,8 @@ async fn batches_are_stored_once_and_queried_per_period_and_per_node() {
     assert_eq!(raw[0], (t, 10.0));
 
     // The same batch again (a resend after a reconnect): acknowledged, stored once.
-    web1.send_batch(u64::MAX - 1, batch).await;
-    web2.send_batch(7, vec![point("cpu.used", &[], t, 100.0)])
+    web1.send_metrics(u64::MAX - 1, batch).await;
+    web2.send_metrics(7, vec![point("cpu.used", &[], t, 100.0)])
         .await;
     let range = format!("from={t}&to={}", t + 2 * MIN);
     let q = |extra: &str| format!("/v1/metrics/query?metric=cpu.used&period=60&{range}&{extra}");
@@ -269,7 +183,7 @@ async fn batches_are_stored_once_and_queried_per_period_and_per_node() {
     );
 
     // Invalid points are dropped, the rest of the batch stored and acknowledged.
-    web2.send_batch(
+    web2.send_metrics(
         8,
         vec![
             point("cpu used", &[], t + MIN, 1.0),
@@ -330,12 +244,12 @@ async fn batches_are_stored_once_and_queried_per_period_and_per_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limited_user_sees_only_the_nodes_it_may_read() {
     let api = common::Api::start().await;
-    let mut web1 = RawAgent::connect(&api, "web-1", &[("env", "prod")]).await;
-    let mut db1 = RawAgent::connect(&api, "db-1", &[("env", "db")]).await;
+    let mut web1 = metered(&api, "web-1", &[("env", "prod")]).await;
+    let mut db1 = metered(&api, "db-1", &[("env", "db")]).await;
     let t = (now() - 5 * MIN).div_euclid(MIN) * MIN;
-    web1.send_batch(1, vec![point("cpu.used", &[], t, 10.0)])
+    web1.send_metrics(1, vec![point("cpu.used", &[], t, 10.0)])
         .await;
-    db1.send_batch(1, vec![point("cpu.used", &[], t, 90.0)])
+    db1.send_metrics(1, vec![point("cpu.used", &[], t, 90.0)])
         .await;
     let web_only = api
         .user_token(
@@ -400,10 +314,10 @@ async fn a_limited_user_sees_only_the_nodes_it_may_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_prunes_each_resolution_on_its_own() {
     let api = common::Api::start().await;
-    let mut web1 = RawAgent::connect(&api, "web-1", &[]).await;
+    let mut web1 = metered(&api, "web-1", &[]).await;
     let old = (now() - 2 * DAY).div_euclid(3_600_000) * 3_600_000;
     let recent = (now() - 10 * MIN).div_euclid(MIN) * MIN;
-    web1.send_batch(
+    web1.send_metrics(
         1,
         vec![
             point("cpu.used", &[], old, 10.0),
@@ -473,7 +387,7 @@ async fn many_agents_at_once_are_each_acknowledged_and_stored_once() {
     let t = (now() - 30 * MIN).div_euclid(MIN) * MIN;
     let mut agents = Vec::new();
     for i in 0..12 {
-        agents.push(RawAgent::connect(&api, &format!("n-{i}"), &[]).await);
+        agents.push(metered(&api, &format!("n-{i}"), &[]).await);
     }
     // Every agent sends five batches (each twice) at the same time: the
     // writer commits whatever is waiting together.
@@ -483,8 +397,8 @@ async fn many_agents_at_once_are_each_acknowledged_and_stored_once() {
                 let points: Vec<MetricPoint> = (0..20)
                     .map(|m| point(&format!("m.{m}"), &[], t + b * 10_000, (b * 10) as f64))
                     .collect();
-                agent.send_batch(900 + b as u64, points.clone()).await;
-                agent.send_batch(900 + b as u64, points).await;
+                agent.send_metrics(900 + b as u64, points.clone()).await;
+                agent.send_metrics(900 + b as u64, points).await;
             }
         })
     });
