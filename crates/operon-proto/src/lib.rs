@@ -101,6 +101,7 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
     CAPABILITY_INVENTORY,
     CAPABILITY_METRICS,
     CAPABILITY_MONITORS,
+    CAPABILITY_LOGS,
 ];
 
 /// Capability: the agent sends [`AgentMessage::Metrics`] and understands
