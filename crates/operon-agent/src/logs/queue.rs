@@ -177,7 +177,8 @@ mod tests {
             entries: entries(1),
         });
         // (max batches, max bytes, entries per push, kept seqs, dropped entries)
-        let table: &[(usize, usize, &[usize], &[u64], u64)] = &[
+        type Case = (usize, usize, &'static [usize], &'static [u64], u64);
+        let table: &[Case] = &[
             (3, usize::MAX, &[1, 2, 3, 4, 5], &[2, 3, 4], 3),
             (100, 2 * one, &[1, 1, 1], &[1, 2], 1),
             (100, one, &[1, 5], &[1], 1),
