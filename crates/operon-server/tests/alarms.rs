@@ -200,7 +200,10 @@ async fn missing_data_set_state_composites_and_their_events() {
     assert_eq!(status, 404);
     let kept = fleet.ok("GET", "/v1/alarms/both/history", None).await;
     assert!(
-        kept.as_array().unwrap().iter().any(|h| h["state"] == "ALARM"),
+        kept.as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["state"] == "ALARM"),
         "{kept}"
     );
     let (status, _) = fleet.call("GET", "/v1/alarms/never/history", None).await;

@@ -102,6 +102,12 @@ fn may_apply_on(
     actor
         .decide(&node_request(actor, "monitors:Apply", node))
         .map_err(|reason| ("monitors:Apply", reason))?;
+    // Shipping a file's lines to the server reads it: both are needed.
+    if matches!(spec, MonitorSpec::Shipping { .. }) {
+        actor
+            .decide(&node_request(actor, "logs:Ship", node))
+            .map_err(|reason| ("logs:Ship", reason))?;
+    }
     if let Some(user) = validate::command_user(spec) {
         let request = node_request(actor, "commands:Run", node).with(RUN_AS_USER_KEY, [user]);
         actor
@@ -353,12 +359,12 @@ async fn push_pass(state: &AppState, pushed: &mut SentSets) -> ServiceResult<()>
             )
             .await;
         }
-        let (checks, watchers) = (set.checks.len(), set.watchers.len());
+        let (checks, watchers, shipped) = (set.checks.len(), set.watchers.len(), set.shipped.len());
         if state
             .hub
             .send(&node_id, ServerMessage::Monitors(set.clone()))
         {
-            tracing::info!(node = %node.name, checks, watchers, "monitor set pushed");
+            tracing::info!(node = %node.name, checks, watchers, shipped, "monitor set pushed");
             pushed.insert(node_id, (session, set));
         }
     }
@@ -420,6 +426,7 @@ fn set_for(node: &Node, placements: &[Placement]) -> (MonitorSet, Vec<Refusal>) 
         match validate::to_proto(&placement.record.name, &placement.spec) {
             Pushed::Check(check) => set.checks.push(check),
             Pushed::Watcher(watcher) => set.watchers.push(watcher),
+            Pushed::Shipping(shipping) => set.shipped.push(shipping),
         }
     }
     (set, refusals)
