@@ -101,9 +101,10 @@ pub enum LogsCmd {
     Tail {
         #[command(flatten)]
         filter: FilterArgs,
-        /// Lines already stored from this long ago are printed first.
-        #[arg(long, default_value = "0s")]
-        since: String,
+        /// First print the lines stored from this long ago (90s, 30m, 6h);
+        /// without it only lines arriving from now on.
+        #[arg(long)]
+        since: Option<String>,
     },
 }
 
@@ -186,23 +187,26 @@ async fn run_query(client: &Client, args: &ClientArgs, params: LogQueryParams) -
     Ok(())
 }
 
-async fn tail(client: &Client, args: &ClientArgs, filter: FilterArgs, since: String) -> Result<()> {
-    // The first answer starts the cursor: lines since `since` (none by
-    // default: only what arrives from now on).
-    let first = client
-        .query_logs(&LogQueryParams {
-            filter: filter.clone(),
-            since: Some(since),
-            limit: Some(1000),
-            ..LogQueryParams::default()
-        })
-        .await?;
-    print_tail(args, &first.value.entries);
-    let mut cursor = match first.value.cursor {
-        Some(cursor) => cursor,
-        // Nothing stored in the window: start after the newest line.
-        None => newest_id(client, &filter).await?,
-    };
+async fn tail(
+    client: &Client,
+    args: &ClientArgs,
+    filter: FilterArgs,
+    since: Option<String>,
+) -> Result<()> {
+    let mut cursor = newest_id(client, &filter).await?;
+    if let Some(since) = since {
+        let earlier = client
+            .query_logs(&LogQueryParams {
+                filter: filter.clone(),
+                since: Some(since),
+                until: None,
+                after: None,
+                limit: Some(1000),
+            })
+            .await?;
+        print_tail(args, &earlier.value.entries);
+        cursor = cursor.max(earlier.value.cursor.unwrap_or(0));
+    }
     let mut ticker = tokio::time::interval(TAIL_EVERY);
     loop {
         tokio::select! {
