@@ -1,5 +1,8 @@
 //! Health checks and log watchers the server asks the node to run
-//! ([`operon_proto::CAPABILITY_MONITORS`]), reported as metrics.
+//! ([`operon_proto::CAPABILITY_MONITORS`]), reported as metrics, and the
+//! logs it ships (`MonitorSet.shipped`, one [`crate::logs::ship`] task each,
+//! lines into the [`LogSink`] given by [`Monitors::with_log_sink`]; without
+//! one they are skipped).
 //!
 //! [`Monitors::apply`] takes the whole [`MonitorSet`] of a
 //! `ServerMessage::Monitors` frame and makes it the running set: a check or
@@ -54,7 +57,7 @@ pub const METRIC_CHECK_LATENCY: &str = "check.latency_ms";
 /// Lines a watcher matched since its previous datapoint.
 pub const METRIC_LOG_MATCHES: &str = "log.matches";
 
-/// The health checks and log watchers running on this node.
+/// The health checks, log watchers and shipped logs running on this node.
 pub struct Monitors {
     points: mpsc::Sender<MetricPoint>,
     /// How often watchers emit their count.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use operon_api::monitors::{Monitor, MonitorDetail, MonitorNode, MonitorSpec, PutMonitor};
-use operon_proto::{CAPABILITY_MONITORS, MonitorSet, ServerMessage};
+use operon_proto::{CAPABILITY_LOGS, CAPABILITY_MONITORS, MonitorSet, ServerMessage};
 use operon_store::{MonitorRecord, Node};
 
 use super::validate::{self, Pushed};
@@ -216,6 +216,11 @@ impl MonitorService<'_> {
         let record = self.authorized(principal, "monitors:Get", name).await?;
         let spec = spec_of(&record)?;
         let actor = actor_of(self.state, &record).await;
+        // A shipped log needs an agent that ships logs, not only monitors.
+        let capability = match spec {
+            MonitorSpec::Shipping { .. } => CAPABILITY_LOGS,
+            _ => CAPABILITY_MONITORS,
+        };
         let mut nodes = Vec::new();
         for node in targeted_nodes(self.state, &record.targets).await? {
             let verdict = match &actor {
@@ -226,7 +231,8 @@ impl MonitorService<'_> {
             };
             nodes.push(MonitorNode {
                 online: self.state.hub.is_online(&node.id),
-                capable: self.state.hub.supports(&node.id, CAPABILITY_MONITORS) == Some(true),
+                capable: self.state.hub.supports(&node.id, CAPABILITY_MONITORS) == Some(true)
+                    && self.state.hub.supports(&node.id, capability) == Some(true),
                 authorized: verdict.is_ok(),
                 reason: verdict.err(),
                 node_id: node.id,
