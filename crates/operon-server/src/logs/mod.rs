@@ -9,12 +9,12 @@
 //! http.rs        GET /v1/logs
 //! ```
 //!
-//! What a node ships is a monitor of kind `shipping` ([`crate::monitors`]),
+//! What a node ships is a monitor of kind `shipping` (`crate::monitors`),
 //! pushed in `MonitorSet.shipped`.
 //!
 //! Retention: one process prunes (the `logs.retention` lease), every
 //! [`RETENTION_EVERY_MS`], lines older than `ServerConfig::logs_retention_ms`
-//! (7 days by default), [`PRUNE_ROWS_PER_STEP`] lines per transaction.
+//! (7 days by default), `PRUNE_ROWS_PER_STEP` lines per transaction.
 
 pub mod http;
 pub mod service;
