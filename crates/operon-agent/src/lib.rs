@@ -80,6 +80,7 @@ pub mod inventory;
 pub mod inventory_sets;
 pub mod journal;
 mod link;
+pub mod logs;
 pub mod metrics;
 pub mod monitors;
 pub mod output;
@@ -232,6 +233,7 @@ pub async fn run(
         config.inventory_interval,
     );
     let (metrics, metric_sink, metric_events) = start_metrics(&config);
+    let (logs, log_sink, log_events) = start_logs(&config);
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
@@ -246,7 +248,12 @@ pub async fn run(
         inventory_events,
         metrics,
         metric_events,
-        monitors: monitors::Monitors::new(monitor_points(metric_sink), monitor_tick(&config)),
+        monitors: with_log_sink(
+            monitors::Monitors::new(monitor_points(metric_sink), monitor_tick(&config)),
+            log_sink,
+        ),
+        logs,
+        log_events,
         heartbeat_seq: 0,
     };
     let result = agent
@@ -275,6 +282,31 @@ fn start_metrics(
     };
     let (handle, sink, events) = metrics::spawn(sources, config.metrics_interval);
     (Some(handle), sink, events)
+}
+
+/// Start the logs task unless metrics are off (then no log is shipped and
+/// `logs` is not announced: the monitor set carrying the shipped logs comes
+/// only to agents with metrics).
+fn start_logs(
+    config: &AgentConfig,
+) -> (
+    Option<logs::LogsHandle>,
+    Option<logs::LogSink>,
+    mpsc::UnboundedReceiver<AgentMessage>,
+) {
+    if config.metrics_interval.is_zero() {
+        let (_, never) = mpsc::unbounded_channel();
+        return (None, None, never);
+    }
+    let (handle, sink, events) = logs::spawn(logs::FLUSH_EVERY);
+    (Some(handle), Some(sink), events)
+}
+
+fn with_log_sink(monitors: monitors::Monitors, sink: Option<logs::LogSink>) -> monitors::Monitors {
+    match sink {
+        Some(sink) => monitors.with_log_sink(sink),
+        None => monitors,
+    }
 }
 
 /// Where health check and log watcher results go: into the next metric
@@ -467,6 +499,11 @@ struct Agent {
     metric_events: mpsc::UnboundedReceiver<AgentMessage>,
     /// Where `Monitors` goes; its results go to the metric sink.
     monitors: monitors::Monitors,
+    /// Where `Welcome`, `LogsAck` and the end of a link go; `None` with
+    /// metrics off.
+    logs: Option<logs::LogsHandle>,
+    /// `Logs` frames, sent while the link is welcomed.
+    log_events: mpsc::UnboundedReceiver<AgentMessage>,
     heartbeat_seq: u64,
 }
 
@@ -500,6 +537,8 @@ impl Agent {
                         metrics: self.metrics.as_ref(),
                         metric_events: &mut self.metric_events,
                         monitors: &mut self.monitors,
+                        logs: self.logs.as_ref(),
+                        log_events: &mut self.log_events,
                         heartbeat_override: config.heartbeat_secs,
                         heartbeat_seq: &mut self.heartbeat_seq,
                         credential: &mut *credential,
@@ -508,6 +547,9 @@ impl Agent {
                     let end = link::run_link(ws, ctx, shutdown).await;
                     if let Some(metrics) = &self.metrics {
                         metrics.link_lost();
+                    }
+                    if let Some(logs) = &self.logs {
+                        logs.link_lost();
                     }
                     if end.shutdown {
                         return Ok(());
@@ -559,6 +601,8 @@ impl Agent {
                 Some(_) = self.inventory_events.recv() => {}
                 // Still queued in the metrics task: resent after the next Welcome.
                 Some(_) = self.metric_events.recv() => {}
+                // Still queued in the logs task: resent after the next Welcome.
+                Some(_) = self.log_events.recv() => {}
                 Some(result) = self.done.recv() => self.supervisor.on_done(result, &None),
             }
         }

@@ -44,6 +44,7 @@ use crate::error::server_error_message;
 use crate::file_sync::FileSyncHandle;
 use crate::inventory::collect_inventory;
 use crate::inventory_sets::InventoryHandle;
+use crate::logs::LogsHandle;
 use crate::metrics::MetricsHandle;
 use crate::monitors::Monitors;
 use crate::state::StateWatchHandle;
@@ -159,6 +160,11 @@ pub struct LinkContext<'a> {
     pub metric_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     /// Takes `Monitors` (the running set outlives the link).
     pub monitors: &'a mut Monitors,
+    /// Takes `Welcome` and `LogsAck`; `None` with metrics off (then `logs`
+    /// is not announced).
+    pub logs: Option<&'a LogsHandle>,
+    /// `Logs`, sent once the link is welcomed.
+    pub log_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     pub heartbeat_override: Option<u64>,
     pub heartbeat_seq: &'a mut u64,
     /// Replaced (in memory and on disk) when the server rotates it.
@@ -201,6 +207,8 @@ pub async fn run_link(
         metrics: ctx.metrics,
         metric_events: ctx.metric_events,
         monitors: ctx.monitors,
+        logs: ctx.logs,
+        log_events: ctx.log_events,
         control: Some(control_tx),
         heartbeats: heartbeat_tx,
         heartbeat_override: ctx.heartbeat_override,
@@ -225,15 +233,20 @@ pub async fn run_link(
 }
 
 /// What this agent announces: every capability of the build, but `metrics`
-/// only when metrics are on.
+/// (and `monitors` and `logs`, which ride on it) only when metrics are on.
 fn capabilities(metrics_on: bool) -> Vec<String> {
     operon_proto::AGENT_CAPABILITIES
         .iter()
-        // Monitors report through metrics: both or neither.
+        // Monitors report through metrics, and shipped logs come with the
+        // monitor set: all or none.
         .filter(|c| {
             metrics_on
-                || (**c != operon_proto::CAPABILITY_METRICS
-                    && **c != operon_proto::CAPABILITY_MONITORS)
+                || ![
+                    operon_proto::CAPABILITY_METRICS,
+                    operon_proto::CAPABILITY_MONITORS,
+                    operon_proto::CAPABILITY_LOGS,
+                ]
+                .contains(c)
         })
         .map(|c| c.to_string())
         .collect()
@@ -289,6 +302,8 @@ struct Reader<'a> {
     metrics: Option<&'a MetricsHandle>,
     metric_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     monitors: &'a mut Monitors,
+    logs: Option<&'a LogsHandle>,
+    log_events: &'a mut mpsc::UnboundedReceiver<AgentMessage>,
     control: Control,
     heartbeats: mpsc::Sender<AgentMessage>,
     heartbeat_override: Option<u64>,
@@ -355,6 +370,11 @@ impl Reader<'_> {
                         let _ = control.send(event);
                     }
                 }
+                Some(event) = self.log_events.recv(), if self.welcomed => {
+                    if let Some(control) = &self.control {
+                        let _ = control.send(event);
+                    }
+                }
                 () = tick(&mut heartbeat) => {
                     *self.heartbeat_seq += 1;
                     // A heartbeat still queued means the link is slow; one is enough.
@@ -403,6 +423,9 @@ impl Reader<'_> {
                 if let Some(metrics) = self.metrics {
                     metrics.welcomed();
                 }
+                if let Some(logs) = self.logs {
+                    logs.welcomed();
+                }
                 return Some(Duration::from_secs(secs));
             }
             ServerMessage::HeartbeatAck { .. } => {}
@@ -428,7 +451,11 @@ impl Reader<'_> {
                 }
             }
             ServerMessage::Monitors(set) => self.monitors.apply(set),
-            ServerMessage::LogsAck { .. } => {}
+            ServerMessage::LogsAck { seq } => {
+                if let Some(logs) = self.logs {
+                    logs.acknowledged(seq);
+                }
+            }
         }
         None
     }
@@ -491,7 +518,9 @@ mod tests {
         assert!(on.iter().any(|c| c == operon_proto::CAPABILITY_METRICS));
         assert!(!off.iter().any(|c| c == operon_proto::CAPABILITY_METRICS));
         assert!(!off.iter().any(|c| c == operon_proto::CAPABILITY_MONITORS));
+        assert!(!off.iter().any(|c| c == operon_proto::CAPABILITY_LOGS));
+        assert!(on.iter().any(|c| c == operon_proto::CAPABILITY_LOGS));
         assert_eq!(on.len(), operon_proto::AGENT_CAPABILITIES.len());
-        assert_eq!(off.len() + 2, on.len());
+        assert_eq!(off.len() + 3, on.len());
     }
 }

@@ -833,3 +833,71 @@ async fn a_monitor_set_from_the_server_runs_its_checks_until_replaced() {
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();
 }
+
+/// The next `Logs` batch (other frames skipped), within [`WAIT`].
+async fn next_logs(ws: &mut Ws) -> operon_proto::LogBatch {
+    let batch = async {
+        loop {
+            if let AgentMessage::Logs(batch) = recv(ws).await {
+                return batch;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, batch)
+        .await
+        .expect("a Logs batch in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_log_lines_are_resent_after_a_reconnect_until_acknowledged() {
+    let state = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut with_metrics = config(&url, state.path());
+    with_metrics.metrics_interval = Duration::from_secs(1);
+    let (stop, agent) = spawn_agent(with_metrics);
+    serve_enrollment(&listener).await;
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+    send(
+        &mut ws,
+        &ServerMessage::Monitors(operon_proto::MonitorSet {
+            shipped: vec![operon_proto::LogShipping {
+                name: "app".into(),
+                source: operon_proto::LogSource::File {
+                    path: log.display().to_string(),
+                },
+            }],
+            ..Default::default()
+        }),
+    )
+    .await;
+    // The follower starts at the end: let it look, then write.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    std::fs::write(&log, "ERROR shipped once\n").unwrap();
+    let batch = next_logs(&mut ws).await;
+    assert_eq!(batch.entries[0].message, "ERROR shipped once");
+    assert_eq!(batch.entries[0].level.as_deref(), Some("error"));
+
+    // Not acknowledged: sent again, same seq, after the next Welcome.
+    drop(ws);
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+    send(&mut ws, &ServerMessage::Monitors(Default::default())).await;
+    let again = next_logs(&mut ws).await;
+    assert_eq!(again, batch);
+    send(&mut ws, &ServerMessage::LogsAck { seq: batch.seq }).await;
+
+    // Acknowledged: the next link gets nothing of it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(ws);
+    let mut ws = accept_link(&listener).await;
+    welcome(&mut ws).await;
+    let quiet = tokio::time::timeout(Duration::from_secs(3), next_logs(&mut ws)).await;
+    assert!(quiet.is_err(), "an acknowledged batch is not resent");
+    stop.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+}

@@ -94,6 +94,8 @@ pub const ROUTES: &[Route] = &[
     // Metrics
     route("GET", "/v1/metrics/query", "metrics:Get", Handler),
     route("GET", "/v1/metrics/names", "metrics:Get", Handler),
+    // Logs
+    route("GET", "/v1/logs", "logs:Get", Handler),
     route("POST", "/v1/nodes/{key}/tags", "nodes:Tag", Handler),
     route("POST", "/v1/nodes/{key}/revoke", "nodes:Revoke", Handler),
     route(

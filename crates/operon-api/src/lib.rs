@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod heal;
 pub mod identity;
 pub mod inventory;
+pub mod logs;
 pub mod metrics;
 pub mod monitors;
 pub mod openapi;

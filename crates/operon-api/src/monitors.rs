@@ -58,7 +58,7 @@ fn default_timeout() -> u32 {
     DEFAULT_TIMEOUT_SECS
 }
 
-/// A health check or a log watcher, without its name.
+/// A health check, a log watcher or a shipped log, without its name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MonitorSpec {
@@ -78,14 +78,18 @@ pub enum MonitorSpec {
         /// A regular expression (Rust `regex` syntax)
         pattern: String,
     },
+    /// A log the node ships line by line to the server (`GET /v1/logs`);
+    /// pushed only where its actor may `monitors:Apply` and `logs:Ship`
+    Shipping { source: LogSourceSpec },
 }
 
 impl MonitorSpec {
-    /// `check` or `watcher`.
+    /// `check`, `watcher` or `shipping`.
     pub fn kind(&self) -> &'static str {
         match self {
             MonitorSpec::Check { .. } => "check",
             MonitorSpec::Watcher { .. } => "watcher",
+            MonitorSpec::Shipping { .. } => "shipping",
         }
     }
 }

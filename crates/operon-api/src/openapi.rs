@@ -28,7 +28,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::{
     alarms, associations, commands, documents, error, events, fleet, heal, identity, inventory,
-    metrics, monitors, params, workflows,
+    logs, metrics, monitors, params, workflows,
 };
 
 /// The standard errors of an authenticated operation.
@@ -313,6 +313,7 @@ fn api() -> Api {
     heal::describe(&mut api);
     inventory::describe(&mut api);
     metrics::describe(&mut api);
+    logs::describe(&mut api);
     monitors::describe(&mut api);
     api
 }

@@ -64,6 +64,11 @@
 //!   [`ServerMessage::MetricsAck`] once they are stored. Unacknowledged
 //!   batches are kept (a bounded amount, oldest dropped first) and sent again
 //!   after a reconnect; a repeated batch is stored once.
+//! - [`CAPABILITY_LOGS`]: the agent ships the logs named in
+//!   [`MonitorSet::shipped`] line by line in [`AgentMessage::Logs`] batches,
+//!   delivered like metric batches (kept until [`ServerMessage::LogsAck`],
+//!   resent after a reconnect, stored once). Announced with
+//!   [`CAPABILITY_MONITORS`], which brings the set.
 
 use std::collections::BTreeMap;
 
@@ -101,6 +106,7 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
     CAPABILITY_INVENTORY,
     CAPABILITY_METRICS,
     CAPABILITY_MONITORS,
+    CAPABILITY_LOGS,
 ];
 
 /// Capability: the agent sends [`AgentMessage::Metrics`] and understands
@@ -113,7 +119,8 @@ pub const CAPABILITY_METRICS: &str = "metrics";
 pub const CAPABILITY_MONITORS: &str = "monitors";
 
 /// Capability: the agent ships the logs named in [`MonitorSet::shipped`]
-/// as [`AgentMessage::Logs`] and understands [`ServerMessage::LogsAck`].
+/// as [`AgentMessage::Logs`] and understands [`ServerMessage::LogsAck`]
+/// (so it also announces [`CAPABILITY_MONITORS`]).
 pub const CAPABILITY_LOGS: &str = "logs";
 
 /// Capability: the agent sends [`AgentMessage::InventoryReport`] and

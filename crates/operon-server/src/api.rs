@@ -35,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::monitors::http::routes())
         .merge(crate::inventory::http::routes())
         .merge(crate::metrics::http::routes())
+        .merge(crate::logs::http::routes())
         // Layers run last-added first: the token, then the catalogue's check.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -39,6 +39,7 @@ mod identity;
 mod inventory;
 pub mod keyring;
 mod live;
+pub mod logs;
 pub mod metrics;
 mod monitors;
 mod openapi;
@@ -100,6 +101,8 @@ pub struct ServerConfig {
     /// How long metric points (raw) and their 1-minute and 1-hour rollups
     /// are kept (1 day, 15 days, 400 days by default).
     pub metrics_retention: metrics::Retention,
+    /// How long shipped log lines are kept (7 days by default).
+    pub logs_retention_ms: i64,
 }
 
 impl ServerConfig {
@@ -114,6 +117,7 @@ impl ServerConfig {
             max_payload_bytes: operon_asl::engine::DEFAULT_MAX_PAYLOAD_BYTES,
             http_allow: egress::AllowList::default(),
             metrics_retention: metrics::Retention::default(),
+            logs_retention_ms: logs::DEFAULT_RETENTION_MS,
         }
     }
 }
@@ -159,6 +163,8 @@ pub struct AppState {
     pub(crate) writer: writer::AgentWriter,
     /// Group-commits agent metric batches.
     pub(crate) metrics_writer: metrics::writer::MetricsWriter,
+    /// Group-commits agent log batches.
+    pub(crate) logs_writer: logs::writer::LogsWriter,
     pub(crate) hub: fleet::hub::Hub,
     pub(crate) live: live::Live,
     /// The hash-chained audit trail.
@@ -363,6 +369,7 @@ pub async fn start_with_clock(
         events: event_bus,
         writer: writer::AgentWriter::spawn(store.clone()),
         metrics_writer: metrics::writer::MetricsWriter::spawn(store.clone()),
+        logs_writer: logs::writer::LogsWriter::spawn(store.clone()),
         audit,
         store,
         hub: fleet::hub::Hub::new(online_window),
@@ -410,6 +417,7 @@ pub async fn start_with_clock(
     background.push(tokio::spawn(alarms::runner::run(state.clone())));
     background.push(tokio::spawn(heal::runner::run(state.clone())));
     background.push(tokio::spawn(metrics::run(state.clone())));
+    background.push(tokio::spawn(logs::run(state.clone())));
     background.push(tokio::spawn(monitors::service::run(state.clone())));
     match &tls {
         Some(tls) => {

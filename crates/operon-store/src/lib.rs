@@ -20,6 +20,7 @@
 //! | [`WorkflowStore`] | state machines, executions, history, timers, tasks, approvals |
 //! | [`InventoryStore`] | per node and kind: inventory items and the digest of the set |
 //! | [`MetricStore`] | metric series per node, raw points, 1-minute and 1-hour rollups |
+//! | [`LogStore`] | shipped log lines per node, with level ranks, queried and pruned |
 //!
 //! [`Backend`] is all of them together. Signatures carry only this crate's
 //! records, `operon-proto` types, `serde_json::Value` and [`StoreError`]: no
@@ -58,6 +59,7 @@ mod audit;
 mod events;
 mod identity;
 mod inventory;
+mod logs;
 mod metrics;
 mod monitors;
 mod params;
@@ -75,6 +77,7 @@ pub use audit::*;
 pub use events::*;
 pub use identity::*;
 pub use inventory::*;
+pub use logs::*;
 pub use metrics::*;
 pub use monitors::*;
 pub use params::*;

@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 pub const MONITOR_CHECK: &str = "check";
 /// `kind` of a log watcher.
 pub const MONITOR_WATCHER: &str = "watcher";
+/// `kind` of a log the node ships to the server.
+pub const MONITOR_SHIPPING: &str = "shipping";
 
 /// A monitor as stored: what it looks at is the service's JSON (`spec`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MonitorRecord {
     pub name: String,
-    /// [`MONITOR_CHECK`] or [`MONITOR_WATCHER`].
+    /// [`MONITOR_CHECK`], [`MONITOR_WATCHER`] or [`MONITOR_SHIPPING`].
     pub kind: String,
     pub spec: serde_json::Value,
     /// Target strings (`tag:KEY=VALUE`, node names, `inventory:...`).

@@ -40,6 +40,7 @@ macro_rules! store_suite {
             alarm_states_change_once_and_their_history_is_an_outbox,
             metric_batches_are_stored_once_with_rollups_and_pruned_in_steps,
             concurrent_metric_writers_store_every_point_once,
+            log_batches_are_stored_once_queried_by_filter_and_pruned,
 
             monitors_are_versioned_and_deleted);
     };
@@ -2393,4 +2394,177 @@ pub(crate) async fn monitors_are_versioned_and_deleted(store: DynStore) {
     assert!(store.delete_monitor("app-http", None).await.unwrap());
     assert!(!store.delete_monitor("app-http", None).await.unwrap());
     assert_eq!(store.monitor("app-http").await.unwrap(), None);
+}
+
+fn log_line(at: i64, source: &str, level: Option<&str>, message: &str) -> crate::LogLine {
+    crate::LogLine {
+        at,
+        source: source.into(),
+        level: level.map(str::to_owned),
+        message: message.into(),
+        fields: [("pid".to_owned(), "42".to_owned())].into(),
+    }
+}
+
+pub(crate) async fn log_batches_are_stored_once_queried_by_filter_and_pruned(store: DynStore) {
+    use crate::{LogBatchWrite, LogFilter};
+    let batch = |node: &str, seq: u64, lines: Vec<crate::LogLine>| LogBatchWrite {
+        node_id: node.into(),
+        seq,
+        received_at: 1_000,
+        lines,
+    };
+    let first = batch(
+        "n1",
+        7,
+        vec![
+            log_line(100, "file:/var/log/app.log", Some("error"), "db 100% down"),
+            log_line(200, "file:/var/log/app.log", None, "all good"),
+            log_line(
+                300,
+                "journal:nginx.service",
+                Some("warning"),
+                "slow_upstream",
+            ),
+        ],
+    );
+    let other = batch(
+        "n2",
+        7,
+        vec![log_line(150, "journal:", Some("critical"), "kernel panic")],
+    );
+    let stored = store
+        .write_log_batches(&[first.clone(), other, first.clone()])
+        .await
+        .unwrap();
+    assert_eq!(stored, [true, true, false], "a seq is stored once per node");
+    assert_eq!(store.write_log_batches(&[first]).await.unwrap(), [false]);
+
+    let query = |filter: LogFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .query_logs(&LogFilter {
+                    limit: if filter.limit == 0 { 100 } else { filter.limit },
+                    ..filter
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| l.message)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = store
+        .query_logs(&LogFilter {
+            limit: 100,
+            ..LogFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+    assert_eq!(all[0].fields["pid"], "42");
+    assert_eq!(all[0].level.as_deref(), Some("error"));
+    assert_eq!(all[1].level, None);
+
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for (what, filter, expected) in [
+        (
+            "one node",
+            LogFilter {
+                node_ids: Some(vec!["n2".into()]),
+                ..LogFilter::default()
+            },
+            s(&["kernel panic"]),
+        ),
+        (
+            "no nodes",
+            LogFilter {
+                node_ids: Some(vec![]),
+                ..LogFilter::default()
+            },
+            s(&[]),
+        ),
+        (
+            "error or worse",
+            LogFilter {
+                level: Some("error".into()),
+                ..LogFilter::default()
+            },
+            s(&["db 100% down", "kernel panic"]),
+        ),
+        (
+            "exact source",
+            LogFilter {
+                source: Some("journal:".into()),
+                ..LogFilter::default()
+            },
+            s(&["kernel panic"]),
+        ),
+        (
+            "source prefix",
+            LogFilter {
+                source: Some("journal:*".into()),
+                ..LogFilter::default()
+            },
+            s(&["slow_upstream", "kernel panic"]),
+        ),
+        (
+            "time window",
+            LogFilter {
+                since: Some(150),
+                until: Some(300),
+                ..LogFilter::default()
+            },
+            s(&["all good", "kernel panic"]),
+        ),
+        (
+            "text, wildcards literal, case-insensitive",
+            LogFilter {
+                contains: Some("100%".into()),
+                ..LogFilter::default()
+            },
+            s(&["db 100% down"]),
+        ),
+        (
+            "underscore is literal",
+            LogFilter {
+                contains: Some("W_UP".into()),
+                ..LogFilter::default()
+            },
+            s(&["slow_upstream"]),
+        ),
+        (
+            "the newest two without a cursor",
+            LogFilter {
+                limit: 2,
+                ..LogFilter::default()
+            },
+            s(&["slow_upstream", "kernel panic"]),
+        ),
+        (
+            "the oldest two after a cursor",
+            LogFilter {
+                after_id: Some(all[0].id),
+                limit: 2,
+                ..LogFilter::default()
+            },
+            s(&["all good", "slow_upstream"]),
+        ),
+    ] {
+        assert_eq!(query(filter).await, expected, "{what}");
+    }
+
+    // Pruning in steps: lines before 250, one row at a time.
+    assert_eq!(store.prune_logs(250, 1).await.unwrap(), 1);
+    assert_eq!(store.prune_logs(250, 10).await.unwrap(), 2);
+    assert_eq!(store.prune_logs(250, 10).await.unwrap(), 0);
+    assert_eq!(query(LogFilter::default()).await, s(&["slow_upstream"]));
+    // Seqs of nodes silent since before the cut are forgotten.
+    let again = || batch("n2", 7, vec![log_line(900, "journal:", None, "again")]);
+    assert_eq!(store.write_log_batches(&[again()]).await.unwrap(), [false]);
+    assert_eq!(store.prune_logs(1_001, 10).await.unwrap(), 1);
+    assert_eq!(store.write_log_batches(&[again()]).await.unwrap(), [true]);
+    assert_eq!(query(LogFilter::default()).await, s(&["again"]));
 }

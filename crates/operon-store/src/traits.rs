@@ -21,11 +21,11 @@ use crate::{
     ComplianceReport, ComplianceResource, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
     DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HealRecord,
     HealRun, HistoryRow, InboundWebhook, Incident, IncidentEvent, IncidentFilter, InventoryChange,
-    InventoryRefusal, InventoryRow, Invocation, LabelRefusal, MetricBatchWrite, MetricRollup,
-    MetricSeries, MonitorRecord, NewEvent, NewNode, NewParameterVersion, Node, ParamSync,
-    ParamSyncNode, ParameterVersion, PolicyRecord, PruneStep, PutRefusal, Replay, Resolution,
-    Result, Role, Rule, StatusTable, StepWrite, StoredAuditRecord, StoredEvent, Tags, TimerRow,
-    User, VersionRunAs, Workflow, WorkflowTask,
+    InventoryRefusal, InventoryRow, Invocation, LabelRefusal, LogBatchWrite, LogFilter,
+    MetricBatchWrite, MetricRollup, MetricSeries, MonitorRecord, NewEvent, NewNode,
+    NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion, PolicyRecord, PruneStep,
+    PutRefusal, Replay, Resolution, Result, Role, Rule, StatusTable, StepWrite, StoredAuditRecord,
+    StoredEvent, StoredLog, Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -45,6 +45,7 @@ pub trait Backend:
     + IncidentStore
     + HealStore
     + MetricStore
+    + LogStore
     + MonitorStore
     + Send
     + Sync
@@ -68,6 +69,7 @@ impl<T> Backend for T where
         + IncidentStore
         + HealStore
         + MetricStore
+        + LogStore
         + MonitorStore
         + Send
         + Sync
@@ -991,6 +993,24 @@ pub trait MetricStore: Send + Sync {
     /// latest point is older than `series_before` (with their remaining
     /// points and rollups). Answers the series removed.
     async fn prune_metric_bookkeeping(&self, seqs_before: i64, series_before: i64) -> Result<u64>;
+}
+
+/// Logs nodes ship: lines stored in the order received, the batch seqs
+/// recently stored per node, queries, retention.
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    /// Store many batches in one transaction (group commit). A batch whose
+    /// seq is among the node's recent ones writes nothing (`false`).
+    async fn write_log_batches(&self, batches: &[LogBatchWrite]) -> Result<Vec<bool>>;
+
+    /// Lines matching `filter`, oldest first (see [`LogFilter::after_id`]).
+    async fn query_logs(&self, filter: &LogFilter) -> Result<Vec<StoredLog>>;
+
+    /// Delete up to `max_rows` lines with `at < before` in one short
+    /// transaction; answers how many. Callers repeat until it answers less
+    /// than `max_rows`. Also forgets the seqs of nodes that sent no batch
+    /// since `before`.
+    async fn prune_logs(&self, before: i64, max_rows: u32) -> Result<u64>;
 }
 
 /// Monitors: health checks and log watchers pushed to nodes. Each method is

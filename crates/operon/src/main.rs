@@ -182,6 +182,13 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::checks::ChecksCmd,
     },
+    /// Logs the agents ship to the server: what to ship, query, tail.
+    Logs {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::logs::LogsCmd,
+    },
     /// Log watchers the agents run: count lines of a file or the journal
     /// matching a pattern (metric log.matches).
     LogWatchers {
@@ -306,6 +313,7 @@ fn main() -> ExitCode {
         Command::Compliance { client, cmd } => cli::associations::compliance(&client, cmd),
         Command::Checks { client, cmd } => cli::checks::checks(&client, cmd),
         Command::LogWatchers { client, cmd } => cli::checks::log_watchers(&client, cmd),
+        Command::Logs { client, cmd } => cli::logs::logs(&client, cmd),
         Command::Buses { client, cmd } => cli::bus::buses(&client, cmd),
         Command::Rules { client, cmd } => cli::rules::rules(&client, cmd),
         Command::Dlq { client, cmd } => cli::dlq::dlq(&client, cmd),

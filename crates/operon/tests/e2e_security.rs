@@ -193,6 +193,7 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
         ("GET", "/v1/inventory?type=users", json!({})),
         ("GET", "/v1/metrics/query?metric=cpu.used", json!({})),
         ("GET", "/v1/metrics/names", json!({})),
+        ("GET", "/v1/logs", json!({})),
         ("GET", "/v1/documents", json!({})),
         (
             "POST",
@@ -597,6 +598,7 @@ fn snapshot(fleet: &Fleet) -> Value {
         "/v1/associations",
         "/v1/compliance",
         "/v1/monitors",
+        "/v1/logs",
         "/v1/inventory?type=users",
         "/v1/alarms",
         "/v1/heals",

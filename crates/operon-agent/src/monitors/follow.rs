@@ -23,7 +23,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::lines::LineCounter;
+use super::lines::LineFeed;
 
 /// Bytes read from one file per poll at most.
 pub const MAX_READ_PER_POLL: u64 = 8 * 1024 * 1024;
@@ -99,9 +99,9 @@ impl FileFollower {
         &self.path
     }
 
-    /// Read what was appended since the last poll into `counter`; the number
-    /// of matching lines completed. Errors name the path.
-    pub fn poll(&mut self, counter: &mut LineCounter) -> io::Result<u64> {
+    /// Read what was appended since the last poll into `counter`; what its
+    /// `feed` counted (matching lines for a watcher, lines for shipping). Errors name the path.
+    pub fn poll(&mut self, counter: &mut impl LineFeed) -> io::Result<u64> {
         let on_disk = match std::fs::metadata(&self.path) {
             Ok(meta) if meta.is_file() => Some((id_of(&meta), meta.len())),
             Ok(_) => {
@@ -164,7 +164,7 @@ impl FileFollower {
         Ok(())
     }
 
-    fn read_held(&mut self, counter: &mut LineCounter) -> io::Result<u64> {
+    fn read_held(&mut self, counter: &mut impl LineFeed) -> io::Result<u64> {
         let Some(held) = &mut self.held else {
             return Ok(0);
         };
@@ -195,7 +195,7 @@ fn id_of(meta: &std::fs::Metadata) -> FileId {
 
 /// Read from `offset` to the end (at most [`MAX_READ_PER_POLL`] bytes):
 /// matching lines completed and bytes read.
-fn read_from(file: &mut File, offset: u64, counter: &mut LineCounter) -> io::Result<(u64, u64)> {
+fn read_from(file: &mut File, offset: u64, counter: &mut impl LineFeed) -> io::Result<(u64, u64)> {
     file.seek(SeekFrom::Start(offset))?;
     let mut limited = file.take(MAX_READ_PER_POLL);
     let mut buf = vec![0u8; 64 * 1024];

@@ -1,6 +1,6 @@
 //! Reading the systemd journal for a log watcher: `journalctl -f -o cat -n 0
 //! [-u UNIT]` as a child process, its output fed to the watcher's
-//! [`LineCounter`].
+//! [`LineCounter`](super::lines::LineCounter) (or, shipping, a line collector).
 //!
 //! On a node without `journalctl` (no systemd, like most containers) the
 //! watcher says so once in the agent's log and reports nothing: no
@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdout, Command};
 
-use super::lines::LineCounter;
+use super::lines::LineFeed;
 
 /// The program run unless another is configured (tests).
 pub const JOURNALCTL: &str = "journalctl";
@@ -25,7 +25,13 @@ pub const RESTART_AFTER: Duration = Duration::from_secs(10);
 
 /// The arguments for following `unit` (every unit when `None`) from now on.
 pub fn journalctl_args(unit: Option<&str>) -> Vec<String> {
-    let mut args = vec!["-f", "-o", "cat", "-n", "0", "--no-pager"]
+    journalctl_args_as("cat", unit)
+}
+
+/// The arguments for following `unit` from now on in `output` format
+/// (`cat` for watchers, `json` for shipping: fields and priorities).
+pub fn journalctl_args_as(output: &str, unit: Option<&str>) -> Vec<String> {
+    let mut args = vec!["-f", "-o", output, "-n", "0", "--no-pager"]
         .into_iter()
         .map(str::to_owned)
         .collect::<Vec<_>>();
@@ -40,6 +46,8 @@ pub struct JournalReader {
     program: PathBuf,
     unit: Option<String>,
     child: Option<(Child, ChildStdout)>,
+    /// `journalctl -o` format.
+    output: &'static str,
     /// Set when `journalctl` cannot be run at all: nothing is reported.
     pub unavailable: Option<String>,
 }
@@ -50,14 +58,21 @@ impl JournalReader {
             program: program.to_owned(),
             unit,
             child: None,
+            output: "cat",
             unavailable: None,
         }
+    }
+
+    /// Read entries as JSON objects, one a line (`-o json`), for shipping.
+    pub fn json(mut self) -> JournalReader {
+        self.output = "json";
+        self
     }
 
     /// Read the next piece of the journal into `counter`: matching lines
     /// completed. Cancel-safe (a read that did not finish consumed nothing).
     /// Never returns while `journalctl` is unavailable.
-    pub async fn next(&mut self, counter: &mut LineCounter, watcher: &str) -> u64 {
+    pub async fn next(&mut self, counter: &mut impl LineFeed, watcher: &str) -> u64 {
         loop {
             if self.child.is_none() && !self.start(watcher) {
                 // Cannot run at all, or failed: try again later.
@@ -83,7 +98,7 @@ impl JournalReader {
 
     fn start(&mut self, watcher: &str) -> bool {
         let spawned = Command::new(&self.program)
-            .args(journalctl_args(self.unit.as_deref()))
+            .args(journalctl_args_as(self.output, self.unit.as_deref()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

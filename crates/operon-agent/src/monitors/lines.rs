@@ -13,6 +13,26 @@ use regex::Regex;
 /// The longest line prefix kept while waiting for its newline.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
+/// Takes a byte stream in pieces (a followed file, `journalctl`'s output).
+pub trait LineFeed {
+    /// Take the next bytes of the stream; how many lines they complete that
+    /// count (matching ones for a watcher, all for shipping).
+    fn feed(&mut self, bytes: &[u8]) -> u64;
+    /// Forget the partial line: the stream starts over (the file was
+    /// truncated or replaced, `journalctl` restarted).
+    fn restart(&mut self);
+}
+
+impl LineFeed for LineCounter {
+    fn feed(&mut self, bytes: &[u8]) -> u64 {
+        LineCounter::feed(self, bytes)
+    }
+
+    fn restart(&mut self) {
+        LineCounter::restart(self)
+    }
+}
+
 /// Counts lines matching a regular expression across reads.
 #[derive(Debug, Clone)]
 pub struct LineCounter {

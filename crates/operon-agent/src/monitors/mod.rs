@@ -1,5 +1,8 @@
 //! Health checks and log watchers the server asks the node to run
-//! ([`operon_proto::CAPABILITY_MONITORS`]), reported as metrics.
+//! ([`operon_proto::CAPABILITY_MONITORS`]), reported as metrics, and the
+//! logs it ships (`MonitorSet.shipped`, one [`crate::logs::ship`] task each,
+//! lines into the [`LogSink`] given by [`Monitors::with_log_sink`]; without
+//! one they are skipped).
 //!
 //! [`Monitors::apply`] takes the whole [`MonitorSet`] of a
 //! `ServerMessage::Monitors` frame and makes it the running set: a check or
@@ -37,11 +40,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use operon_proto::{HealthCheck, LogWatcher, MetricPoint, MonitorSet};
+use operon_proto::{HealthCheck, LogShipping, LogWatcher, MetricPoint, MonitorSet};
 use regex::Regex;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::logs::LogSink;
 use crate::runner::now_millis;
 use checks::ReadyProbe;
 use lines::LineCounter;
@@ -53,7 +57,7 @@ pub const METRIC_CHECK_LATENCY: &str = "check.latency_ms";
 /// Lines a watcher matched since its previous datapoint.
 pub const METRIC_LOG_MATCHES: &str = "log.matches";
 
-/// The health checks and log watchers running on this node.
+/// The health checks, log watchers and shipped logs running on this node.
 pub struct Monitors {
     points: mpsc::Sender<MetricPoint>,
     /// How often watchers emit their count.
@@ -61,6 +65,10 @@ pub struct Monitors {
     journalctl: PathBuf,
     checks: BTreeMap<String, Running<HealthCheck>>,
     watchers: BTreeMap<String, Running<LogWatcher>>,
+    /// Where shipped lines go; `None` when logs are not shipped (metrics
+    /// off: the agent does not announce `logs`).
+    log_sink: Option<LogSink>,
+    shipped: BTreeMap<String, Running<LogShipping>>,
 }
 
 struct Running<T> {
@@ -84,7 +92,16 @@ impl Monitors {
             journalctl: PathBuf::from(journal::JOURNALCTL),
             checks: BTreeMap::new(),
             watchers: BTreeMap::new(),
+            log_sink: None,
+            shipped: BTreeMap::new(),
         }
+    }
+
+    /// Ship the set's `shipped` logs into `sink` ([`crate::logs`]); without
+    /// one they are ignored.
+    pub fn with_log_sink(mut self, sink: LogSink) -> Monitors {
+        self.log_sink = Some(sink);
+        self
     }
 
     /// Read the journal with this program instead of `journalctl` (tests).
@@ -124,12 +141,28 @@ impl Monitors {
                 watchers.insert(watcher.name, running);
             }
         }
+        let mut shipped = BTreeMap::new();
+        for shipping in set.shipped {
+            if shipped.contains_key(&shipping.name) {
+                tracing::warn!(shipping = %shipping.name, "shipped log named twice in the set; keeping the first");
+                continue;
+            }
+            let kept = self
+                .shipped
+                .remove(&shipping.name)
+                .filter(|r| r.definition == shipping);
+            if let Some(running) = kept.or_else(|| self.start_shipping(shipping.clone())) {
+                shipped.insert(shipping.name, running);
+            }
+        }
         // What is left in the old maps is dropped here, which aborts it.
         self.checks = checks;
         self.watchers = watchers;
+        self.shipped = shipped;
         tracing::info!(
             checks = self.checks.len(),
             watchers = self.watchers.len(),
+            shipped = self.shipped.len(),
             "monitor set applied"
         );
     }
@@ -140,6 +173,27 @@ impl Monitors {
             self.checks.keys().cloned().collect(),
             self.watchers.keys().cloned().collect(),
         )
+    }
+
+    /// Names of the logs being shipped.
+    pub fn shipping(&self) -> Vec<String> {
+        self.shipped.keys().cloned().collect()
+    }
+
+    fn start_shipping(&self, shipping: LogShipping) -> Option<Running<LogShipping>> {
+        let Some(sink) = &self.log_sink else {
+            tracing::warn!(shipping = %shipping.name, "log shipping skipped: this agent ships no logs (metrics are off)");
+            return None;
+        };
+        let task = tokio::spawn(crate::logs::ship::run_shipping(
+            shipping.clone(),
+            self.journalctl.clone(),
+            sink.clone(),
+        ));
+        Some(Running {
+            definition: shipping,
+            task,
+        })
     }
 
     fn start_check(&self, check: HealthCheck) -> Option<Running<HealthCheck>> {

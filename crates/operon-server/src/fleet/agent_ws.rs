@@ -511,8 +511,18 @@ async fn handle_frame(
             }
         }
         AgentMessage::Logs(batch) => {
-            // Stored by the logs feature (issue 14, in progress).
-            tracing::debug!(node_id = %node.id, entries = batch.entries.len(), "log batch ignored");
+            let seq = batch.seq;
+            match state.logs().record(node, batch).await {
+                // Acknowledged only once committed: until then the agent keeps it.
+                Ok(()) => tx
+                    .send(Outbound::Message(ServerMessage::LogsAck { seq }))
+                    .await
+                    .map_err(|_| "connection closed".to_string())?,
+                // Not acknowledged: the agent sends it again after a reconnect.
+                Err(e) => {
+                    tracing::warn!(node_id = %node.id, seq, error = %e.message, "storing a log batch failed")
+                }
+            }
         }
         AgentMessage::Metrics(batch) => {
             let seq = batch.seq;

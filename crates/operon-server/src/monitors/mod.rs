@@ -1,5 +1,6 @@
 //! Monitors: health checks and log watchers the agents of targeted nodes run
-//! (issue 14), reporting their results as metrics.
+//! (issue 14), reporting their results as metrics, and logs they ship
+//! (kind `shipping`, in `MonitorSet.shipped`; lines go to [`crate::logs`]).
 //!
 //! ```text
 //! validate.rs  the rules a definition must meet (pure), and its protocol form
@@ -20,7 +21,8 @@
 //! `monitor/NAME` acting as its role (or its author), evaluated per node with
 //! the node's tags: `monitors:Apply` on the node, and for a command probe
 //! also `commands:Run` with `operon:RunAsUser` = its `run_as` (running a
-//! command is what it does). A refused monitor is left out of that node's
+//! command is what it does); for a shipped log also `logs:Ship` (sending a
+//! file's lines to the server is reading it). A refused monitor is left out of that node's
 //! set and the refusal is audited when the set is sent.
 
 pub mod http;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use operon_api::monitors::{Monitor, MonitorDetail, MonitorNode, MonitorSpec, PutMonitor};
-use operon_proto::{CAPABILITY_MONITORS, MonitorSet, ServerMessage};
+use operon_proto::{CAPABILITY_LOGS, CAPABILITY_MONITORS, MonitorSet, ServerMessage};
 use operon_store::{MonitorRecord, Node};
 
 use super::validate::{self, Pushed};
@@ -102,6 +102,12 @@ fn may_apply_on(
     actor
         .decide(&node_request(actor, "monitors:Apply", node))
         .map_err(|reason| ("monitors:Apply", reason))?;
+    // Shipping a file's lines to the server reads it: both are needed.
+    if matches!(spec, MonitorSpec::Shipping { .. }) {
+        actor
+            .decide(&node_request(actor, "logs:Ship", node))
+            .map_err(|reason| ("logs:Ship", reason))?;
+    }
     if let Some(user) = validate::command_user(spec) {
         let request = node_request(actor, "commands:Run", node).with(RUN_AS_USER_KEY, [user]);
         actor
@@ -210,6 +216,11 @@ impl MonitorService<'_> {
         let record = self.authorized(principal, "monitors:Get", name).await?;
         let spec = spec_of(&record)?;
         let actor = actor_of(self.state, &record).await;
+        // A shipped log needs an agent that ships logs, not only monitors.
+        let capability = match spec {
+            MonitorSpec::Shipping { .. } => CAPABILITY_LOGS,
+            _ => CAPABILITY_MONITORS,
+        };
         let mut nodes = Vec::new();
         for node in targeted_nodes(self.state, &record.targets).await? {
             let verdict = match &actor {
@@ -220,7 +231,8 @@ impl MonitorService<'_> {
             };
             nodes.push(MonitorNode {
                 online: self.state.hub.is_online(&node.id),
-                capable: self.state.hub.supports(&node.id, CAPABILITY_MONITORS) == Some(true),
+                capable: self.state.hub.supports(&node.id, CAPABILITY_MONITORS) == Some(true)
+                    && self.state.hub.supports(&node.id, capability) == Some(true),
                 authorized: verdict.is_ok(),
                 reason: verdict.err(),
                 node_id: node.id,
@@ -353,12 +365,12 @@ async fn push_pass(state: &AppState, pushed: &mut SentSets) -> ServiceResult<()>
             )
             .await;
         }
-        let (checks, watchers) = (set.checks.len(), set.watchers.len());
+        let (checks, watchers, shipped) = (set.checks.len(), set.watchers.len(), set.shipped.len());
         if state
             .hub
             .send(&node_id, ServerMessage::Monitors(set.clone()))
         {
-            tracing::info!(node = %node.name, checks, watchers, "monitor set pushed");
+            tracing::info!(node = %node.name, checks, watchers, shipped, "monitor set pushed");
             pushed.insert(node_id, (session, set));
         }
     }
@@ -420,6 +432,7 @@ fn set_for(node: &Node, placements: &[Placement]) -> (MonitorSet, Vec<Refusal>) 
         match validate::to_proto(&placement.record.name, &placement.spec) {
             Pushed::Check(check) => set.checks.push(check),
             Pushed::Watcher(watcher) => set.watchers.push(watcher),
+            Pushed::Shipping(shipping) => set.shipped.push(shipping),
         }
     }
     (set, refusals)

@@ -2,7 +2,7 @@
 //! each error naming the field and what is allowed.
 
 use operon_api::monitors::{LogSourceSpec, MonitorSpec, ProbeSpec};
-use operon_proto::{HealthCheck, LogSource, LogWatcher, Probe};
+use operon_proto::{HealthCheck, LogShipping, LogSource, LogWatcher, Probe};
 
 /// Shortest interval between two runs of a check, in seconds.
 pub const MIN_INTERVAL_SECS: u32 = 5;
@@ -36,17 +36,23 @@ pub fn validate_spec(spec: &MonitorSpec, targets: &[String]) -> Result<(), Strin
             validate_probe(probe)
         }
         MonitorSpec::Watcher { source, pattern } => {
-            match source {
-                LogSourceSpec::File { path } => {
-                    if !path.starts_with('/') || path.contains('\0') || path.len() > 4096 {
-                        return Err(format!("source.path {path:?}: give an absolute file path"));
-                    }
-                }
-                LogSourceSpec::Journal { unit: Some(unit) } => valid_unit("source.unit", unit)?,
-                LogSourceSpec::Journal { unit: None } => {}
-            }
+            valid_source(source)?;
             valid_regex("pattern", pattern)
         }
+        MonitorSpec::Shipping { source } => valid_source(source),
+    }
+}
+
+fn valid_source(source: &LogSourceSpec) -> Result<(), String> {
+    match source {
+        LogSourceSpec::File { path } => {
+            if !path.starts_with('/') || path.contains('\0') || path.len() > 4096 {
+                return Err(format!("source.path {path:?}: give an absolute file path"));
+            }
+            Ok(())
+        }
+        LogSourceSpec::Journal { unit: Some(unit) } => valid_unit("source.unit", unit),
+        LogSourceSpec::Journal { unit: None } => Ok(()),
     }
 }
 
@@ -177,6 +183,7 @@ fn valid_user(field: &str, user: &str) -> Result<(), String> {
 pub enum Pushed {
     Check(HealthCheck),
     Watcher(LogWatcher),
+    Shipping(LogShipping),
 }
 
 /// The protocol form of a monitor.
@@ -208,12 +215,20 @@ pub fn to_proto(name: &str, spec: &MonitorSpec) -> Pushed {
         }),
         MonitorSpec::Watcher { source, pattern } => Pushed::Watcher(LogWatcher {
             name: name.to_owned(),
-            source: match source.clone() {
-                LogSourceSpec::File { path } => LogSource::File { path },
-                LogSourceSpec::Journal { unit } => LogSource::Journal { unit },
-            },
+            source: log_source(source),
             pattern: pattern.clone(),
         }),
+        MonitorSpec::Shipping { source } => Pushed::Shipping(LogShipping {
+            name: name.to_owned(),
+            source: log_source(source),
+        }),
+    }
+}
+
+fn log_source(source: &LogSourceSpec) -> LogSource {
+    match source.clone() {
+        LogSourceSpec::File { path } => LogSource::File { path },
+        LogSourceSpec::Journal { unit } => LogSource::Journal { unit },
     }
 }
 

@@ -71,6 +71,15 @@ impl RawAgent {
         self.ws = open(&self.url, &self.credential, &self.capabilities).await;
     }
 
+    /// Send one frame.
+    #[allow(dead_code)] // not every test binary sends frames by hand
+    pub async fn send(&mut self, message: &AgentMessage) {
+        self.ws
+            .send(operon_proto::encode(message).into())
+            .await
+            .unwrap();
+    }
+
     /// The next frame that is not a heartbeat answer, within `wait`; `None`
     /// if none came. Sends a heartbeat first so the session stays alive.
     pub async fn next_within(&mut self, wait: Duration) -> Option<ServerMessage> {

@@ -85,6 +85,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(16, "0016_monitors.sql"),
     migration!(17, "0017_alarms.sql"),
     migration!(18, "0018_heal.sql"),
+    migration!(19, "0019_logs.sql"),
 ];
 
 /// A migration as recorded in the database.

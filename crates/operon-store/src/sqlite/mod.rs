@@ -20,6 +20,7 @@ mod events;
 mod heal;
 mod identity;
 mod inventory;
+mod logs;
 mod metrics;
 pub(crate) mod migrations;
 mod monitors;

@@ -87,10 +87,10 @@ pub enum ChecksCmd {
 pub struct SourceArgs {
     /// Follow this file (across rotation and truncation), from its end.
     #[arg(long, value_name = "PATH")]
-    file: Option<String>,
+    pub(crate) file: Option<String>,
     /// Read the systemd journal (of --unit).
     #[arg(long)]
-    journal: bool,
+    pub(crate) journal: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -232,13 +232,17 @@ pub fn what(spec: &MonitorSpec) -> String {
             format!("{probe}, every {interval_secs} s (timeout {timeout_secs} s)")
         }
         MonitorSpec::Watcher { source, pattern } => {
-            let source = match source {
-                LogSourceSpec::File { path } => path.clone(),
-                LogSourceSpec::Journal { unit: Some(unit) } => format!("journal of {unit}"),
-                LogSourceSpec::Journal { unit: None } => "the journal".into(),
-            };
-            format!("lines of {source} matching /{pattern}/")
+            format!("lines of {} matching /{pattern}/", source_words(source))
         }
+        MonitorSpec::Shipping { source } => format!("ships {}", source_words(source)),
+    }
+}
+
+fn source_words(source: &LogSourceSpec) -> String {
+    match source {
+        LogSourceSpec::File { path } => path.clone(),
+        LogSourceSpec::Journal { unit: Some(unit) } => format!("journal of {unit}"),
+        LogSourceSpec::Journal { unit: None } => "the journal".into(),
     }
 }
 
@@ -275,7 +279,7 @@ fn nodes_table(detail: &MonitorDetail) -> String {
 
 /// The kind a command manages, for its messages.
 #[derive(Clone, Copy)]
-struct Kind {
+pub(crate) struct Kind {
     kind: &'static str,
     noun: &'static str,
     command: &'static str,
@@ -291,17 +295,21 @@ const WATCHERS: Kind = Kind {
     noun: "log watcher",
     command: "log-watchers",
 };
+pub(crate) const SHIPPING: Kind = Kind {
+    kind: "shipping",
+    noun: "shipped log",
+    command: "logs shipping",
+};
 
 /// Refuse to show or delete a monitor of the other kind under this command.
 fn same_kind(monitor: &Monitor, kind: Kind) -> Result<()> {
     if monitor.spec.kind() == kind.kind {
         return Ok(());
     }
-    let other = if kind.kind == CHECKS.kind {
-        WATCHERS
-    } else {
-        CHECKS
-    };
+    let other = [CHECKS, WATCHERS, SHIPPING]
+        .into_iter()
+        .find(|k| k.kind == monitor.spec.kind())
+        .unwrap_or(kind);
     bail!(
         "{} is a {}, not a {}: use operon {}",
         monitor.name,
@@ -311,7 +319,12 @@ fn same_kind(monitor: &Monitor, kind: Kind) -> Result<()> {
     )
 }
 
-async fn put(client: &Client, args: &ClientArgs, name: &str, body: PutMonitor) -> Result<()> {
+pub(crate) async fn put(
+    client: &Client,
+    args: &ClientArgs,
+    name: &str,
+    body: PutMonitor,
+) -> Result<()> {
     let put = client.put_monitor(name, &body).await?;
     if args.json {
         print_json(&put.json);
@@ -321,7 +334,7 @@ async fn put(client: &Client, args: &ClientArgs, name: &str, body: PutMonitor) -
     Ok(())
 }
 
-async fn list(client: &Client, args: &ClientArgs, kind: Kind) -> Result<()> {
+pub(crate) async fn list(client: &Client, args: &ClientArgs, kind: Kind) -> Result<()> {
     let all = client.monitors().await?;
     let mine: Vec<&Monitor> = all
         .value
@@ -358,7 +371,12 @@ async fn list(client: &Client, args: &ClientArgs, kind: Kind) -> Result<()> {
     Ok(())
 }
 
-async fn describe(client: &Client, args: &ClientArgs, kind: Kind, name: &str) -> Result<()> {
+pub(crate) async fn describe(
+    client: &Client,
+    args: &ClientArgs,
+    kind: Kind,
+    name: &str,
+) -> Result<()> {
     let detail = client.monitor(name).await?;
     same_kind(&detail.value.monitor, kind)?;
     if args.json {
@@ -370,7 +388,12 @@ async fn describe(client: &Client, args: &ClientArgs, kind: Kind, name: &str) ->
     Ok(())
 }
 
-async fn delete(client: &Client, args: &ClientArgs, kind: Kind, name: &str) -> Result<()> {
+pub(crate) async fn delete(
+    client: &Client,
+    args: &ClientArgs,
+    kind: Kind,
+    name: &str,
+) -> Result<()> {
     let current = client.monitor(name).await?;
     same_kind(&current.value.monitor, kind)?;
     let deleted = client.delete_monitor(name).await?;

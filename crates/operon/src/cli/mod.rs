@@ -31,6 +31,7 @@ pub mod input;
 pub mod inventory;
 pub mod keys;
 pub mod login;
+pub mod logs;
 pub mod metrics;
 mod metrics_put;
 pub mod metrics_query;

@@ -74,6 +74,9 @@ pub struct ServerArgs {
     /// How long 1-hour metric rollups are kept.
     #[arg(long, default_value = "400d", value_name = "DURATION", value_parser = retention)]
     pub metrics_hour_retention: i64,
+    /// How long shipped log lines are kept.
+    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = retention)]
+    pub logs_retention: i64,
 }
 
 /// A retention like `1d`, in ms.
@@ -92,6 +95,7 @@ impl ServerArgs {
             minute_ms: self.metrics_minute_retention,
             hour_ms: self.metrics_hour_retention,
         };
+        config.logs_retention_ms = self.logs_retention;
         config.refusal_rate = operon_server::refusals::RefusalRate {
             burst: self.refusal_burst,
             per_minute: self.refusals_per_minute,
