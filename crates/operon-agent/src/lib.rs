@@ -70,6 +70,7 @@
 //! On shutdown, running commands are stopped and journaled as interrupted;
 //! their results are sent on the next start.
 
+pub mod ack_queue;
 pub mod backoff;
 pub mod credential;
 mod enroll;

@@ -1,115 +1,37 @@
-//! Log batches sent but not yet acknowledged by the server.
-//!
-//! Invariants (as the metrics queue, [`crate::metrics::queue`]): batches are
-//! kept in `seq` order; `seq` increases by one per batch of this process,
-//! from a random start; the queue never holds more than its batch and byte
-//! limits: the oldest batches are dropped first and the loss is logged with
-//! a count of entries.
-
-use std::collections::VecDeque;
+//! Log batches sent but not yet acknowledged: an [`AckQueue`] of
+//! [`LogBatch`]es (its invariants are the queue's, as for metrics).
 
 use operon_proto::{LogBatch, LogEntry};
+
+use crate::ack_queue::{AckQueue, Batch};
 
 /// Default limit on batches: ten minutes of one batch a second.
 pub const DEFAULT_MAX_BATCHES: usize = 600;
 /// Default limit on the estimated encoded size of all batches.
 pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
-#[derive(Debug)]
-pub struct LogQueue {
-    batches: VecDeque<(LogBatch, usize)>,
-    bytes: usize,
-    next_seq: u64,
-    max_batches: usize,
-    max_bytes: usize,
-    /// Entries dropped because the queue was full, since start.
-    dropped_entries: u64,
-}
+pub type LogQueue = AckQueue<LogBatch>;
 
-impl LogQueue {
-    /// An empty queue whose first batch gets `first_seq`.
-    pub fn new(first_seq: u64, max_batches: usize, max_bytes: usize) -> Self {
-        Self {
-            batches: VecDeque::new(),
-            bytes: 0,
-            next_seq: first_seq,
-            max_batches: max_batches.max(1),
-            max_bytes,
-            dropped_entries: 0,
-        }
+impl Batch for LogBatch {
+    type Item = LogEntry;
+    const ITEMS: &'static str = "log lines";
+    const DEFAULT_MAX_BATCHES: usize = DEFAULT_MAX_BATCHES;
+    const DEFAULT_MAX_BYTES: usize = DEFAULT_MAX_BYTES;
+
+    fn new(seq: u64, entries: Vec<LogEntry>) -> Self {
+        LogBatch { seq, entries }
     }
 
-    /// Default limits, random first `seq` below 2^62 (fits a signed column).
-    pub fn with_random_start() -> Self {
-        Self::new(
-            rand::random::<u64>() >> 2,
-            DEFAULT_MAX_BATCHES,
-            DEFAULT_MAX_BYTES,
-        )
+    fn seq(&self) -> u64 {
+        self.seq
     }
 
-    /// Queue `entries` as the next batch and return it (to send now).
-    /// Empty `entries` make no batch.
-    pub fn push(&mut self, entries: Vec<LogEntry>) -> Option<LogBatch> {
-        if entries.is_empty() {
-            return None;
-        }
-        let batch = LogBatch {
-            seq: self.next_seq,
-            entries,
-        };
-        self.next_seq += 1;
-        let size = estimated_size(&batch);
-        let mut dropped = 0usize;
-        while !self.batches.is_empty()
-            && (self.batches.len() >= self.max_batches || self.bytes + size > self.max_bytes)
-        {
-            if let Some((old, old_size)) = self.batches.pop_front() {
-                self.bytes -= old_size;
-                dropped += old.entries.len();
-            }
-        }
-        if dropped > 0 {
-            self.dropped_entries += dropped as u64;
-            tracing::warn!(
-                dropped_entries = dropped,
-                dropped_since_start = self.dropped_entries,
-                "log queue full (server unreachable or not acknowledging); dropped the oldest unacknowledged lines"
-            );
-        }
-        self.bytes += size;
-        self.batches.push_back((batch.clone(), size));
-        Some(batch)
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 
-    /// The server stored batch `seq`: forget it (unknown seqs are ignored).
-    pub fn ack(&mut self, seq: u64) {
-        if let Some(index) = self.batches.iter().position(|(b, _)| b.seq == seq)
-            && let Some((_, size)) = self.batches.remove(index)
-        {
-            self.bytes -= size;
-        }
-    }
-
-    /// Every unacknowledged batch, oldest first: to resend after `Welcome`.
-    pub fn unacked(&self) -> impl Iterator<Item = &LogBatch> {
-        self.batches.iter().map(|(batch, _)| batch)
-    }
-
-    pub fn len(&self) -> usize {
-        self.batches.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.batches.is_empty()
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    pub fn dropped_entries(&self) -> u64 {
-        self.dropped_entries
+    fn estimated_size(&self) -> usize {
+        estimated_size(self)
     }
 }
 
@@ -190,7 +112,7 @@ mod tests {
                 queue.push(entries(*n));
             }
             assert_eq!(seqs(&queue), *kept, "{max_batches} {max_bytes} {pushes:?}");
-            assert_eq!(queue.dropped_entries(), *dropped, "{pushes:?}");
+            assert_eq!(queue.dropped(), *dropped, "{pushes:?}");
             let held: usize = queue.unacked().map(estimated_size).sum();
             assert_eq!(queue.bytes(), held);
         }

@@ -1,120 +1,37 @@
-//! Batches sent but not yet acknowledged by the server.
-//!
-//! Invariants: batches are kept in `seq` order; `seq` increases by one per
-//! batch of this process, from a random start (so the server tells a
-//! restarted agent's batches from resent ones); the queue never holds more
-//! than its batch and byte limits: when a new batch would exceed them, the
-//! oldest batches are dropped first (an outage longer than the queue's span
-//! loses its oldest points, never the newest) and the loss is logged with a
-//! count of points.
-
-use std::collections::VecDeque;
+//! Metric batches sent but not yet acknowledged: an [`AckQueue`] of
+//! [`MetricBatch`]es (its invariants are the queue's).
 
 use operon_proto::{MetricBatch, MetricPoint};
+
+use crate::ack_queue::{AckQueue, Batch};
 
 /// Default limit on batches: an hour at the default 10 s interval.
 pub const DEFAULT_MAX_BATCHES: usize = 360;
 /// Default limit on the estimated encoded size of all batches.
 pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
 
-#[derive(Debug)]
-pub struct MetricQueue {
-    batches: VecDeque<(MetricBatch, usize)>,
-    bytes: usize,
-    next_seq: u64,
-    max_batches: usize,
-    max_bytes: usize,
-    /// Points dropped because the queue was full, since start.
-    dropped_points: u64,
-}
+pub type MetricQueue = AckQueue<MetricBatch>;
 
-impl MetricQueue {
-    /// An empty queue whose first batch gets `first_seq`.
-    pub fn new(first_seq: u64, max_batches: usize, max_bytes: usize) -> Self {
-        Self {
-            batches: VecDeque::new(),
-            bytes: 0,
-            next_seq: first_seq,
-            max_batches: max_batches.max(1),
-            max_bytes,
-            dropped_points: 0,
-        }
+impl Batch for MetricBatch {
+    type Item = MetricPoint;
+    const ITEMS: &'static str = "metric points";
+    const DEFAULT_MAX_BATCHES: usize = DEFAULT_MAX_BATCHES;
+    const DEFAULT_MAX_BYTES: usize = DEFAULT_MAX_BYTES;
+
+    fn new(seq: u64, points: Vec<MetricPoint>) -> Self {
+        MetricBatch { seq, points }
     }
 
-    /// A queue with the default limits and a random first `seq`, below 2^62
-    /// so that it never wraps and fits a signed 64-bit column.
-    pub fn with_random_start() -> Self {
-        Self::new(
-            rand::random::<u64>() >> 2,
-            DEFAULT_MAX_BATCHES,
-            DEFAULT_MAX_BYTES,
-        )
+    fn seq(&self) -> u64 {
+        self.seq
     }
 
-    /// Queue `points` as the next batch and return it (to send now). Empty
-    /// `points` make no batch.
-    pub fn push(&mut self, points: Vec<MetricPoint>) -> Option<MetricBatch> {
-        if points.is_empty() {
-            return None;
-        }
-        let batch = MetricBatch {
-            seq: self.next_seq,
-            points,
-        };
-        self.next_seq += 1;
-        let size = estimated_size(&batch);
-        let mut dropped = 0usize;
-        while !self.batches.is_empty()
-            && (self.batches.len() >= self.max_batches || self.bytes + size > self.max_bytes)
-        {
-            if let Some((old, old_size)) = self.batches.pop_front() {
-                self.bytes -= old_size;
-                dropped += old.points.len();
-            }
-        }
-        if dropped > 0 {
-            self.dropped_points += dropped as u64;
-            tracing::warn!(
-                dropped_points = dropped,
-                dropped_since_start = self.dropped_points,
-                "metrics queue full (server unreachable or not acknowledging); dropped the oldest unacknowledged points"
-            );
-        }
-        self.bytes += size;
-        self.batches.push_back((batch.clone(), size));
-        Some(batch)
+    fn len(&self) -> usize {
+        self.points.len()
     }
 
-    /// The server stored batch `seq`: forget it. Unknown `seq`s (already
-    /// acknowledged, dropped, or of another process) are ignored.
-    pub fn ack(&mut self, seq: u64) {
-        if let Some(index) = self.batches.iter().position(|(b, _)| b.seq == seq)
-            && let Some((_, size)) = self.batches.remove(index)
-        {
-            self.bytes -= size;
-        }
-    }
-
-    /// Every unacknowledged batch, oldest first: to resend after `Welcome`.
-    pub fn unacked(&self) -> impl Iterator<Item = &MetricBatch> {
-        self.batches.iter().map(|(batch, _)| batch)
-    }
-
-    pub fn len(&self) -> usize {
-        self.batches.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.batches.is_empty()
-    }
-
-    /// Estimated encoded bytes held.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    pub fn dropped_points(&self) -> u64 {
-        self.dropped_points
+    fn estimated_size(&self) -> usize {
+        estimated_size(self)
     }
 }
 
@@ -233,7 +150,7 @@ mod tests {
                 queue.push(points(*n));
             }
             assert_eq!(seqs(&queue), case.kept, "{}", case.what);
-            assert_eq!(queue.dropped_points(), case.dropped_points, "{}", case.what);
+            assert_eq!(queue.dropped(), case.dropped_points, "{}", case.what);
             let held: usize = queue.unacked().map(estimated_size).sum();
             assert_eq!(queue.bytes(), held, "{}", case.what);
         }
@@ -264,9 +181,18 @@ mod tests {
 
     #[test]
     fn random_starts_differ_and_leave_room() {
-        let a = MetricQueue::with_random_start();
-        let b = MetricQueue::with_random_start();
-        assert_ne!(a.next_seq, b.next_seq);
-        assert!(a.next_seq < u64::MAX / 2);
+        let mut a = MetricQueue::with_random_start();
+        let mut b = MetricQueue::with_random_start();
+        let point = || MetricPoint {
+            name: "cpu.used".into(),
+            dimensions: Default::default(),
+            at: 0,
+            value: 1.0,
+            unit: None,
+        };
+        let first_a = a.push(vec![point()]).unwrap().seq;
+        let first_b = b.push(vec![point()]).unwrap().seq;
+        assert_ne!(first_a, first_b);
+        assert!(first_a < u64::MAX / 2);
     }
 }
