@@ -22,7 +22,7 @@ pub trait Batch: Clone {
 
     fn new(seq: u64, items: Vec<Self::Item>) -> Self;
     fn seq(&self) -> u64;
-    fn len(&self) -> usize;
+    fn item_count(&self) -> usize;
     /// Roughly the encoded size, without encoding.
     fn estimated_size(&self) -> usize;
 }
@@ -76,7 +76,7 @@ impl<B: Batch> AckQueue<B> {
         {
             if let Some((old, old_size)) = self.batches.pop_front() {
                 self.bytes -= old_size;
-                dropped += old.len();
+                dropped += old.item_count();
             }
         }
         if dropped > 0 {

@@ -26,7 +26,7 @@ impl Batch for LogBatch {
         self.seq
     }
 
-    fn len(&self) -> usize {
+    fn item_count(&self) -> usize {
         self.entries.len()
     }
 

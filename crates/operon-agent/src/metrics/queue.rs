@@ -26,7 +26,7 @@ impl Batch for MetricBatch {
         self.seq
     }
 
-    fn len(&self) -> usize {
+    fn item_count(&self) -> usize {
         self.points.len()
     }
 
