@@ -23,6 +23,7 @@ mod alarms;
 mod api;
 mod associations;
 mod audit;
+mod batch_writer;
 mod auth;
 pub mod catalogue;
 mod commands;
