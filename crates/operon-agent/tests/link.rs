@@ -6,26 +6,25 @@
 // The handshake callback signature is tungstenite's, large error type included.
 #![allow(clippy::result_large_err)]
 
+mod common;
+
+use common::{WAIT, Ws, accept_link, accept_link_with, recv, send, spawn_agent};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use operon_agent::{AgentConfig, AgentError};
 use operon_proto::{
     AgentMessage, CommandResult, EnrollRequest, EnrollResponse, InvocationStatus, RunCommand,
     ServerMessage, Step,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio_tungstenite::WebSocketStream;
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
-
-const WAIT: Duration = Duration::from_secs(15);
 
 fn config(url: &str, state: &Path) -> AgentConfig {
     AgentConfig {
@@ -107,48 +106,6 @@ async fn serve_enrollment(listener: &TcpListener) -> EnrollRequest {
     request
 }
 
-type Ws = WebSocketStream<TcpStream>;
-
-/// Accept one WebSocket upgrade, checking the bearer credential.
-async fn accept_link(listener: &TcpListener) -> Ws {
-    accept_link_with(listener, "cred-1").await
-}
-
-/// Accept one WebSocket upgrade from an agent presenting `credential`.
-async fn accept_link_with(listener: &TcpListener, credential: &str) -> Ws {
-    let (stream, _) = listener.accept().await.unwrap();
-    let expected = format!("Bearer {credential}");
-    tokio_tungstenite::accept_hdr_async(stream, |request: &Request, response: Response| {
-        assert_eq!(request.uri().path(), "/v1/agent/connect");
-        let auth = request
-            .headers()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap().to_owned());
-        assert_eq!(auth.as_deref(), Some(expected.as_str()));
-        Ok(response)
-    })
-    .await
-    .unwrap()
-}
-
-/// The next frame, inventory reports left out (sent after every Welcome;
-/// `inventory_sets` tests them).
-async fn recv(ws: &mut Ws) -> AgentMessage {
-    loop {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame in time")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(text) = frame {
-            match operon_proto::decode(text.as_str()).unwrap() {
-                AgentMessage::InventoryReport(_) => continue,
-                message => return message,
-            }
-        }
-    }
-}
-
 /// The next frame that is not a heartbeat.
 async fn recv_skipping_heartbeats(ws: &mut Ws) -> AgentMessage {
     loop {
@@ -157,12 +114,6 @@ async fn recv_skipping_heartbeats(ws: &mut Ws) -> AgentMessage {
             other => return other,
         }
     }
-}
-
-async fn send(ws: &mut Ws, message: &ServerMessage) {
-    ws.send(Message::text(operon_proto::encode(message)))
-        .await
-        .unwrap();
 }
 
 async fn welcome(ws: &mut Ws) {
@@ -212,19 +163,6 @@ async fn until_finished(ws: &mut Ws) -> (Vec<AgentMessage>, CommandResult) {
             other => seen.push(other),
         }
     }
-}
-
-fn spawn_agent(
-    config: AgentConfig,
-) -> (
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), AgentError>>,
-) {
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(operon_agent::run(config, async move {
-        let _ = stop_rx.await;
-    }));
-    (stop_tx, handle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -896,7 +834,10 @@ async fn shipped_log_lines_are_resent_after_a_reconnect_until_acknowledged() {
     drop(ws);
     let mut ws = accept_link(&listener).await;
     welcome(&mut ws).await;
-    let quiet = tokio::time::timeout(Duration::from_secs(3), next_logs(&mut ws)).await;
+    // Unacknowledged batches are resent right after the Welcome; the wait
+    // stays under the agent's dead-link timeout (this server answers no
+    // heartbeats, so after about 3 s the agent would reconnect).
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), next_logs(&mut ws)).await;
     assert!(quiet.is_err(), "an acknowledged batch is not resent");
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();

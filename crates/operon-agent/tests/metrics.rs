@@ -3,22 +3,18 @@
 //! `/proc` readings, resend of unacknowledged batches with their `seq` after
 //! a reconnect, and custom metric drops delivered once and deleted.
 
+mod common;
+
+use common::{WAIT, Ws, accept_link, recv, send, spawn_agent};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use operon_agent::AgentConfig;
 use operon_agent::credential::{Credential, store_credential};
-use operon_agent::{AgentConfig, AgentError};
 use operon_proto::{AgentMessage, MetricBatch, MetricPoint, ServerMessage};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-type Ws = WebSocketStream<TcpStream>;
+use tokio::net::TcpListener;
 
 /// An enrolled node (credential on disk) sampling every 200 ms.
 fn enrolled_config(url: &str, state: &Path, interval: Duration) -> AgentConfig {
@@ -49,46 +45,6 @@ fn enrolled_config(url: &str, state: &Path, interval: Duration) -> AgentConfig {
         metrics_interval: interval,
         custom_metrics_dir: state.join("metrics.d"),
     }
-}
-
-fn spawn_agent(
-    config: AgentConfig,
-) -> (
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), AgentError>>,
-) {
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(operon_agent::run(config, async move {
-        let _ = stop_rx.await;
-    }));
-    (stop_tx, handle)
-}
-
-async fn accept_link(listener: &TcpListener) -> Ws {
-    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .expect("the agent connects in time")
-        .unwrap();
-    tokio_tungstenite::accept_async(stream).await.unwrap()
-}
-
-async fn recv(ws: &mut Ws) -> AgentMessage {
-    loop {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame in time")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(text) = frame {
-            return operon_proto::decode(text.as_str()).unwrap();
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, message: &ServerMessage) {
-    ws.send(Message::text(operon_proto::encode(message)))
-        .await
-        .unwrap();
 }
 
 /// Answer the `Hello` with a `Welcome`; returns the announced capabilities.

@@ -55,10 +55,7 @@ impl<B: BatchWrite> BatchWriter<B> {
     pub async fn write(&self, batch: B) -> Result<bool, String> {
         let stopped = || format!("the writer of {} has stopped", B::WHAT);
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((batch, reply))
-            .await
-            .map_err(|_| stopped())?;
+        self.tx.send((batch, reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }

@@ -1,0 +1,86 @@
+//! A minimal in-test server's side of the agent link, shared by the agent's
+//! integration tests: accept the WebSocket (checking the credential), read
+//! and send frames, run an agent until told to stop.
+
+// The handshake callback signature is tungstenite's, large error type included.
+#![allow(clippy::result_large_err)]
+// Not every test binary uses every helper.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use operon_agent::{AgentConfig, AgentError};
+use operon_proto::{AgentMessage, ServerMessage};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Run the agent until the sender is used (or dropped).
+pub fn spawn_agent(
+    config: AgentConfig,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), AgentError>>,
+) {
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(operon_agent::run(config, async move {
+        let _ = stop_rx.await;
+    }));
+    (stop_tx, handle)
+}
+
+/// Accept one WebSocket upgrade, checking the bearer credential `cred-1`.
+pub async fn accept_link(listener: &TcpListener) -> Ws {
+    accept_link_with(listener, "cred-1").await
+}
+
+/// Accept one WebSocket upgrade from an agent presenting `credential`.
+pub async fn accept_link_with(listener: &TcpListener, credential: &str) -> Ws {
+    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .expect("the agent connects in time")
+        .unwrap();
+    let expected = format!("Bearer {credential}");
+    tokio_tungstenite::accept_hdr_async(stream, |request: &Request, response: Response| {
+        assert_eq!(request.uri().path(), "/v1/agent/connect");
+        let auth = request
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(auth.as_deref(), Some(expected.as_str()));
+        Ok(response)
+    })
+    .await
+    .unwrap()
+}
+
+/// The next frame, inventory reports left out (sent after every Welcome;
+/// `inventory_sets` tests them).
+pub async fn recv(ws: &mut Ws) -> AgentMessage {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            match operon_proto::decode(text.as_str()).unwrap() {
+                AgentMessage::InventoryReport(_) => continue,
+                message => return message,
+            }
+        }
+    }
+}
+
+pub async fn send(ws: &mut Ws, message: &ServerMessage) {
+    ws.send(Message::text(operon_proto::encode(message)))
+        .await
+        .unwrap();
+}
