@@ -220,6 +220,12 @@ impl AlarmService<'_> {
                 "state {s:?}: OK, ALARM or INSUFFICIENT_DATA"
             )));
         }
+        // States and node names read once for the whole list.
+        let mut states: HashMap<String, Vec<AlarmStateRow>> = HashMap::new();
+        for row in self.state.store.alarm_states(None).await? {
+            states.entry(row.alarm.clone()).or_default().push(row);
+        }
+        let names = self.node_names().await?;
         let mut out = Vec::new();
         for record in self.state.store.list_alarms().await? {
             if prefix.is_some_and(|p| !record.name.starts_with(p)) {
@@ -231,7 +237,8 @@ impl AlarmService<'_> {
             if !allowed {
                 continue;
             }
-            let alarm = self.view(&record).await?;
+            let rows = states.remove(&record.name).unwrap_or_default();
+            let alarm = assemble(&record, rows, &names)?;
             if state.is_none_or(|s| alarm.state == s) {
                 out.push(alarm);
             }
@@ -364,36 +371,45 @@ impl AlarmService<'_> {
     }
 
     pub(crate) async fn view(&self, record: &AlarmRecord) -> ServiceResult<Alarm> {
-        let spec = spec_of(record)?;
         let rows = self.state.store.alarm_states(Some(&record.name)).await?;
         let names = if rows.iter().any(|r| !r.node_id.is_empty()) {
             self.node_names().await?
         } else {
             HashMap::new()
         };
-        let state = aggregate_state(rows.iter().map(|r| r.state.as_str())).to_string();
-        let instances = rows
-            .into_iter()
-            .map(|row| AlarmInstance {
-                node_name: names.get(&row.node_id).cloned(),
-                node_id: row.node_id,
-                state: row.state,
-                reason: row.reason,
-                reason_data: row.reason_data,
-                updated_at: row.updated_at,
-            })
-            .collect();
-        Ok(Alarm {
-            name: record.name.clone(),
-            version: record.version,
-            spec,
-            author: record.author.clone(),
-            created_at: record.created_at,
-            updated_at: record.updated_at,
-            state,
-            instances,
-        })
+        assemble(record, rows, &names)
     }
+}
+
+/// An alarm's view from its record, its states and the nodes' names.
+fn assemble(
+    record: &AlarmRecord,
+    rows: Vec<AlarmStateRow>,
+    names: &HashMap<String, String>,
+) -> ServiceResult<Alarm> {
+    let spec = spec_of(record)?;
+    let state = aggregate_state(rows.iter().map(|r| r.state.as_str())).to_string();
+    let instances = rows
+        .into_iter()
+        .map(|row| AlarmInstance {
+            node_name: names.get(&row.node_id).cloned(),
+            node_id: row.node_id,
+            state: row.state,
+            reason: row.reason,
+            reason_data: row.reason_data,
+            updated_at: row.updated_at,
+        })
+        .collect();
+    Ok(Alarm {
+        name: record.name.clone(),
+        version: record.version,
+        spec,
+        author: record.author.clone(),
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+        state,
+        instances,
+    })
 }
 
 /// The alarm an `ALARM("name/node")` reference reads.
