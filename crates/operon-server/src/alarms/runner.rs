@@ -20,7 +20,7 @@
 //! from them: evaluation is idempotent (a transition is written only when
 //! the state differs) and unpublished events are put at the next pass.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,12 +94,24 @@ async fn pass(state: &AppState, memory: &mut Memory) -> ServiceResult<()> {
         .collect();
     let mut changed = false;
     if !due.is_empty() {
-        let nodes = state.store.list_nodes().await?;
-        let mut resolved: HashMap<Vec<String>, Vec<Node>> = HashMap::new();
+        let started = Instant::now();
+        let count = due.len();
+        // Read once per pass, not once per alarm.
+        let mut context = PassContext {
+            nodes: state.store.list_nodes().await?,
+            resolved: HashMap::new(),
+            states: HashMap::new(),
+            series: SeriesIndex::new(state.metrics().all_series().await?),
+        };
+        for row in state.store.alarm_states(None).await? {
+            context
+                .states
+                .entry(row.alarm.clone())
+                .or_default()
+                .insert(row.node_id.clone(), row);
+        }
         for (record, definition, newest) in due {
-            match evaluate_metric_alarm(state, &record, &definition, newest, &nodes, &mut resolved)
-                .await
-            {
+            match evaluate_metric_alarm(state, &record, &definition, newest, &mut context).await {
                 Ok(any) => changed |= any,
                 Err(e) => {
                     tracing::warn!(alarm = %record.name, error = %e.message, "an alarm could not be evaluated")
@@ -109,6 +121,12 @@ async fn pass(state: &AppState, memory: &mut Memory) -> ServiceResult<()> {
                 .evaluated
                 .insert(record.name.clone(), (record.version, newest));
         }
+        // Benchmarks (issue 14) read this to see how long a pass of many alarms takes.
+        tracing::debug!(
+            alarms = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "alarm pass"
+        );
     }
     let composites_due = memory
         .composites_at
@@ -148,26 +166,58 @@ async fn reload(state: &AppState, memory: &mut Memory) -> ServiceResult<()> {
     Ok(())
 }
 
+/// What a pass reads once for all its alarms.
+struct PassContext {
+    nodes: Vec<Node>,
+    /// Target lists resolved so far in this pass.
+    resolved: HashMap<Vec<String>, Vec<Node>>,
+    /// alarm -> node id -> state, as the pass began.
+    states: HashMap<String, HashMap<String, AlarmStateRow>>,
+    series: SeriesIndex,
+}
+
+/// Series ids by node, metric name and dimensions.
+struct SeriesIndex(HashMap<(String, String, BTreeMap<String, String>), i64>);
+
+impl SeriesIndex {
+    fn new(series: Vec<operon_store::MetricSeries>) -> SeriesIndex {
+        SeriesIndex(
+            series
+                .into_iter()
+                .map(|s| ((s.node_id, s.name, s.dimensions), s.id))
+                .collect(),
+        )
+    }
+
+    fn find(&self, node_id: &str, query: &MetricQuery) -> Option<i64> {
+        let key = (
+            node_id.to_string(),
+            query.metric.clone(),
+            query.dimensions.clone(),
+        );
+        self.0.get(&key).copied()
+    }
+}
+
 /// Evaluate every instance of one metric alarm; answers whether a state changed.
 async fn evaluate_metric_alarm(
     state: &AppState,
     record: &AlarmRecord,
     definition: &Definition,
     newest: i64,
-    nodes: &[Node],
-    resolved: &mut HashMap<Vec<String>, Vec<Node>>,
+    context: &mut PassContext,
 ) -> ServiceResult<bool> {
     let spec = spec_of(record)?;
     let run_as = RunAs::new(spec.role.as_deref(), Some(&record.author));
     let actor = state.actor(&actor_name(&record.name), &run_as).await?;
-    let targeted = targeted(state, &definition.scope, nodes, resolved).await?;
-    let current: HashMap<String, AlarmStateRow> = state
-        .store
-        .alarm_states(Some(&record.name))
-        .await?
-        .into_iter()
-        .map(|row| (row.node_id.clone(), row))
-        .collect();
+    let targeted = targeted(
+        state,
+        &definition.scope,
+        &context.nodes,
+        &mut context.resolved,
+    )
+    .await?;
+    let current = context.states.remove(&record.name).unwrap_or_default();
     let mut changed = false;
     let now = now_millis();
     for node in &targeted {
@@ -188,7 +238,12 @@ async fn evaluate_metric_alarm(
                 data: json!({"version": "1.0", "refused": true}),
             }
         } else {
-            let mut outcome = evaluate_node(state, definition, previous, node, newest, now).await?;
+            let series = definition
+                .query
+                .as_ref()
+                .and_then(|q| context.series.find(&node.id, q));
+            let mut outcome =
+                evaluate_node(state, definition, previous, series, newest, now).await?;
             if !state.hub.is_online(&node.id) {
                 outcome.reason = format!(
                     "{} (the agent of node {} is not connected)",
@@ -257,60 +312,43 @@ async fn evaluate_node(
     state: &AppState,
     definition: &Definition,
     previous: State,
-    node: &Node,
+    series: Option<i64>,
     newest: i64,
     now: i64,
 ) -> ServiceResult<Outcome> {
-    let Some(query) = &definition.query else {
-        return Ok(evaluate::threshold(definition, previous, &[], newest));
+    let metrics = &state.metrics();
+    // No series yet: every datapoint is missing.
+    let points = |from, to| async move {
+        match series {
+            Some(id) => metrics.series_points(id, from, to).await,
+            None => Ok(Vec::new()),
+        }
     };
     Ok(match definition.kind {
         Kind::Threshold | Kind::Composite(_) => {
             let (from, to) = evaluate::window(definition, newest);
-            let points = datapoints(state, &node.id, query, from, to).await?;
-            evaluate::threshold(definition, previous, &points, newest)
+            evaluate::threshold(definition, previous, &points(from, to).await?, newest)
         }
         Kind::Anomaly { history_days, .. } => {
             let (from, to) = evaluate::window(definition, newest);
-            let points = datapoints(state, &node.id, query, from, to).await?;
+            let recent = points(from, to).await?;
+            // The band learns from per-minute averages before the range.
             let history_from = from - i64::from(history_days) * 86_400_000;
-            let history = history(state, &node.id, query, history_from, from).await?;
-            evaluate::anomaly(definition, previous, &points, &history, newest)
+            let history = match series {
+                Some(id) => {
+                    metrics
+                        .series_minute_averages(id, history_from, from)
+                        .await?
+                }
+                None => Vec::new(),
+            };
+            evaluate::anomaly(definition, previous, &recent, &history, newest)
         }
         Kind::Forecast { lookback_secs, .. } => {
             let from = now - lookback_secs as i64 * 1000;
-            let points = datapoints(state, &node.id, query, from, now + 1).await?;
-            evaluate::forecast(definition, &points, now)
+            evaluate::forecast(definition, &points(from, now + 1).await?, now)
         }
     })
-}
-
-/// Raw datapoints of the series `query` names on `node_id`, oldest first.
-async fn datapoints(
-    state: &AppState,
-    node_id: &str,
-    query: &MetricQuery,
-    from: i64,
-    to: i64,
-) -> ServiceResult<Vec<(i64, f64)>> {
-    state
-        .metrics()
-        .datapoints(node_id, &query.metric, &query.dimensions, from, to)
-        .await
-}
-
-/// The history an anomaly band is learned from: per-minute averages.
-async fn history(
-    state: &AppState,
-    node_id: &str,
-    query: &MetricQuery,
-    from: i64,
-    to: i64,
-) -> ServiceResult<Vec<(i64, f64)>> {
-    state
-        .metrics()
-        .minute_averages(node_id, &query.metric, &query.dimensions, from, to)
-        .await
 }
 
 fn parse_state(text: &str) -> State {

@@ -189,13 +189,43 @@ impl MetricsService<'_> {
             .await?
             .into_iter()
             .find(|s| &s.dimensions == dimensions);
-        let Some(series) = found else {
-            return Ok(Vec::new());
-        };
+        match found {
+            Some(series) => self.series_minute_averages(series.id, from_ms, to_ms).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Every series, to look many up at once (the alarm evaluator reads
+    /// this once per pass instead of once per alarm).
+    pub async fn all_series(&self) -> Result<Vec<operon_store::MetricSeries>, ServiceError> {
+        Ok(self.state.store.metric_series(None, None).await?)
+    }
+
+    /// Raw points of one series (by id), oldest first, `from <= at < to`.
+    pub async fn series_points(
+        &self,
+        series_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, f64)>, ServiceError> {
+        Ok(self
+            .state
+            .store
+            .metric_points(series_id, from_ms, to_ms)
+            .await?)
+    }
+
+    /// [`Self::minute_averages`] of one series (by id).
+    pub async fn series_minute_averages(
+        &self,
+        series_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, f64)>, ServiceError> {
         let rollups = self
             .state
             .store
-            .metric_rollups(series.id, operon_store::Resolution::Minute, from_ms, to_ms)
+            .metric_rollups(series_id, operon_store::Resolution::Minute, from_ms, to_ms)
             .await?;
         Ok(rollups
             .into_iter()
