@@ -40,6 +40,8 @@ use crate::{AppState, now_millis};
 
 const LEASE: &str = "alarms";
 const TICK: Duration = Duration::from_secs(1);
+/// How long after a write the alarms are read again.
+const WRITE_GAP: Duration = Duration::from_millis(250);
 /// Alarms are read again at least this often (besides when one is written here).
 const RELOAD: Duration = Duration::from_secs(30);
 /// Composite alarms are evaluated at least this often.
@@ -73,7 +75,9 @@ pub async fn run(state: Arc<AppState>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
-            _ = wake.notified() => {}
+            // Many alarms written at once (a script, a template) wake it
+            // many times: they are read together after a short gap.
+            _ = wake.notified() => tokio::time::sleep(WRITE_GAP).await,
         }
     }
 }
