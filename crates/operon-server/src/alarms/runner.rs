@@ -94,6 +94,8 @@ async fn pass(state: &AppState, memory: &mut Memory) -> ServiceResult<()> {
         .collect();
     let mut changed = false;
     if !due.is_empty() {
+        let started = Instant::now();
+        let count = due.len();
         let nodes = state.store.list_nodes().await?;
         let mut resolved: HashMap<Vec<String>, Vec<Node>> = HashMap::new();
         for (record, definition, newest) in due {
@@ -109,6 +111,12 @@ async fn pass(state: &AppState, memory: &mut Memory) -> ServiceResult<()> {
                 .evaluated
                 .insert(record.name.clone(), (record.version, newest));
         }
+        // Benchmarks (issue 14) read this to see how long a pass of many alarms takes.
+        tracing::debug!(
+            alarms = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "alarm pass"
+        );
     }
     let composites_due = memory
         .composites_at
