@@ -896,6 +896,8 @@ fn main() {
         let shared_ref = &shared;
         let server_ref = &server;
         let config_ref = &config;
+        // Each yields its session's handle, awaited once the benchmark ends.
+        #[allow(clippy::async_yields_async)]
         let sessions: Vec<tokio::task::JoinHandle<()>> = stream::iter(nodes.iter().enumerate())
             .map(|(i, node)| async move {
                 let (socket, heartbeat) = connect(server_ref, node).await;
