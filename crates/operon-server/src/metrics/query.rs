@@ -13,8 +13,10 @@ use std::collections::BTreeMap;
 use operon_alarms::Statistic;
 use operon_store::{MetricRollup, Resolution};
 
-/// Most periods one series may have in an answer (a week of minutes).
-pub const MAX_PERIODS: i64 = 10_080;
+/// Most periods one series may have in an answer: a week of minutes, plus
+/// the partial period a range not aligned on the period (`--since 7d`
+/// ending now) adds.
+pub const MAX_PERIODS: i64 = 10_080 + 1;
 
 /// Periods the default is chosen from, in seconds.
 const NICE_PERIODS: [u64; 6] = [60, 300, 900, 3_600, 21_600, 86_400];
@@ -330,6 +332,34 @@ pub fn from_rollups(rollups: &[MetricRollup], plan: &Plan, stat: Statistic) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_week_of_minutes_ending_now_is_one_answer() {
+        let retention = Retention {
+            raw_ms: 86_400_000,
+            minute_ms: 15 * 86_400_000,
+            hour_ms: 400 * 86_400_000,
+        };
+        let now = 1_796_205_600_000 + 30_123; // mid-minute
+        let week = Ask {
+            from: now - 7 * 86_400_000,
+            to: now,
+            period_secs: Some(60),
+            stat: Statistic::Average,
+            resolution: None,
+        };
+        let plan = plan(&week, now, &retention).unwrap();
+        assert_eq!((plan.to - plan.from) / 60_000, MAX_PERIODS);
+        let longer = Ask {
+            from: week.from - 60_000,
+            ..week
+        };
+        assert!(plan_is_refused(&longer, now, &retention));
+    }
+
+    fn plan_is_refused(ask: &Ask, now: i64, retention: &Retention) -> bool {
+        plan(ask, now, retention).is_err()
+    }
 
     const MIN: i64 = 60_000;
     const HOUR: i64 = 3_600_000;
