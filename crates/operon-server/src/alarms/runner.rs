@@ -30,7 +30,7 @@ use serde_json::json;
 
 use super::definition::{Definition, Kind, MetricQuery, Scope};
 use super::evaluate::{self, Outcome};
-use super::service::{self, actor_name, definition_of, spec_of, transition};
+use super::service::{self, actor_name, definition_of, record_transition, spec_of, transition};
 use crate::access::node_request;
 use crate::commands::targets::TargetSpec;
 use crate::coordination::Topic;
@@ -124,6 +124,9 @@ async fn pass(state: &AppState, memory: &mut Memory) -> ServiceResult<()> {
             memory
                 .evaluated
                 .insert(record.name.clone(), (record.version, newest));
+        }
+        if changed {
+            super::events::publish_pending(state).await;
         }
         // Benchmarks (issue 14) read this to see how long a pass of many alarms takes.
         tracing::debug!(
@@ -271,7 +274,7 @@ async fn evaluate_metric_alarm(
             reason_data: Some(outcome.data),
             updated_at: now,
         };
-        changed |= transition(state, &row).await?;
+        changed |= record_transition(state, &row).await?;
     }
     for node_id in current.keys() {
         if !targeted.iter().any(|n| &n.id == node_id) {

@@ -423,10 +423,19 @@ pub fn alarm_part(reference: &str) -> &str {
 /// its event put (see [`super::events::publish_pending`]). Answers whether
 /// the state changed.
 pub async fn transition(state: &AppState, row: &AlarmStateRow) -> ServiceResult<bool> {
+    let changed = record_transition(state, row).await?;
+    if changed {
+        super::events::publish_pending(state).await;
+    }
+    Ok(changed)
+}
+
+/// [`transition`] without putting the event yet: the evaluation loop puts
+/// the events of a whole pass at once, after it.
+pub async fn record_transition(state: &AppState, row: &AlarmStateRow) -> ServiceResult<bool> {
     let changed = state.store.transition_alarm(row).await?.is_some();
     if changed {
         tracing::info!(alarm = %row.alarm, node_id = %row.node_id, state = %row.state, reason = %row.reason, "alarm state changed");
-        super::events::publish_pending(state).await;
     }
     Ok(changed)
 }
