@@ -4,50 +4,12 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
+use super::batch_seqs::{SeqTable, remember_seq};
 use super::{SqliteStore, from_json, to_json};
 use crate::{LogBatchWrite, LogFilter, LogStore, Result, StoredLog, db, log_level_rank};
 
-/// How many recent batch seqs are remembered per node (agents resend only
-/// what was not acknowledged, right after reconnecting).
-pub(crate) const RECENT_SEQS: usize = 256;
-
 /// Rows per multi-row insert (7 variables each, below SQLite's limit).
 const ROWS_PER_STATEMENT: usize = 500;
-
-/// Remember `seq` for the node; `false` if it was already remembered.
-async fn remember_seq(
-    tx: &mut Transaction<'static, Sqlite>,
-    node_id: &str,
-    seq: u64,
-    received_at: i64,
-) -> Result<bool> {
-    let held: Option<String> = sqlx::query_scalar("SELECT seqs FROM log_batches WHERE node_id = ?")
-        .bind(node_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db("reading log batch seqs"))?;
-    let mut seqs: Vec<u64> = match held {
-        Some(text) => from_json("reading log batch seqs", &text)?,
-        None => Vec::new(),
-    };
-    if seqs.contains(&seq) {
-        return Ok(false);
-    }
-    seqs.push(seq);
-    let excess = seqs.len().saturating_sub(RECENT_SEQS);
-    seqs.drain(..excess);
-    sqlx::query(
-        "INSERT INTO log_batches (node_id, seqs, received_at) VALUES (?, ?, ?)
-         ON CONFLICT (node_id) DO UPDATE SET seqs = excluded.seqs, received_at = excluded.received_at",
-    )
-    .bind(node_id)
-    .bind(to_json(&seqs))
-    .bind(received_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(db("recording a log batch"))?;
-    Ok(true)
-}
 
 async fn insert_lines(tx: &mut Transaction<'static, Sqlite>, batch: &LogBatchWrite) -> Result<()> {
     for chunk in batch.lines.chunks(ROWS_PER_STATEMENT) {
@@ -105,7 +67,14 @@ impl LogStore for SqliteStore {
         let mut tx = self.begin_write("starting a logs write").await?;
         let mut stored = Vec::with_capacity(batches.len());
         for batch in batches {
-            let new = remember_seq(&mut tx, &batch.node_id, batch.seq, batch.received_at).await?;
+            let new = remember_seq(
+                &mut tx,
+                SeqTable::Logs,
+                &batch.node_id,
+                batch.seq,
+                batch.received_at,
+            )
+            .await?;
             if new {
                 insert_lines(&mut tx, batch).await?;
             }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
+use super::batch_seqs::{SeqTable, remember_seq};
 use super::{SqliteStore, from_json, to_json};
 use crate::{
     MetricBatchWrite, MetricRollup, MetricSample, MetricSeries, MetricStore, PruneStep, Resolution,
@@ -164,55 +165,21 @@ async fn add_to_rollups(tx: &mut Transaction<'static, Sqlite>, points: &[PointRo
     Ok(())
 }
 
-/// How many recent batch seqs are remembered per node. Agents send a batch
-/// every few seconds and resend only what was not acknowledged, right after
-/// reconnecting; a resend older than this is still stored once per point,
-/// since a raw point is keyed by its series and instant.
-pub(crate) const RECENT_SEQS: usize = 256;
-
-/// Remember `seq` for the node; `false` if it was already remembered.
-async fn remember_seq(
-    tx: &mut Transaction<'static, Sqlite>,
-    node_id: &str,
-    seq: u64,
-    received_at: i64,
-) -> Result<bool> {
-    let held: Option<String> =
-        sqlx::query_scalar("SELECT seqs FROM metric_batches WHERE node_id = ?")
-            .bind(node_id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db("reading metric batch seqs"))?;
-    let mut seqs: Vec<u64> = match held {
-        Some(text) => from_json("reading metric batch seqs", &text)?,
-        None => Vec::new(),
-    };
-    if seqs.contains(&seq) {
-        return Ok(false);
-    }
-    seqs.push(seq);
-    let excess = seqs.len().saturating_sub(RECENT_SEQS);
-    seqs.drain(..excess);
-    sqlx::query(
-        "INSERT INTO metric_batches (node_id, seqs, received_at) VALUES (?, ?, ?)
-         ON CONFLICT (node_id) DO UPDATE SET seqs = excluded.seqs, received_at = excluded.received_at",
-    )
-    .bind(node_id)
-    .bind(to_json(&seqs))
-    .bind(received_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(db("recording a metric batch"))?;
-    Ok(true)
-}
-
 /// Resolve one batch's series (created or their latest value moved) and
 /// answer its points as rows, unless its seq is already stored for the node.
 async fn batch_rows(
     tx: &mut Transaction<'static, Sqlite>,
     batch: &MetricBatchWrite,
 ) -> Result<Option<Vec<PointRow>>> {
-    if !remember_seq(tx, &batch.node_id, batch.seq, batch.received_at).await? {
+    if !remember_seq(
+        tx,
+        SeqTable::Metrics,
+        &batch.node_id,
+        batch.seq,
+        batch.received_at,
+    )
+    .await?
+    {
         return Ok(None);
     }
     let mut by_series: BTreeMap<(&str, String), Vec<&MetricSample>> = BTreeMap::new();

@@ -15,6 +15,7 @@
 mod alarms;
 mod associations;
 mod audit;
+mod batch_seqs;
 mod commands;
 mod events;
 mod heal;
