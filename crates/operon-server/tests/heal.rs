@@ -45,6 +45,14 @@ async fn workflow(fleet: &Fleet, name: &str, definition: Value) {
         .await;
 }
 
+/// A runbook `restart-app` that succeeds at once (the errors go on or
+/// stop as the test sets the alarm).
+async fn restart_runbook(fleet: &Fleet) {
+    let definition = json!({"StartAt": "Restart", "States": {
+        "Restart": {"Type": "Pass", "End": true}}});
+    workflow(fleet, "restart-app", definition).await;
+}
+
 async fn incident_of(fleet: &Fleet, alarm: &str) -> Value {
     let list = fleet
         .get_until(&format!("/v1/incidents?alarm={alarm}"), |l| {
@@ -67,13 +75,7 @@ fn kinds(detail: &Value) -> Vec<String> {
 async fn a_heal_repairs_and_the_incident_is_confirmed_with_its_timeline() {
     let fleet = Fleet::start(&[("web-1", "web")]).await;
     slow_alarm(&fleet, "app-errors-web").await;
-    workflow(
-        &fleet,
-        "restart-app",
-        json!({"StartAt": "Restart", "States": {
-        "Restart": {"Type": "Pass", "End": true}}}),
-    )
-    .await;
+    restart_runbook(&fleet).await;
     let (status, body) = fleet
         .call(
             "PUT",
@@ -221,13 +223,7 @@ async fn a_heal_that_does_not_help_retries_to_its_limit_then_escalates_once() {
     let fleet = Fleet::start(&[("web-1", "web")]).await;
     slow_alarm(&fleet, "app-errors-web").await;
     // The "restart" works but the errors go on: never confirmed.
-    workflow(
-        &fleet,
-        "restart-app",
-        json!({"StartAt": "Restart", "States": {
-        "Restart": {"Type": "Pass", "End": true}}}),
-    )
-    .await;
+    restart_runbook(&fleet).await;
     let (port, mut hooks) = webhook_receiver().await;
     fleet
         .ok(
@@ -275,13 +271,7 @@ async fn a_heal_that_does_not_help_retries_to_its_limit_then_escalates_once() {
 async fn a_heal_acts_as_its_author_when_each_attempt_starts() {
     let fleet = Fleet::start(&[("web-1", "web")]).await;
     slow_alarm(&fleet, "app-errors-web").await;
-    workflow(
-        &fleet,
-        "restart-app",
-        json!({"StartAt": "Restart", "States": {
-        "Restart": {"Type": "Pass", "End": true}}}),
-    )
-    .await;
+    restart_runbook(&fleet).await;
     // May write heals, may not start runbooks.
     let token = fleet
         .user_token(
