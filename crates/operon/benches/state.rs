@@ -31,15 +31,18 @@
 //! Run: `cargo bench -p operon --bench state` (env STATE_AGENTS,
 //! STATE_FILES, STATE_ITEMS, STATE_CHANGED override 200, 50, 1000, 10).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use operon_agent::inventory_sets::{self, Set};
 use operon_proto::AgentMessage;
 use serde_json::{Value, json};
+use support::{Killed, cpu_seconds};
 
 const DOCUMENT: &str = "bench-files";
 const ASSOCIATION: &str = "bench-files";
@@ -55,53 +58,6 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 fn operon() -> Command {
     Command::new(env!("CARGO_BIN_EXE_operon"))
-}
-
-/// Children killed and reaped however the benchmark ends.
-struct Killed(Vec<Child>);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`, 100 on Linux).
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|out| String::from_utf8(out.stdout).ok())
-            .and_then(|text| text.trim().parse::<f64>().ok())
-            .filter(|ticks| *ticks > 0.0)
-            .unwrap_or(100.0)
-    })
-}
-
-/// CPU seconds (user + system) a process used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) in parentheses:
-    // state is field 3, utime 14, stime 15.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (ticks(11) + ticks(12)) as f64 / clock_ticks()
 }
 
 /// The server's base URL, admin token and process id.
