@@ -2091,6 +2091,20 @@ pub async fn alarm_states_change_once_and_their_history_is_an_outbox(store: Stor
     assert!(store.unfinished_heal_runs().await.unwrap().is_empty());
     assert_eq!(
         store
+            .last_heal_run_end("restart", "cpu", "n1")
+            .await
+            .unwrap(),
+        Some(30)
+    );
+    assert_eq!(
+        store
+            .last_heal_run_end("restart", "cpu", "n2")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
             .count_heal_runs_since("restart", "cpu", "n1", 20)
             .await
             .unwrap(),

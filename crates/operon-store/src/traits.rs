@@ -934,6 +934,15 @@ pub trait HealStore: Send + Sync {
     /// Write a run's status, execution, end and detail.
     async fn update_heal_run(&self, run: &HealRun) -> Result<()>;
 
+    /// When the newest finished run of `heal` on the instance (alarm, node)
+    /// ended, if one did.
+    async fn last_heal_run_end(
+        &self,
+        heal: &str,
+        alarm: &str,
+        node_id: &str,
+    ) -> Result<Option<i64>>;
+
     /// Runs of `heal` on the instance (alarm, node) started at or after `since`.
     async fn count_heal_runs_since(
         &self,

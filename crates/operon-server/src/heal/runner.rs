@@ -109,12 +109,10 @@ async fn consider(state: &AppState, heal: &HealRecord, incident: &Incident) -> S
     }
     let now = now_millis();
     let limits = limits(&spec);
-    let instance_runs = state.store.heal_runs(Some(&heal.name), None).await?;
-    let last_end = instance_runs
-        .iter()
-        .filter(|r| r.alarm == incident.alarm && r.node_id == incident.node_id)
-        .filter_map(|r| r.finished_at)
-        .max();
+    let last_end = state
+        .store
+        .last_heal_run_end(&heal.name, &incident.alarm, &incident.node_id)
+        .await?;
     let recent = state
         .store
         .count_heal_runs_since(

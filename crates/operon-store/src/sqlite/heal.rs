@@ -395,6 +395,23 @@ impl HealStore for SqliteStore {
         Ok(())
     }
 
+    async fn last_heal_run_end(
+        &self,
+        heal: &str,
+        alarm: &str,
+        node_id: &str,
+    ) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            "SELECT MAX(finished_at) FROM heal_runs WHERE heal = ? AND alarm = ? AND node_id = ?",
+        )
+        .bind(heal)
+        .bind(alarm)
+        .bind(node_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("reading the last heal run"))
+    }
+
     async fn count_heal_runs_since(
         &self,
         heal: &str,
