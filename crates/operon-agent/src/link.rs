@@ -456,6 +456,16 @@ impl Reader<'_> {
                     logs.acknowledged(seq);
                 }
             }
+            ServerMessage::ChannelOpen(open) => {
+                if let Some(control) = &self.control {
+                    let _ = control.send(AgentMessage::ChannelClosed {
+                        channel: open.channel,
+                        exit_code: None,
+                        error: Some("sessions are not implemented by this agent yet".into()),
+                    });
+                }
+            }
+            ServerMessage::ChannelResize { .. } | ServerMessage::ChannelClose { .. } => {}
         }
         None
     }

@@ -471,6 +471,22 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/monitors", "monitors:List", Handler),
     route("GET", "/v1/monitors/{name}", "monitors:Get", Handler),
     route("DELETE", "/v1/monitors/{name}", "monitors:Delete", Handler),
+    route("GET", "/v1/sessions/connect", "sessions:Start", Handler),
+    route("GET", "/v1/sessions", "sessions:List", Handler),
+    route("GET", "/v1/sessions/{id}", "sessions:Get", Handler),
+    route(
+        "POST",
+        "/v1/sessions/{id}/terminate",
+        "sessions:Terminate",
+        Handler,
+    ),
+    route(
+        "GET",
+        "/v1/sessions/{id}/recording",
+        "sessions:GetRecording",
+        Handler,
+    )
+    .audited(),
     route("GET", "/v1/keys", "keys:List", P("key/*")),
     route("POST", "/v1/keys/rotate", "keys:Rotate", P("key/*")),
     route("POST", "/v1/keys/rewrap", "keys:Rewrap", P("key/*")),

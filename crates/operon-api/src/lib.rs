@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod monitors;
 pub mod openapi;
 pub mod params;
+pub mod sessions;
 pub mod workflows;
 
 pub use commands::{

@@ -28,7 +28,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::{
     alarms, associations, commands, documents, error, events, fleet, heal, identity, inventory,
-    logs, metrics, monitors, params, workflows,
+    logs, metrics, monitors, params, sessions, workflows,
 };
 
 /// The standard errors of an authenticated operation.
@@ -315,6 +315,7 @@ fn api() -> Api {
     metrics::describe(&mut api);
     logs::describe(&mut api);
     monitors::describe(&mut api);
+    sessions::describe(&mut api);
     api
 }
 

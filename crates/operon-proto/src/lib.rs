@@ -69,10 +69,18 @@
 //!   delivered like metric batches (kept until [`ServerMessage::LogsAck`],
 //!   resent after a reconnect, stored once). Announced with
 //!   [`CAPABILITY_MONITORS`], which brings the set.
+//! - [`CAPABILITY_SESSIONS`]: the server may open session channels (a
+//!   terminal, a forwarded TCP connection) with [`ServerMessage::ChannelOpen`];
+//!   their bytes travel as *binary* frames with a window per channel
+//!   ([`session`] has the framing and the flow-control rules).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub mod session;
+
+pub use session::{CAPABILITY_SESSIONS, ChannelFrame, ChannelOpen, ChannelTarget};
 
 /// Version of this protocol. Bumped on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -107,6 +115,7 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
     CAPABILITY_METRICS,
     CAPABILITY_MONITORS,
     CAPABILITY_LOGS,
+    CAPABILITY_SESSIONS,
 ];
 
 /// Capability: the agent sends [`AgentMessage::Metrics`] and understands
@@ -306,6 +315,19 @@ pub enum AgentMessage {
     /// Log lines the node ships (agents announcing [`CAPABILITY_LOGS`]);
     /// answered by [`ServerMessage::LogsAck`].
     Logs(LogBatch),
+    /// A [`ServerMessage::ChannelOpen`] succeeded: data may flow.
+    ChannelOpened { channel: u32 },
+    /// A channel ended (sent after its last data and end-of-stream, on the
+    /// same ordered queue), or could not be opened (`error` says why):
+    /// the program's exit status (128 + signal when a signal ended it), or
+    /// none for a TCP connection.
+    ChannelClosed {
+        channel: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 /// Log lines from one node, in one frame. Like metric batches: kept until
@@ -473,6 +495,16 @@ pub enum ServerMessage {
     /// `Welcome` and whenever the set changes). It replaces the previous
     /// set: what is not in it stops.
     Monitors(MonitorSet),
+    /// Open a session channel (sent only to agents announcing
+    /// [`CAPABILITY_SESSIONS`]); answered by [`AgentMessage::ChannelOpened`]
+    /// or [`AgentMessage::ChannelClosed`].
+    ChannelOpen(ChannelOpen),
+    /// The client's terminal changed size (terminal channels).
+    ChannelResize { channel: u32, cols: u16, rows: u16 },
+    /// End a channel now: hang up the terminal (SIGHUP to its process
+    /// group, SIGKILL after a grace period) or reset the connection. The
+    /// agent still answers [`AgentMessage::ChannelClosed`].
+    ChannelClose { channel: u32, reason: String },
 }
 
 /// What a node watches besides its own resources ([`CAPABILITY_MONITORS`]).

@@ -538,6 +538,7 @@ async fn handle_frame(
                 }
             }
         }
+        AgentMessage::ChannelOpened { .. } | AgentMessage::ChannelClosed { .. } => {}
         AgentMessage::StateDrifted(drift) => {
             if let Err(e) = crate::associations::runner::record_drift(state, node, &drift).await {
                 tracing::warn!(node_id = %node.id, association = %drift.association, error = %e.message, "a drift report could not be recorded");
