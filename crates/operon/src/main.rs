@@ -272,6 +272,13 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::approvals::ApprovalsCmd,
     },
+    /// Sessions on nodes: shells, commands with a terminal, port forwarding; recordings.
+    Sessions {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: cli::sessions::SessionsCmd,
+    },
     /// Answer workflow tasks waiting for a task token.
     Tasks {
         #[command(flatten)]
@@ -325,6 +332,7 @@ fn main() -> ExitCode {
         Command::Executions { client, cmd } => cli::executions::executions(&client, cmd),
         Command::Approvals { client, cmd } => cli::approvals::approvals(&client, cmd),
         Command::Tasks { client, cmd } => cli::tasks::tasks(&client, cmd),
+        Command::Sessions { client, cmd } => cli::sessions::sessions(&client, cmd),
     };
     match result {
         Ok(code) => code,

@@ -101,6 +101,8 @@ pub struct Client {
     token: String,
     /// What an https:// server is trusted by (named in errors).
     trusted_by: String,
+    /// The same TLS trust for WebSocket links (`operon sessions`).
+    ws_connector: tokio_tungstenite::Connector,
 }
 
 impl Client {
@@ -130,6 +132,7 @@ impl Client {
             base: args.server.trim_end_matches('/').to_string(),
             token,
             trusted_by,
+            ws_connector: tokio_tungstenite::Connector::Rustls(tls),
         })
     }
 
@@ -179,6 +182,36 @@ impl Client {
             return Err(api_error(response).await);
         }
         Ok(response)
+    }
+
+    /// A GET whose body is not JSON (a recording): the successful response
+    /// as it is, for its headers and bytes.
+    pub async fn get_raw(&self, path: &str) -> Result<reqwest::Response> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !response.status().is_success() {
+            return Err(api_error(response).await);
+        }
+        Ok(response)
+    }
+
+    /// Upgrade `GET path_and_query` to a WebSocket with the token and the
+    /// TLS trust of every other call; a refusal before the upgrade is
+    /// reported with the server's message, as [`Client::get`] does.
+    pub async fn websocket(&self, path_and_query: &str) -> Result<super::session_link::WsStream> {
+        super::session_link::connect(
+            &self.base,
+            path_and_query,
+            &self.token,
+            &self.ws_connector,
+            &self.trusted_by,
+        )
+        .await
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value> {

@@ -1,0 +1,372 @@
+//! `operon sessions start|exec`: the local terminal joined to the remote
+//! PTY (client channel 0) over the session link.
+//!
+//! Input is read by a plain thread (a blocking read of stdin cannot be
+//! cancelled, and a runtime would wait for it at exit) into a queue of two
+//! chunks, and sent only within the send window, so a remote program that
+//! stops reading stops us reading stdin. Output is credited back only once
+//! written to stdout, so a slow stdout (a pipe) slows the remote program.
+
+use std::io::{IsTerminal, Read};
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use operon_api::sessions::ConnectQuery;
+use operon_proto::session::{
+    ChannelFrame, ClientMessage, MAX_DATA_FRAME, ReceiveWindow, SendWindow, SessionEvent,
+    TERMINAL_CHANNEL,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use super::client::Client;
+use super::output::esc;
+use super::session_link::{
+    Incoming, WsStream, classify, connect_path, control_message, frame_message,
+};
+use super::terminal::{RawMode, window_size};
+
+/// The exit code when the session ended without the program's (lost link,
+/// a signal here), as ssh does.
+const NO_REMOTE_EXIT: u8 = 255;
+
+/// Open the session `query` describes (shell or exec) and run it to its end;
+/// the exit code is the remote program's.
+pub async fn run(client: &Client, mut query: ConnectQuery) -> Result<ExitCode> {
+    let stdin = std::io::stdin();
+    let size = window_size(stdin.as_fd()).or_else(|| window_size(std::io::stdout().as_fd()));
+    if let Some((cols, rows)) = size {
+        query.cols = Some(cols);
+        query.rows = Some(rows);
+    }
+    query.term = std::env::var("TERM").ok().filter(|term| !term.is_empty());
+    let mut ws = client.websocket(&connect_path(&query)?).await?;
+    wait_started(&mut ws).await?;
+    let raw = if stdin.is_terminal() {
+        Some(RawMode::enter(stdin.as_fd()).context("putting the terminal in raw mode")?)
+    } else {
+        None
+    };
+    let end = Pump::new(ws).run().await;
+    // The terminal is itself again before anything more is printed.
+    drop(raw);
+    finish(end?)
+}
+
+/// The first event is `Started`; anything else means the session did not
+/// open. The session's id.
+pub async fn wait_started(ws: &mut WsStream) -> Result<String> {
+    loop {
+        let message = ws
+            .next()
+            .await
+            .ok_or_else(|| anyhow!("the server closed the session before it started"))?
+            .context("reading the session link")?;
+        match classify(message)? {
+            Incoming::Event(SessionEvent::Started { session_id, .. }) => return Ok(session_id),
+            Incoming::Nothing => continue,
+            Incoming::Event(SessionEvent::Ended { reason, .. }) => {
+                bail!("the session ended before it started: {}", esc(&reason))
+            }
+            Incoming::Event(SessionEvent::Closed { error, .. }) => bail!(
+                "the session did not start: {}",
+                esc(error.as_deref().unwrap_or("closed"))
+            ),
+            Incoming::Closed => bail!("the server closed the session before it started"),
+            Incoming::Frame(_) => bail!("the server sent data before the session started"),
+        }
+    }
+}
+
+/// How the session ended.
+#[derive(Debug, PartialEq)]
+pub enum End {
+    /// The server said so (`Ended`), with the program's exit code when it
+    /// exited; `closed_code` is the terminal channel's (`Closed`) if sent.
+    Ended {
+        reason: String,
+        exit_code: Option<i32>,
+        closed_code: Option<i32>,
+    },
+    /// The link dropped without `Ended`.
+    Lost(String),
+    /// A signal here (SIGTERM, SIGHUP, SIGINT) ended it.
+    Signal(&'static str),
+}
+
+/// What to print on stderr and the process's exit code.
+pub fn outcome(end: &End) -> (Option<String>, u8) {
+    match end {
+        End::Ended {
+            reason,
+            exit_code,
+            closed_code,
+        } => {
+            let code = exit_code.or(*closed_code).map(exit_byte);
+            // The program exiting needs no words; every other end does.
+            let note = (reason != "exited").then(|| format!("session ended: {}", esc(reason)));
+            (note, code.unwrap_or(NO_REMOTE_EXIT))
+        }
+        End::Lost(why) => (Some(format!("session lost: {why}")), NO_REMOTE_EXIT),
+        End::Signal(name) => (Some(format!("session closed on {name}")), NO_REMOTE_EXIT),
+    }
+}
+
+/// An exit code as a process exit status (0-255, as a shell would see it).
+fn exit_byte(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(NO_REMOTE_EXIT)
+}
+
+fn finish(end: End) -> Result<ExitCode> {
+    let (note, code) = outcome(&end);
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// The session's state while it runs.
+struct Pump {
+    ws: WsStream,
+    send: SendWindow,
+    receive: ReceiveWindow,
+    /// Read from stdin, not yet sent (waiting for credit).
+    pending: Vec<u8>,
+    input_done: bool,
+    eof_sent: bool,
+    closed_code: Option<i32>,
+}
+
+impl Pump {
+    fn new(ws: WsStream) -> Pump {
+        Pump {
+            ws,
+            send: SendWindow::default(),
+            receive: ReceiveWindow::default(),
+            pending: Vec::new(),
+            input_done: false,
+            eof_sent: false,
+            closed_code: None,
+        }
+    }
+
+    async fn run(mut self) -> Result<End> {
+        let mut input = spawn_stdin_reader();
+        let mut winch = signal(SignalKind::window_change()).context("watching SIGWINCH")?;
+        let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+        let mut hangup = signal(SignalKind::hangup()).context("watching SIGHUP")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+        let mut stdout = tokio::io::stdout();
+        loop {
+            let wants_input = self.pending.is_empty() && !self.input_done;
+            let signal_name = tokio::select! {
+                message = self.ws.next() => {
+                    let message = match message {
+                        None => return Ok(End::Lost("the server closed the connection".into())),
+                        Some(Err(e)) => return Ok(End::Lost(e.to_string())),
+                        Some(Ok(message)) => message,
+                    };
+                    if let Some(end) = self.incoming(classify(message)?, &mut stdout).await? {
+                        return Ok(end);
+                    }
+                    continue;
+                }
+                chunk = input.recv(), if wants_input => {
+                    match chunk {
+                        Some(bytes) => self.pending = bytes,
+                        None => self.input_done = true,
+                    }
+                    self.send_pending().await?;
+                    continue;
+                }
+                _ = winch.recv() => {
+                    self.resize().await?;
+                    continue;
+                }
+                _ = term.recv() => "SIGTERM",
+                _ = hangup.recv() => "SIGHUP",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            // Closing the WebSocket ends the session on the server.
+            let _ = self.ws.close(None).await;
+            return Ok(End::Signal(signal_name));
+        }
+    }
+
+    /// Act on one message; `Some` when the session is over.
+    async fn incoming(
+        &mut self,
+        incoming: Incoming,
+        stdout: &mut tokio::io::Stdout,
+    ) -> Result<Option<End>> {
+        match incoming {
+            Incoming::Frame(ChannelFrame::Data { channel, bytes })
+                if channel == TERMINAL_CHANNEL =>
+            {
+                self.receive
+                    .receive(bytes.len())
+                    .map_err(|_| anyhow!("the server sent past the terminal's window"))?;
+                stdout
+                    .write_all(&bytes)
+                    .await
+                    .context("writing to stdout")?;
+                stdout.flush().await.context("writing to stdout")?;
+                let credit = self.receive.consumed(bytes.len());
+                self.send_frame(ChannelFrame::Window { channel, credit })
+                    .await?;
+            }
+            Incoming::Frame(ChannelFrame::Window { channel, credit })
+                if channel == TERMINAL_CHANNEL =>
+            {
+                self.send
+                    .credit(credit)
+                    .map_err(|_| anyhow!("the server credited more than was sent"))?;
+                self.send_pending().await?;
+            }
+            // The end of the output; `Closed` and `Ended` follow.
+            Incoming::Frame(_) | Incoming::Nothing => {}
+            Incoming::Event(SessionEvent::Closed {
+                channel,
+                exit_code,
+                error,
+            }) if channel == TERMINAL_CHANNEL => {
+                self.closed_code = exit_code;
+                if let Some(error) = error {
+                    eprintln!("\r\nterminal closed: {}\r", esc(&error));
+                }
+            }
+            Incoming::Event(SessionEvent::Closed { .. } | SessionEvent::Started { .. }) => {}
+            Incoming::Event(SessionEvent::Ended { reason, exit_code }) => {
+                return Ok(Some(End::Ended {
+                    reason,
+                    exit_code,
+                    closed_code: self.closed_code,
+                }));
+            }
+            Incoming::Closed => {
+                return Ok(Some(End::Lost(
+                    "the server closed the session without saying why".into(),
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Send what the window allows of the pending input; after the last of
+    /// it once stdin ended, the end-of-stream.
+    async fn send_pending(&mut self) -> Result<()> {
+        while !self.pending.is_empty() {
+            let allowed = self.send.allowance(self.pending.len());
+            if allowed == 0 {
+                return Ok(());
+            }
+            let bytes: Vec<u8> = self.pending.drain(..allowed).collect();
+            self.send.spend(allowed);
+            self.send_frame(ChannelFrame::Data {
+                channel: TERMINAL_CHANNEL,
+                bytes,
+            })
+            .await?;
+        }
+        if self.input_done && !self.eof_sent {
+            self.eof_sent = true;
+            self.send_frame(ChannelFrame::Eof {
+                channel: TERMINAL_CHANNEL,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn resize(&mut self) -> Result<()> {
+        let size = window_size(std::io::stdin().as_fd())
+            .or_else(|| window_size(std::io::stdout().as_fd()));
+        if let Some((cols, rows)) = size {
+            let message = control_message(&ClientMessage::Resize { cols, rows });
+            self.ws
+                .send(message)
+                .await
+                .context("sending the new size")?;
+        }
+        Ok(())
+    }
+
+    async fn send_frame(&mut self, frame: ChannelFrame) -> Result<()> {
+        self.ws
+            .send(frame_message(&frame))
+            .await
+            .context("sending on the session link")
+    }
+}
+
+/// Stdin in chunks of at most one frame, on a thread of its own; the
+/// channel closes at end of input (or a read error).
+fn spawn_stdin_reader() -> mpsc::Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel(2);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buffer = vec![0u8; MAX_DATA_FRAME];
+        loop {
+            match stdin.read(&mut buffer) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if sender.blocking_send(buffer[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    receiver
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_code_is_the_remote_programs() {
+        let exited = |code: Option<i32>, closed: Option<i32>| End::Ended {
+            reason: "exited".into(),
+            exit_code: code,
+            closed_code: closed,
+        };
+        assert_eq!(outcome(&exited(Some(0), None)), (None, 0));
+        assert_eq!(outcome(&exited(Some(3), Some(9))), (None, 3));
+        assert_eq!(outcome(&exited(None, Some(130))), (None, 130));
+        assert_eq!(outcome(&exited(None, None)), (None, 255));
+        assert_eq!(outcome(&exited(Some(-1), None)), (None, 255));
+        assert_eq!(outcome(&exited(Some(256), None)), (None, 255));
+    }
+
+    #[test]
+    fn other_ends_are_noted_on_stderr() {
+        let idle = End::Ended {
+            reason: "idle for 10m".into(),
+            exit_code: None,
+            closed_code: Some(129),
+        };
+        assert_eq!(
+            outcome(&idle),
+            (Some("session ended: idle for 10m".into()), 129)
+        );
+        let hostile = End::Ended {
+            reason: "terminated by \u{1b}[2Jalice".into(),
+            exit_code: None,
+            closed_code: None,
+        };
+        assert_eq!(
+            outcome(&hostile),
+            (
+                Some("session ended: terminated by \\x1b[2Jalice".into()),
+                255
+            )
+        );
+        let (note, code) = outcome(&End::Lost("reset".into()));
+        assert_eq!((note.unwrap().contains("reset"), code), (true, 255));
+        assert_eq!(outcome(&End::Signal("SIGTERM")).1, 255);
+    }
+}
