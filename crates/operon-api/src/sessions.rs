@@ -105,64 +105,77 @@ pub(crate) fn describe(api: &mut Api) {
     const TAG: &str = "sessions";
     let text = |example: &str| json!({"type": "string", "examples": [example]});
     let int = |example: u64| json!({"type": "integer", "examples": [example]});
-    api.op(
-        Op::get(
-            "/v1/sessions/connect",
-            TAG,
-            "Open a session (WebSocket upgrade; frames as operon_proto::session): a shell or \
+    api.op(Op::get(
+        "/v1/sessions/connect",
+        TAG,
+        "Open a session (WebSocket upgrade; frames as operon_proto::session): a shell or \
              a command with a terminal (sessions:Start on the node with its tags and \
              operon:RunAsUser), or port forwarding (sessions:PortForward with \
              operon:RemoteHost and operon:RemotePort); audited, recorded",
-        )
-        .query("node", text("web-1"), "Node name or id")
-        .query("kind", text("shell"), "shell, exec or port-forward")
-        .query("user", text("deploy"), "The account on the node")
-        .query("command", text("top"), "The command (exec; shell instead of the login shell)")
-        .query("cols", int(80), "Terminal columns")
-        .query("rows", int(24), "Terminal rows")
-        .query("term", text("xterm-256color"), "TERM for the program")
-        .query("host", text("127.0.0.1"), "Port forwarding: the host as the node resolves it")
-        .query("port", int(5432), "Port forwarding: the port")
-        .query("idle_timeout", int(600), "Seconds without input before the session ends (at most the server's)")
-        .query("max_duration", int(3600), "Seconds the session may last (at most the server's)")
-        .answers_without_body(101, "Switching to the session's WebSocket")
-        .may(&[409]),
-    );
-    api.op(
-        Op::get(
-            "/v1/sessions",
-            TAG,
-            "Sessions, newest first (sessions:List on session/*; the sessions of nodes \
+    )
+    .query("node", text("web-1"), "Node name or id")
+    .query("kind", text("shell"), "shell, exec or port-forward")
+    .query("user", text("deploy"), "The account on the node")
+    .query(
+        "command",
+        text("top"),
+        "The command (exec; shell instead of the login shell)",
+    )
+    .query("cols", int(80), "Terminal columns")
+    .query("rows", int(24), "Terminal rows")
+    .query("term", text("xterm-256color"), "TERM for the program")
+    .query(
+        "host",
+        text("127.0.0.1"),
+        "Port forwarding: the host as the node resolves it",
+    )
+    .query("port", int(5432), "Port forwarding: the port")
+    .query(
+        "idle_timeout",
+        int(600),
+        "Seconds without input before the session ends (at most the server's)",
+    )
+    .query(
+        "max_duration",
+        int(3600),
+        "Seconds the session may last (at most the server's)",
+    )
+    .answers_without_body(101, "Switching to the session's WebSocket")
+    .may(&[409]));
+    api.op(Op::get(
+        "/v1/sessions",
+        TAG,
+        "Sessions, newest first (sessions:List on session/*; the sessions of nodes \
              sessions:Get allows with their tags)",
-        )
-        .query("active", json!({"type": "boolean"}), "Only active sessions")
-        .query("node", text("web-1"), "Only this node")
-        .ok::<SessionList>()
-        ,
-    );
-    api.op(
-        Op::get("/v1/sessions/{id}", TAG, "One session (sessions:Get on its node)")
-            .ok::<SessionView>()
-            ,
-    );
-    api.op(
-        Op::post(
-            "/v1/sessions/{id}/terminate",
-            TAG,
-            "End a session now (your own: sessions:Start on its node suffices; anyone \
+    )
+    .query("active", json!({"type": "boolean"}), "Only active sessions")
+    .query("node", text("web-1"), "Only this node")
+    .ok::<SessionList>());
+    api.op(Op::get(
+        "/v1/sessions/{id}",
+        TAG,
+        "One session (sessions:Get on its node)",
+    )
+    .ok::<SessionView>());
+    api.op(Op::post(
+        "/v1/sessions/{id}/terminate",
+        TAG,
+        "End a session now (your own: sessions:Start on its node suffices; anyone \
              else's: sessions:Terminate on its node)",
-        )
-        .ok::<SessionView>()
-        .may(&[409]),
-    );
-    api.op(
-        Op::get(
-            "/v1/sessions/{id}/recording",
-            TAG,
-            "The session's recording as asciicast v2 (sessions:GetRecording on its node; \
+    )
+    .ok::<SessionView>()
+    .may(&[409]));
+    api.op(Op::get(
+        "/v1/sessions/{id}/recording",
+        TAG,
+        "The session's recording as asciicast v2 (sessions:GetRecording on its node; \
              audited); checked against the SHA-256 in the audit trail",
-        )
-        .answers(200, "The asciicast v2 recording; the x-operon-recording-sha256 header", "application/x-asciicast", json!({"type": "string"}))
-        .may(&[409]),
-    );
+    )
+    .answers(
+        200,
+        "The asciicast v2 recording; the x-operon-recording-sha256 header",
+        "application/x-asciicast",
+        json!({"type": "string"}),
+    )
+    .may(&[409]));
 }

@@ -2,9 +2,12 @@
 //! crate documentation under "Conditions, as IAM decides them"), and how
 //! one condition is decided against a request's context.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
+
+use crate::number::Decimal;
 
 /// How a string operator compares a request value with a policy value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +20,29 @@ pub(crate) enum Comparison {
     Like,
 }
 
+/// How a numeric operator relates a request value to a policy value
+/// (`NumericLessThan` holds when the request value is less than the policy
+/// value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Relation {
+    Equals,
+    NotEquals,
+    LessThan,
+    LessThanEquals,
+    GreaterThan,
+    GreaterThanEquals,
+}
+
 /// A condition operator as written in the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Operator {
     String {
         comparison: Comparison,
         negated: bool,
+        if_exists: bool,
+    },
+    Numeric {
+        relation: Relation,
         if_exists: bool,
     },
     Null,
@@ -58,20 +78,31 @@ impl Operator {
             Some(base) => (base, true),
             None => (name, false),
         };
-        STRING_OPERATORS
+        let string = STRING_OPERATORS
             .iter()
             .find(|(known, _, _)| *known == base)
             .map(|&(_, comparison, negated)| Operator::String {
                 comparison,
                 negated,
                 if_exists,
-            })
+            });
+        string.or_else(|| {
+            Relation::ALL
+                .into_iter()
+                .find(|relation| relation.name() == base)
+                .map(|relation| Operator::Numeric {
+                    relation,
+                    if_exists,
+                })
+        })
     }
 
     /// Every operator name this crate accepts, for error messages.
     pub(crate) fn all_names() -> Vec<String> {
+        let string_bases = STRING_OPERATORS.iter().map(|(base, _, _)| *base);
+        let numeric_bases = Relation::ALL.into_iter().map(Relation::name);
         let mut names: Vec<String> = Vec::new();
-        for (base, _, _) in STRING_OPERATORS {
+        for base in string_bases.chain(numeric_bases) {
             names.push(base.to_owned());
             names.push(format!("{base}{IF_EXISTS}"));
         }
@@ -82,6 +113,13 @@ impl Operator {
     pub(crate) fn name(self) -> String {
         match self {
             Operator::Null => "Null".to_owned(),
+            Operator::Numeric {
+                relation,
+                if_exists,
+            } => {
+                let suffix = if if_exists { IF_EXISTS } else { "" };
+                format!("{}{suffix}", relation.name())
+            }
             Operator::String {
                 comparison,
                 negated,
@@ -146,6 +184,15 @@ impl Condition {
                 });
                 any_match != negated
             }
+            Operator::Numeric {
+                relation,
+                if_exists,
+            } => {
+                if absent {
+                    return if_exists || relation.is_negated();
+                }
+                relation.holds(present, &self.values)
+            }
         }
     }
 
@@ -171,6 +218,71 @@ impl Comparison {
             Comparison::Equals => policy == request,
             Comparison::EqualsIgnoreCase => lower_chars(policy).eq(lower_chars(request)),
             Comparison::Like => crate::wildcard::matches(policy, request),
+        }
+    }
+}
+
+impl Relation {
+    const ALL: [Relation; 6] = [
+        Relation::Equals,
+        Relation::NotEquals,
+        Relation::LessThan,
+        Relation::LessThanEquals,
+        Relation::GreaterThan,
+        Relation::GreaterThanEquals,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Relation::Equals => "NumericEquals",
+            Relation::NotEquals => "NumericNotEquals",
+            Relation::LessThan => "NumericLessThan",
+            Relation::LessThanEquals => "NumericLessThanEquals",
+            Relation::GreaterThan => "NumericGreaterThan",
+            Relation::GreaterThanEquals => "NumericGreaterThanEquals",
+        }
+    }
+
+    /// `NumericNotEquals` is the only negated numeric operator: an absent
+    /// key makes it true, as for `StringNotEquals`.
+    fn is_negated(self) -> bool {
+        self == Relation::NotEquals
+    }
+
+    /// Whether the request values (at least one) satisfy the relation with
+    /// the policy values.
+    ///
+    /// A positive relation holds when some request value that is a number
+    /// relates to some policy value; values that are not numbers match
+    /// nothing. `NumericNotEquals` holds when every request value is a
+    /// number equal to no policy value: a value that is not a number
+    /// cannot be shown to differ, so it makes the condition false rather
+    /// than true (for a `Deny` that means the statement does not apply).
+    fn holds<'a>(self, mut request: impl Iterator<Item = &'a str>, policy: &[String]) -> bool {
+        // Policy values were checked to be numbers by the parser; one that
+        // somehow is not simply matches nothing.
+        let policy_numbers = || policy.iter().filter_map(|value| Decimal::parse(value));
+        if self.is_negated() {
+            return request.all(|value| {
+                Decimal::parse(value)
+                    .is_some_and(|number| policy_numbers().all(|p| self.accepts(number.cmp(&p))))
+            });
+        }
+        request.any(|value| {
+            Decimal::parse(value)
+                .is_some_and(|number| policy_numbers().any(|p| self.accepts(number.cmp(&p))))
+        })
+    }
+
+    /// Whether `request.cmp(policy)` is what this relation asks for.
+    fn accepts(self, order: Ordering) -> bool {
+        match self {
+            Relation::Equals => order.is_eq(),
+            Relation::NotEquals => order.is_ne(),
+            Relation::LessThan => order.is_lt(),
+            Relation::LessThanEquals => order.is_le(),
+            Relation::GreaterThan => order.is_gt(),
+            Relation::GreaterThanEquals => order.is_ge(),
         }
     }
 }

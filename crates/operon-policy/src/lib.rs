@@ -43,8 +43,11 @@
 //!   `*` crosses `/`. `NotResource` is the complement.
 //! - `Condition` maps an operator to `{key: value or [values]}`. Operators:
 //!   `StringEquals`, `StringNotEquals`, `StringEqualsIgnoreCase`,
-//!   `StringNotEqualsIgnoreCase`, `StringLike`, `StringNotLike` (each also
-//!   with the `IfExists` suffix) and `Null`. Keys: `operon:Principal` (the
+//!   `StringNotEqualsIgnoreCase`, `StringLike`, `StringNotLike`,
+//!   `NumericEquals`, `NumericNotEquals`, `NumericLessThan`,
+//!   `NumericLessThanEquals`, `NumericGreaterThan`,
+//!   `NumericGreaterThanEquals` (each also with the `IfExists` suffix) and
+//!   `Null`. Keys: `operon:Principal` (the
 //!   caller's name), `operon:NodeTag/<tag>` (a tag of the target node) and
 //!   `operon:RunAsUser` (the account a command runs as on the node, `root`
 //!   when none is asked for); see [`CONDITION_KEYS`].
@@ -54,23 +57,36 @@
 //! - Every operator in a `Condition` block must hold, and every key under an
 //!   operator must hold (AND).
 //! - Several policy values for one key are alternatives: a positive operator
-//!   holds if any matches (OR), a negated one (`StringNot...`) holds if none
-//!   matches (NOR).
+//!   holds if any matches (OR), a negated one (`StringNot...`,
+//!   `NumericNotEquals`) holds if none matches (NOR).
 //! - A key missing from the request makes a positive operator **false** and
 //!   a negated operator **true** (so `Deny` + `StringNotEquals env=staging`
-//!   also denies nodes without an `env` tag). With the `IfExists` suffix any
-//!   operator is true when the key is missing. `Null` tests presence itself:
-//!   `"true"` holds when the key is missing, `"false"` when it is present.
+//!   also denies nodes without an `env` tag, and `Deny` +
+//!   `NumericNotEquals tier=1` nodes without a `tier` tag). With the
+//!   `IfExists` suffix any operator is true when the key is missing. `Null`
+//!   tests presence itself: `"true"` holds when the key is missing,
+//!   `"false"` when it is present.
 //! - When the request carries several values for one key, a positive
 //!   operator holds if any request value matches any policy value; a
 //!   negated one holds if no request value matches any policy value.
 //! - Key names compare case-insensitively (`operon:nodetag/ENV` is
 //!   `operon:NodeTag/env`); values compare as the operator says
 //!   (`StringEquals` and `StringLike` are case-sensitive).
-//! - Numbers and booleans given as condition values compare as their JSON
-//!   text. Policy variables (`${...}`), set operators
-//!   (`ForAnyValue:`/`ForAllValues:`) and the numeric, date, IP and ARN
-//!   operators are not supported and are refused at parse time.
+//! - The `Numeric...` operators compare numbers, exactly (no floating-point
+//!   rounding, `1.50` equals `1.5`): `NumericLessThan` holds when the
+//!   request value is less than the policy value. Their policy values must
+//!   be integers or decimals (`3600`, `1.5`, `-2`, as JSON strings or
+//!   numbers; no `+`, exponent or bare `.`), or the policy is refused. A
+//!   request value that is not a number matches no numeric operator, the
+//!   negated one included: `NumericNotEquals` holds only when every request
+//!   value is a number equal to none of the policy values. (IAM's
+//!   documentation does not spell this case out; it is the reading that
+//!   never lets text pass for "a different number".) A key that is present
+//!   with a non-numeric value is present, so `IfExists` does not help it.
+//! - For the other operators, numbers and booleans given as condition
+//!   values compare as their JSON text. Policy variables (`${...}`), set
+//!   operators (`ForAnyValue:`/`ForAllValues:`) and the date, IP, ARN and
+//!   `Bool` operators are not supported and are refused at parse time.
 //!
 //! # Deciding
 //!
@@ -128,6 +144,7 @@ mod condition;
 mod document;
 mod error;
 mod evaluate;
+mod number;
 mod parse;
 mod strict;
 mod wildcard;

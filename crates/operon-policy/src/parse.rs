@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::condition::{Condition, Operator};
 use crate::document::{Effect, Pattern, Policy, Statement, Targets, VERSIONS};
 use crate::error::PolicyError;
+use crate::number::Decimal;
 use crate::strict::StrictValue;
 
 const POLICY_FIELDS: [&str; 3] = ["Version", "Id", "Statement"];
@@ -288,7 +289,8 @@ fn check_condition_key(key: &str, path: &str) -> Result<()> {
 
 /// A condition's values: one or a non-empty list of strings (numbers and
 /// booleans are taken as their JSON text, as IAM does). `Null` takes only
-/// `"true"` or `"false"`.
+/// `"true"` or `"false"`; the `Numeric*` operators only numbers, kept as
+/// written so the canonical JSON gives them back unchanged.
 fn condition_values(value: &Value, operator: Operator, path: &str) -> Result<Vec<String>> {
     let items: Vec<(&Value, String)> = match value {
         Value::Array(items) if items.is_empty() => {
@@ -333,6 +335,16 @@ fn condition_value(value: &Value, operator: Operator, path: &str) -> Result<Stri
                 ),
             )),
         };
+    }
+    if matches!(operator, Operator::Numeric { .. }) && Decimal::parse(&text).is_none() {
+        return Err(PolicyError::at(
+            path,
+            format!(
+                "{} takes a number (an integer or a decimal, like \"3600\", \"1.5\" or \"-2\"), got {}",
+                operator.name(),
+                describe(value)
+            ),
+        ));
     }
     check_no_variable(&text).map_err(|message| PolicyError::at(path, message))?;
     Ok(text)

@@ -1,8 +1,10 @@
 //! Properties over generated policies and requests: evaluation never
 //! panics, a `Deny *` statement always denies, the decision does not depend
 //! on the case of the action or the order of policies' evaluation in ways
-//! IAM would not, and the glob matcher agrees with an obviously-correct
-//! recursive one. Parsing arbitrary JSON or text never panics.
+//! IAM would not, the glob matcher agrees with an obviously-correct
+//! recursive one, and the numeric operators agree with comparing `f64`s on
+//! decimals short enough for `f64` to hold. Parsing arbitrary JSON or text
+//! never panics.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,7 @@ const KEYS: [&str; 3] = [
     "operon:NodeTag/env",
     "operon:NodeTag/role",
 ];
-const OPERATORS: [&str; 13] = [
+const OPERATORS: [&str; 25] = [
     "StringEquals",
     "StringNotEquals",
     "StringEqualsIgnoreCase",
@@ -29,7 +31,36 @@ const OPERATORS: [&str; 13] = [
     "StringEqualsIgnoreCaseIfExists",
     "StringNotEqualsIgnoreCaseIfExists",
     "Null",
+    "NumericEquals",
+    "NumericNotEquals",
+    "NumericLessThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThan",
+    "NumericGreaterThanEquals",
+    "NumericEqualsIfExists",
+    "NumericNotEqualsIfExists",
+    "NumericLessThanIfExists",
+    "NumericLessThanEqualsIfExists",
+    "NumericGreaterThanIfExists",
+    "NumericGreaterThanEqualsIfExists",
 ];
+
+const NUMERIC: [&str; 6] = [
+    "NumericEquals",
+    "NumericNotEquals",
+    "NumericLessThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThan",
+    "NumericGreaterThanEquals",
+];
+
+/// A short decimal in the form IAM accepts: few enough digits that `f64`
+/// holds it exactly enough to serve as a reference. Half are drawn from a
+/// narrow range so that equal values written differently (`01.10`, `1.1`,
+/// `-0`, `0.0`) meet often.
+fn short_decimal() -> impl Strategy<Value = String> {
+    prop_oneof!["-?[0-9]{1,6}(\\.[0-9]{1,6})?", "-?0?[0-1](\\.[0-1]0?)?",]
+}
 
 fn word() -> impl Strategy<Value = String> {
     "[a-cA-C*?]{0,4}"
@@ -49,6 +80,10 @@ fn resource_pattern() -> impl Strategy<Value = String> {
 fn condition_values(operator: &'static str) -> BoxedStrategy<Value> {
     if operator == "Null" {
         prop_oneof![Just(json!("true")), Just(json!("false"))].boxed()
+    } else if operator.starts_with("Numeric") {
+        prop::collection::vec(short_decimal(), 1..3)
+            .prop_map(|v| json!(v))
+            .boxed()
     } else {
         prop::collection::vec(word(), 1..3)
             .prop_map(|v| json!(v))
@@ -125,7 +160,7 @@ fn policies() -> impl Strategy<Value = Vec<NamedPolicy>> {
 fn request() -> impl Strategy<Value = Request> {
     let context = prop::collection::btree_map(
         prop::sample::select(&KEYS[..]).prop_map(str::to_owned),
-        prop::collection::vec("[a-cA-C]{0,3}", 0..3),
+        prop::collection::vec(prop_oneof!["[a-cA-C]{0,3}", short_decimal()], 0..3),
         0..3,
     );
     ("[a-bA-B]{1,3}:[a-bA-B]{1,3}", "[a-b/]{1,6}", context).prop_map(
@@ -176,6 +211,7 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         Just("Condition".to_owned()),
         Just("StringLike".to_owned()),
         Just("Null".to_owned()),
+        Just("NumericLessThan".to_owned()),
         Just("Sid".to_owned()),
         "[A-Za-z:/]{0,8}",
     ];
@@ -290,6 +326,33 @@ proptest! {
         let request = Request::new("x:y", text.clone());
         let chars = |s: &str| s.chars().collect::<Vec<_>>();
         let expected = reference_glob(&chars(&pattern), &chars(&text));
+        prop_assert_eq!(
+            evaluate(&[NamedPolicy::new("p", policy)], &request).is_allowed(),
+            expected
+        );
+    }
+
+    #[test]
+    fn numeric_operators_agree_with_comparing_floats(
+        operator in prop::sample::select(&NUMERIC[..]),
+        policy_value in short_decimal(),
+        request_value in short_decimal(),
+    ) {
+        let policy = Policy::from_value(&json!({
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*",
+                "Condition": {operator: {"operon:NodeTag/n": policy_value}}}]
+        })).unwrap();
+        let request = Request::new("x:y", "r").with("operon:NodeTag/n", [request_value.clone()]);
+        let float = |text: &str| text.parse::<f64>().unwrap();
+        let (r, p) = (float(&request_value), float(&policy_value));
+        let expected = match operator {
+            "NumericEquals" => r == p,
+            "NumericNotEquals" => r != p,
+            "NumericLessThan" => r < p,
+            "NumericLessThanEquals" => r <= p,
+            "NumericGreaterThan" => r > p,
+            _ => r >= p,
+        };
         prop_assert_eq!(
             evaluate(&[NamedPolicy::new("p", policy)], &request).is_allowed(),
             expected

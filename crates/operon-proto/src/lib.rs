@@ -78,6 +78,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod deny;
 pub mod session;
 
 pub use session::{CAPABILITY_SESSIONS, ChannelFrame, ChannelOpen, ChannelTarget};
@@ -500,11 +501,18 @@ pub enum ServerMessage {
     /// or [`AgentMessage::ChannelClosed`].
     ChannelOpen(ChannelOpen),
     /// The client's terminal changed size (terminal channels).
-    ChannelResize { channel: u32, cols: u16, rows: u16 },
+    ChannelResize {
+        channel: u32,
+        cols: u16,
+        rows: u16,
+    },
     /// End a channel now: hang up the terminal (SIGHUP to its process
     /// group, SIGKILL after a grace period) or reset the connection. The
     /// agent still answers [`AgentMessage::ChannelClosed`].
-    ChannelClose { channel: u32, reason: String },
+    ChannelClose {
+        channel: u32,
+        reason: String,
+    },
 }
 
 /// What a node watches besides its own resources ([`CAPABILITY_MONITORS`]).

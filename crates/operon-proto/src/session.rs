@@ -63,12 +63,20 @@ pub const TERMINAL_CHANNEL: u32 = 0;
 /// | 2 | `Eof` | none: the sender will send no more data |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelFrame {
-    Data { channel: u32, bytes: Vec<u8> },
+    Data {
+        channel: u32,
+        bytes: Vec<u8>,
+    },
     /// The receiver passed `credit` more bytes on: the sender may send them.
-    Window { channel: u32, credit: u32 },
+    Window {
+        channel: u32,
+        credit: u32,
+    },
     /// The sender's side of the stream ended (a TCP half-close; the PTY
     /// closed). Data never follows it.
-    Eof { channel: u32 },
+    Eof {
+        channel: u32,
+    },
 }
 
 const KIND_DATA: u8 = 0;
@@ -157,7 +165,10 @@ impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FrameError::Short { len } => {
-                write!(f, "a channel frame of {len} bytes is shorter than its 5-byte header")
+                write!(
+                    f,
+                    "a channel frame of {len} bytes is shorter than its 5-byte header"
+                )
             }
             FrameError::UnknownKind { kind } => write!(f, "unknown channel frame kind {kind}"),
             FrameError::TooLarge { channel, len } => write!(
@@ -169,7 +180,10 @@ impl std::fmt::Display for FrameError {
                 "channel {channel}: a window frame needs a 4-byte credit, not {len} bytes"
             ),
             FrameError::BadEof { channel } => {
-                write!(f, "channel {channel}: an end-of-stream frame carries no payload")
+                write!(
+                    f,
+                    "channel {channel}: an end-of-stream frame carries no payload"
+                )
             }
         }
     }
@@ -381,7 +395,10 @@ mod tests {
 
     #[test]
     fn bad_frames_say_what_is_wrong() {
-        assert_eq!(ChannelFrame::decode(&[0, 0, 0]), Err(FrameError::Short { len: 3 }));
+        assert_eq!(
+            ChannelFrame::decode(&[0, 0, 0]),
+            Err(FrameError::Short { len: 3 })
+        );
         assert_eq!(
             ChannelFrame::decode(&[9, 0, 0, 0, 1]),
             Err(FrameError::UnknownKind { kind: 9 })
@@ -450,7 +467,13 @@ mod tests {
         assert_eq!(crate::decode::<crate::ServerMessage>(&text).unwrap(), open);
         let resize: ClientMessage =
             crate::decode(r#"{"type":"resize","cols":120,"rows":40}"#).unwrap();
-        assert_eq!(resize, ClientMessage::Resize { cols: 120, rows: 40 });
+        assert_eq!(
+            resize,
+            ClientMessage::Resize {
+                cols: 120,
+                rows: 40
+            }
+        );
         let ended = SessionEvent::Ended {
             reason: "exited".into(),
             exit_code: Some(3),

@@ -241,12 +241,28 @@ pub(crate) async fn record_denial_in(
     resource: &str,
     reason: &str,
 ) {
+    record_denial_detailed(audit, principal, action, resource, reason, Value::Null).await
+}
+
+/// Write the audit record of a refusal with more detail (`extra`'s fields,
+/// such as the id of the session refused, join the reason's).
+pub(crate) async fn record_denial_detailed(
+    audit: &crate::audit::AuditLog,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+    reason: &str,
+    extra: Value,
+) {
     if let Ok(mut trail) = principal.trail.lock() {
         trail.denied = true;
     }
     let mut detail = serde_json::json!({"reason": reason, "token": principal.token_id});
     if let Some(acting_as) = &principal.acting_as {
         detail = serde_json::json!({"reason": reason, "acting_as": acting_as});
+    }
+    if let (Value::Object(extra), Value::Object(detail)) = (extra, &mut detail) {
+        detail.extend(extra);
     }
     let entry = AuditEntry {
         actor: principal.name.clone(),

@@ -36,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::inventory::http::routes())
         .merge(crate::metrics::http::routes())
         .merge(crate::logs::http::routes())
+        .merge(crate::sessions::http::routes())
         // Layers run last-added first: the token, then the catalogue's check.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -49,6 +49,7 @@ mod rate;
 pub mod refusals;
 mod runas;
 mod service;
+pub mod sessions;
 pub mod tls;
 mod workflows;
 mod writer;
@@ -104,6 +105,9 @@ pub struct ServerConfig {
     pub metrics_retention: metrics::Retention,
     /// How long shipped log lines are kept (7 days by default).
     pub logs_retention_ms: i64,
+    /// Session defaults and limits: the account, idle and maximum
+    /// durations, input recording, the forwarding deny list.
+    pub sessions: sessions::SessionConfig,
 }
 
 impl ServerConfig {
@@ -119,6 +123,7 @@ impl ServerConfig {
             http_allow: egress::AllowList::default(),
             metrics_retention: metrics::Retention::default(),
             logs_retention_ms: logs::DEFAULT_RETENTION_MS,
+            sessions: sessions::SessionConfig::default(),
         }
     }
 }
@@ -191,6 +196,8 @@ pub struct AppState {
     pub(crate) actors: runas::ActorCache,
     /// The key ring sealing SecureStrings and access-key secrets.
     pub(crate) keys: keyring::Keys,
+    /// Live sessions and their agent channels.
+    pub(crate) sessions: sessions::Relay,
 }
 
 impl AppState {
@@ -384,6 +391,7 @@ pub async fn start_with_clock(
         rotations: fleet::rotation::Waiters::default(),
         workflows,
         refusals: refusals::RefusalLimiter::new(refusal_rate),
+        sessions: sessions::Relay::default(),
     });
     workflows::spawn(state.clone(), workflow_rx);
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -419,6 +427,7 @@ pub async fn start_with_clock(
     background.push(tokio::spawn(heal::runner::run(state.clone())));
     background.push(tokio::spawn(metrics::run(state.clone())));
     background.push(tokio::spawn(logs::run(state.clone())));
+    background.push(tokio::spawn(sessions::run(state.clone())));
     background.push(tokio::spawn(monitors::service::run(state.clone())));
     match &tls {
         Some(tls) => {

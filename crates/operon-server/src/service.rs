@@ -63,6 +63,17 @@ impl ServiceError {
         Self::new(ErrorKind::Conflict, code, message)
     }
 
+    /// A fault of the server; `message` goes to the log, the caller gets a
+    /// generic one.
+    pub fn internal(message: impl Into<String>) -> Self {
+        tracing::error!(error = %message.into(), "internal error");
+        Self::new(
+            ErrorKind::Internal,
+            "InternalError",
+            "internal error; see the server log",
+        )
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Forbidden, "Forbidden", message)
     }

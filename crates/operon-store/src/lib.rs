@@ -21,6 +21,7 @@
 //! | [`InventoryStore`] | per node and kind: inventory items and the digest of the set |
 //! | [`MetricStore`] | metric series per node, raw points, 1-minute and 1-hour rollups |
 //! | [`LogStore`] | shipped log lines per node, with level ranks, queried and pruned |
+//! | [`SessionStore`] | terminal and port-forwarding sessions, and their sealed recording chunks |
 //!
 //! [`Backend`] is all of them together. Signatures carry only this crate's
 //! records, `operon-proto` types, `serde_json::Value` and [`StoreError`]: no
@@ -64,6 +65,7 @@ mod metrics;
 mod monitors;
 mod params;
 mod records;
+mod sessions;
 mod sqlite;
 mod traits;
 mod workflows;
@@ -82,6 +84,7 @@ pub use metrics::*;
 pub use monitors::*;
 pub use params::*;
 pub use records::*;
+pub use sessions::*;
 pub use sqlite::SqliteStore;
 pub use traits::*;
 pub use workflows::*;

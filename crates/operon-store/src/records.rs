@@ -71,7 +71,7 @@ pub struct NewNode {
     pub inventory: Inventory,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Node {
     pub id: String,
     pub name: String,

@@ -41,6 +41,7 @@ macro_rules! store_suite {
             metric_batches_are_stored_once_with_rollups_and_pruned_in_steps,
             concurrent_metric_writers_store_every_point_once,
             log_batches_are_stored_once_queried_by_filter_and_pruned,
+            sessions_end_once_and_keep_their_recording_chunks_in_order,
 
             monitors_are_versioned_and_deleted);
     };
@@ -2581,4 +2582,145 @@ pub(crate) async fn log_batches_are_stored_once_queried_by_filter_and_pruned(sto
     assert_eq!(store.prune_logs(1_001, 10).await.unwrap(), 1);
     assert_eq!(store.write_log_batches(&[again()]).await.unwrap(), [true]);
     assert_eq!(query(LogFilter::default()).await, s(&["again"]));
+}
+
+pub async fn sessions_end_once_and_keep_their_recording_chunks_in_order(store: Store) {
+    use crate::{SESSION_ACTIVE, SessionEnd, SessionFilter, SessionRecord};
+    let record = |id: &str, node: &str, at: i64| SessionRecord {
+        id: id.into(),
+        node_id: node.into(),
+        node_name: format!("{node}-name"),
+        kind: "shell".into(),
+        run_as: Some("deploy".into()),
+        command: None,
+        remote: None,
+        started_by: "alice".into(),
+        started_at: at,
+        touched_at: at,
+        idle_timeout_secs: 600,
+        max_duration_secs: 3600,
+        status: SESSION_ACTIVE.into(),
+        ended_at: None,
+        end_reason: None,
+        exit_code: None,
+        terminate_by: None,
+        recording_sha256: None,
+        recording_bytes: None,
+    };
+    store.insert_session(&record("s1", "n1", 10)).await.unwrap();
+    store.insert_session(&record("s2", "n2", 20)).await.unwrap();
+    assert!(
+        store.insert_session(&record("s1", "n1", 30)).await.is_err(),
+        "ids are unique"
+    );
+
+    store
+        .append_recording_chunk("s1", 1, b"second")
+        .await
+        .unwrap();
+    store
+        .append_recording_chunk("s1", 0, b"first")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .append_recording_chunk("s1", 0, b"again")
+            .await
+            .is_err()
+    );
+    let chunks = store.recording_chunks("s1").await.unwrap();
+    assert_eq!(
+        chunks,
+        vec![(0, b"first".to_vec()), (1, b"second".to_vec())]
+    );
+    assert!(store.recording_chunks("s2").await.unwrap().is_empty());
+
+    store.touch_session("s1", 100).await.unwrap();
+    let stale: Vec<String> = store
+        .stale_sessions(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(stale, vec!["s2"], "s1 was touched after 50");
+
+    assert!(store.request_session_end("s2", "bob").await.unwrap());
+    assert_eq!(
+        store
+            .session("s2")
+            .await
+            .unwrap()
+            .unwrap()
+            .terminate_by
+            .as_deref(),
+        Some("bob")
+    );
+
+    let end = SessionEnd {
+        status: "ended".into(),
+        ended_at: 200,
+        reason: "exited".into(),
+        exit_code: Some(3),
+        recording_sha256: Some("ab".into()),
+        recording_bytes: Some(12),
+    };
+    assert!(store.end_session("s1", &end).await.unwrap());
+    let again = SessionEnd {
+        status: "failed".into(),
+        ..end.clone()
+    };
+    assert!(
+        !store.end_session("s1", &again).await.unwrap(),
+        "a session ends once"
+    );
+    assert!(!store.request_session_end("s1", "bob").await.unwrap());
+    let s1 = store.session("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (s1.status.as_str(), s1.exit_code, s1.ended_at),
+        ("ended", Some(3), Some(200))
+    );
+    assert_eq!(s1.recording_sha256.as_deref(), Some("ab"));
+    assert!(
+        store
+            .stale_sessions(i64::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.id != "s1")
+    );
+
+    let all = store
+        .list_sessions(&SessionFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        vec!["s2", "s1"]
+    );
+    let active = store
+        .list_sessions(&SessionFilter {
+            active_only: true,
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        active.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        vec!["s2"]
+    );
+    let on_n1 = store
+        .list_sessions(&SessionFilter {
+            node_id: Some("n1".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_n1.len(), 1);
+    assert!(store.session("nope").await.unwrap().is_none());
 }

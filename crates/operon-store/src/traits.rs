@@ -24,8 +24,9 @@ use crate::{
     InventoryRefusal, InventoryRow, Invocation, LabelRefusal, LogBatchWrite, LogFilter,
     MetricBatchWrite, MetricRollup, MetricSeries, MonitorRecord, NewEvent, NewNode,
     NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion, PolicyRecord, PruneStep,
-    PutRefusal, Replay, Resolution, Result, Role, Rule, StatusTable, StepWrite, StoredAuditRecord,
-    StoredEvent, StoredLog, Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
+    PutRefusal, Replay, Resolution, Result, Role, Rule, SessionEnd, SessionFilter, SessionRecord,
+    StatusTable, StepWrite, StoredAuditRecord, StoredEvent, StoredLog, Tags, TimerRow, User,
+    VersionRunAs, Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -47,6 +48,7 @@ pub trait Backend:
     + MetricStore
     + LogStore
     + MonitorStore
+    + SessionStore
     + Send
     + Sync
     + 'static
@@ -71,6 +73,7 @@ impl<T> Backend for T where
         + MetricStore
         + LogStore
         + MonitorStore
+        + SessionStore
         + Send
         + Sync
         + 'static
@@ -1043,4 +1046,34 @@ pub trait MonitorStore: Send + Sync {
     /// Delete a monitor (only at `expect_version` when given); false if
     /// nothing was deleted.
     async fn delete_monitor(&self, name: &str, expect_version: Option<i64>) -> Result<bool>;
+}
+
+/// Sessions and their recordings. Each method is one transaction.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert_session(&self, record: &SessionRecord) -> Result<()>;
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>>;
+
+    async fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRecord>>;
+
+    /// Refresh `touched_at` of an active session.
+    async fn touch_session(&self, id: &str, at: i64) -> Result<()>;
+
+    /// Ask the relaying process to end an active session; false if it is
+    /// not active.
+    async fn request_session_end(&self, id: &str, by: &str) -> Result<bool>;
+
+    /// End an active session; false (nothing written) if it already ended.
+    async fn end_session(&self, id: &str, end: &SessionEnd) -> Result<bool>;
+
+    /// Active sessions not touched since `before`: their relay is gone.
+    async fn stale_sessions(&self, before: i64) -> Result<Vec<SessionRecord>>;
+
+    /// Add chunk `seq` of a recording (a repeated seq is an error).
+    async fn append_recording_chunk(&self, session_id: &str, seq: i64, sealed: &[u8])
+    -> Result<()>;
+
+    /// The sealed chunks of a recording, in order.
+    async fn recording_chunks(&self, session_id: &str) -> Result<Vec<(i64, Vec<u8>)>>;
 }

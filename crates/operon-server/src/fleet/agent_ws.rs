@@ -250,7 +250,10 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
         .map_err(|e| e.to_string())?;
 
     let (tx, mut rx) = mpsc::channel::<Outbound>(1024);
-    let session_id = state.hub.register(&node.id, tx.clone(), capabilities);
+    let (channels_tx, mut channels_rx) = mpsc::unbounded_channel::<Outbound>();
+    let session_id = state
+        .hub
+        .register(&node.id, tx.clone(), channels_tx, capabilities);
     // A node (back) online may have files to catch up on, and associations
     // to apply if it just joined.
     state
@@ -271,9 +274,18 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
         tags: node.tags.clone(),
     });
     let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
+        loop {
+            // Session channels only when nothing else waits: a flood of
+            // terminal output never delays a command or a heartbeat answer.
+            let out = tokio::select! {
+                biased;
+                Some(out) = rx.recv() => out,
+                Some(out) = channels_rx.recv() => out,
+                else => break,
+            };
             let frame = match out {
                 Outbound::Message(msg) => Message::Text(operon_proto::encode(&msg).into()),
+                Outbound::Binary(bytes) => Message::Binary(bytes.into()),
                 Outbound::Close(reason) => {
                     let _ = sink.send(close_message(&reason)).await;
                     break;
@@ -309,6 +321,7 @@ async fn session(state: Arc<AppState>, node: Node, socket: WebSocket) -> Result<
     .await;
 
     state.hub.unregister(&node.id, session_id);
+    state.sessions.link_ended(&node.id, session_id);
     coordination
         .backend
         .unroute_session(&node.id, &coordination.process);
@@ -401,6 +414,10 @@ async fn read_frames(
         };
         let text = match frame {
             Message::Text(text) => text,
+            Message::Binary(bytes) => {
+                state.sessions.from_agent_frame(&node.id, &bytes);
+                continue;
+            }
             Message::Close(_) => return Ok(()),
             _ => continue,
         };
@@ -538,7 +555,20 @@ async fn handle_frame(
                 }
             }
         }
-        AgentMessage::ChannelOpened { .. } | AgentMessage::ChannelClosed { .. } => {}
+        AgentMessage::ChannelOpened { channel } => {
+            state
+                .sessions
+                .from_agent(&node.id, channel, crate::sessions::FromAgent::Opened)
+        }
+        AgentMessage::ChannelClosed {
+            channel,
+            exit_code,
+            error,
+        } => state.sessions.from_agent(
+            &node.id,
+            channel,
+            crate::sessions::FromAgent::Closed { exit_code, error },
+        ),
         AgentMessage::StateDrifted(drift) => {
             if let Err(e) = crate::associations::runner::record_drift(state, node, &drift).await {
                 tracing::warn!(node_id = %node.id, association = %drift.association, error = %e.message, "a drift report could not be recorded");

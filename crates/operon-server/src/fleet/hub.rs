@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub enum Outbound {
     Message(ServerMessage),
+    /// A session channel frame ([`operon_proto::ChannelFrame`], encoded).
+    Binary(Vec<u8>),
     /// Close the connection with this reason.
     Close(String),
 }
@@ -23,6 +25,11 @@ pub enum Outbound {
 struct Session {
     id: u64,
     tx: mpsc::Sender<Outbound>,
+    /// Session channels' frames and their control messages, in order, sent
+    /// after everything on `tx` (so they never delay commands or
+    /// heartbeats). Unbounded, but each channel's window bounds what it
+    /// holds.
+    channels: mpsc::UnboundedSender<Outbound>,
     last_heartbeat: Instant,
     /// Wall-clock time of the last heartbeat, in Unix milliseconds.
     last_heartbeat_millis: i64,
@@ -58,6 +65,7 @@ impl Hub {
         &self,
         node_id: &str,
         tx: mpsc::Sender<Outbound>,
+        channels: mpsc::UnboundedSender<Outbound>,
         capabilities: Vec<String>,
     ) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -66,6 +74,7 @@ impl Hub {
             Session {
                 id,
                 tx,
+                channels,
                 last_heartbeat: Instant::now(),
                 last_heartbeat_millis: crate::now_millis(),
                 capabilities,
@@ -125,6 +134,30 @@ impl Hub {
         // The writer drains quickly; a full queue means a stuck link, which the
         // heartbeat check will drop. Messages are all resent on reconnect.
         tx.try_send(Outbound::Message(message)).is_ok()
+    }
+
+    /// Queue a session channel frame or message for a node's live session
+    /// `session_id` (the one its channel was opened on). False if that
+    /// session is gone.
+    pub fn send_channel(&self, node_id: &str, session_id: u64, out: Outbound) -> bool {
+        match self.lock().get(node_id) {
+            Some(session) if session.id == session_id => session.channels.send(out).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// The id of a node's live session, if it announced `capability`.
+    pub fn session_with(&self, node_id: &str, capability: &str) -> Option<Result<u64, ()>> {
+        self.lock()
+            .get(node_id)
+            .filter(|s| !s.tx.is_closed())
+            .map(|s| {
+                if s.capabilities.iter().any(|c| c == capability) {
+                    Ok(s.id)
+                } else {
+                    Err(())
+                }
+            })
     }
 
     /// Drop a node's connection (revocation).

@@ -86,6 +86,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(17, "0017_alarms.sql"),
     migration!(18, "0018_heal.sql"),
     migration!(19, "0019_logs.sql"),
+    migration!(20, "0020_sessions.sql"),
 ];
 
 /// A migration as recorded in the database.

@@ -27,6 +27,7 @@ pub(crate) mod migrations;
 mod monitors;
 mod nodes;
 mod params;
+mod sessions;
 mod workflows;
 
 use std::path::Path;

@@ -1,0 +1,168 @@
+//! `/v1/sessions`: the WebSocket a session runs on, listings, terminate and
+//! the recording. Parse, call the sessions service, shape the answer.
+
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use operon_api::sessions::{self as api, ConnectQuery};
+use operon_proto::session::MAX_DATA_FRAME;
+use operon_store::{SessionEnd, SessionRecord};
+use serde::Deserialize;
+
+use crate::access::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::now_millis;
+use crate::service::ServiceError;
+
+pub fn routes() -> Router<Arc<crate::AppState>> {
+    Router::new()
+        .route("/v1/sessions/connect", get(connect))
+        .route("/v1/sessions", get(list))
+        .route("/v1/sessions/{id}", get(describe))
+        .route("/v1/sessions/{id}/terminate", post(terminate))
+        .route("/v1/sessions/{id}/recording", get(recording))
+}
+
+/// The service's code (`InvalidSession`, `UnknownNode`, ...) as the answer's.
+fn coded(err: ServiceError) -> ApiError {
+    let code = err.code;
+    let mut api: ApiError = err.into();
+    if !matches!(code, "Forbidden" | "InternalError") {
+        api.code = code;
+    }
+    api
+}
+
+/// Authorized by the service (`sessions:Start` or `sessions:PortForward`
+/// on the node, with its tags and the session's condition keys).
+async fn connect(
+    Ctx { state, principal }: Ctx,
+    query: Result<Query<ConnectQuery>, axum::extract::rejection::QueryRejection>,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let Query(query) = query.map_err(|e| {
+        coded(ServiceError::invalid(
+            "InvalidSession",
+            format!("the query: {}", e.body_text()),
+        ))
+    })?;
+    let opening = state
+        .sessions()
+        .open(&principal, &query)
+        .await
+        .map_err(coded)?;
+    let failed = (state.clone(), opening.record.clone());
+    let upgrade = upgrade
+        // A frame is a data frame at most (plus its header) or a small message.
+        .max_message_size(MAX_DATA_FRAME + 64 * 1024)
+        .on_failed_upgrade(move |error| {
+            let (state, record) = failed;
+            tokio::spawn(async move {
+                let end = SessionEnd {
+                    status: "failed".into(),
+                    ended_at: now_millis(),
+                    reason: format!("the WebSocket upgrade failed: {error}"),
+                    exit_code: None,
+                    recording_sha256: None,
+                    recording_bytes: None,
+                };
+                let _ = state.sessions().end(&record, &end).await;
+            });
+        });
+    Ok(upgrade.on_upgrade(move |socket| super::pump::run(state, opening, socket)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    active: bool,
+    node: Option<String>,
+}
+
+async fn list(
+    Ctx { state, principal }: Ctx,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<api::SessionList>> {
+    let Query(query) = query.map_err(|e| {
+        coded(ServiceError::invalid(
+            "InvalidQuery",
+            format!("the query: {}", e.body_text()),
+        ))
+    })?;
+    let records = state
+        .sessions()
+        .list(&principal, query.active, query.node.as_deref())
+        .await
+        .map_err(coded)?;
+    Ok(Json(api::SessionList {
+        sessions: records.into_iter().map(view).collect(),
+    }))
+}
+
+async fn describe(
+    Ctx { state, principal }: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<api::SessionView>> {
+    let record = state.sessions().get(&principal, &id).await.map_err(coded)?;
+    Ok(Json(view(record)))
+}
+
+async fn terminate(
+    Ctx { state, principal }: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<api::SessionView>> {
+    let record = state
+        .sessions()
+        .terminate(&principal, &id)
+        .await
+        .map_err(coded)?;
+    Ok(Json(view(record)))
+}
+
+async fn recording(Ctx { state, principal }: Ctx, Path(id): Path<String>) -> ApiResult<Response> {
+    let (text, sha) = state
+        .sessions()
+        .recording(&principal, &id)
+        .await
+        .map_err(coded)?;
+    Ok((
+        [
+            (CONTENT_TYPE, "application/x-asciicast".to_string()),
+            (CACHE_CONTROL, "no-store".to_string()),
+            (
+                axum::http::HeaderName::from_static(api::RECORDING_SHA256_HEADER),
+                sha,
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+fn view(r: SessionRecord) -> api::SessionView {
+    api::SessionView {
+        id: r.id,
+        node_id: r.node_id,
+        node_name: r.node_name,
+        kind: r.kind,
+        user: r.run_as,
+        command: r.command,
+        remote: r.remote,
+        started_by: r.started_by,
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        status: r.status,
+        end_reason: r.end_reason,
+        exit_code: r.exit_code,
+        idle_timeout_secs: r.idle_timeout_secs.max(0) as u64,
+        max_duration_secs: r.max_duration_secs.max(0) as u64,
+        recording_sha256: r.recording_sha256,
+        recording_bytes: r.recording_bytes.map(|b| b.max(0) as u64),
+    }
+}
