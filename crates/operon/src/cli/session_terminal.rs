@@ -85,16 +85,24 @@ pub async fn wait_started(ws: &mut WsStream) -> Result<String> {
 #[derive(Debug, PartialEq)]
 pub enum End {
     /// The server said so (`Ended`), with the program's exit code when it
-    /// exited; `closed_code` is the terminal channel's (`Closed`) if sent.
+    /// exited; `terminal` is how the terminal channel closed, if it did.
     Ended {
         reason: String,
         exit_code: Option<i32>,
-        closed_code: Option<i32>,
+        terminal: Option<TerminalClosed>,
     },
     /// The link dropped without `Ended`.
     Lost(String),
     /// A signal here (SIGTERM, SIGHUP, SIGINT) ended it.
     Signal(&'static str),
+}
+
+/// The terminal channel's `Closed`: the program exited (no error, maybe
+/// a code) or the terminal failed (an error).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TerminalClosed {
+    pub exit_code: Option<i32>,
+    pub failed: bool,
 }
 
 /// What to print on stderr and the process's exit code.
@@ -103,11 +111,14 @@ pub fn outcome(end: &End) -> (Option<String>, u8) {
         End::Ended {
             reason,
             exit_code,
-            closed_code,
+            terminal,
         } => {
-            let code = exit_code.or(*closed_code).map(exit_byte);
-            // The program exiting needs no words; every other end does.
-            let note = (reason != "exited").then(|| format!("session ended: {}", esc(reason)));
+            let closed_code = terminal.as_ref().and_then(|t| t.exit_code);
+            let code = exit_code.or(closed_code).map(exit_byte);
+            // The program exiting needs no words; every other end (idle,
+            // terminated, the agent gone, the terminal failing) does.
+            let program_exited = terminal.as_ref().is_some_and(|t| !t.failed);
+            let note = (!program_exited).then(|| format!("session ended: {}", esc(reason)));
             (note, code.unwrap_or(NO_REMOTE_EXIT))
         }
         End::Lost(why) => (Some(format!("session lost: {why}")), NO_REMOTE_EXIT),
@@ -137,7 +148,7 @@ struct Pump {
     pending: Vec<u8>,
     input_done: bool,
     eof_sent: bool,
-    closed_code: Option<i32>,
+    terminal: Option<TerminalClosed>,
 }
 
 impl Pump {
@@ -149,7 +160,7 @@ impl Pump {
             pending: Vec::new(),
             input_done: false,
             eof_sent: false,
-            closed_code: None,
+            terminal: None,
         }
     }
 
@@ -233,17 +244,17 @@ impl Pump {
                 exit_code,
                 error,
             }) if channel == TERMINAL_CHANNEL => {
-                self.closed_code = exit_code;
-                if let Some(error) = error {
-                    eprintln!("\r\nterminal closed: {}\r", esc(&error));
-                }
+                self.terminal = Some(TerminalClosed {
+                    exit_code,
+                    failed: error.is_some(),
+                });
             }
             Incoming::Event(SessionEvent::Closed { .. } | SessionEvent::Started { .. }) => {}
             Incoming::Event(SessionEvent::Ended { reason, exit_code }) => {
                 return Ok(Some(End::Ended {
                     reason,
                     exit_code,
-                    closed_code: self.closed_code,
+                    terminal: self.terminal.take(),
                 }));
             }
             Incoming::Closed => {
@@ -327,14 +338,18 @@ fn spawn_stdin_reader() -> mpsc::Receiver<Vec<u8>> {
 mod tests {
     use super::*;
 
+    fn ended(reason: &str, code: Option<i32>, terminal: Option<(Option<i32>, bool)>) -> End {
+        End::Ended {
+            reason: reason.into(),
+            exit_code: code,
+            terminal: terminal.map(|(exit_code, failed)| TerminalClosed { exit_code, failed }),
+        }
+    }
+
     #[test]
     fn the_exit_code_is_the_remote_programs() {
-        let exited = |code: Option<i32>, closed: Option<i32>| End::Ended {
-            reason: "exited".into(),
-            exit_code: code,
-            closed_code: closed,
-        };
-        assert_eq!(outcome(&exited(Some(0), None)), (None, 0));
+        let exited = |code, closed| ended("the program exited", code, Some((closed, false)));
+        assert_eq!(outcome(&exited(Some(0), Some(0))), (None, 0));
         assert_eq!(outcome(&exited(Some(3), Some(9))), (None, 3));
         assert_eq!(outcome(&exited(None, Some(130))), (None, 130));
         assert_eq!(outcome(&exited(None, None)), (None, 255));
@@ -344,26 +359,23 @@ mod tests {
 
     #[test]
     fn other_ends_are_noted_on_stderr() {
-        let idle = End::Ended {
-            reason: "idle for 10m".into(),
-            exit_code: None,
-            closed_code: Some(129),
-        };
+        let idle = ended("idle for 10m", None, None);
         assert_eq!(
             outcome(&idle),
-            (Some("session ended: idle for 10m".into()), 129)
+            (Some("session ended: idle for 10m".into()), 255)
         );
-        let hostile = End::Ended {
-            reason: "terminated by \u{1b}[2Jalice".into(),
-            exit_code: None,
-            closed_code: None,
-        };
+        // A program killed by a signal exited too: its code, no note.
+        let killed = ended("the program exited", Some(129), Some((Some(129), false)));
+        assert_eq!(outcome(&killed), (None, 129));
+        let failed = ended("the terminal failed: gone", None, Some((None, true)));
         assert_eq!(
-            outcome(&hostile),
-            (
-                Some("session ended: terminated by \\x1b[2Jalice".into()),
-                255
-            )
+            outcome(&failed),
+            (Some("session ended: the terminal failed: gone".into()), 255)
+        );
+        let escaped = ended("terminated by \u{1b}[2Jalice", None, None);
+        assert_eq!(
+            outcome(&escaped).0.unwrap(),
+            "session ended: terminated by \\x1b[2Jalice"
         );
         let (note, code) = outcome(&End::Lost("reset".into()));
         assert_eq!((note.unwrap().contains("reset"), code), (true, 255));
