@@ -38,6 +38,9 @@ use super::session_terminal::wait_started;
 /// control. Bounded so a stalled link pushes back on every connection.
 const OUTGOING_QUEUE: usize = 64;
 
+/// The pause after a failed accept.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What to forward, from the command line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forward {
@@ -232,7 +235,11 @@ impl Router {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((socket, peer)) => self.open(socket, peer).await?,
-                    Err(e) => eprintln!("accepting a local connection failed: {e}"),
+                    Err(e) => {
+                        eprintln!("accepting a local connection failed: {e}");
+                        // Out of descriptors, say: give the others time to close.
+                        tokio::time::sleep(ACCEPT_RETRY).await;
+                    }
                 },
                 message = stream.next() => {
                     let message = match message {
