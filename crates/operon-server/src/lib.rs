@@ -325,6 +325,8 @@ pub async fn start_with_clock(
     config: ServerConfig,
     clock: Arc<dyn events::schedule::Clock>,
 ) -> Result<Server, ServerError> {
+    sessions::deny::check_entries(&config.sessions.forward_deny)
+        .map_err(|e| ServerError::Api(format!("--session-forward-deny: {e}")))?;
     prepare_data_dir(&config.data_dir)?;
     let lock = lock_data_dir(&config.data_dir)?;
     let store = operon_store::SqliteStore::open_dyn(&config.data_dir.join(DATABASE_FILE)).await?;
