@@ -286,6 +286,9 @@ impl Server {
         };
         tracing::info!("shutting down");
         stop.send_replace(true);
+        // Sessions record their end (and the last of their recording)
+        // while the store is still open.
+        state.sessions.shutdown(SHUTDOWN_STORE_CLOSE).await;
         let result = match ended {
             Some(result) => result,
             None => match tokio::time::timeout(SHUTDOWN_DRAIN, &mut serve).await {
