@@ -61,7 +61,10 @@ async fn connect(
     let upgrade = upgrade.map_err(|e| {
         coded(ServiceError::invalid(
             "NotAWebSocket",
-            format!("{}: this endpoint opens a session over a WebSocket", e.body_text()),
+            format!(
+                "{}: this endpoint opens a session over a WebSocket",
+                e.body_text()
+            ),
         ))
     })?;
     state

@@ -57,7 +57,9 @@ impl Relay {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Option<EndRequest>>>> {
+    fn live(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Option<EndRequest>>>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -220,7 +222,10 @@ mod tests {
         let rx = relay.register("s1");
         assert!(relay.is_live("s1"));
         assert!(relay.terminate("s1", "bob"));
-        assert_eq!(rx.borrow().as_ref().map(|r| r.reason.as_str()), Some("terminated by bob"));
+        assert_eq!(
+            rx.borrow().as_ref().map(|r| r.reason.as_str()),
+            Some("terminated by bob")
+        );
         relay.unregister("s1");
         assert_eq!(relay.live_count(), 0);
     }
