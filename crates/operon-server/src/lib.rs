@@ -286,6 +286,9 @@ impl Server {
         };
         tracing::info!("shutting down");
         stop.send_replace(true);
+        // Sessions record their end (and the last of their recording)
+        // while the store is still open.
+        state.sessions.shutdown(SHUTDOWN_STORE_CLOSE).await;
         let result = match ended {
             Some(result) => result,
             None => match tokio::time::timeout(SHUTDOWN_DRAIN, &mut serve).await {
@@ -325,6 +328,8 @@ pub async fn start_with_clock(
     config: ServerConfig,
     clock: Arc<dyn events::schedule::Clock>,
 ) -> Result<Server, ServerError> {
+    sessions::deny::check_entries(&config.sessions.forward_deny)
+        .map_err(|e| ServerError::Api(format!("--session-forward-deny: {e}")))?;
     prepare_data_dir(&config.data_dir)?;
     let lock = lock_data_dir(&config.data_dir)?;
     let store = operon_store::SqliteStore::open_dyn(&config.data_dir.join(DATABASE_FILE)).await?;

@@ -435,6 +435,11 @@ fn endpoint_table(fx: &Fixtures) -> Vec<(&'static str, String, Value)> {
         ("GET", "/v1/monitors", json!({})),
         ("GET", "/v1/monitors/m1", json!({})),
         ("DELETE", "/v1/monitors/m1", json!({})),
+        ("GET", "/v1/sessions/connect?node=web-1", json!({})),
+        ("GET", "/v1/sessions", json!({})),
+        ("GET", "/v1/sessions/s-none", json!({})),
+        ("POST", "/v1/sessions/s-none/terminate", json!({})),
+        ("GET", "/v1/sessions/s-none/recording", json!({})),
     ];
     table
         .into_iter()
@@ -603,6 +608,7 @@ fn snapshot(fleet: &Fleet) -> Value {
         "/v1/alarms",
         "/v1/heals",
         "/v1/incidents",
+        "/v1/sessions",
     ];
     let mut all = serde_json::Map::new();
     for path in paths {

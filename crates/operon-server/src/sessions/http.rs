@@ -43,7 +43,7 @@ fn coded(err: ServiceError) -> ApiError {
 async fn connect(
     Ctx { state, principal }: Ctx,
     query: Result<Query<ConnectQuery>, axum::extract::rejection::QueryRejection>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let Query(query) = query.map_err(|e| {
         coded(ServiceError::invalid(
@@ -51,9 +51,25 @@ async fn connect(
             format!("the query: {}", e.body_text()),
         ))
     })?;
+    // Authorized (and refusals audited) before anything else, so a plain
+    // GET learns exactly what an upgrade would.
     let opening = state
         .sessions()
-        .open(&principal, &query)
+        .authorize(&principal, &query)
+        .await
+        .map_err(coded)?;
+    let upgrade = upgrade.map_err(|e| {
+        coded(ServiceError::invalid(
+            "NotAWebSocket",
+            format!(
+                "{}: this endpoint opens a session over a WebSocket",
+                e.body_text()
+            ),
+        ))
+    })?;
+    state
+        .sessions()
+        .record(&principal, &opening)
         .await
         .map_err(coded)?;
     let failed = (state.clone(), opening.record.clone());

@@ -183,7 +183,7 @@ impl Pump {
     async fn relay(
         &mut self,
         stream: &mut futures_util::stream::SplitStream<WebSocket>,
-        mut terminate: watch::Receiver<Option<String>>,
+        mut terminate: watch::Receiver<Option<super::relay::EndRequest>>,
     ) -> Ending {
         if let Err(ending) = self.start().await {
             return ending;
@@ -221,9 +221,9 @@ impl Pump {
                     }
                 }
                 changed = terminate.changed() => {
-                    let by = terminate.borrow().clone();
-                    if changed.is_ok() && let Some(by) = by {
-                        return Ending::new("terminated", format!("terminated by {by}"));
+                    let asked = terminate.borrow().clone();
+                    if changed.is_ok() && let Some(asked) = asked {
+                        return Ending::new(asked.status, asked.reason);
                     }
                 }
                 () = tokio::time::sleep_until(self.last_activity + idle) => {

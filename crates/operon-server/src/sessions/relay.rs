@@ -38,8 +38,16 @@ struct Route {
 pub struct Relay {
     next_channel: AtomicU32,
     routes: Mutex<HashMap<u32, Route>>,
-    /// Session id -> who asked it to end (`None` while nobody has).
-    live: Mutex<HashMap<String, watch::Sender<Option<String>>>>,
+    /// Session id -> why it must end (`None` while nothing asked).
+    live: Mutex<HashMap<String, watch::Sender<Option<EndRequest>>>>,
+}
+
+/// Why a live session is asked to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndRequest {
+    /// `terminated` or `failed`.
+    pub status: &'static str,
+    pub reason: String,
 }
 
 impl Relay {
@@ -49,7 +57,9 @@ impl Relay {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Option<String>>>> {
+    fn live(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Option<EndRequest>>>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -113,8 +123,8 @@ impl Relay {
         });
     }
 
-    /// Register a live session; the receiver learns who asked it to end.
-    pub fn register(&self, session_id: &str) -> watch::Receiver<Option<String>> {
+    /// Register a live session; the receiver learns why it must end.
+    pub fn register(&self, session_id: &str) -> watch::Receiver<Option<EndRequest>> {
         let (tx, rx) = watch::channel(None);
         self.live().insert(session_id.to_string(), tx);
         rx
@@ -132,10 +142,28 @@ impl Relay {
     pub fn terminate(&self, session_id: &str, by: &str) -> bool {
         match self.live().get(session_id) {
             Some(tx) => {
-                tx.send_replace(Some(by.to_string()));
+                tx.send_replace(Some(EndRequest {
+                    status: "terminated",
+                    reason: format!("terminated by {by}"),
+                }));
                 true
             }
             None => false,
+        }
+    }
+
+    /// The server is stopping: end every live session, and wait (at most
+    /// `wait`) until they have recorded their end.
+    pub async fn shutdown(&self, wait: std::time::Duration) {
+        for tx in self.live().values() {
+            tx.send_replace(Some(EndRequest {
+                status: "failed",
+                reason: "the server stopped".into(),
+            }));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.live_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
@@ -194,7 +222,10 @@ mod tests {
         let rx = relay.register("s1");
         assert!(relay.is_live("s1"));
         assert!(relay.terminate("s1", "bob"));
-        assert_eq!(rx.borrow().as_deref(), Some("bob"));
+        assert_eq!(
+            rx.borrow().as_ref().map(|r| r.reason.as_str()),
+            Some("terminated by bob")
+        );
         relay.unregister("s1");
         assert_eq!(relay.live_count(), 0);
     }

@@ -56,8 +56,9 @@ pub struct Opening {
 }
 
 impl SessionService<'_> {
-    /// Check, authorize and record a new session.
-    pub async fn open(
+    /// Check and authorize a new session (refusals audited); nothing is
+    /// recorded until [`SessionService::record`].
+    pub async fn authorize(
         &self,
         principal: &Principal,
         query: &ConnectQuery,
@@ -118,15 +119,25 @@ impl SessionService<'_> {
                 ));
             }
         };
-        let record = new_record(&id, principal, &request, &node);
-        self.state.store.insert_session(&record).await?;
+        Ok(Opening {
+            record: new_record(&id, principal, &request, &node),
+            request,
+            node,
+            link,
+        })
+    }
+
+    /// Record an authorized session as started (its row, its audit record).
+    pub async fn record(&self, principal: &Principal, opening: &Opening) -> ServiceResult<()> {
+        let record = &opening.record;
+        self.state.store.insert_session(record).await?;
         self.audit(AuditEntry {
             actor: principal.name.clone(),
-            action: policy_request.action.clone(),
-            resource,
+            action: opening.request.kind.action().to_string(),
+            resource: format!("node/{}", record.node_name),
             outcome: "allowed".into(),
             detail: json!({
-                "session": id,
+                "session": record.id,
                 "kind": record.kind,
                 "user": record.run_as,
                 "command": record.command,
@@ -138,12 +149,7 @@ impl SessionService<'_> {
         })
         .await;
         principal.mark_recorded();
-        Ok(Opening {
-            record,
-            request,
-            node,
-            link,
-        })
+        Ok(())
     }
 
     async fn refuse(
@@ -248,11 +254,21 @@ impl SessionService<'_> {
         Ok(Some((sha, text.len() as i64)))
     }
 
-    async fn find(&self, id: &str) -> ServiceResult<(SessionRecord, Node)> {
-        let record =
-            self.state.store.session(id).await?.ok_or_else(|| {
-                ServiceError::not_found("UnknownSession", format!("no session {id}"))
-            })?;
+    /// A session and its node; for an unknown id, `action` on `node/*`
+    /// decides between 403 and 404 (so a refused caller learns nothing).
+    async fn find(
+        &self,
+        principal: &Principal,
+        action: &str,
+        id: &str,
+    ) -> ServiceResult<(SessionRecord, Node)> {
+        let Some(record) = self.state.store.session(id).await? else {
+            crate::access::check_action(&self.state.audit, principal, action, "node/*").await?;
+            return Err(ServiceError::not_found(
+                "UnknownSession",
+                format!("no session {id}"),
+            ));
+        };
         // A deleted node's sessions are still readable, tags and all gone.
         let node = self
             .state
@@ -332,7 +348,7 @@ impl SessionService<'_> {
 
     /// One session (`sessions:Get` on its node).
     pub async fn get(&self, principal: &Principal, id: &str) -> ServiceResult<SessionRecord> {
-        let (record, node) = self.find(id).await?;
+        let (record, node) = self.find(principal, "sessions:Get", id).await?;
         self.check_on(principal, "sessions:Get", &node).await?;
         Ok(record)
     }
@@ -342,7 +358,7 @@ impl SessionService<'_> {
     /// else's: `sessions:Terminate` on the node. Waits (a few seconds) for
     /// the relaying process to end it.
     pub async fn terminate(&self, principal: &Principal, id: &str) -> ServiceResult<SessionRecord> {
-        let (record, node) = self.find(id).await?;
+        let (record, node) = self.find(principal, "sessions:Terminate", id).await?;
         let own_action = if record.kind == Kind::PortForward.as_str() {
             Kind::PortForward.action()
         } else {
@@ -392,7 +408,7 @@ impl SessionService<'_> {
         principal: &Principal,
         id: &str,
     ) -> ServiceResult<(String, String)> {
-        let (record, node) = self.find(id).await?;
+        let (record, node) = self.find(principal, "sessions:GetRecording", id).await?;
         self.check_on(principal, "sessions:GetRecording", &node)
             .await?;
         principal.note("session", id);

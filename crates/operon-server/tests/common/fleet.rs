@@ -82,6 +82,24 @@ impl Fleet {
         fleet
     }
 
+    /// A server configured by `configure` and one agent per `(name, tags)`.
+    pub async fn start_configured(
+        agents: &[(&str, Vec<(&str, &str)>)],
+        configure: impl FnOnce(&mut operon_server::ServerConfig),
+    ) -> Fleet {
+        let mut fleet = Fleet {
+            api: Api::start_with(configure).await,
+            stops: Vec::new(),
+            inventory_interval: operon_agent::inventory_sets::DEFAULT_INTERVAL,
+            metrics_interval: Duration::ZERO,
+        };
+        for (name, tags) in agents {
+            fleet.spawn_agent(name, tags).await;
+        }
+        fleet.wait_online(agents.len()).await;
+        fleet
+    }
+
     /// Start one more agent (a node joining) and wait until it is online.
     pub async fn join(&mut self, name: &str, tags: &[(&str, &str)]) {
         let online = self.stops.iter().filter(|s| s.is_some()).count() + 1;

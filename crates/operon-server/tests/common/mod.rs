@@ -5,6 +5,7 @@
 
 pub mod fleet;
 pub mod raw_agent;
+pub mod session_client;
 
 use std::time::{Duration, Instant};
 

@@ -77,6 +77,32 @@ pub struct ServerArgs {
     /// How long shipped log lines are kept.
     #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = retention)]
     pub logs_retention: i64,
+    /// The account sessions run as when none is named (`sessions start
+    /// NODE` without --user); agents started with --session-create-user
+    /// create it on first use.
+    #[arg(long, default_value = operon_server::sessions::limits::DEFAULT_USER, value_name = "USER")]
+    pub session_default_user: String,
+    /// A session with no input for this long ends (a session may ask for
+    /// less, never more).
+    #[arg(long, default_value = "20m", value_name = "DURATION", value_parser = retention)]
+    pub session_idle_timeout: i64,
+    /// The longest a session may last (a session may ask for less).
+    #[arg(long, default_value = "8h", value_name = "DURATION", value_parser = retention)]
+    pub session_max_duration: i64,
+    /// Record what users type in sessions (output is always recorded).
+    /// Turn off where people type secrets at prompts.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub session_record_input: bool,
+    /// Addresses no port forward may reach, besides the built-in ones
+    /// (link-local and cloud metadata): CIDR[:PORT] (10.0.0.0/8,
+    /// 127.0.0.1/32:7780). Repeatable or comma-separated.
+    #[arg(
+        long,
+        env = "OPERON_SESSION_FORWARD_DENY",
+        value_name = "CIDR[:PORT]",
+        value_delimiter = ','
+    )]
+    pub session_forward_deny: Vec<String>,
 }
 
 /// A retention like `1d`, in ms.
@@ -85,6 +111,24 @@ fn retention(text: &str) -> Result<i64, String> {
 }
 
 impl ServerArgs {
+    fn session_config(&self) -> operon_server::sessions::SessionConfig {
+        let mut sessions = operon_server::sessions::SessionConfig {
+            default_user: self.session_default_user.clone(),
+            idle_timeout: std::time::Duration::from_millis(
+                self.session_idle_timeout.max(1000) as u64
+            ),
+            max_duration: std::time::Duration::from_millis(
+                self.session_max_duration.max(1000) as u64
+            ),
+            record_input: self.session_record_input,
+            ..Default::default()
+        };
+        sessions
+            .forward_deny
+            .extend(self.session_forward_deny.iter().cloned());
+        sessions
+    }
+
     pub fn config(&self) -> ServerConfig {
         let mut config = ServerConfig::new(self.listen, self.data_dir.clone());
         config.heartbeat_secs = self.heartbeat_secs.max(1);
@@ -96,6 +140,7 @@ impl ServerArgs {
             hour_ms: self.metrics_hour_retention,
         };
         config.logs_retention_ms = self.logs_retention;
+        config.sessions = self.session_config();
         config.refusal_rate = operon_server::refusals::RefusalRate {
             burst: self.refusal_burst,
             per_minute: self.refusals_per_minute,
