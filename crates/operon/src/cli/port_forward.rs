@@ -272,8 +272,14 @@ impl Router {
             .ok_or_else(|| anyhow!("out of channel numbers"))?;
         let _ = socket.set_nodelay(true);
         // Announced before any of its data: both go through the one queue.
-        self.send(control_message(&ClientMessage::Open { channel }))
-            .await?;
+        // A link that takes no more ends the session soon (the stream
+        // tells why); until then new connections are just dropped.
+        if !self
+            .send(control_message(&ClientMessage::Open { channel }))
+            .await
+        {
+            return Ok(());
+        }
         tracing::debug!(channel, %peer, "forwarding a local connection");
         let (read, write) = socket.into_split();
         let credit = Arc::new(Credit::default());
@@ -316,7 +322,7 @@ impl Router {
                 };
                 if lock(&connection.received).receive(bytes.len()).is_err() {
                     eprintln!("connection {channel}: the server sent past the window; closing it");
-                    self.reset(channel).await?;
+                    self.reset(channel).await;
                 } else {
                     let _ = connection.inbound.send(Inbound::Data(bytes));
                 }
@@ -329,7 +335,7 @@ impl Router {
                     eprintln!(
                         "connection {channel}: the server credited more than was sent; closing it"
                     );
-                    self.reset(channel).await?;
+                    self.reset(channel).await;
                 } else {
                     connection.credit.more.notify_one();
                 }
@@ -362,19 +368,17 @@ impl Router {
     }
 
     /// Drop a connection here and tell the server.
-    async fn reset(&mut self, channel: u32) -> Result<()> {
+    async fn reset(&mut self, channel: u32) {
         if let Some(connection) = self.connections.remove(&channel) {
             connection.reset();
         }
         self.send(control_message(&ClientMessage::Close { channel }))
-            .await
+            .await;
     }
 
-    async fn send(&self, message: Message) -> Result<()> {
-        self.outgoing
-            .send(message)
-            .await
-            .map_err(|_| anyhow!("the session link is closed"))
+    /// Queue for the link; `false` when the link takes no more.
+    async fn send(&self, message: Message) -> bool {
+        self.outgoing.send(message).await.is_ok()
     }
 
     fn shutdown(&mut self) {

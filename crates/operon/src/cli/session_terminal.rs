@@ -21,6 +21,7 @@ use operon_proto::session::{
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::client::Client;
 use super::output::esc;
@@ -149,6 +150,9 @@ struct Pump {
     input_done: bool,
     eof_sent: bool,
     terminal: Option<TerminalClosed>,
+    /// Why sending failed (the link closed under us), kept until reading
+    /// tells whether the session ended properly first.
+    send_failed: Option<String>,
 }
 
 impl Pump {
@@ -161,6 +165,7 @@ impl Pump {
             input_done: false,
             eof_sent: false,
             terminal: None,
+            send_failed: None,
         }
     }
 
@@ -176,8 +181,8 @@ impl Pump {
             let signal_name = tokio::select! {
                 message = self.ws.next() => {
                     let message = match message {
-                        None => return Ok(End::Lost("the server closed the connection".into())),
-                        Some(Err(e)) => return Ok(End::Lost(e.to_string())),
+                        None => return Ok(self.lost("the server closed the connection".into())),
+                        Some(Err(e)) => return Ok(self.lost(e.to_string())),
                         Some(Ok(message)) => message,
                     };
                     if let Some(end) = self.incoming(classify(message)?, &mut stdout).await? {
@@ -296,20 +301,32 @@ impl Pump {
         let size = window_size(std::io::stdin().as_fd())
             .or_else(|| window_size(std::io::stdout().as_fd()));
         if let Some((cols, rows)) = size {
-            let message = control_message(&ClientMessage::Resize { cols, rows });
-            self.ws
-                .send(message)
-                .await
-                .context("sending the new size")?;
+            self.send(control_message(&ClientMessage::Resize { cols, rows }))
+                .await;
         }
         Ok(())
     }
 
     async fn send_frame(&mut self, frame: ChannelFrame) -> Result<()> {
-        self.ws
-            .send(frame_message(&frame))
-            .await
-            .context("sending on the session link")
+        self.send(frame_message(&frame)).await;
+        Ok(())
+    }
+
+    /// Send, or remember why the link cannot take more. Not an error by
+    /// itself: the server closes the link right after `Ended`, which may
+    /// already be waiting to be read behind the data just credited.
+    async fn send(&mut self, message: Message) {
+        if self.send_failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.ws.send(message).await {
+            self.send_failed = Some(e.to_string());
+        }
+    }
+
+    /// Why the link ended without `Ended`.
+    fn lost(&mut self, reading: String) -> End {
+        End::Lost(self.send_failed.take().unwrap_or(reading))
     }
 }
 
@@ -380,5 +397,51 @@ mod tests {
         let (note, code) = outcome(&End::Lost("reset".into()));
         assert_eq!((note.unwrap().contains("reset"), code), (true, 255));
         assert_eq!(outcome(&End::Signal("SIGTERM")).1, 255);
+    }
+
+    /// The server sends its last output, `Closed`, `Ended` and closes the
+    /// connection at once: crediting that output fails (the peer is gone),
+    /// and the session still ends as the server said, with the exit code.
+    #[tokio::test]
+    async fn the_end_is_read_even_when_the_last_credits_cannot_be_sent() {
+        use tokio_tungstenite::tungstenite::Message;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+            let mut messages: Vec<Message> = (0..50)
+                .map(|_| {
+                    frame_message(&ChannelFrame::Data {
+                        channel: TERMINAL_CHANNEL,
+                        // Empty: credited all the same, and no noise on
+                        // the test's stdout.
+                        bytes: Vec::new(),
+                    })
+                })
+                .collect();
+            messages.push(Message::text(operon_proto::encode(&SessionEvent::Closed {
+                channel: TERMINAL_CHANNEL,
+                exit_code: Some(7),
+                error: None,
+            })));
+            messages.push(Message::text(operon_proto::encode(&SessionEvent::Ended {
+                reason: "the program exited".into(),
+                exit_code: Some(7),
+            })));
+            for message in messages {
+                ws.feed(message).await.unwrap();
+            }
+            ws.flush().await.unwrap();
+            // Gone without reading: the client's credits hit a closed socket.
+            drop(ws);
+        });
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/"))
+            .await
+            .unwrap();
+        server.await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let end = Pump::new(ws).run().await.unwrap();
+        assert_eq!(outcome(&end), (None, 7), "{end:?}");
     }
 }
