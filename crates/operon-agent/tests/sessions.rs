@@ -270,6 +270,26 @@ async fn a_command_sees_its_terminal_size_and_its_exit_status_is_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_job_does_not_hold_the_terminal_open() {
+    let mut agent = start_agent(false).await;
+    let ws = &mut agent.ws;
+    open(
+        ws,
+        11,
+        terminal("root", Some("sleep 1019 & echo started; exit 4"), 80, 24),
+    )
+    .await;
+    expect_opened(ws, 11).await;
+    let seen = until_closed(ws, 11).await;
+    assert!(seen.text().contains("started"), "{}", seen.text());
+    assert_eq!(seen.closed, Some((Some(4), None)));
+    wait_until("the background job is hung up", || {
+        processes_running(&["sleep", "1019"]).is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_shell_starts_at_home_with_the_environment() {
     let mut agent = start_agent(false).await;
     let ws = &mut agent.ws;

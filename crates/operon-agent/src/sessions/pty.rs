@@ -8,10 +8,11 @@
 //! buffer fills and the program blocks on its next write. Server data is
 //! written to the master and credited back once written.
 //!
-//! The end: EOF (or `EIO`, Linux's way of saying every slave descriptor is
-//! closed) on the master, then the child is reaped and the channel sends
-//! `Eof` and `ChannelClosed` with the exit status (128 + signal when a
-//! signal ended it). A close from the server or the end of the link hangs
+//! The end: the program exits and its output is read to EOF (or `EIO`,
+//! Linux's way of saying every slave descriptor is closed; or a short quiet
+//! time when a background job still holds the terminal, which closing the
+//! master then hangs up); the channel sends `Eof` and `ChannelClosed` with
+//! the exit status (128 + signal when a signal ended it). A close from the server or the end of the link hangs
 //! the terminal up: the master is closed (the kernel hangs up the
 //! foreground job), SIGHUP goes to the program's process group, SIGKILL
 //! after [`super::HANGUP_GRACE`].
@@ -22,6 +23,7 @@ use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 
 use operon_proto::session::MAX_DATA_FRAME;
 use tokio::io::unix::AsyncFd;
@@ -30,6 +32,10 @@ use tokio::process::{Child, Command};
 use super::{ChannelIo, HANGUP_GRACE, Input, Pending};
 use crate::runner;
 use crate::sys::{self, ChildSetup, UserAccount};
+
+/// How long the terminal may stay silent after its program exited before
+/// the channel ends without waiting for its other holders.
+const QUIET_AFTER_EXIT: Duration = Duration::from_millis(300);
 
 /// What the server asked for, with the agent's own permission to create
 /// the account folded in.
@@ -192,16 +198,19 @@ enum Event {
 async fn pump(mut terminal: Terminal, io: &mut ChannelIo) {
     let mut pending = Pending::default();
     let mut output_ended = false;
+    // The program's status once it exited, kept until its output is read.
+    let mut exited: Option<io::Result<ExitStatus>> = None;
     loop {
         let readable = !output_ended && io.sent.available() > 0;
+        let draining = exited.is_some();
         let event = tokio::select! {
             input = io.inputs.recv() => Event::Input(input),
-            output = read_master(&terminal.master, io.sent.allowance(MAX_DATA_FRAME)), if readable => Event::Output(output),
+            output = read_output(&terminal.master, io.sent.allowance(MAX_DATA_FRAME), draining), if readable => Event::Output(output),
             written = write_master(&terminal.master, pending.front()), if !pending.is_empty() && !output_ended => match written {
                 Ok(n) => Event::Wrote(n),
                 Err(err) => Event::WriteFailed(err),
             },
-            status = terminal.child.wait(), if output_ended => Event::Exited(status),
+            status = terminal.child.wait(), if !draining => Event::Exited(status),
         };
         match event {
             Event::Input(None) => {
@@ -235,7 +244,13 @@ async fn pump(mut terminal: Terminal, io: &mut ChannelIo) {
                 io.sent.spend(bytes.len());
                 io.out.data(bytes);
             }
-            Event::Output(None) => output_ended = true,
+            Event::Output(None) => {
+                output_ended = true;
+                if let Some(status) = exited.take() {
+                    finish(terminal, status, io);
+                    return;
+                }
+            }
             Event::Wrote(written) => {
                 pending.written(written);
                 io.passed_on(written);
@@ -247,18 +262,40 @@ async fn pump(mut terminal: Terminal, io: &mut ChannelIo) {
                 pending.written(dropped);
                 io.passed_on(dropped);
             }
-            Event::Exited(status) => {
-                io.out.eof();
-                match status {
-                    Ok(status) => io.out.closed(Some(exit_code(status)), None),
-                    Err(err) => io
-                        .out
-                        .closed(None, Some(format!("cannot reap the program: {err}"))),
-                }
+            Event::Exited(status) if output_ended => {
+                finish(terminal, status, io);
                 return;
             }
+            Event::Exited(status) => exited = Some(status),
         }
     }
+}
+
+/// The program exited and its output was read: close the master (which
+/// hangs up any background job still holding the terminal) and report.
+fn finish(terminal: Terminal, status: io::Result<ExitStatus>, io: &ChannelIo) {
+    drop(terminal);
+    io.out.eof();
+    match status {
+        Ok(status) => io.out.closed(Some(exit_code(status)), None),
+        Err(err) => io
+            .out
+            .closed(None, Some(format!("cannot reap the program: {err}"))),
+    }
+}
+
+/// The terminal's next output. Once the program exited, its output ends
+/// at EOF/EIO (no one else holds the terminal) or after
+/// [`QUIET_AFTER_EXIT`] without output (a background job still holds it:
+/// the session ends with the program, as over ssh).
+async fn read_output(master: &AsyncFd<File>, limit: usize, draining: bool) -> Option<Vec<u8>> {
+    if !draining {
+        return read_master(master, limit).await;
+    }
+    tokio::time::timeout(QUIET_AFTER_EXIT, read_master(master, limit))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Up to `limit` bytes from the master; `None` when it ended (EOF, or EIO
