@@ -335,14 +335,17 @@ async fn an_interactive_shell_takes_input_resizes_and_ctrl_c() {
     send_data(ws, 3, b"stty size\n").await;
     until_output(ws, 3, &mut seen, "50 120").await;
 
-    send_data(ws, 3, b"sleep 30\n").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let interrupted_at = std::time::Instant::now();
+    send_data(ws, 3, b"sleep 1031\n").await;
+    // Only once it runs: a ctrl-c before would just flush the typed line.
+    wait_until("sleep runs", || {
+        !processes_running(&["sleep", "1031"]).is_empty()
+    })
+    .await;
     send_data(ws, 3, b"\x03").await;
     send_data(ws, 3, b"echo after-$((1+1))\n").await;
     until_output(ws, 3, &mut seen, "after-2").await;
     assert!(
-        interrupted_at.elapsed() < Duration::from_secs(10),
+        processes_running(&["sleep", "1031"]).is_empty(),
         "ctrl-c interrupted the sleep"
     );
 
