@@ -332,3 +332,104 @@ impl Pending {
         self.bytes.drain(..len.min(self.bytes.len()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use operon_proto::session::{INITIAL_WINDOW, MAX_DATA_FRAME};
+
+    /// A manager with channel 1 registered, and what that channel is told.
+    fn with_channel() -> (
+        Sessions,
+        mpsc::UnboundedReceiver<Input>,
+        SharedReceiveWindow,
+    ) {
+        let (mut sessions, _queue) = Sessions::new(SessionSettings::default());
+        let (input, inputs) = mpsc::unbounded_channel();
+        let received = SharedReceiveWindow::default();
+        sessions.channels.insert(
+            1,
+            ChannelHandle {
+                input,
+                received: received.clone(),
+            },
+        );
+        (sessions, inputs, received)
+    }
+
+    fn data(channel: u32, len: usize) -> Vec<u8> {
+        ChannelFrame::Data {
+            channel,
+            bytes: vec![b'x'; len],
+        }
+        .encode()
+    }
+
+    #[test]
+    fn data_within_the_window_is_passed_on_and_past_it_closes_the_channel() {
+        let (mut sessions, mut inputs, received) = with_channel();
+        let frames = INITIAL_WINDOW as usize / MAX_DATA_FRAME;
+        for _ in 0..frames {
+            sessions.on_binary(&data(1, MAX_DATA_FRAME));
+            assert!(
+                matches!(inputs.try_recv(), Ok(Input::Data(bytes)) if bytes.len() == MAX_DATA_FRAME)
+            );
+        }
+        sessions.on_binary(&data(1, 1));
+        match inputs.try_recv() {
+            Ok(Input::Close { error: Some(error) }) => assert!(error.contains("window"), "{error}"),
+            other => panic!("expected a close, got {other:?}"),
+        }
+        // Once the channel passed bytes on, the server may send that much again.
+        received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .consumed(10);
+        sessions.on_binary(&data(1, 10));
+        assert!(matches!(inputs.try_recv(), Ok(Input::Data(_))));
+    }
+
+    #[test]
+    fn frames_for_unknown_channels_and_malformed_frames_are_ignored() {
+        let (mut sessions, mut inputs, _) = with_channel();
+        sessions.on_binary(&data(2, 5));
+        sessions.on_binary(&[9, 0, 0, 0, 1]);
+        sessions.on_binary(&[0, 0]);
+        assert!(inputs.try_recv().is_err());
+        sessions.on_binary(
+            &ChannelFrame::Window {
+                channel: 1,
+                credit: 7,
+            }
+            .encode(),
+        );
+        sessions.on_binary(&ChannelFrame::Eof { channel: 1 }.encode());
+        sessions.resize(1, 100, 40);
+        sessions.close(1, "bye");
+        assert!(matches!(inputs.try_recv(), Ok(Input::Credit(7))));
+        assert!(matches!(inputs.try_recv(), Ok(Input::Eof)));
+        assert!(matches!(
+            inputs.try_recv(),
+            Ok(Input::Resize {
+                cols: 100,
+                rows: 40
+            })
+        ));
+        assert!(matches!(
+            inputs.try_recv(),
+            Ok(Input::Close { error: None })
+        ));
+    }
+
+    #[test]
+    fn pending_bytes_leave_in_order() {
+        let mut pending = Pending::default();
+        pending.push(b"abc".to_vec());
+        pending.push(b"de".to_vec());
+        assert_eq!(pending.front(), b"abcde");
+        pending.written(2);
+        assert_eq!(pending.front(), b"cde");
+        pending.written(10);
+        assert!(pending.is_empty());
+    }
+}
