@@ -174,7 +174,7 @@ async fn starts_are_authorized_per_node_with_the_account_and_the_duration() {
         let (status, body) = refused(&fleet, &alice, query).await;
         assert_eq!(status, 403, "{query}: {body}");
         assert!(
-            body["message"].as_str().unwrap().contains("sessions:Start"),
+            body["error"]["message"].as_str().unwrap().contains("sessions:Start"),
             "{body}"
         );
     }
@@ -346,7 +346,7 @@ async fn port_forwarding_carries_several_connections_and_refuses_denied_addresse
     .await;
     assert_eq!(status, 403, "{body}");
     assert!(
-        body["message"].as_str().unwrap().contains("169.254.0.0/16"),
+        body["error"]["message"].as_str().unwrap().contains("169.254.0.0/16"),
         "{body}"
     );
     // A name is resolved, and refused, by the agent.
@@ -393,7 +393,7 @@ async fn a_slow_reader_holds_the_program_back_without_delaying_the_node() {
     // Meanwhile the node runs commands as usual and stays online.
     let began = Instant::now();
     let command = fleet
-        .run(json!({"targets": ["web-1"], "parameters": {"commands": ["echo still-here"]}}))
+        .run(json!({"node_ids": ["web-1"], "parameters": {"commands": ["echo still-here"]}}))
         .await;
     assert_eq!(command["status"], "Success", "{command}");
     assert!(

@@ -95,10 +95,8 @@ impl SessionClient {
                                     channel: *channel,
                                     credit: bytes.len() as u32,
                                 };
-                                self.ws
-                                    .send(Message::Binary(credit.encode().into()))
-                                    .await
-                                    .ok()?;
+                                // The server may be closing: its last frames are still to read.
+                                let _ = self.ws.send(Message::Binary(credit.encode().into())).await;
                             }
                         }
                         ChannelFrame::Window { channel, credit } => {
