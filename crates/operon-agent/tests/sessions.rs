@@ -887,6 +887,44 @@ async fn forwarding_refuses_denied_unresolvable_and_refused_targets() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_from_the_server_resets_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let (second_tx, second_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 16];
+        let first = stream.read(&mut buf).await.map(|n| buf[..n].to_vec());
+        let _ = first_tx.send(first);
+        let _ = second_tx.send(stream.read(&mut buf).await);
+    });
+    let mut agent = start_agent(false).await;
+    let ws = &mut agent.ws;
+    open(ws, 35, tcp("127.0.0.1", port, &[])).await;
+    expect_opened(ws, 35).await;
+    send_data(ws, 35, b"ping").await;
+    let first = tokio::time::timeout(WAIT, first_rx).await.unwrap().unwrap();
+    assert_eq!(first.unwrap(), b"ping");
+    send(
+        ws,
+        &ServerMessage::ChannelClose {
+            channel: 35,
+            reason: "client went away".into(),
+        },
+    )
+    .await;
+    let seen = until_closed(ws, 35).await;
+    assert_eq!(seen.closed, Some((None, None)));
+    let second = tokio::time::timeout(WAIT, second_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = second.expect_err("a reset, not an end of stream");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_past_the_window_closes_the_channel() {
     let port = silent_server().await;
     let mut agent = start_agent(false).await;

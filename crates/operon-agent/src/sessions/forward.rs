@@ -8,7 +8,7 @@
 //! allows; server data is credited once written. `Eof` from the server is
 //! a half-close (shutdown of our write side once its data is written); the
 //! channel closes when both directions have ended, on an error, or at once
-//! on a close from the server (the socket is dropped: a reset, not an end).
+//! on a close from the server (the socket is reset, not ended).
 
 use std::io;
 use std::net::SocketAddr;
@@ -155,7 +155,11 @@ async fn pump(mut stream: TcpStream, io: &mut ChannelIo) -> Outcome {
             }
             Event::Input(Some(Input::Eof)) => peer_ended = true,
             Event::Input(Some(Input::Resize { .. })) => {}
-            Event::Input(Some(Input::Close { error })) => return Outcome::Ended { error },
+            Event::Input(Some(Input::Close { error })) => {
+                // A close is a reset, not an end of stream (that is `Eof`).
+                let _ = stream.set_zero_linger();
+                return Outcome::Ended { error };
+            }
             Event::Read(Ok(bytes)) if bytes.is_empty() => {
                 read_ended = true;
                 io.out.eof();
