@@ -554,6 +554,7 @@ impl Agent {
                         state_dir: &config.state_dir,
                         sessions: sessions::SessionSettings {
                             create_user_allowed: config.session_create_user,
+                            own_server: sessions::own_server_deny(&config.server_url).await,
                         },
                     };
                     let end = link::run_link(ws, ctx, shutdown).await;

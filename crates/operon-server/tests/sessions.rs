@@ -174,7 +174,10 @@ async fn starts_are_authorized_per_node_with_the_account_and_the_duration() {
         let (status, body) = refused(&fleet, &alice, query).await;
         assert_eq!(status, 403, "{query}: {body}");
         assert!(
-            body["error"]["message"].as_str().unwrap().contains("sessions:Start"),
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("sessions:Start"),
             "{body}"
         );
     }
@@ -346,7 +349,10 @@ async fn port_forwarding_carries_several_connections_and_refuses_denied_addresse
     .await;
     assert_eq!(status, 403, "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("169.254.0.0/16"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("169.254.0.0/16"),
         "{body}"
     );
     // A name is resolved, and refused, by the agent.
@@ -370,9 +376,20 @@ async fn port_forwarding_carries_several_connections_and_refuses_denied_addresse
     );
     client.close().await;
 
-    let audit = fleet.audit_of("admin").await;
+    // The refused connection's record is written as the agent reports it.
+    let deadline = Instant::now() + WAIT;
+    let audit = loop {
+        let audit = fleet.audit_of("admin").await;
+        if !audit_entries(&audit, "sessions:PortForward", "failed").is_empty() {
+            break audit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refused connection is audited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(!audit_entries(&audit, "sessions:PortForward", "denied").is_empty());
-    assert!(!audit_entries(&audit, "sessions:PortForward", "failed").is_empty());
     let session = fleet
         .get_until(&format!("/v1/sessions/{id}"), |s| s["status"] != "active")
         .await;

@@ -25,7 +25,7 @@
 //! SIGKILL after [`HANGUP_GRACE`]) and every forwarded socket closed. The
 //! server ends the sessions on its side when the link drops.
 
-pub mod deny;
+pub use operon_proto::deny;
 mod forward;
 mod pty;
 
@@ -42,11 +42,40 @@ use tokio_tungstenite::tungstenite::Message;
 pub const HANGUP_GRACE: Duration = Duration::from_secs(2);
 
 /// What the agent's configuration says about sessions.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionSettings {
     /// A terminal for a missing account marked `create_user` may create it
     /// (`--session-create-user`).
     pub create_user_allowed: bool,
+    /// Deny entries added to every forwarded connection's: the agent's own
+    /// server ([`own_server_deny`]).
+    pub own_server: Vec<String>,
+}
+
+/// Deny entries for the agent's own server, one per address its host
+/// resolves to, on its port: a forward never makes the node a way to reach
+/// the control plane from the node's side. Empty when the URL cannot be
+/// read or resolved (the server's own deny list still applies).
+pub async fn own_server_deny(server_url: &str) -> Vec<String> {
+    let Ok(url) = reqwest::Url::parse(server_url) else {
+        return Vec::new();
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return Vec::new();
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    match tokio::net::lookup_host((host.as_str(), port)).await {
+        Ok(addresses) => addresses
+            .map(|address| match address.ip() {
+                std::net::IpAddr::V4(ip) => format!("{ip}:{port}"),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The channels of one link.
@@ -148,7 +177,12 @@ impl Sessions {
                 };
                 tokio::spawn(pty::run(spec, io));
             }
-            ChannelTarget::Tcp { host, port, deny } => {
+            ChannelTarget::Tcp {
+                host,
+                port,
+                mut deny,
+            } => {
+                deny.extend(self.settings.own_server.iter().cloned());
                 tokio::spawn(forward::run(host, port, deny, io));
             }
         }
@@ -431,5 +465,20 @@ mod tests {
         assert_eq!(pending.front(), b"cde");
         pending.written(10);
         assert!(pending.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_agents_own_server_is_denied_to_forwards() {
+        assert_eq!(
+            own_server_deny("http://127.0.0.1:7780").await,
+            vec!["127.0.0.1:7780"]
+        );
+        assert_eq!(own_server_deny("https://[::1]").await, vec!["[::1]:443"]);
+        assert!(own_server_deny("not a url").await.is_empty());
+        let entries = own_server_deny("http://127.0.0.1:7780").await;
+        let list = deny::parse_deny_list(&entries).unwrap();
+        let denied = |ip: &str, port| deny::denied_by(&list, ip.parse().unwrap(), port).is_some();
+        assert!(denied("127.0.0.1", 7780));
+        assert!(!denied("127.0.0.1", 5432), "only the server's port");
     }
 }
