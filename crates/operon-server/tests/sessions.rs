@@ -375,6 +375,24 @@ async fn port_forwarding_carries_several_connections_and_refuses_denied_addresse
         "{error}"
     );
     client.close().await;
+    // Nor does a forward reach the agent's own server from the node.
+    let own = fleet.server.addr.port();
+    let query = format!("node=web-1&kind=port-forward&host=127.0.0.1&port={own}");
+    let mut client = open(&fleet, &token, &query).await;
+    client.started().await;
+    client.message(&ClientMessage::Open { channel: 1 }).await;
+    let error = loop {
+        match client.next(WAIT).await {
+            Some(Incoming::Event(SessionEvent::Closed {
+                channel: 1, error, ..
+            })) => break error,
+            Some(_) => continue,
+            None => panic!("no answer for the connection to the server"),
+        }
+    };
+    let error = error.expect("refused");
+    assert!(error.contains(&format!("127.0.0.1:{own}")), "{error}");
+    client.close().await;
 
     // The refused connection's record is written as the agent reports it.
     let deadline = Instant::now() + WAIT;
