@@ -660,7 +660,11 @@ pub async fn run_on_change(
         .current_dir("/")
         .env_clear()
         .envs(env);
-    ChildSetup { switch_to: None }.apply(&mut command);
+    ChildSetup {
+        switch_to: None,
+        controlling_terminal: false,
+    }
+    .apply(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {

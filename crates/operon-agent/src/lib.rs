@@ -65,6 +65,9 @@
 //! sample sent as a batch, kept until the server's `MetricsAck` and resent
 //! after every `Welcome`; other parts of the agent add points through the
 //! [`metrics::MetricSink`].
+//! **Sessions** (see [`sessions`]): the server may open a terminal (a real
+//! PTY) or a forwarded TCP connection on the node, with per-channel flow
+//! control; they end with the link.
 //!
 //! Only one agent may use a state directory at a time (`agent.lock`, flock).
 //! On shutdown, running commands are stopped and journaled as interrupted;
@@ -87,6 +90,7 @@ pub mod monitors;
 pub mod output;
 pub mod procfs;
 pub mod runner;
+pub mod sessions;
 pub mod state;
 pub mod supervisor;
 mod sys;
@@ -164,6 +168,9 @@ pub struct AgentConfig {
     /// Custom metrics: files dropped here by scripts on the node
     /// (`operon metrics put`; [`metrics::DEFAULT_CUSTOM_DIR`] by default).
     pub custom_metrics_dir: PathBuf,
+    /// Session terminals may create the server's default session account
+    /// when it is missing (`useradd`); off by default (see [`sessions`]).
+    pub session_create_user: bool,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -185,6 +192,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("custom_inventory_dir", &self.custom_inventory_dir)
             .field("metrics_interval", &self.metrics_interval)
             .field("custom_metrics_dir", &self.custom_metrics_dir)
+            .field("session_create_user", &self.session_create_user)
             .finish()
     }
 }
@@ -544,6 +552,10 @@ impl Agent {
                         heartbeat_seq: &mut self.heartbeat_seq,
                         credential: &mut *credential,
                         state_dir: &config.state_dir,
+                        sessions: sessions::SessionSettings {
+                            create_user_allowed: config.session_create_user,
+                            own_server: sessions::own_server_deny(&config.server_url).await,
+                        },
                     };
                     let end = link::run_link(ws, ctx, shutdown).await;
                     if let Some(metrics) = &self.metrics {

@@ -18,6 +18,11 @@
 //! once the link is welcomed; every `Welcome` makes the task resend the
 //! unacknowledged ones, and `MetricsAck` goes back to it. `metrics` is
 //! announced in `Hello` only when the task runs (interval not zero).
+//!
+//! Session channels ([`crate::sessions`]) live and die with the link: each
+//! link has its own [`Sessions`], which takes `ChannelOpen`,
+//! `ChannelResize`, `ChannelClose` and every binary frame; its ordered
+//! queue is the writer's lowest-priority source.
 
 use std::future::Future;
 use std::path::Path;
@@ -47,6 +52,7 @@ use crate::inventory_sets::InventoryHandle;
 use crate::logs::LogsHandle;
 use crate::metrics::MetricsHandle;
 use crate::monitors::Monitors;
+use crate::sessions::{SessionSettings, Sessions};
 use crate::state::StateWatchHandle;
 use crate::supervisor::{Control, Supervisor};
 use crate::tls::{self, PinMismatch};
@@ -170,6 +176,8 @@ pub struct LinkContext<'a> {
     /// Replaced (in memory and on disk) when the server rotates it.
     pub credential: &'a mut Credential,
     pub state_dir: &'a Path,
+    /// How this link's session channels may behave.
+    pub sessions: SessionSettings,
 }
 
 /// Run one link until it drops, goes silent, or `shutdown` resolves.
@@ -195,6 +203,7 @@ pub async fn run_link(
     }
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
+    let (sessions, session_frames) = Sessions::new(ctx.sessions);
     let mut reader = Reader {
         supervisor: ctx.supervisor,
         done: ctx.done,
@@ -215,11 +224,12 @@ pub async fn run_link(
         heartbeat_seq: ctx.heartbeat_seq,
         credential: ctx.credential,
         state_dir: ctx.state_dir,
+        sessions,
         welcomed: false,
     };
     let outcome = tokio::select! {
         end = reader.read(stream, shutdown) => end,
-        reason = write_frames(&mut sink, Outbound { heartbeats: heartbeat_rx, control: control_rx, outbox: ctx.outbox }) => ReadEnd { shutdown: false, reason },
+        reason = write_frames(&mut sink, Outbound { heartbeats: heartbeat_rx, control: control_rx, outbox: ctx.outbox, sessions: session_frames }) => ReadEnd { shutdown: false, reason },
     };
     if outcome.shutdown {
         let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
@@ -261,6 +271,9 @@ struct Outbound<'a> {
     /// `Finished` and other replies: after the outbox, so that a `Finished`
     /// never overtakes its own output.
     control: mpsc::UnboundedReceiver<AgentMessage>,
+    /// Session channels' frames, ready to send (binary data, text control),
+    /// last: a busy terminal never delays the rest. Bounded by the windows.
+    sessions: mpsc::UnboundedReceiver<Message>,
 }
 
 /// Write frames to the socket until it fails.
@@ -269,17 +282,15 @@ async fn write_frames(
     mut queues: Outbound<'_>,
 ) -> String {
     loop {
-        let message = tokio::select! {
+        let frame = tokio::select! {
             biased;
-            Some(message) = queues.heartbeats.recv() => message,
-            Some(message) = queues.outbox.recv() => message,
-            Some(message) = queues.control.recv() => message,
+            Some(message) = queues.heartbeats.recv() => Message::text(operon_proto::encode(&message)),
+            Some(message) = queues.outbox.recv() => Message::text(operon_proto::encode(&message)),
+            Some(message) = queues.control.recv() => Message::text(operon_proto::encode(&message)),
+            Some(frame) = queues.sessions.recv() => frame,
             else => return "agent is stopping".to_owned(),
         };
-        if let Err(err) = sink
-            .send(Message::text(operon_proto::encode(&message)))
-            .await
-        {
+        if let Err(err) = sink.send(frame).await {
             return format!("sending failed: {err}");
         }
     }
@@ -310,6 +321,7 @@ struct Reader<'a> {
     heartbeat_seq: &'a mut u64,
     credential: &'a mut Credential,
     state_dir: &'a Path,
+    sessions: Sessions,
     welcomed: bool,
 }
 
@@ -345,7 +357,8 @@ impl Reader<'_> {
                                 heartbeat = Some(ticker);
                             }
                         }
-                        Some(Ok(_)) => {} // pings are answered by tungstenite; binary is not ours
+                        Some(Ok(Message::Binary(bytes))) => self.sessions.on_binary(&bytes),
+                        Some(Ok(_)) => {} // pings are answered by tungstenite
                     }
                 }
                 Some(result) = self.done.recv() => self.supervisor.on_done(result, &self.control),
@@ -456,16 +469,15 @@ impl Reader<'_> {
                     logs.acknowledged(seq);
                 }
             }
-            ServerMessage::ChannelOpen(open) => {
-                if let Some(control) = &self.control {
-                    let _ = control.send(AgentMessage::ChannelClosed {
-                        channel: open.channel,
-                        exit_code: None,
-                        error: Some("sessions are not implemented by this agent yet".into()),
-                    });
-                }
+            ServerMessage::ChannelOpen(open) => self.sessions.open(open),
+            ServerMessage::ChannelResize {
+                channel,
+                cols,
+                rows,
+            } => self.sessions.resize(channel, cols, rows),
+            ServerMessage::ChannelClose { channel, reason } => {
+                self.sessions.close(channel, &reason)
             }
-            ServerMessage::ChannelResize { .. } | ServerMessage::ChannelClose { .. } => {}
         }
         None
     }
@@ -532,5 +544,12 @@ mod tests {
         assert!(on.iter().any(|c| c == operon_proto::CAPABILITY_LOGS));
         assert_eq!(on.len(), operon_proto::AGENT_CAPABILITIES.len());
         assert_eq!(off.len() + 3, on.len());
+        for announced in [&on, &off] {
+            assert!(
+                announced
+                    .iter()
+                    .any(|c| c == operon_proto::CAPABILITY_SESSIONS)
+            );
+        }
     }
 }

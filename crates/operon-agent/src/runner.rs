@@ -565,6 +565,7 @@ fn spawn_step(
         .envs(&command.env);
     ChildSetup {
         switch_to: user.filter(|u| u.uid != sys::effective_uid()).cloned(),
+        controlling_terminal: false,
     }
     .apply(&mut cmd);
     cmd.spawn()

@@ -9,7 +9,7 @@
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// A local account, as `/etc/passwd` (or NSS) describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,23 +146,33 @@ fn group_list(c_name: &CStr, gid: libc::gid_t) -> io::Result<Vec<u32>> {
 }
 
 /// What a freshly forked child does before `exec`: its own session (so the
-/// whole tree can be signalled as one group and has no controlling terminal),
-/// then, if asked, the identity of another user.
+/// whole tree can be signalled as one group), then, if asked, its stdin as
+/// controlling terminal (a session terminal's PTY), then, if asked, the
+/// identity of another user.
 #[derive(Debug, Clone)]
 pub struct ChildSetup {
     pub switch_to: Option<UserAccount>,
+    /// Make stdin (a PTY slave) the controlling terminal of the new session,
+    /// so that ctrl-c, job control and hangups reach the program.
+    pub controlling_terminal: bool,
 }
 
 impl ChildSetup {
     /// Install this setup on a command, to run between fork and exec.
     pub fn apply(self, command: &mut tokio::process::Command) {
         let ids = self.switch_to.map(|user| (user.uid, user.gid, user.groups));
+        let controlling_terminal = self.controlling_terminal;
         // SAFETY: the closure runs in the forked child before exec. It calls
-        // only async-signal-safe system calls (setsid, setgroups, setgid,
-        // setuid) on data prepared before the fork, and allocates nothing.
+        // only async-signal-safe system calls (setsid, ioctl, setgroups,
+        // setgid, setuid) on data prepared before the fork, and allocates
+        // nothing.
         unsafe {
             command.pre_exec(move || {
                 if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // stdin is the PTY slave by now (stdio is set up before pre_exec).
+                if controlling_terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
                     return Err(io::Error::last_os_error());
                 }
                 if let Some((uid, gid, groups)) = &ids {
@@ -205,7 +215,85 @@ pub fn signal_group(pgid: i32, signal: libc::c_int) -> io::Result<()> {
     }
 }
 
-pub use libc::{SIGKILL, SIGTERM};
+pub use libc::{SIGHUP, SIGKILL, SIGTERM};
+
+/// A new pseudo-terminal of `cols` x `rows`: `(master, slave)`, both
+/// close-on-exec (the slave reaches its program as stdio, which dup2
+/// clears), the master non-blocking for [`tokio::io::unix::AsyncFd`].
+pub fn open_pty(cols: u16, rows: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: posix_openpt takes flags and returns a new descriptor or -1.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    if master < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `master` is a descriptor we just opened and own alone.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    // SAFETY: grantpt and unlockpt take a valid descriptor.
+    if unsafe { libc::grantpt(master.as_raw_fd()) } != 0
+        || unsafe { libc::unlockpt(master.as_raw_fd()) } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: `name` is writable for its length; ptsname_r NUL-terminates.
+    let rc = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    // SAFETY: `name` holds a NUL-terminated path written by ptsname_r.
+    let slave = unsafe {
+        libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `slave` is a descriptor we just opened and own alone.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    set_window_size(master.as_fd(), cols, rows)?;
+    set_nonblocking(master.as_fd())?;
+    Ok((master, slave))
+}
+
+/// Hand an owned descriptor (a PTY master) to tokio's reactor as a file.
+pub fn watch_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<File>> {
+    // SAFETY: the `File` owns the descriptor, so it stays open and the same
+    // for as long as the `AsyncFd` that owns the `File`, and `as_raw_fd`
+    // always returns it.
+    unsafe { tokio::io::unix::AsyncFd::register(File::from(fd)) }.map_err(io::Error::from)
+}
+
+/// Set a terminal's size (`TIOCSWINSZ`); on a PTY master the kernel sends
+/// `SIGWINCH` to the foreground process group.
+pub fn set_window_size(fd: BorrowedFd<'_>, cols: u16, rows: u16) -> io::Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: the descriptor is valid while borrowed and `size` is a valid
+    // winsize that the kernel only reads.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &size) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor valid while borrowed, with plain integers.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// Take an exclusive, non-blocking `flock` on `file`. `Ok(false)` if another
 /// process holds it. The lock lives as long as the file stays open.

@@ -42,6 +42,7 @@ fn config(url: &str, state: &Path) -> AgentConfig {
         custom_inventory_dir: state.join("inventory.d"),
         metrics_interval: std::time::Duration::ZERO,
         custom_metrics_dir: state.join("metrics.d"),
+        session_create_user: false,
     }
 }
 

@@ -44,6 +44,7 @@ fn enrolled_config(url: &str, state: &Path, interval: Duration) -> AgentConfig {
         custom_inventory_dir: state.join("inventory.d"),
         metrics_interval: interval,
         custom_metrics_dir: state.join("metrics.d"),
+        session_create_user: false,
     }
 }
 

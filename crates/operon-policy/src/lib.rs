@@ -49,8 +49,12 @@
 //!   `NumericGreaterThanEquals` (each also with the `IfExists` suffix) and
 //!   `Null`. Keys: `operon:Principal` (the
 //!   caller's name), `operon:NodeTag/<tag>` (a tag of the target node) and
-//!   `operon:RunAsUser` (the account a command runs as on the node, `root`
-//!   when none is asked for); see [`CONDITION_KEYS`].
+//!   `operon:RunAsUser` (the account a command or a session runs as on the
+//!   node, `root` when a command asks for none); for sessions also
+//!   `operon:SessionKind` (`shell`, `exec`, `port-forward`),
+//!   `operon:IdleTimeout` and `operon:MaxDuration` (seconds), and for port
+//!   forwarding `operon:RemoteHost` and `operon:RemotePort`; see
+//!   [`CONDITION_KEYS`].
 //!
 //! # Conditions, as IAM decides them
 //!

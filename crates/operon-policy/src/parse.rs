@@ -30,7 +30,16 @@ const STATEMENT_FIELDS: [&str; 7] = [
 
 /// Condition keys Operon fills in, matched case-insensitively. A key ending
 /// in `/` is a prefix: the rest names something (a node tag).
-pub const CONDITION_KEYS: [&str; 3] = ["operon:Principal", "operon:NodeTag/", "operon:RunAsUser"];
+pub const CONDITION_KEYS: [&str; 8] = [
+    "operon:Principal",
+    "operon:NodeTag/",
+    "operon:RunAsUser",
+    "operon:SessionKind",
+    "operon:IdleTimeout",
+    "operon:MaxDuration",
+    "operon:RemoteHost",
+    "operon:RemotePort",
+];
 
 type Result<T> = std::result::Result<T, PolicyError>;
 
@@ -282,7 +291,7 @@ fn check_condition_key(key: &str, path: &str) -> Result<()> {
     Err(PolicyError::at(
         path,
         format!(
-            "unknown condition key \"{key}\"; expected operon:Principal, operon:RunAsUser or operon:NodeTag/<tag> (like operon:NodeTag/env)"
+            "unknown condition key \"{key}\"; expected operon:Principal, operon:RunAsUser, operon:NodeTag/<tag> (like operon:NodeTag/env), or a session's operon:SessionKind, operon:IdleTimeout, operon:MaxDuration, operon:RemoteHost, operon:RemotePort"
         ),
     ))
 }

@@ -174,7 +174,10 @@ async fn starts_are_authorized_per_node_with_the_account_and_the_duration() {
         let (status, body) = refused(&fleet, &alice, query).await;
         assert_eq!(status, 403, "{query}: {body}");
         assert!(
-            body["message"].as_str().unwrap().contains("sessions:Start"),
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("sessions:Start"),
             "{body}"
         );
     }
@@ -346,7 +349,10 @@ async fn port_forwarding_carries_several_connections_and_refuses_denied_addresse
     .await;
     assert_eq!(status, 403, "{body}");
     assert!(
-        body["message"].as_str().unwrap().contains("169.254.0.0/16"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("169.254.0.0/16"),
         "{body}"
     );
     // A name is resolved, and refused, by the agent.
@@ -369,10 +375,39 @@ async fn port_forwarding_carries_several_connections_and_refuses_denied_addresse
         "{error}"
     );
     client.close().await;
+    // Nor does a forward reach the agent's own server from the node.
+    let own = fleet.server.addr.port();
+    let query = format!("node=web-1&kind=port-forward&host=127.0.0.1&port={own}");
+    let mut client = open(&fleet, &token, &query).await;
+    client.started().await;
+    client.message(&ClientMessage::Open { channel: 1 }).await;
+    let error = loop {
+        match client.next(WAIT).await {
+            Some(Incoming::Event(SessionEvent::Closed {
+                channel: 1, error, ..
+            })) => break error,
+            Some(_) => continue,
+            None => panic!("no answer for the connection to the server"),
+        }
+    };
+    let error = error.expect("refused");
+    assert!(error.contains(&format!("127.0.0.1:{own}")), "{error}");
+    client.close().await;
 
-    let audit = fleet.audit_of("admin").await;
+    // The refused connection's record is written as the agent reports it.
+    let deadline = Instant::now() + WAIT;
+    let audit = loop {
+        let audit = fleet.audit_of("admin").await;
+        if !audit_entries(&audit, "sessions:PortForward", "failed").is_empty() {
+            break audit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refused connection is audited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(!audit_entries(&audit, "sessions:PortForward", "denied").is_empty());
-    assert!(!audit_entries(&audit, "sessions:PortForward", "failed").is_empty());
     let session = fleet
         .get_until(&format!("/v1/sessions/{id}"), |s| s["status"] != "active")
         .await;
@@ -393,7 +428,7 @@ async fn a_slow_reader_holds_the_program_back_without_delaying_the_node() {
     // Meanwhile the node runs commands as usual and stays online.
     let began = Instant::now();
     let command = fleet
-        .run(json!({"targets": ["web-1"], "parameters": {"commands": ["echo still-here"]}}))
+        .run(json!({"node_ids": ["web-1"], "parameters": {"commands": ["echo still-here"]}}))
         .await;
     assert_eq!(command["status"], "Success", "{command}");
     assert!(

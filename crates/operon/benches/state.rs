@@ -34,7 +34,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,7 +41,7 @@ use std::time::{Duration, Instant};
 use operon_agent::inventory_sets::{self, Set};
 use operon_proto::AgentMessage;
 use serde_json::{Value, json};
-use support::{Killed, cpu_seconds};
+use support::{Killed, Server, cpu_seconds, operon, start_server};
 
 const DOCUMENT: &str = "bench-files";
 const ASSOCIATION: &str = "bench-files";
@@ -54,47 +53,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn operon() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_operon"))
-}
-
-/// The server's base URL, admin token and process id.
-struct Server {
-    url: String,
-    admin_token: String,
-    pid: u32,
-}
-
-fn start_server(dir: &Path, children: &mut Killed) -> Server {
-    let mut server = operon()
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("server"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn operon server");
-    let pid = server.id();
-    let mut lines = BufReader::new(server.stdout.take().expect("server stdout")).lines();
-    children.0.push(server);
-    let url = loop {
-        let line = lines.next().expect("server exited").expect("read stdout");
-        if let Some(url) = line.strip_prefix("operon server listening on ") {
-            break url.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let admin_token = std::fs::read_to_string(dir.join("server/admin-token"))
-        .expect("admin token")
-        .trim()
-        .to_string();
-    Server {
-        url,
-        admin_token,
-        pid,
-    }
 }
 
 /// A JSON call that must answer 200.

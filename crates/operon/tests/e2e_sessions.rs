@@ -327,7 +327,7 @@ fn a_slow_reader_of_yes_keeps_memory_bounded_and_the_node_responsive() {
     let agent_before = rss_kib(agent.child.id());
     let began = Instant::now();
     let body =
-        serde_json::json!({"targets": ["web-1"], "parameters": {"commands": ["echo still-here"]}});
+        serde_json::json!({"node_ids": ["web-1"], "parameters": {"commands": ["echo still-here"]}});
     let (status, command) = http(
         server.port,
         "POST",

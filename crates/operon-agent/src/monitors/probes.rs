@@ -292,6 +292,7 @@ async fn run_command(script: &str, run_as: &str) -> Result<(ProbeResult, Vec<u8>
         .envs(env);
     ChildSetup {
         switch_to: switches_user.then_some(user),
+        controlling_terminal: false,
     }
     .apply(&mut cmd);
     let mut child = cmd

@@ -83,6 +83,7 @@ fn base_command(program: &str, user: Option<&UserAccount>) -> Command {
         .envs(env);
     ChildSetup {
         switch_to: user.filter(|u| u.uid != sys::effective_uid()).cloned(),
+        controlling_terminal: false,
     }
     .apply(&mut command);
     command

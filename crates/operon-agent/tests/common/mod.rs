@@ -84,3 +84,49 @@ pub async fn send(ws: &mut Ws, message: &ServerMessage) {
         .await
         .unwrap();
 }
+
+/// A frame from the agent: a text message or a binary channel frame.
+#[derive(Debug)]
+pub enum Frame {
+    Message(AgentMessage),
+    Channel(operon_proto::ChannelFrame),
+}
+
+/// The next text or binary frame (inventory reports left out), or `None`
+/// when nothing comes within `wait`. Heartbeats are answered, as the server
+/// does (the agent drops a link that stays silent), and returned.
+pub async fn recv_frame_within(ws: &mut Ws, wait: Duration) -> Option<Frame> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()?
+            .expect("the link is open")
+            .expect("a valid frame");
+        match frame {
+            Message::Text(text) => match operon_proto::decode(text.as_str()).unwrap() {
+                AgentMessage::InventoryReport(_) => continue,
+                AgentMessage::Heartbeat { seq } => {
+                    send(ws, &ServerMessage::HeartbeatAck { seq }).await;
+                    return Some(Frame::Message(AgentMessage::Heartbeat { seq }));
+                }
+                message => return Some(Frame::Message(message)),
+            },
+            Message::Binary(bytes) => {
+                return Some(Frame::Channel(
+                    operon_proto::ChannelFrame::decode(&bytes).expect("a valid channel frame"),
+                ));
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// The next text or binary frame (inventory reports left out).
+pub async fn recv_frame(ws: &mut Ws) -> Frame {
+    recv_frame_within(ws, WAIT).await.expect("a frame in time")
+}
+
+pub async fn send_channel_frame(ws: &mut Ws, frame: &operon_proto::ChannelFrame) {
+    ws.send(Message::binary(frame.encode())).await.unwrap();
+}

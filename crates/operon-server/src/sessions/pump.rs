@@ -39,6 +39,9 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the pump flushes the recording, refreshes its row and looks
 /// for a terminate asked of another server process.
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
+/// How long a client gets to read the session's last frames and answer
+/// the close.
+const CLOSE_GRACE: Duration = Duration::from_secs(30);
 /// Most forwarded connections open at once in one session.
 const MAX_FORWARDS: usize = 256;
 
@@ -132,7 +135,14 @@ pub(crate) async fn run(state: Arc<AppState>, opening: Opening, socket: WebSocke
     let ending = pump.relay(&mut stream, terminate).await;
     pump.finish(ending).await;
     state.sessions.unregister(&session_id);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    // Keep reading (and dropping) what the client still sends, credits
+    // mostly, until it answers the close: a socket closed with unread data
+    // is reset, and a reset can lose the client's last frames (Ended).
+    let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let _ = tokio::join!(writer, drain);
+    })
+    .await;
 }
 
 impl Pump {

@@ -135,6 +135,7 @@ impl Fleet {
             custom_inventory_dir: self.custom_inventory_dir(name),
             metrics_interval: self.metrics_interval,
             custom_metrics_dir: api.dir.path().join(format!("{name}-metrics.d")),
+            session_create_user: false,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(operon_agent::run(config, async move {

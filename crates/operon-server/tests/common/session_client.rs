@@ -37,6 +37,8 @@ pub struct SessionClient {
     /// Channels the server ended (`Eof`).
     pub eof: std::collections::HashSet<u32>,
     pub events: Vec<SessionEvent>,
+    /// How the link ended, once it has.
+    pub gone: Option<String>,
 }
 
 /// Open a session; `Err((status, body))` when the server refuses it.
@@ -62,6 +64,7 @@ pub async fn connect(
             data: Default::default(),
             eof: Default::default(),
             events: Vec::new(),
+            gone: None,
         }),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             let status = response.status().as_u16();
@@ -76,8 +79,22 @@ pub async fn connect(
 impl SessionClient {
     pub async fn next(&mut self, wait: Duration) -> Option<Incoming> {
         loop {
-            let frame = tokio::time::timeout(wait, self.ws.next()).await.ok()??;
-            match frame.ok()? {
+            let frame = match tokio::time::timeout(wait, self.ws.next()).await {
+                Err(_) => {
+                    self.gone = Some(format!("nothing within {wait:?}"));
+                    return None;
+                }
+                Ok(None) => {
+                    self.gone = Some("the stream ended".into());
+                    return None;
+                }
+                Ok(Some(Err(e))) => {
+                    self.gone = Some(format!("error: {e}"));
+                    return None;
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            match frame {
                 Message::Binary(bytes) => {
                     let frame = ChannelFrame::decode(&bytes).unwrap();
                     match &frame {
@@ -95,10 +112,8 @@ impl SessionClient {
                                     channel: *channel,
                                     credit: bytes.len() as u32,
                                 };
-                                self.ws
-                                    .send(Message::Binary(credit.encode().into()))
-                                    .await
-                                    .ok()?;
+                                // The server may be closing: its last frames are still to read.
+                                let _ = self.ws.send(Message::Binary(credit.encode().into())).await;
                             }
                         }
                         ChannelFrame::Window { channel, credit } => {
@@ -119,7 +134,10 @@ impl SessionClient {
                     self.events.push(event.clone());
                     return Some(Incoming::Event(event));
                 }
-                Message::Close(_) => return None,
+                Message::Close(frame) => {
+                    self.gone = Some(format!("closed: {frame:?}"));
+                    return None;
+                }
                 _ => continue,
             }
         }
@@ -198,7 +216,10 @@ impl SessionClient {
                     return (reason, exit_code);
                 }
                 Some(_) => continue,
-                None => panic!("the session closed without Ended; events {:?}", self.events),
+                None => panic!(
+                    "the session ended without Ended ({:?}); events {:?}",
+                    self.gone, self.events
+                ),
             }
         }
     }

@@ -1,7 +1,55 @@
 //! What the benchmarks that start the real binary share: children killed
-//! however a run ends, and a process's CPU time.
+//! however a run ends, a process's CPU time, a release server.
 
-use std::process::{Child, Command};
+// Each benchmark uses its own part of this.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub fn operon() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_operon"))
+}
+
+/// A server's base URL, admin token and process id.
+pub struct Server {
+    pub url: String,
+    pub admin_token: String,
+    pub pid: u32,
+}
+
+/// Start `operon server` on a free loopback port with its data in
+/// `dir/server`; killed with `children`.
+pub fn start_server(dir: &Path, children: &mut Killed) -> Server {
+    let mut server = operon()
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("server"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn operon server");
+    let pid = server.id();
+    let mut lines = BufReader::new(server.stdout.take().expect("server stdout")).lines();
+    children.0.push(server);
+    let url = loop {
+        let line = lines.next().expect("server exited").expect("read stdout");
+        if let Some(url) = line.strip_prefix("operon server listening on ") {
+            break url.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let admin_token = std::fs::read_to_string(dir.join("server/admin-token"))
+        .expect("admin token")
+        .trim()
+        .to_string();
+    Server {
+        url,
+        admin_token,
+        pid,
+    }
+}
 
 /// Children killed and reaped however the benchmark ends.
 pub struct Killed(pub Vec<Child>);

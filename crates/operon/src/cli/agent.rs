@@ -65,6 +65,11 @@ pub struct AgentArgs {
     /// scripts on the node are sent with the next batch.
     #[arg(long, env = "OPERON_CUSTOM_METRICS_DIR", default_value = operon_agent::metrics::DEFAULT_CUSTOM_DIR)]
     pub custom_metrics_dir: PathBuf,
+    /// Let session terminals create the server's default session account
+    /// on this node when it is missing (`useradd`). Named users are never
+    /// created.
+    #[arg(long, env = "OPERON_SESSION_CREATE_USER")]
+    pub session_create_user: bool,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -91,6 +96,7 @@ impl AgentArgs {
             custom_inventory_dir: self.custom_inventory_dir,
             metrics_interval: std::time::Duration::from_secs(self.metrics_interval_secs),
             custom_metrics_dir: self.custom_metrics_dir,
+            session_create_user: self.session_create_user,
         }
     }
 }

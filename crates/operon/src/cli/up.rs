@@ -48,6 +48,7 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
             custom_inventory_dir: operon_agent::inventory_sets::DEFAULT_CUSTOM_DIR.into(),
             metrics_interval: operon_agent::metrics::DEFAULT_INTERVAL,
             custom_metrics_dir: operon_agent::metrics::DEFAULT_CUSTOM_DIR.into(),
+            session_create_user: false,
         };
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(operon_agent::run(config, async move {
