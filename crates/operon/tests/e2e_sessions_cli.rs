@@ -3,9 +3,6 @@
 //! CLI in a real PTY (raw mode, exit code, the terminal restored after);
 //! piped stdin; forwarding with half-closes and ctrl-c. `e2e_sessions.rs`
 //! covers the screen under tmux, 100 MiB and memory.
-//!
-//! The tests marked `ignore` need an agent that opens session channels
-//! (PTYs and TCP connections); run them with `--ignored` once it does.
 
 mod support;
 
@@ -201,7 +198,6 @@ fn read_until(reader: &std::sync::mpsc::Receiver<Vec<u8>>, seen: &mut Vec<u8>, n
 }
 
 #[test]
-#[ignore = "needs an agent that opens session channels"]
 fn a_shell_runs_in_raw_mode_resizes_and_exits_with_the_remote_code_restoring_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _agent) = fleet(dir.path());
@@ -266,7 +262,6 @@ fn a_shell_runs_in_raw_mode_resizes_and_exits_with_the_remote_code_restoring_the
 }
 
 #[test]
-#[ignore = "needs an agent that opens session channels"]
 fn exec_streams_piped_stdin_and_returns_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _agent) = fleet(dir.path());
@@ -344,7 +339,6 @@ fn forwarding(server: &ServerProcess, remote: &str) -> (Child, u16) {
 }
 
 #[test]
-#[ignore = "needs an agent that opens session channels"]
 fn port_forwarding_carries_concurrent_connections_with_half_close_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _agent) = fleet(dir.path());

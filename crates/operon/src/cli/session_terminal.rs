@@ -127,6 +127,19 @@ pub fn outcome(end: &End) -> (Option<String>, u8) {
     }
 }
 
+/// See [`Pump::lost`]: `send_failed` explains better than the read error
+/// it causes.
+fn lost_end(terminal: Option<TerminalClosed>, send_failed: Option<String>, reading: String) -> End {
+    match terminal {
+        Some(terminal) if !terminal.failed => End::Ended {
+            reason: "the program exited".into(),
+            exit_code: terminal.exit_code,
+            terminal: Some(terminal),
+        },
+        _ => End::Lost(send_failed.unwrap_or(reading)),
+    }
+}
+
 /// An exit code as a process exit status (0-255, as a shell would see it).
 fn exit_byte(code: i32) -> u8 {
     u8::try_from(code).unwrap_or(NO_REMOTE_EXIT)
@@ -324,9 +337,11 @@ impl Pump {
         }
     }
 
-    /// Why the link ended without `Ended`.
+    /// How the session ended when the link ended without `Ended`: as the
+    /// program's exit if its terminal already closed cleanly (only the
+    /// goodbye was lost), else lost.
     fn lost(&mut self, reading: String) -> End {
-        End::Lost(self.send_failed.take().unwrap_or(reading))
+        lost_end(self.terminal.take(), self.send_failed.take(), reading)
     }
 }
 
@@ -397,6 +412,27 @@ mod tests {
         let (note, code) = outcome(&End::Lost("reset".into()));
         assert_eq!((note.unwrap().contains("reset"), code), (true, 255));
         assert_eq!(outcome(&End::Signal("SIGTERM")).1, 255);
+    }
+
+    #[test]
+    fn a_link_lost_after_the_program_exited_keeps_its_exit_code() {
+        let exited = TerminalClosed {
+            exit_code: Some(4),
+            failed: false,
+        };
+        let end = lost_end(Some(exited), Some("broken pipe".into()), "reset".into());
+        assert_eq!(outcome(&end), (None, 4));
+        let failed = TerminalClosed {
+            exit_code: None,
+            failed: true,
+        };
+        let end = lost_end(Some(failed), None, "reset".into());
+        assert_eq!(end, End::Lost("reset".into()));
+        let end = lost_end(None, Some("broken pipe".into()), "reset".into());
+        assert_eq!(
+            outcome(&end),
+            (Some("session lost: broken pipe".into()), 255)
+        );
     }
 
     /// The server sends its last output, `Closed`, `Ended` and closes the
