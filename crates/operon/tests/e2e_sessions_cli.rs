@@ -1,7 +1,8 @@
 //! `operon sessions` from the CLI's side, with the real binaries (server,
 //! agent, CLI): refusals and a failed session's record and recording; the
 //! CLI in a real PTY (raw mode, exit code, the terminal restored after);
-//! piped stdin; forwarding with half-closes and ctrl-c. `e2e_sessions.rs`
+//! piped stdin; forwarding with half-closes and ctrl-c; the TLS pin on the
+//! session link. `e2e_sessions.rs`
 //! covers the screen under tmux, 100 MiB and memory.
 
 mod support;
@@ -394,4 +395,38 @@ fn port_forwarding_carries_concurrent_connections_with_half_close_and_stops_on_c
     let listed = sessions(&server, &[]);
     assert_eq!(listed[0]["kind"], "port-forward");
     assert_eq!(listed[0]["remote"], remote.as_str());
+}
+
+/// The session link trusts an https:// server as every other call does:
+/// the pinned fingerprint gets through (to the server's refusal), another
+/// is refused before any token is sent.
+#[test]
+fn the_session_link_keeps_the_tls_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_with_args(
+        &dir.path().join("server"),
+        free_port(),
+        &["--tls-self-signed"],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let out = server.cli(&["sessions", "start", "no-such-node"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("(HTTP 404)"),
+        "{}",
+        stderr_of(&out)
+    );
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let out = server
+        .cli_command()
+        .args(["sessions", "start", "no-such-node"])
+        .env("OPERON_SERVER_FINGERPRINT", &wrong)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("refusing the Operon server"),
+        "{}",
+        stderr_of(&out)
+    );
 }
