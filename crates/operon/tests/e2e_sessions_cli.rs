@@ -2,8 +2,8 @@
 //! agent, CLI): refusals and a failed session's record and recording; the
 //! CLI in a real PTY (raw mode, exit code, the terminal restored after);
 //! piped stdin; forwarding with half-closes and ctrl-c; the TLS pin on the
-//! session link. `e2e_sessions.rs`
-//! covers the screen under tmux, 100 MiB and memory.
+//! session link. `e2e_sessions.rs` covers the screen under tmux, 100 MiB
+//! and memory.
 
 mod support;
 
