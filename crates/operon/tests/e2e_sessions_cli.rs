@@ -430,3 +430,64 @@ fn the_session_link_keeps_the_tls_pin() {
         stderr_of(&out)
     );
 }
+
+/// Ends the program did not choose are said on stderr, stdout keeps only
+/// the program's output, and the exit status is not a program's.
+#[test]
+fn an_idle_or_terminated_session_says_so_and_exits_255() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _agent) = fleet(dir.path());
+    let user = this_user();
+    let began = Instant::now();
+    let out = server.cli_with_stdin(
+        &[
+            "sessions",
+            "exec",
+            NODE,
+            "--user",
+            &user,
+            "--idle-timeout",
+            "1s",
+            "--",
+            "sleep",
+            "30",
+        ],
+        "",
+    );
+    assert!(began.elapsed() < Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(255), "{}", stderr_of(&out));
+    assert_eq!(stderr_of(&out), "session ended: idle for 1s\n");
+
+    let mut child = server
+        .cli_command()
+        .args([
+            "sessions", "exec", NODE, "--user", &user, "--", "sleep", "30",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_for("the session", Duration::from_secs(20), || {
+        sessions(&server, &["--active"])
+            .first()
+            .and_then(|s| s["id"].as_str().map(str::to_string))
+    });
+    let out = server.cli(&["sessions", "terminate", &id]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let status = wait_for("the CLI to exit", Duration::from_secs(20), || {
+        child.try_wait().unwrap()
+    });
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(255), "{stderr}");
+    assert!(
+        stderr.starts_with("session ended: terminated by "),
+        "{stderr}"
+    );
+}
