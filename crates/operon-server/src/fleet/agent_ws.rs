@@ -415,7 +415,7 @@ async fn read_frames(
         let text = match frame {
             Message::Text(text) => text,
             Message::Binary(bytes) => {
-                state.sessions.from_agent_frame(&node.id, &bytes);
+                state.sessions.on_agent_frame(&node.id, &bytes);
                 continue;
             }
             Message::Close(_) => return Ok(()),
@@ -558,13 +558,13 @@ async fn handle_frame(
         AgentMessage::ChannelOpened { channel } => {
             state
                 .sessions
-                .from_agent(&node.id, channel, crate::sessions::FromAgent::Opened)
+                .on_agent(&node.id, channel, crate::sessions::FromAgent::Opened)
         }
         AgentMessage::ChannelClosed {
             channel,
             exit_code,
             error,
-        } => state.sessions.from_agent(
+        } => state.sessions.on_agent(
             &node.id,
             channel,
             crate::sessions::FromAgent::Closed { exit_code, error },

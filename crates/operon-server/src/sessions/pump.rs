@@ -211,12 +211,12 @@ impl Pump {
             tokio::select! {
                 frame = stream.next() => match frame {
                     Some(Ok(Message::Binary(bytes))) => {
-                        if let Some(ending) = self.from_client_frame(&bytes) {
+                        if let Some(ending) = self.on_client_frame(&bytes) {
                             return ending;
                         }
                     }
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(ending) = self.from_client_message(&text) {
+                        if let Some(ending) = self.on_client_message(&text) {
                             return ending;
                         }
                     }
@@ -226,7 +226,7 @@ impl Pump {
                     Some(Ok(_)) => {}
                 },
                 Some((channel, event)) = self.agent_rx.recv() => {
-                    if let Some(ending) = self.from_agent(channel, event) {
+                    if let Some(ending) = self.on_agent(channel, event) {
                         return ending;
                     }
                 }
@@ -313,7 +313,7 @@ impl Pump {
         Ending::new("failed", format!("the terminal could not be opened: {why}"))
     }
 
-    fn from_client_frame(&mut self, bytes: &[u8]) -> Option<Ending> {
+    fn on_client_frame(&mut self, bytes: &[u8]) -> Option<Ending> {
         let frame = match ChannelFrame::decode(bytes) {
             Ok(frame) => frame,
             Err(e) => {
@@ -366,7 +366,7 @@ impl Pump {
         None
     }
 
-    fn from_client_message(&mut self, text: &str) -> Option<Ending> {
+    fn on_client_message(&mut self, text: &str) -> Option<Ending> {
         let message = match operon_proto::decode::<ClientMessage>(text) {
             Ok(message) => message,
             Err(e) => {
@@ -444,7 +444,7 @@ impl Pump {
         }
     }
 
-    fn from_agent(&mut self, agent: u32, event: FromAgent) -> Option<Ending> {
+    fn on_agent(&mut self, agent: u32, event: FromAgent) -> Option<Ending> {
         if matches!(event, FromAgent::LinkLost) {
             return Some(Ending::new("failed", "the node's agent disconnected"));
         }

@@ -87,18 +87,18 @@ impl Relay {
     }
 
     /// A binary frame from `node_id`'s agent.
-    pub fn from_agent_frame(&self, node_id: &str, bytes: &[u8]) {
+    pub fn on_agent_frame(&self, node_id: &str, bytes: &[u8]) {
         match ChannelFrame::decode(bytes) {
             Ok(frame) => {
                 let channel = frame.channel();
-                self.from_agent(node_id, channel, FromAgent::Frame(frame));
+                self.on_agent(node_id, channel, FromAgent::Frame(frame));
             }
             Err(e) => tracing::warn!(%node_id, error = %e, "ignoring a malformed channel frame"),
         }
     }
 
     /// A message about `channel` from `node_id`'s agent.
-    pub fn from_agent(&self, node_id: &str, channel: u32, event: FromAgent) {
+    pub fn on_agent(&self, node_id: &str, channel: u32, event: FromAgent) {
         let routes = self.routes();
         match routes.get(&channel) {
             Some(route) if route.node_id == node_id => {
@@ -186,16 +186,16 @@ mod tests {
             channel,
             bytes: b"hi".to_vec(),
         };
-        relay.from_agent_frame("n2", &frame.encode());
+        relay.on_agent_frame("n2", &frame.encode());
         assert!(rx.try_recv().is_err(), "another node's frame is dropped");
-        relay.from_agent_frame("n1", &frame.encode());
+        relay.on_agent_frame("n1", &frame.encode());
         assert!(
             matches!(rx.try_recv(), Ok((c, FromAgent::Frame(f))) if c == channel && f == frame)
         );
-        relay.from_agent_frame("n1", &[0, 1]);
+        relay.on_agent_frame("n1", &[0, 1]);
         assert!(rx.try_recv().is_err(), "a malformed frame is dropped");
         relay.forget_channel(channel);
-        relay.from_agent_frame("n1", &frame.encode());
+        relay.on_agent_frame("n1", &frame.encode());
         assert!(rx.try_recv().is_err());
     }
 
@@ -209,8 +209,8 @@ mod tests {
         relay.link_ended("n1", 1);
         assert!(matches!(rx.try_recv(), Ok((c, FromAgent::LinkLost)) if c == old));
         assert!(rx.try_recv().is_err());
-        relay.from_agent("n1", new, FromAgent::Opened);
-        relay.from_agent("n2", other, FromAgent::Opened);
+        relay.on_agent("n1", new, FromAgent::Opened);
+        relay.on_agent("n2", other, FromAgent::Opened);
         assert!(matches!(rx.try_recv(), Ok((c, FromAgent::Opened)) if c == new));
         assert!(matches!(rx.try_recv(), Ok((c, FromAgent::Opened)) if c == other));
     }
