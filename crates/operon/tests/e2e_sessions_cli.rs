@@ -290,6 +290,17 @@ fn exec_streams_piped_stdin_and_returns_the_exit_code() {
     assert_eq!(listed[0]["exit_code"], 7);
 }
 
+/// Kilobytes of resident memory of a process.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap()
+}
+
 /// An echo server on loopback: every connection gets back what it sent,
 /// then the end of stream once the client half-closed.
 fn echo_server() -> u16 {
@@ -378,6 +389,32 @@ fn port_forwarding_carries_concurrent_connections_with_half_close_and_stops_on_c
     for handle in handles {
         handle.join().unwrap();
     }
+    // 64 MiB through a client that reads it back slowly at first: the CLI
+    // holds at most a window per direction, whatever the stream's size.
+    let before = rss_kib(child.id());
+    let size = 64 * 1024 * 1024;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut writing = stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+        for _ in 0..64 {
+            writing.write_all(&chunk).unwrap();
+        }
+        writing.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let mut back = 0usize;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buffer).unwrap() {
+            0 => break,
+            n => back += n,
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(back, size);
+    let growth = rss_kib(child.id()).saturating_sub(before);
+    assert!(growth < 16 * 1024, "the CLI grew {growth} KiB");
     assert_eq!(sessions(&server, &["--active"]).len(), 1);
     // ctrl-c ends the session cleanly.
     // SAFETY: signalling our own child process by its id.
