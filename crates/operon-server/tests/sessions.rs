@@ -360,15 +360,7 @@ async fn port_forwarding_carries_several_connections_and_refuses_denied_addresse
     let mut client = open(&fleet, &token, &query).await;
     client.started().await;
     client.message(&ClientMessage::Open { channel: 1 }).await;
-    let error = loop {
-        match client.next(WAIT).await {
-            Some(Incoming::Event(SessionEvent::Closed {
-                channel: 1, error, ..
-            })) => break error,
-            Some(_) => continue,
-            None => panic!("no answer for the denied connection"),
-        }
-    };
+    let error = client.closed(1).await;
     let error = error.expect("the refusal says why");
     assert!(
         error.contains(&format!("127.0.0.1/32:{denied_port}")),
@@ -381,15 +373,7 @@ async fn port_forwarding_carries_several_connections_and_refuses_denied_addresse
     let mut client = open(&fleet, &token, &query).await;
     client.started().await;
     client.message(&ClientMessage::Open { channel: 1 }).await;
-    let error = loop {
-        match client.next(WAIT).await {
-            Some(Incoming::Event(SessionEvent::Closed {
-                channel: 1, error, ..
-            })) => break error,
-            Some(_) => continue,
-            None => panic!("no answer for the connection to the server"),
-        }
-    };
+    let error = client.closed(1).await;
     let error = error.expect("refused");
     assert!(error.contains(&format!("127.0.0.1:{own}")), "{error}");
     client.close().await;

@@ -8,14 +8,14 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::{AgentProcess, ServerProcess, free_port, wait_for};
+use support::{AgentProcess, ServerProcess, echo_server, free_port, rss_kib, wait_for};
 
 const NODE: &str = "sess-1";
 
@@ -288,35 +288,6 @@ fn exec_streams_piped_stdin_and_returns_the_exit_code() {
     let listed = sessions(&server, &[]);
     assert_eq!(listed[0]["kind"], "exec");
     assert_eq!(listed[0]["exit_code"], 7);
-}
-
-/// Kilobytes of resident memory of a process.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|value| value.parse().ok())
-        .unwrap()
-}
-
-/// An echo server on loopback: every connection gets back what it sent,
-/// then the end of stream once the client half-closed.
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut reading = stream.try_clone().unwrap();
-                let mut writing = stream;
-                let _ = std::io::copy(&mut reading, &mut writing);
-                let _ = writing.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    port
 }
 
 fn forwarding(server: &ServerProcess, remote: &str) -> (Child, u16) {

@@ -227,4 +227,19 @@ impl SessionClient {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+
+    /// Read until `channel` is closed; the error it closed with.
+    pub async fn closed(&mut self, channel: u32) -> Option<String> {
+        loop {
+            match self.next(WAIT).await {
+                Some(Incoming::Event(SessionEvent::Closed {
+                    channel: c, error, ..
+                })) if c == channel => {
+                    return error;
+                }
+                Some(_) => continue,
+                None => panic!("channel {channel} never closed ({:?})", self.gone),
+            }
+        }
+    }
 }

@@ -516,3 +516,32 @@ pub fn old_agent_session(port: u16, credential: &str) -> std::net::TcpStream {
     assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 101"));
     stream
 }
+
+/// Kilobytes of resident memory of a process.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap()
+}
+
+/// An echo server on loopback: every connection gets back what it sent,
+/// then the end of stream once the client half-closed.
+pub fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reading = stream.try_clone().unwrap();
+                let mut writing = stream;
+                let _ = std::io::copy(&mut reading, &mut writing);
+                let _ = writing.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
