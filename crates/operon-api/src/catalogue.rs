@@ -472,7 +472,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/monitors/{name}", "monitors:Get", Handler),
     route("DELETE", "/v1/monitors/{name}", "monitors:Delete", Handler),
     route("GET", "/v1/sessions/connect", "sessions:Start", Handler),
-    route("GET", "/v1/sessions", "sessions:List", Handler),
+    route("GET", "/v1/sessions", "sessions:Get", Handler),
     route("GET", "/v1/sessions/{id}", "sessions:Get", Handler),
     route(
         "POST",

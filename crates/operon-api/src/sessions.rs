@@ -145,7 +145,7 @@ pub(crate) fn describe(api: &mut Api) {
     api.op(Op::get(
         "/v1/sessions",
         TAG,
-        "Sessions, newest first (sessions:List on session/*; the sessions of nodes \
+        "Sessions, newest first (sessions:Get on node/* first, then the sessions of the nodes \
              sessions:Get allows with their tags)",
     )
     .query("active", json!({"type": "boolean"}), "Only active sessions")
