@@ -107,7 +107,8 @@ pub async fn connect(
     request.headers_mut().insert(AUTHORIZATION, bearer);
     let connector = Connector::Rustls(tls.clone());
     let attempt =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector));
+        // Nagle off: session frames (a keystroke, its echo) go out at once.
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector));
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
         Err(_) => Err(ConnectError::Failed(format!(
             "no answer from {url} within {CONNECT_TIMEOUT:?}"

@@ -408,7 +408,7 @@ pub async fn start_with_clock(
         .into_make_service_with_connect_info::<PeerAddr>();
     let serve = match &tls {
         None => tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(NoDelayListener(listener), app)
                 .with_graceful_shutdown(stopped(stopping))
                 .await
         }),
@@ -498,12 +498,42 @@ fn plain_http_warning(addr: SocketAddr, tls: bool) -> Option<&'static str> {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, NoDelayListener>>
     for PeerAddr
 {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, NoDelayListener>) -> Self {
         PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// The plain-HTTP listener, with Nagle's algorithm off on every connection
+/// (the TLS listener does the same): a session's frames are small (a
+/// keystroke, its echo) and must not wait for the previous one's
+/// acknowledgement, which with delayed ACKs costs ~40 ms a hop.
+pub struct NoDelayListener(tokio::net::TcpListener);
+
+impl axum::serve::Listener for NoDelayListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (stream, peer);
+                }
+                Err(err) => {
+                    // Out of file descriptors and the like: back off, then go on.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
     }
 }
 

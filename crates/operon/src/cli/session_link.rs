@@ -58,10 +58,11 @@ pub(super) async fn connect(
         .map_err(|_| anyhow!("the API token is not a valid HTTP header value"))?;
     bearer.set_sensitive(true);
     request.headers_mut().insert(AUTHORIZATION, bearer);
+    // Nagle off: a keystroke goes out at once, not after the last one's ACK.
     let attempt = tokio_tungstenite::connect_async_tls_with_config(
         request,
         None,
-        false,
+        true,
         Some(connector.clone()),
     );
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
