@@ -42,6 +42,7 @@ macro_rules! store_suite {
             concurrent_metric_writers_store_every_point_once,
             log_batches_are_stored_once_queried_by_filter_and_pruned,
             sessions_end_once_and_keep_their_recording_chunks_in_order,
+            console_sessions_expire_and_sign_out_once,
 
             monitors_are_versioned_and_deleted);
     };
@@ -2723,4 +2724,45 @@ pub async fn sessions_end_once_and_keep_their_recording_chunks_in_order(store: S
         .unwrap();
     assert_eq!(on_n1.len(), 1);
     assert!(store.session("nope").await.unwrap().is_none());
+}
+
+pub(crate) async fn console_sessions_expire_and_sign_out_once(store: DynStore) {
+    use crate::ConsoleSession;
+    let session = |id: &str, expires_at: i64| ConsoleSession {
+        id_hash: id.into(),
+        sealed_token: vec![1, 2, 3],
+        csrf_secret: format!("csrf-{id}"),
+        actor: "alice".into(),
+        created_at: 10,
+        expires_at,
+    };
+    store
+        .insert_console_session(&session("a", 100))
+        .await
+        .unwrap();
+    store
+        .insert_console_session(&session("b", 200))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .insert_console_session(&session("a", 300))
+            .await
+            .is_err(),
+        "an id is never reused"
+    );
+    assert_eq!(
+        store.console_session("a", 50).await.unwrap(),
+        Some(session("a", 100))
+    );
+    assert_eq!(
+        store.console_session("a", 100).await.unwrap(),
+        None,
+        "expired at its expiry"
+    );
+    assert_eq!(store.prune_console_sessions(150).await.unwrap(), 1);
+    assert!(store.console_session("b", 150).await.unwrap().is_some());
+    assert!(store.delete_console_session("b").await.unwrap());
+    assert!(!store.delete_console_session("b").await.unwrap(), "once");
+    assert!(store.console_session("b", 150).await.unwrap().is_none());
 }
