@@ -240,6 +240,9 @@ pub trait CommandStore: Send + Sync {
     /// In-progress invocations on one node: resent to it when it connects.
     async fn in_progress_on_node(&self, node_id: &str) -> Result<Vec<Invocation>>;
 
+    /// A node's `limit` most recent invocations, newest command first.
+    async fn node_invocations(&self, node_id: &str, limit: i64) -> Result<Vec<Invocation>>;
+
     /// Record a final status decided by the server (not run, undeliverable,
     /// cancelled before start, lost). Only a non-final invocation changes.
     async fn finish_invocation_without_result(
