@@ -463,3 +463,73 @@ async fn assets_are_embedded_with_etags_and_revalidate_with_304() {
     assert_eq!(missing.status, 404);
     assert_security_headers(&missing, "missing asset");
 }
+
+/// One HTTP/1.1 exchange over TLS, trusting the server's pinned
+/// certificate; the whole answer as text.
+async fn https_exchange(api: &Api, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tls = api.server.tls.as_ref().expect("a TLS server");
+    let trust = operon_agent::tls::TlsTrust {
+        fingerprint: Some(operon_agent::tls::Fingerprint::parse(&tls.fingerprint).unwrap()),
+        ca_file: None,
+    };
+    let connector =
+        tokio_rustls::TlsConnector::from(operon_agent::tls::client_config(&trust).unwrap());
+    let tcp = tokio::net::TcpStream::connect(api.server.addr)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut stream = connector.connect(name, tcp).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The value of `Set-Cookie: NAME=...` in a raw answer, with its attributes.
+fn raw_set_cookie(answer: &str, name: &str) -> String {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {answer}"))
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn under_tls_the_session_cookie_is_secure() {
+    let api = Api::start_with(|c| c.tls = operon_server::tls::TlsMode::SelfSigned).await;
+    let host = api.server.addr.to_string();
+    let form = https_exchange(
+        &api,
+        format!("GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(form.starts_with("HTTP/1.1 200"), "{form}");
+    let login_cookie = raw_set_cookie(&form, "operon_console_login");
+    assert!(login_cookie.contains("; Secure"), "{login_cookie}");
+    let pair = login_cookie.split(';').next().unwrap().to_string();
+    let csrf = Page {
+        status: 200,
+        headers: HeaderMap::new(),
+        body: form.clone(),
+    }
+    .csrf();
+    let body = form_body(&[("token", &api.token), ("csrf", &csrf)]);
+    let answer = https_exchange(
+        &api,
+        format!(
+            "POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: https://{host}\r\nCookie: {pair}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let session = raw_set_cookie(&answer, "operon_console");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+        assert!(session.contains(flag), "{session}");
+    }
+}
