@@ -393,7 +393,13 @@ async fn signing_out_ends_the_session_and_a_revoked_token_ends_it_at_once() {
     let mut browser = Browser::signed_in(&api, &api.token).await;
     let old = browser.session();
     let csrf = browser.csrf().await;
-    let out = browser.post("/logout", &[("csrf", &csrf)], &[]).await;
+    // As htmx sends it: the header its hx-headers carries on every page.
+    let page = browser.get("/nodes").await;
+    let hx_headers = format!("hx-headers='{{\"X-CSRF-Token\": \"{csrf}\"}}'");
+    assert!(page.body.contains(&hx_headers), "{}", page.body);
+    let out = browser
+        .post("/logout", &[], &[("x-csrf-token", &csrf)])
+        .await;
     assert_eq!((out.status, out.location()), (303, "/login"));
     assert!(
         out.set_cookie("operon_console")
