@@ -539,3 +539,33 @@ async fn under_tls_the_session_cookie_is_secure() {
         assert!(session.contains(flag), "{session}");
     }
 }
+
+#[tokio::test]
+async fn anonymous_refusals_are_limited_per_address_like_the_apis() {
+    let api = Api::start_with(|c| {
+        c.refusal_rate = operon_server::refusals::RefusalRate {
+            burst: 2,
+            per_minute: 1,
+        }
+    })
+    .await;
+    let mut stranger = Browser::new(&api);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let forged = stranger
+            .post("/login", &[("token", "x"), ("csrf", "x")], &[])
+            .await;
+        statuses.push(forged.status);
+    }
+    assert_eq!(statuses, [403, 403, 429]);
+    let audited = api
+        .audit_of("anonymous")
+        .await
+        .into_iter()
+        .filter(|r| r["action"] == "console:Post")
+        .count();
+    assert_eq!(audited, 2, "past the rate, no record each");
+    // A signed-in user's refusals are always audited.
+    let mut admin = Browser::signed_in(&api, &api.token).await;
+    assert_eq!(admin.post("/logout", &[], &[]).await.status, 403);
+}

@@ -225,7 +225,8 @@ async fn refuse_cross_site(
         None => next.run(request).await,
         Some(reason) => {
             let path = request.uri().path().to_string();
-            refuse_forgery(&state, request.headers(), &path, &reason).await
+            let source = peer_ip(request.extensions());
+            refuse_forgery(&state, request.headers(), source, &path, &reason).await
         }
     }
 }
@@ -258,17 +259,34 @@ pub(crate) fn serves_tls(state: &AppState) -> bool {
     state.tls_fingerprint.is_some()
 }
 
+/// The address a request came from, when the server knows it.
+pub(crate) fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<crate::PeerAddr>>()
+        .map(|info| info.0.0.ip())
+}
+
 /// The 403 page of a refused POST (cross-site or without the session's
-/// CSRF secret), audited with who the cookie names, if anyone.
+/// CSRF secret), audited with who the cookie names, if anyone. Refusals of
+/// no one are limited per address (`source`) as the API's are: past the
+/// rate, 429 and no record each.
 pub(crate) async fn refuse_forgery(
     state: &AppState,
     headers: &HeaderMap,
+    source: Option<std::net::IpAddr>,
     path: &str,
     reason: &str,
 ) -> Response {
-    let actor = session::cookie_actor(state, headers)
-        .await
-        .unwrap_or_else(|| crate::api::ANONYMOUS.to_string());
+    let actor = match session::cookie_actor(state, headers).await {
+        Some(actor) => actor,
+        None => {
+            let verdict = state.refusals.check(source, crate::now_millis());
+            if verdict == crate::refusals::Verdict::Suppress {
+                return crate::api::too_many_refusals(state);
+            }
+            crate::api::ANONYMOUS.to_string()
+        }
+    };
     let entry = AuditEntry {
         actor,
         action: "console:Post".into(),

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -23,7 +23,7 @@ use super::{Chrome, error_page, refuse_forgery, render, serves_tls};
 use crate::access::Principal;
 use crate::api::{ANONYMOUS, authenticate_token};
 use crate::refusals::Verdict;
-use crate::{AppState, PeerAddr, auth, now_millis};
+use crate::{AppState, auth, now_millis};
 
 /// The session cookie.
 pub(crate) const SESSION_COOKIE: &str = "operon_console";
@@ -191,15 +191,14 @@ pub(super) async fn login(
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(expected, &form.csrf) {
         let reason = "the sign-in form's check value is missing or wrong";
-        return refuse_forgery(&state, &headers, "/login", reason).await;
+        let source = super::peer_ip(&extensions);
+        return refuse_forgery(&state, &headers, source, "/login", reason).await;
     }
     let principal = match authenticate_token(&state, form.token.trim()).await {
         Ok(principal) => principal,
         Err((actor, reason)) => {
             if actor == ANONYMOUS {
-                let source = extensions
-                    .get::<ConnectInfo<PeerAddr>>()
-                    .map(|ConnectInfo(PeerAddr(addr))| addr.ip());
+                let source = super::peer_ip(&extensions);
                 if state.refusals.check(source, now_millis()) == Verdict::Suppress {
                     return crate::api::too_many_refusals(&state);
                 }
@@ -323,7 +322,8 @@ pub(crate) async fn check_csrf(
         return Ok(());
     }
     let reason = "the form's CSRF check value is missing or wrong";
-    Err(refuse_forgery(state, headers, path, reason).await)
+    // The session names who asked: always audited, as known callers are.
+    Err(refuse_forgery(state, headers, None, path, reason).await)
 }
 
 /// Equal secrets, compared in constant time.
