@@ -62,6 +62,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(crate::events::http::public())
         .merge(protected)
+        // The web console: pages at `/` (GET only there; `POST /` is SSM's).
+        .merge(crate::console::routes(state.clone()))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::map_response(crate::error::json_errors))
         .with_state(state)
@@ -166,12 +168,23 @@ async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Principal, (String, String)> {
-    let anonymous = |reason: &str| (ANONYMOUS.to_string(), reason.to_string());
     let Some(token) = auth::bearer(headers) else {
-        return Err(anonymous(
-            "missing bearer token (Authorization: Bearer ...)",
+        return Err((
+            ANONYMOUS.to_string(),
+            "missing bearer token (Authorization: Bearer ...)".to_string(),
         ));
     };
+    authenticate_token(state, token).await
+}
+
+/// The principal behind an API token, or who tried and why they are
+/// refused: the one check of a token, for the API's bearer header and the
+/// console's sessions alike (revoked, expired, disabled all refuse at once).
+pub(crate) async fn authenticate_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Principal, (String, String)> {
+    let anonymous = |reason: &str| (ANONYMOUS.to_string(), reason.to_string());
     let record = match state
         .store
         .api_token_by_hash(&auth::hash_secret(token))

@@ -27,6 +27,7 @@ mod auth;
 mod batch_writer;
 pub mod catalogue;
 mod commands;
+mod console;
 mod coordination;
 mod dispatcher;
 pub mod documents;

@@ -22,6 +22,7 @@
 //! | [`MetricStore`] | metric series per node, raw points, 1-minute and 1-hour rollups |
 //! | [`LogStore`] | shipped log lines per node, with level ranks, queried and pruned |
 //! | [`SessionStore`] | terminal and port-forwarding sessions, and their sealed recording chunks |
+//! | [`ConsoleSessionStore`] | web console sign-ins: hashed ids, sealed tokens, CSRF secrets |
 //!
 //! [`Backend`] is all of them together. Signatures carry only this crate's
 //! records, `operon-proto` types, `serde_json::Value` and [`StoreError`]: no
@@ -57,6 +58,7 @@
 mod alarms;
 mod associations;
 mod audit;
+mod console;
 mod events;
 mod identity;
 mod inventory;
@@ -76,6 +78,7 @@ mod suite;
 pub use alarms::*;
 pub use associations::*;
 pub use audit::*;
+pub use console::*;
 pub use events::*;
 pub use identity::*;
 pub use inventory::*;

@@ -42,6 +42,8 @@ macro_rules! store_suite {
             concurrent_metric_writers_store_every_point_once,
             log_batches_are_stored_once_queried_by_filter_and_pruned,
             sessions_end_once_and_keep_their_recording_chunks_in_order,
+            console_sessions_expire_and_sign_out_once,
+            a_nodes_recent_invocations_come_newest_first,
 
             monitors_are_versioned_and_deleted);
     };
@@ -2723,4 +2725,74 @@ pub async fn sessions_end_once_and_keep_their_recording_chunks_in_order(store: S
         .unwrap();
     assert_eq!(on_n1.len(), 1);
     assert!(store.session("nope").await.unwrap().is_none());
+}
+
+pub(crate) async fn console_sessions_expire_and_sign_out_once(store: DynStore) {
+    use crate::ConsoleSession;
+    let session = |id: &str, expires_at: i64| ConsoleSession {
+        id_hash: id.into(),
+        sealed_token: vec![1, 2, 3],
+        csrf_secret: format!("csrf-{id}"),
+        actor: "alice".into(),
+        created_at: 10,
+        expires_at,
+    };
+    store
+        .insert_console_session(&session("a", 100))
+        .await
+        .unwrap();
+    store
+        .insert_console_session(&session("b", 200))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .insert_console_session(&session("a", 300))
+            .await
+            .is_err(),
+        "an id is never reused"
+    );
+    assert_eq!(
+        store.console_session("a", 50).await.unwrap(),
+        Some(session("a", 100))
+    );
+    assert_eq!(
+        store.console_session("a", 100).await.unwrap(),
+        None,
+        "expired at its expiry"
+    );
+    assert_eq!(store.prune_console_sessions(150).await.unwrap(), 1);
+    assert!(store.console_session("b", 150).await.unwrap().is_some());
+    assert!(store.delete_console_session("b").await.unwrap());
+    assert!(!store.delete_console_session("b").await.unwrap(), "once");
+    assert!(store.console_session("b", 150).await.unwrap().is_none());
+}
+
+pub(crate) async fn a_nodes_recent_invocations_come_newest_first(store: DynStore) {
+    let both = vec![
+        ("n-1".to_string(), "web".to_string()),
+        ("n-2".to_string(), "db".to_string()),
+    ];
+    let only_two = vec![("n-2".to_string(), "db".to_string())];
+    for (id, at, targets) in [
+        ("c-a", 30, &both),
+        ("c-b", 10, &both),
+        ("c-c", 20, &only_two),
+    ] {
+        let mut c = command(id);
+        c.created_at = at;
+        store.insert_command(&c, targets).await.unwrap();
+    }
+    let ids = |invocations: Vec<Invocation>| -> Vec<String> {
+        invocations.into_iter().map(|i| i.command_id).collect()
+    };
+    assert_eq!(
+        ids(store.node_invocations("n-2", 10).await.unwrap()),
+        ["c-a", "c-c", "c-b"]
+    );
+    assert_eq!(
+        ids(store.node_invocations("n-1", 1).await.unwrap()),
+        ["c-a"]
+    );
+    assert!(store.node_invocations("n-3", 10).await.unwrap().is_empty());
 }

@@ -18,15 +18,15 @@ use crate::{
     AccessKey, AgentWrite, AlarmHistoryRow, AlarmRecord, AlarmStateRow, ApiToken, Approval,
     Archive, AssociationRecord, AssociationRun, AssociationVersion, AuditAdvance, AuditEntry,
     AuditFilter, AuditRecord, Bus, ClaimedDelivery, Command, ComplianceChange, ComplianceNode,
-    ComplianceReport, ComplianceResource, CredentialMatch, DeadLetter, DeliveryOutcome, Document,
-    DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter, ExecutionRecord, HealRecord,
-    HealRun, HistoryRow, InboundWebhook, Incident, IncidentEvent, IncidentFilter, InventoryChange,
-    InventoryRefusal, InventoryRow, Invocation, LabelRefusal, LogBatchWrite, LogFilter,
-    MetricBatchWrite, MetricRollup, MetricSeries, MonitorRecord, NewEvent, NewNode,
-    NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion, PolicyRecord, PruneStep,
-    PutRefusal, Replay, Resolution, Result, Role, Rule, SessionEnd, SessionFilter, SessionRecord,
-    StatusTable, StepWrite, StoredAuditRecord, StoredEvent, StoredLog, Tags, TimerRow, User,
-    VersionRunAs, Workflow, WorkflowTask,
+    ComplianceReport, ComplianceResource, ConsoleSession, CredentialMatch, DeadLetter,
+    DeliveryOutcome, Document, DocumentVersions, EnrollRefusal, EnrollToken, ExecutionFilter,
+    ExecutionRecord, HealRecord, HealRun, HistoryRow, InboundWebhook, Incident, IncidentEvent,
+    IncidentFilter, InventoryChange, InventoryRefusal, InventoryRow, Invocation, LabelRefusal,
+    LogBatchWrite, LogFilter, MetricBatchWrite, MetricRollup, MetricSeries, MonitorRecord,
+    NewEvent, NewNode, NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion,
+    PolicyRecord, PruneStep, PutRefusal, Replay, Resolution, Result, Role, Rule, SessionEnd,
+    SessionFilter, SessionRecord, StatusTable, StepWrite, StoredAuditRecord, StoredEvent,
+    StoredLog, Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -49,6 +49,7 @@ pub trait Backend:
     + LogStore
     + MonitorStore
     + SessionStore
+    + ConsoleSessionStore
     + Send
     + Sync
     + 'static
@@ -74,6 +75,8 @@ impl<T> Backend for T where
         + LogStore
         + MonitorStore
         + SessionStore
+        + ConsoleSessionStore
+        + ConsoleSessionStore
         + Send
         + Sync
         + 'static
@@ -236,6 +239,9 @@ pub trait CommandStore: Send + Sync {
 
     /// In-progress invocations on one node: resent to it when it connects.
     async fn in_progress_on_node(&self, node_id: &str) -> Result<Vec<Invocation>>;
+
+    /// A node's `limit` most recent invocations, newest command first.
+    async fn node_invocations(&self, node_id: &str, limit: i64) -> Result<Vec<Invocation>>;
 
     /// Record a final status decided by the server (not run, undeliverable,
     /// cancelled before start, lost). Only a non-final invocation changes.
@@ -1076,4 +1082,20 @@ pub trait SessionStore: Send + Sync {
 
     /// The sealed chunks of a recording, in order.
     async fn recording_chunks(&self, session_id: &str) -> Result<Vec<(i64, Vec<u8>)>>;
+}
+
+/// Web console sign-ins, keyed by the hash of the browser's session id.
+/// Each method is one transaction.
+#[async_trait]
+pub trait ConsoleSessionStore: Send + Sync {
+    async fn insert_console_session(&self, session: &ConsoleSession) -> Result<()>;
+
+    /// The session if it exists and has not expired at `now`.
+    async fn console_session(&self, id_hash: &str, now: i64) -> Result<Option<ConsoleSession>>;
+
+    /// Sign out; false if there was no such session.
+    async fn delete_console_session(&self, id_hash: &str) -> Result<bool>;
+
+    /// Delete the sessions expired at `now`; answers how many.
+    async fn prune_console_sessions(&self, now: i64) -> Result<u64>;
 }

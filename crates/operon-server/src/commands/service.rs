@@ -455,6 +455,41 @@ impl CommandService<'_> {
         Ok(out)
     }
 
+    /// The newest commands first, only those in `status` when given,
+    /// `limit` of them (1..=1000). A filtered history looks further back
+    /// (up to 1000 commands) to fill its page.
+    pub async fn history(
+        &self,
+        status: Option<InvocationStatus>,
+        limit: i64,
+    ) -> ServiceResult<Vec<CommandView>> {
+        let limit = limit.clamp(1, 1000);
+        let scan = if status.is_some() { 1000 } else { limit };
+        let mut out = Vec::new();
+        for command in self.store.list_commands(scan).await? {
+            if status.is_some_and(|s| s != command.status) {
+                continue;
+            }
+            out.push(self.view(command).await?);
+            if out.len() as i64 >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A node's `limit` most recent invocations, newest command first.
+    pub async fn recent_on_node(
+        &self,
+        node_id: &str,
+        limit: i64,
+    ) -> ServiceResult<Vec<Invocation>> {
+        Ok(self
+            .store
+            .node_invocations(node_id, limit.clamp(1, 1000))
+            .await?)
+    }
+
     /// The nodes a target spec selects now.
     pub async fn resolve(&self, targets: &TargetSpec) -> ServiceResult<Vec<Node>> {
         let nodes = self.store.list_nodes().await?;

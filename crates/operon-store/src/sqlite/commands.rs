@@ -270,6 +270,21 @@ impl CommandStore for SqliteStore {
         rows.iter().map(invocation_from_row).collect()
     }
 
+    async fn node_invocations(&self, node_id: &str, limit: i64) -> Result<Vec<Invocation>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{INVOCATION_SELECT} WHERE node_id = ? ORDER BY
+                (SELECT created_at FROM commands WHERE commands.id = invocations.command_id) DESC,
+                command_id DESC
+             LIMIT ?"
+        )))
+        .bind(node_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing a node's recent invocations"))?;
+        rows.iter().map(invocation_from_row).collect()
+    }
+
     async fn finish_invocation_without_result(
         &self,
         command_id: &str,

@@ -87,6 +87,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     migration!(18, "0018_heal.sql"),
     migration!(19, "0019_logs.sql"),
     migration!(20, "0020_sessions.sql"),
+    migration!(21, "0021_console_sessions.sql"),
 ];
 
 /// A migration as recorded in the database.

@@ -17,6 +17,7 @@ mod associations;
 mod audit;
 mod batch_seqs;
 mod commands;
+mod console;
 mod events;
 mod heal;
 mod identity;

@@ -1,0 +1,309 @@
+//! The web console: server-rendered pages at `/`, on the API's listener.
+//!
+//! Why it is shaped this way:
+//!
+//! - **Pages call the services** with the signed-in [`Principal`], never the
+//!   HTTP API: a page shows exactly what the CLI would, and a refusal is the
+//!   service's own (audited by the same gate, `access::check_in`), rendered
+//!   as a 403 page naming the refused action. Pages whose API route is
+//!   authorized by the action catalogue go through [`gate`], which reads the
+//!   action and resource from that catalogue: one table, one gate.
+//! - **Sessions hold the API token, sealed** (`session.rs`): each request
+//!   resolves the principal from it through `api::authenticate_token`, the
+//!   bearer check itself, so a revoked or expired token, a disabled user or a
+//!   changed policy takes effect on the next page.
+//! - **CSRF** is refused twice over on every POST: the request must not be
+//!   cross-site (`Origin`, `Sec-Fetch-Site`, checked by [`refuse_cross_site`]
+//!   before any handler) and must echo the session's secret (`csrf` field or
+//!   `X-CSRF-Token` header, compared in constant time).
+//! - **Templates are compiled** (askama, `templates/console/`), escaped by
+//!   default; assets are embedded in the binary (`assets.rs`). No inline
+//!   script or style, so the Content-Security-Policy allows only `'self'`.
+//!
+//! A later feature adds its pages as a module here, its routes in
+//! [`routes`] and one line in [`NAV`].
+
+mod assets;
+mod pages;
+mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use operon_store::AuditEntry;
+
+use crate::AppState;
+use crate::access::Principal;
+use crate::service::{ErrorKind, ServiceError};
+
+/// One entry of the navigation bar.
+#[derive(Debug)]
+pub(crate) struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+}
+
+/// The navigation bar, in order: the one table later pages add a line to.
+pub(crate) const NAV: &[NavItem] = &[
+    NavItem {
+        href: "/nodes",
+        label: "Fleet",
+    },
+    NavItem {
+        href: "/commands",
+        label: "Commands",
+    },
+];
+
+/// The console's routes, with its security headers and cross-site refusal.
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/nodes", get(pages::nodes))
+        .route("/nodes/{name}", get(pages::node))
+        .route("/commands", get(pages::commands))
+        .route("/assets/{name}", get(assets::serve))
+        // Layers run last-added first: headers wrap everything, refusals included.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            refuse_cross_site,
+        ))
+        .route_layer(axum::middleware::from_fn(security_headers))
+}
+
+/// What the page layout needs besides the page itself.
+pub(crate) struct Chrome {
+    pub title: String,
+    /// The signed-in user's name; `None` on the sign-in and error pages
+    /// of a visitor.
+    pub user: Option<String>,
+    /// The session's CSRF secret, for the sign-out form (and page forms).
+    pub csrf: String,
+    /// The `href` of the current section, marked in the navigation.
+    pub current: &'static str,
+    pub nav: &'static [NavItem],
+}
+
+impl Chrome {
+    pub(crate) fn visitor(title: &str) -> Chrome {
+        Chrome {
+            title: title.to_string(),
+            user: None,
+            csrf: String::new(),
+            current: "",
+            nav: NAV,
+        }
+    }
+}
+
+/// The error page: a status, what went wrong, and (for refusals) the
+/// action that was refused.
+#[derive(askama::Template)]
+#[template(path = "console/error.html")]
+pub(crate) struct ErrorPage {
+    pub chrome: Chrome,
+    pub status: u16,
+    pub heading: String,
+    pub message: String,
+}
+
+/// An error page as a response. Never fails: a template error falls back
+/// to plain text.
+pub(crate) fn error_page(
+    chrome: Chrome,
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+) -> Response {
+    let page = ErrorPage {
+        chrome,
+        status: status.as_u16(),
+        heading: heading.to_string(),
+        message: message.to_string(),
+    };
+    (status, render(&page)).into_response()
+}
+
+/// A page rendered, or the plain text of the error (logged) when a
+/// template fails at run time, which only a bug can cause.
+pub(crate) fn render(page: &impl askama::Template) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a console page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered; see the server log",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A service's refusal or failure as the page of the signed-in user.
+pub(crate) fn service_error_page(chrome: Chrome, e: ServiceError) -> Response {
+    let (status, heading) = match e.kind {
+        ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "Refused"),
+        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "Not found"),
+        ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "Invalid request"),
+        ErrorKind::Conflict => (StatusCode::CONFLICT, "Conflict"),
+        ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+        ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Server error"),
+    };
+    error_page(chrome, status, heading, &e.message)
+}
+
+/// Authorize `principal` for what the API route `method path` (with its
+/// path `params`) would be authorized for by the action catalogue, so a
+/// page and its API twin are allowed and refused alike (and refusals are
+/// audited by the one gate).
+pub(crate) async fn gate(
+    state: &AppState,
+    principal: &Principal,
+    method: &str,
+    path: &str,
+    params: &std::collections::HashMap<String, String>,
+) -> Result<(), ServiceError> {
+    let Some(route) = operon_api::catalogue::find(method, path) else {
+        return Err(ServiceError::internal(format!(
+            "the console gates on {method} {path}, which the catalogue lacks"
+        )));
+    };
+    let crate::catalogue::Access::Path(template) = route.access else {
+        return Err(ServiceError::internal(format!(
+            "the console gates on {method} {path}, whose handler authorizes itself"
+        )));
+    };
+    let resource = crate::catalogue::resource(template, params);
+    crate::access::check_action(&state.audit, principal, route.action, &resource).await
+}
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'";
+
+/// Security headers on every console response; pages (anything that did
+/// not set its own `Cache-Control`, as assets do) are never cached.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let fixed = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// Refuse (403, audited) a state-changing request that is cross-site: an
+/// `Origin` other than this server's, or `Sec-Fetch-Site: cross-site`.
+/// The CSRF secret is checked by the handler, which has the form.
+async fn refuse_cross_site(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        return next.run(request).await;
+    }
+    match cross_site_reason(&state, request.headers()) {
+        None => next.run(request).await,
+        Some(reason) => {
+            let path = request.uri().path().to_string();
+            let source = peer_ip(request.extensions());
+            refuse_forgery(&state, request.headers(), source, &path, &reason).await
+        }
+    }
+}
+
+/// Why a request is cross-site, if it is.
+fn cross_site_reason(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let text = |name: HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if text(HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
+        return Some("the browser says the request is cross-site (Sec-Fetch-Site)".into());
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    let own = own_origin(state, headers);
+    match (origin.to_str(), own) {
+        (Ok(origin), Some(own)) if origin.eq_ignore_ascii_case(&own) => None,
+        (Ok(origin), _) => Some(format!("the request comes from another origin ({origin})")),
+        (Err(_), _) => Some("the request's Origin is unreadable".into()),
+    }
+}
+
+/// This server's origin as the browser addressed it: the scheme it serves
+/// and the `Host` the request was sent to.
+fn own_origin(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let scheme = if serves_tls(state) { "https" } else { "http" };
+    Some(format!("{scheme}://{host}"))
+}
+
+/// Whether the server serves HTTPS (its cookies are then `Secure`).
+pub(crate) fn serves_tls(state: &AppState) -> bool {
+    state.tls_fingerprint.is_some()
+}
+
+/// The address a request came from, when the server knows it.
+pub(crate) fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<crate::PeerAddr>>()
+        .map(|info| info.0.0.ip())
+}
+
+/// The 403 page of a refused POST (cross-site or without the session's
+/// CSRF secret), audited with who the cookie names, if anyone. Refusals of
+/// no one are limited per address (`source`) as the API's are: past the
+/// rate, 429 and no record each.
+pub(crate) async fn refuse_forgery(
+    state: &AppState,
+    headers: &HeaderMap,
+    source: Option<std::net::IpAddr>,
+    path: &str,
+    reason: &str,
+) -> Response {
+    let actor = match session::cookie_actor(state, headers).await {
+        Some(actor) => actor,
+        None => {
+            let verdict = state.refusals.check(source, crate::now_millis());
+            if verdict == crate::refusals::Verdict::Suppress {
+                return crate::api::too_many_refusals(state);
+            }
+            crate::api::ANONYMOUS.to_string()
+        }
+    };
+    let entry = AuditEntry {
+        actor,
+        action: "console:Post".into(),
+        resource: path.to_string(),
+        outcome: "refused".into(),
+        detail: serde_json::json!({"path": path, "reason": reason}),
+    };
+    if let Err(e) = state.audit.record(entry).await {
+        tracing::error!(error = %e, "a refused console request could not be audited");
+    }
+    error_page(
+        Chrome::visitor("Refused"),
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        &format!(
+            "This request was refused as a possible cross-site request forgery: {reason}. \
+             Go back, reload the page and try again."
+        ),
+    )
+}
