@@ -266,6 +266,7 @@ async fn assets_are_embedded_with_etags_and_revalidate_with_304() {
     for (name, content_type) in [
         ("app.css", "text/css; charset=utf-8"),
         ("htmx.min.js", "text/javascript; charset=utf-8"),
+        ("run.js", "text/javascript; charset=utf-8"),
     ] {
         let asset = browser.get(&format!("/assets/{name}")).await;
         assert_eq!(asset.status, 200, "{name}");
