@@ -188,6 +188,15 @@ async fn the_event_stream_follows_a_running_command_and_cancel_stops_it() {
         body.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(body.contains("data: {\"event\":\"output\""), "{body}");
+    // The API's stream of the same command, read alongside: the same feed.
+    let api_stream = browser
+        .client
+        .get(format!("{}/v1/commands/{id}/stream", browser.base))
+        .bearer_auth(&fleet.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_stream.status(), 200);
 
     let page = browser.get(&format!("/commands/{id}")).await;
     assert!(page.body.contains("data-running=\"true\""), "{}", page.body);
@@ -215,8 +224,18 @@ async fn the_event_stream_follows_a_running_command_and_cancel_stops_it() {
         body.contains("{\"event\":\"done\",\"status\":\"Cancelled\"}"),
         "{body}"
     );
+    let api_body = tokio::time::timeout(Duration::from_secs(20), api_stream.text())
+        .await
+        .expect("the API stream ends too")
+        .unwrap();
+    assert_eq!(data_lines(&api_body), data_lines(&body));
     let page = browser.get(&format!("/commands/{id}")).await;
     assert!(page.body.contains("Cancelled") && !page.body.contains(&action));
+}
+
+/// The `data:` lines of an event-stream body (keep-alive comments left out).
+fn data_lines(body: &str) -> Vec<&str> {
+    body.lines().filter(|l| l.starts_with("data:")).collect()
 }
 
 #[tokio::test]
