@@ -224,7 +224,18 @@ async fn stream_command(
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let command = state.commands().get(&id).await?;
-    let (backlog, receiver) = state.live.subscribe(&id);
+    Ok(live_feed(&state, &command))
+}
+
+/// The live feed of `command` as server-sent events, each an API
+/// [`api::LiveEvent`] in JSON: the backlog, then live events, until the
+/// command is done (at once, for a finished one). The API's stream and the
+/// console's run page both serve this; callers authorize first.
+pub(crate) fn live_feed(
+    state: &AppState,
+    command: &operon_store::Command,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+    let (backlog, receiver) = state.live.subscribe(&command.id);
     let already_done = command.status.is_final().then_some(command.status);
     let events = futures_util::stream::unfold(
         (backlog.into_iter(), receiver, already_done, false),
@@ -252,7 +263,7 @@ async fn stream_command(
             Some((Ok(sse), (backlog, receiver, None, done)))
         },
     );
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))))
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
 }
 
 #[cfg(test)]

@@ -27,6 +27,12 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../assets/console/app.css"),
     },
     Asset {
+        // The run page's live output (`run.rs`).
+        name: "run.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/console/run.js"),
+    },
+    Asset {
         // Vendored; see assets/console/vendor/htmx/VENDORED.md.
         name: "htmx.min.js",
         content_type: "text/javascript; charset=utf-8",

@@ -25,6 +25,7 @@
 
 mod assets;
 mod pages;
+mod run;
 mod session;
 
 use std::sync::Arc;
@@ -59,6 +60,10 @@ pub(crate) const NAV: &[NavItem] = &[
         href: "/commands",
         label: "Commands",
     },
+    NavItem {
+        href: "/run",
+        label: "Run command",
+    },
 ];
 
 /// The console's routes, with its security headers and cross-site refusal.
@@ -70,6 +75,10 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/nodes", get(pages::nodes))
         .route("/nodes/{name}", get(pages::node))
         .route("/commands", get(pages::commands))
+        .route("/run", get(run::run_form).post(run::run))
+        .route("/commands/{id}", get(run::command))
+        .route("/commands/{id}/cancel", post(run::cancel))
+        .route("/commands/{id}/events", get(run::events))
         .route("/assets/{name}", get(assets::serve))
         // Layers run last-added first: headers wrap everything, refusals included.
         .route_layer(axum::middleware::from_fn_with_state(

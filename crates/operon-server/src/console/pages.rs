@@ -69,7 +69,7 @@ fn os_text(inventory: &operon_proto::Inventory) -> String {
 }
 
 /// Milliseconds since the epoch as a UTC time people read.
-fn time_text(millis: i64) -> String {
+pub(super) fn time_text(millis: i64) -> String {
     chrono::DateTime::from_timestamp_millis(millis).map_or_else(
         || millis.to_string(),
         |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
