@@ -273,6 +273,21 @@ fn a_forged_cross_site_post_is_refused_and_the_session_survives() {
         assert_eq!(url_path(&browser.current_url()), "/nodes", "{host}");
         browser.wait_for_text("web-1");
     }
+
+    // Both refusals are audited; the same-site one names the signed-in user.
+    let trail = admin(server, "GET", "/v1/audit?limit=10000", json!({}));
+    let refused: Vec<&Value> = trail
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .filter(|r| r["action"] == "console:Post" && r["outcome"] == "refused")
+                .filter(|r| r["resource"] == "/logout")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(refused.len(), 2, "the refused sign-outs: {refused:?}");
+    assert!(refused.iter().any(|r| r["actor"] == "admin"), "{refused:?}");
 }
 
 /// Where the screenshots land: `<target dir>/console-screenshots/`.
