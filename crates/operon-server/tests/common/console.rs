@@ -182,7 +182,7 @@ pub fn assert_security_headers(page: &Page, what: &str) {
     }
     assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
     assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
-    assert_eq!(header("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(header("referrer-policy"), "same-origin", "{what}");
     assert_eq!(header("x-frame-options"), "DENY", "{what}");
 }
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod webdriver;
+
 pub fn operon() -> Command {
     Command::new(env!("CARGO_BIN_EXE_operon"))
 }
