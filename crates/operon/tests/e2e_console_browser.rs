@@ -192,6 +192,49 @@ fn sign_in_see_the_fleet_filter_open_a_node_and_sign_out() {
 }
 
 #[test]
+fn run_a_command_on_a_tag_and_watch_its_output_arrive_live() {
+    let fleet = Fleet::start();
+    let server = &fleet.server;
+    let browser = Browser::start();
+    sign_in(&browser, server, &server.token);
+
+    browser.goto(&format!("{}/run", server.url));
+    browser.type_into(&browser.find("#targets"), "role=web");
+    // The second line waits for a file the test creates only once the first
+    // line is on the page: what shows before it can only have come live.
+    let gate = fleet.dir.path().join("second-line-may-come");
+    let script = format!(
+        "echo first-line-$((40+2)); while [ ! -e {} ]; do sleep 0.1; done; echo second-line-$((6*7))",
+        gate.display()
+    );
+    browser.type_into(&browser.find("#commands"), &script);
+    browser.click(&browser.find("main form button[type=submit]"));
+    support::wait_for("the run page", support::webdriver::PAGE_TIMEOUT, || {
+        browser.current_url().contains("/commands/").then_some(())
+    });
+    let shown = browser.wait_for_text("first-line-42");
+    assert!(!shown.contains("second-line-42"), "{shown}");
+    assert_eq!(
+        browser.find_all("section.node-run").len(),
+        2,
+        "one section per web node"
+    );
+    let status = browser.text(&browser.find("#run-status"));
+    assert_ne!(status, "Success", "the command is still running: {shown}");
+
+    std::fs::write(&gate, b"").unwrap();
+    browser.wait_for_text("second-line-42");
+    support::wait_for(
+        "the command's final status on the page",
+        support::webdriver::PAGE_TIMEOUT,
+        || (browser.text(&browser.find("#run-status")) == "Success").then_some(()),
+    );
+    let shown = browser.body_text();
+    assert_eq!(shown.matches("first-line-42").count(), 2, "{shown}");
+    assert_eq!(shown.matches("second-line-42").count(), 2, "{shown}");
+}
+
+#[test]
 fn a_user_without_nodes_list_sees_the_refusal_naming_the_action() {
     let fleet = Fleet::start();
     let server = &fleet.server;
