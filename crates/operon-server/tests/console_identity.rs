@@ -252,3 +252,23 @@ async fn a_user_without_identity_permissions_is_refused() {
     let simulate = browser.post("/policies/simulate", &fields, &[]).await;
     assert_eq!(simulate.status, 403, "{}", simulate.body);
 }
+
+#[tokio::test]
+async fn the_audit_trail_pages_by_a_hundred_with_an_older_link() {
+    let api = Api::start().await;
+    let dev = with_dev(&api).await;
+    for _ in 0..105 {
+        let (status, _) = api.call_as(&dev, "GET", "/v1/users", None).await;
+        assert_eq!(status, 403);
+    }
+    let mut browser = Browser::signed_in(&api, &api.token).await;
+    let rows = |body: &str| body.matches("<td>dev</td>").count();
+    let newest = browser.get("/audit?actor=dev").await;
+    assert_eq!(rows(&newest.body), 100, "{}", newest.body);
+    let link = "href=\"/audit?actor=dev&amp;action=&amp;since=&amp;page=1\">Older";
+    assert!(newest.body.contains(link), "{}", newest.body);
+    let older = browser.get("/audit?actor=dev&page=1").await;
+    assert_eq!(older.status, 200, "{}", older.body);
+    assert_eq!(rows(&older.body), 5, "{}", older.body);
+    assert!(!older.body.contains(">Older<"), "no page beyond the oldest");
+}
