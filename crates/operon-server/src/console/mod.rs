@@ -24,6 +24,7 @@
 //! [`routes`] and one line in [`NAV`].
 
 mod assets;
+mod identity;
 mod pages;
 mod run;
 mod session;
@@ -64,6 +65,26 @@ pub(crate) const NAV: &[NavItem] = &[
         href: "/run",
         label: "Run command",
     },
+    NavItem {
+        href: "/users",
+        label: "Users",
+    },
+    NavItem {
+        href: "/tokens",
+        label: "Tokens",
+    },
+    NavItem {
+        href: "/roles",
+        label: "Roles",
+    },
+    NavItem {
+        href: "/policies",
+        label: "Policies",
+    },
+    NavItem {
+        href: "/audit",
+        label: "Audit",
+    },
 ];
 
 /// The console's routes, with its security headers and cross-site refusal.
@@ -79,6 +100,17 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/commands/{id}", get(run::command))
         .route("/commands/{id}/cancel", post(run::cancel))
         .route("/commands/{id}/events", get(run::events))
+        .route("/users", get(identity::users))
+        .route(
+            "/tokens",
+            get(identity::tokens).post(identity::create_token),
+        )
+        .route("/tokens/{id}/revoke", post(identity::revoke_token))
+        .route("/roles", get(identity::roles))
+        .route("/policies", get(identity::policies))
+        .route("/policies/simulate", post(identity::simulate))
+        .route("/audit", get(identity::audit))
+        .route("/audit/verify", post(identity::verify))
         .route("/assets/{name}", get(assets::serve))
         // Layers run last-added first: headers wrap everything, refusals included.
         .route_layer(axum::middleware::from_fn_with_state(
