@@ -24,6 +24,7 @@
 //! [`routes`] and one line in [`NAV`].
 
 mod assets;
+mod graph;
 mod pages;
 mod run;
 mod session;
