@@ -108,7 +108,6 @@ struct Machine {
 
 /// Draws `definition` (ASL JSON) with the progress recorded in `events`.
 /// A malformed definition draws what it can; it never panics.
-#[cfg_attr(not(test), allow(dead_code))] // The execution page is its caller.
 pub(crate) fn render(definition: &Value, events: &[Value]) -> String {
     let machine = Machine::parse(definition);
     let marks = progress(events);

@@ -27,6 +27,7 @@ mod assets;
 mod graph;
 mod pages;
 mod run;
+mod runbooks;
 mod session;
 
 use std::sync::Arc;
@@ -80,6 +81,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/commands/{id}", get(run::command))
         .route("/commands/{id}/cancel", post(run::cancel))
         .route("/commands/{id}/events", get(run::events))
+        .route("/executions/{id}", get(runbooks::execution))
         .route("/assets/{name}", get(assets::serve))
         // Layers run last-added first: headers wrap everything, refusals included.
         .route_layer(axum::middleware::from_fn_with_state(

@@ -1,0 +1,120 @@
+//! The execution page: an execution's status, input and output, its
+//! workflow drawn with the progress marked (`graph.rs`), and its history.
+//!
+//! Authorized like `GET /v1/executions/{id}/history` through [`gate`], then
+//! read through the same execution and definition services the API uses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::Value;
+
+use super::pages::time_text;
+use super::session::SignedIn;
+use super::{Chrome, gate, graph, render, service_error_page};
+use crate::AppState;
+use crate::service::ServiceResult;
+use crate::workflows::executions::History;
+
+/// How many history events the page shows.
+const HISTORY_LENGTH: i64 = 1000;
+
+/// One history event as a table row.
+struct EventRow {
+    id: String,
+    kind: String,
+    name: String,
+    detail: String,
+}
+
+impl EventRow {
+    fn new(event: &Value) -> EventRow {
+        let text = |key: &str| event.get(key).and_then(Value::as_str).unwrap_or("");
+        let detail = match (text("error"), text("cause")) {
+            ("", "") => String::new(),
+            (error, "") => error.to_string(),
+            (error, cause) => format!("{error}: {cause}"),
+        };
+        EventRow {
+            id: event.get("id").map(Value::to_string).unwrap_or_default(),
+            kind: text("type").to_string(),
+            name: text("name").to_string(),
+            detail,
+        }
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "console/execution.html")]
+struct ExecutionPage {
+    chrome: Chrome,
+    id: String,
+    workflow: String,
+    version: i64,
+    status: String,
+    started: String,
+    input: String,
+    output: String,
+    error: String,
+    /// Trusted markup: `graph::render` escapes every name it draws.
+    svg: String,
+    events: Vec<EventRow>,
+}
+
+/// `GET /executions/{id}`.
+pub(super) async fn execution(
+    State(state): State<Arc<AppState>>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    let chrome = signed_in.chrome(&format!("Execution {id}"), "/executions");
+    match load(&state, &signed_in, &id).await {
+        Ok((history, definition)) => render(&page(chrome, history, &definition)),
+        Err(e) => service_error_page(chrome, e),
+    }
+}
+
+async fn load(state: &AppState, signed_in: &SignedIn, id: &str) -> ServiceResult<(History, Value)> {
+    let params = HashMap::from([("id".to_string(), id.to_string())]);
+    gate(
+        state,
+        &signed_in.principal,
+        "GET",
+        "/v1/executions/{id}/history",
+        &params,
+    )
+    .await?;
+    let history = state
+        .executions()
+        .history(id, None, Some(HISTORY_LENGTH))
+        .await?;
+    let definition = state
+        .workflow_definitions()
+        .definition_at(&history.execution.workflow, history.execution.version)
+        .await?;
+    Ok((history, definition))
+}
+
+fn page(chrome: Chrome, history: History, definition: &Value) -> ExecutionPage {
+    let execution = history.execution;
+    let pretty = |value: &Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    ExecutionPage {
+        chrome,
+        svg: graph::render(definition, &history.events),
+        events: history.events.iter().map(EventRow::new).collect(),
+        input: pretty(&execution.input),
+        output: execution.output.as_ref().map(pretty).unwrap_or_default(),
+        error: match (&execution.error, &execution.cause) {
+            (Some(error), Some(cause)) => format!("{error}: {cause}"),
+            (Some(error), None) => error.clone(),
+            _ => String::new(),
+        },
+        started: time_text(execution.started_at),
+        id: execution.id,
+        workflow: execution.workflow,
+        version: execution.version,
+        status: execution.status,
+    }
+}
