@@ -102,3 +102,30 @@ async fn a_user_without_the_history_permission_sees_the_refusal() {
     assert!(page.body.contains("executions:GetHistory"), "{}", page.body);
     assert!(!page.body.contains("<svg"));
 }
+
+#[tokio::test]
+async fn the_list_links_each_execution_and_filters_by_status() {
+    let api = Api::start().await;
+    let (id, _) = waiting_execution(&api).await;
+    let mut browser = Browser::signed_in(&api, &api.token).await;
+    let running = browser.get("/executions?status=running").await;
+    assert_eq!(running.status, 200, "{}", running.body);
+    assert!(
+        running
+            .body
+            .contains(&format!(r#"href="/executions/{id}""#)),
+        "{}",
+        running.body
+    );
+    assert!(
+        running
+            .body
+            .contains(r#"href="/executions" aria-current="page">Executions"#),
+        "{}",
+        running.body
+    );
+    let succeeded = browser.get("/executions?status=SUCCEEDED").await;
+    assert_eq!(succeeded.status, 200, "{}", succeeded.body);
+    assert!(!succeeded.body.contains(&id), "{}", succeeded.body);
+    assert!(succeeded.body.contains("No executions."));
+}

@@ -66,6 +66,10 @@ pub(crate) const NAV: &[NavItem] = &[
         href: "/run",
         label: "Run command",
     },
+    NavItem {
+        href: "/executions",
+        label: "Executions",
+    },
 ];
 
 /// The console's routes, with its security headers and cross-site refusal.
@@ -81,6 +85,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/commands/{id}", get(run::command))
         .route("/commands/{id}/cancel", post(run::cancel))
         .route("/commands/{id}/events", get(run::events))
+        .route("/executions", get(runbooks::executions))
         .route("/executions/{id}", get(runbooks::execution))
         .route("/assets/{name}", get(assets::serve))
         // Layers run last-added first: headers wrap everything, refusals included.

@@ -1,4 +1,4 @@
-//! The execution page: an execution's status, input and output, its
+//! The executions list (`/executions`, filtered by status) and the execution page: an execution's status, input and output, its
 //! workflow drawn with the progress marked (`graph.rs`), and its history.
 //!
 //! Authorized like `GET /v1/executions/{id}/history` through [`gate`], then
@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ use super::session::SignedIn;
 use super::{Chrome, gate, graph, render, service_error_page};
 use crate::AppState;
 use crate::service::ServiceResult;
-use crate::workflows::executions::History;
+use crate::workflows::executions::{ExecutionQuery, History, STATUSES};
 
 /// How many history events the page shows.
 const HISTORY_LENGTH: i64 = 1000;
@@ -117,4 +117,76 @@ fn page(chrome: Chrome, history: History, definition: &Value) -> ExecutionPage {
         version: execution.version,
         status: execution.status,
     }
+}
+
+/// How many executions the list shows.
+const LIST_LENGTH: i64 = 100;
+
+/// The list's filter, a GET form.
+#[derive(serde::Deserialize, Default)]
+pub(super) struct ExecutionFilter {
+    #[serde(default)]
+    status: String,
+}
+
+/// One execution as a row of the list.
+struct ExecutionRow {
+    id: String,
+    workflow: String,
+    status: String,
+    started: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "console/executions.html")]
+struct ExecutionsPage {
+    chrome: Chrome,
+    status: String,
+    statuses: &'static [&'static str],
+    rows: Vec<ExecutionRow>,
+}
+
+/// `GET /executions`: recent executions, optionally of one status.
+pub(super) async fn executions(
+    State(state): State<Arc<AppState>>,
+    signed_in: SignedIn,
+    Query(filter): Query<ExecutionFilter>,
+) -> Response {
+    let chrome = signed_in.chrome("Executions", "/executions");
+    let status = filter.status.trim().to_uppercase();
+    let query = ExecutionQuery {
+        status: (!status.is_empty()).then(|| status.clone()),
+        workflow: None,
+        limit: Some(LIST_LENGTH),
+    };
+    let listed = async {
+        gate(
+            &state,
+            &signed_in.principal,
+            "GET",
+            "/v1/executions",
+            &HashMap::new(),
+        )
+        .await?;
+        state.executions().list(query).await
+    };
+    let list = match listed.await {
+        Ok(list) => list,
+        Err(e) => return service_error_page(chrome, e),
+    };
+    let rows = list
+        .into_iter()
+        .map(|execution| ExecutionRow {
+            started: time_text(execution.started_at),
+            id: execution.id,
+            workflow: execution.workflow,
+            status: execution.status,
+        })
+        .collect();
+    render(&ExecutionsPage {
+        chrome,
+        status,
+        statuses: &STATUSES,
+        rows,
+    })
 }
