@@ -129,3 +129,52 @@ async fn the_list_links_each_execution_and_filters_by_status() {
     assert!(!succeeded.body.contains(&id), "{}", succeeded.body);
     assert!(succeeded.body.contains("No executions."));
 }
+
+#[tokio::test]
+async fn the_inbox_approves_with_csrf_and_refuses_without_it() {
+    let api = Api::start().await;
+    let (id, approval) = waiting_execution(&api).await;
+    let approval_id = approval["id"].as_str().unwrap();
+    let mut browser = Browser::signed_in(&api, &api.token).await;
+    let inbox = browser.get("/approvals").await;
+    assert_eq!(inbox.status, 200, "{}", inbox.body);
+    assert!(
+        inbox
+            .body
+            .contains(&format!(r#"action="/approvals/{approval_id}""#)),
+        "{}",
+        inbox.body
+    );
+    let path = format!("/approvals/{approval_id}");
+    let forged = browser.post(&path, &[("decision", "approve")], &[]).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let csrf = inbox.csrf();
+    let decided = browser
+        .post(
+            &path,
+            &[
+                ("decision", "approve"),
+                ("comment", "fine"),
+                ("csrf", &csrf),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(decided.status, 303, "{}", decided.body);
+    api.get_until(&format!("/v1/executions/{id}"), |e| {
+        e["status"] == "SUCCEEDED"
+    })
+    .await;
+    let page = browser.get(&format!("/executions/{id}")).await;
+    assert!(page.body.contains(">SUCCEEDED<"), "{}", page.body);
+    assert!(state_tag(&page.body, "Done").contains("state visited"));
+    let dave = api
+        .user_token(
+            "dave",
+            json!([{"Effect": "Allow", "Action": "nodes:List", "Resource": "*"}]),
+        )
+        .await;
+    let mut other = Browser::signed_in(&api, &dave).await;
+    let refused = other.get("/approvals").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

@@ -70,6 +70,10 @@ pub(crate) const NAV: &[NavItem] = &[
         href: "/executions",
         label: "Executions",
     },
+    NavItem {
+        href: "/approvals",
+        label: "Approvals",
+    },
 ];
 
 /// The console's routes, with its security headers and cross-site refusal.
@@ -86,6 +90,8 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/commands/{id}/cancel", post(run::cancel))
         .route("/commands/{id}/events", get(run::events))
         .route("/executions", get(runbooks::executions))
+        .route("/approvals", get(runbooks::approvals))
+        .route("/approvals/{id}", post(runbooks::decide))
         .route("/executions/{id}", get(runbooks::execution))
         .route("/assets/{name}", get(assets::serve))
         // Layers run last-added first: headers wrap everything, refusals included.

@@ -1,4 +1,5 @@
-//! The executions list (`/executions`, filtered by status) and the execution page: an execution's status, input and output, its
+//! The approvals inbox (`/approvals`, approve or reject through the same
+//! `decide` call as the API, CSRF-checked), the executions list (`/executions`, filtered by status) and the execution page: an execution's status, input and output, its
 //! workflow drawn with the progress marked (`graph.rs`), and its history.
 //!
 //! Authorized like `GET /v1/executions/{id}/history` through [`gate`], then
@@ -7,12 +8,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 
 use super::pages::time_text;
-use super::session::SignedIn;
+use super::session::{SignedIn, check_csrf};
 use super::{Chrome, gate, graph, render, service_error_page};
 use crate::AppState;
 use crate::service::ServiceResult;
@@ -189,4 +192,98 @@ pub(super) async fn executions(
         statuses: &STATUSES,
         rows,
     })
+}
+
+/// One pending approval as a row of the inbox.
+struct ApprovalRow {
+    id: String,
+    execution_id: String,
+    state: String,
+    message: String,
+    created: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "console/approvals.html")]
+struct ApprovalsPage {
+    chrome: Chrome,
+    rows: Vec<ApprovalRow>,
+}
+
+/// `GET /approvals`: the pending approvals.
+pub(super) async fn approvals(State(state): State<Arc<AppState>>, signed_in: SignedIn) -> Response {
+    let chrome = signed_in.chrome("Approvals", "/approvals");
+    let listed = async {
+        gate(
+            &state,
+            &signed_in.principal,
+            "GET",
+            "/v1/approvals",
+            &HashMap::new(),
+        )
+        .await?;
+        state
+            .executions()
+            .list_approvals(Some("Pending"), Some(LIST_LENGTH))
+            .await
+    };
+    let list = match listed.await {
+        Ok(list) => list,
+        Err(e) => return service_error_page(chrome, e),
+    };
+    let rows = list
+        .into_iter()
+        .map(|approval| ApprovalRow {
+            created: time_text(approval.created_at),
+            id: approval.id,
+            execution_id: approval.execution_id,
+            state: approval.state,
+            message: approval.message,
+        })
+        .collect();
+    render(&ApprovalsPage { chrome, rows })
+}
+
+/// The approve/reject form.
+#[derive(serde::Deserialize, Default)]
+pub(super) struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    comment: String,
+    /// `approve` or `reject`.
+    #[serde(default)]
+    decision: String,
+}
+
+/// `POST /approvals/{id}`: approve or reject, as `POST /v1/approvals/{id}/approve|reject`.
+pub(super) async fn decide(
+    State(state): State<Arc<AppState>>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    let path = format!("/approvals/{id}");
+    if let Err(refused) = check_csrf(&state, &signed_in, &headers, &form.csrf, &path).await {
+        return refused;
+    }
+    let chrome = signed_in.chrome("Approvals", "/approvals");
+    let approve = match form.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => {
+            let message = "the decision must be approve or reject";
+            return super::error_page(chrome, StatusCode::BAD_REQUEST, "Bad request", message);
+        }
+    };
+    let comment = (!form.comment.trim().is_empty()).then(|| form.comment.trim().to_string());
+    match state
+        .executions()
+        .decide(&signed_in.principal, &id, approve, comment)
+        .await
+    {
+        Ok(_) => Redirect::to("/approvals").into_response(),
+        Err(e) => service_error_page(chrome, e),
+    }
 }
