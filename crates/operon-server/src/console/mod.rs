@@ -24,9 +24,11 @@
 //! [`routes`] and one line in [`NAV`].
 
 mod assets;
+mod graph;
 mod identity;
 mod pages;
 mod run;
+mod runbooks;
 mod session;
 
 use std::sync::Arc;
@@ -66,6 +68,14 @@ pub(crate) const NAV: &[NavItem] = &[
         label: "Run command",
     },
     NavItem {
+        href: "/executions",
+        label: "Executions",
+    },
+    NavItem {
+        href: "/approvals",
+        label: "Approvals",
+    },
+    NavItem {
         href: "/users",
         label: "Users",
     },
@@ -100,6 +110,10 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/commands/{id}", get(run::command))
         .route("/commands/{id}/cancel", post(run::cancel))
         .route("/commands/{id}/events", get(run::events))
+        .route("/executions", get(runbooks::executions))
+        .route("/approvals", get(runbooks::approvals))
+        .route("/approvals/{id}", post(runbooks::decide))
+        .route("/executions/{id}", get(runbooks::execution))
         .route("/users", get(identity::users))
         .route(
             "/tokens",

@@ -127,6 +127,20 @@ impl WorkflowService<'_> {
         })
     }
 
+    /// The definition of one version, deleted workflows' included (an old
+    /// execution is still shown against the version it ran).
+    pub async fn definition_at(&self, name: &str, version: i64) -> ServiceResult<Value> {
+        self.store
+            .workflow_definition(name, version)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::not_found(
+                    "NoSuchWorkflow",
+                    format!("no version {version} of workflow {name:?}"),
+                )
+            })
+    }
+
     /// Every live workflow, at its latest version.
     pub async fn list(&self) -> ServiceResult<Vec<Workflow>> {
         Ok(self.store.list_workflows().await?)
