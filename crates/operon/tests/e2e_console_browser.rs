@@ -235,6 +235,61 @@ fn run_a_command_on_a_tag_and_watch_its_output_arrive_live() {
 }
 
 #[test]
+fn approve_a_runbook_in_the_inbox_and_see_its_graph_turn_to_succeeded() {
+    let fleet = Fleet::start();
+    let server = &fleet.server;
+    let definition = json!({
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {"Type": "Task", "Resource": "operon:approval",
+                "Parameters": {"Message": "restart the shop?"},
+                "TimeoutSeconds": 300, "ResultPath": "$.approval", "Next": "Done"},
+            "Done": {"Type": "Pass", "End": true}
+        }
+    });
+    admin(
+        server,
+        "POST",
+        "/v1/workflows",
+        json!({"name": "gate", "definition": definition}),
+    );
+    let started = admin(
+        server,
+        "POST",
+        "/v1/workflows/gate/executions",
+        json!({"input": {}}),
+    );
+    let id = started["executionId"].as_str().unwrap().to_string();
+    let browser = Browser::start();
+    sign_in(&browser, server, &server.token);
+
+    browser.goto(&format!("{}/executions/{id}", server.url));
+    browser.wait_for_text("RUNNING");
+    let current = browser.find_all("svg g.state.current[data-state='Approve']");
+    assert_eq!(current.len(), 1, "the waiting state is the current one");
+
+    browser.goto(&format!("{}/approvals", server.url));
+    browser.wait_for_text("restart the shop?");
+    browser.type_into(&browser.find("main form input[name=comment]"), "go ahead");
+    browser.click(&browser.find("main form button[value=approve]"));
+    browser.wait_for_text("No pending approvals.");
+
+    support::wait_for(
+        "the execution page to show SUCCEEDED",
+        support::webdriver::PAGE_TIMEOUT,
+        || {
+            browser.goto(&format!("{}/executions/{id}", server.url));
+            browser.body_text().contains("SUCCEEDED").then_some(())
+        },
+    );
+    for state in ["Approve", "Done"] {
+        let visited = browser.find_all(&format!("svg g.state.visited[data-state='{state}']"));
+        assert_eq!(visited.len(), 1, "{state} is drawn visited");
+    }
+    assert!(browser.find_all("svg g.state.current").is_empty());
+}
+
+#[test]
 fn a_user_without_nodes_list_sees_the_refusal_naming_the_action() {
     let fleet = Fleet::start();
     let server = &fleet.server;
