@@ -648,7 +648,15 @@ async fn a_node_that_joins_the_target_gets_the_association() {
     let by_name: std::collections::BTreeMap<String, String> =
         outcomes(&joined).into_iter().collect();
     assert_eq!(by_name["app-conf"], "changed", "{joined}");
-    let detail = fleet.ok("GET", "/v1/associations/web", None).await;
+    // The run's row is written right after its command is created, so under
+    // load the node can report compliance first: wait for the row.
+    let detail = fleet
+        .get_until("/v1/associations/web", |d| {
+            d["runs"]
+                .as_array()
+                .is_some_and(|runs| runs.iter().any(|r| r["reason"] == "joined"))
+        })
+        .await;
     let runs = detail["runs"].as_array().unwrap();
     let joined_runs: Vec<&Value> = runs.iter().filter(|r| r["reason"] == "joined").collect();
     assert_eq!(
