@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{WAIT, Ws, accept_link, accept_link_with, recv, send, spawn_agent};
+use common::{WAIT, Ws, accept_link, accept_link_with, recv, run_command, send, spawn_agent};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -17,8 +17,7 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use operon_agent::{AgentConfig, AgentError};
 use operon_proto::{
-    AgentMessage, CommandResult, EnrollRequest, EnrollResponse, InvocationStatus, RunCommand,
-    ServerMessage, Step,
+    AgentMessage, CommandResult, EnrollRequest, EnrollResponse, InvocationStatus, ServerMessage,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -134,25 +133,6 @@ async fn welcome(ws: &mut Ws) {
         },
     )
     .await;
-}
-
-fn run_command(id: &str, script: &str) -> ServerMessage {
-    ServerMessage::Run(RunCommand {
-        invocation_id: id.into(),
-        command_id: "c-1".into(),
-        steps: vec![Step {
-            name: "s".into(),
-            script: script.into(),
-            working_directory: None,
-            timeout_secs: None,
-            state: None,
-        }],
-        timeout_secs: 30,
-        cwd: None,
-        env: BTreeMap::new(),
-        user: None,
-        output_cap_bytes: 1024,
-    })
 }
 
 /// Collect frames until `Finished`, returning the `Started`/`Output` seen.

@@ -5,48 +5,14 @@
 
 mod common;
 
-use common::{WAIT, Ws, accept_link, recv, send, spawn_agent};
+use common::{WAIT, Ws, accept_link, enrolled_config, recv, send, spawn_agent};
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use operon_agent::AgentConfig;
-use operon_agent::credential::{Credential, store_credential};
 use operon_proto::{AgentMessage, MetricBatch, MetricPoint, ServerMessage};
 use tokio::net::TcpListener;
-
-/// An enrolled node (credential on disk) sampling every 200 ms.
-fn enrolled_config(url: &str, state: &Path, interval: Duration) -> AgentConfig {
-    store_credential(
-        state,
-        &Credential {
-            node_id: "n-1".into(),
-            name: "node-a".into(),
-            credential: "cred-1".into(),
-            server_url: url.into(),
-            server_fingerprint: None,
-        },
-    )
-    .unwrap();
-    AgentConfig {
-        server_url: url.into(),
-        state_dir: state.into(),
-        enroll_token: None,
-        name: None,
-        tags: BTreeMap::new(),
-        heartbeat_secs: None,
-        server_fingerprint: None,
-        tls_ca: None,
-        insecure: false,
-        host_root: None,
-        inventory_interval: operon_agent::inventory_sets::DEFAULT_INTERVAL,
-        custom_inventory_dir: state.join("inventory.d"),
-        metrics_interval: interval,
-        custom_metrics_dir: state.join("metrics.d"),
-        session_create_user: false,
-    }
-}
 
 /// Answer the `Hello` with a `Welcome`; returns the announced capabilities.
 async fn welcome(ws: &mut Ws) -> Vec<String> {
@@ -84,7 +50,10 @@ async fn batches_of_real_readings_are_resent_until_acknowledged_and_drops_delive
     let state = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = enrolled_config(&url, state.path(), Duration::from_millis(200));
+    let config = AgentConfig {
+        metrics_interval: Duration::from_millis(200),
+        ..enrolled_config(&url, state.path())
+    };
     let drop_dir = config.custom_metrics_dir.clone();
     let dropped = operon_agent::metrics::custom::write_drop(
         &drop_dir,
@@ -177,7 +146,7 @@ async fn with_metrics_off_nothing_is_announced_or_sent_and_drops_stay() {
     let state = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = enrolled_config(&url, state.path(), Duration::ZERO);
+    let config = enrolled_config(&url, state.path());
     std::fs::create_dir_all(&config.custom_metrics_dir).unwrap();
     let drop = config.custom_metrics_dir.join("a.json");
     std::fs::write(&drop, r#"{"name":"a","value":1}"#).unwrap();

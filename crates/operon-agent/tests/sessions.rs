@@ -12,55 +12,19 @@
 mod common;
 
 use common::{
-    Frame, WAIT, Ws, accept_link, recv_frame, recv_frame_within, send, send_channel_frame,
-    spawn_agent,
+    Frame, WAIT, Ws, accept_link, enrolled_config, recv_frame, recv_frame_within, run_command,
+    send, send_channel_frame, spawn_agent,
 };
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use operon_agent::AgentConfig;
-use operon_agent::credential::{Credential, store_credential};
 use operon_proto::session::{INITIAL_WINDOW, MAX_DATA_FRAME};
-use operon_proto::{
-    AgentMessage, ChannelFrame, ChannelOpen, ChannelTarget, RunCommand, ServerMessage, Step,
-};
+use operon_proto::{AgentMessage, ChannelFrame, ChannelOpen, ChannelTarget, ServerMessage};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-/// An enrolled node (credential on disk), metrics off.
-fn enrolled_config(url: &str, state: &Path, create_user: bool) -> AgentConfig {
-    store_credential(
-        state,
-        &Credential {
-            node_id: "n-1".into(),
-            name: "node-a".into(),
-            credential: "cred-1".into(),
-            server_url: url.into(),
-            server_fingerprint: None,
-        },
-    )
-    .unwrap();
-    AgentConfig {
-        server_url: url.into(),
-        state_dir: state.into(),
-        enroll_token: None,
-        name: None,
-        tags: BTreeMap::new(),
-        heartbeat_secs: None,
-        server_fingerprint: None,
-        tls_ca: None,
-        insecure: false,
-        host_root: None,
-        inventory_interval: operon_agent::inventory_sets::DEFAULT_INTERVAL,
-        custom_inventory_dir: state.join("inventory.d"),
-        metrics_interval: Duration::ZERO,
-        custom_metrics_dir: state.join("metrics.d"),
-        session_create_user: create_user,
-    }
-}
 
 /// A running agent and its welcomed link.
 struct Agent {
@@ -82,7 +46,10 @@ async fn start_agent(create_user: bool) -> Agent {
     let state = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, _agent) = spawn_agent(enrolled_config(&url, state.path(), create_user));
+    let (stop, _agent) = spawn_agent(AgentConfig {
+        session_create_user: create_user,
+        ..enrolled_config(&url, state.path())
+    });
     let mut ws = accept_link(&listener).await;
     let capabilities = welcome(&mut ws).await;
     assert!(
@@ -534,25 +501,6 @@ async fn the_session_user_is_created_only_when_the_agent_allows() {
     assert!(seen.text().contains(&name), "{}", seen.text());
     assert!(user_exists(&name));
     assert!(Path::new(&format!("/home/{name}")).is_dir(), "with a home");
-}
-
-fn run_command(id: &str, script: &str) -> ServerMessage {
-    ServerMessage::Run(RunCommand {
-        invocation_id: id.into(),
-        command_id: "c-1".into(),
-        steps: vec![Step {
-            name: "s".into(),
-            script: script.into(),
-            working_directory: None,
-            timeout_secs: None,
-            state: None,
-        }],
-        timeout_secs: 30,
-        cwd: None,
-        env: BTreeMap::new(),
-        user: None,
-        output_cap_bytes: 1024,
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,3 +130,57 @@ pub async fn recv_frame(ws: &mut Ws) -> Frame {
 pub async fn send_channel_frame(ws: &mut Ws, frame: &operon_proto::ChannelFrame) {
     ws.send(Message::binary(frame.encode())).await.unwrap();
 }
+
+/// An enrolled node (its credential on disk, for the server at `url`):
+/// metrics off, no account creation. Tests change what they need with
+/// struct update syntax.
+pub fn enrolled_config(url: &str, state: &std::path::Path) -> AgentConfig {
+    operon_agent::credential::store_credential(
+        state,
+        &operon_agent::credential::Credential {
+            node_id: "n-1".into(),
+            name: "node-a".into(),
+            credential: "cred-1".into(),
+            server_url: url.into(),
+            server_fingerprint: None,
+        },
+    )
+    .unwrap();
+    AgentConfig {
+        server_url: url.into(),
+        state_dir: state.into(),
+        enroll_token: None,
+        name: None,
+        tags: std::collections::BTreeMap::new(),
+        heartbeat_secs: None,
+        server_fingerprint: None,
+        tls_ca: None,
+        insecure: false,
+        host_root: None,
+        inventory_interval: operon_agent::inventory_sets::DEFAULT_INTERVAL,
+        custom_inventory_dir: state.join("inventory.d"),
+        metrics_interval: Duration::ZERO,
+        custom_metrics_dir: state.join("metrics.d"),
+        session_create_user: false,
+    }
+}
+
+/// A one-step `Run` of `script` as invocation `id`.
+pub fn run_command(id: &str, script: &str) -> ServerMessage {
+    ServerMessage::Run(operon_proto::RunCommand {
+        invocation_id: id.into(),
+        command_id: "c-1".into(),
+        steps: vec![operon_proto::Step {
+            name: "s".into(),
+            script: script.into(),
+            working_directory: None,
+            timeout_secs: None,
+            state: None,
+        }],
+        timeout_secs: 30,
+        cwd: None,
+        env: std::collections::BTreeMap::new(),
+        user: None,
+        output_cap_bytes: 1024,
+    })
+}
