@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::pages::time_text;
-use super::session::{SignedIn, check_csrf};
+use super::session::{CsrfForm, SignedIn, check_csrf};
 use super::{Chrome, gate, render, service_error_page};
 use crate::AppState;
 use crate::identity::service::{NewToken, Simulate, TokenView};
@@ -264,19 +264,13 @@ pub(super) async fn create_token(
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /tokens/{id}/revoke`: as `POST /v1/tokens/{id}/revoke`.
 pub(super) async fn revoke_token(
     State(state): State<Arc<AppState>>,
     signed_in: SignedIn,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
     let path = format!("/tokens/{id}/revoke");
     if let Err(refused) = check_csrf(&state, &signed_in, &headers, &form.csrf, &path).await {
@@ -636,7 +630,7 @@ pub(super) async fn verify(
     State(state): State<Arc<AppState>>,
     signed_in: SignedIn,
     headers: HeaderMap,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
     let path = "/audit/verify";
     if let Err(refused) = check_csrf(&state, &signed_in, &headers, &form.csrf, path).await {

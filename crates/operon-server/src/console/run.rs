@@ -21,7 +21,7 @@ use operon_proto::InvocationStatus;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::session::{SignedIn, check_csrf};
+use super::session::{CsrfForm, SignedIn, check_csrf};
 use super::{Chrome, gate, render, service_error_page};
 use crate::AppState;
 use crate::commands::service::{CommandView, target_error};
@@ -434,12 +434,6 @@ pub(super) async fn events(
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct CancelForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /commands/{id}/cancel`: as `POST /v1/commands/{id}/cancel`
 /// (`commands:Cancel` on the command), then back to the run page.
 pub(super) async fn cancel(
@@ -447,7 +441,7 @@ pub(super) async fn cancel(
     signed_in: SignedIn,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CancelForm>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
     let path = format!("/commands/{id}/cancel");
     if let Err(refused) = check_csrf(&state, &signed_in, &headers, &form.csrf, &path).await {

@@ -280,10 +280,12 @@ async fn start_session(
     Ok(id)
 }
 
+/// A form whose only field is the CSRF secret (a button that acts:
+/// sign out, cancel, revoke, verify).
 #[derive(Deserialize)]
 pub(super) struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 /// `POST /logout`: end the session (CSRF-checked) and clear the cookie.
