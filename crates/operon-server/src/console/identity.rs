@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{self, HeaderValue};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use operon_store::AuditFilter;
 use serde::Deserialize;
@@ -24,10 +24,10 @@ use serde_json::{Map, Value};
 
 use super::pages::time_text;
 use super::session::{CsrfForm, SignedIn, check_csrf};
-use super::{Chrome, gate, render, service_error_page};
+use super::{Chrome, audited, gate, render, service_error_page, status_of};
 use crate::AppState;
 use crate::identity::service::{NewToken, Simulate, TokenView};
-use crate::service::{ErrorKind, ServiceError};
+use crate::service::ErrorKind;
 
 /// Audit records per page.
 const AUDIT_PAGE: usize = 100;
@@ -36,16 +36,6 @@ const AUDIT_MAX: usize = 10_000;
 
 fn no_params() -> HashMap<String, String> {
     HashMap::new()
-}
-
-fn status_of(e: &ServiceError) -> StatusCode {
-    match e.kind {
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound | ErrorKind::Invalid => StatusCode::BAD_REQUEST,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
 }
 
 // ----- Users
@@ -245,9 +235,7 @@ pub(super) async fn create_token(
     };
     let principal = &signed_in.principal;
     let created = state.identity().create_token(principal, new).await;
-    let status = created.as_ref().map_or_else(status_of, |_| StatusCode::OK);
-    crate::api::audit_call(&state, principal, &Method::POST, "/tokens", status).await;
-    match created {
+    match audited(&state, principal, "/tokens", created).await {
         Ok(created) => {
             let page = TokenCreatedPage {
                 chrome: signed_in.chrome("Token created", "/tokens"),
@@ -260,7 +248,10 @@ pub(super) async fn create_token(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Err(e) => tokens_page(&state, &signed_in, form, e.message, status).await,
+        Err(e) => {
+            let status = status_of(&e);
+            tokens_page(&state, &signed_in, form, e.message, status).await
+        }
     }
 }
 
@@ -278,9 +269,7 @@ pub(super) async fn revoke_token(
     }
     let principal = &signed_in.principal;
     let revoked = state.identity().revoke_token(principal, &id).await;
-    let status = revoked.as_ref().map_or_else(status_of, |_| StatusCode::OK);
-    crate::api::audit_call(&state, principal, &Method::POST, &path, status).await;
-    match revoked {
+    match audited(&state, principal, &path, revoked).await {
         Ok(_) => Redirect::to("/tokens").into_response(),
         Err(e) => service_error_page(signed_in.chrome("Tokens", "/tokens"), e),
     }
@@ -641,10 +630,7 @@ pub(super) async fn verify(
         gate(&state, principal, "POST", "/v1/audit/verify", &no_params()).await?;
         state.identity().verify_audit().await
     };
-    let verified = verified.await;
-    let status = verified.as_ref().map_or_else(status_of, |_| StatusCode::OK);
-    crate::api::audit_call(&state, principal, &Method::POST, path, status).await;
-    match verified {
+    match audited(&state, principal, path, verified.await).await {
         Ok(v) => audit_page(&state, &signed_in, AuditQuery::default(), Some(v)).await,
         Err(e) => service_error_page(signed_in.chrome("Audit", "/audit"), e),
     }

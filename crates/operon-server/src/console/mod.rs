@@ -216,6 +216,34 @@ pub(crate) fn service_error_page(chrome: Chrome, e: ServiceError) -> Response {
     error_page(chrome, status, heading, &e.message)
 }
 
+/// The HTTP status the API twin of a console action answers a failure
+/// `e` with, for the audit record of the action.
+pub(crate) fn status_of(e: &ServiceError) -> StatusCode {
+    match e.kind {
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound | ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Record a console action (a POST to `path`, already past its CSRF check)
+/// in the audit trail as the API's middleware records a mutating call,
+/// with the status its `outcome` had, and give the outcome back. Every
+/// acting console handler ends with this, so an action taken in a browser
+/// leaves the same record as its API twin.
+pub(crate) async fn audited<T>(
+    state: &AppState,
+    principal: &Principal,
+    path: &str,
+    outcome: crate::service::ServiceResult<T>,
+) -> crate::service::ServiceResult<T> {
+    let status = outcome.as_ref().map_or_else(status_of, |_| StatusCode::OK);
+    crate::api::audit_call(state, principal, &Method::POST, path, status).await;
+    outcome
+}
+
 /// Authorize `principal` for what the API route `method path` (with its
 /// path `params`) would be authorized for by the action catalogue, so a
 /// page and its API twin are allowed and refused alike (and refusals are

@@ -15,19 +15,19 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use operon_proto::InvocationStatus;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::session::{CsrfForm, SignedIn, check_csrf};
-use super::{Chrome, gate, render, service_error_page};
+use super::{Chrome, audited, gate, render, service_error_page, status_of};
 use crate::AppState;
 use crate::commands::service::{CommandView, target_error};
 use crate::commands::{CommandId, NewCommand, Requester, TargetSpec};
 use crate::documents::{DocumentVersion, RUN_SHELL_SCRIPT};
-use crate::service::{ErrorKind, ServiceError};
+use crate::service::ServiceError;
 
 /// The run form as the browser sends it: every field text, so a bad value
 /// is shown beside its field rather than refused by the extractor.
@@ -112,21 +112,21 @@ pub(super) async fn run(
         .commands()
         .create(CommandId::Fresh, new, Requester::Principal(principal))
         .await;
-    let created = match created {
-        Ok(created) => created,
+    // The notes go into the audit record, as the API's handler's do.
+    let created = created.inspect(|created| {
+        principal.note("command_id", created.command.id.clone());
+        principal.note("targets", created.targets.clone());
+        if !created.refused.is_empty() {
+            principal.note("refused", json!(created.refused));
+        }
+    });
+    match audited(&state, principal, "/run", created).await {
+        Ok(created) => Redirect::to(&format!("/commands/{}", created.command.id)).into_response(),
         Err(e) => {
             let status = status_of(&e);
-            crate::api::audit_call(&state, principal, &Method::POST, "/run", status).await;
-            return form_again(&signed_in, form, errors_of(e), status);
+            form_again(&signed_in, form, errors_of(e), status)
         }
-    };
-    principal.note("command_id", created.command.id.clone());
-    principal.note("targets", created.targets.clone());
-    if !created.refused.is_empty() {
-        principal.note("refused", json!(created.refused));
     }
-    crate::api::audit_call(&state, principal, &Method::POST, "/run", StatusCode::OK).await;
-    Redirect::to(&format!("/commands/{}", created.command.id)).into_response()
 }
 
 fn form_again(
@@ -250,16 +250,6 @@ fn errors_of(e: ServiceError) -> FormErrors {
         None => errors.form = Some(e.message),
     }
     errors
-}
-
-fn status_of(e: &ServiceError) -> StatusCode {
-    match e.kind {
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound | ErrorKind::Invalid => StatusCode::BAD_REQUEST,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
 }
 
 /// One node of a run, as stored.
@@ -460,10 +450,7 @@ pub(super) async fn cancel(
         .await?;
         state.commands().cancel(&id).await
     };
-    let outcome = cancelled.await;
-    let status = outcome.as_ref().map_or_else(status_of, |_| StatusCode::OK);
-    crate::api::audit_call(&state, principal, &Method::POST, &path, status).await;
-    match outcome {
+    match audited(&state, principal, &path, cancelled.await).await {
         Ok(()) => Redirect::to(&format!("/commands/{id}")).into_response(),
         Err(e) => service_error_page(signed_in.chrome("Command", "/commands"), e),
     }

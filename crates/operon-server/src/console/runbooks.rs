@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::pages::time_text;
 use super::session::{SignedIn, check_csrf};
-use super::{Chrome, gate, graph, render, service_error_page};
+use super::{Chrome, audited, gate, graph, render, service_error_page};
 use crate::AppState;
 use crate::service::ServiceResult;
 use crate::workflows::executions::{ExecutionQuery, History, STATUSES};
@@ -278,11 +278,12 @@ pub(super) async fn decide(
         }
     };
     let comment = (!form.comment.trim().is_empty()).then(|| form.comment.trim().to_string());
-    match state
+    let principal = &signed_in.principal;
+    let decided = state
         .executions()
-        .decide(&signed_in.principal, &id, approve, comment)
-        .await
-    {
+        .decide(principal, &id, approve, comment)
+        .await;
+    match audited(&state, principal, &path, decided).await {
         Ok(_) => Redirect::to("/approvals").into_response(),
         Err(e) => service_error_page(chrome, e),
     }
