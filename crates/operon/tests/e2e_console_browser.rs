@@ -129,7 +129,7 @@ fn sign_in_see_the_fleet_filter_open_a_node_and_sign_out() {
         },
     );
     let shown = browser.body_text();
-    assert!(shown.contains("2 of 3 nodes"), "{shown}");
+    assert!(shown.contains("2 matching, 3 in the fleet"), "{shown}");
 
     // Open a node page from its link.
     let link = browser

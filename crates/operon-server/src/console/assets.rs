@@ -146,7 +146,10 @@ mod tests {
 
     fn accept(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(value).unwrap(),
+        );
         headers
     }
 
@@ -190,7 +193,12 @@ mod tests {
         again.insert(header::IF_NONE_MATCH, gz_tag);
         let revalidated = serve(Path("htmx.min.js".into()), again).await;
         assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
-        assert!(revalidated.headers().get(header::CONTENT_ENCODING).is_none());
+        assert!(
+            revalidated
+                .headers()
+                .get(header::CONTENT_ENCODING)
+                .is_none()
+        );
     }
 
     /// The vendored file is the one its record names.

@@ -76,6 +76,47 @@ pub(super) fn time_text(millis: i64) -> String {
     )
 }
 
+/// Nodes per fleet page: a page of a large fleet stays small and fast.
+const NODES_PER_PAGE: usize = 100;
+
+/// Which slice of a filtered list a page shows.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Pager {
+    /// The page shown, from 1, clamped to the pages there are.
+    pub page: usize,
+    /// How many pages there are (at least 1).
+    pub pages: usize,
+    /// The first row shown, from 0.
+    pub start: usize,
+    /// One past the last row shown.
+    pub end: usize,
+}
+
+impl Pager {
+    /// Page `asked` (from 1; 0 reads as 1, past the end as the last page)
+    /// of `total` rows, `per_page` a page.
+    pub(crate) fn new(total: usize, asked: usize, per_page: usize) -> Pager {
+        let per_page = per_page.max(1);
+        let pages = total.div_ceil(per_page).max(1);
+        let page = asked.clamp(1, pages);
+        let start = ((page - 1) * per_page).min(total);
+        Pager {
+            page,
+            pages,
+            start,
+            end: (start + per_page).min(total),
+        }
+    }
+
+    pub(crate) fn previous(&self) -> Option<usize> {
+        (self.page > 1).then(|| self.page - 1)
+    }
+
+    pub(crate) fn next(&self) -> Option<usize> {
+        (self.page < self.pages).then(|| self.page + 1)
+    }
+}
+
 /// The fleet page's filters, a GET form.
 #[derive(Deserialize, Default)]
 pub(super) struct NodeFilter {
@@ -85,6 +126,9 @@ pub(super) struct NodeFilter {
     /// `online`, `offline`, `revoked`, or empty for all.
     #[serde(default)]
     status: String,
+    /// The page of the matching nodes, from 1.
+    #[serde(default)]
+    page: usize,
 }
 
 impl NodeFilter {
@@ -104,7 +148,10 @@ impl NodeFilter {
 struct NodesPage {
     chrome: Chrome,
     rows: Vec<NodeRow>,
+    /// Nodes in the fleet, and of those, matching the filters.
     total: usize,
+    matching: usize,
+    pager: Pager,
     tag: String,
     status: String,
     statuses: &'static [&'static str],
@@ -134,15 +181,21 @@ pub(super) async fn nodes(
         Err(e) => return service_error_page(chrome, e),
     };
     let total = views.len();
-    let rows = views
+    let mut rows: Vec<NodeRow> = views
         .into_iter()
         .map(NodeRow::new)
         .filter(|row| filter.keeps(row))
         .collect();
+    let matching = rows.len();
+    let pager = Pager::new(matching, filter.page, NODES_PER_PAGE);
+    rows.truncate(pager.end);
+    rows.drain(..pager.start);
     render(&NodesPage {
         chrome,
         rows,
         total,
+        matching,
+        pager,
         tag: filter.tag,
         status: filter.status,
         statuses: &["online", "offline", "revoked"],
@@ -335,6 +388,44 @@ pub(super) async fn commands(
 mod tests {
     use super::*;
 
+    fn pager(page: usize, pages: usize, start: usize, end: usize) -> Pager {
+        Pager {
+            page,
+            pages,
+            start,
+            end,
+        }
+    }
+
+    #[test]
+    fn pages_are_slices_clamped_to_the_rows_there_are() {
+        assert_eq!(Pager::new(0, 1, 100), pager(1, 1, 0, 0));
+        assert_eq!(Pager::new(0, 7, 100), pager(1, 1, 0, 0));
+        assert_eq!(Pager::new(3, 0, 100), pager(1, 1, 0, 3));
+        assert_eq!(Pager::new(100, 1, 100), pager(1, 1, 0, 100));
+        assert_eq!(Pager::new(101, 2, 100), pager(2, 2, 100, 101));
+        assert_eq!(Pager::new(1000, 10, 100), pager(10, 10, 900, 1000));
+        assert_eq!(Pager::new(1000, 11, 100), pager(10, 10, 900, 1000));
+        assert_eq!(Pager::new(1000, usize::MAX, 100), pager(10, 10, 900, 1000));
+        assert_eq!(
+            Pager::new(5, 3, 0),
+            pager(3, 5, 2, 3),
+            "0 a page reads as 1"
+        );
+    }
+
+    #[test]
+    fn previous_and_next_exist_only_inside_the_pages() {
+        let first = Pager::new(250, 1, 100);
+        assert_eq!((first.previous(), first.next()), (None, Some(2)));
+        let middle = Pager::new(250, 2, 100);
+        assert_eq!((middle.previous(), middle.next()), (Some(1), Some(3)));
+        let last = Pager::new(250, 3, 100);
+        assert_eq!((last.previous(), last.next()), (Some(2), None));
+        let only = Pager::new(10, 1, 100);
+        assert_eq!((only.previous(), only.next()), (None, None));
+    }
+
     fn row(status: &'static str, tags: &[&str]) -> NodeRow {
         NodeRow {
             name: "n".into(),
@@ -351,6 +442,7 @@ mod tests {
         let filter = |tag: &str, status: &str| NodeFilter {
             tag: tag.into(),
             status: status.into(),
+            page: 1,
         };
         let prod = row("online", &["env=prod", "role=web"]);
         assert!(filter("", "").keeps(&prod));
