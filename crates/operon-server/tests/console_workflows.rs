@@ -108,11 +108,7 @@ async fn the_list_and_a_workflows_page_show_its_versions_and_definitions() {
         latest.body
     );
     assert!(!latest.body.contains(r#"data-state="Hold""#));
-    assert!(
-        latest
-            .body
-            .contains("&#34;StartAt&#34;: &#34;Finish&#34;")
-    );
+    assert!(latest.body.contains("&#34;StartAt&#34;: &#34;Finish&#34;"));
     assert!(latest.body.contains("No executions."));
 
     let first = browser.get("/workflows/patching?version=1").await;
@@ -169,7 +165,7 @@ async fn the_start_form_starts_an_execution_and_the_audit_names_the_console_path
     assert_eq!(execution["startedBy"], "admin");
     assert_eq!(execution["input"]["ticket"], "T-9", "{execution}");
 
-    let page = browser.get(&started.location().to_string()).await;
+    let page = browser.get(started.location()).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("T-9"), "{}", page.body);
     let listed = browser.get("/workflows/patching").await;
