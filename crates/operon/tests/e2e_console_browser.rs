@@ -253,18 +253,28 @@ fn approve_a_runbook_in_the_inbox_and_see_its_graph_turn_to_succeeded() {
         "/v1/workflows",
         json!({"name": "gate", "definition": definition}),
     );
-    let started = admin(
-        server,
-        "POST",
-        "/v1/workflows/gate/executions",
-        json!({"input": {}}),
-    );
-    let id = started["executionId"].as_str().unwrap().to_string();
     let browser = Browser::start();
     sign_in(&browser, server, &server.token);
 
-    browser.goto(&format!("{}/executions/{id}", server.url));
+    // Started from the runbook's page, as a person would: its Start form.
+    browser.goto(&format!("{}/workflows/gate", server.url));
+    browser.wait_for_text("Starts the latest version, v1.");
+    let input = browser.find("#input");
+    browser.clear(&input);
+    browser.type_into(&input, r#"{"ticket": "T-7"}"#);
+    browser.click(&browser.find("form[action='/workflows/gate/start'] button[type=submit]"));
+    let id = support::wait_for(
+        "the execution page",
+        support::webdriver::PAGE_TIMEOUT,
+        || {
+            let url = browser.current_url();
+            url_path(&url)
+                .strip_prefix("/executions/")
+                .map(str::to_string)
+        },
+    );
     browser.wait_for_text("RUNNING");
+    assert!(browser.body_text().contains("T-7"), "the input is shown");
     let current = browser.find_all("svg g.state.current[data-state='Approve']");
     assert_eq!(current.len(), 1, "the waiting state is the current one");
 
@@ -446,6 +456,25 @@ fn screenshots_of_the_main_pages() {
     browser.goto(&format!("{}/commands", server.url));
     browser.wait_for_text("Success");
     save_screenshot(&browser, "commands");
+
+    let definition = json!({
+        "Comment": "restart the shop after an approval",
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {"Type": "Task", "Resource": "operon:approval",
+                "Parameters": {"Message": "restart?"}, "Next": "Restart"},
+            "Restart": {"Type": "Pass", "End": true}
+        }
+    });
+    admin(
+        server,
+        "POST",
+        "/v1/workflows",
+        json!({"name": "restart-shop", "definition": definition}),
+    );
+    browser.goto(&format!("{}/workflows/restart-shop", server.url));
+    browser.wait_for_text("Recent executions");
+    save_screenshot(&browser, "workflows");
 
     browser.click(&browser.find("header form[action='/logout'] button"));
     browser.wait_for_path("/login");

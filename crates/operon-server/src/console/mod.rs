@@ -30,6 +30,7 @@ mod pages;
 mod run;
 mod runbooks;
 mod session;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -66,6 +67,10 @@ pub(crate) const NAV: &[NavItem] = &[
     NavItem {
         href: "/run",
         label: "Run command",
+    },
+    NavItem {
+        href: "/workflows",
+        label: "Runbooks",
     },
     NavItem {
         href: "/executions",
@@ -114,6 +119,11 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/approvals", get(runbooks::approvals))
         .route("/approvals/{id}", post(runbooks::decide))
         .route("/executions/{id}", get(runbooks::execution))
+        .route("/workflows", get(workflows::workflows))
+        .route("/workflows/{name}", get(workflows::workflow))
+        .route("/workflows/{name}/start", post(workflows::start))
+        .route("/executions/{id}/stop", post(workflows::stop))
+        .route("/executions/{id}/redrive", post(workflows::redrive))
         .route("/users", get(identity::users))
         .route(
             "/tokens",
