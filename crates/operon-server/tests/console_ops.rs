@@ -413,6 +413,26 @@ async fn an_alarm_is_charted_with_its_threshold_and_its_incident_acknowledged_an
     assert!(page.body.contains("detected"), "{}", page.body);
     assert!(page.body.contains(">Acknowledge</button>"));
 
+    // A reader of incidents may not acknowledge one: the refusal names the action.
+    let statements = json!([{"Effect": "Allow", "Action": "incidents:Get", "Resource": "*"}]);
+    let reader = api.user_token("reader", statements).await;
+    let mut reader = Browser::signed_in(&api, &reader).await;
+    let seen = reader.get(&format!("/incidents/{id}")).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let refused = reader
+        .post(
+            &format!("/incidents/{id}/ack"),
+            &[("csrf", &seen.csrf())],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("incidents:Acknowledge"),
+        "{}",
+        refused.body
+    );
+
     // Without the CSRF secret nothing changes.
     let forged = browser
         .post(&format!("/incidents/{id}/ack"), &[], &[])
@@ -466,7 +486,7 @@ async fn an_alarm_is_charted_with_its_threshold_and_its_incident_acknowledged_an
 }
 
 #[tokio::test]
-async fn alarms_and_incidents_are_refused_without_their_actions() {
+async fn pages_are_refused_without_their_actions_and_a_chart_alone_without_metrics_get() {
     let api = Api::start().await;
     let statements = json!([{"Effect": "Allow", "Action": "nodes:List", "Resource": "*"}]);
     let erin = api.user_token("erin", statements).await;
@@ -480,4 +500,20 @@ async fn alarms_and_incidents_are_refused_without_their_actions() {
         assert_eq!(page.status, 403, "{path}: {}", page.body);
         assert!(page.body.contains(action), "{path}: {}", page.body);
     }
+
+    // A reader of alarms without metrics:Get sees the alarm, not its chart.
+    let _agent = busy_node(&api).await;
+    cpu_alarm(&api).await;
+    let statements = json!([{"Effect": "Allow", "Action": "alarms:Get", "Resource": "*"}]);
+    let frank = api.user_token("frank", statements).await;
+    let mut frank = Browser::signed_in(&api, &frank).await;
+    let page = frank.get("/alarms/cpu-high").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("State per node"), "{}", page.body);
+    let chart = &page.body[page.body.find(r#"id="chart-h""#).unwrap()..];
+    assert!(
+        chart.contains("Not shown: not permitted") && chart.contains("metrics:Get"),
+        "{chart}"
+    );
+    assert!(!chart.contains("<svg"), "{chart}");
 }
