@@ -179,7 +179,21 @@ pub(crate) fn time_label(t: i64, long: bool) -> String {
 /// The chart as an `<svg>` element.
 pub(crate) fn render(chart: &Chart) -> String {
     let title = escape(chart.title);
-    let Some(scale) = Scale::fit(chart.points, chart.span, chart.threshold) else {
+    // Points outside a given span would be drawn outside the axes.
+    let inside: Vec<(i64, f64)> = match chart.span {
+        Some((a, b)) => {
+            let (from, to) = (a.min(b), a.max(b));
+            chart
+                .points
+                .iter()
+                .copied()
+                .filter(|(t, _)| (from..=to).contains(t))
+                .collect()
+        }
+        None => chart.points.to_vec(),
+    };
+    let points = inside.as_slice();
+    let Some(scale) = Scale::fit(points, chart.span, chart.threshold) else {
         return format!(
             r#"<svg class="chart empty" viewBox="0 0 {WIDTH} {HEIGHT}" role="img"><title>{title}: no data</title><rect class="frame" x="{LEFT}" y="{TOP}" width="{w}" height="{h}"/><text class="no-data" x="{cx}" y="{cy}" text-anchor="middle">No data</text></svg>"#,
             w = WIDTH - LEFT - RIGHT,
@@ -189,8 +203,7 @@ pub(crate) fn render(chart: &Chart) -> String {
         );
     };
     let unit = chart.unit;
-    let finite: Vec<f64> = chart
-        .points
+    let finite: Vec<f64> = points
         .iter()
         .map(|(_, v)| *v)
         .filter(|v| v.is_finite())
@@ -241,7 +254,7 @@ pub(crate) fn render(chart: &Chart) -> String {
             text = escape(&value_text(threshold, unit)),
         );
     }
-    for run in segments(chart.points) {
+    for run in segments(points) {
         match run.as_slice() {
             [(t, v)] => {
                 let _ = write!(

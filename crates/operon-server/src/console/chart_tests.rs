@@ -253,3 +253,20 @@ fn values_are_labelled_with_few_digits() {
     assert_eq!(value_text(-0.001, ""), "0");
     assert_eq!(value_text(-42.0, ""), "-42");
 }
+
+#[test]
+fn points_outside_a_given_span_are_not_drawn() {
+    let points = [(-MIN, 1000.0), (0, 1.0), (MIN, 2.0), (3 * MIN, -1000.0)];
+    let svg = render(&Chart {
+        span: Some((0, 2 * MIN)),
+        ..chart(&points)
+    });
+    assert!(svg.contains("2 points, min 1 %, max 2 %"), "{svg}");
+    let lines = polylines(&svg);
+    assert_eq!(lines, [vec![(64.0, 172.0), (346.0, 12.0)]]);
+    let outside = render(&Chart {
+        span: Some((10 * MIN, 20 * MIN)),
+        ..chart(&points)
+    });
+    assert!(outside.contains(">No data</text>"), "{outside}");
+}
