@@ -24,9 +24,12 @@
 //! [`routes`] and one line in [`NAV`].
 
 mod assets;
+mod chart;
 mod graph;
 mod identity;
+mod ops;
 mod pages;
+mod parameters;
 mod run;
 mod runbooks;
 mod session;
@@ -79,6 +82,22 @@ pub(crate) const NAV: &[NavItem] = &[
     NavItem {
         href: "/approvals",
         label: "Approvals",
+    },
+    NavItem {
+        href: "/parameters",
+        label: "Parameters",
+    },
+    NavItem {
+        href: "/compliance",
+        label: "Compliance",
+    },
+    NavItem {
+        href: "/alarms",
+        label: "Alarms",
+    },
+    NavItem {
+        href: "/incidents",
+        label: "Incidents",
     },
     NavItem {
         href: "/users",
@@ -135,6 +154,19 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/policies/simulate", post(identity::simulate))
         .route("/audit", get(identity::audit))
         .route("/audit/verify", post(identity::verify))
+        .route("/parameters", get(parameters::list))
+        .route(
+            "/parameters/reveal",
+            get(parameters::show_reveal).post(parameters::reveal),
+        )
+        .route("/parameters/{name}", get(parameters::show))
+        .route("/compliance", get(ops::compliance))
+        .route("/alarms", get(ops::alarms))
+        .route("/alarms/{name}", get(ops::alarm))
+        .route("/incidents", get(ops::incidents))
+        .route("/incidents/{id}", get(ops::incident))
+        .route("/incidents/{id}/ack", post(ops::acknowledge))
+        .route("/incidents/{id}/resolve", post(ops::resolve))
         .route("/assets/{name}", get(assets::serve))
         // Layers run last-added first: headers wrap everything, refusals included.
         .route_layer(axum::middleware::from_fn_with_state(

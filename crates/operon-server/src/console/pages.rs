@@ -220,11 +220,17 @@ struct NodePage {
     tags: BTreeMap<String, String>,
     /// `Err` holds why the commands are not shown (a refusal).
     commands: Result<Vec<InvocationRow>, String>,
+    /// The node's compliance, or why it is not shown.
+    compliance: Result<Vec<super::ops::ComplianceRow>, String>,
+    /// The node's metrics charts, or why they are not shown.
+    charts: Result<Vec<super::ops::ChartView>, String>,
 }
 
-/// `GET /nodes/{name}`: a node, its inventory summary and its recent
-/// commands. Allowed as `GET /v1/nodes/{key}` is (`nodes:Get` with the
-/// node's tags); its commands as `GET /v1/commands` (`commands:List`).
+/// `GET /nodes/{name}`: a node, its inventory summary, its recent
+/// commands, compliance and metrics. Allowed as `GET /v1/nodes/{key}` is
+/// (`nodes:Get` with the node's tags); its commands as `GET /v1/commands`
+/// (`commands:List`), its compliance as `GET /v1/compliance` and its
+/// metrics as `GET /v1/metrics/query`, each section "not permitted" alone.
 pub(super) async fn node(
     State(state): State<Arc<AppState>>,
     signed_in: SignedIn,
@@ -240,6 +246,8 @@ pub(super) async fn node(
         Err(e) => return service_error_page(chrome, e),
     };
     let commands = recent_commands(&state, &signed_in, &node.id).await;
+    let compliance = super::ops::node_compliance(&state, &signed_in, &node.id).await;
+    let charts = super::ops::node_charts(&state, &signed_in, &node.name).await;
     let inventory = &node.inventory;
     let facts = vec![
         ("Hostname", inventory.hostname.clone()),
@@ -260,6 +268,8 @@ pub(super) async fn node(
         facts,
         tags,
         commands,
+        compliance,
+        charts,
     })
 }
 
