@@ -30,6 +30,7 @@ mod pages;
 mod run;
 mod runbooks;
 mod session;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -74,6 +75,10 @@ pub(crate) const NAV: &[NavItem] = &[
     NavItem {
         href: "/approvals",
         label: "Approvals",
+    },
+    NavItem {
+        href: "/sessions",
+        label: "Sessions",
     },
     NavItem {
         href: "/users",
@@ -125,6 +130,12 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/policies/simulate", post(identity::simulate))
         .route("/audit", get(identity::audit))
         .route("/audit/verify", post(identity::verify))
+        .route("/nodes/{name}/terminal", get(sessions::terminal))
+        .route("/sessions", get(sessions::list))
+        .route("/sessions/connect", get(sessions::connect))
+        .route("/sessions/{id}", get(sessions::detail))
+        .route("/sessions/{id}/terminate", post(sessions::terminate))
+        .route("/sessions/{id}/recording", get(sessions::recording))
         .route("/assets/{name}", get(assets::serve))
         // Layers run last-added first: headers wrap everything, refusals included.
         .route_layer(axum::middleware::from_fn_with_state(
