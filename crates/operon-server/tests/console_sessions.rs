@@ -178,7 +178,7 @@ async fn cross_site_and_cookieless_upgrades_are_refused_before_any_session() {
         .expect("a cross-site upgrade is refused");
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("another origin"), "{body}");
-    let (status, body) = console_connect(&fleet, query, &[cookie.clone()])
+    let (status, body) = console_connect(&fleet, query, std::slice::from_ref(&cookie))
         .await
         .err()
         .expect("an upgrade without an Origin is refused");
