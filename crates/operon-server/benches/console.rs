@@ -45,7 +45,9 @@ async fn main() {
     );
 
     let config = operon_server::ServerConfig::new("127.0.0.1:0".parse().unwrap(), data_dir);
-    let server = operon_server::start(config).await.expect("start the server");
+    let server = operon_server::start(config)
+        .await
+        .expect("start the server");
     let base = server.url();
     let token = server.new_admin_token.clone().expect("a new admin token");
     let client = reqwest::Client::builder()
@@ -121,8 +123,14 @@ async fn seed_nodes(store: &DynStore) -> Vec<String> {
     let mut ids = Vec::with_capacity(NODES);
     for i in 0..NODES {
         let tags = BTreeMap::from([
-            ("env".to_string(), ["prod", "stage", "dev"][i % 3].to_string()),
-            ("role".to_string(), ["web", "db", "cache", "queue"][i % 4].to_string()),
+            (
+                "env".to_string(),
+                ["prod", "stage", "dev"][i % 3].to_string(),
+            ),
+            (
+                "role".to_string(),
+                ["web", "db", "cache", "queue"][i % 4].to_string(),
+            ),
             ("rack".to_string(), format!("r{}", i % 20)),
         ]);
         let node = NewNode {

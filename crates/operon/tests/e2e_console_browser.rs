@@ -482,3 +482,91 @@ fn screenshots_of_the_main_pages() {
     browser.wait_for_text("nodes:List");
     save_screenshot(&browser, "refused");
 }
+
+/// The text `selector`'s first element shows, once it contains `text`.
+fn wait_for_text_in(browser: &Browser, selector: &str, text: &str) -> String {
+    support::wait_for(
+        &format!("{text:?} in {selector}"),
+        support::webdriver::PAGE_TIMEOUT,
+        || {
+            let shown = browser
+                .find_all(selector)
+                .first()
+                .map(|element| browser.text(element))
+                .unwrap_or_default();
+            shown.contains(text).then_some(shown)
+        },
+    )
+}
+
+/// The foreground colour xterm.js's own (script-written) styles give the
+/// rows under `screen`: white, unless the console's CSP kept them out.
+fn rows_colour(browser: &Browser, screen: &str) -> String {
+    let script =
+        "return getComputedStyle(document.querySelector(arguments[0] + ' .xterm-rows')).color;";
+    browser
+        .execute(script, &[json!(screen)])
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_terminal_runs_echo_on_a_node_and_the_recording_plays_it_back() {
+    let fleet = Fleet::start();
+    let server = &fleet.server;
+    let browser = Browser::start();
+    sign_in(&browser, server, &server.token);
+
+    browser.goto(&format!("{}/nodes/web-1", server.url));
+    browser.click(&browser.find("main a[href='/nodes/web-1/terminal']"));
+    browser.wait_for_path("/nodes/web-1/terminal");
+    // As root: the server's default account need not exist on the node.
+    browser.type_into(&browser.find("#user"), "root");
+    browser.click(&browser.find("main form.filters button[type=submit]"));
+    support::wait_for(
+        "the terminal as root",
+        support::webdriver::PAGE_TIMEOUT,
+        || browser.current_url().contains("user=root").then_some(()),
+    );
+    wait_for_text_in(&browser, "#terminal-status", "Connected to web-1 as root");
+
+    // Typed into xterm.js as a person types, Enter included.
+    let keys = browser.find("#terminal .xterm-helper-textarea");
+    browser.type_into(&keys, "echo hi-$((6*7))\u{E007}");
+    wait_for_text_in(&browser, "#terminal .xterm-rows", "hi-42");
+    assert_eq!(
+        rows_colour(&browser, "#terminal"),
+        "rgb(255, 255, 255)",
+        "xterm.js's styles apply under the console's CSP"
+    );
+    save_screenshot(&browser, "terminal");
+    browser.type_into(&keys, "exit 7\u{E007}");
+    wait_for_text_in(
+        &browser,
+        "#terminal-status",
+        "Session ended: the program exited (exit status 7).",
+    );
+
+    // Its page, from the status line's link: the player shows the same.
+    browser.click(&browser.find("#terminal-status a"));
+    support::wait_for("the session page", support::webdriver::PAGE_TIMEOUT, || {
+        url_path(&browser.current_url())
+            .starts_with("/sessions/s-")
+            .then_some(())
+    });
+    browser.wait_for_text("the program exited");
+    let played = wait_for_text_in(&browser, "#player-screen .xterm-rows", "hi-42");
+    assert!(played.contains("echo hi-$((6*7))"), "{played}");
+    wait_for_text_in(&browser, "#player-status", "Played to the end.");
+    assert_eq!(
+        rows_colour(&browser, "#player-screen"),
+        "rgb(255, 255, 255)"
+    );
+    save_screenshot(&browser, "session");
+
+    // Listed, ended, with its exit code.
+    browser.goto(&format!("{}/sessions", server.url));
+    let shown = browser.wait_for_text("web-1");
+    assert!(shown.contains("ended"), "{shown}");
+}

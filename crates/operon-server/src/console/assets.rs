@@ -41,6 +41,48 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../assets/console/vendor/htmx/htmx.min.js"),
     },
+    Asset {
+        // The terminal page (`sessions.rs`).
+        name: "terminal.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/console/terminal.js"),
+    },
+    Asset {
+        // The terminal and the player (`sessions.rs`).
+        name: "terminal.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../assets/console/terminal.css"),
+    },
+    Asset {
+        // xterm.js's own styles under the console's CSP (`sessions.rs`).
+        name: "xterm-styles.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/console/xterm-styles.js"),
+    },
+    Asset {
+        // The session page's recording player (`sessions.rs`).
+        name: "player.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/console/player.js"),
+    },
+    Asset {
+        // Vendored; see assets/console/vendor/xterm/VENDORED.md.
+        name: "xterm.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/console/vendor/xterm/xterm.js"),
+    },
+    Asset {
+        // Vendored; see assets/console/vendor/xterm/VENDORED.md.
+        name: "xterm.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../assets/console/vendor/xterm/xterm.css"),
+    },
+    Asset {
+        // Vendored; see assets/console/vendor/xterm/VENDORED.md.
+        name: "addon-fit.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/console/vendor/xterm/addon-fit.js"),
+    },
 ];
 
 /// Browsers may keep an asset an hour, then revalidate with its ETag.
@@ -208,5 +250,17 @@ mod tests {
         let htmx = ASSETS.iter().position(|a| a.name == "htmx.min.js").unwrap();
         let sha = ETAGS[htmx].trim_matches('"');
         assert!(record.contains(sha), "VENDORED.md does not record {sha}");
+    }
+
+    /// The vendored xterm.js files are the ones their record names.
+    #[test]
+    fn vendored_xterm_matches_its_recorded_sha256() {
+        let record = include_str!("../../assets/console/vendor/xterm/VENDORED.md");
+        for name in ["xterm.js", "xterm.css", "addon-fit.js"] {
+            let index = ASSETS.iter().position(|a| a.name == name).unwrap();
+            let sha = ETAGS[index].trim_matches('"');
+            let line = format!("| sha256 of `{name}` | {sha} |");
+            assert!(record.contains(&line), "VENDORED.md does not record {line}");
+        }
     }
 }

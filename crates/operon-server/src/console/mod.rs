@@ -33,6 +33,7 @@ mod parameters;
 mod run;
 mod runbooks;
 mod session;
+mod sessions;
 mod workflows;
 
 use std::sync::Arc;
@@ -98,6 +99,10 @@ pub(crate) const NAV: &[NavItem] = &[
     NavItem {
         href: "/incidents",
         label: "Incidents",
+    },
+    NavItem {
+        href: "/sessions",
+        label: "Sessions",
     },
     NavItem {
         href: "/users",
@@ -167,6 +172,12 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/incidents/{id}", get(ops::incident))
         .route("/incidents/{id}/ack", post(ops::acknowledge))
         .route("/incidents/{id}/resolve", post(ops::resolve))
+        .route("/nodes/{name}/terminal", get(sessions::terminal))
+        .route("/sessions", get(sessions::list))
+        .route("/sessions/connect", get(sessions::connect))
+        .route("/sessions/{id}", get(sessions::detail))
+        .route("/sessions/{id}/terminate", post(sessions::terminate))
+        .route("/sessions/{id}/recording", get(sessions::recording))
         .route("/assets/{name}", get(assets::serve))
         // Layers run last-added first: headers wrap everything, refusals included.
         .route_layer(axum::middleware::from_fn_with_state(

@@ -14,7 +14,7 @@ use operon_proto::session::MAX_DATA_FRAME;
 use operon_store::{SessionEnd, SessionRecord};
 use serde::Deserialize;
 
-use crate::access::Ctx;
+use crate::access::{Ctx, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::now_millis;
 use crate::service::ServiceError;
@@ -38,40 +38,49 @@ fn coded(err: ServiceError) -> ApiError {
     api
 }
 
+/// The query of a session's WebSocket, or why it is unreadable.
+pub(crate) type ConnectQueryResult =
+    Result<Query<ConnectQuery>, axum::extract::rejection::QueryRejection>;
+/// The upgrade of a session's WebSocket, or why the request is not one.
+pub(crate) type UpgradeResult =
+    Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+
 /// Authorized by the service (`sessions:Start` or `sessions:PortForward`
 /// on the node, with its tags and the session's condition keys).
 async fn connect(
     Ctx { state, principal }: Ctx,
-    query: Result<Query<ConnectQuery>, axum::extract::rejection::QueryRejection>,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    query: ConnectQueryResult,
+    upgrade: UpgradeResult,
 ) -> ApiResult<Response> {
+    open(state, principal, query, upgrade).await.map_err(coded)
+}
+
+/// Open a session for `principal` and relay it on the upgraded WebSocket:
+/// the one path of the API's `/v1/sessions/connect` and the console's
+/// `/sessions/connect` (which authenticate the caller their own way), so
+/// both check, authorize, record and audit a session alike.
+pub(crate) async fn open(
+    state: Arc<crate::AppState>,
+    principal: Principal,
+    query: ConnectQueryResult,
+    upgrade: UpgradeResult,
+) -> Result<Response, ServiceError> {
     let Query(query) = query.map_err(|e| {
-        coded(ServiceError::invalid(
-            "InvalidSession",
-            format!("the query: {}", e.body_text()),
-        ))
+        ServiceError::invalid("InvalidSession", format!("the query: {}", e.body_text()))
     })?;
     // Authorized (and refusals audited) before anything else, so a plain
     // GET learns exactly what an upgrade would.
-    let opening = state
-        .sessions()
-        .authorize(&principal, &query)
-        .await
-        .map_err(coded)?;
+    let opening = state.sessions().authorize(&principal, &query).await?;
     let upgrade = upgrade.map_err(|e| {
-        coded(ServiceError::invalid(
+        ServiceError::invalid(
             "NotAWebSocket",
             format!(
                 "{}: this endpoint opens a session over a WebSocket",
                 e.body_text()
             ),
-        ))
+        )
     })?;
-    state
-        .sessions()
-        .record(&principal, &opening)
-        .await
-        .map_err(coded)?;
+    state.sessions().record(&principal, &opening).await?;
     let failed = (state.clone(), opening.record.clone());
     let upgrade = upgrade
         // A frame is a data frame at most (plus its header) or a small message.

@@ -55,6 +55,14 @@ pub async fn connect(
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    connect_with(request).await
+}
+
+/// Open a session with a request built by the caller (the console's
+/// endpoint, with a cookie and an `Origin`).
+pub async fn connect_with(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> Result<SessionClient, (u16, String)> {
     match tokio_tungstenite::connect_async(request).await {
         Ok((ws, _)) => Ok(SessionClient {
             ws,
