@@ -24,6 +24,7 @@
 //! [`routes`] and one line in [`NAV`].
 
 mod assets;
+mod events;
 mod graph;
 mod identity;
 mod pages;
@@ -76,6 +77,10 @@ pub(crate) const NAV: &[NavItem] = &[
         label: "Approvals",
     },
     NavItem {
+        href: "/events",
+        label: "Events",
+    },
+    NavItem {
         href: "/users",
         label: "Users",
     },
@@ -114,6 +119,18 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/approvals", get(runbooks::approvals))
         .route("/approvals/{id}", post(runbooks::decide))
         .route("/executions/{id}", get(runbooks::execution))
+        .route("/events", get(events::buses))
+        .route("/events/tail", get(events::tail))
+        .route("/events/tail/stream", get(events::tail_stream))
+        .route("/rules", get(events::rules_list))
+        .route("/rules/{name}", get(events::rule))
+        .route("/rules/{name}/enable", post(events::enable_rule))
+        .route("/rules/{name}/disable", post(events::disable_rule))
+        .route("/dlq", get(events::dead_letters))
+        .route("/dlq/redrive", post(events::redrive))
+        .route("/dlq/{id}", get(events::dead_letter))
+        .route("/archives", get(events::archives))
+        .route("/replays", get(events::replays).post(events::start_replay))
         .route("/users", get(identity::users))
         .route(
             "/tokens",
