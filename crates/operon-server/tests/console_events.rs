@@ -194,9 +194,7 @@ async fn the_tail_streams_matching_events_only_and_refuses_a_bad_pattern() {
     let pattern = r#"{"source": ["wanted.app"]}"#;
     let query = format!(
         "bus=default&pattern={}",
-        common::console::form_body(&[("p", pattern)])
-            .trim_start_matches("p=")
-            .to_string()
+        common::console::form_body(&[("p", pattern)]).trim_start_matches("p=")
     );
 
     let page = browser.get(&format!("/events/tail?{query}")).await;
@@ -221,6 +219,19 @@ async fn the_tail_streams_matching_events_only_and_refuses_a_bad_pattern() {
         .unwrap();
     assert_eq!(stream.status(), 200);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    // The API's tail of the same bus and pattern, read alongside: the same feed.
+    let mut api_stream = browser
+        .client
+        .get(format!(
+            "{}/v1/buses/default/tail?pattern={}",
+            browser.base,
+            &query["bus=default&pattern=".len()..]
+        ))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_stream.status(), 200);
     // Subscribed once the answer came: put one that does not match, then one that does.
     api.ok("POST", "/v1/events", Some(put("other.app", "unwanted-one")))
         .await;
@@ -232,6 +243,8 @@ async fn the_tail_streams_matching_events_only_and_refuses_a_bad_pattern() {
         !body.contains("unwanted-one"),
         "a non-matching event: {body}"
     );
+    let api_body = read_until(&mut api_stream, |b| b.contains("wanted-one")).await;
+    assert!(!api_body.contains("unwanted-one"), "{api_body}");
 
     let bad = common::console::form_body(&[("p", r#"{"source": "not-a-list"#)]);
     let bad = bad.trim_start_matches("p=");
