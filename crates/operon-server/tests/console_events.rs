@@ -502,3 +502,75 @@ async fn a_user_without_the_actions_sees_the_refusals() {
     let rule = api.ok("GET", "/v1/rules/alerts", None).await;
     assert_eq!(rule["enabled"], true);
 }
+
+#[tokio::test]
+async fn the_archive_form_creates_an_archive_and_shows_what_is_wrong() {
+    let api = Api::start().await;
+    fixtures(&api).await;
+    let mut browser = Browser::signed_in(&api, &api.token).await;
+    let page = browser.get("/archives").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(">everything<"), "{}", page.body);
+    assert!(
+        page.body.contains(r#"<option value="ops""#),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let pattern = "{\n  \"source\": [\"app.monitor\"]\n}";
+    let fields = [
+        ("name", "monitored"),
+        ("bus", "ops"),
+        ("pattern", pattern),
+        ("retention_days", "30"),
+    ];
+
+    let forged = browser.post("/archives", &fields, &[]).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    let mut bad = fields.to_vec();
+    bad[3] = ("retention_days", "a week");
+    bad.push(("csrf", &csrf));
+    let refused = browser.post("/archives", &bad, &[]).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains(r#"id="archive-error""#),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("a week"), "{}", refused.body);
+    assert!(
+        refused.body.contains(r#"value="monitored""#),
+        "{}",
+        refused.body
+    );
+
+    let mut good = fields.to_vec();
+    good.push(("csrf", &csrf));
+    let created = browser.post("/archives", &good, &[]).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert_eq!(created.location(), "/archives?created=monitored");
+    let archives = api.ok("GET", "/v1/archives", None).await;
+    let archive = archives
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "monitored")
+        .unwrap_or_else(|| panic!("not created: {archives}"));
+    assert_eq!(archive["bus"], "ops");
+    assert_eq!(archive["pattern"], json!({"source": ["app.monitor"]}));
+    assert_eq!(archive["retention_days"], 30);
+    let list = browser.get(created.location()).await;
+    assert!(
+        list.body.contains("Archive monitored created."),
+        "{}",
+        list.body
+    );
+    let audit = api.audit_of("admin").await;
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["action"] == "archives:Create" && r["detail"]["path"] == "/archives"),
+        "{audit:?}"
+    );
+}

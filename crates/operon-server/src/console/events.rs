@@ -719,44 +719,190 @@ struct ArchiveRow {
     created: String,
 }
 
+/// The create-archive form, every field text.
+#[derive(Deserialize, Default)]
+pub(super) struct ArchiveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    bus: String,
+    /// An event pattern as JSON; every event of the bus when empty.
+    #[serde(default)]
+    pattern: String,
+    /// Whole days; forever when empty.
+    #[serde(default)]
+    retention_days: String,
+}
+
+impl ArchiveForm {
+    /// The archive the form asks for, as `POST /v1/archives` would take
+    /// it (the pattern as compact JSON), or what is wrong with a field.
+    fn new_archive(&self) -> Result<replay::NewArchive, String> {
+        let pattern = match self.pattern.trim() {
+            "" => None,
+            text => match serde_json::from_str::<Value>(text) {
+                Ok(value @ Value::Object(_)) => crate::events::pattern_text(Some(value)),
+                Ok(_) => return Err("the pattern must be a JSON object".into()),
+                Err(e) => return Err(format!("the pattern is not JSON: {e}")),
+            },
+        };
+        let retention_days = match self.retention_days.trim() {
+            "" => None,
+            text => Some(text.parse::<i64>().map_err(|_| {
+                format!("the retention must be a whole number of days, not {text:?}")
+            })?),
+        };
+        let bus = Some(self.bus.trim().to_string()).filter(|b| !b.is_empty());
+        Ok(replay::NewArchive {
+            name: self.name.trim().to_string(),
+            bus,
+            pattern,
+            retention_days,
+        })
+    }
+}
+
 #[derive(askama::Template)]
 #[template(path = "console/events_archives.html")]
 struct ArchivesPage {
     chrome: Chrome,
-    archives: Vec<ArchiveRow>,
+    /// `None` when the principal may not list archives (a refused
+    /// creation shown again to someone who may only create them).
+    archives: Option<Vec<ArchiveRow>>,
+    /// The buses to pick from, when the principal may list them.
+    buses: Vec<String>,
+    form: ArchiveForm,
+    error: String,
+    created: String,
 }
 
-/// `GET /archives`: as `GET /v1/archives` (`archives:List`).
-pub(super) async fn archives(State(state): State<Arc<AppState>>, signed_in: SignedIn) -> Response {
+/// The archives' query: the one just created.
+#[derive(Deserialize, Default)]
+pub(super) struct ArchivesQuery {
+    #[serde(default)]
+    created: String,
+}
+
+/// `GET /archives`: as `GET /v1/archives` (`archives:List`), with the
+/// form that creates one.
+pub(super) async fn archives(
+    State(state): State<Arc<AppState>>,
+    signed_in: SignedIn,
+    Query(query): Query<ArchivesQuery>,
+) -> Response {
     let chrome = signed_in.chrome("Archives", SECTION);
-    let listed = async {
-        gate(
-            &state,
-            &signed_in.principal,
-            "GET",
-            "/v1/archives",
-            &HashMap::new(),
-        )
-        .await?;
-        state.replays().list_archives().await
+    let allowed = gate(
+        &state,
+        &signed_in.principal,
+        "GET",
+        "/v1/archives",
+        &HashMap::new(),
+    )
+    .await;
+    if let Err(e) = allowed {
+        return service_error_page(chrome, e);
+    }
+    let form = ArchiveForm {
+        bus: "default".into(),
+        ..ArchiveForm::default()
     };
-    let list = match listed.await {
-        Ok(list) => list,
-        Err(e) => return service_error_page(chrome, e),
+    match archives_page(&state, &signed_in, chrome, form, String::new()).await {
+        Ok(mut page) => {
+            page.created = query.created;
+            render(&page)
+        }
+        Err(e) => service_error_page(signed_in.chrome("Archives", SECTION), e),
+    }
+}
+
+/// The archives page: the list when the principal may see it, the form
+/// with `form`'s values and `error`.
+async fn archives_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    chrome: Chrome,
+    form: ArchiveForm,
+    error: String,
+) -> ServiceResult<ArchivesPage> {
+    let principal = &signed_in.principal;
+    let archives = if may(principal, "archives:List", "archive/*") {
+        let rows = state
+            .replays()
+            .list_archives()
+            .await?
+            .into_iter()
+            .map(|a| ArchiveRow {
+                pattern: a.pattern.as_deref().map(pretty_text).unwrap_or_default(),
+                retention: a
+                    .retention_days
+                    .map_or_else(|| "forever".to_string(), |d| format!("{d} days")),
+                created: time_text(a.created_at),
+                name: a.name,
+                bus: a.bus,
+            })
+            .collect();
+        Some(rows)
+    } else {
+        None
     };
-    let archives = list
-        .into_iter()
-        .map(|a| ArchiveRow {
-            pattern: a.pattern.as_deref().map(pretty_text).unwrap_or_default(),
-            retention: a
-                .retention_days
-                .map_or_else(|| "forever".to_string(), |d| format!("{d} days")),
-            created: time_text(a.created_at),
-            name: a.name,
-            bus: a.bus,
-        })
-        .collect();
-    render(&ArchivesPage { chrome, archives })
+    let buses = if may(principal, "buses:List", "bus/*") {
+        state
+            .store
+            .list_buses()
+            .await?
+            .into_iter()
+            .map(|b| b.name)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(ArchivesPage {
+        chrome,
+        archives,
+        buses,
+        form,
+        error,
+        created: String::new(),
+    })
+}
+
+/// `POST /archives`: create an archive as `POST /v1/archives` does (the
+/// service checks `archives:Create`, the bus, the pattern, the
+/// retention), then back to the list; a refusal or a bad field shows the
+/// form again with the error.
+pub(super) async fn create_archive(
+    State(state): State<Arc<AppState>>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    Form(form): Form<ArchiveForm>,
+) -> Response {
+    let path = "/archives";
+    if let Err(refused) = check_csrf(&state, &signed_in, &headers, &form.csrf, path).await {
+        return refused;
+    }
+    let principal = &signed_in.principal;
+    // A bad field is a failed call too, as the API's refused body is.
+    let created = match form.new_archive() {
+        Ok(new) => state.replays().create_archive(principal, new).await,
+        Err(message) => Err(ServiceError::invalid("InvalidArchive", message)),
+    };
+    match audited(&state, principal, path, created).await {
+        Ok(archive) => Redirect::to(&format!(
+            "/archives?created={}",
+            urlencoding_path(&archive.name)
+        ))
+        .into_response(),
+        Err(e) => {
+            let status = page_status(&e);
+            let chrome = signed_in.chrome("Archives", SECTION);
+            match archives_page(&state, &signed_in, chrome, form, e.message).await {
+                Ok(page) => (status, render(&page)).into_response(),
+                Err(e) => service_error_page(signed_in.chrome("Archives", SECTION), e),
+            }
+        }
+    }
 }
 
 /// The start-replay form, every field text.
@@ -1025,6 +1171,37 @@ mod tests {
         assert_eq!(form.request.ids, ["a", "b"]);
         assert!(!form.request.all);
         assert_eq!(form.request.rule, None);
+    }
+
+    #[test]
+    fn the_archive_form_takes_a_pattern_object_and_whole_days() {
+        let form = ArchiveForm {
+            name: " ar1 ".into(),
+            bus: "ops".into(),
+            pattern: "{\n  \"source\": [\"app\"]\n}".into(),
+            retention_days: "30".into(),
+            ..ArchiveForm::default()
+        };
+        let new = form.new_archive().unwrap();
+        assert_eq!(new.name, "ar1");
+        assert_eq!(new.bus.as_deref(), Some("ops"));
+        assert_eq!(new.pattern.as_deref(), Some(r#"{"source":["app"]}"#));
+        assert_eq!(new.retention_days, Some(30));
+        let every = ArchiveForm::default().new_archive().unwrap();
+        assert_eq!(
+            (every.bus, every.pattern, every.retention_days),
+            (None, None, None)
+        );
+        let list = ArchiveForm {
+            pattern: "[1]".into(),
+            ..ArchiveForm::default()
+        };
+        assert!(list.new_archive().unwrap_err().contains("JSON object"));
+        let days = ArchiveForm {
+            retention_days: "a week".into(),
+            ..ArchiveForm::default()
+        };
+        assert!(days.new_archive().unwrap_err().contains("a week"));
     }
 
     #[test]

@@ -129,7 +129,10 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/dlq", get(events::dead_letters))
         .route("/dlq/redrive", post(events::redrive))
         .route("/dlq/{id}", get(events::dead_letter))
-        .route("/archives", get(events::archives))
+        .route(
+            "/archives",
+            get(events::archives).post(events::create_archive),
+        )
         .route("/replays", get(events::replays).post(events::start_replay))
         .route("/users", get(identity::users))
         .route(
