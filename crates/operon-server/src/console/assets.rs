@@ -36,6 +36,12 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../assets/console/run.js"),
     },
     Asset {
+        // The live tail of a bus (`events.rs`).
+        name: "events_tail.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/console/events_tail.js"),
+    },
+    Asset {
         // Vendored; see assets/console/vendor/htmx/VENDORED.md.
         name: "htmx.min.js",
         content_type: "text/javascript; charset=utf-8",

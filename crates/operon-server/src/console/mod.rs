@@ -25,6 +25,7 @@
 
 mod assets;
 mod chart;
+mod events;
 mod graph;
 mod identity;
 mod ops;
@@ -83,6 +84,10 @@ pub(crate) const NAV: &[NavItem] = &[
     NavItem {
         href: "/approvals",
         label: "Approvals",
+    },
+    NavItem {
+        href: "/events",
+        label: "Events",
     },
     NavItem {
         href: "/parameters",
@@ -148,6 +153,21 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/workflows/{name}/start", post(workflows::start))
         .route("/executions/{id}/stop", post(workflows::stop))
         .route("/executions/{id}/redrive", post(workflows::redrive))
+        .route("/events", get(events::buses))
+        .route("/events/tail", get(events::tail))
+        .route("/events/tail/stream", get(events::tail_stream))
+        .route("/rules", get(events::rules_list))
+        .route("/rules/{name}", get(events::rule))
+        .route("/rules/{name}/enable", post(events::enable_rule))
+        .route("/rules/{name}/disable", post(events::disable_rule))
+        .route("/dlq", get(events::dead_letters))
+        .route("/dlq/redrive", post(events::redrive))
+        .route("/dlq/{id}", get(events::dead_letter))
+        .route(
+            "/archives",
+            get(events::archives).post(events::create_archive),
+        )
+        .route("/replays", get(events::replays).post(events::start_replay))
         .route("/users", get(identity::users))
         .route(
             "/tokens",

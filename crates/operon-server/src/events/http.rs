@@ -25,6 +25,7 @@ use super::targets::TargetSpec;
 use super::{inbound, replay, signing};
 use crate::access::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::service::{ServiceError, ServiceResult};
 use crate::{AppState, now_millis};
 
 /// Routes needing a bearer token.
@@ -93,26 +94,50 @@ struct TailQuery {
     pattern: Option<String>,
 }
 
-/// Server-sent events: every event accepted on the bus from now on that
-/// matches the optional pattern (`data:` is the envelope).
+/// `GET /v1/buses/{name}/tail`: the live tail ([`tail_feed`]).
 async fn tail(
     State(state): State<Arc<AppState>>,
     Path(bus): Path<String>,
     Query(query): Query<TailQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    if !state.events.bus_exists(&bus) {
-        return Err(ApiError::not_found(format!("no bus named {bus}")));
-    }
-    let filter = match query.pattern.as_deref() {
-        None => None,
-        Some(text) => {
-            let pattern = Pattern::parse(text).map_err(|e| ApiError::invalid(e.to_string()))?;
-            let mut matcher = Matcher::new();
-            matcher.add("tail".to_string(), &pattern);
-            Some(matcher)
-        }
+    // Authorized by the catalogue (events:Tail on bus/NAME).
+    Ok(tail_feed(&state, &bus, query.pattern.as_deref())?)
+}
+
+/// The filter of a tail: `pattern` (JSON text) compiled by the rules'
+/// own matcher, or `None` for every event. An unreadable pattern is
+/// `InvalidPattern`, its message naming the fault.
+pub(crate) fn tail_filter(pattern: Option<&str>) -> ServiceResult<Option<Matcher<String>>> {
+    let Some(text) = pattern else {
+        return Ok(None);
     };
+    let pattern =
+        Pattern::parse(text).map_err(|e| ServiceError::invalid("InvalidPattern", e.to_string()))?;
+    let mut matcher = Matcher::new();
+    matcher.add("tail".to_string(), &pattern);
+    Ok(Some(matcher))
+}
+
+/// The live tail of `bus`, as server-sent events: every event accepted on
+/// the bus from now on (subscribed before this returns) that matches the
+/// optional `pattern` (`data:` is the envelope; `event: lagged` with the
+/// number of events missed when the reader falls behind). The one feed of
+/// the API's tail and the console's; both authorize `events:Tail` on
+/// `bus/NAME` first.
+pub(crate) fn tail_feed(
+    state: &AppState,
+    bus: &str,
+    pattern: Option<&str>,
+) -> ServiceResult<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
+    if !state.events.bus_exists(bus) {
+        return Err(ServiceError::not_found(
+            "NoSuchBus",
+            format!("no bus named {bus}"),
+        ));
+    }
+    let filter = tail_filter(pattern)?;
     let receiver = state.events.tail.subscribe();
+    let bus = bus.to_string();
     let stream = futures_util::stream::unfold(
         (receiver, filter, Scratch::default()),
         move |(mut receiver, filter, mut scratch)| {
