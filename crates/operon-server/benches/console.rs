@@ -1,8 +1,9 @@
 //! The console's pages with a large store: 1,000 nodes and 10,000
 //! commands (each on one to three nodes, finished), seeded straight into
 //! the SQLite store, then the server started in-process (release build)
-//! and every page of the navigation, and the first detail page each list
-//! links to, fetched signed in, over loopback.
+//! and every page of the navigation, the first detail page each list
+//! links to, and the browser terminal of one real (in-process) agent's
+//! node, fetched signed in, over loopback.
 //!
 //! Reports per page the time to the whole answer (server-side render
 //! plus a loopback round trip, well under a millisecond), the HTML size,
@@ -55,9 +56,13 @@ async fn main() {
         .build()
         .expect("client");
     start_an_execution(&client, &base, &token).await;
+    let _agent = start_an_agent(&server, dir.path()).await;
     let cookie = sign_in(&client, &base, &token).await;
+    wait_online(&client, &base, &cookie, AGENT).await;
 
-    let pages = pages_to_measure(&client, &base, &cookie).await;
+    let mut pages = pages_to_measure(&client, &base, &cookie).await;
+    // The terminal page carries xterm.js: the heaviest transfer.
+    pages.push(format!("/nodes/{AGENT}/terminal"));
     println!(
         "{:<34} {:>8} {:>8} {:>8} {:>9} {:>11}",
         "page", "p50 ms", "p95 ms", "max ms", "HTML KB", "transfer KB"
@@ -246,6 +251,66 @@ async fn start_an_execution(client: &reqwest::Client, base: &str, token: &str) {
             .await
             .expect("API call");
         assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    }
+}
+
+/// The node of the one real agent.
+const AGENT: &str = "bench-agent";
+
+/// Start an agent in this process; it runs until the sender is dropped.
+async fn start_an_agent(
+    server: &operon_server::Server,
+    dir: &std::path::Path,
+) -> tokio::sync::oneshot::Sender<()> {
+    let enroll = server
+        .create_enroll_token(BTreeMap::new(), 1, Duration::from_secs(60))
+        .await
+        .expect("enrollment token");
+    let config = operon_agent::AgentConfig {
+        server_url: server.url(),
+        state_dir: dir.join(AGENT),
+        enroll_token: Some(enroll),
+        name: Some(AGENT.to_string()),
+        tags: BTreeMap::new(),
+        heartbeat_secs: None,
+        server_fingerprint: None,
+        tls_ca: None,
+        insecure: false,
+        host_root: Some(dir.join("agent-root")),
+        inventory_interval: operon_agent::inventory_sets::DEFAULT_INTERVAL,
+        custom_inventory_dir: dir.join("agent-inventory.d"),
+        metrics_interval: Duration::ZERO,
+        custom_metrics_dir: dir.join("agent-metrics.d"),
+        session_create_user: false,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(operon_agent::run(config, async move {
+        let _ = stopped.await;
+    }));
+    stop
+}
+
+/// Wait until the node's page says it is online.
+async fn wait_online(client: &reqwest::Client, base: &str, cookie: &str, node: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = client
+            .get(format!("{base}/nodes/{node}"))
+            .header(COOKIE, cookie)
+            .send()
+            .await
+            .expect("node page");
+        if page.status().is_success()
+            && page
+                .text()
+                .await
+                .unwrap_or_default()
+                .contains("status-online\"")
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{node} did not come online");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -11,6 +11,8 @@
 
 use std::fmt::Write;
 
+use super::escape;
+
 /// The drawing's size in SVG units (it scales to its container).
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 200.0;
@@ -285,21 +287,6 @@ pub(crate) fn render(chart: &Chart) -> String {
 fn fixed(v: f64) -> String {
     let text = format!("{v:.1}");
     if text == "-0.0" { "0.0".into() } else { text }
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

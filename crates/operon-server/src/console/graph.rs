@@ -14,6 +14,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use super::escape;
+
 /// Width of one state box.
 const BOX_WIDTH: u32 = 180;
 /// Height of one state box.
@@ -401,22 +403,6 @@ fn draw_edge(svg: &mut String, from: (u32, u32, u32, u32), to: (u32, u32, u32, u
         svg,
         r#"<line class="{class}" x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" marker-end="url(#arrow)"/>"#
     );
-}
-
-/// XML text and attribute escaping.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

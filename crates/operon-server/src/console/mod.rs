@@ -317,6 +317,23 @@ pub(crate) async fn audited<T>(
     outcome
 }
 
+/// Markup built by hand (the SVG of `graph.rs` and `chart.rs`) escapes
+/// every text and attribute value with this.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Authorize `principal` for what the API route `method path` (with its
 /// path `params`) would be authorized for by the action catalogue, so a
 /// page and its API twin are allowed and refused alike (and refusals are
