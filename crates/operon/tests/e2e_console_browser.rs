@@ -65,13 +65,24 @@ fn sign_in(browser: &Browser, server: &ServerProcess, token: &str) {
     browser.wait_for_path("/nodes");
 }
 
-/// The node names the fleet table shows.
+/// The node names the fleet table shows, read in one script so a page
+/// being replaced (a filter just submitted) cannot leave stale elements
+/// between finding the links and reading them.
 fn listed_nodes(browser: &Browser) -> Vec<String> {
-    browser
-        .find_all("main table tbody td:first-child a")
-        .iter()
-        .map(|link| browser.text(link))
-        .collect()
+    let names = browser.execute(
+        "return Array.from(document.querySelectorAll('main table tbody td:first-child a'))\
+         .map(a => a.textContent.trim());",
+        &[],
+    );
+    names
+        .as_array()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The status and `Location` of `GET path` sent with only this cookie.
@@ -489,11 +500,14 @@ fn wait_for_text_in(browser: &Browser, selector: &str, text: &str) -> String {
         &format!("{text:?} in {selector}"),
         support::webdriver::PAGE_TIMEOUT,
         || {
-            let shown = browser
-                .find_all(selector)
-                .first()
-                .map(|element| browser.text(element))
-                .unwrap_or_default();
+            // One script: an element replaced between finding and
+            // reading it cannot go stale.
+            let shown = browser.execute(
+                "const e = document.querySelector(arguments[0]); \
+                 return e ? e.innerText : '';",
+                &[json!(selector)],
+            );
+            let shown = shown.as_str().unwrap_or_default().to_string();
             shown.contains(text).then_some(shown)
         },
     )
