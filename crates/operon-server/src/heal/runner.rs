@@ -358,20 +358,24 @@ async fn finish(
     status: &str,
     detail: &str,
 ) -> ServiceResult<()> {
-    run.status = status.to_string();
-    run.finished_at = Some(now_millis());
-    run.detail = Some(detail.to_string());
-    state.store.update_heal_run(&run).await?;
     let (kind, event) = if status == "confirmed" {
         ("confirmed", "Heal Confirmed")
     } else {
         ("heal_failed", "Heal Failed")
     };
+    // The timeline first: whoever reads the run as finished also finds
+    // its entry there (the two are separate writes; a crash between them
+    // leaves the run unfinished, and the next pass finishes it again,
+    // repeating the entry rather than losing it).
     let message = format!("heal {} attempt {}: {detail}", run.heal, run.attempt);
     state
         .store
         .add_incident_event(&run.incident_id, now_millis(), kind, &message, None)
         .await?;
+    run.status = status.to_string();
+    run.finished_at = Some(now_millis());
+    run.detail = Some(detail.to_string());
+    state.store.update_heal_run(&run).await?;
     tracing::info!(heal = %run.heal, attempt = run.attempt, incident = %run.incident_id, status, detail, "heal attempt finished");
     if let Some(incident) = incident_view(state, &run.incident_id).await? {
         put_event(state, event, &incident, json!({"heal": run.heal, "attempt": run.attempt, "execution": run.execution_id, "detail": detail})).await;
