@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::accounts::ShellAccount;
 use common::console::{Browser, assert_security_headers};
 use common::fleet::Fleet;
 use common::session_client::{SessionClient, connect_with};
@@ -38,11 +39,12 @@ fn same_origin(fleet: &Fleet, browser: &Browser) -> Vec<(&'static str, String)> 
     ]
 }
 
-/// A shell through the console's WebSocket: it runs `echo` and exits.
-async fn run_echo(fleet: &Fleet, browser: &Browser) -> String {
+/// A shell as `user` through the console's WebSocket: it runs `echo` and
+/// exits.
+async fn run_echo(fleet: &Fleet, browser: &Browser, user: &str) -> String {
     let mut client = console_connect(
         fleet,
-        "node=web-1&user=root&cols=80&rows=24&term=xterm-256color",
+        &format!("node=web-1&user={user}&cols=80&rows=24&term=xterm-256color"),
         &same_origin(fleet, browser),
     )
     .await
@@ -96,7 +98,8 @@ async fn a_console_terminal_runs_echo_and_its_recording_is_listed_and_served_aud
         assert_eq!(served.status, 200, "{asset}");
     }
 
-    let id = run_echo(&fleet, &browser).await;
+    let account = ShellAccount::new();
+    let id = run_echo(&fleet, &browser, &account.name).await;
     // The same record a session opened through the API leaves.
     let audit = fleet.audit_of("admin").await;
     let start = find(&audit, "sessions:Start", &id).expect("the start is audited");
@@ -108,7 +111,7 @@ async fn a_console_terminal_runs_echo_and_its_recording_is_listed_and_served_aud
     for part in [
         format!("<a href=\"/sessions/{id}\"><code>{id}</code></a>"),
         "<a href=\"/nodes/web-1\">web-1</a>".to_string(),
-        "<td>root</td>".into(),
+        format!("<td>{}</td>", account.name),
         "<td>shell</td>".into(),
         "class=\"status-ended\">ended</td>".into(),
         "href=\"/sessions\" aria-current=\"page\">Sessions".into(),
@@ -209,7 +212,8 @@ async fn cross_site_and_cookieless_upgrades_are_refused_before_any_session() {
 async fn reads_and_starts_are_refused_without_their_actions() {
     let fleet = Fleet::start(&[("web-1", "web")]).await;
     let admin = Browser::signed_in(&fleet.api, &fleet.token).await;
-    let id = run_echo(&fleet, &admin).await;
+    let account = ShellAccount::new();
+    let id = run_echo(&fleet, &admin, &account.name).await;
 
     let reader = fleet
         .user_token(
@@ -268,9 +272,10 @@ async fn reads_and_starts_are_refused_without_their_actions() {
 async fn terminate_needs_the_csrf_secret_and_ends_the_session_audited() {
     let fleet = Fleet::start(&[("web-1", "web")]).await;
     let mut browser = Browser::signed_in(&fleet.api, &fleet.token).await;
+    let account = ShellAccount::new();
     let mut client = console_connect(
         &fleet,
-        "node=web-1&user=root",
+        &format!("node=web-1&user={}", account.name),
         &same_origin(&fleet, &browser),
     )
     .await

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::accounts::ShellAccount;
 use common::fleet::Fleet;
 use common::session_client::{Incoming, SessionClient, WAIT, connect};
 use operon_proto::session::{ChannelFrame, ClientMessage, INITIAL_WINDOW, SessionEvent};
@@ -39,10 +40,14 @@ fn audit_entries(records: &[Value], action: &str, outcome: &str) -> Vec<Value> {
 async fn a_shell_runs_resizes_interrupts_and_returns_the_exit_status_recorded() {
     let fleet = Fleet::start(&[("web-1", "web")]).await;
     let token = fleet.token.clone();
+    let account = ShellAccount::new();
     let mut client = open(
         &fleet,
         &token,
-        "node=web-1&user=root&cols=80&rows=24&term=xterm",
+        &format!(
+            "node=web-1&user={}&cols=80&rows=24&term=xterm",
+            account.name
+        ),
     )
     .await;
     let id = client.started().await;
@@ -83,7 +88,7 @@ async fn a_shell_runs_resizes_interrupts_and_returns_the_exit_status_recorded() 
     let session = fleet.ok("GET", &format!("/v1/sessions/{id}"), None).await;
     assert_eq!(session["status"], "ended");
     assert_eq!(session["exit_code"], 3);
-    assert_eq!(session["user"], "root");
+    assert_eq!(session["user"], account.name.as_str());
     let sha = session["recording_sha256"].as_str().unwrap().to_string();
 
     // The recording replays the same screen, and its digest is the audit's.
@@ -148,13 +153,15 @@ async fn starts_are_authorized_per_node_with_the_account_and_the_duration() {
         ("db-1", vec![("env", "prod")]),
     ])
     .await;
+    let account = ShellAccount::new();
+    let me = account.name.as_str();
     let alice = fleet
         .user_token(
             "alice",
             json!([{
                 "Effect": "Allow", "Action": "sessions:Start", "Resource": "node/*",
                 "Condition": {
-                    "StringEquals": {"operon:NodeTag/env": "dev", "operon:RunAsUser": "root"},
+                    "StringEquals": {"operon:NodeTag/env": "dev", "operon:RunAsUser": me},
                     "NumericLessThanEquals": {"operon:MaxDuration": "600"}
                 }
             }, {"Effect": "Allow", "Action": "sessions:Get", "Resource": "node/*"}]),
@@ -167,11 +174,11 @@ async fn starts_are_authorized_per_node_with_the_account_and_the_duration() {
         )
         .await;
     for query in [
-        "node=db-1&user=root&max_duration=600",    // a prod node
-        "node=web-1&user=daemon&max_duration=600", // another account
-        "node=web-1&user=root",                    // the server's 8 h is over the policy's 600 s
+        format!("node=db-1&user={me}&max_duration=600"), // a prod node
+        "node=web-1&user=daemon&max_duration=600".into(), // another account
+        format!("node=web-1&user={me}"), // the server's 8 h is over the policy's 600 s
     ] {
-        let (status, body) = refused(&fleet, &alice, query).await;
+        let (status, body) = refused(&fleet, &alice, &query).await;
         assert_eq!(status, 403, "{query}: {body}");
         assert!(
             body["error"]["message"]
@@ -188,7 +195,12 @@ async fn starts_are_authorized_per_node_with_the_account_and_the_duration() {
             .iter()
             .all(|r| r["detail"]["session"].as_str().unwrap().starts_with("s-"))
     );
-    let (status, body) = refused(&fleet, &alice, "node=web-1&user=root&max_duration=99999").await;
+    let (status, body) = refused(
+        &fleet,
+        &alice,
+        &format!("node=web-1&user={me}&max_duration=99999"),
+    )
+    .await;
     assert_eq!(
         status, 400,
         "asking above the server's limit is a mistake: {body}"
@@ -197,16 +209,21 @@ async fn starts_are_authorized_per_node_with_the_account_and_the_duration() {
     let mut exec = open(
         &fleet,
         &alice,
-        "node=web-1&kind=exec&user=root&command=id+-un&max_duration=600",
+        &format!("node=web-1&kind=exec&user={me}&command=id+-un&max_duration=600"),
     )
     .await;
     exec.started().await;
     let (_, code) = exec.ended().await;
     assert_eq!(code, Some(0));
-    assert!(String::from_utf8_lossy(&exec.output).contains("root"));
+    assert!(String::from_utf8_lossy(&exec.output).contains(me));
 
     // Someone else's session: only sessions:Terminate ends it.
-    let mut shell = open(&fleet, &alice, "node=web-1&user=root&max_duration=600").await;
+    let mut shell = open(
+        &fleet,
+        &alice,
+        &format!("node=web-1&user={me}&max_duration=600"),
+    )
+    .await;
     let id = shell.started().await;
     let listed = fleet
         .call_as(&bob, "GET", "/v1/sessions?active=true", None)
@@ -263,10 +280,14 @@ async fn idle_timeout_and_maximum_duration_end_sessions() {
     let session = fleet.ok("GET", &format!("/v1/sessions/{id}"), None).await;
     assert_eq!(session["status"], "timed-out");
 
+    let account = ShellAccount::new();
     let mut busy = open(
         &fleet,
         &token,
-        "node=web-1&user=root&max_duration=2&idle_timeout=1",
+        &format!(
+            "node=web-1&user={}&max_duration=2&idle_timeout=1",
+            account.name
+        ),
     )
     .await;
     busy.started().await;

@@ -535,15 +535,25 @@ fn a_terminal_runs_echo_on_a_node_and_the_recording_plays_it_back() {
     browser.goto(&format!("{}/nodes/web-1", server.url));
     browser.click(&browser.find("main a[href='/nodes/web-1/terminal']"));
     browser.wait_for_path("/nodes/web-1/terminal");
-    // As root: the server's default account need not exist on the node.
-    browser.type_into(&browser.find("#user"), "root");
+    // As a test account: the server's default one need not exist on the node.
+    let account = support::accounts::ShellAccount::new();
+    browser.type_into(&browser.find("#user"), &account.name);
     browser.click(&browser.find("main form.filters button[type=submit]"));
     support::wait_for(
-        "the terminal as root",
+        "the terminal as the test account",
         support::webdriver::PAGE_TIMEOUT,
-        || browser.current_url().contains("user=root").then_some(()),
+        || {
+            browser
+                .current_url()
+                .contains(&format!("user={}", account.name))
+                .then_some(())
+        },
     );
-    wait_for_text_in(&browser, "#terminal-status", "Connected to web-1 as root");
+    wait_for_text_in(
+        &browser,
+        "#terminal-status",
+        &format!("Connected to web-1 as {}", account.name),
+    );
 
     // Typed into xterm.js as a person types, Enter included.
     let keys = browser.find("#terminal .xterm-helper-textarea");

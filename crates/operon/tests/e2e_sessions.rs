@@ -117,11 +117,13 @@ fn one_node(dir: &Path, extra_agent: &[&str]) -> (ServerProcess, AgentProcess) {
 fn a_terminal_under_tmux_runs_resizes_interrupts_exits_and_replays() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _agent) = one_node(dir.path(), &[]);
+    let account = support::accounts::ShellAccount::new();
     let command = format!(
-        "OPERON_SERVER={} OPERON_TOKEN={} {} sessions start web-1 --user root; echo EXIT=$?; sleep 60",
+        "OPERON_SERVER={} OPERON_TOKEN={} {} sessions start web-1 --user {}; echo EXIT=$?; sleep 60",
         server.url,
         server.token,
-        env!("CARGO_BIN_EXE_operon")
+        env!("CARGO_BIN_EXE_operon"),
+        account.name
     );
     let tmux = Tmux::start(dir.path(), &command, 100, 30);
     tmux.line("echo READY-$((2+3))");

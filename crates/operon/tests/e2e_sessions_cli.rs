@@ -205,7 +205,8 @@ fn a_shell_runs_in_raw_mode_resizes_and_exits_with_the_remote_code_restoring_the
     let (controller, terminal) = open_pty();
     let before = local_flags(&terminal);
     assert_ne!(before & libc::ICANON, 0);
-    let user = this_user();
+    let account = support::accounts::ShellAccount::new();
+    let user = account.name.clone();
     let mut child = server
         .cli_command()
         .args(["sessions", "start", NODE, "--user", &user])

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of it
 
+pub mod accounts;
 pub mod console;
 pub mod fleet;
 pub mod raw_agent;

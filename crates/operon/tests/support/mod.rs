@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Shared with the server's in-process tests: one account per test shell.
+#[path = "../../../operon-server/tests/common/accounts.rs"]
+pub mod accounts;
 pub mod webdriver;
 
 pub fn operon() -> Command {
