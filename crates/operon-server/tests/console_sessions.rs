@@ -200,6 +200,7 @@ async fn cross_site_and_cookieless_upgrades_are_refused_before_any_session() {
         .await
         .into_iter()
         .filter(|r| r["resource"] == "/sessions/connect" && r["outcome"] == "refused")
+        .inspect(|r| assert_eq!(r["action"], "console:Connect", "{r}"))
         .collect();
     assert_eq!(
         refusals.len(),

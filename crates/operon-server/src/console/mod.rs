@@ -453,6 +453,20 @@ pub(crate) async fn refuse_forgery(
     path: &str,
     reason: &str,
 ) -> Response {
+    refuse_request(state, headers, source, "console:Post", path, reason).await
+}
+
+/// [`refuse_forgery`] for any request the console refuses as cross-site,
+/// audited under `action` (`console:Connect` for the terminal's WebSocket
+/// upgrade, a GET).
+pub(crate) async fn refuse_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    source: Option<std::net::IpAddr>,
+    action: &str,
+    path: &str,
+    reason: &str,
+) -> Response {
     let actor = match session::cookie_actor(state, headers).await {
         Some(actor) => actor,
         None => {
@@ -465,7 +479,7 @@ pub(crate) async fn refuse_forgery(
     };
     let entry = AuditEntry {
         actor,
-        action: "console:Post".into(),
+        action: action.into(),
         resource: path.to_string(),
         outcome: "refused".into(),
         detail: serde_json::json!({"path": path, "reason": reason}),

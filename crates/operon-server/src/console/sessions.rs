@@ -40,7 +40,7 @@ use serde::Deserialize;
 
 use super::pages::time_text;
 use super::session::{CsrfForm, SignedIn, check_csrf, resolve};
-use super::{Chrome, audited, error_page, refuse_forgery, render, service_error_page, status_of};
+use super::{Chrome, audited, error_page, refuse_request, render, service_error_page, status_of};
 use crate::AppState;
 use crate::sessions::http::{ConnectQueryResult, UpgradeResult};
 
@@ -318,7 +318,8 @@ pub(super) async fn connect(
 ) -> Response {
     if let Some(reason) = cross_site_upgrade(&state, &headers) {
         let source = super::peer_ip(&extensions);
-        return refuse_forgery(&state, &headers, source, "/sessions/connect", &reason).await;
+        let path = "/sessions/connect";
+        return refuse_request(&state, &headers, source, "console:Connect", path, &reason).await;
     }
     let Some(signed_in) = resolve(&state, &headers).await else {
         return error_page(
