@@ -80,6 +80,16 @@ pub struct IncidentEvent {
     pub data: Option<serde_json::Value>,
 }
 
+/// A timeline entry written together with another change (a heal run's
+/// update), so no reader sees the change without it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIncidentEvent {
+    pub at: i64,
+    pub kind: String,
+    pub message: String,
+    pub data: Option<serde_json::Value>,
+}
+
 /// Which incidents to list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IncidentFilter {

@@ -2083,15 +2083,69 @@ pub async fn alarm_states_change_once_and_their_history_is_an_outbox(store: Stor
         "same attempt"
     );
     assert_eq!(store.unfinished_heal_runs().await.unwrap().len(), 1);
+    let entries_before = store
+        .incident_events(&first_incident.id)
+        .await
+        .unwrap()
+        .len();
+    let entry = crate::NewIncidentEvent {
+        at: 30,
+        kind: "confirmed".into(),
+        message: "heal restart attempt 1: the alarm is OK".into(),
+        data: Some(serde_json::json!({"attempt": 1})),
+    };
     store
-        .update_heal_run(&crate::HealRun {
-            status: "confirmed".into(),
-            finished_at: Some(30),
-            ..run.clone()
-        })
+        .update_heal_run(
+            &crate::HealRun {
+                status: "confirmed".into(),
+                finished_at: Some(30),
+                ..run.clone()
+            },
+            &entry,
+        )
         .await
         .unwrap();
     assert!(store.unfinished_heal_runs().await.unwrap().is_empty());
+    // The run's update and its timeline entry are one write.
+    let timeline = store.incident_events(&first_incident.id).await.unwrap();
+    assert_eq!(timeline.len(), entries_before + 1);
+    let last = timeline.last().unwrap();
+    assert_eq!(
+        (
+            last.at,
+            last.kind.as_str(),
+            last.message.as_str(),
+            &last.data
+        ),
+        (30, "confirmed", entry.message.as_str(), &entry.data)
+    );
+    // A run whose incident is gone is still updated.
+    let orphan = crate::HealRun {
+        id: "h-3".into(),
+        incident_id: "no-such-incident".into(),
+        node_id: "n9".into(),
+        ..run.clone()
+    };
+    assert!(store.insert_heal_run(&orphan).await.unwrap());
+    store
+        .update_heal_run(
+            &crate::HealRun {
+                status: "failed".into(),
+                finished_at: Some(31),
+                ..orphan.clone()
+            },
+            &entry,
+        )
+        .await
+        .unwrap();
+    assert!(store.unfinished_heal_runs().await.unwrap().is_empty());
+    assert!(
+        store
+            .incident_events("no-such-incident")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store
             .last_heal_run_end("restart", "cpu", "n1")

@@ -23,10 +23,10 @@ use crate::{
     ExecutionRecord, HealRecord, HealRun, HistoryRow, InboundWebhook, Incident, IncidentEvent,
     IncidentFilter, InventoryChange, InventoryRefusal, InventoryRow, Invocation, LabelRefusal,
     LogBatchWrite, LogFilter, MetricBatchWrite, MetricRollup, MetricSeries, MonitorRecord,
-    NewEvent, NewNode, NewParameterVersion, Node, ParamSync, ParamSyncNode, ParameterVersion,
-    PolicyRecord, PruneStep, PutRefusal, Replay, Resolution, Result, Role, Rule, SessionEnd,
-    SessionFilter, SessionRecord, StatusTable, StepWrite, StoredAuditRecord, StoredEvent,
-    StoredLog, Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
+    NewEvent, NewIncidentEvent, NewNode, NewParameterVersion, Node, ParamSync, ParamSyncNode,
+    ParameterVersion, PolicyRecord, PruneStep, PutRefusal, Replay, Resolution, Result, Role, Rule,
+    SessionEnd, SessionFilter, SessionRecord, StatusTable, StepWrite, StoredAuditRecord,
+    StoredEvent, StoredLog, Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
 };
 
 /// Every store trait: what a backend is.
@@ -940,8 +940,10 @@ pub trait HealStore: Send + Sync {
     /// Record an attempt before it starts; false if that attempt exists.
     async fn insert_heal_run(&self, run: &HealRun) -> Result<bool>;
 
-    /// Write a run's status, execution, end and detail.
-    async fn update_heal_run(&self, run: &HealRun) -> Result<()>;
+    /// Write a run's status, execution, end and detail, and add `entry` to
+    /// its incident's timeline (if the incident exists) in the same
+    /// transaction: whoever reads the run's new status finds the entry.
+    async fn update_heal_run(&self, run: &HealRun, entry: &NewIncidentEvent) -> Result<()>;
 
     /// When the newest finished run of `heal` on the instance (alarm, node)
     /// ended, if one did.

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use operon_api::heal::{HealSpec, Incident as IncidentView};
-use operon_store::{HealRecord, HealRun, Incident, IncidentFilter, Node};
+use operon_store::{HealRecord, HealRun, Incident, IncidentFilter, NewIncidentEvent, Node};
 use serde_json::{Value, json};
 
 use super::service::{actor_name, glob_matches, limits, spec_of};
@@ -171,21 +171,13 @@ async fn progress(state: &AppState, mut run: HealRun) -> ServiceResult<()> {
                 "RUNNING" => Ok(()),
                 "SUCCEEDED" => {
                     run.status = "confirming".into();
-                    state.store.update_heal_run(&run).await?;
                     let message = format!(
                         "runbook execution {id} succeeded; waiting for alarm {} to be OK",
                         run.alarm
                     );
-                    state
-                        .store
-                        .add_incident_event(
-                            &run.incident_id,
-                            now_millis(),
-                            "heal_finished",
-                            &message,
-                            Some(&json!({"execution": id})),
-                        )
-                        .await?;
+                    let entry =
+                        timeline_entry("heal_finished", message, Some(json!({"execution": id})));
+                    state.store.update_heal_run(&run, &entry).await?;
                     Ok(())
                 }
                 other => {
@@ -284,21 +276,13 @@ async fn start(state: &AppState, mut run: HealRun) -> ServiceResult<()> {
     };
     run.status = "running".into();
     run.execution_id = Some(execution.clone());
-    state.store.update_heal_run(&run).await?;
     let message = format!(
         "heal {} attempt {} started runbook {} (execution {execution})",
         run.heal, run.attempt, spec.workflow
     );
-    state
-        .store
-        .add_incident_event(
-            &run.incident_id,
-            now_millis(),
-            "heal_started",
-            &message,
-            Some(&json!({"execution": execution, "heal": run.heal, "attempt": run.attempt})),
-        )
-        .await?;
+    let data = json!({"execution": execution, "heal": run.heal, "attempt": run.attempt});
+    let entry = timeline_entry("heal_started", message, Some(data));
+    state.store.update_heal_run(&run, &entry).await?;
     if let Some(incident) = incident_view(state, &run.incident_id).await? {
         put_event(
             state,
@@ -352,6 +336,16 @@ async fn runbook_input(state: &AppState, run: &HealRun, spec: &HealSpec) -> Serv
     }))
 }
 
+/// The timeline entry written with a run's update.
+fn timeline_entry(kind: &str, message: String, data: Option<Value>) -> NewIncidentEvent {
+    NewIncidentEvent {
+        at: now_millis(),
+        kind: kind.to_string(),
+        message,
+        data,
+    }
+}
+
 async fn finish(
     state: &AppState,
     mut run: HealRun,
@@ -363,19 +357,13 @@ async fn finish(
     } else {
         ("heal_failed", "Heal Failed")
     };
-    // The timeline first: whoever reads the run as finished also finds
-    // its entry there (the two are separate writes; a crash between them
-    // leaves the run unfinished, and the next pass finishes it again,
-    // repeating the entry rather than losing it).
     let message = format!("heal {} attempt {}: {detail}", run.heal, run.attempt);
-    state
-        .store
-        .add_incident_event(&run.incident_id, now_millis(), kind, &message, None)
-        .await?;
     run.status = status.to_string();
     run.finished_at = Some(now_millis());
     run.detail = Some(detail.to_string());
-    state.store.update_heal_run(&run).await?;
+    // One write: whoever reads the run as finished finds its entry.
+    let entry = timeline_entry(kind, message, None);
+    state.store.update_heal_run(&run, &entry).await?;
     tracing::info!(heal = %run.heal, attempt = run.attempt, incident = %run.incident_id, status, detail, "heal attempt finished");
     if let Some(incident) = incident_view(state, &run.incident_id).await? {
         put_event(state, event, &incident, json!({"heal": run.heal, "attempt": run.attempt, "execution": run.execution_id, "detail": detail})).await;

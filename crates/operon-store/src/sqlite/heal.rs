@@ -5,8 +5,8 @@ use sqlx::Row;
 
 use super::{SqliteStore, from_json, to_json};
 use crate::{
-    HealRecord, HealRun, HealStore, Incident, IncidentEvent, IncidentFilter, IncidentStore, Result,
-    db,
+    HealRecord, HealRun, HealStore, Incident, IncidentEvent, IncidentFilter, IncidentStore,
+    NewIncidentEvent, Result, db,
 };
 
 const INCIDENT_SELECT: &str = "SELECT id, alarm, node_id, status, reason, opened_at,
@@ -379,7 +379,8 @@ impl HealStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn update_heal_run(&self, run: &HealRun) -> Result<()> {
+    async fn update_heal_run(&self, run: &HealRun, entry: &NewIncidentEvent) -> Result<()> {
+        let mut tx = self.begin_write("starting a heal run update").await?;
         sqlx::query(
             "UPDATE heal_runs SET status = ?, execution_id = ?, finished_at = ?, detail = ?
              WHERE id = ?",
@@ -389,9 +390,26 @@ impl HealStore for SqliteStore {
         .bind(run.finished_at)
         .bind(&run.detail)
         .bind(&run.id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db("updating a heal run"))?;
+        if Self::incident_in(&mut tx, &run.incident_id)
+            .await?
+            .is_some()
+        {
+            append_event(
+                &mut tx,
+                &run.incident_id,
+                entry.at,
+                &entry.kind,
+                &entry.message,
+                entry.data.as_ref(),
+            )
+            .await?;
+        }
+        tx.commit()
+            .await
+            .map_err(db("committing a heal run update"))?;
         Ok(())
     }
 
