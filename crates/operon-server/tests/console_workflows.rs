@@ -57,6 +57,15 @@ async fn holding_workflow(api: &Api) {
     .await;
 }
 
+/// The `<section>` of a page whose heading has id `heading`.
+fn section<'a>(page: &'a str, heading: &str) -> &'a str {
+    let start = page
+        .find(&format!("aria-labelledby=\"{heading}\""))
+        .unwrap_or_else(|| panic!("no section {heading}: {page}"));
+    let end = page[start..].find("</section>").unwrap() + start;
+    &page[start..end]
+}
+
 /// The executions of `workflow`, through the API.
 async fn executions_of(api: &Api, workflow: &str) -> Vec<Value> {
     let list = api
@@ -127,7 +136,37 @@ async fn the_list_and_a_workflows_page_show_its_versions_and_definitions() {
             .contains(r#"href="/workflows/patching?version=2""#)
     );
 
-    let missing = browser.get("/workflows/patching?version=3").await;
+    // A third version by someone else: each version says who made it.
+    let alice = api
+        .user_token(
+            "alice",
+            json!([{"Effect": "Allow", "Action": "workflows:Update", "Resource": "workflow/patching"}]),
+        )
+        .await;
+    let third = json!({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}});
+    let (status, body) = api
+        .call_as(
+            &alice,
+            "PUT",
+            "/v1/workflows/patching",
+            Some(json!({"definition": third})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let page = browser.get("/workflows/patching").await;
+    let versions = section(&page.body, "versions-h");
+    let rows: Vec<&str> = versions.split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), 3, "{versions}");
+    assert!(rows[0].contains("v3</strong> (latest)"), "{}", rows[0]);
+    assert!(rows[0].contains("<td>alice</td>"), "{}", rows[0]);
+    assert!(rows[1].contains("?version=2\">v2</a>"), "{}", rows[1]);
+    assert!(rows[2].contains("<td>admin</td>"), "{}", rows[2]);
+    assert!(
+        rows.iter().all(|r| r.contains(" UTC</td>")),
+        "each version's date: {versions}"
+    );
+
+    let missing = browser.get("/workflows/patching?version=4").await;
     assert_eq!(missing.status, 404, "{}", missing.body);
     let unknown = browser.get("/workflows/nope").await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);

@@ -719,6 +719,26 @@ pub(crate) async fn workflow_versions_steps_and_cleanup_on_finish(store: DynStor
         (None, "admin")
     );
     assert!(store.workflow_run_as("deploy", 9).await.unwrap().is_none());
+    let versions = store.workflow_versions("deploy").await.unwrap();
+    assert_eq!(
+        versions,
+        vec![
+            crate::WorkflowVersionInfo {
+                version: 2,
+                created_at: 3,
+                created_by: "alice".into(),
+                role: Some("deployer".into()),
+            },
+            crate::WorkflowVersionInfo {
+                version: 1,
+                created_at: 1,
+                created_by: "admin".into(),
+                role: None,
+            },
+        ],
+        "newest first"
+    );
+    assert!(store.workflow_versions("other").await.unwrap().is_empty());
 
     let mut first = step("x-1", "RUNNING", true);
     first.history.push(HistoryRow {

@@ -27,6 +27,7 @@ use crate::{
     ParameterVersion, PolicyRecord, PruneStep, PutRefusal, Replay, Resolution, Result, Role, Rule,
     SessionEnd, SessionFilter, SessionRecord, StatusTable, StepWrite, StoredAuditRecord,
     StoredEvent, StoredLog, Tags, TimerRow, User, VersionRunAs, Workflow, WorkflowTask,
+    WorkflowVersionInfo,
 };
 
 /// Every store trait: what a backend is.
@@ -564,6 +565,10 @@ pub trait WorkflowStore: Send + Sync {
     /// Who made a version and the role it names, if any: what its
     /// executions act as.
     async fn workflow_run_as(&self, name: &str, version: i64) -> Result<Option<VersionRunAs>>;
+
+    /// Every version of a workflow (deleted workflows' included), newest
+    /// first; empty when there is none.
+    async fn workflow_versions(&self, name: &str) -> Result<Vec<WorkflowVersionInfo>>;
 
     /// Mark a workflow deleted. Refused while executions of it are running.
     async fn delete_workflow(&self, name: &str, now: i64) -> Result<Result<(), String>>;

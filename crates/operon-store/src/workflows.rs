@@ -26,6 +26,15 @@ pub struct Workflow {
     pub role: Option<String>,
 }
 
+/// One version of a workflow: when, by whom, and the role it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowVersionInfo {
+    pub version: i64,
+    pub created_at: i64,
+    pub created_by: String,
+    pub role: Option<String>,
+}
+
 /// What a workflow version's executions act as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionRunAs {

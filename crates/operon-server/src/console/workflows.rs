@@ -122,12 +122,20 @@ struct ExecutionRow {
     started: String,
 }
 
+/// One version in the workflow's version list.
+struct VersionRow {
+    version: i64,
+    created: String,
+    created_by: String,
+    role: String,
+}
+
 /// What a workflow's page shows besides the Start form.
 struct WorkflowView {
     name: String,
     latest: i64,
-    /// Every version, newest first (versions are numbered 1 to the latest).
-    versions: Vec<i64>,
+    /// Every version, newest first.
+    versions: Vec<VersionRow>,
     chosen: i64,
     description: String,
     updated: String,
@@ -208,12 +216,24 @@ async fn load(
             .definition_at(name, chosen)
             .await?
     };
+    let versions = state
+        .workflow_definitions()
+        .versions(name)
+        .await?
+        .into_iter()
+        .map(|v| VersionRow {
+            version: v.version,
+            created: time_text(v.created_at),
+            created_by: v.created_by,
+            role: v.role.unwrap_or_default(),
+        })
+        .collect();
     let executions = recent_executions(state, signed_in, name).await;
     Ok(WorkflowView {
         svg: graph::render(&definition, &[]),
         description: description_of(&definition),
         definition: serde_json::to_string_pretty(&definition).unwrap_or_default(),
-        versions: (1..=workflow.version).rev().collect(),
+        versions,
         chosen,
         latest: workflow.version,
         updated: time_text(workflow.updated_at),

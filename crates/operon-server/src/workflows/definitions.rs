@@ -7,7 +7,7 @@
 //! each effect (see [`crate::runas`]). Naming a role needs `roles:Pass`.
 
 use operon_asl::StateMachine;
-use operon_store::{Store, Workflow};
+use operon_store::{Store, Workflow, WorkflowVersionInfo};
 use serde_json::Value;
 
 use crate::access::{Principal, check_action};
@@ -139,6 +139,12 @@ impl WorkflowService<'_> {
                     format!("no version {version} of workflow {name:?}"),
                 )
             })
+    }
+
+    /// Every version of a live workflow, newest first.
+    pub async fn versions(&self, name: &str) -> ServiceResult<Vec<WorkflowVersionInfo>> {
+        self.get(name).await?;
+        Ok(self.store.workflow_versions(name).await?)
     }
 
     /// Every live workflow, at its latest version.

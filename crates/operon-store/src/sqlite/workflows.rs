@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::{SqliteStore, from_json};
 use crate::{
     Approval, ApprovalDecision, ExecutionFilter, ExecutionRecord, HistoryRow, Result, StepWrite,
-    TimerRow, VersionRunAs, Workflow, WorkflowStore, WorkflowTask, db,
+    TimerRow, VersionRunAs, Workflow, WorkflowStore, WorkflowTask, WorkflowVersionInfo, db,
 };
 
 const EXECUTION_SELECT: &str = "SELECT id, workflow, version, name, status, input, output, error,
@@ -194,6 +194,28 @@ impl WorkflowStore for SqliteStore {
         .await
         .map_err(db("reading a workflow version's role"))?;
         Ok(row.map(|(created_by, role)| VersionRunAs { created_by, role }))
+    }
+
+    async fn workflow_versions(&self, name: &str) -> Result<Vec<WorkflowVersionInfo>> {
+        let rows: Vec<(i64, i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT version, created_at, created_by, role FROM workflow_versions
+             WHERE workflow = ? ORDER BY version DESC",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing a workflow's versions"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(version, created_at, created_by, role)| WorkflowVersionInfo {
+                    version,
+                    created_at,
+                    created_by,
+                    role,
+                },
+            )
+            .collect())
     }
 
     async fn delete_workflow(&self, name: &str, now: i64) -> Result<Result<(), String>> {
