@@ -227,6 +227,16 @@ fn max_concurrency_one_serialises_and_unlimited_overlaps() {
             "max-concurrency 1 overlapped: {spans:?}"
         );
     }
+    // Each node waits (up to 30 s) until all three have started: with
+    // unlimited concurrency they all do at once, however loaded the
+    // machine; serialised, none would overlap.
+    let barrier = tempfile::tempdir().unwrap();
+    let together = format!(
+        "date +%s%N; touch {b}/$$; i=0; \
+         while [ $(ls {b} | wc -l) -lt 3 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+         date +%s%N",
+        b = barrier.path().display()
+    );
     let parallel = fleet.server.cli_json(&[
         "run",
         "--targets",
@@ -234,7 +244,7 @@ fn max_concurrency_one_serialises_and_unlimited_overlaps() {
         "--max-concurrency",
         "100%",
         "--",
-        script,
+        &together,
     ]);
     let spans = intervals(&parallel);
     let latest_start = spans.iter().map(|s| s.0).max().unwrap();
@@ -296,11 +306,16 @@ fn max_errors_stops_dispatch_and_marks_the_rest_not_run() {
 fn an_agent_killed_mid_command_does_not_run_it_again() {
     let mut fleet = Fleet::start();
     let marker = fleet.dir.path().join("marker");
+    let pid_file = fleet.dir.path().join("pid");
+    let release = fleet.dir.path().join("release");
+    // The command would finish only once released: the test releases it
+    // after the restarted agent has stopped it, so an orphan that survived
+    // is always seen, however slow the restart on a loaded machine.
     let script = format!(
-        // Long enough for a restart on a loaded 2-core machine; the check
-        // below waits past it, so a surviving orphan is always seen.
-        "echo started >> {m}; sleep 8; echo finished >> {m}",
-        m = marker.display()
+        "echo $$ > {p}; echo started >> {m}; while [ ! -e {r} ]; do sleep 0.1; done; echo finished >> {m}",
+        p = pid_file.display(),
+        m = marker.display(),
+        r = release.display()
     );
     let run = fleet
         .server
@@ -310,6 +325,7 @@ fn an_agent_killed_mid_command_does_not_run_it_again() {
             .ok()
             .filter(|m| m.contains("started"))
     });
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
     let agent = fleet.agent("web-1");
     agent.kill();
     let server = &fleet.server;
@@ -327,8 +343,19 @@ fn an_agent_killed_mid_command_does_not_run_it_again() {
             .contains("interrupted"),
         "{inv}"
     );
-    // Long enough for a second run (or the orphaned first one) to finish.
-    std::thread::sleep(Duration::from_secs(9));
+    // The restarted agent stops the orphan (its process is gone, or left
+    // a zombie), and nothing runs the command again.
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+    wait_for("the orphan to be stopped", Duration::from_secs(30), || {
+        let state = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit(") ")
+            .next()
+            .is_some_and(|s| s.starts_with('Z'));
+        (state.is_empty() || zombie).then_some(())
+    });
+    std::fs::write(&release, b"").unwrap();
+    std::thread::sleep(Duration::from_secs(1));
     let marks = std::fs::read_to_string(&marker).unwrap();
     assert_eq!(
         marks, "started\n",
