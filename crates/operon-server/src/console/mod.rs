@@ -24,6 +24,7 @@
 //! [`routes`] and one line in [`NAV`].
 
 mod assets;
+mod associations;
 mod chart;
 mod events;
 mod graph;
@@ -92,6 +93,10 @@ pub(crate) const NAV: &[NavItem] = &[
     NavItem {
         href: "/parameters",
         label: "Parameters",
+    },
+    NavItem {
+        href: "/associations",
+        label: "Associations",
     },
     NavItem {
         href: "/compliance",
@@ -185,6 +190,9 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             get(parameters::show_reveal).post(parameters::reveal),
         )
         .route("/parameters/{name}", get(parameters::show))
+        .route("/associations", get(associations::list))
+        .route("/associations/{name}", get(associations::show))
+        .route("/associations/{name}/run", post(associations::run))
         .route("/compliance", get(ops::compliance))
         .route("/alarms", get(ops::alarms))
         .route("/alarms/{name}", get(ops::alarm))
@@ -440,6 +448,22 @@ pub(crate) fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::I
     extensions
         .get::<axum::extract::ConnectInfo<crate::PeerAddr>>()
         .map(|info| info.0.0.ip())
+}
+
+/// Text as one URL path segment: unreserved bytes as they are, anything
+/// else percent-encoded (names are plain, but a redirect must not carry
+/// what a crafted one could).
+pub(crate) fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char);
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// The 403 page of a refused POST (cross-site or without the session's

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use super::chart::{self, Chart};
 use super::pages::time_text;
 use super::session::{CsrfForm, SignedIn, check_csrf};
-use super::{audited, render, service_error_page};
+use super::{audited, path_segment, render, service_error_page};
 use crate::AppState;
 use crate::heal::service::IncidentQuery;
 use crate::metrics::query::{By, parse_stat, stat_name};
@@ -125,7 +125,7 @@ pub(super) struct ComplianceRow {
 }
 
 impl ComplianceRow {
-    fn new(c: NodeCompliance) -> ComplianceRow {
+    pub(super) fn new(c: NodeCompliance) -> ComplianceRow {
         ComplianceRow {
             resources: c.resources.len(),
             failing: c
@@ -688,24 +688,9 @@ async fn after_incident_action<T>(
     done: crate::service::ServiceResult<T>,
 ) -> Response {
     match audited(state, &signed_in.principal, path, done).await {
-        Ok(_) => Redirect::to(&format!("/incidents/{}", urlencoding(id))).into_response(),
+        Ok(_) => Redirect::to(&format!("/incidents/{}", path_segment(id))).into_response(),
         Err(e) => service_error_page(signed_in.chrome(&format!("Incident {id}"), "/incidents"), e),
     }
-}
-
-/// A path segment percent-encoded (ids are plain, but a redirect must not
-/// carry what a crafted one could).
-fn urlencoding(segment: &str) -> String {
-    let mut out = String::new();
-    for b in segment.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char);
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -725,7 +710,7 @@ mod tests {
 
     #[test]
     fn redirect_segments_are_percent_encoded() {
-        assert_eq!(urlencoding("inc-1_a.b~"), "inc-1_a.b~");
-        assert_eq!(urlencoding("a/b?c"), "a%2Fb%3Fc");
+        assert_eq!(path_segment("inc-1_a.b~"), "inc-1_a.b~");
+        assert_eq!(path_segment("a/b?c"), "a%2Fb%3Fc");
     }
 }

@@ -90,19 +90,6 @@ fn summary(value: &Value) -> String {
     format!("{cut}…")
 }
 
-/// A name as one path segment (names are letters, digits, `-`, `_`, `.`;
-/// anything else is percent-encoded all the same).
-fn urlencoding_path(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 // ----- Buses ----------------------------------------------------------------------
 
 struct BusRow {

@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{SECTION, may, page_status, pretty_text, urlencoding_path};
+use super::{SECTION, may, page_status, pretty_text};
 use crate::AppState;
 use crate::console::pages::time_text;
+use crate::console::path_segment;
 use crate::console::session::{SignedIn, check_csrf};
 use crate::console::{Chrome, audited, gate, render, service_error_page};
 use crate::events::replay;
@@ -201,7 +202,7 @@ pub(in crate::console) async fn create_archive(
     match audited(&state, principal, path, created).await {
         Ok(archive) => Redirect::to(&format!(
             "/archives?created={}",
-            urlencoding_path(&archive.name)
+            path_segment(&archive.name)
         ))
         .into_response(),
         Err(e) => {
@@ -392,7 +393,7 @@ pub(in crate::console) async fn start_replay(
         Ok(started) => {
             let name = started.replay.name.clone();
             replay::spawn_replay(state.clone(), started);
-            Redirect::to(&format!("/replays?started={}", urlencoding_path(&name))).into_response()
+            Redirect::to(&format!("/replays?started={}", path_segment(&name))).into_response()
         }
         Err(e) => {
             let status = page_status(&e);

@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{SECTION, named, pretty, pretty_text, summary, urlencoding_path};
+use super::{SECTION, named, pretty, pretty_text, summary};
 use crate::AppState;
 use crate::console::pages::time_text;
+use crate::console::path_segment;
 use crate::console::session::{CsrfForm, SignedIn, check_csrf};
 use crate::console::{Chrome, audited, gate, render, service_error_page};
 use crate::events::rules;
@@ -276,7 +277,7 @@ async fn set_enabled(
         state.rules().set_enabled(&name, enabled).await
     };
     match audited(&state, principal, &path, changed.await).await {
-        Ok(_) => Redirect::to(&format!("/rules/{}", urlencoding_path(&name))).into_response(),
+        Ok(_) => Redirect::to(&format!("/rules/{}", path_segment(&name))).into_response(),
         Err(e) => service_error_page(signed_in.chrome(&format!("Rule {name}"), SECTION), e),
     }
 }
