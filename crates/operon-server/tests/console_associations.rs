@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::console::{Browser, assert_security_headers};
+use common::console::{Browser, assert_security_headers, section};
 use common::fleet::Fleet;
 use serde_json::{Value, json};
 
@@ -47,15 +47,6 @@ async fn web_baseline(fleet: &Fleet) {
 async fn runs(fleet: &Fleet) -> Vec<Value> {
     let detail = fleet.ok("GET", "/v1/associations/web-baseline", None).await;
     detail["runs"].as_array().unwrap().clone()
-}
-
-/// The `<section>` of a page whose heading has id `heading`.
-fn section<'a>(page: &'a str, heading: &str) -> &'a str {
-    let start = page
-        .find(&format!("aria-labelledby=\"{heading}\""))
-        .unwrap_or_else(|| panic!("no section {heading}: {page}"));
-    let end = page[start..].find("</section>").unwrap() + start;
-    &page[start..end]
 }
 
 #[tokio::test]

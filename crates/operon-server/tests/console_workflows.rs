@@ -7,7 +7,7 @@
 mod common;
 
 use common::Api;
-use common::console::{Browser, assert_security_headers};
+use common::console::{Browser, assert_security_headers, section};
 use serde_json::{Value, json};
 
 /// A workflow `name` whose first version waits an hour in `Hold` (so its
@@ -55,15 +55,6 @@ async fn holding_workflow(api: &Api) {
         Some(json!({"name": "hold", "definition": definition})),
     )
     .await;
-}
-
-/// The `<section>` of a page whose heading has id `heading`.
-fn section<'a>(page: &'a str, heading: &str) -> &'a str {
-    let start = page
-        .find(&format!("aria-labelledby=\"{heading}\""))
-        .unwrap_or_else(|| panic!("no section {heading}: {page}"));
-    let end = page[start..].find("</section>").unwrap() + start;
-    &page[start..end]
 }
 
 /// The executions of `workflow`, through the API.

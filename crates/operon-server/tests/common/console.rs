@@ -196,3 +196,12 @@ impl Browser {
             .join("; ")
     }
 }
+
+/// The `<section>` of a page whose heading has id `heading`.
+pub fn section<'a>(page: &'a str, heading: &str) -> &'a str {
+    let start = page
+        .find(&format!("aria-labelledby=\"{heading}\""))
+        .unwrap_or_else(|| panic!("no section {heading}: {page}"));
+    let end = page[start..].find("</section>").unwrap() + start;
+    &page[start..end]
+}
