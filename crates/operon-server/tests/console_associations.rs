@@ -114,6 +114,16 @@ async fn check_now_starts_a_check_run_audited_and_needs_the_csrf_secret() {
 
     let page = browser.get("/associations/web-baseline").await;
     let csrf = page.csrf();
+    let unknown = browser
+        .post(path, &[("csrf", &csrf), ("mode", "chek")], &[])
+        .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("not one of apply, check"),
+        "{}",
+        unknown.body
+    );
+    assert_eq!(runs(&fleet).await.len(), before, "nothing ran");
     let done = browser
         .post(path, &[("csrf", &csrf), ("mode", "check")], &[])
         .await;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use operon_api::associations::{Association, AssociationSpec};
 use serde::Deserialize;
@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::ops::{ComplianceRow, section_refusal};
 use super::pages::time_text;
 use super::session::{SignedIn, check_csrf};
-use super::{Chrome, audited, path_segment, render, service_error_page};
+use super::{Chrome, audited, error_page, path_segment, render, service_error_page};
 use crate::AppState;
 
 const SECTION: &str = "/associations";
@@ -191,7 +191,7 @@ pub(super) async fn show(
 pub(super) struct RunForm {
     #[serde(default)]
     csrf: String,
-    /// `check` for Check now; anything else applies.
+    /// `apply` (Apply now, the default) or `check` (Check now).
     #[serde(default)]
     mode: String,
 }
@@ -210,8 +210,19 @@ pub(super) async fn run(
     if let Err(refused) = check_csrf(&state, &signed_in, &headers, &form.csrf, &path).await {
         return refused;
     }
+    let check = match form.mode.as_str() {
+        "" | "apply" => false,
+        "check" => true,
+        other => {
+            return error_page(
+                signed_in.chrome(&format!("Association {name}"), SECTION),
+                StatusCode::BAD_REQUEST,
+                "Nothing run",
+                &format!("mode: '{other}' is not one of apply, check"),
+            );
+        }
+    };
     let principal = &signed_in.principal;
-    let check = form.mode == "check";
     let done = state.associations().run(principal, &name, check).await;
     // The command it started, in the record, as the API's twin notes it.
     if let Ok(Some(id)) = done.as_ref().map(|started| &started.command_id) {
